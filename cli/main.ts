@@ -1,0 +1,34 @@
+/**
+ * The `virtops` command. Thin by design: each subcommand lives in cli/commands/<name>.ts,
+ * parses its flags with commander and calls into dsl/, synth/, launcher/ or reconciler/.
+ */
+import { Command } from 'commander';
+import { registerSynth } from './commands/synth.js';
+import { registerDomainXml } from './commands/domain-xml.js';
+import { registerImport } from './commands/import.js';
+import { registerInit } from './commands/init.js';
+import { registerLauncher } from './commands/launcher.js';
+
+export function buildProgram(): Command {
+  const program = new Command('virtops')
+    .description('Virtual machines as code: typed DSL → KubeVirt manifests in git → libvirt domains')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (s, write) => write(s) });
+  registerSynth(program);
+  registerDomainXml(program);
+  registerImport(program);
+  registerInit(program);
+  registerLauncher(program);
+  return program;
+}
+
+const isEntry = process.argv[1] && /cli[\\/](main\.ts|bin\.js)$/.test(process.argv[1]);
+if (isEntry) {
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((err: unknown) => {
+      process.stderr.write(`virtops: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,36 @@
+/**
+ * What the node knows that the VMI does not: where each volume was materialised, where
+ * the sockets and logs live, and which accelerator to use. launcher/volumes produces it;
+ * launcher/convert consumes it. Keeping it explicit keeps the converter pure.
+ */
+
+export type Emulation = 'kvm' | 'tcg';
+
+/** One volume as it exists on this node, ready to be attached to the domain. */
+export interface MaterializedVolume {
+  /** The VMI volume name this came from. */
+  name: string;
+  /** How libvirt should open it: a regular file or a block device. */
+  type: 'file' | 'block';
+  path: string;
+  format: 'qcow2' | 'raw';
+  /** For copy-on-write overlays (containerDisk, ephemeral): the read-only base image. */
+  backingStore?: { path: string; format: 'qcow2' | 'raw' };
+  /** Filesystem-like volumes (secret, configMap, serviceAccount) are presented as an ISO. */
+  readOnly?: boolean;
+}
+
+export interface ConversionContext {
+  /** Accelerator: 'kvm' → <domain type="kvm">, 'tcg' → <domain type="qemu">. */
+  emulation: Emulation;
+  /** Volumes by VMI volume name. A disk whose volume is missing here is a conversion error. */
+  volumes: Record<string, MaterializedVolume>;
+  /** Kernel boot artifacts extracted from spec.domain.firmware.kernelBoot.container. */
+  kernelBoot?: { kernelPath?: string; initrdPath?: string };
+  /** Directory for the serial console unix socket (`<socketsDir>/<ns>_<name>-serial0`). */
+  socketsDir: string;
+  /** Directory for the serial console log file. */
+  logDir: string;
+  /** OVMF firmware files when spec.domain.firmware.bootloader.efi is set. */
+  ovmf?: { code: string; vars: string; secureBootCode?: string; secureBootVars?: string; nvramDir: string };
+}
