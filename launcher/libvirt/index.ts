@@ -1,0 +1,13 @@
+export * from './driver.js';
+export * from './errors.js';
+export { NativeLibvirtDriver, type NativeDriverOptions } from './native.js';
+export { parseVirshEventLine, diffDomainStates } from './events.js';
+export { backoffDelay, sleep } from './backoff.js';
+
+import { NativeLibvirtDriver, type NativeDriverOptions } from './native.js';
+import type { LibvirtDriver } from './driver.js';
+
+/** The driver the launcher uses: the N-API binding with virsh-event lifecycle events. */
+export function createLibvirtDriver(opts: NativeDriverOptions): LibvirtDriver {
+  return new NativeLibvirtDriver(opts);
+}
