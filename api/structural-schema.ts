@@ -1,0 +1,121 @@
+/**
+ * Converts KubeVirt's swagger 2.0 definitions (vendored in api/kubevirt-openapi.v1.json) into
+ * self-contained *structural* schemas, the form Kubernetes requires for CRDs and the form
+ * api/validate.ts compiles with ajv, so the API server and virtops check the same shape.
+ *
+ * - `$ref`s are inlined; a definition that refers back to itself is cut with
+ *   `x-kubernetes-preserve-unknown-fields: true` (none of the VM/VMI definitions recurse today).
+ * - Quantities and IntOrString become `x-kubernetes-int-or-string: true` with the canonical
+ *   `anyOf: [integer, string]` (Quantity strings also get the Kubernetes quantity pattern).
+ * - ObjectMeta: the root `metadata` is `type: object` (the API server owns its schema); nested
+ *   metadata (VM template, DataVolume templates) keeps unknown fields.
+ * - Keywords a structural schema cannot carry, or that would make the API server reject the
+ *   CRD (`$ref` siblings, `default`, list/map topology markers, patch hints) are dropped.
+ * - `strict` (the validator's mode) adds `additionalProperties: false` to every object that
+ *   declares properties and to empty structs, so unknown fields are rejected by path. Free-form
+ *   maps (`additionalProperties: {...}`), ObjectMeta and FieldsV1 stay open.
+ */
+import openapi from './kubevirt-openapi.v1.json' with { type: 'json' };
+
+export type JsonSchema = { [key: string]: unknown };
+
+interface SwaggerNode {
+  $ref?: string;
+  type?: string | string[];
+  format?: string;
+  description?: string;
+  properties?: Record<string, SwaggerNode>;
+  additionalProperties?: SwaggerNode | boolean;
+  items?: SwaggerNode;
+  required?: string[];
+  enum?: unknown[];
+  nullable?: boolean;
+}
+
+const DEFINITIONS = (openapi as unknown as { definitions: Record<string, SwaggerNode> }).definitions;
+
+const OBJECT_META = 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta';
+const QUANTITY = 'k8s.io.apimachinery.pkg.api.resource.Quantity';
+const INT_OR_STRING = 'k8s.io.apimachinery.pkg.util.intstr.IntOrString';
+/** Definitions that are free-form JSON by design. */
+const FREE_FORM = new Set(['k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1', 'k8s.io.apimachinery.pkg.runtime.RawExtension']);
+
+/** Kubernetes' resource.Quantity grammar (as used in generated CRDs). */
+export const QUANTITY_PATTERN =
+  '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
+
+export interface StructuralOptions {
+  /** Reject unknown fields (validator mode). @default false */
+  readonly strict?: boolean;
+  /** Keep `description`s (large; CRDs omit them). @default false */
+  readonly descriptions?: boolean;
+}
+
+export function definitionNames(): string[] {
+  return Object.keys(DEFINITIONS);
+}
+
+/** The structural schema of one definition, e.g. `v1.VirtualMachine`. */
+export function structuralSchema(definition: string, opts: StructuralOptions = {}): JsonSchema {
+  if (!DEFINITIONS[definition]) throw new Error(`unknown OpenAPI definition '${definition}'`);
+  return convertRef(definition, { opts, stack: [] });
+}
+
+interface Ctx {
+  opts: StructuralOptions;
+  stack: string[];
+}
+
+const refName = (ref: string): string => ref.replace('#/definitions/', '');
+
+function convertRef(name: string, ctx: Ctx): JsonSchema {
+  if (name === QUANTITY) return { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer' }, { type: 'string', pattern: QUANTITY_PATTERN }] };
+  if (name === INT_OR_STRING) return { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer' }, { type: 'string' }] };
+  if (FREE_FORM.has(name)) return { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
+  if (name === OBJECT_META && !ctx.opts.strict) {
+    return ctx.stack.length === 1 ? { type: 'object' } : { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
+  }
+  if (ctx.stack.includes(name)) return { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
+  const def = DEFINITIONS[name];
+  if (!def) throw new Error(`OpenAPI definition '${name}' is referenced but not vendored; re-run scripts/vendor-openapi.ts`);
+  // ObjectMeta is checked for types but never closed: the API server owns its fields.
+  const opts = name === OBJECT_META ? { ...ctx.opts, strict: false } : ctx.opts;
+  return convertNode(def, { opts, stack: [...ctx.stack, name] });
+}
+
+function convertNode(node: SwaggerNode, ctx: Ctx): JsonSchema {
+  if (node.$ref) {
+    const inlined = convertRef(refName(node.$ref), ctx);
+    // Siblings of a $ref (description, default) are not allowed in structural schemas; a
+    // description may be moved onto the inlined node.
+    return ctx.opts.descriptions && node.description ? { ...inlined, description: node.description } : inlined;
+  }
+  const out: JsonSchema = {};
+  if (ctx.opts.descriptions && node.description) out.description = node.description;
+  if (Array.isArray(node.type)) {
+    // Only Quantity uses a type list in KubeVirt's spec; treat any other the same way.
+    Object.assign(out, { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer' }, { type: 'string' }] });
+    return out;
+  }
+  if (node.type) out.type = node.type;
+  if (node.format && node.type !== 'object') out.format = node.format;
+  if (node.enum) out.enum = node.enum;
+  if (node.nullable) out.nullable = true;
+  if (node.type === 'array' && node.items) out.items = convertNode(node.items, ctx);
+  if (node.properties) {
+    out.properties = Object.fromEntries(Object.entries(node.properties).map(([k, v]) => [k, convertNode(v, ctx)]));
+    if (node.required?.length) out.required = [...node.required];
+    if (ctx.opts.strict) out.additionalProperties = false;
+  } else if (node.additionalProperties !== undefined && node.additionalProperties !== false) {
+    if (node.additionalProperties === true) out['x-kubernetes-preserve-unknown-fields'] = true;
+    else out.additionalProperties = convertNode(node.additionalProperties, ctx);
+  } else if (node.type === 'object' && ctx.opts.strict) {
+    // An empty Go struct (bridge: {}, masquerade: {}): nothing may be set inside it.
+    out.additionalProperties = false;
+  }
+  if (!out.type && !out['x-kubernetes-int-or-string'] && !out['x-kubernetes-preserve-unknown-fields']) {
+    // Untyped node: structural schemas require a type, so keep its content as-is.
+    out['x-kubernetes-preserve-unknown-fields'] = true;
+  }
+  return out;
+}

@@ -1,0 +1,115 @@
+/**
+ * The virtops cdk8s app: what `vms/main.ts` instantiates.
+ *
+ *   const app = new VirtopsApp();
+ *   new MyVms(app, 'web');        // charts holding VirtualMachine constructs
+ *   app.synth();
+ *
+ * Output: one `<chart-id>.k8s.yaml` per chart in `$CDK8S_OUTDIR` (default `dist`), including
+ * `crds.k8s.yaml` (the VirtualMachine/VMI CRDs) and `install.k8s.yaml` (the reconciler). Each
+ * VirtualMachine gets its launcher Pod rendered next to it, in the same chart, so one file
+ * holds a VM and its Pod and a diff of dist/ shows everything that will change.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ApiObject, App, Chart, Names, YamlOutputType, type AppProps } from 'cdk8s';
+import type { IConstruct } from 'constructs';
+import type * as api from '../api/kubevirt.js';
+import { CrdChart } from './crds.js';
+import { InstallChart, type InstallChartProps } from './install.js';
+import { renderLauncherPod, type LauncherPodOptions } from './launcher-pod.js';
+
+export const OUTPUT_FILE_EXTENSION = '.k8s.yaml';
+/** Construct id of the launcher Pod added under each VirtualMachine construct. */
+export const LAUNCHER_POD_ID = 'LauncherPod';
+
+/** What synth needs from the DSL's VirtualMachine construct (dsl/virtual-machine.ts). */
+export interface VirtualMachineConstruct extends IConstruct {
+  toManifest(): api.VirtualMachine;
+}
+
+/**
+ * True for the DSL's VirtualMachine constructs. Asks the construct's own class
+ * (`VirtualMachine.isVirtualMachine(x)`), so synth needs no import of dsl/ and copies of the
+ * DSL loaded twice still match.
+ */
+export function isVirtualMachineConstruct(x: IConstruct): x is VirtualMachineConstruct {
+  const ctor = (x as { constructor?: { isVirtualMachine?: (c: unknown) => boolean } }).constructor;
+  return typeof ctor?.isVirtualMachine === 'function' && ctor.isVirtualMachine(x) === true
+    && typeof (x as Partial<VirtualMachineConstruct>).toManifest === 'function';
+}
+
+export interface VirtopsAppProps extends Omit<AppProps, 'yamlOutputType' | 'outputFileExtension'> {
+  /** Emit `crds.k8s.yaml`. @default true */
+  readonly crds?: boolean;
+  /** Emit `install.k8s.yaml` (namespace, RBAC, controller, node agent). @default true */
+  readonly install?: boolean | InstallChartProps;
+  /** How launcher Pods are rendered (image, emulation). */
+  readonly launcher?: LauncherPodOptions;
+}
+
+export class VirtopsApp extends App {
+  private readonly launcherOptions: LauncherPodOptions;
+
+  constructor(props: VirtopsAppProps = {}) {
+    super({
+      ...props,
+      outdir: props.outdir ?? process.env.CDK8S_OUTDIR ?? 'dist',
+      outputFileExtension: OUTPUT_FILE_EXTENSION,
+      yamlOutputType: YamlOutputType.FILE_PER_CHART,
+    });
+    this.launcherOptions = props.launcher ?? {};
+    if (props.crds !== false) new CrdChart(this, 'crds');
+    if (props.install !== false) new InstallChart(this, 'install', typeof props.install === 'object' ? props.install : {});
+  }
+
+  /** Every VirtualMachine construct in the tree, in construct-tree order. */
+  get virtualMachines(): VirtualMachineConstruct[] {
+    return this.node.findAll().filter(isVirtualMachineConstruct);
+  }
+
+  /**
+   * Adds a launcher Pod ApiObject under each VirtualMachine construct that has none yet.
+   * Idempotent, so synth() may run twice. Returns how many were added.
+   */
+  attachLauncherPods(): number {
+    let added = 0;
+    for (const vm of this.virtualMachines) {
+      if (vm.node.tryFindChild(LAUNCHER_POD_ID)) continue;
+      const pod = renderLauncherPod(vm.toManifest(), this.launcherOptions);
+      new ApiObject(vm, LAUNCHER_POD_ID, pod);
+      added++;
+    }
+    return added;
+  }
+
+  /** `<chart-id>.k8s.yaml` per chart; throws when two charts would share a file. */
+  chartFileNames(): Map<Chart, string> {
+    const names = new Map<Chart, string>();
+    const owners = new Map<string, string>();
+    for (const chart of this.charts) {
+      const file = Names.toDnsLabel(chart) + OUTPUT_FILE_EXTENSION;
+      const other = owners.get(file);
+      if (other !== undefined) {
+        throw new Error(`charts '${other}' and '${chart.node.path}' would both be written to ${file}; give one of them a different id`);
+      }
+      owners.set(file, chart.node.path);
+      names.set(chart, file);
+    }
+    return names;
+  }
+
+  override synth(): void {
+    this.attachLauncherPods();
+    this.chartFileNames(); // fail early on clashing file names
+    super.synth();
+    // cdk8s prefixes file names with a topological index (0000-...) once charts depend on each
+    // other; that would rename every file when one dependency is added, so drop the prefix.
+    // Same order as cdk8s' namer: the charts' topological order after synth added dependencies.
+    let index = 0;
+    for (const file of this.chartFileNames().values()) {
+      const indexed = path.join(this.outdir, `${String(index++).padStart(4, '0')}-${file}`);
+      if (fs.existsSync(indexed)) fs.renameSync(indexed, path.join(this.outdir, file));
+    }
+  }
+}

@@ -1,0 +1,347 @@
+/**
+ * Renders the launcher Pod of a VirtualMachine: the Pod that holds one VMI's resources and
+ * runs its launcher, laid out the way KubeVirt's virt-controller lays out virt-launcher Pods
+ * (name, labels, init containers, `compute` first, the shared emptyDirs and their mount
+ * paths), with virtops' own launcher monitor as the `compute` command.
+ *
+ * The launcher command line (a stable contract with launcher/monitor; keep in sync):
+ *
+ *   virtops launcher-monitor
+ *     --qemu-timeout <N>s                 QEMU start deadline (default 240s, fixed: no jitter)
+ *     --name <vm>                         VMI name
+ *     --uid $(VMI_UID)                    VMI uid (see below)
+ *     --namespace <ns>                    VMI namespace (default "default")
+ *     --kubevirt-share-dir /var/run/kubevirt
+ *     --ephemeral-disk-dir /var/run/kubevirt-ephemeral-disks
+ *     --container-disk-dir /var/run/kubevirt/container-disks
+ *     --grace-period-seconds <vmi grace + 15>
+ *     --hook-sidecars 0
+ *     --emulation auto|kvm|tcg
+ *
+ * The VMI uid does not exist at synth time (the API server or the local store assigns it when
+ * the VM starts). To keep dist/ stable, the Pod carries the placeholder label
+ * `kubevirt.io/created-by: <VMI_UID_PLACEHOLDER>`; whoever creates the Pod from the VMI (the
+ * controller, or the node agent in standalone mode) sets that label to the real uid. The
+ * `VMI_UID` env var reads the label through the downward API, and kubelet expands `$(VMI_UID)`
+ * in args; without a kubelet, `launcherArgv()` does the same expansion.
+ */
+import type * as api from '../api/kubevirt.js';
+import { computeOverhead, guestMemoryBytes, vcpuCount, type Emulation, type OverheadBreakdown } from './overhead.js';
+import type { Container, EnvVar, PodManifest, PodVolume, ResourceList, VolumeMount } from './pod-types.js';
+import { formatBytes, parseQuantity } from './quantity.js';
+
+/** One image carries the `virtops` CLI for the controller, the node agent and launchers. */
+export const DEFAULT_LAUNCHER_IMAGE = 'ghcr.io/virtops/virtops:0.1.0';
+export const VMI_UID_PLACEHOLDER = 'vmi-uid-unassigned';
+export const LABEL_APP = 'kubevirt.io';
+export const LABEL_CREATED_BY = 'kubevirt.io/created-by';
+export const LABEL_VM_NAME = 'vm.kubevirt.io/name';
+export const ANNOTATION_DOMAIN = 'kubevirt.io/domain';
+export const ANNOTATION_DEFAULT_CONTAINER = 'kubectl.kubernetes.io/default-container';
+export const ANNOTATION_MEMORY_OVERHEAD = 'virtops.io/memory-overhead';
+
+/** Directories inside the compute container (the same paths KubeVirt uses). */
+export const PATHS = {
+  private: '/var/run/kubevirt-private',
+  share: '/var/run/kubevirt',
+  ephemeralDisks: '/var/run/kubevirt-ephemeral-disks',
+  containerDisks: '/var/run/kubevirt/container-disks',
+  libvirtRuntime: '/var/run/libvirt',
+  sockets: '/var/run/kubevirt/sockets',
+  hotplugDisks: '/var/run/kubevirt/hotplug-disks',
+  /** Where volume containers expose container disks (same emptyDir as containerDisks). */
+  containerDiskData: '/var/run/kubevirt-ephemeral-disks/container-disk-data',
+  /** Filesystem PVCs and host disks are mounted under here, one directory per volume. */
+  vmiDisks: '/var/run/kubevirt-private/vmi-disks',
+  binShare: '/init/usr/bin',
+} as const;
+
+export const DEFAULT_VMI_GRACE_SECONDS = 30;
+export const DEFAULT_QEMU_TIMEOUT_SECONDS = 240;
+/** KubeVirt's default CPU request for a VMI without one. */
+export const DEFAULT_CPU_REQUEST = '100m';
+
+export interface LauncherPodOptions {
+  /** Image of the `compute` and `container-disk-binary` containers. @default DEFAULT_LAUNCHER_IMAGE */
+  readonly launcherImage?: string;
+  /** Real VMI uid, when rendering at run time. @default VMI_UID_PLACEHOLDER */
+  readonly uid?: string;
+  /** @default 'auto' */
+  readonly emulation?: Emulation;
+  /** @default 240 */
+  readonly qemuTimeoutSeconds?: number;
+}
+
+export function launcherPodName(vmName: string): string {
+  return `virt-launcher-${vmName}`;
+}
+
+/** The emptyDir volumes every launcher Pod has, in KubeVirt's order. */
+export const LAUNCHER_EMPTY_DIRS = [
+  'private', 'public', 'sockets', 'virt-bin-share-dir', 'libvirt-runtime', 'ephemeral-disks', 'container-disks', 'hotplug-disks',
+] as const;
+
+export function renderLauncherPod(vm: api.VirtualMachine, opts: LauncherPodOptions = {}): PodManifest {
+  const name = vm.metadata.name;
+  if (!name) throw new Error('metadata.name: a VirtualMachine needs a name to render its launcher Pod; set metadata.name');
+  const namespace = vm.metadata.namespace ?? 'default';
+  const spec = vm.spec.template.spec;
+  const image = opts.launcherImage ?? DEFAULT_LAUNCHER_IMAGE;
+  const vmiGrace = spec.terminationGracePeriodSeconds ?? DEFAULT_VMI_GRACE_SECONDS;
+  const overhead = computeOverhead(spec, { emulation: opts.emulation });
+  const containerDisks = (spec.volumes ?? []).filter((v) => v.containerDisk);
+  const passthrough = (spec.volumes ?? []).flatMap((v) => podVolumeFor(v));
+  const templateMeta = vm.spec.template.metadata ?? {};
+
+  const pod: PodManifest = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: launcherPodName(name),
+      ...(vm.metadata.namespace ? { namespace: vm.metadata.namespace } : {}),
+      labels: {
+        ...(templateMeta.labels ?? {}),
+        [LABEL_APP]: 'virt-launcher',
+        [LABEL_CREATED_BY]: opts.uid ?? VMI_UID_PLACEHOLDER,
+        [LABEL_VM_NAME]: name,
+      },
+      annotations: {
+        ...(templateMeta.annotations ?? {}),
+        [ANNOTATION_DOMAIN]: name,
+        [ANNOTATION_DEFAULT_CONTAINER]: 'compute',
+        [ANNOTATION_MEMORY_OVERHEAD]: formatOverhead(overhead),
+      },
+    },
+    spec: {
+      restartPolicy: 'Never',
+      terminationGracePeriodSeconds: vmiGrace + 30,
+      automountServiceAccountToken: false,
+      ...(spec.hostname ? { hostname: spec.hostname } : {}),
+      ...(spec.subdomain ? { subdomain: spec.subdomain } : {}),
+      ...(spec.priorityClassName ? { priorityClassName: spec.priorityClassName } : {}),
+      ...(spec.schedulerName ? { schedulerName: spec.schedulerName } : {}),
+      // KubeVirt only schedules onto nodes its node agent has marked schedulable.
+      nodeSelector: { ...(spec.nodeSelector ?? {}), 'kubevirt.io/schedulable': 'true' },
+      ...(spec.tolerations ? { tolerations: structuredClone(spec.tolerations) } : {}),
+      ...(spec.affinity ? { affinity: structuredClone(spec.affinity) } : {}),
+      securityContext: { runAsUser: 107, runAsGroup: 107, fsGroup: 107, runAsNonRoot: true },
+      initContainers: [
+        containerDiskBinary(image),
+        ...containerDisks.map((v) => volumeInitContainer(v)),
+      ],
+      containers: [
+        compute(vm, { image, namespace, vmiGrace, overhead, opts, extraMounts: passthrough.map((p) => p.mount) }),
+        ...containerDisks.map((v, i) => volumeContainer(v, i)),
+      ],
+      volumes: [
+        ...LAUNCHER_EMPTY_DIRS.map((n): PodVolume => ({ name: n, emptyDir: {} })),
+        ...passthrough.map((p) => p.volume),
+      ],
+    },
+  };
+  const pullSecrets = [...new Set(containerDisks.flatMap((v) => v.containerDisk?.imagePullSecret ?? []))];
+  if (pullSecrets.length) pod.spec.imagePullSecrets = pullSecrets.map((s) => ({ name: s }));
+  return pod;
+}
+
+/** The breakdown as a compact JSON annotation, values as quantities (`{"total":"266Mi",...}`). */
+export function formatOverhead(o: OverheadBreakdown): string {
+  const entries = Object.entries(o).filter(([, v]) => v > 0).map(([k, v]) => [k, formatBytes(v)]);
+  return JSON.stringify(Object.fromEntries(entries));
+}
+
+/**
+ * The compute container's argv with `$(VAR)` references expanded the way kubelet does,
+ * for running a launcher without a kubelet (standalone node agent).
+ */
+export function launcherArgv(pod: PodManifest, env: Record<string, string>): string[] {
+  const compute = pod.spec.containers.find((c) => c.name === 'compute');
+  if (!compute) throw new Error(`${pod.metadata.name}: spec.containers has no 'compute' container; re-run virtops synth`);
+  const expand = (s: string): string => s.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, k: string) => env[k] ?? m);
+  return [...compute.command, ...(compute.args ?? [])].map(expand);
+}
+
+// ---- containers ---------------------------------------------------------------------
+
+const XDG_ENV: EnvVar[] = [
+  { name: 'XDG_CACHE_HOME', value: PATHS.private },
+  { name: 'XDG_CONFIG_HOME', value: PATHS.private },
+  { name: 'XDG_RUNTIME_DIR', value: '/var/run' },
+];
+
+const CONTAINER_SECURITY = {
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: ['ALL'] },
+  runAsNonRoot: true,
+  runAsUser: 107,
+};
+
+function containerDiskBinary(image: string): Container {
+  return {
+    name: 'container-disk-binary',
+    image,
+    command: ['/usr/bin/cp', '/usr/bin/container-disk', `${PATHS.binShare}/container-disk`],
+    env: XDG_ENV,
+    resources: { requests: { cpu: '10m', memory: '1M' }, limits: { cpu: '100m', memory: '40M' } },
+    securityContext: CONTAINER_SECURITY,
+    volumeMounts: [{ name: 'virt-bin-share-dir', mountPath: PATHS.binShare }],
+  };
+}
+
+const VOLUME_CONTAINER_RESOURCES = {
+  requests: { cpu: '1m', memory: '1M', 'ephemeral-storage': '50M' },
+  limits: { cpu: '10m', memory: '40M' },
+};
+
+function volumeMounts(): VolumeMount[] {
+  return [
+    { name: 'container-disks', mountPath: PATHS.containerDiskData },
+    { name: 'virt-bin-share-dir', mountPath: '/usr/bin' },
+  ];
+}
+
+function volumeInitContainer(v: api.Volume): Container {
+  const cd = v.containerDisk!;
+  return {
+    name: `volume${v.name}-init`,
+    image: cd.image,
+    ...(cd.imagePullPolicy ? { imagePullPolicy: cd.imagePullPolicy } : {}),
+    // Starting the image once makes the runtime pull it and creates the mount point.
+    command: ['/usr/bin/container-disk', '--no-op'],
+    resources: VOLUME_CONTAINER_RESOURCES,
+    securityContext: CONTAINER_SECURITY,
+    volumeMounts: volumeMounts(),
+  };
+}
+
+function volumeContainer(v: api.Volume, index: number): Container {
+  const cd = v.containerDisk!;
+  return {
+    name: `volume${v.name}`,
+    image: cd.image,
+    ...(cd.imagePullPolicy ? { imagePullPolicy: cd.imagePullPolicy } : {}),
+    // Holds the image's filesystem open and announces it on a socket named after the disk.
+    command: ['/usr/bin/container-disk', '--copy-path', `${PATHS.containerDiskData}/disk_${index}`],
+    resources: VOLUME_CONTAINER_RESOURCES,
+    securityContext: CONTAINER_SECURITY,
+    volumeMounts: volumeMounts(),
+  };
+}
+
+interface ComputeInput {
+  image: string;
+  namespace: string;
+  vmiGrace: number;
+  overhead: OverheadBreakdown;
+  opts: LauncherPodOptions;
+  extraMounts: VolumeMount[];
+}
+
+function compute(vm: api.VirtualMachine, c: ComputeInput): Container {
+  const spec = vm.spec.template.spec;
+  return {
+    name: 'compute',
+    image: c.image,
+    command: ['virtops', 'launcher-monitor'],
+    args: [
+      '--qemu-timeout', `${c.opts.qemuTimeoutSeconds ?? DEFAULT_QEMU_TIMEOUT_SECONDS}s`,
+      '--name', vm.metadata.name!,
+      '--uid', '$(VMI_UID)',
+      '--namespace', c.namespace,
+      '--kubevirt-share-dir', PATHS.share,
+      '--ephemeral-disk-dir', PATHS.ephemeralDisks,
+      '--container-disk-dir', PATHS.containerDisks,
+      '--grace-period-seconds', String(c.vmiGrace + 15),
+      '--hook-sidecars', '0',
+      '--emulation', c.opts.emulation ?? 'auto',
+    ],
+    env: [
+      ...XDG_ENV,
+      { name: 'POD_NAME', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
+      { name: 'VMI_UID', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: `metadata.labels['${LABEL_CREATED_BY}']` } } },
+    ],
+    resources: computeResources(spec, c.overhead),
+    securityContext: { ...CONTAINER_SECURITY, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } },
+    volumeMounts: [
+      { name: 'private', mountPath: PATHS.private },
+      { name: 'public', mountPath: PATHS.share },
+      { name: 'ephemeral-disks', mountPath: PATHS.ephemeralDisks },
+      { name: 'container-disks', mountPath: PATHS.containerDisks, mountPropagation: 'HostToContainer' },
+      { name: 'libvirt-runtime', mountPath: PATHS.libvirtRuntime },
+      { name: 'sockets', mountPath: PATHS.sockets },
+      { name: 'hotplug-disks', mountPath: PATHS.hotplugDisks, mountPropagation: 'HostToContainer' },
+      ...c.extraMounts,
+    ],
+  };
+}
+
+/**
+ * KubeVirt's rules: memory request = VMI request (else guest RAM) + overhead (unless
+ * overcommitGuestOverhead); memory limit = VMI limit + overhead when a limit is set; CPU
+ * request from the VMI (default 100m), CPU limit only when the VMI sets one. Dedicated CPUs
+ * make the Pod Guaranteed: CPU request = limit = vCPUs, memory limit = request.
+ */
+export function computeResources(spec: api.VirtualMachineInstanceSpec, overhead: OverheadBreakdown): { requests: ResourceList; limits?: ResourceList } {
+  const res = spec.domain.resources ?? {};
+  const reqMem = res.requests?.memory !== undefined ? parseQuantity(res.requests.memory) : guestMemoryBytes(spec);
+  const requests: ResourceList = {
+    cpu: res.requests?.cpu ?? DEFAULT_CPU_REQUEST,
+    memory: formatBytes(reqMem + (res.overcommitGuestOverhead ? 0 : overhead.total)),
+    'ephemeral-storage': '50M',
+  };
+  const limits: ResourceList = {};
+  if (res.limits?.cpu !== undefined) limits.cpu = res.limits.cpu;
+  if (res.limits?.memory !== undefined) limits.memory = formatBytes(parseQuantity(res.limits.memory) + overhead.total);
+  if (spec.domain.cpu?.dedicatedCpuPlacement) {
+    const vcpus = String(vcpuCount(spec));
+    requests.cpu = vcpus;
+    limits.cpu = vcpus;
+    limits.memory = formatBytes(reqMem + overhead.total);
+    requests.memory = limits.memory;
+  }
+  return Object.keys(limits).length ? { requests, limits } : { requests };
+}
+
+// ---- pass-through volumes -----------------------------------------------------------
+
+interface Passthrough {
+  volume: PodVolume;
+  mount: VolumeMount;
+}
+
+/**
+ * Volumes that need a Pod volume besides the emptyDirs: filesystem PVCs (also behind
+ * `ephemeral` and `dataVolume`), host disks (their directory), secrets and config maps.
+ * Hot-pluggable PVCs are attached later, not at Pod creation, as in KubeVirt.
+ */
+function podVolumeFor(v: api.Volume): Passthrough[] {
+  const mount = (sub: string, readOnly?: boolean): VolumeMount => ({
+    name: v.name,
+    mountPath: `${sub}/${v.name}`,
+    ...(readOnly ? { readOnly: true } : {}),
+  });
+  if (v.persistentVolumeClaim && !v.persistentVolumeClaim.hotpluggable) {
+    const { claimName, readOnly } = v.persistentVolumeClaim;
+    return [{ volume: { name: v.name, persistentVolumeClaim: { claimName, ...(readOnly ? { readOnly } : {}) } }, mount: mount(PATHS.vmiDisks, readOnly) }];
+  }
+  if (v.ephemeral) {
+    // The PVC is the read-only backing image; writes go to an overlay in ephemeral-disks.
+    const { claimName } = v.ephemeral.persistentVolumeClaim;
+    return [{ volume: { name: v.name, persistentVolumeClaim: { claimName, readOnly: true } }, mount: mount(PATHS.vmiDisks, true) }];
+  }
+  if (v.dataVolume && !v.dataVolume.hotpluggable) {
+    return [{ volume: { name: v.name, persistentVolumeClaim: { claimName: v.dataVolume.name } }, mount: mount(PATHS.vmiDisks) }];
+  }
+  if (v.hostDisk) {
+    const dir = v.hostDisk.path.replace(/\/[^/]*$/, '') || '/';
+    const type = v.hostDisk.type === 'DiskOrCreate' ? 'DirectoryOrCreate' : 'Directory';
+    return [{ volume: { name: v.name, hostPath: { path: dir, type } }, mount: mount(PATHS.vmiDisks) }];
+  }
+  if (v.secret) {
+    return [{ volume: { name: v.name, secret: { ...v.secret.secretName !== undefined ? { secretName: v.secret.secretName } : {}, ...v.secret.optional !== undefined ? { optional: v.secret.optional } : {} } }, mount: mount(`${PATHS.private}/secret-disks`, true) }];
+  }
+  if (v.configMap) {
+    return [{ volume: { name: v.name, configMap: { ...v.configMap.name !== undefined ? { name: v.configMap.name } : {}, ...v.configMap.optional !== undefined ? { optional: v.configMap.optional } : {} } }, mount: mount(`${PATHS.private}/config-map-disks`, true) }];
+  }
+  return [];
+}
