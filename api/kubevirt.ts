@@ -87,6 +87,8 @@ export interface VirtualMachineInstance {
 export type EvictionStrategy = 'None' | 'LiveMigrate' | 'LiveMigrateIfPossible' | 'External';
 
 export interface VirtualMachineInstanceSpec {
+  /** Guest architecture, e.g. `amd64` (KubeVirt defaults it from the cluster). */
+  architecture?: string;
   domain: DomainSpec;
   networks?: Network[];
   volumes?: Volume[];
@@ -188,8 +190,11 @@ export interface Features {
     reset?: FeatureState;
     frequencies?: FeatureState;
     reenlightenment?: FeatureState;
-    tlbflush?: FeatureState;
+    tlbflush?: FeatureState & { direct?: FeatureState; extended?: FeatureState };
     ipi?: FeatureState;
+    synictimer?: FeatureState & { direct?: FeatureState };
+    vendorid?: FeatureState & { vendorid?: string };
+    evmcs?: FeatureState;
   };
 }
 
