@@ -1,0 +1,186 @@
+/**
+ * `virtops synth`: run the cdk8s app into a fresh temp dir, validate every emitted object,
+ * and only then replace dist/ (all or nothing). `--check` compares a fresh synth with dist/
+ * byte for byte instead, for CI and for the git source.
+ *
+ * The app runs as a child process (like `cdk8s synth`, so cdk8s' own validations run), with
+ * CDK8S_OUTDIR pointing at the temp dir. Temp dirs are removed on every path.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import YAML from 'yaml';
+import { formatIssues, validateManifest, type ValidationIssue } from '../api/validate.js';
+
+export const DEFAULT_APP = 'npx tsx vms/main.ts';
+export const DEFAULT_OUT = 'dist';
+
+export interface SynthOptions {
+  /** Command that runs the cdk8s app. @default `app` from cdk8s.yaml, else DEFAULT_APP */
+  readonly app?: string;
+  /** @default `output` from cdk8s.yaml, else 'dist' */
+  readonly out?: string;
+  /** Project directory (where cdk8s.yaml lives). @default process.cwd() */
+  readonly cwd?: string;
+}
+
+export interface FileIssues {
+  file: string;
+  object: string;
+  issues: ValidationIssue[];
+}
+
+/** Raised when the app fails or emits invalid manifests; carries every message. */
+export class SynthError extends Error {
+  constructor(message: string, readonly problems: FileIssues[] = []) {
+    super(message);
+    this.name = 'SynthError';
+  }
+}
+
+export interface SynthResult {
+  out: string;
+  files: string[];
+  objects: number;
+}
+
+export interface CheckResult {
+  upToDate: boolean;
+  differing: string[];
+  missing: string[];
+  extra: string[];
+}
+
+interface ProjectConfig {
+  app: string;
+  out: string;
+  cwd: string;
+}
+
+async function resolveConfig(opts: SynthOptions): Promise<ProjectConfig> {
+  const cwd = path.resolve(opts.cwd ?? process.cwd());
+  let fromFile: { app?: unknown; output?: unknown } = {};
+  try {
+    fromFile = (YAML.parse(await fs.readFile(path.join(cwd, 'cdk8s.yaml'), 'utf8')) ?? {}) as typeof fromFile;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new SynthError(`cdk8s.yaml: ${(err as Error).message}`);
+  }
+  const app = opts.app ?? (typeof fromFile.app === 'string' ? fromFile.app : DEFAULT_APP);
+  const out = path.resolve(cwd, opts.out ?? (typeof fromFile.output === 'string' ? fromFile.output : DEFAULT_OUT));
+  return { app, out, cwd };
+}
+
+/** Runs the app into `dir` and validates what it wrote. Throws SynthError with all problems. */
+export async function synthInto(dir: string, cfg: ProjectConfig): Promise<{ files: string[]; objects: number }> {
+  const child = await execa(cfg.app, {
+    shell: true,
+    cwd: cfg.cwd,
+    env: { CDK8S_OUTDIR: dir },
+    all: true,
+    reject: false,
+    stdin: 'ignore',
+  });
+  if (child.exitCode !== 0 || child.failed) {
+    const output = (child.all ?? '').trim();
+    throw new SynthError(`the app '${cfg.app}' failed (exit ${child.exitCode ?? child.signal ?? '?'})${output ? `:\n${output}` : ''}`);
+  }
+  const files = await listFiles(dir);
+  if (files.length === 0) throw new SynthError(`the app '${cfg.app}' wrote no manifests; does it call app.synth()?`);
+  const problems: FileIssues[] = [];
+  let objects = 0;
+  for (const file of files.filter((f) => /\.ya?ml$/.test(f))) {
+    const docs = YAML.parseAllDocuments(await fs.readFile(path.join(dir, file), 'utf8'));
+    for (const doc of docs) {
+      if (doc.errors.length) {
+        problems.push({ file, object: '(unparsable)', issues: doc.errors.map((e) => ({ path: '', message: e.message })) });
+        continue;
+      }
+      const obj: unknown = doc.toJS();
+      if (obj === null || obj === undefined) continue;
+      objects++;
+      const issues = validateManifest(obj);
+      if (issues.length) problems.push({ file, object: describeObject(obj), issues });
+    }
+  }
+  if (problems.length) {
+    const text = problems.map((p) => formatIssues(p.issues, `${p.file}: ${p.object}`)).join('\n');
+    throw new SynthError(`synthesized manifests are invalid; nothing was written:\n${text}`, problems);
+  }
+  return { files, objects };
+}
+
+function describeObject(obj: unknown): string {
+  const o = (obj ?? {}) as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } };
+  const ns = typeof o.metadata?.namespace === 'string' ? `${o.metadata.namespace}/` : '';
+  return `${String(o.kind ?? '?')} ${ns}${String(o.metadata?.name ?? '?')}`;
+}
+
+/** Synthesizes, validates, then swaps the result in place of `out`. Writes nothing on error. */
+export async function runSynth(opts: SynthOptions = {}): Promise<SynthResult> {
+  const cfg = await resolveConfig(opts);
+  const parent = path.dirname(cfg.out);
+  await fs.mkdir(parent, { recursive: true });
+  // Beside `out`, so the final renames stay on one filesystem.
+  const staging = await fs.mkdtemp(path.join(parent, `.${path.basename(cfg.out)}.synth-`));
+  let retired: string | undefined;
+  try {
+    const { files, objects } = await synthInto(staging, cfg);
+    await fs.chmod(staging, 0o755); // mkdtemp creates 0700
+    // Two renames: readers see either the old or the new tree, never a partial one.
+    if (await exists(cfg.out)) {
+      retired = `${staging}.old`;
+      await fs.rename(cfg.out, retired);
+    }
+    await fs.rename(staging, cfg.out);
+    return { out: cfg.out, files, objects };
+  } finally {
+    await fs.rm(staging, { recursive: true, force: true });
+    if (retired) await fs.rm(retired, { recursive: true, force: true });
+  }
+}
+
+/** Synthesizes into a temp dir and compares it with `out`, file by file. */
+export async function checkSynth(opts: SynthOptions = {}): Promise<CheckResult> {
+  const cfg = await resolveConfig(opts);
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'virtops-synth-check-'));
+  try {
+    const { files: fresh } = await synthInto(tmp, cfg);
+    const committed = (await exists(cfg.out)) ? await listFiles(cfg.out) : [];
+    const committedSet = new Set(committed);
+    const freshSet = new Set(fresh);
+    const differing: string[] = [];
+    for (const f of fresh.filter((x) => committedSet.has(x))) {
+      const [a, b] = await Promise.all([fs.readFile(path.join(tmp, f)), fs.readFile(path.join(cfg.out, f))]);
+      if (!a.equals(b)) differing.push(f);
+    }
+    const missing = fresh.filter((f) => !committedSet.has(f));
+    const extra = committed.filter((f) => !freshSet.has(f));
+    return { upToDate: differing.length + missing.length + extra.length === 0, differing, missing, extra };
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+}
+
+export function formatCheck(r: CheckResult, out: string): string {
+  if (r.upToDate) return `${out} is up to date`;
+  return [
+    `${out} is stale; run 'npm run synth' and commit the result:`,
+    ...r.differing.map((f) => `  differs: ${f}`),
+    ...r.missing.map((f) => `  missing: ${f} (the app emits it; ${out} lacks it)`),
+    ...r.extra.map((f) => `  extra:   ${f} (in ${out}, no longer emitted)`),
+  ].join('\n');
+}
+
+/** Relative paths of all files under `dir`, sorted. */
+async function listFiles(dir: string): Promise<string[]> {
+  const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)))
+    .sort();
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fs.access(p).then(() => true, () => false);
+}
