@@ -18,7 +18,18 @@ export interface MaterializedVolume {
   backingStore?: { path: string; format: 'qcow2' | 'raw' };
   /** Filesystem-like volumes (secret, configMap, serviceAccount) are presented as an ISO. */
   readOnly?: boolean;
+  /**
+   * Whether the file system holding `path` supports O_DIRECT (probed by launcher/volumes).
+   * true → default cache mode `none`; false or unknown → `writethrough` (KubeVirt's fallback),
+   * which works everywhere (tmpfs, some overlay file systems).
+   */
+  directIO?: boolean;
 }
+
+/** Where a multus network's interfaces attach on this host (see ConversionContext.networks). */
+export type NetworkAttachment =
+  | { type: 'bridge'; bridge: string }
+  | { type: 'network'; network: string };
 
 export interface ConversionContext {
   /** Accelerator: 'kvm' → <domain type="kvm">, 'tcg' → <domain type="qemu">. */
@@ -31,6 +42,12 @@ export interface ConversionContext {
   socketsDir: string;
   /** Directory for the serial console log file. */
   logDir: string;
+  /**
+   * Host attachments for multus networks, keyed by spec.networks[].multus.networkName.
+   * Pod networks need none (they become user-mode networking); a multus network without
+   * an entry falls back to user-mode networking with a warning.
+   */
+  networks?: Record<string, NetworkAttachment>;
   /** OVMF firmware files when spec.domain.firmware.bootloader.efi is set. */
   ovmf?: { code: string; vars: string; secureBootCode?: string; secureBootVars?: string; nvramDir: string };
 }
