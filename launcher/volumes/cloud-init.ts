@@ -1,0 +1,50 @@
+/**
+ * What goes on a cloud-init ISO, as pure data (relative path → contents). The two
+ * datasources KubeVirt offers:
+ *   NoCloud      volume id `cidata`:   meta-data, user-data, network-config
+ *   ConfigDrive  volume id `config-2`: openstack/latest/{meta_data.json,user_data,network_data.json}
+ * network-config / network_data.json are written only when network data is given, so
+ * cloud-init falls back to its default (DHCP on the first NIC) otherwise.
+ */
+
+export interface CloudInitData {
+  /** Unique per VMI incarnation: cloud-init re-runs per-instance modules when it changes. */
+  instanceId: string;
+  hostname: string;
+  userData?: string;
+  networkData?: string;
+}
+
+export interface IsoLayout {
+  volumeId: string;
+  files: Record<string, string | Buffer>;
+}
+
+export function noCloudLayout(data: CloudInitData): IsoLayout {
+  const files: Record<string, string> = {
+    'meta-data': `instance-id: ${data.instanceId}\nlocal-hostname: ${data.hostname}\n`,
+    // NoCloud needs both files to exist, even when only network data is given.
+    'user-data': data.userData ?? '',
+  };
+  if (data.networkData !== undefined) files['network-config'] = data.networkData;
+  return { volumeId: 'cidata', files };
+}
+
+export function configDriveLayout(data: CloudInitData): IsoLayout {
+  const dir = 'openstack/latest';
+  const meta = { instance_id: data.instanceId, uuid: data.instanceId, hostname: data.hostname };
+  const files: Record<string, string> = { [`${dir}/meta_data.json`]: `${JSON.stringify(meta)}\n` };
+  if (data.userData !== undefined) files[`${dir}/user_data`] = data.userData;
+  if (data.networkData !== undefined) files[`${dir}/network_data.json`] = data.networkData;
+  return { volumeId: 'config-2', files };
+}
+
+/** Secret keys KubeVirt accepts for cloud-init data, in lookup order. */
+export const USER_DATA_KEYS = ['userdata', 'userData'] as const;
+export const NETWORK_DATA_KEYS = ['networkdata', 'networkData'] as const;
+
+/** The first of `keys` present in `data`, as text. */
+export function pickKey(data: Record<string, Buffer>, keys: readonly string[]): string | undefined {
+  for (const k of keys) if (data[k] !== undefined) return data[k].toString('utf8');
+  return undefined;
+}

@@ -1,0 +1,213 @@
+/**
+ * The node's image store: OCI images pulled with skopeo, cached by manifest digest and
+ * shared by every VM on the node, plus the files (disks, kernels) extracted from them.
+ *
+ *   <dir>/images/<sha256 hex>/layout/        OCI image layout (skopeo `oci:` transport, tag "image")
+ *   <dir>/images/<sha256 hex>/files/<path>   files extracted from the image, read-only
+ *   <dir>/refs/<sha256 of the reference>     the digest an image reference last resolved to
+ *   <dir>/tmp/                               in-flight pulls and extractions (renamed into place)
+ *
+ * Every write lands in tmp/ and is renamed into place, so concurrent launchers pulling the
+ * same image at worst both download it once; the loser's copy is discarded.
+ */
+import { createHash } from 'node:crypto';
+import { access, chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { CommandError, ImagePullError, VolumeError } from './errors.js';
+import { run, runBytes } from './exec.js';
+import { lookupInLayer, normalizeMember, pinnedReference, registryHost, skopeoMessage, type ImageRef } from './image-ref.js';
+
+export interface ImageStoreOptions {
+  dir: string;
+  /** Registry hosts (`host:port`) reached over plain HTTP / without TLS verification. */
+  insecureRegistries?: readonly string[];
+}
+
+export interface PullOptions {
+  /** A containers-auth.json / docker config.json for the registry (from imagePullSecret). */
+  authFile?: string;
+  /** The VMI volume the pull is for, named in errors. */
+  volume?: string;
+}
+
+export interface PulledImage {
+  image: string;
+  /** `sha256:<hex>` of the manifest as the registry served it. */
+  digest: string;
+  layoutDir: string;
+  /** False when the store already held this digest (nothing was downloaded). */
+  downloaded: boolean;
+}
+
+export interface ExtractedFile {
+  path: string;
+}
+
+interface OciDescriptor {
+  mediaType?: string;
+  digest: string;
+  platform?: { architecture?: string; os?: string };
+}
+
+interface OciDocument {
+  mediaType?: string;
+  manifests?: OciDescriptor[];
+  layers?: OciDescriptor[];
+}
+
+const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
+const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
+
+export class ImageStore {
+  readonly dir: string;
+  private readonly insecure: ReadonlySet<string>;
+
+  constructor(opts: ImageStoreOptions) {
+    this.dir = opts.dir;
+    this.insecure = new Set(opts.insecureRegistries ?? []);
+  }
+
+  private imageDir(digest: string): string {
+    return join(this.dir, 'images', digest.replace(/^sha256:/, ''));
+  }
+
+  private refFile(image: string): string {
+    return join(this.dir, 'refs', sha256(image));
+  }
+
+  private tlsFlag(image: string, flag: '--tls-verify' | '--src-tls-verify'): string[] {
+    return this.insecure.has(registryHost(image)) ? [`${flag}=false`] : [];
+  }
+
+  /** The digest `image` resolved to when last pulled, if that image is still in the store. */
+  async localDigest(image: string): Promise<string | undefined> {
+    const digest = await readFile(this.refFile(image), 'utf8').then((s) => s.trim(), () => undefined);
+    if (!digest) return undefined;
+    return (await exists(join(this.imageDir(digest), 'layout', 'index.json'))) ? digest : undefined;
+  }
+
+  /** Makes `ref.image` present per its pull policy. Throws ImagePullError when it cannot. */
+  async pull(ref: ImageRef, opts: PullOptions = {}): Promise<PulledImage> {
+    const { image } = ref;
+    const local = await this.localDigest(image);
+    const have = (digest: string, downloaded: boolean): PulledImage => ({
+      image, digest, layoutDir: join(this.imageDir(digest), 'layout'), downloaded,
+    });
+    if (local && ref.pullPolicy !== 'Always') return have(local, false);
+    if (ref.pullPolicy === 'Never') {
+      throw new ImagePullError('ErrImageNeverPull', image, 'the image is not present on this node and imagePullPolicy is Never', opts.volume);
+    }
+
+    const auth = opts.authFile ? ['--authfile', opts.authFile] : [];
+    let digest: string;
+    try {
+      // The raw manifest is small; its hash is the digest the registry addresses it by.
+      const manifest = await runBytes('skopeo', ['inspect', '--raw', ...this.tlsFlag(image, '--tls-verify'), ...auth, `docker://${image}`]);
+      digest = `sha256:${sha256(manifest)}`;
+    } catch (err) {
+      throw pullError(err, image, opts.volume);
+    }
+    if (await exists(join(this.imageDir(digest), 'layout', 'index.json'))) {
+      await this.recordRef(image, digest);
+      return have(digest, false);
+    }
+
+    await mkdir(join(this.dir, 'tmp'), { recursive: true });
+    const tmp = await mkdtemp(join(this.dir, 'tmp', 'pull-'));
+    try {
+      await run('skopeo', [
+        'copy', '--quiet', ...this.tlsFlag(image, '--src-tls-verify'), ...(opts.authFile ? ['--src-authfile', opts.authFile] : []),
+        `docker://${pinnedReference(image, digest)}`, `oci:${join(tmp, 'layout')}:image`,
+      ]).catch((err: unknown) => {
+        throw pullError(err, image, opts.volume);
+      });
+      await mkdir(join(this.dir, 'images'), { recursive: true });
+      await rename(tmp, this.imageDir(digest)).catch(async (err: NodeJS.ErrnoException) => {
+        // Another launcher finished the same pull first: keep theirs.
+        if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+      });
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+    await this.recordRef(image, digest);
+    return have(digest, true);
+  }
+
+  private async recordRef(image: string, digest: string): Promise<void> {
+    const file = this.refFile(image);
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(`${file}.partial`, `${digest}\n`);
+    await rename(`${file}.partial`, file);
+  }
+
+  /**
+   * Extracts one file from the image (top layer wins, whiteouts honoured) and returns its
+   * path in the store. With `asDirectory`, `path` names a directory holding exactly one
+   * file (containerDisk's `/disk/`). Cached: a second call only checks that it is there.
+   */
+  async extractFile(pulled: PulledImage, path: string, asDirectory = false, volume?: string): Promise<ExtractedFile> {
+    const filesDir = join(this.imageDir(pulled.digest), 'files');
+    const marker = join(filesDir, '.index', `${sha256(`${asDirectory ? 'dir' : 'file'}:${path}`)}`);
+    const known = await readFile(marker, 'utf8').then((s) => s.trim(), () => undefined);
+    if (known && (await exists(join(filesDir, known)))) return { path: join(filesDir, known) };
+
+    const layers = await this.layers(pulled);
+    let member: string | undefined;
+    let layerBlob: string | undefined;
+    for (const blob of [...layers].reverse()) {
+      const listing = (await run('tar', ['-tf', blob])).split('\n').filter(Boolean);
+      let hit;
+      try {
+        hit = lookupInLayer(listing, path, asDirectory);
+      } catch (err) {
+        throw new VolumeError('InvalidVolume', volume, `image "${pulled.image}": ${(err as Error).message}`);
+      }
+      if ('deleted' in hit) break;
+      if ('found' in hit) {
+        member = hit.found;
+        layerBlob = blob;
+        break;
+      }
+    }
+    if (!member || !layerBlob) {
+      throw new VolumeError('InvalidVolume', volume, `image "${pulled.image}" has no ${asDirectory ? `file under ${path}/` : `file ${path}`}`);
+    }
+
+    const rel = normalizeMember(member);
+    await mkdir(join(this.dir, 'tmp'), { recursive: true });
+    const tmp = await mkdtemp(join(this.dir, 'tmp', 'extract-'));
+    try {
+      await run('tar', ['-xf', layerBlob, '-C', tmp, member]);
+      const dest = join(filesDir, rel);
+      await mkdir(dirname(dest), { recursive: true });
+      // Shared by every VM on the node: nobody may write to it (overlays take the writes).
+      await chmod(join(tmp, rel), 0o444);
+      await rename(join(tmp, rel), dest);
+      await mkdir(dirname(marker), { recursive: true });
+      await writeFile(marker, `${rel}\n`);
+      return { path: dest };
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /** Layer blob paths of the pulled image, bottom first. */
+  private async layers(pulled: PulledImage): Promise<string[]> {
+    const blob = (d: string): string => join(pulled.layoutDir, 'blobs', ...d.split(':'));
+    const readJson = async <T>(file: string): Promise<T> => JSON.parse(await readFile(file, 'utf8')) as T;
+    const index = await readJson<{ manifests: (OciDescriptor & { annotations?: Record<string, string> })[] }>(join(pulled.layoutDir, 'index.json'));
+    let desc: OciDescriptor | undefined = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === 'image') ?? index.manifests[0];
+    for (let depth = 0; desc && depth < 2; depth++) {
+      const doc: OciDocument = await readJson<OciDocument>(blob(desc.digest));
+      if (doc.layers) return doc.layers.map((l) => blob(l.digest));
+      // An image index: take the linux/amd64 image, the only platform virtops runs.
+      desc = doc.manifests?.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64') ?? doc.manifests?.[0];
+    }
+    throw new VolumeError('InvalidVolume', undefined, `image "${pulled.image}" (${pulled.digest}) has no layers in its manifest`);
+  }
+}
+
+function pullError(err: unknown, image: string, volume?: string): Error {
+  if (err instanceof CommandError) return new ImagePullError('ErrImagePull', image, skopeoMessage(err.stderr), volume);
+  return err as Error;
+}

@@ -1,0 +1,271 @@
+/**
+ * Materialises a VMI's volumes on this node (the imperative half; plan.ts decides paths
+ * and validates). Produces ConversionContext.volumes / kernelBoot for launcher/convert.
+ *
+ * Lifetimes, matching what a user of KubeVirt expects of each source:
+ *   emptyDisk              created once, kept across restarts of the VM, removed with the VM
+ *   containerDisk          base in the shared image store; per-VMI qcow2 overlay, removed when the VMI stops
+ *   ephemeral (PVC-backed) per-VMI overlay over the claim's file, removed when the VMI stops
+ *   cloud-init / secret /  per-VMI ISO, removed when the VMI stops
+ *   configMap / serviceAccount
+ *   hostDisk, PVC          the user's files: used in place (DiskOrCreate creates), never removed
+ *
+ * Both entry points are idempotent: materialising again (a restarted launcher under a
+ * running VMI) reuses what is there; releasing twice is harmless.
+ */
+import { access, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { VirtualMachineInstance } from '../../api/kubevirt.js';
+import type { MaterializedVolume } from '../convert/context.js';
+import { configDriveLayout, noCloudLayout, NETWORK_DATA_KEYS, pickKey, USER_DATA_KEYS, type IsoLayout } from './cloud-init.js';
+import { VolumeError } from './errors.js';
+import { run } from './exec.js';
+import type { ImageRef } from './image-ref.js';
+import type { ImageStore, PulledImage } from './image-store.js';
+import { writeIso } from './iso.js';
+import { decodeBase64, planVolumes, volumeDirs, type MaterializationPlan, type VolumePlan } from './plan.js';
+import type { ObjectKind, SecretSource } from './secrets.js';
+
+export interface MaterializeOptions {
+  /** The VM's own directory on the node (kept across VMI restarts); volumes go under `<vmDir>/volumes`. */
+  vmDir: string;
+  imageStore: ImageStore;
+  /** Secrets / ConfigMaps / ServiceAccounts (cloud-init secretRef, secret volumes, imagePullSecret). */
+  secrets?: SecretSource;
+  /**
+   * Where PersistentVolumeClaims and DataVolumes live on this node:
+   * `<pvcDir>/<namespace>/<claim>.img` (raw; a file or a block device) or `.qcow2`.
+   */
+  pvcDir?: string;
+}
+
+export interface MaterializedVolumes {
+  volumes: Record<string, MaterializedVolume>;
+  kernelBoot?: { kernelPath?: string; initrdPath?: string };
+}
+
+const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
+
+export async function materializeVolumes(vmi: VirtualMachineInstance, opts: MaterializeOptions): Promise<MaterializedVolumes> {
+  const plan = planVolumes(vmi, opts.vmDir);
+  const { dirs } = plan;
+  await mkdir(dirs.persistent, { recursive: true });
+  // Ephemeral files of earlier incarnations are leftovers (a VM runs one VMI at a time).
+  for (const entry of await readdir(dirs.ephemeralRoot).catch(() => [] as string[])) {
+    if (join(dirs.ephemeralRoot, entry) !== dirs.ephemeral) await rm(join(dirs.ephemeralRoot, entry), { recursive: true, force: true });
+  }
+  const freshEphemeral = !(await exists(dirs.ephemeral));
+  await mkdir(dirs.ephemeral, { recursive: true });
+
+  try {
+    const volumes: Record<string, MaterializedVolume> = {};
+    for (const step of plan.volumes) volumes[step.name] = await materializeOne(step, plan, opts);
+    const result: MaterializedVolumes = { volumes };
+    if (plan.kernelBoot) {
+      const kb = plan.kernelBoot;
+      const pulled = await pullImage(kb.ref, plan, opts, undefined);
+      result.kernelBoot = {
+        ...(kb.kernelPath ? { kernelPath: (await opts.imageStore.extractFile(pulled, kb.kernelPath)).path } : {}),
+        ...(kb.initrdPath ? { initrdPath: (await opts.imageStore.extractFile(pulled, kb.initrdPath)).path } : {}),
+      };
+    }
+    return result;
+  } catch (err) {
+    // Leave nothing of a failed first attempt behind; a restarted launcher keeps its files.
+    if (freshEphemeral) await rm(dirs.ephemeral, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/**
+ * Removes what the VMI's volumes left on the node: always the ephemeral files (overlays,
+ * ISOs), and with `deleteVm` also the VM's persistent ones (emptyDisks). Image store
+ * contents (shared), hostDisks and PVCs (the user's data) are never touched.
+ */
+export async function releaseVolumes(
+  vmi: VirtualMachineInstance,
+  opts: Pick<MaterializeOptions, 'vmDir'>,
+  { deleteVm }: { deleteVm: boolean },
+): Promise<void> {
+  const dirs = volumeDirs(opts.vmDir, vmi);
+  await rm(deleteVm ? dirs.root : dirs.ephemeralRoot, { recursive: true, force: true });
+}
+
+async function materializeOne(step: VolumePlan, plan: MaterializationPlan, opts: MaterializeOptions): Promise<MaterializedVolume> {
+  const { name } = step;
+  switch (step.kind) {
+    case 'emptyDisk':
+      if (!(await exists(step.path))) await atomically(step.path, (tmp) => run('qemu-img', ['create', '-q', '-f', 'qcow2', tmp, String(step.bytes)]));
+      return { name, type: 'file', path: step.path, format: 'qcow2' };
+
+    case 'containerDisk': {
+      const pulled = await pullImage(step.ref, plan, opts, name);
+      const base = await opts.imageStore.extractFile(pulled, step.pathInImage ?? '/disk', step.pathInImage === undefined, name);
+      const format = await imageFormat(base.path, name);
+      await ensureOverlay(step.overlayPath, base.path, format);
+      return { name, type: 'file', path: step.overlayPath, format: 'qcow2', backingStore: { path: base.path, format } };
+    }
+
+    case 'hostDisk': {
+      let st = await stat(step.path).catch(() => undefined);
+      if (!st && step.create) {
+        await mkdir(dirname(step.path), { recursive: true });
+        await atomically(step.path, (tmp) => run('qemu-img', ['create', '-q', '-f', 'raw', tmp, String(step.bytes)]));
+        st = await stat(step.path);
+      }
+      if (!st) throw new VolumeError('HostDiskNotFound', name, `hostDisk ${step.path} does not exist (type Disk requires it); create it or use type DiskOrCreate with a capacity`);
+      if (!st.isFile() && !st.isBlockDevice()) throw new VolumeError('InvalidVolume', name, `hostDisk ${step.path} is neither a file nor a block device`);
+      return { name, type: st.isBlockDevice() ? 'block' : 'file', path: step.path, format: 'raw' };
+    }
+
+    case 'claim': {
+      const claim = await findClaim(step, plan.namespace, opts.pvcDir);
+      if (!step.overlayPath) return { name, ...claim, ...(step.readOnly ? { readOnly: true } : {}) };
+      await ensureOverlay(step.overlayPath, claim.path, claim.format);
+      return { name, type: 'file', path: step.overlayPath, format: 'qcow2', backingStore: { path: claim.path, format: claim.format } };
+    }
+
+    case 'cloudInit':
+      if (!(await exists(step.isoPath))) await writeIso(step.isoPath, await cloudInitLayout(step, plan, opts.secrets));
+      return { name, type: 'file', path: step.isoPath, format: 'raw', readOnly: true };
+
+    case 'objectIso':
+      if (!(await exists(step.isoPath))) await writeIso(step.isoPath, await objectLayout(step, plan.namespace, opts.secrets));
+      return { name, type: 'file', path: step.isoPath, format: 'raw', readOnly: true };
+  }
+}
+
+/** Runs `create(tmpPath)` then renames into place, so a crash leaves no half-made disk under the real name. */
+async function atomically(path: string, create: (tmp: string) => Promise<unknown>): Promise<void> {
+  const tmp = `${path}.partial`;
+  try {
+    await create(tmp);
+    await rename(tmp, path);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+async function imageFormat(path: string, volume: string): Promise<'qcow2' | 'raw'> {
+  const info = JSON.parse(await run('qemu-img', ['info', '--output=json', path])) as { format?: string; 'backing-filename'?: string };
+  if (info.format !== 'qcow2' && info.format !== 'raw') {
+    throw new VolumeError('InvalidVolume', volume, `${path} is a ${String(info.format)} image; virtops attaches qcow2 or raw`);
+  }
+  if (info['backing-filename']) throw new VolumeError('InvalidVolume', volume, `${path} has its own backing file; flatten it (qemu-img convert) first`);
+  return info.format;
+}
+
+/** A qcow2 overlay over `base`; an existing one is kept when it already points at `base`. */
+async function ensureOverlay(overlay: string, base: string, format: 'qcow2' | 'raw'): Promise<void> {
+  if (await exists(overlay)) {
+    const info = JSON.parse(await run('qemu-img', ['info', '--output=json', '--force-share', overlay])) as { 'backing-filename'?: string };
+    if (info['backing-filename'] === base) return;
+    await rm(overlay, { force: true });
+  }
+  await atomically(overlay, (tmp) => run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', format, tmp]));
+}
+
+async function pullImage(ref: ImageRef, plan: MaterializationPlan, opts: MaterializeOptions, volume: string | undefined): Promise<PulledImage> {
+  if (!ref.pullSecret) return opts.imageStore.pull(ref, volume ? { volume } : {});
+  const secret = await requireObject(opts.secrets, 'secret', plan.namespace, ref.pullSecret, volume, 'imagePullSecret');
+  const config = secret['.dockerconfigjson'] ?? secret['.dockercfg'];
+  if (!config) {
+    throw new VolumeError('SecretNotFound', volume, `imagePullSecret "${ref.pullSecret}" has no .dockerconfigjson key (keys: ${Object.keys(secret).join(', ') || 'none'})`);
+  }
+  const authFile = join(plan.dirs.ephemeral, `.auth-${volume ?? 'kernel-boot'}.json`);
+  await writeFile(authFile, config, { mode: 0o600 });
+  try {
+    return await opts.imageStore.pull(ref, { authFile, ...(volume ? { volume } : {}) });
+  } finally {
+    await rm(authFile, { force: true });
+  }
+}
+
+async function requireObject(
+  source: SecretSource | undefined,
+  kind: ObjectKind,
+  namespace: string,
+  objectName: string,
+  volume: string | undefined,
+  field: string,
+): Promise<Record<string, Buffer>> {
+  const data = source ? await source.get(kind, namespace, objectName) : undefined;
+  if (!data) {
+    const where = source ? source.describe(kind, namespace, objectName) : 'no secret source configured for this launcher';
+    throw new VolumeError('SecretNotFound', volume, `${kind} "${namespace}/${objectName}" (${field}) not found (${where})`);
+  }
+  return data;
+}
+
+async function cloudInitLayout(
+  step: Extract<VolumePlan, { kind: 'cloudInit' }>,
+  plan: MaterializationPlan,
+  secrets: SecretSource | undefined,
+): Promise<IsoLayout> {
+  const src = step.source;
+  const ns = plan.namespace;
+  let userData = src.userData ?? (src.userDataBase64 !== undefined ? decodeBase64(src.userDataBase64, step.name, `${step.field}.userDataBase64`) : undefined);
+  let networkData = src.networkData ?? (src.networkDataBase64 !== undefined ? decodeBase64(src.networkDataBase64, step.name, `${step.field}.networkDataBase64`) : undefined);
+  if (src.secretRef) {
+    const data = await requireObject(secrets, 'secret', ns, src.secretRef.name, step.name, `${step.field}.secretRef`);
+    userData = pickKey(data, USER_DATA_KEYS);
+    if (userData === undefined) {
+      throw new VolumeError('SecretNotFound', step.name, `secret "${ns}/${src.secretRef.name}" (${step.field}.secretRef) has no ${USER_DATA_KEYS.join(' or ')} key (keys: ${Object.keys(data).join(', ') || 'none'})`);
+    }
+    // KubeVirt reads network data from the same secret when no separate one is named.
+    if (!src.networkDataSecretRef && networkData === undefined) networkData = pickKey(data, NETWORK_DATA_KEYS);
+  }
+  if (src.networkDataSecretRef) {
+    const ref = src.networkDataSecretRef.name;
+    const data = await requireObject(secrets, 'secret', ns, ref, step.name, `${step.field}.networkDataSecretRef`);
+    networkData = pickKey(data, NETWORK_DATA_KEYS);
+    if (networkData === undefined) {
+      throw new VolumeError('SecretNotFound', step.name, `secret "${ns}/${ref}" (${step.field}.networkDataSecretRef) has no ${NETWORK_DATA_KEYS.join(' or ')} key (keys: ${Object.keys(data).join(', ') || 'none'})`);
+    }
+  }
+  const data = {
+    instanceId: plan.instanceId,
+    hostname: plan.hostname,
+    ...(userData !== undefined ? { userData } : {}),
+    ...(networkData !== undefined ? { networkData } : {}),
+  };
+  return step.flavor === 'noCloud' ? noCloudLayout(data) : configDriveLayout(data);
+}
+
+async function objectLayout(
+  step: Extract<VolumePlan, { kind: 'objectIso' }>,
+  namespace: string,
+  secrets: SecretSource | undefined,
+): Promise<IsoLayout> {
+  const data = step.optional
+    ? ((secrets ? await secrets.get(step.object, namespace, step.objectName) : undefined) ?? {})
+    : await requireObject(secrets, step.object, namespace, step.objectName, step.name, step.field);
+  return { volumeId: step.volumeId, files: data };
+}
+
+/** `<pvcDir>/<namespace>/<claim>.img` (raw file or block device) or `.qcow2`; exactly one must exist. */
+async function findClaim(
+  step: Extract<VolumePlan, { kind: 'claim' }>,
+  namespace: string,
+  pvcDir: string | undefined,
+): Promise<Pick<MaterializedVolume, 'type' | 'path' | 'format'>> {
+  if (!pvcDir) {
+    throw new VolumeError('ErrorPvcNotFound', step.name, `claim "${step.claimName}" (${step.field}) cannot be resolved: this launcher has no PVC directory configured`);
+  }
+  const candidates = [
+    { path: join(pvcDir, namespace, `${step.claimName}.img`), format: 'raw' as const },
+    { path: join(pvcDir, namespace, `${step.claimName}.qcow2`), format: 'qcow2' as const },
+  ];
+  const found = [];
+  for (const c of candidates) {
+    const st = await stat(c.path).catch(() => undefined);
+    if (st) found.push({ ...c, type: st.isBlockDevice() ? ('block' as const) : ('file' as const) });
+  }
+  if (found.length === 0) {
+    throw new VolumeError('ErrorPvcNotFound', step.name, `claim "${namespace}/${step.claimName}" (${step.field}) not found: expected ${candidates.map((c) => c.path).join(' or ')}`);
+  }
+  if (found.length > 1) {
+    throw new VolumeError('InvalidVolume', step.name, `claim "${namespace}/${step.claimName}" is ambiguous: both ${found.map((c) => c.path).join(' and ')} exist; remove one`);
+  }
+  return found[0]!;
+}
