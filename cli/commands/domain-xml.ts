@@ -1,8 +1,100 @@
-import type { Command } from 'commander';
+/**
+ * `virtops domain-xml FILE` — print the libvirt domain XML a node would define for a
+ * VirtualMachine or VirtualMachineInstance manifest (YAML or JSON, one or more
+ * documents). Paths follow the node layout in launcher/convert/node-layout.ts under
+ * --state-dir. Warnings go to stderr; invalid input exits 1 naming the field and the fix.
+ */
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError, type Command } from 'commander';
+import { parseAllDocuments } from 'yaml';
+import { API_VERSION, vmiFromVm, type VirtualMachine, type VirtualMachineInstance } from '../../api/kubevirt.js';
+import { ConversionError, convertVmi, DEFAULT_STATE_DIR, type Emulation, nodeContext } from '../../launcher/convert/index.js';
 
-// Placeholder until the 'domain-xml' command lands; replaced by its owner.
+interface Options {
+  emulation: Emulation;
+  stateDir: string;
+  name?: string;
+}
+
 export function registerDomainXml(program: Command): void {
-  program.command('domain-xml').description('(not implemented yet)').action(() => {
-    throw new Error("'domain-xml' is not implemented yet");
-  });
+  program
+    .command('domain-xml')
+    .description('print the libvirt domain XML for a VirtualMachine or VirtualMachineInstance manifest')
+    .argument('<file>', 'YAML or JSON manifest (multi-document files allowed, e.g. dist/*.k8s.yaml)')
+    .option('--emulation <kvm|tcg>', 'accelerator: kvm → <domain type="kvm">, tcg → <domain type="qemu">', parseEmulation, 'kvm')
+    .option('--state-dir <dir>', 'node state directory the paths are laid out under', DEFAULT_STATE_DIR)
+    .option('--name <name>', 'which VM/VMI to convert when the file holds several')
+    .action((file: string, opts: Options) => {
+      const vmi = instanceFromFile(file, opts.name);
+      try {
+        const { xml, warnings } = convertVmi(vmi, nodeContext(vmi, { stateDir: opts.stateDir, emulation: opts.emulation }));
+        for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+        process.stdout.write(xml);
+      } catch (e) {
+        if (e instanceof ConversionError) throw new Error(`${file}: ${describe(vmi)}: ${e.message}`);
+        throw e;
+      }
+    });
+}
+
+function parseEmulation(value: string): Emulation {
+  if (value !== 'kvm' && value !== 'tcg') throw new InvalidArgumentError('use kvm or tcg');
+  return value;
+}
+
+/** Reads FILE and returns the one VMI it describes (a VM becomes the VMI its template would create). */
+export function instanceFromFile(file: string, name?: string): VirtualMachineInstance {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  return instanceFromText(text, file, name);
+}
+
+export function instanceFromText(text: string, file: string, name?: string): VirtualMachineInstance {
+  const docs = parseAllDocuments(text);
+  const objects: unknown[] = [];
+  for (const doc of Array.isArray(docs) ? docs : [docs]) {
+    const err = doc.errors[0];
+    if (err) {
+      const at = err.linePos?.[0];
+      const where = at ? `${file}:${at.line}:${at.col}` : file;
+      throw new Error(`${where}: malformed YAML/JSON: ${err.message.split('\n')[0]}`);
+    }
+    const value: unknown = doc.toJS();
+    if (value !== null && value !== undefined) objects.push(value);
+  }
+  const candidates = objects.filter(isKubevirtWorkload);
+  const named = name === undefined ? candidates : candidates.filter((o) => o.metadata?.name === name);
+  if (named.length === 1) {
+    const obj = named[0]!;
+    if (obj.apiVersion !== API_VERSION) throw new Error(`${file}: ${describe(obj)}: apiVersion "${String(obj.apiVersion)}" is not supported. Fix: use ${API_VERSION}`);
+    if (obj.kind === 'VirtualMachineInstance') return obj;
+    if (typeof obj.spec?.template?.spec !== 'object' || obj.spec.template.spec === null) {
+      throw new Error(`${file}: ${describe(obj)}: spec.template.spec is missing. Fix: give the VirtualMachine a template with a spec`);
+    }
+    return vmiFromVm(obj);
+  }
+  if (named.length === 0) {
+    const kinds = objects.map((o) => (o as { kind?: unknown })?.kind).filter((k) => typeof k === 'string');
+    const found = kinds.length ? `found: ${[...new Set(kinds)].join(', ')}` : 'found no Kubernetes objects';
+    if (name !== undefined && candidates.length > 0) {
+      throw new Error(`${file}: no VirtualMachine or VirtualMachineInstance named "${name}" (there are: ${candidates.map(describe).join(', ')})`);
+    }
+    throw new Error(`${file}: no VirtualMachine or VirtualMachineInstance (${found}). Fix: pass a manifest holding one`);
+  }
+  throw new Error(`${file}: holds ${named.length} VMs/VMIs (${named.map(describe).join(', ')}). Fix: choose one with --name`);
+}
+
+type Workload = (VirtualMachine | VirtualMachineInstance) & { apiVersion: unknown };
+
+function isKubevirtWorkload(o: unknown): o is Workload {
+  const kind = (o as { kind?: unknown } | null)?.kind;
+  return typeof o === 'object' && o !== null && (kind === 'VirtualMachine' || kind === 'VirtualMachineInstance');
+}
+
+function describe(o: { kind?: string; metadata?: { name?: string; namespace?: string } }): string {
+  return `${o.kind ?? 'object'} ${o.metadata?.namespace ?? 'default'}/${o.metadata?.name ?? '<unnamed>'}`;
 }

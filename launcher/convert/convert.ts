@@ -41,7 +41,9 @@ export function convertVmi(vmi: api.VirtualMachineInstance, ctx: ConversionConte
   const { spec } = vmi;
   const domain = spec.domain;
 
-  warnUnknownKeys(diag, spec, 'spec', ['domain', 'networks', 'volumes', ...SPEC_KEYS_ELSEWHERE, 'hostname', 'subdomain']);
+  warnUnknownKeys(diag, spec, 'spec', ['architecture', 'domain', 'networks', 'volumes', ...SPEC_KEYS_ELSEWHERE, 'hostname', 'subdomain']);
+  const arch = spec.architecture ?? 'amd64';
+  check(arch === 'amd64' || arch === 'x86_64', 'spec.architecture', `"${arch}" guests are not supported`, 'use "amd64" (or leave it unset)');
   for (const key of ['hostname', 'subdomain'] as const) {
     if (spec[key] !== undefined) diag.warn(`spec.${key}`, 'not handed to the guest by virtops (no DHCP server of ours); set it through cloud-init');
   }
