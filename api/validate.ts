@@ -12,6 +12,7 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { RUN_STRATEGIES } from './kubevirt.js';
 import { structuralSchema } from './structural-schema.js';
 
 export interface ValidationIssue {
@@ -65,7 +66,9 @@ export function validateManifest(obj: unknown): ValidationIssue[] {
   if (apiVersion === 'kubevirt.io/v1' && typeof kind === 'string' && KUBEVIRT_KINDS[kind]) {
     const validate = validatorFor(KUBEVIRT_KINDS[kind]);
     if (!validate(obj)) issues.push(...toIssues(validate.errors ?? []));
-    issues.push(...checkMetadata(obj, true));
+    // checkMetadata overlaps the schema on labels/annotations: keep one issue per path.
+    const seen = new Set(issues.map((i) => i.path));
+    issues.push(...checkMetadata(obj, true).filter((i) => !seen.has(i.path)));
     if (issues.length === 0) issues.push(...(kind === 'VirtualMachine' ? checkVmRules(obj) : checkVmiSpecRules(obj.spec as Obj, '/spec')));
     return sortIssues(issues);
   }
@@ -225,6 +228,10 @@ function checkMetadata(obj: Obj, namespaced: boolean): ValidationIssue[] {
 function checkVmRules(vm: Obj): ValidationIssue[] {
   const spec = vm.spec as Obj;
   const issues: ValidationIssue[] = [];
+  // KubeVirt's OpenAPI has no enum for runStrategy; its webhook checks the value.
+  if (spec.runStrategy !== undefined && !(RUN_STRATEGIES as readonly unknown[]).includes(spec.runStrategy)) {
+    issues.push({ path: '/spec/runStrategy', message: `must be one of ${RUN_STRATEGIES.join(', ')}, got ${JSON.stringify(spec.runStrategy)}` });
+  }
   if (spec.running !== undefined && spec.runStrategy !== undefined) {
     issues.push({ path: '/spec/running', message: 'running and runStrategy are mutually exclusive', fix: 'remove running and keep runStrategy (running: true = Always, false = Halted)' });
   }
