@@ -1,0 +1,344 @@
+/**
+ * GitSource: watches one branch of a git repository and yields validated revisions.
+ *
+ * - Local repositories (a path) are watched with chokidar; remote URLs (any git URL,
+ *   `file://` included) are polled with `git ls-remote`. Both also resync periodically.
+ * - Events are only hints: on any of them the branch is re-read and compared by SHA, so a
+ *   missed, merged or mislabelled event costs latency, never correctness (git rewrites
+ *   refs through lock files and `pack-refs` moves them into packed-refs).
+ * - A new SHA is fetched into a private cache repository, checked out into a throw-away
+ *   worktree, its dist/ read and validated, and its freshness checked. The result is a
+ *   `Revision`, or a `RevisionRefused` that leaves the last good revision current.
+ *
+ *   const source = new GitSource({ repo: '/srv/git/vms.git', branch: 'main' });
+ *   source.on('revision', (r) => apply(r));
+ *   await source.start();
+ */
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative, sep } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { watch, type FSWatcher } from 'chokidar';
+import { pino, type Logger } from 'pino';
+import type { Revision, RevisionRefused } from '../core/types.js';
+import { checkFreshness, type FreshnessOptions } from './freshness.js';
+import * as g from './git.js';
+import { parseManifestFiles, readManifestFiles, type Validator } from './manifests.js';
+
+export interface GitSourceOptions {
+  /** A local repository path (bare or not) or any git URL (`https://`, `ssh://`, `file://`, `host:path`). */
+  repo: string;
+  /** Default `main`. */
+  branch?: string;
+  /** Directory of manifests inside the repository. Default `dist`. */
+  distPath?: string;
+  /** Default: `watch` for a local path, `poll` for a URL. */
+  mode?: 'watch' | 'poll';
+  /** Poll interval for remotes. Default 30 s. */
+  pollIntervalMs?: number;
+  /** Periodic re-read in either mode, to heal missed events. Default 5 min. */
+  resyncIntervalMs?: number;
+  /** Quiet time after a filesystem event before re-reading the ref. Default 150 ms. */
+  debounceMs?: number;
+  /**
+   * Where the private cache repository and worktrees live. Default: a new temp directory,
+   * removed on stop(); a given directory is kept (as a warm cache) but its worktrees are not.
+   */
+  cacheDir?: string;
+  /** `false` (CLI: `--no-freshness-check`) skips the dist/-matches-vms/ check. */
+  freshness?: FreshnessOptions | false;
+  /** Refuse commits whose dist/ holds no manifests (protects against pruning everything). Default true. */
+  refuseEmpty?: boolean;
+  /** Default: validateManifest from api/validate.ts. */
+  validate?: Validator;
+  logger?: Logger;
+  /** Metrics hook: called after every check. */
+  onCheck?: (info: CheckInfo) => void;
+}
+
+export type CheckTrigger = 'start' | 'watch' | 'poll' | 'resync' | 'webhook' | 'manual';
+
+export interface CheckInfo {
+  trigger: CheckTrigger;
+  outcome: 'unchanged' | 'revision' | 'refused' | 'missing-branch' | 'error';
+  sha?: string;
+  durationMs: number;
+}
+
+export interface SourceCounters {
+  checks: number;
+  revisions: number;
+  refused: number;
+  errors: number;
+}
+
+export type SourceEvent = { type: 'revision'; revision: SourceRevision } | { type: 'refused'; refused: RevisionRefused };
+
+/** A revision plus where each manifest came from (`dist/file.yaml#doc`). */
+export interface SourceRevision extends Revision {
+  origins: string[];
+}
+
+export class GitSource extends EventEmitter {
+  readonly branch: string;
+  readonly mode: 'watch' | 'poll';
+  readonly counters: SourceCounters = { checks: 0, revisions: 0, refused: 0, errors: 0 };
+  private readonly opts: GitSourceOptions;
+  private readonly log: Logger;
+  private readonly abort = new AbortController();
+  private cacheRoot?: string;
+  private ownsCacheRoot = false;
+  private gitDir?: string;
+  private watcher?: FSWatcher;
+  private timers: NodeJS.Timeout[] = [];
+  private debounceTimer?: NodeJS.Timeout;
+  private inFlight?: Promise<void>;
+  private again: CheckTrigger | undefined;
+  private lastChecked?: string;
+  private good?: SourceRevision;
+  private started = false;
+  private stopped = false;
+  private readonly iterators = new Set<(e: SourceEvent | undefined) => void>();
+
+  constructor(opts: GitSourceOptions) {
+    super();
+    if (!opts.repo) throw new Error('GitSource: repo is required (a local repository path or a git URL)');
+    this.opts = opts;
+    this.branch = opts.branch ?? 'main';
+    if (!/^[\w.\-/]+$/.test(this.branch) || this.branch.includes('..')) {
+      throw new Error(`GitSource: branch "${this.branch}" is not a valid branch name`);
+    }
+    this.mode = opts.mode ?? (isLocalPath(opts.repo) ? 'watch' : 'poll');
+    this.log = (opts.logger ?? pino({ name: 'virtops-source', level: process.env.VIRTOPS_LOG_LEVEL ?? 'info' })).child({
+      component: 'source',
+      repo: opts.repo,
+      branch: this.branch,
+    });
+  }
+
+  /** The last good revision, if any. */
+  get current(): SourceRevision | undefined {
+    return this.good;
+  }
+
+  /** Prepare the cache, start watching/polling and run the first check. */
+  async start(): Promise<void> {
+    if (this.started) throw new Error('GitSource: start() called twice');
+    this.started = true;
+    const signal = this.abort.signal;
+    if (this.opts.cacheDir) {
+      this.cacheRoot = this.opts.cacheDir;
+      await mkdir(this.cacheRoot, { recursive: true });
+    } else {
+      this.cacheRoot = await mkdtemp(join(tmpdir(), 'virtops-source-'));
+      this.ownsCacheRoot = true;
+    }
+    if (!existsSync(this.cacheRepo)) await g.initCacheRepo(this.cacheRepo, { signal });
+    await rm(this.worktreesDir, { recursive: true, force: true });
+    await g.pruneWorktrees(this.cacheRepo, { signal });
+
+    if (this.mode === 'watch') {
+      this.gitDir = await g.resolveGitDir(this.opts.repo, { signal });
+      await this.startWatcher(this.gitDir);
+    } else {
+      this.every(this.opts.pollIntervalMs ?? 30_000, 'poll');
+    }
+    this.every(this.opts.resyncIntervalMs ?? 300_000, 'resync');
+    this.log.info({ mode: this.mode }, 'source started');
+    await this.checkNow('start');
+  }
+
+  /**
+   * Re-read the branch now (webhooks call this). Resolves when that check (and any check
+   * requested while it ran) is done. Never rejects: failures are logged and counted.
+   */
+  checkNow(trigger: CheckTrigger = 'manual'): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.inFlight) {
+      this.again = trigger;
+      return this.inFlight;
+    }
+    this.inFlight = (async () => {
+      let next: CheckTrigger | undefined = trigger;
+      while (next && !this.stopped) {
+        this.again = undefined;
+        await this.checkOnce(next);
+        next = this.again;
+      }
+    })().finally(() => {
+      this.inFlight = undefined;
+    });
+    return this.inFlight;
+  }
+
+  /** Async iteration over revisions and refusals, ending when the source stops. */
+  events(): AsyncIterable<SourceEvent> {
+    const queue: SourceEvent[] = [];
+    let wake: (() => void) | undefined;
+    let done = this.stopped;
+    const push = (e: SourceEvent | undefined) => {
+      if (e) queue.push(e);
+      else done = true;
+      wake?.();
+    };
+    this.iterators.add(push);
+    const iterators = this.iterators;
+    return {
+      [Symbol.asyncIterator]: () => ({
+        async next(): Promise<IteratorResult<SourceEvent>> {
+          while (queue.length === 0 && !done) await new Promise<void>((r) => (wake = r));
+          const value = queue.shift();
+          if (value) return { value, done: false };
+          iterators.delete(push);
+          return { value: undefined, done: true };
+        },
+        async return(): Promise<IteratorResult<SourceEvent>> {
+          iterators.delete(push);
+          return { value: undefined, done: true };
+        },
+      }),
+    };
+  }
+
+  /** Stop watching and polling, cancel a running check, remove worktrees (and an owned cache). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.abort.abort();
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    if (this.debounceTimer) clearTimeout(this.debounceTimer);
+    await this.watcher?.close();
+    await this.inFlight?.catch(() => undefined);
+    if (this.cacheRoot) {
+      if (this.ownsCacheRoot) await rm(this.cacheRoot, { recursive: true, force: true });
+      else {
+        await rm(this.worktreesDir, { recursive: true, force: true });
+        await g.pruneWorktrees(this.cacheRepo).catch(() => undefined);
+      }
+    }
+    for (const push of this.iterators) push(undefined);
+    this.iterators.clear();
+    this.log.info('source stopped');
+  }
+
+  // ---- internals ------------------------------------------------------------------------
+
+  private get cacheRepo(): string {
+    return join(this.cacheRoot as string, 'repo.git');
+  }
+
+  private get worktreesDir(): string {
+    return join(this.cacheRoot as string, 'worktrees');
+  }
+
+  private every(ms: number, trigger: CheckTrigger): void {
+    if (ms <= 0) return;
+    this.timers.push(setInterval(() => void this.checkNow(trigger), ms));
+  }
+
+  private async startWatcher(gitDir: string): Promise<void> {
+    // Watch the repository root and let through only the ref storage: watching refs/heads
+    // and packed-refs directly misses the first push when packed-refs does not exist yet.
+    const allowed = (path: string): boolean => {
+      const rel = relative(gitDir, path).split(sep).join('/');
+      return rel === '' || rel === 'refs' || rel === 'refs/heads' || rel.startsWith('refs/heads/') || rel === 'packed-refs';
+    };
+    const watcher = watch(gitDir, { ignoreInitial: true, ignored: (path: string) => !allowed(path) });
+    this.watcher = watcher;
+    watcher.on('all', (event, path) => {
+      this.log.debug({ event, path }, 'ref storage changed');
+      if (this.debounceTimer) clearTimeout(this.debounceTimer);
+      this.debounceTimer = setTimeout(() => void this.checkNow('watch'), this.opts.debounceMs ?? 150);
+    });
+    watcher.on('error', (err) => this.log.warn({ err }, 'watcher error; the periodic resync still runs'));
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  }
+
+  private async checkOnce(trigger: CheckTrigger): Promise<void> {
+    const began = Date.now();
+    const signal = this.abort.signal;
+    this.counters.checks++;
+    const report = (outcome: CheckInfo['outcome'], sha?: string) => {
+      const info: CheckInfo = { trigger, outcome, durationMs: Date.now() - began, ...(sha ? { sha } : {}) };
+      try {
+        this.opts.onCheck?.(info);
+      } catch (err) {
+        this.log.warn({ err }, 'onCheck hook threw');
+      }
+    };
+    try {
+      const tip =
+        this.mode === 'watch'
+          ? await g.readLocalBranch(this.gitDir as string, this.branch, { signal })
+          : await g.readRemoteBranch(this.opts.repo, this.branch, { signal });
+      if (!tip) {
+        this.log.warn({ trigger }, `branch ${this.branch} not found; waiting for it to appear`);
+        return report('missing-branch');
+      }
+      if (tip === this.lastChecked) return report('unchanged', tip);
+      const sha = await g.fetchBranch(this.cacheRepo, this.opts.repo, this.branch, { signal });
+      if (sha === this.lastChecked) return report('unchanged', sha);
+      const verdict = await this.evaluate(sha, signal);
+      if (this.stopped) return;
+      this.lastChecked = sha;
+      if ('errors' in verdict) {
+        this.counters.refused++;
+        this.log.warn({ sha, trigger, errors: verdict.errors, current: this.good?.sha }, 'revision refused; keeping the last good revision');
+        this.publish({ type: 'refused', refused: verdict });
+        return report('refused', sha);
+      }
+      this.good = verdict;
+      this.counters.revisions++;
+      this.log.info({ sha, trigger, manifests: verdict.manifests.length }, 'new revision');
+      this.publish({ type: 'revision', revision: verdict });
+      return report('revision', sha);
+    } catch (err) {
+      if (this.stopped) return;
+      this.counters.errors++;
+      this.log.error({ err, trigger }, 'source check failed; will retry on the next event, poll or resync');
+      return report('error');
+    }
+  }
+
+  private publish(e: SourceEvent): void {
+    if (e.type === 'revision') this.emit('revision', e.revision);
+    else this.emit('refused', e.refused);
+    for (const push of this.iterators) push(e);
+  }
+
+  private async evaluate(sha: string, signal: AbortSignal): Promise<SourceRevision | RevisionRefused> {
+    await mkdir(this.worktreesDir, { recursive: true });
+    const dir = join(this.worktreesDir, `${sha.slice(0, 12)}-${randomBytes(4).toString('hex')}`);
+    try {
+      await g.addWorktree(this.cacheRepo, dir, sha, { signal });
+      const distPath = this.opts.distPath ?? 'dist';
+      const files = await readManifestFiles(dir, distPath);
+      if (!files) return { sha, errors: [`${distPath}/ does not exist in commit ${sha} (fix: run synth and commit ${distPath}/)`] };
+      const parsed = parseManifestFiles(files, this.opts.validate);
+      if (parsed.errors.length > 0) return { sha, errors: parsed.errors };
+      if (parsed.manifests.length === 0 && this.opts.refuseEmpty !== false) {
+        return { sha, errors: [`${distPath}/ holds no manifests in commit ${sha}: refusing to prune everything (fix: commit the synthesized manifests)`] };
+      }
+      if (this.opts.freshness !== false) {
+        const fresh = await checkFreshness(dir, this.opts.freshness ?? {}, signal);
+        if (!fresh.fresh) return { sha, errors: fresh.errors };
+      }
+      return { sha, manifests: parsed.manifests, origins: parsed.origins };
+    } finally {
+      await g.removeWorktree(this.cacheRepo, dir).catch(async (err: unknown) => {
+        this.log.warn({ err, dir }, 'could not remove worktree through git; deleting it');
+        await rm(dir, { recursive: true, force: true });
+      });
+    }
+  }
+}
+
+/** A filesystem path (absolute or relative) rather than a URL or scp-like `host:path`. */
+export function isLocalPath(repo: string): boolean {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(repo)) return false;
+  if (/^[^/]+:/.test(repo)) return false; // user@host:path
+  return true;
+}

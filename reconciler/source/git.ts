@@ -1,0 +1,84 @@
+/**
+ * The few git plumbing calls the source needs, as small async functions over execa.
+ * Prompts are disabled so a remote asking for credentials fails fast instead of hanging.
+ */
+import { execa } from 'execa';
+
+export interface GitCallOptions {
+  cwd?: string;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+const GIT_ENV = { GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C', GIT_ASKPASS: 'true' };
+
+export async function git(args: string[], opts: GitCallOptions = {}): Promise<string> {
+  const r = await execa('git', args, {
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    env: GIT_ENV,
+    timeout: opts.timeoutMs ?? 120_000,
+    ...(opts.signal ? { cancelSignal: opts.signal } : {}),
+    stripFinalNewline: true,
+  });
+  return r.stdout;
+}
+
+const SHA_RE = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
+
+/** The commit a branch points to in a local repository (bare or not), or undefined. */
+export async function readLocalBranch(gitDir: string, branch: string, opts: GitCallOptions = {}): Promise<string | undefined> {
+  try {
+    const out = await git(['--git-dir', gitDir, 'rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`], opts);
+    return SHA_RE.test(out) ? out : undefined;
+  } catch (err) {
+    // rev-parse --verify --quiet exits 1 without output when the ref does not exist.
+    if ((err as { exitCode?: number }).exitCode === 1) return undefined;
+    throw err;
+  }
+}
+
+/** The commit a branch points to on a remote (any git URL), or undefined. */
+export async function readRemoteBranch(url: string, branch: string, opts: GitCallOptions = {}): Promise<string | undefined> {
+  const out = await git(['ls-remote', '--refs', url, `refs/heads/${branch}`], opts);
+  for (const line of out.split('\n')) {
+    const [sha, ref] = line.split('\t');
+    if (ref === `refs/heads/${branch}` && sha && SHA_RE.test(sha)) return sha;
+  }
+  return undefined;
+}
+
+/** The git directory of a local repository path (the path itself for a bare repo). */
+export async function resolveGitDir(path: string, opts: GitCallOptions = {}): Promise<string> {
+  return git(['-C', path, 'rev-parse', '--absolute-git-dir'], opts);
+}
+
+export async function initCacheRepo(dir: string, opts: GitCallOptions = {}): Promise<void> {
+  await git(['init', '--quiet', '--bare', dir], opts);
+}
+
+/**
+ * Fetch the branch into the cache under a private ref (force: a force-push must win) and
+ * return the commit fetched, which may be newer than the one that triggered the fetch.
+ */
+export async function fetchBranch(cacheDir: string, url: string, branch: string, opts: GitCallOptions = {}): Promise<string> {
+  const ref = 'refs/virtops/source';
+  await git(['--git-dir', cacheDir, 'fetch', '--quiet', '--no-tags', '--no-write-fetch-head', url, `+refs/heads/${branch}:${ref}`], opts);
+  return git(['--git-dir', cacheDir, 'rev-parse', '--verify', `${ref}^{commit}`], opts);
+}
+
+export async function addWorktree(cacheDir: string, dir: string, sha: string, opts: GitCallOptions = {}): Promise<void> {
+  await git(['--git-dir', cacheDir, 'worktree', 'add', '--quiet', '--detach', dir, sha], opts);
+}
+
+export async function removeWorktree(cacheDir: string, dir: string, opts: GitCallOptions = {}): Promise<void> {
+  try {
+    await git(['--git-dir', cacheDir, 'worktree', 'remove', '--force', dir], opts);
+  } finally {
+    // Also drops the metadata of worktrees whose directory vanished (e.g. after a crash).
+    await git(['--git-dir', cacheDir, 'worktree', 'prune'], opts).catch(() => undefined);
+  }
+}
+
+export async function pruneWorktrees(cacheDir: string, opts: GitCallOptions = {}): Promise<void> {
+  await git(['--git-dir', cacheDir, 'worktree', 'prune'], opts);
+}

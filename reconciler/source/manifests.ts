@@ -1,0 +1,84 @@
+/**
+ * Reading a revision's manifests: every `.yaml`/`.yml` file under dist/ (recursively, in
+ * byte order of the path, so the same commit always yields the same list), every document
+ * in each file, each validated with the project's one validator (api/validate.ts).
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { formatIssues, validateManifest, type ValidationIssue } from '../../api/validate.js';
+import { objectKey } from '../core/inventory.js';
+import type { KubeObject } from '../core/types.js';
+
+export interface ManifestFile {
+  /** Path relative to the repository root, `/`-separated. */
+  path: string;
+  text: string;
+}
+
+export interface ParsedManifests {
+  manifests: KubeObject[];
+  /** `file#document` for each manifest, parallel to `manifests`. */
+  origins: string[];
+  errors: string[];
+}
+
+export type Validator = (obj: unknown) => ValidationIssue[];
+
+/** Pure: parse and validate the given files. */
+export function parseManifestFiles(files: ManifestFile[], validate: Validator = validateManifest): ParsedManifests {
+  const manifests: KubeObject[] = [];
+  const origins: string[] = [];
+  const errors: string[] = [];
+  const seen = new Map<string, string>();
+  const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  for (const file of sorted) {
+    const docs = parseAllDocuments(file.text, { prettyErrors: true });
+    // parseAllDocuments returns an EmptyStream (not an array) for an empty file.
+    if (!Array.isArray(docs)) continue;
+    docs.forEach((doc, index) => {
+      const origin = `${file.path}#${index}`;
+      if (doc.errors.length > 0) {
+        errors.push(...doc.errors.map((e) => `${origin}: YAML error: ${e.message} (fix: correct the YAML syntax)`));
+        return;
+      }
+      const obj: unknown = doc.toJS();
+      if (obj === null || obj === undefined) return; // empty document (e.g. a trailing ---)
+      const issues = validate(obj);
+      if (issues.length > 0) {
+        errors.push(formatIssues(issues, origin));
+        return;
+      }
+      const manifest = obj as KubeObject;
+      const key = objectKey(manifest);
+      const first = seen.get(key);
+      if (first) {
+        errors.push(`${origin}: ${key} is also declared in ${first} (fix: keep one definition per object)`);
+        return;
+      }
+      seen.set(key, origin);
+      manifests.push(manifest);
+      origins.push(origin);
+    });
+  }
+  return { manifests, origins, errors };
+}
+
+/** All YAML files under `root/distPath`; undefined if the directory does not exist. */
+export async function readManifestFiles(root: string, distPath: string): Promise<ManifestFile[] | undefined> {
+  const base = join(root, distPath);
+  let entries;
+  try {
+    entries = await readdir(base, { recursive: true, withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+  const files: ManifestFile[] = [];
+  for (const e of entries) {
+    if (!e.isFile() || !/\.ya?ml$/i.test(e.name)) continue;
+    const full = join(e.parentPath, e.name);
+    files.push({ path: relative(root, full).split(sep).join('/'), text: await readFile(full, 'utf8') });
+  }
+  return files;
+}
