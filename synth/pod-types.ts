@@ -27,7 +27,7 @@ export interface Container {
   command: string[];
   args?: string[];
   env?: EnvVar[];
-  resources: { requests?: ResourceList; limits?: ResourceList };
+  resources: { requests: ResourceList; limits?: ResourceList };
   securityContext?: Record<string, unknown>;
   volumeMounts?: VolumeMount[];
 }
