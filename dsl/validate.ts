@@ -264,11 +264,15 @@ function checkPairs(
   const aNames = new Set(as.map((a) => a?.name));
   const bNames = new Set(bs.map((b) => b?.name));
   as.forEach((a, i) => {
-    if (!bNames.has(a?.name)) add(`${aBase}[${i}].name`, `${aWhat} "${a?.name}" has no ${bWhat} of the same name in ${bBase}`, `add a ${bWhat} named "${a?.name}" or remove the ${aWhat} (VirtualMachine.add${cap(aWhat)} declares both together)`);
+    if (!bNames.has(a?.name)) add(`${aBase}[${i}].name`, `${aWhat} "${a?.name}" has no ${bWhat} of the same name in ${bBase}`, `add ${article(bWhat)} ${bWhat} named "${a?.name}" or remove the ${aWhat} (VirtualMachine.add${cap(aWhat)} declares both together)`);
   });
   bs.forEach((b, i) => {
-    if (!aNames.has(b?.name)) add(`${bBase}[${i}].name`, `${bWhat} "${b?.name}" has no ${aWhat} of the same name in ${aBase}`, `add a ${aWhat} named "${b?.name}" or remove the ${bWhat} (VirtualMachine.add${cap(aWhat)} declares both together)`);
+    if (!aNames.has(b?.name)) add(`${bBase}[${i}].name`, `${bWhat} "${b?.name}" has no ${aWhat} of the same name in ${aBase}`, `add ${article(aWhat)} ${aWhat} named "${b?.name}" or remove the ${bWhat} (VirtualMachine.add${cap(aWhat)} declares both together)`);
   });
+}
+
+function article(word: string): string {
+  return /^[aeiou]/.test(word) ? 'an' : 'a';
 }
 
 function cap(s: string): string {
