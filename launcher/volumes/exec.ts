@@ -3,7 +3,7 @@ import { CommandError } from './errors.js';
 
 /**
  * Runs a helper program and returns its stdout. Failures become a CommandError carrying
- * the program's stderr, so an ENOSPC from qemu-img or a registry message from skopeo
+ * the program's stderr, so an ENOSPC from qemu-img or xorriso or a registry message from skopeo
  * reaches the user instead of a bare exit code.
  */
 export async function run(command: string, args: readonly string[]): Promise<string> {
@@ -23,5 +23,5 @@ export async function runBytes(command: string, args: readonly string[]): Promis
 }
 
 function commandError(command: string, args: readonly string[], exitCode: number | undefined, stderr: string): CommandError {
-  return new CommandError(command, args, exitCode, stderr, /no space left on device|ENOSPC/i.test(stderr));
+  return new CommandError(command, args, exitCode, stderr, /no space left on device|ENOSPC|exceeds free space/i.test(stderr));
 }

@@ -49,7 +49,6 @@ const exists = (p: string): Promise<boolean> => access(p).then(() => true, () =>
 export async function materializeVolumes(vmi: VirtualMachineInstance, opts: MaterializeOptions): Promise<MaterializedVolumes> {
   const plan = planVolumes(vmi, opts.vmDir);
   const { dirs } = plan;
-  await mkdir(dirs.persistent, { recursive: true });
   // Ephemeral files of earlier incarnations are leftovers (a VM runs one VMI at a time).
   for (const entry of await readdir(dirs.ephemeralRoot).catch(() => [] as string[])) {
     if (join(dirs.ephemeralRoot, entry) !== dirs.ephemeral) await rm(join(dirs.ephemeralRoot, entry), { recursive: true, force: true });
@@ -95,6 +94,7 @@ async function materializeOne(step: VolumePlan, plan: MaterializationPlan, opts:
   const { name } = step;
   switch (step.kind) {
     case 'emptyDisk':
+      await mkdir(dirname(step.path), { recursive: true });
       if (!(await exists(step.path))) await atomically(step.path, (tmp) => run('qemu-img', ['create', '-q', '-f', 'qcow2', tmp, String(step.bytes)]));
       return { name, type: 'file', path: step.path, format: 'qcow2' };
 
