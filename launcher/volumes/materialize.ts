@@ -34,7 +34,8 @@ export interface MaterializeOptions {
   secrets?: SecretSource;
   /**
    * Where PersistentVolumeClaims and DataVolumes live on this node:
-   * `<pvcDir>/<namespace>/<claim>.img` (raw; a file or a block device) or `.qcow2`.
+   * `<pvcDir>/<namespace>/<claim>.img` (raw; a file or a block device), `<claim>.qcow2`, or
+   * `<claim>/disk.img` (KubeVirt's layout of a filesystem PVC).
    */
   pvcDir?: string;
 }
@@ -243,7 +244,10 @@ async function objectLayout(
   return { volumeId: step.volumeId, files: data };
 }
 
-/** `<pvcDir>/<namespace>/<claim>.img` (raw file or block device) or `.qcow2`; exactly one must exist. */
+/**
+ * `<pvcDir>/<namespace>/<claim>.img` (raw file or block device), `<claim>.qcow2`, or
+ * KubeVirt's filesystem-PVC convention `<claim>/disk.img` (raw); exactly one must exist.
+ */
 async function findClaim(
   step: Extract<VolumePlan, { kind: 'claim' }>,
   namespace: string,
@@ -255,6 +259,7 @@ async function findClaim(
   const candidates = [
     { path: join(pvcDir, namespace, `${step.claimName}.img`), format: 'raw' as const },
     { path: join(pvcDir, namespace, `${step.claimName}.qcow2`), format: 'qcow2' as const },
+    { path: join(pvcDir, namespace, step.claimName, 'disk.img'), format: 'raw' as const },
   ];
   const found = [];
   for (const c of candidates) {
@@ -262,7 +267,7 @@ async function findClaim(
     if (st) found.push({ ...c, type: st.isBlockDevice() ? ('block' as const) : ('file' as const) });
   }
   if (found.length === 0) {
-    throw new VolumeError('ErrorPvcNotFound', step.name, `claim "${namespace}/${step.claimName}" (${step.field}) not found: expected ${candidates.map((c) => c.path).join(' or ')}`);
+    throw new VolumeError('ErrorPvcNotFound', step.name, `claim "${namespace}/${step.claimName}" (${step.field}) not found: expected one of ${candidates.map((c) => c.path).join(', ')}`);
   }
   if (found.length > 1) {
     throw new VolumeError('InvalidVolume', step.name, `claim "${namespace}/${step.claimName}" is ambiguous: both ${found.map((c) => c.path).join(' and ')} exist; remove one`);

@@ -309,6 +309,15 @@ describe('hostDisk and PVCs', () => {
     expect(volumes.golden!.backingStore).toEqual({ path: img, format: 'raw' });
     expect((await qemuInfo(volumes.golden!.path))['backing-filename']).toBe(img);
 
+    // KubeVirt's filesystem-PVC layout works too.
+    await mkdir(join(pvcDir, 'tests', 'kv'), { recursive: true });
+    await execa('qemu-img', ['create', '-q', '-f', 'raw', join(pvcDir, 'tests', 'kv', 'disk.img'), '1M']);
+    const kv = vmi('pvc3', [{ name: 'kv', persistentVolumeClaim: { claimName: 'kv', readOnly: true } }]);
+    expect((await materializeVolumes(kv, options('pvc3'))).volumes.kv).toEqual({
+      name: 'kv', type: 'file', path: join(pvcDir, 'tests', 'kv', 'disk.img'), format: 'raw', readOnly: true,
+    });
+    await releaseVolumes(kv, options('pvc3'), { deleteVm: true });
+
     const missing = vmi('pvc2', [{ name: 'db', dataVolume: { name: 'db-dv' } }]);
     const err = await materializeVolumes(missing, options('pvc2')).catch((e: unknown) => e);
     expect(err).toMatchObject({ reason: 'ErrorPvcNotFound', volume: 'db' });
