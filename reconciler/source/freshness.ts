@@ -4,7 +4,7 @@
  * `synth --check` inside the revision's worktree (with this project's node_modules linked
  * in, since checkouts carry no dependencies). Exit code 0 = fresh, anything else = stale.
  */
-import { lstat, symlink } from 'node:fs/promises';
+import { lstat, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 
@@ -26,6 +26,15 @@ export async function checkFreshness(worktree: string, opts: FreshnessOptions = 
   const link = join(worktree, 'node_modules');
   const exists = await lstat(link).then(() => true, () => false);
   if (!exists) await symlink(opts.nodeModules ?? PROJECT_NODE_MODULES, link, 'dir');
+  try {
+    return await runCheck(worktree, opts, signal);
+  } finally {
+    // Remove our link before anyone deletes the worktree recursively.
+    if (!exists) await unlink(link).catch(() => undefined);
+  }
+}
+
+async function runCheck(worktree: string, opts: FreshnessOptions, signal?: AbortSignal): Promise<FreshnessResult> {
   const [file, ...args] = opts.command ?? DEFAULT_FRESHNESS_COMMAND;
   if (!file) throw new Error('freshness command is empty: pass a command such as ["npx","tsx","cli/main.ts","synth","--check"]');
   const r = await execa(file, args, {
