@@ -30,7 +30,7 @@ describe('features', () => {
           synic: { '@state': 'on' },
           stimer: { '@state': 'on', direct: { '@state': 'on' } },
           vendor_id: { '@state': 'on', '@value': 'virtops' },
-          tlbflush: { '@state': 'on', extended: { '@state': 'on' } },
+          tlbflush: { '@state': 'on' },
         },
       },
     ],
@@ -51,6 +51,15 @@ describe('features', () => {
     [{ hyperv: { vendorid: { vendorid: 'much-too-long-vendor' } } }, 'spec.domain.features.hyperv.vendorid.vendorid'],
   ])('rejects %j at %s', (f, path) => {
     expect(conversionError(() => run(f as api.Features)).path).toBe(path);
+  });
+
+  it('warns that tlbflush direct/extended need a newer libvirt', () => {
+    const diag = new Diagnostics();
+    run({ hyperv: { vpindex: {}, tlbflush: { direct: {}, extended: {} } } }, false, diag);
+    expect(diag.warnings).toEqual([
+      'spec.domain.features.hyperv.tlbflush.direct: needs libvirt 9.1 or newer; ignored',
+      'spec.domain.features.hyperv.tlbflush.extended: needs libvirt 9.1 or newer; ignored',
+    ]);
   });
 
   it('warns about Hyper-V under TCG and about unknown fields', () => {
