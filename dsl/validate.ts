@@ -4,11 +4,13 @@
  * conflicts), plus virtops' own (no plain-text passwords in git).
  *
  * A pure function over the manifest, so it sees what is really emitted, escape hatches
- * (JSON patches) included. Each issue names the field, the problem and the fix.
+ * (JSON patches) included. Each issue names the field, the problem and the fix. The
+ * VirtualMachine construct runs it together with the shared schema validator
+ * (api/validate.ts), whose findings are merged in through `schemaIssues`.
  */
 import * as api from '../api/kubevirt.js';
 import { findPlaintextSecrets } from './cloud-init.js';
-import { dns1123LabelProblem, dns1123SubdomainProblem } from './names.js';
+import { dns1123LabelProblem } from './names.js';
 import { isQuantity, quantityValue } from './size.js';
 
 export interface ValidationIssue {
@@ -24,6 +26,29 @@ export interface ValidationContext {
    * @default false
    */
   readonly allowPlaintextSecrets?: boolean | ReadonlySet<string>;
+}
+
+/**
+ * Turns the shared manifest validator's issues (api/validate.ts: KubeVirt's OpenAPI schema,
+ * closed, plus webhook rules) into DSL issues, skipping fields already reported here.
+ */
+export function schemaIssues(
+  issues: ReadonlyArray<{ path: string; message: string; fix?: string }>,
+  alreadyReported: readonly ValidationIssue[],
+): ValidationIssue[] {
+  const seen = new Set(alreadyReported.map((i) => i.field));
+  return issues
+    .map((i) => ({ field: pointerToField(i.path), problem: i.message, fix: i.fix ?? 'see the KubeVirt API reference for this field' }))
+    .filter((i) => !seen.has(i.field));
+}
+
+/** `/spec/template/spec/volumes/0/name` → `spec.template.spec.volumes[0].name` */
+export function pointerToField(pointer: string): string {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc === '' ? part : `${acc}.${part}`), '');
 }
 
 /** `<constructPath>: <field>: <problem>. Fix: <fix>` */
@@ -79,9 +104,10 @@ function asArray<T>(value: T[] | undefined): T[] {
 }
 
 function checkMetadata(vm: api.VirtualMachine, add: Add): void {
+  // A DNS label, not just a subdomain: the name becomes the launcher Pod's label value.
   const name = vm.metadata?.name ?? '';
-  const nameProblem = dns1123SubdomainProblem(name);
-  if (nameProblem) add('metadata.name', `"${name}" ${nameProblem}`, 'use a DNS-1123 name such as "my-vm"');
+  const nameProblem = dns1123LabelProblem(name);
+  if (nameProblem) add('metadata.name', `"${name}" ${nameProblem}`, 'use a DNS-1123 label such as "my-vm"');
   const ns = vm.metadata?.namespace;
   const nsProblem = ns === undefined ? undefined : dns1123LabelProblem(ns);
   if (nsProblem) add('metadata.namespace', `"${ns}" ${nsProblem}`, 'use a DNS-1123 label such as "default"');

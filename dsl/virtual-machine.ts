@@ -8,13 +8,14 @@
 import { ApiObject, Chart, Lazy } from 'cdk8s';
 import { Construct } from 'constructs';
 import * as api from '../api/kubevirt.js';
+import { validateManifest } from '../api/validate.js';
 import { type ClockProps, renderClock } from './clock.js';
 import { type DiskOptions, renderDisk } from './disk.js';
 import { type FeaturesProps, renderFeatures } from './features.js';
 import { type FirmwareProps, renderFirmware } from './firmware.js';
 import { type InterfaceOptions, Network, renderInterface } from './network.js';
 import type { Cpu, Size } from './size.js';
-import { formatIssue, validateVirtualMachineManifest } from './validate.js';
+import { formatIssue, schemaIssues, validateVirtualMachineManifest } from './validate.js';
 import type { Volume } from './volume.js';
 
 const VIRTUAL_MACHINE_SYMBOL = Symbol.for('virtops.dsl.VirtualMachine');
@@ -230,8 +231,12 @@ export class VirtualMachine extends Construct {
         const allowed = this.props.allowPlaintextSecrets
           ? true
           : new Set(this.disks.filter((d) => d.volume.allowPlaintextSecrets).map((d) => d.name));
-        return validateVirtualMachineManifest(this.toManifest(), { allowPlaintextSecrets: allowed })
-          .map((issue) => formatIssue(this.node.path, issue));
+        const manifest = this.toManifest();
+        const issues = validateVirtualMachineManifest(manifest, { allowPlaintextSecrets: allowed });
+        // The shared validator adds KubeVirt's schema (unknown fields, types), which matters
+        // once JSON patches are involved; fields already reported above are not repeated.
+        issues.push(...schemaIssues(validateManifest(manifest), issues));
+        return issues.map((issue) => formatIssue(this.node.path, issue));
       },
     });
   }

@@ -5,7 +5,7 @@ import { App, Chart, JsonPatch } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import {
   Bootloader, CloudConfig, Cpu, DiskBus, DiskType, HostDiskType, InterfaceBinding, Network, RunStrategy, Size, UserData,
-  VirtualMachine, Volume, type VirtualMachineProps, validateVirtualMachineManifest,
+  VirtualMachine, Volume, type VirtualMachineProps, pointerToField, validateVirtualMachineManifest,
 } from '../../../dsl/index.js';
 import { testChart, validVm } from './helpers.js';
 
@@ -44,7 +44,11 @@ const cases: Array<[string, VirtualMachineProps, Setup, string, string, string]>
   ['request > limit', { memory: { request: Size.gibibytes(2), limit: Size.gibibytes(1) } }, () => {}, `${T}.domain.resources.requests.memory`, 'greater than limits.memory', 'lower the request or raise the limit'],
   ['no memory at all', { memory: undefined }, () => {}, `${T}.domain.memory`, 'no guest memory is set', 'Size.mebibytes(512)'],
   ['instancetype with cpu', { instancetype: { name: 'u1.small' }, memory: undefined, cpu: { cores: 2 } }, () => {}, `${T}.domain.cpu.cores`, 'conflicts with spec.instancetype', 'remove cpu settings or the instancetype'],
-  ['a VM name that is not DNS-1123', { name: 'My_VM' }, () => {}, 'metadata.name', '"My_VM" must consist of lower-case letters', 'use a DNS-1123 name'],
+  ['a VM name that is not DNS-1123', { name: 'My_VM' }, () => {}, 'metadata.name', '"My_VM" must consist of lower-case letters', 'use a DNS-1123 label'],
+  ['a VM name longer than a label (it becomes a Pod label value)', { name: 'a'.repeat(64) }, () => {}, 'metadata.name', 'is 64 characters long (at most 63)', 'DNS-1123 label'],
+  ['a dotted VM name (a subdomain, but no label)', { name: 'web.lab' }, () => {}, 'metadata.name', '"web.lab" must consist', 'DNS-1123 label'],
+  ['an unknown field (schema, via a JSON patch)', {}, patch(JsonPatch.add('/spec/template/spec/domain/devices/disks/0/bootorder', 1)), `${DEV}.disks[0].bootorder`, "unknown field 'bootorder'", "did you mean 'bootOrder'?"],
+  ['a wrongly typed field (schema, via a JSON patch)', {}, patch(JsonPatch.add('/spec/template/spec/domain/devices/autoattachSerialConsole', 'yes')), `${DEV}.autoattachSerialConsole`, 'must be a boolean', 'write a boolean'],
   ['a namespace that is not a DNS label', { namespace: 'a.b' }, () => {}, 'metadata.namespace', '"a.b" must consist', 'DNS-1123 label'],
   ['a disk name that is not DNS-1123', {}, (vm) => vm.addDisk('Data_Disk', Volume.fromEmptyDisk(Size.gibibytes(1))), `${DEV}.disks[1].name`, 'disk name "Data_Disk" must consist', 'rename the disk'],
   ['an interface name that is too long', {}, (vm) => vm.addInterface('n'.repeat(64), Network.pod()), `${DEV}.interfaces[0].name`, 'is 64 characters long (at most 63)', 'rename the interface'],
@@ -155,6 +159,14 @@ describe('validation through cdk8s synth', () => {
     } finally {
       fs.rmSync(outdir, { recursive: true, force: true });
     }
+  });
+
+  it.each([
+    ['/spec/template/spec/volumes/0/name', 'spec.template.spec.volumes[0].name'],
+    ['/metadata/labels/app.kubernetes.io~1name', 'metadata.labels.app.kubernetes.io/name'],
+    ['', ''],
+  ])('pointerToField(%j) = %j', (pointer, field) => {
+    expect(pointerToField(pointer)).toBe(field);
   });
 
   it('the validator is a pure function over manifests (usable without constructs)', () => {
