@@ -13,7 +13,7 @@
  * Both entry points are idempotent: materialising again (a restarted launcher under a
  * running VMI) reuses what is there; releasing twice is harmless.
  */
-import { access, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { VirtualMachineInstance } from '../../api/kubevirt.js';
 import type { MaterializedVolume } from '../convert/context.js';
@@ -23,7 +23,7 @@ import { run } from './exec.js';
 import type { ImageRef } from './image-ref.js';
 import type { ImageStore, PulledImage } from './image-store.js';
 import { writeIso } from './iso.js';
-import { decodeBase64, planVolumes, volumeDirs, type MaterializationPlan, type VolumePlan } from './plan.js';
+import { decodeBase64, planVolumes, volumeDirs, type KernelBootPlan, type MaterializationPlan, type VolumePlan } from './plan.js';
 import type { ObjectKind, SecretSource } from './secrets.js';
 
 export interface MaterializeOptions {
@@ -61,14 +61,7 @@ export async function materializeVolumes(vmi: VirtualMachineInstance, opts: Mate
     const volumes: Record<string, MaterializedVolume> = {};
     for (const step of plan.volumes) volumes[step.name] = await materializeOne(step, plan, opts);
     const result: MaterializedVolumes = { volumes };
-    if (plan.kernelBoot) {
-      const kb = plan.kernelBoot;
-      const pulled = await pullImage(kb.ref, plan, opts, undefined);
-      result.kernelBoot = {
-        ...(kb.kernelPath ? { kernelPath: (await opts.imageStore.extractFile(pulled, kb.kernelPath)).path } : {}),
-        ...(kb.initrdPath ? { initrdPath: (await opts.imageStore.extractFile(pulled, kb.initrdPath)).path } : {}),
-      };
-    }
+    if (plan.kernelBoot) result.kernelBoot = await materializeKernelBoot(plan.kernelBoot, plan, opts);
     return result;
   } catch (err) {
     // Leave nothing of a failed first attempt behind; a restarted launcher keeps its files.
@@ -100,6 +93,10 @@ async function materializeOne(step: VolumePlan, plan: MaterializationPlan, opts:
       return { name, type: 'file', path: step.path, format: 'qcow2' };
 
     case 'containerDisk': {
+      // This incarnation already has its overlay (the launcher restarted under a running
+      // VMI): keep it and its base, even if the tag has moved since; no registry needed.
+      const current = await existingOverlay(step.overlayPath);
+      if (current) return { name, type: 'file', path: step.overlayPath, format: 'qcow2', backingStore: current };
       const pulled = await pullImage(step.ref, plan, opts, name);
       const base = await opts.imageStore.extractFile(pulled, step.pathInImage ?? '/disk', step.pathInImage === undefined, name);
       const format = await imageFormat(base.path, name);
@@ -136,6 +133,31 @@ async function materializeOne(step: VolumePlan, plan: MaterializationPlan, opts:
   }
 }
 
+/**
+ * Kernel and initrd from the kernelBoot image. The paths chosen for this incarnation are
+ * recorded in its ephemeral dir, so a restarted launcher reuses them (like overlays)
+ * instead of re-pulling a tag that may have moved.
+ */
+async function materializeKernelBoot(
+  kb: KernelBootPlan,
+  plan: MaterializationPlan,
+  opts: MaterializeOptions,
+): Promise<NonNullable<MaterializedVolumes['kernelBoot']>> {
+  const record = join(plan.dirs.ephemeral, 'kernel-boot.json');
+  const known = await readFile(record, 'utf8').then((t) => JSON.parse(t) as { kernelPath?: string; initrdPath?: string }, () => undefined);
+  if (known && Boolean(known.kernelPath) === Boolean(kb.kernelPath) && Boolean(known.initrdPath) === Boolean(kb.initrdPath)) {
+    const paths = [known.kernelPath, known.initrdPath].filter((p): p is string => p !== undefined);
+    if ((await Promise.all(paths.map(exists))).every(Boolean)) return known;
+  }
+  const pulled = await pullImage(kb.ref, plan, opts, undefined);
+  const result = {
+    ...(kb.kernelPath ? { kernelPath: (await opts.imageStore.extractFile(pulled, kb.kernelPath)).path } : {}),
+    ...(kb.initrdPath ? { initrdPath: (await opts.imageStore.extractFile(pulled, kb.initrdPath)).path } : {}),
+  };
+  await writeFile(record, JSON.stringify(result));
+  return result;
+}
+
 /** Runs `create(tmpPath)` then renames into place, so a crash leaves no half-made disk under the real name. */
 async function atomically(path: string, create: (tmp: string) => Promise<unknown>): Promise<void> {
   const tmp = `${path}.partial`;
@@ -154,6 +176,19 @@ async function imageFormat(path: string, volume: string): Promise<'qcow2' | 'raw
   }
   if (info['backing-filename']) throw new VolumeError('InvalidVolume', volume, `${path} has its own backing file; flatten it (qemu-img convert) first`);
   return info.format;
+}
+
+/** The backing file of an existing, intact overlay (undefined when absent or its base is gone). */
+async function existingOverlay(overlay: string): Promise<{ path: string; format: 'qcow2' | 'raw' } | undefined> {
+  if (!(await exists(overlay))) return undefined;
+  const info = JSON.parse(await run('qemu-img', ['info', '--output=json', '--force-share', overlay])) as {
+    'backing-filename'?: string;
+    'backing-filename-format'?: string;
+  };
+  const base = info['backing-filename'];
+  const format = info['backing-filename-format'];
+  if (!base || (format !== 'qcow2' && format !== 'raw') || !(await exists(base))) return undefined;
+  return { path: base, format };
 }
 
 /** A qcow2 overlay over `base`; an existing one is kept when it already points at `base`. */

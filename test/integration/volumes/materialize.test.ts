@@ -112,6 +112,12 @@ describe('containerDisk', () => {
     expect(again.volumes.root!.path).toBe(root.path);
     expect((await stat(root.path)).ino).toBe(before.ino);
 
+    // A launcher restarted under the running VMI keeps the overlay even when the registry is
+    // unreachable (it must not re-pull, and must never recreate the overlay under QEMU).
+    const offline = new ImageStore({ dir: join(work, 'store-offline') });
+    expect((await materializeVolumes(v, { ...opts, imageStore: offline })).volumes.root).toEqual(root);
+    expect(await exists(join(work, 'store-offline'))).toBe(false);
+
     // The VMI stops: the overlay goes, the shared base stays.
     await releaseVolumes(v, opts, { deleteVm: false });
     expect(await exists(root.path)).toBe(false);
@@ -184,6 +190,11 @@ describe('kernelBoot container', () => {
     expect(await sha(kernelBoot!.kernelPath!)).toBe(await sha(guest.vmlinuz));
     expect(await sha(kernelBoot!.initrdPath!)).toBe(await sha(guest.initrd));
     expect((await stat(kernelBoot!.kernelPath!)).mode & 0o222).toBe(0); // shared: read-only
+
+    // A restarted launcher finds the same files without the registry.
+    const offline = new ImageStore({ dir: join(work, 'store-offline') });
+    expect((await materializeVolumes(v, options('kb', { imageStore: offline }))).kernelBoot).toEqual(kernelBoot);
+    await releaseVolumes(v, options('kb'), { deleteVm: false });
 
     v.spec.domain.firmware.kernelBoot!.container!.kernelPath = '/boot/nope';
     await expect(materializeVolumes(v, options('kb'))).rejects.toThrow(/has no file \/boot\/nope/);
