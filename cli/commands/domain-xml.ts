@@ -25,13 +25,13 @@ export function registerDomainXml(program: Command): void {
     .option('--state-dir <dir>', 'node state directory the paths are laid out under', DEFAULT_STATE_DIR)
     .option('--name <name>', 'which VM/VMI to convert when the file holds several')
     .action((file: string, opts: Options) => {
-      const vmi = instanceFromFile(file, opts.name);
+      const { vmi, source } = instanceFromFile(file, opts.name);
       try {
         const { xml, warnings } = convertVmi(vmi, nodeContext(vmi, { stateDir: opts.stateDir, emulation: opts.emulation }));
         for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
         process.stdout.write(xml);
       } catch (e) {
-        if (e instanceof ConversionError) throw new Error(`${file}: ${describe(vmi)}: ${e.message}`);
+        if (e instanceof ConversionError) throw new Error(`${file}: ${source}: ${e.message}`);
         throw e;
       }
     });
@@ -42,8 +42,14 @@ function parseEmulation(value: string): Emulation {
   return value;
 }
 
+export interface Instance {
+  vmi: VirtualMachineInstance;
+  /** What the file held, for messages: `VirtualMachine lab/web`. */
+  source: string;
+}
+
 /** Reads FILE and returns the one VMI it describes (a VM becomes the VMI its template would create). */
-export function instanceFromFile(file: string, name?: string): VirtualMachineInstance {
+export function instanceFromFile(file: string, name?: string): Instance {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -53,7 +59,7 @@ export function instanceFromFile(file: string, name?: string): VirtualMachineIns
   return instanceFromText(text, file, name);
 }
 
-export function instanceFromText(text: string, file: string, name?: string): VirtualMachineInstance {
+export function instanceFromText(text: string, file: string, name?: string): Instance {
   const docs = parseAllDocuments(text);
   const objects: unknown[] = [];
   for (const doc of Array.isArray(docs) ? docs : [docs]) {
@@ -71,11 +77,11 @@ export function instanceFromText(text: string, file: string, name?: string): Vir
   if (named.length === 1) {
     const obj = named[0]!;
     if (obj.apiVersion !== API_VERSION) throw new Error(`${file}: ${describe(obj)}: apiVersion "${String(obj.apiVersion)}" is not supported. Fix: use ${API_VERSION}`);
-    if (obj.kind === 'VirtualMachineInstance') return obj;
+    if (obj.kind === 'VirtualMachineInstance') return { vmi: obj, source: describe(obj) };
     if (typeof obj.spec?.template?.spec !== 'object' || obj.spec.template.spec === null) {
       throw new Error(`${file}: ${describe(obj)}: spec.template.spec is missing. Fix: give the VirtualMachine a template with a spec`);
     }
-    return vmiFromVm(obj);
+    return { vmi: vmiFromVm(obj), source: describe(obj) };
   }
   if (named.length === 0) {
     const kinds = objects.map((o) => (o as { kind?: unknown })?.kind).filter((k) => typeof k === 'string');

@@ -7,7 +7,7 @@ import type * as api from '../../../api/kubevirt.js';
 import type { ConversionContext, MaterializedVolume } from '../../../launcher/convert/context.js';
 import { ConversionError } from '../../../launcher/convert/errors.js';
 
-export function vmi(spec: Partial<api.VirtualMachineInstanceSpec> & { domain?: Partial<api.DomainSpec> } = {}): api.VirtualMachineInstance {
+export function vmi(spec: Omit<Partial<api.VirtualMachineInstanceSpec>, 'domain'> & { domain?: Partial<api.DomainSpec> } = {}): api.VirtualMachineInstance {
   return {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachineInstance',
