@@ -8,6 +8,13 @@ import { registerDomainXml } from './commands/domain-xml.js';
 import { registerImport } from './commands/import.js';
 import { registerInit } from './commands/init.js';
 import { registerLauncher } from './commands/launcher.js';
+import { registerSource } from './commands/source.js';
+import { registerUp } from './commands/up.js';
+import { registerGet } from './commands/get.js';
+import { registerDescribe } from './commands/describe.js';
+import { registerConsole } from './commands/console.js';
+import { registerVmActions } from './commands/vm-actions.js';
+import { registerDiff } from './commands/diff.js';
 
 export function buildProgram(): Command {
   const program = new Command('virtops')
@@ -20,6 +27,13 @@ export function buildProgram(): Command {
   registerImport(program);
   registerInit(program);
   registerLauncher(program);
+  registerSource(program);
+  registerUp(program);
+  registerGet(program);
+  registerDescribe(program);
+  registerConsole(program);
+  registerVmActions(program);
+  registerDiff(program);
   return program;
 }
 

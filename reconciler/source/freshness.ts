@@ -1,41 +1,52 @@
 /**
  * Freshness: the committed dist/ must be exactly what the commit's vms/ synthesize, or a
- * reviewer would approve a diff that is not what runs. The check runs the repository's own
- * `synth --check` inside the revision's worktree (with this project's node_modules linked
- * in, since checkouts carry no dependencies). Exit code 0 = fresh, anything else = stale.
+ * reviewer would approve a diff that is not what runs. The check runs `virtops synth --check`
+ * inside the revision's worktree (with this project's node_modules linked in, since
+ * checkouts carry no dependencies). Exit code 0 = fresh, anything else = stale (or a synth
+ * that fails, which is refused just the same).
  */
 import { lstat, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 
 export interface FreshnessOptions {
-  /** argv run in the worktree. Default: `npx tsx cli/main.ts synth --check`. */
+  /** argv run in the worktree. Default: defaultFreshnessCommand(distPath). */
   command?: string[];
   /** node_modules linked into the worktree when it has none. Default: this project's. */
   nodeModules?: string;
   timeoutMs?: number;
 }
 
-export const DEFAULT_FRESHNESS_COMMAND: readonly string[] = ['npx', 'tsx', 'cli/main.ts', 'synth', '--check'];
+/** This virtops checkout: its CLI runs the check, its node_modules serve the worktree. */
+export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const PROJECT_NODE_MODULES = join(PROJECT_ROOT, 'node_modules');
 
-export const PROJECT_NODE_MODULES = new URL('../../node_modules', import.meta.url).pathname;
+/**
+ * `npx tsx <this checkout>/cli/main.ts synth --check --out <distPath>`, run with the
+ * worktree as working directory: synth reads the commit's cdk8s.yaml and runs the commit's
+ * vms/ app, so the check compares the commit's dist/ with what the commit's code produces.
+ */
+export function defaultFreshnessCommand(distPath = 'dist'): string[] {
+  return ['npx', 'tsx', join(PROJECT_ROOT, 'cli/main.ts'), 'synth', '--check', '--out', distPath];
+}
 
 export type FreshnessResult = { fresh: true } | { fresh: false; errors: string[] };
 
-export async function checkFreshness(worktree: string, opts: FreshnessOptions = {}, signal?: AbortSignal): Promise<FreshnessResult> {
+export async function checkFreshness(worktree: string, distPath: string, opts: FreshnessOptions = {}, signal?: AbortSignal): Promise<FreshnessResult> {
   const link = join(worktree, 'node_modules');
   const exists = await lstat(link).then(() => true, () => false);
   if (!exists) await symlink(opts.nodeModules ?? PROJECT_NODE_MODULES, link, 'dir');
   try {
-    return await runCheck(worktree, opts, signal);
+    return await runCheck(worktree, opts.command ?? defaultFreshnessCommand(distPath), opts, signal);
   } finally {
     // Remove our link before anyone deletes the worktree recursively.
     if (!exists) await unlink(link).catch(() => undefined);
   }
 }
 
-async function runCheck(worktree: string, opts: FreshnessOptions, signal?: AbortSignal): Promise<FreshnessResult> {
-  const [file, ...args] = opts.command ?? DEFAULT_FRESHNESS_COMMAND;
+async function runCheck(worktree: string, command: string[], opts: FreshnessOptions, signal?: AbortSignal): Promise<FreshnessResult> {
+  const [file, ...args] = command;
   if (!file) throw new Error('freshness command is empty: pass a command such as ["npx","tsx","cli/main.ts","synth","--check"]');
   const r = await execa(file, args, {
     cwd: worktree,

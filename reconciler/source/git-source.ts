@@ -323,7 +323,7 @@ export class GitSource extends EventEmitter {
         return { sha, errors: [`${distPath}/ holds no manifests in commit ${sha}: refusing to prune everything (fix: commit the synthesized manifests)`] };
       }
       if (this.opts.freshness !== false) {
-        const fresh = await checkFreshness(dir, this.opts.freshness ?? {}, signal);
+        const fresh = await checkFreshness(dir, distPath, this.opts.freshness ?? {}, signal);
         if (!fresh.fresh) return { sha, errors: fresh.errors };
       }
       return { sha, manifests: parsed.manifests, origins: parsed.origins };

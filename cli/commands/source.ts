@@ -1,0 +1,109 @@
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { createWebhookRoute, GitSource, type SourceEvent, type WebhookProvider } from '../../reconciler/source/index.js';
+
+interface SourceWatchFlags {
+  branch: string;
+  dist: string;
+  pollInterval: string;
+  resyncInterval: string;
+  cacheDir?: string;
+  freshnessCheck: boolean;
+  freshnessCommand?: string;
+  webhookListen?: string;
+  webhookSecretFile?: string;
+  webhookProvider?: WebhookProvider;
+  once?: boolean;
+}
+
+/**
+ * `virtops source watch <repo>`: run the git source on its own and print each revision or
+ * refusal as a JSON line (logs go to stderr). `--once` checks the branch tip and exits 1 if
+ * it is refused, which makes it usable as a CI gate.
+ */
+export function registerSource(program: Command): void {
+  const source = program.command('source').description('the git source: watch a branch and yield validated revisions');
+  source
+    .command('watch')
+    .argument('<repo>', 'local repository path (watched) or git URL (polled), file:// included')
+    .option('--branch <name>', 'branch to follow', 'main')
+    .option('--dist <path>', 'manifest directory inside the repository', 'dist')
+    .option('--poll-interval <seconds>', 'poll interval for git URLs', '30')
+    .option('--resync-interval <seconds>', 'periodic re-read of the branch in both modes', '300')
+    .option('--cache-dir <dir>', 'keep the private cache repository here (default: a temp dir removed on exit)')
+    .option('--no-freshness-check', "skip checking that dist/ matches what vms/ synthesize ('synth --check' in the commit)")
+    .option('--freshness-command <cmd>', "freshness command run in the commit's checkout, split on spaces (default: npx tsx <virtops>/cli/main.ts synth --check --out <dist>)")
+    .option('--webhook-listen <host:port>', 'serve push webhooks on POST /hooks/git')
+    .option('--webhook-secret-file <file>', 'file holding the webhook secret (required with --webhook-listen)')
+    .option('--webhook-provider <name>', 'github | gitlab | generic (default: detected from headers)')
+    .option('--once', 'check the branch tip once, print the verdict and exit (1 if refused)')
+    .action(async (repo: string, flags: SourceWatchFlags) => {
+      const seconds = (flag: string, value: string): number => {
+        const n = Number(value);
+        if (!Number.isFinite(n) || n <= 0) throw new Error(`--${flag} must be a positive number of seconds, got "${value}"`);
+        return n * 1000;
+      };
+      if (flags.webhookProvider && !['github', 'gitlab', 'generic'].includes(flags.webhookProvider)) {
+        throw new Error(`--webhook-provider must be github, gitlab or generic, got "${flags.webhookProvider}"`);
+      }
+      const logger = pino({ name: 'virtops', level: process.env.VIRTOPS_LOG_LEVEL ?? 'info' }, pino.destination(2));
+      const command = flags.freshnessCommand?.split(/\s+/).filter(Boolean);
+      const src = new GitSource({
+        repo,
+        branch: flags.branch,
+        distPath: flags.dist,
+        pollIntervalMs: seconds('poll-interval', flags.pollInterval),
+        resyncIntervalMs: seconds('resync-interval', flags.resyncInterval),
+        ...(flags.cacheDir ? { cacheDir: flags.cacheDir } : {}),
+        freshness: flags.freshnessCheck ? (command ? { command } : {}) : false,
+        logger,
+      });
+      const print = (e: SourceEvent) =>
+        process.stdout.write(
+          `${JSON.stringify(e.type === 'revision' ? { type: e.type, sha: e.revision.sha, manifests: e.revision.origins } : { type: e.type, sha: e.refused.sha, errors: e.refused.errors })}\n`,
+        );
+      src.on('revision', (revision) => print({ type: 'revision', revision }));
+      src.on('refused', (refused) => print({ type: 'refused', refused }));
+
+      if (flags.once) {
+        await src.start();
+        const refused = src.counters.refused > 0 || src.counters.errors > 0 || !src.current;
+        await src.stop();
+        if (refused) process.exitCode = 1;
+        return;
+      }
+
+      let server: ReturnType<typeof createServer> | undefined;
+      if (flags.webhookListen) {
+        if (!flags.webhookSecretFile) throw new Error('--webhook-listen needs --webhook-secret-file <file> (the shared secret)');
+        const secret = readFileSync(flags.webhookSecretFile, 'utf8').trim();
+        if (!secret) throw new Error(`--webhook-secret-file ${flags.webhookSecretFile} is empty: put the shared secret in it`);
+        const m = /^(.*):(\d+)$/.exec(flags.webhookListen);
+        if (!m) throw new Error(`--webhook-listen must be host:port, got "${flags.webhookListen}"`);
+        const route = createWebhookRoute({
+          secret,
+          branch: flags.branch,
+          ...(flags.webhookProvider ? { provider: flags.webhookProvider } : {}),
+          onPush: () => void src.checkNow('webhook'),
+          logger,
+        });
+        server = createServer((req, res) => {
+          if (!route(req, res)) {
+            res.statusCode = 404;
+            res.end();
+          }
+        });
+        await new Promise<void>((resolve) => server?.listen(Number(m[2]), m[1] || '0.0.0.0', resolve));
+      }
+      await src.start();
+      await new Promise<void>((resolve) => {
+        const shutdown = () => resolve();
+        process.once('SIGINT', shutdown);
+        process.once('SIGTERM', shutdown);
+      });
+      server?.close();
+      await src.stop();
+    });
+}
