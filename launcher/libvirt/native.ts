@@ -40,6 +40,7 @@ export class NativeLibvirtDriver implements LibvirtDriver {
   private eventSource: EventSource | undefined;
   private eventListeners = 0;
   private reconnecting: Promise<void> | undefined;
+  private connecting: Promise<void> | undefined;
   private readonly closing = new AbortController();
 
   constructor(private readonly opts: NativeDriverOptions) {
@@ -57,7 +58,17 @@ export class NativeLibvirtDriver implements LibvirtDriver {
     this.emitter.emit('status', s, err);
   }
 
-  async connect(opts: { retry?: boolean; signal?: AbortSignal; onRetry?: (err: Error, delayMs: number) => void } = {}): Promise<void> {
+  connect(opts: { retry?: boolean; signal?: AbortSignal; onRetry?: (err: Error, delayMs: number) => void } = {}): Promise<void> {
+    // Calls made while a first connect is under way wait for it (see waitConnected).
+    const p = this.connectLoop(opts);
+    this.connecting = p.catch(() => undefined).finally(() => {
+      if (this.connecting === tracked) this.connecting = undefined;
+    });
+    const tracked = this.connecting;
+    return p;
+  }
+
+  private async connectLoop(opts: { retry?: boolean; signal?: AbortSignal; onRetry?: (err: Error, delayMs: number) => void }): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.openOnce();
@@ -96,7 +107,7 @@ export class NativeLibvirtDriver implements LibvirtDriver {
     if (this.closing.signal.aborted) return Promise.resolve();
     if (!this.reconnecting) {
       this.setStatus('disconnected', cause);
-      this.reconnecting = this.connect({ retry: true, signal: this.closing.signal })
+      this.reconnecting = this.connectLoop({ retry: true, signal: this.closing.signal })
         .catch(() => undefined)
         .finally(() => {
           this.reconnecting = undefined;
@@ -129,7 +140,7 @@ export class NativeLibvirtDriver implements LibvirtDriver {
   private async waitConnected(operation: LibvirtOperation, domain: string | undefined): Promise<void> {
     if (this.state === 'connected' && this.hv) return;
     const wait = this.opts.reconnectWaitMs ?? 5_000;
-    const pending = this.reconnecting ?? (this.hv ? this.reconnect(new Error('not connected')) : undefined);
+    const pending = this.reconnecting ?? this.connecting ?? (this.hv ? this.reconnect(new Error('not connected')) : undefined);
     if (pending) {
       await Promise.race([pending, sleep(wait, this.closing.signal).catch(() => undefined)]);
     }

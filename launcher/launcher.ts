@@ -1,0 +1,445 @@
+/**
+ * The launcher: one per VMI. Converges a libvirt domain to the VMI it is given
+ * (PUT /v1/vmi), runs lifecycle commands, watches the domain and reports transitions.
+ *
+ * Level-triggered: lifecycle events only make it look sooner; a periodic refresh re-reads
+ * the domain state, so a missed event (or a libvirtd restart) costs latency, not
+ * correctness. Commands run one at a time (a promise queue), so a sync never races a kill.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { VirtualMachineInstance } from '../api/kubevirt.js';
+import type { Emulation } from './convert/context.js';
+import type { DomainEvent, DomainState, LibvirtDriver } from './libvirt/driver.js';
+import { LibvirtUnavailableError } from './libvirt/errors.js';
+import type { Converter, MaterializedSet, VolumeBackend } from './backend.js';
+import { type LauncherConfig, launcherPaths } from './flags.js';
+import { annotateDomainXml, readSpecHash, specHash } from './annotate.js';
+import { decideSync, vmiStatusFor, type VmiStatusView } from './status.js';
+import { type FieldError, asVmi, checkVmi } from './vmi-check.js';
+import { domainState, destroyIfActive, gracefulStop, isActive, undefineIfDefined, waitForState, type StopOutcome } from './cleanup.js';
+import { removeState, writeState } from './state-file.js';
+
+/** A request the launcher refuses; `status` is the HTTP status the server answers with. */
+export class LauncherRequestError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly details: { fieldErrors?: FieldError[]; reason?: string; result?: string } = {},
+  ) {
+    super(message);
+  }
+}
+
+export type SyncResult = 'created' | 'unchanged';
+
+export interface SyncResponse {
+  result: SyncResult;
+  domain: string;
+  state: DomainState | 'Absent';
+  phase: string;
+  warnings: string[];
+}
+
+export interface LauncherInfo {
+  vmi: { name: string; namespace: string; uid: string };
+  domain: string;
+  state: DomainState | 'Absent';
+  phase: VmiStatusView['phase'];
+  reason?: string;
+  message?: string;
+  paused: boolean;
+  restartRequired: boolean;
+  /** Seconds since the domain was started (absent when it is not running). */
+  uptimeSeconds?: number;
+  launcherUptimeSeconds: number;
+  emulation?: Emulation;
+  libvirt: string;
+  warnings: string[];
+}
+
+export interface Transition {
+  time: string;
+  kind: 'state' | 'sync' | 'command' | 'libvirt';
+  from?: DomainState | 'Absent';
+  to?: DomainState | 'Absent';
+  phase?: string;
+  reason?: string;
+  detail?: string;
+}
+
+export interface LauncherDeps {
+  driver: LibvirtDriver;
+  volumes: VolumeBackend;
+  convert: Converter;
+  log: Logger;
+  /** Resolves `--emulation auto`; called once at start. */
+  resolveEmulation: () => Promise<{ emulation: Emulation; reason: string }>;
+  /** How often the domain state is re-read without an event (ms). */
+  refreshIntervalMs?: number;
+}
+
+interface Incarnation {
+  hash: string;
+  vmi: VirtualMachineInstance;
+  materialized?: MaterializedSet;
+  warnings: string[];
+  startedAt?: number;
+}
+
+export class Launcher {
+  private readonly paths: ReturnType<typeof launcherPaths>;
+  private readonly emitter = new EventEmitter();
+  private queue: Promise<unknown> = Promise.resolve();
+  private current: Incarnation | undefined;
+  private started = false;
+  private finished = false;
+  private restartRequired = false;
+  private failure: { reason: string; message: string } | undefined;
+  private lastEvent: { type: string; detail: string } | undefined;
+  private state: DomainState | 'Absent' = 'Absent';
+  private emulation: Emulation | undefined;
+  private readonly bootTime = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void)[] = [];
+  private terminating = false;
+
+  constructor(private readonly config: LauncherConfig, private readonly deps: LauncherDeps) {
+    this.paths = launcherPaths(config);
+    this.emitter.setMaxListeners(0);
+  }
+
+  get domainName(): string {
+    return this.paths.domainName;
+  }
+
+  /** Connects to libvirt (retrying with backoff until `signal` aborts) and starts watching. */
+  async start(signal?: AbortSignal): Promise<void> {
+    const { driver, log } = this.deps;
+    await driver.connect({
+      retry: true,
+      ...(signal ? { signal } : {}),
+      onRetry: (err, delayMs) => log.warn({ uri: driver.uri, err: err.message, retryInMs: delayMs }, 'libvirt unavailable; retrying'),
+    });
+    log.info({ uri: driver.uri }, 'connected to libvirt');
+    // libvirtd writes the serial log and binds the console socket here.
+    await mkdir(this.paths.logDir, { recursive: true });
+    await mkdir(this.paths.socketsDir, { recursive: true });
+    const chosen = await this.deps.resolveEmulation();
+    this.emulation = chosen.emulation;
+    log.info(chosen, 'emulation selected');
+    this.unsubscribe.push(
+      driver.onEvent((e) => this.onDomainEvent(e)),
+      driver.onStatus((status, err) => {
+        this.emit({ kind: 'libvirt', detail: status + (err ? `: ${err.message}` : '') });
+        if (status === 'connected') void this.refresh();
+      }),
+    );
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.deps.refreshIntervalMs ?? 5000);
+    this.timer.unref();
+  }
+
+  /** Subscribes to transitions (state changes, sync results, commands). */
+  onTransition(listener: (t: Transition) => void): () => void {
+    this.emitter.on('transition', listener);
+    return () => this.emitter.off('transition', listener);
+  }
+
+  private emit(t: Omit<Transition, 'time'>): void {
+    const full: Transition = { time: new Date().toISOString(), ...t };
+    this.deps.log.info({ transition: full }, `${t.kind}${t.to ? ` ${t.from} → ${t.to}` : ''}${t.detail ? `: ${t.detail}` : ''}`);
+    this.emitter.emit('transition', full);
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private onDomainEvent(e: DomainEvent): void {
+    if (e.domain !== this.domainName) return;
+    this.lastEvent = { type: e.type, detail: e.detail };
+    void this.refresh();
+  }
+
+  /** Re-reads the domain state; cleans up once a started domain has stopped. */
+  private async refresh(): Promise<void> {
+    let s: DomainState | 'Absent';
+    try {
+      s = await domainState(this.deps.driver, this.domainName);
+    } catch (err) {
+      if (!(err instanceof LibvirtUnavailableError)) this.deps.log.warn({ err }, 'reading domain state failed');
+      return;
+    }
+    this.observe(s);
+    if (this.started && !this.finished && !this.terminating && !isActive(s)) {
+      await this.exclusive(() => this.afterStop()).catch((err: unknown) => this.deps.log.error({ err }, 'cleanup after stop failed'));
+    }
+  }
+
+  private observe(s: DomainState | 'Absent'): void {
+    if (s === this.state) return;
+    const from = this.state;
+    this.state = s;
+    const status = this.status();
+    this.emit({ kind: 'state', from, to: s, phase: status.phase, ...(status.reason ? { reason: status.reason } : {}), ...(this.lastEvent ? { detail: `${this.lastEvent.type} ${this.lastEvent.detail}` } : {}) });
+  }
+
+  private status(): VmiStatusView {
+    return vmiStatusFor({
+      state: this.state,
+      started: this.started,
+      ...(this.failure ? { failure: this.failure } : {}),
+      ...(this.lastEvent ? { lastEvent: this.lastEvent } : {}),
+    });
+  }
+
+  /** The domain stopped (or was stopped): release volumes and the definition; the VMI is finished. */
+  private async afterStop(): Promise<void> {
+    const { driver, volumes, log } = this.deps;
+    const s = await domainState(driver, this.domainName);
+    if (isActive(s)) return;
+    if (this.started) this.finished = true;
+    await undefineIfDefined(driver, this.domainName);
+    const m = this.current?.materialized;
+    if (m) {
+      await volumes.release(m.handle, this.config);
+      this.current!.materialized = undefined;
+      log.info({ domain: this.domainName }, 'released volumes');
+    }
+    if (this.current) this.current.startedAt = undefined;
+    await removeState(this.paths.stateFile);
+    this.observe(await domainState(driver, this.domainName));
+  }
+
+  // ---- commands -------------------------------------------------------------------
+
+  sync(body: unknown): Promise<SyncResponse> {
+    const errs = checkVmi(body, { name: this.config.name, namespace: this.config.namespace, uid: this.config.uid });
+    if (errs.length) {
+      return Promise.reject(new LauncherRequestError(400, `invalid VMI: ${errs.map((e) => `${e.path || '(body)'}: ${e.message}`).join('; ')}`, { fieldErrors: errs }));
+    }
+    return this.exclusive(async () => {
+      // The one manifest validator (also used by synth and the git source): unknown or
+      // misspelled fields and webhook rules, by path. Loaded on first sync only.
+      const { validateManifest } = await import('../api/validate.js');
+      const issues = validateManifest(body);
+      if (issues.length) {
+        const fieldErrors = issues.map((i) => ({ path: pointerToPath(i.path), message: i.message + (i.fix ? ` (fix: ${i.fix})` : '') }));
+        throw new LauncherRequestError(400, `invalid VMI: ${fieldErrors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, { fieldErrors });
+      }
+      const vmi = structuredClone(asVmi(body));
+      vmi.metadata.namespace ??= this.config.namespace;
+      vmi.metadata.uid ??= this.config.uid;
+      return this.syncLocked(vmi);
+    });
+  }
+
+  private async syncLocked(vmi: VirtualMachineInstance): Promise<SyncResponse> {
+    const { driver, log } = this.deps;
+    const hash = specHash({ spec: vmi.spec, name: this.config.name, namespace: this.config.namespace, uid: this.config.uid });
+    const state = await domainState(driver, this.domainName);
+    const definedHash = state === 'Absent' ? null : readSpecHash(await driver.getXML(this.domainName, { inactive: true }));
+    const decision = decideSync({ desiredHash: hash, domain: { state, specHash: definedHash }, finished: this.finished });
+    this.observe(state);
+
+    if (decision.action === 'finished') {
+      throw new LauncherRequestError(409, `VMI ${this.config.namespace}/${this.config.name} has finished (phase ${this.status().phase}); a new VMI needs a new launcher`, { result: 'finished' });
+    }
+    if (decision.action === 'restart-required') {
+      if (!this.restartRequired) this.emit({ kind: 'sync', detail: 'spec changed while running: restart required', reason: 'RestartRequired' });
+      this.restartRequired = true;
+      throw new LauncherRequestError(409, 'the VMI spec differs from the running domain; restart the VMI to apply it (the running domain was left unchanged)', { result: 'restart-required', reason: 'RestartRequired' });
+    }
+    if (decision.action === 'unchanged') {
+      if (!this.started) {
+        // A domain this launcher (or a previous one) built from the same spec: adopt it.
+        this.started = true;
+        this.current = { hash, vmi, warnings: [], startedAt: Date.now() };
+      }
+      this.restartRequired = false;
+      return this.syncResponse('unchanged');
+    }
+
+    // create: a stale inactive definition of the same name is replaced.
+    if (state !== 'Absent') await undefineIfDefined(driver, this.domainName);
+    this.failure = undefined;
+    const materialized = await this.materialize(vmi);
+    let xml: string;
+    let warnings: string[];
+    try {
+      ({ xml, warnings } = this.deps.convert(vmi, this.conversionContext(materialized)));
+    } catch (err) {
+      await this.deps.volumes.release(materialized.handle, this.config).catch((e: unknown) => log.error({ err: e }, 'releasing volumes failed'));
+      await removeState(this.paths.stateFile);
+      throw toRequestError(err);
+    }
+    this.current = { hash, vmi, materialized, warnings };
+    for (const w of warnings) log.warn({ warning: w }, 'conversion warning');
+    try {
+      await driver.defineXML(annotateDomainXml(xml, hash));
+      await driver.start(this.domainName);
+      // virDomainCreate returns once QEMU runs the vCPUs; the wait covers a slow NoState phase.
+      const s = await waitForState(driver, this.domainName, (x) => x !== 'NoState', this.config.qemuTimeoutMs);
+      if (s !== 'Running' && s !== 'Blocked') throw new Error(`domain did not reach Running within --qemu-timeout ${this.config.qemuTimeoutMs / 1000}s (state ${s})`);
+    } catch (err) {
+      this.failure = { reason: 'SyncFailed', message: err instanceof Error ? err.message : String(err) };
+      log.error({ err }, 'defining or starting the domain failed; cleaning up');
+      await destroyIfActive(driver, this.domainName).catch(() => undefined);
+      await undefineIfDefined(driver, this.domainName).catch(() => undefined);
+      await this.deps.volumes.release(materialized.handle, this.config).catch(() => undefined);
+      await removeState(this.paths.stateFile);
+      this.current.materialized = undefined;
+      this.observe(await domainState(driver, this.domainName).catch(() => this.state));
+      if (err instanceof LibvirtUnavailableError) throw new LauncherRequestError(503, err.message, { reason: 'LibvirtUnavailable' });
+      throw new LauncherRequestError(500, this.failure.message, { reason: 'SyncFailed' });
+    }
+    this.started = true;
+    this.restartRequired = false;
+    this.current.startedAt = Date.now();
+    this.observe('Running');
+    this.emit({ kind: 'sync', detail: 'domain defined and started', phase: 'Running' });
+    return this.syncResponse('created');
+  }
+
+  private async materialize(vmi: VirtualMachineInstance): Promise<MaterializedSet> {
+    try {
+      const m = await this.deps.volumes.materialize(vmi, this.config);
+      await writeState(this.paths.stateFile, { domainName: this.domainName, uid: this.config.uid, volumes: m.handle, launcherPid: process.pid });
+      return m;
+    } catch (err) {
+      const reason = (err as { reason?: string }).reason;
+      if (reason === 'ErrImagePull' || reason === 'ErrImageNeverPull') {
+        this.failure = { reason, message: (err as Error).message };
+        this.emit({ kind: 'sync', reason, phase: 'Failed', detail: (err as Error).message });
+        throw new LauncherRequestError(422, (err as Error).message, { reason, result: 'failed' });
+      }
+      throw toRequestError(err);
+    }
+  }
+
+  private conversionContext(m: MaterializedSet) {
+    return {
+      emulation: this.emulation ?? 'tcg',
+      volumes: m.volumes,
+      ...(m.kernelBoot ? { kernelBoot: m.kernelBoot } : {}),
+      socketsDir: this.paths.socketsDir,
+      logDir: this.paths.logDir,
+    };
+  }
+
+  private syncResponse(result: SyncResult): SyncResponse {
+    return { result, domain: this.domainName, state: this.state, phase: this.status().phase, warnings: this.current?.warnings ?? [] };
+  }
+
+  /** ACPI shutdown; destroy after `graceSeconds` (default --grace-period-seconds). */
+  shutdown(graceSeconds = this.config.gracePeriodSeconds): Promise<{ result: StopOutcome }> {
+    return this.exclusive(async () => {
+      this.emit({ kind: 'command', detail: `shutdown (grace ${graceSeconds}s)` });
+      const result = await gracefulStop(this.deps.driver, this.domainName, graceSeconds, this.deps.log);
+      await this.afterStop();
+      return { result };
+    });
+  }
+
+  kill(): Promise<{ result: StopOutcome }> {
+    return this.exclusive(async () => {
+      this.emit({ kind: 'command', detail: 'kill' });
+      const active = isActive(await domainState(this.deps.driver, this.domainName));
+      if (active) await destroyIfActive(this.deps.driver, this.domainName);
+      await this.afterStop();
+      return { result: active ? 'destroyed' : 'not-running' };
+    });
+  }
+
+  pause(): Promise<{ state: DomainState | 'Absent' }> {
+    return this.exclusive(async () => {
+      const s = await this.requireActive('pause');
+      if (s !== 'Paused') await this.deps.driver.suspend(this.domainName);
+      this.observe(await domainState(this.deps.driver, this.domainName));
+      return { state: this.state };
+    });
+  }
+
+  unpause(): Promise<{ state: DomainState | 'Absent' }> {
+    return this.exclusive(async () => {
+      const s = await this.requireActive('unpause');
+      if (s === 'Paused') await this.deps.driver.resume(this.domainName);
+      this.observe(await domainState(this.deps.driver, this.domainName));
+      return { state: this.state };
+    });
+  }
+
+  private async requireActive(what: string): Promise<DomainState | 'Absent'> {
+    const s = await domainState(this.deps.driver, this.domainName);
+    if (!isActive(s)) throw new LauncherRequestError(409, `cannot ${what}: domain ${this.domainName} is not running (state ${s})`);
+    return s;
+  }
+
+  async info(): Promise<LauncherInfo> {
+    try {
+      this.observe(await domainState(this.deps.driver, this.domainName));
+    } catch {
+      // libvirt unreachable: report the last known state with the connection status.
+    }
+    const st = this.status();
+    const startedAt = this.current?.startedAt;
+    return {
+      vmi: { name: this.config.name, namespace: this.config.namespace, uid: this.config.uid },
+      domain: this.domainName,
+      state: this.state,
+      phase: st.phase,
+      ...(st.reason ? { reason: st.reason } : {}),
+      ...(st.message ? { message: st.message } : {}),
+      paused: st.paused,
+      restartRequired: this.restartRequired,
+      ...(startedAt && isActive(this.state) ? { uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) } : {}),
+      launcherUptimeSeconds: Math.round((Date.now() - this.bootTime) / 1000),
+      ...(this.emulation ? { emulation: this.emulation } : {}),
+      libvirt: this.deps.driver.status(),
+      warnings: this.current?.warnings ?? [],
+    };
+  }
+
+  /** SIGTERM: stop the domain within the grace period, release everything, stop watching. */
+  async terminate(): Promise<void> {
+    this.terminating = true;
+    clearInterval(this.timer);
+    await this.exclusive(async () => {
+      const { driver, volumes, log } = this.deps;
+      const outcome = await gracefulStop(driver, this.domainName, this.config.gracePeriodSeconds, log).catch((err: unknown) => {
+        log.error({ err }, 'stopping the domain failed');
+        return 'failed';
+      });
+      log.info({ outcome }, 'domain stopped for termination');
+      await undefineIfDefined(driver, this.domainName);
+      if (this.current?.materialized) await volumes.release(this.current.materialized.handle, this.config);
+      await removeState(this.paths.stateFile);
+    });
+    for (const u of this.unsubscribe) u();
+  }
+}
+
+/** `/spec/volumes/0/name` → `spec.volumes[0].name` (the form ConversionError uses). */
+export function pointerToPath(pointer: string): string {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
+}
+
+function toRequestError(err: unknown): Error {
+  if (err instanceof LauncherRequestError) return err;
+  const e = err as { name?: string; path?: string; message?: string };
+  if ((e.name === 'ConversionError' || e.name === 'InvalidVolumeError') && typeof e.path === 'string') {
+    return new LauncherRequestError(400, e.message ?? 'invalid VMI', { fieldErrors: [{ path: e.path, message: e.message ?? '' }], reason: 'Invalid' });
+  }
+  if (err instanceof LibvirtUnavailableError) return new LauncherRequestError(503, err.message, { reason: 'LibvirtUnavailable' });
+  const reason = (err as { reason?: string }).reason;
+  if (typeof reason === 'string') return new LauncherRequestError(422, e.message ?? reason, { reason });
+  return err instanceof Error ? err : new Error(String(err));
+}

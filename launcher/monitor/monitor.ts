@@ -1,0 +1,112 @@
+/**
+ * `virtops launcher-monitor`: wraps the launcher the way virt-launcher-monitor does.
+ *
+ * It spawns the launcher (same node binary, same TypeScript loader, a lean entry point so
+ * the CLI is not loaded twice), forwards SIGTERM/SIGINT, and when the launcher dies
+ * without cleaning up (non-zero exit, killed) gives the guest its grace period (ACPI
+ * shutdown, destroy after --grace-period-seconds), undefines the domain, releases the
+ * volumes and removes the socket. The launcher runs in its own process group so the
+ * monitor can reap whatever it left running (its `virsh event` child) after a crash.
+ *
+ * Exit codes:
+ *   0  the launcher exited cleanly (after SIGTERM, or on its own with 0)
+ *   1  the launcher failed or was killed; the monitor cleaned up after it
+ *   2  bad flags (nothing was started)
+ *   3  the launcher failed and cleanup failed too (something may be left; see the log)
+ *   4  the launcher could not be spawned
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { LauncherConfig } from '../flags.js';
+
+export const MONITOR_EXIT = { clean: 0, launcherFailed: 1, badFlags: 2, cleanupFailed: 3, spawnFailed: 4 } as const;
+
+/** node arguments that run the launcher entry with the loader this process was started with. */
+export function launcherCommand(args: readonly string[]): { command: string; argv: string[] } {
+  const entry = fileURLToPath(new URL('../entry.ts', import.meta.url));
+  const hasLoader = process.execArgv.some((a) => /tsx/.test(a));
+  const loader = hasLoader ? process.execArgv : ['--import', import.meta.resolve('tsx'), ...process.execArgv];
+  return { command: process.execPath, argv: [...loader, entry, 'launcher', ...args] };
+}
+
+export async function runMonitor(config: LauncherConfig, launcherArgs: readonly string[]): Promise<number> {
+  const { createLogger } = await import('../logger.js');
+  const log = await createLogger('virtops-launcher-monitor', { vmi: `${config.namespace}/${config.name}`, uid: config.uid });
+  const { command, argv } = launcherCommand(launcherArgs);
+
+  let child: ChildProcess;
+  try {
+    child = spawn(command, argv, { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+  } catch (err) {
+    log.fatal({ err }, 'cannot spawn the launcher');
+    return MONITOR_EXIT.spawnFailed;
+  }
+  log.info({ launcherPid: child.pid }, 'launcher started');
+
+  let signalled: NodeJS.Signals | undefined;
+  let killTimer: NodeJS.Timeout | undefined;
+  const forward = (sig: NodeJS.Signals) => {
+    signalled = sig;
+    log.info({ signal: sig }, 'forwarding signal to the launcher');
+    child.kill(sig);
+    // The launcher gets the grace period plus a margin to stop the guest itself.
+    clearTimeout(killTimer);
+    killTimer = setTimeout(() => {
+      log.warn('launcher did not exit within the grace period; killing it');
+      killGroup(child.pid, 'SIGKILL');
+    }, (config.gracePeriodSeconds + 15) * 1000);
+  };
+  process.on('SIGTERM', forward);
+  process.on('SIGINT', forward);
+
+  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+    child.once('error', (error) => resolve({ code: null, signal: null, error }));
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  clearTimeout(killTimer);
+  // Reap the launcher's leftovers (e.g. its virsh event child) whatever happened.
+  killGroup(child.pid, 'SIGKILL');
+
+  if (exit.error) {
+    log.fatal({ err: exit.error }, 'cannot spawn the launcher');
+    return MONITOR_EXIT.spawnFailed;
+  }
+  if (exit.code === 0) {
+    log.info({ signalled }, 'launcher exited cleanly');
+    return MONITOR_EXIT.clean;
+  }
+  log.error({ code: exit.code, signal: exit.signal }, 'launcher died; cleaning up after it');
+  const errors = await cleanup(config, log);
+  if (errors.length) {
+    log.error({ errors: errors.map((e) => e.message) }, 'cleanup after the launcher failed');
+    return MONITOR_EXIT.cleanupFailed;
+  }
+  log.info('cleaned up after the launcher');
+  return MONITOR_EXIT.launcherFailed;
+}
+
+function killGroup(pid: number | undefined, sig: NodeJS.Signals): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    // group already gone
+  }
+}
+
+/** Loaded only after a crash: the monitor stays small while the launcher runs. */
+async function cleanup(config: LauncherConfig, log: import('pino').Logger): Promise<Error[]> {
+  const [{ createLauncherDeps }, { cleanupAfterLauncher }] = await Promise.all([import('../wiring.js'), import('../cleanup.js')]);
+  let deps: Awaited<ReturnType<typeof createLauncherDeps>>;
+  try {
+    deps = await createLauncherDeps(config, log);
+    await deps.driver.connect({ retry: true, signal: AbortSignal.timeout(30_000) });
+  } catch (err) {
+    return [err instanceof Error ? err : new Error(String(err))];
+  }
+  try {
+    return await cleanupAfterLauncher({ config, driver: deps.driver, volumes: deps.volumes, log });
+  } finally {
+    await deps.driver.close();
+  }
+}

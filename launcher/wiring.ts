@@ -1,0 +1,57 @@
+/** Binds the launcher to the real libvirt driver, volume code and converter. */
+import type { Logger } from 'pino';
+import type { LauncherDeps } from './launcher.js';
+import type { LauncherConfig } from './flags.js';
+import type { VolumeBackend } from './backend.js';
+import { join } from 'node:path';
+import type { VirtualMachineInstance } from '../api/kubevirt.js';
+import { createLibvirtDriver } from './libvirt/index.js';
+import { chooseEmulation, probeHost } from './emulation.js';
+
+export async function createLauncherDeps(config: LauncherConfig, log: Logger): Promise<LauncherDeps> {
+  const { convertVmi } = await import('./convert/index.js');
+  return {
+    driver: createLibvirtDriver({ uri: config.libvirtUri }),
+    volumes: await volumeBackend(config),
+    convert: convertVmi,
+    log,
+    resolveEmulation: async () =>
+      config.emulation === 'auto' ? chooseEmulation('auto', await probeHost(config.libvirtUri)) : chooseEmulation(config.emulation, {
+        kvmDeviceUsable: false, libvirtOffersKvm: false, hostIsVirtualMachine: false, trustNestedKvm: false,
+      }),
+  };
+}
+
+/**
+ * launcher/volumes keyed the way the launcher Pod lays out its directories: the VM's
+ * directory is --ephemeral-disk-dir (the Pod's own emptyDir), images come from the shared
+ * --image-store, Secrets/ConfigMaps/ServiceAccounts from <--secrets-dir>/{secrets,configmaps,serviceaccounts}.
+ * The handle persisted for the monitor is the VMI's identity and volumes (what release needs).
+ */
+async function volumeBackend(config: LauncherConfig): Promise<VolumeBackend> {
+  const { materializeVolumes, releaseVolumes, ImageStore, DirectorySecretSource } = await import('./volumes/index.js');
+  const imageStore = new ImageStore({ dir: config.imageStore, insecureRegistries: config.insecureRegistries });
+  const secrets = new DirectorySecretSource({
+    secretsDir: join(config.secretsDir, 'secrets'),
+    configMapsDir: join(config.secretsDir, 'configmaps'),
+    serviceAccountsDir: join(config.secretsDir, 'serviceaccounts'),
+  });
+  const vmDir = config.ephemeralDiskDir;
+  return {
+    async materialize(vmi) {
+      const m = await materializeVolumes(vmi, { vmDir, imageStore, secrets, pvcDir: config.pvcDir });
+      const handle: VolumeHandle = { vmDir, vmi: { metadata: vmi.metadata, spec: { volumes: vmi.spec.volumes ?? [] } } };
+      return { volumes: m.volumes, ...(m.kernelBoot ? { kernelBoot: m.kernelBoot } : {}), handle };
+    },
+    async release(handle) {
+      const h = handle as VolumeHandle;
+      // Ephemeral files only (overlays, ISOs); emptyDisks live with the VM's directory.
+      await releaseVolumes(h.vmi as VirtualMachineInstance, { vmDir: h.vmDir }, { deleteVm: false });
+    },
+  };
+}
+
+interface VolumeHandle {
+  vmDir: string;
+  vmi: { metadata: VirtualMachineInstance['metadata']; spec: { volumes: NonNullable<VirtualMachineInstance['spec']['volumes']> } };
+}
