@@ -17,7 +17,9 @@ import type { IConstruct } from 'constructs';
 import type * as api from '../api/kubevirt.js';
 import { CrdChart } from './crds.js';
 import { InstallChart, type InstallChartProps } from './install.js';
+import { formatIssues, validateManifest } from '../api/validate.js';
 import { renderLauncherPod, type LauncherPodOptions } from './launcher-pod.js';
+import type { PodManifest } from './pod-types.js';
 
 export const OUTPUT_FILE_EXTENSION = '.k8s.yaml';
 /** Construct id of the launcher Pod added under each VirtualMachine construct. */
@@ -76,19 +78,33 @@ export class VirtopsApp extends App {
     let added = 0;
     for (const vm of this.virtualMachines) {
       if (vm.node.tryFindChild(LAUNCHER_POD_ID)) continue;
-      const pod = renderLauncherPod(vm.toManifest(), this.launcherOptions);
+      const manifest = vm.toManifest();
+      let pod: PodManifest;
+      try {
+        pod = renderLauncherPod(manifest, this.launcherOptions);
+      } catch (err) {
+        // An invalid VM cannot be rendered; report why through cdk8s validation, which names
+        // the construct path, instead of failing on the first bad quantity.
+        const issues = validateManifest(manifest);
+        const messages = issues.length ? formatIssues(issues).split('\n') : [(err as Error).message];
+        vm.node.addValidation({ validate: () => messages });
+        continue;
+      }
       new ApiObject(vm, LAUNCHER_POD_ID, pod);
       added++;
     }
     return added;
   }
 
-  /** `<chart-id>.k8s.yaml` per chart; throws when two charts would share a file. */
+  /**
+   * `<chart-id>.k8s.yaml` per chart (the construct path joined with '-' for nested charts,
+   * lowercased; no hash suffix). Throws when two charts would share a file.
+   */
   chartFileNames(): Map<Chart, string> {
     const names = new Map<Chart, string>();
     const owners = new Map<string, string>();
     for (const chart of this.charts) {
-      const file = Names.toDnsLabel(chart) + OUTPUT_FILE_EXTENSION;
+      const file = chartFileName(chart) + OUTPUT_FILE_EXTENSION;
       const other = owners.get(file);
       if (other !== undefined) {
         throw new Error(`charts '${other}' and '${chart.node.path}' would both be written to ${file}; give one of them a different id`);
@@ -101,15 +117,29 @@ export class VirtopsApp extends App {
 
   override synth(): void {
     this.attachLauncherPods();
-    this.chartFileNames(); // fail early on clashing file names
+    this.chartFileNames(); // fail before writing anything on clashing file names
     super.synth();
-    // cdk8s prefixes file names with a topological index (0000-...) once charts depend on each
-    // other; that would rename every file when one dependency is added, so drop the prefix.
-    // Same order as cdk8s' namer: the charts' topological order after synth added dependencies.
-    let index = 0;
-    for (const file of this.chartFileNames().values()) {
-      const indexed = path.join(this.outdir, `${String(index++).padStart(4, '0')}-${file}`);
-      if (fs.existsSync(indexed)) fs.renameSync(indexed, path.join(this.outdir, file));
-    }
+    // cdk8s names files Names.toDnsLabel(chart), which appends a hash for ids that are not
+    // DNS labels, and prefixes a topological index (0000-...) once charts depend on each
+    // other, which would rename every file when one dependency is added. Rename to ours, in
+    // the charts' topological order after synth (the order cdk8s' namer used).
+    const charts = [...this.chartFileNames()];
+    const staged = charts.map(([chart, file], index) => {
+      const simple = path.join(this.outdir, Names.toDnsLabel(chart) + OUTPUT_FILE_EXTENSION);
+      const indexed = path.join(this.outdir, `${String(index).padStart(4, '0')}-${Names.toDnsLabel(chart)}${OUTPUT_FILE_EXTENSION}`);
+      const from = fs.existsSync(indexed) ? indexed : simple;
+      const tmp = path.join(this.outdir, `.${file}.tmp`);
+      fs.renameSync(from, tmp);
+      return [tmp, path.join(this.outdir, file)] as const;
+    });
+    for (const [tmp, final] of staged) fs.renameSync(tmp, final);
   }
+}
+
+/** File name stem of a chart: its construct path, lowercased, '-'-joined, DNS-safe. */
+export function chartFileName(chart: Chart): string {
+  const stem = chart.node.scopes.slice(1).map((s) => s.node.id).join('-').toLowerCase()
+    .replace(/[^a-z0-9.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '');
+  if (!stem) throw new Error(`chart '${chart.node.path}' has no usable id for a file name; use letters and digits`);
+  return stem;
 }
