@@ -79,3 +79,15 @@ describe('applyRevisionToOverrides', () => {
     expect(r.cleared).toEqual([key('edited'), key('removed')].sort());
   });
 });
+
+describe('override serialization', () => {
+  it('round-trips and names the bad field', async () => {
+    const { parseOverride, serializeOverride } = await import('../../../reconciler/core/index.js');
+    const o = { action: 'restart' as const, at: Date.parse('2025-02-03T04:05:06Z'), revision: 'abc123' };
+    expect(parseOverride(serializeOverride(o))).toEqual({ ok: true, override: o });
+    expect(parseOverride('{"action":"reboot","at":"2025-01-01T00:00:00Z","revision":"a"}')).toMatchObject({ ok: false, error: expect.stringMatching(/\.action: must be one of start, stop, restart, pause, unpause/) });
+    expect(parseOverride('{"action":"stop","at":"yesterday","revision":"a"}')).toMatchObject({ ok: false, error: expect.stringMatching(/\.at:/) });
+    expect(parseOverride('{"action":"stop","at":"2025-01-01T00:00:00Z"}')).toMatchObject({ ok: false, error: expect.stringMatching(/\.revision:/) });
+    expect(parseOverride('nope')).toMatchObject({ ok: false, error: expect.stringMatching(/not JSON/) });
+  });
+});

@@ -1,0 +1,210 @@
+/**
+ * The node agent (virt-handler's role on one host): runs each VMI's launcher as a detached,
+ * supervised process built from the launcher Pod in git, pushes the VMI to it over its
+ * command socket, reads its state back, and stops it with the grace period.
+ *
+ * Stateless by design: the caller (the standalone backend) persists the InstanceRecord it
+ * gets back, before and after the process starts, so a reconciler killed at any point
+ * finds its launchers again (by pid, or by the VMI uid on their command line).
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { VirtualMachine, VirtualMachineInstanceSpec } from '../../api/kubevirt.js';
+import { vmiFromVm } from '../../api/kubevirt.js';
+import type { LauncherInfo, SyncResponse } from '../../launcher/launcher.js';
+import { callLauncher } from '../../launcher/server/client.js';
+import type { PodManifest } from '../../synth/pod-types.js';
+import { type HostFlags, type ProcessSpec, launcherProcessSpec } from './pod-process.js';
+import { findProcesses, prepareHostDirs, processAlive, startDetached, stopProcess, tail } from './process-runtime.js';
+
+/** What the backend persists about one running (or finished) launcher. */
+export interface InstanceRecord {
+  uid: string;
+  createdAt: number;
+  /** The VMI spec this incarnation was started with (compared with git for RestartRequired). */
+  spec: VirtualMachineInstanceSpec;
+  vmGeneration?: number;
+  podDir: string;
+  socketPath: string;
+  shareDir: string;
+  domainName: string;
+  logFile: string;
+  /** Set once the process is spawned. */
+  pid?: number;
+  /** The launcher accepted the VMI (PUT /v1/vmi succeeded). */
+  synced?: boolean;
+  /** Pod terminationGracePeriodSeconds: how long a stop may take before SIGKILL. */
+  podGraceSeconds: number;
+  runningSince?: number;
+  finishedAt?: number;
+}
+
+/** Removes a domain whose launcher is gone (only ever called for domains this host created). */
+export interface DomainJanitor {
+  removeDomain(name: string): Promise<'removed' | 'absent'>;
+}
+
+export interface AgentOptions {
+  /** `<state-dir>/pods`. */
+  podsDir: string;
+  virtopsCommand: string[];
+  hostFlags: HostFlags;
+  /** Environment every launcher gets besides the Pod's own (PATH, HOME). */
+  baseEnv: Record<string, string>;
+  janitor: DomainJanitor;
+  log: Logger;
+  /** How long a launcher may take to open its socket. */
+  startTimeoutMs?: number;
+}
+
+export type Observation =
+  | { reachable: true; info: LauncherInfo }
+  | { reachable: false; processAlive: boolean; reason: string };
+
+export const LAUNCHER_MARKER = 'launcher-monitor';
+
+export class LauncherError extends Error {
+  constructor(message: string, readonly reason: string, readonly status?: number) {
+    super(message);
+    this.name = 'LauncherError';
+  }
+}
+
+export class NodeAgent {
+  constructor(private readonly opts: AgentOptions) {}
+
+  podDir(namespace: string, name: string): string {
+    return join(this.opts.podsDir, `${namespace}_${name}`);
+  }
+
+  /** Builds the process spec for a new incarnation (pure) and the record to persist before spawning. */
+  plan(vm: VirtualMachine, pod: PodManifest, uid: string, now: number): { spec: ProcessSpec; record: InstanceRecord } {
+    const ns = vm.metadata.namespace ?? 'default';
+    const podDir = this.podDir(ns, vm.metadata.name ?? '');
+    const spec = launcherProcessSpec({ pod, uid, podDir, virtopsCommand: this.opts.virtopsCommand, hostFlags: this.opts.hostFlags });
+    if (Buffer.byteLength(spec.socketPath) > 107) {
+      throw new LauncherError(`launcher socket path ${spec.socketPath} is over the 107-byte unix socket limit: use a shorter --state-dir or VM name`, 'SocketPathTooLong');
+    }
+    const record: InstanceRecord = {
+      uid,
+      createdAt: now,
+      spec: structuredClone(vm.spec.template.spec),
+      ...(vm.metadata.generation !== undefined ? { vmGeneration: vm.metadata.generation } : {}),
+      podDir,
+      socketPath: spec.socketPath,
+      shareDir: spec.shareDir,
+      domainName: spec.domainName,
+      logFile: join(podDir, 'launcher.log'),
+      podGraceSeconds: pod.spec.terminationGracePeriodSeconds,
+    };
+    return { spec, record };
+  }
+
+  /** Spawns the launcher (detached) and waits for its socket. Returns the pid. */
+  async spawn(record: InstanceRecord, spec: ProcessSpec): Promise<number> {
+    const { log } = this.opts;
+    for (const c of spec.hostFlagChanges) {
+      log.info({ vmi: spec.domainName, flag: c.flag, pod: c.pod ?? null, host: c.host }, `host flag ${c.flag} ${c.host}${c.pod !== undefined ? ` (the Pod in git says ${c.pod})` : ' (added for this host)'}`);
+    }
+    await prepareHostDirs(spec.dirs);
+    await rm(record.socketPath, { force: true });
+    log.info({ vmi: spec.domainName, uid: record.uid, argv: spec.argv }, 'starting launcher');
+    const started = await startDetached(spec.argv, { ...this.opts.baseEnv, ...spec.env }, { cwd: record.podDir, logFile: record.logFile });
+    record.pid = started.pid;
+    return started.pid;
+  }
+
+  /** Waits until the launcher answers /healthz; fails early if the process exits. */
+  async waitReady(record: InstanceRecord): Promise<void> {
+    const deadline = Date.now() + (this.opts.startTimeoutMs ?? 60_000);
+    for (;;) {
+      const ok = await callLauncher(record.socketPath, 'GET', '/healthz', undefined, 2000).then((r) => r.status === 200, () => false);
+      if (ok) return;
+      if (record.pid !== undefined && !(await processAlive(record.pid))) {
+        throw new LauncherError(`launcher exited before opening its socket; last lines of ${record.logFile}:\n${await tail(record.logFile)}`, 'LauncherExited');
+      }
+      if (Date.now() > deadline) {
+        throw new LauncherError(`launcher did not open ${record.socketPath} within ${(this.opts.startTimeoutMs ?? 60_000) / 1000}s; see ${record.logFile}`, 'LauncherTimeout');
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /** Pushes the VMI (built from the VM and the record's uid and spec) to the launcher. */
+  async sync(vm: VirtualMachine, record: InstanceRecord, onWaiting?: (elapsedMs: number) => void): Promise<SyncResponse> {
+    const vmi = vmiFromVm(vm, record.uid);
+    vmi.spec = structuredClone(record.spec);
+    const started = Date.now();
+    const ticker = onWaiting ? setInterval(() => onWaiting(Date.now() - started), 5000) : undefined;
+    try {
+      const res = await callLauncher<SyncResponse & { error?: string; reason?: string }>(record.socketPath, 'PUT', '/v1/vmi', vmi);
+      if (res.status === 200 || res.status === 201) return res.body;
+      throw new LauncherError(res.body?.error ?? `launcher answered ${res.status}`, res.body?.reason ?? 'SyncFailed', res.status);
+    } finally {
+      if (ticker) clearInterval(ticker);
+    }
+  }
+
+  async observe(record: InstanceRecord): Promise<Observation> {
+    try {
+      const res = await callLauncher<LauncherInfo>(record.socketPath, 'GET', '/v1/info', undefined, 5000);
+      if (res.status === 200) return { reachable: true, info: res.body };
+      return { reachable: false, processAlive: await this.alive(record), reason: `launcher answered ${res.status}` };
+    } catch (err) {
+      return { reachable: false, processAlive: await this.alive(record), reason: (err as Error).message };
+    }
+  }
+
+  async alive(record: InstanceRecord): Promise<boolean> {
+    return (await this.pids(record)).length > 0;
+  }
+
+  /** The launcher processes of this incarnation: the recorded pid, else a search by uid. */
+  async pids(record: InstanceRecord): Promise<number[]> {
+    if (record.pid !== undefined && (await processAlive(record.pid, record.uid))) return [record.pid];
+    return findProcesses([LAUNCHER_MARKER, record.uid]);
+  }
+
+  async command(record: InstanceRecord, action: 'pause' | 'unpause'): Promise<void> {
+    const res = await callLauncher<{ error?: string }>(record.socketPath, 'POST', `/v1/${action}`, undefined, 30_000);
+    if (res.status !== 200) throw new LauncherError(res.body?.error ?? `launcher answered ${res.status}`, 'CommandFailed', res.status);
+  }
+
+  /**
+   * Stops the instance: ACPI shutdown through the launcher (destroy after the grace period),
+   * then the launcher process; a domain left behind by a dead launcher is removed directly.
+   */
+  async stop(record: InstanceRecord, graceSeconds: number): Promise<void> {
+    const { log } = this.opts;
+    const reachable = await callLauncher(record.socketPath, 'GET', '/healthz', undefined, 2000).then((r) => r.status === 200, () => false);
+    if (reachable) {
+      await callLauncher(record.socketPath, 'POST', '/v1/shutdown', { gracePeriodSeconds: graceSeconds }, (graceSeconds + 30) * 1000).catch((err: unknown) =>
+        log.warn({ vmi: record.domainName, err: (err as Error).message }, 'shutdown through the launcher failed; stopping its process'),
+      );
+    }
+    for (const pid of await this.pids(record)) {
+      const how = await stopProcess(pid, (record.podGraceSeconds + 5) * 1000, record.uid);
+      log.info({ vmi: record.domainName, uid: record.uid, pid, how }, 'launcher monitor stopped');
+    }
+    // The launcher runs in its own process group; if its monitor was killed, it may be left.
+    for (const pid of await findProcesses(['--uid', record.uid])) {
+      const how = await stopProcess(pid, 10_000, record.uid);
+      log.warn({ vmi: record.domainName, uid: record.uid, pid, how }, 'stopped a launcher process its monitor left behind');
+    }
+    // The launcher undefines its domain on the way out; if it died first, do it here.
+    const removed = await this.opts.janitor.removeDomain(record.domainName).catch((err: unknown) => {
+      log.warn({ domain: record.domainName, err: (err as Error).message }, 'removing the domain failed');
+      return 'absent' as const;
+    });
+    if (removed === 'removed') log.warn({ domain: record.domainName }, 'removed a domain its launcher left behind');
+    await rm(record.socketPath, { force: true });
+    // This incarnation's ephemeral files (overlays, ISOs) go with it; persistent disks stay with the VM.
+    await rm(join(record.podDir, 'volumes', 'ephemeral-disks', 'volumes', 'ephemeral', record.uid), { recursive: true, force: true });
+  }
+
+  /** Removes everything of a VM that left git: its directory (incl. its emptyDisks). */
+  async removeVmFiles(namespace: string, name: string): Promise<void> {
+    await rm(this.podDir(namespace, name), { recursive: true, force: true });
+  }
+}

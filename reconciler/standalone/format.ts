@@ -1,0 +1,94 @@
+/** Pure text rendering for `virtops get vms` and `virtops describe vm` (kubectl-like). */
+import type { VmView } from './backend.js';
+
+export interface VmList {
+  revision: string | null;
+  refused?: { sha: string; errors: string[]; at: number };
+  vms: VmView[];
+}
+
+/** kubectl's short ages: 45s, 3m12s, 5h3m, 2d4h. */
+export function age(fromIso: string, now: number): string {
+  const s = Math.max(0, Math.floor((now - Date.parse(fromIso)) / 1000));
+  if (s < 120) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 10) return `${m}m${s % 60}s`;
+  if (m < 180) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h${m % 60 ? `${m % 60}m` : ''}`;
+  return `${Math.floor(h / 24)}d${h % 24 ? `${h % 24}h` : ''}`;
+}
+
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n');
+}
+
+export function formatVmTable(list: VmList, opts: { wide?: boolean; now: number; allNamespaces?: boolean }): string {
+  const head = ['NAME', 'AGE', 'STATUS', 'READY', 'REVISION'];
+  if (opts.allNamespaces) head.unshift('NAMESPACE');
+  if (opts.wide) head.push('RUNSTRATEGY', 'DOMAIN', 'PID', 'OVERRIDE', 'MESSAGE');
+  const rows = [head];
+  for (const v of list.vms) {
+    const st = v.status;
+    const row = [v.name, age(v.firstSeen, opts.now), v.inGit ? (st?.printableStatus ?? 'Unknown') : 'Pruning', st?.ready ? 'True' : 'False', (v.revision ?? '').slice(0, 12)];
+    if (opts.allNamespaces) row.unshift(v.namespace);
+    if (opts.wide) {
+      const failure = st?.conditions?.find((c) => c.type === 'Failure' && c.status === 'True');
+      const restart = st?.conditions?.find((c) => c.type === 'RestartRequired' && c.status === 'True');
+      row.push(st?.runStrategy ?? '', v.instance?.domain ?? '', v.instance?.pid !== undefined ? String(v.instance.pid) : '', v.override?.action ?? '', failure?.message ?? (restart ? 'RestartRequired' : ''));
+    }
+    rows.push(row);
+  }
+  return table(rows);
+}
+
+/** A line for stderr when the newest commit was refused. */
+export function refusalNotice(list: Pick<VmList, 'revision' | 'refused'>): string | undefined {
+  if (!list.refused) return undefined;
+  return `warning: commit ${list.refused.sha.slice(0, 12)} was refused; revision ${list.revision?.slice(0, 12) ?? '(none)'} keeps running:\n${list.refused.errors.map((e) => `  ${e}`).join('\n')}`;
+}
+
+export function formatDescribe(v: VmView & { appliedRevision?: string | null; refused?: VmList['refused'] }, now: number): string {
+  const st = v.status;
+  const lines: string[] = [
+    `Name:           ${v.name}`,
+    `Namespace:      ${v.namespace}`,
+    `Revision:       ${v.revision ?? '(none)'}${v.inGit ? '' : '  (left git: being pruned)'}`,
+    `Status:         ${st?.printableStatus ?? 'Unknown'}`,
+    `Ready:          ${st?.ready ? 'True' : 'False'}`,
+    `Run Strategy:   ${st?.runStrategy ?? ''}`,
+  ];
+  if (v.override) lines.push(`Override:       ${v.override.action} (requested ${new Date(v.override.at).toISOString()}; cleared by the next commit that changes this VM)`);
+  if (v.instance) {
+    lines.push(
+      'Instance:',
+      `  UID:          ${v.instance.uid}`,
+      `  Created:      ${v.instance.createdAt} (${age(v.instance.createdAt, now)} ago)`,
+      `  Domain:       ${v.instance.domain}`,
+      `  Launcher PID: ${v.instance.pid ?? '(starting)'}`,
+      `  Launcher log: ${v.instance.launcherLog}`,
+      `  Console:      ${v.instance.console}  (virtops console ${v.name})`,
+      `  Serial log:   ${v.instance.serialLog}`,
+    );
+  } else {
+    lines.push('Instance:       (none)');
+  }
+  if (st?.startFailure) lines.push(`Start Failures: ${st.startFailure.consecutiveFailCount ?? 0} in a row${st.startFailure.retryAfterTimestamp ? `, next try ${st.startFailure.retryAfterTimestamp}` : ''}`);
+  lines.push('Conditions:');
+  const conds = st?.conditions ?? [];
+  if (conds.length) {
+    lines.push(
+      table([['  TYPE', 'STATUS', 'REASON', 'LAST TRANSITION', 'MESSAGE'], ...conds.map((c) => [`  ${c.type}`, c.status, c.reason ?? '', c.lastTransitionTime ?? '', c.message ?? ''])]),
+    );
+  } else lines.push('  (none)');
+  if (v.refused) {
+    lines.push(`Source:         commit ${v.refused.sha.slice(0, 12)} refused; ${v.appliedRevision?.slice(0, 12) ?? '(none)'} keeps running`);
+    for (const e of v.refused.errors) lines.push(`  ${e}`);
+  }
+  lines.push('Events:');
+  if (v.events.length) {
+    lines.push(table([['  TYPE', 'REASON', 'AGE', 'MESSAGE'], ...v.events.map((e) => [`  ${e.type}`, e.reason, age(e.time, now), e.message])]));
+  } else lines.push('  (none)');
+  return lines.join('\n');
+}

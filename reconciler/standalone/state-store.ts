@@ -1,0 +1,162 @@
+/**
+ * The single-host state dir. Every file is written atomically (temp file + rename), one
+ * writer per file at a time, so a reconciler killed at any instant leaves either the old or
+ * the new content, never a torn file.
+ *
+ *   <state-dir>/
+ *     applied.json              last applied revision: sha, its VM + launcher Pod manifests,
+ *                               the inventory (core's planRevision), the last refusal
+ *     vms/<ns>_<name>.json      one per VM this host manages: instance (uid, pid, socket,
+ *                               domain, pod dir), status, events, override, backoff
+ *     pods/<ns>_<name>/         the VM's launcher "Pod": volumes/<emptyDir>/..., launcher.log
+ *     images/                   shared OCI image cache of the launchers
+ *     pvcs/  secrets/           host-wide volume sources (never pruned)
+ *     source/                   the git source's cache repository
+ *     up.json                   the running `virtops up`: pid, API address
+ */
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { VirtualMachineStatus } from '../../api/kubevirt.js';
+import type { BackoffState, Inventory, KubeObject, Override } from '../core/index.js';
+import type { InstanceRecord } from '../agent/agent.js';
+
+export interface VmEvent {
+  time: string;
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+export interface VmRecord {
+  namespace: string;
+  name: string;
+  /** When this host first saw the VM in git. */
+  firstSeen: number;
+  /** The revision the VM's manifest was last taken from. */
+  revision?: string;
+  instance?: InstanceRecord;
+  backoff?: BackoffState;
+  onceCompleted?: boolean;
+  override?: Override;
+  status?: VirtualMachineStatus;
+  /** A reconcile error shown as condition Failure until the next success. */
+  failure?: { reason: string; message: string };
+  events: VmEvent[];
+}
+
+export interface AppliedState {
+  sha?: string;
+  appliedAt?: number;
+  /** When the source yielded it (push-to-running latency starts here). */
+  seenAt?: number;
+  /** The VirtualMachines and launcher Pods of the applied revision. */
+  manifests: KubeObject[];
+  inventory: Inventory;
+  refused?: { sha: string; errors: string[]; at: number };
+}
+
+export interface UpInfo {
+  pid: number;
+  listen: string;
+  repo: string;
+  branch: string;
+  startedAt: string;
+}
+
+export const EVENTS_KEPT = 30;
+
+export class StateStore {
+  private readonly chains = new Map<string, Promise<void>>();
+
+  constructor(readonly dir: string) {}
+
+  get podsDir(): string {
+    return join(this.dir, 'pods');
+  }
+
+  async init(): Promise<void> {
+    for (const d of ['vms', 'pods', 'images', 'pvcs', 'secrets']) await mkdir(join(this.dir, d), { recursive: true, mode: 0o750 });
+  }
+
+  async readApplied(): Promise<AppliedState> {
+    return (await readJson<AppliedState>(join(this.dir, 'applied.json'))) ?? { manifests: [], inventory: { entries: {} } };
+  }
+
+  writeApplied(state: AppliedState): Promise<void> {
+    return this.write(join(this.dir, 'applied.json'), state);
+  }
+
+  async readVms(): Promise<VmRecord[]> {
+    const dir = join(this.dir, 'vms');
+    const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json'));
+    const out: VmRecord[] = [];
+    for (const n of names) {
+      const r = await readJson<VmRecord>(join(dir, n));
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  writeVm(rec: VmRecord): Promise<void> {
+    return this.write(this.vmFile(rec.namespace, rec.name), rec);
+  }
+
+  async removeVm(namespace: string, name: string): Promise<void> {
+    const file = this.vmFile(namespace, name);
+    await this.serial(file, () => rm(file, { force: true }));
+  }
+
+  writeUp(info: UpInfo): Promise<void> {
+    return this.write(join(this.dir, 'up.json'), info);
+  }
+
+  readUp(): Promise<UpInfo | null> {
+    return readJson<UpInfo>(join(this.dir, 'up.json'));
+  }
+
+  async removeUp(): Promise<void> {
+    await rm(join(this.dir, 'up.json'), { force: true });
+  }
+
+  private vmFile(namespace: string, name: string): string {
+    return join(this.dir, 'vms', `${namespace}_${name}.json`);
+  }
+
+  private write(file: string, value: unknown): Promise<void> {
+    const text = JSON.stringify(value, null, 1);
+    return this.serial(file, async () => {
+      const tmp = `${file}.${process.pid}.tmp`;
+      await writeFile(tmp, text, { mode: 0o640 });
+      await rename(tmp, file);
+    });
+  }
+
+  /** Runs writes to one file one after another, in call order. */
+  private serial(file: string, fn: () => Promise<void>): Promise<void> {
+    const prev = this.chains.get(file) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => undefined);
+    this.chains.set(file, settled);
+    void settled.then(() => {
+      if (this.chains.get(file) === settled) this.chains.delete(file);
+    });
+    return next;
+  }
+}
+
+async function readJson<T>(file: string): Promise<T | null> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Error(`${file}: ${(err as Error).message} (a corrupt state file; move it away to let virtops rebuild it)`);
+  }
+}
+
+export function pushEvent(rec: VmRecord, e: Omit<VmEvent, 'time'>, now: number): void {
+  const last = rec.events.at(-1);
+  // The same event again (level-triggered passes) is not news.
+  if (last && last.reason === e.reason && last.message === e.message) return;
+  rec.events.push({ time: new Date(now).toISOString(), ...e });
+  if (rec.events.length > EVENTS_KEPT) rec.events.splice(0, rec.events.length - EVENTS_KEPT);
+}

@@ -1,0 +1,214 @@
+/**
+ * `virtops up`: wires the git source, the single-host backend, the node agent and the HTTP
+ * API together and runs until SIGTERM/SIGINT. On the way out it stops reconciling and
+ * leaves every VM running; the next `virtops up` on the same state dir adopts them.
+ */
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino, type Logger } from 'pino';
+import { parseDuration } from '../../launcher/flags.js';
+import { GitSource, createWebhookRoute, isLocalPath } from '../source/index.js';
+import { NodeAgent } from '../agent/agent.js';
+import { processAlive } from '../agent/process-runtime.js';
+import { StandaloneBackend } from './backend.js';
+import { startApi, type ApiServer } from './api.js';
+import { LibvirtDomains } from './libvirt-domains.js';
+import { ReconcilerMetrics } from './metrics.js';
+import { StateStore } from './state-store.js';
+
+export const DEFAULT_LISTEN = '127.0.0.1:8686';
+export const DEFAULT_STATE_DIR = '/var/lib/virtops';
+export const CLI_BIN = fileURLToPath(new URL('../../cli/bin.js', import.meta.url));
+
+export interface RawUpFlags {
+  repo?: string;
+  branch?: string;
+  path?: string;
+  stateDir?: string;
+  listen?: string;
+  emulation?: string;
+  interval?: string;
+  libvirtUri?: string;
+  webhookSecretFile?: string;
+  insecureRegistry?: string[];
+  freshnessCheck?: boolean;
+  concurrency?: string;
+}
+
+export interface UpConfig {
+  repo: string;
+  branch: string;
+  distPath: string;
+  stateDir: string;
+  listen: { host: string; port: number };
+  emulation: 'auto' | 'kvm' | 'tcg';
+  intervalMs: number;
+  libvirtUri: string;
+  webhookSecretFile?: string;
+  insecureRegistries: string[];
+  freshness: boolean;
+  concurrency: number;
+}
+
+/** Pure flag validation: every problem at once, each naming the flag and the fix. */
+export function validateUpFlags(raw: RawUpFlags, cwd = process.cwd()): { ok: true; config: UpConfig } | { ok: false; errors: string[] } {
+  const errors: string[] = [];
+  const repoRaw = raw.repo?.trim() ?? '';
+  if (!repoRaw) errors.push('--repo is required: pass a local repository path (bare or not) or a git URL, e.g. --repo /srv/git/vms.git');
+  const repo = repoRaw && isLocalPath(repoRaw) ? resolve(cwd, repoRaw) : repoRaw;
+  const branch = raw.branch ?? 'main';
+  if (!/^[\w.\-/]+$/.test(branch) || branch.includes('..') || branch.startsWith('-')) errors.push(`--branch "${branch}" is not a branch name: use e.g. --branch main`);
+  const distPath = raw.path ?? 'dist';
+  if (isAbsolute(distPath) || distPath.split('/').includes('..') || distPath === '') errors.push(`--path "${distPath}" must be a directory inside the repository, e.g. --path dist`);
+  const stateDir = raw.stateDir ?? DEFAULT_STATE_DIR;
+  if (!isAbsolute(stateDir)) errors.push(`--state-dir "${stateDir}" is not an absolute path: pass e.g. --state-dir /var/lib/virtops`);
+  const listenRaw = raw.listen ?? DEFAULT_LISTEN;
+  const lm = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listenRaw);
+  const port = lm ? Number(lm[2]) : NaN;
+  if (!lm || port > 65535) errors.push(`--listen "${listenRaw}" is not HOST:PORT: use e.g. --listen 127.0.0.1:8686 (port 0 picks a free one)`);
+  const emulation = raw.emulation ?? 'auto';
+  if (emulation !== 'auto' && emulation !== 'kvm' && emulation !== 'tcg') errors.push(`--emulation "${emulation}" is not one of auto, kvm, tcg: pass --emulation tcg where KVM is unusable`);
+  const intervalMs = parseDuration(raw.interval ?? '1m');
+  if (intervalMs === null || intervalMs < 100) errors.push(`--interval "${raw.interval}" is not a duration of at least 100ms: use e.g. 30s, 1m or 5m`);
+  const libvirtUri = raw.libvirtUri ?? 'qemu:///system';
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(libvirtUri)) errors.push(`--libvirt-uri "${libvirtUri}" is not a libvirt URI: use e.g. qemu:///system or test:///default`);
+  const insecureRegistries = raw.insecureRegistry ?? [];
+  for (const r of insecureRegistries) if (!/^[A-Za-z0-9.-]+(:\d+)?$/.test(r)) errors.push(`--insecure-registry "${r}" is not host[:port]: use e.g. 127.0.0.1:5000`);
+  const concurrency = Number(raw.concurrency ?? '16');
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 512) errors.push(`--concurrency "${raw.concurrency}" is not a whole number in 1..512: use e.g. --concurrency 16`);
+  if (raw.webhookSecretFile !== undefined && raw.webhookSecretFile.trim() === '') errors.push('--webhook-secret-file is empty: pass the path of a file holding the shared secret');
+  if (errors.length) return { ok: false, errors };
+  const host = lm![1]!.replace(/^\[|\]$/g, '');
+  return {
+    ok: true,
+    config: {
+      repo, branch, distPath, stateDir, listen: { host, port }, emulation: emulation as UpConfig['emulation'], intervalMs: intervalMs!, libvirtUri,
+      ...(raw.webhookSecretFile ? { webhookSecretFile: resolve(cwd, raw.webhookSecretFile) } : {}),
+      insecureRegistries, freshness: raw.freshnessCheck !== false, concurrency,
+    },
+  };
+}
+
+export interface UpHandle {
+  address: string;
+  backend: StandaloneBackend;
+  source: GitSource;
+  /** Graceful stop: reconciling ends, VMs keep running. */
+  stop(): Promise<void>;
+}
+
+export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtops-up' })): Promise<UpHandle> {
+  const store = new StateStore(config.stateDir);
+  await store.init();
+  const other = await store.readUp();
+  if (other && other.pid !== process.pid && (await processAlive(other.pid))) {
+    throw new Error(`--state-dir ${config.stateDir} is in use by another virtops up (pid ${other.pid}, ${other.listen}); stop it first or pass another --state-dir`);
+  }
+  let webhookSecret = '';
+  if (config.webhookSecretFile) {
+    webhookSecret = (await readFile(config.webhookSecretFile, 'utf8').catch((err: unknown) => {
+      throw new Error(`--webhook-secret-file ${config.webhookSecretFile}: ${(err as Error).message}`);
+    })).trim();
+    if (!webhookSecret) throw new Error(`--webhook-secret-file ${config.webhookSecretFile} is empty: put the shared secret in it`);
+  }
+
+  const metrics = new ReconcilerMetrics();
+  const domains = new LibvirtDomains(config.libvirtUri);
+  const agent = new NodeAgent({
+    podsDir: store.podsDir,
+    virtopsCommand: [process.execPath, CLI_BIN],
+    hostFlags: {
+      ...(config.emulation !== 'auto' ? { emulation: config.emulation } : {}),
+      libvirtUri: config.libvirtUri,
+      imageStore: join(config.stateDir, 'images'),
+      pvcDir: join(config.stateDir, 'pvcs'),
+      secretsDir: join(config.stateDir, 'secrets'),
+      insecureRegistries: config.insecureRegistries,
+    },
+    baseEnv: baseEnv(),
+    janitor: domains,
+    log: log.child({ component: 'agent' }),
+  });
+  const backend = new StandaloneBackend({
+    store, agent, domains, metrics, resyncMs: config.intervalMs, concurrency: config.concurrency, log: log.child({ component: 'backend' }),
+  });
+  await backend.start();
+
+  const source = new GitSource({
+    repo: config.repo,
+    branch: config.branch,
+    distPath: config.distPath,
+    pollIntervalMs: config.intervalMs,
+    resyncIntervalMs: config.intervalMs,
+    cacheDir: join(config.stateDir, 'source'),
+    ...(config.freshness ? {} : { freshness: false as const }),
+    logger: log,
+    onCheck: (i) => metrics.sourceChecks.inc({ outcome: i.outcome }),
+  });
+  source.on('revision', (r: { sha: string; manifests: never[] }) => {
+    backend.applyRevision(r).catch((err: unknown) => log.error({ err, sha: r.sha }, 'applying the revision failed'));
+  });
+  source.on('refused', (r: { sha: string; errors: string[] }) => {
+    backend.recordRefusal(r.sha, r.errors).catch((err: unknown) => log.error({ err }, 'recording the refusal failed'));
+  });
+
+  const webhook = createWebhookRoute({
+    secret: webhookSecret,
+    branch: config.branch,
+    onPush: () => void source.checkNow('webhook'),
+    logger: log.child({ component: 'webhook' }),
+  });
+  let api: ApiServer;
+  try {
+    api = await startApi(config.listen, {
+      backend,
+      metrics,
+      log,
+      webhook,
+      ready: () => backend.appliedRevision.sha !== undefined,
+      sourceInfo: () => ({
+        repo: config.repo,
+        branch: config.branch,
+        path: config.distPath,
+        applied: backend.appliedRevision.sha ?? null,
+        latestGood: source.current?.sha ?? null,
+        refused: backend.appliedRevision.refused ?? null,
+        counters: source.counters,
+      }),
+      diff: () => backend.diff(source.current),
+    });
+  } catch (err) {
+    await backend.stop();
+    await domains.close();
+    throw new Error(`--listen ${config.listen.host}:${config.listen.port}: ${(err as Error).message} (pass another --listen address)`);
+  }
+  await store.writeUp({ pid: process.pid, listen: api.address, repo: config.repo, branch: config.branch, startedAt: new Date().toISOString() });
+  log.info({ listen: api.address, repo: config.repo, branch: config.branch, stateDir: config.stateDir, interval: config.intervalMs, emulation: config.emulation }, `virtops up: serving on http://${api.address}`);
+  // The first check fetches and validates; run it after the API is up so `get vms` answers meanwhile.
+  void source.start().catch((err: unknown) => log.error({ err }, 'the git source failed to start'));
+
+  let stopped: Promise<void> | undefined;
+  return {
+    address: api.address,
+    backend,
+    source,
+    stop: () =>
+      (stopped ??= (async () => {
+        log.info('stopping: VMs keep running; the next virtops up adopts them');
+        await source.stop();
+        await backend.stop();
+        await api.close();
+        await domains.close();
+        await store.removeUp();
+        log.info({ vms: backend.list().filter((v) => v.instance).length }, 'stopped');
+      })()),
+  };
+}
+
+function baseEnv(): Record<string, string> {
+  const keep = ['PATH', 'HOME', 'VIRTOPS_LOG_LEVEL', 'VIRTOPS_TRUST_NESTED_KVM', 'TMPDIR'];
+  const env: Record<string, string> = {};
+  for (const k of keep) if (process.env[k] !== undefined) env[k] = process.env[k]!;
+  return env;
+}
