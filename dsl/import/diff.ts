@@ -121,3 +121,15 @@ export function applyPatch(doc: Json, ops: readonly PatchOp[]): Json {
   }
   return root;
 }
+
+/** The value at `pointer` in `doc`, or undefined. */
+export function valueAt(doc: Json, pointer: string): Json {
+  let node = doc;
+  for (const raw of pointer.split('/').slice(1)) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(node)) node = node[Number(seg)];
+    else if (isPlainObject(node)) node = node[seg];
+    else return undefined;
+  }
+  return node;
+}

@@ -151,7 +151,7 @@ export function planVirtualMachine(vm: api.VirtualMachine): VmPlan {
       ['request', sizeExpr(requests.memory)],
       ['limit', sizeExpr(limits.memory)],
     ])],
-    ['machineType', str(asObject(domain.machine).type)],
+    ['machineType', asObject(domain.machine).type === '' ? undefined : str(asObject(domain.machine).type)],
     ['firmware', firmware(domain.firmware)],
     ['clock', clock(domain.clock)],
     ['features', features(domain.features)],

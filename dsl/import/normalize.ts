@@ -115,7 +115,7 @@ function stripServerFields(doc: JsonObject, notes: string[]): JsonObject {
  *  N2 neither `running` nor `runStrategy` means runStrategy `Halted` (KubeVirt's reading);
  *     the DSL would otherwise default to `Always`, so the importer writes `Halted`.
  *  N3 no `metadata.namespace` means `default` (the DSL always writes the namespace).
- *  N4 no `domain.machine.type` means `q35` (the DSL's default, KubeVirt's on x86_64).
+ *  N4 no (or an empty) `domain.machine.type` means `q35` (the DSL's default, KubeVirt's on x86_64).
  *  N5 a disk with no device type is a `disk`; a `disk` with no bus is `virtio`, a `cdrom`
  *     with no bus is `sata` (KubeVirt's defaults on x86_64, and the DSL's).
  *  N6 a feature state (`features.acpi`, `.apic`, `.smm`, `.pvspinlock`, `.hyperv.*`) with
@@ -126,7 +126,7 @@ function stripServerFields(doc: JsonObject, notes: string[]): JsonObject {
  *     them by name, their order in the list means nothing.
  */
 export function normalizeVirtualMachine(vm: unknown): JsonObject {
-  const doc = dropNulls(structuredClone(vm)) as JsonObject;
+  const doc = orderNamedLists(vm);
   const spec = obj(doc, 'spec');
   if (spec.running === undefined && spec.runStrategy === undefined) spec.runStrategy = 'Halted';
   const meta = obj(doc, 'metadata');
@@ -140,7 +140,7 @@ export function normalizeVirtualMachine(vm: unknown): JsonObject {
   const tspec = obj(template, 'spec');
   const domain = obj(tspec, 'domain');
   const machine = obj(domain, 'machine');
-  if (machine.type === undefined) machine.type = 'q35';
+  if (machine.type === undefined || machine.type === '') machine.type = 'q35';
 
   const devices = isObject(domain.devices) ? domain.devices : {};
   const disks = Array.isArray(devices.disks) ? devices.disks : [];
@@ -159,9 +159,25 @@ export function normalizeVirtualMachine(vm: unknown): JsonObject {
   const bootloader = firmware && isObject(firmware.bootloader) ? firmware.bootloader : undefined;
   if (bootloader && isObject(bootloader.efi) && bootloader.efi.secureBoot === undefined) bootloader.efi.secureBoot = true;
 
+  return doc;
+}
+
+/**
+ * Only the rules that change no value: N1 (nulls) and N9 (list order). JSON patches take
+ * their values from this form, so generated code carries the input as written.
+ */
+export function orderNamedLists(vm: unknown): JsonObject {
+  const doc = dropNulls(structuredClone(vm)) as JsonObject;
+  const tspec = asObject(asObject(asObject(doc.spec).template).spec);
+  const devices = asObject(asObject(tspec.domain).devices);
+  const disks = Array.isArray(devices.disks) ? devices.disks : [];
   if (Array.isArray(tspec.volumes)) tspec.volumes = orderLike(tspec.volumes, disks);
   if (Array.isArray(tspec.networks)) tspec.networks = orderLike(tspec.networks, Array.isArray(devices.interfaces) ? devices.interfaces : []);
   return doc;
+}
+
+function asObject(v: Json): JsonObject {
+  return isObject(v) ? v : {};
 }
 
 /** The child object `key` of `parent`, created when missing (only on the normalized copy). */
