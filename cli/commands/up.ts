@@ -1,0 +1,47 @@
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { DEFAULT_LISTEN, DEFAULT_STATE_DIR, runUp, validateUpFlags, type RawUpFlags } from '../../reconciler/standalone/up.js';
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/**
+ * `virtops up`: git → running VMs on this host, kept converged (foreground; JSON logs on
+ * stdout; SIGTERM/SIGINT stop reconciling and leave VMs running for the next `up` to adopt).
+ */
+export function registerUp(program: Command): void {
+  program
+    .command('up')
+    .description('run the single-host GitOps reconciler: apply dist/ of a git branch to libvirt on this host and keep it converged')
+    .requiredOption('--repo <path|url>', 'git repository: a local path (watched) or a URL (polled)')
+    .option('--branch <name>', 'branch to follow', 'main')
+    .option('--path <dir>', 'manifest directory inside the repository', 'dist')
+    .option('--state-dir <dir>', 'where virtops keeps its state, launcher dirs and image cache', DEFAULT_STATE_DIR)
+    .option('--listen <host:port>', 'HTTP API, /metrics and the webhook', DEFAULT_LISTEN)
+    .option('--emulation <mode>', 'auto | kvm | tcg: overrides the launcher Pods\' --emulation on this host', 'auto')
+    .option('--interval <duration>', 'resync period (and poll period for URLs), e.g. 30s, 1m', '1m')
+    .option('--libvirt-uri <uri>', 'libvirt connection for launchers', 'qemu:///system')
+    .option('--webhook-secret-file <file>', 'shared secret for POST /hooks/git (GitHub, GitLab, generic HMAC)')
+    .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (repeatable)', collect)
+    .option('--no-freshness-check', 'do not check that dist/ matches a fresh synth of vms/ (for dist-only repositories)')
+    .option('--concurrency <n>', 'VMs reconciled in parallel', '16')
+    .action(async (raw: RawUpFlags) => {
+      const v = validateUpFlags(raw);
+      if (!v.ok) throw new Error(`invalid flags:\n  ${v.errors.join('\n  ')}`);
+      const log = pino({ name: 'virtops-up', level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'info' });
+      const handle = await runUp(v.config, log);
+      await new Promise<void>((resolve) => {
+        const onSignal = (sig: NodeJS.Signals): void => {
+          log.info({ signal: sig }, 'signal received');
+          process.off('SIGTERM', onSignal);
+          process.off('SIGINT', onSignal);
+          handle.stop().then(resolve, (err: unknown) => {
+            log.error({ err }, 'stopping failed');
+            resolve();
+          });
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+      });
+      process.exit(0);
+    });
+}
