@@ -57,8 +57,12 @@ async function runCheck(worktree: string, command: string[], opts: FreshnessOpti
     env: { CI: '1', NO_COLOR: '1' },
   });
   if (r.exitCode === 0 && !r.failed) return { fresh: true };
+  // A timeout or cancellation says nothing about the commit: fail the check (the source
+  // retries on its next trigger) instead of refusing the revision for good.
+  if (r.timedOut) throw new Error(`freshness check timed out after ${opts.timeoutMs ?? 300_000} ms: ${[file, ...args].join(' ')}`);
+  if (r.isCanceled) throw new Error('freshness check canceled');
   const output = (r.all ?? '').trim().split('\n').slice(-30).join('\n');
-  const why = r.timedOut ? `timed out after ${opts.timeoutMs ?? 300_000} ms` : r.isCanceled ? 'canceled' : `exit code ${r.exitCode ?? 'none'}`;
+  const why = `exit code ${r.exitCode ?? 'none'}${r.signal ? ` (${r.signal})` : ''}`;
   return {
     fresh: false,
     errors: [
