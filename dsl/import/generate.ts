@@ -68,7 +68,8 @@ export function parseManifests(text: string, fileName = 'input'): { docs: Record
     if (error) {
       const pos = error.linePos?.[0];
       const where = pos ? `${fileName}:${pos.line}:${pos.col}` : fileName;
-      throw new ImportError(`${where}: malformed YAML: ${error.message.split('\n')[0]}. Fix: correct the YAML at line ${pos?.line ?? '?'}`);
+      const what = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      throw new ImportError(`${where}: malformed YAML: ${what}. Fix: correct the YAML at line ${pos?.line ?? '?'}, column ${pos?.col ?? '?'}`);
     }
     const value: unknown = doc.toJS({ maxAliasCount: 1000 });
     const items = isObject(value) && value.kind === 'List' && Array.isArray(value.items) ? value.items : [value];
@@ -96,7 +97,8 @@ export function importManifests(text: string, options: ImportOptions = {}): Impo
   const fileName = options.fileName ?? 'input';
   const { docs, skipped } = parseManifests(text, fileName);
   if (docs.length === 0) {
-    throw new ImportError(`${fileName}: no VirtualMachine or VirtualMachineInstance (apiVersion kubevirt.io/v1) found. Fix: pass a KubeVirt manifest`);
+    const seen = skipped.length > 0 ? ` (${skipped.length} other document${skipped.length === 1 ? '' : 's'} skipped)` : '';
+    throw new ImportError(`${fileName}: no VirtualMachine or VirtualMachineInstance (apiVersion kubevirt.io/v1) found${seen}. Fix: pass a KubeVirt manifest`);
   }
   if (options.className !== undefined && docs.length > 1) {
     throw new ImportError(`${fileName}: --name was given but the file holds ${docs.length} VMs. Fix: drop --name (classes are named after the VMs) or split the file`);
