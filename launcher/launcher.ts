@@ -137,6 +137,10 @@ export class Launcher {
       }),
     );
     await this.refresh();
+    // Load and compile the validator now, off the sync path (the first compile takes ~250 ms).
+    void import('../api/validate.js')
+      .then(({ validateManifest }) => validateManifest({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'warm-up' }, spec: { domain: { devices: {} } } }))
+      .catch((err: unknown) => log.warn({ err }, 'validator warm-up failed'));
     this.timer = setInterval(() => void this.refresh(), this.deps.refreshIntervalMs ?? 5000);
     this.timer.unref();
   }
@@ -267,11 +271,14 @@ export class Launcher {
     // create: a stale inactive definition of the same name is replaced.
     if (state !== 'Absent') await undefineIfDefined(driver, this.domainName);
     this.failure = undefined;
+    const t = { begin: performance.now(), materialized: 0, converted: 0, defined: 0, started: 0 };
     const materialized = await this.materialize(vmi);
+    t.materialized = performance.now();
     let xml: string;
     let warnings: string[];
     try {
       ({ xml, warnings } = this.deps.convert(vmi, this.conversionContext(materialized)));
+      t.converted = performance.now();
     } catch (err) {
       await this.deps.volumes.release(materialized.handle, this.config).catch((e: unknown) => log.error({ err: e }, 'releasing volumes failed'));
       await removeState(this.paths.stateFile);
@@ -281,7 +288,9 @@ export class Launcher {
     for (const w of warnings) log.warn({ warning: w }, 'conversion warning');
     try {
       await driver.defineXML(annotateDomainXml(xml, hash));
+      t.defined = performance.now();
       await driver.start(this.domainName);
+      t.started = performance.now();
       // virDomainCreate returns once QEMU runs the vCPUs; the wait covers a slow NoState phase.
       const s = await waitForState(driver, this.domainName, (x) => x !== 'NoState', this.config.qemuTimeoutMs);
       if (s !== 'Running' && s !== 'Blocked') throw new Error(`domain did not reach Running within --qemu-timeout ${this.config.qemuTimeoutMs / 1000}s (state ${s})`);
@@ -301,6 +310,7 @@ export class Launcher {
     this.restartRequired = false;
     this.current.startedAt = Date.now();
     this.observe('Running');
+    log.info({ ms: { materialize: Math.round(t.materialized - t.begin), convert: Math.round(t.converted - t.materialized), define: Math.round(t.defined - t.converted), start: Math.round(t.started - t.defined) } }, 'sync timings');
     this.emit({ kind: 'sync', detail: 'domain defined and started', phase: 'Running' });
     return this.syncResponse('created');
   }

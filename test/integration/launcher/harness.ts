@@ -186,7 +186,12 @@ export async function forceCleanup(m: MonitorHandle | undefined): Promise<void> 
   await rm(m.dir, { recursive: true, force: true });
 }
 
-export function testGuestVmi(m: MonitorHandle, image: string, marker: string, overrides: { memory?: string } = {}) {
+export function testGuestVmi(
+  m: Pick<MonitorHandle, 'name' | 'namespace' | 'uid'>,
+  image: string,
+  marker: string,
+  overrides: { memory?: string; imagePullPolicy?: 'Always' | 'IfNotPresent' } = {},
+) {
   return {
     apiVersion: 'kubevirt.io/v1',
     kind: 'VirtualMachineInstance',
@@ -194,7 +199,7 @@ export function testGuestVmi(m: MonitorHandle, image: string, marker: string, ov
     spec: {
       domain: {
         memory: { guest: overrides.memory ?? '128Mi' },
-        firmware: { kernelBoot: { container: { image, kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initrd.img' }, kernelArgs: 'console=ttyS0' } },
+        firmware: { kernelBoot: { container: { image, kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initrd.img', ...(overrides.imagePullPolicy ? { imagePullPolicy: overrides.imagePullPolicy } : {}) }, kernelArgs: 'console=ttyS0' } },
         devices: {
           disks: [
             { name: 'cloudinitdisk', disk: { bus: 'virtio' } },
