@@ -384,6 +384,8 @@ export class StandaloneBackend {
         log.info({ vm: key, uid: inst.uid, grace: a.gracePeriodSeconds, reason: a.reason }, 'stopping instance');
         await agent.stop(inst, a.gracePeriodSeconds);
         delete rec.instance;
+        // Status follows at once, so no reader sees the old instance's status without it.
+        this.updateStatus(key, rec, vm, undefined);
         await this.save(key, rec);
         pushEvent(rec, { type: 'Normal', reason: 'Stopped', message: `instance ${inst.uid} stopped: ${a.reason}` }, this.now());
         return true;
@@ -410,6 +412,7 @@ export class StandaloneBackend {
     // Recorded before the process exists, so a crash from here on finds it by uid.
     rec.instance = record;
     delete rec.failure;
+    this.updateStatus(key, rec, vm, { uid: record.uid, phase: 'Scheduling', reason: 'LauncherStarting', spec: record.spec, createdAt: record.createdAt });
     await this.save(key, rec);
     pushEvent(rec, { type: 'Normal', reason: 'Creating', message: `${reason}: starting launcher for instance ${record.uid}` }, now);
     await agent.spawn(record, spec);

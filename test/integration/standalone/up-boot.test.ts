@@ -1,0 +1,94 @@
+/**
+ * `virtops up` with a real guest: real libvirtd (qemu:///system, TCG), the test guest's
+ * kernel-boot image in a real local registry, real git. One VM, booted twice (push, then
+ * after `virsh destroy`), then pruned.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalRegistry, pushTestGuestImages, startRegistry } from '../../helpers/registry.js';
+import { GUEST_MARKERS } from '../../helpers/test-guest.js';
+import { bareVm, gitFixture, testGuestVm, type GitFixture } from './fixture.js';
+import { cleanupStateDir, launcherPids, makeStateDir, startUp, vm, waitFor, type UpProcess } from './harness.js';
+
+const NAME = 'vo-up-guest';
+const DOMAIN = `default_${NAME}`;
+const virsh = (...args: string[]) => execa('virsh', ['-c', 'qemu:///system', ...args], { reject: false });
+
+describe('virtops up boots a real guest (qemu:///system, TCG)', () => {
+  let registry: LocalRegistry;
+  let git: GitFixture;
+  let stateDir: string;
+  let up: UpProcess;
+  let image: string;
+
+  beforeAll(async () => {
+    registry = await startRegistry();
+    image = (await pushTestGuestImages(registry)).kernelBootImage;
+    git = await gitFixture();
+    stateDir = await makeStateDir();
+    up = await startUp(['--repo', git.bare, '--emulation', 'tcg', '--interval', '3s', '--insecure-registry', registry.host, '--no-freshness-check'], stateDir);
+  }, 300_000);
+
+  afterAll(async () => {
+    await up?.stop().catch(() => undefined);
+    if (stateDir) await cleanupStateDir(stateDir);
+    if ((await virsh('domstate', DOMAIN)).exitCode === 0) {
+      await virsh('destroy', DOMAIN);
+      await virsh('undefine', DOMAIN);
+    }
+    await git?.cleanup();
+    await registry?.stop();
+  });
+
+  const serial = async (path: string) => readFile(path, 'utf8').catch(() => '');
+
+  it('a push starts the VM: Running, the guest prints its markers and the user-data from git', async () => {
+    await git.commitVms([testGuestVm({ image, name: NAME })], 'add the test guest');
+    const v = await waitFor('Running', async () => {
+      const x = await vm(up.server, NAME);
+      return x?.status?.printableStatus === 'Running' ? x : undefined;
+    }, 180_000, 250);
+    expect((await virsh('domstate', DOMAIN)).stdout.trim()).toBe('running');
+    // What runs is the Pod from git plus the host flags, visibly.
+    const argv = (await readFile(`/proc/${v.instance!.pid}/cmdline`, 'utf8')).split('\0');
+    expect(argv).toContain('launcher-monitor');
+    expect(argv.slice(argv.indexOf('--emulation'))[1]).toBe('tcg');
+    expect(up.logText()).toMatch(/host flag --emulation tcg \(the Pod in git says auto\)/);
+    const out = await waitFor('guest ready marker', async () => {
+      const text = await serial(v.instance!.serialLog);
+      return text.includes(GUEST_MARKERS.ready) ? text : undefined;
+    }, 120_000, 500);
+    expect(out).toContain(`${GUEST_MARKERS.userData} hello-from-git`);
+  }, 400_000);
+
+  it('virsh destroy behind its back: the Always VM is restarted', async () => {
+    const before = (await vm(up.server, NAME))!;
+    expect((await virsh('destroy', DOMAIN)).exitCode).toBe(0);
+    const after = await waitFor('a new instance Running', async () => {
+      const x = await vm(up.server, NAME);
+      return x?.instance && x.instance.uid !== before.instance!.uid && x.status?.printableStatus === 'Running' ? x : undefined;
+    }, 120_000, 250);
+    expect((await virsh('domstate', DOMAIN)).stdout.trim()).toBe('running');
+    expect(after.events.map((e) => e.reason)).toContain('Stopped');
+    // The old incarnation's launcher is gone; exactly one monitor remains.
+    const monitors = (await launcherPids(stateDir)).filter((p) => p.monitor);
+    expect(monitors.map((p) => p.uid)).toEqual([after.instance!.uid]);
+  }, 200_000);
+
+  it('removing it from git prunes domain, disks, ISO, socket and process', async () => {
+    const v = (await vm(up.server, NAME))!;
+    const ephemeral = `${v.instance!.podDir}/volumes/ephemeral-disks/volumes/ephemeral/${v.instance!.uid}`;
+    expect(existsSync(ephemeral)).toBe(true);
+    await git.commitVms([bareVm('placeholder', { runStrategy: 'Halted' })], 'remove the guest');
+    await waitFor('pruned', async () => (await vm(up.server, NAME)) === undefined, 120_000);
+    expect((await virsh('domstate', DOMAIN)).exitCode).not.toBe(0);
+    expect(existsSync(v.instance!.podDir)).toBe(false);
+    expect(existsSync(v.instance!.socket)).toBe(false);
+    expect(existsSync(v.instance!.console)).toBe(false);
+    expect((await launcherPids(stateDir)).length).toBe(0);
+    // A Halted VM is healthy and stopped.
+    expect((await vm(up.server, 'placeholder'))?.status?.printableStatus).toBe('Stopped');
+  }, 200_000);
+});
