@@ -61,26 +61,52 @@ export function structuralSchema(definition: string, opts: StructuralOptions = {
   return convertRef(definition, { opts, stack: [] });
 }
 
+/**
+ * The same conversion, but definitions stay separate and are referenced with `$ref`
+ * (`#/definitions/<name>`): for ajv, which then compiles each definition once instead of
+ * once per place it is used. Not for CRDs (structural schemas forbid `$ref`).
+ */
+export function referencedSchema(definition: string, opts: StructuralOptions = {}): JsonSchema {
+  if (!DEFINITIONS[definition]) throw new Error(`unknown OpenAPI definition '${definition}'`);
+  const definitions: Record<string, JsonSchema> = {};
+  const pending = [definition];
+  const refs = { seen: new Set<string>([definition]), pending };
+  while (pending.length) {
+    const name = pending.pop()!;
+    definitions[name] = convertRef(name, { opts, stack: [], refs }, true);
+  }
+  return { $ref: `#/definitions/${definition}`, definitions };
+}
+
 interface Ctx {
   opts: StructuralOptions;
   stack: string[];
+  /** When set, plain definitions become `$ref`s collected here instead of being inlined. */
+  refs?: { seen: Set<string>; pending: string[] };
 }
 
 const refName = (ref: string): string => ref.replace('#/definitions/', '');
 
-function convertRef(name: string, ctx: Ctx): JsonSchema {
+function convertRef(name: string, ctx: Ctx, expand = false): JsonSchema {
   if (name === QUANTITY) return { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer' }, { type: 'string', pattern: QUANTITY_PATTERN }] };
   if (name === INT_OR_STRING) return { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer' }, { type: 'string' }] };
   if (FREE_FORM.has(name)) return { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
   if (name === OBJECT_META && !ctx.opts.strict) {
     return ctx.stack.length === 1 ? { type: 'object' } : { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
   }
+  if (ctx.refs && !expand) {
+    if (!ctx.refs.seen.has(name)) {
+      ctx.refs.seen.add(name);
+      ctx.refs.pending.push(name);
+    }
+    return { $ref: `#/definitions/${name}` };
+  }
   if (ctx.stack.includes(name)) return { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
   const def = DEFINITIONS[name];
   if (!def) throw new Error(`OpenAPI definition '${name}' is referenced but not vendored; re-run scripts/vendor-openapi.ts`);
   // ObjectMeta is checked for types but never closed: the API server owns its fields.
   const opts = name === OBJECT_META ? { ...ctx.opts, strict: false } : ctx.opts;
-  return convertNode(def, { opts, stack: [...ctx.stack, name] });
+  return convertNode(def, { ...ctx, opts, stack: [...ctx.stack, name] });
 }
 
 function convertNode(node: SwaggerNode, ctx: Ctx): JsonSchema {

@@ -13,7 +13,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { RUN_STRATEGIES } from './kubevirt.js';
-import { structuralSchema } from './structural-schema.js';
+import { referencedSchema } from './structural-schema.js';
 
 export interface ValidationIssue {
   /** JSON pointer into the manifest, e.g. `/spec/template/spec/domain/cpu/cores`. */
@@ -38,7 +38,7 @@ function validatorFor(definition: string): ValidateFunction {
       ajv.addKeyword({ keyword: 'x-kubernetes-int-or-string' });
       ajv.addKeyword({ keyword: 'x-kubernetes-preserve-unknown-fields' });
     }
-    fn = ajv.compile(structuralSchema(definition, { strict: true }));
+    fn = ajv.compile(referencedSchema(definition, { strict: true }));
     compiled.set(definition, fn);
   }
   return fn;

@@ -10,6 +10,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import jsYaml from 'js-yaml';
 import YAML from 'yaml';
 import { formatIssues, validateManifest, type ValidationIssue } from '../api/validate.js';
 
@@ -90,13 +91,14 @@ export async function synthInto(dir: string, cfg: ProjectConfig): Promise<{ file
   const problems: FileIssues[] = [];
   let objects = 0;
   for (const file of files.filter((f) => /\.ya?ml$/.test(f))) {
-    const docs = YAML.parseAllDocuments(await fs.readFile(path.join(dir, file), 'utf8'));
-    for (const doc of docs) {
-      if (doc.errors.length) {
-        problems.push({ file, object: '(unparsable)', issues: doc.errors.map((e) => ({ path: '', message: e.message })) });
-        continue;
-      }
-      const obj: unknown = doc.toJS();
+    let docs: unknown[];
+    try {
+      docs = parseYamlDocuments(await fs.readFile(path.join(dir, file), 'utf8'));
+    } catch (err) {
+      problems.push({ file, object: '(unparsable)', issues: [{ path: '', message: (err as Error).message }] });
+      continue;
+    }
+    for (const obj of docs) {
       if (obj === null || obj === undefined) continue;
       objects++;
       const issues = validateManifest(obj);
@@ -108,6 +110,15 @@ export async function synthInto(dir: string, cfg: ProjectConfig): Promise<{ file
     throw new SynthError(`synthesized manifests are invalid; nothing was written:\n${text}`, problems);
   }
   return { files, objects };
+}
+
+/**
+ * All documents of a YAML stream. js-yaml (core schema: no timestamps or other implicit
+ * types beyond JSON's) parses ~4x faster than the yaml package, which matters at thousands
+ * of objects; cdk8s writes with the yaml package and quotes anything ambiguous.
+ */
+export function parseYamlDocuments(text: string): unknown[] {
+  return jsYaml.loadAll(text, undefined, { schema: jsYaml.CORE_SCHEMA });
 }
 
 function describeObject(obj: unknown): string {
