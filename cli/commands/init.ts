@@ -1,8 +1,207 @@
+/**
+ * `virtops init DIR [--name NAME]`: scaffold a VMs-as-code repository.
+ *
+ * Functional core: `scaffoldFiles` renders every file from templates/init/ (pure, given the
+ * template texts and the running virtops' package.json). Imperative shell: `initProject`
+ * checks DIR, writes the files, runs `git init` and makes the first commit.
+ *
+ * virtops is not on the npm registry, so the scaffold depends on this checkout by
+ * `file:<absolute path>`, with `install-links=true` in .npmrc (see templates/init/_npmrc).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { execa } from 'execa';
 
-// Placeholder until the 'init' command lands; replaced by its owner.
+/** Root of the virtops checkout this CLI runs from. */
+export const VIRTOPS_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const TEMPLATE_DIR = path.join(VIRTOPS_ROOT, 'templates/init');
+
+/** Packages the scaffold pins to the same versions as virtops itself. */
+const PINNED_DEPENDENCIES = ['cdk8s', 'cdk8s-plus-33', 'constructs', 'yaml'] as const;
+const PINNED_DEV_DEPENDENCIES = ['@types/node', 'tsx', 'typescript', 'vitest'] as const;
+
+/** npm package names (lower case; what `--name` must look like). */
+const PACKAGE_NAME = /^[a-z0-9][a-z0-9._-]*$/;
+
+export class InitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InitError';
+  }
+}
+
+interface VirtopsPackageJson {
+  name?: string;
+  dependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
+  exports?: Record<string, unknown>;
+}
+
+export interface ScaffoldInput {
+  /** Project (package) name. */
+  readonly name: string;
+  /** Absolute path of the virtops checkout the scaffold depends on. */
+  readonly virtopsRoot: string;
+  /** virtops' own package.json (versions to pin, exports to import from). */
+  readonly virtopsPackage: VirtopsPackageJson;
+  /** Template files by relative path (`_gitignore` → `.gitignore`, `_npmrc` → `.npmrc`). */
+  readonly templates: ReadonlyMap<string, string>;
+}
+
+/** Why `name` cannot be a project name, or undefined. */
+export function projectNameProblem(name: string): string | undefined {
+  if (name.length > 214) return 'is longer than 214 characters';
+  if (!PACKAGE_NAME.test(name)) return 'must be lower-case letters, digits, ".", "_" and "-", starting with a letter or digit';
+  return undefined;
+}
+
+/**
+ * Module specifiers for the DSL and the synth app: the package's `exports` entries when it
+ * declares them (`virtops/dsl`, `virtops/synth`), otherwise deep paths into the package
+ * (which Node allows only while package.json has no `exports`).
+ */
+export function virtopsModules(pkg: VirtopsPackageJson): { dslModule: string; synthModule: string } {
+  const exported = (key: string): boolean => pkg.exports !== undefined && key in pkg.exports;
+  return {
+    dslModule: exported('./dsl') ? 'virtops/dsl' : 'virtops/dsl/index.js',
+    synthModule: exported('./synth') ? 'virtops/synth' : 'virtops/synth/app.js',
+  };
+}
+
+/** Every file of the new repository, by relative path. Pure. */
+export function scaffoldFiles(input: ScaffoldInput): Map<string, string> {
+  const { dslModule, synthModule } = virtopsModules(input.virtopsPackage);
+  const values: Record<string, string> = { name: input.name, virtopsRoot: input.virtopsRoot, dslModule, synthModule };
+  const files = new Map<string, string>();
+  for (const [rel, text] of [...input.templates].sort(([a], [b]) => a.localeCompare(b))) {
+    const target = rel.split('/').map((seg) => seg.replace(/^_(gitignore|npmrc)$/, '.$1')).join('/');
+    files.set(target, text.replace(/\{\{(\w+)\}\}/g, (whole, key: string) => {
+      if (!(key in values)) throw new Error(`template ${rel}: unknown placeholder ${whole}`);
+      return values[key]!;
+    }));
+  }
+  files.set('package.json', `${JSON.stringify(packageJson(input), null, 2)}\n`);
+  return files;
+}
+
+function packageJson(input: ScaffoldInput): Record<string, unknown> {
+  const pin = (names: readonly string[]): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (const n of names) {
+      const version = input.virtopsPackage.dependencies?.[n] ?? input.virtopsPackage.devDependencies?.[n];
+      if (version === undefined) throw new Error(`virtops' package.json does not list ${n}; cannot pin it for the scaffold`);
+      out[n] = version;
+    }
+    return out;
+  };
+  return {
+    name: input.name,
+    version: '0.1.0',
+    private: true,
+    type: 'module',
+    engines: { node: '>=20.11' },
+    scripts: {
+      synth: 'virtops synth',
+      check: 'virtops synth --check',
+      typecheck: 'tsc --noEmit',
+      test: 'tsc --noEmit && vitest run',
+    },
+    dependencies: { ...pin(PINNED_DEPENDENCIES), virtops: `file:${input.virtopsRoot}` },
+    devDependencies: pin(PINNED_DEV_DEPENDENCIES),
+  };
+}
+
+/** Reads templates/init/ recursively: relative path → text. */
+export async function readTemplates(dir = TEMPLATE_DIR): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const entry of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const abs = path.join(entry.parentPath, entry.name);
+    out.set(path.relative(dir, abs).split(path.sep).join('/'), await fs.readFile(abs, 'utf8'));
+  }
+  return out;
+}
+
+export interface InitOptions {
+  readonly dir: string;
+  /** @default basename of dir */
+  readonly name?: string;
+  /** @default VIRTOPS_ROOT */
+  readonly virtopsRoot?: string;
+}
+
+export interface InitResult {
+  readonly dir: string;
+  readonly name: string;
+  readonly files: string[];
+  readonly commit: string;
+}
+
+/** Scaffolds `dir` (new or empty), then `git init` and a first commit. */
+export async function initProject(opts: InitOptions): Promise<InitResult> {
+  const dir = path.resolve(opts.dir);
+  const name = opts.name ?? path.basename(dir).toLowerCase();
+  const problem = projectNameProblem(name);
+  if (problem) {
+    throw new InitError(`project name "${name}" ${problem}. Fix: pass --name with a name such as my-vms`);
+  }
+  await ensureEmptyDir(dir);
+
+  const virtopsRoot = opts.virtopsRoot ?? VIRTOPS_ROOT;
+  const virtopsPackage = JSON.parse(await fs.readFile(path.join(virtopsRoot, 'package.json'), 'utf8')) as VirtopsPackageJson;
+  const files = scaffoldFiles({ name, virtopsRoot, virtopsPackage, templates: await readTemplates(path.join(virtopsRoot, 'templates/init')) });
+  for (const [rel, text] of files) {
+    await fs.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+    await fs.writeFile(path.join(dir, rel), text, { flag: 'wx' });
+  }
+
+  await execa('git', ['init', '-q', '-b', 'main'], { cwd: dir });
+  await execa('git', ['add', '-A'], { cwd: dir });
+  // Use the user's identity; fall back to a neutral one where git has none configured.
+  const identity = await execa('git', ['config', 'user.email'], { cwd: dir, reject: false });
+  const author = identity.exitCode === 0 && identity.stdout.trim() !== '' ? [] : ['-c', 'user.name=virtops init', '-c', 'user.email=virtops@localhost'];
+  await execa('git', [...author, 'commit', '-q', '-m', `Scaffold ${name} with virtops init`], { cwd: dir });
+  const commit = (await execa('git', ['rev-parse', 'HEAD'], { cwd: dir })).stdout.trim();
+  return { dir, name, files: [...files.keys()], commit };
+}
+
+async function ensureEmptyDir(dir: string): Promise<void> {
+  let entries: string[];
+  try {
+    const stat = await fs.stat(dir);
+    if (!stat.isDirectory()) throw new InitError(`${dir} exists and is not a directory. Fix: choose a new directory name`);
+    entries = await fs.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      await fs.mkdir(dir, { recursive: true });
+      return;
+    }
+    throw err;
+  }
+  if (entries.length > 0) {
+    const shown = entries.sort().slice(0, 5).join(', ') + (entries.length > 5 ? ', ...' : '');
+    throw new InitError(`${dir} is not empty (${shown}). Fix: choose a new or empty directory; init never overwrites files`);
+  }
+}
+
 export function registerInit(program: Command): void {
-  program.command('init').description('(not implemented yet)').action(() => {
-    throw new Error("'init' is not implemented yet");
-  });
+  program
+    .command('init')
+    .description('scaffold a new VMs-as-code repository (package.json, cdk8s.yaml, vms/, a snapshot test, git)')
+    .argument('<dir>', 'directory to create (must be new or empty)')
+    .option('--name <name>', 'package name (default: the directory name)')
+    .action(async (dir: string, opts: { name?: string }) => {
+      const result = await initProject({ dir, name: opts.name });
+      process.stdout.write(
+        `created ${result.name} in ${result.dir} (${result.files.length} files, commit ${result.commit.slice(0, 12)})\n`
+        + `next:\n  cd ${relativeOrAbsolute(result.dir)}\n  npm install\n  npm test\n  npm run synth\n`,
+      );
+    });
+}
+
+function relativeOrAbsolute(dir: string): string {
+  const rel = path.relative(process.cwd(), dir);
+  return rel === '' ? '.' : rel.startsWith('..') ? dir : rel;
 }

@@ -1,0 +1,45 @@
+/** The pure part of `virtops init`: rendering the scaffold from templates/init/. */
+import { describe, expect, it } from 'vitest';
+import { projectNameProblem, readTemplates, scaffoldFiles, virtopsModules } from '../../../cli/commands/init.js';
+
+const pkg = {
+  name: 'virtops',
+  dependencies: { cdk8s: '2.70.106', 'cdk8s-plus-33': '2.5.57', constructs: '10.8.1', yaml: '2.9.1', tsx: '4.23.15' },
+  devDependencies: { '@types/node': '^20.19.0', typescript: '5.9.3', vitest: '4.1.12' },
+};
+
+describe('virtops init: scaffold rendering', () => {
+  it('renders every template, renames dotfiles, fills placeholders and pins versions', async () => {
+    const files = scaffoldFiles({ name: 'my-vms', virtopsRoot: '/opt/virtops', virtopsPackage: pkg, templates: await readTemplates() });
+    expect([...files.keys()].sort()).toEqual([
+      '.gitignore', '.npmrc', 'README.md', 'cdk8s.yaml', 'package.json', 'test/vms.test.ts', 'tsconfig.json', 'vitest.config.ts',
+      'vms/hello.ts', 'vms/main.ts',
+    ]);
+    for (const [file, text] of files) expect(text, file).not.toMatch(/\{\{\w+\}\}/);
+    expect(files.get('.npmrc')).toContain('install-links=true');
+    expect(files.get('vms/hello.ts')).toContain("from 'virtops/dsl/index.js'");
+    expect(files.get('vms/main.ts')).toContain("from 'virtops/synth/app.js'");
+    const json = JSON.parse(files.get('package.json')!) as Record<string, Record<string, string>>;
+    expect(json.dependencies).toEqual({ cdk8s: '2.70.106', 'cdk8s-plus-33': '2.5.57', constructs: '10.8.1', yaml: '2.9.1', virtops: 'file:/opt/virtops' });
+    expect(json.devDependencies).toEqual({ '@types/node': '^20.19.0', tsx: '4.23.15', typescript: '5.9.3', vitest: '4.1.12' });
+    expect(json.type).toBe('module');
+  });
+
+  it('imports from the package exports once virtops declares them', () => {
+    expect(virtopsModules({ exports: { './dsl': './dsl/index.ts', './synth': './synth/app.ts' } })).toEqual({ dslModule: 'virtops/dsl', synthModule: 'virtops/synth' });
+    expect(virtopsModules({})).toEqual({ dslModule: 'virtops/dsl/index.js', synthModule: 'virtops/synth/app.js' });
+  });
+
+  it('rejects unknown placeholders and unpinnable packages', () => {
+    expect(() => scaffoldFiles({ name: 'x', virtopsRoot: '/v', virtopsPackage: pkg, templates: new Map([['a', '{{nope}}']]) })).toThrow(/unknown placeholder \{\{nope\}\}/);
+    expect(() => scaffoldFiles({ name: 'x', virtopsRoot: '/v', virtopsPackage: { dependencies: {} }, templates: new Map() })).toThrow(/does not list cdk8s/);
+  });
+
+  it.each([['my-vms', undefined], ['vms.example_1', undefined], ['My-VMs', 'lower-case'], ['-x', 'starting with'], ['', 'starting with']])(
+    'project name %j', (name, problem) => {
+      const got = projectNameProblem(name);
+      if (problem === undefined) expect(got).toBeUndefined();
+      else expect(got).toContain(problem);
+    },
+  );
+});
