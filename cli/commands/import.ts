@@ -1,7 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { DEFAULT_DSL_MODULE, ImportError, importManifests } from '../../dsl/import/index.js';
+import { ImportError, importManifests } from '../../dsl/import/index.js';
+import { VIRTOPS_ROOT, virtopsModules, type VirtopsPackageJson } from './init.js';
 
 interface ImportFlags {
   out?: string;
@@ -23,12 +24,12 @@ export function registerImport(program: Command): void {
     .argument('<file>', 'manifest file (multi-document YAML or a kubectl List)')
     .option('--out <file.ts>', 'write the code here instead of stdout')
     .option('--name <ClassName>', 'class name of the generated chart (single VM only; default: the VM name in PascalCase)')
-    .option('--dsl-module <specifier>', `module the code imports the DSL from (default: a relative path inside a virtops checkout, else '${DEFAULT_DSL_MODULE}')`)
+    .option('--dsl-module <specifier>', "module the code imports the DSL from (default: a relative path inside a virtops checkout, else the virtops package: 'virtops/dsl')")
     .option('--force', 'overwrite --out if it exists')
     .action(async (file: string, opts: ImportFlags) => {
       const text = file === '-' ? await readStdin() : await readInput(file);
       const out = opts.out === undefined ? undefined : path.resolve(opts.out);
-      const dslModule = opts.dslModule ?? (out ? await dslModuleFor(out) : undefined);
+      const dslModule = opts.dslModule ?? (out ? await dslModuleFor(out) : undefined) ?? (await packageDslModule(VIRTOPS_ROOT));
       const result = importManifests(text, { fileName: file === '-' ? 'stdin' : file, className: opts.name, dslModule });
       for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
       if (!out) {
@@ -63,9 +64,19 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** How a project importing the virtops package at `root` reaches the DSL (see virtopsModules). */
+async function packageDslModule(root: string): Promise<string | undefined> {
+  try {
+    return virtopsModules(JSON.parse(await fs.readFile(path.join(root, 'package.json'), 'utf8')) as VirtopsPackageJson).dslModule;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Inside a virtops checkout (a package.json named `virtops` with dsl/index.ts), code imports
- * the DSL by relative path, like vms/*.ts do; elsewhere from the `virtops` package.
+ * the DSL by relative path, like vms/*.ts do; in a project with virtops installed, the way
+ * that installed copy allows (`virtops/dsl`, or a deep path while it has no `exports`).
  */
 export async function dslModuleFor(outFile: string): Promise<string | undefined> {
   for (let dir = path.dirname(outFile); ; dir = path.dirname(dir)) {
@@ -77,6 +88,8 @@ export async function dslModuleFor(outFile: string): Promise<string | undefined>
         return rel.startsWith('.') ? rel : `./${rel}`;
       }
     } catch {
+      const installed = await packageDslModule(path.join(dir, 'node_modules', 'virtops'));
+      if (installed) return installed;
       // not here; keep walking up
     }
     if (path.dirname(dir) === dir) return undefined;

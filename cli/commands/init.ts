@@ -32,7 +32,7 @@ export class InitError extends Error {
   }
 }
 
-interface VirtopsPackageJson {
+export interface VirtopsPackageJson {
   name?: string;
   dependencies?: Record<string, string>;
   devDependencies?: Record<string, string>;

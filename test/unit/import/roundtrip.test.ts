@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
+import { formatIssues, validateManifest } from '../../../api/validate.js';
 import { importManifests, normalizeVirtualMachine, parseManifests, prepareVirtualMachine } from '../../../dsl/import/index.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -113,6 +114,10 @@ describe('import round trip (import → tsc → tsx synth → compare)', () => {
       expect(got, `no VM synthesized for ${id}`).toBeDefined();
       expect(normalizeVirtualMachine(got), id).toEqual(expected);
     }
+  });
+
+  it('every synthesized VirtualMachine passes the manifest validator (KubeVirt schema, unknown fields rejected)', () => {
+    for (const [id, vm] of synthesized) expect(formatIssues(validateManifest(vm), id)).toBe('');
   });
 
   it('the expectation is the input itself (prepared and normalized), not the importer\'s view of it', () => {
