@@ -20,6 +20,7 @@ import { decideSync, vmiStatusFor, type VmiStatusView } from './status.js';
 import { type FieldError, asVmi, checkVmi } from './vmi-check.js';
 import { domainState, destroyIfActive, gracefulStop, isActive, undefineIfDefined, waitForState, type StopOutcome } from './cleanup.js';
 import { removeState, writeState } from './state-file.js';
+import { WorkerValidator } from './validator.js';
 
 /** A request the launcher refuses; `status` is the HTTP status the server answers with. */
 export class LauncherRequestError extends Error {
@@ -104,6 +105,8 @@ export class Launcher {
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void)[] = [];
   private terminating = false;
+  private readonly validator = new WorkerValidator();
+  private validatedHash: string | undefined;
 
   constructor(private readonly config: LauncherConfig, private readonly deps: LauncherDeps) {
     this.paths = launcherPaths(config);
@@ -137,10 +140,12 @@ export class Launcher {
       }),
     );
     await this.refresh();
-    // Load and compile the validator now, off the sync path (the first compile takes ~250 ms).
-    void import('../api/validate.js')
-      .then(({ validateManifest }) => validateManifest({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'warm-up' }, spec: { domain: { devices: {} } } }))
-      .catch((err: unknown) => log.warn({ err }, 'validator warm-up failed'));
+    // Compile the validator now, off the sync path (see validator.ts).
+    try {
+      this.validator.warm();
+    } catch (err) {
+      log.warn({ err }, 'validator worker unavailable; validating in-process');
+    }
     this.timer = setInterval(() => void this.refresh(), this.deps.refreshIntervalMs ?? 5000);
     this.timer.unref();
   }
@@ -228,23 +233,31 @@ export class Launcher {
     }
     return this.exclusive(async () => {
       // The one manifest validator (also used by synth and the git source): unknown or
-      // misspelled fields and webhook rules, by path. Loaded on first sync only.
-      const { validateManifest } = await import('../api/validate.js');
-      const issues = validateManifest(body);
-      if (issues.length) {
-        const fieldErrors = issues.map((i) => ({ path: pointerToPath(i.path), message: i.message + (i.fix ? ` (fix: ${i.fix})` : '') }));
-        throw new LauncherRequestError(400, `invalid VMI: ${fieldErrors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, { fieldErrors });
+      // misspelled fields and webhook rules, by path. A spec already validated is not again.
+      const hash = this.hashOf(asVmi(body));
+      if (hash !== this.validatedHash) {
+        const issues = await this.validator.validate(body);
+        if (issues.length) {
+          const fieldErrors = issues.map((i) => ({ path: pointerToPath(i.path), message: i.message + (i.fix ? ` (fix: ${i.fix})` : '') }));
+          throw new LauncherRequestError(400, `invalid VMI: ${fieldErrors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, { fieldErrors });
+        }
+        this.validatedHash = hash;
       }
       const vmi = structuredClone(asVmi(body));
       vmi.metadata.namespace ??= this.config.namespace;
       vmi.metadata.uid ??= this.config.uid;
-      return this.syncLocked(vmi);
+      try {
+        return await this.syncLocked(vmi);
+      } finally {
+        // Keep the steady state small: the worker comes back only for a changed spec.
+        if (this.started) void this.validator.stop();
+      }
     });
   }
 
   private async syncLocked(vmi: VirtualMachineInstance): Promise<SyncResponse> {
     const { driver, log } = this.deps;
-    const hash = specHash({ spec: vmi.spec, name: this.config.name, namespace: this.config.namespace, uid: this.config.uid });
+    const hash = this.hashOf(vmi);
     const state = await domainState(driver, this.domainName);
     const definedHash = state === 'Absent' ? null : readSpecHash(await driver.getXML(this.domainName, { inactive: true }));
     const decision = decideSync({ desiredHash: hash, domain: { state, specHash: definedHash }, finished: this.finished });
@@ -341,6 +354,10 @@ export class Launcher {
     };
   }
 
+  private hashOf(vmi: VirtualMachineInstance): string {
+    return specHash({ spec: vmi.spec, name: this.config.name, namespace: this.config.namespace, uid: this.config.uid });
+  }
+
   private syncResponse(result: SyncResult): SyncResponse {
     return { result, domain: this.domainName, state: this.state, phase: this.status().phase, warnings: this.current?.warnings ?? [] };
   }
@@ -430,6 +447,7 @@ export class Launcher {
       await removeState(this.paths.stateFile);
     });
     for (const u of this.unsubscribe) u();
+    await this.validator.stop();
   }
 }
 
