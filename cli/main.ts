@@ -2,6 +2,7 @@
  * The `virtops` command. Thin by design: each subcommand lives in cli/commands/<name>.ts,
  * parses its flags with commander and calls into dsl/, synth/, launcher/ or reconciler/.
  */
+import { realpathSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerSynth } from './commands/synth.js';
 import { registerDomainXml } from './commands/domain-xml.js';
@@ -37,7 +38,8 @@ export function buildProgram(): Command {
   return program;
 }
 
-const isEntry = process.argv[1] && /cli[\\/](main\.ts|bin\.js)$/.test(process.argv[1]);
+// Through node_modules/.bin the path is a symlink; resolve it before matching.
+const isEntry = process.argv[1] && /cli[\\/](main\.ts|bin\.js)$/.test(realpathSync(process.argv[1]));
 if (isEntry) {
   buildProgram()
     .parseAsync(process.argv)
