@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalRegistry, pushTestGuestImages, startRegistry } from '../../helpers/registry.js';
 import { GUEST_MARKERS } from '../../helpers/test-guest.js';
 import { bareVm, gitFixture, testGuestVm, type GitFixture } from './fixture.js';
-import { cleanupStateDir, launcherPids, makeStateDir, startUp, vm, waitFor, type UpProcess } from './harness.js';
+import { CLI, cleanupStateDir, launcherPids, makeStateDir, startUp, vm, waitFor, type UpProcess } from './harness.js';
 
 const NAME = 'vo-up-guest';
 const DOMAIN = `default_${NAME}`;
@@ -81,6 +81,11 @@ describe('virtops up boots a real guest (qemu:///system, TCG)', () => {
     const v = (await vm(up.server, NAME))!;
     const ephemeral = `${v.instance!.podDir}/volumes/ephemeral-disks/volumes/ephemeral/${v.instance!.uid}`;
     expect(existsSync(ephemeral)).toBe(true);
+    // `virtops console` stays attached and sees the guest's ACPI shutdown message.
+    const consoleProc = execa(process.execPath, [CLI, 'console', NAME, '--server', up.server], { reject: false, stdin: 'pipe' });
+    let consoleErr = '';
+    consoleProc.stderr?.on('data', (b: Buffer) => (consoleErr += b.toString()));
+    await waitFor('console attached', async () => /Connected to default_vo-up-guest/.test(consoleErr), 30_000, 100);
     await git.commitVms([bareVm('placeholder', { runStrategy: 'Halted' })], 'remove the guest');
     await waitFor('pruned', async () => (await vm(up.server, NAME)) === undefined, 120_000);
     expect((await virsh('domstate', DOMAIN)).exitCode).not.toBe(0);
@@ -88,6 +93,9 @@ describe('virtops up boots a real guest (qemu:///system, TCG)', () => {
     expect(existsSync(v.instance!.socket)).toBe(false);
     expect(existsSync(v.instance!.console)).toBe(false);
     expect((await launcherPids(stateDir)).length).toBe(0);
+    consoleProc.stdin?.end();
+    const con = await consoleProc;
+    expect(con.stdout).toContain(GUEST_MARKERS.shutdown);
     // A Halted VM is healthy and stopped.
     expect((await vm(up.server, 'placeholder'))?.status?.printableStatus).toBe('Stopped');
   }, 200_000);
