@@ -1,0 +1,171 @@
+import { describe, expect, it } from 'vitest';
+import { splitRevision } from '../../../reconciler/standalone/backend.js';
+import { age, formatDescribe, formatVmTable, refusalNotice } from '../../../reconciler/standalone/format.js';
+import { validateUpFlags } from '../../../reconciler/standalone/up.js';
+import { parseVmName, serverUrl } from '../../../reconciler/standalone/client.js';
+import { WorkQueue } from '../../../reconciler/standalone/work-queue.js';
+import type { VmView } from '../../../reconciler/standalone/backend.js';
+import type { KubeObject } from '../../../reconciler/core/index.js';
+
+describe('validateUpFlags', () => {
+  it('fills defaults', () => {
+    const r = validateUpFlags({ repo: 'repo.git' }, '/home/u');
+    expect(r).toEqual({
+      ok: true,
+      config: expect.objectContaining({ repo: '/home/u/repo.git', branch: 'main', distPath: 'dist', stateDir: '/var/lib/virtops', listen: { host: '127.0.0.1', port: 8686 }, emulation: 'auto', intervalMs: 60_000, libvirtUri: 'qemu:///system', freshness: true, concurrency: 16 }),
+    });
+  });
+
+  it('keeps URLs as they are and accepts --no-freshness-check', () => {
+    const r = validateUpFlags({ repo: 'https://example.com/vms.git', freshnessCheck: false, interval: '30s' });
+    expect(r.ok && r.config.repo).toBe('https://example.com/vms.git');
+    expect(r.ok && r.config.freshness).toBe(false);
+    expect(r.ok && r.config.intervalMs).toBe(30_000);
+  });
+
+  it.each([
+    [{}, '--repo is required'],
+    [{ repo: 'r', branch: 'a..b' }, '--branch "a..b"'],
+    [{ repo: 'r', path: '/abs' }, '--path "/abs" must be a directory inside the repository'],
+    [{ repo: 'r', path: '../up' }, '--path "../up"'],
+    [{ repo: 'r', stateDir: 'rel' }, '--state-dir "rel" is not an absolute path'],
+    [{ repo: 'r', listen: '8686' }, '--listen "8686" is not HOST:PORT'],
+    [{ repo: 'r', listen: 'h:99999' }, '--listen "h:99999"'],
+    [{ repo: 'r', emulation: 'hvf' }, '--emulation "hvf" is not one of auto, kvm, tcg'],
+    [{ repo: 'r', interval: '5' }, '--interval "5" is not a duration'],
+    [{ repo: 'r', interval: '10ms' }, '--interval "10ms"'],
+    [{ repo: 'r', libvirtUri: 'qemu' }, '--libvirt-uri "qemu" is not a libvirt URI'],
+    [{ repo: 'r', insecureRegistry: ['http://x'] }, '--insecure-registry "http://x" is not host[:port]'],
+    [{ repo: 'r', concurrency: '0' }, '--concurrency "0"'],
+    [{ repo: 'r', webhookSecretFile: ' ' }, '--webhook-secret-file is empty'],
+  ])('%j → %s', (raw, message) => {
+    const r = validateUpFlags(raw);
+    expect(r.ok).toBe(false);
+    expect(r.ok ? [] : r.errors.join('\n')).toContain(message);
+  });
+
+  it('reports every bad flag at once', () => {
+    const r = validateUpFlags({ emulation: 'x', interval: 'y' });
+    expect(r.ok ? 0 : r.errors.length).toBe(3);
+  });
+});
+
+describe('splitRevision', () => {
+  const vm = (name: string, ns?: string): KubeObject => ({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name, ...(ns ? { namespace: ns } : {}) } });
+  const pod = (vmName: string, ns?: string, app = 'virt-launcher'): KubeObject => ({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: `virt-launcher-${vmName}`, ...(ns ? { namespace: ns } : {}), labels: { 'kubevirt.io': app, 'vm.kubevirt.io/name': vmName } },
+  });
+  it('pairs VMs with their launcher Pods by namespace and VM name; ignores everything else', () => {
+    const { vms, pods } = splitRevision([vm('a'), vm('b', 'x'), pod('a'), pod('b', 'x'), pod('c', 'x', 'other'), { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'x' } }]);
+    expect([...vms.keys()]).toEqual(['default/a', 'x/b']);
+    expect([...pods.keys()]).toEqual(['default/a', 'x/b']);
+  });
+});
+
+const view = (over: Partial<VmView> = {}): VmView => ({
+  namespace: 'default',
+  name: 'web',
+  firstSeen: new Date(0).toISOString(),
+  revision: '0123456789abcdef0123',
+  inGit: true,
+  status: { printableStatus: 'Running', ready: true, runStrategy: 'Always', conditions: [{ type: 'Ready', status: 'True' }] },
+  events: [{ time: new Date(1000).toISOString(), type: 'Normal', reason: 'Started', message: 'instance u1' }],
+  ...over,
+});
+
+describe('formatting', () => {
+  it.each([
+    [5, '5s'],
+    [119, '119s'],
+    [125, '2m5s'],
+    [900, '15m'],
+    [3 * 3600 + 60, '3h1m'],
+    [50 * 3600, '2d2h'],
+  ])('age(%i s) = %s', (s, text) => expect(age(new Date(0).toISOString(), s * 1000)).toBe(text));
+
+  it('get vms: kubectl columns plus REVISION; wide adds runStrategy, domain, pid, override and message', () => {
+    const list = { revision: 'abc', vms: [view(), view({ name: 'db', status: { printableStatus: 'CrashLoopBackOff', ready: false } })] };
+    expect(formatVmTable(list, { now: 65_000 })).toBe(
+      ['NAME   AGE   STATUS             READY   REVISION', 'web    65s   Running            True    0123456789ab', 'db     65s   CrashLoopBackOff   False   0123456789ab'].join('\n'),
+    );
+    const wide = formatVmTable({ revision: 'abc', vms: [view({ override: { action: 'stop', at: 1, revision: 'abc' }, instance: { uid: 'u', createdAt: '', pid: 42, domain: 'default_web', socket: '', console: '', serialLog: '', launcherLog: '', podDir: '' } })] }, { now: 0, wide: true });
+    expect(wide.split('\n')[1]).toMatch(/web\s+0s\s+Running\s+True\s+0123456789ab\s+Always\s+default_web\s+42\s+stop/);
+  });
+
+  it('a VM that left git shows as Pruning', () => {
+    expect(formatVmTable({ revision: 'a', vms: [view({ inGit: false })] }, { now: 0 })).toMatch(/web\s+0s\s+Pruning/);
+  });
+
+  it('refusal notice names the refused commit, the running revision and the errors', () => {
+    expect(refusalNotice({ revision: 'aaaaaaaaaaaaaaaa', refused: { sha: 'bbbbbbbbbbbbbbbb', errors: ['dist/x.yaml: spec.foo: unknown field'], at: 0 } })).toBe(
+      'warning: commit bbbbbbbbbbbb was refused; revision aaaaaaaaaaaa keeps running:\n  dist/x.yaml: spec.foo: unknown field',
+    );
+    expect(refusalNotice({ revision: 'a' })).toBeUndefined();
+  });
+
+  it('describe shows status, conditions, events and the source refusal', () => {
+    const text = formatDescribe({ ...view(), appliedRevision: 'aaaaaaaaaaaaaaaa', refused: { sha: 'bbbbbbbbbbbbbbbb', errors: ['boom'], at: 0 } }, 10_000);
+    expect(text).toMatch(/^Name:\s+web$/m);
+    expect(text).toMatch(/^Status:\s+Running$/m);
+    expect(text).toMatch(/^Instance:\s+\(none\)$/m);
+    expect(text).toMatch(/^\s+Ready\s+True/m);
+    expect(text).toMatch(/^Source:\s+commit bbbbbbbbbbbb refused; aaaaaaaaaaaa keeps running$/m);
+    expect(text).toMatch(/^\s+Normal\s+Started\s+9s\s+instance u1$/m);
+  });
+});
+
+describe('CLI helpers', () => {
+  it('parseVmName', () => {
+    expect(parseVmName('web', undefined)).toEqual(['default', 'web']);
+    expect(parseVmName('prod/web', 'default')).toEqual(['prod', 'web']);
+    expect(() => parseVmName('Web', undefined)).toThrow(/NAME or NAMESPACE\/NAME/);
+  });
+  it('serverUrl', () => {
+    expect(serverUrl('127.0.0.1:9000')).toBe('http://127.0.0.1:9000');
+    expect(() => serverUrl('https://x')).toThrow(/only http/);
+  });
+});
+
+describe('WorkQueue', () => {
+  it('runs a key at most once at a time, re-runs it once if added while running, and runs keys in parallel', async () => {
+    const log: string[] = [];
+    let active = 0;
+    let maxActive = 0;
+    const release: Record<string, () => void> = {};
+    const q = new WorkQueue(async (k) => {
+      active++;
+      maxActive = Math.max(maxActive, active);
+      log.push(`start ${k}`);
+      await new Promise<void>((r) => (release[k] = r));
+      log.push(`end ${k}`);
+      active--;
+    }, 2, () => undefined);
+    q.add('a');
+    q.add('b');
+    q.add('a'); // running: marked dirty
+    q.add('a'); // coalesced
+    await new Promise((r) => setTimeout(r, 5));
+    expect(log).toEqual(['start a', 'start b']);
+    release['a']!();
+    await new Promise((r) => setTimeout(r, 5));
+    expect(log).toEqual(['start a', 'start b', 'end a', 'start a']);
+    release['a']!();
+    release['b']!();
+    await q.idle();
+    expect(maxActive).toBe(2);
+    expect(log.filter((l) => l === 'start a')).toHaveLength(2);
+  });
+
+  it('addAfter keeps the earliest due time and stop() drops pending work', async () => {
+    const seen: string[] = [];
+    const q = new WorkQueue(async (k) => void seen.push(k), 1, () => undefined);
+    q.addAfter('x', 20);
+    q.addAfter('x', 5_000);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(seen).toEqual(['x']);
+    q.addAfter('y', 10);
+    await q.stop();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(seen).toEqual(['x']);
+  });
+});
