@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# The main job, end to end on this host: git push → a running VM.
+#
+#   scripts/demo.sh            set up the host, build the test guest, start a local registry,
+#                              create a VMs-as-code repo (bare, in the demo dir), start
+#                              `virtops up` on it, push, and show the VM reach Running with its
+#                              serial console output. Leaves everything running.
+#   scripts/demo.sh --down     stop the demo VM(s), `virtops up` and the registry; remove the
+#                              demo dir. Nothing is left behind (domains, disks, sockets, processes).
+#
+# Environment:
+#   VIRTOPS_DEMO_DIR        demo dir (default /var/lib/virtops-demo; keep it short: unix
+#                           socket paths under it are limited to 107 bytes)
+#   VIRTOPS_DEMO_PORT       port of the virtops up API (default 8686)
+#   VIRTOPS_DEMO_EMULATION  auto | kvm | tcg (default auto: TCG when KVM is unusable)
+#
+# The registry listens on 127.0.0.1:5000 because the example VM (vms/test-guest.ts) boots
+# the image localhost:5000/virtops/test-guest:latest.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEMO="${VIRTOPS_DEMO_DIR:-/var/lib/virtops-demo}"
+PORT="${VIRTOPS_DEMO_PORT:-8686}"
+EMULATION="${VIRTOPS_DEMO_EMULATION:-auto}"
+REGISTRY=localhost:5000
+IMAGE="$REGISTRY/virtops/test-guest:latest"
+SERVER="http://127.0.0.1:$PORT"
+VM=test-guest
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+virtops() { node "$ROOT/cli/bin.js" "$@"; }
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# GET URL succeeds (node is the one tool every step needs anyway; curl may be missing).
+http_ok() { node -e 'fetch(process.argv[1]).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))' "$1"; }
+
+# Processes whose command line mentions the demo dir (launchers, their monitors).
+demo_launchers() { pgrep -f -- "--kubevirt-share-dir $DEMO/" || true; }
+
+down() {
+  say "tearing down the demo in $DEMO"
+  if alive "$DEMO/up.pid"; then
+    # Stop every VM through virtops itself (recorded as overrides), so each launcher shuts its
+    # guest down within the grace period and removes domain, disks and sockets.
+    for vm in $(virtops get vms -o json --server "$SERVER" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const v of JSON.parse(s).vms)console.log(`${v.namespace}/${v.name}`)})'); do
+      virtops stop "$vm" --server "$SERVER" || true
+    done
+    for _ in $(seq 1 240); do [ -z "$(demo_launchers)" ] && break; sleep 0.5; done
+    kill -TERM "$(cat "$DEMO/up.pid")" 2>/dev/null || true
+    for _ in $(seq 1 100); do alive "$DEMO/up.pid" || break; sleep 0.1; done
+  fi
+  # Whatever is left (virtops up was not running): SIGTERM makes each launcher monitor stop
+  # its guest and clean up after itself.
+  local left; left="$(demo_launchers)"
+  if [ -n "$left" ]; then
+    say "stopping launchers left running: $(echo $left)"
+    kill -TERM $left 2>/dev/null || true
+    for _ in $(seq 1 240); do [ -z "$(demo_launchers)" ] && break; sleep 0.5; done
+    left="$(demo_launchers)"; [ -z "$left" ] || kill -KILL $left 2>/dev/null || true
+  fi
+  if alive "$DEMO/registry.pid"; then kill -TERM "$(cat "$DEMO/registry.pid")"; sleep 0.5; fi
+  for d in $(virsh -c qemu:///system list --all --name 2>/dev/null | grep -x "default_$VM" || true); do
+    die "domain $d still exists; it was not created by this demo's launchers or their cleanup failed: see $DEMO/state/pods/*/launcher.log"
+  done
+  rm -rf "$DEMO"
+  say "done: demo dir removed, no demo processes or domains left"
+}
+
+if [ "${1:-}" = "--down" ]; then down; exit 0; fi
+[ $# -eq 0 ] || die "unknown argument '$1': use no argument to start the demo, or --down to tear it down"
+[ "$(id -u)" -eq 0 ] || die "run as root: the demo installs Debian packages and uses qemu:///system"
+if alive "$DEMO/up.pid"; then
+  say "the demo is already running (virtops up pid $(cat "$DEMO/up.pid")); showing it"
+  virtops get vms --server "$SERVER"
+  exit 0
+fi
+
+say "1/7 host: Debian packages, libvirtd (scripts/setup-host.sh)"
+bash "$ROOT/scripts/setup-host.sh"
+command -v git >/dev/null || { apt-get install -y -qq --no-install-recommends git >/dev/null; }
+
+say "2/7 npm dependencies"
+if [ ! -d "$ROOT/node_modules" ]; then (cd "$ROOT" && npm ci --no-audit --no-fund); else echo "node_modules present"; fi
+
+say "3/7 test guest (busybox initramfs + Debian cloud kernel)"
+GUEST_DIR="$(bash "$ROOT/scripts/build-test-guest.sh" | tail -n1)"
+OCI="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).ociKernelBoot)' "$GUEST_DIR/info.json")"
+
+mkdir -p "$DEMO"
+say "4/7 local registry on $REGISTRY with $IMAGE"
+if http_ok "http://$REGISTRY/v2/"; then
+  alive "$DEMO/registry.pid" || die "something else serves $REGISTRY; stop it (the example VM pulls from localhost:5000)"
+else
+  mkdir -p "$DEMO/registry"
+  cat > "$DEMO/registry/config.yml" <<EOF
+version: 0.1
+log: { level: error }
+storage: { filesystem: { rootdirectory: $DEMO/registry/data } }
+http: { addr: "127.0.0.1:5000" }
+EOF
+  setsid docker-registry serve "$DEMO/registry/config.yml" >"$DEMO/registry.log" 2>&1 < /dev/null &
+  echo $! > "$DEMO/registry.pid"
+  for _ in $(seq 1 100); do http_ok "http://$REGISTRY/v2/" && break; sleep 0.1; done
+  http_ok "http://$REGISTRY/v2/" || die "docker-registry did not start; see $DEMO/registry.log"
+fi
+skopeo copy --quiet --dest-tls-verify=false "oci:$OCI:latest" "docker://$IMAGE"
+
+say "5/7 a VMs-as-code repository: $DEMO/repo.git (example: vms/test-guest.ts)"
+WORK="$DEMO/work"
+if [ ! -d "$DEMO/repo.git" ]; then
+  git init -q --bare -b main "$DEMO/repo.git"
+  rm -rf "$WORK" && mkdir -p "$WORK"
+  # The example project: the DSL and synth this checkout ships, and one VM.
+  git -C "$ROOT" archive HEAD api dsl synth cdk8s.yaml package.json tsconfig.json vms/test-guest.ts | tar -x -C "$WORK"
+  cat > "$WORK/vms/main.ts" <<'EOF'
+// The demo's cdk8s app: one VM, the tiny test guest, booted from localhost:5000.
+import { VirtopsApp } from '../synth/app.js';
+import { TestGuest } from './test-guest.js';
+
+const app = new VirtopsApp();
+new TestGuest(app);
+app.synth();
+EOF
+  printf 'node_modules\n' > "$WORK/.gitignore"
+  ln -s "$ROOT/node_modules" "$WORK/node_modules"
+  (cd "$WORK" && virtops synth)
+  git -C "$WORK" init -q -b main
+  git -C "$WORK" add -A
+  git -C "$WORK" -c user.name=demo -c user.email=demo@virtops commit -q -m "test-guest: a tiny VM, synthesized into dist/"
+  git -C "$WORK" remote add origin "$DEMO/repo.git"
+fi
+
+say "6/7 virtops up (API on $SERVER, state in $DEMO/state, log in $DEMO/up.log)"
+setsid node "$ROOT/cli/bin.js" up --repo "$DEMO/repo.git" --state-dir "$DEMO/state" --listen "127.0.0.1:$PORT" \
+  --emulation "$EMULATION" --interval 30s --insecure-registry "$REGISTRY" >"$DEMO/up.log" 2>&1 < /dev/null &
+echo $! > "$DEMO/up.pid"
+for _ in $(seq 1 300); do http_ok "$SERVER/healthz" && break; alive "$DEMO/up.pid" || break; sleep 0.1; done
+http_ok "$SERVER/healthz" || { tail -n 20 "$DEMO/up.log" >&2; die "virtops up did not start; see $DEMO/up.log"; }
+
+say "7/7 git push → running VM"
+started=$(date +%s.%N)
+git -C "$WORK" push -q origin main
+last=""
+for _ in $(seq 1 1200); do
+  line="$(virtops get vms --server "$SERVER" 2>/dev/null | awk -v vm="$VM" '$1==vm' || true)"
+  if [ -n "$line" ] && [ "$line" != "$last" ]; then
+    printf '  [%5.1fs] %s\n' "$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')" "$line"; last="$line"
+  fi
+  case "$line" in *" Running "*) break ;; esac
+  alive "$DEMO/up.pid" || { tail -n 20 "$DEMO/up.log" >&2; die "virtops up exited; see $DEMO/up.log"; }
+  sleep 0.25
+done
+case "$last" in *" Running "*) ;; *) die "the VM did not reach Running; see virtops describe vm $VM --server $SERVER and $DEMO/up.log" ;; esac
+
+serial="$(virtops describe vm "$VM" --server "$SERVER" | awk '/Serial log:/{print $3}')"
+say "console output of $VM (the guest's serial port, $serial)"
+for _ in $(seq 1 600); do grep -q VIRTOPS-GUEST-READY "$serial" 2>/dev/null && break; sleep 0.25; done
+grep -a 'VIRTOPS-' "$serial" | sed 's/^/  | /' || true
+grep -q VIRTOPS-GUEST-READY "$serial" || die "the guest did not print VIRTOPS-GUEST-READY; see $serial"
+
+virtops get vms --server "$SERVER"
+cat >&2 <<EOF
+
+The VM runs from git. Try:
+  export VIRTOPS_SERVER=$SERVER
+  node $ROOT/cli/bin.js describe vm $VM
+  node $ROOT/cli/bin.js console $VM          # serial console, Ctrl-] detaches
+  cd $WORK && \$EDITOR vms/test-guest.ts && npx tsx $ROOT/cli/main.ts synth && git commit -am change && git push
+  scripts/demo.sh --down                      # stop everything and remove $DEMO
+EOF
