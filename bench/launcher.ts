@@ -66,7 +66,7 @@ async function main(): Promise<void> {
     for (let i = -1; i < iterations; i++) {
       // ---- launcher: monitor up and connected (untimed), then PUT /v1/vmi → Running (timed)
       const m = (current = await startMonitor({ imageStore: imageStoreDir, insecureRegistry: registry.host, gracePeriodSeconds: 1 }));
-      await waitForSocket(m);
+      await waitForSocket(m, 120_000);
       await waitFor('libvirt connected', async () => (await m.call<{ libvirt: string }>('GET', '/v1/info')).body.libvirt === 'connected');
       const vmi = testGuestVmi(m, kernelBootImage, 'bench', { imagePullPolicy: 'IfNotPresent' });
       const t0 = performance.now();
