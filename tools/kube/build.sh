@@ -22,6 +22,9 @@ command -v go >/dev/null || { echo "build.sh: Go is not installed (need go >= 1.
 export GOFLAGS="-mod=mod -buildvcs=false" GOTOOLCHAIN=local CGO_ENABLED=0
 jobs="${VIRTOPS_BUILD_JOBS:-2}"
 mkdir -p "$bin_dir"
+# One build at a time per cache dir (a test run and `virtops testenv up` may race).
+exec 9>"$bin_dir/.lock"
+flock 9
 
 log() { printf '[kube-build %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
@@ -31,11 +34,14 @@ build() { # name module-dir ldflags
   local start=$SECONDS
   log "$name: downloading modules ..."
   (cd "$dir" && go mod download)
-  log "$name: compiling with -p $jobs (cold: tens of minutes; 'go build -x' style detail in \$VIRTOPS_BUILD_VERBOSE) ..."
-  local verbose=(); [[ -n "${VIRTOPS_BUILD_VERBOSE:-}" ]] && verbose=(-v)
+  log "$name: compiling with -p $jobs (cold: tens of minutes) ..."
   # Build to a temporary name and rename, so an interrupted build never leaves a binary
-  # that looks complete.
-  (cd "$dir" && go build "${verbose[@]}" -p "$jobs" -trimpath -ldflags "$ldflags" -o "$out.partial" .)
+  # that looks complete. `go build -v` names each package as it compiles: count them for
+  # progress, pass every other line (compiler errors) through untouched.
+  (cd "$dir" && go build -v -p "$jobs" -trimpath -ldflags "$ldflags" -o "$out.partial" . 2>&1) |
+    awk -v name="$name" '
+      /^[^ \t:]+$/ { n++; if (n % 100 == 0) { printf "[kube-build %s] %s: %d packages compiled (%s)\n", strftime("%H:%M:%S"), name, n, $0; fflush() } next }
+      { print; fflush() }'
   mv "$out.partial" "$out"
   log "$name: built in $((SECONDS - start)) s → $out"
 }

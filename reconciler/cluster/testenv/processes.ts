@@ -1,0 +1,87 @@
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+
+/**
+ * Control-plane processes are started detached (own process group, not tied to the caller's
+ * event loop) so `virtops testenv up` can exit and a test worker can restart the API server
+ * without the restarted process dying with the worker. Pid files are the source of truth:
+ * stopping reads them, checks the pid still belongs to this testenv, then signals it.
+ */
+export interface SpawnSpec {
+  readonly binary: string;
+  readonly args: readonly string[];
+  readonly logFile: string;
+  readonly pidFile: string;
+}
+
+export function spawnDetached(spec: SpawnSpec): number {
+  const log = openSync(spec.logFile, 'a');
+  try {
+    const child = spawn(spec.binary, [...spec.args], { detached: true, stdio: ['ignore', log, log] });
+    if (child.pid === undefined) throw new Error(`could not start ${spec.binary} (see ${spec.logFile})`);
+    // Reap it if it exits while we are still around (else it lingers as a zombie).
+    child.on('error', () => {});
+    child.unref();
+    writeFileSync(spec.pidFile, `${child.pid}\n`);
+    return child.pid;
+  } finally {
+    closeSync(log);
+  }
+}
+
+export function readPid(pidFile: string): number | undefined {
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number.parseInt(readFileSync(pidFile, 'utf8').trim(), 10);
+  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+}
+
+/**
+ * Alive and ours: the process exists, is not a zombie, and its command line mentions
+ * `marker` (the testenv dir), so a recycled pid of an unrelated process is never signalled.
+ */
+export function isOurs(pid: number, marker: string): boolean {
+  let cmdline: string;
+  let stat: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false;
+  }
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state !== 'Z' && state !== 'X' && cmdline.includes(marker);
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. Removes the pid file. */
+export async function stopProcess(pidFile: string, marker: string, graceMs = 10_000): Promise<void> {
+  const pid = readPid(pidFile);
+  if (pid !== undefined && isOurs(pid, marker)) {
+    signal(pid, 'SIGTERM');
+    const deadline = Date.now() + graceMs;
+    while (isOurs(pid, marker) && Date.now() < deadline) await sleep(50);
+    if (isOurs(pid, marker)) {
+      signal(pid, 'SIGKILL');
+      const killDeadline = Date.now() + 5_000;
+      while (isOurs(pid, marker) && Date.now() < killDeadline) await sleep(20);
+      if (isOurs(pid, marker)) throw new Error(`process ${pid} (${pidFile}) survived SIGKILL`);
+    }
+  }
+  rmSync(pidFile, { force: true });
+}
+
+/** Synchronous last resort for process 'exit' hooks: SIGKILL without waiting. */
+export function killNow(pidFile: string, marker: string): void {
+  const pid = readPid(pidFile);
+  if (pid !== undefined && isOurs(pid, marker)) signal(pid, 'SIGKILL');
+  rmSync(pidFile, { force: true });
+}
