@@ -214,14 +214,16 @@ describe('launcher-monitor after a launcher crash', () => {
 describe('launcher when libvirtd is unreachable', () => {
   let m: MonitorHandle;
   let proxy: import('node:net').Server | undefined;
+  let dir: string | undefined;
   afterAll(async () => {
     proxy?.close();
     await forceCleanup(m);
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('keeps serving, retries with backoff, connects once the socket appears, and survives a dropped connection', async () => {
     const { createServer, connect } = await import('node:net');
-    const dir = await mkdtemp(join(tmpdir(), 'vo-proxy-'));
+    dir = await mkdtemp(join(tmpdir(), 'vo-proxy-'));
     const sock = join(dir, 'libvirt-sock');
     m = await startMonitor({ imageStore, libvirtUri: `qemu:///system?socket=${sock}`, gracePeriodSeconds: 3 });
     await waitForSocket(m);
@@ -260,7 +262,6 @@ describe('launcher when libvirtd is unreachable', () => {
     m.proc.kill('SIGTERM');
     expect((await m.exited).code).toBe(0);
     proxy.close();
-    await rm(dir, { recursive: true, force: true });
     await assertNothingLeft(m);
   });
 });
