@@ -1,4 +1,4 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 // Two projects: `unit` (pure, fast, no host services) and `integration` (real libvirtd,
 // real QEMU guests under TCG, real git, real registries). `npm test` runs both.
@@ -16,10 +16,24 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, 'test/integration/cluster/**'],
           globalSetup: ['test/integration/global-setup.ts'],
           testTimeout: 180_000,
           hookTimeout: 300_000,
           // Guests are heavy under TCG on 2 cores: one file at a time.
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          // Cluster mode against one real control plane (etcd, kube-apiserver, scheduler,
+          // controller-manager built from Go modules; see reconciler/cluster/testenv).
+          name: 'cluster',
+          include: ['test/integration/cluster/**/*.test.ts'],
+          globalSetup: ['test/integration/global-setup.ts', 'test/integration/cluster/global-setup.ts'],
+          testTimeout: 300_000,
+          // The first run may build the control plane (tens of minutes cold).
+          hookTimeout: 3_600_000,
           fileParallelism: false,
         },
       },

@@ -16,6 +16,7 @@ import { registerDescribe } from './commands/describe.js';
 import { registerConsole } from './commands/console.js';
 import { registerVmActions } from './commands/vm-actions.js';
 import { registerDiff } from './commands/diff.js';
+import { registerTestenv } from './commands/testenv.js';
 
 export function buildProgram(): Command {
   const program = new Command('virtops')
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerConsole(program);
   registerVmActions(program);
   registerDiff(program);
+  registerTestenv(program);
   return program;
 }
 

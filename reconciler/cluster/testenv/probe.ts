@@ -1,4 +1,5 @@
-import { request } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 
 export interface ProbeOptions {
   /** PEM bundle to verify the server; omitted = do not verify (self-signed health ports). */
@@ -7,23 +8,19 @@ export interface ProbeOptions {
   readonly timeoutMs?: number;
 }
 
-/** GET over HTTPS (or HTTP); resolves with status and body, or undefined when unreachable. */
-export async function httpGet(url: string, o: ProbeOptions = {}): Promise<{ status: number; body: string } | undefined> {
-  if (url.startsWith('http://')) {
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(o.timeoutMs ?? 2_000) });
-      return { status: res.status, body: await res.text() };
-    } catch {
-      return undefined;
-    }
-  }
+/**
+ * GET over HTTP(S); resolves with status and body, or undefined when unreachable. No
+ * connection pooling (`agent: false`): a probe must not keep the CLI's event loop alive.
+ */
+export function httpGet(url: string, o: ProbeOptions = {}): Promise<{ status: number; body: string } | undefined> {
+  const request = url.startsWith('https://') ? httpsRequest : httpRequest;
   return new Promise((resolve) => {
     const req = request(
       url,
       {
         method: 'GET',
-        ca: o.ca,
-        rejectUnauthorized: o.ca !== undefined,
+        agent: false,
+        ...(url.startsWith('https://') ? { ca: o.ca, rejectUnauthorized: o.ca !== undefined } : {}),
         headers: o.token ? { authorization: `Bearer ${o.token}` } : {},
         timeout: o.timeoutMs ?? 2_000,
       },
