@@ -16,6 +16,8 @@ import { registerDescribe } from './commands/describe.js';
 import { registerConsole } from './commands/console.js';
 import { registerVmActions } from './commands/vm-actions.js';
 import { registerDiff } from './commands/diff.js';
+import { registerController } from './commands/controller.js';
+import { registerAgent } from './commands/agent.js';
 import { registerTestenv } from './commands/testenv.js';
 
 export function buildProgram(): Command {
@@ -36,6 +38,8 @@ export function buildProgram(): Command {
   registerConsole(program);
   registerVmActions(program);
   registerDiff(program);
+  registerController(program);
+  registerAgent(program);
   registerTestenv(program);
   return program;
 }

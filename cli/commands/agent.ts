@@ -1,0 +1,39 @@
+import type { Command } from 'commander';
+import type { RawAgentFlags } from '../../reconciler/cluster/run.js';
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/**
+ * `virtops agent`: the per-node agent. With --process-runtime it also registers the Node
+ * and runs the launcher Pods bound to it as processes (no kubelet needed); without, kubelet
+ * runs them and the agent only drives the launchers.
+ */
+export function registerAgent(program: Command): void {
+  program
+    .command('agent')
+    .description('run the node agent: drive the launchers of the VMIs on this node, report VMI status, handle deletion with the grace period')
+    .requiredOption('--node <name>', 'this node\'s name')
+    .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG, ~/.kube/config or in-cluster)')
+    .option('--process-runtime', 'register the Node and run launcher Pods as processes (single hosts without kubelet)')
+    .option('--state-dir <dir>', 'launcher Pod directories, image cache', '/var/lib/virtops')
+    .option('--emulation <mode>', 'auto | kvm | tcg: overrides the launcher Pods\' --emulation on this host', 'auto')
+    .option('--libvirt-uri <uri>', 'libvirt connection for launchers', 'qemu:///system')
+    .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (repeatable)', collect)
+    .option('--interval <duration>', 'resync period', '1m')
+    .action(async (raw: RawAgentFlags) => {
+      const [{ runAgent, validateAgentFlags }, { pino }] = await Promise.all([import('../../reconciler/cluster/run.js'), import('pino')]);
+      const v = validateAgentFlags(raw);
+      if (!v.ok) throw new Error(`invalid flags:\n  ${v.errors.join('\n  ')}`);
+      const log = pino({ name: 'virtops-agent', level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'info' });
+      const handle = await runAgent(v.config, log);
+      await new Promise<void>((resolve) => {
+        const onSignal = (sig: NodeJS.Signals): void => {
+          log.info({ signal: sig }, 'signal received; stopping (launchers keep running)');
+          handle.stop().then(resolve, () => resolve());
+        };
+        process.once('SIGTERM', onSignal);
+        process.once('SIGINT', onSignal);
+      });
+      process.exit(0);
+    });
+}

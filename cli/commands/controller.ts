@@ -1,0 +1,40 @@
+import type { Command } from 'commander';
+import type { RawControllerFlags } from '../../reconciler/cluster/run.js';
+
+/**
+ * `virtops controller`: the cluster-mode reconciler (git → server-side apply → VMs → VMIs →
+ * launcher Pods). Foreground, JSON logs; exits non-zero when it loses leadership so its
+ * Deployment restarts it as a follower.
+ */
+export function registerController(program: Command): void {
+  program
+    .command('controller')
+    .description('run the cluster controller: apply dist/ of a git branch to Kubernetes (server-side apply, prune by inventory) and drive VMs → VMIs → launcher Pods')
+    .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG, ~/.kube/config or in-cluster)')
+    .requiredOption('--repo <path|url>', 'git repository: a local path (watched) or a URL (polled)')
+    .option('--branch <name>', 'branch to follow', 'main')
+    .option('--path <dir>', 'manifest directory inside the repository', 'dist')
+    .option('--namespace <ns>', 'namespace of the inventory ConfigMap and the leader Lease', 'virtops-system')
+    .option('--leader-elect', 'hold a Lease before acting, so only one replica acts')
+    .option('--lease-duration <duration>', 'leader lease duration', '15s')
+    .option('--identity <id>', 'leader-election identity (default: host-pid-random)')
+    .option('--interval <duration>', 're-apply period (reverts drift), poll period for URLs', '1m')
+    .option('--no-freshness-check', 'do not check that dist/ matches a fresh synth of vms/')
+    .action(async (raw: RawControllerFlags) => {
+      const [{ runController, validateControllerFlags }, { pino }] = await Promise.all([import('../../reconciler/cluster/run.js'), import('pino')]);
+      const v = validateControllerFlags(raw);
+      if (!v.ok) throw new Error(`invalid flags:\n  ${v.errors.join('\n  ')}`);
+      const log = pino({ name: 'virtops-controller', level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'info' });
+      const handle = await runController(v.config, log);
+      const code = await new Promise<number>((resolve) => {
+        const onSignal = (sig: NodeJS.Signals): void => {
+          log.info({ signal: sig }, 'signal received; stopping');
+          handle.stop().then(() => resolve(0), () => resolve(1));
+        };
+        process.once('SIGTERM', onSignal);
+        process.once('SIGINT', onSignal);
+        void handle.lostLeadership.then(() => resolve(2));
+      });
+      process.exit(code);
+    });
+}

@@ -1,0 +1,409 @@
+/**
+ * The cluster node agent (virt-handler's role, plus a virtual kubelet in process-runtime
+ * mode). Per launcher Pod bound to this node (`spec.nodeName == --node`):
+ *
+ * - process runtime: runs the Pod's `compute` container as a supervised process through
+ *   reconciler/agent (the single-host runtime: emptyDirs → host dirs, downward API, `$(VAR)`
+ *   expansion) and reports the Pod's status like a kubelet (phase, conditions, container
+ *   states), deleting it for good once it is terminating and its process has stopped;
+ * - for the Pod's VMI: pushes it to the launcher (`PUT /v1/vmi`), writes the VMI status
+ *   (phase, nodeName, Ready/Paused/Synchronized, interfaces) when it changes, and on VMI
+ *   deletion stops the guest with its grace period, then removes the cleanup finalizer.
+ *
+ * With a real kubelet (no `--process-runtime`) kubelet runs the Pods; this agent then only
+ * drives the launchers through their sockets, which it finds under the kubelet's pod
+ * volumes directory. That mode is documented but not exercised by this repository's tests.
+ *
+ * Stateless like the single-host agent: everything is re-derived from the Pod (the process
+ * spec is deterministic) and the running processes (found by VMI uid), so an agent restart
+ * adopts its launchers.
+ */
+import { cpus, totalmem } from 'node:os';
+import type { KubernetesObject, V1Lease, V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { VirtualMachine, VirtualMachineInstance } from '../../api/kubevirt.js';
+import { launcherEvents } from '../../launcher/server/client.js';
+import { LABEL_CREATED_BY } from '../../synth/launcher-pod.js';
+import type { PodManifest } from '../../synth/pod-types.js';
+import type { InstanceRecord, NodeAgent } from '../agent/agent.js';
+import { LABEL_SCHEDULABLE, nodeConditions, nodeManifest, podStatusFor, podStatusSignature, vmiStatusFor, vmiStatusSignature, type LauncherView, type ProcessState } from './agent-status.js';
+import { removeFinalizer } from './controller.js';
+import { ResilientInformer } from './informer.js';
+import { VMI_FINALIZER, splitKey } from './instances.js';
+import { errorMessage, type KubeClient } from './kube.js';
+import { RateLimitedQueue, type ReconcileResult } from './queue.js';
+
+export const AGENT_COMPONENT = 'virtops-agent';
+export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
+
+export interface ClusterAgentOptions {
+  nodeName: string;
+  /** Run launcher Pods as processes and act as this node's kubelet. */
+  processRuntime: boolean;
+  /** The single-host runtime that starts and stops launcher processes. */
+  runtime: NodeAgent;
+  log: Logger;
+  /** Node lease renewal (kubelet: 10 s). */
+  leaseRenewMs?: number;
+  /** Node status heartbeat (kubelet: 5 min when leases are used). */
+  nodeStatusMs?: number;
+  resyncMs?: number;
+  capacity?: { cpus?: number; memoryBytes?: number; pods?: number };
+  concurrency?: number;
+}
+
+interface Tracked {
+  podUid: string;
+  vmiUid: string;
+  record: InstanceRecord;
+  /** The launcher took the VMI. */
+  synced: boolean;
+  startedAt?: Date;
+  exited?: ProcessState & { state: 'exited' };
+  /** Aborts the launcher event stream. */
+  watch?: AbortController;
+}
+
+export class ClusterAgent {
+  readonly pods: ResilientInformer<V1Pod>;
+  readonly vmis: ResilientInformer<KubernetesObject>;
+  readonly queue: RateLimitedQueue;
+  private readonly tracked = new Map<string, Tracked>();
+  private readonly podByVmiUid = new Map<string, string>();
+  private timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+
+  constructor(private readonly client: KubeClient, private readonly opts: ClusterAgentOptions) {
+    const log = opts.log;
+    this.queue = new RateLimitedQueue((k) => this.reconcile(k), {
+      concurrency: opts.concurrency ?? 16,
+      onError: (key, err, retryInMs) => log.error({ pod: key, err: errorMessage(err), retryInMs }, 'reconcile failed; retrying with backoff'),
+    });
+    this.pods = new ResilientInformer<V1Pod>(
+      client,
+      { path: '/api/v1/pods', apiVersion: 'v1', kind: 'Pod', labelSelector: 'kubevirt.io=virt-launcher', fieldSelector: `spec.nodeName=${opts.nodeName}` },
+      (_t, pod) => {
+        const key = `${pod.metadata?.namespace ?? 'default'}/${pod.metadata?.name ?? ''}`;
+        const vmiUid = pod.metadata?.labels?.[LABEL_CREATED_BY];
+        if (vmiUid) this.podByVmiUid.set(vmiUid, key);
+        this.queue.add(key);
+      },
+      log,
+    );
+    this.vmis = new ResilientInformer(
+      client,
+      { path: '/apis/kubevirt.io/v1/virtualmachineinstances', apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance' },
+      (_t, vmi) => {
+        const key = vmi.metadata?.uid ? this.podByVmiUid.get(vmi.metadata.uid) : undefined;
+        if (key) this.queue.add(key);
+      },
+      log,
+    );
+  }
+
+  async start(): Promise<void> {
+    if (this.opts.processRuntime) {
+      await this.registerNode();
+      await this.renewLease();
+      this.every(this.opts.leaseRenewMs ?? 10_000, () => this.renewLease());
+      this.every(this.opts.nodeStatusMs ?? 60_000, () => this.heartbeat());
+    }
+    await Promise.all([this.pods.start(), this.vmis.start()]);
+    this.every(this.opts.resyncMs ?? 60_000, () => {
+      for (const p of this.pods.list()) this.queue.add(`${p.metadata?.namespace ?? 'default'}/${p.metadata?.name ?? ''}`);
+      return Promise.resolve();
+    });
+    for (const p of this.pods.list()) this.queue.add(`${p.metadata?.namespace ?? 'default'}/${p.metadata?.name ?? ''}`);
+  }
+
+  /** Stops watching; launchers keep running (a restarted agent adopts them). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    for (const t of this.tracked.values()) t.watch?.abort();
+    await Promise.all([this.pods.stop(), this.vmis.stop()]);
+    await this.queue.stop();
+  }
+
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  private every(ms: number, fn: () => Promise<void>): void {
+    const t = setInterval(() => {
+      if (!this.stopped) fn().catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err) }, 'periodic node task failed'));
+    }, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  // ---- the Node ---------------------------------------------------------------------------
+
+  private capacity() {
+    const c = this.opts.capacity ?? {};
+    return { cpus: c.cpus ?? cpus().length, memoryBytes: c.memoryBytes ?? totalmem(), pods: c.pods ?? 110 };
+  }
+
+  private async registerNode(): Promise<void> {
+    const { nodeName, log } = this.opts;
+    const node = nodeManifest(nodeName, this.capacity(), new Date(), 'virtops-agent/0.1.0');
+    const created = await this.client.createNode(node);
+    if (created) {
+      log.info({ node: nodeName, capacity: node.status?.capacity }, 'registered Node');
+      return;
+    }
+    // Re-registration after a restart: make sure it is schedulable and Ready again.
+    const existing = await this.client.read<KubernetesObject & { metadata: { labels?: Record<string, string> } }>({ apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } });
+    if (existing?.metadata.labels?.[LABEL_SCHEDULABLE] !== 'true') {
+      await this.client.mergePatch({ apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } }, { metadata: { labels: { [LABEL_SCHEDULABLE]: 'true' } } });
+    }
+    await this.client.patchNodeStatus(nodeName, { capacity: node.status?.capacity, allocatable: node.status?.allocatable, conditions: node.status?.conditions });
+    log.info({ node: nodeName }, 'Node exists; marked Ready');
+  }
+
+  private async heartbeat(): Promise<void> {
+    await this.client.patchNodeStatus(this.opts.nodeName, { conditions: nodeConditions(new Date()) });
+  }
+
+  private async renewLease(): Promise<void> {
+    const name = this.opts.nodeName;
+    const now = new Date();
+    const current = await this.client.readLease(NODE_LEASE_NAMESPACE, name);
+    const spec = { holderIdentity: name, leaseDurationSeconds: 40, renewTime: now };
+    if (!current) {
+      const lease: V1Lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: NODE_LEASE_NAMESPACE }, spec };
+      await this.client.createLease(lease);
+    } else {
+      await this.client.updateLease({ ...current, spec: { ...current.spec, ...spec } });
+    }
+  }
+
+  // ---- one launcher Pod ---------------------------------------------------------------------
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    if (this.stopped) return {};
+    const { namespace, name } = splitKey(key);
+    const pod = this.pods.get(name, namespace);
+    let t = this.tracked.get(key);
+    if (!pod || pod.spec?.nodeName !== this.opts.nodeName) {
+      // Deleted for good (or force-deleted): its process must not outlive it.
+      if (t) {
+        await this.opts.runtime.stop(t.record, 0);
+        this.untrack(key);
+      }
+      return {};
+    }
+    const vmiUid = pod.metadata?.labels?.[LABEL_CREATED_BY] ?? '';
+    const vmiName = pod.metadata?.ownerReferences?.find((r) => r.kind === 'VirtualMachineInstance')?.name;
+    const cached = vmiName ? (this.vmis.get(vmiName, namespace) as unknown as VirtualMachineInstance | undefined) : undefined;
+    const vmi = cached?.metadata.uid === vmiUid ? cached : undefined;
+    if (!t || t.podUid !== pod.metadata?.uid) {
+      t?.watch?.abort();
+      t = this.track(key, pod, vmiUid, vmi);
+    }
+
+    if (pod.metadata?.deletionTimestamp) {
+      return this.terminatePod(key, pod, t);
+    }
+    if (!vmi || vmi.metadata.deletionTimestamp) {
+      // The VMI is going (or gone): stop the guest with the VMI's grace period.
+      await this.stopInstance(key, pod, t, vmi);
+      if (vmi && (vmi.metadata.finalizers ?? []).includes(VMI_FINALIZER)) await removeFinalizer(this.client, vmi);
+      return {};
+    }
+
+    const finishedPod = pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
+    if (finishedPod) return {};
+
+    const alive = await this.opts.runtime.alive(t.record);
+    if (!alive && !t.exited) {
+      if (t.startedAt || pod.status?.phase === 'Running') {
+        // It ran and is gone: the container "exited". The VMI failed unless the launcher said otherwise.
+        t.exited = { state: 'exited', exitCode: 1, reason: 'Error', message: `launcher process exited; see ${t.record.logFile}`, ...(t.startedAt ? { startedAt: t.startedAt } : {}), finishedAt: new Date() };
+      } else if (this.opts.processRuntime) {
+        await this.startLauncher(key, pod, vmi, t);
+      } else {
+        return { requeueAfterMs: 2000 }; // kubelet has not started it yet
+      }
+    } else if (alive && !t.synced) {
+      await this.adopt(key, vmi, t);
+    }
+
+    const view = await this.view(t);
+    await this.reportVmi(vmi, view);
+    if (this.opts.processRuntime) {
+      // A finished VMI ends its launcher, as the compute container exits in KubeVirt.
+      if ((view.phase === 'Succeeded' || view.phase === 'Failed') && (await this.opts.runtime.alive(t.record))) {
+        await this.opts.runtime.stop(t.record, 0);
+        t.exited = { state: 'exited', exitCode: view.phase === 'Succeeded' ? 0 : 1, reason: view.phase === 'Succeeded' ? 'Completed' : 'Error', ...(t.startedAt ? { startedAt: t.startedAt } : {}), finishedAt: new Date() };
+      }
+      await this.reportPod(pod, t.exited ?? (t.startedAt ? { state: 'running', startedAt: t.startedAt } : { state: 'starting' }));
+    }
+    this.watchLauncher(key, t);
+    return {};
+  }
+
+  private track(key: string, pod: V1Pod, vmiUid: string, vmi: VirtualMachineInstance | undefined): Tracked {
+    const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp).getTime() : Date.now();
+    const { record } = this.opts.runtime.plan(planInput(pod, vmi), pod as unknown as PodManifest, vmiUid, created);
+    const running = pod.status?.containerStatuses?.find((c) => c.name === 'compute')?.state?.running?.startedAt;
+    const t: Tracked = { podUid: pod.metadata?.uid ?? '', vmiUid, record, synced: false, ...(running ? { startedAt: new Date(running) } : {}) };
+    this.tracked.set(key, t);
+    return t;
+  }
+
+  private untrack(key: string): void {
+    const t = this.tracked.get(key);
+    t?.watch?.abort();
+    if (t) this.podByVmiUid.delete(t.vmiUid);
+    this.tracked.delete(key);
+  }
+
+  private async startLauncher(key: string, pod: V1Pod, vmi: VirtualMachineInstance, t: Tracked): Promise<void> {
+    const { runtime, log } = this.opts;
+    const { spec, record } = runtime.plan(planInput(pod, vmi), pod as unknown as PodManifest, t.vmiUid, t.record.createdAt);
+    t.record = record;
+    await runtime.spawn(record, spec);
+    t.startedAt = new Date();
+    try {
+      await runtime.waitReady(record);
+      // Running as soon as the process serves its socket, as kubelet reports a started container.
+      await this.reportPod(pod, { state: 'running', startedAt: t.startedAt });
+      await this.syncVmi(key, vmi, t);
+    } catch (err) {
+      log.error({ pod: key, err: errorMessage(err) }, 'launcher failed to start');
+      throw err;
+    }
+  }
+
+  /** A launcher found running (agent restart): give it its VMI if it never got it. */
+  private async adopt(key: string, vmi: VirtualMachineInstance, t: Tracked): Promise<void> {
+    const o = await this.opts.runtime.observe(t.record);
+    if (!t.startedAt) t.startedAt = new Date();
+    if (o.reachable && o.info.phase === 'Scheduled' && o.info.state === 'Absent') await this.syncVmi(key, vmi, t);
+    else if (o.reachable) t.synced = true;
+  }
+
+  private async syncVmi(key: string, vmi: VirtualMachineInstance, t: Tracked): Promise<void> {
+    const res = await this.opts.runtime.sync(vmLike(undefined, vmi), t.record, (ms) => {
+      this.opts.log.info({ pod: key, waitingSeconds: Math.round(ms / 1000) }, 'launcher still preparing the VMI (pulling images, building disks, starting QEMU)');
+    });
+    t.synced = true;
+    t.record.synced = true;
+    for (const w of res.warnings ?? []) this.opts.log.warn({ pod: key, warning: w }, 'launcher warning');
+    this.opts.log.info({ pod: key, vmi: vmi.metadata.name, domain: res.domain, state: res.state }, 'VMI synced to its launcher');
+  }
+
+  private async view(t: Tracked): Promise<LauncherView> {
+    if (t.exited) return { reachable: false, phase: 'Failed', reason: 'LauncherExited', message: t.exited.message ?? 'launcher process exited' };
+    const o = await this.opts.runtime.observe(t.record);
+    if (o.reachable) {
+      const i = o.info;
+      return { reachable: true, phase: i.phase, ...(i.reason ? { reason: i.reason } : {}), ...(i.message ? { message: i.message } : {}), paused: i.paused };
+    }
+    if (o.processAlive) return { reachable: false, phase: 'Scheduled', reason: 'LauncherStarting', message: `launcher is not answering yet: ${o.reason}` };
+    return { reachable: false, phase: 'Failed', reason: 'LauncherExited', message: `launcher process is gone; see ${t.record.logFile}` };
+  }
+
+  private async reportVmi(vmi: VirtualMachineInstance, view: LauncherView): Promise<void> {
+    // Nothing worth reporting until the launcher has the VMI (avoids a Scheduled write).
+    if (view.phase === 'Scheduled' && !vmi.status?.phase) return;
+    const { status, signature } = vmiStatusFor(vmi, view, this.opts.nodeName, new Date());
+    if (signature === vmiStatusSignature(vmi.status)) return;
+    await this.client.patchCustomStatus('virtualmachineinstances', vmi.metadata.namespace ?? 'default', vmi.metadata.name ?? '', status);
+    // Keep the cache's copy current so the same status is not written twice before the watch catches up.
+    vmi.status = status;
+  }
+
+  private async reportPod(pod: V1Pod, p: ProcessState): Promise<void> {
+    const { status, signature } = podStatusFor(pod, p, '127.0.0.1', new Date());
+    if (signature === podStatusSignature(pod)) return;
+    const updated = await this.client.patchPodStatus(pod.metadata?.namespace ?? 'default', pod.metadata?.name ?? '', status);
+    pod.status = updated.status ?? pod.status;
+  }
+
+  /** Stops the guest (VMI gone or terminating): ACPI shutdown within the grace period, then the process. */
+  private async stopInstance(key: string, pod: V1Pod, t: Tracked, vmi: VirtualMachineInstance | undefined): Promise<void> {
+    const grace = vmi?.spec.terminationGracePeriodSeconds ?? 30;
+    if (await this.opts.runtime.alive(t.record)) {
+      this.opts.log.info({ pod: key, vmi: t.vmiUid, grace }, 'VMI deleted: stopping its guest');
+      await this.opts.runtime.stop(t.record, grace);
+    } else {
+      // No process (already stopped, or never started): still make sure no domain is left.
+      await this.opts.runtime.stop(t.record, 0);
+    }
+    t.watch?.abort();
+    if (this.opts.processRuntime && !t.exited) {
+      t.exited = { state: 'exited', exitCode: 0, reason: 'Completed', ...(t.startedAt ? { startedAt: t.startedAt } : {}), finishedAt: new Date() };
+      if (pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed' && t.startedAt) await this.reportPod(pod, t.exited);
+    }
+  }
+
+  /** The Pod is being deleted: stop its process, then remove the Pod for good (kubelet's last step). */
+  private async terminatePod(key: string, pod: V1Pod, t: Tracked): Promise<ReconcileResult> {
+    if (await this.opts.runtime.alive(t.record)) await this.opts.runtime.stop(t.record, pod.spec?.terminationGracePeriodSeconds ?? 30);
+    else await this.opts.runtime.stop(t.record, 0);
+    if (this.opts.processRuntime && pod.metadata?.uid) {
+      await this.client.deletePodNow(pod.metadata.namespace ?? 'default', pod.metadata.name ?? '', pod.metadata.uid);
+      // The Pod's emptyDirs (ephemeral disks, sockets) go with it, as kubelet removes them.
+      await this.opts.runtime.removeVmFiles(pod.metadata.namespace ?? 'default', pod.metadata.name ?? '').catch(() => undefined);
+    }
+    this.untrack(key);
+    return {};
+  }
+
+  /** Follows the launcher's transitions so a stopped or crashed guest is reported at once. */
+  private watchLauncher(key: string, t: Tracked): void {
+    if (t.watch || !t.synced || t.exited || this.stopped) return;
+    const abort = new AbortController();
+    t.watch = abort;
+    void (async () => {
+      try {
+        let first = true;
+        for await (const _e of launcherEvents(t.record.socketPath, abort.signal)) {
+          if (first) {
+            first = false;
+            continue;
+          }
+          this.queue.add(key);
+        }
+      } catch {
+        // The launcher went away: the next pass notices.
+      } finally {
+        if (t.watch === abort) t.watch = undefined;
+        if (!abort.signal.aborted && !this.stopped) this.queue.add(key);
+      }
+    })();
+  }
+}
+
+/**
+ * NodeAgent.plan keys the host directory by the VM name it is given; in the cluster each
+ * launcher Pod gets its own (the Pod's name), so a new incarnation never shares emptyDirs
+ * with a terminating one, and removing one Pod's files cannot touch the next's.
+ */
+function planInput(pod: V1Pod, vmi: VirtualMachineInstance | undefined): VirtualMachine {
+  const vm = vmLike(pod, vmi);
+  vm.metadata.name = pod.metadata?.name ?? vm.metadata.name;
+  return vm;
+}
+
+/**
+ * reconciler/agent's NodeAgent speaks VirtualMachine (the single-host store has no VMIs);
+ * in the cluster the VMI is the truth, so wrap it as the VM it was started from.
+ */
+function vmLike(pod: V1Pod | undefined, vmi: VirtualMachineInstance | undefined): VirtualMachine {
+  const name = vmi?.metadata.name ?? pod?.metadata?.labels?.['vm.kubevirt.io/name'] ?? '';
+  const namespace = vmi?.metadata.namespace ?? pod?.metadata?.namespace ?? 'default';
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name, namespace },
+    spec: {
+      template: {
+        metadata: { labels: { ...(vmi?.metadata.labels ?? {}) }, annotations: { ...(vmi?.metadata.annotations ?? {}) } },
+        spec: vmi ? structuredClone(vmi.spec) : { domain: { devices: {} } },
+      },
+    },
+  };
+}

@@ -1,0 +1,205 @@
+/**
+ * The cluster controller's pure half: the VMI a VM starts, the launcher Pod instantiated
+ * from the template in git for that VMI, what a VMI and its Pod say about the instance
+ * (`ObservedInstance` for reconciler/core), and when a VM status is worth writing.
+ *
+ * Names are deterministic so that every create is idempotent (a controller killed between
+ * two writes, or reading a stale cache, gets AlreadyExists instead of a duplicate): the VMI
+ * is named after its VM (as in KubeVirt), the Pod after the VM plus the VMI uid's first
+ * characters (a new incarnation never collides with a terminating Pod of the previous one).
+ */
+import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import type { Condition, VirtualMachine, VirtualMachineInstance, VirtualMachineStatus, VMIPhase } from '../../api/kubevirt.js';
+import { API_VERSION, vmiFromVm } from '../../api/kubevirt.js';
+import { LABEL_CREATED_BY, LABEL_VM_NAME, launcherPodName } from '../../synth/launcher-pod.js';
+import type { PodManifest } from '../../synth/pod-types.js';
+import { canonicalJson, type ObservedInstance } from '../core/index.js';
+
+export const VMI_FINALIZER = 'virtops.io/vmi-cleanup';
+/** The VM generation a VMI was created from (KubeVirt's annotation). */
+export const ANNOTATION_VM_GENERATION = 'kubevirt.io/vm-generation';
+/** The revision (commit) whose launcher Pod template a Pod was made from. */
+export const ANNOTATION_REVISION = 'virtops.io/revision';
+export const LABEL_LAUNCHER = 'kubevirt.io';
+
+export function vmKeyOf(obj: { metadata?: { namespace?: string; name?: string } }): string {
+  return `${obj.metadata?.namespace ?? 'default'}/${obj.metadata?.name ?? ''}`;
+}
+
+export function splitKey(key: string): { namespace: string; name: string } {
+  const i = key.indexOf('/');
+  return { namespace: key.slice(0, i), name: key.slice(i + 1) };
+}
+
+function ownerRef(owner: { apiVersion: string; kind: string; metadata: { name?: string; uid?: string } }): NonNullable<VirtualMachine['metadata']['ownerReferences']>[number] {
+  if (!owner.metadata.uid || !owner.metadata.name) throw new Error(`${owner.kind} has no uid/name yet: it must be read from the API server before it can own objects`);
+  return { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.metadata.name, uid: owner.metadata.uid, controller: true, blockOwnerDeletion: true };
+}
+
+/** The VMI a VM starts: its template, owned by the VM, held by our cleanup finalizer. */
+export function vmiForVm(vm: VirtualMachine): VirtualMachineInstance {
+  const vmi = vmiFromVm(vm);
+  vmi.metadata = {
+    ...vmi.metadata,
+    name: vm.metadata.name,
+    namespace: vm.metadata.namespace ?? 'default',
+    labels: { ...(vmi.metadata.labels ?? {}), [LABEL_VM_NAME]: vm.metadata.name ?? '' },
+    annotations: {
+      ...(vmi.metadata.annotations ?? {}),
+      ...(vm.metadata.generation !== undefined ? { [ANNOTATION_VM_GENERATION]: String(vm.metadata.generation) } : {}),
+    },
+    ownerReferences: [ownerRef(vm)],
+    finalizers: [VMI_FINALIZER],
+  };
+  return vmi;
+}
+
+export function launcherPodNameFor(vmName: string, vmiUid: string): string {
+  const suffix = vmiUid.replace(/[^a-z0-9]/g, '').slice(0, 5);
+  return `${launcherPodName(vmName)}-${suffix}`;
+}
+
+/**
+ * A launcher Pod for this VMI from the template synth wrote to dist/: same spec, the real
+ * VMI uid in `kubevirt.io/created-by` (the downward API feeds it to `--uid $(VMI_UID)`),
+ * owned by the VMI so the garbage collector removes it with the VMI.
+ */
+export function instantiateLauncherPod(template: PodManifest, vmi: VirtualMachineInstance, revision?: string): PodManifest {
+  const uid = vmi.metadata.uid;
+  const vmName = vmi.metadata.name;
+  if (!uid || !vmName) throw new Error('instantiateLauncherPod: the VMI must come from the API server (metadata.uid and metadata.name set)');
+  const pod = structuredClone(template);
+  pod.metadata = {
+    ...pod.metadata,
+    name: launcherPodNameFor(vmName, uid),
+    namespace: vmi.metadata.namespace ?? 'default',
+    labels: { ...(pod.metadata.labels ?? {}), [LABEL_CREATED_BY]: uid, [LABEL_VM_NAME]: vmName },
+    annotations: { ...(pod.metadata.annotations ?? {}), ...(revision ? { [ANNOTATION_REVISION]: revision } : {}) },
+    ownerReferences: [ownerRef({ apiVersion: API_VERSION, kind: 'VirtualMachineInstance', metadata: vmi.metadata })],
+  };
+  delete pod.metadata.uid;
+  delete pod.metadata.resourceVersion;
+  delete pod.metadata.creationTimestamp;
+  return pod;
+}
+
+export function isControlledBy(obj: { metadata?: { ownerReferences?: { uid: string; controller?: boolean }[] } }, ownerUid: string | undefined): boolean {
+  return ownerUid !== undefined && (obj.metadata?.ownerReferences ?? []).some((r) => r.uid === ownerUid && r.controller === true);
+}
+
+/** The launcher Pod's view of scheduling: the scheduler's verdict, if any. */
+export function podScheduling(pod: V1Pod | undefined): { scheduled: boolean; unschedulable?: string } {
+  if (!pod) return { scheduled: false };
+  if (pod.spec?.nodeName) return { scheduled: true };
+  const cond = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
+  if (cond?.status === 'False' && cond.reason === 'Unschedulable') return { scheduled: false, unschedulable: cond.message ?? 'the scheduler found no node for the launcher Pod' };
+  return { scheduled: false };
+}
+
+function ms(t: Date | string | undefined | null): number | undefined {
+  if (t === undefined || t === null) return undefined;
+  const v = new Date(t).getTime();
+  return Number.isNaN(v) ? undefined : v;
+}
+
+function condition(vmi: VirtualMachineInstance, type: string): Condition | undefined {
+  return vmi.status?.conditions?.find((c) => c.type === type);
+}
+
+/**
+ * What the VMI (written by the node agent) and its launcher Pod (scheduler, agent) say about
+ * the instance, in reconciler/core's terms. The VMI's own phase wins once the agent wrote
+ * one; before that, the Pod tells whether it is waiting for the scheduler or was refused.
+ */
+export function observeInstance(vmi: VirtualMachineInstance | undefined, pod: V1Pod | undefined, now: number): ObservedInstance | undefined {
+  if (!vmi || !vmi.metadata.uid) return undefined;
+  const createdAt = ms(vmi.metadata.creationTimestamp) ?? now;
+  const gen = vmi.metadata.annotations?.[ANNOTATION_VM_GENERATION];
+  let phase: VMIPhase = vmi.status?.phase ?? 'Pending';
+  let reason = vmi.status?.reason;
+  let message: string | undefined = condition(vmi, 'Ready')?.message ?? undefined;
+  const final = phase === 'Succeeded' || phase === 'Failed';
+  if (!final) {
+    const podPhase = pod?.status?.phase;
+    if (podPhase === 'Failed' || podPhase === 'Succeeded') {
+      // The launcher Pod ended (its process died, or was evicted) without the VMI being finalised.
+      phase = 'Failed';
+      reason = 'LauncherPodFinished';
+      message = pod?.status?.message ?? `launcher Pod ${pod?.metadata?.name} is ${podPhase}`;
+    } else if (!vmi.status?.phase || phase === 'Pending' || phase === 'Scheduling') {
+      const s = podScheduling(pod);
+      if (s.unschedulable !== undefined) {
+        phase = 'Scheduling';
+        reason = 'Unschedulable';
+        message = s.unschedulable;
+      } else if (s.scheduled) {
+        phase = 'Scheduled';
+      } else {
+        phase = pod ? 'Scheduling' : 'Pending';
+      }
+    }
+  }
+  const transitions = vmi.status?.phaseTransitionTimestamps ?? [];
+  const runningSince = ms(transitions.find((t) => t.phase === 'Running')?.phaseTransitionTimestamp);
+  const finishedAt = ms(transitions.find((t) => t.phase === 'Succeeded' || t.phase === 'Failed')?.phaseTransitionTimestamp);
+  const paused = condition(vmi, 'Paused')?.status === 'True';
+  return {
+    uid: vmi.metadata.uid,
+    phase,
+    ...(reason ? { reason } : {}),
+    ...(message ? { message } : {}),
+    spec: vmi.spec,
+    ...(gen !== undefined && /^\d+$/.test(gen) ? { vmGeneration: Number(gen) } : {}),
+    createdAt,
+    ...(runningSince !== undefined ? { runningSince } : {}),
+    ...(finishedAt !== undefined ? { finishedAt } : {}),
+    paused,
+    ready: condition(vmi, 'Ready')?.status === 'True',
+    ...(vmi.metadata.deletionTimestamp ? { terminating: true } : {}),
+  };
+}
+
+/** Statuses a VM passes through on its way somewhere: their writes may be coalesced. */
+const TRANSIENT = new Set(['Starting', 'Stopping', 'Provisioning']);
+
+/**
+ * Whether and when to write a computed VM status. Unchanged → never (no no-op writes).
+ * A transient status (Starting, Stopping) waits `coalesceMs` and is written only if it is
+ * still what the VM shows then, so a VM that reaches Running quickly costs one status
+ * write instead of two; anything else is written at once.
+ */
+export function statusWrite(previous: VirtualMachineStatus | undefined, next: VirtualMachineStatus, opts: { coalesceMs: number; pendingSinceMs?: number; now: number }): { write: 'now' } | { write: 'later'; afterMs: number } | { write: 'no' } {
+  if (previous && canonicalJson(withoutNulls(previous)) === canonicalJson(withoutNulls(next))) return { write: 'no' };
+  if (next.printableStatus && TRANSIENT.has(next.printableStatus) && previous?.printableStatus !== next.printableStatus) {
+    const since = opts.pendingSinceMs ?? opts.now;
+    const left = since + opts.coalesceMs - opts.now;
+    if (left > 0) return { write: 'later', afterMs: left };
+  }
+  return { write: 'now' };
+}
+
+/**
+ * Nulls removed, recursively: the API server prunes `null` from CRD objects whose schema
+ * does not allow it (`lastProbeTime: null`), so comparisons must ignore them or every
+ * reconcile would see a difference and write.
+ */
+export function withoutNulls<T>(value: T): T {
+  if (Array.isArray(value)) return value.map((v) => withoutNulls(v)) as T;
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) if (v !== null && v !== undefined) out[k] = withoutNulls(v);
+    return out as T;
+  }
+  return value;
+}
+
+/** A JSON merge patch turning `previous` into `next` at the top level (removed keys → null). */
+export function statusMergePatch(previous: object | undefined, next: object): Record<string, unknown> {
+  const patch: Record<string, unknown> = { ...next };
+  for (const k of Object.keys(previous ?? {})) if (!(k in next)) patch[k] = null;
+  return patch;
+}
+
+export function asKubeObject<T>(obj: T): KubernetesObject {
+  return obj as unknown as KubernetesObject;
+}

@@ -1,0 +1,263 @@
+/**
+ * The cluster mode's one door to the Kubernetes API. Every write the controller and the
+ * node agent make goes through `KubeClient`, so that (a) writes are counted per verb and
+ * resource (the benchmark's "API writes per VM"), and (b) the calls they make are listed in
+ * one place, next to the RBAC rules that must allow them (see rbac.ts).
+ *
+ * Thin wrappers over @kubernetes/client-node 1.4: `KubernetesObjectApi` for generic CRUD
+ * and server-side apply, the typed APIs for status subresources and leases.
+ */
+import {
+  ApiException,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  Watch,
+  setHeaderOptions,
+  type KubernetesObject,
+  type V1Lease,
+  type V1Node,
+  type V1Pod,
+} from '@kubernetes/client-node';
+
+export const FIELD_MANAGER = 'virtops';
+export const KUBEVIRT_GROUP = 'kubevirt.io';
+export const KUBEVIRT_VERSION = 'v1';
+
+export type WriteVerb = 'apply' | 'create' | 'update' | 'patch' | 'patch-status' | 'delete';
+
+export interface WriteRecord {
+  verb: WriteVerb;
+  /** `pods`, `virtualmachines/status`, ... */
+  resource: string;
+  namespace?: string;
+  name: string;
+}
+
+export function loadKubeConfig(path?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  if (!kc.getCurrentCluster()) {
+    throw new Error(`--kubeconfig ${path ?? '(default)'}: no current cluster; pass a kubeconfig whose current-context names a cluster`);
+  }
+  return kc;
+}
+
+/** An HTTP error from the API server (with `code` if given). */
+export function isApiError(err: unknown, code?: number): boolean {
+  const c = (err as { code?: unknown } | null)?.code;
+  if (typeof c !== 'number') return false;
+  return code === undefined || c === code;
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body = err.body as { message?: string } | string | undefined;
+    const msg = typeof body === 'string' ? safeMessage(body) : body?.message;
+    return `HTTP ${err.code}: ${msg ?? err.message}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+function safeMessage(body: string): string {
+  try {
+    return (JSON.parse(body) as { message?: string }).message ?? body;
+  } catch {
+    return body;
+  }
+}
+
+const mergePatch = () => setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+export class KubeClient {
+  readonly objects: KubernetesObjectApi;
+  readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
+  readonly coordination: CoordinationV1Api;
+  readonly watch: Watch;
+  /** Every write, in order (bounded by `maxRecords`; the counters are not). */
+  readonly writes: WriteRecord[] = [];
+  readonly counts = new Map<string, number>();
+  private readonly maxRecords: number;
+
+  constructor(readonly kc: KubeConfig, opts: { maxRecords?: number } = {}) {
+    this.objects = KubernetesObjectApi.makeApiClient(kc);
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.coordination = kc.makeApiClient(CoordinationV1Api);
+    this.watch = new Watch(kc);
+    this.maxRecords = opts.maxRecords ?? 100_000;
+  }
+
+  get totalWrites(): number {
+    let n = 0;
+    for (const v of this.counts.values()) n += v;
+    return n;
+  }
+
+  private record(verb: WriteVerb, resource: string, name: string, namespace?: string): void {
+    const key = `${verb} ${resource}`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    if (this.writes.length < this.maxRecords) this.writes.push({ verb, resource, name, ...(namespace ? { namespace } : {}) });
+  }
+
+  // ---- generic objects -----------------------------------------------------------------
+
+  /** Server-side apply with field manager `virtops`, forcing ownership of the fields git declares. */
+  async apply<T extends KubernetesObject>(obj: T): Promise<T> {
+    this.record('apply', resourceOf(obj), obj.metadata?.name ?? '', obj.metadata?.namespace);
+    return this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  }
+
+  async read<T extends KubernetesObject>(ref: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }): Promise<T | undefined> {
+    try {
+      return (await this.objects.read(ref as KubernetesObject & { metadata: { name: string } })) as T;
+    } catch (err) {
+      if (isApiError(err, 404)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Deletes; absent is fine. `preconditionUid` makes sure a newer object of the same name is never hit. */
+  async delete(ref: KubernetesObject, opts: { gracePeriodSeconds?: number; propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'; preconditionUid?: string } = {}): Promise<'deleted' | 'absent'> {
+    this.record('delete', resourceOf(ref), ref.metadata?.name ?? '', ref.metadata?.namespace);
+    try {
+      await this.objects.delete(
+        ref,
+        undefined,
+        undefined,
+        opts.gracePeriodSeconds,
+        undefined,
+        opts.propagationPolicy,
+        opts.preconditionUid ? { preconditions: { uid: opts.preconditionUid } } : undefined,
+      );
+      return 'deleted';
+    } catch (err) {
+      // 409 on a uid precondition: the object of that name is a newer one; ours is gone.
+      if (isApiError(err, 404) || (opts.preconditionUid && isApiError(err, 409))) return 'absent';
+      throw err;
+    }
+  }
+
+  /** Creates; on AlreadyExists returns undefined (callers read the existing object). */
+  async create<T extends KubernetesObject>(obj: T): Promise<T | undefined> {
+    this.record('create', resourceOf(obj), obj.metadata?.name ?? '', obj.metadata?.namespace);
+    try {
+      return await this.objects.create(obj, undefined, undefined, FIELD_MANAGER);
+    } catch (err) {
+      if (isApiError(err, 409)) return undefined;
+      throw err;
+    }
+  }
+
+  /** JSON merge patch of the main resource (metadata: finalizers, labels). */
+  async mergePatch<T extends KubernetesObject>(ref: KubernetesObject, patch: Record<string, unknown>): Promise<T> {
+    this.record('patch', resourceOf(ref), ref.metadata?.name ?? '', ref.metadata?.namespace);
+    const body = { apiVersion: ref.apiVersion, kind: ref.kind, ...patch, metadata: { name: ref.metadata?.name, namespace: ref.metadata?.namespace, ...(patch['metadata'] as object | undefined) } };
+    return (await this.objects.patch(body as KubernetesObject, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch)) as T;
+  }
+
+  // ---- status subresources ---------------------------------------------------------------
+
+  async patchCustomStatus(plural: 'virtualmachines' | 'virtualmachineinstances', namespace: string, name: string, status: unknown): Promise<void> {
+    this.record('patch-status', `${plural}/status`, name, namespace);
+    await this.custom.patchNamespacedCustomObjectStatus(
+      { group: KUBEVIRT_GROUP, version: KUBEVIRT_VERSION, namespace, plural, name, body: { status }, fieldManager: FIELD_MANAGER },
+      mergePatch(),
+    );
+  }
+
+  async patchPodStatus(namespace: string, name: string, status: Record<string, unknown>): Promise<V1Pod> {
+    this.record('patch-status', 'pods/status', name, namespace);
+    return this.core.patchNamespacedPodStatus({ namespace, name, body: { status }, fieldManager: FIELD_MANAGER }, mergePatch());
+  }
+
+  async createNode(node: V1Node): Promise<V1Node | undefined> {
+    return this.create(node as KubernetesObject) as Promise<V1Node | undefined>;
+  }
+
+  async patchNodeStatus(name: string, status: Record<string, unknown>): Promise<void> {
+    this.record('patch-status', 'nodes/status', name);
+    await this.core.patchNodeStatus({ name, body: { status }, fieldManager: FIELD_MANAGER }, mergePatch());
+  }
+
+  async deletePodNow(namespace: string, name: string, uid: string): Promise<void> {
+    await this.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace } }, { gracePeriodSeconds: 0, preconditionUid: uid });
+  }
+
+  // ---- leases ----------------------------------------------------------------------------
+
+  async readLease(namespace: string, name: string): Promise<V1Lease | undefined> {
+    try {
+      return await this.coordination.readNamespacedLease({ namespace, name });
+    } catch (err) {
+      if (isApiError(err, 404)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Creates a lease; undefined if someone else created it first. */
+  async createLease(lease: V1Lease): Promise<V1Lease | undefined> {
+    this.record('create', 'leases', lease.metadata?.name ?? '', lease.metadata?.namespace);
+    try {
+      return await this.coordination.createNamespacedLease({ namespace: lease.metadata!.namespace!, body: lease, fieldManager: FIELD_MANAGER });
+    } catch (err) {
+      if (isApiError(err, 409)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Replaces a lease at its resourceVersion; undefined on a conflict (someone else wrote it). */
+  async updateLease(lease: V1Lease): Promise<V1Lease | undefined> {
+    this.record('update', 'leases', lease.metadata?.name ?? '', lease.metadata?.namespace);
+    try {
+      return await this.coordination.replaceNamespacedLease({ namespace: lease.metadata!.namespace!, name: lease.metadata!.name!, body: lease, fieldManager: FIELD_MANAGER });
+    } catch (err) {
+      if (isApiError(err, 409)) return undefined;
+      throw err;
+    }
+  }
+
+  // ---- events ----------------------------------------------------------------------------
+
+  async event(involved: KubernetesObject, type: 'Normal' | 'Warning', reason: string, message: string, component: string): Promise<void> {
+    const ns = involved.metadata?.namespace ?? 'default';
+    const now = new Date();
+    this.record('create', 'events', reason, ns);
+    await this.core.createNamespacedEvent({
+      namespace: ns,
+      body: {
+        metadata: { generateName: `${involved.metadata?.name ?? 'virtops'}.`, namespace: ns },
+        involvedObject: {
+          apiVersion: involved.apiVersion,
+          kind: involved.kind,
+          name: involved.metadata?.name,
+          namespace: ns,
+          uid: involved.metadata?.uid,
+          resourceVersion: involved.metadata?.resourceVersion,
+        },
+        type,
+        reason,
+        message: message.slice(0, 1024),
+        source: { component },
+        reportingComponent: component,
+        reportingInstance: component,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
+    });
+  }
+}
+
+/** Lower-case plural resource name for counting (good enough for the kinds virtops writes). */
+export function resourceOf(obj: Pick<KubernetesObject, 'kind'>): string {
+  const kind = (obj.kind ?? 'unknown').toLowerCase();
+  if (kind.endsWith('s')) return `${kind}es`;
+  if (kind.endsWith('y')) return `${kind.slice(0, -1)}ies`;
+  return `${kind}s`;
+}

@@ -1,0 +1,158 @@
+/**
+ * A rate-limited work queue keyed by `namespace/name`, in the manner of client-go's
+ * workqueue: a key is queued at most once, never processed by two workers at a time (an
+ * add during processing marks it dirty and it runs again afterwards), failures are retried
+ * with per-key exponential backoff, and `addAfter` schedules a later look (resync, waiting
+ * for backoff). The clock and timers are injectable so the behaviour is table-testable.
+ */
+
+export interface QueueClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const REAL_CLOCK: QueueClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export interface RateLimit {
+  /** First retry delay. */
+  baseMs: number;
+  /** Cap of the per-key delay. */
+  maxMs: number;
+}
+
+export const DEFAULT_RATE_LIMIT: RateLimit = { baseMs: 50, maxMs: 60_000 };
+
+/** The per-key retry delay after `failures` consecutive failures (pure). */
+export function retryDelay(failures: number, limit: RateLimit = DEFAULT_RATE_LIMIT): number {
+  if (failures <= 0) return 0;
+  return Math.min(limit.baseMs * 2 ** Math.min(failures - 1, 30), limit.maxMs);
+}
+
+/** What a reconcile asks of the queue: nothing, or another look after `requeueAfterMs`. */
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+export type Reconciler = (key: string) => Promise<ReconcileResult | void>;
+
+export interface WorkQueueOptions {
+  concurrency?: number;
+  rateLimit?: RateLimit;
+  clock?: QueueClock;
+  onError?: (key: string, err: unknown, retryInMs: number) => void;
+}
+
+export class RateLimitedQueue {
+  private readonly pending: string[] = [];
+  private readonly queued = new Set<string>();
+  private readonly processing = new Set<string>();
+  private readonly dirty = new Set<string>();
+  private readonly failures = new Map<string, number>();
+  private readonly delayed = new Map<string, { at: number; handle: unknown }>();
+  private readonly idleWaiters: (() => void)[] = [];
+  private running = 0;
+  private stopped = false;
+  private readonly concurrency: number;
+  private readonly limit: RateLimit;
+  private readonly clock: QueueClock;
+
+  constructor(private readonly reconcile: Reconciler, private readonly opts: WorkQueueOptions = {}) {
+    this.concurrency = opts.concurrency ?? 8;
+    this.limit = opts.rateLimit ?? DEFAULT_RATE_LIMIT;
+    this.clock = opts.clock ?? REAL_CLOCK;
+  }
+
+  get length(): number {
+    return this.pending.length;
+  }
+
+  /** Consecutive failures of a key (0 after a success). */
+  failuresOf(key: string): number {
+    return this.failures.get(key) ?? 0;
+  }
+
+  add(key: string): void {
+    if (this.stopped) return;
+    if (this.processing.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    this.queued.add(key);
+    this.pending.push(key);
+    this.pump();
+  }
+
+  /** Looks at `key` again in `ms`; an earlier pending schedule wins over a later one. */
+  addAfter(key: string, ms: number): void {
+    if (this.stopped) return;
+    if (ms <= 0) return this.add(key);
+    const at = this.clock.now() + ms;
+    const current = this.delayed.get(key);
+    if (current && current.at <= at) return;
+    if (current) this.clock.clearTimeout(current.handle);
+    const handle = this.clock.setTimeout(() => {
+      this.delayed.delete(key);
+      this.add(key);
+    }, ms);
+    this.delayed.set(key, { at, handle });
+  }
+
+  /** Resolves when nothing is queued or running (delayed keys do not count). */
+  idle(): Promise<void> {
+    if (this.running === 0 && this.pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stops taking work; resolves when running reconciles have finished. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const d of this.delayed.values()) this.clock.clearTimeout(d.handle);
+    this.delayed.clear();
+    this.pending.length = 0;
+    this.queued.clear();
+    this.dirty.clear();
+    await this.idle();
+  }
+
+  private pump(): void {
+    while (!this.stopped && this.running < this.concurrency && this.pending.length > 0) {
+      const key = this.pending.shift()!;
+      this.queued.delete(key);
+      this.processing.add(key);
+      this.running++;
+      void this.run(key);
+    }
+    if (this.running === 0 && this.pending.length === 0) {
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private async run(key: string): Promise<void> {
+    try {
+      const result = await this.reconcile(key);
+      this.failures.delete(key);
+      if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
+    } catch (err) {
+      const n = (this.failures.get(key) ?? 0) + 1;
+      this.failures.set(key, n);
+      const delay = retryDelay(n, this.limit);
+      this.opts.onError?.(key, err, delay);
+      this.addAfter(key, delay);
+    } finally {
+      this.processing.delete(key);
+      this.running--;
+      if (this.dirty.delete(key)) this.add(key);
+      this.pump();
+    }
+  }
+}

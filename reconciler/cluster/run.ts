@@ -1,0 +1,294 @@
+/**
+ * Wiring for `virtops controller` and `virtops agent`: flags → validated config → the
+ * long-running loops. Kept apart from the CLI so tests and benchmarks start them in-process.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { GitSource, type SourceRevision } from '../source/index.js';
+import { NodeAgent } from '../agent/agent.js';
+import { LibvirtDomains } from '../standalone/libvirt-domains.js';
+import { Applier, planApply, revisionHealth, isVm, type Health } from './apply.js';
+import { ClusterAgent } from './agent.js';
+import { VmController } from './controller.js';
+import { vmKeyOf } from './instances.js';
+import { KubeClient, errorMessage, loadKubeConfig } from './kube.js';
+import { LeaderElector } from './leader.js';
+
+export const CLI_BIN = fileURLToPath(new URL('../../cli/bin.js', import.meta.url));
+
+// ---- flags ---------------------------------------------------------------------------------
+
+export interface RawControllerFlags {
+  kubeconfig?: string;
+  repo?: string;
+  branch?: string;
+  path?: string;
+  namespace?: string;
+  leaderElect?: boolean;
+  interval?: string;
+  freshnessCheck?: boolean;
+  identity?: string;
+  leaseDuration?: string;
+}
+
+export interface ControllerConfig {
+  kubeconfig?: string;
+  repo: string;
+  branch: string;
+  distPath: string;
+  namespace: string;
+  leaderElect: boolean;
+  /** Re-apply period (reverts drift), git poll period for URLs, VM resync. */
+  intervalMs: number;
+  freshness: boolean;
+  identity: string;
+  leaseDurationMs: number;
+}
+
+export function parseDurationMs(value: string, flag: string, errors: string[]): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!m) {
+    errors.push(`${flag} "${value}" is not a duration: use e.g. 500ms, 30s, 1m`);
+    return 0;
+  }
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return Math.round(n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000));
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+export function validateControllerFlags(raw: RawControllerFlags): { ok: true; config: ControllerConfig } | { ok: false; errors: string[] } {
+  const errors: string[] = [];
+  if (!raw.repo) errors.push('--repo is required: a local git repository path or a git URL');
+  const namespace = raw.namespace ?? 'virtops-system';
+  if (!DNS_LABEL.test(namespace)) errors.push(`--namespace "${namespace}" is not a valid namespace name (DNS label: lower-case letters, digits, '-')`);
+  const branch = raw.branch ?? 'main';
+  if (!/^[\w.\-/]+$/.test(branch) || branch.includes('..')) errors.push(`--branch "${branch}" is not a valid branch name`);
+  const intervalMs = parseDurationMs(raw.interval ?? '1m', '--interval', errors);
+  if (intervalMs > 0 && intervalMs < 200) errors.push(`--interval ${raw.interval} is too short: use at least 200ms`);
+  const leaseDurationMs = parseDurationMs(raw.leaseDuration ?? '15s', '--lease-duration', errors);
+  if (leaseDurationMs > 0 && leaseDurationMs < 2000) errors.push(`--lease-duration ${raw.leaseDuration} is too short: use at least 2s`);
+  const identity = raw.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  if (errors.length) return { ok: false, errors };
+  return {
+    ok: true,
+    config: {
+      ...(raw.kubeconfig ? { kubeconfig: raw.kubeconfig } : {}),
+      repo: raw.repo!, branch, distPath: raw.path ?? 'dist', namespace, leaderElect: raw.leaderElect === true,
+      intervalMs, freshness: raw.freshnessCheck !== false, identity, leaseDurationMs,
+    },
+  };
+}
+
+export interface RawAgentFlags {
+  node?: string;
+  kubeconfig?: string;
+  processRuntime?: boolean;
+  stateDir?: string;
+  emulation?: string;
+  libvirtUri?: string;
+  insecureRegistry?: string[];
+  interval?: string;
+}
+
+export interface AgentConfig {
+  node: string;
+  kubeconfig?: string;
+  processRuntime: boolean;
+  stateDir: string;
+  emulation: 'auto' | 'kvm' | 'tcg';
+  libvirtUri: string;
+  insecureRegistries: string[];
+  intervalMs: number;
+}
+
+export function validateAgentFlags(raw: RawAgentFlags): { ok: true; config: AgentConfig } | { ok: false; errors: string[] } {
+  const errors: string[] = [];
+  if (!raw.node) errors.push('--node is required: the name of this node (a DNS subdomain, e.g. the host name)');
+  else if (!DNS_SUBDOMAIN.test(raw.node)) errors.push(`--node "${raw.node}" is not a valid node name: use lower-case letters, digits, '-' and '.'`);
+  const emulation = raw.emulation ?? 'auto';
+  if (!['auto', 'kvm', 'tcg'].includes(emulation)) errors.push(`--emulation "${emulation}" is not one of auto, kvm, tcg`);
+  const libvirtUri = raw.libvirtUri ?? 'qemu:///system';
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(libvirtUri)) errors.push(`--libvirt-uri "${libvirtUri}" is not a libvirt URI: use e.g. qemu:///system or test:///default`);
+  for (const r of raw.insecureRegistry ?? []) if (!/^[A-Za-z0-9.-]+(:\d+)?$/.test(r)) errors.push(`--insecure-registry "${r}" is not host[:port]: use e.g. 127.0.0.1:5000`);
+  const intervalMs = parseDurationMs(raw.interval ?? '1m', '--interval', errors);
+  if (errors.length) return { ok: false, errors };
+  return {
+    ok: true,
+    config: {
+      node: raw.node!, ...(raw.kubeconfig ? { kubeconfig: raw.kubeconfig } : {}), processRuntime: raw.processRuntime === true,
+      stateDir: raw.stateDir ?? '/var/lib/virtops', emulation: emulation as AgentConfig['emulation'], libvirtUri,
+      insecureRegistries: raw.insecureRegistry ?? [], intervalMs,
+    },
+  };
+}
+
+// ---- controller ----------------------------------------------------------------------------
+
+export interface ControllerHandle {
+  client: KubeClient;
+  controller: VmController;
+  source: GitSource;
+  /** Health of the applied revision, as last computed. */
+  health(): { sha?: string; health: Health; pending: string[]; failed: string[] } | undefined;
+  stop(): Promise<void>;
+  /** Resolves when leadership is lost (the CLI exits then). */
+  lostLeadership: Promise<void>;
+}
+
+export async function runController(config: ControllerConfig, log: Logger, opts: { client?: KubeClient; statusCoalesceMs?: number } = {}): Promise<ControllerHandle> {
+  const client = opts.client ?? new KubeClient(loadKubeConfig(config.kubeconfig));
+  const applier = new Applier(client, { namespace: config.namespace, log: log.child({ component: 'apply' }) });
+  const controller = new VmController(client, {
+    log: log.child({ component: 'vm-controller' }), resyncMs: Math.max(config.intervalMs, 10_000),
+    ...(opts.statusCoalesceMs !== undefined ? { statusCoalesceMs: opts.statusCoalesceMs } : {}),
+  });
+  const source = new GitSource({
+    repo: config.repo, branch: config.branch, distPath: config.distPath, pollIntervalMs: config.intervalMs, resyncIntervalMs: Math.max(config.intervalMs, 30_000),
+    ...(config.freshness ? {} : { freshness: false as const }), logger: log,
+  });
+
+  let latest: SourceRevision | undefined;
+  let leading = false;
+  let stopped = false;
+  let applying: Promise<void> = Promise.resolve();
+  let lastHealth: ReturnType<ControllerHandle['health']>;
+  let recordedHealth: string | undefined;
+  const timers: NodeJS.Timeout[] = [];
+
+  const applyLatest = (): Promise<void> => {
+    applying = applying.then(async () => {
+      const rev = latest;
+      if (!rev || !leading || stopped) return;
+      controller.setTemplates(rev.sha, planApply(rev.manifests).templates);
+      try {
+        await applier.apply(rev);
+      } catch (err) {
+        log.error({ sha: rev.sha, err: errorMessage(err) }, 'applying the revision failed; retrying at the next interval');
+      }
+    });
+    return applying;
+  };
+
+  const checkHealth = async (): Promise<void> => {
+    const rev = latest;
+    if (!rev || !leading) return;
+    const keys = rev.manifests.filter(isVm).map((m) => vmKeyOf(m));
+    const h = revisionHealth(keys.map((k) => controller.getVm(k)));
+    lastHealth = { sha: rev.sha, ...h };
+    const summary = `${rev.sha}:${h.health}`;
+    if (summary !== recordedHealth) {
+      recordedHealth = summary;
+      log.info({ sha: rev.sha, health: h.health, pending: h.pending.slice(0, 10), failed: h.failed.slice(0, 10) }, `revision ${rev.sha.slice(0, 12)} ${h.health}`);
+      await applier.recordHealth(await applier.readInventory(), h.health).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'recording revision health failed'));
+    }
+  };
+
+  source.on('revision', (r: SourceRevision) => {
+    latest = r;
+    void applyLatest();
+  });
+  source.on('refused', (r: { sha: string; errors: string[] }) => log.warn({ sha: r.sha, errors: r.errors }, `commit ${r.sha.slice(0, 12)} refused; the applied revision stays`));
+
+  let resolveLost!: () => void;
+  const lostLeadership = new Promise<void>((r) => (resolveLost = r));
+
+  const startLeading = (): void => {
+    leading = true;
+    void (async () => {
+      // Templates first, so no launcher Pod is rendered from anything but git when git has one.
+      if (latest) controller.setTemplates(latest.sha, planApply(latest.manifests).templates);
+      await applyLatest();
+      if (stopped) return;
+      await controller.start();
+      const reapply = setInterval(() => void applyLatest(), config.intervalMs);
+      const health = setInterval(() => void checkHealth(), Math.min(2000, config.intervalMs));
+      reapply.unref();
+      health.unref();
+      timers.push(reapply, health);
+    })().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'starting the controller failed'));
+  };
+
+  const elector = config.leaderElect
+    ? new LeaderElector(client, { namespace: config.namespace, name: 'virtops-controller', identity: config.identity, leaseDurationMs: config.leaseDurationMs }, log.child({ component: 'leader' }), {
+        onStartedLeading: startLeading,
+        onStoppedLeading: () => {
+          leading = false;
+          resolveLost();
+        },
+      })
+    : undefined;
+
+  // The first check yields the current revision (if good) before anything acts.
+  await source.start();
+  if (elector) elector.start();
+  else startLeading();
+  log.info({ repo: config.repo, branch: config.branch, namespace: config.namespace, leaderElect: config.leaderElect, identity: config.identity }, 'virtops controller started');
+
+  return {
+    client, controller, source, lostLeadership,
+    health: () => lastHealth,
+    stop: async () => {
+      stopped = true;
+      leading = false;
+      for (const t of timers) clearInterval(t);
+      await source.stop();
+      await applying.catch(() => undefined);
+      await controller.stop();
+      await elector?.stop();
+    },
+  };
+}
+
+// ---- agent ---------------------------------------------------------------------------------
+
+export interface AgentHandle {
+  client: KubeClient;
+  agent: ClusterAgent;
+  stop(): Promise<void>;
+}
+
+export async function runAgent(config: AgentConfig, log: Logger, opts: { client?: KubeClient; capacity?: { cpus?: number; memoryBytes?: number; pods?: number } } = {}): Promise<AgentHandle> {
+  const client = opts.client ?? new KubeClient(loadKubeConfig(config.kubeconfig));
+  const domains = new LibvirtDomains(config.libvirtUri);
+  const runtime = new NodeAgent({
+    podsDir: join(config.stateDir, 'pods'),
+    virtopsCommand: [process.execPath, CLI_BIN],
+    hostFlags: {
+      ...(config.emulation !== 'auto' ? { emulation: config.emulation } : {}),
+      libvirtUri: config.libvirtUri,
+      imageStore: join(config.stateDir, 'images'),
+      pvcDir: join(config.stateDir, 'pvcs'),
+      secretsDir: join(config.stateDir, 'secrets'),
+      insecureRegistries: config.insecureRegistries,
+    },
+    baseEnv: baseEnv(),
+    janitor: domains,
+    log: log.child({ component: 'runtime' }),
+  });
+  const agent = new ClusterAgent(client, {
+    nodeName: config.node, processRuntime: config.processRuntime, runtime, log: log.child({ component: 'agent', node: config.node }),
+    resyncMs: config.intervalMs, ...(opts.capacity ? { capacity: opts.capacity } : {}),
+  });
+  await agent.start();
+  log.info({ node: config.node, processRuntime: config.processRuntime, stateDir: config.stateDir, libvirtUri: config.libvirtUri }, 'virtops agent started');
+  return {
+    client, agent,
+    stop: async () => {
+      await agent.stop();
+      await domains.close();
+    },
+  };
+}
+
+function baseEnv(): Record<string, string> {
+  const keep = ['PATH', 'HOME', 'VIRTOPS_LOG_LEVEL', 'VIRTOPS_TRUST_NESTED_KVM', 'TMPDIR'];
+  const env: Record<string, string> = {};
+  for (const k of keep) if (process.env[k] !== undefined) env[k] = process.env[k]!;
+  return env;
+}
