@@ -1,7 +1,8 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
-// Two projects: `unit` (pure, fast, no host services) and `integration` (real libvirtd,
-// real QEMU guests under TCG, real git, real registries). `npm test` runs both.
+// Projects: `unit` (pure, fast, no host services), `integration` (real libvirtd,
+// real QEMU guests under TCG, real git, real registries) and `cluster` (a real Kubernetes
+// control plane). `npm test` runs all three.
 export default defineConfig({
   test: {
     projects: [
