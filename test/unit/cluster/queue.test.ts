@@ -1,0 +1,150 @@
+import { describe, expect, it } from 'vitest';
+import { RateLimitedQueue, retryDelay, type QueueClock } from '../../../reconciler/cluster/queue.js';
+
+/** A manual clock: timers fire only when the test advances time. */
+function fakeClock(): QueueClock & { advance(ms: number): void } {
+  let now = 0;
+  let timers: { at: number; fn: () => void; id: number }[] = [];
+  let next = 1;
+  return {
+    now: () => now,
+    setTimeout: (fn, ms) => {
+      const id = next++;
+      timers.push({ at: now + ms, fn, id });
+      return id;
+    },
+    clearTimeout: (h) => {
+      timers = timers.filter((t) => t.id !== h);
+    },
+    advance(ms: number) {
+      now += ms;
+      const due = timers.filter((t) => t.at <= now).sort((a, b) => a.at - b.at);
+      timers = timers.filter((t) => t.at > now);
+      for (const t of due) t.fn();
+    },
+  };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('retryDelay', () => {
+  it.each([
+    [0, 0],
+    [1, 50],
+    [2, 100],
+    [5, 800],
+    [30, 60_000],
+    [1000, 60_000],
+  ])('%i failures → %i ms', (n, ms) => {
+    expect(retryDelay(n)).toBe(ms);
+  });
+});
+
+describe('RateLimitedQueue', () => {
+  it('deduplicates a key that is queued several times while waiting', async () => {
+    const seen: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const q = new RateLimitedQueue(async (k) => {
+      seen.push(k);
+      if (k === 'busy') await gate;
+    }, { concurrency: 1 });
+    q.add('busy');
+    q.add('a');
+    q.add('b');
+    q.add('a');
+    release();
+    await q.idle();
+    expect(seen).toEqual(['busy', 'a', 'b']);
+  });
+
+  it('never runs one key twice at once; an add while running runs it once more afterwards', async () => {
+    let running = 0;
+    let maxRunning = 0;
+    let runs = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const q = new RateLimitedQueue(async () => {
+      running++;
+      runs++;
+      maxRunning = Math.max(maxRunning, running);
+      if (runs === 1) await gate;
+      running--;
+    }, { concurrency: 4 });
+    q.add('k');
+    await tick();
+    q.add('k');
+    q.add('k');
+    release();
+    await q.idle();
+    await tick();
+    await q.idle();
+    expect(maxRunning).toBe(1);
+    expect(runs).toBe(2);
+  });
+
+  it('retries a failing key with exponential backoff and resets after a success', async () => {
+    const clock = fakeClock();
+    let calls = 0;
+    const errors: number[] = [];
+    const q = new RateLimitedQueue(async () => {
+      calls++;
+      if (calls <= 3) throw new Error('boom');
+    }, { clock, rateLimit: { baseMs: 100, maxMs: 1000 }, onError: (_k, _e, ms) => errors.push(ms) });
+    q.add('k');
+    await q.idle();
+    expect(errors).toEqual([100]);
+    clock.advance(99);
+    await q.idle();
+    expect(calls).toBe(1);
+    clock.advance(1);
+    await tick();
+    await q.idle();
+    expect(calls).toBe(2);
+    clock.advance(200);
+    await tick();
+    await q.idle();
+    clock.advance(400);
+    await tick();
+    await q.idle();
+    expect(errors).toEqual([100, 200, 400]);
+    expect(calls).toBe(4);
+    expect(q.failuresOf('k')).toBe(0);
+  });
+
+  it('requeueAfterMs schedules another look; the earliest schedule wins', async () => {
+    const clock = fakeClock();
+    let calls = 0;
+    const q = new RateLimitedQueue(async () => {
+      calls++;
+      return calls === 1 ? { requeueAfterMs: 500 } : {};
+    }, { clock });
+    q.add('k');
+    await q.idle();
+    q.addAfter('k', 1000);
+    q.addAfter('k', 2000);
+    clock.advance(499);
+    await tick();
+    expect(calls).toBe(1);
+    clock.advance(1);
+    await tick();
+    await q.idle();
+    expect(calls).toBe(2);
+    clock.advance(5000);
+    await tick();
+    await q.idle();
+    expect(calls).toBe(2);
+  });
+
+  it('takes no work after stop()', async () => {
+    let calls = 0;
+    const q = new RateLimitedQueue(async () => {
+      calls++;
+    });
+    await q.stop();
+    q.add('k');
+    q.addAfter('k', 1);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(calls).toBe(0);
+  });
+});
