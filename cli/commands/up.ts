@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
-import { pino } from 'pino';
-import { DEFAULT_LISTEN, DEFAULT_STATE_DIR, runUp, validateUpFlags, type RawUpFlags } from '../../reconciler/standalone/up.js';
+import type { RawUpFlags } from '../../reconciler/standalone/up.js';
+import { DEFAULT_LISTEN } from '../../reconciler/standalone/client.js';
+
+/** Default of --state-dir (repeated here so that loading the CLI does not load the reconciler). */
+const DEFAULT_STATE_DIR = '/var/lib/virtops';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -24,7 +27,9 @@ export function registerUp(program: Command): void {
     .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (repeatable)', collect)
     .option('--no-freshness-check', 'do not check that dist/ matches a fresh synth of vms/ (for dist-only repositories)')
     .option('--concurrency <n>', 'VMs reconciled in parallel', '16')
+    .option('--launcher-runtime <kind>', 'process (one OS process per launcher, as the Pod says) | pool (many launchers in one process; control-plane benchmarks only)', 'process')
     .action(async (raw: RawUpFlags) => {
+      const [{ runUp, validateUpFlags }, { pino }] = await Promise.all([import('../../reconciler/standalone/up.js'), import('pino')]);
       const v = validateUpFlags(raw);
       if (!v.ok) throw new Error(`invalid flags:\n  ${v.errors.join('\n  ')}`);
       const log = pino({ name: 'virtops-up', level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'info' });
@@ -41,6 +46,22 @@ export function registerUp(program: Command): void {
         };
         process.on('SIGTERM', onSignal);
         process.on('SIGINT', onSignal);
+      });
+      process.exit(0);
+    });
+
+  // Internal: the pool runtime's host process (see reconciler/agent/pool.ts).
+  program
+    .command('launcher-pool', { hidden: true })
+    .requiredOption('--socket <path>', 'unix socket to serve')
+    .action(async (opts: { socket: string }) => {
+      const [{ runLauncherPool }, { pino }] = await Promise.all([import('../../reconciler/agent/pool.js'), import('pino')]);
+      const log = pino({ name: 'virtops-launcher-pool', level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'warn' });
+      const pool = await runLauncherPool(opts.socket, log);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => void pool.close().then(resolve, resolve);
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
       });
       process.exit(0);
     });

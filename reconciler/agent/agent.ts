@@ -53,6 +53,8 @@ export interface AgentOptions {
   /** Environment every launcher gets besides the Pod's own (PATH, HOME). */
   baseEnv: Record<string, string>;
   janitor: DomainJanitor;
+  /** Who runs launchers. Default: one detached OS process per launcher (ProcessRuntime). */
+  runtime?: LauncherRuntime;
   log: Logger;
   /** How long a launcher may take to open its socket. */
   startTimeoutMs?: number;
@@ -64,6 +66,49 @@ export type Observation =
 
 export const LAUNCHER_MARKER = 'launcher-monitor';
 
+/**
+ * Runs launchers. The default runs each as its own detached process (the Pod's command);
+ * the pool runtime (pool.ts) hosts many in one process for control-plane scale benchmarks.
+ */
+export interface LauncherRuntime {
+  readonly kind: string;
+  /** Starts the launcher of `record` as `spec` says; returns the pid that holds it. */
+  start(record: InstanceRecord, spec: ProcessSpec, env: Record<string, string>): Promise<number>;
+  alive(record: InstanceRecord): Promise<boolean>;
+  /** Stops it (the launcher stops its guest within its grace period first); waits until gone. */
+  stop(record: InstanceRecord, graceMs: number, log: Logger): Promise<void>;
+}
+
+/** One detached OS process per launcher, found again by pid or by the uid on its command line. */
+export class ProcessRuntime implements LauncherRuntime {
+  readonly kind = 'process';
+
+  async start(record: InstanceRecord, spec: ProcessSpec, env: Record<string, string>): Promise<number> {
+    return (await startDetached(spec.argv, env, { cwd: record.podDir, logFile: record.logFile })).pid;
+  }
+
+  async alive(record: InstanceRecord): Promise<boolean> {
+    return (await this.pids(record)).length > 0;
+  }
+
+  async pids(record: InstanceRecord): Promise<number[]> {
+    if (record.pid !== undefined && (await processAlive(record.pid, record.uid))) return [record.pid];
+    return findProcesses([LAUNCHER_MARKER, record.uid]);
+  }
+
+  async stop(record: InstanceRecord, graceMs: number, log: Logger): Promise<void> {
+    for (const pid of await this.pids(record)) {
+      const how = await stopProcess(pid, graceMs, record.uid);
+      log.info({ vmi: record.domainName, uid: record.uid, pid, how }, 'launcher monitor stopped');
+    }
+    // The launcher runs in its own process group; if its monitor was killed, it may be left.
+    for (const pid of await findProcesses(['--uid', record.uid])) {
+      const how = await stopProcess(pid, 10_000, record.uid);
+      log.warn({ vmi: record.domainName, uid: record.uid, pid, how }, 'stopped a launcher process its monitor left behind');
+    }
+  }
+}
+
 export class LauncherError extends Error {
   constructor(message: string, readonly reason: string, readonly status?: number) {
     super(message);
@@ -72,7 +117,11 @@ export class LauncherError extends Error {
 }
 
 export class NodeAgent {
-  constructor(private readonly opts: AgentOptions) {}
+  private readonly runtime: LauncherRuntime;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.runtime = opts.runtime ?? new ProcessRuntime();
+  }
 
   podDir(namespace: string, name: string): string {
     return join(this.opts.podsDir, `${namespace}_${name}`);
@@ -109,10 +158,9 @@ export class NodeAgent {
     }
     await prepareHostDirs(spec.dirs);
     await rm(record.socketPath, { force: true });
-    log.info({ vmi: spec.domainName, uid: record.uid, argv: spec.argv }, 'starting launcher');
-    const started = await startDetached(spec.argv, { ...this.opts.baseEnv, ...spec.env }, { cwd: record.podDir, logFile: record.logFile });
-    record.pid = started.pid;
-    return started.pid;
+    log.info({ vmi: spec.domainName, uid: record.uid, argv: spec.argv, runtime: this.runtime.kind }, 'starting launcher');
+    record.pid = await this.runtime.start(record, spec, { ...this.opts.baseEnv, ...spec.env });
+    return record.pid;
   }
 
   /** Waits until the launcher answers /healthz; fails early if the process exits. */
@@ -121,7 +169,7 @@ export class NodeAgent {
     for (;;) {
       const ok = await callLauncher(record.socketPath, 'GET', '/healthz', undefined, 2000).then((r) => r.status === 200, () => false);
       if (ok) return;
-      if (record.pid !== undefined && !(await processAlive(record.pid))) {
+      if (record.pid !== undefined && !(await this.runtime.alive(record))) {
         throw new LauncherError(`launcher exited before opening its socket; last lines of ${record.logFile}:\n${await tail(record.logFile)}`, 'LauncherExited');
       }
       if (Date.now() > deadline) {
@@ -156,14 +204,8 @@ export class NodeAgent {
     }
   }
 
-  async alive(record: InstanceRecord): Promise<boolean> {
-    return (await this.pids(record)).length > 0;
-  }
-
-  /** The launcher processes of this incarnation: the recorded pid, else a search by uid. */
-  async pids(record: InstanceRecord): Promise<number[]> {
-    if (record.pid !== undefined && (await processAlive(record.pid, record.uid))) return [record.pid];
-    return findProcesses([LAUNCHER_MARKER, record.uid]);
+  alive(record: InstanceRecord): Promise<boolean> {
+    return this.runtime.alive(record);
   }
 
   async command(record: InstanceRecord, action: 'pause' | 'unpause'): Promise<void> {
@@ -183,15 +225,7 @@ export class NodeAgent {
         log.warn({ vmi: record.domainName, err: (err as Error).message }, 'shutdown through the launcher failed; stopping its process'),
       );
     }
-    for (const pid of await this.pids(record)) {
-      const how = await stopProcess(pid, (record.podGraceSeconds + 5) * 1000, record.uid);
-      log.info({ vmi: record.domainName, uid: record.uid, pid, how }, 'launcher monitor stopped');
-    }
-    // The launcher runs in its own process group; if its monitor was killed, it may be left.
-    for (const pid of await findProcesses(['--uid', record.uid])) {
-      const how = await stopProcess(pid, 10_000, record.uid);
-      log.warn({ vmi: record.domainName, uid: record.uid, pid, how }, 'stopped a launcher process its monitor left behind');
-    }
+    await this.runtime.stop(record, (record.podGraceSeconds + 5) * 1000, log);
     // The launcher undefines its domain on the way out; if it died first, do it here.
     const removed = await this.opts.janitor.removeDomain(record.domainName).catch((err: unknown) => {
       log.warn({ domain: record.domainName, err: (err as Error).message }, 'removing the domain failed');

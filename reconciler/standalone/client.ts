@@ -1,5 +1,6 @@
 /** The CLI side of the `virtops up` HTTP API (get, describe, console, start/stop/..., diff). */
-import { DEFAULT_LISTEN } from './up.js';
+/** Where `virtops up` serves its API unless --listen says otherwise (kept here so the CLI client loads nothing else). */
+export const DEFAULT_LISTEN = '127.0.0.1:8686';
 
 export const SERVER_ENV = 'VIRTOPS_SERVER';
 

@@ -11,13 +11,15 @@ import { parseDuration } from '../../launcher/flags.js';
 import { GitSource, createWebhookRoute, isLocalPath } from '../source/index.js';
 import { NodeAgent } from '../agent/agent.js';
 import { processAlive } from '../agent/process-runtime.js';
+import { PoolRuntime } from '../agent/pool.js';
 import { StandaloneBackend } from './backend.js';
 import { startApi, type ApiServer } from './api.js';
 import { LibvirtDomains } from './libvirt-domains.js';
 import { ReconcilerMetrics } from './metrics.js';
 import { StateStore } from './state-store.js';
+import { DEFAULT_LISTEN } from './client.js';
 
-export const DEFAULT_LISTEN = '127.0.0.1:8686';
+export { DEFAULT_LISTEN };
 export const DEFAULT_STATE_DIR = '/var/lib/virtops';
 export const CLI_BIN = fileURLToPath(new URL('../../cli/bin.js', import.meta.url));
 
@@ -34,6 +36,7 @@ export interface RawUpFlags {
   insecureRegistry?: string[];
   freshnessCheck?: boolean;
   concurrency?: string;
+  launcherRuntime?: string;
 }
 
 export interface UpConfig {
@@ -49,6 +52,8 @@ export interface UpConfig {
   insecureRegistries: string[];
   freshness: boolean;
   concurrency: number;
+  /** `process` (default): one OS process per launcher; `pool`: one process hosts all (benchmarks only). */
+  launcherRuntime: 'process' | 'pool';
 }
 
 /** Pure flag validation: every problem at once, each naming the flag and the fix. */
@@ -77,6 +82,8 @@ export function validateUpFlags(raw: RawUpFlags, cwd = process.cwd()): { ok: tru
   for (const r of insecureRegistries) if (!/^[A-Za-z0-9.-]+(:\d+)?$/.test(r)) errors.push(`--insecure-registry "${r}" is not host[:port]: use e.g. 127.0.0.1:5000`);
   const concurrency = Number(raw.concurrency ?? '16');
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 512) errors.push(`--concurrency "${raw.concurrency}" is not a whole number in 1..512: use e.g. --concurrency 16`);
+  const launcherRuntime = raw.launcherRuntime ?? 'process';
+  if (launcherRuntime !== 'process' && launcherRuntime !== 'pool') errors.push(`--launcher-runtime "${launcherRuntime}" is not one of process, pool: use process (pool is for control-plane benchmarks)`);
   if (raw.webhookSecretFile !== undefined && raw.webhookSecretFile.trim() === '') errors.push('--webhook-secret-file is empty: pass the path of a file holding the shared secret');
   if (errors.length) return { ok: false, errors };
   const host = lm![1]!.replace(/^\[|\]$/g, '');
@@ -85,7 +92,7 @@ export function validateUpFlags(raw: RawUpFlags, cwd = process.cwd()): { ok: tru
     config: {
       repo, branch, distPath, stateDir, listen: { host, port }, emulation: emulation as UpConfig['emulation'], intervalMs: intervalMs!, libvirtUri,
       ...(raw.webhookSecretFile ? { webhookSecretFile: resolve(cwd, raw.webhookSecretFile) } : {}),
-      insecureRegistries, freshness: raw.freshnessCheck !== false, concurrency,
+      insecureRegistries, freshness: raw.freshnessCheck !== false, concurrency, launcherRuntime: launcherRuntime as UpConfig['launcherRuntime'],
     },
   };
 }
@@ -128,6 +135,9 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     },
     baseEnv: baseEnv(),
     janitor: domains,
+    ...(config.launcherRuntime === 'pool'
+      ? { runtime: new PoolRuntime({ socketPath: join(config.stateDir, 'pool.sock'), command: [process.execPath, CLI_BIN], logFile: join(config.stateDir, 'pool.log') }) }
+      : {}),
     log: log.child({ component: 'agent' }),
   });
   const backend = new StandaloneBackend({
@@ -184,7 +194,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     throw new Error(`--listen ${config.listen.host}:${config.listen.port}: ${(err as Error).message} (pass another --listen address)`);
   }
   await store.writeUp({ pid: process.pid, listen: api.address, repo: config.repo, branch: config.branch, startedAt: new Date().toISOString() });
-  log.info({ listen: api.address, repo: config.repo, branch: config.branch, stateDir: config.stateDir, interval: config.intervalMs, emulation: config.emulation }, `virtops up: serving on http://${api.address}`);
+  log.info({ listen: api.address, repo: config.repo, branch: config.branch, stateDir: config.stateDir, interval: config.intervalMs, emulation: config.emulation, launcherRuntime: config.launcherRuntime }, `virtops up: serving on http://${api.address}`);
   // The first check fetches and validates; run it after the API is up so `get vms` answers meanwhile.
   void source.start().catch((err: unknown) => log.error({ err }, 'the git source failed to start'));
 

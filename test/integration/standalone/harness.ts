@@ -27,10 +27,14 @@ export function makeStateDir(): Promise<string> {
   return mkdtemp('/tmp/vo-st-');
 }
 
-export async function startUp(args: string[], stateDir: string): Promise<UpProcess> {
+export const LEAN_ENTRY = new URL('../../../reconciler/standalone/entry.ts', import.meta.url).pathname;
+
+/** Starts `virtops up` (through the CLI, or with `lean` through reconciler/standalone/entry.ts). */
+export async function startUp(args: string[], stateDir: string, opts: { lean?: boolean } = {}): Promise<UpProcess> {
   const port = await freePort();
   const server = `http://127.0.0.1:${port}`;
-  const proc = execa(process.execPath, [CLI, 'up', '--state-dir', stateDir, '--listen', `127.0.0.1:${port}`, ...args], { reject: false, all: true, env: { VIRTOPS_LOG_LEVEL: 'info' } });
+  const entry = opts.lean ? ['--import', 'tsx', LEAN_ENTRY] : [CLI];
+  const proc = execa(process.execPath, [...entry, 'up', '--state-dir', stateDir, '--listen', `127.0.0.1:${port}`, ...args], { reject: false, all: true, env: { VIRTOPS_LOG_LEVEL: 'info' } });
   let log = '';
   proc.all?.on('data', (b: Buffer) => (log += b.toString()));
   let exited = false;

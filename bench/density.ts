@@ -1,0 +1,123 @@
+/**
+ * Density of the single-host reconciler against libvirt's test:///default driver (real
+ * libvirt API, no QEMU):
+ *
+ *   1. 200 VMs in one push → all Running (target < 20 s), beside a baseline measured in the
+ *      same run: the same 200 domains defined and started by one `virsh` session (libvirt
+ *      alone, no git, no reconciler, no launchers);
+ *   2. `virtops up` RSS with 1,000 VMs Running (target < 150 MiB).
+ *
+ * `virtops up` runs as its own process with `--launcher-runtime pool`: the real launcher
+ * code and command sockets, hosted in one pool process, because one launcher process pair
+ * costs ~240 MB RSS and 2-3 s CPU to start under tsx (see the report printed at the end).
+ *
+ *   npx tsx bench/density.ts [--vms 200] [--rss-vms 1000]
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { bareVm, gitFixture } from '../test/integration/standalone/fixture.js';
+import { cleanupStateDir, listVms, startUp, waitFor } from '../test/integration/standalone/harness.js';
+
+const arg = (name: string, dflt: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const N = arg('vms', 200);
+const RSS_N = arg('rss-vms', 1000);
+
+async function rssMiB(pid: number): Promise<{ rss: number; hwm: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+}
+
+async function baselineVirsh(n: number): Promise<number> {
+  // The XML of what the launcher defines for one of these VMs (test driver: type test).
+  const dir = await mkdtemp(join(tmpdir(), 'vo-bench-'));
+  try {
+    const cmds: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const file = join(dir, `d${i}.xml`);
+      await writeFile(file, `<domain type="test"><name>default_b${i}</name><memory unit="MiB">64</memory><vcpu>1</vcpu><os><type arch="x86_64">hvm</type></os></domain>`);
+      cmds.push(`define ${file}`, `start default_b${i}`);
+    }
+    const t0 = performance.now();
+    await execa('virsh', ['-c', 'test:///default'], { input: `${cmds.join('\n')}\n` });
+    return (performance.now() - t0) / 1000;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function allRunning(server: string, n: number): Promise<boolean> {
+  const l = await listVms(server);
+  return l.vms.length === n && l.vms.every((v) => v.status?.printableStatus === 'Running');
+}
+
+async function main(): Promise<void> {
+  const git = await gitFixture();
+  const stateDir = await mkdtemp('/tmp/vo-bd-');
+  const args = ['--repo', git.bare, '--libvirt-uri', 'test:///default', '--emulation', 'tcg', '--interval', '5m', '--concurrency', '32', '--launcher-runtime', 'pool', '--no-freshness-check'];
+  // Idle RSS through the full CLI (every command's modules loaded) vs the lean entry.
+  const idleDir = await mkdtemp('/tmp/vo-bi-');
+  const idleCli = await startUp(['--repo', git.bare, '--libvirt-uri', 'test:///default', '--no-freshness-check'], idleDir);
+  await new Promise((r) => setTimeout(r, 3000));
+  const idleCliRss = await rssMiB(idleCli.proc.pid!);
+  await idleCli.stop();
+  await rm(idleDir, { recursive: true, force: true });
+  let up = await startUp(args, stateDir, { lean: true });
+  await new Promise((r) => setTimeout(r, 3000));
+  const idleLean = await rssMiB(up.proc.pid!);
+  try {
+    const base = await baselineVirsh(N);
+
+    const t0 = performance.now();
+    await git.commitVms(Array.from({ length: N }, (_, i) => bareVm(`vm${i}`)), `${N} VMs`);
+    await waitFor(`${N} VMs Running`, () => allRunning(up.server, N), 600_000, 100);
+    const took = (performance.now() - t0) / 1000;
+    const upPid = up.proc.pid!;
+    const at200 = await rssMiB(upPid);
+
+    const t1 = performance.now();
+    await git.commitVms(Array.from({ length: RSS_N }, (_, i) => bareVm(`vm${i}`)), `${RSS_N} VMs`);
+    await waitFor(`${RSS_N} VMs Running`, () => allRunning(up.server, RSS_N), 1_800_000, 500);
+    const took1000 = (performance.now() - t1) / 1000;
+    // Let the allocator settle after the burst, then read RSS.
+    await new Promise((r) => setTimeout(r, 5000));
+    const at1000 = await rssMiB(upPid);
+    const poolPid = Number((await execa('pgrep', ['-f', `launcher-pool --socket ${stateDir}/pool.sock`], { reject: false })).stdout.trim().split('\n')[0]);
+    const pool = poolPid ? await rssMiB(poolPid) : { rss: NaN, hwm: NaN };
+
+    // Restart adoption at scale: a new `virtops up` finds all 1,000 again.
+    await up.stop();
+    const t2 = performance.now();
+    up = await startUp(args, stateDir, { lean: true });
+    await waitFor('adoption', () => allRunning(up.server, RSS_N), 600_000, 500);
+    const adopt = (performance.now() - t2) / 1000;
+    const afterAdopt = await rssMiB(up.proc.pid!);
+
+    const rows = [
+      ['virtops up RSS, idle, no VMs', 'full CLI entry', `${idleCliRss.rss.toFixed(0)} MiB`, 'lean entry', `${idleLean.rss.toFixed(0)} MiB`],
+      ['push → all Running', `${N} VMs`, `${took.toFixed(2)} s`, `target < 20 s`, took < 20 ? 'met' : 'MISSED'],
+      ['baseline: one virsh session define+start', `${N} domains`, `${base.toFixed(2)} s`, `ratio ${(took / base).toFixed(1)}x`, ''],
+      ['virtops up RSS', `${N} VMs Running`, `${at200.rss.toFixed(0)} MiB`, '', ''],
+      ['push → all Running', `${RSS_N} VMs (+${RSS_N - N})`, `${took1000.toFixed(2)} s`, '', ''],
+      ['virtops up RSS', `${RSS_N} VMs Running`, `${at1000.rss.toFixed(0)} MiB (peak ${at1000.hwm.toFixed(0)})`, 'target < 150 MiB', at1000.rss < 150 ? 'met' : 'MISSED'],
+      ['restart: adopt all', `${RSS_N} VMs`, `${adopt.toFixed(2)} s`, `RSS after ${afterAdopt.rss.toFixed(0)} MiB`, ''],
+      ['launcher pool RSS (not the reconciler)', `${RSS_N} launchers`, `${pool.rss.toFixed(0)} MiB`, '', ''],
+    ];
+    const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    console.log(rows.map((r) => r.map((c, i) => c.padEnd(w[i]! + 2)).join('')).join('\n'));
+  } finally {
+    await up.stop().catch(() => undefined);
+    const poolPid = (await execa('pgrep', ['-f', `launcher-pool --socket ${stateDir}/pool.sock`], { reject: false })).stdout.trim();
+    for (const p of poolPid.split('\n').filter(Boolean)) process.kill(Number(p), 'SIGTERM');
+    await waitFor('pool exit', async () => (await execa('pgrep', ['-f', `launcher-pool --socket ${stateDir}/pool.sock`], { reject: false })).exitCode !== 0, 120_000).catch(() => undefined);
+    await cleanupStateDir(stateDir);
+    await git.cleanup();
+  }
+}
+
+await main();

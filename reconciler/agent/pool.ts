@@ -1,0 +1,163 @@
+/**
+ * The pool runtime: one process hosts many launchers (the real Launcher class and command
+ * socket, one libvirt connection each), started from the same argv the process runtime
+ * would exec. It exists for control-plane scale work (`bench/density.ts`): a launcher
+ * process pair costs ~240 MB RSS and 2-3 s of CPU to start under tsx, so hundreds of them
+ * do not fit a small host, while the reconciler's side (source, backend, agent, sockets,
+ * conversion, libvirt calls) is exactly the same. Not for real guests: without the monitor
+ * nothing cleans up after a crashed pool, and the Pod's env is not applied per launcher.
+ *
+ *   POST   /launchers            {uid, argv}  start one (argv as the Pod's compute container runs it)
+ *   GET    /launchers/:uid       200 while it runs, 404 otherwise
+ *   DELETE /launchers/:uid       stop its domain within the grace period and remove it
+ */
+import { spawn } from 'node:child_process';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { mkdir, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { LAUNCHER_FLAGS, type RawLauncherFlags, launcherPaths, validateLauncherFlags } from '../../launcher/flags.js';
+import { callLauncher } from '../../launcher/server/client.js';
+import type { InstanceRecord, LauncherRuntime } from './agent.js';
+import type { ProcessSpec } from './pod-process.js';
+import { processAlive } from './process-runtime.js';
+
+/** `... launcher-monitor --flag value ...` → the launcher flags, as commander would parse them. */
+export function parseLauncherArgv(argv: string[]): RawLauncherFlags {
+  const at = argv.indexOf('launcher-monitor');
+  const rest = at >= 0 ? argv.slice(at + 1) : argv;
+  const byFlag = new Map(LAUNCHER_FLAGS.map((f) => [f.flag.split(' ')[0]!, f]));
+  const raw: Record<string, string | string[]> = {};
+  for (let i = 0; i < rest.length; i++) {
+    const [flag, inline] = rest[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
+    const spec = byFlag.get(flag);
+    if (!spec) throw new Error(`launcher argv: unknown flag ${flag}`);
+    const value = inline ?? rest[++i];
+    if (value === undefined) throw new Error(`launcher argv: ${flag} needs a value`);
+    if (spec.repeatable) raw[spec.key] = [...((raw[spec.key] as string[] | undefined) ?? []), value];
+    else raw[spec.key] = value;
+  }
+  return raw as RawLauncherFlags;
+}
+
+export async function runLauncherPool(socketPath: string, log: Logger): Promise<{ close(): Promise<void> }> {
+  const [{ Launcher }, { startCommandServer }, { createLauncherDeps }, { createLibvirtDriver }] = await Promise.all([
+    import('../../launcher/launcher.js'),
+    import('../../launcher/server/server.js'),
+    import('../../launcher/wiring.js'),
+    import('../../launcher/libvirt/index.js'),
+  ]);
+  type Hosted = { stop(): Promise<void> };
+  const hosted = new Map<string, Hosted>();
+
+  const start = async (uid: string, argv: string[]): Promise<void> => {
+    const v = validateLauncherFlags(parseLauncherArgv(argv));
+    if (!v.ok) throw new Error(v.errors.join('; '));
+    const config = v.config;
+    const child = log.child({ vmi: `${config.namespace}/${config.name}`, uid });
+    const deps = await createLauncherDeps(config, child);
+    // Polling instead of one `virsh event` child per launcher: hundreds of them would not fit.
+    deps.driver = createLibvirtDriver({ uri: config.libvirtUri, eventSource: 'poll', pollIntervalMs: 30_000 });
+    deps.refreshIntervalMs = 30_000;
+    const launcher = new Launcher(config, deps);
+    const server = await startCommandServer(launcher, launcherPaths(config).socket);
+    await launcher.start();
+    hosted.set(uid, {
+      stop: async () => {
+        await launcher.terminate().catch((err: unknown) => child.error({ err }, 'terminate failed'));
+        await server.close();
+        await deps.driver.close().catch(() => undefined);
+      },
+    });
+  };
+
+  const server = createServer((req, res) => {
+    void handle(req, res).catch((err: unknown) => reply(res, 500, { error: (err as Error).message }));
+  });
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const m = /^\/launchers(?:\/([^/]+))?$/.exec(req.url ?? '');
+    if (req.url === '/healthz') return reply(res, 200, { ok: true, launchers: hosted.size });
+    if (!m) return reply(res, 404, { error: 'no such endpoint' });
+    if (req.method === 'POST' && !m[1]) {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { uid: string; argv: string[] };
+      if (hosted.has(body.uid)) return reply(res, 200, { pid: process.pid });
+      await start(body.uid, body.argv);
+      return reply(res, 201, { pid: process.pid });
+    }
+    const uid = m[1] ?? '';
+    if (req.method === 'GET') return reply(res, hosted.has(uid) ? 200 : 404, { alive: hosted.has(uid) });
+    if (req.method === 'DELETE') {
+      const h = hosted.get(uid);
+      hosted.delete(uid);
+      await h?.stop();
+      return reply(res, 200, { stopped: h !== undefined });
+    }
+    reply(res, 405, { error: 'method not allowed' });
+  };
+  await mkdir(dirname(socketPath), { recursive: true });
+  await rm(socketPath, { force: true });
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  log.info({ socket: socketPath }, 'launcher pool serving');
+  return {
+    close: async () => {
+      await Promise.all([...hosted.values()].map((h) => h.stop()));
+      hosted.clear();
+      await new Promise<void>((r) => server.close(() => r()));
+      await rm(socketPath, { force: true });
+    },
+  };
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) return;
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+/** The agent's side: starts the pool process on first use and asks it to host launchers. */
+export class PoolRuntime implements LauncherRuntime {
+  readonly kind = 'pool';
+  private ready: Promise<number> | undefined;
+
+  constructor(private readonly opts: { socketPath: string; command: string[]; logFile: string }) {}
+
+  private ensure(): Promise<number> {
+    this.ready ??= (async () => {
+      const up = await callLauncher<{ ok: boolean }>(this.opts.socketPath, 'GET', '/healthz', undefined, 2000).then((r) => r.status === 200, () => false);
+      if (up) return 0;
+      const { open } = await import('node:fs/promises');
+      const logFd = await open(this.opts.logFile, 'a');
+      const [cmd, ...args] = this.opts.command;
+      const child = spawn(cmd!, [...args, 'launcher-pool', '--socket', this.opts.socketPath], { detached: true, stdio: ['ignore', logFd.fd, logFd.fd] });
+      child.unref();
+      await logFd.close();
+      for (let i = 0; i < 600; i++) {
+        const ok = await callLauncher(this.opts.socketPath, 'GET', '/healthz', undefined, 2000).then((r) => r.status === 200, () => false);
+        if (ok) return child.pid ?? 0;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`the launcher pool did not open ${this.opts.socketPath}; see ${this.opts.logFile}`);
+    })();
+    this.ready.catch(() => (this.ready = undefined));
+    return this.ready;
+  }
+
+  async start(record: InstanceRecord, spec: ProcessSpec): Promise<number> {
+    await this.ensure();
+    const res = await callLauncher<{ pid?: number; error?: string }>(this.opts.socketPath, 'POST', '/launchers', { uid: record.uid, argv: spec.argv }, 120_000);
+    if (res.status !== 200 && res.status !== 201) throw new Error(`launcher pool: ${res.body?.error ?? res.status}`);
+    return res.body.pid ?? 0;
+  }
+
+  async alive(record: InstanceRecord): Promise<boolean> {
+    if (record.pid !== undefined && record.pid > 0 && !(await processAlive(record.pid))) return false;
+    // A busy pool answers slowly; only a definite 404 means the launcher is not hosted.
+    return callLauncher(this.opts.socketPath, 'GET', `/launchers/${record.uid}`, undefined, 30_000).then((r) => r.status === 200, () => record.pid !== undefined && record.pid > 0);
+  }
+
+  async stop(record: InstanceRecord, graceMs: number): Promise<void> {
+    await callLauncher(this.opts.socketPath, 'DELETE', `/launchers/${record.uid}`, undefined, graceMs + 30_000).catch(() => undefined);
+  }
+}
