@@ -1,0 +1,86 @@
+/**
+ * Two `virtops controller` processes with --leader-elect (real CLI processes, real Lease):
+ * only the lease holder acts; SIGKILL it mid-reconcile and the other takes over once the
+ * lease expires, converging with no duplicate VMIs or launcher Pods.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { KubernetesObject, V1Lease, V1Pod } from '@kubernetes/client-node';
+import type { ResultPromise } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { VirtualMachineInstance } from '../../../api/kubevirt.js';
+import type { AgentHandle } from '../../../reconciler/cluster/run.js';
+import { bareVm } from '../standalone/fixture.js';
+import { clusterTestenv } from './testenv-fixture.js';
+import { commitVms, controllerProcess, deleteNode, getVm, gitFixture, identities, listJson, startAgent, tempDir, until, type Env, type Identities } from './harness.js';
+
+const env = clusterTestenv();
+const suffix = randomBytes(3).toString('hex');
+const NS = `vo-crash-${suffix}`;
+const NODE = `vo-node-${suffix}`;
+const NAMES = ['k1', 'k2', 'k3', 'k4'];
+
+describe.skipIf(!env)('controller SIGKILLed and replaced (leader election)', () => {
+  const e = env as Env;
+  let ids: Identities;
+  let git: Awaited<ReturnType<typeof gitFixture>>;
+  let state: Awaited<ReturnType<typeof tempDir>>;
+  let agent: AgentHandle;
+  const procs = new Map<string, ResultPromise>();
+
+  const logOf = (id: string) => readFile(join(state.dir, `${id}.log`), 'utf8').catch(() => '');
+  const start = (id: string) => procs.set(id, controllerProcess(ids.controller.kubeconfigPath, git, NS, id, join(state.dir, `${id}.log`)));
+  const holder = async () => (await ids.admin.coordination.readNamespacedLease({ namespace: NS, name: 'virtops-controller' }).catch(() => undefined as V1Lease | undefined))?.spec?.holderIdentity;
+
+  beforeAll(async () => {
+    ids = await identities(e, NS);
+    git = await gitFixture();
+    state = await tempDir('vo-crash-');
+    agent = await startAgent(ids, NODE, join(state.dir, 'agent'), 'test:///default');
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const p of procs.values()) p.kill('SIGKILL');
+    if (ids) {
+      for (const v of await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachine', NS).catch(() => [])) await ids.admin.delete(v as KubernetesObject);
+      await until('VMIs gone', async () => (await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachineInstance', NS)).length === 0, 60_000).catch(() => undefined);
+    }
+    await agent?.stop();
+    if (ids) {
+      await deleteNode(ids.admin, NODE);
+      await ids.admin.delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } }).catch(() => undefined);
+    }
+    await git?.cleanup();
+    await state?.cleanup();
+  }, 120_000);
+
+  it('only the lease holder acts; after SIGKILL the other replica takes over without duplicates', async () => {
+    await commitVms(git, [bareVm('seed', { runStrategy: 'Halted' })].map((v) => ({ ...v, metadata: { ...v.metadata, namespace: NS } })), 'seed');
+    start('replica-a');
+    const first = await until('a leader', holder, 60_000);
+    start('replica-b');
+    expect(first).toBe('replica-a');
+    const follower = 'replica-b';
+    await until('follower waiting', async () => (await logOf(follower)).includes('virtops controller started'), 60_000);
+
+    await commitVms(git, [bareVm('seed', { runStrategy: 'Halted' }), ...NAMES.map((n) => bareVm(n))].map((v) => ({ ...v, metadata: { ...v.metadata, namespace: NS } })), 'four VMs');
+    // Mid-reconcile: as soon as the leader created its first VMI.
+    await until('a first VMI', async () => (await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachineInstance', NS)).length > 0, 60_000, 20);
+    procs.get('replica-a')!.kill('SIGKILL');
+    expect(await logOf(follower)).not.toMatch(/became leader|created VMI/);
+
+    await until('replica-b leads', async () => (await holder()) === 'replica-b', 60_000);
+    for (const n of NAMES) await until(`${n} Running`, async () => (await getVm(ids.admin, NS, n))?.status?.printableStatus === 'Running', 120_000);
+    const vmis = await listJson<VirtualMachineInstance>(ids.admin, 'kubevirt.io/v1', 'VirtualMachineInstance', NS);
+    expect(vmis.map((v) => v.metadata?.name).sort()).toEqual([...NAMES].sort());
+    for (const n of NAMES) expect((await listJson<V1Pod>(ids.admin, 'v1', 'Pod', NS, `vm.kubevirt.io/name=${n}`)).length).toBe(1);
+    expect(await logOf(follower)).toMatch(/became leader/);
+
+    // The restarted replica-a is now the follower and does not act.
+    start('replica-a2');
+    await new Promise((r) => setTimeout(r, 4000));
+    expect(await holder()).toBe('replica-b');
+    expect(await logOf('replica-a2')).not.toMatch(/became leader/);
+  }, 300_000);
+});

@@ -1,0 +1,137 @@
+/**
+ * Shared pieces of the cluster-mode tests: the service accounts of synth/install.ts bound to
+ * exactly its rules (plus the documented extras of reconciler/cluster/rbac.ts), a real git
+ * repository whose dist/ holds the CRDs, VMs and launcher Pod templates, the controller and
+ * agent run in-process (or as `virtops` CLI processes), and polling helpers.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import YAML from 'yaml';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { VirtualMachine } from '../../../api/kubevirt.js';
+import { renderCrd, VM_CRD, VMI_CRD } from '../../../synth/crds.js';
+import { AGENT_NAME, AGENT_RULES, CONTROLLER_LEASE_RULES, CONTROLLER_NAME, CONTROLLER_RULES } from '../../../synth/install.js';
+import { AGENT_NODE_LEASE_RULES, CONTROLLER_APPLY_RULES, CONTROLLER_INVENTORY_RULES, PROCESS_RUNTIME_AGENT_RULES } from '../../../reconciler/cluster/rbac.js';
+import { KubeClient, loadKubeConfig } from '../../../reconciler/cluster/kube.js';
+import { runAgent, runController, CLI_BIN, type AgentHandle, type ControllerHandle } from '../../../reconciler/cluster/run.js';
+import { serviceAccountKubeconfig, type ControlPlane } from '../../../reconciler/cluster/testenv/index.js';
+import { gitFixture, vmDocuments, type GitFixture } from '../standalone/fixture.js';
+import type { ClusterTestenv } from './testenv-fixture.js';
+
+export type Env = ControlPlane & ClusterTestenv;
+
+export const log = pino({ level: process.env['VIRTOPS_TEST_LOG'] ?? 'warn' });
+
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** The CRDs as dist/ carries them. */
+export function crdDocuments(): string {
+  return [renderCrd(VM_CRD), renderCrd(VMI_CRD)].map((d) => YAML.stringify(d)).join('---\n');
+}
+
+export async function commitVms(git: GitFixture, vms: VirtualMachine[], message: string): Promise<string> {
+  return git.commitDist({ 'crds.k8s.yaml': crdDocuments(), ...Object.fromEntries(vms.map((v) => [`${v.metadata.name}.k8s.yaml`, vmDocuments(v)])) }, message);
+}
+
+export interface Identities {
+  controller: { kubeconfigPath: string; client: KubeClient };
+  agent: { kubeconfigPath: string; client: KubeClient };
+  admin: KubeClient;
+}
+
+/**
+ * Service accounts virtops-controller and virtops-agent in `namespace`, bound to the rules of
+ * synth/install.ts plus reconciler/cluster/rbac.ts and nothing else.
+ */
+export async function identities(env: Env, namespace: string): Promise<Identities> {
+  const admin = new KubeClient(loadKubeConfig(env.kubeconfigPath));
+  const apply = (o: object) => admin.apply(o as KubernetesObject);
+  await apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+  const role = async (kind: 'ClusterRole' | 'Role', name: string, rules: object[], sa: string, ns?: string) => {
+    await apply({ apiVersion: 'rbac.authorization.k8s.io/v1', kind, metadata: { name, ...(ns ? { namespace: ns } : {}) }, rules });
+    await apply({
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: `${kind}Binding`, metadata: { name, ...(ns ? { namespace: ns } : {}) },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind, name }, subjects: [{ kind: 'ServiceAccount', name: sa, namespace }],
+    });
+  };
+  const c = `${namespace}-${CONTROLLER_NAME}`;
+  const a = `${namespace}-${AGENT_NAME}`;
+  await role('ClusterRole', c, [...CONTROLLER_RULES, ...CONTROLLER_APPLY_RULES], CONTROLLER_NAME);
+  await role('Role', `${c}-leases`, [...CONTROLLER_LEASE_RULES, ...CONTROLLER_INVENTORY_RULES], CONTROLLER_NAME, namespace);
+  await role('ClusterRole', a, [...AGENT_RULES, ...PROCESS_RUNTIME_AGENT_RULES], AGENT_NAME);
+  await role('Role', `${a}-node-lease`, AGENT_NODE_LEASE_RULES, AGENT_NAME, 'kube-node-lease');
+  const ck = await serviceAccountKubeconfig(env, { namespace, name: CONTROLLER_NAME });
+  const ak = await serviceAccountKubeconfig(env, { namespace, name: AGENT_NAME });
+  return {
+    admin,
+    controller: { kubeconfigPath: ck.kubeconfigPath, client: new KubeClient(loadKubeConfig(ck.kubeconfigPath)) },
+    agent: { kubeconfigPath: ak.kubeconfigPath, client: new KubeClient(loadKubeConfig(ak.kubeconfigPath)) },
+  };
+}
+
+export async function startController(ids: Identities, git: GitFixture, namespace: string, opts: { intervalMs?: number } = {}): Promise<ControllerHandle> {
+  return runController(
+    { repo: git.bare, branch: 'main', distPath: 'dist', namespace, leaderElect: false, intervalMs: opts.intervalMs ?? 2000, freshness: false, identity: 'test', leaseDurationMs: 15_000 },
+    log.child({ c: 'controller' }),
+    { client: ids.controller.client },
+  );
+}
+
+export async function startAgent(ids: Identities, node: string, stateDir: string, libvirtUri: string, extra: { insecureRegistries?: string[]; emulation?: 'tcg' } = {}): Promise<AgentHandle> {
+  return runAgent(
+    { node, processRuntime: true, stateDir, emulation: extra.emulation ?? 'tcg', libvirtUri, insecureRegistries: extra.insecureRegistries ?? [], intervalMs: 5000 },
+    log.child({ c: 'agent' }),
+    { client: ids.agent.client },
+  );
+}
+
+/** `virtops controller` as a real process (for SIGKILL and leader-election tests). */
+export function controllerProcess(kubeconfig: string, git: GitFixture, namespace: string, identity: string, logFile: string): ResultPromise {
+  return execa(process.execPath, [CLI_BIN, 'controller', '--kubeconfig', kubeconfig, '--repo', git.bare, '--namespace', namespace, '--leader-elect', '--lease-duration', '3s', '--identity', identity, '--interval', '2s', '--no-freshness-check'], {
+    reject: false, stdout: { file: logFile }, stderr: { file: `${logFile}.err` }, env: { VIRTOPS_LOG_LEVEL: 'info' },
+  });
+}
+
+export async function tempDir(prefix: string): Promise<{ dir: string; cleanup(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+// ---- reading the cluster as admin --------------------------------------------------------------
+
+export async function listJson<T = Record<string, unknown>>(admin: KubeClient, apiVersion: string, kind: string, namespace?: string, labelSelector?: string): Promise<(T & KubernetesObject)[]> {
+  const l = await admin.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
+  return l.items as (T & KubernetesObject)[];
+}
+
+export async function getVm(admin: KubeClient, namespace: string, name: string): Promise<VirtualMachine | undefined> {
+  return admin.read<KubernetesObject>({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name, namespace } }) as Promise<VirtualMachine | undefined>;
+}
+
+/** Processes whose command line mentions `marker` (a VMI uid), i.e. launchers still alive. */
+export async function processesWith(marker: string): Promise<number> {
+  const r = await execa('pgrep', ['-f', marker], { reject: false });
+  return r.stdout.trim() ? r.stdout.trim().split('\n').length : 0;
+}
+
+export async function deleteNode(admin: KubeClient, name: string): Promise<void> {
+  await admin.delete({ apiVersion: 'v1', kind: 'Node', metadata: { name } }).catch(() => undefined);
+}
+
+export { gitFixture };

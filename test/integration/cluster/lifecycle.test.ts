@@ -1,0 +1,183 @@
+/**
+ * Cluster mode end to end on a real control plane (etcd, kube-apiserver, kube-scheduler,
+ * kube-controller-manager with its garbage collector), real git and real launchers on
+ * libvirt's test:///default driver (boot does not matter here; see boot.test.ts for a real
+ * guest). The controller and the agent run as the service accounts of synth/install.ts,
+ * bound to exactly its rules plus reconciler/cluster/rbac.ts: anything else they tried
+ * would fail these tests.
+ */
+import { randomBytes } from 'node:crypto';
+import { AuthorizationV1Api, PatchStrategy, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevirt.js';
+import type { AgentHandle, ControllerHandle } from '../../../reconciler/cluster/run.js';
+import { bareVm } from '../standalone/fixture.js';
+import { clusterTestenv } from './testenv-fixture.js';
+import {
+  commitVms, deleteNode, getVm, gitFixture, identities, listJson, processesWith, startAgent, startController, tempDir, until, type Env, type Identities,
+} from './harness.js';
+
+const env = clusterTestenv();
+const suffix = randomBytes(3).toString('hex');
+const NS = `vo-life-${suffix}`;
+const NODE = `vo-node-${suffix}`;
+
+function vmIn(name: string, opts: Parameters<typeof bareVm>[1] & { annotations?: Record<string, string> } = {}): VirtualMachine {
+  const v = bareVm(name, opts);
+  v.metadata.namespace = NS;
+  if (opts.annotations) v.metadata.annotations = opts.annotations;
+  return v;
+}
+
+const GIT_ANNOTATION = { 'example.com/owner': 'git' };
+const base = () => [vmIn('a', { annotations: GIT_ANNOTATION }), vmIn('big', { memory: '100Gi' })];
+
+describe.skipIf(!env)('cluster mode on a real control plane (test:///default launchers)', () => {
+  const e = env as Env;
+  let ids: Identities;
+  let git: Awaited<ReturnType<typeof gitFixture>>;
+  let state: Awaited<ReturnType<typeof tempDir>>;
+  let controller: ControllerHandle;
+  let agent: AgentHandle;
+
+  const vmis = () => listJson<VirtualMachineInstance>(ids.admin, 'kubevirt.io/v1', 'VirtualMachineInstance', NS);
+  const pods = (vm?: string) => listJson<V1Pod>(ids.admin, 'v1', 'Pod', NS, vm ? `vm.kubevirt.io/name=${vm}` : 'kubevirt.io=virt-launcher');
+  const status = async (name: string) => (await getVm(ids.admin, NS, name))?.status;
+
+  beforeAll(async () => {
+    ids = await identities(e, NS);
+    git = await gitFixture();
+    state = await tempDir('vo-agent-');
+    agent = await startAgent(ids, NODE, state.dir, 'test:///default');
+    controller = await startController(ids, git, NS);
+  }, 120_000);
+
+  afterAll(async () => {
+    if (ids) {
+      // Let the agent finalise what is left (it removes the VMI finalizers), then tear down.
+      for (const v of await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachine', NS).catch(() => [])) await ids.admin.delete(v as KubernetesObject);
+      await until('VMIs and launcher Pods gone', async () => (await vmis()).length === 0 && (await pods()).length === 0, 60_000).catch(() => undefined);
+    }
+    await controller?.stop();
+    await agent?.stop();
+    if (ids) {
+      await deleteNode(ids.admin, NODE);
+      await ids.admin.delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } }).catch(() => undefined);
+    }
+    await git?.cleanup();
+    await state?.cleanup();
+  }, 120_000);
+
+  it('a push → VM Running (VMI Running on the node, launcher Pod Running); a VM larger than the node → ErrorUnschedulable with the scheduler\'s reason', async () => {
+    await commitVms(git, base(), 'two VMs');
+    const running = await until('VM a Running', async () => ((await status('a'))?.printableStatus === 'Running' ? status('a') : undefined), 90_000);
+    expect(running).toMatchObject({ ready: true, created: true, runStrategy: 'Always' });
+    expect(running?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+    const vm = (await getVm(ids.admin, NS, 'a'))!;
+    expect(running?.observedGeneration).toBe(vm.metadata.generation);
+
+    const [vmi] = (await vmis()).filter((x) => x.metadata?.name === 'a');
+    expect(vmi?.status).toMatchObject({ phase: 'Running', nodeName: NODE });
+    expect(vmi?.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'VirtualMachine', name: 'a', uid: vm.metadata.uid, controller: true });
+    expect(vmi?.metadata?.finalizers).toContain('virtops.io/vmi-cleanup');
+    const [pod] = await pods('a');
+    expect(pod?.spec?.nodeName).toBe(NODE);
+    expect(pod?.status?.phase).toBe('Running');
+    expect(pod?.metadata?.labels?.['kubevirt.io/created-by']).toBe(vmi?.metadata?.uid);
+    expect(pod?.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'VirtualMachineInstance', uid: vmi?.metadata?.uid, controller: true });
+    expect(await processesWith(vmi!.metadata!.uid!)).toBeGreaterThan(0);
+
+    const big = await until('VM big ErrorUnschedulable', async () => ((await status('big'))?.printableStatus === 'ErrorUnschedulable' ? status('big') : undefined), 60_000);
+    expect(big?.conditions?.find((c) => c.type === 'Ready')?.message).toMatch(/Insufficient memory/);
+    // The Node the agent registered carries the host's capacity.
+    const node = await ids.admin.read<KubernetesObject & { status?: { capacity?: Record<string, string> } }>({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE } });
+    expect(node?.status?.capacity?.['memory']).toMatch(/Ki$/);
+  }, 150_000);
+
+  it('a steady VM costs no API writes (no no-op status updates)', async () => {
+    const mine = () => [...controller.client.writes, ...agent.client.writes].filter((w) => w.name === 'a' || w.name.startsWith('virt-launcher-a-')).length;
+    await new Promise((r) => setTimeout(r, 1500));
+    const before = mine();
+    // Two re-apply intervals and an agent resync pass.
+    await new Promise((r) => setTimeout(r, 6000));
+    // Re-applying git (server-side apply of VM a) is the only write allowed.
+    const after = [...controller.client.writes, ...agent.client.writes].filter((w) => w.name === 'a' || w.name.startsWith('virt-launcher-a-'));
+    expect(after.slice(before).filter((w) => w.verb !== 'apply')).toEqual([]);
+  }, 30_000);
+
+  it('a `kubectl edit` of a git-owned field is reverted at the next apply; a field another manager owns is left alone', async () => {
+    await ids.admin.objects.patch(
+      { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'a', namespace: NS, annotations: { 'example.com/owner': 'human' }, labels: { team: 'blue' } } },
+      undefined, undefined, 'kubectl-edit', undefined, PatchStrategy.MergePatch,
+    );
+    expect((await getVm(ids.admin, NS, 'a'))?.metadata.annotations?.['example.com/owner']).toBe('human');
+    const vm = await until('annotation reverted', async () => {
+      const v = await getVm(ids.admin, NS, 'a');
+      return v?.metadata.annotations?.['example.com/owner'] === 'git' ? v : undefined;
+    }, 30_000);
+    expect(vm.metadata.labels?.['team']).toBe('blue');
+    expect(vm.status?.printableStatus).toBe('Running');
+  }, 60_000);
+
+  it('kube-apiserver restarted mid-reconcile: everything converges, one VMI and one launcher Pod per VM', async () => {
+    const names = ['c1', 'c2', 'c3'];
+    await commitVms(git, [...base(), ...names.map((n) => vmIn(n))], 'three more');
+    await until('a first new VMI', async () => (await vmis()).some((v) => names.includes(v.metadata?.name ?? '')), 60_000, 50);
+    await e.stopComponent('kube-apiserver');
+    await new Promise((r) => setTimeout(r, 3000));
+    await e.startComponent('kube-apiserver');
+    for (const n of names) await until(`${n} Running`, async () => (await status(n))?.printableStatus === 'Running', 120_000);
+    for (const n of names) expect((await pods(n)).length).toBe(1);
+    expect((await vmis()).map((v) => v.metadata?.name).sort()).toEqual(['a', 'big', ...names].sort());
+  }, 200_000);
+
+  it('runStrategy Halted in git → VMI, Pod and launcher (with its domain) gone, VM Stopped and healthy', async () => {
+    const [before] = (await vmis()).filter((v) => v.metadata?.name === 'c1');
+    await commitVms(git, [...base(), vmIn('c1', { runStrategy: 'Halted' }), vmIn('c2'), vmIn('c3')], 'halt c1');
+    const s = await until('c1 Stopped', async () => ((await status('c1'))?.printableStatus === 'Stopped' ? status('c1') : undefined), 60_000);
+    expect(s).toMatchObject({ ready: false, created: false });
+    expect(s?.conditions?.find((c) => c.type === 'Failure')).toBeUndefined();
+    await until('c1 VMI and Pod gone', async () => !(await vmis()).some((v) => v.metadata?.name === 'c1') && (await pods('c1')).length === 0, 60_000);
+    expect(await processesWith(before!.metadata!.uid!)).toBe(0);
+  }, 120_000);
+
+  it('a VM removed from git → VM, VMI, Pod and launcher gone; other objects untouched', async () => {
+    const [before] = (await vmis()).filter((v) => v.metadata?.name === 'c2');
+    // Something virtops never applied, of the same kind: must survive the prune.
+    await ids.admin.apply({ ...vmIn('foreign', { runStrategy: 'Halted' }) } as unknown as KubernetesObject);
+    await commitVms(git, [...base(), vmIn('c1', { runStrategy: 'Halted' }), vmIn('c3')], 'remove c2');
+    await until('c2 pruned', async () => (await getVm(ids.admin, NS, 'c2')) === undefined, 60_000);
+    await until('c2 VMI and Pod gone', async () => !(await vmis()).some((v) => v.metadata?.name === 'c2') && (await pods('c2')).length === 0, 60_000);
+    expect(await processesWith(before!.metadata!.uid!)).toBe(0);
+    expect(await getVm(ids.admin, NS, 'foreign')).toBeDefined();
+    expect((await status('c3'))?.printableStatus).toBe('Running');
+  }, 120_000);
+
+  it('RBAC: the controller and agent service accounts can do what they need and nothing else', async () => {
+    const can = async (who: 'controller' | 'agent', verb: string, resource: string, opts: { group?: string; namespace?: string; subresource?: string } = {}) => {
+      const api = ids[who].client.kc.makeApiClient(AuthorizationV1Api);
+      const r = await api.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb, resource, group: opts.group ?? '', ...(opts.namespace ? { namespace: opts.namespace } : {}), ...(opts.subresource ? { subresource: opts.subresource } : {}) } } } });
+      return r.status?.allowed === true;
+    };
+    const kv = { group: 'kubevirt.io', namespace: NS };
+    // Controller: VMs, VMIs, launcher Pods, VM status, events, its lease and inventory.
+    expect(await can('controller', 'create', 'virtualmachineinstances', kv)).toBe(true);
+    expect(await can('controller', 'patch', 'virtualmachines', { ...kv, subresource: 'status' })).toBe(true);
+    expect(await can('controller', 'create', 'pods', { namespace: NS })).toBe(true);
+    expect(await can('controller', 'update', 'leases', { group: 'coordination.k8s.io', namespace: NS })).toBe(true);
+    expect(await can('controller', 'get', 'secrets', { namespace: NS })).toBe(false);
+    expect(await can('controller', 'create', 'nodes')).toBe(false);
+    expect(await can('controller', 'patch', 'pods', { namespace: NS, subresource: 'status' })).toBe(false);
+    expect(await can('controller', 'patch', 'configmaps', { namespace: 'default' })).toBe(false);
+    expect(await can('controller', 'update', 'leases', { group: 'coordination.k8s.io', namespace: 'kube-system' })).toBe(false);
+    // Agent: VMI status and finalizers, its Node and node lease, launcher Pod status.
+    expect(await can('agent', 'patch', 'virtualmachineinstances', { ...kv, subresource: 'status' })).toBe(true);
+    expect(await can('agent', 'patch', 'pods', { namespace: NS, subresource: 'status' })).toBe(true);
+    expect(await can('agent', 'update', 'leases', { group: 'coordination.k8s.io', namespace: 'kube-node-lease' })).toBe(true);
+    expect(await can('agent', 'create', 'virtualmachineinstances', kv)).toBe(false);
+    expect(await can('agent', 'delete', 'virtualmachines', kv)).toBe(false);
+    expect(await can('agent', 'create', 'pods', { namespace: NS })).toBe(false);
+    expect(await can('agent', 'get', 'secrets', { namespace: NS })).toBe(false);
+    expect(await can('agent', 'patch', 'virtualmachines', { ...kv, subresource: 'status' })).toBe(false);
+  }, 30_000);
+});
