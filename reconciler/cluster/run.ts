@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { GitSource, type SourceRevision } from '../source/index.js';
-import { NodeAgent } from '../agent/agent.js';
+import { NodeAgent, type AgentOptions } from '../agent/agent.js';
 import { LibvirtDomains } from '../standalone/libvirt-domains.js';
 import { Applier, planApply, revisionHealth, isVm, type Health } from './apply.js';
 import { ClusterAgent } from './agent.js';
@@ -253,7 +253,16 @@ export interface AgentHandle {
   stop(): Promise<void>;
 }
 
-export async function runAgent(config: AgentConfig, log: Logger, opts: { client?: KubeClient; capacity?: { cpus?: number; memoryBytes?: number; pods?: number } } = {}): Promise<AgentHandle> {
+export async function runAgent(
+  config: AgentConfig,
+  log: Logger,
+  opts: {
+    client?: KubeClient;
+    capacity?: { cpus?: number; memoryBytes?: number; pods?: number };
+    /** reconciler/agent's launcher runtime (default: one process per launcher, as the Pod says). */
+    launcherRuntime?: AgentOptions['runtime'];
+  } = {},
+): Promise<AgentHandle> {
   const client = opts.client ?? new KubeClient(loadKubeConfig(config.kubeconfig));
   const domains = new LibvirtDomains(config.libvirtUri);
   const runtime = new NodeAgent({
@@ -270,6 +279,7 @@ export async function runAgent(config: AgentConfig, log: Logger, opts: { client?
     baseEnv: baseEnv(),
     janitor: domains,
     log: log.child({ component: 'runtime' }),
+    ...(opts.launcherRuntime ? { runtime: opts.launcherRuntime } : {}),
   });
   const agent = new ClusterAgent(client, {
     nodeName: config.node, processRuntime: config.processRuntime, runtime, log: log.child({ component: 'agent', node: config.node }),

@@ -1,0 +1,197 @@
+/**
+ * Cluster-mode benchmark on a real control plane (reconciler/cluster/testenv: etcd,
+ * kube-apiserver, kube-scheduler, kube-controller-manager), real git, launchers on libvirt's
+ * test:///default driver.
+ *
+ *   npx tsx bench/cluster.ts [--vms 100] [--rss-vms 1000] [--skip writes,scale,rss]
+ *
+ * 1. API writes per VM from apply to Running: every write the controller and the agent make
+ *    goes through KubeClient, which counts them; one VM is pushed and the writes naming it
+ *    (VM, VMI, its launcher Pod, events about it) are counted until it is Running.
+ *    Target ≤ 4 status/update writes (KubeVirt's perf-scale job: ~8–9 per VMI); the SSA
+ *    apply and the two creates are printed separately.
+ * 2. N VMs (default 100) from one push → all Running. Target < 30 s. Baseline measured in the
+ *    same run: the API floor, i.e. the same number of VMs + VMIs + Pods created and their
+ *    statuses patched directly by one client, with no controller or agent in between.
+ *    Launchers run in reconciler/agent's pool runtime (one process, real Launcher class and
+ *    command socket per VM): 100 launcher processes would need ~24 GB.
+ * 3. Controller RSS with M VMs (default 1,000, Always, no agent: 1,000 VMIs and 1,000 Pending
+ *    launcher Pods in its caches), as a separate `virtops controller` process. Target < 200
+ *    MiB. Baseline: the same process idle with no VM.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { pino } from 'pino';
+import YAML from 'yaml';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { VirtualMachine } from '../api/kubevirt.js';
+import { renderCrd, VM_CRD, VMI_CRD } from '../synth/crds.js';
+import { KubeClient, loadKubeConfig } from '../reconciler/cluster/kube.js';
+import { CLI_BIN, runAgent, runController } from '../reconciler/cluster/run.js';
+import { startControlPlane } from '../reconciler/cluster/testenv/index.js';
+import { bareVm, gitFixture, vmDocuments, type GitFixture } from '../test/integration/standalone/fixture.js';
+
+const arg = (name: string, dflt: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : dflt;
+};
+const N = Number(arg('vms', '100'));
+const M = Number(arg('rss-vms', '1000'));
+const skip = new Set(arg('skip', '').split(',').filter(Boolean));
+const log = pino({ level: process.env['VIRTOPS_BENCH_LOG'] ?? 'warn' });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(what: string, fn: () => Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+const crds = () => [renderCrd(VM_CRD), renderCrd(VMI_CRD)].map((d) => YAML.stringify(d)).join('---\n');
+function vmsIn(ns: string, names: string[], runStrategy: VirtualMachine['spec']['runStrategy'] = 'Always'): VirtualMachine[] {
+  return names.map((n) => ({ ...bareVm(n, { runStrategy }), metadata: { name: n, namespace: ns } }) as VirtualMachine);
+}
+async function push(git: GitFixture, vms: VirtualMachine[], msg: string): Promise<void> {
+  // One file for all VMs keeps the commit small to write.
+  await git.commitDist({ 'crds.k8s.yaml': crds(), 'vms.k8s.yaml': vms.map((v) => vmDocuments(v)).join('---\n') }, msg);
+}
+async function countRunning(admin: KubeClient, ns: string): Promise<number> {
+  const l = await admin.objects.list('kubevirt.io/v1', 'VirtualMachine', ns);
+  return (l.items as VirtualMachine[]).filter((v) => v.status?.printableStatus === 'Running').length;
+}
+async function rssKb(pid: number): Promise<number> {
+  const s = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0);
+}
+const mib = (kb: number) => (kb / 1024).toFixed(1);
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'vo-bench-cluster-'));
+  const started = Date.now();
+  const cp = await startControlPlane({ dir: join(dir, 'cp') });
+  console.log(`control plane ${cp.kubernetesVersion} up in ${Date.now() - started} ms`);
+  const admin = new KubeClient(loadKubeConfig(cp.kubeconfigPath));
+  const ns = (n: string) => admin.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: n } } as KubernetesObject);
+  const git = await gitFixture();
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    await ns('virtops-system');
+    // ---- 1 + 2: writes per VM, N VMs → Running -------------------------------------------
+    if (!skip.has('writes') || !skip.has('scale')) {
+      const { PoolRuntime } = await import('../reconciler/agent/pool.js');
+      const pool = new PoolRuntime({ socketPath: join(dir, 'pool.sock'), command: [process.execPath, CLI_BIN], logFile: join(dir, 'pool.log') });
+      const agentClient = new KubeClient(loadKubeConfig(cp.kubeconfigPath));
+      const agent = await runAgent(
+        { node: 'bench-node', processRuntime: true, stateDir: join(dir, 'agent'), emulation: 'tcg', libvirtUri: 'test:///default', insecureRegistries: [], intervalMs: 60_000 },
+        log, { client: agentClient, launcherRuntime: pool },
+      );
+      stops.push(() => agent.stop());
+      const controllerClient = new KubeClient(loadKubeConfig(cp.kubeconfigPath));
+      await ns('bench');
+      await push(git, vmsIn('bench', ['warmup']), 'warm-up');
+      const controller = await runController(
+        { repo: git.bare, branch: 'main', distPath: 'dist', namespace: 'virtops-system', leaderElect: false, intervalMs: 600_000, freshness: false, identity: 'bench', leaseDurationMs: 15_000 },
+        log, { client: controllerClient },
+      );
+      stops.push(() => controller.stop());
+      await until('warm-up VM Running', async () => (await countRunning(admin, 'bench')) === 1, 120_000);
+
+      if (!skip.has('writes')) {
+        const mark = [controllerClient.writes.length, agentClient.writes.length] as const;
+        await push(git, vmsIn('bench', ['warmup', 'w1']), 'one VM');
+        await controller.source.checkNow('manual');
+        await until('w1 Running', async () => (await countRunning(admin, 'bench')) === 2, 120_000, 50);
+        await sleep(1500); // anything still in flight for w1
+        const ours = [...controllerClient.writes.slice(mark[0]), ...agentClient.writes.slice(mark[1])].filter((w) => w.name === 'w1' || w.name.startsWith('virt-launcher-w1-'));
+        const by = (pred: (w: (typeof ours)[number]) => boolean) => ours.filter(pred).length;
+        const events = [...controllerClient.writes.slice(mark[0])].filter((w) => w.resource === 'events').length;
+        const apply = by((w) => w.verb === 'apply');
+        const creates = by((w) => w.verb === 'create');
+        const updates = by((w) => w.verb !== 'apply' && w.verb !== 'create');
+        console.log('\n## API writes per VM, apply → Running (1 VM, test:///default)');
+        for (const w of ours) console.log(`  ${w.verb.padEnd(12)} ${w.resource.padEnd(26)} ${w.name}`);
+        console.log(`  server-side apply: ${apply}, creates (VMI, Pod): ${creates}, updates/patches: ${updates}, events: ${events} (not counted)`);
+        console.log(`  updates/patches per VM: ${updates} (target ≤ 4; KubeVirt perf-scale ~8.5 → ratio ${(updates / 8.5).toFixed(2)})`);
+        console.log(`  all writes incl. apply and creates: ${apply + creates + updates}`);
+      }
+
+      if (!skip.has('scale')) {
+        const names = Array.from({ length: N }, (_, i) => `s${i}`);
+        await ns('scale');
+        const t0 = Date.now();
+        await push(git, vmsIn('scale', names), `${N} VMs`);
+        await controller.source.checkNow('manual');
+        await until(`${N} VMs Running`, async () => (await countRunning(admin, 'scale')) === N, 600_000, 250);
+        const ms = Date.now() - t0;
+        // Baseline: the API floor for the same objects, one client, no controller/agent.
+        await ns('floor');
+        const b0 = Date.now();
+        await Promise.all(names.map(async (n) => {
+          const vm = vmsIn('floor', [n])[0]!;
+          await admin.create(vm as unknown as KubernetesObject);
+          await admin.create({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: n, namespace: 'floor' }, spec: vm.spec.template.spec } as unknown as KubernetesObject);
+          await admin.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `p-${n}`, namespace: 'floor' }, spec: { nodeName: 'none', containers: [{ name: 'c', image: 'x' }] } } as unknown as KubernetesObject);
+          await admin.patchCustomStatus('virtualmachineinstances', 'floor', n, { phase: 'Running' });
+          await admin.patchCustomStatus('virtualmachines', 'floor', n, { printableStatus: 'Running' });
+        }));
+        const floorMs = Date.now() - b0;
+        console.log(`\n## ${N} VMs from one push → all Running (test:///default, pool runtime)`);
+        console.log(`  virtops: ${(ms / 1000).toFixed(1)} s (target < 30 s); API floor (create VM+VMI+Pod, patch 2 statuses, no controller): ${(floorMs / 1000).toFixed(1)} s; ratio ${(ms / floorMs).toFixed(1)}`);
+        console.log(`  controller writes total ${controllerClient.totalWrites}, agent writes total ${agentClient.totalWrites}`);
+        // Clean up the scale namespace's VMs through git (prune) so their launchers stop.
+        await push(git, vmsIn('bench', ['warmup']), 'scale down');
+        await controller.source.checkNow('manual');
+        await until('scale VMs pruned', async () => (await admin.objects.list('kubevirt.io/v1', 'VirtualMachineInstance', 'scale')).items.length === 0, 300_000, 500);
+      }
+      for (const s of stops.splice(0).reverse()) await s();
+      await execa('pkill', ['-f', join(dir, 'pool.sock')], { reject: false });
+      // Its Node must not take the next phase's Pods.
+      await admin.delete({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'bench-node' } });
+    }
+
+    // ---- 3: controller RSS -------------------------------------------------------------
+    if (!skip.has('rss')) {
+      await ns('rss-system');
+      const rssGit = await gitFixture();
+      try {
+        await push(rssGit, vmsIn('rss', ['idle'], 'Halted'), 'idle');
+        await ns('rss');
+        const proc: ResultPromise = execa(process.execPath, [CLI_BIN, 'controller', '--kubeconfig', cp.kubeconfigPath, '--repo', rssGit.bare, '--namespace', 'rss-system', '--interval', '10m', '--no-freshness-check'], { reject: false, env: { VIRTOPS_LOG_LEVEL: 'warn' } });
+        await sleep(8000);
+        const idle = await rssKb(proc.pid!);
+        const names = Array.from({ length: M }, (_, i) => `r${i}`);
+        const t0 = Date.now();
+        await push(rssGit, vmsIn('rss', names), `${M} VMs`);
+        const vmis = async () => (await admin.objects.list('kubevirt.io/v1', 'VirtualMachineInstance', 'rss')).items.length;
+        await until(`${M} VMIs`, async () => (await vmis()) === M, 900_000, 1000);
+        const pods = async () => (await admin.objects.list('v1', 'Pod', 'rss')).items.length;
+        await until(`${M} launcher Pods`, async () => (await pods()) === M, 600_000, 1000);
+        await sleep(5000);
+        const samples: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          samples.push(await rssKb(proc.pid!));
+          await sleep(1000);
+        }
+        const loaded = Math.max(...samples);
+        console.log(`\n## controller RSS with ${M} VMs (${M} VMIs, ${M} Pending launcher Pods cached; converged in ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+        console.log(`  idle (1 VM): ${mib(idle)} MiB; with ${M} VMs: ${mib(loaded)} MiB (max of 5 samples; target < 200 MiB); ratio ${(loaded / idle).toFixed(2)}`);
+        proc.kill('SIGTERM');
+        await proc;
+      } finally {
+        await rssGit.cleanup();
+      }
+    }
+  } finally {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+    await cp.stop();
+    await git.cleanup();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
+process.exit(0);
