@@ -1,43 +1,74 @@
 /**
  * Launcher benchmark: time from PUT /v1/vmi to the domain running, against a raw
  * `virsh define && virsh start` of the same converter output measured in the same run,
- * and the memory the launcher + monitor cost per VM.
+ * and the memory and idle CPU the launcher + monitor cost per VM.
  *
- *   npx tsx bench/launcher.ts [--iterations 5]
+ *   npx tsx bench/launcher.ts [--iterations 5] [--paths bin,tsx] [--idle-seconds 3]
  *
- * Targets: median(launcher) / median(virsh) ≤ 1.3; monitor + launcher RSS < 60 MiB.
- * Both paths start the same test guest (kernel boot from a local registry, cloud-init
- * ISO, emptyDisk) under TCG; "running" is the libvirt state, not guest boot.
+ * Paths: `bin` is what the node agent runs (`node cli/bin.js launcher-monitor ...`: the
+ * prebuilt bundle, scripts/build-bundles.mjs); `tsx` is the TypeScript source under tsx
+ * (`node --import tsx cli/main.ts launcher-monitor ...`, as the integration tests run it,
+ * and how every launcher ran before the bundle).
+ *
+ * Targets: median(launcher) / median(virsh) ≤ 1.3; monitor + launcher < 60 MiB.
+ * Both sides start the same test guest (kernel boot from a local registry, cloud-init
+ * ISO, emptyDisk) under TCG; "running" is the libvirt state, not guest boot. The virsh
+ * side gets its volumes prepared beforehand (untimed), so the ratio is also printed
+ * without the launcher's volume preparation. Memory: RSS counts the shared node binary
+ * and libraries in full (~34 MiB per node process, shared by every VM on the host); PSS
+ * splits shared pages among the processes mapping them; USS (private pages) is what one
+ * more VM adds.
  */
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { startRegistry, pushTestGuestImages } from '../test/helpers/registry.js';
-import {
-  startMonitor, testGuestVmi, waitFor, waitForSocket, forceCleanup, processesMentioning, type MonitorHandle,
-} from '../test/integration/launcher/harness.js';
+import { testGuestVmi, waitFor, forceCleanup, REPO, type MonitorHandle } from '../test/integration/launcher/harness.js';
+import { callLauncher } from '../launcher/server/client.js';
 import { materializeVolumes, releaseVolumes, ImageStore } from '../launcher/volumes/index.js';
 import { convertVmi } from '../launcher/convert/index.js';
 import type { VirtualMachineInstance } from '../api/kubevirt.js';
 
-const iterations = Number(process.argv[process.argv.indexOf('--iterations') + 1] || 5);
+const arg = (name: string, dflt: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : dflt;
+};
+const iterations = Number(arg('iterations', '5'));
+const paths = arg('paths', 'bin,tsx').split(',') as Path[];
+const idleSeconds = Number(arg('idle-seconds', '3'));
+type Path = 'bin' | 'tsx';
+const ENTRY: Record<Path, string[]> = {
+  bin: [join(REPO, 'cli/bin.js')],
+  tsx: ['--import', 'tsx', join(REPO, 'cli/main.ts')],
+};
 
 const median = (xs: number[]): number => {
+  if (!xs.length) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
 const mib = (kb: number): string => (kb / 1024).toFixed(1);
 
-async function memKb(pid: number): Promise<{ rss: number; pss: number }> {
+interface Mem { rss: number; pss: number; uss: number }
+const NO_MEM: Mem = { rss: 0, pss: 0, uss: 0 };
+const addMem = (a: Mem, b: Mem): Mem => ({ rss: a.rss + b.rss, pss: a.pss + b.pss, uss: a.uss + b.uss });
+
+async function memKb(pid: number): Promise<Mem> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '');
-  return {
-    rss: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0),
-    pss: Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0),
-  };
+  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? 0);
+  return { rss: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0), pss: field('Pss'), uss: field('Private_Clean') + field('Private_Dirty') };
+}
+
+/** utime + stime in clock ticks (100/s on Linux). */
+async function cpuTicks(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11] ?? 0) + Number(f[12] ?? 0);
 }
 
 async function childrenOf(pid: number): Promise<number[]> {
@@ -49,95 +80,172 @@ async function virsh(...args: string[]): Promise<void> {
   await execa('virsh', ['-c', 'qemu:///system', ...args]);
 }
 
+/** `virtops launcher-monitor` through `path`, with the flags the harness uses. */
+async function startMonitor(path: Path, imageStore: string, insecureRegistry: string): Promise<MonitorHandle> {
+  const dir = await mkdtemp(join(tmpdir(), 'vo-bench-launcher-'));
+  const name = `lb-${randomBytes(3).toString('hex')}`;
+  const uid = `00000000-0000-4000-8000-${randomBytes(6).toString('hex')}`;
+  const namespace = 'default';
+  const shareDir = join(dir, 'share');
+  const args = [
+    ...ENTRY[path], 'launcher-monitor', '--qemu-timeout', '60s', '--name', name, '--uid', uid, '--namespace', namespace,
+    '--kubevirt-share-dir', shareDir, '--ephemeral-disk-dir', join(dir, 'ephemeral'), '--container-disk-dir', join(dir, 'container-disks'),
+    '--grace-period-seconds', '1', '--hook-sidecars', '0', '--emulation', 'tcg', '--libvirt-uri', 'qemu:///system',
+    '--image-store', imageStore, '--insecure-registry', insecureRegistry,
+  ];
+  const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+  const logs: Record<string, unknown>[] = [];
+  let buf = '';
+  proc.stderr!.on('data', (b: Buffer) => {
+    buf += b.toString();
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        logs.push({ raw: line });
+        process.stderr.write(`${line}\n`);
+      }
+    }
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const socket = join(shareDir, 'sockets', 'launcher-sock');
+  const domain = `${namespace}_${name}`;
+  return {
+    proc, dir, name, uid, namespace, socket, shareDir, ephemeralDir: join(dir, 'ephemeral'), domain, logs, exited,
+    serialLog: join(shareDir, 'logs', `${domain}-serial0.log`),
+    call: (method, p, body) => callLauncher(socket, method, p, body),
+  };
+}
+
+interface Sample {
+  syncMs: number;
+  /** Monitor spawned → command socket answering (not part of the sync figure). */
+  startupMs: number;
+  phases: Record<string, number>;
+  monitor: Mem;
+  launcher: Mem;
+  /** The launcher's child processes (a `virsh event` child when that event source is used). */
+  launcherChildren: Mem;
+  /** CPU used by monitor + launcher (+ children) per second while idle, in ms. */
+  idleCpuMsPerS: number;
+}
+
+async function measureLauncher(path: Path, imageStoreDir: string, registryHost: string, image: string, record: boolean, samples: Sample[]): Promise<number> {
+  let m: MonitorHandle | undefined;
+  try {
+    const spawnedAt = performance.now();
+    m = await startMonitor(path, imageStoreDir, registryHost);
+    const h = m;
+    // Polled every 20 ms, as an eager node agent would: the first sync follows at once.
+    await waitFor('launcher socket', async () => (await h.call('GET', '/healthz')).status === 200, 120_000, 20);
+    const startupMs = performance.now() - spawnedAt;
+    await waitFor('libvirt connected', async () => (await h.call<{ libvirt: string }>('GET', '/v1/info')).body.libvirt === 'connected', 60_000, 20);
+    const vmi = testGuestVmi(h, image, 'bench', { imagePullPolicy: 'IfNotPresent' });
+    const t0 = performance.now();
+    const res = await h.call('PUT', '/v1/vmi', vmi);
+    const syncMs = performance.now() - t0;
+    if (res.status !== 201) throw new Error(`${path}: sync failed: ${res.status} ${JSON.stringify(res.body)}`);
+    if (record) {
+      const phases = (h.logs.find((l) => l['msg'] === 'sync timings')?.['ms'] ?? {}) as Record<string, number>;
+      await new Promise((r) => setTimeout(r, 1000)); // let the steady state settle before sampling memory
+      const launcherPid = (await childrenOf(h.proc.pid!))[0]!;
+      const kids = await childrenOf(launcherPid);
+      const all = [h.proc.pid!, launcherPid, ...kids];
+      const ticks0 = (await Promise.all(all.map(cpuTicks))).reduce((a, b) => a + b, 0);
+      const w0 = performance.now();
+      await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+      const ticks1 = (await Promise.all(all.map(cpuTicks))).reduce((a, b) => a + b, 0);
+      const idleCpuMsPerS = ((ticks1 - ticks0) * 10) / ((performance.now() - w0) / 1000);
+      let launcherChildren = NO_MEM;
+      for (const k of kids) launcherChildren = addMem(launcherChildren, await memKb(k).catch(() => NO_MEM));
+      samples.push({ syncMs, startupMs, phases, monitor: await memKb(h.proc.pid!), launcher: await memKb(launcherPid), launcherChildren, idleCpuMsPerS });
+    }
+    await h.call('POST', '/v1/kill');
+    h.proc.kill('SIGTERM');
+    await h.exited;
+    return syncMs;
+  } finally {
+    await forceCleanup(m);
+  }
+}
+
+async function measureVirsh(imageStore: ImageStore, work: string, image: string): Promise<number> {
+  const name = `vb-${randomBytes(3).toString('hex')}`;
+  const dir = join(work, name);
+  const base = testGuestVmi({ namespace: 'default', name, uid: `00000000-0000-4000-8000-${randomBytes(6).toString('hex')}` }, image, 'bench', { imagePullPolicy: 'IfNotPresent' }) as unknown as VirtualMachineInstance;
+  const vols = await materializeVolumes(base, { vmDir: dir, imageStore });
+  const { xml } = convertVmi(base, {
+    emulation: 'tcg', volumes: vols.volumes, ...(vols.kernelBoot ? { kernelBoot: vols.kernelBoot } : {}),
+    socketsDir: join(dir, 'sockets'), logDir: join(dir, 'logs'),
+  });
+  await execa('mkdir', ['-p', join(dir, 'sockets'), join(dir, 'logs')]);
+  const file = join(dir, 'domain.xml');
+  await writeFile(file, xml);
+  const domain = `default_${name}`;
+  try {
+    const v0 = performance.now();
+    await virsh('define', file);
+    await virsh('start', domain);
+    return performance.now() - v0;
+  } finally {
+    await virsh('destroy', domain).catch(() => undefined);
+    await virsh('undefine', domain).catch(() => undefined);
+    await releaseVolumes(base, { vmDir: dir }, { deleteVm: true });
+  }
+}
+
 async function main(): Promise<void> {
   const registry = await startRegistry();
   const imageStoreDir = await mkdtemp(join(tmpdir(), 'vo-bench-images-'));
   const work = await mkdtemp(join(tmpdir(), 'vo-bench-'));
-  const launcherMs: number[] = [];
+  const samples: Record<Path, Sample[]> = { bin: [], tsx: [] };
   const virshMs: number[] = [];
-  const phases: Record<string, number>[] = [];
-  const mem: { monitor: { rss: number; pss: number }; launcher: { rss: number; pss: number }; virshEvent: { rss: number; pss: number } }[] = [];
-  let current: MonitorHandle | undefined;
   try {
     const { kernelBootImage } = await pushTestGuestImages(registry);
     const imageStore = new ImageStore({ dir: imageStoreDir, insecureRegistries: [registry.host] });
-
-    // Warm-up (not counted): pulls the image into the store, warms tsx's cache and QEMU's capability cache.
+    // Warm-up (not counted): pulls the image into the store, builds the bundle if stale,
+    // warms tsx's cache and QEMU's capability cache.
     for (let i = -1; i < iterations; i++) {
-      // ---- launcher: monitor up and connected (untimed), then PUT /v1/vmi → Running (timed)
-      const m = (current = await startMonitor({ imageStore: imageStoreDir, insecureRegistry: registry.host, gracePeriodSeconds: 1 }));
-      await waitForSocket(m, 120_000);
-      await waitFor('libvirt connected', async () => (await m.call<{ libvirt: string }>('GET', '/v1/info')).body.libvirt === 'connected');
-      const vmi = testGuestVmi(m, kernelBootImage, 'bench', { imagePullPolicy: 'IfNotPresent' });
-      const t0 = performance.now();
-      const res = await m.call('PUT', '/v1/vmi', vmi);
-      const t1 = performance.now();
-      if (res.status !== 201) throw new Error(`sync failed: ${res.status} ${JSON.stringify(res.body)}`);
-      if (i >= 0) {
-        launcherMs.push(t1 - t0);
-        const timing = m.logs.find((l) => l['msg'] === 'sync timings');
-        if (timing) phases.push(timing['ms'] as Record<string, number>);
-        await new Promise((r) => setTimeout(r, 1000)); // let the steady state settle before sampling memory
-        const launcherPid = (await processesMentioning(m.uid)).find((p) => p !== m.proc.pid)!;
-        const kids = await childrenOf(launcherPid);
-        mem.push({
-          monitor: await memKb(m.proc.pid!),
-          launcher: await memKb(launcherPid),
-          virshEvent: kids.length ? await memKb(kids[0]!) : { rss: 0, pss: 0 },
-        });
+      const line: string[] = [];
+      for (const path of paths) {
+        const ms = await measureLauncher(path, imageStoreDir, registry.host, kernelBootImage, i >= 0, samples[path]);
+        line.push(`${path} ${ms.toFixed(0)} ms`);
       }
-      await m.call('POST', '/v1/kill');
-      m.proc.kill('SIGTERM');
-      await m.exited;
-      await forceCleanup(m);
-      current = undefined;
-
-      // ---- baseline: the same converter output, volumes prepared beforehand (untimed),
-      // then `virsh define && virsh start` (timed), as a shell script would do it.
-      const name = `vb-${randomBytes(3).toString('hex')}`;
-      const dir = join(work, name);
-      const base = testGuestVmi({ namespace: 'default', name, uid: `00000000-0000-4000-8000-${randomBytes(6).toString('hex')}` }, kernelBootImage, 'bench', { imagePullPolicy: 'IfNotPresent' }) as unknown as VirtualMachineInstance;
-      const vols = await materializeVolumes(base, { vmDir: dir, imageStore });
-      const { xml } = convertVmi(base, {
-        emulation: 'tcg', volumes: vols.volumes, ...(vols.kernelBoot ? { kernelBoot: vols.kernelBoot } : {}),
-        socketsDir: join(dir, 'sockets'), logDir: join(dir, 'logs'),
-      });
-      await execa('mkdir', ['-p', join(dir, 'sockets'), join(dir, 'logs')]);
-      const file = join(dir, 'domain.xml');
-      await writeFile(file, xml);
-      const domain = `default_${name}`;
-      const v0 = performance.now();
-      await virsh('define', file);
-      await virsh('start', domain);
-      const v1 = performance.now();
-      if (i >= 0) virshMs.push(v1 - v0);
-      await virsh('destroy', domain);
-      await virsh('undefine', domain);
-      await releaseVolumes(base, { vmDir: dir }, { deleteVm: true });
-      process.stderr.write(`iteration ${i + 1}/${iterations}${i < 0 ? ' (warm-up)' : ''}: launcher ${(t1 - t0).toFixed(0)} ms, virsh ${(v1 - v0).toFixed(0)} ms\n`);
+      const v = await measureVirsh(imageStore, work, kernelBootImage);
+      if (i >= 0) virshMs.push(v);
+      process.stderr.write(`iteration ${i + 1}/${iterations}${i < 0 ? ' (warm-up)' : ''}: ${line.join(', ')}, virsh ${v.toFixed(0)} ms\n`);
     }
   } finally {
-    await forceCleanup(current);
     await registry.stop();
     await rm(imageStoreDir, { recursive: true, force: true });
     await rm(work, { recursive: true, force: true });
   }
 
-  const lm = median(launcherMs);
   const vm = median(virshMs);
-  const med = (f: (x: (typeof mem)[number]) => number) => median(mem.map(f));
-  const pair = med((x) => x.monitor.rss + x.launcher.rss);
-  const pairPss = med((x) => x.monitor.pss + x.launcher.pss);
-  console.log(`launcher benchmark (${iterations} iterations, medians)`);
-  console.log(`  sync → running (launcher PUT /v1/vmi):   ${lm.toFixed(0)} ms   [${launcherMs.map((x) => x.toFixed(0)).join(', ')}]`);
+  console.log(`launcher benchmark (${iterations} iterations, medians; load average ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')})`);
   console.log(`  virsh define && virsh start (baseline):  ${vm.toFixed(0)} ms   [${virshMs.map((x) => x.toFixed(0)).join(', ')}]`);
-  const phaseNames = Object.keys(phases[0] ?? {});
-  console.log(`  inside the launcher (median ms): ${phaseNames.map((k) => `${k} ${median(phases.map((p) => p[k] ?? 0))}`).join(', ')}`);
-  console.log(`  ratio launcher / baseline:               ${(lm / vm).toFixed(2)}   (target ≤ 1.30)`);
-  console.log(`  RSS monitor:            ${mib(med((x) => x.monitor.rss))} MiB   (PSS ${mib(med((x) => x.monitor.pss))} MiB)`);
-  console.log(`  RSS launcher:           ${mib(med((x) => x.launcher.rss))} MiB   (PSS ${mib(med((x) => x.launcher.pss))} MiB)`);
-  console.log(`  RSS virsh event child:  ${mib(med((x) => x.virshEvent.rss))} MiB   (PSS ${mib(med((x) => x.virshEvent.pss))} MiB)`);
-  console.log(`  monitor + launcher:     ${mib(pair)} MiB RSS, ${mib(pairPss)} MiB PSS   (target < 60 MiB)`);
+  for (const path of paths) {
+    const s = samples[path];
+    const med = (f: (x: Sample) => number): number => median(s.map(f));
+    const lm = med((x) => x.syncMs);
+    const withoutVolumes = med((x) => x.syncMs - (x.phases['materialize'] ?? 0));
+    const phaseNames = Object.keys(s[0]?.phases ?? {});
+    const memLine = (label: string, f: (x: Sample) => Mem): string =>
+      `    ${label.padEnd(22)} RSS ${mib(med((x) => f(x).rss)).padStart(6)} MiB   PSS ${mib(med((x) => f(x).pss)).padStart(6)} MiB   USS ${mib(med((x) => f(x).uss)).padStart(6)} MiB`;
+    console.log(`  [${path}] ${path === 'bin' ? 'node cli/bin.js launcher-monitor (bundle)' : 'node --import tsx cli/main.ts launcher-monitor'}`);
+    console.log(`    spawn → socket answering (startup): ${med((x) => x.startupMs).toFixed(0)} ms   (not in the ratio)`);
+    console.log(`    sync → running (PUT /v1/vmi):       ${lm.toFixed(0)} ms   [${s.map((x) => x.syncMs.toFixed(0)).join(', ')}]`);
+    console.log(`    inside the launcher (median ms):    ${phaseNames.map((k) => `${k} ${med((x) => x.phases[k] ?? 0)}`).join(', ')}`);
+    console.log(`    ratio launcher / baseline:          ${(lm / vm).toFixed(2)}   (target ≤ 1.30)`);
+    console.log(`    ratio without volume preparation:   ${(withoutVolumes / vm).toFixed(2)}   (sync minus the materialize phase: ${withoutVolumes.toFixed(0)} ms)`);
+    console.log(memLine('monitor', (x) => x.monitor));
+    console.log(memLine('launcher', (x) => x.launcher));
+    console.log(memLine('launcher children', (x) => x.launcherChildren));
+    console.log(`${memLine('monitor + launcher', (x) => addMem(x.monitor, x.launcher))}   (target < 60 MiB)`);
+    console.log(`    idle CPU (monitor + launcher + children): ${med((x) => x.idleCpuMsPerS).toFixed(1)} ms per second`);
+  }
 }
 
 await main();

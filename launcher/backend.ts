@@ -20,4 +20,8 @@ export interface VolumeBackend {
   release(handle: unknown, config: LauncherConfig): Promise<void>;
 }
 
-export type Converter = (vmi: VirtualMachineInstance, ctx: ConversionContext) => { xml: string; warnings: string[] };
+/** VMI → domain XML; may run elsewhere (the launcher converts in its prepare worker). */
+export type Converter = (
+  vmi: VirtualMachineInstance,
+  ctx: ConversionContext,
+) => { xml: string; warnings: string[] } | Promise<{ xml: string; warnings: string[] }>;

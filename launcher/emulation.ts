@@ -36,9 +36,10 @@ export async function probeHost(libvirtUri: string): Promise<HostProbe> {
   const kvmDeviceUsable = await access('/dev/kvm', constants.R_OK | constants.W_OK).then(() => true, () => false);
   let libvirtOffersKvm = false;
   if (kvmDeviceUsable) {
-    const { execa } = await import('execa');
-    const r = await execa('virsh', ['-c', libvirtUri, 'domcapabilities', '--virttype', 'kvm'], { reject: false });
-    libvirtOffersKvm = r.exitCode === 0 && /<domain>kvm<\/domain>/.test(String(r.stdout));
+    const { execFile } = await import('node:child_process');
+    libvirtOffersKvm = await new Promise<boolean>((resolve) =>
+      execFile('virsh', ['-c', libvirtUri, 'domcapabilities', '--virttype', 'kvm'], (err, stdout) => resolve(!err && /<domain>kvm<\/domain>/.test(stdout))),
+    );
   }
   const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
   return {

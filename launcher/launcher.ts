@@ -20,7 +20,7 @@ import { decideSync, vmiStatusFor, type VmiStatusView } from './status.js';
 import { type FieldError, asVmi, checkVmi } from './vmi-check.js';
 import { domainState, destroyIfActive, gracefulStop, isActive, undefineIfDefined, waitForState, type StopOutcome } from './cleanup.js';
 import { removeState, writeState } from './state-file.js';
-import { WorkerValidator } from './validator.js';
+import { PrepareWorker } from './prepare.js';
 
 /** A request the launcher refuses; `status` is the HTTP status the server answers with. */
 export class LauncherRequestError extends Error {
@@ -79,6 +79,8 @@ export interface LauncherDeps {
   resolveEmulation: () => Promise<{ emulation: Emulation; reason: string }>;
   /** How often the domain state is re-read without an event (ms). */
   refreshIntervalMs?: number;
+  /** Validation (and, through `convert`, conversion) off the main thread; created here when absent. */
+  prepare?: PrepareWorker;
 }
 
 interface Incarnation {
@@ -105,12 +107,13 @@ export class Launcher {
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void)[] = [];
   private terminating = false;
-  private readonly validator = new WorkerValidator();
+  private readonly prepare: PrepareWorker;
   private validatedHash: string | undefined;
   private lastValidateMs = 0;
 
   constructor(private readonly config: LauncherConfig, private readonly deps: LauncherDeps) {
     this.paths = launcherPaths(config);
+    this.prepare = deps.prepare ?? new PrepareWorker();
     this.emitter.setMaxListeners(0);
   }
 
@@ -121,6 +124,13 @@ export class Launcher {
   /** Connects to libvirt (retrying with backoff until `signal` aborts) and starts watching. */
   async start(signal?: AbortSignal): Promise<void> {
     const { driver, log } = this.deps;
+    // Compile the validator now (if the caller has not), off the sync path (see prepare.ts):
+    // it overlaps the libvirt connect and the first PUT arriving.
+    try {
+      this.prepare.warm();
+    } catch (err) {
+      log.warn({ err }, 'prepare worker unavailable; validating and converting in-process');
+    }
     await driver.connect({
       retry: true,
       ...(signal ? { signal } : {}),
@@ -141,12 +151,6 @@ export class Launcher {
       }),
     );
     await this.refresh();
-    // Compile the validator now, off the sync path (see validator.ts).
-    try {
-      this.validator.warm();
-    } catch (err) {
-      log.warn({ err }, 'validator worker unavailable; validating in-process');
-    }
     this.timer = setInterval(() => void this.refresh(), this.deps.refreshIntervalMs ?? 5000);
     this.timer.unref();
   }
@@ -242,7 +246,7 @@ export class Launcher {
       const validation: Promise<void> =
         hash === this.validatedHash
           ? Promise.resolve()
-          : this.validator.validate(body).then((issues) => {
+          : this.prepare.validate(body).then((issues) => {
               this.lastValidateMs = Math.round(performance.now() - t0);
               if (issues.length) {
                 const fieldErrors = issues.map((i) => ({ path: pointerToPath(i.path), message: i.message + (i.fix ? ` (fix: ${i.fix})` : '') }));
@@ -257,8 +261,8 @@ export class Launcher {
       try {
         return await this.syncLocked(vmi, validation);
       } finally {
-        // Keep the steady state small: the worker comes back only for a changed spec.
-        if (this.started) void this.validator.stop();
+        // Keep the steady state small: the worker comes back only for a changed spec (or a retried create).
+        if (this.started) void this.prepare.stop();
       }
     });
   }
@@ -304,7 +308,7 @@ export class Launcher {
     let xml: string;
     let warnings: string[];
     try {
-      ({ xml, warnings } = this.deps.convert(vmi, this.conversionContext(materialized)));
+      ({ xml, warnings } = await this.deps.convert(vmi, this.conversionContext(materialized)));
       t.converted = performance.now();
     } catch (err) {
       await this.deps.volumes.release(materialized.handle, this.config).catch((e: unknown) => log.error({ err: e }, 'releasing volumes failed'));
@@ -463,7 +467,7 @@ export class Launcher {
       await removeState(this.paths.stateFile);
     });
     for (const u of this.unsubscribe) u();
-    await this.validator.stop();
+    await this.prepare.stop();
   }
 }
 

@@ -1,7 +1,8 @@
 /** JSON log lines on stderr (stdout stays free for command output). */
-import type { Logger } from 'pino';
+// A static import (this module itself is loaded lazily): esbuild's bundle cannot hand a
+// dynamically imported CommonJS module's named exports over, only its default.
+import { pino, type Logger } from 'pino';
 
 export async function createLogger(name: string, bindings: Record<string, string>): Promise<Logger> {
-  const { pino } = await import('pino');
   return pino({ name, base: { pid: process.pid, ...bindings }, level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'info' }, pino.destination({ fd: 2, sync: true }));
 }

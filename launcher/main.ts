@@ -9,6 +9,16 @@ import type { LauncherConfig } from './flags.js';
 import { launcherPaths } from './flags.js';
 
 export async function runLauncher(config: LauncherConfig): Promise<number> {
+  // First of all: the first sync waits for the schema the worker compiles (~250 ms of
+  // CPU), and the node agent sends it as soon as the socket is up.
+  const { PrepareWorker } = await import('./prepare.js');
+  const prepare = new PrepareWorker();
+  let prepareError: unknown;
+  try {
+    prepare.warm();
+  } catch (err) {
+    prepareError = err;
+  }
   const [{ createLogger }, { Launcher }, { startCommandServer }, { createLauncherDeps }] = await Promise.all([
     import('./logger.js'),
     import('./launcher.js'),
@@ -16,7 +26,8 @@ export async function runLauncher(config: LauncherConfig): Promise<number> {
     import('./wiring.js'),
   ]);
   const log = await createLogger('virtops-launcher', { vmi: `${config.namespace}/${config.name}`, uid: config.uid });
-  const deps = await createLauncherDeps(config, log);
+  if (prepareError) log.warn({ err: prepareError }, 'prepare worker unavailable; validating and converting in-process');
+  const deps = await createLauncherDeps(config, log, { prepare });
   const launcher = new Launcher(config, deps);
   const paths = launcherPaths(config);
 

@@ -7,7 +7,7 @@ export { backoffDelay, sleep } from './backoff.js';
 import { NativeLibvirtDriver, type NativeDriverOptions } from './native.js';
 import type { LibvirtDriver } from './driver.js';
 
-/** The driver the launcher uses: the N-API binding with virsh-event lifecycle events. */
+/** The N-API binding driver; lifecycle events from `virsh event` (default) or polling (`eventSource: 'poll'`). */
 export function createLibvirtDriver(opts: NativeDriverOptions): LibvirtDriver {
   return new NativeLibvirtDriver(opts);
 }

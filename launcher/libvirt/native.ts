@@ -24,6 +24,11 @@ export interface NativeDriverOptions {
   /** 'virsh' (default; falls back to polling when virsh is missing) or 'poll'. */
   eventSource?: 'virsh' | 'poll';
   pollIntervalMs?: number;
+  /**
+   * With 'poll': watch only these domains (one state read each per interval) instead of
+   * listing every domain on the host, so N launchers cost N reads per interval, not N².
+   */
+  watchDomains?: readonly string[];
   /** How long a call waits for a lost connection to come back before failing. */
   reconnectWaitMs?: number;
   virshPath?: string;
@@ -288,15 +293,33 @@ export class NativeLibvirtDriver implements LibvirtDriver {
       lost: (err: Error) => void this.listDomains().catch(() => undefined).then(() => err),
       unsupported: (_err: Error) => {
         void this.eventSource?.stop();
-        this.eventSource = new PollingEventSource(() => this.listDomains(), sink, this.opts.pollIntervalMs);
+        this.eventSource = new PollingEventSource(() => this.pollStates(), sink, this.opts.pollIntervalMs);
         this.eventSource.start();
       },
     };
     this.eventSource =
       this.opts.eventSource === 'poll'
-        ? new PollingEventSource(() => this.listDomains(), sink, this.opts.pollIntervalMs)
+        ? new PollingEventSource(() => this.pollStates(), sink, this.opts.pollIntervalMs)
         : new VirshEventSource(this.uri, sink, this.opts.virshPath);
     this.eventSource.start();
+  }
+
+  /** What the polling event source diffs: the watched domains that exist, or all domains. */
+  private async pollStates(): Promise<{ name: string; state: DomainState }[]> {
+    const watch = this.opts.watchDomains;
+    if (!watch) return this.listDomains();
+    const states = await Promise.all(
+      watch.map((name) =>
+        this.getState(name).then(
+          (state) => ({ name, state }),
+          (err: unknown) => {
+            if (err instanceof DomainNotFoundError) return undefined;
+            throw err;
+          },
+        ),
+      ),
+    );
+    return states.filter((s): s is { name: string; state: DomainState } => s !== undefined);
   }
 
   private async stopEventSource(): Promise<void> {

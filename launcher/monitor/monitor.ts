@@ -1,12 +1,13 @@
 /**
  * `virtops launcher-monitor`: wraps the launcher the way virt-launcher-monitor does.
  *
- * It spawns the launcher (same node binary, same TypeScript loader, a lean entry point so
- * the CLI is not loaded twice), forwards SIGTERM/SIGINT, and when the launcher dies
+ * It spawns the launcher (same node binary; from the same bundle when cli/bin.js runs one,
+ * else the lean TypeScript entry under the same loader, so the CLI is not loaded twice),
+ * forwards SIGTERM/SIGINT, and when the launcher dies
  * without cleaning up (non-zero exit, killed) gives the guest its grace period (ACPI
  * shutdown, destroy after --grace-period-seconds), undefines the domain, releases the
  * volumes and removes the socket. The launcher runs in its own process group so the
- * monitor can reap whatever it left running (its `virsh event` child) after a crash.
+ * monitor can reap whatever it left running (a helper such as qemu-img or skopeo) after a crash.
  *
  * Exit codes:
  *   0  the launcher exited cleanly (after SIGTERM, or on its own with 0)
@@ -18,17 +19,26 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { LauncherConfig } from '../flags.js';
+import { isBundled, siblingEntry } from '../bundled.js';
 
 export const MONITOR_EXIT = { clean: 0, launcherFailed: 1, badFlags: 2, cleanupFailed: 3, spawnFailed: 4 } as const;
 
-/** node arguments that run the launcher entry with the loader this process was started with. */
+/**
+ * node arguments that run the launcher: from the bundle when the monitor runs from it
+ * (no loader), else the lean TypeScript entry with the loader this process was started with.
+ */
 export function launcherCommand(args: readonly string[]): { command: string; argv: string[] } {
+  // A 1 MiB young generation: the launcher allocates little, and V8's default (16 MiB
+  // semi-spaces) alone costs ~15-25 MiB of RSS per VM.
+  const heap = ['--max-semi-space-size=1'];
+  if (isBundled(import.meta.url)) {
+    const entry = fileURLToPath(siblingEntry(import.meta.url, '../entry.ts', 'entry'));
+    return { command: process.execPath, argv: [...heap, ...process.execArgv, entry, 'launcher', ...args] };
+  }
   const entry = fileURLToPath(new URL('../entry.ts', import.meta.url));
   const hasLoader = process.execArgv.some((a) => /tsx/.test(a));
   const loader = hasLoader ? process.execArgv : ['--import', import.meta.resolve('tsx'), ...process.execArgv];
-  // A 1 MiB young generation: the launcher allocates little, and V8's default (16 MiB
-  // semi-spaces) alone costs ~15-25 MiB of RSS per VM.
-  return { command: process.execPath, argv: ['--max-semi-space-size=1', ...loader, entry, 'launcher', ...args] };
+  return { command: process.execPath, argv: [...heap, ...loader, entry, 'launcher', ...args] };
 }
 
 export async function runMonitor(config: LauncherConfig, launcherArgs: readonly string[]): Promise<number> {
@@ -66,7 +76,7 @@ export async function runMonitor(config: LauncherConfig, launcherArgs: readonly 
     child.once('exit', (code, signal) => resolve({ code, signal }));
   });
   clearTimeout(killTimer);
-  // Reap the launcher's leftovers (e.g. its virsh event child) whatever happened.
+  // Reap the launcher's leftovers (a helper program mid-run) whatever happened.
   killGroup(child.pid, 'SIGKILL');
 
   if (exit.error) {

@@ -58,11 +58,21 @@ export async function materializeVolumes(vmi: VirtualMachineInstance, opts: Mate
   await mkdir(dirs.ephemeral, { recursive: true });
 
   try {
+    // Volumes are independent (own paths; the image store tolerates concurrent pulls and
+    // extractions), so they are prepared at once: the sync waits for the slowest helper
+    // program (xorriso, qemu-img, skopeo) instead of their sum. All settle before any
+    // error is thrown, so the cleanup below never races a step still writing.
+    const settled = await Promise.allSettled([
+      ...plan.volumes.map((step) => materializeOne(step, plan, opts)),
+      plan.kernelBoot ? materializeKernelBoot(plan.kernelBoot, plan, opts) : Promise.resolve(undefined),
+    ]);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const values = settled.map((r) => (r as PromiseFulfilledResult<unknown>).value);
     const volumes: Record<string, MaterializedVolume> = {};
-    for (const step of plan.volumes) volumes[step.name] = await materializeOne(step, plan, opts);
-    const result: MaterializedVolumes = { volumes };
-    if (plan.kernelBoot) result.kernelBoot = await materializeKernelBoot(plan.kernelBoot, plan, opts);
-    return result;
+    plan.volumes.forEach((step, i) => (volumes[step.name] = values[i] as MaterializedVolume));
+    const kernelBoot = values[plan.volumes.length] as MaterializedVolumes['kernelBoot'];
+    return { volumes, ...(kernelBoot ? { kernelBoot } : {}) };
   } catch (err) {
     // Leave nothing of a failed first attempt behind; a restarted launcher keeps its files.
     if (freshEphemeral) await rm(dirs.ephemeral, { recursive: true, force: true });
@@ -150,10 +160,11 @@ async function materializeKernelBoot(
     if ((await Promise.all(paths.map(exists))).every(Boolean)) return known;
   }
   const pulled = await pullImage(kb.ref, plan, opts, undefined);
-  const result = {
-    ...(kb.kernelPath ? { kernelPath: (await opts.imageStore.extractFile(pulled, kb.kernelPath)).path } : {}),
-    ...(kb.initrdPath ? { initrdPath: (await opts.imageStore.extractFile(pulled, kb.initrdPath)).path } : {}),
-  };
+  const [kernel, initrd] = await Promise.all([
+    kb.kernelPath ? opts.imageStore.extractFile(pulled, kb.kernelPath) : undefined,
+    kb.initrdPath ? opts.imageStore.extractFile(pulled, kb.initrdPath) : undefined,
+  ]);
+  const result = { ...(kernel ? { kernelPath: kernel.path } : {}), ...(initrd ? { initrdPath: initrd.path } : {}) };
   await writeFile(record, JSON.stringify(result));
   return result;
 }
