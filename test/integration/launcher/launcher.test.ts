@@ -198,9 +198,9 @@ describe('launcher-monitor after a launcher crash', () => {
     expect((await ephemeralFiles(m)).length).toBeGreaterThan(0);
     const launcherPid = (await processesMentioning(m.uid)).find((p) => p !== m.proc.pid)!;
     expect(launcherPid).toBeDefined();
-    // The launcher's own children (its `virsh event` stream) must not outlive it.
+    // Whatever children the launcher has (it polls libvirt through the binding, so usually
+    // none once the sync is done; a helper program mid-run otherwise) must not outlive it.
     const children = (await readFile(`/proc/${launcherPid}/task/${launcherPid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean).map(Number);
-    expect(children.length).toBeGreaterThan(0);
     process.kill(launcherPid, 'SIGKILL');
     const exit = await m.exited;
     expect(exit.code).toBe(1);
