@@ -285,10 +285,23 @@ function registerExitHook(dir: string): void {
   exitHookDirs.add(dir);
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
+  const killAll = () => {
     for (const d of exitHookDirs) {
       const l = layoutOf(d);
       for (const c of [...COMPONENTS].reverse()) killNow(l.pidFile(c), markerOf(d));
     }
-  });
+  };
+  process.on('exit', killAll);
+  // A signal ends Node without 'exit' unless someone listens: kill ours, then keep the
+  // default behaviour (re-raise) when nobody else (e.g. vitest) handles the signal.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      killAll();
+      if (process.listenerCount(sig) === 1) {
+        process.off(sig, onSignal);
+        process.kill(process.pid, sig);
+      }
+    };
+    process.on(sig, onSignal);
+  }
 }
