@@ -230,7 +230,10 @@ async function main(): Promise<void> {
     const s = samples[path];
     const med = (f: (x: Sample) => number): number => median(s.map(f));
     const lm = med((x) => x.syncMs);
-    const withoutVolumes = med((x) => x.syncMs - (x.phases['materialize'] ?? 0));
+    // validate and materialize run side by side; the later of the two gates the define.
+    const gate = (x: Sample): number => Math.max(x.phases['validate'] ?? 0, x.phases['materialize'] ?? 0);
+    const withoutVolumes = med((x) => x.syncMs - gate(x) + (x.phases['validate'] ?? 0));
+    const withoutBoth = med((x) => x.syncMs - gate(x));
     const phaseNames = Object.keys(s[0]?.phases ?? {});
     const memLine = (label: string, f: (x: Sample) => Mem): string =>
       `    ${label.padEnd(22)} RSS ${mib(med((x) => f(x).rss)).padStart(6)} MiB   PSS ${mib(med((x) => f(x).pss)).padStart(6)} MiB   USS ${mib(med((x) => f(x).uss)).padStart(6)} MiB`;
@@ -239,7 +242,8 @@ async function main(): Promise<void> {
     console.log(`    sync → running (PUT /v1/vmi):       ${lm.toFixed(0)} ms   [${s.map((x) => x.syncMs.toFixed(0)).join(', ')}]`);
     console.log(`    inside the launcher (median ms):    ${phaseNames.map((k) => `${k} ${med((x) => x.phases[k] ?? 0)}`).join(', ')}`);
     console.log(`    ratio launcher / baseline:          ${(lm / vm).toFixed(2)}   (target ≤ 1.30)`);
-    console.log(`    ratio without volume preparation:   ${(withoutVolumes / vm).toFixed(2)}   (sync minus the materialize phase: ${withoutVolumes.toFixed(0)} ms)`);
+    console.log(`    ratio without volume preparation:   ${(withoutVolumes / vm).toFixed(2)}   (${withoutVolumes.toFixed(0)} ms: the define waits for validation only)`);
+    console.log(`    ... and without validation:         ${(withoutBoth / vm).toFixed(2)}   (${withoutBoth.toFixed(0)} ms: checks, convert, define, start)`);
     console.log(memLine('monitor', (x) => x.monitor));
     console.log(memLine('launcher', (x) => x.launcher));
     console.log(memLine('launcher children', (x) => x.launcherChildren));

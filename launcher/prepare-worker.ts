@@ -3,10 +3,14 @@ import { parentPort } from 'node:worker_threads';
 import type { PrepareRequest, PrepareReply } from './prepare.js';
 import { serializeError } from './prepare.js';
 
-// Both load as soon as the worker starts (it is warmed before the sync needs them).
+// Both load as soon as the worker starts (it is warmed before the sync needs them), the
+// converter only once the validator is loaded: compiling the schema is the long pole of
+// the first sync, so it does not share this thread with parsing the XML library.
 const validator = import('../api/validate.js');
-const converter = import('./convert/index.js');
-validator.catch(() => undefined);
+const converter = validator.then(
+  () => import('./convert/index.js'),
+  () => import('./convert/index.js'),
+);
 converter.catch(() => undefined);
 
 parentPort!.on('message', (m: PrepareRequest) => {

@@ -69,13 +69,15 @@ function readManifest() {
   }
 }
 
-/** One hash over the contents of `inputs` (repo-relative paths) and the build recipe. */
-function keyOf(inputs) {
+/** One hash over the contents of `inputs` (paths relative to `repo`) and the build recipe. */
+export function keyOf(inputs, repo = REPO) {
   const h = createHash('sha256');
-  for (const rel of ['scripts/build-bundles.mjs', 'package-lock.json', ...inputs]) {
+  // tsconfig.json and package.json steer how esbuild reads the sources; the lockfile pins
+  // every bundled dependency (node_modules files are not hashed one by one).
+  for (const rel of ['scripts/build-bundles.mjs', 'package.json', 'package-lock.json', 'tsconfig.json', ...inputs]) {
     h.update(rel).update('\0');
     try {
-      h.update(readFileSync(join(REPO, rel)));
+      h.update(readFileSync(join(repo, rel)));
     } catch {
       h.update('(missing)');
     }

@@ -1,0 +1,16 @@
+/** Types of scripts/build-bundles.mjs (plain JavaScript: cli/bin.js loads it before any TypeScript loader). */
+export interface LauncherBundle {
+  /** The bundle directory (entry.mjs, prepare-worker.mjs and their chunks). */
+  dir: string;
+  /** entry.mjs: `node <entry> launcher|launcher-monitor <flags>`. */
+  entry: string;
+}
+
+/** The fresh bundle, built (in a child process) when its sources changed; undefined after `warn` when it cannot be built. */
+export function launcherBundle(opts?: { warn?: (message: string) => void }): Promise<LauncherBundle | undefined>;
+
+/** The key of a bundle built from `inputs` (paths relative to `repo`). */
+export function keyOf(inputs: readonly string[], repo?: string): string;
+
+/** Marks a bundle directory as in use (spared by pruning). */
+export function touch(dir: string): void;

@@ -1,0 +1,116 @@
+/**
+ * The launcher as the node agent runs it: `node cli/bin.js launcher-monitor ...` takes the
+ * fast path (scripts/build-bundles.mjs) and runs the monitor and launcher from the esbuild
+ * bundle, not tsx. One real guest start under libvirtd proves the bundle is complete
+ * (native binding, prepare worker, volumes, converter chunks) and cleans up after itself.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRegistry, pushTestGuestImages, type LocalRegistry } from '../../helpers/registry.js';
+import { callLauncher } from '../../../launcher/server/client.js';
+import {
+  REPO, type MonitorHandle, domainListed, domstate, exists, forceCleanup, processesMentioning, testGuestVmi, virsh, waitFor,
+} from './harness.js';
+import { keyOf as keyFor, launcherBundle as bundleOf } from '../../../scripts/build-bundles.mjs';
+
+let registry: LocalRegistry;
+let image: string;
+let work: string;
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  image = (await pushTestGuestImages(registry)).kernelBootImage;
+  work = await mkdtemp(join(tmpdir(), 'vo-bundle-'));
+});
+
+afterAll(async () => {
+  await registry?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('launcher bundle', () => {
+  it('is built on demand and reused while its sources are unchanged', async () => {
+    const warnings: string[] = [];
+    const first = await bundleOf({ warn: (m) => warnings.push(m) });
+    expect(warnings).toEqual([]);
+    expect(first).toBeDefined();
+    expect(await exists(join(first!.dir, 'entry.mjs'))).toBe(true);
+    expect(await exists(join(first!.dir, 'prepare-worker.mjs'))).toBe(true);
+    expect(await bundleOf()).toEqual(first);
+  });
+
+  it('keys the bundle by the content of its sources', async () => {
+    const repo = join(work, 'keyed');
+    await mkdir(join(repo, 'launcher'), { recursive: true });
+    await writeFile(join(repo, 'launcher', 'a.ts'), 'export const a = 1;\n');
+    const before = keyFor(['launcher/a.ts'], repo);
+    await writeFile(join(repo, 'launcher', 'a.ts'), 'export const a = 2;\n');
+    expect(keyFor(['launcher/a.ts'], repo)).not.toBe(before);
+    await writeFile(join(repo, 'launcher', 'a.ts'), 'export const a = 1;\n');
+    expect(keyFor(['launcher/a.ts'], repo)).toBe(before);
+    await rm(join(repo, 'launcher', 'a.ts'));
+    expect(keyFor(['launcher/a.ts'], repo)).not.toBe(before);
+  });
+});
+
+describe('node cli/bin.js launcher-monitor (bundle path)', () => {
+  let m: MonitorHandle | undefined;
+  afterAll(async () => {
+    await forceCleanup(m);
+  });
+
+  it('runs monitor and launcher from the bundle, starts a real domain and leaves nothing behind on SIGTERM', async () => {
+    const bundle = (await bundleOf())!;
+    const dir = await mkdtemp(join(tmpdir(), 'vo-bundle-launcher-'));
+    const name = `bt-${randomBytes(3).toString('hex')}`;
+    const uid = `00000000-0000-4000-8000-${randomBytes(6).toString('hex')}`;
+    const shareDir = join(dir, 'share');
+    const socket = join(shareDir, 'sockets', 'launcher-sock');
+    const proc = spawn(process.execPath, [
+      join(REPO, 'cli/bin.js'), 'launcher-monitor', '--qemu-timeout', '60s', '--name', name, '--uid', uid, '--namespace', 'default',
+      '--kubevirt-share-dir', shareDir, '--ephemeral-disk-dir', join(dir, 'ephemeral'), '--container-disk-dir', join(dir, 'container-disks'),
+      '--grace-period-seconds', '1', '--emulation', 'tcg', '--libvirt-uri', 'qemu:///system', '--image-store', join(work, 'images'),
+      '--insecure-registry', registry.host,
+    ], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+    const logs: string[] = [];
+    proc.stderr!.on('data', (b: Buffer) => logs.push(b.toString()));
+    const exited = new Promise<{ code: number | null }>((resolve) => proc.once('exit', (code) => resolve({ code })));
+    const handle: MonitorHandle = {
+      proc, dir, name, uid, namespace: 'default', socket, shareDir, ephemeralDir: join(dir, 'ephemeral'), domain: `default_${name}`,
+      serialLog: '', logs: [], exited: exited.then((e) => ({ ...e, signal: null })),
+      call: (method, path, body) => callLauncher(socket, method, path, body),
+    };
+    m = handle;
+
+    await waitFor('launcher socket', async () => (await handle.call('GET', '/healthz')).status === 200, 60_000);
+    // The node agent finds its processes by these argv markers; the launcher runs the bundle, no loader.
+    const monitorArgv = (await readFile(`/proc/${proc.pid}/cmdline`, 'utf8')).split('\0');
+    expect(monitorArgv).toEqual(expect.arrayContaining(['launcher-monitor', '--uid', uid]));
+    const launcherPid = (await processesMentioning(uid)).find((p) => p !== proc.pid)!;
+    const launcherArgv = (await readFile(`/proc/${launcherPid}/cmdline`, 'utf8')).split('\0');
+    expect(launcherArgv).toContain(bundle.entry);
+    expect(launcherArgv).toEqual(expect.arrayContaining(['launcher', '--uid', uid]));
+    expect(launcherArgv.join(' ')).not.toMatch(/tsx/);
+
+    const res = await handle.call('PUT', '/v1/vmi', testGuestVmi(handle, image, 'bundle', { imagePullPolicy: 'IfNotPresent' }));
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body).toMatchObject({ result: 'created', state: 'Running' });
+    expect(await domstate(handle.domain)).toBe('running');
+    // Lifecycle events come from polling through the binding: no `virsh event` child.
+    const children = (await readFile(`/proc/${launcherPid}/task/${launcherPid}/children`, 'utf8')).trim();
+    expect(children).toBe('');
+    // The state poller notices a domain stopped behind the launcher's back.
+    await virsh('destroy', handle.domain);
+    await waitFor('phase after external destroy', async () => (await handle.call<{ phase: string }>('GET', '/v1/info')).body.phase !== 'Running', 10_000, 100);
+
+    proc.kill('SIGTERM');
+    expect((await exited).code, logs.join('')).toBe(0);
+    expect(await domainListed(handle.domain)).toBe(false);
+    expect(await exists(socket)).toBe(false);
+    expect(await processesMentioning(uid)).toEqual([]);
+  });
+});
