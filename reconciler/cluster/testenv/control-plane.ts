@@ -67,11 +67,20 @@ export interface ControlPlaneInfo {
   readonly commands: Readonly<Record<Component, { readonly binary: string; readonly args: readonly string[] }>>;
 }
 
+export interface StopComponentOptions {
+  readonly signal?: 'SIGTERM' | 'SIGKILL';
+  readonly graceMs?: number;
+}
+
 export interface ControlPlane extends ControlPlaneInfo {
   /** Stops every process (SIGTERM, SIGKILL after a grace period); idempotent. */
   stop(): Promise<void>;
-  /** Stops one component (e.g. the API server, to test recovery); its pid file goes away. */
-  stopComponent(component: Component): Promise<void>;
+  /**
+   * Stops one component (e.g. the API server, to test recovery); its pid file goes away.
+   * SIGTERM first: kube-apiserver drains open watches for up to `graceMs` (default 10 s)
+   * before it is killed; `{ signal: 'SIGKILL' }` simulates a crash and returns at once.
+   */
+  stopComponent(component: Component, options?: StopComponentOptions): Promise<void>;
   /** Starts a stopped component again with its original flags and waits until it is healthy. */
   startComponent(component: Component): Promise<void>;
   /** Current pid of each running component. */
@@ -173,7 +182,7 @@ export async function startControlPlane(options: StartControlPlaneOptions): Prom
 export async function stopControlPlane(dir: string, graceMs?: number): Promise<void> {
   const abs = resolve(dir);
   const l = layoutOf(abs);
-  for (const component of [...COMPONENTS].reverse()) await stopProcess(l.pidFile(component), markerOf(abs), graceMs);
+  for (const component of [...COMPONENTS].reverse()) await stopProcess(l.pidFile(component), markerOf(abs), { graceMs });
   exitHookDirs.delete(abs);
 }
 
@@ -206,7 +215,7 @@ function handleFor(info: ControlPlaneInfo): ControlPlane {
   return {
     ...info,
     stop: () => stopControlPlane(info.dir),
-    stopComponent: (c) => stopProcess(l.pidFile(c), markerOf(info.dir)),
+    stopComponent: (c, o = {}) => stopProcess(l.pidFile(c), markerOf(info.dir), o),
     startComponent: async (c) => {
       if (runningComponents(info.dir).includes(c)) throw new Error(`${c} is already running in ${info.dir}`);
       await startComponentFromInfo(info, c);
@@ -248,8 +257,12 @@ async function healthy(info: ControlPlaneInfo, component: Component): Promise<bo
       const res = await httpGet(`${info.apiServerUrl}/readyz`, { ca: readFileSync(info.caFile, 'utf8'), token: info.token });
       return res?.status === 200;
     }
-    case 'kube-controller-manager':
-      return (await httpGet(`https://127.0.0.1:${info.ports.controllerManager}/healthz`))?.status === 200;
+    case 'kube-controller-manager': {
+      // /healthz passes before the controllers run; their own checks appear once all have
+      // started (until then an API server outage makes the controller-manager exit).
+      const res = await httpGet(`https://127.0.0.1:${info.ports.controllerManager}/healthz?verbose`);
+      return res?.status === 200 && /^\[\+\][a-z0-9-]+-controller ok$/m.test(res.body);
+    }
     case 'kube-scheduler':
       return (await httpGet(`https://127.0.0.1:${info.ports.scheduler}/healthz`))?.status === 200;
   }

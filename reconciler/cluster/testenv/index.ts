@@ -12,6 +12,7 @@ export {
   type ControlPlane,
   type ControlPlaneInfo,
   type StartControlPlaneOptions,
+  type StopComponentOptions,
   type ExtraUser,
   type Component,
 } from './control-plane.js';

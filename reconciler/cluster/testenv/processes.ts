@@ -40,16 +40,23 @@ export function readPid(pidFile: string): number | undefined {
  * `marker` (the testenv dir), so a recycled pid of an unrelated process is never signalled.
  */
 export function isOurs(pid: number, marker: string): boolean {
-  let cmdline: string;
-  let stat: string;
+  if (!isAlive(pid)) return false;
   try {
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
   } catch {
     return false;
   }
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  return state !== 'Z' && state !== 'X' && cmdline.includes(marker);
+}
+
+/** The pid exists and has not exited (a zombie has exited: it only waits for its reaper). */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.charAt(stat.lastIndexOf(')') + 2);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {
@@ -62,18 +69,24 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. Removes the pid file. */
-export async function stopProcess(pidFile: string, marker: string, graceMs = 10_000): Promise<void> {
+/**
+ * SIGTERM, then SIGKILL after `graceMs` (or SIGKILL at once); resolves once the process is
+ * gone. Removes the pid file.
+ */
+export async function stopProcess(pidFile: string, marker: string, o: { graceMs?: number; signal?: 'SIGTERM' | 'SIGKILL' } = {}): Promise<void> {
+  const graceMs = o.signal === 'SIGKILL' ? 0 : (o.graceMs ?? 10_000);
   const pid = readPid(pidFile);
   if (pid !== undefined && isOurs(pid, marker)) {
-    signal(pid, 'SIGTERM');
+    signal(pid, o.signal ?? 'SIGTERM');
     const deadline = Date.now() + graceMs;
-    while (isOurs(pid, marker) && Date.now() < deadline) await sleep(50);
-    if (isOurs(pid, marker)) {
+    // Identity was checked once; from here on watch the pid itself (an exiting process
+    // loses its command line before it turns into a zombie).
+    while (isAlive(pid) && Date.now() < deadline) await sleep(50);
+    if (isAlive(pid)) {
       signal(pid, 'SIGKILL');
       const killDeadline = Date.now() + 5_000;
-      while (isOurs(pid, marker) && Date.now() < killDeadline) await sleep(20);
-      if (isOurs(pid, marker)) throw new Error(`process ${pid} (${pidFile}) survived SIGKILL`);
+      while (isAlive(pid) && Date.now() < killDeadline) await sleep(20);
+      if (isAlive(pid)) throw new Error(`process ${pid} (${pidFile}) survived SIGKILL`);
     }
   }
   rmSync(pidFile, { force: true });
