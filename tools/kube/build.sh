@@ -34,13 +34,14 @@ build() { # name module-dir ldflags
   local start=$SECONDS
   log "$name: downloading modules ..."
   (cd "$dir" && go mod download)
-  log "$name: compiling with -p $jobs (cold: tens of minutes) ..."
+  local total; total="$(cd "$dir" && go list -deps . | wc -l)"
+  log "$name: compiling up to $total packages with -p $jobs (cold: tens of minutes) ..."
   # Build to a temporary name and rename, so an interrupted build never leaves a binary
   # that looks complete. `go build -v` names each package as it compiles: count them for
   # progress, pass every other line (compiler errors) through untouched.
   (cd "$dir" && go build -v -p "$jobs" -trimpath -ldflags "$ldflags" -o "$out.partial" . 2>&1) |
-    awk -v name="$name" '
-      /^[^ \t:]+$/ { n++; if (n % 100 == 0) { printf "[kube-build %s] %s: %d packages compiled (%s)\n", strftime("%H:%M:%S"), name, n, $0; fflush() } next }
+    awk -v name="$name" -v total="$total" '
+      /^[^ \t:]+$/ { n++; if (n % 100 == 0) { printf "[kube-build %s] %s: %d/%d packages compiled (%s)\n", strftime("%H:%M:%S"), name, n, total, $0; fflush() } next }
       { print; fflush() }'
   mv "$out.partial" "$out"
   log "$name: built in $((SECONDS - start)) s → $out"
