@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CoreV1Api, RbacAuthorizationV1Api, VersionApi, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, RbacAuthorizationV1Api, VersionApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   COMPONENTS,
@@ -47,13 +47,16 @@ function processGone(pid: number): boolean {
 }
 
 describe.skipIf(!testenv)('virtops testenv: a real control plane', () => {
+  // Clients are made in beforeAll: this body also runs (to collect) when the suite is skipped.
   const env = testenv!;
-  const kc = loadKubeConfig(env.kubeconfigPath);
-  const core = kc.makeApiClient(CoreV1Api);
+  let kc: KubeConfig;
+  let core: CoreV1Api;
   const namespace = `testenv-${process.pid}`;
   const nodeName = `testenv-node-${process.pid}`;
 
   beforeAll(async () => {
+    kc = loadKubeConfig(env.kubeconfigPath);
+    core = kc.makeApiClient(CoreV1Api);
     await core.createNamespace({ body: { metadata: { name: namespace } } });
   });
   afterAll(async () => {
