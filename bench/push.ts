@@ -27,7 +27,7 @@ const DOMAIN = `default_${NAME}`;
 /** Lifecycle events of qemu:///system, as (domain, event, time) with this process's clock. */
 function watchEvents() {
   const seen: { domain: string; event: string; at: number }[] = [];
-  const child = execa('virsh', ['-c', 'qemu:///system', 'event', '--all', '--loop', '--event', 'lifecycle'], { reject: false, buffer: false });
+  const child = execa('virsh', ['-c', 'qemu:///system', 'event', '--loop', '--event', 'lifecycle'], { reject: false, buffer: false });
   let buf = '';
   child.stdout?.on('data', (b: Buffer) => {
     const at = performance.now();

@@ -166,6 +166,7 @@ export class NodeAgent {
   /** Waits until the launcher answers /healthz; fails early if the process exits. */
   async waitReady(record: InstanceRecord): Promise<void> {
     const deadline = Date.now() + (this.opts.startTimeoutMs ?? 60_000);
+    let attempt = 0;
     for (;;) {
       const ok = await callLauncher(record.socketPath, 'GET', '/healthz', undefined, 2000).then((r) => r.status === 200, () => false);
       if (ok) return;
@@ -175,7 +176,8 @@ export class NodeAgent {
       if (Date.now() > deadline) {
         throw new LauncherError(`launcher did not open ${record.socketPath} within ${(this.opts.startTimeoutMs ?? 60_000) / 1000}s; see ${record.logFile}`, 'LauncherTimeout');
       }
-      await new Promise((r) => setTimeout(r, 25));
+      // Quick at first (a launcher opens its socket in well under a second), then back off.
+      await new Promise((r) => setTimeout(r, Math.min(250, 10 * 1.5 ** attempt++)));
     }
   }
 

@@ -14,11 +14,19 @@ export interface HostCapacity {
   cpus: number;
   memoryBytes: number;
   pods: number;
+  /** Size of the filesystem launcher Pod directories live on (emptyDirs count against it). */
+  ephemeralStorageBytes: number;
 }
 
 /** Pure: the Node a process-runtime agent registers, Ready, with the host's capacity. */
 export function nodeManifest(name: string, cap: HostCapacity, now: Date, version: string): V1Node {
-  const resources = { cpu: String(cap.cpus), memory: `${Math.floor(cap.memoryBytes / 1024)}Ki`, pods: String(cap.pods) };
+  const resources = {
+    cpu: String(cap.cpus),
+    memory: `${Math.floor(cap.memoryBytes / 1024)}Ki`,
+    pods: String(cap.pods),
+    // Launcher Pods request ephemeral-storage: without it the scheduler finds no room.
+    'ephemeral-storage': `${Math.floor(cap.ephemeralStorageBytes / 1024)}Ki`,
+  };
   return {
     apiVersion: 'v1',
     kind: 'Node',

@@ -48,7 +48,7 @@ export interface ClusterAgentOptions {
   /** Node status heartbeat (kubelet: 5 min when leases are used). */
   nodeStatusMs?: number;
   resyncMs?: number;
-  capacity?: { cpus?: number; memoryBytes?: number; pods?: number };
+  capacity?: { cpus?: number; memoryBytes?: number; pods?: number; ephemeralStorageBytes?: number };
   concurrency?: number;
 }
 
@@ -108,7 +108,10 @@ export class ClusterAgent {
       this.every(this.opts.leaseRenewMs ?? 10_000, () => this.renewLease());
       this.every(this.opts.nodeStatusMs ?? 60_000, () => this.heartbeat());
     }
-    await Promise.all([this.pods.start(), this.vmis.start()]);
+    // Not waiting for the VMI informer: its CRD may not exist yet (the controller installs
+    // it); the informer keeps retrying and delivers the VMIs once it does.
+    void this.vmis.start();
+    await this.pods.start();
     this.every(this.opts.resyncMs ?? 60_000, () => {
       for (const p of this.pods.list()) this.queue.add(`${p.metadata?.namespace ?? 'default'}/${p.metadata?.name ?? ''}`);
       return Promise.resolve();
@@ -141,7 +144,7 @@ export class ClusterAgent {
 
   private capacity() {
     const c = this.opts.capacity ?? {};
-    return { cpus: c.cpus ?? cpus().length, memoryBytes: c.memoryBytes ?? totalmem(), pods: c.pods ?? 110 };
+    return { cpus: c.cpus ?? cpus().length, memoryBytes: c.memoryBytes ?? totalmem(), pods: c.pods ?? 110, ephemeralStorageBytes: c.ephemeralStorageBytes ?? 0 };
   }
 
   private async registerNode(): Promise<void> {

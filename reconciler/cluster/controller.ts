@@ -109,10 +109,16 @@ export class VmController {
     this.templates = templates;
   }
 
+  /**
+   * Starts the informers and the resync timer. Does not wait for the kubevirt.io informers
+   * (their CRDs may not be installed yet: a refused first revision); they retry until they
+   * can list, and every VM they list is queued.
+   */
   async start(): Promise<void> {
-    await Promise.all([this.vms.start(), this.vmis.start(), this.pods.start()]);
+    void this.vms.start();
+    void this.vmis.start();
+    await this.pods.start();
     if (this.stopped) return;
-    this.resync();
     const every = this.opts.resyncMs ?? 300_000;
     this.resyncTimer = setInterval(() => this.resync(), every);
     this.resyncTimer.unref();

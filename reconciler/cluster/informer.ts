@@ -98,8 +98,10 @@ export class ResilientInformer<T extends KubernetesObject> {
   private onError(err: unknown): void {
     if (this.stopped || this.timer) return;
     this.failures++;
-    const delay = retryDelay(this.failures, { baseMs: 200, maxMs: 10_000 });
-    this.log.warn({ path: this.spec.path, err: (err as Error)?.message ?? String(err), retryInMs: delay }, 'watch failed; restarting after backoff');
+    const delay = retryDelay(this.failures, { baseMs: 200, maxMs: 5000 });
+    const message = ((err as Error)?.message ?? String(err)).split('\n').slice(0, 3).join(' ').slice(0, 300);
+    // The first failures of a streak at warn, the rest at debug (a missing CRD retries for a while).
+    this.log[this.failures <= 3 ? 'warn' : 'debug']({ path: this.spec.path, err: message, retryInMs: delay, failures: this.failures }, 'watch failed; restarting after backoff');
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.stopped) return;

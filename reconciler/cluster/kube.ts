@@ -15,6 +15,7 @@ import {
   KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
+  V1MicroTime,
   Watch,
   setHeaderOptions,
   type KubernetesObject,
@@ -23,7 +24,27 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 
+// The wrapper client-node's KubernetesObjectApi serializes with; not re-exported by the
+// package index (see passThrough below).
+import { ObjectSerializer as KubeObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
+
 export const FIELD_MANAGER = 'virtops';
+
+/**
+ * client-node serializes objects of kinds it has models for (CRDs, Pods, ...) through those
+ * models, reading TypeScript property names: a manifest from git, which uses JSON names,
+ * loses every field whose two names differ (`x-kubernetes-int-or-string`, `$ref`, ...).
+ * Server-side apply must send git's manifest as it is, so kinds virtops applies or creates
+ * from manifests are registered as pass-through (reads of them are plain JSON as well).
+ */
+const passThroughKinds = new Set<string>();
+export function passThrough(apiVersion: string, kind: string): void {
+  const key = `${apiVersion}/${kind}`;
+  if (passThroughKinds.has(key)) return;
+  passThroughKinds.add(key);
+  const [group, version] = apiVersion.includes('/') ? (apiVersion.split('/') as [string, string]) : ['', apiVersion];
+  KubeObjectSerializer.registerModel({ group, version, kind }, { serialize: (d: unknown) => d, deserialize: (d: unknown) => d });
+}
 export const KUBEVIRT_GROUP = 'kubevirt.io';
 export const KUBEVIRT_VERSION = 'v1';
 
@@ -109,6 +130,7 @@ export class KubeClient {
 
   /** Server-side apply with field manager `virtops`, forcing ownership of the fields git declares. */
   async apply<T extends KubernetesObject>(obj: T): Promise<T> {
+    passThrough(obj.apiVersion ?? '', obj.kind ?? '');
     this.record('apply', resourceOf(obj), obj.metadata?.name ?? '', obj.metadata?.namespace);
     return this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   }
@@ -145,6 +167,7 @@ export class KubeClient {
 
   /** Creates; on AlreadyExists returns undefined (callers read the existing object). */
   async create<T extends KubernetesObject>(obj: T): Promise<T | undefined> {
+    passThrough(obj.apiVersion ?? '', obj.kind ?? '');
     this.record('create', resourceOf(obj), obj.metadata?.name ?? '', obj.metadata?.namespace);
     try {
       return await this.objects.create(obj, undefined, undefined, FIELD_MANAGER);
@@ -202,6 +225,7 @@ export class KubeClient {
 
   /** Creates a lease; undefined if someone else created it first. */
   async createLease(lease: V1Lease): Promise<V1Lease | undefined> {
+    lease = withMicroTimes(lease);
     this.record('create', 'leases', lease.metadata?.name ?? '', lease.metadata?.namespace);
     try {
       return await this.coordination.createNamespacedLease({ namespace: lease.metadata!.namespace!, body: lease, fieldManager: FIELD_MANAGER });
@@ -213,6 +237,7 @@ export class KubeClient {
 
   /** Replaces a lease at its resourceVersion; undefined on a conflict (someone else wrote it). */
   async updateLease(lease: V1Lease): Promise<V1Lease | undefined> {
+    lease = withMicroTimes(lease);
     this.record('update', 'leases', lease.metadata?.name ?? '', lease.metadata?.namespace);
     try {
       return await this.coordination.replaceNamespacedLease({ namespace: lease.metadata!.namespace!, name: lease.metadata!.name!, body: lease, fieldManager: FIELD_MANAGER });
@@ -252,6 +277,21 @@ export class KubeClient {
       },
     });
   }
+}
+
+/** Lease times are MicroTime: the API server rejects millisecond timestamps there. */
+function withMicroTimes(lease: V1Lease): V1Lease {
+  const spec = lease.spec;
+  if (!spec) return lease;
+  const micro = (t: Date | undefined) => (t === undefined ? undefined : new V1MicroTime(new Date(t).getTime()));
+  return {
+    ...lease,
+    spec: {
+      ...spec,
+      ...(spec.acquireTime ? { acquireTime: micro(spec.acquireTime) } : {}),
+      ...(spec.renewTime ? { renewTime: micro(spec.renewTime) } : {}),
+    },
+  };
 }
 
 /** Lower-case plural resource name for counting (good enough for the kinds virtops writes). */

@@ -15,12 +15,12 @@
 import type { k8s } from 'cdk8s-plus-33';
 
 export const CONTROLLER_APPLY_RULES: k8s.PolicyRule[] = [
-  { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: ['patch'] },
+  { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: ['create', 'patch'] },
 ];
 
 /** Namespaced to the controller's namespace (a Role). */
 export const CONTROLLER_INVENTORY_RULES: k8s.PolicyRule[] = [
-  { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'patch'] },
+  { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'create', 'patch'] },
 ];
 
 export const PROCESS_RUNTIME_AGENT_RULES: k8s.PolicyRule[] = [

@@ -3,6 +3,7 @@
  * long-running loops. Kept apart from the CLI so tests and benchmarks start them in-process.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdir, statfs } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -258,7 +259,7 @@ export async function runAgent(
   log: Logger,
   opts: {
     client?: KubeClient;
-    capacity?: { cpus?: number; memoryBytes?: number; pods?: number };
+    capacity?: { cpus?: number; memoryBytes?: number; pods?: number; ephemeralStorageBytes?: number };
     /** reconciler/agent's launcher runtime (default: one process per launcher, as the Pod says). */
     launcherRuntime?: AgentOptions['runtime'];
   } = {},
@@ -281,9 +282,12 @@ export async function runAgent(
     log: log.child({ component: 'runtime' }),
     ...(opts.launcherRuntime ? { runtime: opts.launcherRuntime } : {}),
   });
+  // The filesystem the launcher Pods' emptyDirs live on is this node's ephemeral storage.
+  await mkdir(config.stateDir, { recursive: true });
+  const fs = await statfs(config.stateDir);
   const agent = new ClusterAgent(client, {
     nodeName: config.node, processRuntime: config.processRuntime, runtime, log: log.child({ component: 'agent', node: config.node }),
-    resyncMs: config.intervalMs, ...(opts.capacity ? { capacity: opts.capacity } : {}),
+    resyncMs: config.intervalMs, capacity: { ephemeralStorageBytes: fs.blocks * fs.bsize, ...(opts.capacity ?? {}) },
   });
   await agent.start();
   log.info({ node: config.node, processRuntime: config.processRuntime, stateDir: config.stateDir, libvirtUri: config.libvirtUri }, 'virtops agent started');

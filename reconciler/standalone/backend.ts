@@ -36,7 +36,7 @@ import {
   planRevision,
   reconcileBackoff,
 } from '../core/index.js';
-import { type NodeAgent, LauncherError } from '../agent/agent.js';
+import { type InstanceRecord, type NodeAgent, LauncherError } from '../agent/agent.js';
 import type { ReconcilerMetrics } from './metrics.js';
 import { type AppliedState, type StateStore, type VmRecord, pushEvent } from './state-store.js';
 import { WorkQueue } from './work-queue.js';
@@ -297,7 +297,7 @@ export class StandaloneBackend {
       const vm = vms.get(key);
       const rec = this.records.get(key);
       if (!vm) {
-        if (rec) entries.push({ vm: key, change: 'prune', actions: rec.instance ? [{ type: 'delete-instance', uid: rec.instance.uid, gracePeriodSeconds: rec.instance.podGraceSeconds, reason: 'VM left git: prune' }] : [] });
+        if (rec) entries.push({ vm: key, change: 'prune', actions: rec.instance ? [{ type: 'delete-instance', uid: rec.instance.uid, gracePeriodSeconds: instanceGrace(rec.instance), reason: 'VM left git: prune' }] : [] });
         continue;
       }
       const observed = rec ? await this.observe(key, rec, vm, false) : undefined;
@@ -431,7 +431,7 @@ export class StandaloneBackend {
     const { agent, store, log } = this.opts;
     if (rec.instance) {
       log.info({ vm: key, uid: rec.instance.uid }, 'VM left git: stopping its instance');
-      await agent.stop(rec.instance, rec.instance.podGraceSeconds);
+      await agent.stop(rec.instance, instanceGrace(rec.instance));
     }
     await agent.removeVmFiles(rec.namespace, rec.name);
     await store.removeVm(rec.namespace, rec.name);
@@ -606,6 +606,11 @@ function vmObjectRef(namespace: string, name: string): Pick<KubeObject, 'apiVers
 
 function objKey(o: KubeObject): string {
   return vmKey(o.metadata.namespace, o.metadata.name);
+}
+
+/** The VMI's own grace period (the Pod's is the VMI's plus a 30 s margin). */
+function instanceGrace(inst: InstanceRecord): number {
+  return inst.spec.terminationGracePeriodSeconds ?? Math.max(0, inst.podGraceSeconds - 30);
 }
 
 function blankRecord(key: VmKey, now: number): VmRecord {
