@@ -95,31 +95,59 @@ async function build() {
   const esbuild = await import(join(REPO, 'node_modules', 'esbuild', 'lib', 'main.js'));
   mkdirSync(CACHE, { recursive: true });
   const tmp = join(CACHE, `launcher.tmp-${process.pid}-${Date.now()}`);
+  const gen = `${tmp}-gen`;
+  const common = {
+    absWorkingDir: REPO,
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    // CommonJS dependencies (pino, commander, ajv) call require() for node: built-ins.
+    banner: { js: "import { createRequire as __virtopsRequire } from 'node:module'; const require = __virtopsRequire(import.meta.url);" },
+    metafile: true,
+    logLevel: 'silent',
+    legalComments: 'none',
+  };
   try {
+    // 1. Precompiled validators: api/validate.ts bundled with a recording `ajv`, run once;
+    //    it writes ajv's standalone code for the schemas it compiled (launcher/precompiled/).
+    const generator = await esbuild.build({
+      ...common,
+      entryPoints: { generate: 'launcher/precompiled/generate.ts' },
+      outdir: gen,
+      outExtension: { '.js': '.mjs' },
+      plugins: [ajvFor('launcher/precompiled/recording-ajv.ts')],
+    });
+    mkdirSync(join(gen, 'validators'));
+    const run = spawnSync(process.execPath, [join(gen, 'generate.mjs'), join(gen, 'validators')], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`generating precompiled validators failed: ${run.stderr || run.error?.message}`);
+
+    // 2. The bundle, with api/validate.ts's `ajv` answering compile() from that code.
     const result = await esbuild.build({
-      absWorkingDir: REPO,
+      ...common,
       entryPoints: ENTRY_POINTS,
       outdir: tmp,
-      bundle: true,
       splitting: true,
-      format: 'esm',
-      platform: 'node',
-      target: 'node20',
       outExtension: { '.js': '.mjs' },
       // Chunks sit next to the entries: launcher code finds entry.mjs and
       // prepare-worker.mjs as siblings of import.meta.url (see launcher/bundled.ts).
       chunkNames: '[name]-[hash]',
       // The native binding is loaded from node_modules (it is resolved from the cache dir upwards).
       external: ['@unraid/libvirt'],
-      // CommonJS dependencies (pino, commander, ajv) call require() for node: built-ins.
-      banner: { js: "import { createRequire as __virtopsRequire } from 'node:module'; const require = __virtopsRequire(import.meta.url);" },
-      metafile: true,
-      logLevel: 'silent',
-      legalComments: 'none',
+      plugins: [
+        ajvFor('launcher/precompiled/precompiled-ajv.ts'),
+        {
+          name: 'precompiled-validators',
+          setup(b) {
+            b.onResolve({ filter: /^virtops:precompiled-validators$/ }, () => ({ path: join(gen, 'validators', 'index.mjs') }));
+          },
+        },
+      ],
     });
-    const inputs = Object.keys(result.metafile.inputs)
+    const inputs = [...Object.keys(generator.metafile.inputs), ...Object.keys(result.metafile.inputs)]
       .filter((p) => !p.includes('node_modules/'))
       .map((p) => relative(REPO, resolve(REPO, p)))
+      .filter((p, i, all) => all.indexOf(p) === i)
       .sort();
     const key = keyOf(inputs);
     const dir = join(CACHE, `launcher-${key}`);
@@ -136,9 +164,22 @@ async function build() {
     return { dir, entry: join(dir, 'entry.mjs') };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+    rmSync(gen, { recursive: true, force: true });
     // esbuild's API keeps a service child process alive (~75 MiB) until stopped.
     await esbuild.stop();
   }
+}
+
+/** An esbuild plugin: `ajv` as api/validate.ts imports it resolves to `replacement` (other importers keep ajv). */
+function ajvFor(replacement) {
+  return {
+    name: 'ajv-for-validate',
+    setup(b) {
+      b.onResolve({ filter: /^ajv$/ }, (args) =>
+        args.importer === join(REPO, 'api', 'validate.ts') ? { path: join(REPO, replacement) } : undefined,
+      );
+    },
+  };
 }
 
 /** Marks a bundle directory as in use (pruning spares directories touched within a week). */

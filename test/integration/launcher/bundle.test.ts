@@ -5,13 +5,15 @@
  * (native binding, prepare worker, volumes, converter chunks) and cleans up after itself.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRegistry, pushTestGuestImages, type LocalRegistry } from '../../helpers/registry.js';
 import { callLauncher } from '../../../launcher/server/client.js';
+import { validateManifest } from '../../../api/validate.js';
 import {
   REPO, type MonitorHandle, domainListed, domstate, exists, forceCleanup, processesMentioning, testGuestVmi, virsh, waitFor,
 } from './harness.js';
@@ -41,6 +43,38 @@ describe('launcher bundle', () => {
     expect(await exists(join(first!.dir, 'entry.mjs'))).toBe(true);
     expect(await exists(join(first!.dir, 'prepare-worker.mjs'))).toBe(true);
     expect(await bundleOf()).toEqual(first);
+  });
+
+  it("validates in its worker exactly as api/validate.ts does (the schema's code is precompiled at build time)", async () => {
+    const bundle = (await bundleOf())!;
+    const vmi = (spec: Record<string, unknown>) => ({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'x' }, spec });
+    const cases: unknown[] = [
+      vmi({ domain: { devices: {} } }),
+      vmi({ domain: { devices: {}, cpu: { cores: 'two' } } }),
+      vmi({ domain: { devices: { disks: [{ name: 'a', disk: { bus: 'virtio' }, bogus: 1 }] }, memory: { guest: '12Zi' } } }),
+      vmi({ domian: {} }),
+      vmi({ domain: { devices: {} }, volumes: [{ name: 'v', containerDisk: { image: 3 } }] }),
+      { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'Bad_Name' }, spec: { domain: { devices: {} } } },
+    ];
+    // The generated code is in the bundle (esbuild marks each bundled module with its path).
+    const chunks = await Promise.all((await readdir(bundle.dir)).map((f) => readFile(join(bundle.dir, f), 'utf8')));
+    expect(chunks.some((text) => text.includes('/validators/validator-0.mjs'))).toBe(true);
+    const worker = new Worker(join(bundle.dir, 'prepare-worker.mjs'));
+    try {
+      let id = 0;
+      const replies = new Map<number, (m: { result?: unknown; error?: unknown }) => void>();
+      worker.on('message', (m: { id: number; result?: unknown; error?: unknown }) => replies.get(m.id)?.(m));
+      for (const obj of cases) {
+        const reply = await new Promise<{ result?: unknown; error?: unknown }>((resolve) => {
+          replies.set(++id, resolve);
+          worker.postMessage({ id, op: 'validate', obj });
+        });
+        expect(reply.error).toBeUndefined();
+        expect(reply.result).toEqual(validateManifest(obj));
+      }
+    } finally {
+      await worker.terminate();
+    }
   });
 
   it('keys the bundle by the content of its sources', async () => {
