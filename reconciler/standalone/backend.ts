@@ -92,6 +92,9 @@ export interface DiffEntry {
   actions: Action[];
 }
 
+/** How soon a VM whose action failed is looked at again (besides events and resyncs). */
+export const FAILED_ACTION_RETRY_MS = 5000;
+
 export class ReconcileError extends Error {
   constructor(readonly reason: string, message: string) {
     super(message);
@@ -344,6 +347,9 @@ export class StandaloneBackend {
           rec.failure = { reason, message };
           pushEvent(rec, { type: 'Warning', reason, message }, this.now());
           log.error({ vm: key, action: a.type, reason, err: message }, `${a.type} failed`);
+          // Look again soon: the next pass re-syncs a launcher that is up but has no VMI, or
+          // finds it gone and backs off (CrashLoopBackOff), whichever is the case.
+          this.queue.addAfter(key, FAILED_ACTION_RETRY_MS);
           break;
         }
       }
