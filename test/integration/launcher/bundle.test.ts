@@ -15,7 +15,7 @@ import { startRegistry, pushTestGuestImages, type LocalRegistry } from '../../he
 import { callLauncher } from '../../../launcher/server/client.js';
 import { validateManifest } from '../../../api/validate.js';
 import {
-  REPO, type MonitorHandle, domainListed, domstate, exists, forceCleanup, processesMentioning, testGuestVmi, virsh, waitFor,
+  REPO, type MonitorHandle, domainListed, domstate, ephemeralFiles, exists, forceCleanup, processesMentioning, testGuestVmi, virsh, waitFor,
 } from './harness.js';
 import { keyOf as keyFor, launcherBundle as bundleOf } from '../../../scripts/build-bundles.mjs';
 
@@ -91,60 +91,83 @@ describe('launcher bundle', () => {
   });
 });
 
+/** `node cli/bin.js launcher-monitor ...` as the node agent runs it. */
+async function startViaBin(): Promise<MonitorHandle & { stderr: string[] }> {
+  const dir = await mkdtemp(join(tmpdir(), 'vo-bundle-launcher-'));
+  const name = `bt-${randomBytes(3).toString('hex')}`;
+  const uid = `00000000-0000-4000-8000-${randomBytes(6).toString('hex')}`;
+  const shareDir = join(dir, 'share');
+  const socket = join(shareDir, 'sockets', 'launcher-sock');
+  const proc = spawn(process.execPath, [
+    join(REPO, 'cli/bin.js'), 'launcher-monitor', '--qemu-timeout', '60s', '--name', name, '--uid', uid, '--namespace', 'default',
+    '--kubevirt-share-dir', shareDir, '--ephemeral-disk-dir', join(dir, 'ephemeral'), '--container-disk-dir', join(dir, 'container-disks'),
+    '--grace-period-seconds', '1', '--emulation', 'tcg', '--libvirt-uri', 'qemu:///system', '--image-store', join(work, 'images'),
+    '--insecure-registry', registry.host,
+  ], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+  const stderr: string[] = [];
+  proc.stderr!.on('data', (b: Buffer) => stderr.push(b.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  return {
+    proc, dir, name, uid, namespace: 'default', socket, shareDir, ephemeralDir: join(dir, 'ephemeral'), domain: `default_${name}`,
+    serialLog: '', logs: [], exited, stderr,
+    call: (method, path, body) => callLauncher(socket, method, path, body),
+  };
+}
+
+async function launcherPidOf(m: MonitorHandle): Promise<number> {
+  return waitFor('launcher process', async () => (await processesMentioning(m.uid)).find((p) => p !== m.proc.pid));
+}
+
 describe('node cli/bin.js launcher-monitor (bundle path)', () => {
-  let m: MonitorHandle | undefined;
+  const started: MonitorHandle[] = [];
   afterAll(async () => {
-    await forceCleanup(m);
+    for (const m of started) await forceCleanup(m);
   });
 
   it('runs monitor and launcher from the bundle, starts a real domain and leaves nothing behind on SIGTERM', async () => {
     const bundle = (await bundleOf())!;
-    const dir = await mkdtemp(join(tmpdir(), 'vo-bundle-launcher-'));
-    const name = `bt-${randomBytes(3).toString('hex')}`;
-    const uid = `00000000-0000-4000-8000-${randomBytes(6).toString('hex')}`;
-    const shareDir = join(dir, 'share');
-    const socket = join(shareDir, 'sockets', 'launcher-sock');
-    const proc = spawn(process.execPath, [
-      join(REPO, 'cli/bin.js'), 'launcher-monitor', '--qemu-timeout', '60s', '--name', name, '--uid', uid, '--namespace', 'default',
-      '--kubevirt-share-dir', shareDir, '--ephemeral-disk-dir', join(dir, 'ephemeral'), '--container-disk-dir', join(dir, 'container-disks'),
-      '--grace-period-seconds', '1', '--emulation', 'tcg', '--libvirt-uri', 'qemu:///system', '--image-store', join(work, 'images'),
-      '--insecure-registry', registry.host,
-    ], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
-    const logs: string[] = [];
-    proc.stderr!.on('data', (b: Buffer) => logs.push(b.toString()));
-    const exited = new Promise<{ code: number | null }>((resolve) => proc.once('exit', (code) => resolve({ code })));
-    const handle: MonitorHandle = {
-      proc, dir, name, uid, namespace: 'default', socket, shareDir, ephemeralDir: join(dir, 'ephemeral'), domain: `default_${name}`,
-      serialLog: '', logs: [], exited: exited.then((e) => ({ ...e, signal: null })),
-      call: (method, path, body) => callLauncher(socket, method, path, body),
-    };
-    m = handle;
-
-    await waitFor('launcher socket', async () => (await handle.call('GET', '/healthz')).status === 200, 60_000);
+    const m = await startViaBin();
+    started.push(m);
+    await waitFor('launcher socket', async () => (await m.call('GET', '/healthz')).status === 200, 60_000);
     // The node agent finds its processes by these argv markers; the launcher runs the bundle, no loader.
-    const monitorArgv = (await readFile(`/proc/${proc.pid}/cmdline`, 'utf8')).split('\0');
-    expect(monitorArgv).toEqual(expect.arrayContaining(['launcher-monitor', '--uid', uid]));
-    const launcherPid = (await processesMentioning(uid)).find((p) => p !== proc.pid)!;
+    const monitorArgv = (await readFile(`/proc/${m.proc.pid}/cmdline`, 'utf8')).split('\0');
+    expect(monitorArgv).toEqual(expect.arrayContaining(['launcher-monitor', '--uid', m.uid]));
+    const launcherPid = await launcherPidOf(m);
     const launcherArgv = (await readFile(`/proc/${launcherPid}/cmdline`, 'utf8')).split('\0');
     expect(launcherArgv).toContain(bundle.entry);
-    expect(launcherArgv).toEqual(expect.arrayContaining(['launcher', '--uid', uid]));
+    expect(launcherArgv).toEqual(expect.arrayContaining(['launcher', '--uid', m.uid]));
     expect(launcherArgv.join(' ')).not.toMatch(/tsx/);
 
-    const res = await handle.call('PUT', '/v1/vmi', testGuestVmi(handle, image, 'bundle', { imagePullPolicy: 'IfNotPresent' }));
+    const res = await m.call('PUT', '/v1/vmi', testGuestVmi(m, image, 'bundle', { imagePullPolicy: 'IfNotPresent' }));
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     expect(res.body).toMatchObject({ result: 'created', state: 'Running' });
-    expect(await domstate(handle.domain)).toBe('running');
+    expect(await domstate(m.domain)).toBe('running');
     // Lifecycle events come from polling through the binding: no `virsh event` child.
-    const children = (await readFile(`/proc/${launcherPid}/task/${launcherPid}/children`, 'utf8')).trim();
-    expect(children).toBe('');
-    // The state poller notices a domain stopped behind the launcher's back.
-    await virsh('destroy', handle.domain);
-    await waitFor('phase after external destroy', async () => (await handle.call<{ phase: string }>('GET', '/v1/info')).body.phase !== 'Running', 10_000, 100);
+    expect((await readFile(`/proc/${launcherPid}/task/${launcherPid}/children`, 'utf8')).trim()).toBe('');
+    // The poller (every 500 ms) notices a domain stopped behind the launcher's back well
+    // before the 5 s level-triggered refresh would.
+    await virsh('destroy', m.domain);
+    await waitFor('phase after external destroy', async () => (await m.call<{ phase: string }>('GET', '/v1/info')).body.phase !== 'Running', 3_000, 100);
 
-    proc.kill('SIGTERM');
-    expect((await exited).code, logs.join('')).toBe(0);
-    expect(await domainListed(handle.domain)).toBe(false);
-    expect(await exists(socket)).toBe(false);
-    expect(await processesMentioning(uid)).toEqual([]);
+    m.proc.kill('SIGTERM');
+    expect((await m.exited).code, m.stderr.join('')).toBe(0);
+    expect(await domainListed(m.domain)).toBe(false);
+    expect(await exists(m.socket)).toBe(false);
+    expect(await processesMentioning(m.uid)).toEqual([]);
+  });
+
+  it('SIGKILL of the bundled launcher: the monitor loads its cleanup code from the bundle, removes the domain and exits 1', async () => {
+    const m = await startViaBin();
+    started.push(m);
+    await waitFor('launcher socket', async () => (await m.call('GET', '/healthz')).status === 200, 60_000);
+    const res = await m.call('PUT', '/v1/vmi', testGuestVmi(m, image, 'bundle-crash', { imagePullPolicy: 'IfNotPresent' }));
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    process.kill(await launcherPidOf(m), 'SIGKILL');
+    expect((await m.exited).code, m.stderr.join('')).toBe(1);
+    expect(m.stderr.join('')).toContain('cleaned up after the launcher');
+    expect(await domainListed(m.domain)).toBe(false);
+    expect(await ephemeralFiles(m)).toEqual([]);
+    expect(await exists(m.socket)).toBe(false);
+    expect(await processesMentioning(m.uid)).toEqual([]);
   });
 });
