@@ -349,7 +349,7 @@ export class ClusterAgent {
     if (this.opts.processRuntime && pod.metadata?.uid) {
       await this.client.deletePodNow(pod.metadata.namespace ?? 'default', pod.metadata.name ?? '', pod.metadata.uid);
       // The Pod's emptyDirs (ephemeral disks, sockets) go with it, as kubelet removes them.
-      await this.opts.runtime.removeVmFiles(pod.metadata.namespace ?? 'default', pod.metadata.name ?? '').catch(() => undefined);
+      await this.opts.runtime.removeVmFiles(pod.metadata.namespace ?? 'default', podDirName(pod)).catch(() => undefined);
     }
     this.untrack(key);
     return {};
@@ -382,13 +382,18 @@ export class ClusterAgent {
 
 /**
  * NodeAgent.plan keys the host directory by the VM name it is given; in the cluster each
- * launcher Pod gets its own (the Pod's name), so a new incarnation never shares emptyDirs
+ * launcher Pod gets its own (from its VMI uid), so a new incarnation never shares emptyDirs
  * with a terminating one, and removing one Pod's files cannot touch the next's.
  */
 function planInput(pod: V1Pod, vmi: VirtualMachineInstance | undefined): VirtualMachine {
   const vm = vmLike(pod, vmi);
-  vm.metadata.name = pod.metadata?.name ?? vm.metadata.name;
+  vm.metadata.name = podDirName(pod);
   return vm;
+}
+
+/** Short (unix socket paths under it are capped at 107 bytes) and unique per incarnation. */
+function podDirName(pod: V1Pod): string {
+  return (pod.metadata?.labels?.[LABEL_CREATED_BY] ?? pod.metadata?.uid ?? pod.metadata?.name ?? 'pod').replace(/[^a-z0-9]/g, '').slice(0, 12);
 }
 
 /**

@@ -82,7 +82,8 @@ describe.skipIf(!env)('cluster mode boots a real guest (qemu:///system, TCG)', (
     await until('VM Running', async () => (await getVm(ids.admin, NS, NAME))?.status?.printableStatus === 'Running', 240_000, 500);
     expect((await virsh('domstate', DOMAIN)).stdout.trim()).toBe('running');
     const [pod] = await listJson<V1Pod>(ids.admin, 'v1', 'Pod', NS, `vm.kubevirt.io/name=${NAME}`);
-    const serial = join(state.dir, 'pods', `${NS}_${pod!.metadata!.name}`, 'volumes', 'public', 'logs', `${DOMAIN}-serial0.log`);
+    const dirName = pod!.metadata!.labels!['kubevirt.io/created-by']!.replace(/[^a-z0-9]/g, '').slice(0, 12);
+    const serial = join(state.dir, 'pods', `${NS}_${dirName}`, 'volumes', 'public', 'logs', `${DOMAIN}-serial0.log`);
     const text = await until('guest ready marker', async () => {
       const t = await readFile(serial, 'utf8').catch(() => '');
       return t.includes(GUEST_MARKERS.ready) ? t : undefined;

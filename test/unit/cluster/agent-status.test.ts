@@ -26,9 +26,9 @@ function vmi(status?: VirtualMachineInstance['status']): VirtualMachineInstance 
 
 describe('nodeManifest', () => {
   it('registers a Ready, schedulable node with the host capacity', () => {
-    const n = nodeManifest('n1', { cpus: 2, memoryBytes: 4 * 1024 ** 3, pods: 110 }, NOW, 'v');
+    const n = nodeManifest('n1', { cpus: 2, memoryBytes: 4 * 1024 ** 3, pods: 110, ephemeralStorageBytes: 1024 ** 3 }, NOW, 'v');
     expect(n.metadata?.labels).toMatchObject({ 'kubevirt.io/schedulable': 'true', 'kubernetes.io/hostname': 'n1' });
-    expect(n.status?.capacity).toEqual({ cpu: '2', memory: '4194304Ki', pods: '110' });
+    expect(n.status?.capacity).toEqual({ cpu: '2', memory: '4194304Ki', pods: '110', 'ephemeral-storage': '1048576Ki' });
     expect(n.status?.allocatable).toEqual(n.status?.capacity);
     expect(n.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
   });
