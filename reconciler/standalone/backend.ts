@@ -94,6 +94,8 @@ export interface DiffEntry {
 
 /** How soon a VM whose action failed is looked at again (besides events and resyncs). */
 export const FAILED_ACTION_RETRY_MS = 5000;
+/** A live launcher process whose socket has not answered for this long counts as failed. */
+export const UNRESPONSIVE_AFTER_MS = 120_000;
 
 export class ReconcileError extends Error {
   constructor(readonly reason: string, message: string) {
@@ -136,6 +138,9 @@ export class StandaloneBackend {
   private readonly policy: BackoffPolicy;
   private passes = 0;
   private stopping = false;
+  /** Last time each instance's launcher answered (in memory: a busy launcher is not a dead one). */
+  private readonly lastContact = new Map<string, number>();
+  private readonly startedAt = Date.now();
 
   constructor(private readonly opts: BackendOptions) {
     this.now = opts.now ?? Date.now;
@@ -390,6 +395,7 @@ export class StandaloneBackend {
         log.info({ vm: key, uid: inst.uid, grace: a.gracePeriodSeconds, reason: a.reason }, 'stopping instance');
         await agent.stop(inst, a.gracePeriodSeconds);
         delete rec.instance;
+        this.lastContact.delete(inst.uid);
         // Status follows at once, so no reader sees the old instance's status without it.
         this.updateStatus(key, rec, vm, undefined);
         await this.save(key, rec);
@@ -471,10 +477,11 @@ export class StandaloneBackend {
     const now = this.now();
     let view: Pick<ObservedInstance, 'phase' | 'reason' | 'message' | 'paused' | 'ready'>;
     if (o.reachable) {
+      this.lastContact.set(inst.uid, now);
       const i = o.info;
       if (i.phase !== 'Scheduled' || i.state !== 'Absent') inst.synced = true;
       view = { phase: i.phase, ...(i.reason ? { reason: i.reason } : {}), ...(i.message ? { message: i.message } : {}), paused: i.paused, ready: i.phase === 'Running' && !i.paused };
-    } else if (o.processAlive && now - inst.createdAt < 120_000) {
+    } else if (o.processAlive && now - Math.max(inst.createdAt, this.lastContact.get(inst.uid) ?? this.startedAt) < UNRESPONSIVE_AFTER_MS) {
       view = { phase: 'Scheduling', reason: 'LauncherStarting', message: `launcher is starting (${o.reason})` };
     } else if (o.processAlive) {
       view = { phase: 'Failed', reason: 'LauncherUnresponsive', message: `launcher process is alive but its socket does not answer: ${o.reason}` };
