@@ -199,7 +199,13 @@ export class ClusterAgent {
     const vmiUid = pod.metadata?.labels?.[LABEL_CREATED_BY] ?? '';
     const vmiName = pod.metadata?.ownerReferences?.find((r) => r.kind === 'VirtualMachineInstance')?.name;
     const cached = vmiName ? (this.vmis.get(vmiName, namespace) as unknown as VirtualMachineInstance | undefined) : undefined;
-    const vmi = cached?.metadata.uid === vmiUid ? cached : undefined;
+    let vmi = cached?.metadata.uid === vmiUid ? cached : undefined;
+    if (!vmi && vmiName) {
+      // A cache miss is not proof the VMI is gone (the informer may lag or be re-listing):
+      // ask the API server before stopping a guest.
+      const live = (await this.client.read<KubernetesObject>({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: vmiName, namespace } })) as unknown as VirtualMachineInstance | undefined;
+      if (live?.metadata.uid === vmiUid) vmi = live;
+    }
     if (!t || t.podUid !== pod.metadata?.uid) {
       t?.watch?.abort();
       t = this.track(key, pod, vmiUid, vmi);
