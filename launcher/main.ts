@@ -9,8 +9,9 @@ import type { LauncherConfig } from './flags.js';
 import { launcherPaths } from './flags.js';
 
 export async function runLauncher(config: LauncherConfig): Promise<number> {
-  // First of all: the first sync waits for the schema the worker compiles (~250 ms of
-  // CPU), and the node agent sends it as soon as the socket is up.
+  // First of all: the first sync waits for the worker's validator (from source, compiling
+  // the schema costs ~250 ms of CPU; the bundle loads precompiled code), and the node
+  // agent sends that sync as soon as the socket is up.
   const { PrepareWorker } = await import('./prepare.js');
   const prepare = new PrepareWorker();
   let prepareError: unknown;

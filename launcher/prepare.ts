@@ -1,7 +1,8 @@
 /**
  * Validation and conversion of a VMI in a worker thread that lives only around a sync.
  *
- * Compiling the closed KubeVirt schema (api/validate.ts) costs ~250 ms of CPU and ~35 MB,
+ * The closed KubeVirt schema (api/validate.ts) costs ~35 MB once compiled (and ~250 ms of
+ * CPU to compile, unless the bundle's precompiled code answers: launcher/precompiled/),
  * and the converter's XML library ~3.5 MiB: a launcher needs both for its first sync only
  * (later syncs of the same spec hash skip validation, and a domain is converted once per
  * incarnation). So the worker is warmed when the launcher starts (the schema compiles

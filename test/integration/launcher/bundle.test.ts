@@ -144,7 +144,7 @@ describe('node cli/bin.js launcher-monitor (bundle path)', () => {
     expect(await domstate(m.domain)).toBe('running');
     // Lifecycle events come from polling through the binding: no `virsh event` child.
     expect((await readFile(`/proc/${launcherPid}/task/${launcherPid}/children`, 'utf8')).trim()).toBe('');
-    // The poller (every 500 ms) notices a domain stopped behind the launcher's back well
+    // The poller (every second) notices a domain stopped behind the launcher's back well
     // before the 5 s level-triggered refresh would.
     await virsh('destroy', m.domain);
     await waitFor('phase after external destroy', async () => (await m.call<{ phase: string }>('GET', '/v1/info')).body.phase !== 'Running', 3_000, 100);
