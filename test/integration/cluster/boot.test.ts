@@ -16,7 +16,7 @@ import { type LocalRegistry, pushTestGuestImages, startRegistry } from '../../he
 import { GUEST_MARKERS } from '../../helpers/test-guest.js';
 import { bareVm, testGuestVm } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
-import { commitVms, deleteNode, getVm, gitFixture, identities, listJson, startAgent, startController, tempDir, until, type Env, type Identities } from './harness.js';
+import { commitVms, deleteNode, stopLaunchersUnder, getVm, gitFixture, identities, listJson, startAgent, startController, tempDir, until, type Env, type Identities } from './harness.js';
 
 const env = clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
@@ -64,6 +64,7 @@ describe.skipIf(!env)('cluster mode boots a real guest (qemu:///system, TCG)', (
     }
     await controller?.stop();
     await agent?.stop();
+    if (state) await stopLaunchersUnder(state.dir);
     if ((await virsh('domstate', DOMAIN)).exitCode === 0) {
       await virsh('destroy', DOMAIN);
       await virsh('undefine', DOMAIN);

@@ -13,7 +13,7 @@ import type { VirtualMachineInstance } from '../../../api/kubevirt.js';
 import type { AgentHandle } from '../../../reconciler/cluster/run.js';
 import { bareVm } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
-import { commitVms, controllerProcess, deleteNode, getVm, gitFixture, identities, listJson, startAgent, tempDir, until, type Env, type Identities } from './harness.js';
+import { commitVms, controllerProcess, deleteNode, stopLaunchersUnder, getVm, gitFixture, identities, listJson, startAgent, tempDir, until, type Env, type Identities } from './harness.js';
 
 const env = clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
@@ -47,6 +47,7 @@ describe.skipIf(!env)('controller SIGKILLed and replaced (leader election)', () 
       await until('VMIs gone', async () => (await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachineInstance', NS)).length === 0, 60_000).catch(() => undefined);
     }
     await agent?.stop();
+    if (state) await stopLaunchersUnder(state.dir);
     if (ids) {
       await deleteNode(ids.admin, NODE);
       await ids.admin.delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } }).catch(() => undefined);

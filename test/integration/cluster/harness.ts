@@ -151,6 +151,23 @@ export async function processesWith(marker: string): Promise<number> {
   return r.stdout.trim() ? r.stdout.trim().split('\n').length : 0;
 }
 
+/**
+ * Last-resort cleanup: launcher processes whose command line points into `dir` (the agent's
+ * state dir). Normally the agent stops them when their VMIs go; if a test failed before that,
+ * they must not outlive the test.
+ */
+export async function stopLaunchersUnder(dir: string): Promise<void> {
+  const pids = async () => (await execa('pgrep', ['-f', `${dir}/`], { reject: false })).stdout.trim().split('\n').filter(Boolean).map(Number);
+  for (const pid of await pids()) {
+    try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+  }
+  const deadline = Date.now() + 10_000;
+  while ((await pids()).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  for (const pid of await pids()) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+}
+
 export async function deleteNode(admin: KubeClient, name: string): Promise<void> {
   await admin.delete({ apiVersion: 'v1', kind: 'Node', metadata: { name } }).catch(() => undefined);
 }

@@ -14,7 +14,7 @@ import type { AgentHandle, ControllerHandle } from '../../../reconciler/cluster/
 import { bareVm } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
 import {
-  commitVms, deleteNode, getVm, gitFixture, identities, listJson, processesWith, startAgent, startController, tempDir, until, type Env, type Identities,
+  commitVms, deleteNode, stopLaunchersUnder, getVm, gitFixture, identities, listJson, processesWith, startAgent, startController, tempDir, until, type Env, type Identities,
 } from './harness.js';
 
 const env = clusterTestenv();
@@ -60,6 +60,7 @@ describe.skipIf(!env)('cluster mode on a real control plane (test:///default lau
     }
     await controller?.stop();
     await agent?.stop();
+    if (state) await stopLaunchersUnder(state.dir);
     if (ids) {
       await deleteNode(ids.admin, NODE);
       await ids.admin.delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } }).catch(() => undefined);
