@@ -6,7 +6,10 @@
  * - `$ref`s are inlined; a definition that refers back to itself is cut with
  *   `x-kubernetes-preserve-unknown-fields: true` (none of the VM/VMI definitions recurse today).
  * - Quantities and IntOrString become `x-kubernetes-int-or-string: true` with the canonical
- *   `anyOf: [integer, string]` (Quantity strings also get the Kubernetes quantity pattern).
+ *   `anyOf: [{type: integer}, {type: string}]`. Quantities also get the Kubernetes quantity
+ *   `pattern`, *next to* the `anyOf` (as controller-gen emits it): kube-apiserver accepts only
+ *   bare `type`s inside those two branches and rejects the CRD (422) otherwise. `pattern`
+ *   constrains strings only, so integers still pass, in the API server and in ajv alike.
  * - ObjectMeta: the root `metadata` is `type: object` (the API server owns its schema); nested
  *   metadata (VM template, DataVolume templates) keeps unknown fields.
  * - Keywords a structural schema cannot carry, or that would make the API server reject the
@@ -88,7 +91,7 @@ interface Ctx {
 const refName = (ref: string): string => ref.replace('#/definitions/', '');
 
 function convertRef(name: string, ctx: Ctx, expand = false): JsonSchema {
-  if (name === QUANTITY) return { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer' }, { type: 'string', pattern: QUANTITY_PATTERN }] };
+  if (name === QUANTITY) return { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer' }, { type: 'string' }], pattern: QUANTITY_PATTERN };
   if (name === INT_OR_STRING) return { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer' }, { type: 'string' }] };
   if (FREE_FORM.has(name)) return { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
   if (name === OBJECT_META && !ctx.opts.strict) {

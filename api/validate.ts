@@ -13,7 +13,9 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { RUN_STRATEGIES } from './kubevirt.js';
-import { referencedSchema } from './structural-schema.js';
+import { QUANTITY_PATTERN, referencedSchema } from './structural-schema.js';
+
+const QUANTITY_FIX = 'use a number with an optional suffix, e.g. 2Gi, 512Mi, 1.5, 500m';
 
 export interface ValidationIssue {
   /** JSON pointer into the manifest, e.g. `/spec/template/spec/domain/cpu/cores`. */
@@ -132,8 +134,12 @@ function toIssue(e: ErrorObject): ValidationIssue {
       return { path, message: `must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(e.data)}` };
     case 'anyOf':
       return typeof e.data === 'string'
-        ? { path, message: `'${e.data}' is not a valid quantity`, fix: 'use a number with an optional suffix, e.g. 2Gi, 512Mi, 1.5, 500m' }
+        ? { path, message: `'${e.data}' is not a valid quantity`, fix: QUANTITY_FIX }
         : { path, message: `must be an integer or a quantity string, got ${describe(e.data)}`, fix: "write e.g. 2 or '2Gi'" };
+    case 'pattern':
+      // Quantities carry their pattern next to the int-or-string anyOf (api/structural-schema.ts).
+      if (p.pattern === QUANTITY_PATTERN) return { path, message: `'${String(e.data)}' is not a valid quantity`, fix: QUANTITY_FIX };
+      return { path, message: `must match ${String(p.pattern)}, got ${JSON.stringify(e.data)}` };
     case 'format':
       return { path, message: `must be a valid ${String(p.format)}, got ${JSON.stringify(e.data)}` };
     default:

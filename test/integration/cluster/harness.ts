@@ -40,30 +40,9 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
   }
 }
 
-/**
- * The CRDs as synth renders them, with one correction a real API server needs:
- * api/structural-schema.ts puts the Quantity `pattern` inside `anyOf[1]`, which
- * kube-apiserver rejects ("anyOf[0].type: Forbidden: must be empty to be structural": with
- * x-kubernetes-int-or-string only `anyOf: [{type: integer}, {type: string}]` is allowed, and
- * the pattern belongs next to it, as controller-gen emits it). Reported to the synth owner;
- * remove this once api/structural-schema.ts hoists the pattern itself.
- */
+/** The CRDs exactly as synth renders them (the same documents `dist/crds.k8s.yaml` holds). */
 export function crdDocuments(): string {
-  return [renderCrd(VM_CRD), renderCrd(VMI_CRD)].map((d) => YAML.stringify(hoistIntOrStringPatterns(d))).join('---\n');
-}
-
-export function hoistIntOrStringPatterns<T>(node: T): T {
-  if (Array.isArray(node)) return node.map((n) => hoistIntOrStringPatterns(n)) as T;
-  if (node === null || typeof node !== 'object') return node;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(node)) out[k] = hoistIntOrStringPatterns(v);
-  if (out['x-kubernetes-int-or-string'] === true && Array.isArray(out['anyOf'])) {
-    const branches = out['anyOf'] as Record<string, unknown>[];
-    const pattern = branches.find((b) => typeof b['pattern'] === 'string')?.['pattern'];
-    out['anyOf'] = branches.map((b) => ({ type: b['type'] }));
-    if (pattern !== undefined) out['pattern'] = pattern;
-  }
-  return out as T;
+  return [renderCrd(VM_CRD), renderCrd(VMI_CRD)].map((d) => YAML.stringify(d)).join('---\n');
 }
 
 export async function commitVms(git: GitFixture, vms: VirtualMachine[], message: string): Promise<string> {
