@@ -2,13 +2,23 @@
  * Install manifests for the cluster-mode reconciler: namespace, service accounts,
  * least-privilege RBAC, the controller Deployment and the node agent DaemonSet.
  *
- * RBAC is written out verb by verb (no wildcards) from what each loop does:
- * - controller (virt-controller's role): reads/writes VMs and VMIs and their status, creates
- *   and deletes launcher Pods, records events, holds a leader-election lease, and reads the
- *   CRDs to check they are installed.
+ * RBAC is written out verb by verb (no wildcards) from the calls reconciler/cluster/kube.ts
+ * makes; namespaced things the code touches in one namespace are granted by a Role there, and
+ * single named objects by `resourceNames` (RBAC cannot restrict `create` by name, so `create`
+ * stays a separate, unnamed rule):
+ * - controller (virt-controller's role + a Flux-style applier): reads/writes VMs and VMIs and
+ *   their status, creates and deletes launcher Pods, records events; server-side applies
+ *   virtops' two CRDs (`patch` creates a missing object, so `create` too; `get` to wait for
+ *   Established); in its own namespace, its leader-election Lease and the inventory
+ *   ConfigMap of what it applied. Other kinds a repository puts in dist/ need their own rules
+ *   (as Flux's kustomize-controller needs rights for what it applies).
  * - node agent (virt-handler's role): watches the VMIs and launcher Pods on its node (RBAC
  *   cannot scope by node; the agent lists with a `status.nodeName`/`spec.nodeName` field
- *   selector), updates VMI status, marks its Node schedulable (labels) and records events.
+ *   selector), updates VMI status and finalizers, marks its Node schedulable, records events.
+ * - node agent in process-runtime mode (`processRuntimeAgents`: a host without kubelet that
+ *   registers itself as a Node, a virtual kubelet): also creates its Node, writes launcher
+ *   Pod status, deletes a terminated Pod for good (grace 0, kubelet's last step) and renews its
+ *   Lease in kube-node-lease. Off by default: with a real kubelet the agent never does these.
  */
 import { Chart, type ChartProps } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-33';
@@ -25,21 +35,38 @@ export interface InstallChartProps extends ChartProps {
   readonly image?: string;
   /** @default 'virtops-system' */
   readonly installNamespace?: string;
+  /**
+   * Also grant the agent service account what `virtops agent --process-runtime` needs (hosts
+   * without kubelet that register their own Node and run launcher Pods as processes).
+   * @default false
+   */
+  readonly processRuntimeAgents?: boolean;
 }
 
 const partOf = { 'app.kubernetes.io/part-of': 'virtops' };
+
+/** The CRDs virtops ships (synth/crds.ts) and so applies; the controller may write only these. */
+export const VIRTOPS_CRD_NAMES = ['virtualmachines.kubevirt.io', 'virtualmachineinstances.kubevirt.io'];
+/** Objects the controller keeps in its namespace (reconciler/cluster: leader.ts, apply.ts). */
+export const CONTROLLER_LEASE_NAME = CONTROLLER_NAME;
+export const INVENTORY_CONFIGMAP_NAME = 'virtops-inventory';
+export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
 
 export const CONTROLLER_RULES: k8s.PolicyRule[] = [
   { apiGroups: [GROUP], resources: ['virtualmachines', 'virtualmachineinstances'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
   { apiGroups: [GROUP], resources: ['virtualmachines/status', 'virtualmachineinstances/status'], verbs: ['get', 'update', 'patch'] },
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
-  { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: ['get', 'list'] },
+  { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], resourceNames: VIRTOPS_CRD_NAMES, verbs: ['get', 'patch'] },
+  { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: ['create'] },
 ];
 
-/** Leader election, namespaced to the install namespace. */
-export const CONTROLLER_LEASE_RULES: k8s.PolicyRule[] = [
-  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+/** In the install namespace (a Role): leader election and the applied-objects inventory. */
+export const CONTROLLER_NAMESPACE_RULES: k8s.PolicyRule[] = [
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [CONTROLLER_LEASE_NAME], verbs: ['get', 'update'] },
+  { apiGroups: [''], resources: ['configmaps'], resourceNames: [INVENTORY_CONFIGMAP_NAME], verbs: ['get', 'patch'] },
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+  { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
 ];
 
 export const AGENT_RULES: k8s.PolicyRule[] = [
@@ -49,6 +76,18 @@ export const AGENT_RULES: k8s.PolicyRule[] = [
   { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch', 'patch'] },
   { apiGroups: [''], resources: ['nodes/status'], verbs: ['patch'] },
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+];
+
+/** Agents in process-runtime mode (`processRuntimeAgents`), cluster-wide. */
+export const PROCESS_RUNTIME_AGENT_RULES: k8s.PolicyRule[] = [
+  { apiGroups: [''], resources: ['nodes'], verbs: ['create'] },
+  { apiGroups: [''], resources: ['pods/status'], verbs: ['patch'] },
+  { apiGroups: [''], resources: ['pods'], verbs: ['delete'] },
+];
+
+/** Agents in process-runtime mode, in kube-node-lease (a Role): the node heartbeat Lease (named after each node). */
+export const PROCESS_RUNTIME_NODE_LEASE_RULES: k8s.PolicyRule[] = [
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
 ];
 
 export class InstallChart extends Chart {
@@ -61,27 +100,32 @@ export class InstallChart extends Chart {
     for (const name of [CONTROLLER_NAME, AGENT_NAME]) {
       new k8s.KubeServiceAccount(this, `${name}-sa`, { metadata: { name, namespace: ns, labels: partOf }, automountServiceAccountToken: true });
     }
-    this.clusterRole(CONTROLLER_NAME, ns, CONTROLLER_RULES);
-    this.clusterRole(AGENT_NAME, ns, AGENT_RULES);
-    new k8s.KubeRole(this, `${CONTROLLER_NAME}-leases`, {
-      metadata: { name: `${CONTROLLER_NAME}-leases`, namespace: ns, labels: partOf },
-      rules: CONTROLLER_LEASE_RULES,
-    });
-    new k8s.KubeRoleBinding(this, `${CONTROLLER_NAME}-leases-binding`, {
-      metadata: { name: `${CONTROLLER_NAME}-leases`, namespace: ns, labels: partOf },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${CONTROLLER_NAME}-leases` },
-      subjects: [{ kind: 'ServiceAccount', name: CONTROLLER_NAME, namespace: ns }],
-    });
+    this.clusterRole(CONTROLLER_NAME, CONTROLLER_NAME, ns, CONTROLLER_RULES);
+    this.role(CONTROLLER_NAME, CONTROLLER_NAME, ns, ns, CONTROLLER_NAMESPACE_RULES);
+    this.clusterRole(AGENT_NAME, AGENT_NAME, ns, AGENT_RULES);
+    if (props.processRuntimeAgents) {
+      this.clusterRole(`${AGENT_NAME}-process-runtime`, AGENT_NAME, ns, PROCESS_RUNTIME_AGENT_RULES);
+      this.role(`${AGENT_NAME}-node-lease`, AGENT_NAME, ns, NODE_LEASE_NAMESPACE, PROCESS_RUNTIME_NODE_LEASE_RULES);
+    }
     this.controller(ns, image);
     this.agent(ns, image);
   }
 
-  private clusterRole(name: string, ns: string, rules: k8s.PolicyRule[]): void {
+  private clusterRole(name: string, serviceAccount: string, saNamespace: string, rules: k8s.PolicyRule[]): void {
     new k8s.KubeClusterRole(this, `${name}-role`, { metadata: { name, labels: partOf }, rules });
     new k8s.KubeClusterRoleBinding(this, `${name}-binding`, {
       metadata: { name, labels: partOf },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
-      subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
+      subjects: [{ kind: 'ServiceAccount', name: serviceAccount, namespace: saNamespace }],
+    });
+  }
+
+  private role(name: string, serviceAccount: string, saNamespace: string, namespace: string, rules: k8s.PolicyRule[]): void {
+    new k8s.KubeRole(this, `${name}-${namespace}-role`, { metadata: { name, namespace, labels: partOf }, rules });
+    new k8s.KubeRoleBinding(this, `${name}-${namespace}-binding`, {
+      metadata: { name, namespace, labels: partOf },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+      subjects: [{ kind: 'ServiceAccount', name: serviceAccount, namespace: saNamespace }],
     });
   }
 

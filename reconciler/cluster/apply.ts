@@ -24,6 +24,7 @@ import { EMPTY_INVENTORY, effectiveRunStrategy, objectKey, parseObjectKey, planR
 import { errorMessage, type KubeClient } from './kube.js';
 import { vmKeyOf } from './instances.js';
 
+/** The inventory ConfigMap (synth/install.ts grants exactly this name). */
 export const INVENTORY_CONFIGMAP = 'virtops-inventory';
 
 export interface ApplyPlan {

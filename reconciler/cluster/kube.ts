@@ -2,7 +2,7 @@
  * The cluster mode's one door to the Kubernetes API. Every write the controller and the
  * node agent make goes through `KubeClient`, so that (a) writes are counted per verb and
  * resource (the benchmark's "API writes per VM"), and (b) the calls they make are listed in
- * one place, next to the RBAC rules that must allow them (see rbac.ts).
+ * one place, next to the RBAC rules that must allow them (synth/install.ts).
  *
  * Thin wrappers over @kubernetes/client-node 1.4: `KubernetesObjectApi` for generic CRUD
  * and server-side apply, the typed APIs for status subresources and leases.

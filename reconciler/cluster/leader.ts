@@ -12,6 +12,9 @@ import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { errorMessage, type KubeClient } from './kube.js';
 
+/** The controller's leader-election Lease (synth/install.ts grants exactly this name). */
+export const CONTROLLER_LEASE = 'virtops-controller';
+
 export interface LeaderOptions {
   namespace: string;
   name: string;

@@ -16,7 +16,7 @@ import { ClusterAgent } from './agent.js';
 import { VmController } from './controller.js';
 import { vmKeyOf } from './instances.js';
 import { KubeClient, errorMessage, loadKubeConfig } from './kube.js';
-import { LeaderElector } from './leader.js';
+import { CONTROLLER_LEASE, LeaderElector } from './leader.js';
 
 export const CLI_BIN = fileURLToPath(new URL('../../cli/bin.js', import.meta.url));
 
@@ -216,7 +216,7 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
   };
 
   const elector = config.leaderElect
-    ? new LeaderElector(client, { namespace: config.namespace, name: 'virtops-controller', identity: config.identity, leaseDurationMs: config.leaseDurationMs }, log.child({ component: 'leader' }), {
+    ? new LeaderElector(client, { namespace: config.namespace, name: CONTROLLER_LEASE, identity: config.identity, leaseDurationMs: config.leaseDurationMs }, log.child({ component: 'leader' }), {
         onStartedLeading: startLeading,
         onStoppedLeading: () => {
           leading = false;

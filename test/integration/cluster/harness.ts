@@ -1,6 +1,6 @@
 /**
  * Shared pieces of the cluster-mode tests: the service accounts of synth/install.ts bound to
- * exactly its rules (plus the documented extras of reconciler/cluster/rbac.ts), a real git
+ * exactly the RBAC objects it renders (with process-runtime agents), a real git
  * repository whose dist/ holds the CRDs, VMs and launcher Pod templates, the controller and
  * agent run in-process (or as `virtops` CLI processes), and polling helpers.
  */
@@ -13,8 +13,8 @@ import YAML from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { VirtualMachine } from '../../../api/kubevirt.js';
 import { renderCrd, VM_CRD, VMI_CRD } from '../../../synth/crds.js';
-import { AGENT_NAME, AGENT_RULES, CONTROLLER_LEASE_RULES, CONTROLLER_NAME, CONTROLLER_RULES } from '../../../synth/install.js';
-import { AGENT_NODE_LEASE_RULES, CONTROLLER_APPLY_RULES, CONTROLLER_INVENTORY_RULES, PROCESS_RUNTIME_AGENT_RULES } from '../../../reconciler/cluster/rbac.js';
+import { App, Testing } from 'cdk8s';
+import { AGENT_NAME, CONTROLLER_NAME, InstallChart } from '../../../synth/install.js';
 import { KubeClient, loadKubeConfig } from '../../../reconciler/cluster/kube.js';
 import { runAgent, runController, CLI_BIN, type AgentHandle, type ControllerHandle } from '../../../reconciler/cluster/run.js';
 import { serviceAccountKubeconfig, type ControlPlane } from '../../../reconciler/cluster/testenv/index.js';
@@ -55,27 +55,32 @@ export interface Identities {
   admin: KubeClient;
 }
 
+const RBAC_KINDS = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
+
 /**
- * Service accounts virtops-controller and virtops-agent in `namespace`, bound to the rules of
- * synth/install.ts plus reconciler/cluster/rbac.ts and nothing else.
+ * The RBAC objects synth/install.ts renders for install namespace `namespace` (with
+ * process-runtime agents), and nothing else. Cluster-scoped names and Roles outside
+ * `namespace` get a `<namespace>-` prefix, so test files with their own namespaces never
+ * rebind each other's service accounts.
+ */
+export function installRbac(namespace: string): KubernetesObject[] {
+  const objects = Testing.synth(new InstallChart(new App(), 'install', { installNamespace: namespace, processRuntimeAgents: true })) as (KubernetesObject & { roleRef?: { name: string } })[];
+  const shared = (o: KubernetesObject) => o.metadata?.namespace !== namespace;
+  return objects.filter((o) => RBAC_KINDS.has(o.kind!)).map((o) => {
+    if (!shared(o)) return o;
+    const renamed = { ...o, metadata: { ...o.metadata, name: `${namespace}-${o.metadata!.name}` } };
+    return o.roleRef ? { ...renamed, roleRef: { ...o.roleRef, name: `${namespace}-${o.roleRef.name}` } } : renamed;
+  });
+}
+
+/**
+ * Service accounts virtops-controller and virtops-agent in `namespace`, bound to exactly the
+ * RBAC synth/install.ts renders (`installRbac`).
  */
 export async function identities(env: Env, namespace: string): Promise<Identities> {
   const admin = new KubeClient(loadKubeConfig(env.kubeconfigPath));
-  const apply = (o: object) => admin.apply(o as KubernetesObject);
-  await apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
-  const role = async (kind: 'ClusterRole' | 'Role', name: string, rules: object[], sa: string, ns?: string) => {
-    await apply({ apiVersion: 'rbac.authorization.k8s.io/v1', kind, metadata: { name, ...(ns ? { namespace: ns } : {}) }, rules });
-    await apply({
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: `${kind}Binding`, metadata: { name, ...(ns ? { namespace: ns } : {}) },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind, name }, subjects: [{ kind: 'ServiceAccount', name: sa, namespace }],
-    });
-  };
-  const c = `${namespace}-${CONTROLLER_NAME}`;
-  const a = `${namespace}-${AGENT_NAME}`;
-  await role('ClusterRole', c, [...CONTROLLER_RULES, ...CONTROLLER_APPLY_RULES], CONTROLLER_NAME);
-  await role('Role', `${c}-leases`, [...CONTROLLER_LEASE_RULES, ...CONTROLLER_INVENTORY_RULES], CONTROLLER_NAME, namespace);
-  await role('ClusterRole', a, [...AGENT_RULES, ...PROCESS_RUNTIME_AGENT_RULES], AGENT_NAME);
-  await role('Role', `${a}-node-lease`, AGENT_NODE_LEASE_RULES, AGENT_NAME, 'kube-node-lease');
+  await admin.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as KubernetesObject);
+  for (const o of installRbac(namespace)) await admin.apply(o);
   const ck = await serviceAccountKubeconfig(env, { namespace, name: CONTROLLER_NAME });
   const ak = await serviceAccountKubeconfig(env, { namespace, name: AGENT_NAME });
   return {

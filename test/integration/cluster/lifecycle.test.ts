@@ -3,8 +3,7 @@
  * kube-controller-manager with its garbage collector), real git and real launchers on
  * libvirt's test:///default driver (boot does not matter here; see boot.test.ts for a real
  * guest). The controller and the agent run as the service accounts of synth/install.ts,
- * bound to exactly its rules plus reconciler/cluster/rbac.ts: anything else they tried
- * would fail these tests.
+ * bound to exactly the RBAC it renders: anything else they tried would fail these tests.
  */
 import { randomBytes } from 'node:crypto';
 import { AuthorizationV1Api, PatchStrategy, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
@@ -155,9 +154,9 @@ describe.skipIf(!env)('cluster mode on a real control plane (test:///default lau
   }, 120_000);
 
   it('RBAC: the controller and agent service accounts can do what they need and nothing else', async () => {
-    const can = async (who: 'controller' | 'agent', verb: string, resource: string, opts: { group?: string; namespace?: string; subresource?: string } = {}) => {
+    const can = async (who: 'controller' | 'agent', verb: string, resource: string, opts: { group?: string; namespace?: string; subresource?: string; name?: string } = {}) => {
       const api = ids[who].client.kc.makeApiClient(AuthorizationV1Api);
-      const r = await api.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb, resource, group: opts.group ?? '', ...(opts.namespace ? { namespace: opts.namespace } : {}), ...(opts.subresource ? { subresource: opts.subresource } : {}) } } } });
+      const r = await api.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { verb, resource, group: opts.group ?? '', ...(opts.namespace ? { namespace: opts.namespace } : {}), ...(opts.subresource ? { subresource: opts.subresource } : {}), ...(opts.name ? { name: opts.name } : {}) } } } });
       return r.status?.allowed === true;
     };
     const kv = { group: 'kubevirt.io', namespace: NS };
@@ -165,7 +164,15 @@ describe.skipIf(!env)('cluster mode on a real control plane (test:///default lau
     expect(await can('controller', 'create', 'virtualmachineinstances', kv)).toBe(true);
     expect(await can('controller', 'patch', 'virtualmachines', { ...kv, subresource: 'status' })).toBe(true);
     expect(await can('controller', 'create', 'pods', { namespace: NS })).toBe(true);
-    expect(await can('controller', 'update', 'leases', { group: 'coordination.k8s.io', namespace: NS })).toBe(true);
+    const lease = { group: 'coordination.k8s.io', namespace: NS };
+    expect(await can('controller', 'update', 'leases', { ...lease, name: 'virtops-controller' })).toBe(true);
+    expect(await can('controller', 'update', 'leases', { ...lease, name: 'someone-elses' })).toBe(false);
+    expect(await can('controller', 'patch', 'configmaps', { namespace: NS, name: 'virtops-inventory' })).toBe(true);
+    expect(await can('controller', 'get', 'configmaps', { namespace: NS, name: 'kube-root-ca.crt' })).toBe(false);
+    const crd = { group: 'apiextensions.k8s.io' };
+    expect(await can('controller', 'patch', 'customresourcedefinitions', { ...crd, name: 'virtualmachines.kubevirt.io' })).toBe(true);
+    expect(await can('controller', 'patch', 'customresourcedefinitions', { ...crd, name: 'widgets.example.com' })).toBe(false);
+    expect(await can('controller', 'delete', 'customresourcedefinitions', { ...crd, name: 'virtualmachines.kubevirt.io' })).toBe(false);
     expect(await can('controller', 'get', 'secrets', { namespace: NS })).toBe(false);
     expect(await can('controller', 'create', 'nodes')).toBe(false);
     expect(await can('controller', 'patch', 'pods', { namespace: NS, subresource: 'status' })).toBe(false);

@@ -1,6 +1,9 @@
 import { App, Testing } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
-import { AGENT_NAME, CONTROLLER_NAME, InstallChart, INSTALL_NAMESPACE } from '../../../synth/install.js';
+import {
+  AGENT_NAME, CONTROLLER_LEASE_NAME, CONTROLLER_NAME, InstallChart, INSTALL_NAMESPACE, INVENTORY_CONFIGMAP_NAME, NODE_LEASE_NAMESPACE, VIRTOPS_CRD_NAMES,
+} from '../../../synth/install.js';
+import { renderCrd, VM_CRD, VMI_CRD } from '../../../synth/crds.js';
 import { validateManifest } from '../../../api/validate.js';
 
 type Obj = Record<string, any>;
@@ -18,7 +21,7 @@ describe('install manifests', () => {
       `ServiceAccount/${CONTROLLER_NAME}`, `ServiceAccount/${AGENT_NAME}`,
       `ClusterRole/${CONTROLLER_NAME}`, `ClusterRoleBinding/${CONTROLLER_NAME}`,
       `ClusterRole/${AGENT_NAME}`, `ClusterRoleBinding/${AGENT_NAME}`,
-      `Role/${CONTROLLER_NAME}-leases`, `RoleBinding/${CONTROLLER_NAME}-leases`,
+      `Role/${CONTROLLER_NAME}`, `RoleBinding/${CONTROLLER_NAME}`,
       `Deployment/${CONTROLLER_NAME}`, `DaemonSet/${AGENT_NAME}`,
     ]));
   });
@@ -36,27 +39,72 @@ describe('install manifests', () => {
     }
   });
 
-  const can = (role: string, group: string, resource: string, verb: string): boolean =>
-    (find('ClusterRole', role).rules as Obj[]).some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb));
+  /** What RBAC would allow: rules of the named (Cluster)Role, `name` checked against resourceNames. */
+  const allows = (rules: Obj[], group: string, resource: string, verb: string, name?: string): boolean =>
+    rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb)
+      && (!r.resourceNames || (name !== undefined && r.resourceNames.includes(name))));
+  const can = (role: string, group: string, resource: string, verb: string, name?: string): boolean =>
+    allows(find('ClusterRole', role).rules, group, resource, verb, name);
 
   it.each([
-    [CONTROLLER_NAME, 'kubevirt.io', 'virtualmachineinstances', 'create', true],
-    [CONTROLLER_NAME, 'kubevirt.io', 'virtualmachines/status', 'patch', true],
-    [CONTROLLER_NAME, '', 'pods', 'create', true],
-    [CONTROLLER_NAME, '', 'pods', 'delete', true],
-    [CONTROLLER_NAME, 'apiextensions.k8s.io', 'customresourcedefinitions', 'get', true],
-    [CONTROLLER_NAME, 'apiextensions.k8s.io', 'customresourcedefinitions', 'create', false],
-    [CONTROLLER_NAME, '', 'secrets', 'get', false],
-    [CONTROLLER_NAME, '', 'nodes', 'patch', false],
-    [AGENT_NAME, 'kubevirt.io', 'virtualmachineinstances/status', 'patch', true],
-    [AGENT_NAME, 'kubevirt.io', 'virtualmachineinstances', 'create', false],
-    [AGENT_NAME, 'kubevirt.io', 'virtualmachineinstances', 'delete', false],
-    [AGENT_NAME, '', 'pods', 'watch', true],
-    [AGENT_NAME, '', 'pods', 'create', false],
-    [AGENT_NAME, '', 'nodes', 'patch', true],
-    [AGENT_NAME, '', 'events', 'create', true],
-  ])('%s may %s.%s %s: %s', (role, group, resource, verb, allowed) => {
-    expect(can(role, group, resource, verb)).toBe(allowed);
+    [CONTROLLER_NAME, 'kubevirt.io', 'virtualmachineinstances', 'create', undefined, true],
+    [CONTROLLER_NAME, 'kubevirt.io', 'virtualmachines/status', 'patch', undefined, true],
+    [CONTROLLER_NAME, '', 'pods', 'create', undefined, true],
+    [CONTROLLER_NAME, '', 'pods', 'delete', undefined, true],
+    [CONTROLLER_NAME, 'apiextensions.k8s.io', 'customresourcedefinitions', 'get', 'virtualmachines.kubevirt.io', true],
+    [CONTROLLER_NAME, 'apiextensions.k8s.io', 'customresourcedefinitions', 'patch', 'virtualmachineinstances.kubevirt.io', true],
+    [CONTROLLER_NAME, 'apiextensions.k8s.io', 'customresourcedefinitions', 'patch', 'widgets.example.com', false],
+    [CONTROLLER_NAME, 'apiextensions.k8s.io', 'customresourcedefinitions', 'delete', 'virtualmachines.kubevirt.io', false],
+    [CONTROLLER_NAME, 'apiextensions.k8s.io', 'customresourcedefinitions', 'list', undefined, false],
+    [CONTROLLER_NAME, '', 'secrets', 'get', undefined, false],
+    [CONTROLLER_NAME, '', 'configmaps', 'get', INVENTORY_CONFIGMAP_NAME, false], // only in its namespace (Role)
+    [CONTROLLER_NAME, '', 'nodes', 'patch', undefined, false],
+    [AGENT_NAME, 'kubevirt.io', 'virtualmachineinstances/status', 'patch', undefined, true],
+    [AGENT_NAME, 'kubevirt.io', 'virtualmachineinstances', 'create', undefined, false],
+    [AGENT_NAME, 'kubevirt.io', 'virtualmachineinstances', 'delete', undefined, false],
+    [AGENT_NAME, '', 'pods', 'watch', undefined, true],
+    [AGENT_NAME, '', 'pods', 'create', undefined, false],
+    [AGENT_NAME, '', 'pods', 'delete', undefined, false], // process-runtime agents only
+    [AGENT_NAME, '', 'nodes', 'create', undefined, false], // process-runtime agents only
+    [AGENT_NAME, '', 'nodes', 'patch', undefined, true],
+    [AGENT_NAME, '', 'events', 'create', undefined, true],
+  ])('%s may %s.%s %s (%s): %s', (role, group, resource, verb, name, allowed) => {
+    expect(can(role, group, resource, verb, name)).toBe(allowed);
+  });
+
+  it('give the controller its lease and inventory by name, in its namespace only', () => {
+    const role = find('Role', CONTROLLER_NAME);
+    expect(role.metadata.namespace).toBe(INSTALL_NAMESPACE);
+    expect(allows(role.rules, 'coordination.k8s.io', 'leases', 'update', CONTROLLER_LEASE_NAME)).toBe(true);
+    expect(allows(role.rules, 'coordination.k8s.io', 'leases', 'update', 'kube-scheduler')).toBe(false);
+    expect(allows(role.rules, '', 'configmaps', 'patch', INVENTORY_CONFIGMAP_NAME)).toBe(true);
+    expect(allows(role.rules, '', 'configmaps', 'get', 'other')).toBe(false);
+    // RBAC cannot restrict create by name: an unnamed create rule, and nothing else unnamed.
+    expect(allows(role.rules, '', 'configmaps', 'create')).toBe(true);
+    expect(role.rules.filter((r: Obj) => !r.resourceNames).flatMap((r: Obj) => r.verbs)).toEqual(['create', 'create']);
+  });
+
+  it('names the objects the cluster code uses (reconciler/cluster keeps its own copies: no cdk8s import at runtime)', async () => {
+    const { INVENTORY_CONFIGMAP } = await import('../../../reconciler/cluster/apply.js');
+    const { NODE_LEASE_NAMESPACE: agentLeaseNs } = await import('../../../reconciler/cluster/agent.js');
+    const { CONTROLLER_LEASE } = await import('../../../reconciler/cluster/leader.js');
+    expect(INVENTORY_CONFIGMAP).toBe(INVENTORY_CONFIGMAP_NAME);
+    expect(agentLeaseNs).toBe(NODE_LEASE_NAMESPACE);
+    expect(CONTROLLER_LEASE).toBe(CONTROLLER_LEASE_NAME);
+    expect(VIRTOPS_CRD_NAMES).toEqual([VM_CRD, VMI_CRD].map((c) => (renderCrd(c) as Obj).metadata.name));
+  });
+
+  it('grant process-runtime agents their Node, Pod status, Pod removal and node Lease only when asked', () => {
+    const withPr: Obj[] = Testing.synth(new InstallChart(new App(), 'install', { processRuntimeAgents: true }));
+    const pr = withPr.find((o) => o.kind === 'ClusterRole' && o.metadata.name === `${AGENT_NAME}-process-runtime`)!;
+    expect(allows(pr.rules, '', 'nodes', 'create')).toBe(true);
+    expect(allows(pr.rules, '', 'pods/status', 'patch')).toBe(true);
+    expect(allows(pr.rules, '', 'pods', 'delete')).toBe(true);
+    const leaseRole = withPr.find((o) => o.kind === 'Role' && o.metadata.namespace === NODE_LEASE_NAMESPACE)!;
+    expect(allows(leaseRole.rules, 'coordination.k8s.io', 'leases', 'update')).toBe(true);
+    const binding = withPr.find((o) => o.kind === 'RoleBinding' && o.metadata.namespace === NODE_LEASE_NAMESPACE)!;
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: AGENT_NAME, namespace: INSTALL_NAMESPACE }]);
+    expect(objects.some((o) => o.metadata.name === `${AGENT_NAME}-process-runtime` || o.metadata.namespace === NODE_LEASE_NAMESPACE)).toBe(false);
   });
 
   it('bind each role to its own service account', () => {
