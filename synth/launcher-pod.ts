@@ -24,6 +24,18 @@
  * controller, or the node agent in standalone mode) sets that label to the real uid. The
  * `VMI_UID` env var reads the label through the downward API, and kubelet expands `$(VMI_UID)`
  * in args; without a kubelet, `launcherArgv()` does the same expansion.
+ *
+ * The Pods in dist/ are *templates*: virtops' controller instantiates one per VMI (owned by
+ * it, real uid) and never applies them as they are. A GitOps tool pointed at dist/ would
+ * apply every object there, so each template carries `TEMPLATE_ANNOTATIONS`, which the tools
+ * people run honour as "do not apply":
+ * - `config.kubernetes.io/local-config: "true"`: kustomize (and kpt) drop such objects from
+ *   their build output; Flux's kustomize-controller builds every path with kustomize
+ *   (generating a kustomization.yaml when there is none), so Flux never applies them.
+ * - `argocd.argoproj.io/hook: Skip`: Argo CD neither applies, diffs, prunes nor health-checks
+ *   the object. (`compare-options: IgnoreExtraneous` would not help: it is for objects that
+ *   are in the cluster but not in git.)
+ * The controller strips both from the Pods it creates (reconciler/cluster/instances.ts).
  */
 import type * as api from '../api/kubevirt.js';
 import { computeOverhead, guestMemoryBytes, vcpuCount, type Emulation, type OverheadBreakdown } from './overhead.js';
@@ -39,6 +51,11 @@ export const LABEL_VM_NAME = 'vm.kubevirt.io/name';
 export const ANNOTATION_DOMAIN = 'kubevirt.io/domain';
 export const ANNOTATION_DEFAULT_CONTAINER = 'kubectl.kubernetes.io/default-container';
 export const ANNOTATION_MEMORY_OVERHEAD = 'virtops.io/memory-overhead';
+/** Marks a launcher Pod in dist/ as a template that GitOps tools must not apply (see above). */
+export const TEMPLATE_ANNOTATIONS: Readonly<Record<string, string>> = {
+  'config.kubernetes.io/local-config': 'true',
+  'argocd.argoproj.io/hook': 'Skip',
+};
 
 /** Directories inside the compute container (the same paths KubeVirt uses). */
 export const PATHS = {
@@ -110,6 +127,7 @@ export function renderLauncherPod(vm: api.VirtualMachine, opts: LauncherPodOptio
         [ANNOTATION_DOMAIN]: name,
         [ANNOTATION_DEFAULT_CONTAINER]: 'compute',
         [ANNOTATION_MEMORY_OVERHEAD]: formatOverhead(overhead),
+        ...TEMPLATE_ANNOTATIONS,
       },
     },
     spec: {

@@ -11,7 +11,7 @@
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import type { Condition, VirtualMachine, VirtualMachineInstance, VirtualMachineStatus, VMIPhase } from '../../api/kubevirt.js';
 import { API_VERSION, vmiFromVm } from '../../api/kubevirt.js';
-import { LABEL_CREATED_BY, LABEL_VM_NAME, launcherPodName } from '../../synth/launcher-pod.js';
+import { LABEL_CREATED_BY, LABEL_VM_NAME, launcherPodName, TEMPLATE_ANNOTATIONS } from '../../synth/launcher-pod.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 import { canonicalJson, type ObservedInstance } from '../core/index.js';
 
@@ -64,6 +64,11 @@ export function launcherPodNameFor(vmName: string, vmiUid: string): string {
  * VMI uid in `kubevirt.io/created-by` (the downward API feeds it to `--uid $(VMI_UID)`),
  * owned by the VMI so the garbage collector removes it with the VMI.
  */
+/** The real Pod is not a template: GitOps tools may see it (it is not in git, so they leave it alone). */
+function withoutTemplateMarkers(annotations: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(annotations ?? {}).filter(([k]) => !(k in TEMPLATE_ANNOTATIONS)));
+}
+
 export function instantiateLauncherPod(template: PodManifest, vmi: VirtualMachineInstance, revision?: string): PodManifest {
   const uid = vmi.metadata.uid;
   const vmName = vmi.metadata.name;
@@ -74,7 +79,7 @@ export function instantiateLauncherPod(template: PodManifest, vmi: VirtualMachin
     name: launcherPodNameFor(vmName, uid),
     namespace: vmi.metadata.namespace ?? 'default',
     labels: { ...(pod.metadata.labels ?? {}), [LABEL_CREATED_BY]: uid, [LABEL_VM_NAME]: vmName },
-    annotations: { ...(pod.metadata.annotations ?? {}), ...(revision ? { [ANNOTATION_REVISION]: revision } : {}) },
+    annotations: { ...withoutTemplateMarkers(pod.metadata.annotations), ...(revision ? { [ANNOTATION_REVISION]: revision } : {}) },
     ownerReferences: [ownerRef({ apiVersion: API_VERSION, kind: 'VirtualMachineInstance', metadata: vmi.metadata })],
   };
   delete pod.metadata.uid;

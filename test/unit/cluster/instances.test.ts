@@ -65,6 +65,14 @@ describe('instantiateLauncherPod', () => {
     expect(template.metadata.ownerReferences).toBeUndefined();
   });
 
+  it('drops the "template, do not apply" markers GitOps tools honour, keeps the other annotations', () => {
+    expect(template.metadata.annotations).toMatchObject({ 'config.kubernetes.io/local-config': 'true', 'argocd.argoproj.io/hook': 'Skip' });
+    const pod = instantiateLauncherPod(template, apiVmi());
+    expect(pod.metadata.annotations?.['config.kubernetes.io/local-config']).toBeUndefined();
+    expect(pod.metadata.annotations?.['argocd.argoproj.io/hook']).toBeUndefined();
+    expect(pod.metadata.annotations?.['kubevirt.io/domain']).toBe('web');
+  });
+
   it('gives two incarnations of one VM different Pod names', () => {
     expect(launcherPodNameFor('web', '1a2b3c4d-0000')).toBe('virt-launcher-web-1a2b3');
     expect(launcherPodNameFor('web', '9f8e7d6c-0000')).toBe('virt-launcher-web-9f8e7');

@@ -25,6 +25,13 @@ describe('renderLauncherPod', () => {
     });
   });
 
+  it('is marked as a template that Flux/kustomize and Argo CD must not apply from dist/', () => {
+    expect(pod.metadata.annotations).toMatchObject({
+      'config.kubernetes.io/local-config': 'true',
+      'argocd.argoproj.io/hook': 'Skip',
+    });
+  });
+
   it('is a valid Pod by the shared validator', () => {
     expect(validateManifest(pod)).toEqual([]);
   });
