@@ -28,6 +28,7 @@ export async function runLauncher(config: LauncherConfig): Promise<number> {
   ]);
   const log = await createLogger('virtops-launcher', { vmi: `${config.namespace}/${config.name}`, uid: config.uid });
   if (prepareError) log.warn({ err: prepareError }, 'prepare worker unavailable; validating and converting in-process');
+  prepare.onFailure = (err) => log.warn({ err }, 'prepare worker died; validating and converting in-process');
   const deps = await createLauncherDeps(config, log, { prepare });
   const launcher = new Launcher(config, deps);
   const paths = launcherPaths(config);

@@ -47,41 +47,52 @@ export function deserializeError(e: SerializedError): Error {
   return err;
 }
 
+interface Slot {
+  worker: Worker;
+  /** Requests sent to this worker, by id (each worker has its own, so a dying worker never fails its successor's). */
+  pending: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
+}
+
 export class PrepareWorker {
-  private worker: Worker | undefined;
+  private current: Slot | undefined;
   private seq = 0;
   private broken = false;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  /** Told when a worker dies (its requests then run in-process); the launcher logs it. */
+  onFailure: ((err: Error) => void) | undefined;
 
   /** Starts the worker and compiles the schema in the background. */
   warm(): void {
-    if (this.worker || this.broken) return;
+    if (this.current || this.broken) return;
     // Workers take the loader flags (tsx) but reject V8 heap flags such as --max-semi-space-size.
     const execArgv = process.execArgv.filter((a) => !/^--max-/.test(a));
-    let w: Worker;
+    let worker: Worker;
     try {
-      w = new Worker(siblingEntry(import.meta.url, './prepare-worker.ts', 'prepare-worker'), { execArgv });
+      worker = new Worker(siblingEntry(import.meta.url, './prepare-worker.ts', 'prepare-worker'), { execArgv });
     } catch (err) {
       this.broken = true;
       throw err;
     }
-    w.unref();
-    w.on('message', (m: PrepareReply) => {
-      const p = this.pending.get(m.id);
-      this.pending.delete(m.id);
+    const slot: Slot = { worker, pending: new Map() };
+    worker.unref();
+    worker.on('message', (m: PrepareReply) => {
+      const p = slot.pending.get(m.id);
+      slot.pending.delete(m.id);
       if (m.error !== undefined) p?.reject(deserializeError(m.error));
       else p?.resolve(m.result);
     });
     const fail = (err: Error) => {
       // Stopped on purpose (stop() let go of it first): nothing to fall back to.
-      const died = this.worker === w;
-      for (const p of this.pending.values()) p.reject(died ? new WorkerUnavailableError(err.message) : new Error('prepare worker stopped'));
-      this.pending.clear();
-      if (died) this.worker = undefined;
+      const died = this.current === slot;
+      for (const p of slot.pending.values()) p.reject(died ? new WorkerUnavailableError(err.message) : new Error('prepare worker stopped'));
+      slot.pending.clear();
+      if (died) {
+        this.current = undefined;
+        this.onFailure?.(err);
+      }
     };
-    w.on('error', fail);
-    w.on('exit', (code) => fail(new Error(`prepare worker exited with code ${code}`)));
-    this.worker = w;
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`prepare worker exited with code ${code}`)));
+    this.current = slot;
     void this.validate({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'warm-up' }, spec: { domain: { devices: {} } } }).catch(() => undefined);
   }
 
@@ -113,20 +124,20 @@ export class PrepareWorker {
     } catch (err) {
       throw new WorkerUnavailableError((err as Error).message);
     }
-    if (!this.worker) throw new WorkerUnavailableError('no worker');
+    const slot = this.current;
+    if (!slot) throw new WorkerUnavailableError('no worker');
     const id = ++this.seq;
-    const worker = this.worker;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      worker.postMessage({ ...req, id });
+      slot.pending.set(id, { resolve, reject });
+      slot.worker.postMessage({ ...req, id });
     });
   }
 
   /** Frees the worker (its compiled schema and converter); the next request starts a new one. */
   async stop(): Promise<void> {
-    const w = this.worker;
-    this.worker = undefined;
-    await w?.terminate();
+    const slot = this.current;
+    this.current = undefined;
+    await slot?.worker.terminate();
   }
 }
 
