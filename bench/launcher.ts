@@ -146,6 +146,7 @@ async function measureLauncher(path: Path, imageStoreDir: string, registryHost: 
     const t0 = performance.now();
     const res = await h.call('PUT', '/v1/vmi', vmi);
     const syncMs = performance.now() - t0;
+    for (const l of h.logs) if (Number(l['level']) >= 40) process.stderr.write(`  ${path} launcher log: ${JSON.stringify(l)}\n`);
     if (res.status !== 201) throw new Error(`${path}: sync failed: ${res.status} ${JSON.stringify(res.body)}`);
     if (record) {
       const phases = (h.logs.find((l) => l['msg'] === 'sync timings')?.['ms'] ?? {}) as Record<string, number>;

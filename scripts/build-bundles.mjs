@@ -3,15 +3,18 @@
  * they skip tsx (its loader costs ~34 MiB RSS and ~100 ms per process) and the full CLI,
  * and run plain JavaScript built by esbuild from launcher/entry.ts (plus the prepare
  * worker). Code splitting keeps lazy imports lazy: the monitor never loads the launcher's
- * modules, and loads the cleanup code only after a crash.
+ * modules, and loads the cleanup code only after a crash. The VMI schema's validation code
+ * is generated at build time by ajv from api/validate.ts itself (launcher/precompiled/),
+ * so a launcher does not compile it at every start.
  *
  * Never stale: the bundle lives in node_modules/.cache/virtops/launcher-<key>/, where <key>
- * hashes the content of every repository source file esbuild read, package-lock.json
- * (which pins every bundled dependency), this script and esbuild's version. `cli/bin.js`
- * checks the key at each start (~70 files, a few ms) and rebuilds on a mismatch (~0.5 s),
- * so a fresh clone, a `git pull` or an edit needs no build step. Old bundle directories
- * stay while a process may still load lazy chunks from them: each process touches its
- * directory at start and every few hours, and directories untouched for a week are pruned.
+ * hashes the content of every repository source file esbuild read, package.json,
+ * package-lock.json (which pins every bundled dependency), tsconfig.json, this script and
+ * esbuild's version. `cli/bin.js` checks the key at each start (~60 files, a few ms) and
+ * rebuilds in a child process on a mismatch (~1.5 s), so a fresh clone, a `git pull` or an
+ * edit needs no build step. Old bundle directories stay while a process may still load
+ * lazy chunks from them: each process touches its directory at start and every few hours,
+ * and directories untouched for a week are pruned.
  *
  *   node scripts/build-bundles.mjs          build (if stale) and print the bundle directory
  *   import { launcherBundle } from '...';    what cli/bin.js calls (builds through the line above)
