@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import YAML from 'yaml';
 import { apiCall, serverUrl } from '../../reconciler/standalone/client.js';
 import { formatVmTable, refusalNotice, type VmList } from '../../reconciler/standalone/format.js';
 
@@ -22,7 +21,7 @@ export function registerGet(program: Command): void {
       const list = await apiCall<VmList>(serverUrl(opts.server), 'GET', '/api/v1/vms');
       if (opts.namespace) list.vms = list.vms.filter((v) => v.namespace === opts.namespace);
       if (opts.output === 'json') return void process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
-      if (opts.output === 'yaml') return void process.stdout.write(YAML.stringify(list));
+      if (opts.output === 'yaml') return void process.stdout.write((await import('yaml')).stringify(list));
       const notice = refusalNotice(list);
       if (notice) process.stderr.write(`${notice}\n`);
       if (list.vms.length === 0) {

@@ -1,7 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { ImportError, importManifests } from '../../dsl/import/index.js';
 import { VIRTOPS_ROOT, virtopsModules, type VirtopsPackageJson } from './init.js';
 
 interface ImportFlags {
@@ -27,6 +26,8 @@ export function registerImport(program: Command): void {
     .option('--dsl-module <specifier>', "module the code imports the DSL from (default: a relative path inside a virtops checkout, else the virtops package: 'virtops/dsl')")
     .option('--force', 'overwrite --out if it exists')
     .action(async (file: string, opts: ImportFlags) => {
+      // The importer (and the DSL it checks against) loads only for this command.
+      const { ImportError, importManifests } = await import('../../dsl/import/index.js');
       const text = file === '-' ? await readStdin() : await readInput(file);
       const out = opts.out === undefined ? undefined : path.resolve(opts.out);
       const dslModule = opts.dslModule ?? (out ? await dslModuleFor(out) : undefined) ?? (await packageDslModule(VIRTOPS_ROOT));
@@ -54,6 +55,7 @@ async function readInput(file: string): Promise<string> {
   try {
     return await fs.readFile(file, 'utf8');
   } catch (err) {
+    const { ImportError } = await import('../../dsl/import/index.js');
     throw new ImportError(`${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}. Fix: pass the path of a KubeVirt manifest`);
   }
 }

@@ -12,7 +12,6 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { execa } from 'execa';
 
 /** Root of the virtops checkout this CLI runs from. */
 export const VIRTOPS_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -157,6 +156,7 @@ export async function initProject(opts: InitOptions): Promise<InitResult> {
     await fs.writeFile(path.join(dir, rel), text, { flag: 'wx' });
   }
 
+  const { execa } = await import('execa');
   await execa('git', ['init', '-q', '-b', 'main'], { cwd: dir });
   await execa('git', ['add', '-A'], { cwd: dir });
   // Use the user's identity; fall back to a neutral one where git has none configured.

@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Command } from 'commander';
-import { pino } from 'pino';
-import { createWebhookRoute, GitSource, type SourceEvent, type WebhookProvider } from '../../reconciler/source/index.js';
+import type { SourceEvent, WebhookProvider } from '../../reconciler/source/index.js';
 
 interface SourceWatchFlags {
   branch: string;
@@ -48,6 +47,7 @@ export function registerSource(program: Command): void {
       if (flags.webhookProvider && !['github', 'gitlab', 'generic'].includes(flags.webhookProvider)) {
         throw new Error(`--webhook-provider must be github, gitlab or generic, got "${flags.webhookProvider}"`);
       }
+      const [{ createWebhookRoute, GitSource }, { pino }] = await Promise.all([import('../../reconciler/source/index.js'), import('pino')]);
       const logger = pino({ name: 'virtops', level: process.env.VIRTOPS_LOG_LEVEL ?? 'info' }, pino.destination(2));
       const command = flags.freshnessCommand?.split(/\s+/).filter(Boolean);
       const src = new GitSource({

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { checkSynth, formatCheck, runSynth } from '../../synth/run.js';
 
 /**
  * `virtops synth [--app CMD] [--out DIR] [--check]`: synthesize vms/ into dist/ (validated,
@@ -13,6 +12,8 @@ export function registerSynth(program: Command): void {
     .option('--out <dir>', "output directory (default: 'output' in cdk8s.yaml, else dist)")
     .option('--check', 'compare a fresh synth with the output directory instead of writing; exit 1 if stale')
     .action(async (opts: { app?: string; out?: string; check?: boolean }) => {
+      // Loaded here, not at the top: cdk8s and the validator cost ~300 ms on every other command.
+      const { checkSynth, formatCheck, runSynth } = await import('../../synth/run.js');
       if (opts.check) {
         const result = await checkSynth(opts);
         const out = opts.out ?? 'dist';

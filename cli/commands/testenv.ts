@@ -1,13 +1,9 @@
 import type { Command } from 'commander';
-import {
-  defaultBinDir,
-  ensureBinaries,
-  readControlPlane,
-  runningComponents,
-  startControlPlane,
-  stopControlPlane,
-  type ExtraUser,
-} from '../../reconciler/cluster/testenv/index.js';
+import type { ExtraUser } from '../../reconciler/cluster/testenv/index.js';
+import { defaultBinDir } from '../../reconciler/cluster/testenv/versions.js';
+
+/** The control-plane code (Go builds, process management) loads only when a testenv command runs. */
+const testenvModule = () => import('../../reconciler/cluster/testenv/index.js');
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 const progress = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -33,6 +29,7 @@ export function registerTestenv(program: Command): void {
     .command('build')
     .description('build kube-apiserver/scheduler/controller-manager and etcd into the cache (skipped when present)')
     .action(async () => {
+      const { ensureBinaries } = await testenvModule();
       const bins = await ensureBinaries({ onProgress: progress });
       process.stdout.write(`${bins.binDir}\n`);
     });
@@ -45,6 +42,7 @@ export function registerTestenv(program: Command): void {
     .option('--user <name[=groups]>', 'extra static-token user, e.g. alice=devs,ops (repeatable); kubeconfig in DIR/users/', collect)
     .option('--controllers <list>', 'kube-controller-manager --controllers', '*')
     .action(async (flags: { dir: string; binDir?: string; user?: string[]; controllers: string }) => {
+      const { startControlPlane } = await testenvModule();
       const cp = await startControlPlane({
         dir: flags.dir,
         ...(flags.binDir ? { binDir: flags.binDir } : {}),
@@ -62,6 +60,7 @@ export function registerTestenv(program: Command): void {
     .description('stop every process of the control plane in DIR (SIGTERM, then SIGKILL)')
     .requiredOption('--dir <dir>', 'state directory given to `up`')
     .action(async (flags: { dir: string }) => {
+      const { runningComponents, stopControlPlane } = await testenvModule();
       const before = runningComponents(flags.dir);
       await stopControlPlane(flags.dir);
       const left = runningComponents(flags.dir);
@@ -73,7 +72,8 @@ export function registerTestenv(program: Command): void {
     .command('status')
     .description('print the state of the control plane in DIR as JSON')
     .requiredOption('--dir <dir>', 'state directory given to `up`')
-    .action((flags: { dir: string }) => {
+    .action(async (flags: { dir: string }) => {
+      const { readControlPlane, runningComponents } = await testenvModule();
       const info = readControlPlane(flags.dir);
       const running = runningComponents(flags.dir);
       process.stdout.write(

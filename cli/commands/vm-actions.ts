@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { IMPERATIVE_ACTIONS } from '../../reconciler/core/index.js';
+import { IMPERATIVE_ACTIONS } from '../../reconciler/core/types.js';
 import { apiCall, parseVmName, serverUrl } from '../../reconciler/standalone/client.js';
 import type { VmView } from '../../reconciler/standalone/backend.js';
 
