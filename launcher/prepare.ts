@@ -63,11 +63,12 @@ export class PrepareWorker {
   /** Starts the worker and compiles the schema in the background. */
   warm(): void {
     if (this.current || this.broken) return;
-    // Workers take the loader flags (tsx) but reject V8 heap flags such as --max-semi-space-size.
+    // Workers reject V8 heap flags such as --max-semi-space-size; the loader they need from
+    // source is registered by prepare-worker-tsx.mjs (an `--import tsx` here would not apply).
     const execArgv = process.execArgv.filter((a) => !/^--max-/.test(a));
     let worker: Worker;
     try {
-      worker = new Worker(siblingEntry(import.meta.url, './prepare-worker.ts', 'prepare-worker'), { execArgv });
+      worker = new Worker(siblingEntry(import.meta.url, './prepare-worker-tsx.mjs', 'prepare-worker'), { execArgv });
     } catch (err) {
       this.broken = true;
       throw err;
