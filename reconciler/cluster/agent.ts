@@ -318,7 +318,9 @@ export class ClusterAgent {
     // Nothing worth reporting until the launcher has the VMI (avoids a Scheduled write).
     if (view.phase === 'Scheduled' && !vmi.status?.phase) return;
     const { status, signature } = vmiStatusFor(vmi, view, this.opts.nodeName, new Date());
-    if (signature === vmiStatusSignature(vmi.status)) return;
+    const before = vmiStatusSignature(vmi.status);
+    if (signature === before) return;
+    this.opts.log.debug({ vmi: `${vmi.metadata.namespace}/${vmi.metadata.name}`, from: before, to: signature }, 'VMI status changed');
     await this.client.patchCustomStatus('virtualmachineinstances', vmi.metadata.namespace ?? 'default', vmi.metadata.name ?? '', status);
     // Keep the cache's copy current so the same status is not written twice before the watch catches up.
     vmi.status = status;
@@ -326,7 +328,9 @@ export class ClusterAgent {
 
   private async reportPod(pod: V1Pod, p: ProcessState): Promise<void> {
     const { status, signature } = podStatusFor(pod, p, '127.0.0.1', new Date());
-    if (signature === podStatusSignature(pod)) return;
+    const before = podStatusSignature(pod);
+    if (signature === before) return;
+    this.opts.log.debug({ pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, from: before, to: signature }, 'Pod status changed');
     const updated = await this.client.patchPodStatus(pod.metadata?.namespace ?? 'default', pod.metadata?.name ?? '', status);
     pod.status = updated.status ?? pod.status;
   }

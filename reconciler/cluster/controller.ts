@@ -283,7 +283,9 @@ export class VmController {
     } else {
       this.opts.log.info({ vm: key, pod: pod.metadata.name, vmi: vmi.metadata.uid }, 'created launcher Pod');
     }
-    if (created && vmi.metadata.uid) this.podsByVmi.set(vmi.metadata.uid, created);
+    // The informer may already hold a newer copy (the scheduler's PodScheduled condition can
+    // arrive over the watch before this create returns): never replace it with an older one.
+    if (created && vmi.metadata.uid && !this.podsByVmi.has(vmi.metadata.uid)) this.podsByVmi.set(vmi.metadata.uid, created);
     this.failures.delete(key);
     return created;
   }

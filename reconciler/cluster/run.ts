@@ -186,7 +186,13 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
     if (summary !== recordedHealth) {
       recordedHealth = summary;
       log.info({ sha: rev.sha, health: h.health, pending: h.pending.slice(0, 10), failed: h.failed.slice(0, 10) }, `revision ${rev.sha.slice(0, 12)} ${h.health}`);
-      await applier.recordHealth(await applier.readInventory(), h.health).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'recording revision health failed'));
+      try {
+        await applier.recordHealth(await applier.readInventory(), h.health);
+      } catch (err) {
+        // The API server may be away (restart): record it at the next check instead.
+        recordedHealth = undefined;
+        log.warn({ err: errorMessage(err) }, 'recording revision health failed; retrying at the next check');
+      }
     }
   };
 
@@ -208,7 +214,7 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
       if (stopped) return;
       await controller.start();
       const reapply = setInterval(() => void applyLatest(), config.intervalMs);
-      const health = setInterval(() => void checkHealth(), Math.min(2000, config.intervalMs));
+      const health = setInterval(() => void checkHealth().catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'health check failed')), Math.min(2000, config.intervalMs));
       reapply.unref();
       health.unref();
       timers.push(reapply, health);
