@@ -54,7 +54,7 @@ export class ImagePullError extends VolumeError {
   }
 }
 
-/** A helper program (qemu-img, xorriso, skopeo, tar) failed; carries its stderr verbatim. */
+/** A helper program (qemu-img, genisoimage, skopeo, tar) failed; carries its stderr verbatim. */
 export class CommandError extends Error {
   override name = 'CommandError';
   constructor(

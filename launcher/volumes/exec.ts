@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { CommandError } from './errors.js';
 
 /**
- * Runs a helper program (qemu-img, xorriso, skopeo, tar) and returns its stdout. Failures
+ * Runs a helper program (qemu-img, genisoimage, skopeo, tar) and returns its stdout. Failures
  * become a CommandError carrying the program's stderr, so an ENOSPC from qemu-img or
  * xorriso or a registry message from skopeo reaches the user instead of a bare exit code.
  *

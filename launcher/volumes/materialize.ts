@@ -60,7 +60,7 @@ export async function materializeVolumes(vmi: VirtualMachineInstance, opts: Mate
   try {
     // Volumes are independent (own paths; the image store tolerates concurrent pulls and
     // extractions), so they are prepared at once: the sync waits for the slowest helper
-    // program (xorriso, qemu-img, skopeo) instead of their sum. All settle before any
+    // program (genisoimage, qemu-img, skopeo) instead of their sum. All settle before any
     // error is thrown, so the cleanup below never races a step still writing.
     const settled = await Promise.allSettled([
       ...plan.volumes.map((step) => materializeOne(step, plan, opts)),

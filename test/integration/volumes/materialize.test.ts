@@ -340,7 +340,7 @@ describe('hostDisk and PVCs', () => {
 });
 
 describe('tool failures', () => {
-  it.skipIf(process.getuid?.() !== 0)('surfaces xorriso running out of space with its own message', async () => {
+  it.skipIf(process.getuid?.() !== 0)('surfaces genisoimage running out of space with its own message', async () => {
     const small = join(work, 'small');
     await mkdir(small, { recursive: true });
     await execa('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]);
@@ -349,7 +349,7 @@ describe('tool failures', () => {
       const v = vmi('full', [{ name: 'ci', cloudInitNoCloud: { userData: big } }]);
       const err = await materializeVolumes(v, options('full', { vmDir: small })).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(CommandError);
-      expect(err).toMatchObject({ command: 'xorriso', noSpace: true });
+      expect(err).toMatchObject({ command: 'genisoimage', noSpace: true });
       expect((err as Error).message).toMatch(/exceeds free space|No space left/);
       expect(await readdir(join(small, 'volumes', 'ephemeral'))).toEqual([]);
     } finally {
