@@ -1,15 +1,16 @@
 /**
  * `virtops domain-xml FILE` — print the libvirt domain XML a node would define for a
  * VirtualMachine or VirtualMachineInstance manifest (YAML or JSON, one or more
- * documents). Paths follow the node layout in launcher/convert/node-layout.ts under
- * --state-dir. Warnings go to stderr; invalid input exits 1 naming the field and the fix.
+ * documents): the XML the launcher `virtops up --state-dir DIR` starts for it would define
+ * (paths from the VM's launcher Pod and the launcher's own volume plan). Warnings and notes
+ * (values decided at run time) go to stderr; invalid input exits 1 naming the field and the fix.
  * The work is in domain-xml-run.ts, loaded only when the command runs.
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Emulation } from '../../launcher/convert/context.js';
 import type { DomainXmlOptions } from './domain-xml-run.js';
 
-/** launcher/convert's DEFAULT_STATE_DIR, repeated so registering the command loads no converter code. */
+/** `virtops up`'s default --state-dir, repeated so registering the command loads no reconciler code. */
 const DEFAULT_STATE_DIR = '/var/lib/virtops';
 
 export function registerDomainXml(program: Command): void {
@@ -18,7 +19,8 @@ export function registerDomainXml(program: Command): void {
     .description('print the libvirt domain XML for a VirtualMachine or VirtualMachineInstance manifest')
     .argument('<file>', 'YAML or JSON manifest (multi-document files allowed, e.g. dist/*.k8s.yaml)')
     .option('--emulation <kvm|tcg>', 'accelerator: kvm → <domain type="kvm">, tcg → <domain type="qemu">', parseEmulation, 'kvm')
-    .option('--state-dir <dir>', 'node state directory the paths are laid out under', DEFAULT_STATE_DIR)
+    .option('--state-dir <dir>', 'the virtops up --state-dir the paths are laid out under', DEFAULT_STATE_DIR)
+    .option('--uid <uid>', 'instance uid to lay the ephemeral volumes out for (default: the manifest\'s, else a placeholder)')
     .option('--name <name>', 'which VM/VMI to convert when the file holds several')
     .action(async (file: string, opts: DomainXmlOptions) => {
       // The converter, YAML parser and XML builder load only when this command runs.

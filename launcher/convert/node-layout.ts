@@ -1,8 +1,10 @@
 /**
- * Where a node keeps a VMI's things, as a ConversionContext. Pure: it computes paths and
- * touches nothing, so `virtops domain-xml` can show the XML a node would define before any
- * volume exists. launcher/volumes materialises volumes at these paths (or reports its own
- * in the context it hands to convertVmi).
+ * A fixed, self-contained ConversionContext for converter tests and benchmarks: every path
+ * derived from one state dir, nothing from the launcher. It is NOT the layout a launcher
+ * uses (volumes under the launcher Pod's --ephemeral-disk-dir, sockets and logs under
+ * --kubevirt-share-dir): `virtops domain-xml` previews that one through
+ * launcher/preview-context.ts, which calls the launcher's own planVolumes/launcherPaths.
+ * Pure: it computes paths and touches nothing.
  *
  *   <stateDir>/vmis/<ns>/<name>/disks/<volume>.qcow2     containerDisk / ephemeral overlays, emptyDisk
  *   <stateDir>/vmis/<ns>/<name>/cloud-init/<volume>.iso   NoCloud (cidata) / ConfigDrive (config-2) ISOs

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import type { VirtualMachineStatus } from '../../api/kubevirt.js';
 import type { BackoffState, Inventory, KubeObject, Override } from '../core/index.js';
 import type { InstanceRecord } from '../agent/agent.js';
+import { podsDir } from './host-layout.js';
 
 export interface VmEvent {
   time: string;
@@ -71,7 +72,7 @@ export class StateStore {
   constructor(readonly dir: string) {}
 
   get podsDir(): string {
-    return join(this.dir, 'pods');
+    return podsDir(this.dir);
   }
 
   async init(): Promise<void> {

@@ -18,6 +18,7 @@ import { LibvirtDomains } from './libvirt-domains.js';
 import { ReconcilerMetrics } from './metrics.js';
 import { StateStore } from './state-store.js';
 import { DEFAULT_LISTEN } from './client.js';
+import { upHostFlags } from './host-layout.js';
 
 export { DEFAULT_LISTEN };
 export const DEFAULT_STATE_DIR = '/var/lib/virtops';
@@ -125,14 +126,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
   const agent = new NodeAgent({
     podsDir: store.podsDir,
     virtopsCommand: [process.execPath, CLI_BIN],
-    hostFlags: {
-      ...(config.emulation !== 'auto' ? { emulation: config.emulation } : {}),
-      libvirtUri: config.libvirtUri,
-      imageStore: join(config.stateDir, 'images'),
-      pvcDir: join(config.stateDir, 'pvcs'),
-      secretsDir: join(config.stateDir, 'secrets'),
-      insecureRegistries: config.insecureRegistries,
-    },
+    hostFlags: upHostFlags(config),
     baseEnv: baseEnv(),
     janitor: domains,
     ...(config.launcherRuntime === 'pool'

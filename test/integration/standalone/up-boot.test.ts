@@ -4,12 +4,13 @@
  * after `virsh destroy`), then pruned.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalRegistry, pushTestGuestImages, startRegistry } from '../../helpers/registry.js';
 import { GUEST_MARKERS } from '../../helpers/test-guest.js';
-import { bareVm, gitFixture, testGuestVm, type GitFixture } from './fixture.js';
+import { bareVm, gitFixture, testGuestVm, vmDocuments, type GitFixture } from './fixture.js';
 import { CLI, cleanupStateDir, launcherPids, makeStateDir, startUp, vm, waitFor, type UpProcess } from './harness.js';
 
 const NAME = 'vo-up-guest';
@@ -61,6 +62,21 @@ describe('virtops up boots a real guest (qemu:///system, TCG)', () => {
       return text.includes(GUEST_MARKERS.ready) ? text : undefined;
     }, 120_000, 500);
     expect(out).toContain(`${GUEST_MARKERS.userData} hello-from-git`);
+
+    // `virtops domain-xml` previews the same paths the launcher defined (disks, ISO, kernel, initrd, console).
+    const manifest = join(stateDir, 'preview.yaml');
+    await writeFile(manifest, vmDocuments(testGuestVm({ image, name: NAME })));
+    const preview = await execa(process.execPath, [CLI, 'domain-xml', manifest, '--emulation', 'tcg', '--state-dir', stateDir, '--uid', v.instance!.uid]);
+    const defined = (await virsh('dumpxml', DOMAIN)).stdout;
+    const previewPaths = domainPaths(preview.stdout);
+    expect(previewPaths.filter((p) => p.kind === 'disk').length).toBe(2);
+    expect(previewPaths.map((p) => p.kind)).toEqual(expect.arrayContaining(['kernel', 'initrd', 'serial', 'log']));
+    const definedPaths = domainPaths(defined);
+    for (const p of previewPaths) {
+      // The image digest is known only after the pull: the preview names it as a placeholder.
+      const pattern = new RegExp(`^${p.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/&lt;digest of [^&]+&gt;/g, '[0-9a-f]{64}')}$`);
+      expect(definedPaths.filter((d) => d.kind === p.kind).map((d) => d.path), `${p.kind} ${p.path}`).toEqual(expect.arrayContaining([expect.stringMatching(pattern)]));
+    }
   }, 400_000);
 
   it('virsh destroy behind its back: the Always VM is restarted', async () => {
@@ -100,3 +116,13 @@ describe('virtops up boots a real guest (qemu:///system, TCG)', () => {
     expect((await vm(up.server, 'placeholder'))?.status?.printableStatus).toBe('Stopped');
   }, 200_000);
 });
+
+/** File paths a domain XML names, by what they are: disk sources, kernel, initrd, serial socket, serial log. */
+function domainPaths(xml: string): { kind: string; path: string }[] {
+  const found: { kind: string; path: string }[] = [];
+  for (const m of xml.matchAll(/<disk\b[\s\S]*?<source file="([^"]+)"/g)) found.push({ kind: 'disk', path: m[1]! });
+  for (const m of xml.matchAll(/<(kernel|initrd)>([^<]+)</g)) found.push({ kind: m[1]!, path: m[2]! });
+  for (const m of xml.matchAll(/<serial type="unix">[\s\S]*?<source mode="bind" path="([^"]+)"/g)) found.push({ kind: 'serial', path: m[1]! });
+  for (const m of xml.matchAll(/<log file="([^"]+)"/g)) found.push({ kind: 'log', path: m[1]! });
+  return found;
+}

@@ -43,24 +43,30 @@ describe('virtops domain-xml', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('converts a VM from a multi-document YAML file, with the node layout under --state-dir', () => {
+  it('converts a VM from a multi-document YAML file, with the paths virtops up --state-dir lays out', () => {
     const file = write('vm.yaml', `${stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'x' } })}---\n${stringify(vm('web', { cpu: { model: 'host-passthrough' } }))}`);
     const r = cli(file, '--emulation', 'tcg', '--state-dir', '/srv/virtops');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('<domain type="qemu">');
     expect(r.stdout).toContain('<name>lab_web</name>');
-    expect(r.stdout).toContain('<source file="/srv/virtops/vmis/lab/web/disks/root.qcow2"/>');
-    expect(r.stdout).toContain('path="/srv/virtops/sockets/lab_web-serial0"');
+    // The launcher Pod's emptyDirs under <state-dir>/pods/<ns>_<name>/volumes, the overlay in the instance's ephemeral dir.
+    const pod = '/srv/virtops/pods/lab_web/volumes';
+    expect(r.stdout).toContain(`<source file="${pod}/ephemeral-disks/volumes/ephemeral/00000000-0000-0000-0000-000000000000/root.qcow2"/>`);
+    expect(r.stdout).toContain('<source file="/srv/virtops/images/images/&lt;digest of quay.io/containerdisks/cirros:0.6&gt;/files/disk"/>');
+    expect(r.stdout).toContain(`path="${pod}/public/sockets/lab_web-serial0"`);
+    expect(r.stdout).toContain(`<log file="${pod}/public/logs/lab_web-serial0.log"`);
+    expect(r.stderr).toMatch(/^note: instance uid 0{8}-.* pass --uid/m);
+    expect(r.stderr).toMatch(/^note: root: the backing file is extracted into the image store/m);
     expect(r.stderr).toMatch(/^warning: spec\.domain\.cpu\.model: "host-passthrough" needs KVM/m);
     expect(schemaProblems(r.stdout)).toBeUndefined();
   });
 
   it('converts a VMI given as JSON (defaults: kvm, /var/lib/virtops)', () => {
     const vmi = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'one', namespace: 'lab' }, spec: vm('one').spec.template.spec };
-    const r = cli(write('vmi.json', JSON.stringify(vmi)));
+    const r = cli(write('vmi.json', JSON.stringify(vmi)), '--uid', 'abc-1');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('<domain type="kvm">');
-    expect(r.stdout).toContain('/var/lib/virtops/vmis/lab/one/disks/root.qcow2');
+    expect(r.stdout).toContain('/var/lib/virtops/pods/lab_one/volumes/ephemeral-disks/volumes/ephemeral/abc-1/root.qcow2');
   });
 
   it('asks for --name when the file holds several VMs, and honours it', () => {
