@@ -17,7 +17,8 @@ import { commitVms, controllerProcess, deleteNode, stopLaunchersUnder, getVm, gi
 
 const env = clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
-const NS = `vo-crash-${suffix}`;
+// Short: the namespace is part of launcher socket paths under the agent's state dir (107-byte limit).
+const NS = `vo-k-${suffix}`;
 const NODE = `vo-node-${suffix}`;
 const NAMES = ['k1', 'k2', 'k3', 'k4'];
 
@@ -37,7 +38,7 @@ describe.skipIf(!env)('controller SIGKILLed and replaced (leader election)', () 
     ids = await identities(e, NS);
     git = await gitFixture();
     state = await tempDir('vo-crash-');
-    agent = await startAgent(ids, NODE, join(state.dir, 'agent'), 'test:///default');
+    agent = await startAgent(ids, NODE, state.dir, 'test:///default');
   }, 120_000);
 
   afterAll(async () => {
@@ -56,7 +57,24 @@ describe.skipIf(!env)('controller SIGKILLed and replaced (leader election)', () 
     await state?.cleanup();
   }, 120_000);
 
+  /** The replicas' logs live in the state dir, which afterAll removes: show their ends on failure. */
+  const dumpLogs = async () => {
+    for (const id of procs.keys()) {
+      const tail = (text: string, n: number) => text.trim().split('\n').slice(-n).join('\n');
+      process.stderr.write(`\n----- ${id} log (last 40 lines) -----\n${tail(await logOf(id), 40)}\n----- ${id} stderr -----\n${tail(await readFile(join(state.dir, `${id}.log.err`), 'utf8').catch(() => ''), 20)}\n`);
+    }
+  };
+
   it('only the lease holder acts; after SIGKILL the other replica takes over without duplicates', async () => {
+    try {
+      await leaderTakeover();
+    } catch (err) {
+      await dumpLogs();
+      throw err;
+    }
+  }, 300_000);
+
+  async function leaderTakeover(): Promise<void> {
     await commitVms(git, [bareVm('seed', { runStrategy: 'Halted' })].map((v) => ({ ...v, metadata: { ...v.metadata, namespace: NS } })), 'seed');
     start('replica-a');
     const first = await until('a leader', holder, 60_000);
@@ -83,5 +101,5 @@ describe.skipIf(!env)('controller SIGKILLed and replaced (leader election)', () 
     await new Promise((r) => setTimeout(r, 4000));
     expect(await holder()).toBe('replica-b');
     expect(await logOf('replica-a2')).not.toMatch(/became leader/);
-  }, 300_000);
+  }
 });
