@@ -117,12 +117,12 @@ describe('virtops up boots a real guest (qemu:///system, TCG)', () => {
   }, 200_000);
 });
 
-/** File paths a domain XML names, by what they are: disk sources, kernel, initrd, serial socket, serial log. */
+/** File paths a domain XML names, by what they are (libvirt quotes with ', the converter with "). */
 function domainPaths(xml: string): { kind: string; path: string }[] {
   const found: { kind: string; path: string }[] = [];
-  for (const m of xml.matchAll(/<disk\b[\s\S]*?<source file="([^"]+)"/g)) found.push({ kind: 'disk', path: m[1]! });
+  for (const m of xml.matchAll(/<disk\b[\s\S]*?<source file=["']([^"']+)["']/g)) found.push({ kind: 'disk', path: m[1]! });
   for (const m of xml.matchAll(/<(kernel|initrd)>([^<]+)</g)) found.push({ kind: m[1]!, path: m[2]! });
-  for (const m of xml.matchAll(/<serial type="unix">[\s\S]*?<source mode="bind" path="([^"]+)"/g)) found.push({ kind: 'serial', path: m[1]! });
-  for (const m of xml.matchAll(/<log file="([^"]+)"/g)) found.push({ kind: 'log', path: m[1]! });
+  for (const m of xml.matchAll(/<serial type=["']unix["']>[\s\S]*?<source mode=["']bind["'] path=["']([^"']+)["']/g)) found.push({ kind: 'serial', path: m[1]! });
+  for (const m of xml.matchAll(/<log file=["']([^"']+)["']/g)) found.push({ kind: 'log', path: m[1]! });
   return found;
 }
