@@ -21,6 +21,7 @@ import { type FieldError, asVmi, checkVmi } from './vmi-check.js';
 import { domainState, destroyIfActive, gracefulStop, isActive, undefineIfDefined, waitForState, type StopOutcome } from './cleanup.js';
 import { removeState, writeState } from './state-file.js';
 import { PrepareWorker } from './prepare.js';
+import { ovmfFirmware } from './convert/node-layout.js';
 
 /** A request the launcher refuses; `status` is the HTTP status the server answers with. */
 export class LauncherRequestError extends Error {
@@ -140,6 +141,8 @@ export class Launcher {
     // libvirtd writes the serial log and binds the console socket here.
     await mkdir(this.paths.logDir, { recursive: true });
     await mkdir(this.paths.socketsDir, { recursive: true });
+    // libvirt copies the OVMF variables template here for EFI guests.
+    await mkdir(this.paths.nvramDir, { recursive: true });
     const chosen = await this.deps.resolveEmulation();
     this.emulation = chosen.emulation;
     log.info(chosen, 'emulation selected');
@@ -373,6 +376,7 @@ export class Launcher {
       ...(m.kernelBoot ? { kernelBoot: m.kernelBoot } : {}),
       socketsDir: this.paths.socketsDir,
       logDir: this.paths.logDir,
+      ovmf: ovmfFirmware(this.paths.nvramDir),
     };
   }
 

@@ -19,6 +19,7 @@ import type { VirtualMachineInstance } from '../api/kubevirt.js';
 import type { ConversionContext, Emulation, MaterializedVolume } from './convert/context.js';
 import { type LauncherConfig, launcherPaths } from './flags.js';
 import { planVolumes, type VolumePlan } from './volumes/plan.js';
+import { ovmfFirmware } from './convert/node-layout.js';
 
 export interface PreviewContext {
   ctx: ConversionContext;
@@ -49,7 +50,7 @@ export function launcherPreviewContext(vmi: VirtualMachineInstance, config: Laun
     unresolved.push(`kernelBoot: kernel/initrd are extracted into the image store under the digest ${ref.image} resolves to when pulled`);
   }
   return {
-    ctx: { emulation, volumes, ...(kernelBoot ? { kernelBoot } : {}), socketsDir: paths.socketsDir, logDir: paths.logDir },
+    ctx: { emulation, volumes, ...(kernelBoot ? { kernelBoot } : {}), socketsDir: paths.socketsDir, logDir: paths.logDir, ovmf: ovmfFirmware(paths.nvramDir) },
     unresolved,
   };
 }

@@ -57,13 +57,7 @@ export function nodeContext(vmi: api.VirtualMachineInstance, opts: NodeLayoutOpt
       : {}),
     socketsDir: posix.join(stateDir, 'sockets'),
     logDir: posix.join(stateDir, 'logs'),
-    ovmf: {
-      code: posix.join(OVMF_DIR, 'OVMF_CODE_4M.fd'),
-      vars: posix.join(OVMF_DIR, 'OVMF_VARS_4M.fd'),
-      secureBootCode: posix.join(OVMF_DIR, 'OVMF_CODE_4M.secboot.fd'),
-      secureBootVars: posix.join(OVMF_DIR, 'OVMF_VARS_4M.ms.fd'),
-      nvramDir: posix.join(stateDir, 'nvram'),
-    },
+    ovmf: ovmfFirmware(posix.join(stateDir, 'nvram')),
   };
 }
 
@@ -85,4 +79,15 @@ function volumeAt(v: api.Volume, p: { stateDir: string; dir: string; ns: string 
   if (v.cloudInitNoCloud || v.cloudInitConfigDrive) return iso('cloud-init');
   if (v.secret || v.configMap || v.serviceAccount) return iso('config');
   return undefined;
+}
+
+/** Debian's OVMF builds (package ovmf), with per-domain NVRAM copies kept in `nvramDir`. */
+export function ovmfFirmware(nvramDir: string, dir: string = OVMF_DIR): NonNullable<ConversionContext['ovmf']> {
+  return {
+    code: posix.join(dir, 'OVMF_CODE_4M.fd'),
+    vars: posix.join(dir, 'OVMF_VARS_4M.fd'),
+    secureBootCode: posix.join(dir, 'OVMF_CODE_4M.secboot.fd'),
+    secureBootVars: posix.join(dir, 'OVMF_VARS_4M.ms.fd'),
+    nvramDir,
+  };
 }
