@@ -148,7 +148,11 @@ async function main(): Promise<void> {
         await until('scale VMs pruned', async () => (await admin.objects.list('kubevirt.io/v1', 'VirtualMachineInstance', 'scale')).items.length === 0, 300_000, 500);
       }
       for (const s of stops.splice(0).reverse()) await s();
-      await execa('pkill', ['-f', join(dir, 'pool.sock')], { reject: false });
+      // The pool process this run started (its socket is in this run's temp dir): by pid.
+      const poolPids = (await execa('pgrep', ['-f', join(dir, 'pool.sock')], { reject: false })).stdout.split('\n').filter(Boolean).map(Number);
+      for (const pid of poolPids) {
+        try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+      }
       // Its Node must not take the next phase's Pods.
       await admin.delete({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'bench-node' } });
     }

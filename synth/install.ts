@@ -44,6 +44,8 @@ export interface InstallChartProps extends ChartProps {
 }
 
 const partOf = { 'app.kubernetes.io/part-of': 'virtops' };
+/** The controller's writable cache (its git clone); the rest of its filesystem is read-only. */
+export const CONTROLLER_CACHE_PATH = '/var/cache/virtops';
 
 /** The CRDs virtops ships (synth/crds.ts) and so applies; the controller may write only these. */
 export const VIRTOPS_CRD_NAMES = ['virtualmachines.kubevirt.io', 'virtualmachineinstances.kubevirt.io'];
@@ -145,13 +147,18 @@ export class InstallChart extends Chart {
               name: 'controller',
               image,
               command: ['virtops', 'controller'],
+              // The root filesystem is read-only: the git clone goes to an emptyDir, which
+              // also survives a container restart (no re-clone after a crash).
+              args: ['--cache-dir', `${CONTROLLER_CACHE_PATH}/source`],
               env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
+              volumeMounts: [{ name: 'cache', mountPath: CONTROLLER_CACHE_PATH }],
               resources: {
                 requests: { cpu: k8s.Quantity.fromString('50m'), memory: k8s.Quantity.fromString('96Mi') },
                 limits: { memory: k8s.Quantity.fromString('256Mi') },
               },
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
             }],
+            volumes: [{ name: 'cache', emptyDir: {} }],
           },
         },
       },

@@ -20,6 +20,7 @@ export function registerController(program: Command): void {
     .option('--identity <id>', 'leader-election identity (default: host-pid-random)')
     .option('--interval <duration>', 're-apply period (reverts drift), poll period for URLs', '1m')
     .option('--no-freshness-check', 'do not check that dist/ matches a fresh synth of vms/')
+    .option('--cache-dir <dir>', 'keep the git clone here, reused across restarts (default: a temp dir removed on exit)')
     .action(async (raw: RawControllerFlags) => {
       const [{ runController, validateControllerFlags }, { pino }] = await Promise.all([import('../../reconciler/cluster/run.js'), import('pino')]);
       const v = validateControllerFlags(raw);

@@ -33,6 +33,7 @@ export interface RawControllerFlags {
   freshnessCheck?: boolean;
   identity?: string;
   leaseDuration?: string;
+  cacheDir?: string;
 }
 
 export interface ControllerConfig {
@@ -47,6 +48,11 @@ export interface ControllerConfig {
   freshness: boolean;
   identity: string;
   leaseDurationMs: number;
+  /**
+   * Where the git source keeps its clone. Reused across restarts (a SIGKILLed controller
+   * leaves nothing behind in /tmp); default: a temp dir removed on stop.
+   */
+  cacheDir?: string;
 }
 
 export function parseDurationMs(value: string, flag: string, errors: string[]): number {
@@ -80,6 +86,7 @@ export function validateControllerFlags(raw: RawControllerFlags): { ok: true; co
     ok: true,
     config: {
       ...(raw.kubeconfig ? { kubeconfig: raw.kubeconfig } : {}),
+      ...(raw.cacheDir ? { cacheDir: raw.cacheDir } : {}),
       repo: raw.repo!, branch, distPath: raw.path ?? 'dist', namespace, leaderElect: raw.leaderElect === true,
       intervalMs, freshness: raw.freshnessCheck !== false, identity, leaseDurationMs,
     },
@@ -151,7 +158,7 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
   });
   const source = new GitSource({
     repo: config.repo, branch: config.branch, distPath: config.distPath, pollIntervalMs: config.intervalMs, resyncIntervalMs: Math.max(config.intervalMs, 30_000),
-    ...(config.freshness ? {} : { freshness: false as const }), logger: log,
+    ...(config.freshness ? {} : { freshness: false as const }), ...(config.cacheDir ? { cacheDir: config.cacheDir } : {}), logger: log,
   });
 
   let latest: SourceRevision | undefined;

@@ -31,7 +31,8 @@ describe.skipIf(!env)('controller SIGKILLed and replaced (leader election)', () 
   const procs = new Map<string, ResultPromise>();
 
   const logOf = (id: string) => readFile(join(state.dir, `${id}.log`), 'utf8').catch(() => '');
-  const start = (id: string) => procs.set(id, controllerProcess(ids.controller.kubeconfigPath, git, NS, id, join(state.dir, `${id}.log`)));
+  // Each replica's git clone lives in the state dir: a SIGKILLed one cannot remove its own.
+  const start = (id: string) => procs.set(id, controllerProcess(ids.controller.kubeconfigPath, git, NS, id, join(state.dir, `${id}.log`), join(state.dir, `cache-${id}`)));
   const holder = async () => (await ids.admin.coordination.readNamespacedLease({ namespace: NS, name: 'virtops-controller' }).catch(() => undefined as V1Lease | undefined))?.spec?.holderIdentity;
 
   beforeAll(async () => {

@@ -107,8 +107,8 @@ export async function startAgent(ids: Identities, node: string, stateDir: string
 }
 
 /** `virtops controller` as a real process (for SIGKILL and leader-election tests). */
-export function controllerProcess(kubeconfig: string, git: GitFixture, namespace: string, identity: string, logFile: string): ResultPromise {
-  return execa(process.execPath, [CLI_BIN, 'controller', '--kubeconfig', kubeconfig, '--repo', git.bare, '--namespace', namespace, '--leader-elect', '--lease-duration', '3s', '--identity', identity, '--interval', '2s', '--no-freshness-check'], {
+export function controllerProcess(kubeconfig: string, git: GitFixture, namespace: string, identity: string, logFile: string, cacheDir: string): ResultPromise {
+  return execa(process.execPath, [CLI_BIN, 'controller', '--kubeconfig', kubeconfig, '--repo', git.bare, '--namespace', namespace, '--leader-elect', '--lease-duration', '3s', '--identity', identity, '--interval', '2s', '--no-freshness-check', '--cache-dir', cacheDir], {
     reject: false, stdout: { file: logFile }, stderr: { file: `${logFile}.err` }, env: { VIRTOPS_LOG_LEVEL: 'info' },
   });
 }

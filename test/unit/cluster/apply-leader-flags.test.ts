@@ -89,6 +89,8 @@ describe('flags', () => {
     }
     const ok = validateControllerFlags({ repo: '/srv/vms.git', interval: '2s', leaderElect: true });
     expect(ok).toMatchObject({ ok: true, config: { repo: '/srv/vms.git', namespace: 'virtops-system', intervalMs: 2000, leaderElect: true, distPath: 'dist', branch: 'main' } });
+    expect(ok.ok && ok.config.cacheDir).toBe(undefined);
+    expect(validateControllerFlags({ repo: '/srv/vms.git', cacheDir: '/var/cache/virtops/source' })).toMatchObject({ ok: true, config: { cacheDir: '/var/cache/virtops/source' } });
   });
 
   it('agent: node name, emulation, libvirt URI, registries', () => {

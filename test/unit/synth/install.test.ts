@@ -118,6 +118,11 @@ describe('install manifests', () => {
     const controller = find('Deployment', CONTROLLER_NAME).spec.template.spec;
     expect(controller.serviceAccountName).toBe(CONTROLLER_NAME);
     expect(controller.containers[0].command).toEqual(['virtops', 'controller']);
+    // Read-only root filesystem: the git clone needs a writable, restart-surviving dir.
+    expect(controller.containers[0].securityContext.readOnlyRootFilesystem).toBe(true);
+    expect(controller.containers[0].args).toEqual(['--cache-dir', '/var/cache/virtops/source']);
+    expect(controller.containers[0].volumeMounts).toEqual([{ name: 'cache', mountPath: '/var/cache/virtops' }]);
+    expect(controller.volumes).toEqual([{ name: 'cache', emptyDir: {} }]);
 
     const agent = find('DaemonSet', AGENT_NAME).spec.template.spec;
     const c = agent.containers[0];
