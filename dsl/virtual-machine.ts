@@ -4,8 +4,15 @@
  * It wraps a low-level cdk8s `ApiObject` whose spec is produced lazily, so disks and
  * interfaces added after construction are part of the output. Validation runs at synth
  * time over the emitted manifest (see validate.ts).
+ *
+ * cdk8s renders an object many times per synth: `App.synth()` validates the whole app, and
+ * so does each `Chart.toJson()`, so with N charts every VM is validated N+1 times and
+ * rendered once more per validation. While `VirtopsApp` synthesizes, it seals each VM
+ * (`beginSynthesis`/`endSynthesis`): the manifest is rendered once and validated once.
+ * Every mutator drops the memo, so a change made during synthesis (e.g. from another
+ * construct's validation) is still picked up.
  */
-import { ApiObject, Chart, Lazy } from 'cdk8s';
+import { ApiObject, Chart, type JsonPatch, Lazy } from 'cdk8s';
 import { Construct } from 'constructs';
 import * as api from '../api/kubevirt.js';
 import { validateManifest } from '../api/validate.js';
@@ -19,6 +26,35 @@ import { formatIssue, schemaIssues, validateVirtualMachineManifest } from './val
 import type { Volume } from './volume.js';
 
 const VIRTUAL_MACHINE_SYMBOL = Symbol.for('virtops.dsl.VirtualMachine');
+
+/**
+ * The VM's ApiObject: renders once while sealed. JSON patches are applied in toJson, so
+ * adding one drops the memo. Callers share the memoised object and must not mutate it
+ * (cdk8s' YAML writer, the DSL's validation and launcher Pod rendering only read it).
+ */
+class VirtualMachineApiObject extends ApiObject {
+  private sealed = false;
+  private memo: api.VirtualMachine | undefined;
+
+  public seal(sealed: boolean): void {
+    this.sealed = sealed;
+    this.memo = undefined;
+  }
+
+  public invalidate(): void {
+    this.memo = undefined;
+  }
+
+  public override addJsonPatch(...ops: JsonPatch[]): void {
+    this.memo = undefined;
+    super.addJsonPatch(...ops);
+  }
+
+  public override toJson(): api.VirtualMachine {
+    if (!this.sealed) return super.toJson() as api.VirtualMachine;
+    return this.memo ??= super.toJson() as api.VirtualMachine;
+  }
+}
 
 /** KubeVirt's run strategies; `running: true|false` is the legacy form of Always/Halted. */
 export enum RunStrategy {
@@ -204,6 +240,9 @@ export class VirtualMachine extends Construct {
   private readonly interfaces: AttachedInterface[] = [];
   private readonly nodeSelector: Record<string, string>;
   private readonly tolerations: Toleration[];
+  private readonly resource: VirtualMachineApiObject;
+  /** The last validated manifest (by identity) and its messages: see beginSynthesis. */
+  private validated: { manifest: api.VirtualMachine; messages: string[] } | undefined;
 
   public constructor(scope: Construct, id: string, private readonly props: VirtualMachineProps = {}) {
     super(scope, id);
@@ -214,7 +253,7 @@ export class VirtualMachine extends Construct {
     this.nodeSelector = { ...(props.nodeSelector ?? {}) };
     this.tolerations = [...(props.tolerations ?? [])];
 
-    this.apiObject = new ApiObject(this, 'Resource', {
+    this.resource = new VirtualMachineApiObject(this, 'Resource', {
       apiVersion: api.API_VERSION,
       kind: 'VirtualMachine',
       metadata: {
@@ -225,18 +264,23 @@ export class VirtualMachine extends Construct {
       },
       spec: Lazy.any({ produce: () => this.renderSpec() }),
     });
+    this.apiObject = this.resource;
 
     this.node.addValidation({
       validate: () => {
+        const manifest = this.toManifest();
+        // Sealed, toManifest returns the same object until something changes: validate it once.
+        if (this.validated?.manifest === manifest) return this.validated.messages;
         const allowed = this.props.allowPlaintextSecrets
           ? true
           : new Set(this.disks.filter((d) => d.volume.allowPlaintextSecrets).map((d) => d.name));
-        const manifest = this.toManifest();
         const issues = validateVirtualMachineManifest(manifest, { allowPlaintextSecrets: allowed });
         // The shared validator adds KubeVirt's schema (unknown fields, types), which matters
         // once JSON patches are involved; fields already reported above are not repeated.
         issues.push(...schemaIssues(validateManifest(manifest), issues));
-        return issues.map((issue) => formatIssue(this.node.path, issue));
+        const messages = issues.map((issue) => formatIssue(this.node.path, issue));
+        this.validated = { manifest, messages };
+        return messages;
       },
     });
   }
@@ -247,30 +291,52 @@ export class VirtualMachine extends Construct {
    */
   public addDisk(name: string, volume: Volume, options: DiskOptions = {}): void {
     this.disks.push({ name, volume, options });
+    this.resource.invalidate();
   }
 
   /** Adds a NIC named `name` on `network`: one name for both the interface and the network. */
   public addInterface(name: string, network: Network, options: InterfaceOptions = {}): void {
     this.interfaces.push({ name, network, options });
+    this.resource.invalidate();
   }
 
   public addLabel(key: string, value: string): void {
     this.apiObject.metadata.addLabel(key, value);
+    this.resource.invalidate();
   }
 
   public addAnnotation(key: string, value: string): void {
     this.apiObject.metadata.addAnnotation(key, value);
+    this.resource.invalidate();
   }
 
   public addNodeSelector(key: string, value: string): void {
     this.nodeSelector[key] = value;
+    this.resource.invalidate();
   }
 
   public addToleration(toleration: Toleration): void {
     this.tolerations.push(toleration);
+    this.resource.invalidate();
   }
 
-  /** The VirtualMachine exactly as synthesized (JSON patches applied, keys sorted). */
+  /**
+   * Seals the VM for one synthesis: until endSynthesis, the manifest is rendered once and
+   * reused (dropped by any mutator or JSON patch). Called by VirtopsApp.synth().
+   */
+  public beginSynthesis(): void {
+    this.resource.seal(true);
+  }
+
+  public endSynthesis(): void {
+    this.resource.seal(false);
+    this.validated = undefined;
+  }
+
+  /**
+   * The VirtualMachine exactly as synthesized (JSON patches applied, keys sorted). While
+   * sealed for synthesis, the same object each call: treat it as read-only.
+   */
   public toManifest(): api.VirtualMachine {
     return this.apiObject.toJson() as api.VirtualMachine;
   }

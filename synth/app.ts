@@ -28,6 +28,9 @@ export const LAUNCHER_POD_ID = 'LauncherPod';
 /** What synth needs from the DSL's VirtualMachine construct (dsl/virtual-machine.ts). */
 export interface VirtualMachineConstruct extends IConstruct {
   toManifest(): api.VirtualMachine;
+  /** Render and validate once per synthesis instead of once per cdk8s pass (optional). */
+  beginSynthesis?(): void;
+  endSynthesis?(): void;
 }
 
 /**
@@ -116,9 +119,17 @@ export class VirtopsApp extends App {
   }
 
   override synth(): void {
-    this.attachLauncherPods();
-    this.chartFileNames(); // fail before writing anything on clashing file names
-    super.synth();
+    // cdk8s validates the whole app once per chart and renders each object on every pass;
+    // sealed VMs render and validate once for the whole synthesis.
+    const vms = this.virtualMachines;
+    for (const vm of vms) vm.beginSynthesis?.();
+    try {
+      this.attachLauncherPods();
+      this.chartFileNames(); // fail before writing anything on clashing file names
+      super.synth();
+    } finally {
+      for (const vm of vms) vm.endSynthesis?.();
+    }
     // cdk8s names files Names.toDnsLabel(chart), which appends a hash for ids that are not
     // DNS labels, and prefixes a topological index (0000-...) once charts depend on each
     // other, which would rename every file when one dependency is added. Rename to ours, in
