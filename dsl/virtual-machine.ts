@@ -233,6 +233,11 @@ export class VirtualMachine extends Construct {
 
   public readonly name: string;
   public readonly namespace: string;
+  /**
+   * This construct's validation checks the emitted manifest against KubeVirt's schema
+   * (validateManifest), so `virtops synth` need not check it again.
+   */
+  public readonly validatesManifest = true;
   /** The low-level object: escape hatch for JSON patches (`apiObject.addJsonPatch`). */
   public readonly apiObject: ApiObject;
 

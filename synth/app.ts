@@ -20,6 +20,7 @@ import { InstallChart, type InstallChartProps } from './install.js';
 import { formatIssues, validateManifest } from '../api/validate.js';
 import { renderLauncherPod, type LauncherPodOptions } from './launcher-pod.js';
 import type { PodManifest } from './pod-types.js';
+import { VALIDATED_REPORT_ENV, type ValidatedReport } from './validated-report.js';
 
 export const OUTPUT_FILE_EXTENSION = '.k8s.yaml';
 /** Construct id of the launcher Pod added under each VirtualMachine construct. */
@@ -31,6 +32,8 @@ export interface VirtualMachineConstruct extends IConstruct {
   /** Render and validate once per synthesis instead of once per cdk8s pass (optional). */
   beginSynthesis?(): void;
   endSynthesis?(): void;
+  /** True when the construct's cdk8s validation runs validateManifest over toManifest(). */
+  readonly validatesManifest?: boolean;
 }
 
 /**
@@ -99,6 +102,19 @@ export class VirtopsApp extends App {
     return added;
   }
 
+  private validatedReport(vms: readonly VirtualMachineConstruct[]): ValidatedReport {
+    const files = this.chartFileNames();
+    const validated: Record<string, string[]> = {};
+    for (const vm of vms) {
+      if (vm.validatesManifest !== true) continue;
+      const file = files.get(Chart.of(vm));
+      const { metadata } = vm.toManifest();
+      if (file === undefined || !metadata?.name) continue;
+      (validated[file] ??= []).push(`${metadata.namespace ?? ''}/${metadata.name}`);
+    }
+    return { validatedVirtualMachines: validated };
+  }
+
   /**
    * `<chart-id>.k8s.yaml` per chart (the construct path joined with '-' for nested charts,
    * lowercased; no hash suffix). Throws when two charts would share a file.
@@ -127,6 +143,9 @@ export class VirtopsApp extends App {
       this.attachLauncherPods();
       this.chartFileNames(); // fail before writing anything on clashing file names
       super.synth();
+      // Validation passed (cdk8s throws otherwise): tell `virtops synth` what it covered.
+      const report = process.env[VALIDATED_REPORT_ENV];
+      if (report) fs.writeFileSync(report, JSON.stringify(this.validatedReport(vms)));
     } finally {
       for (const vm of vms) vm.endSynthesis?.();
     }

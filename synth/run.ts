@@ -13,6 +13,7 @@ import { execa } from 'execa';
 import jsYaml from 'js-yaml';
 import YAML from 'yaml';
 import { formatIssues, validateManifest, type ValidationIssue } from '../api/validate.js';
+import { VALIDATED_REPORT_ENV, type ValidatedReport } from './validated-report.js';
 
 export const DEFAULT_APP = 'npx tsx vms/main.ts';
 export const DEFAULT_OUT = 'dist';
@@ -74,10 +75,20 @@ async function resolveConfig(opts: SynthOptions): Promise<ProjectConfig> {
 
 /** Runs the app into `dir` and validates what it wrote. Throws SynthError with all problems. */
 export async function synthInto(dir: string, cfg: ProjectConfig): Promise<{ files: string[]; objects: number }> {
+  // Beside the output dir, not in it: the app lists the VMs its own validation covered.
+  const reportFile = `${dir}.validated.json`;
+  try {
+    return await runAndValidate(dir, cfg, reportFile);
+  } finally {
+    await fs.rm(reportFile, { force: true });
+  }
+}
+
+async function runAndValidate(dir: string, cfg: ProjectConfig, reportFile: string): Promise<{ files: string[]; objects: number }> {
   const child = await execa(cfg.app, {
     shell: true,
     cwd: cfg.cwd,
-    env: { CDK8S_OUTDIR: dir },
+    env: { CDK8S_OUTDIR: dir, [VALIDATED_REPORT_ENV]: reportFile },
     all: true,
     reject: false,
     stdin: 'ignore',
@@ -88,6 +99,7 @@ export async function synthInto(dir: string, cfg: ProjectConfig): Promise<{ file
   }
   const files = await listFiles(dir);
   if (files.length === 0) throw new SynthError(`the app '${cfg.app}' wrote no manifests; does it call app.synth()?`);
+  const validatedByApp = await readValidatedReport(reportFile);
   const problems: FileIssues[] = [];
   let objects = 0;
   for (const file of files.filter((f) => /\.ya?ml$/.test(f))) {
@@ -98,9 +110,11 @@ export async function synthInto(dir: string, cfg: ProjectConfig): Promise<{ file
       problems.push({ file, object: '(unparsable)', issues: [{ path: '', message: (err as Error).message }] });
       continue;
     }
+    const skip = alreadyValidated(docs, validatedByApp.get(file) ?? []);
     for (const obj of docs) {
       if (obj === null || obj === undefined) continue;
       objects++;
+      if (skip.has(obj)) continue;
       const issues = validateManifest(obj);
       if (issues.length) problems.push({ file, object: describeObject(obj), issues });
     }
@@ -110,6 +124,39 @@ export async function synthInto(dir: string, cfg: ProjectConfig): Promise<{ file
     throw new SynthError(`synthesized manifests are invalid; nothing was written:\n${text}`, problems);
   }
   return { files, objects };
+}
+
+/** The app's report (see VALIDATED_REPORT_ENV); empty when it wrote none (not a VirtopsApp). */
+async function readValidatedReport(file: string): Promise<Map<string, string[]>> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch {
+    return new Map();
+  }
+  const report = JSON.parse(text) as Partial<ValidatedReport>;
+  return new Map(Object.entries(report.validatedVirtualMachines ?? {}));
+}
+
+/**
+ * The VirtualMachine documents of one file that the app's own validation covered. A name is
+ * trusted only when the file holds exactly as many VMs of that name as the app validated, so
+ * a raw ApiObject sharing a DSL VM's name is still checked here.
+ */
+function alreadyValidated(docs: readonly unknown[], validated: readonly string[]): Set<unknown> {
+  if (validated.length === 0) return new Set();
+  const expected = new Map<string, number>();
+  for (const key of validated) expected.set(key, (expected.get(key) ?? 0) + 1);
+  const byKey = new Map<string, unknown[]>();
+  for (const doc of docs) {
+    const o = doc as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } } | null;
+    if (o?.apiVersion !== 'kubevirt.io/v1' || o.kind !== 'VirtualMachine' || typeof o.metadata?.name !== 'string') continue;
+    const key = `${typeof o.metadata.namespace === 'string' ? o.metadata.namespace : ''}/${o.metadata.name}`;
+    byKey.set(key, [...(byKey.get(key) ?? []), doc]);
+  }
+  const skip = new Set<unknown>();
+  for (const [key, found] of byKey) if (found.length === expected.get(key)) found.forEach((d) => skip.add(d));
+  return skip;
 }
 
 /**

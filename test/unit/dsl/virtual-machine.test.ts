@@ -256,3 +256,49 @@ describe('mutators and identity', () => {
     expect(JSON.stringify(build())).toBe(JSON.stringify(build()));
   });
 });
+
+describe('VirtualMachine sealed for synthesis (render and validate once)', () => {
+  it('returns one manifest object while sealed, fresh ones before and after', () => {
+    const vm = validVm();
+    expect(vm.toManifest()).not.toBe(vm.toManifest());
+    vm.beginSynthesis();
+    const first = vm.toManifest();
+    expect(vm.toManifest()).toBe(first);
+    expect(vm.apiObject.toJson()).toBe(first);
+    vm.endSynthesis();
+    expect(vm.toManifest()).not.toBe(first);
+  });
+
+  it('drops the memo on every mutator and JSON patch, so changes made while sealed are emitted', () => {
+    const vm = validVm();
+    vm.beginSynthesis();
+    const before = vm.toManifest();
+    const changes: Array<[string, () => void, string]> = [
+      ['addLabel', () => vm.addLabel('tier', 'web'), 'metadata.labels.tier'],
+      ['addAnnotation', () => vm.addAnnotation('note', 'x'), 'metadata.annotations.note'],
+      ['addNodeSelector', () => vm.addNodeSelector('zone', 'a'), `${T}.nodeSelector.zone`],
+      ['addToleration', () => vm.addToleration({ key: 'k', operator: 'Exists' }), `${T}.tolerations[0].key`],
+      ['addDisk', () => vm.addDisk('scratch', Volume.fromEmptyDisk(Size.gibibytes(1))), `${T}.volumes[1].name`],
+      ['addInterface', () => vm.addInterface('default', Network.pod()), `${T}.networks[0].name`],
+      ['addJsonPatch', () => vm.apiObject.addJsonPatch(JsonPatch.add('/spec/template/spec/hostname', 'patched')), `${T}.hostname`],
+    ];
+    let previous = before;
+    for (const [name, change, path] of changes) {
+      change();
+      const after = vm.toManifest();
+      expect(after, name).not.toBe(previous);
+      expect(at(after, path), name).toBeDefined();
+      previous = after;
+    }
+    vm.endSynthesis();
+  });
+
+  it('validates once per manifest: a second pass reuses the messages, a change re-validates', () => {
+    const vm = validVm();
+    vm.beginSynthesis();
+    expect(vm.node.validate()).toEqual([]);
+    vm.apiObject.addJsonPatch(JsonPatch.add('/spec/template/spec/domain/cpu', { corse: 2 }));
+    expect(vm.node.validate().join('\n')).toMatch(/corse/);
+    vm.endSynthesis();
+  });
+});

@@ -96,6 +96,27 @@ app.synth();
     expect(await distState(dir)).toEqual(['sentinel.k8s.yaml']);
   });
 
+  it('still validates a raw VM that shares its name with a DSL VM the app validated itself', async () => {
+    // The DSL VM reports itself as validated (VIRTOPS_SYNTH_VALIDATED_REPORT); synth skips a
+    // name only when the file holds exactly as many VMs of that name as the app checked.
+    const dir = await fixtureProject(`
+import { ApiObject, Chart } from 'cdk8s';
+import { VirtopsApp } from '@repo/synth/app.ts';
+import { Size, VirtualMachine } from '@repo/dsl/index.ts';
+const app = new VirtopsApp({ crds: false, install: false });
+const chart = new Chart(app, 'fleet', { namespace: 'default' });
+new VirtualMachine(chart, 'a', { memory: { guest: Size.mebibytes(64) } });
+new ApiObject(chart, 'raw', { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'a', namespace: 'default' },
+  spec: { runStrategy: 'Halted', template: { spec: { domain: { cpu: { corse: 2 }, devices: {} } } } } });
+app.synth();
+`);
+    const err = (await runSynth({ cwd: dir }).catch((e: unknown) => e)) as SynthError;
+    expect(err).toBeInstanceOf(SynthError);
+    expect(err.message).toContain("fleet.k8s.yaml: VirtualMachine default/a: /spec/template/spec/domain/cpu/corse: unknown field 'corse'");
+    expect(err.problems).toHaveLength(1);
+    expect(await distState(dir)).toEqual(['sentinel.k8s.yaml']);
+  }, 30_000);
+
   it('replaces dist/ as a whole on success (stale files go), then --check is clean', async () => {
     const dir = await fixtureProject(vmApp('{ cores: 2 }'));
     const result = await runSynth({ cwd: dir });
