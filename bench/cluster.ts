@@ -208,7 +208,7 @@ async function main(): Promise<void> {
         const low = Math.min(...samples);
         console.log(`\n## controller RSS with ${M} VMs (${M} VMIs, ${M} Pending launcher Pods cached; converged in ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
         console.log(`  idle (1 VM): ${mib(idle)} MiB; with ${M} VMs: ${mib(loaded)} MiB (max of 5 samples, 1 s apart; min ${mib(low)}; target < 200 MiB); ratio ${(loaded / idle).toFixed(2)}`);
-        console.log('  (the controller runs under tsx, as `virtops` does today: tsx alone adds ~80 MiB over plain node for the same imports)');
+        console.log(`  (the controller runs as \`node cli/bin.js controller\`: ${process.env['VIRTOPS_NO_BUNDLE'] ? 'through tsx (VIRTOPS_NO_BUNDLE set)' : 'from the reconciler bundle; VIRTOPS_NO_BUNDLE=1 measures the tsx path'})`);
         proc.kill('SIGTERM');
         await proc;
       } finally {

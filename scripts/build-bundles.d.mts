@@ -9,6 +9,9 @@ export interface LauncherBundle {
 /** The fresh bundle, built (in a child process) when its sources changed; undefined after `warn` when it cannot be built. */
 export function launcherBundle(opts?: { warn?: (message: string) => void }): Promise<LauncherBundle | undefined>;
 
+/** As launcherBundle, for `up`, `controller` and `agent` (entry.mjs runs reconciler/entry.ts: `node <entry> up|controller|agent <flags>`). */
+export function reconcilerBundle(opts?: { warn?: (message: string) => void }): Promise<LauncherBundle | undefined>;
+
 /** The key of a bundle built from `inputs` (paths relative to `repo`). */
 export function keyOf(inputs: readonly string[], repo?: string): string;
 

@@ -1,71 +1,98 @@
 /**
- * The launcher bundle: `virtops launcher` and `virtops launcher-monitor` run once per VM, so
- * they skip tsx (its loader costs ~34 MiB RSS and ~100 ms per process) and the full CLI,
- * and run plain JavaScript built by esbuild from launcher/entry.ts (plus the prepare
- * worker). Code splitting keeps lazy imports lazy: the monitor never loads the launcher's
- * modules, and loads the cleanup code only after a crash. The VMI schema's validation code
- * is generated at build time by ajv from api/validate.ts itself (launcher/precompiled/),
- * so a launcher does not compile it at every start.
+ * Prebuilt bundles that `cli/bin.js` runs instead of tsx + the full CLI (tsx's loader costs
+ * ~30 MiB RSS and ~100 ms per process; the full CLI loads every command's modules):
  *
- * Never stale: the bundle lives in node_modules/.cache/virtops/launcher-<key>/, where <key>
+ * - `launcher`: `virtops launcher` and `virtops launcher-monitor` run once per VM. Built
+ *   from launcher/entry.ts (plus the prepare worker). Code splitting keeps lazy imports
+ *   lazy: the monitor never loads the launcher's modules, and loads the cleanup code only
+ *   after a crash. The VMI schema's validation code is generated at build time by ajv from
+ *   api/validate.ts itself (launcher/precompiled/), so a launcher does not compile it at
+ *   every start.
+ * - `reconciler`: the long-lived `virtops up`, `virtops controller` and `virtops agent`,
+ *   built from reconciler/entry.ts (registers just those commands, with the same flags).
+ *   Modules that locate repository files from import.meta.url (cli/bin.js, the project
+ *   root) keep their source location (see sourceLocation below).
+ *
+ * Never stale: a bundle lives in node_modules/.cache/virtops/<name>-<key>/, where <key>
  * hashes the content of every repository source file esbuild read, package.json,
  * package-lock.json (which pins every bundled dependency), tsconfig.json, this script and
- * esbuild's version. `cli/bin.js` checks the key at each start (~60 files, a few ms) and
- * rebuilds in a child process on a mismatch (~1.5 s), so a fresh clone, a `git pull` or an
- * edit needs no build step. Old bundle directories stay while a process may still load
- * lazy chunks from them: each process touches its directory at start and every few hours,
- * and directories untouched for a week are pruned.
+ * esbuild's version. `cli/bin.js` checks the key at each start (~60-150 files, a few ms)
+ * and rebuilds in a child process on a mismatch (~1.5 s), so a fresh clone, a `git pull`
+ * or an edit needs no build step. Old bundle directories stay while a process may still
+ * load lazy chunks from them: each process touches its directory at start and every few
+ * hours, and directories untouched for a week are pruned.
  *
- *   node scripts/build-bundles.mjs          build (if stale) and print the bundle directory
- *   import { launcherBundle } from '...';    what cli/bin.js calls (builds through the line above)
+ *   node scripts/build-bundles.mjs [launcher|reconciler]   build (if stale) and print the bundle directory
+ *   import { launcherBundle, reconcilerBundle } from '...'; what cli/bin.js calls (builds through the line above)
  */
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const CACHE = join(REPO, 'node_modules', '.cache', 'virtops');
-const MANIFEST = join(CACHE, 'launcher.json');
 const PRUNE_AFTER_MS = 7 * 24 * 3600 * 1000;
 
-const ENTRY_POINTS = { entry: 'launcher/entry.ts', 'prepare-worker': 'launcher/prepare-worker.ts' };
+/**
+ * The bundles: esbuild entry points (`entry` is what cli/bin.js imports), whether the VMI
+ * validators are precompiled (the launcher's per-VM start cost), and the prepare worker
+ * the launcher's modules find as a sibling of their chunk (launcher/bundled.ts).
+ */
+const BUNDLES = {
+  launcher: { entryPoints: { entry: 'launcher/entry.ts', 'prepare-worker': 'launcher/prepare-worker.ts' }, precompiledValidators: true },
+  // The pool runtime's launcher code (bundled through `up`) also finds prepare-worker.mjs
+  // next to its chunk, hence the second entry point.
+  reconciler: { entryPoints: { entry: 'reconciler/entry.ts', 'prepare-worker': 'launcher/prepare-worker.ts' }, precompiledValidators: false },
+};
 
 /**
- * Returns the fresh bundle ({ dir, entry }), building it when the sources changed.
+ * Returns the fresh launcher bundle ({ dir, entry }), building it when the sources changed.
  * Returns undefined (after `warn`) when it cannot be built; the caller falls back to tsx.
  */
-export async function launcherBundle({ warn = (msg) => process.stderr.write(`virtops: ${msg}\n`) } = {}) {
+export function launcherBundle(opts) {
+  return bundle('launcher', opts);
+}
+
+/** As launcherBundle, for `up`, `controller` and `agent` (reconciler/entry.ts). */
+export function reconcilerBundle(opts) {
+  return bundle('reconciler', opts);
+}
+
+async function bundle(name, { warn = (msg) => process.stderr.write(`virtops: ${msg}\n`) } = {}) {
   try {
-    let bundle = freshBundle();
-    if (!bundle) {
+    let found = freshBundle(name);
+    if (!found) {
       // Built in a child process: esbuild's API and the build's garbage would otherwise
-      // stay in this (long-lived, per-VM) process's heap.
-      const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-      bundle = freshBundle();
-      if (!bundle) throw new Error((r.stderr || r.error?.message || `exit code ${r.status}`).trim());
+      // stay in this (long-lived) process's heap.
+      const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), name], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+      found = freshBundle(name);
+      if (!found) throw new Error((r.stderr || r.error?.message || `exit code ${r.status}`).trim());
     }
-    touch(bundle.dir);
-    return bundle;
+    touch(found.dir);
+    return found;
   } catch (err) {
-    warn(`cannot build the launcher bundle (${err instanceof Error ? err.message : String(err)}); running through tsx`);
+    warn(`cannot build the ${name} bundle (${err instanceof Error ? err.message : String(err)}); running through tsx`);
     return undefined;
   }
 }
 
+const manifestOf = (name) => join(CACHE, `${name}.json`);
+
 /** The bundle recorded in the manifest, if its key still matches the sources. */
-function freshBundle() {
-  const known = readManifest();
+function freshBundle(name) {
+  const known = readManifest(name);
   if (known && existsSync(join(known.dir, 'entry.mjs')) && keyOf(known.inputs) === known.key) {
     return { dir: known.dir, entry: join(known.dir, 'entry.mjs') };
   }
   return undefined;
 }
 
-function readManifest() {
+function readManifest(name) {
   try {
-    const m = JSON.parse(readFileSync(MANIFEST, 'utf8'));
+    const m = JSON.parse(readFileSync(manifestOf(name), 'utf8'));
     return Array.isArray(m.inputs) && typeof m.key === 'string' && typeof m.dir === 'string' ? m : undefined;
   } catch {
     return undefined;
@@ -94,10 +121,12 @@ function esbuildVersion() {
   return JSON.parse(readFileSync(join(REPO, 'node_modules', 'esbuild', 'package.json'), 'utf8')).version;
 }
 
-async function build() {
+async function build(name) {
+  const recipe = BUNDLES[name];
+  if (!recipe) throw new Error(`unknown bundle ${JSON.stringify(name)}: expected one of ${Object.keys(BUNDLES).join(', ')}`);
   const esbuild = await import(join(REPO, 'node_modules', 'esbuild', 'lib', 'main.js'));
   mkdirSync(CACHE, { recursive: true });
-  const tmp = join(CACHE, `launcher.tmp-${process.pid}-${Date.now()}`);
+  const tmp = join(CACHE, `${name}.tmp-${process.pid}-${Date.now()}`);
   const gen = `${tmp}-gen`;
   const common = {
     absWorkingDir: REPO,
@@ -112,23 +141,11 @@ async function build() {
     legalComments: 'none',
   };
   try {
-    // 1. Precompiled validators: api/validate.ts bundled with a recording `ajv`, run once;
-    //    it writes ajv's standalone code for the schemas it compiled (launcher/precompiled/).
-    const generator = await esbuild.build({
-      ...common,
-      entryPoints: { generate: 'launcher/precompiled/generate.ts' },
-      outdir: gen,
-      outExtension: { '.js': '.mjs' },
-      plugins: [ajvFor('launcher/precompiled/recording-ajv.ts')],
-    });
-    mkdirSync(join(gen, 'validators'));
-    const run = spawnSync(process.execPath, [join(gen, 'generate.mjs'), join(gen, 'validators')], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-    if (run.status !== 0) throw new Error(`generating precompiled validators failed: ${run.stderr || run.error?.message}`);
-
-    // 2. The bundle, with api/validate.ts's `ajv` answering compile() from that code.
+    const generated = recipe.precompiledValidators ? await precompileValidators(esbuild, common, gen) : undefined;
+    // The bundle; with precompiled validators, api/validate.ts's `ajv` answers compile() from that code.
     const result = await esbuild.build({
       ...common,
-      entryPoints: ENTRY_POINTS,
+      entryPoints: recipe.entryPoints,
       outdir: tmp,
       splitting: true,
       outExtension: { '.js': '.mjs' },
@@ -137,33 +154,25 @@ async function build() {
       chunkNames: '[name]-[hash]',
       // The native binding is loaded from node_modules (it is resolved from the cache dir upwards).
       external: ['@unraid/libvirt'],
-      plugins: [
-        ajvFor('launcher/precompiled/precompiled-ajv.ts'),
-        {
-          name: 'precompiled-validators',
-          setup(b) {
-            b.onResolve({ filter: /^virtops:precompiled-validators$/ }, () => ({ path: join(gen, 'validators', 'index.mjs') }));
-          },
-        },
-      ],
+      plugins: generated ? generated.plugins : [sourceLocation(), cjsNamedExports(['pino'])],
     });
-    const inputs = [...Object.keys(generator.metafile.inputs), ...Object.keys(result.metafile.inputs)]
+    const inputs = [...Object.keys(generated?.metafile.inputs ?? {}), ...Object.keys(result.metafile.inputs)]
       .filter((p) => !p.includes('node_modules/'))
       .map((p) => relative(REPO, resolve(REPO, p)))
       .filter((p, i, all) => all.indexOf(p) === i)
       .sort();
     const key = keyOf(inputs);
-    const dir = join(CACHE, `launcher-${key}`);
+    const dir = join(CACHE, `${name}-${key}`);
     try {
       renameSync(tmp, dir);
     } catch (err) {
       // Another process built the same sources first: use theirs.
       if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
     }
-    const manifestTmp = `${MANIFEST}.${process.pid}`;
+    const manifestTmp = `${manifestOf(name)}.${process.pid}`;
     writeFileSync(manifestTmp, JSON.stringify({ key, dir, inputs }, null, 1));
-    renameSync(manifestTmp, MANIFEST);
-    prune(dir);
+    renameSync(manifestTmp, manifestOf(name));
+    prune(name, dir);
     return { dir, entry: join(dir, 'entry.mjs') };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
@@ -171,6 +180,79 @@ async function build() {
     // esbuild's API keeps a service child process alive (~75 MiB) until stopped.
     await esbuild.stop();
   }
+}
+
+/**
+ * Precompiled validators: api/validate.ts bundled with a recording `ajv`, run once; it
+ * writes ajv's standalone code for the schemas it compiled into `gen` (launcher/precompiled/).
+ * Returns the generator's metafile and the plugins that make the bundle use that code.
+ */
+async function precompileValidators(esbuild, common, gen) {
+  const generator = await esbuild.build({
+    ...common,
+    entryPoints: { generate: 'launcher/precompiled/generate.ts' },
+    outdir: gen,
+    outExtension: { '.js': '.mjs' },
+    plugins: [ajvFor('launcher/precompiled/recording-ajv.ts')],
+  });
+  mkdirSync(join(gen, 'validators'));
+  const run = spawnSync(process.execPath, [join(gen, 'generate.mjs'), join(gen, 'validators')], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`generating precompiled validators failed: ${run.stderr || run.error?.message}`);
+  return {
+    metafile: generator.metafile,
+    plugins: [
+      ajvFor('launcher/precompiled/precompiled-ajv.ts'),
+      {
+        name: 'precompiled-validators',
+        setup(b) {
+          b.onResolve({ filter: /^virtops:precompiled-validators$/ }, () => ({ path: join(gen, 'validators', 'index.mjs') }));
+        },
+      },
+    ],
+  };
+}
+
+/**
+ * An esbuild plugin: repository modules keep their source file as import.meta.url, so
+ * `new URL('../../cli/bin.js', import.meta.url)` and the project root still point into
+ * the repository, not into the cache directory. Modules that import launcher/bundled.ts
+ * are left alone: they look for sibling entry points of the bundle on purpose.
+ */
+function sourceLocation() {
+  return {
+    name: 'source-location',
+    setup(b) {
+      b.onLoad({ filter: /\.ts$/ }, (args) => {
+        if (!args.path.startsWith(REPO) || args.path.includes('/node_modules/')) return undefined;
+        const text = readFileSync(args.path, 'utf8');
+        if (!text.includes('import.meta.url') || /from '[^']*\/bundled\.js'/.test(text)) return undefined;
+        return { contents: text.replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href)), loader: 'ts' };
+      });
+    },
+  };
+}
+
+/**
+ * An esbuild plugin: `await import('<package>')` of a CommonJS package yields its named
+ * exports, as under Node. (esbuild's split chunk for a dynamically imported CommonJS module
+ * exports only `default`, so `const { pino } = await import('pino')` would get undefined.)
+ * The facade lists the names module.exports has at build time.
+ */
+function cjsNamedExports(packages) {
+  const load = createRequire(join(REPO, 'package.json'));
+  return {
+    name: 'cjs-named-exports',
+    setup(b) {
+      b.onResolve({ filter: /^[^./]/ }, (args) =>
+        args.kind === 'dynamic-import' && packages.includes(args.path) ? { path: args.path, namespace: 'cjs-named-exports' } : undefined,
+      );
+      b.onLoad({ filter: /.*/, namespace: 'cjs-named-exports' }, (args) => {
+        const names = Object.keys(load(args.path)).filter((n) => n !== 'default' && /^[A-Za-z_$][\w$]*$/.test(n));
+        const lines = [`import m from ${JSON.stringify(args.path)};`, 'export default m;', ...names.map((n) => `export const ${n} = m.${n};`)];
+        return { contents: lines.join('\n'), loader: 'js', resolveDir: REPO };
+      });
+    },
+  };
 }
 
 /** An esbuild plugin: `ajv` as api/validate.ts imports it resolves to `replacement` (other importers keep ajv). */
@@ -195,10 +277,11 @@ export function touch(dir) {
   }
 }
 
-function prune(keep) {
+function prune(bundleName, keep) {
+  const ours = new RegExp(`^${bundleName}(-[0-9a-f]{16}|\\.tmp-.*)$`);
   for (const name of readdirSync(CACHE)) {
     const p = join(CACHE, name);
-    if (p === keep || !/^launcher(-[0-9a-f]{16}|\.tmp-.*)$/.test(name)) continue;
+    if (p === keep || !ours.test(name)) continue;
     try {
       if (Date.now() - statSync(p).mtimeMs > PRUNE_AFTER_MS) rmSync(p, { recursive: true, force: true });
     } catch {
@@ -209,11 +292,12 @@ function prune(keep) {
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const t0 = performance.now();
+  const name = process.argv[2] ?? 'launcher';
   try {
-    const b = freshBundle() ?? (await build());
-    process.stdout.write(`launcher bundle: ${b.dir} (${Math.round(performance.now() - t0)} ms)\n`);
+    const b = freshBundle(name) ?? (await build(name));
+    process.stdout.write(`${name} bundle: ${b.dir} (${Math.round(performance.now() - t0)} ms)\n`);
   } catch (err) {
-    process.stderr.write(`cannot build the launcher bundle: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`cannot build the ${name} bundle: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   }
 }
