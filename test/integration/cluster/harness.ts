@@ -20,25 +20,13 @@ import { runAgent, runController, CLI_BIN, type AgentHandle, type ControllerHand
 import { serviceAccountKubeconfig, type ControlPlane } from '../../../reconciler/cluster/testenv/index.js';
 import { gitFixture, vmDocuments, type GitFixture } from '../standalone/fixture.js';
 import type { ClusterTestenv } from './testenv-fixture.js';
+import { waitFor as until } from '../../helpers/wait.js';
 
 export type Env = ControlPlane & ClusterTestenv;
 
 export const log = pino({ level: process.env['VIRTOPS_TEST_LOG'] ?? 'warn' });
 
-export async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, everyMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+export { until };
 
 /** The CRDs exactly as synth renders them (the same documents `dist/crds.k8s.yaml` holds). */
 export function crdDocuments(): string {

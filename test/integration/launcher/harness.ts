@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { callLauncher } from '../../../launcher/server/client.js';
+import { waitFor } from '../../helpers/wait.js';
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -86,20 +87,7 @@ export async function startMonitor(opts: {
   };
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, everyMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v as T;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+export { waitFor };
 
 export const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
 

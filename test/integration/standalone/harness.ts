@@ -8,6 +8,7 @@ import { execa, type ResultPromise } from 'execa';
 import type { VmView } from '../../../reconciler/standalone/backend.js';
 import type { VmList } from '../../../reconciler/standalone/format.js';
 import { freePort } from '../../helpers/registry.js';
+import { sleep, waitFor } from '../../helpers/wait.js';
 
 export const CLI = new URL('../../../cli/bin.js', import.meta.url).pathname;
 
@@ -63,24 +64,7 @@ export async function startUp(args: string[], stateDir: string, opts: { lean?: b
   };
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await sleep(everyMs);
-  }
-}
+export { sleep, waitFor };
 
 export async function listVms(server: string): Promise<VmList> {
   const r = await fetch(`${server}/api/v1/vms`);
