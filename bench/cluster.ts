@@ -6,7 +6,7 @@
  *   npx tsx bench/cluster.ts [--vms 100] [--rss-vms 1000] [--skip writes,scale,rss]
  *
  * 1. API writes per VM from apply to Running: every write the controller and the agent make
- *    goes through KubeClient, which counts them; one VM is pushed and the writes naming it
+ *    goes through HttpKubeClient, which counts them; one VM is pushed and the writes naming it
  *    (VM, VMI, its launcher Pod, events about it) are counted until it is Running.
  *    Target ≤ 4 status/update writes (KubeVirt's perf-scale job: ~8–9 per VMI); the SSA
  *    apply and the two creates are printed separately.
@@ -28,7 +28,7 @@ import YAML from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { VirtualMachine } from '../api/kubevirt.js';
 import { renderCrd, VM_CRD, VMI_CRD } from '../synth/crds.js';
-import { KubeClient, loadKubeConfig } from '../reconciler/cluster/kube.js';
+import { HttpKubeClient, loadKubeConfig } from '../reconciler/cluster/kube.js';
 import { CLI_BIN, runAgent, runController } from '../reconciler/cluster/run.js';
 import { startControlPlane } from '../reconciler/cluster/testenv/index.js';
 import { bareVm, gitFixture, vmDocuments, type GitFixture } from '../test/integration/standalone/fixture.js';
@@ -63,7 +63,7 @@ async function push(git: GitFixture, vms: VirtualMachine[], msg: string): Promis
   // One file for all VMs keeps the commit small to write.
   await git.commitDist({ 'crds.k8s.yaml': crds(), 'vms.k8s.yaml': vms.map((v) => vmDocuments(v)).join('---\n') }, msg);
 }
-async function countRunning(admin: KubeClient, ns: string): Promise<number> {
+async function countRunning(admin: HttpKubeClient, ns: string): Promise<number> {
   const l = await admin.objects.list('kubevirt.io/v1', 'VirtualMachine', ns);
   return (l.items as VirtualMachine[]).filter((v) => v.status?.printableStatus === 'Running').length;
 }
@@ -86,7 +86,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const cp = await startControlPlane({ dir: join(dir, 'cp') });
   console.log(`control plane ${cp.kubernetesVersion} up in ${Date.now() - started} ms`);
-  const admin = new KubeClient(loadKubeConfig(cp.kubeconfigPath));
+  const admin = new HttpKubeClient(loadKubeConfig(cp.kubeconfigPath));
   const ns = (n: string) => admin.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: n } } as KubernetesObject);
   const git = await gitFixture();
   const stops: (() => Promise<void>)[] = [];
@@ -109,7 +109,7 @@ async function main(): Promise<void> {
     if (!skip.has('writes') || !skip.has('scale')) {
       const { PoolRuntime } = await import('../reconciler/agent/pool.js');
       const pool = new PoolRuntime({ socketPath: join(dir, 'pool.sock'), command: [process.execPath, CLI_BIN], logFile: join(dir, 'pool.log') });
-      const agentClient = new KubeClient(loadKubeConfig(cp.kubeconfigPath));
+      const agentClient = new HttpKubeClient(loadKubeConfig(cp.kubeconfigPath));
       const agent = await runAgent(
         { node: 'bench-node', processRuntime: true, stateDir: join(dir, 'agent'), emulation: 'tcg', libvirtUri: 'test:///default', insecureRegistries: [], intervalMs: 60_000 },
         // test:///default guests take no host CPU or memory: the Node advertises room for N
@@ -118,7 +118,7 @@ async function main(): Promise<void> {
         log, { client: agentClient, launcherRuntime: pool, capacity: { cpus: Math.max(64, N), memoryBytes: (N + 16) * 2 ** 30, pods: N + 20 } },
       );
       stops.push(() => agent.stop());
-      const controllerClient = new KubeClient(loadKubeConfig(cp.kubeconfigPath));
+      const controllerClient = new HttpKubeClient(loadKubeConfig(cp.kubeconfigPath));
       await ns('bench');
       await push(git, vmsIn('bench', ['warmup']), 'warm-up');
       const controller = await runController(

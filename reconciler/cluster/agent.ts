@@ -28,7 +28,7 @@ import type { PodManifest } from '../../synth/pod-types.js';
 import type { InstanceRecord, NodeAgent } from '../agent/agent.js';
 import { LABEL_SCHEDULABLE, nodeConditions, nodeManifest, podStatusFor, podStatusSignature, vmiStatusFor, vmiStatusSignature, type LauncherView, type ProcessState } from './agent-status.js';
 import { removeFinalizer } from './controller.js';
-import { ResilientInformer } from './informer.js';
+import type { Informer } from './informer.js';
 import { VMI_FINALIZER, splitKey } from './instances.js';
 import { errorMessage, type KubeClient } from './kube.js';
 import { RateLimitedQueue, type ReconcileResult } from './queue.js';
@@ -65,8 +65,8 @@ interface Tracked {
 }
 
 export class ClusterAgent {
-  readonly pods: ResilientInformer<V1Pod>;
-  readonly vmis: ResilientInformer<KubernetesObject>;
+  readonly pods: Informer<V1Pod>;
+  readonly vmis: Informer<KubernetesObject>;
   readonly queue: RateLimitedQueue;
   private readonly tracked = new Map<string, Tracked>();
   private readonly podByVmiUid = new Map<string, string>();
@@ -79,8 +79,7 @@ export class ClusterAgent {
       concurrency: opts.concurrency ?? 16,
       onError: (key, err, retryInMs) => log.error({ pod: key, err: errorMessage(err), retryInMs }, 'reconcile failed; retrying with backoff'),
     });
-    this.pods = new ResilientInformer<V1Pod>(
-      client,
+    this.pods = client.informer<V1Pod>(
       { path: '/api/v1/pods', apiVersion: 'v1', kind: 'Pod', labelSelector: 'kubevirt.io=virt-launcher', fieldSelector: `spec.nodeName=${opts.nodeName}` },
       (_t, pod) => {
         const key = `${pod.metadata?.namespace ?? 'default'}/${pod.metadata?.name ?? ''}`;
@@ -90,8 +89,7 @@ export class ClusterAgent {
       },
       log,
     );
-    this.vmis = new ResilientInformer(
-      client,
+    this.vmis = client.informer(
       { path: '/apis/kubevirt.io/v1/virtualmachineinstances', apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance' },
       (_t, vmi) => {
         const key = vmi.metadata?.uid ? this.podByVmiUid.get(vmi.metadata.uid) : undefined;

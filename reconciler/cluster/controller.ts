@@ -25,7 +25,7 @@ import {
   decideVmActions,
   reconcileBackoff,
 } from '../core/index.js';
-import { ResilientInformer } from './informer.js';
+import type { Informer } from './informer.js';
 import {
   VMI_FINALIZER,
   asKubeObject,
@@ -56,9 +56,9 @@ export interface VmControllerOptions {
 }
 
 export class VmController {
-  readonly vms: ResilientInformer<KubernetesObject>;
-  readonly vmis: ResilientInformer<KubernetesObject>;
-  readonly pods: ResilientInformer<V1Pod>;
+  readonly vms: Informer<KubernetesObject>;
+  readonly vmis: Informer<KubernetesObject>;
+  readonly pods: Informer<V1Pod>;
   readonly queue: RateLimitedQueue;
   private readonly podsByVmi = new Map<string, V1Pod>();
   private templates = new Map<string, PodManifest>();
@@ -84,10 +84,9 @@ export class VmController {
       onError: (key, err, retryInMs) => log.error({ vm: key, err: errorMessage(err), retryInMs }, 'reconcile failed; retrying with backoff'),
     });
     const enqueueVm = (_t: string, o: KubernetesObject) => this.queue.add(vmKeyOf(o));
-    this.vms = new ResilientInformer(client, { path: '/apis/kubevirt.io/v1/virtualmachines', apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine' }, enqueueVm, log);
-    this.vmis = new ResilientInformer(client, { path: '/apis/kubevirt.io/v1/virtualmachineinstances', apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance' }, enqueueVm, log);
-    this.pods = new ResilientInformer<V1Pod>(
-      client,
+    this.vms = client.informer({ path: '/apis/kubevirt.io/v1/virtualmachines', apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine' }, enqueueVm, log);
+    this.vmis = client.informer({ path: '/apis/kubevirt.io/v1/virtualmachineinstances', apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance' }, enqueueVm, log);
+    this.pods = client.informer<V1Pod>(
       { path: '/api/v1/pods', apiVersion: 'v1', kind: 'Pod', labelSelector: 'kubevirt.io=virt-launcher' },
       (type, pod) => {
         const uid = pod.metadata?.labels?.[LABEL_CREATED_BY];

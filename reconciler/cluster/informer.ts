@@ -7,7 +7,7 @@
  */
 import { ListWatch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { KubeClient } from './kube.js';
+import type { HttpKubeClient } from './kube.js';
 import { retryDelay } from './queue.js';
 
 export interface InformerSpec {
@@ -21,7 +21,19 @@ export interface InformerSpec {
 
 export type InformerHandler<T> = (type: 'add' | 'update' | 'delete', obj: T) => void;
 
-export class ResilientInformer<T extends KubernetesObject> {
+/** What the controller and the agent use of an informer (`KubeClient.informer` makes them). */
+export interface Informer<T> {
+  /** Starts listing and watching; resolves after the first successful list. */
+  start(): Promise<void>;
+  /** Resolves once the first list has been delivered (or the informer stopped). */
+  hasSynced(): Promise<void>;
+  get(name: string, namespace?: string): T | undefined;
+  list(namespace?: string): readonly T[];
+  /** Stops for good; never restarts afterwards. */
+  stop(): Promise<void>;
+}
+
+export class ResilientInformer<T extends KubernetesObject> implements Informer<T> {
   private readonly lw: ListWatch<T>;
   private stopped = false;
   private started = false;
@@ -33,7 +45,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   restarts = 0;
 
   constructor(
-    client: KubeClient,
+    client: HttpKubeClient,
     private readonly spec: InformerSpec,
     handler: InformerHandler<T>,
     private readonly log: Logger,

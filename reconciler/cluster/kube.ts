@@ -1,11 +1,14 @@
 /**
- * The cluster mode's one door to the Kubernetes API. Every write the controller and the
- * node agent make goes through `KubeClient`, so that (a) writes are counted per verb and
- * resource (the benchmark's "API writes per VM"), and (b) the calls they make are listed in
- * one place, next to the RBAC rules that must allow them (synth/install.ts).
+ * The cluster mode's one door to the Kubernetes API. Every call the controller, the node
+ * agent, the leader elector and the applier make goes through the `KubeClient` interface,
+ * so that (a) the calls they make are listed in one place, next to the RBAC rules that must
+ * allow them (synth/install.ts), and (b) tests can substitute an in-memory fake
+ * (test/helpers/fake-kube.ts) for the API server.
  *
- * Thin wrappers over @kubernetes/client-node 1.4: `KubernetesObjectApi` for generic CRUD
- * and server-side apply, the typed APIs for status subresources and leases.
+ * `HttpKubeClient` is the real one: thin wrappers over @kubernetes/client-node 1.4
+ * (`KubernetesObjectApi` for generic CRUD and server-side apply, the typed APIs for status
+ * subresources and leases, `ResilientInformer` for informers). It counts every write per
+ * verb and resource (the benchmark's "API writes per VM").
  */
 import {
   ApiException,
@@ -27,6 +30,10 @@ import {
 // The wrapper client-node's KubernetesObjectApi serializes with; not re-exported by the
 // package index (see passThrough below).
 import { ObjectSerializer as KubeObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
+import type { Logger } from 'pino';
+import { ResilientInformer, type Informer, type InformerHandler, type InformerSpec } from './informer.js';
+
+export type { Informer, InformerHandler, InformerSpec } from './informer.js';
 
 export const FIELD_MANAGER = 'virtops';
 
@@ -94,7 +101,60 @@ function safeMessage(body: string): string {
 
 const mergePatch = () => setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
-export class KubeClient {
+export type DeletePropagation = 'Background' | 'Foreground' | 'Orphan';
+
+/** A reference to one object: what read() needs. */
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+}
+
+/**
+ * Every Kubernetes API call cluster mode makes. Contracts (the fake in
+ * test/helpers/fake-kube.ts follows them):
+ *
+ * - `read`/`readLease`: undefined when absent (404); other errors throw.
+ * - `create`/`createNode`/`createLease`: undefined on AlreadyExists (409).
+ * - `updateLease`: undefined on a resourceVersion conflict (409).
+ * - `delete`: 'absent' when there is nothing of that name (404) or, with `preconditionUid`,
+ *   when the object of that name has another uid (409); the object may stay, terminating,
+ *   while finalizers remain.
+ * - `mergePatch`, `patchCustomStatus`, `patchPodStatus`, `patchNodeStatus`: throw an error
+ *   with `code` 404 when the object is absent, 409 when a `metadata.resourceVersion` in the
+ *   patch is not the current one.
+ * - `event`: records an Event about `involved` (its failure is the caller's to ignore).
+ * - `informer`: a cache of one kind (optionally filtered by label/field selector) that calls
+ *   `handler` on add/update/delete; not started until `start()`.
+ */
+export interface KubeClient {
+  /** Server-side apply with field manager `virtops`, forcing ownership of the fields git declares. */
+  apply<T extends KubernetesObject>(obj: T): Promise<T>;
+  read<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined>;
+  /** Deletes; absent is fine. `preconditionUid` makes sure a newer object of the same name is never hit. */
+  delete(ref: KubernetesObject, opts?: { gracePeriodSeconds?: number; propagationPolicy?: DeletePropagation; preconditionUid?: string }): Promise<'deleted' | 'absent'>;
+  /** Creates; on AlreadyExists returns undefined (callers read the existing object). */
+  create<T extends KubernetesObject>(obj: T): Promise<T | undefined>;
+  /** JSON merge patch of the main resource (metadata: finalizers, labels). */
+  mergePatch<T extends KubernetesObject>(ref: KubernetesObject, patch: Record<string, unknown>): Promise<T>;
+  /** JSON merge patch of the status subresource of a VM or VMI: `{ status }`. */
+  patchCustomStatus(plural: 'virtualmachines' | 'virtualmachineinstances', namespace: string, name: string, status: unknown): Promise<void>;
+  patchPodStatus(namespace: string, name: string, status: Record<string, unknown>): Promise<V1Pod>;
+  /** Creates a Node; undefined if it exists. */
+  createNode(node: V1Node): Promise<V1Node | undefined>;
+  patchNodeStatus(name: string, status: Record<string, unknown>): Promise<void>;
+  /** Deletes a Pod with grace 0, only if it still has `uid` (kubelet's last step). */
+  deletePodNow(namespace: string, name: string, uid: string): Promise<void>;
+  readLease(namespace: string, name: string): Promise<V1Lease | undefined>;
+  /** Creates a lease; undefined if someone else created it first. */
+  createLease(lease: V1Lease): Promise<V1Lease | undefined>;
+  /** Replaces a lease at its resourceVersion; undefined on a conflict (someone else wrote it). */
+  updateLease(lease: V1Lease): Promise<V1Lease | undefined>;
+  event(involved: KubernetesObject, type: 'Normal' | 'Warning', reason: string, message: string, component: string): Promise<void>;
+  informer<T extends KubernetesObject>(spec: InformerSpec, handler: InformerHandler<T>, log: Logger): Informer<T>;
+}
+
+export class HttpKubeClient implements KubeClient {
   readonly objects: KubernetesObjectApi;
   readonly core: CoreV1Api;
   readonly custom: CustomObjectsApi;
@@ -135,7 +195,7 @@ export class KubeClient {
     return this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   }
 
-  async read<T extends KubernetesObject>(ref: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }): Promise<T | undefined> {
+  async read<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
     try {
       return (await this.objects.read(ref as KubernetesObject & { metadata: { name: string } })) as T;
     } catch (err) {
@@ -145,7 +205,7 @@ export class KubeClient {
   }
 
   /** Deletes; absent is fine. `preconditionUid` makes sure a newer object of the same name is never hit. */
-  async delete(ref: KubernetesObject, opts: { gracePeriodSeconds?: number; propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'; preconditionUid?: string } = {}): Promise<'deleted' | 'absent'> {
+  async delete(ref: KubernetesObject, opts: { gracePeriodSeconds?: number; propagationPolicy?: DeletePropagation; preconditionUid?: string } = {}): Promise<'deleted' | 'absent'> {
     this.record('delete', resourceOf(ref), ref.metadata?.name ?? '', ref.metadata?.namespace);
     try {
       await this.objects.delete(
@@ -276,6 +336,13 @@ export class KubeClient {
         count: 1,
       },
     });
+  }
+
+  // ---- informers -------------------------------------------------------------------------
+
+  /** A list+watch cache that restarts with backoff after errors (informer.ts). */
+  informer<T extends KubernetesObject>(spec: InformerSpec, handler: InformerHandler<T>, log: Logger): ResilientInformer<T> {
+    return new ResilientInformer<T>(this, spec, handler, log);
   }
 }
 

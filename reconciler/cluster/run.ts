@@ -15,7 +15,7 @@ import { Applier, planApply, revisionHealth, isVm, type Health } from './apply.j
 import { ClusterAgent } from './agent.js';
 import { VmController } from './controller.js';
 import { vmKeyOf } from './instances.js';
-import { KubeClient, errorMessage, loadKubeConfig } from './kube.js';
+import { HttpKubeClient, type KubeClient, errorMessage, loadKubeConfig } from './kube.js';
 import { CONTROLLER_LEASE, LeaderElector } from './leader.js';
 
 export const CLI_BIN = fileURLToPath(new URL('../../cli/bin.js', import.meta.url));
@@ -150,7 +150,7 @@ export interface ControllerHandle {
 }
 
 export async function runController(config: ControllerConfig, log: Logger, opts: { client?: KubeClient; statusCoalesceMs?: number } = {}): Promise<ControllerHandle> {
-  const client = opts.client ?? new KubeClient(loadKubeConfig(config.kubeconfig));
+  const client = opts.client ?? new HttpKubeClient(loadKubeConfig(config.kubeconfig));
   const applier = new Applier(client, { namespace: config.namespace, log: log.child({ component: 'apply' }) });
   const controller = new VmController(client, {
     log: log.child({ component: 'vm-controller' }), resyncMs: Math.max(config.intervalMs, 10_000),
@@ -277,7 +277,7 @@ export async function runAgent(
     launcherRuntime?: AgentOptions['runtime'];
   } = {},
 ): Promise<AgentHandle> {
-  const client = opts.client ?? new KubeClient(loadKubeConfig(config.kubeconfig));
+  const client = opts.client ?? new HttpKubeClient(loadKubeConfig(config.kubeconfig));
   const domains = new LibvirtDomains(config.libvirtUri);
   const runtime = new NodeAgent({
     podsDir: join(config.stateDir, 'pods'),

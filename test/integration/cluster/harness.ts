@@ -15,7 +15,7 @@ import type { VirtualMachine } from '../../../api/kubevirt.js';
 import { renderCrd, VM_CRD, VMI_CRD } from '../../../synth/crds.js';
 import { App, Testing } from 'cdk8s';
 import { AGENT_NAME, CONTROLLER_NAME, InstallChart } from '../../../synth/install.js';
-import { KubeClient, loadKubeConfig } from '../../../reconciler/cluster/kube.js';
+import { HttpKubeClient, loadKubeConfig } from '../../../reconciler/cluster/kube.js';
 import { runAgent, runController, CLI_BIN, type AgentHandle, type ControllerHandle } from '../../../reconciler/cluster/run.js';
 import { serviceAccountKubeconfig, type ControlPlane } from '../../../reconciler/cluster/testenv/index.js';
 import { gitFixture, vmDocuments, type GitFixture } from '../standalone/fixture.js';
@@ -38,9 +38,9 @@ export async function commitVms(git: GitFixture, vms: VirtualMachine[], message:
 }
 
 export interface Identities {
-  controller: { kubeconfigPath: string; client: KubeClient };
-  agent: { kubeconfigPath: string; client: KubeClient };
-  admin: KubeClient;
+  controller: { kubeconfigPath: string; client: HttpKubeClient };
+  agent: { kubeconfigPath: string; client: HttpKubeClient };
+  admin: HttpKubeClient;
 }
 
 const RBAC_KINDS = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
@@ -66,15 +66,15 @@ export function installRbac(namespace: string): KubernetesObject[] {
  * RBAC synth/install.ts renders (`installRbac`).
  */
 export async function identities(env: Env, namespace: string): Promise<Identities> {
-  const admin = new KubeClient(loadKubeConfig(env.kubeconfigPath));
+  const admin = new HttpKubeClient(loadKubeConfig(env.kubeconfigPath));
   await admin.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as KubernetesObject);
   for (const o of installRbac(namespace)) await admin.apply(o);
   const ck = await serviceAccountKubeconfig(env, { namespace, name: CONTROLLER_NAME });
   const ak = await serviceAccountKubeconfig(env, { namespace, name: AGENT_NAME });
   return {
     admin,
-    controller: { kubeconfigPath: ck.kubeconfigPath, client: new KubeClient(loadKubeConfig(ck.kubeconfigPath)) },
-    agent: { kubeconfigPath: ak.kubeconfigPath, client: new KubeClient(loadKubeConfig(ak.kubeconfigPath)) },
+    controller: { kubeconfigPath: ck.kubeconfigPath, client: new HttpKubeClient(loadKubeConfig(ck.kubeconfigPath)) },
+    agent: { kubeconfigPath: ak.kubeconfigPath, client: new HttpKubeClient(loadKubeConfig(ak.kubeconfigPath)) },
   };
 }
 
@@ -108,12 +108,12 @@ export async function tempDir(prefix: string): Promise<{ dir: string; cleanup():
 
 // ---- reading the cluster as admin --------------------------------------------------------------
 
-export async function listJson<T = Record<string, unknown>>(admin: KubeClient, apiVersion: string, kind: string, namespace?: string, labelSelector?: string): Promise<(T & KubernetesObject)[]> {
+export async function listJson<T = Record<string, unknown>>(admin: HttpKubeClient, apiVersion: string, kind: string, namespace?: string, labelSelector?: string): Promise<(T & KubernetesObject)[]> {
   const l = await admin.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
   return l.items as (T & KubernetesObject)[];
 }
 
-export async function getVm(admin: KubeClient, namespace: string, name: string): Promise<VirtualMachine | undefined> {
+export async function getVm(admin: HttpKubeClient, namespace: string, name: string): Promise<VirtualMachine | undefined> {
   return admin.read<KubernetesObject>({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name, namespace } }) as Promise<VirtualMachine | undefined>;
 }
 
@@ -140,7 +140,7 @@ export async function stopLaunchersUnder(dir: string): Promise<void> {
   }
 }
 
-export async function deleteNode(admin: KubeClient, name: string): Promise<void> {
+export async function deleteNode(admin: HttpKubeClient, name: string): Promise<void> {
   await admin.delete({ apiVersion: 'v1', kind: 'Node', metadata: { name } }).catch(() => undefined);
 }
 

@@ -95,7 +95,7 @@ describe.skipIf(!env)('cluster mode on a real control plane (test:///default lau
   }, 150_000);
 
   it('a steady VM costs no API writes (no no-op status updates)', async () => {
-    const clients = [controller.client, agent.client];
+    const clients = [ids.controller.client, ids.agent.client]; // the HttpKubeClients the handles were given (they count writes)
     const aboutA = (w: { name: string }) => w.name === 'a' || w.name.startsWith('virt-launcher-a-');
     await new Promise((r) => setTimeout(r, 1500));
     // Each client's log is append-only: remember where each one stood (a concatenation of
