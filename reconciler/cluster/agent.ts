@@ -31,7 +31,7 @@ import { removeFinalizer } from './controller.js';
 import type { Informer } from './informer.js';
 import { VMI_FINALIZER, splitKey } from './instances.js';
 import { errorMessage, type KubeClient } from './kube.js';
-import { RateLimitedQueue, type ReconcileResult } from './queue.js';
+import { RateLimitedQueue, type ReconcileResult } from '../queue.js';
 
 export const AGENT_COMPONENT = 'virtops-agent';
 export const NODE_LEASE_NAMESPACE = 'kube-node-lease';

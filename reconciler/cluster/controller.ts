@@ -40,7 +40,7 @@ import {
   withoutNulls,
 } from './instances.js';
 import { errorMessage, type KubeClient } from './kube.js';
-import { RateLimitedQueue, type ReconcileResult } from './queue.js';
+import { RateLimitedQueue, type ReconcileResult } from '../queue.js';
 
 export const CONTROLLER_COMPONENT = 'virtops-controller';
 

@@ -8,7 +8,7 @@
 import { ListWatch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { HttpKubeClient } from './kube.js';
-import { retryDelay } from './queue.js';
+import { retryDelay } from '../queue.js';
 
 export interface InformerSpec {
   /** Watch path, e.g. `/apis/kubevirt.io/v1/virtualmachines` or `/api/v1/pods`. */

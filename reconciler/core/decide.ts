@@ -19,6 +19,7 @@
  * A finished instance stays recorded (so "ran once"/"shut down cleanly" is not forgotten)
  * until a stop or a restart deletes it; callers must keep reporting it as `observed`.
  */
+import { vmiGraceSeconds } from '../../api/grace.js';
 import type { RunStrategy, VirtualMachine } from '../../api/kubevirt.js';
 import { backoffEventFor, inBackoff, nextBackoff } from './backoff.js';
 import { effectiveRunStrategy } from './run-strategy.js';
@@ -26,8 +27,6 @@ import { isFinal, restartOnChange, templateChanged } from './spec-change.js';
 import type { Action, BackoffPolicy, BackoffState, DecisionContext, Millis, ObservedInstance } from './types.js';
 import { NO_BACKOFF } from './types.js';
 
-/** KubeVirt's default VMI terminationGracePeriodSeconds. */
-export const DEFAULT_GRACE_PERIOD_SECONDS = 180;
 
 export interface Intent {
   /** Effective strategy after overrides (start on Halted → Always); undefined if invalid. */
@@ -95,7 +94,7 @@ export function decideVmActions(
 ): Action[] {
   const intent = vmIntent(vm, observed, ctx);
   if (intent.error) return [{ type: 'none', reason: 'invalid VM spec', error: intent.error }];
-  const grace = vm.spec.template.spec.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS;
+  const grace = vmiGraceSeconds(vm.spec.template.spec);
   const override = ctx.override;
 
   if (observed?.terminating) return [{ type: 'none', reason: 'instance is terminating' }];

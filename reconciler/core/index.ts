@@ -8,3 +8,5 @@ export * from './decide.js';
 export * from './status.js';
 export * from './inventory.js';
 export * from './overrides.js';
+export * from './reconcile-state.js';
+export * from './launcher-phase.js';

@@ -10,6 +10,7 @@
 import type { Condition, PrintableStatus, VirtualMachine, VirtualMachineStatus } from '../../api/kubevirt.js';
 import { inBackoff } from './backoff.js';
 import { isLive, reconcileBackoff, vmIntent, type Intent } from './decide.js';
+import { CONDITION_ONCE_COMPLETED, REASON_INVALID_SPEC } from './reconcile-state.js';
 import { templateChanged } from './spec-change.js';
 import type { BackoffPolicy, DecisionContext, ObservedInstance } from './types.js';
 
@@ -21,7 +22,7 @@ export interface StatusContext extends DecisionContext {
   backoffPolicy?: BackoffPolicy;
 }
 
-export const CONDITION_ORDER = ['Ready', 'Paused', 'RestartRequired', 'Failure'] as const;
+export const CONDITION_ORDER = ['Ready', 'Paused', 'RestartRequired', CONDITION_ONCE_COMPLETED, 'Failure'] as const;
 
 const NOT_RUNNING_REASONS: Partial<Record<string, PrintableStatus>> = {
   Unschedulable: 'ErrorUnschedulable',
@@ -87,8 +88,11 @@ export function computeVmStatus(
       message: 'the VM template changed and the running instance still has the old spec; it applies at the next restart (or set annotation virtops.io/restart-on-change: "true")',
     });
   }
+  if (ctx.onceCompleted) {
+    wanted.push({ type: CONDITION_ONCE_COMPLETED, status: 'True', reason: 'InstanceFinished', message: 'runStrategy Once: the VM has had its run; it starts again only when asked to (virtops start)' });
+  }
   if (intent.error) {
-    wanted.push({ type: 'Failure', status: 'True', reason: 'InvalidSpec', message: intent.error });
+    wanted.push({ type: 'Failure', status: 'True', reason: REASON_INVALID_SPEC, message: intent.error });
   } else if (ctx.failure) {
     wanted.push({ type: 'Failure', status: 'True', reason: ctx.failure.reason, message: ctx.failure.message });
   }

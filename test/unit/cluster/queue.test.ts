@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RateLimitedQueue, retryDelay, type QueueClock } from '../../../reconciler/cluster/queue.js';
+import { RateLimitedQueue, retryDelay, type QueueClock } from '../../../reconciler/queue.js';
 
 /** A manual clock: timers fire only when the test advances time. */
 function fakeClock(): QueueClock & { advance(ms: number): void } {
