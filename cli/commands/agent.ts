@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { RawAgentFlags } from '../../reconciler/cluster/run.js';
+import { DEFAULT_STATE_DIR } from '../../reconciler/agent/host-config.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -15,7 +16,7 @@ export function registerAgent(program: Command): void {
     .requiredOption('--node <name>', 'this node\'s name')
     .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG, ~/.kube/config or in-cluster)')
     .option('--process-runtime', 'register the Node and run launcher Pods as processes (single hosts without kubelet)')
-    .option('--state-dir <dir>', 'launcher Pod directories, image cache', '/var/lib/virtops')
+    .option('--state-dir <dir>', 'launcher Pod directories, image cache', DEFAULT_STATE_DIR)
     .option('--emulation <mode>', 'auto | kvm | tcg: overrides the launcher Pods\' --emulation on this host', 'auto')
     .option('--libvirt-uri <uri>', 'libvirt connection for launchers', 'qemu:///system')
     .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (repeatable)', collect)

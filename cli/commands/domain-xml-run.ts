@@ -18,7 +18,7 @@ import { validateLauncherFlags } from '../../launcher/flags.js';
 import { launcherPreviewContext } from '../../launcher/preview-context.js';
 import { launcherProcessSpec } from '../../reconciler/agent/pod-process.js';
 import { parseLauncherArgv } from '../../reconciler/agent/pool.js';
-import { podDir, upHostFlags } from '../../reconciler/standalone/host-layout.js';
+import { hostFlags, podDir } from '../../reconciler/agent/host-config.js';
 import { LABEL_VM_NAME, renderLauncherPod } from '../../synth/launcher-pod.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 
@@ -64,7 +64,7 @@ export function previewDomainXml(
       uid,
       podDir: podDir(opts.stateDir, namespace, name),
       virtopsCommand: ['virtops'],
-      hostFlags: upHostFlags({ stateDir: opts.stateDir, emulation: opts.emulation, libvirtUri: 'qemu:///system' }),
+      hostFlags: hostFlags({ stateDir: opts.stateDir, emulation: opts.emulation, libvirtUri: 'qemu:///system' }),
     });
     const flags = validateLauncherFlags(parseLauncherArgv(spec.argv));
     if (!flags.ok) throw new Error(`the launcher Pod's flags are invalid: ${flags.errors.join('; ')} (re-run virtops synth)`);

@@ -10,8 +10,8 @@ import { InvalidArgumentError, type Command } from 'commander';
 import type { Emulation } from '../../launcher/convert/context.js';
 import type { DomainXmlOptions } from './domain-xml-run.js';
 
-/** `virtops up`'s default --state-dir, repeated so registering the command loads no reconciler code. */
-const DEFAULT_STATE_DIR = '/var/lib/virtops';
+/** `virtops up`'s default --state-dir (host-config.ts is light: registering the command loads no reconciler wiring). */
+import { DEFAULT_STATE_DIR } from '../../reconciler/agent/host-config.js';
 
 export function registerDomainXml(program: Command): void {
   program

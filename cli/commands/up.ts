@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import type { RawUpFlags } from '../../reconciler/standalone/up.js';
 import { DEFAULT_LISTEN } from '../../reconciler/standalone/client.js';
-
-/** Default of --state-dir (repeated here so that loading the CLI does not load the reconciler). */
-const DEFAULT_STATE_DIR = '/var/lib/virtops';
+// A leaf module (node:path only): registering the command still loads no reconciler wiring.
+import { DEFAULT_STATE_DIR } from '../../reconciler/agent/host-config.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 

@@ -22,7 +22,10 @@ import { posix } from 'node:path';
 import type * as api from '../../api/kubevirt.js';
 import type { ConversionContext, Emulation, MaterializedVolume } from './context.js';
 
-export const DEFAULT_STATE_DIR = '/var/lib/virtops';
+// One definition, owned by the host layout (reconciler/agent/host-config.ts, kept free of
+// reconciler wiring for importers like this one); re-exported so the converter's API keeps it.
+import { DEFAULT_STATE_DIR } from '../../reconciler/agent/host-config.js';
+export { DEFAULT_STATE_DIR };
 const OVMF_DIR = '/usr/share/OVMF';
 
 export interface NodeLayoutOptions {

@@ -5,11 +5,12 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, statfs } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { GitSource, type SourceRevision } from '../source/index.js';
 import { NodeAgent, type AgentOptions } from '../agent/agent.js';
+import { baseEnv, hostFlags, podsDir, validateHostFlags, type HostEmulation } from '../agent/host-config.js';
+import { durationFlag } from '../agent/duration-flag.js';
 import { LibvirtDomains } from '../standalone/libvirt-domains.js';
 import { Applier, planApply, revisionHealth, isVm, type Health } from './apply.js';
 import { ClusterAgent } from './agent.js';
@@ -55,17 +56,6 @@ export interface ControllerConfig {
   cacheDir?: string;
 }
 
-export function parseDurationMs(value: string, flag: string, errors: string[]): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (!m) {
-    errors.push(`${flag} "${value}" is not a duration: use e.g. 500ms, 30s, 1m`);
-    return 0;
-  }
-  const n = Number(m[1]);
-  const unit = m[2] ?? 's';
-  return Math.round(n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000));
-}
-
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
@@ -76,12 +66,11 @@ export function validateControllerFlags(raw: RawControllerFlags): { ok: true; co
   if (!DNS_LABEL.test(namespace)) errors.push(`--namespace "${namespace}" is not a valid namespace name (DNS label: lower-case letters, digits, '-')`);
   const branch = raw.branch ?? 'main';
   if (!/^[\w.\-/]+$/.test(branch) || branch.includes('..')) errors.push(`--branch "${branch}" is not a valid branch name`);
-  const intervalMs = parseDurationMs(raw.interval ?? '1m', '--interval', errors);
-  if (intervalMs > 0 && intervalMs < 200) errors.push(`--interval ${raw.interval} is too short: use at least 200ms`);
-  const leaseDurationMs = parseDurationMs(raw.leaseDuration ?? '15s', '--lease-duration', errors);
-  if (leaseDurationMs > 0 && leaseDurationMs < 2000) errors.push(`--lease-duration ${raw.leaseDuration} is too short: use at least 2s`);
+  const intervalMs = durationFlag(raw.interval ?? '1m', '--interval', errors, { min: 200 });
+  // The leader renews every third of the lease and the Lease holds whole seconds: below 2s one slow API call costs leadership.
+  const leaseDurationMs = durationFlag(raw.leaseDuration ?? '15s', '--lease-duration', errors, { min: 2000 });
   const identity = raw.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  if (errors.length) return { ok: false, errors };
+  if (errors.length || intervalMs === undefined || leaseDurationMs === undefined) return { ok: false, errors };
   return {
     ok: true,
     config: {
@@ -109,7 +98,7 @@ export interface AgentConfig {
   kubeconfig?: string;
   processRuntime: boolean;
   stateDir: string;
-  emulation: 'auto' | 'kvm' | 'tcg';
+  emulation: HostEmulation;
   libvirtUri: string;
   insecureRegistries: string[];
   intervalMs: number;
@@ -119,19 +108,14 @@ export function validateAgentFlags(raw: RawAgentFlags): { ok: true; config: Agen
   const errors: string[] = [];
   if (!raw.node) errors.push('--node is required: the name of this node (a DNS subdomain, e.g. the host name)');
   else if (!DNS_SUBDOMAIN.test(raw.node)) errors.push(`--node "${raw.node}" is not a valid node name: use lower-case letters, digits, '-' and '.'`);
-  const emulation = raw.emulation ?? 'auto';
-  if (!['auto', 'kvm', 'tcg'].includes(emulation)) errors.push(`--emulation "${emulation}" is not one of auto, kvm, tcg`);
-  const libvirtUri = raw.libvirtUri ?? 'qemu:///system';
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(libvirtUri)) errors.push(`--libvirt-uri "${libvirtUri}" is not a libvirt URI: use e.g. qemu:///system or test:///default`);
-  for (const r of raw.insecureRegistry ?? []) if (!/^[A-Za-z0-9.-]+(:\d+)?$/.test(r)) errors.push(`--insecure-registry "${r}" is not host[:port]: use e.g. 127.0.0.1:5000`);
-  const intervalMs = parseDurationMs(raw.interval ?? '1m', '--interval', errors);
-  if (errors.length) return { ok: false, errors };
+  const host = validateHostFlags(raw, errors);
+  const intervalMs = durationFlag(raw.interval ?? '1m', '--interval', errors, { min: 200 });
+  if (errors.length || !host || intervalMs === undefined) return { ok: false, errors };
   return {
     ok: true,
     config: {
       node: raw.node!, ...(raw.kubeconfig ? { kubeconfig: raw.kubeconfig } : {}), processRuntime: raw.processRuntime === true,
-      stateDir: raw.stateDir ?? '/var/lib/virtops', emulation: emulation as AgentConfig['emulation'], libvirtUri,
-      insecureRegistries: raw.insecureRegistry ?? [], intervalMs,
+      ...host, intervalMs,
     },
   };
 }
@@ -280,16 +264,9 @@ export async function runAgent(
   const client = opts.client ?? new HttpKubeClient(loadKubeConfig(config.kubeconfig));
   const domains = new LibvirtDomains(config.libvirtUri);
   const runtime = new NodeAgent({
-    podsDir: join(config.stateDir, 'pods'),
+    podsDir: podsDir(config.stateDir),
     virtopsCommand: [process.execPath, CLI_BIN],
-    hostFlags: {
-      ...(config.emulation !== 'auto' ? { emulation: config.emulation } : {}),
-      libvirtUri: config.libvirtUri,
-      imageStore: join(config.stateDir, 'images'),
-      pvcDir: join(config.stateDir, 'pvcs'),
-      secretsDir: join(config.stateDir, 'secrets'),
-      insecureRegistries: config.insecureRegistries,
-    },
+    hostFlags: hostFlags(config),
     baseEnv: baseEnv(),
     janitor: domains,
     log: log.child({ component: 'runtime' }),
@@ -311,11 +288,4 @@ export async function runAgent(
       await domains.close();
     },
   };
-}
-
-function baseEnv(): Record<string, string> {
-  const keep = ['PATH', 'HOME', 'VIRTOPS_LOG_LEVEL', 'VIRTOPS_TRUST_NESTED_KVM', 'TMPDIR'];
-  const env: Record<string, string> = {};
-  for (const k of keep) if (process.env[k] !== undefined) env[k] = process.env[k]!;
-  return env;
 }

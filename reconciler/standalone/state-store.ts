@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import type { VirtualMachineStatus } from '../../api/kubevirt.js';
 import type { BackoffState, Inventory, KubeObject, Override } from '../core/index.js';
 import type { InstanceRecord } from '../agent/agent.js';
-import { podsDir } from './host-layout.js';
+import { podsDir } from '../agent/host-config.js';
 
 export interface VmEvent {
   time: string;

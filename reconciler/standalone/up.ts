@@ -7,7 +7,6 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
-import { parseDuration } from '../../launcher/flags.js';
 import { GitSource, createWebhookRoute, isLocalPath } from '../source/index.js';
 import { NodeAgent } from '../agent/agent.js';
 import { processAlive } from '../agent/process-runtime.js';
@@ -18,10 +17,10 @@ import { LibvirtDomains } from './libvirt-domains.js';
 import { ReconcilerMetrics } from './metrics.js';
 import { StateStore } from './state-store.js';
 import { DEFAULT_LISTEN } from './client.js';
-import { upHostFlags } from './host-layout.js';
+import { baseEnv, hostFlags, validateHostFlags, type HostEmulation } from '../agent/host-config.js';
+import { durationFlag } from '../agent/duration-flag.js';
 
 export { DEFAULT_LISTEN };
-export const DEFAULT_STATE_DIR = '/var/lib/virtops';
 export const CLI_BIN = fileURLToPath(new URL('../../cli/bin.js', import.meta.url));
 
 export interface RawUpFlags {
@@ -46,7 +45,7 @@ export interface UpConfig {
   distPath: string;
   stateDir: string;
   listen: { host: string; port: number };
-  emulation: 'auto' | 'kvm' | 'tcg';
+  emulation: HostEmulation;
   intervalMs: number;
   libvirtUri: string;
   webhookSecretFile?: string;
@@ -67,33 +66,25 @@ export function validateUpFlags(raw: RawUpFlags, cwd = process.cwd()): { ok: tru
   if (!/^[\w.\-/]+$/.test(branch) || branch.includes('..') || branch.startsWith('-')) errors.push(`--branch "${branch}" is not a branch name: use e.g. --branch main`);
   const distPath = raw.path ?? 'dist';
   if (isAbsolute(distPath) || distPath.split('/').includes('..') || distPath === '') errors.push(`--path "${distPath}" must be a directory inside the repository, e.g. --path dist`);
-  const stateDir = raw.stateDir ?? DEFAULT_STATE_DIR;
-  if (!isAbsolute(stateDir)) errors.push(`--state-dir "${stateDir}" is not an absolute path: pass e.g. --state-dir /var/lib/virtops`);
+  const host = validateHostFlags(raw, errors);
   const listenRaw = raw.listen ?? DEFAULT_LISTEN;
   const lm = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listenRaw);
   const port = lm ? Number(lm[2]) : NaN;
   if (!lm || port > 65535) errors.push(`--listen "${listenRaw}" is not HOST:PORT: use e.g. --listen 127.0.0.1:8686 (port 0 picks a free one)`);
-  const emulation = raw.emulation ?? 'auto';
-  if (emulation !== 'auto' && emulation !== 'kvm' && emulation !== 'tcg') errors.push(`--emulation "${emulation}" is not one of auto, kvm, tcg: pass --emulation tcg where KVM is unusable`);
-  const intervalMs = parseDuration(raw.interval ?? '1m');
-  if (intervalMs === null || intervalMs < 100) errors.push(`--interval "${raw.interval}" is not a duration of at least 100ms: use e.g. 30s, 1m or 5m`);
-  const libvirtUri = raw.libvirtUri ?? 'qemu:///system';
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(libvirtUri)) errors.push(`--libvirt-uri "${libvirtUri}" is not a libvirt URI: use e.g. qemu:///system or test:///default`);
-  const insecureRegistries = raw.insecureRegistry ?? [];
-  for (const r of insecureRegistries) if (!/^[A-Za-z0-9.-]+(:\d+)?$/.test(r)) errors.push(`--insecure-registry "${r}" is not host[:port]: use e.g. 127.0.0.1:5000`);
+  const intervalMs = durationFlag(raw.interval ?? '1m', '--interval', errors, { min: 100 });
   const concurrency = Number(raw.concurrency ?? '16');
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 512) errors.push(`--concurrency "${raw.concurrency}" is not a whole number in 1..512: use e.g. --concurrency 16`);
   const launcherRuntime = raw.launcherRuntime ?? 'process';
   if (launcherRuntime !== 'process' && launcherRuntime !== 'pool') errors.push(`--launcher-runtime "${launcherRuntime}" is not one of process, pool: use process (pool is for control-plane benchmarks)`);
   if (raw.webhookSecretFile !== undefined && raw.webhookSecretFile.trim() === '') errors.push('--webhook-secret-file is empty: pass the path of a file holding the shared secret');
-  if (errors.length) return { ok: false, errors };
-  const host = lm![1]!.replace(/^\[|\]$/g, '');
+  if (errors.length || !host || intervalMs === undefined) return { ok: false, errors };
+  const listenHost = lm![1]!.replace(/^\[|\]$/g, '');
   return {
     ok: true,
     config: {
-      repo, branch, distPath, stateDir, listen: { host, port }, emulation: emulation as UpConfig['emulation'], intervalMs: intervalMs!, libvirtUri,
+      repo, branch, distPath, ...host, listen: { host: listenHost, port }, intervalMs,
       ...(raw.webhookSecretFile ? { webhookSecretFile: resolve(cwd, raw.webhookSecretFile) } : {}),
-      insecureRegistries, freshness: raw.freshnessCheck !== false, concurrency, launcherRuntime: launcherRuntime as UpConfig['launcherRuntime'],
+      freshness: raw.freshnessCheck !== false, concurrency, launcherRuntime: launcherRuntime as UpConfig['launcherRuntime'],
     },
   };
 }
@@ -126,7 +117,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
   const agent = new NodeAgent({
     podsDir: store.podsDir,
     virtopsCommand: [process.execPath, CLI_BIN],
-    hostFlags: upHostFlags(config),
+    hostFlags: hostFlags(config),
     baseEnv: baseEnv(),
     janitor: domains,
     ...(config.launcherRuntime === 'pool'
@@ -208,11 +199,4 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
         log.info({ vms: backend.list().filter((v) => v.instance).length }, 'stopped');
       })()),
   };
-}
-
-function baseEnv(): Record<string, string> {
-  const keep = ['PATH', 'HOME', 'VIRTOPS_LOG_LEVEL', 'VIRTOPS_TRUST_NESTED_KVM', 'TMPDIR'];
-  const env: Record<string, string> = {};
-  for (const k of keep) if (process.env[k] !== undefined) env[k] = process.env[k]!;
-  return env;
 }

@@ -85,7 +85,7 @@ describe('flags', () => {
       expect(v.errors.join('\n')).toMatch(/--repo is required/);
       expect(v.errors.join('\n')).toMatch(/--namespace "Bad_NS"/);
       expect(v.errors.join('\n')).toMatch(/--interval "soon" is not a duration: use e.g. 500ms/);
-      expect(v.errors.join('\n')).toMatch(/--lease-duration 1s is too short/);
+      expect(v.errors.join('\n')).toMatch(/--lease-duration "1s" is too short: use at least 2s/);
     }
     const ok = validateControllerFlags({ repo: '/srv/vms.git', interval: '2s', leaderElect: true });
     expect(ok).toMatchObject({ ok: true, config: { repo: '/srv/vms.git', namespace: 'virtops-system', intervalMs: 2000, leaderElect: true, distPath: 'dist', branch: 'main' } });
@@ -98,5 +98,19 @@ describe('flags', () => {
     expect(v.ok).toBe(false);
     if (!v.ok) expect(v.errors).toHaveLength(4);
     expect(validateAgentFlags({ node: 'n1', processRuntime: true, libvirtUri: 'test:///default' })).toMatchObject({ ok: true, config: { node: 'n1', processRuntime: true, emulation: 'auto' } });
+  });
+
+  it.each([
+    [{ node: 'n1', interval: '30' }, '--interval "30" is not a duration'],
+    [{ node: 'n1', interval: '50ms' }, '--interval "50ms" is too short: use at least 200ms'],
+    [{ node: 'n1', stateDir: 'rel' }, '--state-dir "rel" is not an absolute path'],
+  ])('agent %j → %s', (raw, message) => {
+    const v = validateAgentFlags(raw);
+    expect(v.ok ? [] : v.errors.join('\n')).toContain(message);
+  });
+
+  it('durations take compound forms (one parser: launcher/flags.ts)', () => {
+    expect(validateControllerFlags({ repo: 'r', interval: '1m30s', leaseDuration: '2s' })).toMatchObject({ ok: true, config: { intervalMs: 90_000, leaseDurationMs: 2000 } });
+    expect(validateAgentFlags({ node: 'n1', interval: '1m30s' })).toMatchObject({ ok: true, config: { intervalMs: 90_000, stateDir: '/var/lib/virtops' } });
   });
 });
