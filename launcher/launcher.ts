@@ -21,7 +21,7 @@ import { type FieldError, asVmi, checkVmi } from './vmi-check.js';
 import { domainState, destroyIfActive, gracefulStop, isActive, undefineIfDefined, waitForState, type StopOutcome } from './cleanup.js';
 import { removeState, writeState } from './state-file.js';
 import { PrepareWorker } from './prepare.js';
-import { ovmfFirmware } from './convert/node-layout.js';
+import { ovmfFirmware } from './firmware-files.js';
 
 /** A request the launcher refuses; `status` is the HTTP status the server answers with. */
 export class LauncherRequestError extends Error {

@@ -5,7 +5,8 @@
  *
  * - volume paths from launcher/volumes/plan.ts `planVolumes(vmi, --ephemeral-disk-dir)`
  *   (the same call materializeVolumes makes before creating anything);
- * - socket and log directories from launcher/flags.ts `launcherPaths(config)`.
+ * - socket and log directories from launcher/flags.ts `launcherPaths(config)`;
+ * - firmware files from launcher/firmware-files.ts `ovmfFirmware(nvramDir)`.
  *
  * Only what is decided at materialisation time is not knowable here; each such value is
  * reported in `unresolved`: the digest directory of a pulled image (backing files of
@@ -19,7 +20,7 @@ import type { VirtualMachineInstance } from '../api/kubevirt.js';
 import type { ConversionContext, Emulation, MaterializedVolume } from './convert/context.js';
 import { type LauncherConfig, launcherPaths } from './flags.js';
 import { planVolumes, type VolumePlan } from './volumes/plan.js';
-import { ovmfFirmware } from './convert/node-layout.js';
+import { ovmfFirmware } from './firmware-files.js';
 
 export interface PreviewContext {
   ctx: ConversionContext;

@@ -4,19 +4,11 @@
  * (name, labels, init containers, `compute` first, the shared emptyDirs and their mount
  * paths), with virtops' own launcher monitor as the `compute` command.
  *
- * The launcher command line (a stable contract with launcher/monitor; keep in sync):
- *
- *   virtops launcher-monitor
- *     --qemu-timeout <N>s                 QEMU start deadline (default 240s, fixed: no jitter)
- *     --name <vm>                         VMI name
- *     --uid $(VMI_UID)                    VMI uid (see below)
- *     --namespace <ns>                    VMI namespace (default "default")
- *     --kubevirt-share-dir /var/run/kubevirt
- *     --ephemeral-disk-dir /var/run/kubevirt-ephemeral-disks
- *     --container-disk-dir /var/run/kubevirt/container-disks
- *     --grace-period-seconds <vmi grace + 15>
- *     --hook-sidecars 0
- *     --emulation auto|kvm|tcg
+ * The `compute` command is `virtops launcher-monitor` with flags built by launcher/flags.ts
+ * (`buildLauncherArgs`, the one owner of the launcher command-line contract). What synth
+ * chooses: the QEMU start deadline (240s, fixed: no jitter), the VMI name, namespace and
+ * `$(VMI_UID)` (see below), KubeVirt's directories (PATHS), a grace period of the VMI's
+ * plus 15 s, no hook sidecars, and the emulation mode.
  *
  * The VMI uid does not exist at synth time (the API server or the local store assigns it when
  * the VM starts). To keep dist/ stable, the Pod carries the placeholder label
@@ -41,6 +33,7 @@ import type * as api from '../api/kubevirt.js';
 import { computeOverhead, guestMemoryBytes, vcpuCount, type Emulation, type OverheadBreakdown } from './overhead.js';
 import type { Container, EnvVar, PodManifest, PodVolume, ResourceList, VolumeMount } from './pod-types.js';
 import { formatBytes, parseQuantity } from './quantity.js';
+import { buildLauncherArgs, LAUNCHER_MONITOR_COMMAND } from '../launcher/flags.js';
 
 /** One image carries the `virtops` CLI for the controller, the node agent and launchers. */
 export const DEFAULT_LAUNCHER_IMAGE = 'ghcr.io/virtops/virtops:0.1.0';
@@ -260,19 +253,19 @@ function compute(vm: api.VirtualMachine, c: ComputeInput): Container {
   return {
     name: 'compute',
     image: c.image,
-    command: ['virtops', 'launcher-monitor'],
-    args: [
-      '--qemu-timeout', `${c.opts.qemuTimeoutSeconds ?? DEFAULT_QEMU_TIMEOUT_SECONDS}s`,
-      '--name', vm.metadata.name!,
-      '--uid', '$(VMI_UID)',
-      '--namespace', c.namespace,
-      '--kubevirt-share-dir', PATHS.share,
-      '--ephemeral-disk-dir', PATHS.ephemeralDisks,
-      '--container-disk-dir', PATHS.containerDisks,
-      '--grace-period-seconds', String(c.vmiGrace + 15),
-      '--hook-sidecars', '0',
-      '--emulation', c.opts.emulation ?? 'auto',
-    ],
+    command: ['virtops', LAUNCHER_MONITOR_COMMAND],
+    args: buildLauncherArgs({
+      qemuTimeoutMs: (c.opts.qemuTimeoutSeconds ?? DEFAULT_QEMU_TIMEOUT_SECONDS) * 1000,
+      name: vm.metadata.name!,
+      uid: '$(VMI_UID)',
+      namespace: c.namespace,
+      kubevirtShareDir: PATHS.share,
+      ephemeralDiskDir: PATHS.ephemeralDisks,
+      containerDiskDir: PATHS.containerDisks,
+      gracePeriodSeconds: c.vmiGrace + 15,
+      hookSidecars: 0,
+      emulation: c.opts.emulation ?? 'auto',
+    }),
     env: [
       ...XDG_ENV,
       { name: 'POD_NAME', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },

@@ -15,18 +15,18 @@
  *   <stateDir>/sockets/<ns>_<name>-serial0, -vnc          console and VNC unix sockets
  *   <stateDir>/logs/<ns>_<name>-serial0.log               serial console logs
  *   <stateDir>/nvram/<ns>_<name>_VARS.fd                  EFI variables
- *   /usr/share/OVMF/OVMF_{CODE,VARS}_4M*.fd              firmware (Debian's ovmf package)
+ *   /usr/share/OVMF/OVMF_{CODE,VARS}_4M*.fd              firmware (launcher/firmware-files.ts, as the launcher uses)
  */
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type * as api from '../../api/kubevirt.js';
 import type { ConversionContext, Emulation, MaterializedVolume } from './context.js';
+import { ovmfFirmware } from '../firmware-files.js';
 
 // One definition, owned by the host layout (reconciler/agent/host-config.ts, kept free of
 // reconciler wiring for importers like this one); re-exported so the converter's API keeps it.
 import { DEFAULT_STATE_DIR } from '../../reconciler/agent/host-config.js';
 export { DEFAULT_STATE_DIR };
-const OVMF_DIR = '/usr/share/OVMF';
 
 export interface NodeLayoutOptions {
   stateDir?: string;
@@ -82,15 +82,4 @@ function volumeAt(v: api.Volume, p: { stateDir: string; dir: string; ns: string 
   if (v.cloudInitNoCloud || v.cloudInitConfigDrive) return iso('cloud-init');
   if (v.secret || v.configMap || v.serviceAccount) return iso('config');
   return undefined;
-}
-
-/** Debian's OVMF builds (package ovmf), with per-domain NVRAM copies kept in `nvramDir`. */
-export function ovmfFirmware(nvramDir: string, dir: string = OVMF_DIR): NonNullable<ConversionContext['ovmf']> {
-  return {
-    code: posix.join(dir, 'OVMF_CODE_4M.fd'),
-    vars: posix.join(dir, 'OVMF_VARS_4M.fd'),
-    secureBootCode: posix.join(dir, 'OVMF_CODE_4M.secboot.fd'),
-    secureBootVars: posix.join(dir, 'OVMF_VARS_4M.ms.fd'),
-    nvramDir,
-  };
 }

@@ -18,16 +18,14 @@
 import { posix } from 'node:path';
 import type { Container, PodManifest } from '../../synth/pod-types.js';
 import { LABEL_CREATED_BY, launcherArgv } from '../../synth/launcher-pod.js';
+import { buildLauncherArgs, launcherFlag, launcherFlagValue, setLauncherFlag, type LauncherConfig } from '../../launcher/flags.js';
 
-export interface HostFlags {
-  /** Replaces the Pod's `--emulation` (a host fact: KVM may be unusable here). */
-  emulation?: 'auto' | 'kvm' | 'tcg';
-  libvirtUri?: string;
-  imageStore?: string;
-  pvcDir?: string;
-  secretsDir?: string;
-  insecureRegistries?: string[];
-}
+/** Host facts given to every launcher, as the launcher config fields they set. */
+export type HostFlags = Partial<Pick<LauncherConfig, HostFlagField | 'insecureRegistries'>>;
+
+/** Host flags that replace the Pod's value (`emulation`: KVM may be unusable on this host). */
+const REPLACED_HOST_FLAGS = ['emulation', 'libvirtUri', 'imageStore', 'pvcDir', 'secretsDir'] as const;
+type HostFlagField = (typeof REPLACED_HOST_FLAGS)[number];
 
 export interface ProcessInput {
   pod: PodManifest;
@@ -103,28 +101,25 @@ export function launcherProcessSpec(input: ProcessInput): ProcessSpec {
   let args = rest.map((a) => rewriteArg(a, dirs));
   const head = cmd === 'virtops' ? input.virtopsCommand : [cmd];
 
+  // Host flags edit the Pod's args in place (nothing else moves), so the argv stays the Pod's.
   const changes: HostFlagChange[] = [];
-  const set = (flag: string, value: string | undefined): void => {
-    if (value === undefined) return;
-    const r = setFlag(args, flag, value);
-    args = r.args;
-    if (r.previous !== value) changes.push({ flag, ...(r.previous !== undefined ? { pod: r.previous } : {}), host: value });
-  };
   const hf = input.hostFlags;
-  set('--emulation', hf.emulation);
-  set('--libvirt-uri', hf.libvirtUri);
-  set('--image-store', hf.imageStore);
-  set('--pvc-dir', hf.pvcDir);
-  set('--secrets-dir', hf.secretsDir);
+  for (const field of REPLACED_HOST_FLAGS) {
+    const value = hf[field];
+    if (value === undefined) continue;
+    const r = setLauncherFlag(args, field, value);
+    args = r.args;
+    if (r.previous !== value) changes.push({ flag: launcherFlag(field), ...(r.previous !== undefined ? { pod: r.previous } : {}), host: value });
+  }
   for (const r of hf.insecureRegistries ?? []) {
-    args.push('--insecure-registry', r);
-    changes.push({ flag: '--insecure-registry', host: r });
+    args.push(...buildLauncherArgs({ insecureRegistries: [r] }));
+    changes.push({ flag: launcherFlag('insecureRegistries'), host: r });
   }
 
-  const shareArg = flagValue(args, '--kubevirt-share-dir');
-  if (!shareArg) throw new PodProcessError('spec.containers[compute].args', 'has no --kubevirt-share-dir; re-run virtops synth');
-  const name = flagValue(args, '--name') ?? pod.metadata.labels?.['vm.kubevirt.io/name'] ?? '';
-  const namespace = flagValue(args, '--namespace') ?? 'default';
+  const shareArg = launcherFlagValue(args, 'kubevirtShareDir');
+  if (!shareArg) throw new PodProcessError('spec.containers[compute].args', `has no ${launcherFlag('kubevirtShareDir')}; re-run virtops synth`);
+  const name = launcherFlagValue(args, 'name') ?? pod.metadata.labels?.['vm.kubevirt.io/name'] ?? '';
+  const namespace = launcherFlagValue(args, 'namespace') ?? 'default';
   return {
     argv: [...head, ...args],
     env,
@@ -195,32 +190,4 @@ function fieldRef(pod: PodManifest, fieldPath: string, at: string): string {
   const m = /^metadata\.(labels|annotations)\['([^']+)'\]$/.exec(fieldPath);
   if (m) return (m[1] === 'labels' ? meta.labels : meta.annotations)?.[m[2]!] ?? '';
   throw new PodProcessError(at, `"${fieldPath}" is not supported by the standalone node agent: use metadata.name, metadata.namespace, metadata.labels['...'] or metadata.annotations['...']`);
-}
-
-export function flagValue(args: string[], flag: string): string | undefined {
-  for (let i = args.length - 1; i >= 0; i--) {
-    const a = args[i]!;
-    if (a === flag) return args[i + 1];
-    if (a.startsWith(`${flag}=`)) return a.slice(flag.length + 1);
-  }
-  return undefined;
-}
-
-/** Replaces every occurrence of `flag` (both `--f v` and `--f=v`) by one `--f value` in place of the first. */
-function setFlag(args: string[], flag: string, value: string): { args: string[]; previous?: string } {
-  const previous = flagValue(args, flag);
-  const out: string[] = [];
-  let placed = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === flag || a.startsWith(`${flag}=`)) {
-      if (a === flag) i++;
-      if (!placed) out.push(flag, value);
-      placed = true;
-      continue;
-    }
-    out.push(a);
-  }
-  if (!placed) out.push(flag, value);
-  return { args: out, ...(previous !== undefined ? { previous } : {}) };
 }

@@ -16,29 +16,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { LAUNCHER_FLAGS, type RawLauncherFlags, launcherPaths, validateLauncherFlags } from '../../launcher/flags.js';
+import { launcherPaths, parseLauncherArgv, validateLauncherFlags } from '../../launcher/flags.js';
 import { callLauncher } from '../../launcher/server/client.js';
 import type { InstanceRecord, LauncherRuntime } from './agent.js';
 import type { ProcessSpec } from './pod-process.js';
 import { processAlive } from './process-runtime.js';
-
-/** `... launcher-monitor --flag value ...` → the launcher flags, as commander would parse them. */
-export function parseLauncherArgv(argv: string[]): RawLauncherFlags {
-  const at = argv.indexOf('launcher-monitor');
-  const rest = at >= 0 ? argv.slice(at + 1) : argv;
-  const byFlag = new Map(LAUNCHER_FLAGS.map((f) => [f.flag.split(' ')[0]!, f]));
-  const raw: Record<string, string | string[]> = {};
-  for (let i = 0; i < rest.length; i++) {
-    const [flag, inline] = rest[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
-    const spec = byFlag.get(flag);
-    if (!spec) throw new Error(`launcher argv: unknown flag ${flag}`);
-    const value = inline ?? rest[++i];
-    if (value === undefined) throw new Error(`launcher argv: ${flag} needs a value`);
-    if (spec.repeatable) raw[spec.key] = [...((raw[spec.key] as string[] | undefined) ?? []), value];
-    else raw[spec.key] = value;
-  }
-  return raw as RawLauncherFlags;
-}
 
 export async function runLauncherPool(socketPath: string, log: Logger): Promise<{ close(): Promise<void> }> {
   const [{ Launcher }, { startCommandServer }, { createLauncherDeps }, { createLibvirtDriver }] = await Promise.all([

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { VirtualMachine } from '../../../api/kubevirt.js';
 import { renderLauncherPod } from '../../../synth/launcher-pod.js';
-import { flagValue, launcherProcessSpec, rewritePath, PodProcessError, type HostDir } from '../../../reconciler/agent/pod-process.js';
+import { launcherFlagValue } from '../../../launcher/flags.js';
+import { launcherProcessSpec, rewritePath, PodProcessError, type HostDir } from '../../../reconciler/agent/pod-process.js';
 
 const vm: VirtualMachine = {
   apiVersion: 'kubevirt.io/v1',
@@ -20,16 +21,16 @@ describe('launcherProcessSpec', () => {
     const compute = pod.spec.containers.find((c) => c.name === 'compute')!;
     // Same flags in the same order as the Pod; only paths and $(VMI_UID) differ.
     expect(s.argv.slice(3).filter((a) => a.startsWith('--'))).toEqual(compute.args!.filter((a) => a.startsWith('--')));
-    expect(flagValue(s.argv, '--uid')).toBe('u-123');
-    expect(flagValue(s.argv, '--grace-period-seconds')).toBe(flagValue(compute.args!, '--grace-period-seconds'));
+    expect(launcherFlagValue(s.argv, 'uid')).toBe('u-123');
+    expect(launcherFlagValue(s.argv, 'gracePeriodSeconds')).toBe(launcherFlagValue(compute.args!, 'gracePeriodSeconds'));
     expect(s.hostFlagChanges).toEqual([]);
   });
 
   it('maps emptyDir mount paths to per-VM host dirs, nested mounts as links into the parent', () => {
     const s = launcherProcessSpec(base);
-    expect(flagValue(s.argv, '--kubevirt-share-dir')).toBe('/s/pods/prod_web/volumes/public');
-    expect(flagValue(s.argv, '--ephemeral-disk-dir')).toBe('/s/pods/prod_web/volumes/ephemeral-disks');
-    expect(flagValue(s.argv, '--container-disk-dir')).toBe('/s/pods/prod_web/volumes/container-disks');
+    expect(launcherFlagValue(s.argv, 'kubevirtShareDir')).toBe('/s/pods/prod_web/volumes/public');
+    expect(launcherFlagValue(s.argv, 'ephemeralDiskDir')).toBe('/s/pods/prod_web/volumes/ephemeral-disks');
+    expect(launcherFlagValue(s.argv, 'containerDiskDir')).toBe('/s/pods/prod_web/volumes/container-disks');
     const sockets = s.dirs.find((d) => d.volume === 'sockets')!;
     expect(sockets.hostPath).toBe('/s/pods/prod_web/volumes/sockets');
     expect(sockets.linkTo).toBe('/s/pods/prod_web/volumes/public/sockets');
@@ -47,9 +48,9 @@ describe('launcherProcessSpec', () => {
   it('replaces or adds host flags and reports each change', () => {
     const s = launcherProcessSpec({ ...base, hostFlags: { emulation: 'tcg', libvirtUri: 'test:///default', insecureRegistries: ['127.0.0.1:5000'] } });
     expect(s.argv.filter((a) => a === '--emulation')).toHaveLength(1);
-    expect(flagValue(s.argv, '--emulation')).toBe('tcg');
-    expect(flagValue(s.argv, '--libvirt-uri')).toBe('test:///default');
-    expect(flagValue(s.argv, '--insecure-registry')).toBe('127.0.0.1:5000');
+    expect(launcherFlagValue(s.argv, 'emulation')).toBe('tcg');
+    expect(launcherFlagValue(s.argv, 'libvirtUri')).toBe('test:///default');
+    expect(launcherFlagValue(s.argv, 'insecureRegistries')).toBe('127.0.0.1:5000');
     expect(s.hostFlagChanges).toEqual([
       { flag: '--emulation', pod: 'auto', host: 'tcg' },
       { flag: '--libvirt-uri', host: 'test:///default' },
