@@ -10,11 +10,11 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { VirtualMachine, VirtualMachineInstanceSpec } from '../../api/kubevirt.js';
-import { vmiFromVm } from '../../api/kubevirt.js';
+import type { VirtualMachineInstance, VirtualMachineInstanceSpec } from '../../api/kubevirt.js';
 import type { LauncherInfo, SyncResponse } from '../../launcher/launcher.js';
-import { callLauncher } from '../../launcher/server/client.js';
+import { callLauncher, launcherEvents } from '../../launcher/server/client.js';
 import type { PodManifest } from '../../synth/pod-types.js';
+import { type LauncherObservation, type LauncherPhase, launcherPhase } from '../core/launcher-phase.js';
 import { type HostFlags, type ProcessSpec, launcherProcessSpec } from './pod-process.js';
 import { findProcesses, prepareHostDirs, processAlive, startDetached, stopProcess, tail } from './process-runtime.js';
 
@@ -60,9 +60,8 @@ export interface AgentOptions {
   startTimeoutMs?: number;
 }
 
-export type Observation =
-  | { reachable: true; info: LauncherInfo }
-  | { reachable: false; processAlive: boolean; reason: string };
+export type Observation = LauncherObservation &
+  ({ reachable: true; info: LauncherInfo } | { reachable: false; processAlive: boolean; reason: string });
 
 export const LAUNCHER_MARKER = 'launcher-monitor';
 
@@ -118,6 +117,8 @@ export class LauncherError extends Error {
 
 export class NodeAgent {
   private readonly runtime: LauncherRuntime;
+  private readonly lastContact = new Map<string, number>();
+  private readonly startedAt = Date.now();
 
   constructor(private readonly opts: AgentOptions) {
     this.runtime = opts.runtime ?? new ProcessRuntime();
@@ -127,19 +128,23 @@ export class NodeAgent {
     return join(this.opts.podsDir, `${namespace}_${name}`);
   }
 
-  /** Builds the process spec for a new incarnation (pure) and the record to persist before spawning. */
-  plan(vm: VirtualMachine, pod: PodManifest, uid: string, now: number): { spec: ProcessSpec; record: InstanceRecord } {
-    const ns = vm.metadata.namespace ?? 'default';
-    const podDir = this.podDir(ns, vm.metadata.name ?? '');
+  /**
+   * Builds the process spec for a VMI's launcher (pure) and the record to persist before
+   * spawning. `podName` names the host directory of the launcher Pod (`<ns>_<podName>`).
+   */
+  plan(vmi: VirtualMachineInstance, pod: PodManifest, opts: { podName: string; now: number; vmGeneration?: number }): { spec: ProcessSpec; record: InstanceRecord } {
+    const uid = vmi.metadata.uid;
+    if (!uid) throw new LauncherError(`VirtualMachineInstance ${vmi.metadata.namespace ?? 'default'}/${vmi.metadata.name} has no uid yet`, 'NoUid');
+    const podDir = this.podDir(vmi.metadata.namespace ?? 'default', opts.podName);
     const spec = launcherProcessSpec({ pod, uid, podDir, virtopsCommand: this.opts.virtopsCommand, hostFlags: this.opts.hostFlags });
     if (Buffer.byteLength(spec.socketPath) > 107) {
       throw new LauncherError(`launcher socket path ${spec.socketPath} is over the 107-byte unix socket limit: use a shorter --state-dir or VM name`, 'SocketPathTooLong');
     }
     const record: InstanceRecord = {
       uid,
-      createdAt: now,
-      spec: structuredClone(vm.spec.template.spec),
-      ...(vm.metadata.generation !== undefined ? { vmGeneration: vm.metadata.generation } : {}),
+      createdAt: opts.now,
+      spec: structuredClone(vmi.spec),
+      ...(opts.vmGeneration !== undefined ? { vmGeneration: opts.vmGeneration } : {}),
       podDir,
       socketPath: spec.socketPath,
       shareDir: spec.shareDir,
@@ -181,19 +186,65 @@ export class NodeAgent {
     }
   }
 
-  /** Pushes the VMI (built from the VM and the record's uid and spec) to the launcher. */
-  async sync(vm: VirtualMachine, record: InstanceRecord, onWaiting?: (elapsedMs: number) => void): Promise<SyncResponse> {
-    const vmi = vmiFromVm(vm, record.uid);
-    vmi.spec = structuredClone(record.spec);
+  /** Pushes the VMI to the launcher, with the record's uid and the spec it was started with. */
+  async sync(vmi: VirtualMachineInstance, record: InstanceRecord, onWaiting?: (elapsedMs: number) => void): Promise<SyncResponse> {
+    const body: VirtualMachineInstance = { ...vmi, metadata: { ...vmi.metadata, uid: record.uid }, spec: structuredClone(record.spec) };
+    delete body.status;
     const started = Date.now();
     const ticker = onWaiting ? setInterval(() => onWaiting(Date.now() - started), 5000) : undefined;
     try {
-      const res = await callLauncher<SyncResponse & { error?: string; reason?: string }>(record.socketPath, 'PUT', '/v1/vmi', vmi);
-      if (res.status === 200 || res.status === 201) return res.body;
+      const res = await callLauncher<SyncResponse & { error?: string; reason?: string }>(record.socketPath, 'PUT', '/v1/vmi', body);
+      if (res.status === 200 || res.status === 201) {
+        record.synced = true;
+        return res.body;
+      }
       throw new LauncherError(res.body?.error ?? `launcher answered ${res.status}`, res.body?.reason ?? 'SyncFailed', res.status);
     } finally {
       if (ticker) clearInterval(ticker);
     }
+  }
+
+  /**
+   * The launcher's observation and what it means for the VMI (core's launcherPhase, the same
+   * function in both modes). Remembers when each launcher last answered: a busy launcher is
+   * not a dead one until it has been silent for UNRESPONSIVE_AFTER_MS.
+   */
+  async observePhase(record: InstanceRecord, now = Date.now()): Promise<{ observation: Observation; phase: LauncherPhase }> {
+    const observation = await this.observe(record);
+    if (observation.reachable) this.lastContact.set(record.uid, now);
+    const lastContact = Math.max(record.createdAt, this.lastContact.get(record.uid) ?? this.startedAt);
+    return { observation, phase: launcherPhase(observation, { now, lastContact, logFile: record.logFile }) };
+  }
+
+  /** Forgets what observePhase remembered about an instance that is gone. */
+  forget(uid: string): void {
+    this.lastContact.delete(uid);
+  }
+
+  /**
+   * Follows a launcher's transitions (after its initial snapshot) and calls `onChange(false)`
+   * for each, and `onChange(true)` when the stream ends (the launcher went away) unless
+   * `stop()` was called first.
+   */
+  watch(record: InstanceRecord, onChange: (ended: boolean) => void): { stop(): void } {
+    const abort = new AbortController();
+    void (async () => {
+      try {
+        let first = true;
+        for await (const _t of launcherEvents(record.socketPath, abort.signal)) {
+          if (first) {
+            first = false; // the snapshot
+            continue;
+          }
+          onChange(false);
+        }
+      } catch {
+        // The launcher went away: the caller's next pass notices.
+      } finally {
+        if (!abort.signal.aborted) onChange(true);
+      }
+    })();
+    return { stop: () => abort.abort() };
   }
 
   async observe(record: InstanceRecord): Promise<Observation> {

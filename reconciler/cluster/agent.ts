@@ -21,9 +21,10 @@
 import { cpus, totalmem } from 'node:os';
 import type { KubernetesObject, V1Lease, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { VirtualMachine, VirtualMachineInstance } from '../../api/kubevirt.js';
-import { launcherEvents } from '../../launcher/server/client.js';
-import { LABEL_CREATED_BY } from '../../synth/launcher-pod.js';
+import { vmiGraceSeconds } from '../../api/grace.js';
+import type { VirtualMachineInstance } from '../../api/kubevirt.js';
+import { LABEL_CREATED_BY, LABEL_VM_NAME } from '../../synth/launcher-pod.js';
+import { awaitingVmi } from '../core/index.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 import type { InstanceRecord, NodeAgent } from '../agent/agent.js';
 import { LABEL_SCHEDULABLE, nodeConditions, nodeManifest, podStatusFor, podStatusSignature, vmiStatusFor, vmiStatusSignature, type LauncherView, type ProcessState } from './agent-status.js';
@@ -60,8 +61,8 @@ interface Tracked {
   synced: boolean;
   startedAt?: Date;
   exited?: ProcessState & { state: 'exited' };
-  /** Aborts the launcher event stream. */
-  watch?: AbortController;
+  /** Stops following the launcher's events. */
+  watch?: { stop(): void };
 }
 
 export class ClusterAgent {
@@ -121,7 +122,7 @@ export class ClusterAgent {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
-    for (const t of this.tracked.values()) t.watch?.abort();
+    for (const t of this.tracked.values()) t.watch?.stop();
     await Promise.all([this.pods.stop(), this.vmis.stop()]);
     await this.queue.stop();
   }
@@ -205,7 +206,7 @@ export class ClusterAgent {
       if (live?.metadata.uid === vmiUid) vmi = live;
     }
     if (!t || t.podUid !== pod.metadata?.uid) {
-      t?.watch?.abort();
+      t?.watch?.stop();
       t = this.track(key, pod, vmiUid, vmi);
     }
 
@@ -252,7 +253,7 @@ export class ClusterAgent {
 
   private track(key: string, pod: V1Pod, vmiUid: string, vmi: VirtualMachineInstance | undefined): Tracked {
     const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp).getTime() : Date.now();
-    const { record } = this.opts.runtime.plan(planInput(pod, vmi), pod as unknown as PodManifest, vmiUid, created);
+    const { record } = this.opts.runtime.plan(vmiOrStub(pod, vmi, vmiUid), pod as unknown as PodManifest, { podName: podDirName(pod), now: created });
     const running = pod.status?.containerStatuses?.find((c) => c.name === 'compute')?.state?.running?.startedAt;
     const t: Tracked = { podUid: pod.metadata?.uid ?? '', vmiUid, record, synced: false, ...(running ? { startedAt: new Date(running) } : {}) };
     this.tracked.set(key, t);
@@ -261,14 +262,14 @@ export class ClusterAgent {
 
   private untrack(key: string): void {
     const t = this.tracked.get(key);
-    t?.watch?.abort();
+    t?.watch?.stop();
     if (t) this.podByVmiUid.delete(t.vmiUid);
     this.tracked.delete(key);
   }
 
   private async startLauncher(key: string, pod: V1Pod, vmi: VirtualMachineInstance, t: Tracked): Promise<void> {
     const { runtime, log } = this.opts;
-    const { spec, record } = runtime.plan(planInput(pod, vmi), pod as unknown as PodManifest, t.vmiUid, t.record.createdAt);
+    const { spec, record } = runtime.plan(vmi, pod as unknown as PodManifest, { podName: podDirName(pod), now: t.record.createdAt });
     t.record = record;
     await runtime.spawn(record, spec);
     t.startedAt = new Date();
@@ -287,12 +288,12 @@ export class ClusterAgent {
   private async adopt(key: string, vmi: VirtualMachineInstance, t: Tracked): Promise<void> {
     const o = await this.opts.runtime.observe(t.record);
     if (!t.startedAt) t.startedAt = new Date();
-    if (o.reachable && o.info.phase === 'Scheduled' && o.info.state === 'Absent') await this.syncVmi(key, vmi, t);
+    if (awaitingVmi(o)) await this.syncVmi(key, vmi, t);
     else if (o.reachable) t.synced = true;
   }
 
   private async syncVmi(key: string, vmi: VirtualMachineInstance, t: Tracked): Promise<void> {
-    const res = await this.opts.runtime.sync(vmLike(undefined, vmi), t.record, (ms) => {
+    const res = await this.opts.runtime.sync(vmi, t.record, (ms) => {
       this.opts.log.info({ pod: key, waitingSeconds: Math.round(ms / 1000) }, 'launcher still preparing the VMI (pulling images, building disks, starting QEMU)');
     });
     t.synced = true;
@@ -303,18 +304,15 @@ export class ClusterAgent {
 
   private async view(t: Tracked): Promise<LauncherView> {
     if (t.exited) return { reachable: false, phase: 'Failed', reason: 'LauncherExited', message: t.exited.message ?? 'launcher process exited' };
-    const o = await this.opts.runtime.observe(t.record);
-    if (o.reachable) {
-      const i = o.info;
-      return { reachable: true, phase: i.phase, ...(i.reason ? { reason: i.reason } : {}), ...(i.message ? { message: i.message } : {}), paused: i.paused };
-    }
-    if (o.processAlive) return { reachable: false, phase: 'Scheduled', reason: 'LauncherStarting', message: `launcher is not answering yet: ${o.reason}` };
-    return { reachable: false, phase: 'Failed', reason: 'LauncherExited', message: `launcher process is gone; see ${t.record.logFile}` };
+    // The same observation → phase function as on a single host (timeouts included).
+    const { observation, phase } = await this.opts.runtime.observePhase(t.record);
+    if (observation.reachable) return { reachable: true, phase: phase.phase, ...(phase.reason ? { reason: phase.reason } : {}), ...(phase.message ? { message: phase.message } : {}), paused: phase.paused ?? false };
+    return { reachable: false, phase: phase.phase, reason: phase.reason ?? 'LauncherUnreachable', message: phase.message ?? observation.reason };
   }
 
   private async reportVmi(vmi: VirtualMachineInstance, view: LauncherView): Promise<void> {
     // Nothing worth reporting until the launcher has the VMI (avoids a Scheduled write).
-    if (view.phase === 'Scheduled' && !vmi.status?.phase) return;
+    if ((view.phase === 'Scheduled' || view.phase === 'Scheduling') && !vmi.status?.phase) return;
     const { status, signature } = vmiStatusFor(vmi, view, this.opts.nodeName, new Date());
     const before = vmiStatusSignature(vmi.status);
     if (signature === before) return;
@@ -335,7 +333,7 @@ export class ClusterAgent {
 
   /** Stops the guest (VMI gone or terminating): ACPI shutdown within the grace period, then the process. */
   private async stopInstance(key: string, pod: V1Pod, t: Tracked, vmi: VirtualMachineInstance | undefined): Promise<void> {
-    const grace = vmi?.spec.terminationGracePeriodSeconds ?? 30;
+    const grace = vmiGraceSeconds(vmi?.spec ?? t.record.spec);
     if (await this.opts.runtime.alive(t.record)) {
       this.opts.log.info({ pod: key, vmi: t.vmiUid, grace }, 'VMI deleted: stopping its guest');
       await this.opts.runtime.stop(t.record, grace);
@@ -343,7 +341,7 @@ export class ClusterAgent {
       // No process (already stopped, or never started): still make sure no domain is left.
       await this.opts.runtime.stop(t.record, 0);
     }
-    t.watch?.abort();
+    t.watch?.stop();
     if (this.opts.processRuntime && !t.exited) {
       t.exited = { state: 'exited', exitCode: 0, reason: 'Completed', ...(t.startedAt ? { startedAt: t.startedAt } : {}), finishedAt: new Date() };
       if (pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed' && t.startedAt) await this.reportPod(pod, t.exited);
@@ -352,8 +350,10 @@ export class ClusterAgent {
 
   /** The Pod is being deleted: stop its process, then remove the Pod for good (kubelet's last step). */
   private async terminatePod(key: string, pod: V1Pod, t: Tracked): Promise<ReconcileResult> {
-    if (await this.opts.runtime.alive(t.record)) await this.opts.runtime.stop(t.record, pod.spec?.terminationGracePeriodSeconds ?? 30);
+    // The guest gets the VMI's grace period (the Pod's own is that plus the launcher's margin).
+    if (await this.opts.runtime.alive(t.record)) await this.opts.runtime.stop(t.record, vmiGraceSeconds(t.record.spec));
     else await this.opts.runtime.stop(t.record, 0);
+    this.opts.runtime.forget(t.record.uid);
     if (this.opts.processRuntime && pod.metadata?.uid) {
       await this.client.deletePodNow(pod.metadata.namespace ?? 'default', pod.metadata.name ?? '', pod.metadata.uid);
       // The Pod's emptyDirs (ephemeral disks, sockets) go with it, as kubelet removes them.
@@ -366,37 +366,13 @@ export class ClusterAgent {
   /** Follows the launcher's transitions so a stopped or crashed guest is reported at once. */
   private watchLauncher(key: string, t: Tracked): void {
     if (t.watch || !t.synced || t.exited || this.stopped) return;
-    const abort = new AbortController();
-    t.watch = abort;
-    void (async () => {
-      try {
-        let first = true;
-        for await (const _e of launcherEvents(t.record.socketPath, abort.signal)) {
-          if (first) {
-            first = false;
-            continue;
-          }
-          this.queue.add(key);
-        }
-      } catch {
-        // The launcher went away: the next pass notices.
-      } finally {
-        if (t.watch === abort) t.watch = undefined;
-        if (!abort.signal.aborted && !this.stopped) this.queue.add(key);
-      }
-    })();
+    const watch = this.opts.runtime.watch(t.record, (ended) => {
+      if (t.watch !== watch) return;
+      if (ended) t.watch = undefined;
+      if (!this.stopped) this.queue.add(key);
+    });
+    t.watch = watch;
   }
-}
-
-/**
- * NodeAgent.plan keys the host directory by the VM name it is given; in the cluster each
- * launcher Pod gets its own (from its VMI uid), so a new incarnation never shares emptyDirs
- * with a terminating one, and removing one Pod's files cannot touch the next's.
- */
-function planInput(pod: V1Pod, vmi: VirtualMachineInstance | undefined): VirtualMachine {
-  const vm = vmLike(pod, vmi);
-  vm.metadata.name = podDirName(pod);
-  return vm;
 }
 
 /** Short (unix socket paths under it are capped at 107 bytes) and unique per incarnation. */
@@ -404,22 +380,13 @@ function podDirName(pod: V1Pod): string {
   return (pod.metadata?.labels?.[LABEL_CREATED_BY] ?? pod.metadata?.uid ?? pod.metadata?.name ?? 'pod').replace(/[^a-z0-9]/g, '').slice(0, 12);
 }
 
-/**
- * reconciler/agent's NodeAgent speaks VirtualMachine (the single-host store has no VMIs);
- * in the cluster the VMI is the truth, so wrap it as the VM it was started from.
- */
-function vmLike(pod: V1Pod | undefined, vmi: VirtualMachineInstance | undefined): VirtualMachine {
-  const name = vmi?.metadata.name ?? pod?.metadata?.labels?.['vm.kubevirt.io/name'] ?? '';
-  const namespace = vmi?.metadata.namespace ?? pod?.metadata?.namespace ?? 'default';
+/** The VMI a launcher Pod belongs to, or a stand-in with its uid while the VMI is unknown (it is gone or not yet cached). */
+function vmiOrStub(pod: V1Pod, vmi: VirtualMachineInstance | undefined, vmiUid: string): VirtualMachineInstance {
+  if (vmi) return vmi;
   return {
     apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name, namespace },
-    spec: {
-      template: {
-        metadata: { labels: { ...(vmi?.metadata.labels ?? {}) }, annotations: { ...(vmi?.metadata.annotations ?? {}) } },
-        spec: vmi ? structuredClone(vmi.spec) : { domain: { devices: {} } },
-      },
-    },
+    kind: 'VirtualMachineInstance',
+    metadata: { name: pod.metadata?.labels?.[LABEL_VM_NAME] ?? '', namespace: pod.metadata?.namespace ?? 'default', uid: vmiUid },
+    spec: { domain: { devices: {} } },
   };
 }

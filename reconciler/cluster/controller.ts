@@ -1,9 +1,9 @@
 /**
- * The VM controller (virt-controller's role): VirtualMachine → VirtualMachineInstance →
- * launcher Pod, and the VM's status. Informers on VMs, VMIs and launcher Pods feed a
- * rate-limited work queue keyed by `namespace/name`; `reconcile(key)` re-reads the world
- * from the caches, asks reconciler/core what to do (`decideVmActions`), does it, and writes
- * the status `computeVmStatus` returns, only when it differs from what the VM shows.
+ * The cluster's VM controller (virt-controller's role): the wiring of the one VM reconcile
+ * (reconciler/vm/reconcile.ts) to the API server. Informers on VMs, VMIs and launcher Pods
+ * feed the work queue keyed by `namespace/name`; the instance store here turns "create an
+ * instance" into a VMI plus the launcher Pod instantiated from the revision's template, and
+ * the status sink writes the VM status only when it differs from what the VM shows.
  *
  * Level-triggered: events only decide when a VM is looked at; a periodic resync looks at
  * all of them. Creates are idempotent by name (see instances.ts), so a stale cache or a
@@ -14,17 +14,7 @@ import type { Logger } from 'pino';
 import type { VirtualMachine, VirtualMachineInstance, VirtualMachineStatus } from '../../api/kubevirt.js';
 import { LABEL_CREATED_BY, LABEL_VM_NAME, renderLauncherPod } from '../../synth/launcher-pod.js';
 import type { PodManifest } from '../../synth/pod-types.js';
-import {
-  type Action,
-  type BackoffPolicy,
-  type BackoffState,
-  DEFAULT_BACKOFF_POLICY,
-  type ObservedInstance,
-  canonicalJson,
-  computeVmStatus,
-  decideVmActions,
-  reconcileBackoff,
-} from '../core/index.js';
+import { type BackoffPolicy, DEFAULT_BACKOFF_POLICY, canonicalJson } from '../core/index.js';
 import type { Informer } from './informer.js';
 import {
   VMI_FINALIZER,
@@ -41,6 +31,7 @@ import {
 } from './instances.js';
 import { errorMessage, type KubeClient } from './kube.js';
 import { RateLimitedQueue, type ReconcileResult } from '../queue.js';
+import { type InstanceStore, type VmReconcileDeps, ReconcileError, reconcileVm } from '../vm/reconcile.js';
 
 export const CONTROLLER_COMPONENT = 'virtops-controller';
 
@@ -63,8 +54,6 @@ export class VmController {
   private readonly podsByVmi = new Map<string, V1Pod>();
   private templates = new Map<string, PodManifest>();
   private revision: string | undefined;
-  private readonly backoff = new Map<string, BackoffState>();
-  private readonly failures = new Map<string, { reason: string; message: string }>();
   private readonly lastWritten = new Map<string, VirtualMachineStatus>();
   private readonly pendingSince = new Map<string, number>();
   private readonly created = new Map<string, VirtualMachineInstance>();
@@ -147,7 +136,7 @@ export class VmController {
     return this.vms.get(name, namespace) as unknown as VirtualMachine | undefined;
   }
 
-  // ---- one VM -----------------------------------------------------------------------------
+  // ---- one VM: the shared reconcile over the API server ---------------------------------
 
   async reconcile(key: string): Promise<ReconcileResult> {
     if (this.stopped) return {};
@@ -155,115 +144,99 @@ export class VmController {
     const { namespace, name } = splitKey(key);
     const vm = this.vms.get(name, namespace) as unknown as VirtualMachine | undefined;
     if (!vm) {
-      // Its VMI and Pod go with it: the garbage collector follows the ownerReferences.
+      // Its VMI and Pod go with it: the garbage collector follows the ownerReferences. A
+      // terminating VMI whose Pod never reached a node has no agent to finalise it: do it here.
+      const vmi = this.vmis.get(name, namespace) as unknown as VirtualMachineInstance | undefined;
+      if (vmi?.metadata.deletionTimestamp) await this.finalizeUnscheduled(vmi, vmi.metadata.uid ? this.podsByVmi.get(vmi.metadata.uid) : undefined);
       this.forget(key);
       return {};
     }
-    let vmi = this.currentVmi(key, vm);
-    if (vmi && !isControlledBy(vmi, vm.metadata.uid)) {
-      // A VMI of an earlier VM of the same name (the GC is removing it), or someone else's.
-      this.failures.set(key, { reason: 'VMIOwnedByOther', message: `VirtualMachineInstance ${key} exists and is not controlled by this VM (uid ${vm.metadata.uid}); waiting for it to go away` });
-      await this.writeStatus(key, vm, undefined);
-      return { requeueAfterMs: 2000 };
-    }
-    let pod = vmi?.metadata.uid ? this.podsByVmi.get(vmi.metadata.uid) : undefined;
-    let requeue: number | undefined;
-
-    if (vmi?.metadata.deletionTimestamp) {
-      await this.finalizeUnscheduled(vmi, pod);
-    } else if (vmi && !isFinalVmi(vmi) && !pod) {
-      pod = await this.ensurePod(key, vm, vmi);
-    }
-
-    const now = this.now();
-    let observed = observeInstance(vmi, pod, now);
-    const state = reconcileBackoff(this.backoff.get(key), observed, now, this.policy);
-    this.backoff.set(key, state);
-    const actions = decideVmActions(vm, observed, { now, backoff: state }, this.policy);
-    for (const a of actions) {
-      const r = await this.carryOut(key, vm, vmi, a);
-      if (r.requeueAfterMs !== undefined) requeue = Math.min(requeue ?? Infinity, r.requeueAfterMs);
-      if (r.vmi !== undefined) {
-        vmi = r.vmi ?? undefined;
-        pod = r.pod;
-        observed = observeInstance(vmi, pod, this.now());
-      }
-      if (r.stop) break;
-    }
-    const later = await this.writeStatus(key, vm, observed);
-    if (later !== undefined) requeue = Math.min(requeue ?? Infinity, later);
-    return requeue !== undefined ? { requeueAfterMs: requeue } : {};
+    // The informer may not have caught up with our own last write yet.
+    const last = this.lastWritten.get(key);
+    if (last && vm.status && canonicalJson(withoutNulls(last)) === canonicalJson(withoutNulls(vm.status))) this.lastWritten.delete(key);
+    const status = this.lastWritten.get(key) ?? vm.status;
+    return reconcileVm(key, { vm, ...(status ? { status } : {}) }, this.deps);
   }
 
-  /** The VMI from the cache, or the one this controller just created if the cache lags. */
+  private readonly instances: InstanceStore = {
+    observe: async (key, vm) => {
+      const vmi = this.currentVmi(key, vm);
+      if (vmi && !isControlledBy(vmi, vm.metadata.uid)) {
+        // A VMI of an earlier VM of the same name (the GC is removing it), or someone else's.
+        throw new ReconcileError('VMIOwnedByOther', `VirtualMachineInstance ${key} exists and is not controlled by this VM (uid ${vm.metadata.uid}); waiting for it to go away`, 2000);
+      }
+      let pod = vmi?.metadata.uid ? this.podsByVmi.get(vmi.metadata.uid) : undefined;
+      if (vmi?.metadata.deletionTimestamp) await this.finalizeUnscheduled(vmi, pod);
+      else if (vmi && !isFinalVmi(vmi) && !pod) pod = await this.ensurePod(key, vm, vmi);
+      return observeInstance(vmi, pod, this.now());
+    },
+    create: async (key, vm, reason) => {
+      if (this.currentVmi(key, vm)) {
+        // The previous incarnation is still being removed; the name frees up when it is gone.
+        return { requeueAfterMs: 1000, halt: true };
+      }
+      const desired = vmiForVm(vm);
+      let created = (await this.client.create(asKubeObject(desired))) as unknown as VirtualMachineInstance | undefined;
+      if (!created) {
+        // AlreadyExists: a VMI this controller created before a restart, not yet in the cache.
+        created = (await this.client.read<KubernetesObject>({ apiVersion: desired.apiVersion, kind: desired.kind, metadata: { name: desired.metadata.name ?? '', namespace: desired.metadata.namespace ?? 'default' } })) as unknown as VirtualMachineInstance | undefined;
+        if (!created) return { requeueAfterMs: 500, halt: true };
+        if (!isControlledBy(created, vm.metadata.uid)) return { requeueAfterMs: 2000, halt: true };
+      } else {
+        this.opts.log.info({ vm: key, uid: created.metadata.uid, reason }, 'created VMI');
+        await this.event(vm, 'Normal', 'SuccessfulCreate', `Started the virtual machine by creating the new virtual machine instance ${created.metadata.uid}: ${reason}`);
+      }
+      this.created.set(key, created);
+      await this.ensurePod(key, vm, created);
+      return {};
+    },
+    delete: async (key, vm, uid, grace, reason) => {
+      const vmi = this.currentVmi(key, vm);
+      if (!vmi || vmi.metadata.uid !== uid || vmi.metadata.deletionTimestamp) return { halt: true };
+      this.opts.log.info({ vm: key, uid, grace, reason }, 'deleting VMI');
+      await this.client.delete(asKubeObject(vmi), { preconditionUid: uid, propagationPolicy: 'Background' });
+      // Until the informer shows it, remember it as terminating (not gone).
+      this.created.set(key, { ...vmi, metadata: { ...vmi.metadata, deletionTimestamp: new Date(this.now()).toISOString() } });
+      await this.event(vm, 'Normal', 'SuccessfulDelete', `Stopped the virtual machine by deleting the virtual machine instance ${uid}: ${reason}`);
+      // The VMI stays (terminating) until its node agent has stopped the guest with its grace period.
+      return { halt: true };
+    },
+    setPaused: (key) => {
+      // Pause/unpause come from imperative overrides, which cluster mode does not take (git
+      // is the only input here), so the decision never asks for them.
+      this.opts.log.debug({ vm: key }, 'pause state change ignored: cluster mode takes no overrides');
+      return Promise.resolve({});
+    },
+  };
+
+  private get deps(): VmReconcileDeps {
+    return {
+      instances: this.instances,
+      status: { write: (key, vm, previous, next) => this.writeStatus(key, vm, previous, next) },
+      events: { event: (_key, vm, type, reason, message) => this.event(vm, type, reason, message) },
+      log: this.opts.log,
+      now: () => this.now(),
+      backoffPolicy: this.policy,
+    };
+  }
+
+  /** The VMI from the cache, or the one this controller just created (or deleted) if the cache lags. */
   private currentVmi(key: string, vm: VirtualMachine): VirtualMachineInstance | undefined {
     const { namespace, name } = splitKey(key);
     const cached = this.vmis.get(name, namespace) as unknown as VirtualMachineInstance | undefined;
     const mine = this.created.get(key);
     if (cached) {
-      if (mine && cached.metadata.uid === mine.metadata.uid) this.created.delete(key);
-      return cached;
+      if (mine && cached.metadata.uid === mine.metadata.uid && (cached.metadata.deletionTimestamp || !mine.metadata.deletionTimestamp)) this.created.delete(key);
+      return mine && mine.metadata.uid === cached.metadata.uid ? mine : cached;
     }
-    if (mine && isControlledBy(mine, vm.metadata.uid)) return mine;
+    if (mine && isControlledBy(mine, vm.metadata.uid) && !mine.metadata.deletionTimestamp) return mine;
     return undefined;
   }
 
   private forget(key: string): void {
-    this.backoff.delete(key);
-    this.failures.delete(key);
     this.lastWritten.delete(key);
     this.pendingSince.delete(key);
     this.created.delete(key);
-  }
-
-  private async carryOut(
-    key: string,
-    vm: VirtualMachine,
-    vmi: VirtualMachineInstance | undefined,
-    a: Action,
-  ): Promise<{ requeueAfterMs?: number; vmi?: VirtualMachineInstance | null; pod?: V1Pod; stop?: boolean }> {
-    const { log } = this.opts;
-    switch (a.type) {
-      case 'none':
-        if (a.error) this.failures.set(key, { reason: 'InvalidSpec', message: a.error });
-        return {};
-      case 'wait-backoff':
-        return { requeueAfterMs: Math.max(100, a.until - this.now() + 50) };
-      case 'sync-instance':
-        // Pause/unpause come from imperative overrides, which cluster mode does not take
-        // (git is the only input here); nothing to do.
-        return {};
-      case 'delete-instance': {
-        if (!vmi || vmi.metadata.uid !== a.uid) return {};
-        if (vmi.metadata.deletionTimestamp) return {};
-        log.info({ vm: key, uid: a.uid, reason: a.reason }, 'deleting VMI');
-        await this.client.delete(asKubeObject(vmi), { preconditionUid: a.uid, propagationPolicy: 'Background' });
-        this.created.delete(key);
-        await this.event(vm, 'Normal', 'SuccessfulDelete', `Stopped the virtual machine by deleting the virtual machine instance ${a.uid}: ${a.reason}`);
-        // The VMI stays (terminating) until its node agent has stopped the guest.
-        return { vmi: { ...vmi, metadata: { ...vmi.metadata, deletionTimestamp: new Date(this.now()).toISOString() } }, ...(vmi.metadata.uid ? { pod: this.podsByVmi.get(vmi.metadata.uid) } : {}), stop: true };
-      }
-      case 'create-instance': {
-        if (vmi) {
-          // The previous incarnation is still being removed; the name frees up when it is gone.
-          return { requeueAfterMs: 1000, stop: true };
-        }
-        const desired = vmiForVm(vm);
-        let created = (await this.client.create(asKubeObject(desired))) as unknown as VirtualMachineInstance | undefined;
-        if (!created) {
-          // AlreadyExists: a VMI this controller created before a restart, not yet in the cache.
-          created = (await this.client.read<KubernetesObject>({ apiVersion: desired.apiVersion, kind: desired.kind, metadata: { name: desired.metadata.name ?? '', namespace: desired.metadata.namespace ?? 'default' } })) as unknown as VirtualMachineInstance | undefined;
-          if (!created) return { requeueAfterMs: 500, stop: true };
-          if (!isControlledBy(created, vm.metadata.uid)) return { requeueAfterMs: 2000, stop: true };
-        } else {
-          log.info({ vm: key, uid: created.metadata.uid, reason: a.reason }, 'created VMI');
-          await this.event(vm, 'Normal', 'SuccessfulCreate', `Started the virtual machine by creating the new virtual machine instance ${created.metadata.uid}: ${a.reason}`);
-        }
-        this.created.set(key, created);
-        const pod = await this.ensurePod(key, vm, created);
-        return { vmi: created, ...(pod ? { pod } : {}) };
-      }
-    }
   }
 
   /** Creates the launcher Pod of a live VMI from the revision's template (idempotent by name). */
@@ -285,7 +258,6 @@ export class VmController {
     // The informer may already hold a newer copy (the scheduler's PodScheduled condition can
     // arrive over the watch before this create returns): never replace it with an older one.
     if (created && vmi.metadata.uid && !this.podsByVmi.has(vmi.metadata.uid)) this.podsByVmi.set(vmi.metadata.uid, created);
-    this.failures.delete(key);
     return created;
   }
 
@@ -303,44 +275,23 @@ export class VmController {
     await removeFinalizer(this.client, vmi);
   }
 
-  /** Computes the status and writes it if it changed; returns a delay if a write was deferred. */
-  private async writeStatus(key: string, vm: VirtualMachine, observed: ObservedInstance | undefined): Promise<number | undefined> {
+  /** Writes the status if it changed; a transient one (Starting) may wait a moment (statusWrite). */
+  private async writeStatus(key: string, vm: VirtualMachine, base: VirtualMachineStatus | undefined, status: VirtualMachineStatus): Promise<{ requeueAfterMs?: number }> {
     const now = this.now();
-    const current = vm.status;
-    const last = this.lastWritten.get(key);
-    if (last && current && canonicalJson(withoutNulls(last)) === canonicalJson(withoutNulls(current))) this.lastWritten.delete(key);
-    const base = this.lastWritten.get(key) ?? current;
-    const failure = this.failures.get(key);
-    const backoff = this.backoff.get(key);
-    const status = computeVmStatus(vm, observed, {
-      now,
-      ...(backoff ? { backoff } : {}),
-      ...(base ? { previous: base } : {}),
-      ...(failure ? { failure } : {}),
-      backoffPolicy: this.policy,
-    });
     const pendingSince = this.pendingSince.get(key);
     const d = statusWrite(base, status, { coalesceMs: this.opts.statusCoalesceMs ?? 1000, now, ...(pendingSince !== undefined ? { pendingSinceMs: pendingSince } : {}) });
     if (d.write === 'no') {
       this.pendingSince.delete(key);
-      return undefined;
+      return {};
     }
     if (d.write === 'later') {
       if (pendingSince === undefined) this.pendingSince.set(key, now);
-      return d.afterMs;
+      return { requeueAfterMs: d.afterMs };
     }
     this.pendingSince.delete(key);
     await this.client.patchCustomStatus('virtualmachines', vm.metadata.namespace ?? 'default', vm.metadata.name ?? '', statusMergePatch(withoutNulls(base ?? {}), withoutNulls(status)));
     this.lastWritten.set(key, withoutNulls(status));
-    if (base?.printableStatus !== status.printableStatus) {
-      this.opts.log.info({ vm: key, from: base?.printableStatus ?? null, to: status.printableStatus }, `${key} ${status.printableStatus}`);
-      if (status.printableStatus === 'ErrorUnschedulable') {
-        await this.event(vm, 'Warning', 'ErrorUnschedulable', observed?.message ?? 'the launcher Pod cannot be scheduled');
-      } else if (status.printableStatus === 'CrashLoopBackOff') {
-        await this.event(vm, 'Warning', 'CrashLoopBackOff', `the VM keeps failing; next start after ${status.startFailure?.retryAfterTimestamp ?? 'a backoff'}`);
-      }
-    }
-    return undefined;
+    return {};
   }
 
   private async event(vm: VirtualMachine, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {

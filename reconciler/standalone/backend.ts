@@ -1,20 +1,8 @@
-/**
- * The single-host backend: desired state is the applied git revision, observed state comes
- * from the launchers (their sockets, their processes) and libvirt, decisions come from
- * reconciler/core. Level-triggered: every pass re-reads the world for each VM; source
- * events, launcher transitions and a periodic resync only decide *when* a VM is looked at.
- *
- * Persistence (see state-store.ts) happens before and after every step that creates
- * something, so `kill -9` at any point and a new `virtops up` converge without duplicates:
- * instance uids are minted and recorded before a launcher is spawned, the domain name is
- * `<namespace>_<name>` (libvirt keeps names unique), and a launcher is found again by its
- * recorded pid or by the uid on its command line.
- */
 import { createHash, randomUUID } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import type { VirtualMachine } from '../../api/kubevirt.js';
-import { launcherEvents } from '../../launcher/server/client.js';
+import { vmiGraceSeconds } from '../../api/grace.js';
+import { type VirtualMachine, type VirtualMachineStatus, vmiFromVm } from '../../api/kubevirt.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 import { LABEL_VM_NAME } from '../../synth/launcher-pod.js';
 import {
@@ -28,18 +16,20 @@ import {
   type Revision,
   type RevisionPlan,
   applyRevisionToOverrides,
-  computeVmStatus,
+  awaitingVmi,
   decideVmActions,
-  effectiveRunStrategy,
-  isFinal,
   objectKey,
   planRevision,
   reconcileBackoff,
+  reconcileStateFromStatus,
 } from '../core/index.js';
-import { type InstanceRecord, type NodeAgent, LauncherError } from '../agent/agent.js';
+import { type NodeAgent, LauncherError } from '../agent/agent.js';
+import { RateLimitedQueue, type ReconcileResult } from '../queue.js';
+import { type InstanceStore, type Progress, type VmKey, type VmReconcileDeps, ReconcileError, reconcileVm, vmKey } from '../vm/reconcile.js';
 import type { ReconcilerMetrics } from './metrics.js';
 import { type AppliedState, type StateStore, type VmRecord, pushEvent } from './state-store.js';
-import { WorkQueue } from './work-queue.js';
+
+export { ReconcileError, vmKey, type VmKey };
 
 export interface DomainLookup {
   exists(name: string): Promise<boolean>;
@@ -60,9 +50,6 @@ export interface BackendOptions {
   now?: () => number;
 }
 
-/** `<namespace>/<name>` */
-export type VmKey = string;
-
 export interface VmView {
   namespace: string;
   name: string;
@@ -70,7 +57,7 @@ export interface VmView {
   revision?: string;
   status: VmRecord['status'];
   override?: VmRecord['override'];
-  failure?: VmRecord['failure'];
+  failure?: { reason: string; message: string };
   inGit: boolean;
   instance?: {
     uid: string;
@@ -90,22 +77,6 @@ export interface DiffEntry {
   vm: VmKey;
   change: 'create' | 'update' | 'unchanged' | 'prune';
   actions: Action[];
-}
-
-/** How soon a VM whose action failed is looked at again (besides events and resyncs). */
-export const FAILED_ACTION_RETRY_MS = 5000;
-/** A live launcher process whose socket has not answered for this long counts as failed. */
-export const UNRESPONSIVE_AFTER_MS = 120_000;
-
-export class ReconcileError extends Error {
-  constructor(readonly reason: string, message: string) {
-    super(message);
-    this.name = 'ReconcileError';
-  }
-}
-
-export function vmKey(namespace: string | undefined, name: string | undefined): VmKey {
-  return `${namespace ?? 'default'}/${name ?? ''}`;
 }
 
 /** The VirtualMachines and their launcher Pods of a revision, by VM key. */
@@ -135,22 +106,20 @@ export class StandaloneBackend {
    */
   private readonly saved = new Map<VmKey, string>();
   private readonly pushPending = new Map<VmKey, number>();
-  private readonly watchers = new Map<VmKey, { uid: string; abort: AbortController }>();
-  private readonly queue: WorkQueue;
+  private readonly watchers = new Map<VmKey, { uid: string; watch: { stop(): void } }>();
+  private readonly queue: RateLimitedQueue;
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
   private readonly policy: BackoffPolicy;
   private passes = 0;
   private stopping = false;
-  /** Last time each instance's launcher answered (in memory: a busy launcher is not a dead one). */
-  private readonly lastContact = new Map<string, number>();
-  private readonly startedAt = Date.now();
 
   constructor(private readonly opts: BackendOptions) {
     this.now = opts.now ?? Date.now;
     this.policy = opts.backoffPolicy ?? DEFAULT_BACKOFF_POLICY;
-    this.queue = new WorkQueue((k) => this.reconcileKey(k), opts.concurrency ?? 16, (k, err) => {
-      opts.log.error({ vm: k, err }, 'reconcile failed');
+    this.queue = new RateLimitedQueue((k) => this.reconcileKey(k), {
+      concurrency: opts.concurrency ?? 16,
+      onError: (k, err, retryInMs) => opts.log.error({ vm: k, err: (err as Error).message, retryInMs }, 'reconcile failed; retrying with backoff'),
     });
   }
 
@@ -179,7 +148,7 @@ export class StandaloneBackend {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.timer);
-    for (const w of this.watchers.values()) w.abort.abort();
+    for (const w of this.watchers.values()) w.watch.stop();
     this.watchers.clear();
     await this.queue.stop();
   }
@@ -229,8 +198,9 @@ export class StandaloneBackend {
     for (const obj of [...plan.create, ...plan.update]) {
       const key = vmKey(obj.metadata.namespace, obj.metadata.name);
       this.pushPending.set(key, seenAt);
+      // A commit that changes the VM clears its last error; the next pass reports what still fails.
       const r = this.records.get(key);
-      if (r?.failure) delete r.failure;
+      if (r?.status?.conditions) r.status.conditions = r.status.conditions.filter((c) => c.type !== 'Failure');
     }
 
     // A good revision after a refused one supersedes the refusal.
@@ -309,63 +279,39 @@ export class StandaloneBackend {
       const vm = vms.get(key);
       const rec = this.records.get(key);
       if (!vm) {
-        if (rec) entries.push({ vm: key, change: 'prune', actions: rec.instance ? [{ type: 'delete-instance', uid: rec.instance.uid, gracePeriodSeconds: instanceGrace(rec.instance), reason: 'VM left git: prune' }] : [] });
+        if (rec) entries.push({ vm: key, change: 'prune', actions: rec.instance ? [{ type: 'delete-instance', uid: rec.instance.uid, gracePeriodSeconds: vmiGraceSeconds(rec.instance.spec), reason: 'VM left git: prune' }] : [] });
         continue;
       }
-      const observed = rec ? await this.observe(key, rec, vm, false) : undefined;
-      const actions = decideVmActions(vm, observed, { now, ...(rec?.override ? { override: rec.override } : {}), ...(rec?.backoff ? { backoff: rec.backoff } : {}), ...(rec?.onceCompleted ? { onceCompleted: true } : {}) }, this.policy);
+      const observed = rec ? await this.observe(key, rec, vm, false).catch(() => undefined) : undefined;
+      const remembered = reconcileStateFromStatus(rec?.status);
+      const backoff = reconcileBackoff(remembered.backoff, observed, now, this.policy);
+      const actions = decideVmActions(vm, observed, { now, backoff, ...(rec?.override ? { override: rec.override } : {}), ...(remembered.onceCompleted ? { onceCompleted: true } : {}) }, this.policy);
       entries.push({ vm: key, change: change.get(key) ?? 'unchanged', actions });
     }
     return { ...(this.applied.sha ? { applied: this.applied.sha } : {}), ...(next ? { next: next.sha } : {}), entries };
   }
 
-  // ---- one VM ---------------------------------------------------------------------------
+  // ---- one VM: the shared reconcile over the local store --------------------------------
 
-  private async reconcileKey(key: VmKey): Promise<void> {
-    if (this.stopping) return;
+  private async reconcileKey(key: VmKey): Promise<ReconcileResult> {
+    if (this.stopping) return {};
     const began = performance.now();
-    const { metrics, log } = this.opts;
+    const { metrics } = this.opts;
     let result = 'ok';
     try {
       const vm = this.desiredVms.get(key);
       const existing = this.records.get(key);
       if (!vm) {
         if (existing) await this.prune(key, existing);
-        return;
+        return {};
       }
       const rec = this.recordFor(key, vm);
       rec.revision = this.applied.sha;
-      const observed = await this.observe(key, rec, vm, true);
-      const now = this.now();
-      rec.backoff = reconcileBackoff(rec.backoff, observed, now, this.policy);
-      const rs = effectiveRunStrategy(vm);
-      if (rs.ok && rs.strategy === 'Once' && observed && isFinal(observed)) rec.onceCompleted = true;
-      const ctx = { now, ...(rec.override ? { override: rec.override } : {}), backoff: rec.backoff, ...(rec.onceCompleted ? { onceCompleted: true } : {}) };
-      const actions = decideVmActions(vm, observed, ctx, this.policy);
-      let acted = false;
-      for (const a of actions) {
-        if (this.stopping) break;
-        try {
-          acted = (await this.carryOut(key, rec, vm, a)) || acted;
-          if (a.type !== 'none' && a.type !== 'wait-backoff') metrics.actions.inc({ action: a.type, result: 'ok' });
-        } catch (err) {
-          result = 'error';
-          metrics.actions.inc({ action: a.type, result: 'error' });
-          const reason = err instanceof ReconcileError || err instanceof LauncherError ? err.reason : 'ReconcileError';
-          const message = (err as Error).message;
-          rec.failure = { reason, message };
-          pushEvent(rec, { type: 'Warning', reason, message }, this.now());
-          log.error({ vm: key, action: a.type, reason, err: message }, `${a.type} failed`);
-          // Look again soon: the next pass re-syncs a launcher that is up but has no VMI, or
-          // finds it gone and backs off (CrashLoopBackOff), whichever is the case.
-          this.queue.addAfter(key, FAILED_ACTION_RETRY_MS);
-          break;
-        }
-      }
-      const after = acted ? await this.observe(key, rec, vm, false) : observed;
-      this.updateStatus(key, rec, vm, after);
+      const out = await reconcileVm(key, { vm, ...(rec.status ? { status: rec.status } : {}), ...(rec.override ? { override: rec.override } : {}) }, this.deps);
+      if (reconcileStateFromStatus(rec.status).failure) result = 'error';
       await this.save(key, rec);
       this.watch(key, rec);
+      return out;
     } catch (err) {
       result = 'error';
       throw err;
@@ -375,44 +321,64 @@ export class StandaloneBackend {
     }
   }
 
-  /** Returns true if the world changed. */
-  private async carryOut(key: VmKey, rec: VmRecord, vm: VirtualMachine, a: Action): Promise<boolean> {
-    const { agent, log } = this.opts;
-    switch (a.type) {
-      case 'none':
-        return false;
-      case 'wait-backoff': {
-        const wait = Math.max(0, a.until - this.now());
-        pushEvent(rec, { type: 'Warning', reason: 'CrashLoopBackOff', message: `${a.reason}; next start in ${Math.ceil(wait / 1000)}s` }, this.now());
-        this.queue.addAfter(key, wait + 10);
-        return false;
-      }
-      case 'sync-instance': {
-        if (!rec.instance) return false;
-        await agent.command(rec.instance, a.paused ? 'pause' : 'unpause');
-        pushEvent(rec, { type: 'Normal', reason: a.paused ? 'Paused' : 'Unpaused', message: a.reason }, this.now());
-        return true;
-      }
-      case 'delete-instance': {
-        const inst = rec.instance;
-        if (!inst || inst.uid !== a.uid) return false;
-        log.info({ vm: key, uid: inst.uid, grace: a.gracePeriodSeconds, reason: a.reason }, 'stopping instance');
-        await agent.stop(inst, a.gracePeriodSeconds);
-        delete rec.instance;
-        this.lastContact.delete(inst.uid);
-        // Status follows at once, so no reader sees the old instance's status without it.
-        this.updateStatus(key, rec, vm, undefined);
-        await this.save(key, rec);
-        pushEvent(rec, { type: 'Normal', reason: 'Stopped', message: `instance ${inst.uid} stopped: ${a.reason}` }, this.now());
-        return true;
-      }
-      case 'create-instance':
-        await this.createInstance(key, rec, vm, a.reason);
-        return true;
-    }
+  /** The VM's instance as a local record whose launcher runs on this host. */
+  private readonly instances: InstanceStore = {
+    observe: (key, vm) => {
+      const rec = this.records.get(key);
+      return rec ? this.observe(key, rec, vm, true) : Promise.resolve(undefined);
+    },
+    create: async (key, vm, reason, progress) => {
+      await this.createInstance(key, this.recordFor(key, vm), vm, reason, progress);
+      return {};
+    },
+    delete: async (key, _vm, uid, grace, reason, progress) => {
+      const rec = this.records.get(key);
+      const inst = rec?.instance;
+      if (!rec || !inst || inst.uid !== uid) return {};
+      this.opts.log.info({ vm: key, uid, grace, reason }, 'stopping instance');
+      await this.opts.agent.stop(inst, grace);
+      delete rec.instance;
+      this.opts.agent.forget(uid);
+      pushEvent(rec, { type: 'Normal', reason: 'Stopped', message: `instance ${uid} stopped: ${reason}` }, this.now());
+      // Status follows at once, so no reader sees the old instance's status without it.
+      await progress(undefined);
+      return {};
+    },
+    setPaused: async (key, _vm, uid, paused, reason) => {
+      const rec = this.records.get(key);
+      if (!rec?.instance || rec.instance.uid !== uid) return {};
+      await this.opts.agent.command(rec.instance, paused ? 'pause' : 'unpause');
+      pushEvent(rec, { type: 'Normal', reason: paused ? 'Paused' : 'Unpaused', message: reason }, this.now());
+      return {};
+    },
+  };
+
+  private get deps(): VmReconcileDeps {
+    return {
+      instances: this.instances,
+      status: {
+        write: async (key, vm, previous, next) => {
+          const rec = this.recordFor(key, vm);
+          this.noteStatus(key, rec, previous, next);
+          rec.status = next;
+          await this.save(key, rec);
+          return {};
+        },
+      },
+      events: {
+        event: (key, _vm, type, reason, message) => {
+          const rec = this.records.get(key);
+          if (rec) pushEvent(rec, { type, reason, message }, this.now());
+        },
+      },
+      log: this.opts.log,
+      now: () => this.now(),
+      backoffPolicy: this.policy,
+      onAction: (type, result) => this.opts.metrics.actions.inc({ action: type, result }),
+    };
   }
 
-  private async createInstance(key: VmKey, rec: VmRecord, vm: VirtualMachine, reason: string): Promise<void> {
+  private async createInstance(key: VmKey, rec: VmRecord, vm: VirtualMachine, reason: string, progress: Progress): Promise<void> {
     const { agent, log, domains } = this.opts;
     const pod = this.desiredPods.get(key);
     if (!pod) {
@@ -424,20 +390,18 @@ export class StandaloneBackend {
       throw new ReconcileError('DomainNameTaken', `a libvirt domain named ${domainName} exists that this host did not create; virtops leaves it alone: rename the VM or remove that domain`);
     }
     const now = this.now();
-    const { spec, record } = agent.plan(vm, pod, randomUUID(), now);
+    const vmi = vmiFromVm(vm, randomUUID());
+    const { spec, record } = agent.plan(vmi, pod, { podName: vm.metadata.name ?? '', now, ...(vm.metadata.generation !== undefined ? { vmGeneration: vm.metadata.generation } : {}) });
     // Recorded before the process exists, so a crash from here on finds it by uid.
     rec.instance = record;
-    delete rec.failure;
-    this.updateStatus(key, rec, vm, { uid: record.uid, phase: 'Scheduling', reason: 'LauncherStarting', spec: record.spec, createdAt: record.createdAt });
-    await this.save(key, rec);
     pushEvent(rec, { type: 'Normal', reason: 'Creating', message: `${reason}: starting launcher for instance ${record.uid}` }, now);
+    await progress({ uid: record.uid, phase: 'Scheduling', reason: 'LauncherStarting', spec: record.spec, createdAt: record.createdAt });
     await agent.spawn(record, spec);
     await this.save(key, rec);
     await agent.waitReady(record);
-    const sync = await agent.sync(vm, record, (ms) => {
+    const sync = await agent.sync(vmi, record, (ms) => {
       log.info({ vm: key, uid: record.uid, waitingSeconds: Math.round(ms / 1000) }, 'launcher still preparing the VMI (pulling images, building disks, starting QEMU)');
     });
-    record.synced = true;
     for (const w of sync.warnings ?? []) pushEvent(rec, { type: 'Warning', reason: 'ConversionWarning', message: w }, this.now());
     pushEvent(rec, { type: 'Normal', reason: 'Started', message: `instance ${record.uid}: launcher pid ${record.pid}, domain ${sync.domain} ${sync.state}` }, this.now());
     log.info({ vm: key, uid: record.uid, pid: record.pid, domain: sync.domain, state: sync.state, ms: this.now() - now }, 'instance started');
@@ -447,56 +411,45 @@ export class StandaloneBackend {
     const { agent, store, log } = this.opts;
     if (rec.instance) {
       log.info({ vm: key, uid: rec.instance.uid }, 'VM left git: stopping its instance');
-      await agent.stop(rec.instance, instanceGrace(rec.instance));
+      await agent.stop(rec.instance, vmiGraceSeconds(rec.instance.spec));
+      agent.forget(rec.instance.uid);
     }
     await agent.removeVmFiles(rec.namespace, rec.name);
     await store.removeVm(rec.namespace, rec.name);
     this.records.delete(key);
     this.saved.delete(key);
     this.pushPending.delete(key);
-    this.watchers.get(key)?.abort.abort();
+    this.watchers.get(key)?.watch.stop();
     this.watchers.delete(key);
     log.info({ vm: key }, 'pruned: instance, launcher, domain and VM files removed');
   }
 
   /**
-   * What the instance looks like now. A launcher that never received its VMI (the
-   * reconciler died between spawn and sync) gets it here, when `adopt` is set.
+   * What the instance looks like now (core's launcherPhase, as in a cluster). A launcher that
+   * never received its VMI (the reconciler died between spawn and sync) gets it here, when
+   * `adopt` is set.
    */
   private async observe(key: VmKey, rec: VmRecord, vm: VirtualMachine, adopt: boolean): Promise<ObservedInstance | undefined> {
     const inst = rec.instance;
     if (!inst) return undefined;
     const { agent, log } = this.opts;
-    let o = await agent.observe(inst);
-    if (adopt && o.reachable && !inst.synced && o.info.phase === 'Scheduled' && o.info.state === 'Absent') {
+    let { observation, phase } = await agent.observePhase(inst, this.now());
+    if (adopt && !inst.synced && awaitingVmi(observation)) {
       log.info({ vm: key, uid: inst.uid }, 'adopting a launcher that never received its VMI: syncing it');
       try {
-        await agent.sync(vm, inst);
-        inst.synced = true;
+        await agent.sync(vmiFromVm(vm, inst.uid), inst);
       } catch (err) {
-        rec.failure = { reason: err instanceof LauncherError ? err.reason : 'SyncFailed', message: (err as Error).message };
+        throw new ReconcileError(err instanceof LauncherError ? err.reason : 'SyncFailed', (err as Error).message);
       }
-      o = await agent.observe(inst);
+      ({ observation, phase } = await agent.observePhase(inst, this.now()));
     }
+    if (observation.reachable && !awaitingVmi(observation)) inst.synced = true;
     const now = this.now();
-    let view: Pick<ObservedInstance, 'phase' | 'reason' | 'message' | 'paused' | 'ready'>;
-    if (o.reachable) {
-      this.lastContact.set(inst.uid, now);
-      const i = o.info;
-      if (i.phase !== 'Scheduled' || i.state !== 'Absent') inst.synced = true;
-      view = { phase: i.phase, ...(i.reason ? { reason: i.reason } : {}), ...(i.message ? { message: i.message } : {}), paused: i.paused, ready: i.phase === 'Running' && !i.paused };
-    } else if (o.processAlive && now - Math.max(inst.createdAt, this.lastContact.get(inst.uid) ?? this.startedAt) < UNRESPONSIVE_AFTER_MS) {
-      view = { phase: 'Scheduling', reason: 'LauncherStarting', message: `launcher is starting (${o.reason})` };
-    } else if (o.processAlive) {
-      view = { phase: 'Failed', reason: 'LauncherUnresponsive', message: `launcher process is alive but its socket does not answer: ${o.reason}` };
-    } else {
-      view = { phase: 'Failed', reason: 'LauncherExited', message: `launcher process is gone; see ${inst.logFile}` };
-    }
-    if (view.phase === 'Running' && inst.runningSince === undefined) inst.runningSince = now;
-    if ((view.phase === 'Succeeded' || view.phase === 'Failed') && inst.finishedAt === undefined) inst.finishedAt = now;
+    if (phase.phase === 'Running' && inst.runningSince === undefined) inst.runningSince = now;
+    if ((phase.phase === 'Succeeded' || phase.phase === 'Failed') && inst.finishedAt === undefined) inst.finishedAt = now;
     return {
       uid: inst.uid,
-      ...view,
+      ...phase,
       spec: inst.spec,
       ...(inst.vmGeneration !== undefined ? { vmGeneration: inst.vmGeneration } : {}),
       createdAt: inst.createdAt,
@@ -505,28 +458,18 @@ export class StandaloneBackend {
     };
   }
 
-  private updateStatus(key: VmKey, rec: VmRecord, vm: VirtualMachine, observed: ObservedInstance | undefined): void {
+  /** Single-host bookkeeping of a status change: the VM's event list and push → Running latency. */
+  private noteStatus(key: VmKey, rec: VmRecord, previous: VirtualMachineStatus | undefined, status: VirtualMachineStatus): void {
     const now = this.now();
-    const status = computeVmStatus(vm, observed, {
-      now,
-      ...(rec.override ? { override: rec.override } : {}),
-      ...(rec.backoff ? { backoff: rec.backoff } : {}),
-      ...(rec.onceCompleted ? { onceCompleted: true } : {}),
-      ...(rec.status ? { previous: rec.status } : {}),
-      ...(rec.failure ? { failure: rec.failure } : {}),
-      backoffPolicy: this.policy,
-    });
-    const before = rec.status?.printableStatus;
+    const before = previous?.printableStatus;
     if (before !== status.printableStatus) {
       const warn = status.printableStatus === 'CrashLoopBackOff' || status.printableStatus === 'Unknown';
       pushEvent(rec, { type: warn ? 'Warning' : 'Normal', reason: 'StatusChanged', message: `${before ?? 'new'} → ${status.printableStatus}` }, now);
-      this.opts.log.info({ vm: key, from: before ?? null, to: status.printableStatus }, `${key} ${status.printableStatus}`);
     }
     const restartRequired = status.conditions?.some((c) => c.type === 'RestartRequired' && c.status === 'True');
-    if (restartRequired && !rec.status?.conditions?.some((c) => c.type === 'RestartRequired' && c.status === 'True')) {
+    if (restartRequired && !previous?.conditions?.some((c) => c.type === 'RestartRequired' && c.status === 'True')) {
       pushEvent(rec, { type: 'Normal', reason: 'RestartRequired', message: 'git changed the VM template; the running instance keeps the old spec until it restarts (virtops restart)' }, now);
     }
-    rec.status = status;
     const pending = this.pushPending.get(key);
     if (pending !== undefined) {
       if (status.printableStatus === 'Running' && rec.instance && rec.instance.createdAt >= pending) {
@@ -544,30 +487,16 @@ export class StandaloneBackend {
     const inst = rec.instance;
     const current = this.watchers.get(key);
     if (current && current.uid === inst?.uid) return;
-    current?.abort.abort();
+    current?.watch.stop();
     this.watchers.delete(key);
     if (!inst || !inst.synced) return;
-    const abort = new AbortController();
-    this.watchers.set(key, { uid: inst.uid, abort });
-    void (async () => {
-      try {
-        let first = true;
-        for await (const _t of launcherEvents(inst.socketPath, abort.signal)) {
-          if (first) {
-            first = false; // the snapshot
-            continue;
-          }
-          this.queue.add(key);
-        }
-      } catch {
-        // The launcher went away: the next pass notices.
-      } finally {
-        if (this.watchers.get(key)?.abort === abort) {
-          this.watchers.delete(key);
-          if (!abort.signal.aborted) this.queue.add(key);
-        }
-      }
-    })();
+    const entry = { uid: inst.uid, watch: { stop: () => {} } };
+    this.watchers.set(key, entry);
+    entry.watch = this.opts.agent.watch(inst, (ended) => {
+      if (this.watchers.get(key) !== entry) return;
+      if (ended) this.watchers.delete(key);
+      this.queue.add(key);
+    });
   }
 
   private recordFor(key: VmKey, vm: VirtualMachine): VmRecord {
@@ -588,6 +517,7 @@ export class StandaloneBackend {
 
   private view(key: VmKey, rec: VmRecord): VmView {
     const inst = rec.instance;
+    const failure = reconcileStateFromStatus(rec.status).failure;
     return {
       namespace: rec.namespace,
       name: rec.name,
@@ -595,7 +525,7 @@ export class StandaloneBackend {
       ...(rec.revision ? { revision: rec.revision } : {}),
       status: rec.status,
       ...(rec.override ? { override: rec.override } : {}),
-      ...(rec.failure ? { failure: rec.failure } : {}),
+      ...(failure ? { failure } : {}),
       inGit: this.desiredVms.has(key),
       ...(inst
         ? {
@@ -623,11 +553,6 @@ function vmObjectRef(namespace: string, name: string): Pick<KubeObject, 'apiVers
 
 function objKey(o: KubeObject): string {
   return vmKey(o.metadata.namespace, o.metadata.name);
-}
-
-/** The VMI's own grace period (the Pod's is the VMI's plus a 30 s margin). */
-function instanceGrace(inst: InstanceRecord): number {
-  return inst.spec.terminationGracePeriodSeconds ?? Math.max(0, inst.podGraceSeconds - 30);
 }
 
 function recordDigest(rec: VmRecord): string {

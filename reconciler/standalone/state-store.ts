@@ -7,7 +7,8 @@
  *     applied.json              last applied revision: sha, its VM + launcher Pod manifests,
  *                               the inventory (core's planRevision), the last refusal
  *     vms/<ns>_<name>.json      one per VM this host manages: instance (uid, pid, socket,
- *                               domain, pod dir), status, events, override, backoff
+ *                               domain, pod dir), status (with the reconcile's
+ *                               durable state), events, override
  *     pods/<ns>_<name>/         the VM's launcher "Pod": volumes/<emptyDir>/..., launcher.log
  *     images/                   shared OCI image cache of the launchers
  *     pvcs/  secrets/           host-wide volume sources (never pruned)
@@ -17,7 +18,7 @@
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VirtualMachineStatus } from '../../api/kubevirt.js';
-import type { BackoffState, Inventory, KubeObject, Override } from '../core/index.js';
+import type { Inventory, KubeObject, Override } from '../core/index.js';
 import type { InstanceRecord } from '../agent/agent.js';
 import { podsDir } from '../agent/host-config.js';
 
@@ -36,12 +37,9 @@ export interface VmRecord {
   /** The revision the VM's manifest was last taken from. */
   revision?: string;
   instance?: InstanceRecord;
-  backoff?: BackoffState;
-  onceCompleted?: boolean;
   override?: Override;
+  /** Also holds the reconcile's durable state (CrashLoopBackOff, Once completion, last error): core/reconcile-state.ts. */
   status?: VirtualMachineStatus;
-  /** A reconcile error shown as condition Failure until the next success. */
-  failure?: { reason: string; message: string };
   events: VmEvent[];
 }
 

@@ -554,12 +554,10 @@ describe('VmController: status', () => {
     expect(w.kube.writesSince(mark).filter((x) => x.resource !== 'events')).toEqual([]);
   });
 
-  // Known gap (found with this fake): reconcile() returns as soon as the VM is gone, so a VMI
-  // that the garbage collector marks for deletion after its VM was deleted is never
-  // finalised when its Pod never reached a node (e.g. Unschedulable): nothing removes the
-  // `virtops.io/vmi-cleanup` finalizer and VMI and Pod stay. `it.fails` until that is fixed;
-  // then turn it into `it`.
-  it.fails('a VM deleted while its launcher Pod is unscheduled: the VMI and Pod go away', async () => {
+  // Found with this fake (fixed): reconcile() returned as soon as the VM was gone, so a VMI
+  // that the garbage collector marks for deletion after its VM was deleted must be finalised
+  // by the controller when its Pod never reached a node (e.g. Unschedulable).
+  it('a VM deleted while its launcher Pod is unscheduled: the VMI and Pod go away', async () => {
     const w = world();
     w.addVm('web', 'Always');
     await w.start();

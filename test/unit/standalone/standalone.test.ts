@@ -3,7 +3,6 @@ import { splitRevision } from '../../../reconciler/standalone/backend.js';
 import { age, formatDescribe, formatVmTable, refusalNotice } from '../../../reconciler/standalone/format.js';
 import { validateUpFlags } from '../../../reconciler/standalone/up.js';
 import { parseVmName, serverUrl } from '../../../reconciler/standalone/client.js';
-import { WorkQueue } from '../../../reconciler/standalone/work-queue.js';
 import type { VmView } from '../../../reconciler/standalone/backend.js';
 import type { KubeObject } from '../../../reconciler/core/index.js';
 
@@ -123,49 +122,5 @@ describe('CLI helpers', () => {
   it('serverUrl', () => {
     expect(serverUrl('127.0.0.1:9000')).toBe('http://127.0.0.1:9000');
     expect(() => serverUrl('https://x')).toThrow(/only http/);
-  });
-});
-
-describe('WorkQueue', () => {
-  it('runs a key at most once at a time, re-runs it once if added while running, and runs keys in parallel', async () => {
-    const log: string[] = [];
-    let active = 0;
-    let maxActive = 0;
-    const release: Record<string, () => void> = {};
-    const q = new WorkQueue(async (k) => {
-      active++;
-      maxActive = Math.max(maxActive, active);
-      log.push(`start ${k}`);
-      await new Promise<void>((r) => (release[k] = r));
-      log.push(`end ${k}`);
-      active--;
-    }, 2, () => undefined);
-    q.add('a');
-    q.add('b');
-    q.add('a'); // running: marked dirty
-    q.add('a'); // coalesced
-    await new Promise((r) => setTimeout(r, 5));
-    expect(log).toEqual(['start a', 'start b']);
-    release['a']!();
-    await new Promise((r) => setTimeout(r, 5));
-    expect(log).toEqual(['start a', 'start b', 'end a', 'start a']);
-    release['a']!();
-    release['b']!();
-    await q.idle();
-    expect(maxActive).toBe(2);
-    expect(log.filter((l) => l === 'start a')).toHaveLength(2);
-  });
-
-  it('addAfter keeps the earliest due time and stop() drops pending work', async () => {
-    const seen: string[] = [];
-    const q = new WorkQueue(async (k) => void seen.push(k), 1, () => undefined);
-    q.addAfter('x', 20);
-    q.addAfter('x', 5_000);
-    await new Promise((r) => setTimeout(r, 60));
-    expect(seen).toEqual(['x']);
-    q.addAfter('y', 10);
-    await q.stop();
-    await new Promise((r) => setTimeout(r, 30));
-    expect(seen).toEqual(['x']);
   });
 });
