@@ -29,6 +29,7 @@
  *   are in the cluster but not in git.)
  * The controller strips both from the Pods it creates (reconciler/cluster/instances.ts).
  */
+import { launcherGraceSeconds, launcherPodGraceSeconds, vmiGraceSeconds } from '../api/grace.js';
 import type * as api from '../api/kubevirt.js';
 import { computeOverhead, guestMemoryBytes, vcpuCount, type Emulation, type OverheadBreakdown } from './overhead.js';
 import type { Container, EnvVar, PodManifest, PodVolume, ResourceList, VolumeMount } from './pod-types.js';
@@ -66,7 +67,6 @@ export const PATHS = {
   binShare: '/init/usr/bin',
 } as const;
 
-export const DEFAULT_VMI_GRACE_SECONDS = 30;
 export const DEFAULT_QEMU_TIMEOUT_SECONDS = 240;
 /** KubeVirt's default CPU request for a VMI without one. */
 export const DEFAULT_CPU_REQUEST = '100m';
@@ -97,7 +97,7 @@ export function renderLauncherPod(vm: api.VirtualMachine, opts: LauncherPodOptio
   const namespace = vm.metadata.namespace ?? 'default';
   const spec = vm.spec.template.spec;
   const image = opts.launcherImage ?? DEFAULT_LAUNCHER_IMAGE;
-  const vmiGrace = spec.terminationGracePeriodSeconds ?? DEFAULT_VMI_GRACE_SECONDS;
+  const vmiGrace = vmiGraceSeconds(spec);
   const overhead = computeOverhead(spec, { emulation: opts.emulation });
   const containerDisks = (spec.volumes ?? []).filter((v) => v.containerDisk);
   const passthrough = (spec.volumes ?? []).flatMap((v) => podVolumeFor(v));
@@ -125,7 +125,7 @@ export function renderLauncherPod(vm: api.VirtualMachine, opts: LauncherPodOptio
     },
     spec: {
       restartPolicy: 'Never',
-      terminationGracePeriodSeconds: vmiGrace + 30,
+      terminationGracePeriodSeconds: launcherPodGraceSeconds(spec),
       automountServiceAccountToken: false,
       ...(spec.hostname ? { hostname: spec.hostname } : {}),
       ...(spec.subdomain ? { subdomain: spec.subdomain } : {}),
@@ -262,7 +262,7 @@ function compute(vm: api.VirtualMachine, c: ComputeInput): Container {
       kubevirtShareDir: PATHS.share,
       ephemeralDiskDir: PATHS.ephemeralDisks,
       containerDiskDir: PATHS.containerDisks,
-      gracePeriodSeconds: c.vmiGrace + 15,
+      gracePeriodSeconds: launcherGraceSeconds({ terminationGracePeriodSeconds: c.vmiGrace }),
       hookSidecars: 0,
       emulation: c.opts.emulation ?? 'auto',
     }),
