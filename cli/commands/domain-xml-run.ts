@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { API_VERSION, vmiFromVm, type VirtualMachine, type VirtualMachineInstance } from '../../api/kubevirt.js';
-import { ConversionError, convertVmi, type Emulation } from '../../launcher/convert/index.js';
+import { convertVmi, type Emulation } from '../../launcher/convert/index.js';
 import { parseLauncherArgv, validateLauncherFlags } from '../../launcher/flags.js';
 import { launcherPreviewContext } from '../../launcher/preview-context.js';
 import { launcherProcessSpec } from '../../reconciler/agent/pod-process.js';

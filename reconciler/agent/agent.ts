@@ -14,7 +14,7 @@ import type { VirtualMachineInstance, VirtualMachineInstanceSpec } from '../../a
 import type { LauncherInfo, SyncResponse } from '../../launcher/launcher.js';
 import { callLauncher, launcherEvents } from '../../launcher/server/client.js';
 import type { PodManifest } from '../../synth/pod-types.js';
-import { type LauncherObservation, type LauncherPhase, launcherPhase } from '../core/launcher-phase.js';
+import { type LauncherObservation, type LauncherPhase, awaitingVmi, launcherPhase } from '../core/launcher-phase.js';
 import { type HostFlags, type ProcessSpec, launcherProcessSpec } from './pod-process.js';
 import { findProcesses, prepareHostDirs, processAlive, startDetached, stopProcess, tail } from './process-runtime.js';
 
@@ -115,7 +115,38 @@ export class LauncherError extends Error {
   }
 }
 
-export class NodeAgent {
+/**
+ * The node side of a VMI, as both modes drive it (virt-handler's role): plan its launcher
+ * from the launcher Pod, start it and hand it the VMI, adopt one found running, observe it
+ * (one observation → phase function), follow its events, pause it, stop it. `NodeAgent` is
+ * the implementation; unit tests of the reconcilers use an in-memory fake.
+ */
+export interface InstanceHandler {
+  podDir(namespace: string, name: string): string;
+  plan(vmi: VirtualMachineInstance, pod: PodManifest, opts: { podName: string; now: number; vmGeneration?: number }): { spec: ProcessSpec; record: InstanceRecord };
+  start(vmi: VirtualMachineInstance, record: InstanceRecord, spec: ProcessSpec, hooks?: StartHooks): Promise<SyncResponse>;
+  adopt(vmi: VirtualMachineInstance, record: InstanceRecord): Promise<Observation>;
+  observe(record: InstanceRecord): Promise<Observation>;
+  observePhase(record: InstanceRecord, now?: number): Promise<{ observation: Observation; phase: LauncherPhase }>;
+  alive(record: InstanceRecord): Promise<boolean>;
+  command(record: InstanceRecord, action: 'pause' | 'unpause'): Promise<void>;
+  stop(record: InstanceRecord, graceSeconds: number): Promise<void>;
+  forget(uid: string): void;
+  watch(record: InstanceRecord, onChange: (ended: boolean) => void): { stop(): void };
+  removeVmFiles(namespace: string, name: string): Promise<void>;
+}
+
+/** Points in a launcher's start where the caller records progress. */
+export interface StartHooks {
+  /** The process exists (its pid is in the record): persist the record. */
+  onSpawned?: () => Promise<void>;
+  /** Its socket answers (kubelet would report the container started). */
+  onReady?: () => Promise<void>;
+  /** Still preparing the VMI after `elapsedMs` (image pulls, disks, QEMU start). */
+  onWaiting?: (elapsedMs: number) => void;
+}
+
+export class NodeAgent implements InstanceHandler {
   private readonly runtime: LauncherRuntime;
   private readonly lastContact = new Map<string, number>();
   private readonly startedAt = Date.now();
@@ -202,6 +233,30 @@ export class NodeAgent {
     } finally {
       if (ticker) clearInterval(ticker);
     }
+  }
+
+  /** Spawns the launcher, waits for its socket, then gives it the VMI. */
+  async start(vmi: VirtualMachineInstance, record: InstanceRecord, spec: ProcessSpec, hooks: StartHooks = {}): Promise<SyncResponse> {
+    await this.spawn(record, spec);
+    await hooks.onSpawned?.();
+    await this.waitReady(record);
+    await hooks.onReady?.();
+    return this.sync(vmi, record, hooks.onWaiting);
+  }
+
+  /**
+   * A launcher found running (after a reconciler or agent restart): if it never received its
+   * VMI (the restart came between spawn and sync), it gets it now. Returns what it says then.
+   */
+  async adopt(vmi: VirtualMachineInstance, record: InstanceRecord): Promise<Observation> {
+    let o = await this.observe(record);
+    if (awaitingVmi(o)) {
+      this.opts.log.info({ vmi: record.domainName, uid: record.uid }, 'adopting a launcher that never received its VMI: syncing it');
+      await this.sync(vmi, record);
+      o = await this.observe(record);
+    }
+    if (o.reachable && !awaitingVmi(o)) record.synced = true;
+    return o;
   }
 
   /**

@@ -24,9 +24,9 @@ import type { Logger } from 'pino';
 import { vmiGraceSeconds } from '../../api/grace.js';
 import type { VirtualMachineInstance } from '../../api/kubevirt.js';
 import { LABEL_CREATED_BY, LABEL_VM_NAME } from '../../synth/launcher-pod.js';
-import { awaitingVmi } from '../core/index.js';
 import type { PodManifest } from '../../synth/pod-types.js';
-import type { InstanceRecord, NodeAgent } from '../agent/agent.js';
+import type { InstanceHandler, InstanceRecord } from '../agent/agent.js';
+import type { SyncResponse } from '../../launcher/launcher.js';
 import { LABEL_SCHEDULABLE, nodeConditions, nodeManifest, podStatusFor, podStatusSignature, vmiStatusFor, vmiStatusSignature, type LauncherView, type ProcessState } from './agent-status.js';
 import { removeFinalizer } from './controller.js';
 import type { Informer } from './informer.js';
@@ -42,7 +42,7 @@ export interface ClusterAgentOptions {
   /** Run launcher Pods as processes and act as this node's kubelet. */
   processRuntime: boolean;
   /** The single-host runtime that starts and stops launcher processes. */
-  runtime: NodeAgent;
+  runtime: InstanceHandler;
   log: Logger;
   /** Node lease renewal (kubelet: 10 s). */
   leaseRenewMs?: number;
@@ -234,7 +234,7 @@ export class ClusterAgent {
         return { requeueAfterMs: 2000 }; // kubelet has not started it yet
       }
     } else if (alive && !t.synced) {
-      await this.adopt(key, vmi, t);
+      await this.adopt(vmi, t);
     }
 
     const view = await this.view(t);
@@ -271,13 +271,17 @@ export class ClusterAgent {
     const { runtime, log } = this.opts;
     const { spec, record } = runtime.plan(vmi, pod as unknown as PodManifest, { podName: podDirName(pod), now: t.record.createdAt });
     t.record = record;
-    await runtime.spawn(record, spec);
-    t.startedAt = new Date();
     try {
-      await runtime.waitReady(record);
-      // Running as soon as the process serves its socket, as kubelet reports a started container.
-      await this.reportPod(pod, { state: 'running', startedAt: t.startedAt });
-      await this.syncVmi(key, vmi, t);
+      const res = await runtime.start(vmi, record, spec, {
+        onSpawned: () => {
+          t.startedAt = new Date();
+          return Promise.resolve();
+        },
+        // Running as soon as the process serves its socket, as kubelet reports a started container.
+        onReady: () => this.reportPod(pod, { state: 'running', startedAt: t.startedAt ?? new Date() }),
+        onWaiting: (ms) => log.info({ pod: key, waitingSeconds: Math.round(ms / 1000) }, 'launcher still preparing the VMI (pulling images, building disks, starting QEMU)'),
+      });
+      this.synced(key, vmi, t, res);
     } catch (err) {
       log.error({ pod: key, err: errorMessage(err) }, 'launcher failed to start');
       throw err;
@@ -285,19 +289,14 @@ export class ClusterAgent {
   }
 
   /** A launcher found running (agent restart): give it its VMI if it never got it. */
-  private async adopt(key: string, vmi: VirtualMachineInstance, t: Tracked): Promise<void> {
-    const o = await this.opts.runtime.observe(t.record);
+  private async adopt(vmi: VirtualMachineInstance, t: Tracked): Promise<void> {
     if (!t.startedAt) t.startedAt = new Date();
-    if (awaitingVmi(o)) await this.syncVmi(key, vmi, t);
-    else if (o.reachable) t.synced = true;
+    await this.opts.runtime.adopt(vmi, t.record);
+    t.synced = t.record.synced === true;
   }
 
-  private async syncVmi(key: string, vmi: VirtualMachineInstance, t: Tracked): Promise<void> {
-    const res = await this.opts.runtime.sync(vmi, t.record, (ms) => {
-      this.opts.log.info({ pod: key, waitingSeconds: Math.round(ms / 1000) }, 'launcher still preparing the VMI (pulling images, building disks, starting QEMU)');
-    });
+  private synced(key: string, vmi: VirtualMachineInstance, t: Tracked, res: SyncResponse): void {
     t.synced = true;
-    t.record.synced = true;
     for (const w of res.warnings ?? []) this.opts.log.warn({ pod: key, warning: w }, 'launcher warning');
     this.opts.log.info({ pod: key, vmi: vmi.metadata.name, domain: res.domain, state: res.state }, 'VMI synced to its launcher');
   }

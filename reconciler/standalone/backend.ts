@@ -23,7 +23,7 @@ import {
   reconcileBackoff,
   reconcileStateFromStatus,
 } from '../core/index.js';
-import { type NodeAgent, LauncherError } from '../agent/agent.js';
+import { type InstanceHandler, LauncherError } from '../agent/agent.js';
 import { RateLimitedQueue, type ReconcileResult } from '../queue.js';
 import { type InstanceStore, type Progress, type VmKey, type VmReconcileDeps, ReconcileError, reconcileVm, vmKey } from '../vm/reconcile.js';
 import type { ReconcilerMetrics } from './metrics.js';
@@ -37,7 +37,7 @@ export interface DomainLookup {
 
 export interface BackendOptions {
   store: StateStore;
-  agent: NodeAgent;
+  agent: InstanceHandler;
   domains: DomainLookup;
   log: Logger;
   metrics: ReconcilerMetrics;
@@ -396,11 +396,9 @@ export class StandaloneBackend {
     rec.instance = record;
     pushEvent(rec, { type: 'Normal', reason: 'Creating', message: `${reason}: starting launcher for instance ${record.uid}` }, now);
     await progress({ uid: record.uid, phase: 'Scheduling', reason: 'LauncherStarting', spec: record.spec, createdAt: record.createdAt });
-    await agent.spawn(record, spec);
-    await this.save(key, rec);
-    await agent.waitReady(record);
-    const sync = await agent.sync(vmi, record, (ms) => {
-      log.info({ vm: key, uid: record.uid, waitingSeconds: Math.round(ms / 1000) }, 'launcher still preparing the VMI (pulling images, building disks, starting QEMU)');
+    const sync = await agent.start(vmi, record, spec, {
+      onSpawned: () => this.save(key, rec),
+      onWaiting: (ms) => log.info({ vm: key, uid: record.uid, waitingSeconds: Math.round(ms / 1000) }, 'launcher still preparing the VMI (pulling images, building disks, starting QEMU)'),
     });
     for (const w of sync.warnings ?? []) pushEvent(rec, { type: 'Warning', reason: 'ConversionWarning', message: w }, this.now());
     pushEvent(rec, { type: 'Normal', reason: 'Started', message: `instance ${record.uid}: launcher pid ${record.pid}, domain ${sync.domain} ${sync.state}` }, this.now());
@@ -432,17 +430,15 @@ export class StandaloneBackend {
   private async observe(key: VmKey, rec: VmRecord, vm: VirtualMachine, adopt: boolean): Promise<ObservedInstance | undefined> {
     const inst = rec.instance;
     if (!inst) return undefined;
-    const { agent, log } = this.opts;
-    let { observation, phase } = await agent.observePhase(inst, this.now());
-    if (adopt && !inst.synced && awaitingVmi(observation)) {
-      log.info({ vm: key, uid: inst.uid }, 'adopting a launcher that never received its VMI: syncing it');
+    const { agent } = this.opts;
+    if (adopt && !inst.synced) {
       try {
-        await agent.sync(vmiFromVm(vm, inst.uid), inst);
+        await agent.adopt(vmiFromVm(vm, inst.uid), inst);
       } catch (err) {
         throw new ReconcileError(err instanceof LauncherError ? err.reason : 'SyncFailed', (err as Error).message);
       }
-      ({ observation, phase } = await agent.observePhase(inst, this.now()));
     }
+    const { observation, phase } = await agent.observePhase(inst, this.now());
     if (observation.reachable && !awaitingVmi(observation)) inst.synced = true;
     const now = this.now();
     if (phase.phase === 'Running' && inst.runningSince === undefined) inst.runningSince = now;

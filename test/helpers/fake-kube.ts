@@ -181,6 +181,11 @@ export class FakeKubeClient implements KubeClient {
     this.failures.push({ verb, resource, err, times: opts.times ?? 1, after: opts.after ?? false, ...(opts.name !== undefined ? { name: opts.name } : {}) });
   }
 
+  /** Drops every failure still pending from failNext (the outage is over). */
+  clearFailures(): void {
+    this.failures.length = 0;
+  }
+
   /** Holds watch events (of one kind, or all) until resumeWatches: informer caches go stale. */
   pauseWatches(kind?: string): void {
     if (kind) this.pausedKinds.add(kind);
