@@ -13,7 +13,7 @@ import type { VirtualMachineInstance } from '../../../api/kubevirt.js';
 import type { AgentHandle } from '../../../reconciler/cluster/run.js';
 import { bareVm } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
-import { commitVms, controllerProcess, deleteNode, stopLaunchersUnder, getVm, gitFixture, identities, listJson, startAgent, tempDir, until, type Env, type Identities } from './harness.js';
+import { commitVms, controllerProcess, deleteNode, LEASE_DURATION_MS, stopLaunchersUnder, getVm, gitFixture, identities, listJson, startAgent, tempDir, until, type Env, type Identities } from './harness.js';
 
 const env = clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
@@ -33,7 +33,8 @@ describe.skipIf(!env)('controller SIGKILLed and replaced (leader election)', () 
   const logOf = (id: string) => readFile(join(state.dir, `${id}.log`), 'utf8').catch(() => '');
   // Each replica's git clone lives in the state dir: a SIGKILLed one cannot remove its own.
   const start = (id: string) => procs.set(id, controllerProcess(ids.controller.kubeconfigPath, git, NS, id, join(state.dir, `${id}.log`), join(state.dir, `cache-${id}`)));
-  const holder = async () => (await ids.admin.coordination.readNamespacedLease({ namespace: NS, name: 'virtops-controller' }).catch(() => undefined as V1Lease | undefined))?.spec?.holderIdentity;
+  const lease = () => ids.admin.coordination.readNamespacedLease({ namespace: NS, name: 'virtops-controller' }).catch(() => undefined as V1Lease | undefined);
+  const holder = async () => (await lease())?.spec?.holderIdentity;
 
   beforeAll(async () => {
     ids = await identities(e, NS);
@@ -97,9 +98,18 @@ describe.skipIf(!env)('controller SIGKILLed and replaced (leader election)', () 
     for (const n of NAMES) expect((await listJson<V1Pod>(ids.admin, 'v1', 'Pod', NS, `vm.kubevirt.io/name=${n}`)).length).toBe(1);
     expect(await logOf(follower)).toMatch(/became leader/);
 
-    // The restarted replica-a is now the follower and does not act.
+    // The restarted replica-a is now the follower and does not act. A waiting candidate
+    // logs nothing, so the signal is the lease: once replica-a2 campaigns (it reads the
+    // lease right after starting, then every 600 ms), wait until the leader has renewed
+    // the lease later than one whole lease duration after that. The lease never expired
+    // meanwhile, so replica-a2 has had its chances to take it and must have declined.
     start('replica-a2');
-    await new Promise((r) => setTimeout(r, 4000));
+    await until('replica-a2 started', async () => (await logOf('replica-a2')).includes('virtops controller started'), 60_000);
+    const campaigning = Date.now();
+    await until('a lease renewal one lease duration after replica-a2 started', async () => {
+      const renewed = (await lease())?.spec?.renewTime;
+      return renewed !== undefined && new Date(renewed).getTime() >= campaigning + LEASE_DURATION_MS;
+    }, 30_000);
     expect(await holder()).toBe('replica-b');
     expect(await logOf('replica-a2')).not.toMatch(/became leader/);
   }

@@ -94,9 +94,12 @@ export async function startAgent(ids: Identities, node: string, stateDir: string
   );
 }
 
+/** The `--lease-duration` of `controllerProcess` replicas. */
+export const LEASE_DURATION_MS = 3000;
+
 /** `virtops controller` as a real process (for SIGKILL and leader-election tests). */
 export function controllerProcess(kubeconfig: string, git: GitFixture, namespace: string, identity: string, logFile: string, cacheDir: string): ResultPromise {
-  return execa(process.execPath, [CLI_BIN, 'controller', '--kubeconfig', kubeconfig, '--repo', git.bare, '--namespace', namespace, '--leader-elect', '--lease-duration', '3s', '--identity', identity, '--interval', '2s', '--no-freshness-check', '--cache-dir', cacheDir], {
+  return execa(process.execPath, [CLI_BIN, 'controller', '--kubeconfig', kubeconfig, '--repo', git.bare, '--namespace', namespace, '--leader-elect', '--lease-duration', `${LEASE_DURATION_MS / 1000}s`, '--identity', identity, '--interval', '2s', '--no-freshness-check', '--cache-dir', cacheDir], {
     reject: false, stdout: { file: logFile }, stderr: { file: `${logFile}.err` }, env: { VIRTOPS_LOG_LEVEL: 'info' },
   });
 }
@@ -133,8 +136,8 @@ export async function stopLaunchersUnder(dir: string): Promise<void> {
   for (const pid of await pids()) {
     try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
   }
-  const deadline = Date.now() + 10_000;
-  while ((await pids()).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  // Up to 10 s to exit on SIGTERM; whatever is left then gets SIGKILL.
+  await until(`launchers under ${dir} to exit`, async () => (await pids()).length === 0, 10_000).catch(() => undefined);
   for (const pid of await pids()) {
     try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   }

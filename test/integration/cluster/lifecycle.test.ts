@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { AuthorizationV1Api, PatchStrategy, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevirt.js';
+import { ResilientInformer } from '../../../reconciler/cluster/informer.js';
 import type { AgentHandle, ControllerHandle } from '../../../reconciler/cluster/run.js';
 import { bareVm } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
@@ -97,16 +98,41 @@ describe.skipIf(!env)('cluster mode on a real control plane (test:///default lau
   it('a steady VM costs no API writes (no no-op status updates)', async () => {
     const clients = [ids.controller.client, ids.agent.client]; // the HttpKubeClients the handles were given (they count writes)
     const aboutA = (w: { name: string }) => w.name === 'a' || w.name.startsWith('virt-launcher-a-');
-    await new Promise((r) => setTimeout(r, 1500));
+    const vmc = controller.controller;
+    const ag = agent.agent;
+    const bothIdle = () => Promise.all([vmc.idle(), ag.idle()]);
+    // Steady: every informer of the controller and the agent holds the API server's current
+    // version of VM a, its VMI and its launcher Pod (so every event about them has been
+    // queued) and both queues have worked them off; still so afterwards (nothing they did
+    // changed a again).
+    const caughtUp = async () => {
+      const [vm, [vmi], [pod]] = await Promise.all([getVm(ids.admin, NS, 'a'), vmis().then((l) => l.filter((x) => x.metadata?.name === 'a')), pods('a')]);
+      if (!vm || !vmi || !pod) return false;
+      const podName = pod.metadata!.name!;
+      type Versioned = { metadata?: { resourceVersion?: string } };
+      const same = (cached: Versioned | undefined, live: Versioned) => cached?.metadata?.resourceVersion === live.metadata?.resourceVersion;
+      return same(vmc.vms.get('a', NS), vm) && same(vmc.vmis.get('a', NS), vmi) && same(vmc.pods.get(podName, NS), pod)
+        && same(ag.vmis.get('a', NS), vmi) && same(ag.pods.get(podName, NS), pod);
+    };
+    await until('VM a steady (informers caught up, queues idle)', async () => {
+      if (!(await caughtUp())) return false;
+      await bothIdle();
+      return caughtUp();
+    }, 10_000);
     // Each client's log is append-only: remember where each one stood (a concatenation of
     // both would shift the agent's old entries past a count taken before).
     const marks = clients.map((c) => c.writes.length);
-    // Three re-apply intervals (2 s) and an agent resync pass (5 s).
-    await new Promise((r) => setTimeout(r, 6000));
-    const since = clients.flatMap((c, i) => c.writes.slice(marks[i])).filter(aboutA);
+    const since = () => clients.flatMap((c, i) => c.writes.slice(marks[i])).filter(aboutA);
+    // Three re-apply intervals (2 s) ...
+    await until('three re-applies of VM a', () => since().filter((w) => w.verb === 'apply').length >= 3, 15_000);
+    // ... then a resync pass of each (what their resync timers do: every VM, every launcher
+    // Pod of the node, queued), worked off: both have looked at a steady VM a and decided.
+    vmc.resync();
+    for (const p of ag.pods.list()) ag.queue.add(`${p.metadata?.namespace ?? 'default'}/${p.metadata?.name ?? ''}`);
+    await bothIdle();
     // Re-applying git (server-side apply of VM a) is the only write allowed; it did happen.
-    expect(since.filter((w) => w.verb !== 'apply')).toEqual([]);
-    expect(since.filter((w) => w.verb === 'apply').length).toBeGreaterThanOrEqual(2);
+    expect(since().filter((w) => w.verb !== 'apply')).toEqual([]);
+    expect(since().filter((w) => w.verb === 'apply').length).toBeGreaterThanOrEqual(2);
   }, 30_000);
 
   it('a `kubectl edit` of a git-owned field is reverted at the next apply; a field another manager owns is left alone', async () => {
@@ -127,8 +153,15 @@ describe.skipIf(!env)('cluster mode on a real control plane (test:///default lau
     const names = ['c1', 'c2', 'c3'];
     await commitVms(git, [...base(), ...names.map((n) => vmIn(n))], 'three more');
     await until('a first new VMI', async () => (await vmis()).some((v) => names.includes(v.metadata?.name ?? '')), 60_000, 50);
+    const informers = [controller.controller.vms, controller.controller.vmis, controller.controller.pods, agent.agent.pods, agent.agent.vmis].map((i) => {
+      if (!(i instanceof ResilientInformer)) throw new Error('expected the controller and agent informers to be ResilientInformers');
+      return i;
+    });
+    const restarts = informers.map((i) => i.restarts);
     await e.stopComponent('kube-apiserver');
-    await new Promise((r) => setTimeout(r, 3000));
+    // Down until both have noticed: every informer of the controller and the agent lost its
+    // watch and retried against the stopped server (the second restart follows a failed one).
+    await until('the controller and agent to notice the API server is gone', () => informers.every((i, k) => i.restarts >= restarts[k]! + 2), 30_000, 50);
     await e.startComponent('kube-apiserver');
     for (const n of names) await until(`${n} Running`, async () => (await status(n))?.printableStatus === 'Running', 120_000);
     for (const n of names) expect((await pods(n)).length).toBe(1);

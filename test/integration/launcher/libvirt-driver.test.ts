@@ -2,14 +2,41 @@
  * The native driver against libvirt's `test:///default` driver: the real libvirt API and
  * binding, no QEMU. Each connection has private state, so the event source is `poll`
  * (a `virsh event` child would see its own, separate test driver).
+ *
+ * An integration test, not a unit test: it needs the host's libvirt (the library and the
+ * N-API binding against it; the integration global setup installs and starts libvirt).
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NativeLibvirtDriver } from '../../../launcher/libvirt/native.js';
-import type { DomainEvent } from '../../../launcher/libvirt/driver.js';
+import type { DomainEvent, DomainEventType } from '../../../launcher/libvirt/driver.js';
 import { DomainNotFoundError, LibvirtError, LibvirtUnavailableError } from '../../../launcher/libvirt/errors.js';
+import { waitFor } from '../../helpers/wait.js';
 
 const XML = (name: string) => `<domain type='test'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
   <os><type arch='x86_64'>hvm</type></os></domain>`;
+
+/**
+ * Resolves once the polling event source has a baseline snapshot, so that a domain defined
+ * from now on is reported as Defined (and not just found in the first snapshot): it defines
+ * probe domains until one of them is reported. Call it while the listener whose events the
+ * test checks is subscribed, so the same poller keeps running afterwards.
+ */
+async function pollerHasBaseline(driver: NativeLibvirtDriver): Promise<void> {
+  let reported = false;
+  const off = driver.onEvent((e) => {
+    if (e.type === 'Defined' && e.domain.startsWith('probe-')) reported = true;
+  });
+  let n = 0;
+  try {
+    await waitFor('the poller to report a newly defined probe domain', async () => {
+      if (reported) return true;
+      await driver.defineXML(XML(`probe-${n++}`));
+      return false;
+    }, 10_000, 100);
+  } finally {
+    off();
+  }
+}
 
 describe('NativeLibvirtDriver on test:///default', () => {
   let driver: NativeLibvirtDriver;
@@ -30,26 +57,29 @@ describe('NativeLibvirtDriver on test:///default', () => {
   it('runs a lifecycle and reports states and events', async () => {
     const events: DomainEvent[] = [];
     const off = driver.onEvent((e) => e.domain === 'life' && events.push(e));
-    await new Promise((r) => setTimeout(r, 120)); // first poll snapshot
+    // Polling only sees the states it samples: each step waits until the poller reported
+    // the previous one before changing the state again.
+    const reported = (type: DomainEventType) => waitFor(`a ${type} event for 'life'`, () => events.some((e) => e.type === type), 10_000, 20);
+    await pollerHasBaseline(driver);
     expect(await driver.defineXML(XML('life'))).toBe('life');
     expect(await driver.getState('life')).toBe('Shutoff');
     await driver.start('life');
     expect(await driver.getState('life')).toBe('Running');
-    await new Promise((r) => setTimeout(r, 120));
+    await reported('Started');
     await driver.suspend('life');
     expect(await driver.getState('life')).toBe('Paused');
-    await new Promise((r) => setTimeout(r, 120));
+    await reported('Suspended');
     await driver.resume('life');
-    await new Promise((r) => setTimeout(r, 120));
+    await reported('Resumed');
     const info = await driver.getInfo('life');
     expect(info).toMatchObject({ name: 'life', state: 'Running', vcpus: 1, maxMemory: 64 * 1024 * 1024 });
     expect(await driver.getXML('life')).toContain('<name>life</name>');
     await driver.destroy('life');
     expect(await driver.getState('life')).toBe('Shutoff');
-    await new Promise((r) => setTimeout(r, 120)); // polling only sees states it samples
+    await reported('Stopped');
     await driver.undefine('life');
     expect(await driver.exists('life')).toBe(false);
-    await new Promise((r) => setTimeout(r, 120));
+    await reported('Undefined');
     off();
     expect(events.map((e) => e.type)).toEqual(['Defined', 'Started', 'Suspended', 'Resumed', 'Stopped', 'Undefined']);
   });
@@ -73,7 +103,7 @@ describe('NativeLibvirtDriver on test:///default', () => {
         if (seen.length === 2) ac.abort();
       }
     })();
-    await new Promise((r) => setTimeout(r, 120));
+    await pollerHasBaseline(driver);
     await driver.defineXML(XML('iter'));
     await driver.start('iter');
     await done;
