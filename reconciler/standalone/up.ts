@@ -10,7 +10,6 @@ import { pino, type Logger } from 'pino';
 import { GitSource, createWebhookRoute, isLocalPath } from '../source/index.js';
 import { NodeAgent } from '../agent/agent.js';
 import { processAlive } from '../agent/process-runtime.js';
-import { PoolRuntime } from '../agent/pool.js';
 import { StandaloneBackend } from './backend.js';
 import { startApi, type ApiServer } from './api.js';
 import { LibvirtDomains } from './libvirt-domains.js';
@@ -120,8 +119,10 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     hostFlags: hostFlags(config),
     baseEnv: baseEnv(),
     janitor: domains,
+    // The pool (many launchers in one process) exists for control-plane benchmarks only: it is
+    // loaded on demand, never part of what `up` runs otherwise.
     ...(config.launcherRuntime === 'pool'
-      ? { runtime: new PoolRuntime({ socketPath: join(config.stateDir, 'pool.sock'), command: [process.execPath, CLI_BIN], logFile: join(config.stateDir, 'pool.log') }) }
+      ? { runtime: new (await import('../agent/pool.js')).PoolRuntime({ socketPath: join(config.stateDir, 'pool.sock'), command: [process.execPath, CLI_BIN], logFile: join(config.stateDir, 'pool.log') }) }
       : {}),
     log: log.child({ component: 'agent' }),
   });
