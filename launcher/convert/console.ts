@@ -13,8 +13,12 @@ import type { XmlNode } from './xml.js';
 /** sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
 export const MAX_SOCKET_PATH = 107;
 
-export function serialSocketPath(ctx: ConversionContext, domainName: string): string {
-  return posix.join(ctx.socketsDir, `${domainName}-serial0`);
+/**
+ * `<socketsDir>/serial0`: each launcher has a sockets dir of its own, so the socket needs no
+ * name in it, and its path has the same length for every VM, whatever the VM is called.
+ */
+export function serialSocketPath(ctx: Pick<ConversionContext, 'socketsDir'> | string): string {
+  return posix.join(typeof ctx === 'string' ? posix.join(ctx, 'sockets') : ctx.socketsDir, 'serial0');
 }
 
 export function serialLogPath(ctx: ConversionContext, domainName: string): string {
@@ -33,7 +37,7 @@ export function checkSocketPath(path: string): void {
 
 export function convertConsole(devices: api.Devices, ctx: ConversionContext, domainName: string): XmlNode {
   if (devices.autoattachSerialConsole === false) return {};
-  const socket = serialSocketPath(ctx, domainName);
+  const socket = serialSocketPath(ctx);
   checkSocketPath(socket);
   const serial: XmlNode = { '@type': 'unix', source: { '@mode': 'bind', '@path': socket } };
   if (devices.logSerialConsole !== false) serial.log = { '@file': serialLogPath(ctx, domainName), '@append': 'on' };

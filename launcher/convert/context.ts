@@ -38,7 +38,7 @@ export interface ConversionContext {
   volumes: Record<string, MaterializedVolume>;
   /** Kernel boot artifacts extracted from spec.domain.firmware.kernelBoot.container. */
   kernelBoot?: { kernelPath?: string; initrdPath?: string };
-  /** Directory for the serial console unix socket (`<socketsDir>/<ns>_<name>-serial0`). */
+  /** This VMI's own directory for its console and VNC unix sockets (`serial0`, `vnc`). */
   socketsDir: string;
   /** Directory for the serial console log file. */
   logDir: string;

@@ -27,8 +27,9 @@ const UNSUPPORTED_DEVICES: Record<string, string> = {
   filesystems: 'virtiofs file systems',
 };
 
-export function vncSocketPath(ctx: ConversionContext, domainName: string): string {
-  return posix.join(ctx.socketsDir, `${domainName}-vnc`);
+/** `<socketsDir>/vnc`: per-launcher sockets dir, so no name in it (see serialSocketPath). */
+export function vncSocketPath(ctx: ConversionContext): string {
+  return posix.join(ctx.socketsDir, 'vnc');
 }
 
 /** Refuses passthrough devices, warns about other device fields virtops does not model. */
@@ -47,7 +48,7 @@ export function convertDevices(devices: api.Devices, ctx: ConversionContext, dom
     channel: { '@type': 'unix', target: { '@type': 'virtio', '@name': GUEST_AGENT_CHANNEL } },
   };
   if (devices.autoattachGraphicsDevice !== false) {
-    const socket = vncSocketPath(ctx, domainName);
+    const socket = vncSocketPath(ctx);
     checkSocketPath(socket);
     xml.graphics = { '@type': 'vnc', listen: { '@type': 'socket', '@socket': socket } };
     xml.video = { model: { '@type': 'vga', '@vram': 16384, '@heads': 1, '@primary': 'yes' } };

@@ -12,7 +12,7 @@
  *   <stateDir>/vmis/<ns>/<name>/kernel-boot/<file>        kernel / initrd extracted from kernelBoot.container
  *   <stateDir>/images/<sha256 of image ref>.qcow2         containerDisk base images (read-only backing files)
  *   <stateDir>/pvcs/<ns>/<claim>/disk.img                 PVC / DataVolume images (KubeVirt's disk.img)
- *   <stateDir>/sockets/<ns>_<name>-serial0, -vnc          console and VNC unix sockets
+ *   <stateDir>/vmis/<ns>/<name>/sockets/serial0, vnc     console and VNC unix sockets
  *   <stateDir>/logs/<ns>_<name>-serial0.log               serial console logs
  *   <stateDir>/nvram/<ns>_<name>_VARS.fd                  EFI variables
  *   /usr/share/OVMF/OVMF_{CODE,VARS}_4M*.fd              firmware (launcher/firmware-files.ts, as the launcher uses)
@@ -58,7 +58,7 @@ export function nodeContext(vmi: api.VirtualMachineInstance, opts: NodeLayoutOpt
           },
         }
       : {}),
-    socketsDir: posix.join(stateDir, 'sockets'),
+    socketsDir: posix.join(dir, 'sockets'),
     logDir: posix.join(stateDir, 'logs'),
     ovmf: ovmfFirmware(posix.join(stateDir, 'nvram')),
   };

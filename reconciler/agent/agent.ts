@@ -15,6 +15,8 @@ import type { LauncherInfo, SyncResponse } from '../../launcher/launcher.js';
 import { callLauncher, launcherEvents } from '../../launcher/server/client.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 import { type LauncherObservation, type LauncherPhase, awaitingVmi, launcherPhase } from '../core/launcher-phase.js';
+import { serialSocketPath } from '../../launcher/convert/console.js';
+import { MAX_STATE_DIR_BYTES, podKey } from './host-config.js';
 import { type HostFlags, type ProcessSpec, launcherProcessSpec } from './pod-process.js';
 import { findProcesses, prepareHostDirs, processAlive, startDetached, stopProcess, tail } from './process-runtime.js';
 
@@ -156,7 +158,7 @@ export class NodeAgent implements InstanceHandler {
   }
 
   podDir(namespace: string, name: string): string {
-    return join(this.opts.podsDir, `${namespace}_${name}`);
+    return join(this.opts.podsDir, podKey(namespace, name));
   }
 
   /**
@@ -168,8 +170,11 @@ export class NodeAgent implements InstanceHandler {
     if (!uid) throw new LauncherError(`VirtualMachineInstance ${vmi.metadata.namespace ?? 'default'}/${vmi.metadata.name} has no uid yet`, 'NoUid');
     const podDir = this.podDir(vmi.metadata.namespace ?? 'default', opts.podName);
     const spec = launcherProcessSpec({ pod, uid, podDir, virtopsCommand: this.opts.virtopsCommand, hostFlags: this.opts.hostFlags });
-    if (Buffer.byteLength(spec.socketPath) > 107) {
-      throw new LauncherError(`launcher socket path ${spec.socketPath} is over the 107-byte unix socket limit: use a shorter --state-dir or VM name`, 'SocketPathTooLong');
+    // Fixed-length pod dirs make these fit any name; a long --state-dir is refused at start-up.
+    for (const socket of [spec.socketPath, serialSocketPath(spec.shareDir)]) {
+      if (Buffer.byteLength(socket) > 107) {
+        throw new LauncherError(`launcher socket path ${socket} is over the 107-byte unix socket limit: use a --state-dir of at most ${MAX_STATE_DIR_BYTES} bytes`, 'SocketPathTooLong');
+      }
     }
     const record: InstanceRecord = {
       uid,
@@ -342,7 +347,7 @@ export class NodeAgent implements InstanceHandler {
     if (removed === 'removed') log.warn({ domain: record.domainName }, 'removed a domain its launcher left behind');
     await rm(record.socketPath, { force: true });
     // This incarnation's ephemeral files (overlays, ISOs) go with it; persistent disks stay with the VM.
-    await rm(join(record.podDir, 'volumes', 'ephemeral-disks', 'volumes', 'ephemeral', record.uid), { recursive: true, force: true });
+    await rm(join(record.podDir, 'ephemeral-disks', 'volumes', 'ephemeral', record.uid), { recursive: true, force: true });
   }
 
   /** Removes everything of a VM that left git: its directory (incl. its emptyDisks). */

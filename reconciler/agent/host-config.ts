@@ -10,6 +10,7 @@
  * it registers commands and launcher/convert/node-layout.ts re-exports it; duration flags
  * are in duration-flag.ts for that reason (launcher/flags.ts loads commander).
  */
+import { createHash } from 'node:crypto';
 import { isAbsolute, join } from 'node:path';
 import type { HostFlags } from './pod-process.js';
 
@@ -45,9 +46,24 @@ export function podsDir(stateDir: string): string {
   return join(stateDir, 'pods');
 }
 
-/** `<state-dir>/pods/<ns>_<name>` (the node agent's podDir). */
+/**
+ * The longest --state-dir every launcher's unix sockets fit under (sun_path holds 107 bytes):
+ * `<state-dir>/pods/<12-char key>/public/sockets/serial0` is the longest socket path.
+ */
+export const MAX_STATE_DIR_BYTES = 64;
+
+/**
+ * A launcher Pod's directory name: 12 characters of a hash of `<namespace>/<name>`, so the
+ * socket paths under it have the same length whatever the names (63 bytes each in
+ * Kubernetes). `vm.json` in the directory says whose it is.
+ */
+export function podKey(namespace: string, name: string): string {
+  return createHash('sha256').update(`${namespace}/${name}`).digest('hex').slice(0, 12);
+}
+
+/** `<state-dir>/pods/<podKey>` (the node agent's podDir). */
 export function podDir(stateDir: string, namespace: string, name: string): string {
-  return join(podsDir(stateDir), `${namespace}_${name}`);
+  return join(podsDir(stateDir), podKey(namespace, name));
 }
 
 /**
@@ -82,6 +98,9 @@ export function baseEnv(env: NodeJS.ProcessEnv = process.env): Record<string, st
 
 export function validateStateDir(value: string, errors: string[]): string {
   if (!isAbsolute(value)) errors.push(`--state-dir "${value}" is not an absolute path: pass e.g. --state-dir ${DEFAULT_STATE_DIR}`);
+  else if (Buffer.byteLength(value) > MAX_STATE_DIR_BYTES) {
+    errors.push(`--state-dir "${value}" is ${Buffer.byteLength(value)} bytes, over ${MAX_STATE_DIR_BYTES}: launcher unix sockets under it would not fit the 107-byte limit; pass a shorter path (a symlink works), e.g. --state-dir ${DEFAULT_STATE_DIR}`);
+  }
   return value;
 }
 

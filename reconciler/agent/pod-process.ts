@@ -2,7 +2,7 @@
  * From a launcher Pod (as synth wrote it to dist/) to a host process: the pure half of the
  * node agent's process runtime. Without a kubelet, the agent does kubelet's work itself:
  *
- * - every emptyDir volume becomes a per-VM host directory `<podDir>/volumes/<volume>`;
+ * - every emptyDir volume becomes a per-VM host directory `<podDir>/<volume>`;
  *   a mount nested in another (sockets under /var/run/kubevirt) becomes a symlink inside
  *   the outer volume's directory, so both paths reach the same files, as with bind mounts;
  * - the compute container's env is resolved (downward-API fieldRefs from the Pod's own
@@ -141,7 +141,8 @@ function hostDirs(pod: PodManifest, compute: Container, podDir: string): HostDir
     .sort((a, b) => a.mountPath.length - b.mountPath.length);
   const dirs: HostDir[] = [];
   for (const m of mounts) {
-    const hostPath = posix.join(podDir, 'volumes', m.name);
+    // Volume names are DNS labels (no dots), so they never collide with launcher.log.
+    const hostPath = posix.join(podDir, m.name);
     const parent = [...dirs].reverse().find((d) => isUnder(m.mountPath, d.mountPath));
     dirs.push({ volume: m.name, mountPath: m.mountPath, hostPath, ...(parent ? { linkTo: posix.join(parent.hostPath, posix.relative(parent.mountPath, m.mountPath)) } : {}) });
   }

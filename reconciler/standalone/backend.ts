@@ -1,10 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { vmiGraceSeconds } from '../../api/grace.js';
 import { type VirtualMachine, type VirtualMachineStatus, vmiFromVm } from '../../api/kubevirt.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 import { LABEL_VM_NAME } from '../../synth/launcher-pod.js';
+import { serialSocketPath } from '../../launcher/convert/console.js';
 import {
   type Action,
   type BackoffPolicy,
@@ -531,7 +531,7 @@ export class StandaloneBackend {
               ...(inst.pid !== undefined ? { pid: inst.pid } : {}),
               domain: inst.domainName,
               socket: inst.socketPath,
-              console: join(dirname(inst.socketPath), `${inst.domainName}-serial0`),
+              console: serialSocketPath(inst.shareDir),
               serialLog: `${inst.shareDir}/logs/${inst.domainName}-serial0.log`,
               launcherLog: inst.logFile,
               podDir: inst.podDir,

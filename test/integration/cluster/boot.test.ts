@@ -16,6 +16,7 @@ import { type LocalRegistry, pushTestGuestImages, startRegistry } from '../../he
 import { GUEST_MARKERS } from '../../helpers/test-guest.js';
 import { bareVm, testGuestVm } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
+import { podDir } from '../../../reconciler/agent/host-config.js';
 import { commitVms, deleteNode, stopLaunchersUnder, getVm, gitFixture, identities, listJson, startAgent, startController, tempDir, until, type Env, type Identities } from './harness.js';
 
 const env = clusterTestenv();
@@ -84,7 +85,7 @@ describe.skipIf(!env)('cluster mode boots a real guest (qemu:///system, TCG)', (
     expect((await virsh('domstate', DOMAIN)).stdout.trim()).toBe('running');
     const [pod] = await listJson<V1Pod>(ids.admin, 'v1', 'Pod', NS, `vm.kubevirt.io/name=${NAME}`);
     const dirName = pod!.metadata!.labels!['kubevirt.io/created-by']!.replace(/[^a-z0-9]/g, '').slice(0, 12);
-    const serial = join(state.dir, 'pods', `${NS}_${dirName}`, 'volumes', 'public', 'logs', `${DOMAIN}-serial0.log`);
+    const serial = join(podDir(state.dir, NS, dirName), 'public', 'logs', `${DOMAIN}-serial0.log`);
     const text = await until('guest ready marker', async () => {
       const t = await readFile(serial, 'utf8').catch(() => '');
       return t.includes(GUEST_MARKERS.ready) ? t : undefined;

@@ -95,7 +95,7 @@ describe('virtops up boots a real guest (qemu:///system, TCG)', () => {
 
   it('removing it from git prunes domain, disks, ISO, socket and process', async () => {
     const v = (await vm(up.server, NAME))!;
-    const ephemeral = `${v.instance!.podDir}/volumes/ephemeral-disks/volumes/ephemeral/${v.instance!.uid}`;
+    const ephemeral = `${v.instance!.podDir}/ephemeral-disks/volumes/ephemeral/${v.instance!.uid}`;
     expect(existsSync(ephemeral)).toBe(true);
     // `virtops console` stays attached and sees the guest's ACPI shutdown message.
     const consoleProc = execa(process.execPath, [CLI, 'console', NAME, '--server', up.server], { reject: false, stdin: 'pipe' });

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { bareVm, gitFixture, vmDocuments, type GitFixture } from './fixture.js';
+import { podDir } from '../../../reconciler/agent/host-config.js';
 import { cleanupStateDir, cli, launcherPids, listVms, makeStateDir, readyCondition, startUp, vm, waitFor, type UpProcess } from './harness.js';
 
 const UP_ARGS = (bare: string) => ['--repo', bare, '--libvirt-uri', 'test:///default', '--interval', '2s', '--no-freshness-check'];
@@ -145,7 +146,7 @@ describe('virtops up (test:///default)', () => {
     await git.commitVms([bareVm('alpha'), bareVm('beta'), ...names.map((n) => bareVm(n))], 'six more');
     // Kill as soon as the first new launcher has been recorded, while others are starting.
     await waitFor('a new instance recorded', async () => {
-      for (const n of names) if (existsSync(`${stateDir}/vms/default_${n}.json`) && existsSync(`${stateDir}/pods/default_${n}`)) return true;
+      for (const n of names) if (existsSync(`${stateDir}/vms/default_${n}.json`) && existsSync(podDir(stateDir, 'default', n))) return true;
       return false;
     }, 30_000, 10);
     await up.kill9();

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { podDir } from '../../../reconciler/agent/host-config.js';
 import { schemaProblems } from './helpers.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -49,11 +50,11 @@ describe('virtops domain-xml', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('<domain type="qemu">');
     expect(r.stdout).toContain('<name>lab_web</name>');
-    // The launcher Pod's emptyDirs under <state-dir>/pods/<ns>_<name>/volumes, the overlay in the instance's ephemeral dir.
-    const pod = '/srv/virtops/pods/lab_web/volumes';
+    // The launcher Pod's emptyDirs under <state-dir>/pods/<podKey(ns, name)>, the overlay in the instance's ephemeral dir.
+    const pod = podDir('/srv/virtops', 'lab', 'web');
     expect(r.stdout).toContain(`<source file="${pod}/ephemeral-disks/volumes/ephemeral/00000000-0000-0000-0000-000000000000/root.qcow2"/>`);
     expect(r.stdout).toContain('<source file="/srv/virtops/images/images/&lt;digest of quay.io/containerdisks/cirros:0.6&gt;/files/disk"/>');
-    expect(r.stdout).toContain(`path="${pod}/public/sockets/lab_web-serial0"`);
+    expect(r.stdout).toContain(`path="${pod}/public/sockets/serial0"`);
     expect(r.stdout).toContain(`<log file="${pod}/public/logs/lab_web-serial0.log"`);
     expect(r.stderr).toMatch(/^note: instance uid 0{8}-.* pass --uid/m);
     expect(r.stderr).toMatch(/^note: root: the backing file is extracted into the image store/m);
@@ -66,7 +67,7 @@ describe('virtops domain-xml', () => {
     const r = cli(write('vmi.json', JSON.stringify(vmi)), '--uid', 'abc-1');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('<domain type="kvm">');
-    expect(r.stdout).toContain('/var/lib/virtops/pods/lab_one/volumes/ephemeral-disks/volumes/ephemeral/abc-1/root.qcow2');
+    expect(r.stdout).toContain(`${podDir('/var/lib/virtops', 'lab', 'one')}/ephemeral-disks/volumes/ephemeral/abc-1/root.qcow2`);
   });
 
   it('asks for --name when the file holds several VMs, and honours it', () => {

@@ -10,11 +10,11 @@ describe('serial console', () => {
     expect(convertConsole({}, ctx(), 'lab_guest')).toEqual({
       serial: {
         '@type': 'unix',
-        source: { '@mode': 'bind', '@path': '/run/virtops/sockets/lab_guest-serial0' },
+        source: { '@mode': 'bind', '@path': '/run/virtops/sockets/serial0' },
         log: { '@file': '/var/log/virtops/lab_guest-serial0.log', '@append': 'on' },
         target: { '@type': 'isa-serial', '@port': 0, model: { '@name': 'isa-serial' } },
       },
-      console: { '@type': 'unix', source: { '@mode': 'bind', '@path': '/run/virtops/sockets/lab_guest-serial0' }, target: { '@type': 'serial', '@port': 0 } },
+      console: { '@type': 'unix', source: { '@mode': 'bind', '@path': '/run/virtops/sockets/serial0' }, target: { '@type': 'serial', '@port': 0 } },
     });
   });
 
@@ -24,7 +24,7 @@ describe('serial console', () => {
   });
 
   it('refuses socket paths longer than a unix socket address holds', () => {
-    const e = conversionError(() => convertConsole({}, ctx({ socketsDir: `/run/${'x'.repeat(90)}` }), 'lab_guest'));
+    const e = conversionError(() => convertConsole({}, ctx({ socketsDir: `/run/${'x'.repeat(95)}` }), 'lab_guest'));
     expect(e.path).toBe('metadata.name');
     expect(e.problem).toMatch(/107-byte unix socket limit/);
   });
@@ -34,7 +34,7 @@ describe('other devices', () => {
   it('defaults: guest agent channel, VNC on a socket + VGA, virtio balloon, no rng', () => {
     expect(convertDevices({}, ctx(), 'lab_guest')).toEqual({
       channel: { '@type': 'unix', target: { '@type': 'virtio', '@name': 'org.qemu.guest_agent.0' } },
-      graphics: { '@type': 'vnc', listen: { '@type': 'socket', '@socket': '/run/virtops/sockets/lab_guest-vnc' } },
+      graphics: { '@type': 'vnc', listen: { '@type': 'socket', '@socket': '/run/virtops/sockets/vnc' } },
       video: { model: { '@type': 'vga', '@vram': 16384, '@heads': 1, '@primary': 'yes' } },
       memballoon: { '@model': 'virtio', stats: { '@period': 10 } },
     });

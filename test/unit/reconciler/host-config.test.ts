@@ -134,9 +134,21 @@ describe('host flag validators', () => {
 });
 
 describe('host layout', () => {
+  it('a --state-dir over 64 bytes is refused at start-up, naming the flag and the fix', () => {
+    const ok = run((e) => validateHostFlags({ stateDir: `/${'s'.repeat(63)}` }, e));
+    expect(ok.errors).toEqual([]);
+    const long = run((e) => validateHostFlags({ stateDir: `/${'s'.repeat(64)}` }, e));
+    expect(long.errors.join('\n')).toMatch(/--state-dir .* is 65 bytes, over 64: .*pass a shorter path/);
+  });
+
+
   it('lays pods out under <state-dir>/pods', () => {
     expect(podsDir('/s')).toBe('/s/pods');
-    expect(podDir('/s', 'lab', 'web')).toBe('/s/pods/lab_web');
+    expect(podDir('/s', 'lab', 'web')).toMatch(/^\/s\/pods\/[0-9a-f]{12}$/);
+    // Fixed length whatever the names; distinct for distinct VMs.
+    expect(podDir('/s', 'n'.repeat(63), 'v'.repeat(63))).toHaveLength(podDir('/s', 'lab', 'web').length);
+    expect(podDir('/s', 'lab', 'web')).not.toBe(podDir('/s', 'lab', 'web2'));
+    expect(podDir('/s', 'a', 'b_c')).not.toBe(podDir('/s', 'a_b', 'c'));
   });
 
   it('builds the host flags every launcher gets; auto leaves the Pod\'s emulation alone', () => {

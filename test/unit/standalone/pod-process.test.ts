@@ -28,19 +28,19 @@ describe('launcherProcessSpec', () => {
 
   it('maps emptyDir mount paths to per-VM host dirs, nested mounts as links into the parent', () => {
     const s = launcherProcessSpec(base);
-    expect(launcherFlagValue(s.argv, 'kubevirtShareDir')).toBe('/s/pods/prod_web/volumes/public');
-    expect(launcherFlagValue(s.argv, 'ephemeralDiskDir')).toBe('/s/pods/prod_web/volumes/ephemeral-disks');
-    expect(launcherFlagValue(s.argv, 'containerDiskDir')).toBe('/s/pods/prod_web/volumes/container-disks');
+    expect(launcherFlagValue(s.argv, 'kubevirtShareDir')).toBe('/s/pods/prod_web/public');
+    expect(launcherFlagValue(s.argv, 'ephemeralDiskDir')).toBe('/s/pods/prod_web/ephemeral-disks');
+    expect(launcherFlagValue(s.argv, 'containerDiskDir')).toBe('/s/pods/prod_web/container-disks');
     const sockets = s.dirs.find((d) => d.volume === 'sockets')!;
-    expect(sockets.hostPath).toBe('/s/pods/prod_web/volumes/sockets');
-    expect(sockets.linkTo).toBe('/s/pods/prod_web/volumes/public/sockets');
-    expect(s.socketPath).toBe('/s/pods/prod_web/volumes/sockets/launcher-sock');
+    expect(sockets.hostPath).toBe('/s/pods/prod_web/sockets');
+    expect(sockets.linkTo).toBe('/s/pods/prod_web/public/sockets');
+    expect(s.socketPath).toBe('/s/pods/prod_web/sockets/launcher-sock');
     expect(s.domainName).toBe('prod_web');
   });
 
   it('resolves env: values with mount paths rewritten, downward-API fields from the Pod with the real uid', () => {
     const s = launcherProcessSpec(base);
-    expect(s.env['XDG_CACHE_HOME']).toBe('/s/pods/prod_web/volumes/private');
+    expect(s.env['XDG_CACHE_HOME']).toBe('/s/pods/prod_web/private');
     expect(s.env['VMI_UID']).toBe('u-123');
     expect(s.env['POD_NAME']).toBe('virt-launcher-web');
   });
