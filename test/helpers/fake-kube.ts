@@ -10,8 +10,10 @@
  *   `spec`; +1 when anything outside metadata and status changes) and `generateName`;
  *   a namespaced object without a namespace lands in `default`;
  * - ignores `status` on create/apply/merge-patch of the main resource (every kind is
- *   treated as having a status subresource; a created Pod gets `status.phase: Pending`);
- *   status is written through patchCustomStatus/patchPodStatus/patchNodeStatus;
+ *   treated as having a status subresource; a created Pod gets `status.phase: Pending`),
+ *   except that a Node's create keeps its status (the API server's node strategy allows
+ *   it: a kubelet registers with capacity and conditions); status is written through
+ *   patchCustomStatus/patchPodStatus/patchNodeStatus;
  * - skips no-op writes: an update that changes nothing keeps the resourceVersion and
  *   emits no watch event;
  * - prunes `null`s from kubevirt.io objects (structural-schema pruning), and applies JSON
@@ -296,7 +298,8 @@ export class FakeKubeClient implements KubeClient {
     this.record('create', resource, o.metadata?.name ?? '', o.metadata?.namespace);
     return this.guarded('create', resource, o.metadata?.name, () => {
       if (o.metadata?.name && this.lookup(o.apiVersion, o.kind, o.metadata.name, o.metadata.namespace)) return undefined; // AlreadyExists
-      return clone(this.insert(structuredClone(o), { keepStatus: false }));
+      // Nodes may carry their status on create (kubelet's registration); other kinds may not.
+      return clone(this.insert(structuredClone(o), { keepStatus: o.apiVersion === 'v1' && o.kind === 'Node' }));
     }) as unknown as T | undefined;
   }
 
