@@ -216,6 +216,11 @@ export class ClusterAgent {
     if (!vmi || vmi.metadata.deletionTimestamp) {
       // The VMI is going (or gone): stop the guest with the VMI's grace period.
       await this.stopInstance(key, pod, t, vmi);
+      // A VMI that other finalizers keep must not go on saying Running: its guest is gone.
+      // (With only ours it disappears right after, so the write is saved.)
+      if (vmi && (vmi.metadata.finalizers ?? []).some((f) => f !== VMI_FINALIZER) && vmi.status?.phase !== 'Succeeded' && vmi.status?.phase !== 'Failed') {
+        await this.reportVmi(vmi, { reachable: false, phase: 'Succeeded', reason: 'VMIDeleted', message: 'the guest was stopped because its VirtualMachineInstance is being deleted' });
+      }
       if (vmi && (vmi.metadata.finalizers ?? []).includes(VMI_FINALIZER)) await removeFinalizer(this.client, vmi);
       return {};
     }

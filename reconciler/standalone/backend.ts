@@ -182,15 +182,13 @@ export class StandaloneBackend {
     const split = splitRevision(kept);
 
     // Overrides hold until a commit touches their VM.
-    const overrides: OverrideMap = {};
-    for (const r of this.records.values()) if (r.override) overrides[objectKey(vmObjectRef(r.namespace, r.name))] = r.override;
-    const { cleared } = applyRevisionToOverrides(overrides, this.applied.inventory, vmsOnly);
+    const cleared = this.overridesClearedBy(vmsOnly);
     const now = this.now();
-    for (const ok of cleared) {
-      const parts = ok.split('/');
-      const key = vmKey(parts.at(-2), parts.at(-1));
+    const touched = new Set<VmKey>();
+    for (const key of cleared) {
       const r = this.records.get(key);
       if (r?.override) {
+        touched.add(key);
         pushEvent(r, { type: 'Normal', reason: 'OverrideCleared', message: `commit ${rev.sha.slice(0, 12)} changed this VM: the ${r.override.action} override is cleared, git rules again` }, now);
         delete r.override;
       }
@@ -200,8 +198,14 @@ export class StandaloneBackend {
       this.pushPending.set(key, seenAt);
       // A commit that changes the VM clears its last error; the next pass reports what still fails.
       const r = this.records.get(key);
-      if (r?.status?.conditions) r.status.conditions = r.status.conditions.filter((c) => c.type !== 'Failure');
+      if (r?.status?.conditions?.some((c) => c.type === 'Failure')) {
+        r.status.conditions = r.status.conditions.filter((c) => c.type !== 'Failure');
+        touched.add(key);
+      }
     }
+    // Written before applied.json: once the new inventory is on disk, this commit no longer
+    // counts as a change to these VMs, so a crash in between must not bring the override back.
+    for (const key of touched) await this.save(key, this.records.get(key)!);
 
     // A good revision after a refused one supersedes the refusal.
     this.applied = { sha: rev.sha, appliedAt: now, seenAt, manifests: kept, inventory: plan.next };
@@ -211,7 +215,7 @@ export class StandaloneBackend {
     metrics.setRevision(rev.sha);
     metrics.refused.set(0);
     log.info(
-      { sha: rev.sha, create: plan.create.map(objKey), update: plan.update.map(objKey), prune: plan.prune, unchanged: plan.unchanged.length, overridesCleared: cleared.length },
+      { sha: rev.sha, create: plan.create.map(objKey), update: plan.update.map(objKey), prune: plan.prune, unchanged: plan.unchanged.length, overridesCleared: cleared.size },
       `applying revision ${rev.sha.slice(0, 12)}`,
     );
     this.resync();
@@ -266,8 +270,10 @@ export class StandaloneBackend {
   async diff(next?: Revision): Promise<{ applied?: string; next?: string; entries: DiffEntry[] }> {
     let vms = this.desiredVms;
     const change = new Map<VmKey, DiffEntry['change']>();
+    let clearedByNext = new Set<VmKey>();
     if (next && next.sha !== this.applied.sha) {
       const vmObjs = next.manifests.filter((m) => m.apiVersion === 'kubevirt.io/v1' && m.kind === 'VirtualMachine');
+      clearedByNext = this.overridesClearedBy({ sha: next.sha, manifests: vmObjs });
       const plan = planRevision(this.applied.inventory, { sha: next.sha, manifests: vmObjs });
       for (const o of plan.create) change.set(vmKey(o.metadata.namespace, o.metadata.name), 'create');
       for (const o of plan.update) change.set(vmKey(o.metadata.namespace, o.metadata.name), 'update');
@@ -285,10 +291,23 @@ export class StandaloneBackend {
       const observed = rec ? await this.observe(key, rec, vm, false).catch(() => undefined) : undefined;
       const remembered = reconcileStateFromStatus(rec?.status);
       const backoff = reconcileBackoff(remembered.backoff, observed, now, this.policy);
-      const actions = decideVmActions(vm, observed, { now, backoff, ...(rec?.override ? { override: rec.override } : {}), ...(remembered.onceCompleted ? { onceCompleted: true } : {}) }, this.policy);
+      // The override as it will be once `next` is applied (a commit that changes the VM clears it).
+      const override = rec?.override && !clearedByNext.has(key) ? rec.override : undefined;
+      const actions = decideVmActions(vm, observed, { now, backoff, ...(override ? { override } : {}), ...(remembered.onceCompleted ? { onceCompleted: true } : {}) }, this.policy);
       entries.push({ vm: key, change: change.get(key) ?? 'unchanged', actions });
     }
     return { ...(this.applied.sha ? { applied: this.applied.sha } : {}), ...(next ? { next: next.sha } : {}), entries };
+  }
+
+  /** The VMs whose override a revision (its VirtualMachines) clears: those it changes or removes. */
+  private overridesClearedBy(vmsOnly: Revision): Set<VmKey> {
+    const overrides: OverrideMap = {};
+    for (const r of this.records.values()) if (r.override) overrides[objectKey(vmObjectRef(r.namespace, r.name))] = r.override;
+    const { cleared } = applyRevisionToOverrides(overrides, this.applied.inventory, vmsOnly);
+    return new Set(cleared.map((ok) => {
+      const parts = ok.split('/');
+      return vmKey(parts.at(-2), parts.at(-1));
+    }));
   }
 
   // ---- one VM: the shared reconcile over the local store --------------------------------
@@ -336,6 +355,9 @@ export class StandaloneBackend {
       const inst = rec?.instance;
       if (!rec || !inst || inst.uid !== uid) return {};
       this.opts.log.info({ vm: key, uid, grace, reason }, 'stopping instance');
+      // Stopping while the guest gets its grace period (up to 30 s by default), as a terminating VMI shows in a cluster.
+      const live = await this.observe(key, rec, _vm, false).catch(() => undefined);
+      if (live && grace > 0) await progress({ ...live, terminating: true });
       await this.opts.agent.stop(inst, grace);
       delete rec.instance;
       this.opts.agent.forget(uid);

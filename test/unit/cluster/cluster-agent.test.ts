@@ -495,13 +495,10 @@ describe('deletion', () => {
     expect(w.stopsOf(uid).filter((g) => g > 0)).toEqual([7]);
   });
 
-  // BUG (agent.ts, reconcile → stopInstance): once a terminating VMI's guest is stopped the
-  // agent never reports a final VMI phase, it only removes its own finalizer. A VMI held by
-  // another finalizer (a backup tool's, a user's) keeps phase Running with Ready=True and
-  // Synchronized=True although nothing runs, for as long as that finalizer stays; Argo CD's
-  // VMI health check calls it Healthy. virt-handler reports Succeeded after a guest shutdown
-  // (Failed when the domain just vanished) before the VMI goes away.
-  it.fails('a terminating VMI held by another finalizer is no longer reported Running once its guest is stopped', async () => {
+  // Found with these tests (fixed): the agent only removed its finalizer, so a VMI held by
+  // another finalizer kept phase Running and Ready=True with no guest (virt-handler reports
+  // Succeeded after a shutdown before the VMI goes away).
+  it('a terminating VMI held by another finalizer is no longer reported Running once its guest is stopped', async () => {
     const w = world();
     const { vmi } = w.addVmi('web', { finalizers: [VMI_FINALIZER, 'example.com/hold'] });
     const agent = await w.startAgent();
