@@ -101,6 +101,9 @@ async function runAndValidate(dir: string, cfg: ProjectConfig, reportFile: strin
   if (files.length === 0) throw new SynthError(`the app '${cfg.app}' wrote no manifests; does it call app.synth()?`);
   const validatedByApp = await readValidatedReport(reportFile);
   const problems: FileIssues[] = [];
+  // The same object twice (two VMs of one name in one namespace) would make git ambiguous: the
+  // git source refuses such a commit, so synth must not write it.
+  const declared = new Map<string, string>();
   let objects = 0;
   for (const file of files.filter((f) => /\.ya?ml$/.test(f))) {
     let docs: unknown[];
@@ -114,6 +117,12 @@ async function runAndValidate(dir: string, cfg: ProjectConfig, reportFile: strin
     for (const obj of docs) {
       if (obj === null || obj === undefined) continue;
       objects++;
+      const id = objectIdentity(obj);
+      if (id) {
+        const first = declared.get(id);
+        if (first) problems.push({ file, object: describeObject(obj), issues: [{ path: '/metadata/name', message: `${id} is also declared in ${first}: give each object a unique name in its namespace` }] });
+        else declared.set(id, file);
+      }
       if (skip.has(obj)) continue;
       const issues = validateManifest(obj);
       if (issues.length) problems.push({ file, object: describeObject(obj), issues });
@@ -124,6 +133,13 @@ async function runAndValidate(dir: string, cfg: ProjectConfig, reportFile: strin
     throw new SynthError(`synthesized manifests are invalid; nothing was written:\n${text}`, problems);
   }
   return { files, objects };
+}
+
+/** `apiVersion/kind/namespace/name` of a manifest (namespace `default` when unset), if it has a name. */
+function objectIdentity(obj: unknown): string | undefined {
+  const o = obj as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } };
+  if (typeof o?.metadata?.name !== 'string') return undefined;
+  return `${String(o.apiVersion)}/${String(o.kind)}/${typeof o.metadata.namespace === 'string' ? o.metadata.namespace : 'default'}/${o.metadata.name}`;
 }
 
 /** The app's report (see VALIDATED_REPORT_ENV); empty when it wrote none (not a VirtopsApp). */

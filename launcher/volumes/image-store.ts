@@ -10,7 +10,7 @@
  * Every write lands in tmp/ and is renamed into place, so concurrent launchers pulling the
  * same image at worst both download it once; the loser's copy is discarded.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { access, chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CommandError, ImagePullError, VolumeError } from './errors.js';
@@ -136,8 +136,15 @@ export class ImageStore {
   private async recordRef(image: string, digest: string): Promise<void> {
     const file = this.refFile(image);
     await mkdir(dirname(file), { recursive: true });
-    await writeFile(`${file}.partial`, `${digest}\n`);
-    await rename(`${file}.partial`, file);
+    // A temp name of this writer's own: launchers pulling the same image at once each write
+    // theirs and rename it into place (one fixed `.partial` name made one rename find its
+    // file gone: ENOENT). The last rename wins; all of them hold the same digest.
+    const partial = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.partial`;
+    await writeFile(partial, `${digest}\n`);
+    await rename(partial, file).catch(async (err: unknown) => {
+      await rm(partial, { force: true });
+      throw err;
+    });
   }
 
   /**

@@ -76,6 +76,8 @@ export interface LauncherRuntime {
   /** Starts the launcher of `record` as `spec` says; returns the pid that holds it. */
   start(record: InstanceRecord, spec: ProcessSpec, env: Record<string, string>): Promise<number>;
   alive(record: InstanceRecord): Promise<boolean>;
+  /** The pid that holds it, found again (by the uid on its command line) when the record lost it. */
+  pid?(record: InstanceRecord): Promise<number | undefined>;
   /** Stops it (the launcher stops its guest within its grace period first); waits until gone. */
   stop(record: InstanceRecord, graceMs: number, log: Logger): Promise<void>;
 }
@@ -90,6 +92,10 @@ export class ProcessRuntime implements LauncherRuntime {
 
   async alive(record: InstanceRecord): Promise<boolean> {
     return (await this.pids(record)).length > 0;
+  }
+
+  async pid(record: InstanceRecord): Promise<number | undefined> {
+    return (await this.pids(record))[0];
   }
 
   async pids(record: InstanceRecord): Promise<number[]> {
@@ -254,6 +260,11 @@ export class NodeAgent implements InstanceHandler {
    * VMI (the restart came between spawn and sync), it gets it now. Returns what it says then.
    */
   async adopt(vmi: VirtualMachineInstance, record: InstanceRecord): Promise<Observation> {
+    // Killed between spawn and saving the pid: find the process again so describe shows it.
+    if (record.pid === undefined) {
+      const pid = await this.runtime.pid?.(record);
+      if (pid !== undefined) record.pid = pid;
+    }
     let o = await this.observe(record);
     if (awaitingVmi(o)) {
       this.opts.log.info({ vmi: record.domainName, uid: record.uid }, 'adopting a launcher that never received its VMI: syncing it');
@@ -340,10 +351,15 @@ export class NodeAgent implements InstanceHandler {
     }
     await this.runtime.stop(record, (record.podGraceSeconds + 5) * 1000, log);
     // The launcher undefines its domain on the way out; if it died first, do it here.
-    const removed = await this.opts.janitor.removeDomain(record.domainName).catch((err: unknown) => {
-      log.warn({ domain: record.domainName, err: (err as Error).message }, 'removing the domain failed');
-      return 'absent' as const;
-    });
+    // A failure here must not be forgotten: the caller keeps the instance and retries the stop
+    // (a QEMU left running unmanaged would later block the VM's name for good).
+    let removed: 'removed' | 'absent';
+    try {
+      removed = await this.opts.janitor.removeDomain(record.domainName);
+    } catch (err) {
+      log.warn({ domain: record.domainName, err: (err as Error).message }, 'removing the domain failed; the stop will be retried');
+      throw new LauncherError(`stopping ${record.domainName}: its launcher is gone and removing the domain failed (${(err as Error).message}); retrying`, 'CleanupFailed');
+    }
     if (removed === 'removed') log.warn({ domain: record.domainName }, 'removed a domain its launcher left behind');
     await rm(record.socketPath, { force: true });
     // This incarnation's ephemeral files (overlays, ISOs) go with it; persistent disks stay with the VM.

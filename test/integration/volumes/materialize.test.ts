@@ -127,6 +127,13 @@ describe('containerDisk', () => {
     expect(await readdir(opts.vmDir)).toEqual([]);
   });
 
+  it('concurrent pulls of one image into one store all succeed (no shared temp file names)', async () => {
+    const fresh = new ImageStore({ dir: join(work, 'store-concurrent'), insecureRegistries: [registry.host] });
+    const pulls = await Promise.all(Array.from({ length: 8 }, () => fresh.pull({ image: images.diskImage, pullPolicy: 'Always' })));
+    expect(new Set(pulls.map((p) => p.digest)).size).toBe(1);
+    expect((await fresh.localDigest(images.diskImage))).toBe(pulls[0]!.digest);
+  });
+
   it('shares the cached base between VMs without downloading it again', async () => {
     const ref = { image: images.diskImage, pullPolicy: 'Always' as const };
     const first = await store.pull(ref);

@@ -113,7 +113,24 @@ app.synth();
     const err = (await runSynth({ cwd: dir }).catch((e: unknown) => e)) as SynthError;
     expect(err).toBeInstanceOf(SynthError);
     expect(err.message).toContain("fleet.k8s.yaml: VirtualMachine default/a: /spec/template/spec/domain/cpu/corse: unknown field 'corse'");
-    expect(err.problems).toHaveLength(1);
+    expect(err.message).toContain('kubevirt.io/v1/VirtualMachine/default/a is also declared in fleet.k8s.yaml');
+    expect(err.problems).toHaveLength(2);
+    expect(await distState(dir)).toEqual(['sentinel.k8s.yaml']);
+  }, 30_000);
+
+  it('refuses two VMs of one name in one namespace (in different charts), naming both files', async () => {
+    const dir = await fixtureProject(`
+import { Chart } from 'cdk8s';
+import { VirtopsApp } from '@repo/synth/app.ts';
+import { Size, VirtualMachine } from '@repo/dsl/index.ts';
+const app = new VirtopsApp({ crds: false, install: false });
+new VirtualMachine(new Chart(app, 'one', { namespace: 'lab' }), 'web', { memory: { guest: Size.mebibytes(64) } });
+new VirtualMachine(new Chart(app, 'two', { namespace: 'lab' }), 'web', { memory: { guest: Size.mebibytes(64) } });
+app.synth();
+`);
+    const err = (await runSynth({ cwd: dir }).catch((e: unknown) => e)) as SynthError;
+    expect(err).toBeInstanceOf(SynthError);
+    expect(err.message).toMatch(/two\.k8s\.yaml: VirtualMachine lab\/web: \/metadata\/name: kubevirt\.io\/v1\/VirtualMachine\/lab\/web is also declared in one\.k8s\.yaml/);
     expect(await distState(dir)).toEqual(['sentinel.k8s.yaml']);
   }, 30_000);
 

@@ -1,0 +1,49 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type InstanceRecord, type LauncherRuntime, NodeAgent } from '../../../reconciler/agent/agent.js';
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+/** A launcher runtime whose launchers are already gone (the monitor died with libvirtd down). */
+const goneRuntime: LauncherRuntime = { kind: 'fake', start: () => Promise.resolve(1), alive: () => Promise.resolve(false), stop: () => Promise.resolve() };
+
+async function agentWith(removeDomain: () => Promise<'removed' | 'absent'>) {
+  const dir = await mkdtemp(join(tmpdir(), 'vo-na-'));
+  dirs.push(dir);
+  const agent = new NodeAgent({ podsDir: join(dir, 'pods'), virtopsCommand: ['node'], hostFlags: {} as never, baseEnv: {}, janitor: { removeDomain }, runtime: goneRuntime, log: pino({ level: 'silent' }) });
+  const record: InstanceRecord = { uid: 'u1', createdAt: 0, spec: { domain: { devices: {} } }, podDir: join(dir, 'pods', 'x'), socketPath: join(dir, 'nope.sock'), shareDir: join(dir, 'share'), domainName: 'default_g1', logFile: join(dir, 'l.log'), podGraceSeconds: 60 };
+  return { agent, record };
+}
+
+describe('NodeAgent.stop: a cleanup that fails is retried, never forgotten', () => {
+  it('libvirt unavailable while removing a domain left behind: the stop fails (CleanupFailed) so the caller keeps the instance', async () => {
+    const { agent, record } = await agentWith(() => Promise.reject(new Error('libvirt is unavailable')));
+    await expect(agent.stop(record, 30)).rejects.toMatchObject({ reason: 'CleanupFailed', message: expect.stringContaining('libvirt is unavailable') });
+  });
+
+  it('once libvirt answers again the retried stop removes the domain and succeeds', async () => {
+    let calls = 0;
+    const { agent, record } = await agentWith(() => (++calls === 1 ? Promise.reject(new Error('libvirt is unavailable')) : Promise.resolve('removed')));
+    await expect(agent.stop(record, 30)).rejects.toThrow();
+    await expect(agent.stop(record, 30)).resolves.toBeUndefined();
+    expect(calls).toBe(2);
+  });
+});
+
+describe('NodeAgent.adopt', () => {
+  it('a launcher whose pid was never recorded (up killed right after spawning it) gets it recorded', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vo-na-'));
+    dirs.push(dir);
+    const runtime: LauncherRuntime = { ...goneRuntime, alive: () => Promise.resolve(true), pid: () => Promise.resolve(4242) };
+    const agent = new NodeAgent({ podsDir: join(dir, 'pods'), virtopsCommand: ['node'], hostFlags: {} as never, baseEnv: {}, janitor: { removeDomain: () => Promise.resolve('absent') }, runtime, log: pino({ level: 'silent' }) });
+    const record: InstanceRecord = { uid: 'u1', createdAt: 0, spec: { domain: { devices: {} } }, podDir: dir, socketPath: join(dir, 'nope.sock'), shareDir: dir, domainName: 'default_g1', logFile: join(dir, 'l.log'), podGraceSeconds: 60 };
+    await agent.adopt({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'g1', uid: 'u1' }, spec: { domain: { devices: {} } } }, record);
+    expect(record.pid).toBe(4242);
+  });
+});
