@@ -94,7 +94,8 @@ describe('GitSource watching a local bare repository', () => {
     await source.checkNow('resync');
     expect(source.counters.revisions).toBe(before.revisions);
     expect(source.counters.refused).toBe(before.refused);
-    expect(source.counters.checks).toBe(before.checks + 2);
+    // At least the two asked for: a late watcher event from step 6 may add one more check.
+    expect(source.counters.checks).toBeGreaterThanOrEqual(before.checks + 2);
 
     // No worktree survives a check.
     expect(sh(cacheDir, '--git-dir', join(cacheDir, 'repo.git'), 'worktree', 'list', '--porcelain').split('\n').filter((l) => l.startsWith('worktree '))).toHaveLength(1);
