@@ -321,7 +321,7 @@ export class NodeAgent implements InstanceHandler {
   async observe(record: InstanceRecord): Promise<Observation> {
     try {
       const res = await callLauncher<LauncherInfo>(record.socketPath, 'GET', '/v1/info', undefined, 5000);
-      if (res.status === 200) return { reachable: true, info: res.body };
+      if (res.status === 200) return { reachable: true, info: res.body, supervised: await this.alive(record) };
       return { reachable: false, processAlive: await this.alive(record), reason: `launcher answered ${res.status}` };
     } catch (err) {
       return { reachable: false, processAlive: await this.alive(record), reason: (err as Error).message };

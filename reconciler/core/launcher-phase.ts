@@ -15,7 +15,12 @@ export const UNRESPONSIVE_AFTER_MS = 120_000;
 
 /** What the node saw of a launcher: its answer, or why there was none. */
 export type LauncherObservation =
-  | { reachable: true; info: { phase: VMIPhase; state?: string; reason?: string; message?: string; paused: boolean } }
+  | {
+      reachable: true;
+      info: { phase: VMIPhase; state?: string; reason?: string; message?: string; paused: boolean };
+      /** false: the process that supervises the launcher (its monitor) is gone. */
+      supervised?: boolean;
+    }
   | { reachable: false; processAlive: boolean; reason: string };
 
 export interface LauncherPhase {
@@ -33,6 +38,12 @@ export interface LauncherPhase {
  * @param logFile where its output goes, named in the messages
  */
 export function launcherPhase(o: LauncherObservation, t: { now: Millis; lastContact: Millis; logFile: string }): LauncherPhase {
+  if (o.reachable && o.supervised === false) {
+    // Nothing would clean up after this launcher if it died, nor stop it with the Pod: it is
+    // treated as a failed instance (stopped, then restarted as the runStrategy says), as a
+    // virt-launcher Pod whose monitor died ends.
+    return { phase: 'Failed', reason: 'LauncherUnsupervised', message: `the launcher answers but its monitor process is gone; see ${t.logFile}` };
+  }
   if (o.reachable) {
     const i = o.info;
     return {

@@ -20,6 +20,8 @@ export interface FakeLauncher {
   answering: boolean;
   phase: VMIPhase;
   paused: boolean;
+  /** Its monitor died (kill -9): the launcher still answers, unsupervised. */
+  monitorGone?: boolean;
 }
 
 export class FakeInstanceHandler implements InstanceHandler {
@@ -97,6 +99,7 @@ export class FakeInstanceHandler implements InstanceHandler {
           libvirt: 'fake',
           warnings: [],
         },
+        supervised: !l.monitorGone,
       } as Observation);
     }
     return Promise.resolve({ reachable: false, processAlive: l?.alive ?? false, reason: l?.alive ? 'fake: not answering' : 'fake: no process' });
@@ -162,6 +165,11 @@ export class FakeInstanceHandler implements InstanceHandler {
     l.alive = false;
     l.answering = false;
     this.emit(uid, true);
+  }
+
+  /** The launcher's monitor is killed; the launcher goes on answering. */
+  killMonitor(uid: string): void {
+    this.launchers.get(uid)!.monitorGone = true;
   }
 
   /** The process stays but its socket stops answering. */

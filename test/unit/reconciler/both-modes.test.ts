@@ -291,6 +291,20 @@ describe.each(modes)('%s: one reconcile path', (_mode, make) => {
     expect(m.status('web')?.printableStatus).toBe('Running');
   });
 
+  it('a launcher whose monitor was killed is not trusted: the instance is failed, stopped and replaced', async () => {
+    const m = await setup(make);
+    await m.apply([vmManifest('web', 'Always')]);
+    const orphan = m.node.live();
+    m.node.killMonitor(orphan.record.uid);
+    await m.settle();
+    expect(m.status('web')).toMatchObject({ printableStatus: 'CrashLoopBackOff', startFailure: { lastFailedVMIUID: orphan.record.uid } });
+    m.advance(11_000);
+    await m.settle();
+    expect(m.status('web')?.printableStatus).toBe('Running');
+    expect(orphan.alive).toBe(false); // stopped, not left running unsupervised
+    expect(m.node.live().record.uid).not.toBe(orphan.record.uid);
+  });
+
   it.each([
     ['no grace in the template: KubeVirt default 30 s', undefined, 30],
     ['the template sets 7 s', 7, 7],

@@ -32,3 +32,10 @@ describe('launcherPhase: one observation → phase function for both modes', () 
     expect(awaitingVmi({ reachable: false, processAlive: true, reason: 'x' })).toBe(false);
   });
 });
+
+describe('launcherPhase: a launcher whose monitor died', () => {
+  it('is Failed (LauncherUnsupervised) even though its socket answers', () => {
+    const p = launcherPhase({ reachable: true, info: { phase: 'Running', state: 'Running', paused: false }, supervised: false }, t(5));
+    expect(p).toMatchObject({ phase: 'Failed', reason: 'LauncherUnsupervised' });
+  });
+});
