@@ -11,8 +11,10 @@
 # Environment:
 #   VIRTOPS_DEMO_DIR        demo dir (default /var/lib/virtops-demo; keep it short: unix
 #                           socket paths under it are limited to 107 bytes)
-#   VIRTOPS_DEMO_PORT       port of the virtops up API (default 8686)
 #   VIRTOPS_DEMO_EMULATION  auto | kvm | tcg (default auto: TCG when KVM is unusable)
+#
+# The CLI talks to `virtops up` over its unix socket, $DEMO/state/up.sock (mode 0600, root's
+# only): VIRTOPS_STATE_DIR tells the CLI where it is. No TCP port is opened.
 #
 # The registry listens on 127.0.0.1:5000 because the example VM (vms/test-guest.ts) boots
 # the image localhost:5000/virtops/test-guest:latest.
@@ -20,11 +22,12 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEMO="${VIRTOPS_DEMO_DIR:-/var/lib/virtops-demo}"
-PORT="${VIRTOPS_DEMO_PORT:-8686}"
 EMULATION="${VIRTOPS_DEMO_EMULATION:-auto}"
 REGISTRY=localhost:5000
 IMAGE="$REGISTRY/virtops/test-guest:latest"
-SERVER="http://127.0.0.1:$PORT"
+# Every `virtops` call below finds the API socket through this (no --server needed).
+export VIRTOPS_STATE_DIR="$DEMO/state"
+SOCK="$VIRTOPS_STATE_DIR/up.sock"
 VM=test-guest
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -33,6 +36,8 @@ virtops() { node "$ROOT/cli/bin.js" "$@"; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 # GET URL succeeds (node is the one tool every step needs anyway; curl may be missing).
 http_ok() { node -e 'fetch(process.argv[1]).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))' "$1"; }
+# The up API answers /healthz on its unix socket.
+api_ok() { node -e 'require("http").get({socketPath:process.argv[1],path:"/healthz"},r=>process.exit(r.statusCode===200?0:1)).on("error",()=>process.exit(1))' "$SOCK"; }
 
 # Processes whose command line mentions the demo dir (launchers, their monitors).
 demo_launchers() { pgrep -f -- "--kubevirt-share-dir $DEMO/" || true; }
@@ -42,8 +47,8 @@ down() {
   if alive "$DEMO/up.pid"; then
     # Stop every VM through virtops itself (recorded as overrides), so each launcher shuts its
     # guest down within the grace period and removes domain, disks and sockets.
-    for vm in $(virtops get vms -o json --server "$SERVER" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const v of JSON.parse(s).vms)console.log(`${v.namespace}/${v.name}`)})'); do
-      virtops stop "$vm" --server "$SERVER" || true
+    for vm in $(virtops get vms -o json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const v of JSON.parse(s).vms)console.log(`${v.namespace}/${v.name}`)})'); do
+      virtops stop "$vm" || true
     done
     for _ in $(seq 1 240); do [ -z "$(demo_launchers)" ] && break; sleep 0.5; done
     kill -TERM "$(cat "$DEMO/up.pid")" 2>/dev/null || true
@@ -71,7 +76,7 @@ if [ "${1:-}" = "--down" ]; then down; exit 0; fi
 [ "$(id -u)" -eq 0 ] || die "run as root: the demo installs Debian packages and uses qemu:///system"
 if alive "$DEMO/up.pid"; then
   say "the demo is already running (virtops up pid $(cat "$DEMO/up.pid")); showing it"
-  virtops get vms --server "$SERVER"
+  virtops get vms
   exit 0
 fi
 
@@ -130,19 +135,19 @@ EOF
   git -C "$WORK" remote add origin "$DEMO/repo.git"
 fi
 
-say "6/7 virtops up (API on $SERVER, state in $DEMO/state, log in $DEMO/up.log)"
-setsid node "$ROOT/cli/bin.js" up --repo "$DEMO/repo.git" --state-dir "$DEMO/state" --listen "127.0.0.1:$PORT" \
+say "6/7 virtops up (API on unix:$SOCK, state in $DEMO/state, log in $DEMO/up.log)"
+setsid node "$ROOT/cli/bin.js" up --repo "$DEMO/repo.git" --state-dir "$DEMO/state" \
   --emulation "$EMULATION" --interval 30s --insecure-registry "$REGISTRY" >"$DEMO/up.log" 2>&1 < /dev/null &
 echo $! > "$DEMO/up.pid"
-for _ in $(seq 1 300); do http_ok "$SERVER/healthz" && break; alive "$DEMO/up.pid" || break; sleep 0.1; done
-http_ok "$SERVER/healthz" || { tail -n 20 "$DEMO/up.log" >&2; die "virtops up did not start; see $DEMO/up.log"; }
+for _ in $(seq 1 300); do api_ok && break; alive "$DEMO/up.pid" || break; sleep 0.1; done
+api_ok || { tail -n 20 "$DEMO/up.log" >&2; die "virtops up did not start; see $DEMO/up.log"; }
 
 say "7/7 git push → running VM"
 started=$(date +%s.%N)
 git -C "$WORK" push -q origin main
 last=""
 for _ in $(seq 1 1200); do
-  line="$(virtops get vms --server "$SERVER" 2>/dev/null | awk -v vm="$VM" '$1==vm' || true)"
+  line="$(virtops get vms 2>/dev/null | awk -v vm="$VM" '$1==vm' || true)"
   if [ -n "$line" ] && [ "$line" != "$last" ]; then
     printf '  [%5.1fs] %s\n' "$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')" "$line"; last="$line"
   fi
@@ -150,19 +155,19 @@ for _ in $(seq 1 1200); do
   alive "$DEMO/up.pid" || { tail -n 20 "$DEMO/up.log" >&2; die "virtops up exited; see $DEMO/up.log"; }
   sleep 0.25
 done
-case "$last" in *" Running "*) ;; *) die "the VM did not reach Running; see virtops describe vm $VM --server $SERVER and $DEMO/up.log" ;; esac
+case "$last" in *" Running "*) ;; *) die "the VM did not reach Running; see VIRTOPS_STATE_DIR=$VIRTOPS_STATE_DIR virtops describe vm $VM and $DEMO/up.log" ;; esac
 
-serial="$(virtops describe vm "$VM" --server "$SERVER" | awk '/Serial log:/{print $3}')"
+serial="$(virtops describe vm "$VM" | awk '/Serial log:/{print $3}')"
 say "console output of $VM (the guest's serial port, $serial)"
 for _ in $(seq 1 600); do grep -q VIRTOPS-GUEST-READY "$serial" 2>/dev/null && break; sleep 0.25; done
 grep -a 'VIRTOPS-' "$serial" | sed 's/^/  | /' || true
 grep -q VIRTOPS-GUEST-READY "$serial" || die "the guest did not print VIRTOPS-GUEST-READY; see $serial"
 
-virtops get vms --server "$SERVER"
+virtops get vms
 cat >&2 <<EOF
 
 The VM runs from git. Try:
-  export VIRTOPS_SERVER=$SERVER
+  export VIRTOPS_STATE_DIR=$VIRTOPS_STATE_DIR   # the CLI finds the API socket there (as root)
   node $ROOT/cli/bin.js describe vm $VM
   node $ROOT/cli/bin.js console $VM          # serial console, Ctrl-] detaches
   cd $WORK && \$EDITOR vms/test-guest.ts && npx tsx $ROOT/cli/main.ts synth && git commit -am change && git push

@@ -1,6 +1,6 @@
 import { createConnection } from 'node:net';
 import type { Command } from 'commander';
-import { apiCall, parseVmName, serverUrl } from '../../reconciler/standalone/client.js';
+import { addConnectionOptions, apiCall, parseVmName, resolveTarget, type ConnectionOptions } from '../../reconciler/standalone/client.js';
 import type { VmView } from '../../reconciler/standalone/backend.js';
 
 /** Ctrl-] (0x1d), as in telnet and virsh console. */
@@ -11,15 +11,16 @@ const DETACH = 0x1d;
  * this host). Raw terminal; Ctrl-] detaches. Without a TTY, stdin is forwarded as is.
  */
 export function registerConsole(program: Command): void {
-  program
-    .command('console')
-    .description('attach to the serial console of a VM on this host (detach with Ctrl-])')
-    .argument('<name>', 'NAME or NAMESPACE/NAME')
-    .option('-n, --namespace <ns>', 'namespace', 'default')
-    .option('--server <url>', 'virtops up API (default http://127.0.0.1:8686 or $VIRTOPS_SERVER)')
-    .action(async (name: string, opts: { namespace?: string; server?: string }) => {
+  addConnectionOptions(
+    program
+      .command('console')
+      .description('attach to the serial console of a VM on this host (detach with Ctrl-])')
+      .argument('<name>', 'NAME or NAMESPACE/NAME')
+      .option('-n, --namespace <ns>', 'namespace', 'default')
+  )
+    .action(async (name: string, opts: { namespace?: string } & ConnectionOptions) => {
       const [ns, n] = parseVmName(name, opts.namespace);
-      const v = await apiCall<VmView>(serverUrl(opts.server), 'GET', `/api/v1/vms/${ns}/${n}`);
+      const v = await apiCall<VmView>(await resolveTarget(opts), 'GET', `/api/v1/vms/${ns}/${n}`);
       if (!v.instance) throw new Error(`VM ${ns}/${n} has no running instance (status ${v.status?.printableStatus ?? 'Unknown'}): start it with virtops start ${n}`);
       const path = v.instance.console;
       await new Promise<void>((resolve, reject) => {

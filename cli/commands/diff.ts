@@ -1,17 +1,18 @@
 import type { Command } from 'commander';
-import { apiCall, serverUrl } from '../../reconciler/standalone/client.js';
+import { addConnectionOptions, apiCall, resolveTarget, type ConnectionOptions } from '../../reconciler/standalone/client.js';
 import type { DiffEntry } from '../../reconciler/standalone/backend.js';
 
 /** `virtops diff`: what the next reconcile would do (revision changes, then per-VM actions). */
 export function registerDiff(program: Command): void {
-  program
-    .command('diff')
-    .description('show what the next reconcile of the running virtops up would do')
-    .option('-o, --output <format>', 'json')
-    .option('--server <url>', 'virtops up API (default http://127.0.0.1:8686 or $VIRTOPS_SERVER)')
-    .action(async (opts: { output?: string; server?: string }) => {
+  addConnectionOptions(
+    program
+      .command('diff')
+      .description('show what the next reconcile of the running virtops up would do')
+      .option('-o, --output <format>', 'json')
+  )
+    .action(async (opts: { output?: string } & ConnectionOptions) => {
       if (opts.output !== undefined && opts.output !== 'json') throw new Error(`-o "${opts.output}": only json is supported`);
-      const d = await apiCall<{ applied?: string; next?: string; entries: DiffEntry[] }>(serverUrl(opts.server), 'GET', '/api/v1/diff');
+      const d = await apiCall<{ applied?: string; next?: string; entries: DiffEntry[] }>(await resolveTarget(opts), 'GET', '/api/v1/diff');
       if (opts.output === 'json') return void process.stdout.write(`${JSON.stringify(d, null, 2)}\n`);
       const out: string[] = [`applied: ${d.applied ?? '(none)'}`];
       if (d.next && d.next !== d.applied) out.push(`next:    ${d.next}`);

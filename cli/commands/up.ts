@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import type { RawUpFlags } from '../../reconciler/standalone/up.js';
-import { DEFAULT_LISTEN } from '../../reconciler/standalone/client.js';
 // A leaf module (node:path only): registering the command still loads no reconciler wiring.
 import { DEFAULT_STATE_DIR } from '../../reconciler/agent/host-config.js';
 
@@ -18,11 +17,13 @@ export function registerUp(program: Command): void {
     .option('--branch <name>', 'branch to follow', 'main')
     .option('--path <dir>', 'manifest directory inside the repository', 'dist')
     .option('--state-dir <dir>', 'where virtops keeps its state, launcher dirs and image cache', DEFAULT_STATE_DIR)
-    .option('--listen <host:port>', 'HTTP API, /metrics and the webhook', DEFAULT_LISTEN)
+    .option('--listen <host:port>', 'also serve the control API on TCP (every request then needs the bearer token in <state-dir>/api.token); default: only the unix socket <state-dir>/up.sock (mode 0600)')
+    .option('--webhook-listen <host:port>', 'serve the git push webhook (/hooks/git, and nothing else) here; needs --webhook-secret-file')
+    .option('--metrics-listen <host:port>', 'serve /metrics, /healthz and /readyz (read-only, unauthenticated, nothing else) here')
     .option('--emulation <mode>', 'auto | kvm | tcg: overrides the launcher Pods\' --emulation on this host', 'auto')
     .option('--interval <duration>', 'resync period (and poll period for URLs), e.g. 30s, 1m', '1m')
     .option('--libvirt-uri <uri>', 'libvirt connection for launchers', 'qemu:///system')
-    .option('--webhook-secret-file <file>', 'shared secret for POST /hooks/git (GitHub, GitLab, generic HMAC)')
+    .option('--webhook-secret-file <file>', 'shared secret for POST /hooks/git on --webhook-listen (GitHub, GitLab, generic HMAC)')
     .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (repeatable)', collect)
     .option('--no-freshness-check', 'do not check that dist/ matches a fresh synth of vms/ (for dist-only repositories)')
     .option('--concurrency <n>', 'VMs reconciled in parallel', '16')

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { IMPERATIVE_ACTIONS } from '../../reconciler/core/types.js';
-import { apiCall, parseVmName, serverUrl } from '../../reconciler/standalone/client.js';
+import { addConnectionOptions, apiCall, parseVmName, resolveTarget, type ConnectionOptions } from '../../reconciler/standalone/client.js';
 import type { VmView } from '../../reconciler/standalone/backend.js';
 
 const WHAT: Record<string, string> = {
@@ -17,15 +17,16 @@ const WHAT: Record<string, string> = {
  */
 export function registerVmActions(program: Command): void {
   for (const action of IMPERATIVE_ACTIONS) {
-    program
-      .command(action)
-      .description(`${WHAT[action]}; recorded as an override until the next commit that changes the VM`)
-      .argument('<name>', 'NAME or NAMESPACE/NAME')
-      .option('-n, --namespace <ns>', 'namespace', 'default')
-      .option('--server <url>', 'virtops up API (default http://127.0.0.1:8686 or $VIRTOPS_SERVER)')
-      .action(async (name: string, opts: { namespace?: string; server?: string }) => {
+    addConnectionOptions(
+      program
+        .command(action)
+        .description(`${WHAT[action]}; recorded as an override until the next commit that changes the VM`)
+        .argument('<name>', 'NAME or NAMESPACE/NAME')
+        .option('-n, --namespace <ns>', 'namespace', 'default')
+    )
+      .action(async (name: string, opts: { namespace?: string } & ConnectionOptions) => {
         const [ns, n] = parseVmName(name, opts.namespace);
-        const v = await apiCall<VmView>(serverUrl(opts.server), 'POST', `/api/v1/vms/${ns}/${n}/${action}`);
+        const v = await apiCall<VmView>(await resolveTarget(opts), 'POST', `/api/v1/vms/${ns}/${n}/${action}`);
         process.stdout.write(`virtualmachine ${v.namespace}/${v.name}: ${action} requested (override; the next commit changing this VM clears it)\n`);
       });
   }

@@ -4,6 +4,7 @@
  * leaves every VM running; the next `virtops up` on the same state dir adopts them.
  */
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
@@ -11,15 +12,21 @@ import { GitSource, createWebhookRoute, isLocalPath } from '../source/index.js';
 import { NodeAgent } from '../agent/agent.js';
 import { processAlive } from '../agent/process-runtime.js';
 import { StandaloneBackend } from './backend.js';
-import { startApi, type ApiServer } from './api.js';
+import { startApi, startMetricsServer, startWebhookServer, type ApiServer } from './api.js';
+import { loadOrCreateToken } from './api-token.js';
 import { LibvirtDomains } from './libvirt-domains.js';
 import { ReconcilerMetrics } from './metrics.js';
 import { StateStore } from './state-store.js';
-import { DEFAULT_LISTEN } from './client.js';
+import { socketPath } from './client.js';
 import { baseEnv, hostFlags, validateHostFlags, type HostEmulation } from '../agent/host-config.js';
 import { durationFlag } from '../agent/duration-flag.js';
 
-export { DEFAULT_LISTEN };
+/** The port the docs suggest for `--listen` (TCP is off unless asked). */
+export const SUGGESTED_LISTEN = '127.0.0.1:8686';
+/** unix(7): sun_path holds 107 bytes and a NUL. */
+const MAX_SOCKET_PATH = 107;
+/** The socket is bound as `<state-dir>/.api-XXXXXX/s` and renamed to `<state-dir>/up.sock` (api.ts). */
+const BIND_PATH_EXTRA = '/.api-XXXXXX/s'.length;
 export const CLI_BIN = fileURLToPath(new URL('../../cli/bin.js', import.meta.url));
 
 export interface RawUpFlags {
@@ -28,6 +35,8 @@ export interface RawUpFlags {
   path?: string;
   stateDir?: string;
   listen?: string;
+  webhookListen?: string;
+  metricsListen?: string;
   emulation?: string;
   interval?: string;
   libvirtUri?: string;
@@ -43,7 +52,14 @@ export interface UpConfig {
   branch: string;
   distPath: string;
   stateDir: string;
-  listen: { host: string; port: number };
+  /** The control API's unix socket (always served; mode 0600). */
+  socketPath: string;
+  /** `--listen`: the control API on TCP too, with a bearer token. */
+  listen?: HostPort;
+  /** `--webhook-listen`: /hooks/* only. */
+  webhookListen?: HostPort;
+  /** `--metrics-listen`: /metrics, /healthz, /readyz only, unauthenticated. */
+  metricsListen?: HostPort;
   emulation: HostEmulation;
   intervalMs: number;
   libvirtUri: string;
@@ -53,6 +69,22 @@ export interface UpConfig {
   concurrency: number;
   /** `process` (default): one OS process per launcher; `pool`: one process hosts all (benchmarks only). */
   launcherRuntime: 'process' | 'pool';
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** A HOST:PORT flag ([v6]:port too), or undefined with a message naming the flag and an example. */
+export function validateHostPort(raw: string, flag: string, example: string, errors: string[]): HostPort | undefined {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(raw);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) {
+    errors.push(`${flag} "${raw}" is not HOST:PORT: use e.g. ${flag} ${example} (port 0 picks a free one)`);
+    return undefined;
+  }
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
 /** Pure flag validation: every problem at once, each naming the flag and the fix. */
@@ -66,22 +98,38 @@ export function validateUpFlags(raw: RawUpFlags, cwd = process.cwd()): { ok: tru
   const distPath = raw.path ?? 'dist';
   if (isAbsolute(distPath) || distPath.split('/').includes('..') || distPath === '') errors.push(`--path "${distPath}" must be a directory inside the repository, e.g. --path dist`);
   const host = validateHostFlags(raw, errors);
-  const listenRaw = raw.listen ?? DEFAULT_LISTEN;
-  const lm = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listenRaw);
-  const port = lm ? Number(lm[2]) : NaN;
-  if (!lm || port > 65535) errors.push(`--listen "${listenRaw}" is not HOST:PORT: use e.g. --listen 127.0.0.1:8686 (port 0 picks a free one)`);
+  const sock = host ? socketPath(host.stateDir) : '';
+  if (host && Buffer.byteLength(host.stateDir) + BIND_PATH_EXTRA > MAX_SOCKET_PATH) {
+    errors.push(`--state-dir "${host.stateDir}" is ${Buffer.byteLength(host.stateDir)} bytes: the API socket (up.sock) under it needs at most ${MAX_SOCKET_PATH - BIND_PATH_EXTRA}; use a shorter --state-dir`);
+  }
+  const listen = raw.listen === undefined ? undefined : validateHostPort(raw.listen, '--listen', SUGGESTED_LISTEN, errors);
+  const webhookListen = raw.webhookListen === undefined ? undefined : validateHostPort(raw.webhookListen, '--webhook-listen', '0.0.0.0:9000', errors);
+  const metricsListen = raw.metricsListen === undefined ? undefined : validateHostPort(raw.metricsListen, '--metrics-listen', '127.0.0.1:9090', errors);
+  const given: [string, HostPort | undefined][] = [['--listen', listen], ['--webhook-listen', webhookListen], ['--metrics-listen', metricsListen]];
+  for (let i = 0; i < given.length; i++) {
+    for (let j = i + 1; j < given.length; j++) {
+      const [fa, a] = given[i]!;
+      const [fb, b] = given[j]!;
+      // Each listener serves only its own paths, so they cannot share an address.
+      if (a && b && a.port !== 0 && a.port === b.port && (a.host === b.host || ['0.0.0.0', '::'].includes(a.host) || ['0.0.0.0', '::'].includes(b.host))) {
+        errors.push(`${fb} ${b.host}:${b.port} is the address of ${fa}: each listener needs its own port, e.g. ${fb} ${b.host}:${b.port + 1}`);
+      }
+    }
+  }
   const intervalMs = durationFlag(raw.interval ?? '1m', '--interval', errors, { min: 100 });
   const concurrency = Number(raw.concurrency ?? '16');
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 512) errors.push(`--concurrency "${raw.concurrency}" is not a whole number in 1..512: use e.g. --concurrency 16`);
   const launcherRuntime = raw.launcherRuntime ?? 'process';
   if (launcherRuntime !== 'process' && launcherRuntime !== 'pool') errors.push(`--launcher-runtime "${launcherRuntime}" is not one of process, pool: use process (pool is for control-plane benchmarks)`);
   if (raw.webhookSecretFile !== undefined && raw.webhookSecretFile.trim() === '') errors.push('--webhook-secret-file is empty: pass the path of a file holding the shared secret');
+  else if (raw.webhookSecretFile !== undefined && raw.webhookListen === undefined) errors.push('--webhook-secret-file needs --webhook-listen HOST:PORT: the webhook has its own listener (e.g. --webhook-listen 0.0.0.0:9000)');
+  if (raw.webhookListen !== undefined && raw.webhookSecretFile === undefined) errors.push('--webhook-listen needs --webhook-secret-file FILE: every push webhook is HMAC-verified with that shared secret');
   if (errors.length || !host || intervalMs === undefined) return { ok: false, errors };
-  const listenHost = lm![1]!.replace(/^\[|\]$/g, '');
   return {
     ok: true,
     config: {
-      repo, branch, distPath, ...host, listen: { host: listenHost, port }, intervalMs,
+      repo, branch, distPath, ...host, socketPath: sock, intervalMs,
+      ...(listen ? { listen } : {}), ...(webhookListen ? { webhookListen } : {}), ...(metricsListen ? { metricsListen } : {}),
       ...(raw.webhookSecretFile ? { webhookSecretFile: resolve(cwd, raw.webhookSecretFile) } : {}),
       freshness: raw.freshnessCheck !== false, concurrency, launcherRuntime: launcherRuntime as UpConfig['launcherRuntime'],
     },
@@ -89,7 +137,11 @@ export function validateUpFlags(raw: RawUpFlags, cwd = process.cwd()): { ok: tru
 }
 
 export interface UpHandle {
+  /** `unix:<state-dir>/up.sock` */
   address: string;
+  tcpAddress?: string;
+  webhookAddress?: string;
+  metricsAddress?: string;
   backend: StandaloneBackend;
   source: GitSource;
   /** Graceful stop: reconciling ends, VMs keep running. */
@@ -110,6 +162,9 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     })).trim();
     if (!webhookSecret) throw new Error(`--webhook-secret-file ${config.webhookSecretFile} is empty: put the shared secret in it`);
   }
+  // Before anything runs: a token file others could read stops the start (api-token.ts).
+  const token = config.listen ? await loadOrCreateToken(config.stateDir) : undefined;
+  if (token?.created) log.info({ tokenFile: token.path }, 'generated the TCP API token');
 
   const metrics = new ReconcilerMetrics();
   const domains = new LibvirtDomains(config.libvirtUri);
@@ -149,54 +204,86 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     backend.recordRefusal(r.sha, r.errors).catch((err: unknown) => log.error({ err }, 'recording the refusal failed'));
   });
 
-  const webhook = createWebhookRoute({
-    secret: webhookSecret,
-    branch: config.branch,
-    onPush: () => void source.checkNow('webhook'),
-    logger: log.child({ component: 'webhook' }),
-  });
-  let api: ApiServer;
-  try {
-    api = await startApi(config.listen, {
-      backend,
-      metrics,
-      log,
-      webhook,
-      ready: () => backend.appliedRevision.sha !== undefined,
-      sourceInfo: () => ({
-        repo: config.repo,
-        branch: config.branch,
-        path: config.distPath,
-        applied: backend.appliedRevision.sha ?? null,
-        latestGood: source.current?.sha ?? null,
-        refused: backend.appliedRevision.refused ?? null,
-        counters: source.counters,
-      }),
-      diff: () => backend.diff(source.current),
+  const apiOptions = {
+    backend,
+    metrics,
+    log,
+    ready: () => backend.appliedRevision.sha !== undefined,
+    sourceInfo: () => ({
+      repo: config.repo,
+      branch: config.branch,
+      path: config.distPath,
+      applied: backend.appliedRevision.sha ?? null,
+      latestGood: source.current?.sha ?? null,
+      refused: backend.appliedRevision.refused ?? null,
+      counters: source.counters,
+    }),
+    diff: () => backend.diff(source.current),
+  };
+  // Each listener serves only its own paths: the unix socket (always) and --listen the API,
+  // --webhook-listen /hooks/*, --metrics-listen the read-only health and metrics.
+  const servers = new Map<string, ApiServer>();
+  const listeners: { flag: string; what: string; start: () => Promise<ApiServer> }[] = [
+    { flag: '--state-dir', what: config.socketPath, start: () => startApi({ kind: 'unix', path: config.socketPath }, apiOptions) },
+  ];
+  const l = config.listen;
+  if (l && token) {
+    listeners.push({
+      flag: '--listen', what: `${l.host}:${l.port}`,
+      start: () => startApi({ kind: 'tcp', ...l }, { ...apiOptions, token: token.token, tokenHint: token.path, hostNames: [hostname()] }),
     });
-  } catch (err) {
-    await backend.stop();
-    await domains.close();
-    throw new Error(`--listen ${config.listen.host}:${config.listen.port}: ${(err as Error).message} (pass another --listen address)`);
   }
-  await store.writeUp({ pid: process.pid, listen: api.address, repo: config.repo, branch: config.branch, startedAt: new Date().toISOString() });
-  log.info({ listen: api.address, repo: config.repo, branch: config.branch, stateDir: config.stateDir, interval: config.intervalMs, emulation: config.emulation, launcherRuntime: config.launcherRuntime }, `virtops up: serving on http://${api.address}`);
+  const w = config.webhookListen;
+  if (w) {
+    const route = createWebhookRoute({ secret: webhookSecret, branch: config.branch, onPush: () => void source.checkNow('webhook'), logger: log.child({ component: 'webhook' }) });
+    listeners.push({ flag: '--webhook-listen', what: `${w.host}:${w.port}`, start: () => startWebhookServer({ kind: 'tcp', ...w }, { route, log: log.child({ component: 'webhook' }) }) });
+  }
+  const ml = config.metricsListen;
+  if (ml) listeners.push({ flag: '--metrics-listen', what: `${ml.host}:${ml.port}`, start: () => startMetricsServer({ kind: 'tcp', ...ml }, { backend, metrics, ready: apiOptions.ready, log }) });
+  for (const lis of listeners) {
+    try {
+      servers.set(lis.flag, await lis.start());
+    } catch (err) {
+      for (const srv of servers.values()) await srv.close();
+      await backend.stop();
+      await domains.close();
+      throw new Error(`${lis.flag}: cannot serve on ${lis.what}: ${(err as Error).message} (pass another ${lis.flag})`);
+    }
+  }
+  const [api, tcpApi, webhookApi, metricsApi] = ['--state-dir', '--listen', '--webhook-listen', '--metrics-listen'].map((f) => servers.get(f));
+  if (!api) throw new Error('unreachable: the socket listener always starts');
+  // Where each listener is, for the CLI and for people (`listen` is the socket: the CLI's default).
+  const upInfo = {
+    pid: process.pid, listen: api.address, repo: config.repo, branch: config.branch, startedAt: new Date().toISOString(),
+    ...(tcpApi ? { tcp: tcpApi.address, tokenFile: token!.path } : {}),
+    ...(webhookApi ? { webhook: webhookApi.address } : {}),
+    ...(metricsApi ? { metrics: metricsApi.address } : {}),
+  };
+  await store.writeUp(upInfo);
+  log.info({ ...upInfo, stateDir: config.stateDir, interval: config.intervalMs, emulation: config.emulation, launcherRuntime: config.launcherRuntime }, `virtops up: serving on ${[...servers.values()].map((x) => x.address).join(', ')}`);
   // The first check fetches and validates; run it after the API is up so `get vms` answers meanwhile.
   void source.start().catch((err: unknown) => log.error({ err }, 'the git source failed to start'));
 
   let stopped: Promise<void> | undefined;
   return {
     address: api.address,
+    ...(tcpApi ? { tcpAddress: tcpApi.address } : {}),
+    ...(webhookApi ? { webhookAddress: webhookApi.address } : {}),
+    ...(metricsApi ? { metricsAddress: metricsApi.address } : {}),
     backend,
     source,
     stop: () =>
       (stopped ??= (async () => {
         log.info('stopping: VMs keep running; the next virtops up adopts them');
-        await source.stop();
-        await backend.stop();
-        await api.close();
-        await domains.close();
-        await store.removeUp();
+        try {
+          await source.stop();
+          await backend.stop();
+        } finally {
+          // Whatever failed above, the listeners go: no socket or port is left behind.
+          for (const srv of servers.values()) await srv.close().catch((err: unknown) => log.warn({ err, address: srv.address }, 'closing a listener failed'));
+          await domains.close();
+          await store.removeUp();
+        }
         log.info({ vms: backend.list().filter((v) => v.instance).length }, 'stopped');
       })()),
   };

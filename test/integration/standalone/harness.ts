@@ -2,18 +2,25 @@
  * Runs the real `virtops up` as a separate process (so SIGTERM and SIGKILL are real) and
  * the real CLI against it.
  */
+import { request } from 'node:http';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import type { VmView } from '../../../reconciler/standalone/backend.js';
 import type { VmList } from '../../../reconciler/standalone/format.js';
+import { apiCall, socketPath } from '../../../reconciler/standalone/client.js';
 import { freePort } from '../../helpers/registry.js';
 import { sleep, waitFor } from '../../helpers/wait.js';
 
 export const CLI = new URL('../../../cli/bin.js', import.meta.url).pathname;
 
 export interface UpProcess {
+  /** `unix:<state-dir>/up.sock`: the API's default listener (pass it to listVms, vm, cli). */
   server: string;
+  /** With `tcp`: `http://127.0.0.1:PORT` (every request needs `token`). */
+  tcpServer?: string;
+  tcpPort?: number;
+  token?: string;
   stateDir: string;
   proc: ResultPromise;
   logText(): string;
@@ -30,12 +37,16 @@ export function makeStateDir(): Promise<string> {
 
 export const LEAN_ENTRY = new URL('../../../reconciler/standalone/entry.ts', import.meta.url).pathname;
 
-/** Starts `virtops up` (through the CLI, or with `lean` through reconciler/standalone/entry.ts). */
-export async function startUp(args: string[], stateDir: string, opts: { lean?: boolean } = {}): Promise<UpProcess> {
-  const port = await freePort();
-  const server = `http://127.0.0.1:${port}`;
+/**
+ * Starts `virtops up` (through the CLI, or with `lean` through reconciler/standalone/entry.ts)
+ * serving its API on the unix socket in the state dir; with `tcp` also on a free local port.
+ */
+export async function startUp(args: string[], stateDir: string, opts: { lean?: boolean; tcp?: boolean } = {}): Promise<UpProcess> {
+  const port = opts.tcp ? await freePort() : undefined;
+  const server = `unix:${socketPath(stateDir)}`;
   const entry = opts.lean ? ['--import', 'tsx', LEAN_ENTRY] : [CLI];
-  const proc = execa(process.execPath, [...entry, 'up', '--state-dir', stateDir, '--listen', `127.0.0.1:${port}`, ...args], { reject: false, all: true, env: { VIRTOPS_LOG_LEVEL: 'info' } });
+  const listen = port ? ['--listen', `127.0.0.1:${port}`] : [];
+  const proc = execa(process.execPath, [...entry, 'up', '--state-dir', stateDir, ...listen, ...args], { reject: false, all: true, env: { VIRTOPS_LOG_LEVEL: 'info' } });
   let log = '';
   proc.all?.on('data', (b: Buffer) => (log += b.toString()));
   let exited = false;
@@ -43,13 +54,16 @@ export async function startUp(args: string[], stateDir: string, opts: { lean?: b
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (exited) throw new Error(`virtops up exited early:\n${log}`);
-    const ok = await fetch(`${server}/healthz`).then((r) => r.ok, () => false);
+    // A stale socket of a SIGKILLed up refuses connections until the new one replaces it.
+    const ok = await apiCall(server, 'GET', '/healthz').then(() => true, () => false);
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`virtops up did not serve /healthz within 30 s:\n${log}`);
     await sleep(100);
   }
+  const token = port ? (await readFile(join(stateDir, 'api.token'), 'utf8')).trim() : undefined;
   return {
     server,
+    ...(port ? { tcpServer: `http://127.0.0.1:${port}`, tcpPort: port, token } : {}),
     stateDir,
     proc,
     logText: () => log,
@@ -66,17 +80,41 @@ export async function startUp(args: string[], stateDir: string, opts: { lean?: b
 
 export { sleep, waitFor };
 
-export async function listVms(server: string): Promise<VmList> {
-  const r = await fetch(`${server}/api/v1/vms`);
-  return (await r.json()) as VmList;
+export function listVms(server: string): Promise<VmList> {
+  return apiCall<VmList>(server, 'GET', '/api/v1/vms');
+}
+
+/** GET through the CLI's client (unix:/path or http://; JSON parsed, text as is). */
+export function apiGet<T = unknown>(server: string, path: string): Promise<T> {
+  return apiCall<T>(server, 'GET', path);
+}
+
+export interface RawResponse {
+  status: number;
+  body: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/** One request with exactly these headers (fetch would not send a forged Host), over TCP or a unix socket. */
+export function rawRequest(to: { port: number } | { socketPath: string }, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request({ ...('port' in to ? { host: '127.0.0.1', port: to.port } : { socketPath: to.socketPath }), method, path, headers: { ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) }, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 export async function vm(server: string, name: string): Promise<VmView | undefined> {
   return (await listVms(server)).vms.find((v) => v.name === name);
 }
 
-export function cli(args: string[], server?: string) {
-  return execa(process.execPath, [CLI, ...args, ...(server ? ['--server', server] : [])], { reject: false });
+export function cli(args: string[], server?: string, env: Record<string, string> = {}) {
+  return execa(process.execPath, [CLI, ...args, ...(server ? ['--server', server] : [])], { reject: false, env });
 }
 
 /** pids of launcher processes (monitor or launcher) whose argv mentions `needle`. */

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { bareVm, gitFixture, vmDocuments, type GitFixture } from './fixture.js';
 import { podDir } from '../../../reconciler/agent/host-config.js';
-import { cleanupStateDir, cli, launcherPids, listVms, makeStateDir, readyCondition, startUp, vm, waitFor, type UpProcess } from './harness.js';
+import { apiGet, cleanupStateDir, cli, launcherPids, listVms, makeStateDir, rawRequest, readyCondition, startUp, vm, waitFor, type UpProcess } from './harness.js';
 
 const UP_ARGS = (bare: string) => ['--repo', bare, '--libvirt-uri', 'test:///default', '--interval', '2s', '--no-freshness-check'];
 
@@ -53,10 +53,10 @@ describe('virtops up (test:///default)', () => {
     expect(json.vms).toHaveLength(2);
     const yaml = YAML.parse((await cli(['get', 'vms', '-o', 'yaml'], up.server)).stdout) as { revision: string };
     expect(yaml.revision).toBe(first);
-    const metrics = await (await fetch(`${up.server}/metrics`)).text();
+    const metrics = await apiGet<string>(up.server, '/metrics');
     expect(metrics).toMatch(/virtops_vms\{status="Running"\} 2/);
     expect(metrics).toMatch(/virtops_push_to_running_seconds_count 2/);
-    expect((await fetch(`${up.server}/readyz`)).status).toBe(200);
+    expect(await apiGet(up.server, '/readyz')).toEqual({ ready: true });
   });
 
   it('a memory change sets RestartRequired and is applied by virtops restart; the override is visible', async () => {
@@ -116,7 +116,7 @@ describe('virtops up (test:///default)', () => {
     expect(table.stderr).toMatch(new RegExp(`commit ${bad.slice(0, 12)} was refused`));
     const d = await cli(['describe', 'vm', 'alpha'], up.server);
     expect(d.stdout).toMatch(/Source:\s+commit \w+ refused/);
-    expect(await (await fetch(`${up.server}/metrics`)).text()).toMatch(/virtops_revision_refused 1/);
+    expect(await apiGet<string>(up.server, '/metrics')).toMatch(/virtops_revision_refused 1/);
   });
 
   it('removing a VM from git prunes it: instance, launcher process, socket and files gone', async () => {
@@ -175,9 +175,9 @@ describe('virtops up (test:///default)', () => {
     expect(up.logText()).toMatch(/adopting 8 launcher/);
   });
 
-  it('the webhook route refuses a bad signature', async () => {
-    const r = await fetch(`${up.server}/hooks/git`, { method: 'POST', headers: { 'x-signature-256': 'sha256=00' }, body: '{}' });
-    expect(r.status).toBe(401);
+  it('the control API serves no webhook (that is --webhook-listen, see up-api-security.test.ts)', async () => {
+    const r = await rawRequest({ socketPath: up.server.slice('unix:'.length) }, 'POST', '/hooks/git', { 'content-type': 'application/json', 'x-signature-256': 'sha256=00' }, '{}');
+    expect(r.status).toBe(404);
   });
 
   it('validates flags, naming the flag and the fix', async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { splitRevision } from '../../../reconciler/standalone/backend.js';
 import { age, formatDescribe, formatVmTable, refusalNotice } from '../../../reconciler/standalone/format.js';
 import { validateUpFlags } from '../../../reconciler/standalone/up.js';
-import { parseVmName, serverUrl } from '../../../reconciler/standalone/client.js';
+import { parseServer, parseVmName, resolveTarget } from '../../../reconciler/standalone/client.js';
 import type { VmView } from '../../../reconciler/standalone/backend.js';
 import type { KubeObject } from '../../../reconciler/core/index.js';
 
@@ -11,7 +11,7 @@ describe('validateUpFlags', () => {
     const r = validateUpFlags({ repo: 'repo.git' }, '/home/u');
     expect(r).toEqual({
       ok: true,
-      config: expect.objectContaining({ repo: '/home/u/repo.git', branch: 'main', distPath: 'dist', stateDir: '/var/lib/virtops', listen: { host: '127.0.0.1', port: 8686 }, emulation: 'auto', intervalMs: 60_000, libvirtUri: 'qemu:///system', freshness: true, concurrency: 16 }),
+      config: expect.objectContaining({ repo: '/home/u/repo.git', branch: 'main', distPath: 'dist', stateDir: '/var/lib/virtops', socketPath: '/var/lib/virtops/up.sock', emulation: 'auto', intervalMs: 60_000, libvirtUri: 'qemu:///system', freshness: true, concurrency: 16 }),
     });
   });
 
@@ -37,10 +37,23 @@ describe('validateUpFlags', () => {
     [{ repo: 'r', insecureRegistry: ['http://x'] }, '--insecure-registry "http://x" is not host[:port]'],
     [{ repo: 'r', concurrency: '0' }, '--concurrency "0"'],
     [{ repo: 'r', webhookSecretFile: ' ' }, '--webhook-secret-file is empty'],
+    [{ repo: 'r', webhookSecretFile: '/s' }, '--webhook-secret-file needs --webhook-listen HOST:PORT'],
+    [{ repo: 'r', webhookListen: '0.0.0.0:9000' }, '--webhook-listen needs --webhook-secret-file FILE'],
+    [{ repo: 'r', webhookListen: 'x', webhookSecretFile: '/s' }, '--webhook-listen "x" is not HOST:PORT: use e.g. --webhook-listen 0.0.0.0:9000'],
+    [{ repo: 'r', metricsListen: ':9090' }, '--metrics-listen ":9090" is not HOST:PORT'],
+    [{ repo: 'r', listen: '127.0.0.1:9000', metricsListen: '127.0.0.1:9000' }, '--metrics-listen 127.0.0.1:9000 is the address of --listen: each listener needs its own port'],
+    [{ repo: 'r', listen: '127.0.0.1:9000', webhookListen: '0.0.0.0:9000', webhookSecretFile: '/s' }, '--webhook-listen 0.0.0.0:9000 is the address of --listen'],
   ])('%j → %s', (raw, message) => {
     const r = validateUpFlags(raw);
     expect(r.ok).toBe(false);
     expect(r.ok ? [] : r.errors.join('\n')).toContain(message);
+  });
+
+  it('TCP, webhook and metrics listeners only when asked', () => {
+    const r = validateUpFlags({ repo: 'r', stateDir: '/s', listen: '[::1]:0', webhookListen: '0.0.0.0:9000', webhookSecretFile: 'sec', metricsListen: '127.0.0.1:9090' }, '/w');
+    expect(r.ok && r.config).toMatchObject({ socketPath: '/s/up.sock', listen: { host: '::1', port: 0 }, webhookListen: { host: '0.0.0.0', port: 9000 }, metricsListen: { host: '127.0.0.1', port: 9090 }, webhookSecretFile: '/w/sec' });
+    const d = validateUpFlags({ repo: 'r' });
+    expect(d.ok && [d.config.listen, d.config.webhookListen, d.config.metricsListen]).toEqual([undefined, undefined, undefined]);
   });
 
   it('reports every bad flag at once', () => {
@@ -119,8 +132,19 @@ describe('CLI helpers', () => {
     expect(parseVmName('prod/web', 'default')).toEqual(['prod', 'web']);
     expect(() => parseVmName('Web', undefined)).toThrow(/NAME or NAMESPACE\/NAME/);
   });
-  it('serverUrl', () => {
-    expect(serverUrl('127.0.0.1:9000')).toBe('http://127.0.0.1:9000');
-    expect(() => serverUrl('https://x')).toThrow(/only http/);
+  it('parseServer', () => {
+    expect(parseServer('127.0.0.1:9000')).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 9000 });
+    expect(parseServer('http://[::1]:9000')).toEqual({ kind: 'tcp', host: '::1', port: 9000 });
+    expect(parseServer('unix:/s/up.sock')).toEqual({ kind: 'unix', path: '/s/up.sock' });
+    expect(() => parseServer('unix:up.sock')).toThrow(/absolute path/);
+    expect(() => parseServer('https://x')).toThrow(/unix:\/path or http:\/\/ only/);
+  });
+  it('resolveTarget: the socket in the state dir unless --server says otherwise; a token only for TCP', async () => {
+    expect(await resolveTarget({}, {})).toEqual({ kind: 'unix', path: '/var/lib/virtops/up.sock' });
+    expect(await resolveTarget({}, { VIRTOPS_STATE_DIR: '/st' })).toEqual({ kind: 'unix', path: '/st/up.sock' });
+    expect(await resolveTarget({ stateDir: '/a' }, { VIRTOPS_STATE_DIR: '/st', VIRTOPS_TOKEN: 't' })).toEqual({ kind: 'unix', path: '/a/up.sock' });
+    expect(await resolveTarget({ server: 'http://h:1' }, { VIRTOPS_TOKEN: 'tok', VIRTOPS_STATE_DIR: '/nonexistent' })).toEqual({ kind: 'tcp', host: 'h', port: 1, token: 'tok' });
+    expect(await resolveTarget({}, { VIRTOPS_SERVER: 'h:2', VIRTOPS_STATE_DIR: '/nonexistent' })).toEqual({ kind: 'tcp', host: 'h', port: 2 });
+    await expect(resolveTarget({ server: 'h:1', tokenFile: '/nonexistent/t' }, {})).rejects.toThrow(/--token-file \/nonexistent\/t/);
   });
 });
