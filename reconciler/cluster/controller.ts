@@ -103,10 +103,12 @@ export class VmController {
    * can list, and every VM they list is queued.
    */
   async start(): Promise<void> {
-    void this.vms.start();
-    void this.vmis.start();
+    // Launcher Pods first: a VM is looked at only once the Pods are known, so a Pod missing
+    // from the cache really is missing (a VMI that ran and lost its Pod is failed).
     await this.pods.start();
     if (this.stopped) return;
+    void this.vms.start();
+    void this.vmis.start();
     const every = this.opts.resyncMs ?? 300_000;
     this.resyncTimer = setInterval(() => this.resync(), every);
     this.resyncTimer.unref();
@@ -167,8 +169,15 @@ export class VmController {
       }
       let pod = vmi?.metadata.uid ? this.podsByVmi.get(vmi.metadata.uid) : undefined;
       if (vmi?.metadata.deletionTimestamp) await this.finalizeUnscheduled(vmi, pod);
-      else if (vmi && !isFinalVmi(vmi) && !pod) pod = await this.ensurePod(key, vm, vmi);
-      return observeInstance(vmi, pod, this.now());
+      // A VMI whose Pod was never created (a crash between the two creates) gets it now; one
+      // that ran on a node and lost its Pod is failed instead (observeInstance).
+      else if (vmi && !isFinalVmi(vmi) && !pod && !vmi.status?.nodeName) pod = await this.ensurePod(key, vm, vmi);
+      const observed = observeInstance(vmi, pod, this.now());
+      if (observed && vmi && !pod && vmi.status?.nodeName && !isFinalVmi(vmi) && !observed.terminating) {
+        // It ran on a node and its launcher Pod is gone (deleted, evicted): the guest went with it.
+        return { ...observed, phase: 'Failed', reason: 'LauncherPodGone', message: `the launcher Pod of this VMI on node ${vmi.status.nodeName} is gone`, ready: false, finishedAt: observed.finishedAt ?? this.now() };
+      }
+      return observed;
     },
     create: async (key, vm, reason) => {
       if (this.currentVmi(key, vm)) {

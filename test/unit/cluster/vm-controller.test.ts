@@ -361,6 +361,27 @@ describe('VmController: stopping', () => {
 });
 
 describe('VmController: restarts', () => {
+  it('a running VMI whose launcher Pod was deleted is failed (no second Pod for it), then replaced after the backoff', async () => {
+    const w = world();
+    w.addVm('web', 'Always');
+    await w.start();
+    w.runOnNode('web');
+    await w.controller.idle();
+    const first = w.vmi('web')!;
+    const [pod] = w.pods('web');
+    w.kube.remove('v1', 'Pod', pod!.metadata.name, NS, { gracePeriodSeconds: 0 });
+    await w.controller.idle();
+    expect(w.pods('web')).toEqual([]); // not recreated for the same VMI
+    expect(w.status('web')).toMatchObject({ printableStatus: 'CrashLoopBackOff', startFailure: { lastFailedVMIUID: first.metadata.uid } });
+    w.advance(11_000);
+    await w.reconcile('web');
+    w.agentFinalizes('web');
+    await w.controller.idle();
+    const next = w.vmi('web')!;
+    expect(next.metadata.uid).not.toBe(first.metadata.uid);
+    expect(w.pods('web').map((p) => p.metadata.labels?.['kubevirt.io/created-by'])).toEqual([next.metadata.uid]);
+  });
+
   it('Always with a finished VMI: deletes it, then creates a new incarnation with a new launcher Pod', async () => {
     const w = world();
     const vm = w.addVm('web', 'Always');
