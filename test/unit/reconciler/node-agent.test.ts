@@ -47,3 +47,18 @@ describe('NodeAgent.adopt', () => {
     expect(record.pid).toBe(4242);
   });
 });
+
+describe('NodeAgent.plan: any valid name fits', () => {
+  it('a 63-character name in a 63-character namespace under a 64-byte state dir: every socket fits 107 bytes', async () => {
+    const { renderLauncherPod } = await import('../../../synth/launcher-pod.js');
+    const { serialSocketPath } = await import('../../../launcher/convert/console.js');
+    const stateDir = `/${'s'.repeat(63)}`;
+    const agent = new NodeAgent({ podsDir: join(stateDir, 'pods'), virtopsCommand: ['node'], hostFlags: { libvirtUri: 'qemu:///system', imageStore: `${stateDir}/images`, pvcDir: `${stateDir}/pvcs`, secretsDir: `${stateDir}/secrets`, insecureRegistries: [] } as never, baseEnv: {}, janitor: { removeDomain: () => Promise.resolve('absent') }, runtime: goneRuntime, log: pino({ level: 'silent' }) });
+    const name = 'v'.repeat(63);
+    const namespace = 'n'.repeat(63);
+    const vm = { apiVersion: 'kubevirt.io/v1' as const, kind: 'VirtualMachine' as const, metadata: { name, namespace }, spec: { runStrategy: 'Always' as const, template: { spec: { domain: { devices: {} } } } } };
+    const { spec, record } = agent.plan({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name, namespace, uid: '0f8e7d6c-1234-4321-abcd-0123456789ab' }, spec: vm.spec.template.spec }, renderLauncherPod(vm), { podName: name, now: 0 });
+    for (const socket of [spec.socketPath, serialSocketPath(spec.shareDir), `${spec.shareDir}/sockets/vnc`]) expect(Buffer.byteLength(socket)).toBeLessThanOrEqual(107);
+    expect(record.domainName).toBe(`${namespace}_${name}`);
+  });
+});
