@@ -5,7 +5,8 @@
 set -euo pipefail
 
 PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
-  libvirt-dev busybox-static xorriso genisoimage skopeo umoci docker-registry cpio ovmf libxml2-utils build-essential python3)
+  libvirt-dev busybox-static xorriso genisoimage skopeo umoci docker-registry cpio ovmf libxml2-utils build-essential python3
+  bubblewrap util-linux)  # bwrap, prlimit, setpriv: the sandbox of the opt-in synth verifier (--verify-synth)
 
 log() { printf '[setup-host] %s\n' "$*" >&2; }
 

@@ -19,7 +19,8 @@ export function registerController(program: Command): void {
     .option('--lease-duration <duration>', 'leader lease duration', '15s')
     .option('--identity <id>', 'leader-election identity (default: host-pid-random)')
     .option('--interval <duration>', 're-apply period (reverts drift), poll period for URLs', '1m')
-    .option('--no-freshness-check', 'do not check that dist/ matches a fresh synth of vms/')
+    .option('--verify-synth', "opt-in: prove each commit's dist/ matches its vms/ by running 'synth --check' in a sandbox (unprivileged uid, no network, read-only, limited; needs root, bwrap, prlimit, setpriv). Default: dist/ is data and no repository code runs")
+    .option('--no-freshness-check', 'accepted for compatibility and ignored: the synth check is off unless --verify-synth')
     .option('--cache-dir <dir>', 'keep the git clone here, reused across restarts (default: a temp dir removed on exit)')
     .action(async (raw: RawControllerFlags) => {
       const [{ runController, validateControllerFlags }, { pino }] = await Promise.all([import('../../reconciler/cluster/run.js'), import('pino')]);

@@ -5,6 +5,9 @@
  * template texts and the running virtops' package.json). Imperative shell: `initProject`
  * checks DIR, writes the files, runs `git init` and makes the first commit.
  *
+ * The scaffold carries its own freshness check (ci/check-dist.sh, run by the GitHub Actions
+ * and GitLab CI files): the reconciler applies dist/ as data and runs no repository code.
+ *
  * virtops is not on the npm registry, so the scaffold depends on this checkout by
  * `file:<absolute path>`, with `install-links=true` in .npmrc (see templates/init/_npmrc).
  */
@@ -45,7 +48,7 @@ export interface ScaffoldInput {
   readonly virtopsRoot: string;
   /** virtops' own package.json (versions to pin, exports to import from). */
   readonly virtopsPackage: VirtopsPackageJson;
-  /** Template files by relative path (`_gitignore` → `.gitignore`, `_npmrc` → `.npmrc`). */
+  /** Template files by relative path (`_name` → `.name` for gitignore, npmrc, github, gitlab-ci.yml: npm drops some dotfiles when packing). */
   readonly templates: ReadonlyMap<string, string>;
 }
 
@@ -75,7 +78,7 @@ export function scaffoldFiles(input: ScaffoldInput): Map<string, string> {
   const values: Record<string, string> = { name: input.name, virtopsRoot: input.virtopsRoot, dslModule, synthModule };
   const files = new Map<string, string>();
   for (const [rel, text] of [...input.templates].sort(([a], [b]) => a.localeCompare(b))) {
-    const target = rel.split('/').map((seg) => seg.replace(/^_(gitignore|npmrc)$/, '.$1')).join('/');
+    const target = rel.split('/').map((seg) => seg.replace(/^_(gitignore|npmrc|github|gitlab-ci\.yml)$/, '.$1')).join('/');
     files.set(target, text.replace(/\{\{(\w+)\}\}/g, (whole, key: string) => {
       if (!(key in values)) throw new Error(`template ${rel}: unknown placeholder ${whole}`);
       return values[key]!;
@@ -153,7 +156,8 @@ export async function initProject(opts: InitOptions): Promise<InitResult> {
   const files = scaffoldFiles({ name, virtopsRoot, virtopsPackage, templates: await readTemplates(path.join(virtopsRoot, 'templates/init')) });
   for (const [rel, text] of files) {
     await fs.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
-    await fs.writeFile(path.join(dir, rel), text, { flag: 'wx' });
+    // Scripts are committed executable (CI may run them directly).
+    await fs.writeFile(path.join(dir, rel), text, { flag: 'wx', mode: rel.endsWith('.sh') ? 0o755 : 0o644 });
   }
 
   const { execa } = await import('execa');
@@ -189,7 +193,7 @@ async function ensureEmptyDir(dir: string): Promise<void> {
 export function registerInit(program: Command): void {
   program
     .command('init')
-    .description('scaffold a new VMs-as-code repository (package.json, cdk8s.yaml, vms/, a snapshot test, git)')
+    .description('scaffold a new VMs-as-code repository (package.json, cdk8s.yaml, vms/, a snapshot test, a CI freshness check, git)')
     .argument('<dir>', 'directory to create (must be new or empty)')
     .option('--name <name>', 'package name (default: the directory name)')
     .action(async (dir: string, opts: { name?: string }) => {

@@ -10,6 +10,7 @@ interface SourceWatchFlags {
   resyncInterval: string;
   cacheDir?: string;
   freshnessCheck: boolean;
+  verifySynth?: boolean;
   freshnessCommand?: string;
   webhookListen?: string;
   webhookSecretFile?: string;
@@ -32,8 +33,9 @@ export function registerSource(program: Command): void {
     .option('--poll-interval <seconds>', 'poll interval for git URLs', '30')
     .option('--resync-interval <seconds>', 'periodic re-read of the branch in both modes', '300')
     .option('--cache-dir <dir>', 'keep the private cache repository here (default: a temp dir removed on exit)')
-    .option('--no-freshness-check', "skip checking that dist/ matches what vms/ synthesize ('synth --check' in the commit)")
-    .option('--freshness-command <cmd>', "freshness command run in the commit's checkout, split on spaces (default: npx tsx <virtops>/cli/main.ts synth --check --out <dist>)")
+    .option('--verify-synth', "opt-in: prove each commit's dist/ matches its vms/ by running 'synth --check' in a sandbox (unprivileged uid, no network, read-only, limited; needs root, bwrap, prlimit, setpriv). Default: dist/ is data and no repository code runs")
+    .option('--no-freshness-check', 'accepted for compatibility and ignored: the synth check is off unless --verify-synth')
+    .option('--freshness-command <cmd>', "with --verify-synth: the command run in the sandbox (cwd /src = the commit, /virtops = this checkout), split on spaces")
     .option('--webhook-listen <host:port>', 'serve push webhooks on POST /hooks/git')
     .option('--webhook-secret-file <file>', 'file holding the webhook secret (required with --webhook-listen)')
     .option('--webhook-provider <name>', 'github | gitlab | generic (default: detected from headers)')
@@ -49,6 +51,8 @@ export function registerSource(program: Command): void {
       }
       const [{ createWebhookRoute, GitSource }, { pino }] = await Promise.all([import('../../reconciler/source/index.js'), import('pino')]);
       const logger = pino({ name: 'virtops', level: process.env.VIRTOPS_LOG_LEVEL ?? 'info' }, pino.destination(2));
+      if (flags.verifySynth && !flags.freshnessCheck) throw new Error('--verify-synth and --no-freshness-check contradict each other: pass one of them');
+      if (flags.freshnessCommand && !flags.verifySynth) throw new Error('--freshness-command needs --verify-synth (without it no command from the repository runs)');
       const command = flags.freshnessCommand?.split(/\s+/).filter(Boolean);
       const src = new GitSource({
         repo,
@@ -57,7 +61,7 @@ export function registerSource(program: Command): void {
         pollIntervalMs: seconds('poll-interval', flags.pollInterval),
         resyncIntervalMs: seconds('resync-interval', flags.resyncInterval),
         ...(flags.cacheDir ? { cacheDir: flags.cacheDir } : {}),
-        freshness: flags.freshnessCheck ? (command ? { command } : {}) : false,
+        freshness: flags.verifySynth ? (command ? { command } : true) : false,
         logger,
       });
       const print = (e: SourceEvent) =>

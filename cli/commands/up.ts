@@ -25,7 +25,8 @@ export function registerUp(program: Command): void {
     .option('--libvirt-uri <uri>', 'libvirt connection for launchers', 'qemu:///system')
     .option('--webhook-secret-file <file>', 'shared secret for POST /hooks/git on --webhook-listen (GitHub, GitLab, generic HMAC)')
     .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (repeatable)', collect)
-    .option('--no-freshness-check', 'do not check that dist/ matches a fresh synth of vms/ (for dist-only repositories)')
+    .option('--verify-synth', "opt-in: prove each commit's dist/ matches its vms/ by running 'synth --check' in a sandbox (unprivileged uid, no network, read-only, limited; needs root, bwrap, prlimit, setpriv). Default: dist/ is data and no repository code runs")
+    .option('--no-freshness-check', 'accepted for compatibility and ignored: the synth check is off unless --verify-synth')
     .option('--concurrency <n>', 'VMs reconciled in parallel', '16')
     .option('--launcher-runtime <kind>', 'process (one OS process per launcher, as the Pod says) | pool (many launchers in one process; control-plane benchmarks only)', 'process')
     .action(async (raw: RawUpFlags) => {

@@ -31,7 +31,9 @@ export interface RawControllerFlags {
   namespace?: string;
   leaderElect?: boolean;
   interval?: string;
+  /** `--no-freshness-check`: accepted for old scripts; the check is off unless --verify-synth. */
   freshnessCheck?: boolean;
+  verifySynth?: boolean;
   identity?: string;
   leaseDuration?: string;
   cacheDir?: string;
@@ -46,6 +48,7 @@ export interface ControllerConfig {
   leaderElect: boolean;
   /** Re-apply period (reverts drift), git poll period for URLs, VM resync. */
   intervalMs: number;
+  /** `--verify-synth`: run `synth --check` on each commit in the sandbox. Default false: dist/ is data. */
   freshness: boolean;
   identity: string;
   leaseDurationMs: number;
@@ -70,6 +73,7 @@ export function validateControllerFlags(raw: RawControllerFlags): { ok: true; co
   // The leader renews every third of the lease and the Lease holds whole seconds: below 2s one slow API call costs leadership.
   const leaseDurationMs = durationFlag(raw.leaseDuration ?? '15s', '--lease-duration', errors, { min: 2000 });
   const identity = raw.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  if (raw.verifySynth === true && raw.freshnessCheck === false) errors.push('--verify-synth and --no-freshness-check contradict each other: pass --verify-synth to run the sandboxed synth check, or neither to treat dist/ as data (the default)');
   if (errors.length || intervalMs === undefined || leaseDurationMs === undefined) return { ok: false, errors };
   return {
     ok: true,
@@ -77,7 +81,7 @@ export function validateControllerFlags(raw: RawControllerFlags): { ok: true; co
       ...(raw.kubeconfig ? { kubeconfig: raw.kubeconfig } : {}),
       ...(raw.cacheDir ? { cacheDir: raw.cacheDir } : {}),
       repo: raw.repo!, branch, distPath: raw.path ?? 'dist', namespace, leaderElect: raw.leaderElect === true,
-      intervalMs, freshness: raw.freshnessCheck !== false, identity, leaseDurationMs,
+      intervalMs, freshness: raw.verifySynth === true, identity, leaseDurationMs,
     },
   };
 }
@@ -142,7 +146,7 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
   });
   const source = new GitSource({
     repo: config.repo, branch: config.branch, distPath: config.distPath, pollIntervalMs: config.intervalMs, resyncIntervalMs: Math.max(config.intervalMs, 30_000),
-    ...(config.freshness ? {} : { freshness: false as const }), ...(config.cacheDir ? { cacheDir: config.cacheDir } : {}), logger: log,
+    freshness: config.freshness, ...(config.cacheDir ? { cacheDir: config.cacheDir } : {}), logger: log,
   });
 
   let latest: SourceRevision | undefined;

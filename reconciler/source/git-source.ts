@@ -7,8 +7,9 @@
  *   missed, merged or mislabelled event costs latency, never correctness (git rewrites
  *   refs through lock files and `pack-refs` moves them into packed-refs).
  * - A new SHA is fetched into a private cache repository, checked out into a throw-away
- *   worktree, its dist/ read and validated, and its freshness checked. The result is a
- *   `Revision`, or a `RevisionRefused` that leaves the last good revision current.
+ *   worktree, its dist/ read and validated (as data: nothing from the commit runs), and,
+ *   only when `freshness` is asked for, its synth checked in a sandbox (freshness.ts). The
+ *   result is a `Revision`, or a `RevisionRefused` that leaves the last good revision current.
  *
  *   const source = new GitSource({ repo: '/srv/git/vms.git', branch: 'main' });
  *   source.on('revision', (r) => apply(r));
@@ -24,6 +25,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { pino, type Logger } from 'pino';
 import type { Revision, RevisionRefused } from '../core/types.js';
 import { checkFreshness, type FreshnessOptions } from './freshness.js';
+import { sandboxLimitProblems, sandboxUnavailable } from './sandbox.js';
 import * as g from './git.js';
 import { parseManifestFiles, readManifestFiles, type Validator } from './manifests.js';
 
@@ -47,8 +49,12 @@ export interface GitSourceOptions {
    * removed on stop(); a given directory is kept (as a warm cache) but its worktrees are not.
    */
   cacheDir?: string;
-  /** `false` (CLI: `--no-freshness-check`) skips the dist/-matches-vms/ check. */
-  freshness?: FreshnessOptions | false;
+  /**
+   * The opt-in synth verifier (CLI: `--verify-synth`): `true` or options run `synth --check`
+   * on each commit in the sandbox of sandbox.ts. Default off: dist/ is data, and code from the
+   * repository never runs here (its own CI checks freshness).
+   */
+  freshness?: FreshnessOptions | boolean;
   /** Refuse commits whose dist/ holds no manifests (protects against pruning everything). Default true. */
   refuseEmpty?: boolean;
   /** Default: validateManifest from api/validate.ts. */
@@ -127,6 +133,11 @@ export class GitSource extends EventEmitter {
   async start(): Promise<void> {
     if (this.started) throw new Error('GitSource: start() called twice');
     this.started = true;
+    if (this.freshness) {
+      // Fail at start, with the fix, rather than refuse every commit later.
+      const problem = sandboxUnavailable() ?? sandboxLimitProblems(this.freshness.sandbox).join('; ');
+      if (problem) throw new Error(`GitSource: ${problem}`);
+    }
     const signal = this.abort.signal;
     if (this.opts.cacheDir) {
       this.cacheRoot = this.opts.cacheDir;
@@ -226,6 +237,12 @@ export class GitSource extends EventEmitter {
 
   // ---- internals ------------------------------------------------------------------------
 
+  /** The verifier's options when it is on. */
+  private get freshness(): FreshnessOptions | undefined {
+    const f = this.opts.freshness;
+    return f === true ? {} : f === false || f === undefined ? undefined : f;
+  }
+
   private get cacheRepo(): string {
     return join(this.cacheRoot as string, 'repo.git');
   }
@@ -322,8 +339,9 @@ export class GitSource extends EventEmitter {
       if (parsed.manifests.length === 0 && this.opts.refuseEmpty !== false) {
         return { sha, errors: [`${distPath}/ holds no manifests in commit ${sha}: refusing to prune everything (fix: commit the synthesized manifests)`] };
       }
-      if (this.opts.freshness !== false) {
-        const fresh = await checkFreshness(dir, distPath, this.opts.freshness ?? {}, signal);
+      const freshness = this.freshness;
+      if (freshness) {
+        const fresh = await checkFreshness(dir, distPath, freshness, signal);
         if (!fresh.fresh) return { sha, errors: fresh.errors };
       }
       return { sha, manifests: parsed.manifests, origins: parsed.origins };

@@ -2,5 +2,6 @@
 export * from './git-source.js';
 export * from './manifests.js';
 export * from './freshness.js';
+export * from './sandbox.js';
 export * from './webhook.js';
 export * from './webhook-http.js';

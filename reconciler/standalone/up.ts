@@ -42,7 +42,9 @@ export interface RawUpFlags {
   libvirtUri?: string;
   webhookSecretFile?: string;
   insecureRegistry?: string[];
+  /** `--no-freshness-check`: accepted for old scripts; the check is off unless --verify-synth. */
   freshnessCheck?: boolean;
+  verifySynth?: boolean;
   concurrency?: string;
   launcherRuntime?: string;
 }
@@ -65,6 +67,7 @@ export interface UpConfig {
   libvirtUri: string;
   webhookSecretFile?: string;
   insecureRegistries: string[];
+  /** `--verify-synth`: run `synth --check` on each commit in the sandbox. Default false: dist/ is data. */
   freshness: boolean;
   concurrency: number;
   /** `process` (default): one OS process per launcher; `pool`: one process hosts all (benchmarks only). */
@@ -124,6 +127,7 @@ export function validateUpFlags(raw: RawUpFlags, cwd = process.cwd()): { ok: tru
   if (raw.webhookSecretFile !== undefined && raw.webhookSecretFile.trim() === '') errors.push('--webhook-secret-file is empty: pass the path of a file holding the shared secret');
   else if (raw.webhookSecretFile !== undefined && raw.webhookListen === undefined) errors.push('--webhook-secret-file needs --webhook-listen HOST:PORT: the webhook has its own listener (e.g. --webhook-listen 0.0.0.0:9000)');
   if (raw.webhookListen !== undefined && raw.webhookSecretFile === undefined) errors.push('--webhook-listen needs --webhook-secret-file FILE: every push webhook is HMAC-verified with that shared secret');
+  if (raw.verifySynth === true && raw.freshnessCheck === false) errors.push('--verify-synth and --no-freshness-check contradict each other: pass --verify-synth to run the sandboxed synth check, or neither to treat dist/ as data (the default)');
   if (errors.length || !host || intervalMs === undefined) return { ok: false, errors };
   return {
     ok: true,
@@ -131,7 +135,7 @@ export function validateUpFlags(raw: RawUpFlags, cwd = process.cwd()): { ok: tru
       repo, branch, distPath, ...host, socketPath: sock, intervalMs,
       ...(listen ? { listen } : {}), ...(webhookListen ? { webhookListen } : {}), ...(metricsListen ? { metricsListen } : {}),
       ...(raw.webhookSecretFile ? { webhookSecretFile: resolve(cwd, raw.webhookSecretFile) } : {}),
-      freshness: raw.freshnessCheck !== false, concurrency, launcherRuntime: launcherRuntime as UpConfig['launcherRuntime'],
+      freshness: raw.verifySynth === true, concurrency, launcherRuntime: launcherRuntime as UpConfig['launcherRuntime'],
     },
   };
 }
@@ -193,7 +197,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     pollIntervalMs: config.intervalMs,
     resyncIntervalMs: config.intervalMs,
     cacheDir: join(config.stateDir, 'source'),
-    ...(config.freshness ? {} : { freshness: false as const }),
+    freshness: config.freshness,
     logger: log,
     onCheck: (i) => metrics.sourceChecks.inc({ outcome: i.outcome }),
   });

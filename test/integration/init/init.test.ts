@@ -38,10 +38,11 @@ describe('virtops init', () => {
   it('writes the scaffold and commits it', async () => {
     const files = (await run('git', ['ls-files'])).stdout.split('\n').sort();
     expect(files).toEqual([
-      '.gitignore', '.npmrc', 'README.md', 'cdk8s.yaml', 'package.json', 'test/vms.test.ts', 'tsconfig.json', 'vitest.config.ts',
+      '.github/workflows/virtops.yml', '.gitignore', '.gitlab-ci.yml', '.npmrc', 'README.md', 'cdk8s.yaml', 'ci/check-dist.sh', 'package.json', 'test/vms.test.ts', 'tsconfig.json', 'vitest.config.ts',
       'vms/hello.ts', 'vms/main.ts',
     ]);
     expect((await run('git', ['status', '--porcelain'])).stdout).toBe('');
+    expect((await run('git', ['ls-files', '-s', 'ci/check-dist.sh'])).stdout).toMatch(/^100755 /);
     expect((await run('git', ['log', '--format=%s'])).stdout).toBe('Scaffold my-vms with virtops init');
     const pkg = JSON.parse(fs.readFileSync(path.join(project, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
     const ours = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
@@ -87,4 +88,17 @@ describe('virtops init', () => {
     const check = await run('npx', ['virtops', 'synth', '--check']);
     expect(check.exitCode, check.all).toBe(0);
   }, 300_000);
+
+  it('its CI script (npm ci && npx virtops synth --check) passes on a fresh dist/ and fails on a stale one', async () => {
+    const env = { ...localEnv, npm_config_prefer_offline: 'true' };
+    const ok = await run('sh', ['ci/check-dist.sh'], env);
+    expect(ok.exitCode, ok.all).toBe(0);
+    expect(ok.all).toContain('dist is up to date');
+    const file = path.join(project, 'dist/hello.k8s.yaml');
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/guest: \S+/, 'guest: 999Mi'));
+    const stale = await run('sh', ['ci/check-dist.sh'], env);
+    expect(stale.exitCode).not.toBe(0);
+    expect(stale.all).toMatch(/dist is stale/);
+    expect(stale.all).toContain('differs: hello.k8s.yaml');
+  }, 600_000);
 });

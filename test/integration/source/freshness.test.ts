@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -13,7 +14,7 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()?.();
 });
 
-describe('GitSource freshness check (dist/ must match what vms/ synthesize)', () => {
+describe('GitSource opt-in synth verifier (dist/ must match what vms/ synthesize; run in the sandbox)', () => {
   it('accepts a freshly synthesized dist/ and refuses a hand-edited one', async () => {
     const repo = new TestRepo();
     cleanups.push(() => repo.remove());
@@ -30,7 +31,7 @@ describe('GitSource freshness check (dist/ must match what vms/ synthesize)', ()
     repo.push();
     const fresh = sh(repo.work, 'rev-parse', 'HEAD');
 
-    const source = new GitSource({ repo: repo.bare, logger: pino({ level: 'silent' }), debounceMs: 100 });
+    const source = new GitSource({ repo: repo.bare, logger: pino({ level: 'silent' }), debounceMs: 100, freshness: true });
     cleanups.push(() => source.stop());
     await source.start();
     expect(source.counters.refused).toBe(0);
@@ -50,12 +51,13 @@ describe('GitSource freshness check (dist/ must match what vms/ synthesize)', ()
     const errors = e.type === 'refused' ? e.refused.errors.join('\n') : '';
     expect(errors).toMatch(/stale/);
     expect(errors).toContain(target as string);
-    expect(errors).toMatch(/--no-freshness-check/);
+    expect(errors).toMatch(/--verify-synth/);
     expect(source.current?.sha).toBe(fresh);
 
     await source.stop();
-    // The node_modules link made for the check never outlives it, and the project's own
-    // node_modules is untouched by the worktree cleanup.
+    // The project's own node_modules (mounted read-only into the sandbox) is untouched, and
+    // no scratch copy outlives its check.
     expect(existsSync(join(PROJECT, 'node_modules', 'tsx'))).toBe(true);
+    expect(readdirSync(tmpdir()).filter((f) => f.startsWith('virtops-verify-'))).toEqual([]);
   });
 });

@@ -12,11 +12,15 @@ describe('virtops init: scaffold rendering', () => {
   it('renders every template, renames dotfiles, fills placeholders and pins versions', async () => {
     const files = scaffoldFiles({ name: 'my-vms', virtopsRoot: '/opt/virtops', virtopsPackage: pkg, templates: await readTemplates() });
     expect([...files.keys()].sort()).toEqual([
-      '.gitignore', '.npmrc', 'README.md', 'cdk8s.yaml', 'package.json', 'test/vms.test.ts', 'tsconfig.json', 'vitest.config.ts',
+      '.github/workflows/virtops.yml', '.gitignore', '.gitlab-ci.yml', '.npmrc', 'README.md', 'cdk8s.yaml', 'ci/check-dist.sh', 'package.json', 'test/vms.test.ts', 'tsconfig.json', 'vitest.config.ts',
       'vms/hello.ts', 'vms/main.ts',
     ]);
     for (const [file, text] of files) expect(text, file).not.toMatch(/\{\{\w+\}\}/);
     expect(files.get('.npmrc')).toContain('install-links=true');
+    // Freshness is the repository's CI's job (the reconciler runs no repository code).
+    expect(files.get('ci/check-dist.sh')).toMatch(/npm ci .*\n\s*npx virtops synth --check\n$/);
+    expect(files.get('.github/workflows/virtops.yml')).toContain('run: sh ci/check-dist.sh');
+    expect(files.get('.gitlab-ci.yml')).toContain('- sh ci/check-dist.sh');
     expect(files.get('vms/hello.ts')).toContain("from 'virtops/dsl/index.js'");
     expect(files.get('vms/main.ts')).toContain("from 'virtops/synth/app.js'");
     const json = JSON.parse(files.get('package.json')!) as Record<string, Record<string, string>>;

@@ -11,7 +11,7 @@ describe('validateUpFlags', () => {
     const r = validateUpFlags({ repo: 'repo.git' }, '/home/u');
     expect(r).toEqual({
       ok: true,
-      config: expect.objectContaining({ repo: '/home/u/repo.git', branch: 'main', distPath: 'dist', stateDir: '/var/lib/virtops', socketPath: '/var/lib/virtops/up.sock', emulation: 'auto', intervalMs: 60_000, libvirtUri: 'qemu:///system', freshness: true, concurrency: 16 }),
+      config: expect.objectContaining({ repo: '/home/u/repo.git', branch: 'main', distPath: 'dist', stateDir: '/var/lib/virtops', socketPath: '/var/lib/virtops/up.sock', emulation: 'auto', intervalMs: 60_000, libvirtUri: 'qemu:///system', freshness: false, concurrency: 16 }),
     });
   });
 

@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { sandboxArgv, sandboxLimitProblems, sandboxSynthCommand, sandboxUnavailable, type SandboxLayout } from '../../../reconciler/source/sandbox.js';
+import { validateUpFlags } from '../../../reconciler/standalone/up.js';
+import { validateControllerFlags } from '../../../reconciler/cluster/run.js';
+
+const layout: SandboxLayout = { src: '/tmp/v/src', project: '/opt/virtops', nodeModules: '/opt/virtops/node_modules', execPath: '/usr/bin/node' };
+
+/** The value following `flag` in argv. */
+const after = (argv: string[], flag: string): string | undefined => argv[argv.indexOf(flag) + 1];
+/** Every [src, dest] of a given bind kind. */
+const binds = (argv: string[], kind: string): Array<[string, string]> =>
+  argv.flatMap((a, i) => (a === kind ? [[argv[i + 1]!, argv[i + 2]!] as [string, string]] : []));
+
+describe('sandboxArgv', () => {
+  const command = sandboxSynthCommand('/usr/bin/node');
+  const argv = sandboxArgv(layout, command);
+
+  it('limits first, then bwrap, then the uid drop, then the command', () => {
+    expect(argv[0]).toBe('prlimit');
+    expect(argv).toEqual(expect.arrayContaining(['--cpu=120', `--data=${2 * 1024 ** 3}`, `--fsize=${256 * 1024 ** 2}`, '--nproc=256', '--core=0']));
+    const b = argv.indexOf('bwrap');
+    const s = argv.indexOf('setpriv');
+    expect(b).toBeGreaterThan(0);
+    expect(s).toBeGreaterThan(b);
+    expect(argv.slice(s, s + 8)).toEqual(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--']);
+    expect(argv.slice(-command.length)).toEqual(command);
+  });
+
+  it('no network, new namespaces, and no user namespace (root inside one maps back to root)', () => {
+    expect(argv).toEqual(expect.arrayContaining(['--unshare-net', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--die-with-parent', '--new-session']));
+    expect(argv).not.toContain('--unshare-user');
+    expect(argv).not.toContain('--unshare-all');
+    expect(argv).not.toContain('--share-net');
+  });
+
+  it('a clean environment: nothing but what it sets', () => {
+    expect(argv).toContain('--clearenv');
+    const set = argv.flatMap((a, i) => (a === '--setenv' ? [argv[i + 1]] : []));
+    expect(set.sort()).toEqual(['CI', 'HOME', 'NO_COLOR', 'PATH', 'TMPDIR', 'npm_config_offline', 'npm_config_update_notifier']);
+    expect(after(argv, 'HOME')).toBe('/scratch');
+  });
+
+  it('read-only everywhere except the scratch dir; no state dir, /root, /tmp or /var', () => {
+    expect(binds(argv, '--bind')).toEqual([]);
+    const t = argv.indexOf('--tmpfs');
+    expect(argv.slice(t - 4, t + 2)).toEqual(['--perms', '1777', '--size', String(512 * 1024 ** 2), '--tmpfs', '/scratch']);
+    const ro = binds(argv, '--ro-bind').concat(binds(argv, '--ro-bind-try'));
+    expect(ro).toEqual(expect.arrayContaining([['/usr', '/usr'], ['/opt/virtops', '/virtops'], ['/tmp/v/src', '/src'], ['/opt/virtops/node_modules', '/src/node_modules']]));
+    const dests = ro.map(([, d]) => d);
+    for (const d of dests) expect(d).not.toMatch(/^\/(root|tmp|var|home|run)(\/|$)|^\/etc\/shadow/);
+    expect(after(argv, '--remount-ro')).toBe('/');
+    expect(after(argv, '--chdir')).toBe('/src');
+  });
+
+  it('mounts a node installed outside /usr, read-only', () => {
+    const a = sandboxArgv({ ...layout, execPath: '/opt/node20/bin/node' }, ['true']);
+    expect(binds(a, '--ro-bind')).toContainEqual(['/opt/node20', '/opt/node20']);
+    expect(after(a, 'PATH')).toContain('/opt/node20/bin');
+  });
+
+  it('binds /bin etc. as directories where the host has no merged /usr', () => {
+    const a = sandboxArgv(layout, ['true'], {}, () => false);
+    expect(binds(a, '--ro-bind-try')).toContainEqual(['/bin', '/bin']);
+    expect(a).not.toContain('--symlink');
+  });
+
+  it('takes limits and refuses root or nonsense', () => {
+    const a = sandboxArgv(layout, ['true'], { uid: 990, gid: 991, memoryBytes: 512 * 1024 ** 2, cpuSeconds: 30 });
+    expect(a).toEqual(expect.arrayContaining(['--reuid=990', '--regid=991', `--data=${512 * 1024 ** 2}`, '--cpu=30']));
+    expect(() => sandboxArgv(layout, ['true'], { uid: 0 })).toThrow(/uid must not be 0/);
+    expect(() => sandboxArgv(layout, [])).toThrow(/empty/);
+    expect(sandboxLimitProblems({ gid: 0, cpuSeconds: -1, memoryBytes: 1.5, scratchBytes: 0 })).toEqual([
+      expect.stringMatching(/gid must not be 0/),
+      expect.stringMatching(/memoryBytes must be a positive whole number/),
+      expect.stringMatching(/cpuSeconds must be a positive whole number/),
+      expect.stringMatching(/scratchBytes must be a positive whole number/),
+    ]);
+  });
+
+  it('runs this checkout\'s CLI through tsx from the mounted node_modules', () => {
+    expect(sandboxSynthCommand('/usr/bin/node', 'out')).toEqual(['/usr/bin/node', '/src/node_modules/tsx/dist/cli.mjs', '/virtops/cli/main.ts', 'synth', '--check', '--out', 'out']);
+  });
+});
+
+describe('sandboxUnavailable', () => {
+  it('needs root (to drop to another uid) and the tools, and says the fix', () => {
+    expect(sandboxUnavailable({ uid: 1000, pathEnv: '/usr/bin' })).toMatch(/must start as root.*virtops synth --check/);
+    expect(sandboxUnavailable({ uid: 0, pathEnv: '/nonexistent' })).toMatch(/needs bwrap, prlimit, setpriv.*bubblewrap and util-linux/);
+  });
+});
+
+describe('--verify-synth (opt-in) and --no-freshness-check (accepted, ignored)', () => {
+  it.each([
+    ['up', (raw: Record<string, unknown>) => validateUpFlags({ repo: '/r.git', ...raw })],
+    ['controller', (raw: Record<string, unknown>) => validateControllerFlags({ repo: '/r.git', ...raw })],
+  ])('%s: off by default, on when asked, the old flag changes nothing, both together is an error', (_mode, validate) => {
+    const def = validate({});
+    expect(def.ok && def.config.freshness).toBe(false);
+    const on = validate({ verifySynth: true, freshnessCheck: true }); // commander's default for --no-freshness-check
+    expect(on.ok && on.config.freshness).toBe(true);
+    const old = validate({ freshnessCheck: false });
+    expect(old.ok && old.config.freshness).toBe(false);
+    const both = validate({ verifySynth: true, freshnessCheck: false });
+    expect(both.ok).toBe(false);
+    expect(!both.ok && both.errors.join('\n')).toMatch(/--verify-synth and --no-freshness-check contradict each other/);
+  });
+});
