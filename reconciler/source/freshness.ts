@@ -6,18 +6,18 @@
  * in the sandbox of sandbox.ts: as an unprivileged uid, no network, read-only, limited, with
  * a clean environment. Exit code 0 = fresh, anything else = refused.
  */
-import { cp, lchown, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { cp, lchown, mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
 import { lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { resolvedLimits, sandboxArgv, sandboxSynthCommand, type SandboxLimits } from './sandbox.js';
+import { dependencyLinks, resolvedLimits, sandboxArgv, sandboxNodeModules, sandboxSynthCommand, type SandboxLimits } from './sandbox.js';
 
 export interface FreshnessOptions {
   /** argv run inside the sandbox, cwd /src (the commit), this checkout at /virtops. Default: sandboxSynthCommand. */
   command?: string[];
-  /** node_modules shown at /src/node_modules. Default: this project's. */
+  /** Dependencies the commit resolves through /src/node_modules (symlinks). Default: this project's. */
   nodeModules?: string;
   /** Wall-clock limit; the whole sandbox is killed. Default 300 s. */
   timeoutMs?: number;
@@ -48,9 +48,12 @@ export async function checkFreshness(worktree: string, distPath: string, opts: F
       verbatimSymlinks: true, // a symlink in the commit stays a symlink, resolved inside the sandbox
       filter: (from) => !/[/\\](\.git|node_modules)$/.test(from.slice(worktree.length)),
     });
-    await mkdir(join(src, 'node_modules'), { recursive: true }); // mount point for node_modules
-    await chownTree(src, limits.uid, limits.gid);
     const layout = { src, project: PROJECT_ROOT, nodeModules: opts.nodeModules ?? PROJECT_NODE_MODULES, execPath: process.execPath };
+    await mkdir(join(src, 'node_modules'));
+    for (const [name, target] of dependencyLinks(await readdir(layout.nodeModules), sandboxNodeModules(layout))) {
+      await symlink(target, join(src, 'node_modules', name));
+    }
+    await chownTree(src, limits.uid, limits.gid);
     const command = opts.command ?? sandboxSynthCommand(process.execPath, distPath);
     const argv = sandboxArgv(layout, command, limits, (p) => lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink() ?? false);
     return await runSandboxed(argv, command, opts, signal);

@@ -4,8 +4,8 @@
  *
  *   prlimit (CPU s, data segment, file size, open files, processes)
  *     └─ bwrap (as root: new mount, network, pid, ipc, uts namespaces; a read-only root
- *        holding only /usr, a few /etc files, this virtops checkout, the commit's copy and
- *        node_modules; one writable, size-limited tmpfs; a clean environment)
+ *        holding only /usr, a few /etc files, this virtops checkout and the commit's copy
+ *        (its node_modules linked to ours); one writable, size-limited tmpfs; a clean environment)
  *          └─ setpriv (to the sandbox uid/gid, no groups, no capabilities, no_new_privs)
  *               └─ node … synth --check
  *
@@ -40,7 +40,11 @@ export interface SandboxLayout {
   src: string;
   /** This virtops checkout (read-only at /virtops). */
   project: string;
-  /** node_modules shown at /src/node_modules (read-only). */
+  /**
+   * Dependencies for the commit: this checkout's node_modules (already inside /virtops), or
+   * another directory, mounted read-only at /deps. The commit's /src/node_modules holds
+   * symlinks into it (see dependencyLinks).
+   */
   nodeModules: string;
   /** The node binary (process.execPath); its install dir is mounted when outside /usr. */
   execPath: string;
@@ -49,6 +53,25 @@ export interface SandboxLayout {
 export const SANDBOX_SRC = '/src';
 export const SANDBOX_SCRATCH = '/scratch';
 export const SANDBOX_PROJECT = '/virtops';
+export const SANDBOX_DEPS = '/deps';
+
+/** Where node_modules appears inside the sandbox. Pure. */
+export function sandboxNodeModules(layout: Pick<SandboxLayout, 'project' | 'nodeModules'>): string {
+  return layout.nodeModules.replace(/\/+$/, '') === join(layout.project, 'node_modules') ? `${SANDBOX_PROJECT}/node_modules` : SANDBOX_DEPS;
+}
+
+/**
+ * The commit's node_modules: one symlink per package into the sandbox's dependencies, plus
+ * `virtops` → this checkout (what `virtops init` repositories import as `virtops/dsl`).
+ * Symlinks, not a second mount: node resolves them to one real path, so the commit and
+ * virtops share one copy of cdk8s and constructs (two copies break `instanceof Construct`).
+ * Pure: entries of the dependency dir in, [name, target] out.
+ */
+export function dependencyLinks(entries: string[], depsInSandbox: string): Array<[string, string]> {
+  const links: Array<[string, string]> = entries.filter((e) => e !== '.package-lock.json').map((e) => [e, `${depsInSandbox}/${e}`]);
+  if (!entries.includes('virtops')) links.push(['virtops', SANDBOX_PROJECT]);
+  return links;
+}
 
 /** Public files node and npx read; secrets (/etc/shadow, keys) are not among them. */
 const ETC_FILES = ['/etc/passwd', '/etc/group', '/etc/nsswitch.conf', '/etc/ld.so.cache', '/etc/localtime', '/etc/ssl'];
@@ -103,7 +126,7 @@ export function sandboxArgv(layout: SandboxLayout, command: string[], limits: Sa
   binds.push(
     '--ro-bind', layout.project, SANDBOX_PROJECT,
     '--ro-bind', layout.src, SANDBOX_SRC,
-    '--ro-bind', layout.nodeModules, `${SANDBOX_SRC}/node_modules`,
+    ...(sandboxNodeModules(layout) === SANDBOX_DEPS ? ['--ro-bind', layout.nodeModules, SANDBOX_DEPS] : []),
     // The only writable place: a tmpfs private to the sandbox, so a commit cannot fill the
     // host's disk or leave anything behind; 1777 because it is created before the uid drop.
     '--perms', '1777', '--size', String(l.scratchBytes), '--tmpfs', SANDBOX_SCRATCH,

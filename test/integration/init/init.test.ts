@@ -9,7 +9,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
 import YAML from 'yaml';
+import { GitSource } from '../../../reconciler/source/index.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 /** The real CLI, run from outside the repo (tsx from the repo's own node_modules). */
@@ -87,6 +89,22 @@ describe('virtops init', () => {
     expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(['VirtualMachine/hello', 'Pod/virt-launcher-hello']);
     const check = await run('npx', ['virtops', 'synth', '--check']);
     expect(check.exitCode, check.all).toBe(0);
+  }, 300_000);
+
+  it('a reconciler with --verify-synth accepts its commit: the sandbox resolves `virtops` to this checkout', async () => {
+    const git = (...args: string[]) => run('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args]);
+    expect((await git('add', 'dist')).exitCode).toBe(0);
+    expect((await git('commit', '-q', '-m', 'synthesized dist/')).exitCode).toBe(0);
+    const head = (await git('rev-parse', 'HEAD')).stdout.trim();
+    const source = new GitSource({ repo: project, logger: pino({ level: 'silent' }), freshness: { timeoutMs: 240_000 }, cacheDir: path.join(tmp, 'source-cache') });
+    try {
+      await source.start();
+      expect(source.counters.errors).toBe(0);
+      expect(source.counters.refused).toBe(0);
+      expect(source.current?.sha).toBe(head);
+    } finally {
+      await source.stop();
+    }
   }, 300_000);
 
   it('its CI script (npm ci && npx virtops synth --check) passes on a fresh dist/ and fails on a stale one', async () => {

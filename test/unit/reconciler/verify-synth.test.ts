@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sandboxArgv, sandboxLimitProblems, sandboxSynthCommand, sandboxUnavailable, type SandboxLayout } from '../../../reconciler/source/sandbox.js';
+import { dependencyLinks, sandboxArgv, sandboxLimitProblems, sandboxNodeModules, sandboxSynthCommand, sandboxUnavailable, type SandboxLayout } from '../../../reconciler/source/sandbox.js';
 import { validateUpFlags } from '../../../reconciler/standalone/up.js';
 import { validateControllerFlags } from '../../../reconciler/cluster/run.js';
 
@@ -45,7 +45,8 @@ describe('sandboxArgv', () => {
     const t = argv.indexOf('--tmpfs');
     expect(argv.slice(t - 4, t + 2)).toEqual(['--perms', '1777', '--size', String(512 * 1024 ** 2), '--tmpfs', '/scratch']);
     const ro = binds(argv, '--ro-bind').concat(binds(argv, '--ro-bind-try'));
-    expect(ro).toEqual(expect.arrayContaining([['/usr', '/usr'], ['/opt/virtops', '/virtops'], ['/tmp/v/src', '/src'], ['/opt/virtops/node_modules', '/src/node_modules']]));
+    expect(ro).toEqual(expect.arrayContaining([['/usr', '/usr'], ['/opt/virtops', '/virtops'], ['/tmp/v/src', '/src']]));
+    expect(ro.map(([s]) => s)).not.toContain('/opt/virtops/node_modules'); // already inside /virtops
     const dests = ro.map(([, d]) => d);
     for (const d of dests) expect(d).not.toMatch(/^\/(root|tmp|var|home|run)(\/|$)|^\/etc\/shadow/);
     expect(after(argv, '--remount-ro')).toBe('/');
@@ -56,6 +57,20 @@ describe('sandboxArgv', () => {
     const a = sandboxArgv({ ...layout, execPath: '/opt/node20/bin/node' }, ['true']);
     expect(binds(a, '--ro-bind')).toContainEqual(['/opt/node20', '/opt/node20']);
     expect(after(a, 'PATH')).toContain('/opt/node20/bin');
+  });
+
+  it('mounts other dependencies at /deps', () => {
+    const other = { ...layout, nodeModules: '/srv/deps/node_modules' };
+    expect(sandboxNodeModules(other)).toBe('/deps');
+    expect(sandboxNodeModules({ ...layout, nodeModules: '/opt/virtops/node_modules/' })).toBe('/virtops/node_modules');
+    expect(binds(sandboxArgv(other, ['true']), '--ro-bind')).toContainEqual(['/srv/deps/node_modules', '/deps']);
+  });
+
+  it('links the commit\'s node_modules into the dependencies, and virtops to this checkout', () => {
+    expect(dependencyLinks(['.bin', '@types', 'cdk8s', '.package-lock.json'], '/virtops/node_modules')).toEqual([
+      ['.bin', '/virtops/node_modules/.bin'], ['@types', '/virtops/node_modules/@types'], ['cdk8s', '/virtops/node_modules/cdk8s'], ['virtops', '/virtops'],
+    ]);
+    expect(dependencyLinks(['virtops'], '/deps')).toEqual([['virtops', '/deps/virtops']]);
   });
 
   it('binds /bin etc. as directories where the host has no merged /usr', () => {
