@@ -42,7 +42,14 @@ export function parseManifestFiles(files: ManifestFile[], validate: Validator = 
         errors.push(...doc.errors.map((e) => `${origin}: YAML error: ${e.message} (fix: correct the YAML syntax)`));
         return;
       }
-      const obj: unknown = doc.toJS();
+      let obj: unknown;
+      try {
+        // Throws on an alias that resolves to nothing and on alias bombs (the library's limit).
+        obj = doc.toJS({ maxAliasCount: 100 });
+      } catch (err) {
+        errors.push(`${origin}: YAML error: ${(err as Error).message} (fix: define every anchor before its aliases and do not expand aliases recursively; dist/ as synth writes it has none)`);
+        return;
+      }
       if (obj === null || obj === undefined) return; // empty document (e.g. a trailing ---)
       const issues = validate(obj);
       if (issues.length > 0) {

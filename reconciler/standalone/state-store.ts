@@ -78,7 +78,11 @@ export class StateStore {
   }
 
   async readApplied(): Promise<AppliedState> {
-    return (await readJson<AppliedState>(join(this.dir, 'applied.json'))) ?? { manifests: [], inventory: { entries: {} } };
+    const file = join(this.dir, 'applied.json');
+    const a = await readJson<AppliedState>(file);
+    if (a === null) return { manifests: [], inventory: { entries: {} } };
+    if (!isObject(a) || !Array.isArray(a.manifests) || !isObject(a.inventory) || !isObject(a.inventory.entries)) throw corrupt(file, 'not an applied revision (manifests, inventory.entries)');
+    return a;
   }
 
   writeApplied(state: AppliedState): Promise<void> {
@@ -90,8 +94,13 @@ export class StateStore {
     const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json'));
     const out: VmRecord[] = [];
     for (const n of names) {
-      const r = await readJson<VmRecord>(join(dir, n));
-      if (r) out.push(r);
+      const file = join(dir, n);
+      const r = await readJson<VmRecord>(file);
+      if (r === null) continue;
+      if (!isObject(r) || typeof r.namespace !== 'string' || typeof r.name !== 'string' || !Array.isArray(r.events) || (r.instance !== undefined && !isObject(r.instance))) {
+        throw corrupt(file, 'not a VM record (namespace, name, events)');
+      }
+      out.push(r);
     }
     return out;
   }
@@ -143,12 +152,21 @@ export class StateStore {
   }
 }
 
+function isObject(x: unknown): x is Record<string, unknown> & object {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** A state file that is not what virtops wrote: never trusted, named with the fix. */
+function corrupt(file: string, what: string): Error {
+  return new Error(`${file}: ${what} (a corrupt state file; move it away to let virtops rebuild it)`);
+}
+
 async function readJson<T>(file: string): Promise<T | null> {
   try {
     return JSON.parse(await readFile(file, 'utf8')) as T;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new Error(`${file}: ${(err as Error).message} (a corrupt state file; move it away to let virtops rebuild it)`);
+    throw corrupt(file, (err as Error).message);
   }
 }
 
