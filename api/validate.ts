@@ -83,9 +83,16 @@ export function validateManifest(obj: unknown): ValidationIssue[] {
 }
 
 /** Human-readable, one issue per line: `source: /path: message (fix: ...)`. */
+/** Longest path or message quoted in a line: a 1 MB value must not make a 1 MB refusal. */
+const MAX_QUOTED = 500;
+
+function bounded(text: string): string {
+  return text.length <= MAX_QUOTED ? text : `${text.slice(0, MAX_QUOTED)}… (${text.length - MAX_QUOTED} more characters)`;
+}
+
 export function formatIssues(issues: readonly ValidationIssue[], source?: string): string {
   return issues
-    .map((i) => `${source ? `${source}: ` : ''}${i.path || '/'}: ${i.message}${i.fix ? ` (fix: ${i.fix})` : ''}`)
+    .map((i) => `${source ? `${bounded(source)}: ` : ''}${bounded(i.path || '/')}: ${bounded(i.message)}${i.fix ? ` (fix: ${bounded(i.fix)})` : ''}`)
     .join('\n');
 }
 

@@ -327,13 +327,13 @@ describe('fuzz: manifests in git (parseManifestFiles)', () => {
     fc.assert(fc.property(hostile, (text) => void check([{ path: 'dist/hostile.k8s.yaml', text }])), params(FUZZ.manifestsHostile));
   });
 
-  // BUG (bounded time): parsing time is quadratic in the number of keys of one mapping
+  // Found by this property (fixed: yaml's uniqueKeys check off, a linear one of ours instead): parsing time was quadratic in the number of keys of one mapping
   // (yaml's duplicate-key check compares each new key with all earlier ones). Measured here:
   // 5,000 keys 0.3 s, 10,000 0.8 s, 20,000 2.8 s (229 KB); the hostile property found a
   // ~50,000-key ConfigMap (~600 KB) taking 75 s. GitSource parses on its event loop, so one
   // such dist/ file in a pushed commit stalls `virtops up` (API, webhooks, reconciles) for
   // minutes, on every re-check. Linear parsing would scale ~4x from 4,000 to 16,000 keys (here: ~10-12x).
-  it.fails('parse time grows about linearly with the keys of one mapping (BUG: quadratic)', () => {
+  it('parse time grows about linearly with the keys of one mapping', () => {
     const text = (n: number): string => `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n${Array.from({ length: n }, (_, i) => `  k${i}: v`).join('\n')}\n`;
     const time = (n: number): number => {
       const t = text(n);
@@ -342,16 +342,18 @@ describe('fuzz: manifests in git (parseManifestFiles)', () => {
       return performance.now() - t0;
     };
     time(1000); // warm-up
-    const small = time(4_000);
-    const large = time(16_000);
+    // The best of three each: a busy CI machine only ever makes a run slower.
+    const best = (n: number) => Math.min(time(n), time(n), time(n));
+    const small = best(4_000);
+    const large = best(16_000);
     expect(large / small, `4,000 keys ${Math.round(small)} ms, 16,000 keys ${Math.round(large)} ms`).toBeLessThan(7);
   });
 
-  // FINDING (not a crash): refusal messages echo the offending value whole. A 1 MB
+  // Found by this property (fixed): refusal messages echoed the offending value whole. A 1 MB
   // metadata.name yields a ~1 MB refusal line (api/validate.ts quotes the value), which goes to
   // the log, to applied.json's `refused` and to every `virtops get vms`. A clear error would
   // quote a bounded prefix.
-  it.fails('refusal lines stay short whatever the size of the offending value (FINDING: they echo it whole)', () => {
+  it('refusal lines stay short whatever the size of the offending value', () => {
     fc.assert(
       fc.property(fc.integer({ min: 10_000, max: 1_000_000 }), (n) => {
         const r = check([{ path: 'dist/x.k8s.yaml', text: `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: "${'A'.repeat(n)}"}\n` }]);

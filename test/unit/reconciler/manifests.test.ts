@@ -47,6 +47,12 @@ describe('parseManifestFiles', () => {
     expect(r.errors[1]).toMatch(/dist\/two\.yaml#0: .*also declared in dist\/one\.yaml#0/);
   });
 
+  it('refuses a mapping with a key twice, naming the key and its line', () => {
+    const r = parseManifestFiles([{ path: 'dist/dup-key.yaml', text: 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  name: y\n' }]);
+    expect(r.manifests).toEqual([]);
+    expect(r.errors).toEqual(['dist/dup-key.yaml#0: YAML error: map key "name" appears twice (line 5) (fix: keep one)']);
+  });
+
   it('accepts an empty file', () => {
     expect(parseManifestFiles([{ path: 'dist/empty.yaml', text: '' }])).toEqual({ manifests: [], origins: [], errors: [] });
   });
