@@ -4,8 +4,8 @@
  * before listening, and the file is removed again on close.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { chmod, mkdir, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { chmod, mkdir, realpath, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Launcher, Transition } from '../launcher.js';
 import { LauncherRequestError } from '../launcher.js';
 
@@ -18,8 +18,14 @@ export interface CommandServer {
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
-export async function startCommandServer(launcher: Launcher, socketPath: string): Promise<CommandServer> {
-  await mkdir(dirname(socketPath), { recursive: true, mode: 0o700 });
+export async function startCommandServer(launcher: Launcher, requestedPath: string): Promise<CommandServer> {
+  await mkdir(dirname(requestedPath), { recursive: true, mode: 0o700 });
+  // Bind where the directory really is: the Pod's sockets emptyDir is nested in its share dir
+  // through a symlink, and the path through the link is longer than the 107 bytes a unix
+  // socket address holds (the kernel would silently cut it). The node agent checks, and
+  // connects to, this resolved path.
+  const socketPath = join(await realpath(dirname(requestedPath)), basename(requestedPath));
+  if (Buffer.byteLength(socketPath) > 107) throw new Error(`launcher socket path ${socketPath} is over the 107-byte unix socket limit: use a shorter --state-dir`);
   await rm(socketPath, { force: true });
 
   const streams = new Set<ServerResponse>();
