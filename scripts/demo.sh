@@ -116,7 +116,7 @@ if [ ! -d "$DEMO/repo.git" ]; then
   git init -q --bare -b main "$DEMO/repo.git"
   rm -rf "$WORK" && mkdir -p "$WORK"
   # The example project: the DSL and synth this checkout ships, and one VM.
-  git -C "$ROOT" archive HEAD api dsl synth cdk8s.yaml package.json tsconfig.json vms/test-guest.ts | tar -x -C "$WORK"
+  git -C "$ROOT" archive HEAD api dsl synth launcher/flags.ts launcher/emulation.ts cdk8s.yaml package.json tsconfig.json vms/test-guest.ts | tar -x -C "$WORK"
   cat > "$WORK/vms/main.ts" <<'EOF'
 // The demo's cdk8s app: one VM, the tiny test guest, booted from localhost:5000.
 import { VirtopsApp } from '../synth/app.js';
