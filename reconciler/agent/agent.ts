@@ -76,6 +76,12 @@ export interface LauncherRuntime {
   /** Starts the launcher of `record` as `spec` says; returns the pid that holds it. */
   start(record: InstanceRecord, spec: ProcessSpec, env: Record<string, string>): Promise<number>;
   alive(record: InstanceRecord): Promise<boolean>;
+  /**
+   * Whether the process that supervises the launcher (its monitor) is still there. Only for
+   * runtimes with a separate monitor; where the launcher answers only while its host runs it
+   * (the pool), an answer is proof enough and this is absent.
+   */
+  supervised?(record: InstanceRecord): Promise<boolean>;
   /** The pid that holds it, found again (by the uid on its command line) when the record lost it. */
   pid?(record: InstanceRecord): Promise<number | undefined>;
   /** Stops it (the launcher stops its guest within its grace period first); waits until gone. */
@@ -92,6 +98,11 @@ export class ProcessRuntime implements LauncherRuntime {
 
   async alive(record: InstanceRecord): Promise<boolean> {
     return (await this.pids(record)).length > 0;
+  }
+
+  /** The monitor is the process `alive` looks for (the spawned pid, or the marker and uid). */
+  supervised(record: InstanceRecord): Promise<boolean> {
+    return this.alive(record);
   }
 
   async pid(record: InstanceRecord): Promise<number | undefined> {
@@ -139,7 +150,6 @@ export interface InstanceHandler {
   alive(record: InstanceRecord): Promise<boolean>;
   command(record: InstanceRecord, action: 'pause' | 'unpause'): Promise<void>;
   stop(record: InstanceRecord, graceSeconds: number): Promise<void>;
-  forget(uid: string): void;
   watch(record: InstanceRecord, onChange: (ended: boolean) => void): { stop(): void };
   removeVmFiles(namespace: string, name: string): Promise<void>;
 }
@@ -287,11 +297,6 @@ export class NodeAgent implements InstanceHandler {
     return { observation, phase: launcherPhase(observation, { now, lastContact, logFile: record.logFile }) };
   }
 
-  /** Forgets what observePhase remembered about an instance that is gone. */
-  forget(uid: string): void {
-    this.lastContact.delete(uid);
-  }
-
   /**
    * Follows a launcher's transitions (after its initial snapshot) and calls `onChange(false)`
    * for each, and `onChange(true)` when the stream ends (the launcher went away) unless
@@ -321,7 +326,10 @@ export class NodeAgent implements InstanceHandler {
   async observe(record: InstanceRecord): Promise<Observation> {
     try {
       const res = await callLauncher<LauncherInfo>(record.socketPath, 'GET', '/v1/info', undefined, 5000);
-      if (res.status === 200) return { reachable: true, info: res.body, supervised: await this.alive(record) };
+      if (res.status === 200) {
+        const supervised = this.runtime.supervised ? await this.runtime.supervised(record) : true;
+        return { reachable: true, info: res.body, supervised };
+      }
       return { reachable: false, processAlive: await this.alive(record), reason: `launcher answered ${res.status}` };
     } catch (err) {
       return { reachable: false, processAlive: await this.alive(record), reason: (err as Error).message };
@@ -364,6 +372,8 @@ export class NodeAgent implements InstanceHandler {
     await rm(record.socketPath, { force: true });
     // This incarnation's ephemeral files (overlays, ISOs) go with it; persistent disks stay with the VM.
     await rm(join(record.podDir, 'ephemeral-disks', 'volumes', 'ephemeral', record.uid), { recursive: true, force: true });
+    // Stopped for good: what observePhase remembered about it goes too.
+    this.lastContact.delete(record.uid);
   }
 
   /** Removes everything of a VM that left git: its directory (incl. its emptyDisks). */

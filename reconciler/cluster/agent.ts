@@ -57,8 +57,6 @@ interface Tracked {
   podUid: string;
   vmiUid: string;
   record: InstanceRecord;
-  /** The launcher took the VMI. */
-  synced: boolean;
   startedAt?: Date;
   exited?: ProcessState & { state: 'exited' };
   /** Stops following the launcher's events. */
@@ -238,7 +236,7 @@ export class ClusterAgent {
       } else {
         return { requeueAfterMs: 2000 }; // kubelet has not started it yet
       }
-    } else if (alive && !t.synced) {
+    } else if (alive && !t.record.synced) {
       await this.adopt(vmi, t);
     }
 
@@ -260,7 +258,7 @@ export class ClusterAgent {
     const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp).getTime() : Date.now();
     const { record } = this.opts.runtime.plan(vmiOrStub(pod, vmi, vmiUid), pod as unknown as PodManifest, { podName: podDirName(pod), now: created });
     const running = pod.status?.containerStatuses?.find((c) => c.name === 'compute')?.state?.running?.startedAt;
-    const t: Tracked = { podUid: pod.metadata?.uid ?? '', vmiUid, record, synced: false, ...(running ? { startedAt: new Date(running) } : {}) };
+    const t: Tracked = { podUid: pod.metadata?.uid ?? '', vmiUid, record, ...(running ? { startedAt: new Date(running) } : {}) };
     this.tracked.set(key, t);
     return t;
   }
@@ -286,7 +284,7 @@ export class ClusterAgent {
         onReady: () => this.reportPod(pod, { state: 'running', startedAt: t.startedAt ?? new Date() }),
         onWaiting: (ms) => log.info({ pod: key, waitingSeconds: Math.round(ms / 1000) }, 'launcher still preparing the VMI (pulling images, building disks, starting QEMU)'),
       });
-      this.synced(key, vmi, t, res);
+      this.logSynced(key, vmi, res);
     } catch (err) {
       log.error({ pod: key, err: errorMessage(err) }, 'launcher failed to start');
       throw err;
@@ -297,11 +295,9 @@ export class ClusterAgent {
   private async adopt(vmi: VirtualMachineInstance, t: Tracked): Promise<void> {
     if (!t.startedAt) t.startedAt = new Date();
     await this.opts.runtime.adopt(vmi, t.record);
-    t.synced = t.record.synced === true;
   }
 
-  private synced(key: string, vmi: VirtualMachineInstance, t: Tracked, res: SyncResponse): void {
-    t.synced = true;
+  private logSynced(key: string, vmi: VirtualMachineInstance, res: SyncResponse): void {
     for (const w of res.warnings ?? []) this.opts.log.warn({ pod: key, warning: w }, 'launcher warning');
     this.opts.log.info({ pod: key, vmi: vmi.metadata.name, domain: res.domain, state: res.state }, 'VMI synced to its launcher');
   }
@@ -357,7 +353,6 @@ export class ClusterAgent {
     // The guest gets the VMI's grace period (the Pod's own is that plus the launcher's margin).
     if (await this.opts.runtime.alive(t.record)) await this.opts.runtime.stop(t.record, vmiGraceSeconds(t.record.spec));
     else await this.opts.runtime.stop(t.record, 0);
-    this.opts.runtime.forget(t.record.uid);
     if (this.opts.processRuntime && pod.metadata?.uid) {
       await this.client.deletePodNow(pod.metadata.namespace ?? 'default', pod.metadata.name ?? '', pod.metadata.uid);
       // The Pod's emptyDirs (ephemeral disks, sockets) go with it, as kubelet removes them.
@@ -369,7 +364,7 @@ export class ClusterAgent {
 
   /** Follows the launcher's transitions so a stopped or crashed guest is reported at once. */
   private watchLauncher(key: string, t: Tracked): void {
-    if (t.watch || !t.synced || t.exited || this.stopped) return;
+    if (t.watch || !t.record.synced || t.exited || this.stopped) return;
     const watch = this.opts.runtime.watch(t.record, (ended) => {
       if (t.watch !== watch) return;
       if (ended) t.watch = undefined;

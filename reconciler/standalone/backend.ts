@@ -360,7 +360,6 @@ export class StandaloneBackend {
       if (live && grace > 0) await progress({ ...live, terminating: true });
       await this.opts.agent.stop(inst, grace);
       delete rec.instance;
-      this.opts.agent.forget(uid);
       pushEvent(rec, { type: 'Normal', reason: 'Stopped', message: `instance ${uid} stopped: ${reason}` }, this.now());
       // Status follows at once, so no reader sees the old instance's status without it.
       await progress(undefined);
@@ -432,7 +431,6 @@ export class StandaloneBackend {
     if (rec.instance) {
       log.info({ vm: key, uid: rec.instance.uid }, 'VM left git: stopping its instance');
       await agent.stop(rec.instance, vmiGraceSeconds(rec.instance.spec));
-      agent.forget(rec.instance.uid);
     }
     await agent.removeVmFiles(rec.namespace, rec.name);
     await store.removeVm(rec.namespace, rec.name);

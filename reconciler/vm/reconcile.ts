@@ -66,7 +66,12 @@ export interface StepOutcome {
   halt?: boolean;
 }
 
-/** Called while a long step (starting a launcher) makes progress, so readers see Starting. */
+/**
+ * Called while a long step (starting a launcher) makes progress, so readers see Starting.
+ * Each call goes through the status sink and becomes the `previous` of the next one, so a
+ * store that calls it needs a sink that persists at once (the local store; the cluster's
+ * controller never calls it: its sink may defer a transient status).
+ */
 export type Progress = (observed: ObservedInstance | undefined) => Promise<void>;
 
 /** Where a VM's instances live and how they are made and removed. */

@@ -126,16 +126,13 @@ export class FakeInstanceHandler implements InstanceHandler {
 
   stop(record: InstanceRecord, graceSeconds: number): Promise<void> {
     this.stops.push({ uid: record.uid, graceSeconds });
+    this.lastContact.delete(record.uid);
     const l = this.launchers.get(record.uid);
     if (l) {
       l.alive = false;
       l.answering = false;
     }
     return Promise.resolve();
-  }
-
-  forget(uid: string): void {
-    this.lastContact.delete(uid);
   }
 
   watch(record: InstanceRecord, onChange: (ended: boolean) => void): { stop(): void } {
