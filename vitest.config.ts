@@ -38,6 +38,21 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        test: {
+          // Seeded fault injection (hardening issue, part 4): kills, daemon restarts, bad
+          // commits and a full disk at random moments, then the invariants. Each file starts
+          // what it kills itself (its own `up`, its own control plane) and restarts host
+          // daemons, so the project runs alone, after the others (groupOrder), one file at a time.
+          name: 'faults',
+          include: ['test/faults/**/*.test.ts'],
+          globalSetup: ['test/integration/global-setup.ts'],
+          testTimeout: 1_200_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
     ],
   },
 });
