@@ -82,8 +82,20 @@ export interface LauncherPodOptions {
   readonly qemuTimeoutSeconds?: number;
 }
 
-export function launcherPodName(vmName: string): string {
-  return `virt-launcher-${vmName}`;
+const LAUNCHER_POD_PREFIX = 'virt-launcher-';
+/** A Pod name is used as a DNS label (hostname, the kubelet's): KubeVirt keeps launcher Pod names within 63 characters. */
+const MAX_POD_NAME = 63;
+
+/**
+ * `virt-launcher-<vm>`, plus `-<suffix>` for a Pod made for one VMI, cut to 63 characters
+ * the way KubeVirt's generateName is: the VM name is shortened (and loses a trailing `-` or
+ * `.`, which may not end a DNS label), the suffix is kept whole.
+ */
+export function launcherPodName(vmName: string, suffix?: string): string {
+  const tail = suffix ? `-${suffix}` : '';
+  const room = MAX_POD_NAME - LAUNCHER_POD_PREFIX.length - tail.length;
+  const vm = vmName.length > room ? vmName.slice(0, room).replace(/[-.]+$/, '') : vmName;
+  return `${LAUNCHER_POD_PREFIX}${vm}${tail}`;
 }
 
 /** The emptyDir volumes every launcher Pod has, in KubeVirt's order. */

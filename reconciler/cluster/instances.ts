@@ -56,7 +56,7 @@ export function vmiForVm(vm: VirtualMachine): VirtualMachineInstance {
 
 export function launcherPodNameFor(vmName: string, vmiUid: string): string {
   const suffix = vmiUid.replace(/[^a-z0-9]/g, '').slice(0, 5);
-  return `${launcherPodName(vmName)}-${suffix}`;
+  return launcherPodName(vmName, suffix);
 }
 
 /**

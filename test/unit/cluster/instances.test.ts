@@ -78,6 +78,17 @@ describe('instantiateLauncherPod', () => {
     expect(launcherPodNameFor('web', '9f8e7d6c-0000')).toBe('virt-launcher-web-9f8e7');
   });
 
+  it('keeps a launcher Pod name within 63 characters whatever the VM name, the VMI uid suffix whole', () => {
+    const long = `n${'a'.repeat(61)}z`;
+    const name = launcherPodNameFor(long, '1a2b3c4d-0000');
+    expect(name).toBe(`virt-launcher-n${'a'.repeat(42)}-1a2b3`);
+    expect(name.length).toBe(63);
+    // A cut that would end the VM part in '-' or '.' drops them (a DNS label may not end so).
+    expect(launcherPodNameFor(`${'b'.repeat(42)}.-x${'c'.repeat(20)}`, 'fffff')).toBe(`virt-launcher-${'b'.repeat(42)}-fffff`);
+    // Up to 43 characters the VM name is kept whole.
+    expect(launcherPodNameFor('v'.repeat(43), 'abcde')).toBe(`virt-launcher-${'v'.repeat(43)}-abcde`);
+  });
+
   it('refuses a VMI without uid', () => {
     const vmi = apiVmi();
     delete vmi.metadata.uid;

@@ -25,6 +25,15 @@ describe('renderLauncherPod', () => {
     });
   });
 
+  it('keeps the template name within 63 characters and its label values whole for a 63-character VM', () => {
+    const vm = fixtureVm();
+    vm.metadata.name = `n${'a'.repeat(61)}z`;
+    const long = renderLauncherPod(vm);
+    expect(long.metadata.name).toBe(`virt-launcher-n${'a'.repeat(48)}`);
+    expect(long.metadata.labels?.['vm.kubevirt.io/name']).toBe(vm.metadata.name);
+    for (const v of Object.values(long.metadata.labels ?? {})) expect(v.length).toBeLessThanOrEqual(63);
+  });
+
   it('is marked as a template that Flux/kustomize and Argo CD must not apply from dist/', () => {
     expect(pod.metadata.annotations).toMatchObject({
       'config.kubernetes.io/local-config': 'true',
