@@ -28,6 +28,8 @@ export function registerUp(program: Command): void {
     .option('--verify-synth', "opt-in: prove each commit's dist/ matches its vms/ by running 'synth --check' in a sandbox (unprivileged uid, no network, read-only, limited; needs root, bwrap, prlimit, setpriv). Default: dist/ is data and no repository code runs")
     .option('--no-freshness-check', 'accepted for compatibility and ignored: the synth check is off unless --verify-synth')
     .option('--concurrency <n>', 'VMs reconciled in parallel', '16')
+    .option('--crash-loop-backoff <duration>', 'CrashLoopBackOff: the wait before restarting a VM that failed, doubling per failure in a row', '10s')
+    .option('--crash-loop-backoff-max <duration>', 'CrashLoopBackOff: the longest wait between restarts', '5m')
     .option('--launcher-runtime <kind>', 'process (one OS process per launcher, as the Pod says) | pool (many launchers in one process; control-plane benchmarks only)', 'process')
     .action(async (raw: RawUpFlags) => {
       const [{ runUp, validateUpFlags }, { pino }] = await Promise.all([import('../../reconciler/standalone/up.js'), import('pino')]);

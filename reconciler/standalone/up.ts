@@ -19,7 +19,8 @@ import { ReconcilerMetrics } from './metrics.js';
 import { StateStore } from './state-store.js';
 import { socketPath } from './client.js';
 import { baseEnv, hostFlags, validateHostFlags, type HostEmulation } from '../agent/host-config.js';
-import { durationFlag } from '../agent/duration-flag.js';
+import { durationFlag, formatDuration } from '../agent/duration-flag.js';
+import { DEFAULT_BACKOFF_POLICY, type BackoffPolicy } from '../core/index.js';
 
 /** The port the docs suggest for `--listen` (TCP is off unless asked). */
 export const SUGGESTED_LISTEN = '127.0.0.1:8686';
@@ -47,6 +48,8 @@ export interface RawUpFlags {
   verifySynth?: boolean;
   concurrency?: string;
   launcherRuntime?: string;
+  crashLoopBackoff?: string;
+  crashLoopBackoffMax?: string;
 }
 
 export interface UpConfig {
@@ -72,6 +75,8 @@ export interface UpConfig {
   concurrency: number;
   /** `process` (default): one OS process per launcher; `pool`: one process hosts all (benchmarks only). */
   launcherRuntime: 'process' | 'pool';
+  /** `--crash-loop-backoff` / `--crash-loop-backoff-max`: CrashLoopBackOff's first delay and cap. */
+  backoffPolicy: BackoffPolicy;
 }
 
 export interface HostPort {
@@ -128,7 +133,11 @@ export function validateUpFlags(raw: RawUpFlags, cwd = process.cwd()): { ok: tru
   else if (raw.webhookSecretFile !== undefined && raw.webhookListen === undefined) errors.push('--webhook-secret-file needs --webhook-listen HOST:PORT: the webhook has its own listener (e.g. --webhook-listen 0.0.0.0:9000)');
   if (raw.webhookListen !== undefined && raw.webhookSecretFile === undefined) errors.push('--webhook-listen needs --webhook-secret-file FILE: every push webhook is HMAC-verified with that shared secret');
   if (raw.verifySynth === true && raw.freshnessCheck === false) errors.push('--verify-synth and --no-freshness-check contradict each other: pass --verify-synth to run the sandboxed synth check, or neither to treat dist/ as data (the default)');
-  if (errors.length || !host || intervalMs === undefined) return { ok: false, errors };
+  // KubeVirt's order of magnitude by default; shorter where restarts are cheap (tests, labs).
+  const backoffInitial = durationFlag(raw.crashLoopBackoff ?? formatDuration(DEFAULT_BACKOFF_POLICY.initialMs), '--crash-loop-backoff', errors, { min: 100 });
+  const backoffMax = durationFlag(raw.crashLoopBackoffMax ?? formatDuration(DEFAULT_BACKOFF_POLICY.maxMs), '--crash-loop-backoff-max', errors, { min: 100 });
+  if (backoffInitial !== undefined && backoffMax !== undefined && backoffMax < backoffInitial) errors.push(`--crash-loop-backoff-max "${raw.crashLoopBackoffMax ?? formatDuration(backoffMax)}" is below --crash-loop-backoff "${formatDuration(backoffInitial)}": raise it to at least ${formatDuration(backoffInitial)}`);
+  if (errors.length || !host || intervalMs === undefined || backoffInitial === undefined || backoffMax === undefined) return { ok: false, errors };
   return {
     ok: true,
     config: {
@@ -136,6 +145,7 @@ export function validateUpFlags(raw: RawUpFlags, cwd = process.cwd()): { ok: tru
       ...(listen ? { listen } : {}), ...(webhookListen ? { webhookListen } : {}), ...(metricsListen ? { metricsListen } : {}),
       ...(raw.webhookSecretFile ? { webhookSecretFile: resolve(cwd, raw.webhookSecretFile) } : {}),
       freshness: raw.verifySynth === true, concurrency, launcherRuntime: launcherRuntime as UpConfig['launcherRuntime'],
+      backoffPolicy: { ...DEFAULT_BACKOFF_POLICY, initialMs: backoffInitial, maxMs: backoffMax },
     },
   };
 }
@@ -186,7 +196,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     log: log.child({ component: 'agent' }),
   });
   const backend = new StandaloneBackend({
-    store, agent, domains, metrics, resyncMs: config.intervalMs, concurrency: config.concurrency, log: log.child({ component: 'backend' }),
+    store, agent, domains, metrics, resyncMs: config.intervalMs, concurrency: config.concurrency, backoffPolicy: config.backoffPolicy, log: log.child({ component: 'backend' }),
   });
   await backend.start();
 

@@ -168,3 +168,16 @@ describe('host layout', () => {
     });
   });
 });
+
+describe('up --crash-loop-backoff', () => {
+  it('defaults to KubeVirt-like 10s doubling to 5m, takes shorter ones, and names the flag when wrong', () => {
+    const def = validateUpFlags({ repo: '/srv/vms.git' });
+    expect(def.ok && def.config.backoffPolicy).toMatchObject({ initialMs: 10_000, maxMs: 300_000 });
+    const short = validateUpFlags({ repo: '/srv/vms.git', crashLoopBackoff: '1s', crashLoopBackoffMax: '4s' });
+    expect(short.ok && short.config.backoffPolicy).toMatchObject({ initialMs: 1000, maxMs: 4000 });
+    const bad = validateUpFlags({ repo: '/srv/vms.git', crashLoopBackoff: 'soon', crashLoopBackoffMax: '5m' });
+    expect(bad.ok ? [] : bad.errors).toEqual(['--crash-loop-backoff "soon" is not a duration: use e.g. 500ms, 30s, 1m or 1m30s']);
+    const below = validateUpFlags({ repo: '/srv/vms.git', crashLoopBackoff: '10s', crashLoopBackoffMax: '2s' });
+    expect(below.ok ? [] : below.errors).toEqual(['--crash-loop-backoff-max "2s" is below --crash-loop-backoff "10s": raise it to at least 10s']);
+  });
+});
