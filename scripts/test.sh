@@ -4,7 +4,8 @@
 #   - host: Debian packages for libvirt/QEMU/image tools, a running libvirtd
 #   - npm deps (npm ci when node_modules is missing or older than the lockfile)
 #   - the test guest (kernel + busybox initramfs + OCI images, cached)
-#   - the Kubernetes control plane binaries built from Go modules (cached by version)
+#   - the Kubernetes control plane binaries built from Go modules (cached by version), and the
+#     real test node's kubelet + containerd (same build) and pause/busybox images (cached)
 # Then: type-check, and run the vitest projects (unit, integration, cluster).
 # Extra arguments go to vitest, e.g. `npm test -- --project unit`.
 set -euo pipefail
@@ -16,5 +17,6 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 bash scripts/build-test-guest.sh >/dev/null
 bash tools/kube/build.sh
+bash scripts/build-pause-image.sh >/dev/null
 npx tsc --noEmit
 exec npx vitest run "$@"
