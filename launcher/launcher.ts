@@ -433,10 +433,15 @@ export class Launcher {
   }
 
   async info(): Promise<LauncherInfo> {
-    try {
-      this.observe(await domainState(this.deps.driver, this.domainName));
-    } catch {
-      // libvirt unreachable: report the last known state with the connection status.
+    // libvirt unreachable: report the last known state with the connection status at once (a
+    // call would wait for the reconnect and the node's observation time out: the VM would look
+    // like a launcher that is still starting).
+    if (this.deps.driver.status() === 'connected') {
+      try {
+        this.observe(await domainState(this.deps.driver, this.domainName));
+      } catch {
+        // lost just now: the same
+      }
     }
     const st = this.status();
     const startedAt = this.current?.startedAt;

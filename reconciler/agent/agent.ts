@@ -7,18 +7,18 @@
  * gets back, before and after the process starts, so a reconciler killed at any point
  * finds its launchers again (by pid, or by the VMI uid on their command line).
  */
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { VirtualMachineInstance, VirtualMachineInstanceSpec } from '../../api/kubevirt.js';
 import type { LauncherInfo, SyncResponse } from '../../launcher/launcher.js';
 import { callLauncher, launcherEvents } from '../../launcher/server/client.js';
 import type { PodManifest } from '../../synth/pod-types.js';
-import { type LauncherObservation, type LauncherPhase, awaitingVmi, launcherPhase } from '../core/launcher-phase.js';
+import { type LauncherObservation, type LauncherPhase, LauncherMemory, awaitingVmi } from '../core/launcher-phase.js';
 import { serialSocketPath } from '../../launcher/convert/console.js';
 import { MAX_STATE_DIR_BYTES, podKey } from './host-config.js';
 import { type HostFlags, type ProcessSpec, launcherProcessSpec } from './pod-process.js';
-import { findProcesses, prepareHostDirs, processAlive, startDetached, stopProcess, tail } from './process-runtime.js';
+import { findProcesses, prepareHostDirs, processAlive, processesUnder, startDetached, stopProcess, tail } from './process-runtime.js';
 
 /** What the backend persists about one running (or finished) launcher. */
 export interface InstanceRecord {
@@ -152,6 +152,8 @@ export interface InstanceHandler {
   stop(record: InstanceRecord, graceSeconds: number): Promise<void>;
   watch(record: InstanceRecord, onChange: (ended: boolean) => void): { stop(): void };
   removeVmFiles(namespace: string, name: string): Promise<void>;
+  /** Removes launcher Pod dirs (and what runs from them) whose names `keep` does not hold; see NodeAgent. */
+  sweepOrphans?(keep: () => ReadonlySet<string>): Promise<string[]>;
 }
 
 /** Points in a launcher's start where the caller records progress. */
@@ -166,8 +168,7 @@ export interface StartHooks {
 
 export class NodeAgent implements InstanceHandler {
   private readonly runtime: LauncherRuntime;
-  private readonly lastContact = new Map<string, number>();
-  private readonly startedAt = Date.now();
+  private readonly memory = new LauncherMemory(Date.now());
 
   constructor(private readonly opts: AgentOptions) {
     this.runtime = opts.runtime ?? new ProcessRuntime();
@@ -287,14 +288,13 @@ export class NodeAgent implements InstanceHandler {
 
   /**
    * The launcher's observation and what it means for the VMI (core's launcherPhase, the same
-   * function in both modes). Remembers when each launcher last answered: a busy launcher is
-   * not a dead one until it has been silent for UNRESPONSIVE_AFTER_MS.
+   * function in both modes). Remembers when each launcher last answered (a busy launcher is
+   * not a dead one until it has been silent for UNRESPONSIVE_AFTER_MS), its last phase with the
+   * guest in view and since when libvirt is unreachable (the last known phase stands meanwhile).
    */
   async observePhase(record: InstanceRecord, now = Date.now()): Promise<{ observation: Observation; phase: LauncherPhase }> {
     const observation = await this.observe(record);
-    if (observation.reachable) this.lastContact.set(record.uid, now);
-    const lastContact = Math.max(record.createdAt, this.lastContact.get(record.uid) ?? this.startedAt);
-    return { observation, phase: launcherPhase(observation, { now, lastContact, logFile: record.logFile }) };
+    return { observation, phase: this.memory.phase(record.uid, record.createdAt, observation, now, record.logFile) };
   }
 
   /**
@@ -373,11 +373,55 @@ export class NodeAgent implements InstanceHandler {
     // This incarnation's ephemeral files (overlays, ISOs) go with it; persistent disks stay with the VM.
     await rm(join(record.podDir, 'ephemeral-disks', 'volumes', 'ephemeral', record.uid), { recursive: true, force: true });
     // Stopped for good: what observePhase remembered about it goes too.
-    this.lastContact.delete(record.uid);
+    this.memory.forget(record.uid);
+  }
+
+  /**
+   * Removes the launcher Pod dirs under podsDir that are not in `keep` (dir names), with
+   * whatever still runs from them: their owner is gone (a Pod deleted while the agent was
+   * down, or an agent killed between stopping a launcher and removing its dir), so nothing
+   * else would ever clean them up, as kubelet's orphaned-pod-dir housekeeping does. A
+   * launcher found there is stopped (SIGTERM: the monitor gives the guest its grace period
+   * and the launcher undefines its domain) and its domain removed if it is left. Returns the
+   * dirs removed. The caller must build `keep` after this lists the dirs (every dir made
+   * meanwhile then is in it).
+   */
+  async sweepOrphans(keep: () => ReadonlySet<string>): Promise<string[]> {
+    const entries = await readdir(this.opts.podsDir).catch(() => [] as string[]);
+    const orphans = orphanPodDirs(entries, keep());
+    for (const name of orphans) {
+      const dir = join(this.opts.podsDir, name);
+      const procs = await processesUnder(dir);
+      for (const p of procs) {
+        this.opts.log.warn({ dir, pid: p.pid }, 'stopping a launcher whose Pod is gone');
+        await stopProcess(p.pid, 60_000);
+      }
+      for (const domain of new Set(procs.map((p) => domainNameFromArgv(p.argv)).filter((d): d is string => d !== undefined))) {
+        if ((await this.opts.janitor.removeDomain(domain)) === 'removed') this.opts.log.warn({ domain }, 'removed a domain an orphaned launcher left behind');
+      }
+      await rm(dir, { recursive: true, force: true });
+      this.opts.log.info({ dir, launchers: procs.length }, 'removed a launcher Pod dir that belongs to no Pod');
+    }
+    return orphans;
   }
 
   /** Removes everything of a VM that left git: its directory (incl. its emptyDisks). */
   async removeVmFiles(namespace: string, name: string): Promise<void> {
     await rm(this.podDir(namespace, name), { recursive: true, force: true });
   }
+}
+
+/** Entries of the pods dir that are launcher Pod dirs (podKey-shaped) and not kept. */
+export function orphanPodDirs(entries: readonly string[], keep: ReadonlySet<string>): string[] {
+  return entries.filter((e) => /^[0-9a-f]{12}$/.test(e) && !keep.has(e));
+}
+
+/** The libvirt domain a launcher command line runs (`<namespace>_<name>`), if it says. */
+export function domainNameFromArgv(argv: readonly string[]): string | undefined {
+  const flag = (f: string) => {
+    const i = argv.indexOf(f);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const name = flag('--name');
+  return name ? `${flag('--namespace') ?? 'default'}_${name}` : undefined;
 }

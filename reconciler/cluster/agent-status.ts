@@ -128,7 +128,7 @@ export function podStatusSignature(pod: V1Pod): string {
 /** What the launcher said last (LauncherInfo's relevant fields), or that it cannot be reached. */
 export type LauncherView =
   | { reachable: true; phase: VMIPhase; reason?: string; message?: string; paused: boolean }
-  | { reachable: false; phase: VMIPhase; reason: string; message: string };
+  | { reachable: false; phase: VMIPhase; reason: string; message: string; paused?: boolean };
 
 /** Pure: the VMI status the agent reports, keeping condition times while their status holds. */
 export function vmiStatusFor(vmi: VirtualMachineInstance, view: LauncherView, nodeName: string, now: Date): { status: VirtualMachineInstanceStatus; signature: string } {
@@ -138,7 +138,7 @@ export function vmiStatusFor(vmi: VirtualMachineInstance, view: LauncherView, no
     const before = prev?.conditions?.find((c) => c.type === type);
     return before && before.status === status && before.lastTransitionTime ? before.lastTransitionTime : nowIso;
   };
-  const paused = view.reachable && view.paused;
+  const paused = view.paused === true;
   const ready = view.phase === 'Running' && !paused;
   const conditions: Condition[] = [
     ready

@@ -18,7 +18,9 @@
  * spec is deterministic) and the running processes (found by VMI uid), so an agent restart
  * adopts its launchers.
  */
+import { rm } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
+import { basename } from 'node:path';
 import type { KubernetesObject, V1Lease, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { vmiGraceSeconds } from '../../api/grace.js';
@@ -111,9 +113,26 @@ export class ClusterAgent {
     await this.pods.start();
     this.every(this.opts.resyncMs ?? 60_000, () => {
       for (const p of this.pods.list()) this.queue.add(`${p.metadata?.namespace ?? 'default'}/${p.metadata?.name ?? ''}`);
-      return Promise.resolve();
+      return this.housekeeping();
     });
     for (const p of this.pods.list()) this.queue.add(`${p.metadata?.namespace ?? 'default'}/${p.metadata?.name ?? ''}`);
+    // The Pod cache is synced: host dirs of Pods that are gone can be told apart now.
+    await this.housekeeping().catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err) }, 'removing orphaned launcher Pod dirs failed'));
+  }
+
+  /**
+   * Removes launcher Pod dirs of this node that belong to no launcher Pod in the cache and no
+   * instance this agent tracks, and any launcher still running from them (kubelet's
+   * orphaned-pod housekeeping): their Pod was deleted while this agent was down, or the
+   * agent was killed between stopping a launcher and removing its dir.
+   */
+  private async housekeeping(): Promise<void> {
+    const { runtime, processRuntime } = this.opts;
+    if (!processRuntime || !runtime.sweepOrphans || this.stopped) return;
+    await runtime.sweepOrphans(() => new Set([
+      ...this.pods.list().map((p) => basename(runtime.podDir(p.metadata?.namespace ?? 'default', podDirName(p)))),
+      ...[...this.tracked.values()].map((t) => basename(t.record.podDir)),
+    ]));
   }
 
   /** Stops watching; launchers keep running (a restarted agent adopts them). */
@@ -189,6 +208,8 @@ export class ClusterAgent {
       // Deleted for good (or force-deleted): its process must not outlive it.
       if (t) {
         await this.opts.runtime.stop(t.record, 0);
+        // Its emptyDirs go with it, as in terminatePod.
+        if (this.opts.processRuntime) await rm(t.record.podDir, { recursive: true, force: true });
         this.untrack(key);
       }
       return {};
@@ -306,8 +327,10 @@ export class ClusterAgent {
     if (t.exited) return { reachable: false, phase: 'Failed', reason: 'LauncherExited', message: t.exited.message ?? 'launcher process exited' };
     // The same observation → phase function as on a single host (timeouts included).
     const { observation, phase } = await this.opts.runtime.observePhase(t.record);
-    if (observation.reachable) return { reachable: true, phase: phase.phase, ...(phase.reason ? { reason: phase.reason } : {}), ...(phase.message ? { message: phase.message } : {}), paused: phase.paused ?? false };
-    return { reachable: false, phase: phase.phase, reason: phase.reason ?? 'LauncherUnreachable', message: phase.message ?? observation.reason };
+    if (observation.reachable && !phase.outOfSync) return { reachable: true, phase: phase.phase, ...(phase.reason ? { reason: phase.reason } : {}), ...(phase.message ? { message: phase.message } : {}), paused: phase.paused ?? false };
+    // Out of sync (libvirt unreachable, launcher silent): the last known phase with Synchronized=False.
+    if (phase.outOfSync) return { reachable: false, phase: phase.phase, reason: phase.outOfSync.reason, message: phase.outOfSync.message, paused: phase.paused ?? false };
+    return { reachable: false, phase: phase.phase, reason: phase.reason ?? 'LauncherUnreachable', message: phase.message ?? (observation.reachable ? 'launcher unreachable' : observation.reason) };
   }
 
   private async reportVmi(vmi: VirtualMachineInstance, view: LauncherView): Promise<void> {

@@ -148,6 +148,9 @@ export function observeInstance(vmi: VirtualMachineInstance | undefined, pod: V1
   const runningSince = ms(transitions.find((t) => t.phase === 'Running')?.phaseTransitionTimestamp);
   const finishedAt = ms(transitions.find((t) => t.phase === 'Succeeded' || t.phase === 'Failed')?.phaseTransitionTimestamp);
   const paused = condition(vmi, 'Paused')?.status === 'True';
+  // The agent keeps the last known phase while it cannot see the guest (core/launcher-phase.ts).
+  const sync = condition(vmi, 'Synchronized');
+  const outOfSync = sync?.status === 'False' && (sync.reason === 'LibvirtUnreachable' || sync.reason === 'LauncherUnresponsive') ? { reason: sync.reason, message: sync.message ?? '' } : undefined;
   return {
     uid: vmi.metadata.uid,
     phase,
@@ -161,6 +164,7 @@ export function observeInstance(vmi: VirtualMachineInstance | undefined, pod: V1
     paused,
     ready: condition(vmi, 'Ready')?.status === 'True',
     ...(vmi.metadata.deletionTimestamp ? { terminating: true } : {}),
+    ...(outOfSync ? { outOfSync } : {}),
   };
 }
 

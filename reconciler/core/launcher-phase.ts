@@ -6,6 +6,11 @@
  *
  * KubeVirt's meaning of the phases: Scheduling until the launcher Pod is running and ready,
  * Scheduled once it is and the domain is not yet up, then whatever the launcher reports.
+ *
+ * When the node cannot see the guest for a while (libvirtd down or restarting, a launcher
+ * busy past its answer timeout) the guest itself keeps running: QEMU does not need libvirtd.
+ * So the last known phase stands, marked out of sync (the VMI's `Synchronized=False`, as
+ * virt-handler reports a VMI it cannot sync), instead of flapping to Starting.
  */
 import type { VMIPhase } from '../../api/kubevirt.js';
 import type { Millis } from './types.js';
@@ -17,7 +22,8 @@ export const UNRESPONSIVE_AFTER_MS = 120_000;
 export type LauncherObservation =
   | {
       reachable: true;
-      info: { phase: VMIPhase; state?: string; reason?: string; message?: string; paused: boolean };
+      /** `libvirt`: the launcher's libvirt connection (`connected`, `connecting`, `disconnected`). */
+      info: { phase: VMIPhase; state?: string; reason?: string; message?: string; paused: boolean; libvirt?: string };
       /** false: the process that supervises the launcher (its monitor) is gone. */
       supervised?: boolean;
     }
@@ -30,14 +36,34 @@ export interface LauncherPhase {
   paused?: boolean;
   /** Running and not paused (the VMI's Ready condition). */
   ready?: boolean;
+  /** The phase is the last known one: the node cannot see the guest now (VMI Synchronized=False). */
+  outOfSync?: OutOfSync;
 }
 
-/**
- * @param lastContact the last time this launcher answered, or when it was started (or when
- *   this process started watching it, for an adopted launcher), whichever is latest
- * @param logFile where its output goes, named in the messages
- */
-export function launcherPhase(o: LauncherObservation, t: { now: Millis; lastContact: Millis; logFile: string }): LauncherPhase {
+export interface OutOfSync {
+  reason: 'LibvirtUnreachable' | 'LauncherUnresponsive';
+  message: string;
+}
+
+/** What the observer remembers between observations of one launcher. */
+export interface ObservationMemory {
+  now: Millis;
+  /** The last time this launcher answered, or when it was started (or first watched), whichever is latest. */
+  lastContact: Millis;
+  /** Where its output goes, named in the messages. */
+  logFile: string;
+  /** The phase of its last answer that had the guest in view (not out of sync). */
+  lastKnown?: LauncherPhase;
+  /** Since when its answers say libvirt is unreachable (undefined: they do not). */
+  libvirtLostAt?: Millis;
+}
+
+/** Whether a launcher's answer says it cannot reach libvirt (absent: an older launcher, taken as connected). */
+export function libvirtLost(o: LauncherObservation): boolean {
+  return o.reachable && o.info.libvirt !== undefined && o.info.libvirt !== 'connected';
+}
+
+export function launcherPhase(o: LauncherObservation, t: ObservationMemory): LauncherPhase {
   if (o.reachable && o.supervised === false) {
     // Nothing would clean up after this launcher if it died, nor stop it with the Pod: it is
     // treated as a failed instance (stopped, then restarted as the runStrategy says), as a
@@ -46,16 +72,33 @@ export function launcherPhase(o: LauncherObservation, t: { now: Millis; lastCont
   }
   if (o.reachable) {
     const i = o.info;
-    return {
+    const seen: LauncherPhase = {
       phase: i.phase,
       ...(i.reason ? { reason: i.reason } : {}),
       ...(i.message ? { message: i.message } : {}),
       paused: i.paused,
       ready: i.phase === 'Running' && !i.paused,
     };
+    if (!libvirtLost(o)) return seen;
+    // The launcher answers with the domain state it saw last; its own guess stands only when
+    // nothing better is known (it never had the guest in view since this observer started).
+    const since = new Date(t.libvirtLostAt ?? t.now).toISOString();
+    return {
+      ...(t.lastKnown ?? seen),
+      outOfSync: { reason: 'LibvirtUnreachable', message: `libvirt is unreachable since ${since} (the launcher's connection is ${i.libvirt}); the status shown is the last known one` },
+    };
   }
   if (!o.processAlive) return { phase: 'Failed', reason: 'LauncherExited', message: `launcher process is gone; see ${t.logFile}` };
   if (t.now - t.lastContact < UNRESPONSIVE_AFTER_MS) {
+    // A launcher that had its guest in view and now does not answer (busy, libvirt calls
+    // hanging) keeps its last known phase until it counts as failed; one still starting is
+    // Scheduling.
+    if (t.lastKnown && t.lastKnown.phase !== 'Scheduling' && t.lastKnown.phase !== 'Scheduled') {
+      return {
+        ...t.lastKnown,
+        outOfSync: { reason: 'LauncherUnresponsive', message: `the launcher has not answered since ${new Date(t.lastContact).toISOString()} (${o.reason}); the status shown is the last known one; see ${t.logFile}` },
+      };
+    }
     return { phase: 'Scheduling', reason: 'LauncherStarting', message: `launcher is starting (${o.reason})` };
   }
   return {
@@ -68,4 +111,39 @@ export function launcherPhase(o: LauncherObservation, t: { now: Millis; lastCont
 /** The launcher has not taken a VMI yet (spawned, then the reconciler died before the sync). */
 export function awaitingVmi(o: LauncherObservation): boolean {
   return o.reachable && o.info.phase === 'Scheduled' && o.info.state === 'Absent';
+}
+
+/**
+ * What an observer (the node agent, in both modes) remembers of each launcher it observes:
+ * when it last answered, its last in-view phase, since when libvirt is lost. In memory only: a
+ * restarted observer starts from "watching since now", which errs towards patience.
+ */
+export class LauncherMemory {
+  private readonly byUid = new Map<string, { lastContact?: Millis; lastKnown?: LauncherPhase; libvirtLostAt?: Millis }>();
+
+  /** @param watchingSince when this observer started (counts as a contact for launchers it adopts) */
+  constructor(private readonly watchingSince: Millis) {}
+
+  /** The phase of one observation of launcher `uid` (started at `createdAt`), remembering what the next one needs. */
+  phase(uid: string, createdAt: Millis, o: LauncherObservation, now: Millis, logFile: string): LauncherPhase {
+    const m = this.byUid.get(uid) ?? {};
+    if (o.reachable) m.lastContact = now;
+    if (libvirtLost(o)) m.libvirtLostAt ??= now;
+    else if (o.reachable) delete m.libvirtLostAt;
+    const p = launcherPhase(o, {
+      now,
+      lastContact: Math.max(createdAt, m.lastContact ?? this.watchingSince),
+      logFile,
+      ...(m.lastKnown ? { lastKnown: m.lastKnown } : {}),
+      ...(m.libvirtLostAt !== undefined ? { libvirtLostAt: m.libvirtLostAt } : {}),
+    });
+    if (!p.outOfSync) m.lastKnown = p;
+    this.byUid.set(uid, m);
+    return p;
+  }
+
+  /** The launcher was stopped for good. */
+  forget(uid: string): void {
+    this.byUid.delete(uid);
+  }
 }

@@ -22,7 +22,7 @@ export interface StatusContext extends DecisionContext {
   backoffPolicy?: BackoffPolicy;
 }
 
-export const CONDITION_ORDER = ['Ready', 'Paused', 'RestartRequired', CONDITION_ONCE_COMPLETED, 'Failure'] as const;
+export const CONDITION_ORDER = ['Ready', 'Paused', 'Synchronized', 'RestartRequired', CONDITION_ONCE_COMPLETED, 'Failure'] as const;
 
 const NOT_RUNNING_REASONS: Partial<Record<string, PrintableStatus>> = {
   Unschedulable: 'ErrorUnschedulable',
@@ -79,6 +79,11 @@ export function computeVmStatus(
   }
   if (live?.paused) {
     wanted.push({ type: 'Paused', status: 'True', reason: 'PausedByUser', message: 'VMI was paused by user' });
+  }
+  if (live?.outOfSync) {
+    // The VMI's condition, surfaced on the VM (KubeVirt mirrors VMI conditions there): the status
+    // is the last known one, and says why and since when.
+    wanted.push({ type: 'Synchronized', status: 'False', reason: live.outOfSync.reason, message: live.outOfSync.message });
   }
   if (templateChanged(vm, observed)) {
     wanted.push({

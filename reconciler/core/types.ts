@@ -40,6 +40,11 @@ export interface ObservedInstance {
   ready?: boolean;
   /** Deletion was requested and the instance is shutting down. */
   terminating?: boolean;
+  /**
+   * The phase is the last known one: the node cannot see the guest now (libvirt unreachable,
+   * launcher not answering). Becomes condition Synchronized=False; nothing is restarted for it.
+   */
+  outOfSync?: { reason: string; message: string };
 }
 
 export type ImperativeAction = 'start' | 'stop' | 'restart' | 'pause' | 'unpause';

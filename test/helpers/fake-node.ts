@@ -8,7 +8,7 @@ import type { VMIPhase, VirtualMachineInstance } from '../../api/kubevirt.js';
 import type { SyncResponse } from '../../launcher/launcher.js';
 import { type InstanceHandler, type InstanceRecord, LauncherError, type Observation, type StartHooks } from '../../reconciler/agent/agent.js';
 import type { ProcessSpec } from '../../reconciler/agent/pod-process.js';
-import { type LauncherPhase, launcherPhase } from '../../reconciler/core/index.js';
+import { type LauncherPhase, LauncherMemory } from '../../reconciler/core/index.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 
 export interface FakeLauncher {
@@ -22,6 +22,8 @@ export interface FakeLauncher {
   paused: boolean;
   /** Its monitor died (kill -9): the launcher still answers, unsupervised. */
   monitorGone?: boolean;
+  /** libvirtd is down: the launcher answers with its last known state and this connection status. */
+  libvirt?: 'connected' | 'disconnected';
 }
 
 export class FakeInstanceHandler implements InstanceHandler {
@@ -33,7 +35,7 @@ export class FakeInstanceHandler implements InstanceHandler {
   failNextStart: string | undefined;
   /** The clock observePhase reads when none is passed. */
   now: () => number = () => Date.now();
-  private readonly lastContact = new Map<string, number>();
+  private readonly memory = new LauncherMemory(0);
   private readonly watchers = new Map<string, Set<(ended: boolean) => void>>();
 
   podDir(namespace: string, name: string): string {
@@ -96,7 +98,7 @@ export class FakeInstanceHandler implements InstanceHandler {
           paused: l.paused,
           restartRequired: false,
           launcherUptimeSeconds: 1,
-          libvirt: 'fake',
+          libvirt: l.libvirt ?? 'connected',
           warnings: [],
         },
         supervised: !l.monitorGone,
@@ -107,9 +109,7 @@ export class FakeInstanceHandler implements InstanceHandler {
 
   async observePhase(record: InstanceRecord, now = this.now()): Promise<{ observation: Observation; phase: LauncherPhase }> {
     const observation = await this.observe(record);
-    if (observation.reachable) this.lastContact.set(record.uid, now);
-    const lastContact = Math.max(record.createdAt, this.lastContact.get(record.uid) ?? 0);
-    return { observation, phase: launcherPhase(observation, { now, lastContact, logFile: record.logFile }) };
+    return { observation, phase: this.memory.phase(record.uid, record.createdAt, observation, now, record.logFile) };
   }
 
   alive(record: InstanceRecord): Promise<boolean> {
@@ -126,7 +126,7 @@ export class FakeInstanceHandler implements InstanceHandler {
 
   stop(record: InstanceRecord, graceSeconds: number): Promise<void> {
     this.stops.push({ uid: record.uid, graceSeconds });
-    this.lastContact.delete(record.uid);
+    this.memory.forget(record.uid);
     const l = this.launchers.get(record.uid);
     if (l) {
       l.alive = false;
@@ -167,6 +167,17 @@ export class FakeInstanceHandler implements InstanceHandler {
   /** The launcher's monitor is killed; the launcher goes on answering. */
   killMonitor(uid: string): void {
     this.launchers.get(uid)!.monitorGone = true;
+  }
+
+  /** libvirtd goes away (or comes back) under the launcher: it answers with its last known state. */
+  libvirt(uid: string, status: 'connected' | 'disconnected'): void {
+    this.launchers.get(uid)!.libvirt = status;
+    this.emit(uid, false);
+  }
+
+  /** A hung launcher answers again. */
+  unhang(uid: string): void {
+    this.launchers.get(uid)!.answering = true;
   }
 
   /** The process stays but its socket stops answering. */

@@ -352,16 +352,15 @@ describe('launcher states → VMI phase and Pod phase', () => {
     expect(w.vmi('web')?.metadata.finalizers).toEqual([VMI_FINALIZER]); // the VMI is the controller's to delete
   });
 
-  it('a launcher that stops answering is Scheduling (LauncherStarting) for up to 120 s of silence, the Pod still Running; then Failed (LauncherUnresponsive)', async () => {
+  it('a running launcher that stops answering keeps its last phase with Synchronized=False (LauncherUnresponsive) for up to 120 s of silence, the Pod still Running; then Failed (LauncherUnresponsive)', async () => {
     const w = world();
     const { agent, pod, uid } = await running(w);
     w.fakeNode.hang(uid);
 
     w.advance(UNRESPONSIVE_AFTER_MS - 10_000);
     await w.pass(agent);
-    expect(w.vmi('web')?.status).toMatchObject({ phase: 'Scheduling', reason: 'LauncherStarting', nodeName: NODE });
-    expect(cond(w.vmi('web'), 'Synchronized')?.status).toBe('False');
-    expect(cond(w.vmi('web'), 'Ready')?.status).toBe('False');
+    expect(w.vmi('web')?.status).toMatchObject({ phase: 'Running', nodeName: NODE });
+    expect(cond(w.vmi('web'), 'Synchronized')).toMatchObject({ status: 'False', reason: 'LauncherUnresponsive' });
     expect(w.pod(pod.metadata.name)?.status?.phase).toBe('Running');
     expect(w.stopsOf(uid)).toEqual([]);
 
@@ -379,12 +378,14 @@ describe('launcher states → VMI phase and Pod phase', () => {
     l.answering = false;
     w.advance(60_000);
     await w.pass(agent);
-    expect(w.vmi('web')?.status?.phase).toBe('Scheduling');
+    expect(w.vmi('web')?.status?.phase).toBe('Running');
+    expect(cond(w.vmi('web'), 'Synchronized')?.status).toBe('False');
     l.answering = true;
     w.advance(30_000);
     await w.pass(agent);
     expect(w.vmi('web')?.status?.phase).toBe('Running');
     expect(cond(w.vmi('web'), 'Ready')?.status).toBe('True');
+    expect(cond(w.vmi('web'), 'Synchronized')?.status).toBe('True');
   });
 
   it('a launcher that fails to start: Pod Failed, VMI Failed (LauncherExited), started once (restartPolicy Never)', async () => {

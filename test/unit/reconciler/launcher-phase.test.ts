@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UNRESPONSIVE_AFTER_MS, awaitingVmi, launcherPhase, type LauncherObservation } from '../../../reconciler/core/index.js';
+import { LauncherMemory, UNRESPONSIVE_AFTER_MS, awaitingVmi, launcherPhase, type LauncherObservation } from '../../../reconciler/core/index.js';
 
 const t = (now: number, lastContact = 0) => ({ now, lastContact, logFile: '/pods/x/launcher.log' });
 
@@ -37,5 +37,50 @@ describe('launcherPhase: a launcher whose monitor died', () => {
   it('is Failed (LauncherUnsupervised) even though its socket answers', () => {
     const p = launcherPhase({ reachable: true, info: { phase: 'Running', state: 'Running', paused: false }, supervised: false }, t(5));
     expect(p).toMatchObject({ phase: 'Failed', reason: 'LauncherUnsupervised' });
+  });
+});
+
+describe('launcherPhase: the node cannot see the guest (libvirt down, launcher silent)', () => {
+  const running = { phase: 'Running' as const, paused: false, ready: true };
+  const at = Date.parse('2026-12-03T10:00:00Z');
+  it.each<[string, LauncherObservation, Partial<Parameters<typeof launcherPhase>[1]>, string, string | undefined, RegExp | undefined]>([
+    ['libvirt lost, the launcher reports its last state: that state, out of sync since the loss',
+      { reachable: true, info: { phase: 'Running', state: 'Running', paused: false, libvirt: 'disconnected' } }, { lastKnown: running, libvirtLostAt: at }, 'Running', 'LibvirtUnreachable', /unreachable since 2026-12-03T10:00:00.000Z .*disconnected/],
+    ['libvirt reconnecting: the last in-view phase wins over what the launcher guesses',
+      { reachable: true, info: { phase: 'Unknown', paused: false, libvirt: 'connecting' } }, { lastKnown: running, libvirtLostAt: at }, 'Running', 'LibvirtUnreachable', /connecting/],
+    ['libvirt lost before anything was known: the launcher\'s own answer, out of sync',
+      { reachable: true, info: { phase: 'Scheduled', paused: false, libvirt: 'disconnected' } }, {}, 'Scheduled', 'LibvirtUnreachable', /unreachable since/],
+    ['libvirt connected again: in sync',
+      { reachable: true, info: { phase: 'Running', paused: false, libvirt: 'connected' } }, { lastKnown: running, libvirtLostAt: at }, 'Running', undefined, undefined],
+    ['an older launcher that does not say: taken as connected',
+      { reachable: true, info: { phase: 'Running', paused: false } }, {}, 'Running', undefined, undefined],
+    ['a running launcher goes silent: still Running, out of sync since its last answer',
+      { reachable: false, processAlive: true, reason: 'timed out' }, { lastKnown: running, lastContact: at }, 'Running', 'LauncherUnresponsive', /not answered since 2026-12-03T10:00:00.000Z \(timed out\)/],
+    ['a launcher silent while still starting: Scheduling, as before',
+      { reachable: false, processAlive: true, reason: 'ECONNREFUSED' }, { lastKnown: { phase: 'Scheduled', paused: false } }, 'Scheduling', undefined, undefined],
+  ])('%s', (_name, o, memory, phase, outOfSync, message) => {
+    const p = launcherPhase(o, { now: at + 30_000, lastContact: at, logFile: '/pods/x/launcher.log', ...memory });
+    expect(p.phase).toBe(phase);
+    expect(p.outOfSync?.reason).toBe(outOfSync);
+    if (message) expect(p.outOfSync?.message).toMatch(message);
+  });
+
+  it('silent for too long is Failed even with a last known phase', () => {
+    const p = launcherPhase({ reachable: false, processAlive: true, reason: 'x' }, { now: UNRESPONSIVE_AFTER_MS + 1, lastContact: 0, logFile: 'l', lastKnown: { phase: 'Running', paused: false } });
+    expect(p).toMatchObject({ phase: 'Failed', reason: 'LauncherUnresponsive' });
+  });
+
+  it('LauncherMemory: keeps the loss time while libvirt stays down, forgets it once back', () => {
+    const m = new LauncherMemory(0);
+    const up: LauncherObservation = { reachable: true, info: { phase: 'Running', paused: false, libvirt: 'connected' } };
+    const down: LauncherObservation = { reachable: true, info: { phase: 'Unknown', paused: false, libvirt: 'disconnected' } };
+    expect(m.phase('u', 0, up, 1000, 'l').outOfSync).toBeUndefined();
+    const first = m.phase('u', 0, down, 2000, 'l');
+    const later = m.phase('u', 0, down, 9000, 'l');
+    expect(later.phase).toBe('Running');
+    expect(later.outOfSync?.message).toBe(first.outOfSync?.message);
+    expect(later.outOfSync?.message).toContain(new Date(2000).toISOString());
+    expect(m.phase('u', 0, up, 10_000, 'l').outOfSync).toBeUndefined();
+    expect(m.phase('u', 0, down, 11_000, 'l').outOfSync?.message).toContain(new Date(11_000).toISOString());
   });
 });

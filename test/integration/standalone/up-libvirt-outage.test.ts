@@ -1,0 +1,107 @@
+/**
+ * Fault (f) of issue 9: libvirtd stopped under a running `virtops up` with a real guest
+ * (qemu:///system, TCG). The guest keeps running (QEMU does not need libvirtd), so its VM must
+ * not flap to Starting: it stays Running, with condition Synchronized=False (reason
+ * LibvirtUnreachable) saying since when; once libvirtd is back the condition goes and the same
+ * instance is still the one running. libvirtd is restarted with setup-host.sh's own command,
+ * at once, also when the test fails.
+ */
+import { readFile } from 'node:fs/promises';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalRegistry, pushTestGuestImages, startRegistry } from '../../helpers/registry.js';
+import { gitFixture, testGuestVm, type GitFixture } from './fixture.js';
+import { cleanupStateDir, cli, makeStateDir, sleep, startUp, vm, waitFor, type UpProcess } from './harness.js';
+
+const NAME = 'vo-outage';
+const DOMAIN = `default_${NAME}`;
+const SETUP_HOST = new URL('../../../scripts/setup-host.sh', import.meta.url).pathname;
+const virsh = (...args: string[]) => execa('virsh', ['-c', 'qemu:///system', ...args], { reject: false });
+
+/** Stops the libvirtd this host runs (by the pid in its pid file, nothing else). */
+async function stopLibvirtd(): Promise<void> {
+  const pid = Number((await readFile('/run/libvirtd.pid', 'utf8')).trim());
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error('/run/libvirtd.pid holds no pid');
+  process.kill(pid, 'SIGTERM');
+  await waitFor('libvirtd to exit', () => {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  }, 30_000, 100);
+}
+
+/** setup-host.sh starts libvirtd (and virtlogd) when not running and waits until it answers. */
+async function startLibvirtd(): Promise<void> {
+  await execa('bash', [SETUP_HOST], { reject: false, stdio: 'ignore' });
+}
+
+describe('libvirtd outage under a running virtops up', () => {
+  let registry: LocalRegistry;
+  let git: GitFixture;
+  let stateDir: string;
+  let up: UpProcess;
+
+  beforeAll(async () => {
+    registry = await startRegistry();
+    const image = (await pushTestGuestImages(registry)).kernelBootImage;
+    git = await gitFixture();
+    stateDir = await makeStateDir();
+    up = await startUp(['--repo', git.bare, '--emulation', 'tcg', '--interval', '2s', '--insecure-registry', registry.host], stateDir);
+    await git.commitVms([testGuestVm({ image, name: NAME })], 'add the guest');
+  }, 300_000);
+
+  afterAll(async () => {
+    await startLibvirtd();
+    await up?.stop().catch(() => undefined);
+    if (stateDir) await cleanupStateDir(stateDir);
+    if ((await virsh('domstate', DOMAIN)).exitCode === 0) {
+      await virsh('destroy', DOMAIN);
+      await virsh('undefine', DOMAIN);
+    }
+    await git?.cleanup();
+    await registry?.stop();
+  });
+
+  it('a running VM stays Running with Synchronized=False while libvirtd is down, and is in sync again after', async () => {
+    const before = await waitFor('Running', async () => {
+      const x = await vm(up.server, NAME);
+      return x?.status?.printableStatus === 'Running' ? x : undefined;
+    }, 180_000, 250);
+
+    const seen = new Set<string>();
+    let flagged;
+    try {
+      await stopLibvirtd();
+      flagged = await waitFor('Synchronized=False', async () => {
+        const x = await vm(up.server, NAME);
+        seen.add(x?.status?.printableStatus ?? 'none');
+        return x?.status?.conditions?.some((c) => c.type === 'Synchronized' && c.status === 'False') ? x : undefined;
+      }, 60_000, 250);
+      // A few more passes (--interval 2s) while libvirtd stays down: still Running.
+      const until = Date.now() + 6000;
+      while (Date.now() < until) {
+        seen.add((await vm(up.server, NAME))?.status?.printableStatus ?? 'none');
+        await sleep(250);
+      }
+    } finally {
+      await startLibvirtd();
+    }
+    expect([...seen]).toEqual(['Running']);
+    const cond = flagged.status!.conditions!.find((c) => c.type === 'Synchronized')!;
+    expect(cond.reason).toBe('LibvirtUnreachable');
+    expect(cond.message).toMatch(/libvirt is unreachable since \d{4}-\d\d-\d\dT/);
+    expect(flagged.instance!.uid).toBe(before.instance!.uid);
+    const described = await cli(['describe', 'vm', NAME], up.server);
+    expect(described.stdout).toMatch(/Synchronized/);
+
+    const after = await waitFor('in sync again', async () => {
+      const x = await vm(up.server, NAME);
+      return x?.status?.printableStatus === 'Running' && !x.status.conditions?.some((c) => c.type === 'Synchronized') ? x : undefined;
+    }, 90_000, 500);
+    expect(after.instance!.uid).toBe(before.instance!.uid);
+    expect((await virsh('domstate', DOMAIN)).stdout.trim()).toBe('running');
+  }, 400_000);
+});
