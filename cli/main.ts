@@ -19,11 +19,60 @@ import { registerDiff } from './commands/diff.js';
 import { registerController } from './commands/controller.js';
 import { registerAgent } from './commands/agent.js';
 import { registerTestenv } from './commands/testenv.js';
+import { registerReconcile } from './commands/reconcile.js';
+import { registerCompletion } from './commands/completion.js';
+import { buildInfo, formatVersion, registerVersion } from './commands/version.js';
+
+/**
+ * One example per command, shown at the end of its --help (a unit test checks that every
+ * command has one). Cluster-mode variants name --kubeconfig; KUBECONFIG works the same.
+ */
+export const EXAMPLES: Record<string, string[]> = {
+  synth: ['npx virtops synth                  # vms/ → dist/', 'npx virtops synth --check          # fail when dist/ is stale (CI)'],
+  'domain-xml': ['npx virtops domain-xml dist/web.k8s.yaml'],
+  import: ['npx virtops import vm.yaml > vms/web.ts'],
+  init: ['npx virtops init my-vms && cd my-vms && npm install'],
+  launcher: ['virtops launcher --uid $(VMI_UID) ...   # run by launcher-monitor, as the launcher Pod says'],
+  'launcher-monitor': ['virtops launcher-monitor --uid $(VMI_UID) ...   # the launcher Pod\'s compute container'],
+  source: ['virtops source watch --repo ./my-vms'],
+  'source watch': ['virtops source watch --repo ./my-vms --branch main'],
+  up: ['sudo virtops up --repo ./my-vms', 'sudo virtops up --repo https://git.example/vms.git --interval 1m'],
+  'launcher-pool': ['virtops launcher-pool ...   # benchmarks only'],
+  get: ['virtops get vms', 'virtops get vms -o wide', 'virtops get vmis -A --kubeconfig ~/.kube/config'],
+  describe: ['virtops describe vm web', 'virtops describe vm prod/web --kubeconfig ~/.kube/config'],
+  console: ['virtops console web             # detach with Ctrl-]', 'virtops console web -n prod --kubeconfig ~/.kube/config'],
+  start: ['virtops start web'],
+  stop: ['virtops stop web -n prod --kubeconfig ~/.kube/config   # until the next commit changing web'],
+  restart: ['virtops restart web'],
+  pause: ['virtops pause web'],
+  unpause: ['virtops unpause web'],
+  diff: ['virtops diff                                 # what up would do next', 'virtops diff --kubeconfig ~/.kube/config        # ./dist against the cluster'],
+  reconcile: ['virtops reconcile --kubeconfig ~/.kube/config'],
+  controller: ['virtops controller --kubeconfig admin.kubeconfig --repo https://git.example/vms.git --leader-elect'],
+  agent: ['virtops agent --node $(hostname) --process-runtime --tls-cert-file node.crt --tls-private-key-file node.key --client-ca-file kubelet-client-ca.crt'],
+  testenv: ['npx virtops testenv up --dir /tmp/kube && export KUBECONFIG=/tmp/kube/kubeconfig'],
+  'testenv build': ['npx virtops testenv build'],
+  'testenv up': ['npx virtops testenv up --dir /tmp/kube'],
+  'testenv down': ['npx virtops testenv down --dir /tmp/kube'],
+  'testenv status': ['npx virtops testenv status --dir /tmp/kube'],
+  completion: ['source <(virtops completion bash)', 'virtops completion zsh > "${fpath[1]}/_virtops"'],
+  version: ['virtops version -o json'],
+};
+
+function addExamples(cmd: Command, path: string[] = []): void {
+  for (const c of cmd.commands) {
+    const key = [...path, c.name()].join(' ');
+    const ex = EXAMPLES[key];
+    if (ex) c.addHelpText('after', `\nExamples:\n${ex.map((e) => `  ${e}`).join('\n')}\n`);
+    addExamples(c, [...path, c.name()]);
+  }
+}
 
 export function buildProgram(): Command {
   const program = new Command('virtops')
     .description('Virtual machines as code: typed DSL → KubeVirt manifests in git → libvirt domains')
-    .version('0.1.0')
+    // --version is answered before the program is built (see below); this is its help line.
+    .option('-V, --version', 'print the version, the git commit and the KubeVirt API version')
     .showHelpAfterError()
     .configureOutput({ outputError: (s, write) => write(s) });
   registerSynth(program);
@@ -41,12 +90,19 @@ export function buildProgram(): Command {
   registerController(program);
   registerAgent(program);
   registerTestenv(program);
+  registerReconcile(program);
+  registerCompletion(program);
+  registerVersion(program);
+  addExamples(program);
+  program.addHelpText('after', `\nExamples:\n  virtops get vms\n  virtops get vms --kubeconfig ~/.kube/config   # the same commands act on a cluster\n  virtops <command> --help\n`);
   return program;
 }
 
 // Through node_modules/.bin the path is a symlink; resolve it before matching.
 const isEntry = process.argv[1] && /cli[\\/](main\.ts|bin\.js)$/.test(realpathSync(process.argv[1]));
-if (isEntry) {
+if (isEntry && (process.argv[2] === '--version' || process.argv[2] === '-V') && process.argv.length === 3) {
+  process.stdout.write(`${formatVersion(buildInfo())}\n`);
+} else if (isEntry) {
   buildProgram()
     .parseAsync(process.argv)
     .catch((err: unknown) => {

@@ -1,22 +1,22 @@
 import type { Command } from 'commander';
-import { addConnectionOptions, apiCall, parseVmName, resolveTarget, type ConnectionOptions } from '../../reconciler/standalone/client.js';
-import type { VmView } from '../../reconciler/standalone/backend.js';
-import { formatDescribe, type VmList } from '../../reconciler/standalone/format.js';
+import { addAccessOptions, openAccess, parseResource, type AccessOptions } from '../vm-access.js';
 
-/** `virtops describe vm NAME`: conditions, events, revision, domain, console. */
+/** `virtops describe vm NAME`: status, conditions, override, instance, events (either mode). */
 export function registerDescribe(program: Command): void {
-  addConnectionOptions(
+  addAccessOptions(
     program
       .command('describe')
-      .description('show one VM of the running virtops up: conditions, events, revision, instance and domain')
+      .description('show one VM: status, conditions, override, revision, instance (domain or VMI, node, launcher) and events')
       .argument('<resource>', 'vm')
       .argument('<name>', 'NAME or NAMESPACE/NAME')
-      .option('-n, --namespace <ns>', 'namespace', 'default')
-  )
-    .action(async (resource: string, name: string, opts: { namespace?: string } & ConnectionOptions) => {
-      if (!['vm', 'vms', 'virtualmachine', 'virtualmachines'].includes(resource)) throw new Error(`resource "${resource}" is not supported: use virtops describe vm NAME`);
-      const [ns, n] = parseVmName(name, opts.namespace);
-      const v = await apiCall<VmView & { appliedRevision?: string | null; refused?: VmList['refused'] }>(await resolveTarget(opts), 'GET', `/api/v1/vms/${ns}/${n}`);
-      process.stdout.write(`${formatDescribe(v, Date.now())}\n`);
-    });
+      .option('-n, --namespace <ns>', 'namespace (single host default: default; cluster default: the context\'s)')
+      .option('-o, --output <format>', 'json | yaml: everything describe read, as data'),
+  ).action(async (resource: string, name: string, opts: { namespace?: string; output?: string } & AccessOptions) => {
+    parseResource(resource, ['vms'], 'virtops describe vm NAME');
+    if (opts.output !== undefined && !['json', 'yaml'].includes(opts.output)) throw new Error(`-o "${opts.output}" is not one of json, yaml`);
+    const d = await (await openAccess(opts)).describe(opts.namespace, name);
+    if (opts.output === 'json') return void process.stdout.write(`${JSON.stringify(d.data, null, 2)}\n`);
+    if (opts.output === 'yaml') return void process.stdout.write((await import('yaml')).stringify(d.data));
+    process.stdout.write(`${d.text(Date.now())}\n`);
+  });
 }

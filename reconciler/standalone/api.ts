@@ -13,6 +13,7 @@
  *   GET  /api/v1/vms/:ns/:name             VmView (conditions, events, instance, domain, console)
  *   POST /api/v1/vms/:ns/:name/:action     start | stop | restart | pause | unpause (an override)
  *   GET  /api/v1/diff                      what the next reconcile would do
+ *   POST /api/v1/reconcile                 re-read git now (`virtops reconcile`); { revision }
  *
  * Webhook listener (`--webhook-listen`): only `/hooks/*` (HMAC-verified, size- and
  * rate-limited), 404 for anything else. Metrics listener (`--metrics-listen`): only GET
@@ -44,6 +45,8 @@ export interface ApiOptions extends HealthOptions {
   log: Logger;
   sourceInfo: () => Record<string, unknown>;
   diff: () => Promise<unknown>;
+  /** `virtops reconcile`: re-read git now; resolves with the applied revision once handled. */
+  reconcile?: () => Promise<{ revision: string | null }>;
   /** TCP only: the bearer token, and where callers find it (told in 401 answers). */
   token?: string;
   tokenHint?: string;
@@ -82,6 +85,7 @@ export async function startApi(listen: ListenAddress, opts: ApiOptions): Promise
     if (await serveHealth(path, method, res, opts)) return;
     if (path === '/api/v1/source') return send(res, 200, opts.sourceInfo());
     if (path === '/api/v1/diff') return send(res, 200, await opts.diff());
+    if (path === '/api/v1/reconcile' && method === 'POST' && opts.reconcile) return send(res, 200, await opts.reconcile());
     if (path === '/api/v1/vms' && method === 'GET') {
       const a = backend.appliedRevision;
       return send(res, 200, { revision: a.sha ?? null, appliedAt: a.appliedAt ? new Date(a.appliedAt).toISOString() : null, ...(a.refused ? { refused: a.refused } : {}), vms: backend.list() });
