@@ -75,6 +75,18 @@ export async function findProcesses(markers: string[]): Promise<number[]> {
   return found;
 }
 
+/** Launcher processes (monitors and launchers) whose argv has an argument under `dir`, with that argv. */
+export async function processesUnder(dir: string): Promise<{ pid: number; argv: string[] }[]> {
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  const found: { pid: number; argv: string[] }[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const argv = (await readFile(join('/proc', entry, 'cmdline'), 'utf8').catch(() => '')).split('\0');
+    if (argv.some((a) => a.startsWith(prefix)) && (await processAlive(Number(entry)))) found.push({ pid: Number(entry), argv });
+  }
+  return found;
+}
+
 /**
  * SIGTERM to the process group (the launcher monitor and its launcher), then SIGKILL after
  * `graceMs`. Resolves once the process is gone.

@@ -62,3 +62,44 @@ describe('NodeAgent.plan: any valid name fits', () => {
     expect(record.domainName).toBe(`${namespace}_${name}`);
   });
 });
+
+describe('NodeAgent.sweepOrphans: launcher Pod dirs whose Pod is gone', () => {
+  it('orphanPodDirs keeps what the caller keeps and anything not shaped like a pod dir', async () => {
+    const { orphanPodDirs } = await import('../../../reconciler/agent/agent.js');
+    expect(orphanPodDirs(['0123456789ab', 'ba9876543210', 'README', 'x'.repeat(12)], new Set(['0123456789ab']))).toEqual(['ba9876543210']);
+  });
+
+  it('domainNameFromArgv reads the domain a launcher command line runs', async () => {
+    const { domainNameFromArgv } = await import('../../../reconciler/agent/agent.js');
+    expect(domainNameFromArgv(['node', 'bin.js', 'launcher-monitor', '--name', 'v1', '--uid', 'u', '--namespace', 'prod'])).toBe('prod_v1');
+    expect(domainNameFromArgv(['node', 'bin.js', 'launcher', '--name', 'v1'])).toBe('default_v1');
+    expect(domainNameFromArgv(['sleep', '1'])).toBeUndefined();
+  });
+
+  it('removes an unkept dir and stops the process running from it (a stand-in launcher); a kept dir is untouched', async () => {
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    const { existsSync } = await import('node:fs');
+    const { spawn } = await import('node:child_process');
+    const { processAlive } = await import('../../../reconciler/agent/process-runtime.js');
+    const dir = await mkdtemp(join(tmpdir(), 'vo-sweep-'));
+    dirs.push(dir);
+    const pods = join(dir, 'pods');
+    const [kept, orphan] = ['0123456789ab', 'ba9876543210'];
+    for (const d of [kept, orphan]) await mkdir(join(pods, d, 'public'), { recursive: true });
+    await writeFile(join(pods, orphan, 'public', 'f'), 'x');
+    // A process whose argv points into the orphaned dir, as a launcher's --kubevirt-share-dir does.
+    const standIn = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)', '--', '--kubevirt-share-dir', join(pods, orphan, 'public'), '--name', 'v9', '--namespace', 'ns'], { detached: true, stdio: 'ignore' });
+    standIn.unref();
+    const removed: string[] = [];
+    const agent = new NodeAgent({ podsDir: pods, virtopsCommand: ['node'], hostFlags: {} as never, baseEnv: {}, janitor: { removeDomain: (d) => { removed.push(d); return Promise.resolve('absent'); } }, runtime: goneRuntime, log: pino({ level: 'silent' }) });
+    try {
+      expect(await agent.sweepOrphans(() => new Set([kept]))).toEqual([orphan]);
+      expect(existsSync(join(pods, orphan))).toBe(false);
+      expect(existsSync(join(pods, kept))).toBe(true);
+      expect(await processAlive(standIn.pid!)).toBe(false);
+      expect(removed).toEqual(['ns_v9']);
+    } finally {
+      try { process.kill(standIn.pid!, 'SIGKILL'); } catch { /* gone */ }
+    }
+  });
+});
