@@ -8,6 +8,7 @@ PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-
   libvirt-dev busybox-static xorriso genisoimage skopeo umoci docker-registry cpio ovmf libxml2-utils build-essential python3
   bubblewrap util-linux  # bwrap, prlimit, setpriv: the sandbox of the opt-in synth verifier (--verify-synth)
   runc containernetworking-plugins iptables)  # the testenv's real kubelet node (containerd is built from Go modules)
+PACKAGES+=(mmdebstrap binutils)  # npm run image: the root filesystem from Debian packages; strip
 
 log() { printf '[setup-host] %s\n' "$*" >&2; }
 
