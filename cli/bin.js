@@ -1,14 +1,18 @@
 #!/usr/bin/env node
-// Entry point for the `virtops` command: runs the TypeScript CLI through tsx so the
-// repository needs no separate build step.
+// Entry point for the `virtops` command. Two layouts:
 //
-// Fast paths run prebuilt JavaScript bundles (scripts/build-bundles.mjs; rebuilt on demand
-// whenever their sources change) instead of tsx + the full CLI, for less memory and a
-// faster start:
-// - `launcher` and `launcher-monitor` run once per VM: ~4x less memory per VM;
-// - `up`, `controller` and `agent` are long-lived: tsx's loader and the other commands'
-//   modules would stay resident for their whole life.
-// VIRTOPS_NO_BUNDLE=1 forces the tsx path (debugging with source maps).
+// - This checkout (cli/main.ts next to this file): the TypeScript CLI runs through tsx, so
+//   the repository needs no build step. Long-lived processes run from esbuild bundles
+//   (scripts/build-bundles.mjs; rebuilt on demand whenever their sources change) instead of
+//   tsx + the full CLI, for less memory and a faster start:
+//   - `launcher` and `launcher-monitor` run once per VM: ~4x less memory per VM;
+//   - `up`, `controller` and `agent` are long-lived: tsx's loader and the other commands'
+//     modules would stay resident for their whole life.
+//   VIRTOPS_NO_BUNDLE=1 forces the tsx path (debugging with source maps).
+// - The installed package (`npm pack`: no .ts sources): compiled JavaScript in build/ and
+//   the same bundles prebuilt at pack time in build/bundles/ (scripts/build-package.mjs).
+import { existsSync } from 'node:fs';
+
 const BUNDLED = {
   launcher: 'launcher',
   'launcher-monitor': 'launcher',
@@ -18,7 +22,12 @@ const BUNDLED = {
 };
 
 const name = Object.hasOwn(BUNDLED, process.argv[2] ?? '') ? BUNDLED[process.argv[2]] : undefined;
-if (name && !process.env.VIRTOPS_NO_BUNDLE) {
+if (!existsSync(new URL('./main.ts', import.meta.url))) {
+  // The installed package: this file is cli/bin.js (package.json `bin`), or its copy
+  // build/cli/bin.js, which compiled modules locate next to themselves (CLI_BIN).
+  const build = new URL(existsSync(new URL('./main.js', import.meta.url)) ? '../' : '../build/', import.meta.url);
+  await import(new URL(name ? `bundles/${name}/entry.mjs` : 'cli/main.js', build).href);
+} else if (name && !process.env.VIRTOPS_NO_BUNDLE) {
   const { launcherBundle, reconcilerBundle, touch } = await import('../scripts/build-bundles.mjs');
   const bundle = await (name === 'launcher' ? launcherBundle() : reconcilerBundle());
   if (bundle) {

@@ -17,3 +17,6 @@ export function keyOf(inputs: readonly string[], repo?: string): string;
 
 /** Marks a bundle directory as in use (spared by pruning). */
 export function touch(dir: string): void;
+
+/** The npm package's bundles, one directory per bundle under `outRoot` (the package's build/bundles). */
+export function buildPackageBundles(outRoot: string): Promise<void>;

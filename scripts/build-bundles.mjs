@@ -122,12 +122,48 @@ function esbuildVersion() {
 }
 
 async function build(name) {
+  mkdirSync(CACHE, { recursive: true });
+  const tmp = join(CACHE, `${name}.tmp-${process.pid}-${Date.now()}`);
+  try {
+    const { inputs } = await buildInto(name, tmp, sourceLocation);
+    const key = keyOf(inputs);
+    const dir = join(CACHE, `${name}-${key}`);
+    try {
+      renameSync(tmp, dir);
+    } catch (err) {
+      // Another process built the same sources first: use theirs.
+      if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+    }
+    const manifestTmp = `${manifestOf(name)}.${process.pid}`;
+    writeFileSync(manifestTmp, JSON.stringify({ key, dir, inputs }, null, 1));
+    renameSync(manifestTmp, manifestOf(name));
+    prune(name, dir);
+    return { dir, entry: join(dir, 'entry.mjs') };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The bundles of the npm package (scripts/build-package.mjs, at `npm pack`): each in
+ * `build/bundles/<name>/`, where cli/bin.js of the installed package runs them. Modules that
+ * locate package files from import.meta.url see the position of their compiled copy in the
+ * installed package (`<package>/build/reconciler/standalone/up.js` → `<package>/build/cli/bin.js`),
+ * as the compiled modules themselves do, never a path of this checkout.
+ */
+export async function buildPackageBundles(outRoot) {
+  for (const name of Object.keys(BUNDLES)) {
+    rmSync(join(outRoot, name), { recursive: true, force: true });
+    await buildInto(name, join(outRoot, name), packageLocation, { validatorsLocated: true });
+  }
+}
+
+/** Builds bundle `name` into `outdir`; returns the repository files it read. */
+async function buildInto(name, outdir, location, { validatorsLocated = false } = {}) {
   const recipe = BUNDLES[name];
   if (!recipe) throw new Error(`unknown bundle ${JSON.stringify(name)}: expected one of ${Object.keys(BUNDLES).join(', ')}`);
   const esbuild = await import(join(REPO, 'node_modules', 'esbuild', 'lib', 'main.js'));
-  mkdirSync(CACHE, { recursive: true });
-  const tmp = join(CACHE, `${name}.tmp-${process.pid}-${Date.now()}`);
-  const gen = `${tmp}-gen`;
+  const gen = `${outdir}-gen`;
   const common = {
     absWorkingDir: REPO,
     bundle: true,
@@ -146,7 +182,7 @@ async function build(name) {
     const result = await esbuild.build({
       ...common,
       entryPoints: recipe.entryPoints,
-      outdir: tmp,
+      outdir,
       splitting: true,
       outExtension: { '.js': '.mjs' },
       // Chunks sit next to the entries: launcher code finds entry.mjs and
@@ -154,28 +190,17 @@ async function build(name) {
       chunkNames: '[name]-[hash]',
       // The native binding is loaded from node_modules (it is resolved from the cache dir upwards).
       external: ['@unraid/libvirt'],
-      plugins: generated ? generated.plugins : [sourceLocation(), cjsNamedExports(['pino'])],
+      plugins: generated
+        ? [...generated.plugins, ...(validatorsLocated ? [location()] : [])]
+        : [location(), cjsNamedExports(['pino'])],
     });
     const inputs = [...Object.keys(generated?.metafile.inputs ?? {}), ...Object.keys(result.metafile.inputs)]
       .filter((p) => !p.includes('node_modules/'))
       .map((p) => relative(REPO, resolve(REPO, p)))
       .filter((p, i, all) => all.indexOf(p) === i)
       .sort();
-    const key = keyOf(inputs);
-    const dir = join(CACHE, `${name}-${key}`);
-    try {
-      renameSync(tmp, dir);
-    } catch (err) {
-      // Another process built the same sources first: use theirs.
-      if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
-    }
-    const manifestTmp = `${manifestOf(name)}.${process.pid}`;
-    writeFileSync(manifestTmp, JSON.stringify({ key, dir, inputs }, null, 1));
-    renameSync(manifestTmp, manifestOf(name));
-    prune(name, dir);
-    return { dir, entry: join(dir, 'entry.mjs') };
+    return { inputs };
   } finally {
-    rmSync(tmp, { recursive: true, force: true });
     rmSync(gen, { recursive: true, force: true });
     // esbuild's API keeps a service child process alive (~75 MiB) until stopped.
     await esbuild.stop();
@@ -219,14 +244,23 @@ async function precompileValidators(esbuild, common, gen) {
  * are left alone: they look for sibling entry points of the bundle on purpose.
  */
 function sourceLocation() {
+  return locatedAs('source-location', (rel) => JSON.stringify(pathToFileURL(join(REPO, rel)).href));
+}
+
+/** As sourceLocation, for the package's bundles in build/bundles/<name>/: the compiled module's URL in build/. */
+function packageLocation() {
+  return locatedAs('package-location', (rel) => `new URL(${JSON.stringify(`../../${rel.split('\\').join('/').replace(/\.ts$/, '.js')}`)}, import.meta.url).href`);
+}
+
+function locatedAs(name, urlOf) {
   return {
-    name: 'source-location',
+    name,
     setup(b) {
       b.onLoad({ filter: /\.ts$/ }, (args) => {
         if (!args.path.startsWith(REPO) || args.path.includes('/node_modules/')) return undefined;
         const text = readFileSync(args.path, 'utf8');
         if (!text.includes('import.meta.url') || /from '[^']*\/bundled\.js'/.test(text)) return undefined;
-        return { contents: text.replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href)), loader: 'ts' };
+        return { contents: text.replaceAll('import.meta.url', urlOf(relative(REPO, args.path))), loader: 'ts' };
       });
     },
   };

@@ -1,24 +1,43 @@
 /**
- * `virtops init DIR [--name NAME]`: scaffold a VMs-as-code repository.
+ * `virtops init DIR [--name NAME] [--virtops-from TARBALL|DIR]`: scaffold a VMs-as-code
+ * repository.
  *
  * Functional core: `scaffoldFiles` renders every file from templates/init/ (pure, given the
- * template texts and the running virtops' package.json). Imperative shell: `initProject`
- * checks DIR, writes the files, runs `git init` and makes the first commit.
+ * template texts, the running virtops' package.json and the dependency spec). Imperative
+ * shell: `initProject` checks DIR, writes the files, runs `git init` and makes the first commit.
  *
  * The scaffold carries its own freshness check (ci/check-dist.sh, run by the GitHub Actions
  * and GitLab CI files): the reconciler applies dist/ as data and runs no repository code.
  *
- * virtops is not on the npm registry, so the scaffold depends on this checkout by
- * `file:<absolute path>`, with `install-links=true` in .npmrc (see templates/init/_npmrc).
+ * The scaffold depends on virtops by a version range (`^<this version>`), like any npm
+ * package; `--virtops-from` points it at a packed tarball or a directory instead (offline or
+ * unpublished use), by an absolute `file:` spec: npm ci resolves that the same from any
+ * directory (the synth verifier installs the lockfile elsewhere), a relative one would not.
  */
+import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 
-/** Root of the virtops checkout this CLI runs from. */
-export const VIRTOPS_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/**
+ * Root of the virtops package this CLI runs from: the checkout (cli/commands/init.ts) or the
+ * installed package (build/cli/commands/init.js), i.e. the nearest directory above with a
+ * package.json named virtops.
+ */
+export const VIRTOPS_ROOT = packageRoot(path.dirname(fileURLToPath(import.meta.url)));
 export const TEMPLATE_DIR = path.join(VIRTOPS_ROOT, 'templates/init');
+
+function packageRoot(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    try {
+      if ((JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'virtops') return dir;
+    } catch {
+      // no package.json here, or not ours: keep looking
+    }
+    if (path.dirname(dir) === dir) throw new Error(`virtops: no package.json named virtops above ${from}; the installation is incomplete (reinstall virtops)`);
+  }
+}
 
 /** Packages the scaffold pins to the same versions as virtops itself. */
 const PINNED_DEPENDENCIES = ['cdk8s', 'cdk8s-plus-33', 'constructs', 'yaml'] as const;
@@ -36,6 +55,7 @@ export class InitError extends Error {
 
 export interface VirtopsPackageJson {
   name?: string;
+  version?: string;
   dependencies?: Record<string, string>;
   devDependencies?: Record<string, string>;
   exports?: Record<string, unknown>;
@@ -44,12 +64,22 @@ export interface VirtopsPackageJson {
 export interface ScaffoldInput {
   /** Project (package) name. */
   readonly name: string;
-  /** Absolute path of the virtops checkout the scaffold depends on. */
-  readonly virtopsRoot: string;
+  /**
+   * Where the scaffold gets virtops: `{ range }` from a registry (default `^<version>`), or
+   * `{ from, kind }` a local tarball or directory (absolute path).
+   */
+  readonly virtops: VirtopsSource;
   /** virtops' own package.json (versions to pin, exports to import from). */
   readonly virtopsPackage: VirtopsPackageJson;
   /** Template files by relative path (`_name` → `.name` for gitignore, npmrc, github, gitlab-ci.yml: npm drops some dotfiles when packing). */
   readonly templates: ReadonlyMap<string, string>;
+}
+
+export type VirtopsSource = { readonly range: string } | { readonly from: string; readonly kind: 'tarball' | 'dir' };
+
+/** The package.json spec of the virtops dependency. Pure. */
+export function virtopsSpec(source: VirtopsSource): string {
+  return 'range' in source ? source.range : `file:${source.from}`;
 }
 
 /** Why `name` cannot be a project name, or undefined. */
@@ -75,9 +105,11 @@ export function virtopsModules(pkg: VirtopsPackageJson): { dslModule: string; sy
 /** Every file of the new repository, by relative path. Pure. */
 export function scaffoldFiles(input: ScaffoldInput): Map<string, string> {
   const { dslModule, synthModule } = virtopsModules(input.virtopsPackage);
-  const values: Record<string, string> = { name: input.name, virtopsRoot: input.virtopsRoot, dslModule, synthModule };
+  const values: Record<string, string> = { name: input.name, virtopsSpec: virtopsSpec(input.virtops), dslModule, synthModule };
   const files = new Map<string, string>();
   for (const [rel, text] of [...input.templates].sort(([a], [b]) => a.localeCompare(b))) {
+    // install-links (copy, not symlink, a directory dependency) matters only for --virtops-from DIR.
+    if (rel === '_npmrc' && !('kind' in input.virtops && input.virtops.kind === 'dir')) continue;
     const target = rel.split('/').map((seg) => seg.replace(/^_(gitignore|npmrc|github|gitlab-ci\.yml)$/, '.$1')).join('/');
     files.set(target, text.replace(/\{\{(\w+)\}\}/g, (whole, key: string) => {
       if (!(key in values)) throw new Error(`template ${rel}: unknown placeholder ${whole}`);
@@ -110,7 +142,7 @@ function packageJson(input: ScaffoldInput): Record<string, unknown> {
       typecheck: 'tsc --noEmit',
       test: 'tsc --noEmit && vitest run',
     },
-    dependencies: { ...pin(PINNED_DEPENDENCIES), virtops: `file:${input.virtopsRoot}` },
+    dependencies: { ...pin(PINNED_DEPENDENCIES), virtops: virtopsSpec(input.virtops) },
     devDependencies: pin(PINNED_DEV_DEPENDENCIES),
   };
 }
@@ -130,8 +162,10 @@ export interface InitOptions {
   readonly dir: string;
   /** @default basename of dir */
   readonly name?: string;
-  /** @default VIRTOPS_ROOT */
+  /** @default VIRTOPS_ROOT: the package this CLI runs from (its version, pins and templates) */
   readonly virtopsRoot?: string;
+  /** A packed virtops tarball or a virtops directory to depend on instead of `^<version>`. */
+  readonly virtopsFrom?: string;
 }
 
 export interface InitResult {
@@ -149,11 +183,11 @@ export async function initProject(opts: InitOptions): Promise<InitResult> {
   if (problem) {
     throw new InitError(`project name "${name}" ${problem}. Fix: pass --name with a name such as my-vms`);
   }
-  await ensureEmptyDir(dir);
-
   const virtopsRoot = opts.virtopsRoot ?? VIRTOPS_ROOT;
   const virtopsPackage = JSON.parse(await fs.readFile(path.join(virtopsRoot, 'package.json'), 'utf8')) as VirtopsPackageJson;
-  const files = scaffoldFiles({ name, virtopsRoot, virtopsPackage, templates: await readTemplates(path.join(virtopsRoot, 'templates/init')) });
+  const virtops = opts.virtopsFrom === undefined ? { range: `^${virtopsPackage.version ?? '0.1.0'}` } : await localSource(opts.virtopsFrom);
+  await ensureEmptyDir(dir);
+  const files = scaffoldFiles({ name, virtops, virtopsPackage, templates: await readTemplates(path.join(virtopsRoot, 'templates/init')) });
   for (const [rel, text] of files) {
     await fs.mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
     // Scripts are committed executable (CI may run them directly).
@@ -169,6 +203,20 @@ export async function initProject(opts: InitOptions): Promise<InitResult> {
   await execa('git', [...author, 'commit', '-q', '-m', `Scaffold ${name} with virtops init`], { cwd: dir });
   const commit = (await execa('git', ['rev-parse', 'HEAD'], { cwd: dir })).stdout.trim();
   return { dir, name, files: [...files.keys()], commit };
+}
+
+/** --virtops-from: an existing tarball (`npm pack` output) or a virtops package directory. */
+async function localSource(from: string): Promise<VirtopsSource> {
+  const abs = path.resolve(from);
+  const stat = await fs.stat(abs).catch(() => undefined);
+  if (!stat) throw new InitError(`--virtops-from ${from}: ${abs} does not exist. Fix: pass a tarball made by \`npm pack\` in a virtops checkout (virtops-<version>.tgz) or a virtops package directory`);
+  if (stat.isDirectory()) {
+    const pkg = await fs.readFile(path.join(abs, 'package.json'), 'utf8').then((t) => JSON.parse(t) as { name?: string }, () => undefined);
+    if (pkg?.name !== 'virtops') throw new InitError(`--virtops-from ${from}: ${abs} has no package.json named virtops. Fix: pass a virtops package directory or a tarball made by \`npm pack\``);
+    return { from: abs, kind: 'dir' };
+  }
+  if (!/\.(tgz|tar\.gz)$/.test(abs)) throw new InitError(`--virtops-from ${from}: expected a .tgz tarball (made by \`npm pack\`) or a directory. Fix: pass virtops-<version>.tgz or a virtops directory`);
+  return { from: abs, kind: 'tarball' };
 }
 
 async function ensureEmptyDir(dir: string): Promise<void> {
@@ -196,8 +244,10 @@ export function registerInit(program: Command): void {
     .description('scaffold a new VMs-as-code repository (package.json, cdk8s.yaml, vms/, a snapshot test, a CI freshness check, git)')
     .argument('<dir>', 'directory to create (must be new or empty)')
     .option('--name <name>', 'package name (default: the directory name)')
-    .action(async (dir: string, opts: { name?: string }) => {
-      const result = await initProject({ dir, name: opts.name });
+    .option('--virtops-from <tarball|dir>', 'depend on this virtops tarball (npm pack) or directory by an absolute file: spec, instead of the version range ^<this version> (offline or unpublished use)')
+    .addHelpText('after', '\nExamples:\n  virtops init my-vms\n  virtops init my-vms --virtops-from ./virtops-0.1.0.tgz')
+    .action(async (dir: string, opts: { name?: string; virtopsFrom?: string }) => {
+      const result = await initProject({ dir, name: opts.name, virtopsFrom: opts.virtopsFrom });
       process.stdout.write(
         `created ${result.name} in ${result.dir} (${result.files.length} files, commit ${result.commit.slice(0, 12)})\n`
         + `next:\n  cd ${relativeOrAbsolute(result.dir)}\n  npm install\n  npm test\n  npm run synth\n`,

@@ -4,17 +4,19 @@
 # and runs no code from this repository (unless its operator opts into the sandboxed
 # --verify-synth), so this check belongs here, in CI, before a change reaches the branch.
 # Any CI runs it the same way: `sh ci/check-dist.sh` (.github/workflows/virtops.yml and
-# .gitlab-ci.yml do). Needs node >= 20.11 and npm; exit 0 = dist/ is fresh.
+# .gitlab-ci.yml do). Needs node >= 20.11 and npm; exit 0 = dist/ is fresh, the VMs type-check
+# and match their reviewed snapshots.
 set -eu
 cd "$(dirname "$0")/.."
 
-# virtops is a file: dependency (see README.md); say so plainly when this runner lacks it.
+# With `virtops init --virtops-from`, virtops is a file: dependency (see README.md): say so
+# plainly when this runner lacks that file.
 dep=$(node -p "(require('./package.json').dependencies || {}).virtops || ''")
 case "$dep" in
   file:*)
-    if [ ! -d "${dep#file:}" ]; then
+    if [ ! -e "${dep#file:}" ]; then
       echo "ci/check-dist.sh: package.json depends on virtops at ${dep#file:}, which this runner does not have." >&2
-      echo "Fix: run this job where that checkout exists (e.g. a self-hosted runner on the virtops host), or point the virtops dependency at a git URL." >&2
+      echo "Fix: run this job where that file exists, or depend on a published version (npm install virtops@<version>)." >&2
       exit 2
     fi
     ;;
@@ -27,3 +29,5 @@ fi
 
 npm ci --no-audit --no-fund
 npx virtops synth --check
+# Type-check and the snapshot test (under CI=true vitest never writes a missing snapshot: commit it).
+npm test

@@ -1,11 +1,8 @@
 /**
- * The cdk8s app: every chart of this repository. `npm run synth` writes one
- * dist/<chart-id>.k8s.yaml per chart (VirtualMachines with their launcher Pods), plus
- * crds.k8s.yaml and install.k8s.yaml for the virtops reconciler.
+ * The cdk8s app (cdk8s.yaml): `npm run synth` writes one dist/<chart-id>.k8s.yaml per chart
+ * of vms/app.ts (VirtualMachines with their launcher Pods), plus crds.k8s.yaml and
+ * install.k8s.yaml for the virtops reconciler.
  */
-import { VirtopsApp } from '{{synthModule}}';
-import { HelloVms } from './hello.js';
+import { buildApp } from './app.js';
 
-const app = new VirtopsApp();
-new HelloVms(app);
-app.synth();
+buildApp().synth();
