@@ -66,7 +66,8 @@ export const CONTROLLER_RULES: k8s.PolicyRule[] = [
 /** In the install namespace (a Role): leader election and the applied-objects inventory. */
 export const CONTROLLER_NAMESPACE_RULES: k8s.PolicyRule[] = [
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [CONTROLLER_LEASE_NAME], verbs: ['get', 'update'] },
-  { apiGroups: [''], resources: ['configmaps'], resourceNames: [INVENTORY_CONFIGMAP_NAME], verbs: ['get', 'patch'] },
+  // list + watch by name (a fieldSelector metadata.name): `virtops reconcile` requests arrive on it.
+  { apiGroups: [''], resources: ['configmaps'], resourceNames: [INVENTORY_CONFIGMAP_NAME], verbs: ['get', 'list', 'watch', 'patch'] },
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
   { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
 ];

@@ -63,6 +63,11 @@ export function planApply(manifests: KubeObject[]): ApplyPlan {
   return { crds, namespaces, objects, templates, applied: [...crds, ...namespaces, ...objects] };
 }
 
+/** Pure: the VMs (`namespace/name`) a revision creates or changes: their overrides are cleared. */
+export function changedVmKeys(plan: RevisionPlan): string[] {
+  return [...plan.create, ...plan.update].filter(isVm).map((m) => `${m.metadata.namespace ?? 'default'}/${m.metadata.name ?? ''}`);
+}
+
 export function isCrdKey(key: string): boolean {
   const k = parseObjectKey(key);
   return k.apiVersion === 'apiextensions.k8s.io/v1' && k.kind === 'CustomResourceDefinition';
@@ -145,7 +150,7 @@ export class Applier {
    * Applies every object of the revision (also the unchanged ones: server-side apply is
    * idempotent and takes back fields someone edited), then prunes what left git.
    */
-  async apply(rev: Revision): Promise<ApplyOutcome> {
+  async apply(rev: Revision, hooks: { beforeInventory?: (plan: RevisionPlan) => Promise<void> } = {}): Promise<ApplyOutcome> {
     const { log } = this.opts;
     const split = planApply(rev.manifests);
     const current = await this.readInventory();
@@ -167,6 +172,9 @@ export class Applier {
       // on the strength of a partly applied revision.
       throw new Error(`applying revision ${rev.sha.slice(0, 12)} failed for ${errors.length} object(s): ${errors.slice(0, 5).join('; ')}`);
     }
+    // E.g. clearing the overrides of changed VMs: before the inventory records the revision,
+    // so a failure is retried with the next apply (the plan still shows them changed).
+    await hooks.beforeInventory?.(plan);
     // Write the inventory before pruning: a crash in between re-prunes (idempotent) rather
     // than forgetting what to prune.
     const next: Inventory = { revision: rev.sha, entries: { ...plan.next.entries } };

@@ -14,7 +14,8 @@ import type { Logger } from 'pino';
 import type { VirtualMachine, VirtualMachineInstance, VirtualMachineStatus } from '../../api/kubevirt.js';
 import { LABEL_CREATED_BY, LABEL_VM_NAME, renderLauncherPod } from '../../synth/launcher-pod.js';
 import type { PodManifest } from '../../synth/pod-types.js';
-import { type BackoffPolicy, DEFAULT_BACKOFF_POLICY, canonicalJson } from '../core/index.js';
+import { type BackoffPolicy, DEFAULT_BACKOFF_POLICY, OVERRIDE_ANNOTATION, canonicalJson, parseOverride, type Override } from '../core/index.js';
+import { PAUSED_ANNOTATION } from './requests.js';
 import type { Informer } from './informer.js';
 import {
   VMI_FINALIZER,
@@ -57,6 +58,8 @@ export class VmController {
   private readonly lastWritten = new Map<string, VirtualMachineStatus>();
   private readonly pendingSince = new Map<string, number>();
   private readonly created = new Map<string, VirtualMachineInstance>();
+  /** The last invalid override annotation warned about, per VM (warned once per value). */
+  private readonly badOverrides = new Map<string, string>();
   private resyncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly now: () => number;
@@ -157,7 +160,43 @@ export class VmController {
     const last = this.lastWritten.get(key);
     if (last && vm.status && canonicalJson(withoutNulls(last)) === canonicalJson(withoutNulls(vm.status))) this.lastWritten.delete(key);
     const status = this.lastWritten.get(key) ?? vm.status;
-    return reconcileVm(key, { vm, ...(status ? { status } : {}) }, this.deps);
+    const override = await this.overrideOf(key, vm);
+    return reconcileVm(key, { vm, ...(status ? { status } : {}), ...(override ? { override } : {}) }, this.deps);
+  }
+
+  /**
+   * The imperative override on the VM (`virtops start|stop|...`: annotation
+   * virtops.io/override). One that does not parse is ignored, with a Warning event saying why.
+   */
+  private async overrideOf(key: string, vm: VirtualMachine): Promise<Override | undefined> {
+    const raw = vm.metadata.annotations?.[OVERRIDE_ANNOTATION];
+    if (raw === undefined) return undefined;
+    const p = parseOverride(raw);
+    if (p.ok) return p.override;
+    if (this.badOverrides.get(key) !== raw) {
+      this.badOverrides.set(key, raw);
+      this.opts.log.warn({ vm: key, err: p.error }, 'ignoring an invalid override');
+      await this.event(vm, 'Warning', 'InvalidOverride', `ignored: ${p.error}`);
+    }
+    return undefined;
+  }
+
+  /**
+   * Git wins again: removes the override of each VM a new revision changes (called by the
+   * applier before it records the revision in its inventory, so a failure here is retried
+   * with the whole apply).
+   */
+  async clearOverrides(keys: readonly string[]): Promise<void> {
+    for (const key of keys) {
+      const vm = this.getVm(key);
+      const raw = vm?.metadata.annotations?.[OVERRIDE_ANNOTATION];
+      if (!vm || raw === undefined) continue;
+      await this.client.mergePatch(asKubeObject(vm), { metadata: { annotations: { [OVERRIDE_ANNOTATION]: null } } }).catch((err: unknown) => {
+        if ((err as { code?: number }).code !== 404) throw err;
+      });
+      this.opts.log.info({ vm: key, override: raw }, 'override cleared: a new revision changes this VM');
+      await this.event(vm, 'Normal', 'OverrideCleared', `the override ${raw} was cleared: a new revision changes this VM, git decides again`);
+    }
   }
 
   private readonly instances: InstanceStore = {
@@ -210,11 +249,16 @@ export class VmController {
       // The VMI stays (terminating) until its node agent has stopped the guest with its grace period.
       return { halt: true };
     },
-    setPaused: (key) => {
-      // Pause/unpause come from imperative overrides, which cluster mode does not take (git
-      // is the only input here), so the decision never asks for them.
-      this.opts.log.debug({ vm: key }, 'pause state change ignored: cluster mode takes no overrides');
-      return Promise.resolve({});
+    setPaused: async (key, vm, uid, paused, reason) => {
+      // The node agent pauses or resumes the guest when the VMI asks for it (annotation);
+      // the VMI's Paused condition, written by the agent, tells the next pass it happened.
+      const vmi = this.currentVmi(key, vm);
+      if (!vmi || vmi.metadata.uid !== uid) return { halt: true };
+      if ((vmi.metadata.annotations?.[PAUSED_ANNOTATION] === 'true') === paused) return { requeueAfterMs: 1000 };
+      await this.client.mergePatch(asKubeObject(vmi), { metadata: { uid, annotations: { [PAUSED_ANNOTATION]: paused ? 'true' : null } } });
+      this.opts.log.info({ vm: key, uid, paused, reason }, paused ? 'asked the node agent to pause the VMI' : 'asked the node agent to unpause the VMI');
+      await this.event(vm, 'Normal', paused ? 'PauseRequested' : 'UnpauseRequested', `${reason}: ${paused ? 'pausing' : 'resuming'} VMI ${uid}`);
+      return {};
     },
   };
 
@@ -246,6 +290,7 @@ export class VmController {
     this.lastWritten.delete(key);
     this.pendingSince.delete(key);
     this.created.delete(key);
+    this.badOverrides.delete(key);
   }
 
   /** Creates the launcher Pod of a live VMI from the revision's template (idempotent by name). */

@@ -17,6 +17,8 @@ export interface InformerSpec {
   kind: string;
   labelSelector?: string;
   fieldSelector?: string;
+  /** List in this namespace only (the watch path must name it too). */
+  namespace?: string;
 }
 
 export type InformerHandler<T> = (type: 'add' | 'update' | 'delete', obj: T) => void;
@@ -50,9 +52,9 @@ export class ResilientInformer<T extends KubernetesObject> implements Informer<T
     handler: InformerHandler<T>,
     private readonly log: Logger,
   ) {
-    const { path, apiVersion, kind, labelSelector, fieldSelector } = spec;
+    const { path, apiVersion, kind, labelSelector, fieldSelector, namespace } = spec;
     const listFn = () =>
-      client.objects.list(apiVersion, kind, undefined, undefined, undefined, undefined, fieldSelector, labelSelector) as Promise<KubernetesListObject<T>>;
+      client.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, fieldSelector, labelSelector) as Promise<KubernetesListObject<T>>;
     // One ListWatch for the informer's life: restarting it keeps its cache and resumes from
     // its resourceVersion (a 410 then re-lists, reporting deletions missed meanwhile).
     this.lw = new ListWatch<T>(path, client.watch, listFn, false, labelSelector, fieldSelector);

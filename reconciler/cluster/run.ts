@@ -12,7 +12,10 @@ import { NodeAgent, type AgentOptions } from '../agent/agent.js';
 import { baseEnv, hostFlags, podsDir, validateHostFlags, type HostEmulation } from '../agent/host-config.js';
 import { durationFlag } from '../agent/duration-flag.js';
 import { LibvirtDomains } from '../standalone/libvirt-domains.js';
-import { Applier, planApply, revisionHealth, isVm, type Health } from './apply.js';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { Applier, INVENTORY_CONFIGMAP, changedVmKeys, planApply, revisionHealth, isVm, type Health } from './apply.js';
+import type { Informer } from './informer.js';
+import { RECONCILE_HANDLED_KEY, RECONCILE_REQUESTED_ANNOTATION } from './requests.js';
 import { ClusterAgent } from './agent.js';
 import { VmController } from './controller.js';
 import { vmKeyOf } from './instances.js';
@@ -163,7 +166,7 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
       if (!rev || !leading || stopped) return;
       controller.setTemplates(rev.sha, planApply(rev.manifests).templates);
       try {
-        await applier.apply(rev);
+        await applier.apply(rev, { beforeInventory: (plan) => controller.clearOverrides(changedVmKeys(plan)) });
       } catch (err) {
         log.error({ sha: rev.sha, err: errorMessage(err) }, 'applying the revision failed; retrying at the next interval');
       }
@@ -191,6 +194,34 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
     }
   };
 
+  // `virtops reconcile` (Flux's reconcile.fluxcd.io/requestedAt): re-read git, re-apply,
+  // look at every VM, then say so in the inventory ConfigMap.
+  let handledRequest: string | undefined;
+  let handling: Promise<void> = Promise.resolve();
+  const onRequest = (cm: KubernetesObject & { data?: Record<string, string> }): void => {
+    const requested = cm.metadata?.annotations?.[RECONCILE_REQUESTED_ANNOTATION];
+    if (!requested || requested === cm.data?.[RECONCILE_HANDLED_KEY] || requested === handledRequest || !leading || stopped) return;
+    handledRequest = requested;
+    handling = handling.then(async () => {
+      log.info({ requestedAt: requested }, 'reconcile requested: checking git, applying, resyncing every VM');
+      await source.checkNow('manual');
+      await applyLatest();
+      controller.resync();
+      await controller.idle();
+      await client.mergePatch({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: INVENTORY_CONFIGMAP, namespace: config.namespace } }, { data: { [RECONCILE_HANDLED_KEY]: requested } });
+    }).catch((err: unknown) => {
+      handledRequest = undefined;
+      log.warn({ err: errorMessage(err), requestedAt: requested }, 'handling a reconcile request failed; retried at the next change of the inventory ConfigMap');
+    });
+  };
+  const requests: Informer<KubernetesObject> = client.informer(
+    { path: `/api/v1/namespaces/${config.namespace}/configmaps`, apiVersion: 'v1', kind: 'ConfigMap', namespace: config.namespace, fieldSelector: `metadata.name=${INVENTORY_CONFIGMAP}` },
+    (type, cm) => {
+      if (type !== 'delete') onRequest(cm);
+    },
+    log.child({ component: 'reconcile-requests' }),
+  );
+
   source.on('revision', (r: SourceRevision) => {
     latest = r;
     void applyLatest();
@@ -208,6 +239,7 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
       await applyLatest();
       if (stopped) return;
       await controller.start();
+      void requests.start();
       const reapply = setInterval(() => void applyLatest(), config.intervalMs);
       const health = setInterval(() => void checkHealth().catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'health check failed')), Math.min(2000, config.intervalMs));
       reapply.unref();
@@ -241,6 +273,8 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
       for (const t of timers) clearInterval(t);
       await source.stop();
       await applying.catch(() => undefined);
+      await requests.stop();
+      await handling;
       await controller.stop();
       await elector?.stop();
     },
