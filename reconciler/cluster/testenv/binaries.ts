@@ -59,31 +59,31 @@ export async function ensureBinaries(options: EnsureBinariesOptions = {}): Promi
   const binDir = options.binDir ?? defaultBinDir();
   if (binariesPresent(binDir)) return binariesIn(binDir);
   if (!goAvailable()) throw new GoMissingError(binDir);
-  const progress = options.onProgress ?? (() => {});
-  const child = spawn('bash', [join(TOOLS_KUBE_DIR, 'build.sh')], {
-    env: { ...process.env, VIRTOPS_CACHE: cacheRootOf(binDir) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  await runBuildScript(join(TOOLS_KUBE_DIR, 'build.sh'), cacheRootOf(binDir), options.onProgress);
+  if (!binariesPresent(binDir)) throw new Error(`tools/kube/build.sh finished but ${binDir} has no kube/etcd`);
+  return binariesIn(binDir);
+}
+
+/** Runs a build script with VIRTOPS_CACHE set; progress per line; throws with the last lines on failure. */
+export async function runBuildScript(script: string, cache: string, onProgress: (line: string) => void = () => {}): Promise<void> {
+  const child = spawn('bash', [script], { env: { ...process.env, VIRTOPS_CACHE: cache }, stdio: ['ignore', 'pipe', 'pipe'] });
   const tail: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on('line', (line) => {
       tail.push(line);
       if (tail.length > 40) tail.shift();
-      progress(line);
+      onProgress(line);
     });
   }
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', resolve);
   });
-  if (code !== 0 || !binariesPresent(binDir)) {
-    throw new Error(`tools/kube/build.sh failed (exit ${code}); last output:\n${tail.join('\n')}`);
-  }
-  return binariesIn(binDir);
+  if (code !== 0) throw new Error(`${script} failed (exit ${code}); last output:\n${tail.join('\n')}`);
 }
 
 /** build.sh derives `<cache>/kube/<versions>` from VIRTOPS_CACHE; invert that for a custom binDir. */
-function cacheRootOf(binDir: string): string {
+export function cacheRootOf(binDir: string): string {
   const parts = binDir.split('/');
   if (parts.length >= 3 && parts[parts.length - 2] === 'kube') return parts.slice(0, -2).join('/');
   throw new Error(`binDir ${binDir}: to build into it, it must look like <cache>/kube/<k8s>-<etcd> (or pass a binDir that already holds kube and etcd)`);

@@ -6,6 +6,8 @@ export interface ProbeOptions {
   readonly ca?: string;
   readonly token?: string;
   readonly timeoutMs?: number;
+  /** Default GET. */
+  readonly method?: string;
 }
 
 /**
@@ -18,7 +20,7 @@ export function httpGet(url: string, o: ProbeOptions = {}): Promise<{ status: nu
     const req = request(
       url,
       {
-        method: 'GET',
+        method: o.method ?? 'GET',
         agent: false,
         ...(url.startsWith('https://') ? { ca: o.ca, rejectUnauthorized: o.ca !== undefined } : {}),
         headers: o.token ? { authorization: `Bearer ${o.token}` } : {},

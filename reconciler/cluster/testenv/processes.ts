@@ -12,12 +12,14 @@ export interface SpawnSpec {
   readonly args: readonly string[];
   readonly logFile: string;
   readonly pidFile: string;
+  /** Default: this process's environment. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export function spawnDetached(spec: SpawnSpec): number {
   const log = openSync(spec.logFile, 'a');
   try {
-    const child = spawn(spec.binary, [...spec.args], { detached: true, stdio: ['ignore', log, log] });
+    const child = spawn(spec.binary, [...spec.args], { detached: true, stdio: ['ignore', log, log], ...(spec.env ? { env: spec.env } : {}) });
     if (child.pid === undefined) throw new Error(`could not start ${spec.binary} (see ${spec.logFile})`);
     // Reap it if it exits while we are still around (else it lingers as a zombie).
     child.on('error', () => {});

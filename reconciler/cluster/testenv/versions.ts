@@ -34,12 +34,39 @@ export function parseVersionsEnv(text: string): ControlPlaneVersions {
 const K8S_TAG = /^v1\.\d+\.\d+$/;
 const ETCD_TAG = /^v3\.\d+\.\d+$/;
 
+/** CONTAINERD_VERSION of versions.env (the real node's container runtime), e.g. `v2.4.2`. Pure. */
+export function containerdVersionOf(text: string): string {
+  const value = /^\s*CONTAINERD_VERSION=(\S*)/m.exec(text)?.[1];
+  if (value === undefined || !/^v2\.\d+\.\d+$/.test(value)) {
+    throw new Error(`tools/kube/versions.env: CONTAINERD_VERSION must be set to a containerd v2 release tag like v2.4.2 (got ${value ?? 'nothing'})`);
+  }
+  return value;
+}
+
+export function readContainerdVersion(): string {
+  return containerdVersionOf(readFileSync(join(TOOLS_KUBE_DIR, 'versions.env'), 'utf8'));
+}
+
+/** Cache directory holding `containerd` and `containerd-shim-runc-v2` (same rule as build.sh). */
+export function defaultContainerdDir(version: string = readContainerdVersion(), env: NodeJS.ProcessEnv = process.env): string {
+  return join(cacheRoot(env), 'containerd', version);
+}
+
+/** Cache directory of the locally built pause and busybox OCI layouts (scripts/build-pause-image.sh). */
+export function defaultNodeImagesDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(cacheRoot(env), 'node-images');
+}
+
 export function readVersions(): ControlPlaneVersions {
   return parseVersionsEnv(readFileSync(join(TOOLS_KUBE_DIR, 'versions.env'), 'utf8'));
 }
 
 /** Cache directory holding `kube` and `etcd` for these versions (same rule as build.sh). */
 export function defaultBinDir(versions: ControlPlaneVersions = readVersions(), env: NodeJS.ProcessEnv = process.env): string {
-  const cache = env.VIRTOPS_CACHE || join(env.HOME || homedir(), '.cache', 'virtops');
-  return join(cache, 'kube', `${versions.kubernetes}-${versions.etcd}`);
+  return join(cacheRoot(env), 'kube', `${versions.kubernetes}-${versions.etcd}`);
+}
+
+/** ${VIRTOPS_CACHE:-$HOME/.cache/virtops}, as the build scripts compute it. */
+export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return env.VIRTOPS_CACHE || join(env.HOME || homedir(), '.cache', 'virtops');
 }
