@@ -31,6 +31,8 @@ import type { InstanceHandler, InstanceRecord } from '../agent/agent.js';
 import type { SyncResponse } from '../../launcher/launcher.js';
 import { LABEL_SCHEDULABLE, nodeConditions, nodeManifest, podStatusFor, podStatusSignature, vmiStatusFor, vmiStatusSignature, type LauncherView, type ProcessState } from './agent-status.js';
 import { removeFinalizer } from './controller.js';
+import { PAUSED_ANNOTATION } from './requests.js';
+import { serialSocketPath } from '../../launcher/convert/console.js';
 import type { Informer } from './informer.js';
 import { VMI_FINALIZER, splitKey } from './instances.js';
 import { errorMessage, type KubeClient } from './kube.js';
@@ -53,6 +55,8 @@ export interface ClusterAgentOptions {
   resyncMs?: number;
   capacity?: { cpus?: number; memoryBytes?: number; pods?: number; ephemeralStorageBytes?: number };
   concurrency?: number;
+  /** The clock of VMI status times (phase transitions); tests share one with the controller. */
+  now?: () => number;
 }
 
 interface Tracked {
@@ -261,7 +265,14 @@ export class ClusterAgent {
       await this.adopt(vmi, t);
     }
 
-    const view = await this.view(t);
+    let view = await this.view(t);
+    // Pause or resume as the VMI asks (the controller sets the annotation for `virtops pause`).
+    const wantPaused = vmi.metadata.annotations?.[PAUSED_ANNOTATION] === 'true';
+    if (view.reachable && view.phase === 'Running' && view.paused !== wantPaused) {
+      this.opts.log.info({ pod: key, vmi: vmi.metadata.name, paused: wantPaused }, wantPaused ? 'pausing the guest' : 'resuming the guest');
+      await this.opts.runtime.command(t.record, wantPaused ? 'pause' : 'unpause');
+      view = await this.view(t);
+    }
     await this.reportVmi(vmi, view);
     if (this.opts.processRuntime) {
       // A finished VMI ends its launcher, as the compute container exits in KubeVirt.
@@ -273,6 +284,21 @@ export class ClusterAgent {
     }
     this.watchLauncher(key, t);
     return {};
+  }
+
+  /**
+   * The serial console socket of the running VMI `namespace/name` on this node (the console
+   * server's lookup); undefined when it has no launcher running here.
+   */
+  consoleSocket(namespace: string, name: string): string | undefined {
+    for (const [key, t] of this.tracked) {
+      if (t.exited || !t.record.synced) continue;
+      const pod = this.pods.get(splitKey(key).name, namespace);
+      if (!pod || pod.metadata?.namespace !== namespace || pod.metadata?.deletionTimestamp) continue;
+      if (pod.metadata?.ownerReferences?.find((r) => r.kind === 'VirtualMachineInstance')?.name !== name) continue;
+      return serialSocketPath(t.record.shareDir);
+    }
+    return undefined;
   }
 
   private track(key: string, pod: V1Pod, vmiUid: string, vmi: VirtualMachineInstance | undefined): Tracked {
@@ -336,7 +362,7 @@ export class ClusterAgent {
   private async reportVmi(vmi: VirtualMachineInstance, view: LauncherView): Promise<void> {
     // Nothing worth reporting until the launcher has the VMI (avoids a Scheduled write).
     if ((view.phase === 'Scheduled' || view.phase === 'Scheduling') && !vmi.status?.phase) return;
-    const { status, signature } = vmiStatusFor(vmi, view, this.opts.nodeName, new Date());
+    const { status, signature } = vmiStatusFor(vmi, view, this.opts.nodeName, new Date(this.opts.now?.() ?? Date.now()));
     const before = vmiStatusSignature(vmi.status);
     if (signature === before) return;
     this.opts.log.debug({ vmi: `${vmi.metadata.namespace}/${vmi.metadata.name}`, from: before, to: signature }, 'VMI status changed');

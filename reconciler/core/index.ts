@@ -10,3 +10,4 @@ export * from './inventory.js';
 export * from './overrides.js';
 export * from './reconcile-state.js';
 export * from './launcher-phase.js';
+export * from './events.js';

@@ -88,7 +88,7 @@ export function formatDescribe(v: VmView & { appliedRevision?: string | null; re
   }
   lines.push('Events:');
   if (v.events.length) {
-    lines.push(table([['  TYPE', 'REASON', 'AGE', 'MESSAGE'], ...v.events.map((e) => [`  ${e.type}`, e.reason, age(e.time, now), e.message])]));
+    lines.push(table([['  TYPE', 'REASON', 'AGE', 'MESSAGE'], ...v.events.map((e) => [`  ${e.type}`, e.reason, `${age(e.time, now)}${e.count && e.firstTime ? ` (x${e.count} over ${age(e.firstTime, now)})` : ''}`, e.message])]));
   } else lines.push('  (none)');
   return lines.join('\n');
 }

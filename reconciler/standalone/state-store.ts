@@ -18,15 +18,20 @@
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VirtualMachineStatus } from '../../api/kubevirt.js';
-import type { Inventory, KubeObject, Override } from '../core/index.js';
+import { type Inventory, type KubeObject, type Override, recordEvent } from '../core/index.js';
 import type { InstanceRecord } from '../agent/agent.js';
 import { podsDir } from '../agent/host-config.js';
 
 export interface VmEvent {
+  /** When it last happened (Kubernetes' lastTimestamp). */
   time: string;
   type: 'Normal' | 'Warning';
   reason: string;
   message: string;
+  /** How often it happened within the aggregation window (absent: once), as Kubernetes counts repeats. */
+  count?: number;
+  /** When it first happened, with a count. */
+  firstTime?: string;
 }
 
 export interface VmRecord {
@@ -170,10 +175,7 @@ async function readJson<T>(file: string): Promise<T | null> {
   }
 }
 
-export function pushEvent(rec: VmRecord, e: Omit<VmEvent, 'time'>, now: number): void {
-  const last = rec.events.at(-1);
-  // The same event again (level-triggered passes) is not news.
-  if (last && last.reason === e.reason && last.message === e.message) return;
-  rec.events.push({ time: new Date(now).toISOString(), ...e });
-  if (rec.events.length > EVENTS_KEPT) rec.events.splice(0, rec.events.length - EVENTS_KEPT);
+/** Records an event on the VM; a repeat within 10 minutes counts on the existing one (core/events.ts). */
+export function pushEvent(rec: VmRecord, e: Omit<VmEvent, 'time' | 'count' | 'firstTime'>, now: number): void {
+  rec.events = recordEvent(rec.events, e, now, EVENTS_KEPT);
 }

@@ -176,7 +176,11 @@ export async function reconcileVm(key: VmKey, snap: VmSnapshot, deps: VmReconcil
       const reason = (err as { reason?: unknown }).reason;
       failure = { reason: typeof reason === 'string' ? reason : 'ReconcileError', message: (err as Error).message };
       log.error({ vm: key, action: a.type, reason: failure.reason, err: failure.message }, `${a.type} failed`);
-      await deps.events.event(key, vm, 'Warning', failure.reason, failure.message);
+      // An event when the failure is news, not at every retry (the status's Failure condition
+      // holds it meanwhile): a create failing every 5 s would otherwise flood the history.
+      if (remembered.failure?.reason !== failure.reason || remembered.failure.message !== failure.message) {
+        await deps.events.event(key, vm, 'Warning', failure.reason, failure.message);
+      }
       // Look again soon: the next pass finds the instance up (and syncs it), or gone (and backs off).
       later((err as { retryAfterMs?: number }).retryAfterMs ?? FAILED_ACTION_RETRY_MS);
       acted = true;

@@ -20,7 +20,7 @@ import { VmController } from '../../../reconciler/cluster/controller.js';
 import { UNRESPONSIVE_AFTER_MS, type KubeObject } from '../../../reconciler/core/index.js';
 import { StandaloneBackend } from '../../../reconciler/standalone/backend.js';
 import { ReconcilerMetrics } from '../../../reconciler/standalone/metrics.js';
-import { StateStore } from '../../../reconciler/standalone/state-store.js';
+import { StateStore, type VmRecord } from '../../../reconciler/standalone/state-store.js';
 import { renderLauncherPod } from '../../../synth/launcher-pod.js';
 import type { PodManifest } from '../../../synth/pod-types.js';
 import { FakeKubeClient, apiError } from '../../helpers/fake-kube.js';
@@ -54,8 +54,10 @@ interface Mode {
   node: FakeInstanceHandler;
   /** Puts these VMs in git (a new revision) and lets the world settle. */
   apply(vms: VirtualMachine[]): Promise<void>;
-  /** Every reconciler looks again (after the clock moved), until nothing changes. */
-  settle(): Promise<void>;
+  /** Every reconciler looks again (after the clock moved), until nothing changes (or `rounds` times). */
+  settle(rounds?: number): Promise<void>;
+  /** Events written so far (single host: including those aggregated into a count). */
+  eventCount(): number;
   status(name: string): VirtualMachineStatus | undefined;
   warnings(): string[];
   /** The reconciler process is replaced (a restart of `up`, a controller failover). */
@@ -78,9 +80,18 @@ async function singleHost(): Promise<Mode> {
   node.now = now;
   const warnings: string[] = [];
   let seq = 0;
+  // Every event the backend writes (a repeat aggregated into a count is one more), read from
+  // what it persists: the kept history (30) alone would hide a flood.
+  const written = new Set<string>();
+  class CountingStore extends StateStore {
+    override writeVm(rec: VmRecord): Promise<void> {
+      for (const e of rec.events) written.add(`${rec.name}|${e.time}|${e.reason}|${e.message}|${e.count ?? 1}`);
+      return super.writeVm(rec);
+    }
+  }
   const make = async () => {
     const b = new StandaloneBackend({
-      store: new StateStore(dir),
+      store: new CountingStore(dir),
       agent: node,
       domains: { exists: () => Promise.resolve(false) },
       log,
@@ -93,8 +104,8 @@ async function singleHost(): Promise<Mode> {
   };
   let backend = await make();
   let breakNext = false;
-  const settle = async () => {
-    for (let i = 0; i < 3; i++) {
+  const settle = async (rounds = 3) => {
+    for (let i = 0; i < rounds; i++) {
       backend.resync();
       await backend.idle();
     }
@@ -112,6 +123,7 @@ async function singleHost(): Promise<Mode> {
       await settle();
     },
     settle,
+    eventCount: () => written.size,
     status: (name) => backend.get(NS, name)?.status,
     warnings: () => warnings.map((w) => w.split(':')[1]!),
     async failover() {
@@ -140,12 +152,12 @@ async function cluster(): Promise<Mode> {
   node.now = now;
   const newController = () => new VmController(kube, { log, now, statusCoalesceMs: 0, resyncMs: 3_600_000 });
   let controller = newController();
-  const agent = new ClusterAgent(kube, { nodeName: NODE, processRuntime: true, runtime: node, log, resyncMs: 3_600_000, leaseRenewMs: 3_600_000, nodeStatusMs: 3_600_000 });
+  const agent = new ClusterAgent(kube, { nodeName: NODE, processRuntime: true, runtime: node, log, resyncMs: 3_600_000, leaseRenewMs: 3_600_000, nodeStatusMs: 3_600_000, now });
   await agent.start();
   await controller.start();
   let seq = 0;
-  const settle = async () => {
-    for (let i = 0; i < 6; i++) {
+  const settle = async (rounds = 6) => {
+    for (let i = 0; i < rounds; i++) {
       // The scheduler: bind every unbound launcher Pod to the one node.
       for (const p of kube.list<{ metadata: { name: string; namespace: string; deletionTimestamp?: string }; spec: { nodeName?: string } }>('v1', 'Pod', NS)) {
         if (!p.spec.nodeName && !p.metadata.deletionTimestamp) {
@@ -176,6 +188,7 @@ async function cluster(): Promise<Mode> {
       await settle();
     },
     settle,
+    eventCount: () => kube.events.length,
     status: (name) => kube.get<VirtualMachine>(KV, 'VirtualMachine', name, NS)?.status,
     warnings: () => kube.events.filter((e) => e.type === 'Warning').map((e) => e.reason),
     async failover() {
@@ -291,6 +304,29 @@ describe.each(modes)('%s: one reconcile path', (_mode, make) => {
     await m.settle();
     expect(m.status('web')?.printableStatus).toBe('Running');
   });
+
+  it.each([
+    ['a launcher that crashes at every start', 'crash'],
+    ['an instance create that keeps failing', 'break'],
+  ])('no event floods: %s, looked at every second through 5-minute backoffs, writes a small number of events', async (_name, how) => {
+    const m = await setup(make);
+    if (how === 'break') m.breakCreates();
+    await m.apply([vmManifest('web', 'Always')]);
+    const before = m.eventCount();
+    for (let i = 0; i < 15 * 60; i++) {
+      if (how === 'crash') {
+        const l = [...m.node.launchers.values()].find((x) => x.alive);
+        if (l) m.node.crash(l.record.uid);
+      }
+      m.advance(1000);
+      await m.settle(1);
+    }
+    const written = m.eventCount() - before;
+    // 15 minutes: backoffs of 10, 20, 40, 80, 160, 300, 300 s... about 8 restarts; a handful of
+    // events each (stop, create, failure, status), never one per pass.
+    if (how === 'crash') expect(written).toBeGreaterThan(8);
+    expect(written).toBeLessThan(60);
+  }, 60_000);
 
   it('libvirtd down under a running VM: still Running with Synchronized=False since the loss, nothing restarted; in sync once back', async () => {
     const m = await setup(make);
