@@ -8,7 +8,7 @@
  * finds its launchers again (by pid, or by the VMI uid on their command line).
  */
 import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { VirtualMachineInstance, VirtualMachineInstanceSpec } from '../../api/kubevirt.js';
 import type { LauncherInfo, SyncResponse } from '../../launcher/launcher.js';
@@ -370,6 +370,10 @@ export class NodeAgent implements InstanceHandler {
     }
     if (removed === 'removed') log.warn({ domain: record.domainName }, 'removed a domain its launcher left behind');
     await rm(record.socketPath, { force: true });
+    // So do the sockets QEMU bound for it (console, VNC): QEMU leaves the VNC one behind when it
+    // exits, and nothing would ever use or remove it.
+    const socketsDir = dirname(serialSocketPath(record.shareDir));
+    for (const e of await readdir(socketsDir, { withFileTypes: true }).catch(() => [])) if (e.isSocket()) await rm(join(socketsDir, e.name), { force: true });
     // This incarnation's ephemeral files (overlays, ISOs) go with it; persistent disks stay with the VM.
     await rm(join(record.podDir, 'ephemeral-disks', 'volumes', 'ephemeral', record.uid), { recursive: true, force: true });
     // Stopped for good: what observePhase remembered about it goes too.

@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -33,6 +34,22 @@ describe('NodeAgent.stop: a cleanup that fails is retried, never forgotten', () 
     await expect(agent.stop(record, 30)).rejects.toThrow();
     await expect(agent.stop(record, 30)).resolves.toBeUndefined();
     expect(calls).toBe(2);
+  });
+});
+
+describe('NodeAgent.stop: nothing of the stopped instance stays behind', () => {
+  it('removes the sockets QEMU bound for it (VNC, console) along with the launcher socket', async () => {
+    const { agent, record } = await agentWith(() => Promise.resolve('absent'));
+    const sockets = join(record.shareDir, 'sockets');
+    await mkdir(sockets, { recursive: true });
+    const servers = await Promise.all(['vnc', 'serial0'].map((n) => new Promise<Server>((resolve) => {
+      const srv = createServer();
+      srv.listen(join(sockets, n), () => resolve(srv));
+    })));
+    await writeFile(join(sockets, 'keep.txt'), 'not a socket');
+    await agent.stop(record, 30);
+    expect((await readdir(sockets)).sort()).toEqual(['keep.txt']);
+    for (const srv of servers) srv.close();
   });
 });
 
