@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { ExtraUser } from '../../reconciler/cluster/testenv/index.js';
 import { defaultBinDir } from '../../reconciler/cluster/testenv/versions.js';
@@ -41,26 +44,46 @@ export function registerTestenv(program: Command): void {
     .option('--bin-dir <dir>', `directory with prebuilt kube and etcd (default: ${defaultBinDir()})`)
     .option('--user <name[=groups]>', 'extra static-token user, e.g. alice=devs,ops (repeatable); kubeconfig in DIR/users/', collect)
     .option('--controllers <list>', 'kube-controller-manager --controllers', '*')
-    .action(async (flags: { dir: string; binDir?: string; user?: string[]; controllers: string }) => {
-      const { startControlPlane } = await testenvModule();
+    .option('--kubelet', 'also start one real node: containerd + kubelet + CNI (root; changes host state that `down` restores, see reconciler/cluster/testenv/README.md)')
+    .option('--node-name <name>', 'Node name of the --kubelet node; must resolve to a loopback address (default: this machine\'s hostname)')
+    .action(async (flags: { dir: string; binDir?: string; user?: string[]; controllers: string; kubelet?: boolean; nodeName?: string }) => {
+      if (flags.nodeName !== undefined && !flags.kubelet) throw new Error('--node-name: only with --kubelet');
+      const { startControlPlane, startNode, stopControlPlane } = await testenvModule();
+      const nodeName = flags.nodeName ?? hostname().toLowerCase();
       const cp = await startControlPlane({
         dir: flags.dir,
         ...(flags.binDir ? { binDir: flags.binDir } : {}),
-        users: (flags.user ?? []).map(parseUser),
+        // The node's own identity (Node authorizer), as a kubelet has in a real cluster.
+        users: [...(flags.user ?? []).map(parseUser), ...(flags.kubelet ? [{ name: `system:node:${nodeName}`, groups: ['system:nodes'] }] : [])],
         controllers: flags.controllers.split(',').map((c) => c.trim()).filter(Boolean),
         detached: true,
         onProgress: progress,
       });
+      if (flags.kubelet) {
+        try {
+          const node = await startNode({ controlPlane: cp, name: nodeName, detached: true, onProgress: progress });
+          progress(`node ${node.name} Ready (containerd ${node.containerdVersion}); images: ${node.images.busybox}, push more to ${node.registryHost}`);
+        } catch (err) {
+          await stopControlPlane(cp.dir);
+          throw err;
+        }
+      }
       progress(`API server ${cp.apiServerUrl} (${cp.kubernetesVersion}); logs in ${cp.dir}/logs; stop with: virtops testenv down --dir ${cp.dir}`);
       process.stdout.write(`${cp.kubeconfigPath}\n`);
     });
 
   testenv
     .command('down')
-    .description('stop every process of the control plane in DIR (SIGTERM, then SIGKILL)')
+    .description('stop every process of the control plane in DIR (SIGTERM, then SIGKILL); a --kubelet node first, restoring the host')
     .requiredOption('--dir <dir>', 'state directory given to `up`')
     .action(async (flags: { dir: string }) => {
-      const { runningComponents, stopControlPlane } = await testenvModule();
+      const { runningComponents, stopControlPlane, stopNode, runningNodeProcesses } = await testenvModule();
+      const nodeDir = join(flags.dir, 'node');
+      if (existsSync(nodeDir)) {
+        const nodeBefore = runningNodeProcesses(nodeDir);
+        await stopNode(nodeDir);
+        if (nodeBefore.length > 0) progress(`stopped the node (${nodeBefore.join(', ')}), removed its containers and restored the host state it changed`);
+      }
       const before = runningComponents(flags.dir);
       await stopControlPlane(flags.dir);
       const left = runningComponents(flags.dir);
@@ -73,11 +96,14 @@ export function registerTestenv(program: Command): void {
     .description('print the state of the control plane in DIR as JSON')
     .requiredOption('--dir <dir>', 'state directory given to `up`')
     .action(async (flags: { dir: string }) => {
-      const { readControlPlane, runningComponents } = await testenvModule();
+      const { readControlPlane, runningComponents, readNode, runningNodeProcesses } = await testenvModule();
       const info = readControlPlane(flags.dir);
       const running = runningComponents(flags.dir);
+      const nodeDir = join(flags.dir, 'node');
+      const node = readNode(nodeDir);
+      const nodeStatus = node ? { node: { name: node.name, running: runningNodeProcesses(nodeDir), registry: node.registryHost } } : {};
       process.stdout.write(
-        `${JSON.stringify({ running, apiServerUrl: info?.apiServerUrl, kubeconfig: info?.kubeconfigPath, version: info?.kubernetesVersion }, null, 2)}\n`,
+        `${JSON.stringify({ running, apiServerUrl: info?.apiServerUrl, kubeconfig: info?.kubeconfigPath, version: info?.kubernetesVersion, ...nodeStatus }, null, 2)}\n`,
       );
       if (running.length === 0) process.exitCode = 1;
     });

@@ -11,6 +11,7 @@ import {
   startControlPlane,
   startNode,
   stopControlPlane,
+  stopNode,
   type ControlPlane,
   type KubeletNode,
 } from '../../../reconciler/cluster/testenv/index.js';
@@ -160,6 +161,31 @@ describe.skipIf(!testenv || !root)('testenv: a real kubelet + containerd node', 
     expect(processesMentioning(node.dir)).toEqual([]);
     const hierarchies = readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h, node.cgroupRoot));
     expect(hierarchies.filter((p) => existsSync(p))).toEqual([]);
+    expect(hostSnapshot(dir)).toEqual(before);
+  });
+
+  it('starts again in the same dir, and down after a crash (kubelet, containerd and registry SIGKILLed) still restores the host', async () => {
+    node = await startNode({ controlPlane: cp });
+    await core.deleteNamespacedPod({ name: 'init-and-main', namespace: 'default', gracePeriodSeconds: 0 }).catch(() => {});
+    await core.createNamespacedPod({
+      namespace: 'default',
+      body: {
+        metadata: { name: 'with-host-port' },
+        spec: { containers: [{ name: 'c', image: node.images.busybox, command: ['sleep', '3600'], ports: [{ containerPort: 8080, hostPort: 18089 }] }] },
+      },
+    });
+    await eventually('the hostPort Pod to run', async () => {
+      const p = await core.readNamespacedPod({ name: 'with-host-port', namespace: 'default' });
+      return p.status?.phase === 'Running' ? p : undefined;
+    });
+    // The portmap plugin and the bridge's masquerading made chains of their own.
+    expect(hostSnapshot(dir).chains.v4.length).toBeGreaterThan(before.chains.v4.length);
+    for (const pid of Object.values(node.pids())) process.kill(pid, 'SIGKILL');
+    await eventually('the node processes to die', async () => (runningNodeProcesses(node.dir).length === 0 ? true : undefined), 10_000);
+    // The containers outlive the crash, as they would on a real node.
+    expect(processesMentioning(node.dir).length).toBeGreaterThan(0);
+    await stopNode(node.dir);
+    expect(processesMentioning(node.dir)).toEqual([]);
     expect(hostSnapshot(dir)).toEqual(before);
   });
 });
