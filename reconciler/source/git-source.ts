@@ -71,6 +71,8 @@ export interface CheckInfo {
   outcome: 'unchanged' | 'revision' | 'refused' | 'missing-branch' | 'error';
   sha?: string;
   durationMs: number;
+  /** With outcome `error`: what failed. */
+  error?: string;
 }
 
 export interface SourceCounters {
@@ -278,8 +280,8 @@ export class GitSource extends EventEmitter {
     const began = Date.now();
     const signal = this.abort.signal;
     this.counters.checks++;
-    const report = (outcome: CheckInfo['outcome'], sha?: string) => {
-      const info: CheckInfo = { trigger, outcome, durationMs: Date.now() - began, ...(sha ? { sha } : {}) };
+    const report = (outcome: CheckInfo['outcome'], sha?: string, error?: string) => {
+      const info: CheckInfo = { trigger, outcome, durationMs: Date.now() - began, ...(sha ? { sha } : {}), ...(error ? { error } : {}) };
       try {
         this.opts.onCheck?.(info);
       } catch (err) {
@@ -316,7 +318,7 @@ export class GitSource extends EventEmitter {
       if (this.stopped) return;
       this.counters.errors++;
       this.log.error({ err, trigger }, 'source check failed; will retry on the next event, poll or resync');
-      return report('error');
+      return report('error', undefined, (err as Error).message);
     }
   }
 

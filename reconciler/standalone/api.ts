@@ -28,6 +28,7 @@ import { IMPERATIVE_ACTIONS, type ImperativeAction } from '../core/index.js';
 import type { ReconcilerMetrics } from './metrics.js';
 import { ReconcileError, type StandaloneBackend } from './backend.js';
 import { guardRequest, RateLimiter, type GuardPolicy } from './api-guard.js';
+import { type SourceError, sourceErrorLine } from './source-health.js';
 
 export type ListenAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 
@@ -39,6 +40,8 @@ interface HealthOptions {
   backend: StandaloneBackend;
   metrics: ReconcilerMetrics;
   ready: () => boolean;
+  /** A failing git source (fetch or apply): /readyz answers 503 with it, the VM views carry it. */
+  sourceError?: () => SourceError | undefined;
 }
 
 export interface ApiOptions extends HealthOptions {
@@ -88,7 +91,8 @@ export async function startApi(listen: ListenAddress, opts: ApiOptions): Promise
     if (path === '/api/v1/reconcile' && method === 'POST' && opts.reconcile) return send(res, 200, await opts.reconcile());
     if (path === '/api/v1/vms' && method === 'GET') {
       const a = backend.appliedRevision;
-      return send(res, 200, { revision: a.sha ?? null, appliedAt: a.appliedAt ? new Date(a.appliedAt).toISOString() : null, ...(a.refused ? { refused: a.refused } : {}), vms: backend.list() });
+      const sourceError = opts.sourceError?.();
+      return send(res, 200, { revision: a.sha ?? null, appliedAt: a.appliedAt ? new Date(a.appliedAt).toISOString() : null, ...(a.refused ? { refused: a.refused } : {}), ...(sourceError ? { sourceError } : {}), vms: backend.list() });
     }
     const m = /^\/api\/v1\/vms\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(path);
     if (m) {
@@ -97,7 +101,8 @@ export async function startApi(listen: ListenAddress, opts: ApiOptions): Promise
         const v = backend.get(ns!, name!);
         if (!v) return send(res, 404, { error: `VirtualMachine ${ns}/${name} not found; see virtops get vms` });
         const a = backend.appliedRevision;
-        return send(res, 200, { ...v, appliedRevision: a.sha ?? null, ...(a.refused ? { refused: a.refused } : {}) });
+        const sourceError = opts.sourceError?.();
+        return send(res, 200, { ...v, appliedRevision: a.sha ?? null, ...(a.refused ? { refused: a.refused } : {}), ...(sourceError ? { sourceError } : {}) });
       }
       if (action && method === 'POST') {
         if (!(IMPERATIVE_ACTIONS as readonly string[]).includes(action)) {
@@ -125,7 +130,12 @@ async function serveHealth(path: string, method: string, res: ServerResponse, op
     return true;
   }
   if (path === '/healthz') send(res, 200, { ok: true });
-  else if (path === '/readyz') send(res, opts.ready() ? 200 : 503, opts.ready() ? { ready: true } : { ready: false, reason: 'no revision applied yet' });
+  else if (path === '/readyz') {
+    const e = opts.sourceError?.();
+    if (!opts.ready()) send(res, 503, { ready: false, reason: 'no revision applied yet' });
+    else if (e) send(res, 503, { ready: false, reason: sourceErrorLine(e), sourceError: e });
+    else send(res, 200, { ready: true });
+  }
   else {
     opts.metrics.setStatusCounts(opts.backend.statusCounts());
     const text = await opts.metrics.registry.metrics();

@@ -1,9 +1,12 @@
 /** Pure text rendering for `virtops get vms` and `virtops describe vm` (kubectl-like). */
 import type { VmView } from './backend.js';
+import { type SourceError, sourceErrorLine } from './source-health.js';
 
 export interface VmList {
   revision: string | null;
   refused?: { sha: string; errors: string[]; at: number };
+  /** The git source is failing (fetch or apply): what and since when. */
+  sourceError?: SourceError;
   vms: VmView[];
 }
 
@@ -43,13 +46,22 @@ export function formatVmTable(list: VmList, opts: { wide?: boolean; now: number;
   return table(rows);
 }
 
-/** A line for stderr when the newest commit was refused. */
-export function refusalNotice(list: Pick<VmList, 'revision' | 'refused'>): string | undefined {
-  if (!list.refused) return undefined;
-  return `warning: commit ${list.refused.sha.slice(0, 12)} was refused; revision ${list.revision?.slice(0, 12) ?? '(none)'} keeps running:\n${list.refused.errors.map((e) => `  ${e}`).join('\n')}`;
+/** Lines for stderr above the table: the git source is failing, the newest commit was refused. */
+export function refusalNotice(list: Pick<VmList, 'revision' | 'refused' | 'sourceError'>): string | undefined {
+  const lines: string[] = [];
+  if (list.sourceError) lines.push(sourceBanner(list.sourceError, list.revision));
+  if (list.refused) {
+    lines.push(`warning: commit ${list.refused.sha.slice(0, 12)} was refused; revision ${list.revision?.slice(0, 12) ?? '(none)'} keeps running:\n${list.refused.errors.map((e) => `  ${e}`).join('\n')}`);
+  }
+  return lines.length ? lines.join('\n') : undefined;
 }
 
-export function formatDescribe(v: VmView & { appliedRevision?: string | null; refused?: VmList['refused'] }, now: number): string {
+/** The one-line banner of a failing source (newlines of git's message folded). */
+export function sourceBanner(e: SourceError, revision: string | null): string {
+  return `warning: ${sourceErrorLine(e).replace(/\s*\n\s*/g, ' ')}; revision ${revision?.slice(0, 12) ?? '(none)'} keeps running`;
+}
+
+export function formatDescribe(v: VmView & { appliedRevision?: string | null; refused?: VmList['refused']; sourceError?: SourceError }, now: number): string {
   const st = v.status;
   const lines: string[] = [
     `Name:           ${v.name}`,
@@ -82,6 +94,7 @@ export function formatDescribe(v: VmView & { appliedRevision?: string | null; re
       table([['  TYPE', 'STATUS', 'REASON', 'LAST TRANSITION', 'MESSAGE'], ...conds.map((c) => [`  ${c.type}`, c.status, c.reason ?? '', c.lastTransitionTime ?? '', c.message ?? ''])]),
     );
   } else lines.push('  (none)');
+  if (v.sourceError) lines.push(`Source:         ${sourceErrorLine(v.sourceError)}`);
   if (v.refused) {
     lines.push(`Source:         commit ${v.refused.sha.slice(0, 12)} refused; ${v.appliedRevision?.slice(0, 12) ?? '(none)'} keeps running`);
     for (const e of v.refused.errors) lines.push(`  ${e}`);

@@ -17,6 +17,7 @@ import { loadOrCreateToken } from './api-token.js';
 import { LibvirtDomains } from './libvirt-domains.js';
 import { ReconcilerMetrics } from './metrics.js';
 import { StateStore } from './state-store.js';
+import { SourceHealth } from './source-health.js';
 import { socketPath } from './client.js';
 import { baseEnv, hostFlags, validateHostFlags, type HostEmulation } from '../agent/host-config.js';
 import { durationFlag, formatDuration } from '../agent/duration-flag.js';
@@ -181,6 +182,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
   if (token?.created) log.info({ tokenFile: token.path }, 'generated the TCP API token');
 
   const metrics = new ReconcilerMetrics();
+  const health = new SourceHealth();
   const domains = new LibvirtDomains(config.libvirtUri);
   const agent = new NodeAgent({
     podsDir: store.podsDir,
@@ -209,13 +211,38 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     cacheDir: join(config.stateDir, 'source'),
     freshness: config.freshness,
     logger: log,
-    onCheck: (i) => metrics.sourceChecks.inc({ outcome: i.outcome }),
+    onCheck: (i) => {
+      metrics.sourceChecks.inc({ outcome: i.outcome });
+      if (i.outcome === 'error') health.fail('fetch', i.error ?? 'the check failed', Date.now());
+      else if (i.outcome === 'missing-branch') health.fail('fetch', `branch ${config.branch} not found in ${config.repo}`, Date.now());
+      else health.ok('fetch');
+    },
   });
-  source.on('revision', (r: { sha: string; manifests: never[] }) => {
-    backend.applyRevision(r).catch((err: unknown) => log.error({ err, sha: r.sha }, 'applying the revision failed'));
-  });
+  // A revision that could not be recorded (a full disk under the state dir) is retried: the
+  // source yields each commit once, so nothing else would bring it back.
+  let pendingApply: { sha: string } | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  const apply = (r: { sha: string; manifests: never[] }): void => {
+    pendingApply = r;
+    clearTimeout(retryTimer);
+    backend.applyRevision(r).then(
+      () => {
+        if (pendingApply === r) health.ok('apply');
+      },
+      (err: unknown) => {
+        log.error({ err, sha: r.sha }, 'applying the revision failed; retrying');
+        health.fail('apply', `revision ${r.sha.slice(0, 12)}: ${(err as Error).message}`, Date.now());
+        retryTimer = setTimeout(() => pendingApply === r && apply(r), Math.min(config.intervalMs, 5000));
+        retryTimer.unref();
+      },
+    );
+  };
+  source.on('revision', apply);
   source.on('refused', (r: { sha: string; errors: string[] }) => {
-    backend.recordRefusal(r.sha, r.errors).catch((err: unknown) => log.error({ err }, 'recording the refusal failed'));
+    backend.recordRefusal(r.sha, r.errors).catch((err: unknown) => {
+      log.error({ err }, 'recording the refusal failed');
+      health.fail('apply', `recording the refusal of ${r.sha.slice(0, 12)}: ${(err as Error).message}`, Date.now());
+    });
   });
 
   const apiOptions = {
@@ -223,6 +250,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     metrics,
     log,
     ready: () => backend.appliedRevision.sha !== undefined,
+    sourceError: () => health.error,
     sourceInfo: () => ({
       repo: config.repo,
       branch: config.branch,
@@ -230,6 +258,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
       applied: backend.appliedRevision.sha ?? null,
       latestGood: source.current?.sha ?? null,
       refused: backend.appliedRevision.refused ?? null,
+      error: health.error ?? null,
       counters: source.counters,
     }),
     diff: () => backend.diff(source.current),
@@ -253,7 +282,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     listeners.push({ flag: '--webhook-listen', what: `${w.host}:${w.port}`, start: () => startWebhookServer({ kind: 'tcp', ...w }, { route, log: log.child({ component: 'webhook' }) }) });
   }
   const ml = config.metricsListen;
-  if (ml) listeners.push({ flag: '--metrics-listen', what: `${ml.host}:${ml.port}`, start: () => startMetricsServer({ kind: 'tcp', ...ml }, { backend, metrics, ready: apiOptions.ready, log }) });
+  if (ml) listeners.push({ flag: '--metrics-listen', what: `${ml.host}:${ml.port}`, start: () => startMetricsServer({ kind: 'tcp', ...ml }, { backend, metrics, ready: apiOptions.ready, sourceError: apiOptions.sourceError, log }) });
   for (const lis of listeners) {
     try {
       servers.set(lis.flag, await lis.start());
@@ -290,6 +319,8 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
       (stopped ??= (async () => {
         log.info('stopping: VMs keep running; the next virtops up adopts them');
         try {
+          pendingApply = undefined;
+          clearTimeout(retryTimer);
           await source.stop();
           await backend.stop();
         } finally {

@@ -22,7 +22,7 @@ describe('recordEvent: Kubernetes-style aggregation of repeats', () => {
     ['another type', { type: 'Normal' as const, reason: 'A', message: 'm' }, T0 + 1000],
     ['the same, after the window', warn('A'), T0 + EVENT_AGGREGATION_WINDOW_MS],
   ])('%s is a new entry', (_name, e, at) => {
-    const h = recordEvent(recordEvent([], warn('A'), T0, 30), e, at, 30);
+    const h = recordEvent(recordEvent<AggregatedEvent>([], warn('A'), T0, 30), e, at, 30);
     expect(h).toHaveLength(2);
     expect(h[1]!.count).toBeUndefined();
   });
