@@ -21,6 +21,12 @@ export function registerAgent(program: Command): void {
     .option('--libvirt-uri <uri>', 'libvirt connection for launchers', 'qemu:///system')
     .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (repeatable)', collect)
     .option('--interval <duration>', 'resync period', '1m')
+    .option('--tls-cert-file <file>', 'console endpoint (process runtime): serving certificate, as kubelet\'s')
+    .option('--tls-private-key-file <file>', 'console endpoint: its private key')
+    .option('--client-ca-file <file>', 'console endpoint: CA of the API server\'s kubelet client certificate (--kubelet-client-certificate); the only accepted clients')
+    .option('--address <ip>', 'console endpoint: listen address', '0.0.0.0')
+    .option('--port <port>', 'console endpoint: port, published as the Node\'s kubelet port (0: a free one)', '10250')
+    .option('--node-ip <ip>', 'the Node\'s InternalIP, where the API server connects (default: the first non-loopback IPv4 address)')
     .action(async (raw: RawAgentFlags) => {
       const [{ runAgent, validateAgentFlags }, { pino }] = await Promise.all([import('../../reconciler/cluster/run.js'), import('pino')]);
       const v = validateAgentFlags(raw);

@@ -4,7 +4,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, statfs } from 'node:fs/promises';
-import { hostname } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
+import { isIPv4 } from 'node:net';
+import { startConsoleServer, type ConsoleServer } from './console-server.js';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { GitSource, type SourceRevision } from '../source/index.js';
@@ -98,6 +100,32 @@ export interface RawAgentFlags {
   libvirtUri?: string;
   insecureRegistry?: string[];
   interval?: string;
+  /** The console endpoint (kubelet-style; process runtime only): all three files turn it on. */
+  tlsCertFile?: string;
+  tlsPrivateKeyFile?: string;
+  clientCaFile?: string;
+  address?: string;
+  port?: string;
+  nodeIp?: string;
+}
+
+/** The console server of a process-runtime agent (see console-server.ts). */
+export interface AgentConsoleConfig {
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  clientCaFile: string;
+  address: string;
+  port: number;
+  /** The Node's InternalIP: where the API server connects (it refuses loopback addresses). */
+  nodeIp: string;
+}
+
+/** A global unicast IPv4 address of this host (the API server proxies to no other kind). */
+export function defaultNodeIp(ifaces: ReturnType<typeof networkInterfaces> = networkInterfaces()): string | undefined {
+  for (const list of Object.values(ifaces)) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal && !a.address.startsWith('169.254.')) return a.address;
+  }
+  return undefined;
 }
 
 export interface AgentConfig {
@@ -109,6 +137,24 @@ export interface AgentConfig {
   libvirtUri: string;
   insecureRegistries: string[];
   intervalMs: number;
+  console?: AgentConsoleConfig;
+}
+
+function validateConsoleFlags(raw: RawAgentFlags, errors: string[]): AgentConsoleConfig | undefined {
+  const files = { '--tls-cert-file': raw.tlsCertFile, '--tls-private-key-file': raw.tlsPrivateKeyFile, '--client-ca-file': raw.clientCaFile };
+  const given = Object.entries(files).filter(([, v]) => v);
+  if (given.length === 0) return undefined;
+  if (given.length < 3) {
+    errors.push(`the console endpoint needs all of ${Object.keys(files).join(', ')}; missing ${Object.entries(files).filter(([, v]) => !v).map(([k]) => k).join(', ')}`);
+    return undefined;
+  }
+  if (raw.processRuntime !== true) errors.push('--tls-cert-file/--client-ca-file (the console endpoint) need --process-runtime: with a kubelet, the Node\'s port is the kubelet\'s');
+  const port = Number(raw.port ?? '10250');
+  if (!Number.isInteger(port) || port < 0 || port > 65535) errors.push(`--port "${raw.port}" is not a port number (0-65535; 0 picks a free one)`);
+  const nodeIp = raw.nodeIp ?? defaultNodeIp();
+  if (!nodeIp) errors.push('--node-ip is required: this host has no non-loopback IPv4 address, and the API server proxies to no loopback address');
+  else if (!isIPv4(nodeIp) || nodeIp.startsWith('127.') || nodeIp.startsWith('169.254.') || nodeIp === '0.0.0.0') errors.push(`--node-ip "${nodeIp}" must be a non-loopback, non-link-local IPv4 address the API server can reach`);
+  return { tlsCertFile: raw.tlsCertFile!, tlsKeyFile: raw.tlsPrivateKeyFile!, clientCaFile: raw.clientCaFile!, address: raw.address ?? '0.0.0.0', port, nodeIp: nodeIp ?? '' };
 }
 
 export function validateAgentFlags(raw: RawAgentFlags): { ok: true; config: AgentConfig } | { ok: false; errors: string[] } {
@@ -117,12 +163,13 @@ export function validateAgentFlags(raw: RawAgentFlags): { ok: true; config: Agen
   else if (!DNS_SUBDOMAIN.test(raw.node)) errors.push(`--node "${raw.node}" is not a valid node name: use lower-case letters, digits, '-' and '.'`);
   const host = validateHostFlags(raw, errors);
   const intervalMs = durationFlag(raw.interval ?? '1m', '--interval', errors, { min: 200 });
+  const consoleConfig = validateConsoleFlags(raw, errors);
   if (errors.length || !host || intervalMs === undefined) return { ok: false, errors };
   return {
     ok: true,
     config: {
       node: raw.node!, ...(raw.kubeconfig ? { kubeconfig: raw.kubeconfig } : {}), processRuntime: raw.processRuntime === true,
-      ...host, intervalMs,
+      ...host, intervalMs, ...(consoleConfig ? { console: consoleConfig } : {}),
     },
   };
 }
@@ -286,6 +333,8 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
 export interface AgentHandle {
   client: KubeClient;
   agent: ClusterAgent;
+  /** The console endpoint, when configured. */
+  console?: ConsoleServer;
   stop(): Promise<void>;
 }
 
@@ -318,10 +367,22 @@ export async function runAgent(
     resyncMs: config.intervalMs, capacity: { ephemeralStorageBytes: fs.blocks * fs.bsize, ...(opts.capacity ?? {}) },
   });
   await agent.start();
-  log.info({ node: config.node, processRuntime: config.processRuntime, stateDir: config.stateDir, libvirtUri: config.libvirtUri }, 'virtops agent started');
+  let consoleServer: ConsoleServer | undefined;
+  const c = config.console;
+  if (c) {
+    consoleServer = await startConsoleServer({
+      address: c.address, port: c.port, tlsCertFile: c.tlsCertFile, tlsKeyFile: c.tlsKeyFile, clientCaFile: c.clientCaFile,
+      lookup: (ns, name) => agent.consoleSocket(ns, name), log: log.child({ component: 'console' }),
+    });
+    // Where the API server's nodes/<node>/proxy connects: InternalIP only (a Hostname address
+    // would be preferred and would have to resolve), and the kubelet port.
+    await client.patchNodeStatus(config.node, { addresses: [{ type: 'InternalIP', address: c.nodeIp }], daemonEndpoints: { kubeletEndpoint: { Port: consoleServer.port } } });
+  }
+  log.info({ node: config.node, processRuntime: config.processRuntime, stateDir: config.stateDir, libvirtUri: config.libvirtUri, consolePort: consoleServer?.port }, 'virtops agent started');
   return {
-    client, agent,
+    client, agent, ...(consoleServer ? { console: consoleServer } : {}),
     stop: async () => {
+      await consoleServer?.close();
       await agent.stop();
       await domains.close();
     },

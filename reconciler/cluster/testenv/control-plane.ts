@@ -16,6 +16,7 @@ import { freePorts } from './ports.js';
 import { httpGet } from './probe.js';
 import { isOurs, killNow, readPid, spawnDetached, stopProcess } from './processes.js';
 import { readVersions } from './versions.js';
+import { apiserverKubeletClientArgs, writeNodePki, type NodePki } from './node-pki.js';
 
 export type { Component } from './layout.js';
 
@@ -63,6 +64,8 @@ export interface ControlPlaneInfo {
   readonly ports: Ports;
   /** Static-token users (built-in and extra), each with its own kubeconfig. */
   readonly users: readonly (StaticUser & { readonly kubeconfigPath: string })[];
+  /** Certificates for node agents' console endpoint (node-pki.ts). */
+  readonly nodePki: NodePki;
   /** How each component is (re)started. */
   readonly commands: Readonly<Record<Component, { readonly binary: string; readonly args: readonly string[] }>>;
 }
@@ -142,6 +145,7 @@ export async function startControlPlane(options: StartControlPlaneOptions): Prom
     writeFileSync(u.kubeconfigPath, renderKubeconfig({ server: apiServerUrl, caFile: l.apiserverCert, user: u.name, token: u.token }), { mode: 0o600 });
   }
   const admin = users.find((u) => u.name === 'admin')!;
+  const nodePki = writeNodePki(l.pki);
 
   const info: ControlPlaneInfo = {
     dir,
@@ -155,9 +159,10 @@ export async function startControlPlane(options: StartControlPlaneOptions): Prom
     etcdUrl: `http://127.0.0.1:${ports.etcdClient}`,
     ports,
     users,
+    nodePki,
     commands: {
       etcd: { binary: bins.etcd, args: etcdArgs(l, ports) },
-      'kube-apiserver': { binary: bins.kube, args: apiserverArgs(l, ports) },
+      'kube-apiserver': { binary: bins.kube, args: [...apiserverArgs(l, ports), ...apiserverKubeletClientArgs(nodePki)] },
       'kube-controller-manager': { binary: bins.kube, args: controllerManagerArgs(l, ports, controllers) },
       'kube-scheduler': { binary: bins.kube, args: schedulerArgs(l, ports) },
     },
