@@ -262,6 +262,14 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
       counters: source.counters,
     }),
     diff: () => backend.diff(source.current),
+    // `virtops reconcile`: re-read git now, wait (briefly) for the new revision to be recorded, look at every VM.
+    reconcile: async () => {
+      await source.checkNow('manual');
+      const want = source.current?.sha;
+      for (let i = 0; want && backend.appliedRevision.sha !== want && i < 100; i++) await new Promise((r) => setTimeout(r, 50));
+      backend.resync();
+      return { revision: backend.appliedRevision.sha ?? null };
+    },
   };
   // Each listener serves only its own paths: the unix socket (always) and --listen the API,
   // --webhook-listen /hooks/*, --metrics-listen the read-only health and metrics.
