@@ -89,6 +89,15 @@ export async function undefineIfDefined(driver: LibvirtDriver, name: string): Pr
 }
 
 /**
+ * The guest's grace period when cleaning up after a dead launcher: the VMI's own, as in any
+ * stop, which the launcher recorded in its state file; the --grace-period-seconds flag (the
+ * launcher's own deadline, VMI grace + 15 s) only when nothing usable was recorded.
+ */
+export function cleanupGraceSeconds(recorded: unknown, flagSeconds: number): number {
+  return typeof recorded === 'number' && Number.isFinite(recorded) && recorded >= 0 ? Math.min(recorded, flagSeconds) : flagSeconds;
+}
+
+/**
  * Everything after the launcher is gone: stop the domain within the grace period,
  * undefine it, release the volumes named in the state file, remove socket and state.
  * Returns the errors it met (empty = clean), carrying on past each one.
@@ -110,12 +119,13 @@ export async function cleanupAfterLauncher(opts: {
       errors.push(err instanceof Error ? err : new Error(String(err)));
     }
   };
+  const state = await readState(paths.stateFile);
+  const grace = cleanupGraceSeconds(state?.guestGraceSeconds, config.gracePeriodSeconds);
   await step('stop domain', async () => {
-    const outcome = await gracefulStop(driver, paths.domainName, config.gracePeriodSeconds, log);
-    log.info({ domain: paths.domainName, outcome }, 'cleanup: domain stopped');
+    const outcome = await gracefulStop(driver, paths.domainName, grace, log);
+    log.info({ domain: paths.domainName, outcome, graceSeconds: grace }, 'cleanup: domain stopped');
   });
   await step('undefine domain', () => undefineIfDefined(driver, paths.domainName));
-  const state = await readState(paths.stateFile);
   if (state?.volumes !== undefined) await step('release volumes', () => volumes.release(state.volumes, config));
   await step('remove socket', () => rm(paths.socket, { force: true }));
   if (errors.length === 0) await step('remove state', () => removeState(paths.stateFile));

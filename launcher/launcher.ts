@@ -20,6 +20,7 @@ import { decideSync, vmiStatusFor, type VmiStatusView } from './status.js';
 import { type FieldError, asVmi, checkVmi } from './vmi-check.js';
 import { domainState, destroyIfActive, gracefulStop, isActive, undefineIfDefined, waitForState, type StopOutcome } from './cleanup.js';
 import { removeState, writeState } from './state-file.js';
+import { vmiGraceSeconds } from '../api/grace.js';
 import { PrepareWorker } from './prepare.js';
 import { ovmfFirmware } from './firmware-files.js';
 
@@ -307,7 +308,7 @@ export class Launcher {
       if (volumes.status === 'fulfilled') await this.deps.volumes.release(volumes.value.handle, this.config).catch(() => undefined);
       throw verdict.reason;
     }
-    const materialized = await this.recordMaterialized(volumes);
+    const materialized = await this.recordMaterialized(volumes, vmiGraceSeconds(vmi.spec));
     t.materialized = performance.now();
     let xml: string;
     let warnings: string[];
@@ -352,11 +353,11 @@ export class Launcher {
     return this.syncResponse('created');
   }
 
-  private async recordMaterialized(result: PromiseSettledResult<MaterializedSet>): Promise<MaterializedSet> {
+  private async recordMaterialized(result: PromiseSettledResult<MaterializedSet>, guestGraceSeconds: number): Promise<MaterializedSet> {
     try {
       if (result.status === 'rejected') throw result.reason;
       const m = result.value;
-      await writeState(this.paths.stateFile, { domainName: this.domainName, uid: this.config.uid, volumes: m.handle, launcherPid: process.pid });
+      await writeState(this.paths.stateFile, { domainName: this.domainName, uid: this.config.uid, volumes: m.handle, launcherPid: process.pid, guestGraceSeconds });
       return m;
     } catch (err) {
       const reason = (err as { reason?: string }).reason;

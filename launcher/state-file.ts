@@ -12,6 +12,12 @@ export interface LauncherState {
   /** VolumeBackend handle of the materialised volumes, if any. */
   volumes?: unknown;
   launcherPid: number;
+  /**
+   * The VMI's own grace period (spec.terminationGracePeriodSeconds): what the monitor gives
+   * the guest when it cleans up after a dead launcher. --grace-period-seconds is the launcher's
+   * deadline (VMI grace + 15 s, api/grace.ts), not the guest's.
+   */
+  guestGraceSeconds?: number;
 }
 
 export async function writeState(file: string, state: LauncherState): Promise<void> {

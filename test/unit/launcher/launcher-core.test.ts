@@ -5,6 +5,7 @@ import { annotateDomainXml, readSpecHash, specHash, stableStringify } from '../.
 import { chooseEmulation, type HostProbe } from '../../../launcher/emulation.js';
 import { checkVmi } from '../../../launcher/vmi-check.js';
 import { pointerToPath } from '../../../launcher/launcher.js';
+import { cleanupGraceSeconds } from '../../../launcher/cleanup.js';
 
 const GOOD: RawLauncherFlags = {
   qemuTimeout: '240s', name: 'web-1', uid: '6f1c2a3b-0000-4000-8000-000000000001', namespace: 'default',
@@ -138,4 +139,16 @@ describe('pointerToPath', () => {
     ['/metadata/annotations/a~1b', 'metadata.annotations.a/b'],
     ['', ''],
   ])('%s → %s', (p, out) => expect(pointerToPath(p)).toBe(out));
+});
+
+describe('cleanupGraceSeconds (monitor cleanup after a dead launcher)', () => {
+  it.each<[unknown, number, number]>([
+    [3, 18, 3], // the VMI's grace, not the launcher's padded deadline
+    [0, 15, 0],
+    [60, 45, 45], // never longer than the launcher's own deadline
+    [undefined, 45, 45], // died before recording it: the flag
+    [-1, 45, 45],
+    ['3', 45, 45],
+    [Number.NaN, 45, 45],
+  ])('recorded %j, flag %d → %d s', (recorded, flag, want) => expect(cleanupGraceSeconds(recorded, flag)).toBe(want));
 });
