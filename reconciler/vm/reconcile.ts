@@ -47,7 +47,7 @@ export interface VmSnapshot {
   vm: VirtualMachine;
   /** The status as last written; the durable reconcile state is read back from it. */
   status?: VirtualMachineStatus;
-  /** An imperative start/stop/restart/pause (single host only; git rules in a cluster). */
+  /** An imperative start/stop/restart/pause: single host keeps it in its state, a cluster on the VM (annotation virtops.io/override). */
   override?: Override;
 }
 
