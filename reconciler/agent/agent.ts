@@ -154,6 +154,11 @@ export interface InstanceHandler {
   removeVmFiles(namespace: string, name: string): Promise<void>;
   /** Removes launcher Pod dirs (and what runs from them) whose names `keep` does not hold; see NodeAgent. */
   sweepOrphans?(keep: () => ReadonlySet<string>): Promise<string[]>;
+  /**
+   * The launcher running in a VM's pod dir, found from what runs (its monitor's command line),
+   * for a VM whose state record was lost: it is adopted, never started twice.
+   */
+  findRunning?(namespace: string, name: string): Promise<{ uid: string; pid: number } | undefined>;
 }
 
 /** Points in a launcher's start where the caller records progress. */
@@ -407,6 +412,14 @@ export class NodeAgent implements InstanceHandler {
       this.opts.log.info({ dir, launchers: procs.length }, 'removed a launcher Pod dir that belongs to no Pod');
     }
     return orphans;
+  }
+
+  async findRunning(namespace: string, name: string): Promise<{ uid: string; pid: number } | undefined> {
+    for (const p of await processesUnder(this.podDir(namespace, name))) {
+      const i = p.argv.indexOf('--uid');
+      if (p.argv.includes(LAUNCHER_MARKER) && i >= 0 && p.argv[i + 1]) return { uid: p.argv[i + 1]!, pid: p.pid };
+    }
+    return undefined;
   }
 
   /** Removes everything of a VM that left git: its directory (incl. its emptyDisks). */

@@ -136,6 +136,16 @@ export class StandaloneBackend {
       this.records.set(key, r);
       this.saved.set(key, recordDigest(r));
     }
+    const now = this.now();
+    for (const c of store.recovered) {
+      log.warn({ file: c.file, movedTo: c.movedTo, why: c.why }, 'a corrupt state file was moved aside; rebuilding from what runs and from git');
+      // applied.json: every VM hears of it; a VM's own file: that VM.
+      for (const r of this.records.values()) {
+        if (c.file.endsWith('applied.json') || c.file.endsWith(`/${r.namespace}_${r.name}.json`)) {
+          pushEvent(r, { type: 'Warning', reason: 'StateRebuilt', message: `state file ${c.file} was corrupt (${c.why}); moved to ${c.movedTo}, rebuilt from what runs and from git` }, now);
+        }
+      }
+    }
     const adopted = [...this.records.values()].filter((r) => r.instance).length;
     log.info({ stateDir: store.dir, revision: this.applied.sha ?? null, vms: this.records.size, instances: adopted }, adopted ? `adopting ${adopted} launcher(s) from the state dir` : 'state dir loaded');
     this.opts.metrics.setRevision(this.applied.sha);
@@ -321,10 +331,13 @@ export class StandaloneBackend {
       const vm = this.desiredVms.get(key);
       const existing = this.records.get(key);
       if (!vm) {
-        if (existing) await this.prune(key, existing);
+        // Only git prunes: with no applied revision (a first start, or applied.json rebuilt
+        // after corruption) nothing says a recorded VM left git, so its disks stay.
+        if (existing && this.applied.sha) await this.prune(key, existing);
         return {};
       }
       const rec = this.recordFor(key, vm);
+      if (rec.rebuilt) await this.findInstance(key, rec, vm);
       rec.revision = this.applied.sha;
       const out = await reconcileVm(key, { vm, ...(rec.status ? { status: rec.status } : {}), ...(rec.override ? { override: rec.override } : {}) }, this.deps);
       if (reconcileStateFromStatus(rec.status).failure) result = 'error';
@@ -424,6 +437,27 @@ export class StandaloneBackend {
     for (const w of sync.warnings ?? []) pushEvent(rec, { type: 'Warning', reason: 'ConversionWarning', message: w }, this.now());
     pushEvent(rec, { type: 'Normal', reason: 'Started', message: `instance ${record.uid}: launcher pid ${record.pid}, domain ${sync.domain} ${sync.state}` }, this.now());
     log.info({ vm: key, uid: record.uid, pid: record.pid, domain: sync.domain, state: sync.state, ms: this.now() - now }, 'instance started');
+  }
+
+  /**
+   * A VM whose record was rebuilt after corruption: its launcher, if one runs in the VM's pod
+   * dir, is adopted under the uid on its command line (with the spec git has now; the one it
+   * started with was in the lost record), so it is neither started twice nor refused as a
+   * foreign domain.
+   */
+  private async findInstance(key: VmKey, rec: VmRecord, vm: VirtualMachine): Promise<void> {
+    const { agent, log } = this.opts;
+    const pod = this.desiredPods.get(key);
+    const found = pod && !rec.instance ? await agent.findRunning?.(rec.namespace, rec.name) : undefined;
+    if (pod && found) {
+      const { record } = agent.plan(vmiFromVm(vm, found.uid), pod, { podName: vm.metadata.name ?? '', now: this.now(), ...(vm.metadata.generation !== undefined ? { vmGeneration: vm.metadata.generation } : {}) });
+      record.pid = found.pid;
+      rec.instance = record;
+      pushEvent(rec, { type: 'Normal', reason: 'Adopted', message: `found instance ${found.uid} running (launcher pid ${found.pid}) and adopted it` }, this.now());
+      log.info({ vm: key, uid: found.uid, pid: found.pid }, 'adopted a running launcher for a rebuilt VM record');
+    }
+    delete rec.rebuilt;
+    await this.save(key, rec);
   }
 
   private async prune(key: VmKey, rec: VmRecord): Promise<void> {

@@ -46,6 +46,8 @@ export interface VmRecord {
   /** Also holds the reconcile's durable state (CrashLoopBackOff, Once completion, last error): core/reconcile-state.ts. */
   status?: VirtualMachineStatus;
   events: VmEvent[];
+  /** Its file was corrupt and moved aside: the instance is to be found again from what runs. */
+  rebuilt?: boolean;
 }
 
 export interface AppliedState {
@@ -69,8 +71,17 @@ export interface UpInfo {
 
 export const EVENTS_KEPT = 30;
 
+/** A state file that was not what virtops writes: moved aside (kept for inspection) and rebuilt. */
+export interface RecoveredFile {
+  file: string;
+  movedTo: string;
+  why: string;
+}
+
 export class StateStore {
   private readonly chains = new Map<string, Promise<void>>();
+  /** Corrupt files found by the reads so far, each moved aside. */
+  readonly recovered: RecoveredFile[] = [];
 
   constructor(readonly dir: string) {}
 
@@ -82,12 +93,16 @@ export class StateStore {
     for (const d of ['vms', 'pods', 'images', 'pvcs', 'secrets']) await mkdir(join(this.dir, d), { recursive: true, mode: 0o750 });
   }
 
+  /**
+   * The last applied revision. A corrupt file is moved aside and nothing counts as applied: the
+   * source's newest good revision is applied again (an empty inventory prunes nothing, and the
+   * backend prunes no VM before a revision is applied).
+   */
   async readApplied(): Promise<AppliedState> {
     const file = join(this.dir, 'applied.json');
-    const a = await readJson<AppliedState>(file);
-    if (a === null) return { manifests: [], inventory: { entries: {} } };
-    if (!isObject(a) || !Array.isArray(a.manifests) || !isObject(a.inventory) || !isObject(a.inventory.entries)) throw corrupt(file, 'not an applied revision (manifests, inventory.entries)');
-    return a;
+    const a = await this.readJson<AppliedState>(file, (x) =>
+      isObject(x) && Array.isArray(x.manifests) && isObject(x.inventory) && isObject(x.inventory.entries) ? undefined : 'not an applied revision (manifests, inventory.entries)');
+    return a ?? { manifests: [], inventory: { entries: {} } };
   }
 
   writeApplied(state: AppliedState): Promise<void> {
@@ -100,12 +115,16 @@ export class StateStore {
     const out: VmRecord[] = [];
     for (const n of names) {
       const file = join(dir, n);
-      const r = await readJson<VmRecord>(file);
-      if (r === null) continue;
-      if (!isObject(r) || typeof r.namespace !== 'string' || typeof r.name !== 'string' || !Array.isArray(r.events) || (r.instance !== undefined && !isObject(r.instance))) {
-        throw corrupt(file, 'not a VM record (namespace, name, events)');
+      const before = this.recovered.length;
+      const r = await this.readJson<VmRecord>(file, (x) =>
+        isObject(x) && typeof x.namespace === 'string' && typeof x.name === 'string' && Array.isArray(x.events) && (x.instance === undefined || isObject(x.instance)) ? undefined : 'not a VM record (namespace, name, events)');
+      if (r) out.push(r);
+      else if (this.recovered.length > before) {
+        // Rebuilt from the file name (`<ns>_<name>.json`; a namespace has no `_`) and from what
+        // runs: the backend finds the VM's launcher again in its pod dir (rebuilt: true).
+        const m = /^([^_]+)_(.+)\.json$/.exec(n);
+        if (m) out.push({ namespace: m[1]!, name: m[2]!, firstSeen: Date.now(), events: [], rebuilt: true });
       }
-      out.push(r);
     }
     return out;
   }
@@ -124,11 +143,32 @@ export class StateStore {
   }
 
   readUp(): Promise<UpInfo | null> {
-    return readJson<UpInfo>(join(this.dir, 'up.json'));
+    return this.readJson<UpInfo>(join(this.dir, 'up.json'), (x) => (isObject(x) && typeof x.pid === 'number' ? undefined : 'not an up.json (pid)'));
   }
 
   async removeUp(): Promise<void> {
     await rm(join(this.dir, 'up.json'), { force: true });
+  }
+
+  /**
+   * A state file's content; null when absent. One that does not parse, or that `check` says is
+   * not what virtops writes, is never trusted: it is moved to `<file>.corrupt-<time>` (kept for
+   * inspection), recorded in `recovered`, and read as absent.
+   */
+  private async readJson<T>(file: string, check: (x: Record<string, unknown> | unknown) => string | undefined): Promise<T | null> {
+    let why: string | undefined;
+    try {
+      const x = JSON.parse(await readFile(file, 'utf8')) as unknown;
+      why = check(x);
+      if (why === undefined) return x as T;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      why = (err as Error).message;
+    }
+    const movedTo = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    await rename(file, movedTo);
+    this.recovered.push({ file, movedTo, why });
+    return null;
   }
 
   private vmFile(namespace: string, name: string): string {
@@ -161,19 +201,7 @@ function isObject(x: unknown): x is Record<string, unknown> & object {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
-/** A state file that is not what virtops wrote: never trusted, named with the fix. */
-function corrupt(file: string, what: string): Error {
-  return new Error(`${file}: ${what} (a corrupt state file; move it away to let virtops rebuild it)`);
-}
 
-async function readJson<T>(file: string): Promise<T | null> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as T;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw corrupt(file, (err as Error).message);
-  }
-}
 
 /** Records an event on the VM; a repeat within 10 minutes counts on the existing one (core/events.ts). */
 export function pushEvent(rec: VmRecord, e: Omit<VmEvent, 'time' | 'count' | 'firstTime'>, now: number): void {

@@ -142,6 +142,11 @@ export class FakeInstanceHandler implements InstanceHandler {
     return { stop: () => set.delete(onChange) };
   }
 
+  findRunning(namespace: string, name: string): Promise<{ uid: string; pid: number } | undefined> {
+    const l = [...this.launchers.values()].find((x) => x.alive && x.record.podDir === this.podDir(namespace, name));
+    return Promise.resolve(l ? { uid: l.record.uid, pid: l.record.pid ?? 0 } : undefined);
+  }
+
   removeVmFiles(namespace: string, name: string): Promise<void> {
     this.removedDirs.push(this.podDir(namespace, name));
     return Promise.resolve();
