@@ -119,7 +119,7 @@ export async function cleanupAfterLauncher(opts: {
       errors.push(err instanceof Error ? err : new Error(String(err)));
     }
   };
-  const state = await readState(paths.stateFile);
+  const state = await readState(paths.stateFile, (movedTo, why) => log.warn({ movedTo, why }, 'cleanup: the launcher state file was corrupt; moved aside, cleaning up by the domain name'));
   const grace = cleanupGraceSeconds(state?.guestGraceSeconds, config.gracePeriodSeconds);
   await step('stop domain', async () => {
     const outcome = await gracefulStop(driver, paths.domainName, grace, log);

@@ -27,12 +27,29 @@ export async function writeState(file: string, state: LauncherState): Promise<vo
   await rename(tmp, file);
 }
 
-export async function readState(file: string): Promise<LauncherState | null> {
+/**
+ * The state, or null when there is none. A file that does not parse or is not a state (a torn
+ * disk, a hand edit) is never trusted: it is moved to `<file>.corrupt-<time>` for inspection
+ * and read as none, so the monitor cleans up by what it knows itself (the domain name).
+ */
+export async function readState(file: string, onCorrupt?: (movedTo: string, why: string) => void): Promise<LauncherState | null> {
+  let text: string;
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as LauncherState;
+    text = await readFile(file, 'utf8');
   } catch {
     return null;
   }
+  let why = 'not a launcher state (domainName, uid)';
+  try {
+    const s = JSON.parse(text) as Partial<LauncherState> | null;
+    if (typeof s === 'object' && s !== null && typeof s.domainName === 'string' && typeof s.uid === 'string') return s as LauncherState;
+  } catch (err) {
+    why = (err as Error).message;
+  }
+  const movedTo = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  await rename(file, movedTo).catch(() => undefined);
+  onCorrupt?.(movedTo, why);
+  return null;
 }
 
 export async function removeState(file: string): Promise<void> {
