@@ -34,7 +34,7 @@ import {
 } from './node-config.js';
 import { freePorts } from './ports.js';
 import { httpGet } from './probe.js';
-import { isAlive, isOurs, readPid, spawnDetached, stopProcess } from './processes.js';
+import { isAlive, isOurs, readPid, spawnDetached, stopProcess, tailOf } from './processes.js';
 import { defaultContainerdDir, defaultNodeImagesDir, readContainerdVersion, TOOLS_KUBE_DIR } from './versions.js';
 
 /**
@@ -384,14 +384,6 @@ async function killAll(list: () => number[], what: string): Promise<void> {
       }
     }
     await sleep(100);
-  }
-}
-
-function tailOf(file: string, lines = 30): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
   }
 }
 

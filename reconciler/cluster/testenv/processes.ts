@@ -100,3 +100,12 @@ export function killNow(pidFile: string, marker: string): void {
   if (pid !== undefined && isOurs(pid, marker)) signal(pid, 'SIGKILL');
   rmSync(pidFile, { force: true });
 }
+
+/** The last lines of a log file, for startup errors. */
+export function tailOf(file: string, lines = 30): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}

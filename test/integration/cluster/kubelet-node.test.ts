@@ -15,6 +15,7 @@ import {
   type ControlPlane,
   type KubeletNode,
 } from '../../../reconciler/cluster/testenv/index.js';
+import { waitFor } from '../../helpers/wait.js';
 import { clusterTestenv } from './testenv-fixture.js';
 
 /**
@@ -25,23 +26,6 @@ import { clusterTestenv } from './testenv-fixture.js';
  */
 const testenv = clusterTestenv();
 const root = process.getuid?.() === 0;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await fn();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(500);
-  }
-}
-
 /** What the node may change on the host, as seen from outside. */
 function hostSnapshot(dir: string) {
   const chains = (cmd: string) =>
@@ -123,16 +107,16 @@ describe.skipIf(!testenv || !root)('testenv: a real kubelet + containerd node', 
         },
       },
     });
-    const pod = await eventually('the Pod to run', async () => {
+    const pod = await waitFor('the Pod to run', async () => {
       const p = await core.readNamespacedPod({ name: 'init-and-main', namespace: 'default' });
       return p.status?.phase === 'Running' && p.status.containerStatuses?.[0]?.ready ? p : undefined;
-    });
+    }, 90_000);
     const init = pod.status?.initContainerStatuses?.[0];
     expect(init?.state?.terminated?.exitCode).toBe(0);
     expect(init?.state?.terminated?.reason).toBe('Completed');
     expect(pod.status?.podIP).toMatch(/^10\.89\.0\.\d+$/);
     expect(pod.spec?.nodeName).toBe(name);
-    const log = await eventually('the main container log', async () => {
+    const log = await waitFor('the main container log', async () => {
       const text = await core.readNamespacedPodLog({ name: 'init-and-main', namespace: 'default', container: 'main' });
       return text.includes('main-running') ? text : undefined;
     });
@@ -145,7 +129,7 @@ describe.skipIf(!testenv || !root)('testenv: a real kubelet + containerd node', 
       namespace: 'default',
       body: { metadata: { name: 'no-such-image' }, spec: { containers: [{ name: 'c', image: `${node.registryHost}/virtops/does-not-exist:latest` }] } },
     });
-    const reason = await eventually('a pull error', async () => {
+    const reason = await waitFor('a pull error', async () => {
       const p: V1Pod = await core.readNamespacedPod({ name: 'no-such-image', namespace: 'default' });
       const r = p.status?.containerStatuses?.[0]?.state?.waiting?.reason;
       return r === 'ErrImagePull' || r === 'ImagePullBackOff' ? r : undefined;
@@ -174,14 +158,14 @@ describe.skipIf(!testenv || !root)('testenv: a real kubelet + containerd node', 
         spec: { containers: [{ name: 'c', image: node.images.busybox, command: ['sleep', '3600'], ports: [{ containerPort: 8080, hostPort: 18089 }] }] },
       },
     });
-    await eventually('the hostPort Pod to run', async () => {
+    await waitFor('the hostPort Pod to run', async () => {
       const p = await core.readNamespacedPod({ name: 'with-host-port', namespace: 'default' });
       return p.status?.phase === 'Running' ? p : undefined;
     });
     // The portmap plugin and the bridge's masquerading made chains of their own.
     expect(hostSnapshot(dir).chains.v4.length).toBeGreaterThan(before.chains.v4.length);
     for (const pid of Object.values(node.pids())) process.kill(pid, 'SIGKILL');
-    await eventually('the node processes to die', async () => (runningNodeProcesses(node.dir).length === 0 ? true : undefined), 10_000);
+    await waitFor('the node processes to die', async () => (runningNodeProcesses(node.dir).length === 0 ? true : undefined), 10_000);
     // The containers outlive the crash, as they would on a real node.
     expect(processesMentioning(node.dir).length).toBeGreaterThan(0);
     await stopNode(node.dir);
