@@ -209,12 +209,25 @@ export const NODE_MODULES_PRUNE_FIND = [
   '-o', '-iname', '*.md', '-o', '-iname', 'CHANGELOG*', ')', '-type', 'f',
 ];
 
-export interface LayerSizes {
-  /** Sum of the compressed layer blobs plus config and manifest (what a pull downloads). */
-  readonly compressed: number;
-  /** Sum of the uncompressed layer tars. */
-  readonly uncompressed: number;
-}
+/** What the image must be able to do, run inside its rootfs before packing (and by test/integration/image). */
+export const IMAGE_CHECKS: readonly { readonly name: string; readonly argv: readonly string[]; readonly expect: RegExp }[] = [
+  {
+    name: 'the native libvirt addon loads against the image libvirt and opens test:///default',
+    argv: ['node', '--input-type=module', '-e',
+      "const { Hypervisor } = await import('@unraid/libvirt'); const h = new Hypervisor({ uri: 'test:///default' }); await h.connectOpen(); console.log('domains', (await h.connectListAllDomains()).length); await h.connectClose();"],
+    expect: /^domains \d+/m,
+  },
+  { name: 'the full CLI (tsx)', argv: ['virtops', '--help'], expect: /launcher-monitor/ },
+  { name: 'the launcher bundle', argv: ['virtops', 'launcher-monitor', '--help'], expect: /Usage: .*launcher-monitor/ },
+  { name: 'the reconciler bundle', argv: ['virtops', 'agent', '--help'], expect: /Usage: .*agent/ },
+  { name: 'virsh', argv: ['virsh', '--version'], expect: /^\d+\.\d+/ },
+  { name: 'QEMU', argv: ['qemu-system-x86_64', '--version'], expect: /QEMU emulator version/ },
+  { name: 'qemu-img', argv: ['qemu-img', '--version'], expect: /qemu-img version/ },
+  { name: 'libvirtd', argv: ['libvirtd', '--version'], expect: /libvirtd \(libvirt\)/ },
+  { name: 'skopeo', argv: ['skopeo', '--version'], expect: /skopeo version/ },
+  { name: 'genisoimage', argv: ['genisoimage', '--version'], expect: /genisoimage/ },
+  { name: 'git', argv: ['git', '--version'], expect: /git version/ },
+];
 
 export function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
