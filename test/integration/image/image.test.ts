@@ -30,14 +30,15 @@ interface BuildJson {
 }
 
 /**
- * A snapshot of the committed checkout (git archive HEAD, node_modules hard-linked), which
+ * A snapshot of the committed checkout (a local clone of HEAD, node_modules hard-linked), which
  * the image is built from: its inputs cannot change between the two builds of this test
  * (the working tree may, while someone edits it), as in CI's fresh clone.
  */
 async function snapshot(dir: string): Promise<string> {
   const src = join(dir, 'src');
-  await execa('mkdir', ['-p', src]);
-  await execa('sh', ['-c', 'git -C "$1" archive HEAD | tar -x -C "$2"', 'sh', REPO, src]);
+  const head = (await execa('git', ['-C', REPO, 'rev-parse', 'HEAD'])).stdout.trim();
+  await execa('git', ['clone', '--quiet', '--shared', '--no-checkout', REPO, src]);
+  await execa('git', ['-C', src, 'checkout', '--quiet', '--detach', head]);
   await execa('cp', ['-al', join(REPO, 'node_modules'), join(src, 'node_modules')]);
   return src;
 }
