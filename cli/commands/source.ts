@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import type { Command } from 'commander';
 import type { SourceEvent, WebhookProvider } from '../../reconciler/source/index.js';
 
@@ -79,13 +78,17 @@ export function registerSource(program: Command): void {
         return;
       }
 
-      let server: ReturnType<typeof createServer> | undefined;
+      let server: { address: string; close(): Promise<void> } | undefined;
       if (flags.webhookListen) {
         if (!flags.webhookSecretFile) throw new Error('--webhook-listen needs --webhook-secret-file <file> (the shared secret)');
         const secret = readFileSync(flags.webhookSecretFile, 'utf8').trim();
         if (!secret) throw new Error(`--webhook-secret-file ${flags.webhookSecretFile} is empty: put the shared secret in it`);
-        const m = /^(.*):(\d+)$/.exec(flags.webhookListen);
-        if (!m) throw new Error(`--webhook-listen must be host:port, got "${flags.webhookListen}"`);
+        // The listener `virtops up --webhook-listen` runs: /hooks/* only (404 for anything else,
+        // /api/* included), HMAC-verified, size- and per-client rate-limited, bounded timeouts.
+        const [{ startWebhookServer }, { validateHostPort }] = await Promise.all([import('../../reconciler/standalone/api.js'), import('../../reconciler/standalone/up.js')]);
+        const errors: string[] = [];
+        const at = validateHostPort(flags.webhookListen, '--webhook-listen', '0.0.0.0:9000', errors);
+        if (!at) throw new Error(errors.join('\n'));
         const route = createWebhookRoute({
           secret,
           branch: flags.branch,
@@ -93,13 +96,8 @@ export function registerSource(program: Command): void {
           onPush: () => void src.checkNow('webhook'),
           logger,
         });
-        server = createServer((req, res) => {
-          if (!route(req, res)) {
-            res.statusCode = 404;
-            res.end();
-          }
-        });
-        await new Promise<void>((resolve) => server?.listen(Number(m[2]), m[1] || '0.0.0.0', resolve));
+        server = await startWebhookServer({ kind: 'tcp', ...at }, { route, log: logger.child({ component: 'webhook' }) });
+        logger.info({ address: server.address }, 'serving push webhooks on /hooks/git');
       }
       await src.start();
       await new Promise<void>((resolve) => {
@@ -107,7 +105,7 @@ export function registerSource(program: Command): void {
         process.once('SIGINT', shutdown);
         process.once('SIGTERM', shutdown);
       });
-      server?.close();
+      await server?.close();
       await src.stop();
     });
 }
