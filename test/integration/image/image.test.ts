@@ -118,7 +118,6 @@ describe('npm run image', () => {
     const filesUnder = async (dir: string) =>
       existsSync(join(rootfs, dir)) ? (await execa('find', [join(rootfs, dir), '-type', 'f'])).stdout.split('\n').filter(Boolean) : [];
     expect(await filesUnder('usr/share/man')).toEqual([]);
-    expect(await filesUnder('usr/share/info')).toEqual([]);
     const docs = await readdir(join(rootfs, 'usr/share/doc'), { recursive: true });
     expect(docs.filter((f) => f.includes('/') && !f.endsWith('/copyright'))).toEqual([]);
     expect(await filesUnder('usr/share/locale')).toEqual([]);
