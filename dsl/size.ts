@@ -88,6 +88,11 @@ export class Size {
     if (!Number.isInteger(bytes)) {
       throw new Error(`Size.${unit}(${amount}): ${bytes} is not a whole number of bytes. Fix: use a smaller unit with a whole amount`);
     }
+    // Past 2^53 a number is not exact and renders in exponent form (1e+21), which is not the
+    // quantity meant (and `1e+21Ki`-style text is not a quantity at all).
+    if (!Number.isSafeInteger(bytes)) {
+      throw new Error(`Size.${unit}(${amount}): ${bytes} bytes is too large to be exact (over 8 PiB). Fix: write the quantity as text, e.g. Size.parse('16Pi')`);
+    }
     return new Size(bytes);
   }
 
@@ -130,6 +135,9 @@ export class Cpu {
     if (!Number.isInteger(millis)) {
       throw new Error(`Cpu.units(${amount}): finer than 1 millicore. Fix: round to three decimals`);
     }
+    if (!Number.isSafeInteger(millis)) {
+      throw new Error(`Cpu.units(${amount}): too large to be exact (it would render as ${amount}). Fix: use an amount below ${Math.floor(Number.MAX_SAFE_INTEGER / 1000)}, or Cpu.parse with the quantity as text`);
+    }
     return new Cpu(Number.isInteger(amount) ? String(amount) : `${millis}m`);
   }
 
@@ -137,6 +145,9 @@ export class Cpu {
   public static millis(amount: number): Cpu {
     if (!Number.isInteger(amount) || amount <= 0) {
       throw new Error(`Cpu.millis(${amount}): the amount must be a whole number > 0. Fix: pass e.g. 250`);
+    }
+    if (!Number.isSafeInteger(amount)) {
+      throw new Error(`Cpu.millis(${amount}): too large to be exact (it would render as ${amount}m, not a quantity). Fix: use an amount up to ${Number.MAX_SAFE_INTEGER}, or Cpu.parse with the quantity as text`);
     }
     return new Cpu(`${amount}m`);
   }
