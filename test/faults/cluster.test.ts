@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VirtualMachine, VirtualMachineInstance } from '../../api/kubevirt.js';
@@ -27,7 +27,7 @@ import { CLI_BIN } from '../../reconciler/cluster/run.js';
 import { binariesPresent, defaultBinDir, ensureBinaries, goAvailable, runningComponents, startControlPlane, type Component, type ControlPlane } from '../../reconciler/cluster/testenv/index.js';
 import { bareVm, gitFixture, vmDocuments, type GitFixture } from '../integration/standalone/fixture.js';
 import { launcherPids } from '../integration/standalone/harness.js';
-import { commitVms, crdDocuments, deleteNode, identities, listJson, stopLaunchersUnder, tempDir, type Env, type Identities } from '../integration/cluster/harness.js';
+import { commitVms, crdDocuments, deleteNode, deleteVmsAndWait, identities, listJson, stopLaunchersUnder, tempDir, type Env, type Identities } from '../integration/cluster/harness.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { buildSchedule, faultSeed, replayHint, type Step } from './lib/schedule.js';
 import { FaultFigures, machineLine } from './lib/figures.js';
@@ -383,10 +383,7 @@ describe.skipIf(!canRun)('cluster mode under a seeded storm of faults', () => {
   }, 300_000);
 
   afterAll(async () => {
-    if (ids) {
-      for (const v of await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachine', NS).catch(() => [])) await ids.admin.delete(v as KubernetesObject).catch(() => undefined);
-      await waitFor('VMIs and launcher Pods gone', async () => (await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachineInstance', NS)).length === 0 && (await listJson(ids.admin, 'v1', 'Pod', NS)).length === 0, 60_000).catch(() => undefined);
-    }
+    if (ids) await deleteVmsAndWait(ids.admin, NS);
     await kill(controller);
     await kill(agent);
     if (stateDir) await stopLaunchersUnder(stateDir);

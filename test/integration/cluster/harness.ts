@@ -143,6 +143,15 @@ export async function stopLaunchersUnder(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Teardown: deletes every VM in `namespace` and waits (bounded, never failing) until their
+ * VMIs and launcher Pods are gone, i.e. the agent has stopped the launchers and finalised them.
+ */
+export async function deleteVmsAndWait(admin: HttpKubeClient, namespace: string, timeoutMs = 60_000): Promise<void> {
+  for (const v of await listJson(admin, 'kubevirt.io/v1', 'VirtualMachine', namespace).catch(() => [])) await admin.delete(v as KubernetesObject).catch(() => undefined);
+  await until('VMIs and launcher Pods gone', async () => (await listJson(admin, 'kubevirt.io/v1', 'VirtualMachineInstance', namespace)).length === 0 && (await listJson(admin, 'v1', 'Pod', namespace, 'kubevirt.io=virt-launcher')).length === 0, timeoutMs).catch(() => undefined);
+}
+
 export async function deleteNode(admin: HttpKubeClient, name: string): Promise<void> {
   await admin.delete({ apiVersion: 'v1', kind: 'Node', metadata: { name } }).catch(() => undefined);
 }

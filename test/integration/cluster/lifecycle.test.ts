@@ -14,7 +14,7 @@ import type { AgentHandle, ControllerHandle } from '../../../reconciler/cluster/
 import { bareVm } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
 import {
-  commitVms, deleteNode, stopLaunchersUnder, getVm, gitFixture, identities, listJson, processesWith, startAgent, startController, tempDir, until, type Env, type Identities,
+  commitVms, deleteNode, deleteVmsAndWait, stopLaunchersUnder, getVm, gitFixture, identities, listJson, processesWith, startAgent, startController, tempDir, until, type Env, type Identities,
 } from './harness.js';
 
 const env = clusterTestenv();
@@ -53,11 +53,8 @@ describe.skipIf(!env)('cluster mode on a real control plane (test:///default lau
   }, 120_000);
 
   afterAll(async () => {
-    if (ids) {
-      // Let the agent finalise what is left (it removes the VMI finalizers), then tear down.
-      for (const v of await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachine', NS).catch(() => [])) await ids.admin.delete(v as KubernetesObject);
-      await until('VMIs and launcher Pods gone', async () => (await vmis()).length === 0 && (await pods()).length === 0, 60_000).catch(() => undefined);
-    }
+    // Let the agent finalise what is left (it removes the VMI finalizers), then tear down.
+    if (ids) await deleteVmsAndWait(ids.admin, NS);
     await controller?.stop();
     await agent?.stop();
     if (state) await stopLaunchersUnder(state.dir);

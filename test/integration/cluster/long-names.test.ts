@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevirt.js';
@@ -20,7 +20,7 @@ import type { AgentHandle, ControllerHandle } from '../../../reconciler/cluster/
 import { bareVm } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
 import {
-  commitVms, deleteNode, getVm, gitFixture, identities, listJson, processesWith, startAgent, startController, stopLaunchersUnder, until, type Env, type Identities,
+  commitVms, deleteNode, deleteVmsAndWait, getVm, gitFixture, identities, listJson, processesWith, startAgent, startController, stopLaunchersUnder, until, type Env, type Identities,
 } from './harness.js';
 
 const env = clusterTestenv();
@@ -68,10 +68,7 @@ describe.skipIf(!env)('cluster mode: any valid name runs', () => {
   }, 120_000);
 
   afterAll(async () => {
-    if (ids) {
-      for (const v of await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachine', NS).catch(() => [])) await ids.admin.delete(v as KubernetesObject);
-      await until('VMIs and launcher Pods gone', async () => (await vmis()).length === 0 && (await pods()).length === 0, 60_000).catch(() => undefined);
-    }
+    if (ids) await deleteVmsAndWait(ids.admin, NS);
     await controller?.stop();
     await agent?.stop();
     if (stateDir) {
