@@ -31,9 +31,11 @@ export function registerTestenv(program: Command): void {
   testenv
     .command('build')
     .description('build kube-apiserver/scheduler/controller-manager and etcd into the cache (skipped when present)')
-    .action(async () => {
-      const { ensureBinaries } = await testenvModule();
+    .option('--kubelet', 'also the real node: kubelet, containerd + shim, pause/busybox images')
+    .action(async (flags: { kubelet?: boolean }) => {
+      const { ensureBinaries, ensureNodeArtifacts } = await testenvModule();
       const bins = await ensureBinaries({ onProgress: progress });
+      if (flags.kubelet) await ensureNodeArtifacts(bins.binDir, progress);
       process.stdout.write(`${bins.binDir}\n`);
     });
 

@@ -35,7 +35,7 @@ import {
 import { freePorts } from './ports.js';
 import { httpGet } from './probe.js';
 import { isAlive, isOurs, readPid, spawnDetached, stopProcess, tailOf } from './processes.js';
-import { defaultContainerdDir, defaultNodeImagesDir, readContainerdVersion, TOOLS_KUBE_DIR } from './versions.js';
+import { cacheRoot, defaultBinDir, defaultContainerdDir, defaultNodeImagesDir, readContainerdVersion, TOOLS_KUBE_DIR } from './versions.js';
 
 /**
  * A real node for the testenv: containerd v2 (+ runc, CNI bridge/host-local/portmap/loopback)
@@ -303,9 +303,17 @@ const executable = (p: string) => {
 /** kubelet + containerd (tools/kube/build.sh) and the pause/busybox images, built when missing. */
 export async function ensureNodeArtifacts(binDir: string, progress: (line: string) => void = () => {}): Promise<NodeArtifacts> {
   const containerdVersion = readContainerdVersion();
-  const cache = cacheRootOf(binDir);
+  // A control plane run from a custom binDir (not <cache>/kube/<versions>) gets its kubelet
+  // from there if it holds one, else from the default cache, as containerd and the images.
+  let cache: string;
+  let kubelet = join(binDir, 'kubelet');
+  try {
+    cache = cacheRootOf(binDir);
+  } catch {
+    cache = cacheRoot();
+    if (!executable(kubelet)) kubelet = join(defaultBinDir(), 'kubelet');
+  }
   const containerdDir = defaultContainerdDir(containerdVersion, { VIRTOPS_CACHE: cache });
-  const kubelet = join(binDir, 'kubelet');
   const containerd = join(containerdDir, 'containerd');
   if (![kubelet, containerd, join(containerdDir, 'containerd-shim-runc-v2')].every(executable)) {
     if (!goAvailable()) throw new Error(`${kubelet} or ${containerd} is missing and Go is not installed: install Go >= 1.26 and run bash tools/kube/build.sh`);
