@@ -396,7 +396,7 @@ describe.skipIf(!canRun)('cluster mode under a seeded storm of faults', () => {
 
   it(`survives ${COUNT} seeded faults with every invariant holding after each`, async () => {
     const figures = new FaultFigures('cluster', seed);
-    const schedule = buildSchedule<Fault, Op>(seed, { faults: FAULTS, ops: OPS, count: COUNT, minPerFault: Math.max(1, Math.min(5, Math.floor(COUNT / FAULTS.length))), opsPerStep: [0, 2], weights: { 'monitor-kill': 0.5, 'launcher-kill': 0.5 } });
+    const schedule = buildSchedule<Fault, Op>(seed, { faults: FAULTS, ops: OPS, count: COUNT, minPerFault: Math.max(1, Math.min(5, Math.floor(COUNT / FAULTS.length))), opsPerStep: [0, 2], weights: { 'controller-kill': 2, 'agent-kill': 2, 'apiserver-kill': 2, 'etcd-kill': 2, 'bad-commit': 2, 'monitor-kill': 1, 'launcher-kill': 1 } });
     const failLines: string[] = [];
     const fail = async (what: string) => {
       const tail = async (who: string) => (await readFile(logFile(who), 'utf8').catch(() => '')).trim().split('\n').slice(-40).join('\n');
