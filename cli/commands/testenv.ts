@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { ExtraUser } from '../../reconciler/cluster/testenv/index.js';
@@ -47,11 +46,11 @@ export function registerTestenv(program: Command): void {
     .option('--user <name[=groups]>', 'extra static-token user, e.g. alice=devs,ops (repeatable); kubeconfig in DIR/users/', collect)
     .option('--controllers <list>', 'kube-controller-manager --controllers', '*')
     .option('--kubelet', 'also start one real node: containerd + kubelet + CNI (root; changes host state that `down` restores, see reconciler/cluster/testenv/README.md)')
-    .option('--node-name <name>', 'Node name of the --kubelet node; must resolve to a loopback address (default: this machine\'s hostname)')
+    .option('--node-name <name>', 'Node name of the --kubelet node; must resolve to a loopback address (default: this machine\'s hostname if it does, else localhost)')
     .action(async (flags: { dir: string; binDir?: string; user?: string[]; controllers: string; kubelet?: boolean; nodeName?: string }) => {
       if (flags.nodeName !== undefined && !flags.kubelet) throw new Error('--node-name: only with --kubelet');
-      const { startControlPlane, startNode, stopControlPlane } = await testenvModule();
-      const nodeName = flags.nodeName ?? hostname().toLowerCase();
+      const { startControlPlane, startNode, stopControlPlane, defaultNodeName } = await testenvModule();
+      const nodeName = flags.nodeName ?? (await defaultNodeName());
       const cp = await startControlPlane({
         dir: flags.dir,
         ...(flags.binDir ? { binDir: flags.binDir } : {}),

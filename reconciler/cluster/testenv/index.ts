@@ -21,4 +21,4 @@ export { defaultBinDir, readVersions, type ControlPlaneVersions } from './versio
 export { serviceAccountKubeconfig, loadKubeConfig, type ServiceAccountKubeconfigOptions } from './identities.js';
 export { renderKubeconfig } from './credentials.js';
 export { COMPONENTS } from './layout.js';
-export { startNode, stopNode, attachNode, readNode, runningNodeProcesses, ensureNodeArtifacts, type KubeletNode, type NodeInfo, type StartNodeOptions } from './node.js';
+export { startNode, stopNode, defaultNodeName, attachNode, readNode, runningNodeProcesses, ensureNodeArtifacts, type KubeletNode, type NodeInfo, type StartNodeOptions } from './node.js';

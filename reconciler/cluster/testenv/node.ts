@@ -52,7 +52,7 @@ export interface StartNodeOptions {
   /** Node state dir; default `<control plane dir>/node`. */
   readonly dir?: string;
   /**
-   * Node name (`--hostname-override`); default this machine's hostname. It must resolve to a
+   * Node name (`--hostname-override`); default defaultNodeName(). It must resolve to a
    * loopback address: the API server dials the kubelet (on 127.0.0.1) by this name.
    */
   readonly name?: string;
@@ -105,7 +105,7 @@ const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export async function startNode(options: StartNodeOptions): Promise<KubeletNode> {
   const cp = typeof options.controlPlane === 'string' ? readControlPlane(options.controlPlane) : options.controlPlane;
   if (cp === undefined) throw new Error(`controlPlane: no testenv.json in ${String(options.controlPlane)}; start one first (virtops testenv up --dir DIR)`);
-  const name = options.name ?? hostname().toLowerCase();
+  const name = options.name ?? (await defaultNodeName());
   const subnet = options.subnet ?? '10.89.0.0/24';
   const errors = [checkNodeName(name), /^\d+\.\d+\.\d+\.\d+\/(1[6-9]|2[0-8])$/.test(subnet) ? undefined : `subnet: "${subnet}" must be an IPv4 CIDR /16../28 such as 10.89.0.0/24`];
   if (process.getuid?.() !== 0) errors.push('the kubelet node needs root (cgroups, mounts, iptables); run as root');
@@ -201,6 +201,16 @@ export async function startNode(options: StartNodeOptions): Promise<KubeletNode>
     await stopNode(dir).catch(() => {});
     throw err;
   }
+}
+
+/**
+ * This machine's hostname when it resolves to a loopback address (the API server dials the
+ * kubelet by it), else `localhost`.
+ */
+export async function defaultNodeName(): Promise<string> {
+  const name = hostname().toLowerCase();
+  const resolved = await lookup(name).catch(() => undefined);
+  return resolved !== undefined && isLoopback(resolved.address) && checkNodeName(name) === undefined ? name : 'localhost';
 }
 
 /** Handle on a node started by another process (e.g. `virtops testenv up --kubelet`). */

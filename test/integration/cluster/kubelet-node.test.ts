@@ -1,11 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOST_DIRS, NODE_SYSCTLS, mountsUnder, parseIptablesChains, readSysctl } from '../../../reconciler/cluster/testenv/host-state.js';
 import {
+  defaultNodeName,
   loadKubeConfig,
   runningNodeProcesses,
   startControlPlane,
@@ -61,7 +62,7 @@ function processesMentioning(dir: string): number[] {
 }
 
 describe.skipIf(!testenv || !root)('testenv: a real kubelet + containerd node', () => {
-  const name = hostname().toLowerCase();
+  let name: string;
   let dir: string;
   let cp: ControlPlane;
   let node: KubeletNode;
@@ -69,6 +70,7 @@ describe.skipIf(!testenv || !root)('testenv: a real kubelet + containerd node', 
   let before: ReturnType<typeof hostSnapshot>;
 
   beforeAll(async () => {
+    name = await defaultNodeName();
     dir = mkdtempSync(join(tmpdir(), 'virtops-kubelet-'));
     before = hostSnapshot(dir);
     cp = await startControlPlane({ dir, users: [{ name: `system:node:${name}`, groups: ['system:nodes'] }] });
