@@ -9,6 +9,7 @@ import { open, readdir, readFile, rm, stat, statfs, unlink } from 'node:fs/promi
 import { mkdtemp, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { processAlive } from '../../../reconciler/agent/process-runtime.js';
 import { waitFor } from '../../helpers/wait.js';
 
 const SETUP_HOST = new URL('../../../scripts/setup-host.sh', import.meta.url).pathname;
@@ -82,19 +83,10 @@ async function pidFromFile(file: string): Promise<number | undefined> {
   return Number.isInteger(pid) && pid > 1 ? pid : undefined;
 }
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The pid of a running daemon by exact process name (as setup-host.sh's `pgrep -x`). */
 async function daemonPid(name: 'libvirtd' | 'virtlogd'): Promise<number | undefined> {
   const fromFile = await pidFromFile(`/run/${name}.pid`);
-  if (fromFile && pidAlive(fromFile)) return fromFile;
+  if (fromFile && (await processAlive(fromFile))) return fromFile;
   const r = await execa('pgrep', ['-x', name], { reject: false });
   return r.exitCode === 0 ? Number(r.stdout.trim().split('\n')[0]) : undefined;
 }
@@ -113,7 +105,7 @@ export async function restartDaemon(name: 'libvirtd' | 'virtlogd'): Promise<numb
   const t0 = Date.now();
   if (pid) {
     process.kill(pid, 'SIGTERM');
-    await waitFor(`${name} (pid ${pid}) to exit`, () => !pidAlive(pid), 30_000, 50).catch(() => process.kill(pid, 'SIGKILL'));
+    await waitFor(`${name} (pid ${pid}) to exit`, async () => !(await processAlive(pid)), 30_000, 50).catch(() => process.kill(pid, 'SIGKILL'));
   }
   await ensureDaemons();
   if (!(await daemonPid(name))) throw new Error(`${name} did not come back after a restart through scripts/setup-host.sh`);
