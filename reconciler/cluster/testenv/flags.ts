@@ -53,10 +53,6 @@ export function apiserverArgs(l: Layout, p: Ports): string[] {
     '--allow-privileged=true',
     // A loopback address is not a valid Endpoints address: do not publish one.
     '--endpoint-reconciler-type=none',
-    // A real test node (startNode) listens on 127.0.0.1 only and is named by a host name that
-    // resolves there (its InternalIP, the machine's, is not where it listens): dial the name.
-    // Process-runtime nodes are never dialled.
-    '--kubelet-preferred-address-types=Hostname,InternalIP',
     '--profiling=false',
   ];
 }
