@@ -4,8 +4,9 @@
  *
  *   prlimit (CPU s, data segment, file size, open files, processes)
  *     └─ bwrap (as root: new mount, network, pid, ipc, uts namespaces; a read-only root
- *        holding only /usr, a few /etc files, this virtops checkout and the commit's copy
- *        (its node_modules linked to ours); one writable, size-limited tmpfs; a clean environment)
+ *        holding only /usr, a few /etc files, the install of the virtops version the commit's
+ *        lockfile pins (freshness.ts) and the commit's copy (its node_modules linked to that
+ *        install's); one writable, size-limited tmpfs; a clean environment)
  *          └─ setpriv (to the sandbox uid/gid, no groups, no capabilities, no_new_privs)
  *               └─ node … synth --check
  *
@@ -38,10 +39,10 @@ export interface SandboxLimits {
 export interface SandboxLayout {
   /** The commit's copy (read-only at /src, the working directory). */
   src: string;
-  /** This virtops checkout (read-only at /virtops). */
+  /** The pinned install (its package.json, lockfile, node_modules), or this virtops checkout: read-only at /virtops. */
   project: string;
   /**
-   * Dependencies for the commit: this checkout's node_modules (already inside /virtops), or
+   * Dependencies for the commit: the project's node_modules (already inside /virtops), or
    * another directory, mounted read-only at /deps. The commit's /src/node_modules holds
    * symlinks into it (see dependencyLinks).
    */
@@ -61,8 +62,8 @@ export function sandboxNodeModules(layout: Pick<SandboxLayout, 'project' | 'node
 }
 
 /**
- * The commit's node_modules: one symlink per package into the sandbox's dependencies, plus
- * `virtops` → this checkout (what `virtops init` repositories import as `virtops/dsl`).
+ * The commit's node_modules: one symlink per package into the sandbox's dependencies, plus,
+ * when they hold no virtops, `virtops` → /virtops (a checkout given as the project).
  * Symlinks, not a second mount: node resolves them to one real path, so the commit and
  * virtops share one copy of cdk8s and constructs (two copies break `instanceof Construct`).
  * Pure: entries of the dependency dir in, [name, target] out.
@@ -167,9 +168,12 @@ export function sandboxArgv(layout: SandboxLayout, command: string[], limits: Sa
   ];
 }
 
-/** The default check inside the sandbox: this checkout's CLI, run by tsx, on the commit in /src. */
+/**
+ * The default check inside the sandbox: the CLI of the virtops the commit resolves (the
+ * version its lockfile pins, installed at /virtops), on the commit in /src.
+ */
 export function sandboxSynthCommand(execPath: string, distPath = 'dist'): string[] {
-  return [execPath, `${SANDBOX_SRC}/node_modules/tsx/dist/cli.mjs`, `${SANDBOX_PROJECT}/cli/main.ts`, 'synth', '--check', '--out', distPath];
+  return [execPath, `${SANDBOX_SRC}/node_modules/virtops/cli/bin.js`, 'synth', '--check', '--out', distPath];
 }
 
 /**

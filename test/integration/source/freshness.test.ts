@@ -1,63 +1,125 @@
-import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+/**
+ * The opt-in synth verifier on a repository made by `virtops init` (from the packed
+ * tarball): it installs the virtops version the commit's package-lock.json pins into a
+ * cache keyed by the lockfile, synthesizes with it in the sandbox, accepts a fresh dist/,
+ * refuses a hand-edited one, and refuses a commit whose pinned version cannot be installed
+ * (naming the version and npm's error) or that has no lockfile.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import { GitSource } from '../../../reconciler/source/index.js';
-import { nextEvent, sh, TestRepo } from './helpers.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initProject } from '../../../cli/commands/init.js';
+import { GitSource, type FreshnessOptions } from '../../../reconciler/source/index.js';
+import { npmEnv, packedTarball, REPO } from '../package/tarball.js';
+import { nextEvent, sh } from './helpers.js';
 
-const PROJECT = fileURLToPath(new URL('../../../', import.meta.url));
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()?.();
+let tmp: string;
+let work: string;
+let installRoot: string;
+let freshness: FreshnessOptions;
+
+beforeAll(async () => {
+  const tarball = await packedTarball();
+  tmp = mkdtempSync(join(tmpdir(), 'virtops-fresh-'));
+  installRoot = join(tmp, 'installs');
+  freshness = { installRoot, timeoutMs: 240_000 };
+  work = join(tmp, 'my-vms');
+  await initProject({ dir: work, virtopsFrom: tarball });
+  const install = await execa('npm', ['install', '--loglevel=error'], { cwd: work, env: npmEnv, extendEnv: false, reject: false, all: true });
+  expect(install.exitCode, install.all).toBe(0);
+  const synth = await execa(join(work, 'node_modules/.bin/virtops'), ['synth'], { cwd: work, env: npmEnv, extendEnv: false, reject: false, all: true });
+  expect(synth.exitCode, synth.all).toBe(0);
+  sh(work, 'add', '-A');
+  sh(work, 'commit', '--quiet', '-m', 'lockfile and synthesized dist/');
+}, 900_000);
+
+afterAll(() => {
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-describe('GitSource opt-in synth verifier (dist/ must match what vms/ synthesize; run in the sandbox)', () => {
-  it('accepts a freshly synthesized dist/ and refuses a hand-edited one', async () => {
-    const repo = new TestRepo();
-    cleanups.push(() => repo.remove());
-    // A VMs-as-code repository: this project's committed tree, with dist/ synthesized by its own CLI.
-    execFileSync('bash', ['-c', `git -C "${PROJECT}" archive HEAD | tar -x -C "${repo.work}"`]);
-    appendFileSync(join(repo.work, '.git/info/exclude'), 'node_modules\n');
-    symlinkSync(join(PROJECT, 'node_modules'), join(repo.work, 'node_modules'), 'dir');
-    execFileSync('npx', ['tsx', 'cli/main.ts', 'synth'], { cwd: repo.work, stdio: 'pipe' });
-    unlinkSync(join(repo.work, 'node_modules'));
-    const files = readdirSync(join(repo.work, 'dist')).filter((f) => f.endsWith('.yaml'));
-    expect(files.length).toBeGreaterThan(0);
-    sh(repo.work, 'add', '-A');
-    sh(repo.work, 'commit', '--quiet', '-m', 'vms and synthesized dist/');
-    repo.push();
-    const fresh = sh(repo.work, 'rev-parse', 'HEAD');
+function commit(files: Record<string, string | null>, message: string): string {
+  for (const [rel, text] of Object.entries(files)) {
+    if (text === null) rmSync(join(work, rel));
+    else writeFileSync(join(work, rel), text);
+  }
+  sh(work, 'add', '-A');
+  sh(work, 'commit', '--quiet', '-m', message);
+  return sh(work, 'rev-parse', 'HEAD');
+}
 
-    const source = new GitSource({ repo: repo.bare, logger: pino({ level: 'silent' }), debounceMs: 100, freshness: true });
-    cleanups.push(() => source.stop());
-    await source.start();
-    expect(source.counters.refused).toBe(0);
-    expect(source.current?.sha).toBe(fresh);
-    expect(source.current?.manifests.some((m) => m.kind === 'VirtualMachine')).toBe(true);
+describe('GitSource opt-in synth verifier: the virtops version the commit pins, in the sandbox', () => {
+  it('installs the pinned version once per lockfile, accepts a freshly synthesized dist/ and refuses a hand-edited one', async () => {
+    const fresh = sh(work, 'rev-parse', 'HEAD');
+    const source = new GitSource({ repo: work, logger: pino({ level: 'silent' }), debounceMs: 100, freshness, cacheDir: join(tmp, 'cache') });
+    try {
+      await source.start();
+      expect(source.counters.errors).toBe(0);
+      expect(source.counters.refused).toBe(0);
+      expect(source.current?.sha).toBe(fresh);
+      // One install, keyed by the lockfile, holding the version it pins (not this checkout).
+      const installs = readdirSync(installRoot);
+      expect(installs).toHaveLength(1);
+      const installed = JSON.parse(readFileSync(join(installRoot, installs[0]!, 'node_modules/virtops/package.json'), 'utf8')) as { version: string };
+      expect(installed.version).toBe((JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version);
+      expect(existsSync(join(installRoot, installs[0]!, 'node_modules/virtops/cli/main.ts'))).toBe(false);
 
-    // Hand-edit a VM manifest in dist/: still valid, but no longer what vms/ synthesize.
-    const target = files.find((f) => /guest: \S+/.test(readFileSync(join(repo.work, 'dist', f), 'utf8')));
-    expect(target).toBeDefined();
-    const path = join(repo.work, 'dist', target as string);
-    writeFileSync(path, readFileSync(path, 'utf8').replace(/guest: \S+/, 'guest: 999Mi'));
-    const ev = nextEvent(source, 120_000);
-    const stale = repo.commit({}, 'hand-edit dist/');
-    const e = await ev;
-    expect(e.type).toBe('refused');
-    expect(e.type === 'refused' && e.refused.sha).toBe(stale);
-    const errors = e.type === 'refused' ? e.refused.errors.join('\n') : '';
-    expect(errors).toMatch(/stale/);
-    expect(errors).toContain(target as string);
-    expect(errors).toMatch(/--verify-synth/);
-    expect(source.current?.sha).toBe(fresh);
-
-    await source.stop();
-    // The project's own node_modules (mounted read-only into the sandbox) is untouched, and
-    // no scratch copy outlives its check.
-    expect(existsSync(join(PROJECT, 'node_modules', 'tsx'))).toBe(true);
+      // Hand-edit a VM manifest in dist/: still valid, but no longer what vms/ synthesize.
+      const file = join(work, 'dist/hello.k8s.yaml');
+      const ev = nextEvent(source, 240_000);
+      const stale = commit({ 'dist/hello.k8s.yaml': readFileSync(file, 'utf8').replace(/guest: \S+/, 'guest: 999Mi') }, 'hand-edit dist/');
+      const e = await ev;
+      expect(e.type).toBe('refused');
+      expect(e.type === 'refused' && e.refused.sha).toBe(stale);
+      const errors = e.type === 'refused' ? e.refused.errors.join('\n') : '';
+      expect(errors).toMatch(/stale/);
+      expect(errors).toContain('hello.k8s.yaml');
+      expect(errors).toMatch(/--verify-synth/);
+      expect(source.current?.sha).toBe(fresh);
+      expect(readdirSync(installRoot)).toEqual(installs); // same lockfile: no second install
+    } finally {
+      await source.stop();
+      sh(work, 'reset', '--quiet', '--hard', fresh);
+    }
     expect(readdirSync(tmpdir()).filter((f) => f.startsWith('virtops-verify-'))).toEqual([]);
-  });
+  }, 600_000);
+
+  it('refuses a commit whose pinned virtops cannot be installed, naming the version and npm\'s error, and one without a lockfile', async () => {
+    const base = sh(work, 'rev-parse', 'HEAD');
+    const lock = JSON.parse(readFileSync(join(work, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string; resolved?: string; integrity?: string; dependencies?: Record<string, string> }> };
+    const pkg = JSON.parse(readFileSync(join(work, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const missing = join(tmp, 'gone', 'virtops-9.9.9.tgz');
+    pkg.dependencies['virtops'] = `file:${missing}`;
+    lock.packages['']!.dependencies!['virtops'] = `file:${missing}`;
+    // An integrity no cached tarball has (npm would otherwise take the cached 0.1.0 by its hash).
+    const integrity = `sha512-${createHash('sha512').update('virtops 9.9.9 was never packed').digest('base64')}`;
+    lock.packages['node_modules/virtops'] = { ...lock.packages['node_modules/virtops'], version: '9.9.9', resolved: `file:${missing}`, integrity };
+    const source = new GitSource({ repo: work, logger: pino({ level: 'silent' }), debounceMs: 100, freshness, cacheDir: join(tmp, 'cache2') });
+    try {
+      const unpinnable = commit({ 'package.json': `${JSON.stringify(pkg, null, 2)}\n`, 'package-lock.json': `${JSON.stringify(lock, null, 2)}\n` }, 'pin a virtops that does not exist');
+      const first = nextEvent(source, 300_000);
+      await source.start();
+      const e = await first;
+      expect(e.type).toBe('refused');
+      const errors = e.type === 'refused' ? e.refused.errors.join('\n') : '';
+      expect(e.type === 'refused' && e.refused.sha).toBe(unpinnable);
+      expect(errors).toMatch(/cannot install virtops 9\.9\.9 as the commit's package-lock.json pins it/);
+      expect(errors).toMatch(/ENOENT|no such file/);
+      expect(errors).toMatch(/Fix: pin a virtops version/);
+      expect(source.counters.errors).toBe(0); // a refusal, not a crash
+
+      const next = nextEvent(source, 120_000);
+      const nolock = commit({ 'package-lock.json': null }, 'no lockfile');
+      await source.checkNow('manual');
+      const e2 = await next;
+      expect(e2.type === 'refused' && e2.refused.sha).toBe(nolock);
+      expect(e2.type === 'refused' && e2.refused.errors.join('\n')).toMatch(/no package-lock.json.*npm install/);
+    } finally {
+      await source.stop();
+      sh(work, 'reset', '--quiet', '--hard', base);
+    }
+  }, 600_000);
 });

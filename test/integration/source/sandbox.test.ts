@@ -2,6 +2,8 @@
  * Issue 9 part 3, "git content is data": by default a pushed commit's code never runs in the
  * reconciler; with the opt-in verifier it runs only in the sandbox, where writing outside its
  * scratch dir, reading the state dir or a root-only secret, and reaching the network all fail.
+ * These commits carry no lockfile: the sandbox gets this checkout's dependencies
+ * (`nodeModules`) instead of a pinned install (that path: freshness.test.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { GitSource, sandboxUnavailable } from '../../../reconciler/source/index.js';
+import { GitSource, PROJECT_NODE_MODULES, sandboxUnavailable } from '../../../reconciler/source/index.js';
 import { nextEvent, TestRepo, vmYaml } from './helpers.js';
 
 const silent = pino({ level: 'silent' });
@@ -105,7 +107,7 @@ process.exit(3);
     cleanups.push(() => repo.remove());
     const sha = repo.commit(attackerFiles(probe), 'tries to escape the verifier');
 
-    const source = new GitSource({ repo: repo.bare, logger: silent, debounceMs: 100, freshness: { timeoutMs: 120_000 } });
+    const source = new GitSource({ repo: repo.bare, logger: silent, debounceMs: 100, freshness: { timeoutMs: 120_000, nodeModules: PROJECT_NODE_MODULES } });
     cleanups.push(() => source.stop());
     const ev = nextEvent(source, 150_000);
     await source.start();
@@ -143,7 +145,7 @@ for (;;) { /* burn CPU until killed */ }
     const repo = new TestRepo();
     cleanups.push(() => repo.remove());
     repo.commit(attackerFiles(hang), 'never finishes');
-    const source = new GitSource({ repo: repo.bare, logger: silent, debounceMs: 100, freshness: { timeoutMs: 20_000 } });
+    const source = new GitSource({ repo: repo.bare, logger: silent, debounceMs: 100, freshness: { timeoutMs: 20_000, nodeModules: PROJECT_NODE_MODULES } });
     cleanups.push(() => source.stop());
     const left = () => execFileSync('ps', ['-eo', 'uid=,args='], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(id));
     const began = Date.now();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { dependencyLinks, sandboxArgv, sandboxLimitProblems, sandboxNodeModules, sandboxSynthCommand, sandboxUnavailable, type SandboxLayout } from '../../../reconciler/source/sandbox.js';
+import { installDirFor, pinnedVirtops } from '../../../reconciler/source/freshness.js';
 import { validateUpFlags } from '../../../reconciler/standalone/up.js';
 import { validateControllerFlags } from '../../../reconciler/cluster/run.js';
 
@@ -92,8 +93,39 @@ describe('sandboxArgv', () => {
     ]);
   });
 
-  it('runs this checkout\'s CLI through tsx from the mounted node_modules', () => {
-    expect(sandboxSynthCommand('/usr/bin/node', 'out')).toEqual(['/usr/bin/node', '/src/node_modules/tsx/dist/cli.mjs', '/virtops/cli/main.ts', 'synth', '--check', '--out', 'out']);
+  it('runs the CLI of the virtops the commit resolves (the pinned install)', () => {
+    expect(sandboxSynthCommand('/usr/bin/node', 'out')).toEqual(['/usr/bin/node', '/src/node_modules/virtops/cli/bin.js', 'synth', '--check', '--out', 'out']);
+  });
+});
+
+describe('pinnedVirtops: what the verifier installs from a commit\'s package-lock.json', () => {
+  const lock = (packages: Record<string, unknown>) => JSON.stringify({ name: 'my-vms', lockfileVersion: 3, packages: { '': { name: 'my-vms' }, ...packages } });
+  const reg = (name: string, version: string) => ({ version, resolved: `https://registry.npmjs.org/${name}/-/${name}-${version}.tgz`, integrity: 'sha512-x' });
+
+  it('the pinned version, from a registry or a .tgz with an integrity hash', () => {
+    expect(pinnedVirtops(lock({ 'node_modules/virtops': reg('virtops', '0.2.0'), 'node_modules/cdk8s': reg('cdk8s', '2.70.106') }))).toEqual({ ok: true, version: '0.2.0', resolved: 'https://registry.npmjs.org/virtops/-/virtops-0.2.0.tgz' });
+    expect(pinnedVirtops(lock({ 'node_modules/virtops': { version: '0.1.0', resolved: 'file:../virtops-0.1.0.tgz', integrity: 'sha512-y' } }))).toMatchObject({ ok: true, version: '0.1.0' });
+  });
+
+  it.each([
+    [undefined, /no package-lock.json.*npm install/],
+    ['{', /not valid JSON/],
+    [JSON.stringify({ lockfileVersion: 1, dependencies: {} }), /no "packages" \(lockfileVersion 1/],
+    [lock({ 'node_modules/cdk8s': reg('cdk8s', '2.70.106') }), /does not pin virtops.*npm install virtops@/],
+    [lock({ 'node_modules/virtops': reg('virtops', '0.2.0'), 'node_modules/evil': { version: '1.0.0', resolved: 'git+ssh://git@example.com/evil.git#abc', integrity: 'sha512-z' } }), /resolves evil from git\+ssh.*no git or directory/],
+    [lock({ 'node_modules/virtops': { version: '0.1.0', resolved: 'file:/root', integrity: 'sha512-z' } }), /resolves virtops from file:\/root/],
+    [lock({ 'node_modules/virtops': { version: '0.1.0', resolved: 'file:/srv/v.tgz' } }), /no integrity hash for virtops/],
+    [lock({ 'node_modules/virtops': { resolved: '../virtops', link: true } }), /links virtops to a directory/],
+  ])('refuses %#, saying why and the fix', (text, problem) => {
+    const got = pinnedVirtops(text);
+    expect(got.ok).toBe(false);
+    expect(!got.ok && got.problem).toMatch(problem);
+  });
+
+  it('one cache dir per lockfile content', () => {
+    expect(installDirFor('/c', 'a')).toBe(installDirFor('/c', 'a'));
+    expect(installDirFor('/c', 'a')).not.toBe(installDirFor('/c', 'b'));
+    expect(installDirFor('/c', 'a')).toMatch(/^\/c\/[0-9a-f]{32}$/);
   });
 });
 
