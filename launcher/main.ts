@@ -35,7 +35,7 @@ export async function runLauncher(config: LauncherConfig): Promise<number> {
 
   let server: Awaited<ReturnType<typeof startCommandServer>>;
   try {
-    server = await startCommandServer(launcher, paths.socket);
+    server = await startCommandServer(launcher, paths.socket, log);
   } catch (err) {
     log.fatal({ err, socket: paths.socket }, `cannot serve the command socket at ${paths.socket}; check --kubevirt-share-dir`);
     await deps.driver.close();

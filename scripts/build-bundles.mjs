@@ -189,7 +189,8 @@ async function buildInto(name, outdir, location, { validatorsLocated = false } =
       // prepare-worker.mjs as siblings of import.meta.url (see launcher/bundled.ts).
       chunkNames: '[name]-[hash]',
       // The native binding is loaded from node_modules (it is resolved from the cache dir upwards).
-      external: ['@unraid/libvirt'],
+      // So is sockopt's (launcher/server/peer.ts): node-gyp-build finds its prebuild from its own dir.
+      external: ['@unraid/libvirt', 'sockopt'],
       plugins: generated
         ? [...generated.plugins, ...(validatorsLocated ? [location()] : [])]
         : [location(), cjsNamedExports(['pino'])],

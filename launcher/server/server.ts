@@ -8,6 +8,7 @@ import { chmod, mkdir, realpath, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Launcher, Transition } from '../launcher.js';
 import { LauncherRequestError } from '../launcher.js';
+import { guardPeers } from './peer.js';
 
 const MAX_BODY = 4 * 1024 * 1024;
 
@@ -18,7 +19,7 @@ export interface CommandServer {
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
-export async function startCommandServer(launcher: Launcher, requestedPath: string): Promise<CommandServer> {
+export async function startCommandServer(launcher: Launcher, requestedPath: string, log: PeerLog = stderrLog): Promise<CommandServer> {
   await mkdir(dirname(requestedPath), { recursive: true, mode: 0o700 });
   // Bind where the directory really is: the Pod's sockets emptyDir is nested in its share dir
   // through a symlink, and the path through the link is longer than the 107 bytes a unix
@@ -96,6 +97,9 @@ export async function startCommandServer(launcher: Launcher, requestedPath: stri
     });
   });
 
+  // Besides the 0600 mode: only a peer of our uid or root gets an answer (SO_PEERCRED).
+  guardPeers(server, socketPath, log);
+
   // Create the socket owner-only from the start (no window with a wider mode).
   const oldMask = process.umask(0o177);
   try {
@@ -147,3 +151,8 @@ async function readJson(req: IncomingMessage, optional = false): Promise<unknown
     throw new LauncherRequestError(400, `body is not valid JSON: ${(err as Error).message}`, { fieldErrors: [{ path: '', message: 'invalid JSON' }] });
   }
 }
+
+type PeerLog = { warn: (obj: object, msg: string) => void };
+
+/** Without a logger: one JSON line on stderr (the launcher's log file). */
+const stderrLog: PeerLog = { warn: (obj, msg) => void process.stderr.write(`${JSON.stringify({ level: 40, ...obj, msg })}\n`) };

@@ -13,6 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { guardPeers } from '../../launcher/server/peer.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -56,7 +57,7 @@ export async function runLauncherPool(socketPath: string, log: Logger): Promise<
     deps.driver = createLibvirtDriver({ uri: config.libvirtUri, eventSource: 'poll', pollIntervalMs: 30_000, watchDomains: [launcherPaths(config).domainName] });
     deps.refreshIntervalMs = 30_000;
     const launcher = new Launcher(config, deps);
-    const server = await startCommandServer(launcher, launcherPaths(config).socket);
+    const server = await startCommandServer(launcher, launcherPaths(config).socket, child);
     await launcher.start();
     hosted.set(uid, {
       stop: async () => {
@@ -94,6 +95,7 @@ export async function runLauncherPool(socketPath: string, log: Logger): Promise<
   };
   await mkdir(dirname(socketPath), { recursive: true });
   await rm(socketPath, { force: true });
+  guardPeers(server, socketPath, log);
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   log.info({ socket: socketPath }, 'launcher pool serving');
   return {

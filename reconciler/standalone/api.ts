@@ -28,6 +28,7 @@ import { IMPERATIVE_ACTIONS, type ImperativeAction } from '../core/index.js';
 import type { ReconcilerMetrics } from './metrics.js';
 import { ReconcileError, type StandaloneBackend } from './backend.js';
 import { guardRequest, RateLimiter, type GuardPolicy } from './api-guard.js';
+import { guardPeers } from '../../launcher/server/peer.js';
 import { type SourceError, sourceErrorLine } from './source-health.js';
 
 export type ListenAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
@@ -115,6 +116,8 @@ export async function startApi(listen: ListenAddress, opts: ApiOptions): Promise
     send(res, 404, { error: `no endpoint ${method} ${path}; see reconciler/standalone/api.ts` });
   }
 
+  // The unix socket: besides its 0600 mode, only a peer of our uid or root (SO_PEERCRED).
+  if (listen.kind === 'unix') guardPeers(server, listen.path, opts.log);
   const bound = await listenOn(server, listen);
   policy = bound.listen.kind === 'unix'
     ? { listen: { kind: 'unix' } }
