@@ -17,6 +17,7 @@ import type { IConstruct } from 'constructs';
 import type * as api from '../api/kubevirt.js';
 import { CrdChart } from './crds.js';
 import { InstallChart, type InstallChartProps } from './install.js';
+import { imageRefProblem } from './image.js';
 import { formatIssues, validateManifest } from '../api/validate.js';
 import { renderLauncherPod, type LauncherPodOptions } from './launcher-pod.js';
 import type { PodManifest } from './pod-types.js';
@@ -54,6 +55,12 @@ export interface VirtopsAppProps extends Omit<AppProps, 'yamlOutputType' | 'outp
   readonly install?: boolean | InstallChartProps;
   /** How launcher Pods are rendered (image, emulation). */
   readonly launcher?: LauncherPodOptions;
+  /**
+   * The virtops image the controller, the node agent and every launcher Pod run (what
+   * `npm run image` builds and prints); `launcher.launcherImage` and `install.image`
+   * override it for their part. @default virtopsImage() (synth/image.ts): localhost:5000/virtops:<version>
+   */
+  readonly image?: string;
 }
 
 export class VirtopsApp extends App {
@@ -66,9 +73,12 @@ export class VirtopsApp extends App {
       outputFileExtension: OUTPUT_FILE_EXTENSION,
       yamlOutputType: YamlOutputType.FILE_PER_CHART,
     });
-    this.launcherOptions = props.launcher ?? {};
+    const badImage = props.image === undefined ? undefined : imageRefProblem('VirtopsApp image', props.image);
+    if (badImage) throw new Error(badImage);
+    const image = props.image ? { image: props.image } : {};
+    this.launcherOptions = { ...(props.image ? { launcherImage: props.image } : {}), ...props.launcher };
     if (props.crds !== false) new CrdChart(this, 'crds');
-    if (props.install !== false) new InstallChart(this, 'install', typeof props.install === 'object' ? props.install : {});
+    if (props.install !== false) new InstallChart(this, 'install', { ...image, ...(typeof props.install === 'object' ? props.install : {}) });
   }
 
   /** Every VirtualMachine construct in the tree, in construct-tree order. */

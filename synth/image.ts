@@ -41,3 +41,14 @@ export function virtopsVersion(): string {
 export function virtopsImage(registry: string | undefined = DEFAULT_IMAGE_REGISTRY, tag: string = virtopsVersion()): string {
   return `${registry ? `${registry}/` : ''}${IMAGE_REPOSITORY}:${tag}`;
 }
+
+/** [REGISTRY[:PORT]/]PATH[:TAG][@sha256:DIGEST], as the distribution reference grammar allows. */
+const IMAGE_REF_RE =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$/;
+
+/** Undefined when `ref` is a valid image reference, else the message naming `field` and the fix. */
+export function imageRefProblem(field: string, ref: string): string | undefined {
+  return IMAGE_REF_RE.test(ref)
+    ? undefined
+    : `${field}: ${JSON.stringify(ref.slice(0, 200))} is not an image reference; expected [REGISTRY[:PORT]/]NAME[:TAG][@sha256:DIGEST] with a lower-case name, e.g. ${virtopsImage()} (npm run image prints one)`;
+}

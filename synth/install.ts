@@ -24,14 +24,14 @@ import { Chart, type ChartProps } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-33';
 import type { Construct } from 'constructs';
 import { GROUP } from '../api/kubevirt.js';
+import { virtopsImage } from './image.js';
 
 export const INSTALL_NAMESPACE = 'virtops-system';
-export const DEFAULT_VIRTOPS_IMAGE = 'ghcr.io/virtops/virtops:0.1.0';
 export const CONTROLLER_NAME = 'virtops-controller';
 export const AGENT_NAME = 'virtops-agent';
 
 export interface InstallChartProps extends ChartProps {
-  /** Image holding the `virtops` CLI. @default DEFAULT_VIRTOPS_IMAGE */
+  /** Image holding the `virtops` CLI (synth/image.ts). @default virtopsImage(): localhost:5000/virtops:<version> */
   readonly image?: string;
   /** @default 'virtops-system' */
   readonly installNamespace?: string;
@@ -97,7 +97,7 @@ export class InstallChart extends Chart {
   constructor(scope: Construct, id: string, props: InstallChartProps = {}) {
     super(scope, id, props);
     const ns = props.installNamespace ?? INSTALL_NAMESPACE;
-    const image = props.image ?? DEFAULT_VIRTOPS_IMAGE;
+    const image = props.image ?? virtopsImage();
 
     new k8s.KubeNamespace(this, 'namespace', { metadata: { name: ns, labels: partOf } });
     for (const name of [CONTROLLER_NAME, AGENT_NAME]) {

@@ -35,9 +35,8 @@ import { computeOverhead, guestMemoryBytes, vcpuCount, type Emulation, type Over
 import type { Container, EnvVar, PodManifest, PodVolume, ResourceList, VolumeMount } from './pod-types.js';
 import { formatBytes, parseQuantity } from './quantity.js';
 import { buildLauncherArgs, LAUNCHER_MONITOR_COMMAND } from '../launcher/flags.js';
+import { virtopsImage } from './image.js';
 
-/** One image carries the `virtops` CLI for the controller, the node agent and launchers. */
-export const DEFAULT_LAUNCHER_IMAGE = 'ghcr.io/virtops/virtops:0.1.0';
 export const VMI_UID_PLACEHOLDER = 'vmi-uid-unassigned';
 export const LABEL_APP = 'kubevirt.io';
 export const LABEL_CREATED_BY = 'kubevirt.io/created-by';
@@ -72,7 +71,11 @@ export const DEFAULT_QEMU_TIMEOUT_SECONDS = 240;
 export const DEFAULT_CPU_REQUEST = '100m';
 
 export interface LauncherPodOptions {
-  /** Image of the `compute` and `container-disk-binary` containers. @default DEFAULT_LAUNCHER_IMAGE */
+  /**
+   * Image of the `compute` and `container-disk-binary` containers: one image carries the
+   * `virtops` CLI for the controller, the node agent and launchers (synth/image.ts).
+   * @default virtopsImage(): localhost:5000/virtops:<version>
+   */
   readonly launcherImage?: string;
   /** Real VMI uid, when rendering at run time. @default VMI_UID_PLACEHOLDER */
   readonly uid?: string;
@@ -108,7 +111,7 @@ export function renderLauncherPod(vm: api.VirtualMachine, opts: LauncherPodOptio
   if (!name) throw new Error('metadata.name: a VirtualMachine needs a name to render its launcher Pod; set metadata.name');
   const namespace = vm.metadata.namespace ?? 'default';
   const spec = vm.spec.template.spec;
-  const image = opts.launcherImage ?? DEFAULT_LAUNCHER_IMAGE;
+  const image = opts.launcherImage ?? virtopsImage();
   const vmiGrace = vmiGraceSeconds(spec);
   const overhead = computeOverhead(spec, { emulation: opts.emulation });
   const containerDisks = (spec.volumes ?? []).filter((v) => v.containerDisk);
