@@ -36,7 +36,7 @@ import { serialSocketPath } from '../../launcher/convert/console.js';
 import type { Informer } from './informer.js';
 import { VMI_FINALIZER, splitKey } from './instances.js';
 import { errorMessage, type KubeClient } from './kube.js';
-import { RateLimitedQueue, type ReconcileResult } from '../queue.js';
+import { RateLimitedQueue, retryDelay, type ReconcileResult } from '../queue.js';
 
 export const AGENT_COMPONENT = 'virtops-agent';
 export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
@@ -106,8 +106,11 @@ export class ClusterAgent {
 
   async start(): Promise<void> {
     if (this.opts.processRuntime) {
-      await this.registerNode();
-      await this.renewLease();
+      // The API server may be away right now (restarting, its etcd down): retry as kubelet
+      // does instead of exiting (found by the cluster fault test: an agent started during an
+      // etcd restart got a 500 registering its Node and exited for good).
+      await this.untilDone('registering the Node', () => this.registerNode());
+      await this.untilDone('renewing the node Lease', () => this.renewLease());
       this.every(this.opts.leaseRenewMs ?? 10_000, () => this.renewLease());
       this.every(this.opts.nodeStatusMs ?? 60_000, () => this.heartbeat());
     }
@@ -137,6 +140,20 @@ export class ClusterAgent {
       ...this.pods.list().map((p) => basename(runtime.podDir(p.metadata?.namespace ?? 'default', podDirName(p)))),
       ...[...this.tracked.values()].map((t) => basename(t.record.podDir)),
     ]));
+  }
+
+  /** Runs `fn` until it succeeds, with backoff (200 ms doubling to 5 s); gives up only on stop(). */
+  private async untilDone(what: string, fn: () => Promise<void>): Promise<void> {
+    for (let failures = 1; ; failures++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (this.stopped) throw err;
+        const retryInMs = retryDelay(failures, { baseMs: 200, maxMs: 5000 });
+        this.opts.log.warn({ err: errorMessage(err), retryInMs }, `${what} failed; retrying`);
+        await new Promise((r) => setTimeout(r, retryInMs));
+      }
+    }
   }
 
   /** Stops watching; launchers keep running (a restarted agent adopts them). */
@@ -266,9 +283,11 @@ export class ClusterAgent {
     }
 
     let view = await this.view(t);
-    // Pause or resume as the VMI asks (the controller sets the annotation for `virtops pause`).
-    const wantPaused = vmi.metadata.annotations?.[PAUSED_ANNOTATION] === 'true';
-    if (view.reachable && view.phase === 'Running' && view.paused !== wantPaused) {
+    // Pause or resume as the VMI asks ("true"/"false", set by the controller for `virtops
+    // pause|unpause`); without the annotation a guest's pause state is left as it is.
+    const asked = vmi.metadata.annotations?.[PAUSED_ANNOTATION];
+    const wantPaused = asked === 'true';
+    if ((asked === 'true' || asked === 'false') && view.reachable && view.phase === 'Running' && view.paused !== wantPaused) {
       this.opts.log.info({ pod: key, vmi: vmi.metadata.name, paused: wantPaused }, wantPaused ? 'pausing the guest' : 'resuming the guest');
       await this.opts.runtime.command(t.record, wantPaused ? 'pause' : 'unpause');
       view = await this.view(t);

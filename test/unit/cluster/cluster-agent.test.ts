@@ -219,6 +219,16 @@ describe('Node registration (process runtime)', () => {
     });
   });
 
+  it('an API server that answers 500 while the agent starts (its etcd restarting): registration and the Lease are retried, the agent starts', async () => {
+    const w = world();
+    w.kube.failNext('create', 'nodes', apiError(500, 'etcdserver: request timed out'), { times: 2 });
+    w.kube.failNext('create', 'leases', apiError(500), { times: 1 });
+    await w.startAgent();
+    expect(cond(w.nodeObject() as never, 'Ready')?.status).toBe('True');
+    expect(w.lease()?.spec?.holderIdentity).toBe(NODE);
+    expect(w.kube.writesSince(0, { verb: 'create', resource: 'nodes' })).toHaveLength(3);
+  });
+
   it('without --process-runtime (a kubelet owns the Node): no Node, no Lease', async () => {
     const w = world({ processRuntime: false });
     await w.startAgent();
