@@ -254,8 +254,8 @@ export class VmController {
       // the VMI's Paused condition, written by the agent, tells the next pass it happened.
       const vmi = this.currentVmi(key, vm);
       if (!vmi || vmi.metadata.uid !== uid) return { halt: true };
-      if ((vmi.metadata.annotations?.[PAUSED_ANNOTATION] === 'true') === paused) return { requeueAfterMs: 1000 };
-      await this.client.mergePatch(asKubeObject(vmi), { metadata: { uid, annotations: { [PAUSED_ANNOTATION]: paused ? 'true' : null } } });
+      if (vmi.metadata.annotations?.[PAUSED_ANNOTATION] === String(paused)) return { requeueAfterMs: 1000 };
+      await this.client.mergePatch(asKubeObject(vmi), { metadata: { uid, annotations: { [PAUSED_ANNOTATION]: paused ? 'true' : 'false' } } });
       this.opts.log.info({ vm: key, uid, paused, reason }, paused ? 'asked the node agent to pause the VMI' : 'asked the node agent to unpause the VMI');
       await this.event(vm, 'Normal', paused ? 'PauseRequested' : 'UnpauseRequested', `${reason}: ${paused ? 'pausing' : 'resuming'} VMI ${uid}`);
       return {};

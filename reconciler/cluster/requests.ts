@@ -6,7 +6,7 @@
  *   on the VirtualMachine (reconciler/core/overrides.ts). The controller honours it and clears
  *   it when a revision changes the VM (git wins again).
  * - Pause: the controller asks the node agent through annotation `virtops.io/paused` on the
- *   VMI ("true" = pause; absent = run); the agent pauses or resumes the launcher.
+ *   VMI ("true" = pause, "false" = resume; absent = leave as is); the agent carries it out.
  * - Sync now (`virtops reconcile`), like Flux: the CLI sets annotation
  *   `reconcile.virtops.io/requestedAt` on the inventory ConfigMap; the controller re-reads git,
  *   re-applies and resyncs every VM, then writes the same value to `data.lastHandledReconcileAt`.
