@@ -18,21 +18,12 @@
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VirtualMachineStatus } from '../../api/kubevirt.js';
-import { type Inventory, type KubeObject, type Override, recordEvent } from '../core/index.js';
+import { type AggregatedEvent, type Inventory, type KubeObject, type Override, recordEvent } from '../core/index.js';
 import type { InstanceRecord } from '../agent/agent.js';
 import { podsDir } from '../agent/host-config.js';
 
-export interface VmEvent {
-  /** When it last happened (Kubernetes' lastTimestamp). */
-  time: string;
-  type: 'Normal' | 'Warning';
-  reason: string;
-  message: string;
-  /** How often it happened within the aggregation window (absent: once), as Kubernetes counts repeats. */
-  count?: number;
-  /** When it first happened, with a count. */
-  firstTime?: string;
-}
+/** One entry of a VM's event history; repeats are aggregated with a count (core/events.ts). */
+export type VmEvent = AggregatedEvent;
 
 export interface VmRecord {
   namespace: string;

@@ -6,6 +6,8 @@ import { request } from 'node:http';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import { afterAll, beforeAll } from 'vitest';
+import { gitFixture, type GitFixture } from './fixture.js';
 import type { VmView } from '../../../reconciler/standalone/backend.js';
 import type { VmList } from '../../../reconciler/standalone/format.js';
 import { apiCall, socketPath } from '../../../reconciler/standalone/client.js';
@@ -153,3 +155,28 @@ export function readyCondition(v: VmView | undefined, type: string): string | un
 }
 
 export { join };
+
+/** What `upFixture` gives a test file: a git fixture, a state dir, and the `up` it starts there. */
+export interface UpFixture {
+  git: GitFixture;
+  stateDir: string;
+  up?: UpProcess;
+}
+
+/**
+ * Registers the usual hooks of a test file that runs one `virtops up`: a fresh git fixture and
+ * state dir before, and after: `up` stopped, its launchers and state dir removed, git removed.
+ */
+export function upFixture(): UpFixture {
+  const f = {} as UpFixture;
+  beforeAll(async () => {
+    f.git = await gitFixture();
+    f.stateDir = await makeStateDir();
+  });
+  afterAll(async () => {
+    await f.up?.stop().catch(() => undefined);
+    if (f.stateDir) await cleanupStateDir(f.stateDir);
+    await f.git?.cleanup();
+  });
+  return f;
+}

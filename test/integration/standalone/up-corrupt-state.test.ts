@@ -6,59 +6,46 @@
  */
 import { existsSync } from 'node:fs';
 import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bareVm, gitFixture, type GitFixture } from './fixture.js';
-import { cleanupStateDir, cli, join, launcherPids, makeStateDir, startUp, vm, waitFor, type UpProcess } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { bareVm } from './fixture.js';
+import { cli, join, launcherPids, startUp, upFixture, vm, waitFor } from './harness.js';
 
 const UP_ARGS = (bare: string) => ['--repo', bare, '--libvirt-uri', 'test:///default', '--interval', '2s'];
 
 describe('virtops up: corrupt state files are rebuilt from what runs', () => {
-  let git: GitFixture;
-  let stateDir: string;
-  let up: UpProcess;
-
-  beforeAll(async () => {
-    git = await gitFixture();
-    stateDir = await makeStateDir();
-  });
-
-  afterAll(async () => {
-    await up?.stop().catch(() => undefined);
-    if (stateDir) await cleanupStateDir(stateDir);
-    await git?.cleanup();
-  });
+  const f = upFixture();
 
   it('applied.json and a VM record truncated, up restarted: same instances, same launchers, nothing deleted', async () => {
-    await git.commitVms([bareVm('alpha'), bareVm('beta')], 'alpha and beta');
-    up = await startUp(UP_ARGS(git.bare), stateDir);
+    await f.git.commitVms([bareVm('alpha'), bareVm('beta')], 'alpha and beta');
+    f.up = await startUp(UP_ARGS(f.git.bare), f.stateDir);
     const before = await Promise.all(['alpha', 'beta'].map((n) => waitFor(`${n} Running`, async () => {
-      const v = await vm(up.server, n);
+      const v = await vm(f.up!.server, n);
       return v?.status?.printableStatus === 'Running' && v.instance?.pid ? v : undefined;
     })));
-    const pids = (await launcherPids(stateDir)).map((p) => p.pid).sort();
+    const pids = (await launcherPids(f.stateDir)).map((p) => p.pid).sort();
     // A marker in each VM's pod dir stands for its persistent data (emptyDisks live there).
     for (const v of before) await writeFile(join(v.instance!.podDir, 'keep-me'), 'data');
-    await up.stop();
+    await f.up!.stop();
 
-    for (const f of ['applied.json', 'vms/default_alpha.json']) {
-      const path = join(stateDir, f);
+    for (const file of ['applied.json', 'vms/default_alpha.json']) {
+      const path = join(f.stateDir, file);
       await truncate(path, Math.floor((await readFile(path)).length / 2));
     }
-    up = await startUp(UP_ARGS(git.bare), stateDir);
+    f.up = await startUp(UP_ARGS(f.git.bare), f.stateDir);
     for (const b of before) {
       const v = await waitFor(`${b.name} Running again`, async () => {
-        const x = await vm(up.server, b.name);
+        const x = await vm(f.up!.server, b.name);
         return x?.status?.printableStatus === 'Running' && x.instance ? x : undefined;
       });
       expect(v.instance!.uid).toBe(b.instance!.uid);
       expect(existsSync(join(v.instance!.podDir, 'keep-me'))).toBe(true);
     }
-    expect((await launcherPids(stateDir)).map((p) => p.pid).sort()).toEqual(pids);
-    expect((await readdir(stateDir)).filter((n) => n.startsWith('applied.json.corrupt-'))).toHaveLength(1);
-    expect((await readdir(join(stateDir, 'vms'))).filter((n) => n.startsWith('default_alpha.json.corrupt-'))).toHaveLength(1);
-    const d = await cli(['describe', 'vm', 'alpha'], up.server);
+    expect((await launcherPids(f.stateDir)).map((p) => p.pid).sort()).toEqual(pids);
+    expect((await readdir(f.stateDir)).filter((n) => n.startsWith('applied.json.corrupt-'))).toHaveLength(1);
+    expect((await readdir(join(f.stateDir, 'vms'))).filter((n) => n.startsWith('default_alpha.json.corrupt-'))).toHaveLength(1);
+    const d = await cli(['describe', 'vm', 'alpha'], f.up!.server);
     expect(d.stdout).toMatch(/StateRebuilt/);
     expect(d.stdout).toMatch(/Adopted/);
-    expect(up.logText()).toMatch(/a corrupt state file was moved aside/);
+    expect(f.up!.logText()).toMatch(/a corrupt state file was moved aside/);
   }, 180_000);
 });

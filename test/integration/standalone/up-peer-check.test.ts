@@ -8,9 +8,9 @@
 import { chmod, readFile, stat } from 'node:fs/promises';
 import { dirname, relative } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bareVm, gitFixture, type GitFixture } from './fixture.js';
-import { cleanupStateDir, join, makeStateDir, startUp, vm, waitFor, type UpProcess } from './harness.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { bareVm } from './fixture.js';
+import { join, startUp, upFixture, vm, waitFor } from './harness.js';
 
 /** One HTTP GET /healthz over a unix socket, as `uid` (or as this process); prints the answer or CLOSED. */
 async function healthzAs(socket: string, uid?: number): Promise<string> {
@@ -33,31 +33,21 @@ async function relax(root: string, file: string): Promise<void> {
 }
 
 describe('peer checks on virtops sockets (SO_PEERCRED)', () => {
-  let git: GitFixture;
-  let stateDir: string;
-  let up: UpProcess;
+  const f = upFixture();
 
   beforeAll(async () => {
-    git = await gitFixture();
-    stateDir = await makeStateDir();
-    await git.commitVms([bareVm('alpha')], 'alpha');
-    up = await startUp(['--repo', git.bare, '--libvirt-uri', 'test:///default', '--interval', '2s'], stateDir);
+    await f.git.commitVms([bareVm('alpha')], 'alpha');
+    f.up = await startUp(['--repo', f.git.bare, '--libvirt-uri', 'test:///default', '--interval', '2s'], f.stateDir);
   }, 120_000);
-
-  afterAll(async () => {
-    await up?.stop().catch(() => undefined);
-    if (stateDir) await cleanupStateDir(stateDir);
-    await git?.cleanup();
-  });
 
   it('up.sock and the launcher socket answer their owner and refuse uid 65534, logging it', async () => {
     const v = await waitFor('alpha Running', async () => {
-      const x = await vm(up.server, 'alpha');
+      const x = await vm(f.up!.server, 'alpha');
       return x?.status?.printableStatus === 'Running' && x.instance ? x : undefined;
     });
-    const upSock = join(stateDir, 'up.sock');
+    const upSock = join(f.stateDir, 'up.sock');
     const launcherSock = v.instance!.socket;
-    for (const s of [upSock, launcherSock]) await relax(stateDir, s);
+    for (const s of [upSock, launcherSock]) await relax(f.stateDir, s);
 
     for (const s of [upSock, launcherSock]) {
       expect(await healthzAs(s), s).toMatch(/^HTTP\/1\.1 200/);
@@ -65,7 +55,7 @@ describe('peer checks on virtops sockets (SO_PEERCRED)', () => {
       expect(stranger, s).not.toMatch(/HTTP\//);
       expect(stranger, s).toMatch(/CLOSED/);
     }
-    await waitFor('up logs the refusal', () => /refused a connection to .*up\.sock: uid 65534/.test(up.logText()), 10_000);
+    await waitFor('up logs the refusal', () => /refused a connection to .*up\.sock: uid 65534/.test(f.up!.logText()), 10_000);
     await waitFor('the launcher logs the refusal', async () => /refused a connection to .*uid 65534/.test(await readFile(v.instance!.launcherLog, 'utf8')), 10_000);
     // Still serving its owner afterwards.
     expect(await healthzAs(upSock)).toMatch(/^HTTP\/1\.1 200/);
