@@ -30,4 +30,7 @@ user = "root"
 group = "root"
 dynamic_ownership = 1
 remember_owner = 0
+# No cgroups of libvirt's own: QEMU stays in the container's cgroup, so the launcher Pod's
+# memory limit bounds the guest (and a container's /sys/fs/cgroup is read-only anyway).
+cgroup_controllers = [ ]
 CONF

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRegistry, type LocalRegistry } from '../../helpers/registry.js';
+import { ensureTestGuest, GUEST_MARKERS } from '../../helpers/test-guest.js';
 import { IMAGE_CHECKS } from '../../../scripts/image/plan.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -51,13 +52,23 @@ async function buildImage(src: string, registry: LocalRegistry): Promise<{ json:
 }
 
 /** argv inside the unpacked rootfs, as the image's config would run it (PATH, workdir /opt/virtops). */
-function inImage(rootfs: string, argv: readonly string[]) {
+function inImage(rootfs: string, argv: readonly string[], extra: readonly string[] = []) {
+  // Own pid namespace: whatever argv starts (daemons included) dies with it.
   return execa('bwrap', [
     '--bind', rootfs, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--unshare-pid', '--unshare-net',
     '--die-with-parent', '--clearenv', '--setenv', 'PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-    '--setenv', 'HOME', '/root', '--chdir', '/opt/virtops', '--', ...argv,
+    '--setenv', 'HOME', '/root', '--chdir', '/opt/virtops', ...extra, '--', ...argv,
   ], { reject: false });
 }
+
+/** A direct-kernel-boot domain of the test guest, serial console to a file. */
+const SMOKE_DOMAIN = `<domain type='qemu'>
+  <name>virtops-image-smoke</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>/guest/vmlinuz</kernel><initrd>/guest/initrd.img</initrd><cmdline>console=ttyS0</cmdline></os>
+  <devices><serial type='file'><source path='/tmp/serial.log'/><target port='0'/></serial><memballoon model='none'/></devices>
+</domain>`;
 
 describe('npm run image', () => {
   let registry: LocalRegistry;
@@ -125,6 +136,25 @@ describe('npm run image', () => {
     const config = JSON.parse(await readFile(join(unpacked, 'bundle', 'config.json'), 'utf8')) as { process: { args: string[]; cwd: string } };
     expect(config.process.args).toEqual(['/usr/local/bin/virtops', '--help']);
     expect(config.process.cwd).toBe('/opt/virtops');
+  });
+
+  it("the image's own virtlogd, libvirtd and QEMU boot the test guest (as a compute container would, without cgroups of libvirt's own)", async () => {
+    const guest = await ensureTestGuest();
+    const rootfs = join(unpacked, 'bundle', 'rootfs');
+    const script = [
+      'set -e; mkdir -p /run/libvirt; virtlogd -d; libvirtd -d',
+      'for i in $(seq 100); do [ -S /run/libvirt/libvirt-sock ] && break; sleep 0.1; done',
+      'printf "%s" "$DOMAIN" > /tmp/dom.xml; virsh -q -c qemu:///system create /tmp/dom.xml',
+      `for i in $(seq 120); do grep -q ${GUEST_MARKERS.ready} /tmp/serial.log 2>/dev/null && break; sleep 1; done`,
+      'cat /tmp/serial.log; virsh -q -c qemu:///system destroy virtops-image-smoke',
+    ].join('\n');
+    const r = await inImage(rootfs, ['sh', '-c', script], [
+      '--tmpfs', '/run', '--ro-bind', '/sys', '/sys', '--ro-bind', guest.vmlinuz, '/guest/vmlinuz', '--ro-bind', guest.initrd, '/guest/initrd.img',
+      '--setenv', 'DOMAIN', SMOKE_DOMAIN,
+    ]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain(GUEST_MARKERS.booted);
+    expect(r.stdout).toContain(GUEST_MARKERS.ready);
   });
 
   it('a second run with unchanged inputs takes the cached image (same digest, nothing rebuilt)', () => {
