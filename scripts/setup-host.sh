@@ -39,8 +39,11 @@ remember_owner = 0
 CONF
 fi
 
-pgrep -x virtlogd >/dev/null || { log "starting virtlogd"; virtlogd -d; }
-if ! pgrep -x libvirtd >/dev/null; then
+# This host's daemons, by their pid files: a libvirtd that a test runs in its own sandbox
+# (another pid and mount namespace, its own /run) is not this host's and must not count.
+running() { local pid; pid=$(cat "/run/$1.pid" 2>/dev/null) && [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ]; }
+running virtlogd || { log "starting virtlogd"; virtlogd -d; }
+if ! running libvirtd; then
   log "starting libvirtd"
   rm -f /run/libvirt/libvirt-sock
   libvirtd -d

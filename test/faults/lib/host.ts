@@ -83,12 +83,15 @@ async function pidFromFile(file: string): Promise<number | undefined> {
   return Number.isInteger(pid) && pid > 1 ? pid : undefined;
 }
 
-/** The pid of a running daemon by exact process name (as setup-host.sh's `pgrep -x`). */
+/**
+ * The pid of the host's daemon from its pid file (never by name: other tests may run a
+ * libvirtd of their own in a sandbox, and that one is not ours to stop).
+ */
 async function daemonPid(name: 'libvirtd' | 'virtlogd'): Promise<number | undefined> {
-  const fromFile = await pidFromFile(`/run/${name}.pid`);
-  if (fromFile && (await processAlive(fromFile))) return fromFile;
-  const r = await execa('pgrep', ['-x', name], { reject: false });
-  return r.exitCode === 0 ? Number(r.stdout.trim().split('\n')[0]) : undefined;
+  const pid = await pidFromFile(`/run/${name}.pid`);
+  if (!pid) return undefined;
+  const argv0 = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0')[0] ?? '';
+  return argv0.endsWith(name) && (await processAlive(pid)) ? pid : undefined;
 }
 
 /** Starts whichever of virtlogd/libvirtd is not running, with setup-host.sh (the one start path), and waits until libvirtd answers. */
@@ -107,8 +110,11 @@ export async function restartDaemon(name: 'libvirtd' | 'virtlogd'): Promise<numb
     process.kill(pid, 'SIGTERM');
     await waitFor(`${name} (pid ${pid}) to exit`, async () => !(await processAlive(pid)), 30_000, 50).catch(() => process.kill(pid, 'SIGKILL'));
   }
-  await ensureDaemons();
-  if (!(await daemonPid(name))) throw new Error(`${name} did not come back after a restart through scripts/setup-host.sh`);
+  // setup-host.sh waits 10 s for libvirtd's socket; on a loaded host start-up can take longer.
+  await waitFor(`${name} back after a restart through scripts/setup-host.sh`, async () => {
+    await ensureDaemons();
+    return (await daemonPid(name)) !== undefined && (await execa('virsh', ['-c', 'qemu:///system', 'version'], { reject: false })).exitCode === 0;
+  }, 90_000, 500);
   return Date.now() - t0;
 }
 
