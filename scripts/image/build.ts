@@ -323,7 +323,7 @@ export function main(opts: ImageOptions): { info: ImageInfo; ref: string; cached
   const ref = imageRef(opts.registry, info.tag);
   if (opts.out) {
     mkdirSync(opts.out, { recursive: true });
-    copyImage(layout, info.tag, `oci:${opts.out.replace(/:/g, '\\:')}`, [info.tag, info.version], true);
+    copyImage(layout, info.tag, `oci:${opts.out}`, [info.tag, info.version], true);
     log(`OCI layout written to ${opts.out} (tags ${info.tag}, ${info.version})`);
   }
   if (opts.push && opts.registry) {

@@ -155,6 +155,7 @@ export function parseImageArgs(argv: readonly string[]): ImageOptions {
       case '--out':
         out = inline ?? value(i++, flag, 'DIR (an OCI layout directory to write)');
         if (out === '') throw new Error('--out: give a directory, e.g. --out /tmp/virtops-image');
+        if (out.includes(':')) throw new Error(`--out ${JSON.stringify(out)}: the path may not contain ':' (skopeo's oci: transport reads the tag after it); pick another directory`);
         break;
       case '--push':
         push = true;

@@ -51,6 +51,7 @@ describe('npm run image: pure parts (scripts/image/plan.ts)', () => {
     expect(() => parseImageArgs(['--registry'])).toThrow(/--registry needs a value/);
     expect(() => parseImageArgs(['--out', '--json'])).toThrow(/--out needs a value/);
     expect(() => parseImageArgs(['--bogus'])).toThrow(/unknown argument "--bogus"/);
+    expect(() => parseImageArgs(['--out', '/tmp/a:b'])).toThrow(/--out "\/tmp\/a:b": the path may not contain ':'/);
   });
 
   it('tags <version>-<12 hex digits of the manifest digest>', () => {
