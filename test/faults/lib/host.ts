@@ -104,18 +104,28 @@ export async function ensureDaemons(): Promise<void> {
  * start), wait for exit, start again at once through setup-host.sh. Returns how long it was down.
  */
 export async function restartDaemon(name: 'libvirtd' | 'virtlogd'): Promise<number> {
-  const pid = await daemonPid(name);
   const t0 = Date.now();
+  await stopDaemon(name);
+  await startDaemon(name);
+  return Date.now() - t0;
+}
+
+/** Stops this host's daemon (by its pid file): SIGTERM, SIGKILL if it has not exited in 30 s. */
+export async function stopDaemon(name: 'libvirtd' | 'virtlogd'): Promise<void> {
+  const pid = await daemonPid(name);
   if (pid) {
     process.kill(pid, 'SIGTERM');
     await waitFor(`${name} (pid ${pid}) to exit`, async () => !(await processAlive(pid)), 30_000, 50).catch(() => process.kill(pid, 'SIGKILL'));
   }
+}
+
+/** Starts it again through setup-host.sh and waits until it answers. */
+export async function startDaemon(name: 'libvirtd' | 'virtlogd'): Promise<void> {
   // setup-host.sh waits 10 s for libvirtd's socket; on a loaded host start-up can take longer.
   await waitFor(`${name} back after a restart through scripts/setup-host.sh`, async () => {
     await ensureDaemons();
     return (await daemonPid(name)) !== undefined && (await execa('virsh', ['-c', 'qemu:///system', 'version'], { reject: false })).exitCode === 0;
   }, 90_000, 500);
-  return Date.now() - t0;
 }
 
 export interface ProcInfo {

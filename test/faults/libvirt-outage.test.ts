@@ -4,39 +4,19 @@
  * not flap to Starting: it stays Running, with condition Synchronized=False (reason
  * LibvirtUnreachable) saying since when; once libvirtd is back the condition goes and the same
  * instance is still the one running. libvirtd is restarted with setup-host.sh's own command,
- * at once, also when the test fails.
+ * at once, also when the test fails. In the `faults` project because it stops a host daemon:
+ * that project runs alone, after the others, so no other test loses libvirtd meanwhile.
  */
-import { readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalRegistry, pushTestGuestImages, startRegistry } from '../../helpers/registry.js';
-import { gitFixture, testGuestVm, type GitFixture } from './fixture.js';
-import { cleanupStateDir, cli, makeStateDir, sleep, startUp, vm, waitFor, type UpProcess } from './harness.js';
+import { type LocalRegistry, pushTestGuestImages, startRegistry } from '../helpers/registry.js';
+import { gitFixture, testGuestVm, type GitFixture } from '../integration/standalone/fixture.js';
+import { startDaemon, stopDaemon } from './lib/host.js';
+import { cleanupStateDir, cli, makeStateDir, sleep, startUp, vm, waitFor, type UpProcess } from '../integration/standalone/harness.js';
 
 const NAME = 'vo-outage';
 const DOMAIN = `default_${NAME}`;
-const SETUP_HOST = new URL('../../../scripts/setup-host.sh', import.meta.url).pathname;
 const virsh = (...args: string[]) => execa('virsh', ['-c', 'qemu:///system', ...args], { reject: false });
-
-/** Stops the libvirtd this host runs (by the pid in its pid file, nothing else). */
-async function stopLibvirtd(): Promise<void> {
-  const pid = Number((await readFile('/run/libvirtd.pid', 'utf8')).trim());
-  if (!Number.isInteger(pid) || pid <= 1) throw new Error('/run/libvirtd.pid holds no pid');
-  process.kill(pid, 'SIGTERM');
-  await waitFor('libvirtd to exit', () => {
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch {
-      return true;
-    }
-  }, 30_000, 100);
-}
-
-/** setup-host.sh starts libvirtd (and virtlogd) when not running and waits until it answers. */
-async function startLibvirtd(): Promise<void> {
-  await execa('bash', [SETUP_HOST], { reject: false, stdio: 'ignore' });
-}
 
 describe('libvirtd outage under a running virtops up', () => {
   let registry: LocalRegistry;
@@ -54,7 +34,7 @@ describe('libvirtd outage under a running virtops up', () => {
   }, 300_000);
 
   afterAll(async () => {
-    await startLibvirtd();
+    await startDaemon('libvirtd');
     await up?.stop().catch(() => undefined);
     if (stateDir) await cleanupStateDir(stateDir);
     if ((await virsh('domstate', DOMAIN)).exitCode === 0) {
@@ -74,7 +54,7 @@ describe('libvirtd outage under a running virtops up', () => {
     const seen = new Set<string>();
     let flagged;
     try {
-      await stopLibvirtd();
+      await stopDaemon('libvirtd');
       flagged = await waitFor('Synchronized=False', async () => {
         const x = await vm(up.server, NAME);
         seen.add(x?.status?.printableStatus ?? 'none');
@@ -87,7 +67,7 @@ describe('libvirtd outage under a running virtops up', () => {
         await sleep(250);
       }
     } finally {
-      await startLibvirtd();
+      await startDaemon('libvirtd');
     }
     expect([...seen]).toEqual(['Running']);
     const cond = flagged.status!.conditions!.find((c) => c.type === 'Synchronized')!;
