@@ -37,7 +37,8 @@ export function formatVmRows(vms: VirtualMachine[], opts: { wide: boolean; now: 
   for (const vm of vms) {
     const st = vm.status;
     const ready = st?.conditions?.find((c) => c.type === 'Ready');
-    const row = [vm.metadata.name ?? '', created(vm, opts.now), st?.printableStatus ?? '', ready?.status ?? (st?.ready ? 'True' : 'False')];
+    // As kubectl prints KubeVirt's printer column: the Ready condition, empty before any status.
+    const row = [vm.metadata.name ?? '', created(vm, opts.now), st?.printableStatus ?? '', ready?.status ?? (st?.ready === undefined ? '' : st.ready ? 'True' : 'False')];
     if (opts.allNamespaces) row.unshift(vm.metadata.namespace ?? 'default');
     if (opts.wide) {
       const failure = st?.conditions?.find((c) => c.type === 'Failure' && c.status === 'True');
