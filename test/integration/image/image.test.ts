@@ -5,7 +5,7 @@
  * (bwrap). A cold build (mmdebstrap from the Debian mirror) takes a few minutes; later runs
  * with unchanged inputs reuse the cache.
  */
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,8 +129,7 @@ describe('npm run image', () => {
     const filesUnder = async (dir: string) =>
       existsSync(join(rootfs, dir)) ? (await execa('find', [join(rootfs, dir), '-type', 'f'])).stdout.split('\n').filter(Boolean) : [];
     expect(await filesUnder('usr/share/man')).toEqual([]);
-    const docs = await readdir(join(rootfs, 'usr/share/doc'), { recursive: true });
-    expect(docs.filter((f) => f.includes('/') && !f.endsWith('/copyright'))).toEqual([]);
+    expect((await filesUnder('usr/share/doc')).filter((f) => !f.endsWith('/copyright'))).toEqual([]);
     expect(await filesUnder('usr/share/locale')).toEqual([]);
     expect(await filesUnder('var/lib/apt/lists')).toEqual([]);
     const config = JSON.parse(await readFile(join(unpacked, 'bundle', 'config.json'), 'utf8')) as { process: { args: string[]; cwd: string } };
