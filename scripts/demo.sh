@@ -2,9 +2,11 @@
 # The main job, end to end on this host: git push → a running VM.
 #
 #   scripts/demo.sh            set up the host, build the test guest, start a local registry,
-#                              create a VMs-as-code repo (bare, in the demo dir), start
-#                              `virtops up` on it, push, and show the VM reach Running with its
-#                              serial console output. Leaves everything running.
+#                              pack virtops (npm pack) and install the tarball as a user would,
+#                              create a VMs-as-code repo with `virtops init` (pushed to a bare
+#                              origin in the demo dir), start `virtops up` on it, push, and show
+#                              the VM reach Running with its serial console output. Leaves
+#                              everything running.
 #   scripts/demo.sh --down     stop the demo VM(s), `virtops up` and the registry; remove the
 #                              demo dir. Nothing is left behind (domains, disks, sockets, processes).
 #
@@ -30,9 +32,13 @@ export VIRTOPS_STATE_DIR="$DEMO/state"
 SOCK="$VIRTOPS_STATE_DIR/up.sock"
 VM=test-guest
 
+# virtops as a user has it: installed from the packed tarball (step 5); before that, and for
+# --down of a demo that never got that far, this checkout's CLI.
+VIRTOPS_BIN="$DEMO/virtops/node_modules/.bin/virtops"
+
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
-virtops() { node "$ROOT/cli/bin.js" "$@"; }
+virtops() { if [ -x "$VIRTOPS_BIN" ]; then "$VIRTOPS_BIN" "$@"; else node "$ROOT/cli/bin.js" "$@"; fi; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 # GET URL succeeds (node is the one tool every step needs anyway; curl may be missing).
 http_ok() { node -e 'fetch(process.argv[1]).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))' "$1"; }
@@ -110,33 +116,43 @@ EOF
 fi
 skopeo copy --quiet --dest-tls-verify=false "oci:$OCI:latest" "docker://$IMAGE"
 
-say "5/7 a VMs-as-code repository: $DEMO/repo.git (example: vms/test-guest.ts)"
+say "5/7 virtops as a package (npm pack → $DEMO/virtops), and a VMs-as-code repository made by virtops init: $DEMO/work"
 WORK="$DEMO/work"
+if [ ! -x "$VIRTOPS_BIN" ]; then
+  TARBALL="$DEMO/$(cd "$ROOT" && npm pack --pack-destination "$DEMO" --loglevel=warn | tail -n1)"
+  mkdir -p "$DEMO/virtops"
+  printf '{ "name": "virtops-demo-tools", "private": true }\n' > "$DEMO/virtops/package.json"
+  (cd "$DEMO/virtops" && npm install --prefer-offline --no-audit --no-fund --loglevel=error "$TARBALL")
+fi
 if [ ! -d "$DEMO/repo.git" ]; then
+  TARBALL="$(ls "$DEMO"/virtops-*.tgz | tail -n1)"
   git init -q --bare -b main "$DEMO/repo.git"
-  rm -rf "$WORK" && mkdir -p "$WORK"
-  # The example project: the DSL and synth this checkout ships, and one VM.
-  git -C "$ROOT" archive HEAD api dsl synth launcher/flags.ts launcher/emulation.ts cdk8s.yaml package.json tsconfig.json vms/test-guest.ts | tar -x -C "$WORK"
-  cat > "$WORK/vms/main.ts" <<'EOF'
-// The demo's cdk8s app: one VM, the tiny test guest, booted from localhost:5000.
-import { VirtopsApp } from '../synth/app.js';
+  rm -rf "$WORK"
+  virtops init "$WORK" --name demo-vms --virtops-from "$TARBALL"
+  # The example VM: the tiny test guest (this checkout's vms/test-guest.ts, importing the DSL
+  # from the package as any user's VM does) instead of the scaffold's hello VM.
+  rm "$WORK/vms/hello.ts"
+  sed "s#from '../dsl/index.js'#from 'virtops/dsl'#" "$ROOT/vms/test-guest.ts" > "$WORK/vms/test-guest.ts"
+  cat > "$WORK/vms/app.ts" <<'EOF'
+// The demo's charts: one VM, the tiny test guest, booted from localhost:5000.
+import { VirtopsApp, type VirtopsAppProps } from 'virtops/synth';
 import { TestGuest } from './test-guest.js';
 
-const app = new VirtopsApp();
-new TestGuest(app);
-app.synth();
+export function buildApp(props?: VirtopsAppProps): VirtopsApp {
+  const app = new VirtopsApp(props);
+  new TestGuest(app);
+  return app;
+}
 EOF
-  printf 'node_modules\n' > "$WORK/.gitignore"
-  ln -s "$ROOT/node_modules" "$WORK/node_modules"
-  (cd "$WORK" && virtops synth)
-  git -C "$WORK" init -q -b main
+  # What a user does: install (writes the lockfile), test (writes the snapshot), synth.
+  (cd "$WORK" && npm install --prefer-offline --no-audit --no-fund --loglevel=error && npm test && npm run --silent synth)
   git -C "$WORK" add -A
   git -C "$WORK" -c user.name=demo -c user.email=demo@virtops commit -q -m "test-guest: a tiny VM, synthesized into dist/"
   git -C "$WORK" remote add origin "$DEMO/repo.git"
 fi
 
 say "6/7 virtops up (API on unix:$SOCK, state in $DEMO/state, log in $DEMO/up.log)"
-setsid node "$ROOT/cli/bin.js" up --repo "$DEMO/repo.git" --state-dir "$DEMO/state" \
+setsid "$VIRTOPS_BIN" up --repo "$DEMO/repo.git" --state-dir "$DEMO/state" \
   --emulation "$EMULATION" --interval 30s --insecure-registry "$REGISTRY" >"$DEMO/up.log" 2>&1 < /dev/null &
 echo $! > "$DEMO/up.pid"
 for _ in $(seq 1 300); do api_ok && break; alive "$DEMO/up.pid" || break; sleep 0.1; done
@@ -144,7 +160,7 @@ api_ok || { tail -n 20 "$DEMO/up.log" >&2; die "virtops up did not start; see $D
 
 say "7/7 git push → running VM"
 started=$(date +%s.%N)
-git -C "$WORK" push -q origin main
+git -C "$WORK" push -q -u origin main
 last=""
 for _ in $(seq 1 1200); do
   line="$(virtops get vms 2>/dev/null | awk -v vm="$VM" '$1==vm' || true)"
@@ -168,8 +184,9 @@ cat >&2 <<EOF
 
 The VM runs from git. Try:
   export VIRTOPS_STATE_DIR=$VIRTOPS_STATE_DIR   # the CLI finds the API socket there (as root)
-  node $ROOT/cli/bin.js describe vm $VM
-  node $ROOT/cli/bin.js console $VM          # serial console, Ctrl-] detaches
-  cd $WORK && \$EDITOR vms/test-guest.ts && npx tsx $ROOT/cli/main.ts synth && git commit -am change && git push
+  export PATH=$DEMO/virtops/node_modules/.bin:\$PATH   # virtops, installed from the tarball
+  virtops describe vm $VM
+  virtops console $VM                         # serial console, Ctrl-] detaches
+  cd $WORK && \$EDITOR vms/test-guest.ts && npm run synth && npx vitest run -u && git commit -am change && git push
   scripts/demo.sh --down                      # stop everything and remove $DEMO
 EOF
