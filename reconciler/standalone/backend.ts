@@ -337,7 +337,9 @@ export class StandaloneBackend {
         return {};
       }
       const rec = this.recordFor(key, vm);
-      if (rec.rebuilt) await this.findInstance(key, rec, vm);
+      // A record rebuilt after corruption, or none at all (deleted by hand, lost with a disk):
+      // a launcher may still run for this VM, and must be adopted, not started a second time.
+      if (rec.rebuilt || !existing) await this.findInstance(key, rec, vm);
       rec.revision = this.applied.sha;
       const out = await reconcileVm(key, { vm, ...(rec.status ? { status: rec.status } : {}), ...(rec.override ? { override: rec.override } : {}) }, this.deps);
       if (reconcileStateFromStatus(rec.status).failure) result = 'error';
@@ -440,7 +442,7 @@ export class StandaloneBackend {
   }
 
   /**
-   * A VM whose record was rebuilt after corruption: its launcher, if one runs in the VM's pod
+   * A VM whose record was rebuilt after corruption (or lost): its launcher, if one runs in the VM's pod
    * dir, is adopted under the uid on its command line (with the spec git has now; the one it
    * started with was in the lost record), so it is neither started twice nor refused as a
    * foreign domain.

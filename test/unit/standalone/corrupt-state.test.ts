@@ -52,6 +52,7 @@ describe('corrupt state files: moved aside, rebuilt from what runs and from git,
     ['applied.json emptied', 'applied.json', 0],
     ['a VM record truncated', 'vms/default_web.json', 0.5],
     ['a VM record emptied', 'vms/default_web.json', 0],
+    ['a VM record deleted', 'vms/default_web.json', -1],
   ])('%s: up starts, the VMs keep running under the same instance, nothing pruned', async (_name, file, fraction) => {
     const w = await world();
     let b = await w.make();
@@ -63,10 +64,11 @@ describe('corrupt state files: moved aside, rebuilt from what runs and from git,
 
     const path = join(w.dir, file);
     const size = (await readFile(path)).length;
-    await truncate(path, Math.floor(size * fraction));
+    if (fraction < 0) await rm(path);
+    else await truncate(path, Math.floor(size * fraction));
     b = await w.make(); // no throw
     const kept = (await readdir(join(w.dir, file.includes('/') ? 'vms' : '.'))).filter((n) => n.includes('.corrupt-'));
-    expect(kept).toHaveLength(1);
+    expect(kept).toHaveLength(fraction < 0 ? 0 : 1);
     await w.settle(b);
     // Before git speaks again: nothing stopped, nothing removed.
     expect(w.node.stops).toEqual([]);
@@ -83,7 +85,8 @@ describe('corrupt state files: moved aside, rebuilt from what runs and from git,
     expect(w.node.launchers.size).toBe(2); // none started twice
     expect(w.node.stops).toEqual([]);
     expect(w.node.removedDirs).toEqual([]);
-    expect(b.get('default', 'web')!.events.map((e) => e.reason)).toContain('StateRebuilt');
+    if (fraction >= 0) expect(b.get('default', 'web')!.events.map((e) => e.reason)).toContain('StateRebuilt');
+    if (file.startsWith('vms/')) expect(b.get('default', 'web')!.events.map((e) => e.reason)).toContain('Adopted');
     await b.stop();
   });
 
