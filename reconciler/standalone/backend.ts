@@ -248,9 +248,19 @@ export class StandaloneBackend {
     }
     const rec = this.recordFor(key, this.desiredVms.get(key)!);
     const now = this.now();
+    const before = { override: rec.override, events: [...rec.events] };
     rec.override = { action, at: now, revision: this.applied.sha ?? '' };
     pushEvent(rec, { type: 'Normal', reason: 'Override', message: `${action} requested: it overrides git for this VM until a commit changes the VM` }, now);
-    await this.save(key, rec);
+    try {
+      await this.save(key, rec);
+    } catch (err) {
+      // Not recorded, not done: the caller is told it failed, so nothing may act on it (a
+      // full disk under the state dir once started a VM whose start request had failed).
+      if (before.override) rec.override = before.override;
+      else delete rec.override;
+      rec.events = before.events;
+      throw new Error(`${action} of ${key} was not recorded, so nothing changed: ${(err as Error).message} (fix: free space or permissions under the state dir, then retry)`);
+    }
     this.opts.log.info({ vm: key, action }, `override: ${action}`);
     this.queue.add(key);
     return this.view(key, rec);

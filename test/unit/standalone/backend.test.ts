@@ -67,7 +67,11 @@ class TestStore extends StateStore {
     if (this.freezeAfterApplied) this.frozen = true;
   }
 
+  /** Every VM write fails as on a full disk. */
+  full = false;
+
   override writeVm(rec: VmRecord): Promise<void> {
+    if (this.full) return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
     if (this.frozen) return Promise.resolve();
     this.vmWrites++;
     return super.writeVm(rec);
@@ -380,6 +384,22 @@ describe('overrides (virtops start|stop|restart|pause|unpause)', () => {
     expect(h.view('web').status?.printableStatus).toBe('CrashLoopBackOff');
     await h.act('web', 'start');
     expect(h.view('web').status?.printableStatus).toBe('Running');
+  });
+
+  it('a request that cannot be recorded (full disk) fails and changes nothing', async () => {
+    const h = await harness();
+    await h.apply([vmManifest('web', 'Halted')]);
+    await h.settle();
+    const events = h.reasons('web');
+    h.store.full = true;
+    const err = await h.backend.requestAction(NS, 'web', 'start').catch((e: unknown) => e as Error);
+    expect(err.message).toMatch(/start of default\/web was not recorded, so nothing changed: ENOSPC.*free space or permissions under the state dir/);
+    expect(h.view('web').override).toBeUndefined();
+    expect(h.reasons('web')).toEqual(events);
+    h.store.full = false;
+    await h.settle();
+    expect(h.view('web').status?.printableStatus).toBe('Stopped');
+    expect(h.node.launchers.size).toBe(0);
   });
 
   it.each([
