@@ -7,7 +7,7 @@
  * gets back, before and after the process starts, so a reconciler killed at any point
  * finds its launchers again (by pid, or by the VMI uid on their command line).
  */
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { VirtualMachineInstance, VirtualMachineInstanceSpec } from '../../api/kubevirt.js';
@@ -415,7 +415,10 @@ export class NodeAgent implements InstanceHandler {
   }
 
   async findRunning(namespace: string, name: string): Promise<{ uid: string; pid: number } | undefined> {
-    for (const p of await processesUnder(this.podDir(namespace, name))) {
+    const dir = this.podDir(namespace, name);
+    // No pod dir, no launcher (a VM seen for the first time): skip the scan of /proc.
+    if (!(await stat(dir).then(() => true, () => false))) return undefined;
+    for (const p of await processesUnder(dir)) {
       const i = p.argv.indexOf('--uid');
       if (p.argv.includes(LAUNCHER_MARKER) && i >= 0 && p.argv[i + 1]) return { uid: p.argv[i + 1]!, pid: p.pid };
     }
