@@ -392,7 +392,7 @@ describe('overrides (virtops start|stop|restart|pause|unpause)', () => {
     await h.settle();
     const events = h.reasons('web');
     h.store.full = true;
-    const err = await h.backend.requestAction(NS, 'web', 'start').catch((e: unknown) => e as Error);
+    const err = (await h.backend.requestAction(NS, 'web', 'start').then(() => new Error('resolved'), (e: unknown) => e)) as Error;
     expect(err.message).toMatch(/start of default\/web was not recorded, so nothing changed: ENOSPC.*free space or permissions under the state dir/);
     expect(h.view('web').override).toBeUndefined();
     expect(h.reasons('web')).toEqual(events);
