@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevirt.js';
@@ -17,7 +17,7 @@ import { GUEST_MARKERS } from '../../helpers/test-guest.js';
 import { bareVm, testGuestVm } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
 import { podDir } from '../../../reconciler/agent/host-config.js';
-import { commitVms, deleteNode, stopLaunchersUnder, getVm, gitFixture, identities, listJson, startAgent, startController, tempDir, until, type Env, type Identities } from './harness.js';
+import { teardownGuestTest, commitVms, getVm, gitFixture, identities, listJson, startAgent, startController, tempDir, until, type Env, type Identities } from './harness.js';
 
 const env = clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
@@ -58,26 +58,7 @@ describe.skipIf(!env)('cluster mode boots a real guest (qemu:///system, TCG)', (
     controller = await startController(ids, git, NS);
   }, 300_000);
 
-  afterAll(async () => {
-    if (ids) {
-      for (const v of await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachine', NS).catch(() => [])) await ids.admin.delete(v as KubernetesObject);
-      await until('VMIs gone', async () => (await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachineInstance', NS)).length === 0, 90_000).catch(() => undefined);
-    }
-    await controller?.stop();
-    await agent?.stop();
-    if (state) await stopLaunchersUnder(state.dir);
-    if ((await virsh('domstate', DOMAIN)).exitCode === 0) {
-      await virsh('destroy', DOMAIN);
-      await virsh('undefine', DOMAIN);
-    }
-    if (ids) {
-      await deleteNode(ids.admin, NODE);
-      await ids.admin.delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } }).catch(() => undefined);
-    }
-    await git?.cleanup();
-    await state?.cleanup();
-    await registry?.stop();
-  }, 180_000);
+  afterAll(() => teardownGuestTest({ ids, controller, agent, state, git, registry, ns: NS, node: NODE, domain: DOMAIN }), 180_000);
 
   it('push → VM Running and the guest prints its markers on the serial log', async () => {
     await commitVms(git, [guest()], 'the test guest');

@@ -11,7 +11,6 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import type { KubernetesObject } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +21,7 @@ import { type LocalRegistry, pushTestGuestImages, startRegistry } from '../../he
 import { GUEST_MARKERS } from '../../helpers/test-guest.js';
 import { bareVm, testGuestVm, vmDocuments } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
-import { commitVms, deleteNode, getVm, gitFixture, identities, listJson, log, startController, stopLaunchersUnder, tempDir, until, type Env, type Identities } from './harness.js';
+import { teardownGuestTest, commitVms, getVm, gitFixture, identities, log, startController, tempDir, until, type Env, type Identities } from './harness.js';
 
 const env = clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
@@ -75,26 +74,7 @@ describe.skipIf(!env || !defaultNodeIp())('virtops CLI in cluster mode (--kubeco
     await until('VM Running', async () => (await status()) === 'Running', 300_000, 500);
   }, 600_000);
 
-  afterAll(async () => {
-    if (ids) {
-      for (const v of await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachine', NS).catch(() => [])) await ids.admin.delete(v as KubernetesObject);
-      await until('VMIs gone', async () => (await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachineInstance', NS)).length === 0, 90_000).catch(() => undefined);
-    }
-    await controller?.stop();
-    await agent?.stop();
-    if (state) await stopLaunchersUnder(state.dir);
-    if ((await virsh('domstate', DOMAIN)).exitCode === 0) {
-      await virsh('destroy', DOMAIN);
-      await virsh('undefine', DOMAIN);
-    }
-    if (ids) {
-      await deleteNode(ids.admin, NODE);
-      await ids.admin.delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } }).catch(() => undefined);
-    }
-    await git?.cleanup();
-    await state?.cleanup();
-    await registry?.stop();
-  }, 180_000);
+  afterAll(() => teardownGuestTest({ ids, controller, agent, state, git, registry, ns: NS, node: NODE, domain: DOMAIN }), 180_000);
 
   it('get vms|vmis: KubeVirt columns, -A adds NAMESPACE, -o wide|json|yaml', async () => {
     const vms = await cli(['get', 'vms', '-n', NS]);

@@ -152,6 +152,38 @@ export async function deleteVmsAndWait(admin: HttpKubeClient, namespace: string,
   await until('VMIs and launcher Pods gone', async () => (await listJson(admin, 'kubevirt.io/v1', 'VirtualMachineInstance', namespace)).length === 0 && (await listJson(admin, 'v1', 'Pod', namespace, 'kubevirt.io=virt-launcher')).length === 0, timeoutMs).catch(() => undefined);
 }
 
+/**
+ * The teardown of a test that ran a real guest in namespace `ns` on node `node`: VMs deleted
+ * and their VMIs awaited, controller and agent stopped, leftover launchers and the domain
+ * removed, the Node and namespace deleted, temp dirs and the registry gone. Each part may be
+ * missing (a beforeAll that failed half-way).
+ */
+export async function teardownGuestTest(t: {
+  ids?: Identities; controller?: ControllerHandle; agent?: AgentHandle; state?: { dir: string; cleanup(): Promise<void> };
+  git?: { cleanup(): Promise<void> }; registry?: { stop(): Promise<void> }; ns: string; node: string; domain: string;
+}): Promise<void> {
+  const { ids, ns } = t;
+  const virsh = (...args: string[]) => execa('virsh', ['-c', 'qemu:///system', ...args], { reject: false });
+  if (ids) {
+    for (const v of await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachine', ns).catch(() => [])) await ids.admin.delete(v as KubernetesObject);
+    await until('VMIs gone', async () => (await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachineInstance', ns)).length === 0, 90_000).catch(() => undefined);
+  }
+  await t.controller?.stop();
+  await t.agent?.stop();
+  if (t.state) await stopLaunchersUnder(t.state.dir);
+  if ((await virsh('domstate', t.domain)).exitCode === 0) {
+    await virsh('destroy', t.domain);
+    await virsh('undefine', t.domain);
+  }
+  if (ids) {
+    await deleteNode(ids.admin, t.node);
+    await ids.admin.delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }).catch(() => undefined);
+  }
+  await t.git?.cleanup();
+  await t.state?.cleanup();
+  await t.registry?.stop();
+}
+
 export async function deleteNode(admin: HttpKubeClient, name: string): Promise<void> {
   await admin.delete({ apiVersion: 'v1', kind: 'Node', metadata: { name } }).catch(() => undefined);
 }
