@@ -79,7 +79,9 @@ export function launcherPhase(o: LauncherObservation, t: ObservationMemory): Lau
       paused: i.paused,
       ready: i.phase === 'Running' && !i.paused,
     };
-    if (!libvirtLost(o)) return seen;
+    // A launcher still connecting for its first start is not an outage: nothing ran yet.
+    const starting = !t.lastKnown && (i.phase === 'Pending' || i.phase === 'Scheduling' || i.phase === 'Scheduled');
+    if (!libvirtLost(o) || starting) return seen;
     // The launcher answers with the domain state it saw last; its own guess stands only when
     // nothing better is known (it never had the guest in view since this observer started).
     const since = new Date(t.libvirtLostAt ?? t.now).toISOString();
