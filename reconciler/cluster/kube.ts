@@ -21,6 +21,7 @@ import {
   V1MicroTime,
   Watch,
   setHeaderOptions,
+  type CoreV1Event,
   type KubernetesObject,
   type V1Lease,
   type V1Node,
@@ -31,6 +32,7 @@ import {
 // package index (see passThrough below).
 import { ObjectSerializer as KubeObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import type { Logger } from 'pino';
+import { EVENT_AGGREGATION_WINDOW_MS } from '../core/events.js';
 import { ResilientInformer, type Informer, type InformerHandler, type InformerSpec } from './informer.js';
 
 export type { Informer, InformerHandler, InformerSpec } from './informer.js';
@@ -309,11 +311,31 @@ export class HttpKubeClient implements KubeClient {
 
   // ---- events ----------------------------------------------------------------------------
 
+  /** The events this client wrote lately, by what makes them the same (for counting repeats). */
+  private readonly recentEvents = new Map<string, { event: CoreV1Event; at: number }>();
+
+  /**
+   * Records an event; the same one (object, type, reason, message) again within 10 minutes is
+   * one more `count` and a new `lastTimestamp` on the existing Event, as client-go's event
+   * correlator does, so a repeating condition is one Event, not one per occurrence.
+   */
   async event(involved: KubernetesObject, type: 'Normal' | 'Warning', reason: string, message: string, component: string): Promise<void> {
     const ns = involved.metadata?.namespace ?? 'default';
     const now = new Date();
+    const key = [ns, involved.kind, involved.metadata?.uid ?? involved.metadata?.name, type, reason, message].join('\0');
+    const prev = this.recentEvents.get(key);
+    if (prev && now.getTime() - prev.at < EVENT_AGGREGATION_WINDOW_MS && prev.event.metadata?.name) {
+      this.record('update', 'events', reason, ns);
+      try {
+        const event = await this.core.replaceNamespacedEvent({ name: prev.event.metadata.name, namespace: ns, body: { ...prev.event, count: (prev.event.count ?? 1) + 1, lastTimestamp: now } });
+        this.rememberEvent(key, event, now.getTime());
+        return;
+      } catch {
+        // Gone (events expire) or changed meanwhile: record a new one.
+      }
+    }
     this.record('create', 'events', reason, ns);
-    await this.core.createNamespacedEvent({
+    const created = await this.core.createNamespacedEvent({
       namespace: ns,
       body: {
         metadata: { generateName: `${involved.metadata?.name ?? 'virtops'}.`, namespace: ns },
@@ -336,6 +358,13 @@ export class HttpKubeClient implements KubeClient {
         count: 1,
       },
     });
+    this.rememberEvent(key, created, now.getTime());
+  }
+
+  private rememberEvent(key: string, event: CoreV1Event, at: number): void {
+    this.recentEvents.delete(key); // re-inserted last: the map stays in least-recently-used order
+    this.recentEvents.set(key, { event, at });
+    if (this.recentEvents.size > 1000) this.recentEvents.delete(this.recentEvents.keys().next().value!);
   }
 
   // ---- informers -------------------------------------------------------------------------
