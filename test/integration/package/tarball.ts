@@ -6,7 +6,7 @@
  * build-info.json's commit is the one of the run that packed it.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +39,11 @@ export async function packedTarball(): Promise<string> {
     }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+  // Tarballs of older sources: kept a day (another test file of this run may still use one).
+  for (const name of readdirSync(join(dir, '..'))) {
+    const p = join(dir, '..', name);
+    if (p !== dir && /^[0-9a-f]{16}$/.test(name) && Date.now() - statSync(p).mtimeMs > 24 * 3600 * 1000) rmSync(p, { recursive: true, force: true });
   }
   return join(dir, readdirSync(dir).find((f) => /^virtops-.*\.tgz$/.test(f)) as string);
 }
