@@ -203,6 +203,10 @@ describe('fault injection, single host (virtops up, qemu:///system)', () => {
       case 'api-start':
       case 'api-stop': {
         const action = op === 'api-start' ? 'start' : 'stop';
+        // An override lasts until the next revision that touches the VM, and a push not yet
+        // applied is such a revision even though it was pushed first: like a user who looks
+        // before acting, wait until up has applied what git has.
+        await caughtUp();
         const v = choose(model.filter((m) => m.present && (action === 'start') !== expected([m])[0]!.shouldRun));
         if (!v) return undefined;
         await apiCall(up!.server, 'POST', `/api/v1/vms/${NAMESPACE}/${v.name}/${action}`);
@@ -301,6 +305,7 @@ describe('fault injection, single host (virtops up, qemu:///system)', () => {
         };
       }
       case 'disk-full': {
+        await caughtUp();
         const filled = await fs!.fill();
         // Something to do while full: one more lifecycle op (a push, the git cache and every state write need space).
         const op = OPS[pick % OPS.length]!;
@@ -309,6 +314,16 @@ describe('fault injection, single host (virtops up, qemu:///system)', () => {
         await fs!.free();
         return { at: Date.now(), detail: `filled ${(filled / 2 ** 20).toFixed(0)} MiB; during it: ${did ?? 'nothing'}; freed after 5 s` };
       }
+    }
+  }
+
+  /** Waits (bounded: a miss shows later as a convergence problem) until up has applied the last good commit. */
+  async function caughtUp(): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const list = await apiCall<VmList>(up!.server, 'GET', '/api/v1/vms').catch(() => undefined);
+      if (list?.revision === goodSha) return;
+      await sleep(200);
     }
   }
 
