@@ -120,7 +120,15 @@ describe('npm run image', () => {
       expect(r.exitCode, `${check.name}: ${r.stderr}`).toBe(0);
       expect(r.stdout, check.name).toMatch(check.expect);
     }
-    // The bundles were built inside the image: they record /opt/virtops paths, not this checkout's.
+    // The bundles were built inside the image and are fresh there: on a read-only root (a
+    // container with readOnlyRootFilesystem) cli/bin.js runs them without rebuilding (a stale
+    // one would fail to rebuild and warn on stderr before falling back to tsx).
+    for (const cmd of ['launcher-monitor', 'agent', 'controller']) {
+      const r = await inImage(rootfs, ['virtops', cmd, '--help'], ['--remount-ro', '/']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stderr, cmd).toBe('');
+    }
+    // They record /opt/virtops paths, not this checkout's.
     const manifest = JSON.parse(await readFile(join(rootfs, 'opt/virtops/node_modules/.cache/virtops/launcher.json'), 'utf8')) as { dir: string };
     expect(manifest.dir).toMatch(/^\/opt\/virtops\/node_modules\/\.cache\/virtops\/launcher-/);
     // The Node binary is this machine's (the version engines.node asks for).
