@@ -216,8 +216,9 @@ describe('fault injection, single host (virtops up, qemu:///system)', () => {
     }
   }
 
-  /** Waits (bounded) for a process the fault can kill. */
-  async function candidates<T>(what: string, list: () => Promise<T[]>): Promise<T[]> {
+  /** Waits (bounded) for a process the fault can kill; when every VM is stopped, starts one first. */
+  async function candidates<T>(list: () => Promise<T[]>, pick: number): Promise<T[]> {
+    if (!model.some((m) => expected([m])[0]!.shouldRun)) await runOp('api-start', pick);
     const deadline = Date.now() + 30_000;
     for (;;) {
       const c = await list();
@@ -251,7 +252,7 @@ describe('fault injection, single host (virtops up, qemu:///system)', () => {
   /** A fault's `after` runs before the convergence wait: problems it found, and (commits) when the refusal showed. */
   type After = () => Promise<{ problems: string[]; refusedAt?: number }>;
 
-  async function injectFault(step: Step<Fault, Op>): Promise<{ detail: string; after?: After; at?: number }> {
+  async function injectFault(step: Step<Fault, Op>): Promise<{ detail: string; after?: After; at?: number; skipped?: boolean }> {
     const pick = step.pick;
     switch (step.fault) {
       case 'kill-up': {
@@ -264,16 +265,16 @@ describe('fault injection, single host (virtops up, qemu:///system)', () => {
       case 'kill-monitor':
       case 'kill-launcher': {
         const monitor = step.fault === 'kill-monitor';
-        const c = await candidates('launcher', async () => (await launcherPids(stateDir)).filter((p) => p.monitor === monitor));
-        if (!c.length) return { detail: 'no launcher process to kill within 30 s' };
+        const c = await candidates(async () => (await launcherPids(stateDir)).filter((p) => p.monitor === monitor), pick);
+        if (!c.length) return { detail: 'no launcher process to kill within 30 s', skipped: true };
         const p = c[pick % c.length]!;
         const at = Date.now();
         signal(p.pid, 'SIGKILL');
         return { detail: `SIGKILL ${monitor ? 'monitor' : 'launcher'} pid ${p.pid} (instance ${p.uid})`, at };
       }
       case 'kill-qemu': {
-        const c = await candidates('qemu', () => qemuProcesses(`${NAMESPACE}_${PREFIX}`));
-        if (!c.length) return { detail: 'no QEMU to kill within 30 s' };
+        const c = await candidates(() => qemuProcesses(`${NAMESPACE}_${PREFIX}`), pick);
+        if (!c.length) return { detail: 'no QEMU to kill within 30 s', skipped: true };
         const q = c[pick % c.length]!;
         const at = Date.now();
         signal(q.pid, 'SIGKILL');
@@ -351,8 +352,8 @@ describe('fault injection, single host (virtops up, qemu:///system)', () => {
       }
       await sleep((step.pick % 4) * 500);
       const t0 = Date.now();
-      const { detail, after, at } = await injectFault(step);
-      figures.injected(step.fault);
+      const { detail, after, at, skipped } = await injectFault(step);
+      if (!skipped) figures.injected(step.fault);
       const tInjected = Date.now();
       const checked = after ? await after() : { problems: [] };
       for (const p of checked.problems) figures.violation({ step: step.index, fault: step.fault, invariant: 'a refused commit touches nothing running', detail: p });
@@ -368,7 +369,7 @@ describe('fault injection, single host (virtops up, qemu:///system)', () => {
         await mkdir(RESULTS_DIR, { recursive: true });
         await writeFile(join(RESULTS_DIR, `standalone-up-step${step.index + 1}.log`), up?.logText() ?? '');
       } else {
-        figures.converged(step.fault, ms);
+        if (!skipped) figures.converged(step.fault, ms);
         misses = 0;
         await recordDisks();
       }
