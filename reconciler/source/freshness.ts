@@ -94,15 +94,17 @@ export async function checkFreshness(worktree: string, distPath: string, opts: F
 export type PinnedVirtops = { ok: true; version: string; resolved: string | undefined } | { ok: false; problem: string };
 
 const FIX_LOCK = 'run `npm install` in the repository and commit package.json and package-lock.json';
+const DEFAULT_REGISTRY = 'https://registry.npmjs.org/';
 
 /**
  * Reads a package-lock.json (v2/v3) for the verifier: the virtops version it pins, after
  * checking that every package comes from a source `npm ci` may fetch as root without
- * running anything or reaching beyond the registry: an http(s) tarball or a local .tgz, each
- * with an integrity hash (a git or directory dependency, or a tarball without integrity,
- * would have the install clone, link or copy what the commit names). Pure.
+ * running anything or reaching beyond the registry: a tarball under one of `registries`
+ * (npm's configured registry) or a local .tgz, each with an integrity hash (a git or
+ * directory dependency, another host, or a tarball without integrity would have the install
+ * clone, link, fetch or copy what the commit names). Pure.
  */
-export function pinnedVirtops(lockText: string | undefined): PinnedVirtops {
+export function pinnedVirtops(lockText: string | undefined, registries: readonly string[] = [DEFAULT_REGISTRY]): PinnedVirtops {
   if (lockText === undefined) {
     return { ok: false, problem: `the commit has no package-lock.json, and the verifier synthesizes with the virtops version the lockfile pins: ${FIX_LOCK}` };
   }
@@ -120,8 +122,10 @@ export function pinnedVirtops(lockText: string | undefined): PinnedVirtops {
     const name = key.replace(/^.*node_modules\//, '');
     if (entry.link) return { ok: false, problem: `package-lock.json links ${name} to a directory (${key}); the verifier installs only registry packages and .tgz tarballs: depend on a published version or a packed tarball` };
     if (entry.resolved === undefined) continue; // npm resolves it from the registry by version
-    const source = /^https?:\/\//.test(entry.resolved) ? 'registry' : /^file:.*\.(tgz|tar\.gz)$/.test(entry.resolved) ? 'tarball' : undefined;
-    if (!source) return { ok: false, problem: `package-lock.json resolves ${name} from ${entry.resolved.slice(0, 200)}; the verifier installs only from http(s) registries and .tgz tarballs (no git or directory dependencies)` };
+    const fromRegistry = registries.some((r) => entry.resolved!.startsWith(r.endsWith('/') ? r : `${r}/`));
+    if (!fromRegistry && !/^file:.*\.(tgz|tar\.gz)$/.test(entry.resolved)) {
+      return { ok: false, problem: `package-lock.json resolves ${name} from ${entry.resolved.slice(0, 200)}; the verifier installs only from npm's registry (${registries.join(', ')}) and .tgz tarballs (no git or directory dependencies, no other hosts)` };
+    }
     if (!entry.integrity) return { ok: false, problem: `package-lock.json has no integrity hash for ${name} (${entry.resolved.slice(0, 200)}): ${FIX_LOCK}` };
   }
   const virtops = lock.packages['node_modules/virtops'];
@@ -143,7 +147,12 @@ export function installDirFor(installRoot: string, lockText: string): string {
 async function installPinned(worktree: string, opts: FreshnessOptions, signal?: AbortSignal): Promise<{ root: string } | { errors: string[] }> {
   const read = (f: string) => readFile(join(worktree, f), 'utf8').catch(() => undefined);
   const [lockText, pkgText] = [await read('package-lock.json'), await read('package.json')];
-  const pinned = pinnedVirtops(lockText);
+  // Only the environment npm needs (where its cache and config are, which registry):
+  // nothing else of the reconciler's. --ignore-scripts: no package's code runs here.
+  const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? homedir() };
+  for (const [k, v] of Object.entries(process.env)) if (/^npm_config_/i.test(k) && v !== undefined) env[k] = v;
+  const registry = await execa('npm', ['config', 'get', 'registry'], { env, extendEnv: false, reject: false, stdin: 'ignore' });
+  const pinned = pinnedVirtops(lockText, registry.exitCode === 0 && /^https?:\/\//.test(registry.stdout.trim()) ? [registry.stdout.trim()] : [DEFAULT_REGISTRY]);
   if (!pinned.ok) return { errors: [`synth verifier: ${pinned.problem}`] };
   if (pkgText === undefined) return { errors: [`synth verifier: the commit has a package-lock.json but no package.json: ${FIX_LOCK}`] };
   const installRoot = opts.installRoot ?? DEFAULT_INSTALL_ROOT;
@@ -160,10 +169,6 @@ async function installPinned(worktree: string, opts: FreshnessOptions, signal?: 
     await writeFile(join(tmp, 'package.json'), pkgText);
     await writeFile(join(tmp, 'package-lock.json'), lockText as string);
     const timeoutMs = opts.installTimeoutMs ?? 600_000;
-    // Only the environment npm needs (where its cache and config are, which registry):
-    // nothing else of the reconciler's. --ignore-scripts: no package's code runs here.
-    const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? homedir() };
-    for (const [k, v] of Object.entries(process.env)) if (/^npm_config_/i.test(k) && v !== undefined) env[k] = v;
     const r = await execa('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
       cwd: tmp, env, extendEnv: false, reject: false, all: true, stdin: 'ignore', timeout: timeoutMs, maxBuffer: MAX_OUTPUT,
       ...(signal ? { cancelSignal: signal } : {}),

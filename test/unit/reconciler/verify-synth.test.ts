@@ -102,7 +102,8 @@ describe('pinnedVirtops: what the verifier installs from a commit\'s package-loc
   const lock = (packages: Record<string, unknown>) => JSON.stringify({ name: 'my-vms', lockfileVersion: 3, packages: { '': { name: 'my-vms' }, ...packages } });
   const reg = (name: string, version: string) => ({ version, resolved: `https://registry.npmjs.org/${name}/-/${name}-${version}.tgz`, integrity: 'sha512-x' });
 
-  it('the pinned version, from a registry or a .tgz with an integrity hash', () => {
+  it('the pinned version, from npm\'s registry or a .tgz with an integrity hash', () => {
+    expect(pinnedVirtops(lock({ 'node_modules/virtops': { version: '0.2.0', resolved: 'http://npm.internal:4873/virtops/-/virtops-0.2.0.tgz', integrity: 'sha512-x' } }), ['http://npm.internal:4873'])).toMatchObject({ ok: true, version: '0.2.0' });
     expect(pinnedVirtops(lock({ 'node_modules/virtops': reg('virtops', '0.2.0'), 'node_modules/cdk8s': reg('cdk8s', '2.70.106') }))).toEqual({ ok: true, version: '0.2.0', resolved: 'https://registry.npmjs.org/virtops/-/virtops-0.2.0.tgz' });
     expect(pinnedVirtops(lock({ 'node_modules/virtops': { version: '0.1.0', resolved: 'file:../virtops-0.1.0.tgz', integrity: 'sha512-y' } }))).toMatchObject({ ok: true, version: '0.1.0' });
   });
@@ -113,6 +114,7 @@ describe('pinnedVirtops: what the verifier installs from a commit\'s package-loc
     [JSON.stringify({ lockfileVersion: 1, dependencies: {} }), /no "packages" \(lockfileVersion 1/],
     [lock({ 'node_modules/cdk8s': reg('cdk8s', '2.70.106') }), /does not pin virtops.*npm install virtops@/],
     [lock({ 'node_modules/virtops': reg('virtops', '0.2.0'), 'node_modules/evil': { version: '1.0.0', resolved: 'git+ssh://git@example.com/evil.git#abc', integrity: 'sha512-z' } }), /resolves evil from git\+ssh.*no git or directory/],
+    [lock({ 'node_modules/virtops': reg('virtops', '0.2.0'), 'node_modules/x': { version: '1.0.0', resolved: 'http://169.254.169.254/latest/x.tgz', integrity: 'sha512-z' } }), /resolves x from http:\/\/169\.254.*only from npm's registry \(https:\/\/registry\.npmjs\.org\/\).*no other hosts/],
     [lock({ 'node_modules/virtops': { version: '0.1.0', resolved: 'file:/root', integrity: 'sha512-z' } }), /resolves virtops from file:\/root/],
     [lock({ 'node_modules/virtops': { version: '0.1.0', resolved: 'file:/srv/v.tgz' } }), /no integrity hash for virtops/],
     [lock({ 'node_modules/virtops': { resolved: '../virtops', link: true } }), /links virtops to a directory/],
