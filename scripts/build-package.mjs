@@ -13,7 +13,10 @@
  * cli/bin.js runs these when it finds no cli/main.ts next to it (the installed package);
  * in this checkout it keeps running the sources. package.json `files` lists what ships.
  *
- *   node scripts/build-package.mjs     (npm pack / npm publish run it)
+ *   node scripts/build-package.mjs           (prepack: npm pack / npm publish run it)
+ *   node scripts/build-package.mjs --clean   (postpack: removes build/ and build-info.json again,
+ *                                            so this checkout's `virtops --version` asks git, not a
+ *                                            stale build-info.json)
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -27,6 +30,10 @@ const BUILD = join(REPO, 'build');
 
 const t0 = performance.now();
 rmSync(BUILD, { recursive: true, force: true });
+if (process.argv[2] === '--clean') {
+  rmSync(join(REPO, 'build-info.json'), { force: true });
+  process.exit(0);
+}
 const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(REPO, 'tsconfig.build.json')], { cwd: REPO, stdio: 'inherit' });
 if (tsc.status !== 0) {
   process.stderr.write('build-package: tsc -p tsconfig.build.json failed (see above); nothing was packed\n');
