@@ -9,45 +9,27 @@
  */
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalRegistry, pushTestGuestImages, startRegistry } from '../helpers/registry.js';
-import { gitFixture, testGuestVm, type GitFixture } from '../integration/standalone/fixture.js';
+import { testGuestVm } from '../integration/standalone/fixture.js';
 import { startDaemon, stopDaemon } from './lib/host.js';
-import { cleanupStateDir, cli, makeStateDir, sleep, startUp, vm, waitFor, type UpProcess } from '../integration/standalone/harness.js';
+import { cli, guestUpFixture, sleep, vm, waitFor } from '../integration/standalone/harness.js';
 
 const NAME = 'vo-outage';
 const DOMAIN = `default_${NAME}`;
 const virsh = (...args: string[]) => execa('virsh', ['-c', 'qemu:///system', ...args], { reject: false });
 
 describe('libvirtd outage under a running virtops up', () => {
-  let registry: LocalRegistry;
-  let git: GitFixture;
-  let stateDir: string;
-  let up: UpProcess;
+  const f = guestUpFixture(DOMAIN, ({ git, registry }) => ['--repo', git.bare, '--emulation', 'tcg', '--interval', '2s', '--insecure-registry', registry.host]);
 
   beforeAll(async () => {
-    registry = await startRegistry();
-    const image = (await pushTestGuestImages(registry)).kernelBootImage;
-    git = await gitFixture();
-    stateDir = await makeStateDir();
-    up = await startUp(['--repo', git.bare, '--emulation', 'tcg', '--interval', '2s', '--insecure-registry', registry.host], stateDir);
-    await git.commitVms([testGuestVm({ image, name: NAME })], 'add the guest');
-  }, 300_000);
-
-  afterAll(async () => {
-    await startDaemon('libvirtd');
-    await up?.stop().catch(() => undefined);
-    if (stateDir) await cleanupStateDir(stateDir);
-    if ((await virsh('domstate', DOMAIN)).exitCode === 0) {
-      await virsh('destroy', DOMAIN);
-      await virsh('undefine', DOMAIN);
-    }
-    await git?.cleanup();
-    await registry?.stop();
+    await f.git.commitVms([testGuestVm({ image: f.image, name: NAME })], 'add the guest');
   });
+
+  // Registered after the fixture's, so it runs first: libvirtd is back before the cleanup needs it.
+  afterAll(() => startDaemon('libvirtd'));
 
   it('a running VM stays Running with Synchronized=False while libvirtd is down, and is in sync again after', async () => {
     const before = await waitFor('Running', async () => {
-      const x = await vm(up.server, NAME);
+      const x = await vm(f.up!.server, NAME);
       return x?.status?.printableStatus === 'Running' ? x : undefined;
     }, 180_000, 250);
 
@@ -56,14 +38,14 @@ describe('libvirtd outage under a running virtops up', () => {
     try {
       await stopDaemon('libvirtd');
       flagged = await waitFor('Synchronized=False', async () => {
-        const x = await vm(up.server, NAME);
+        const x = await vm(f.up!.server, NAME);
         seen.add(x?.status?.printableStatus ?? 'none');
         return x?.status?.conditions?.some((c) => c.type === 'Synchronized' && c.status === 'False') ? x : undefined;
       }, 60_000, 250);
       // A few more passes (--interval 2s) while libvirtd stays down: still Running.
       const until = Date.now() + 6000;
       while (Date.now() < until) {
-        seen.add((await vm(up.server, NAME))?.status?.printableStatus ?? 'none');
+        seen.add((await vm(f.up!.server, NAME))?.status?.printableStatus ?? 'none');
         await sleep(250);
       }
     } finally {
@@ -74,11 +56,11 @@ describe('libvirtd outage under a running virtops up', () => {
     expect(cond.reason).toBe('LibvirtUnreachable');
     expect(cond.message).toMatch(/libvirt is unreachable since \d{4}-\d\d-\d\dT/);
     expect(flagged.instance!.uid).toBe(before.instance!.uid);
-    const described = await cli(['describe', 'vm', NAME], up.server);
+    const described = await cli(['describe', 'vm', NAME], f.up!.server);
     expect(described.stdout).toMatch(/Synchronized/);
 
     const after = await waitFor('in sync again', async () => {
-      const x = await vm(up.server, NAME);
+      const x = await vm(f.up!.server, NAME);
       return x?.status?.printableStatus === 'Running' && !x.status.conditions?.some((c) => c.type === 'Synchronized') ? x : undefined;
     }, 90_000, 500);
     expect(after.instance!.uid).toBe(before.instance!.uid);

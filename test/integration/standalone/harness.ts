@@ -11,7 +11,7 @@ import { gitFixture, type GitFixture } from './fixture.js';
 import type { VmView } from '../../../reconciler/standalone/backend.js';
 import type { VmList } from '../../../reconciler/standalone/format.js';
 import { apiCall, socketPath } from '../../../reconciler/standalone/client.js';
-import { freePort } from '../../helpers/registry.js';
+import { type LocalRegistry, freePort, pushTestGuestImages, startRegistry } from '../../helpers/registry.js';
 import { sleep, waitFor } from '../../helpers/wait.js';
 
 export const CLI = new URL('../../../cli/bin.js', import.meta.url).pathname;
@@ -177,6 +177,42 @@ export function upFixture(): UpFixture {
     await f.up?.stop().catch(() => undefined);
     if (f.stateDir) await cleanupStateDir(f.stateDir);
     await f.git?.cleanup();
+  });
+  return f;
+}
+
+/** `upFixture` for a real guest: a local registry with the test guest's image, `up` started. */
+export interface GuestUpFixture extends UpFixture {
+  registry: LocalRegistry;
+  /** The test guest's kernel-boot image in that registry. */
+  image: string;
+}
+
+/**
+ * Registers the hooks of a test file that runs the test guest under one `virtops up`
+ * (qemu:///system): before, a registry with the guest's image, git, a state dir and `up` with
+ * `upArgs`; after, `up` stopped, launchers and state dir removed, the guest's `domain`
+ * destroyed and undefined if left, git and registry removed. (A file's own afterAll runs first.)
+ */
+export function guestUpFixture(domain: string, upArgs: (f: GuestUpFixture) => string[]): GuestUpFixture {
+  const f = {} as GuestUpFixture;
+  const virsh = (...args: string[]) => execa('virsh', ['-c', 'qemu:///system', ...args], { reject: false });
+  beforeAll(async () => {
+    f.registry = await startRegistry();
+    f.image = (await pushTestGuestImages(f.registry)).kernelBootImage;
+    f.git = await gitFixture();
+    f.stateDir = await makeStateDir();
+    f.up = await startUp(upArgs(f), f.stateDir);
+  }, 300_000);
+  afterAll(async () => {
+    await f.up?.stop().catch(() => undefined);
+    if (f.stateDir) await cleanupStateDir(f.stateDir);
+    if ((await virsh('domstate', domain)).exitCode === 0) {
+      await virsh('destroy', domain);
+      await virsh('undefine', domain);
+    }
+    await f.git?.cleanup();
+    await f.registry?.stop();
   });
   return f;
 }

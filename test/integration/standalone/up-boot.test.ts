@@ -7,48 +7,24 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalRegistry, pushTestGuestImages, startRegistry } from '../../helpers/registry.js';
+import { describe, expect, it } from 'vitest';
 import { GUEST_MARKERS } from '../../helpers/test-guest.js';
-import { bareVm, gitFixture, testGuestVm, vmDocuments, type GitFixture } from './fixture.js';
-import { CLI, cleanupStateDir, launcherPids, makeStateDir, startUp, vm, waitFor, type UpProcess } from './harness.js';
+import { bareVm, testGuestVm, vmDocuments } from './fixture.js';
+import { CLI, guestUpFixture, launcherPids, vm, waitFor } from './harness.js';
 
 const NAME = 'vo-up-guest';
 const DOMAIN = `default_${NAME}`;
 const virsh = (...args: string[]) => execa('virsh', ['-c', 'qemu:///system', ...args], { reject: false });
 
 describe('virtops up boots a real guest (qemu:///system, TCG)', () => {
-  let registry: LocalRegistry;
-  let git: GitFixture;
-  let stateDir: string;
-  let up: UpProcess;
-  let image: string;
-
-  beforeAll(async () => {
-    registry = await startRegistry();
-    image = (await pushTestGuestImages(registry)).kernelBootImage;
-    git = await gitFixture();
-    stateDir = await makeStateDir();
-    up = await startUp(['--repo', git.bare, '--emulation', 'tcg', '--interval', '3s', '--insecure-registry', registry.host, '--no-freshness-check'], stateDir);
-  }, 300_000);
-
-  afterAll(async () => {
-    await up?.stop().catch(() => undefined);
-    if (stateDir) await cleanupStateDir(stateDir);
-    if ((await virsh('domstate', DOMAIN)).exitCode === 0) {
-      await virsh('destroy', DOMAIN);
-      await virsh('undefine', DOMAIN);
-    }
-    await git?.cleanup();
-    await registry?.stop();
-  });
+  const f = guestUpFixture(DOMAIN, ({ git, registry }) => ['--repo', git.bare, '--emulation', 'tcg', '--interval', '3s', '--insecure-registry', registry.host, '--no-freshness-check']);
 
   const serial = async (path: string) => readFile(path, 'utf8').catch(() => '');
 
   it('a push starts the VM: Running, the guest prints its markers and the user-data from git', async () => {
-    await git.commitVms([testGuestVm({ image, name: NAME })], 'add the test guest');
+    await f.git.commitVms([testGuestVm({ image: f.image, name: NAME })], 'add the test guest');
     const v = await waitFor('Running', async () => {
-      const x = await vm(up.server, NAME);
+      const x = await vm(f.up!.server, NAME);
       return x?.status?.printableStatus === 'Running' ? x : undefined;
     }, 180_000, 250);
     expect((await virsh('domstate', DOMAIN)).stdout.trim()).toBe('running');
@@ -56,7 +32,7 @@ describe('virtops up boots a real guest (qemu:///system, TCG)', () => {
     const argv = (await readFile(`/proc/${v.instance!.pid}/cmdline`, 'utf8')).split('\0');
     expect(argv).toContain('launcher-monitor');
     expect(argv.slice(argv.indexOf('--emulation'))[1]).toBe('tcg');
-    expect(up.logText()).toMatch(/host flag --emulation tcg \(the Pod in git says auto\)/);
+    expect(f.up!.logText()).toMatch(/host flag --emulation tcg \(the Pod in git says auto\)/);
     const out = await waitFor('guest ready marker', async () => {
       const text = await serial(v.instance!.serialLog);
       return text.includes(GUEST_MARKERS.ready) ? text : undefined;
@@ -64,9 +40,9 @@ describe('virtops up boots a real guest (qemu:///system, TCG)', () => {
     expect(out).toContain(`${GUEST_MARKERS.userData} hello-from-git`);
 
     // `virtops domain-xml` previews the same paths the launcher defined (disks, ISO, kernel, initrd, console).
-    const manifest = join(stateDir, 'preview.yaml');
-    await writeFile(manifest, vmDocuments(testGuestVm({ image, name: NAME })));
-    const preview = await execa(process.execPath, [CLI, 'domain-xml', manifest, '--emulation', 'tcg', '--state-dir', stateDir, '--uid', v.instance!.uid]);
+    const manifest = join(f.stateDir, 'preview.yaml');
+    await writeFile(manifest, vmDocuments(testGuestVm({ image: f.image, name: NAME })));
+    const preview = await execa(process.execPath, [CLI, 'domain-xml', manifest, '--emulation', 'tcg', '--state-dir', f.stateDir, '--uid', v.instance!.uid]);
     const defined = (await virsh('dumpxml', DOMAIN)).stdout;
     const previewPaths = domainPaths(preview.stdout);
     expect(previewPaths.filter((p) => p.kind === 'disk').length).toBe(2);
@@ -80,40 +56,40 @@ describe('virtops up boots a real guest (qemu:///system, TCG)', () => {
   }, 400_000);
 
   it('virsh destroy behind its back: the Always VM is restarted', async () => {
-    const before = (await vm(up.server, NAME))!;
+    const before = (await vm(f.up!.server, NAME))!;
     expect((await virsh('destroy', DOMAIN)).exitCode).toBe(0);
     const after = await waitFor('a new instance Running', async () => {
-      const x = await vm(up.server, NAME);
+      const x = await vm(f.up!.server, NAME);
       return x?.instance && x.instance.uid !== before.instance!.uid && x.status?.printableStatus === 'Running' ? x : undefined;
     }, 120_000, 250);
     expect((await virsh('domstate', DOMAIN)).stdout.trim()).toBe('running');
     expect(after.events.map((e) => e.reason)).toContain('Stopped');
     // The old incarnation's launcher is gone; exactly one monitor remains.
-    const monitors = (await launcherPids(stateDir)).filter((p) => p.monitor);
+    const monitors = (await launcherPids(f.stateDir)).filter((p) => p.monitor);
     expect(monitors.map((p) => p.uid)).toEqual([after.instance!.uid]);
   }, 200_000);
 
   it('removing it from git prunes domain, disks, ISO, socket and process', async () => {
-    const v = (await vm(up.server, NAME))!;
+    const v = (await vm(f.up!.server, NAME))!;
     const ephemeral = `${v.instance!.podDir}/ephemeral-disks/volumes/ephemeral/${v.instance!.uid}`;
     expect(existsSync(ephemeral)).toBe(true);
     // `virtops console` stays attached and sees the guest's ACPI shutdown message.
-    const consoleProc = execa(process.execPath, [CLI, 'console', NAME, '--server', up.server], { reject: false, stdin: 'pipe' });
+    const consoleProc = execa(process.execPath, [CLI, 'console', NAME, '--server', f.up!.server], { reject: false, stdin: 'pipe' });
     let consoleErr = '';
     consoleProc.stderr?.on('data', (b: Buffer) => (consoleErr += b.toString()));
     await waitFor('console attached', async () => /Connected to default_vo-up-guest/.test(consoleErr), 30_000, 100);
-    await git.commitVms([bareVm('placeholder', { runStrategy: 'Halted' })], 'remove the guest');
-    await waitFor('pruned', async () => (await vm(up.server, NAME)) === undefined, 120_000);
+    await f.git.commitVms([bareVm('placeholder', { runStrategy: 'Halted' })], 'remove the guest');
+    await waitFor('pruned', async () => (await vm(f.up!.server, NAME)) === undefined, 120_000);
     expect((await virsh('domstate', DOMAIN)).exitCode).not.toBe(0);
     expect(existsSync(v.instance!.podDir)).toBe(false);
     expect(existsSync(v.instance!.socket)).toBe(false);
     expect(existsSync(v.instance!.console)).toBe(false);
-    expect((await launcherPids(stateDir)).length).toBe(0);
+    expect((await launcherPids(f.stateDir)).length).toBe(0);
     consoleProc.stdin?.end();
     const con = await consoleProc;
     expect(con.stdout).toContain(GUEST_MARKERS.shutdown);
     // A Halted VM is healthy and stopped.
-    expect((await vm(up.server, 'placeholder'))?.status?.printableStatus).toBe('Stopped');
+    expect((await vm(f.up!.server, 'placeholder'))?.status?.printableStatus).toBe('Stopped');
   }, 200_000);
 });
 
