@@ -60,7 +60,7 @@ export function manifest(v: VmModel, image: string): VirtualMachine {
   return vm;
 }
 
-/** dist/ files for the VMs of the model that are in git (a Halted placeholder keeps dist/ non-empty). */
+/** dist/ files for the VMs of the model that are in git (the test never deletes the last one: an empty dist/ is refused). */
 export function distFiles(model: readonly VmModel[], image: string): Record<string, string> {
   const files: Record<string, string> = {};
   for (const v of model.filter((m) => m.present)) files[`${v.name}.k8s.yaml`] = vmDocuments(manifest(v, image));
