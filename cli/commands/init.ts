@@ -14,11 +14,11 @@
  * unpublished use), by an absolute `file:` spec: npm ci resolves that the same from any
  * directory (the synth verifier installs the lockfile elsewhere), a relative one would not.
  */
-import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { packageRoot } from './version.js';
 
 /**
  * Root of the virtops package this CLI runs from: the checkout (cli/commands/init.ts) or the
@@ -27,17 +27,6 @@ import type { Command } from 'commander';
  */
 export const VIRTOPS_ROOT = packageRoot(path.dirname(fileURLToPath(import.meta.url)));
 export const TEMPLATE_DIR = path.join(VIRTOPS_ROOT, 'templates/init');
-
-function packageRoot(from: string): string {
-  for (let dir = from; ; dir = path.dirname(dir)) {
-    try {
-      if ((JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'virtops') return dir;
-    } catch {
-      // no package.json here, or not ours: keep looking
-    }
-    if (path.dirname(dir) === dir) throw new Error(`virtops: no package.json named virtops above ${from}; the installation is incomplete (reinstall virtops)`);
-  }
-}
 
 /** Packages the scaffold pins to the same versions as virtops itself. */
 const PINNED_DEPENDENCIES = ['cdk8s', 'cdk8s-plus-33', 'constructs', 'yaml'] as const;
