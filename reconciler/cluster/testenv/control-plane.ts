@@ -14,7 +14,7 @@ import { apiserverArgs, controllerManagerArgs, etcdArgs, schedulerArgs, type Por
 import { COMPONENTS, layoutOf, type Component, type Layout } from './layout.js';
 import { freePorts } from './ports.js';
 import { httpGet } from './probe.js';
-import { isOurs, killNow, readPid, spawnDetached, stopProcess } from './processes.js';
+import { isOurs, killNow, liveByPidFile, readPid, spawnDetached, stopProcess } from './processes.js';
 import { readVersions } from './versions.js';
 import { apiserverKubeletClientArgs, writeNodePki, type NodePki } from './node-pki.js';
 
@@ -208,11 +208,7 @@ export function attachControlPlane(dir: string): ControlPlane {
 /** Components of DIR whose pid file names a live process of this testenv. */
 export function runningComponents(dir: string): Component[] {
   const abs = resolve(dir);
-  const l = layoutOf(abs);
-  return COMPONENTS.filter((c) => {
-    const pid = readPid(l.pidFile(c));
-    return pid !== undefined && isOurs(pid, markerOf(abs));
-  });
+  return liveByPidFile(COMPONENTS, layoutOf(abs).pidFile, markerOf(abs));
 }
 
 function handleFor(info: ControlPlaneInfo): ControlPlane {

@@ -34,7 +34,7 @@ import {
 } from './node-config.js';
 import { freePorts } from './ports.js';
 import { httpGet } from './probe.js';
-import { isAlive, isOurs, readPid, spawnDetached, stopProcess, tailOf } from './processes.js';
+import { isAlive, isOurs, liveByPidFile, readPid, spawnDetached, stopProcess, tailOf } from './processes.js';
 import { cacheRoot, defaultBinDir, defaultContainerdDir, defaultNodeImagesDir, readContainerdVersion, TOOLS_KUBE_DIR } from './versions.js';
 
 /**
@@ -230,11 +230,7 @@ export function readNode(dir: string): NodeInfo | undefined {
 /** Node processes of DIR that are alive. */
 export function runningNodeProcesses(dir: string): NodeProcess[] {
   const abs = resolve(dir);
-  const l = nodeLayoutOf(abs);
-  return NODE_PROCESSES.filter((p) => {
-    const pid = readPid(l.pidFile(p));
-    return pid !== undefined && isOurs(pid, markerOf(abs));
-  });
+  return liveByPidFile(NODE_PROCESSES, nodeLayoutOf(abs).pidFile, markerOf(abs));
 }
 
 /**

@@ -51,6 +51,14 @@ export function isOurs(pid: number, marker: string): boolean {
 }
 
 /** The pid exists and has not exited (a zombie has exited: it only waits for its reaper). */
+/** Those of `names` whose pid file (`pidFile(name)`) names a live process carrying `marker`. */
+export function liveByPidFile<T>(names: readonly T[], pidFile: (name: T) => string, marker: string): T[] {
+  return names.filter((n) => {
+    const pid = readPid(pidFile(n));
+    return pid !== undefined && isOurs(pid, marker);
+  });
+}
+
 export function isAlive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
