@@ -21,6 +21,8 @@ export function registerController(program: Command): void {
     .option('--interval <duration>', 're-apply period (reverts drift), poll period for URLs', '1m')
     .option('--verify-synth', "opt-in: prove each commit's dist/ matches its vms/ by running 'synth --check' in a sandbox (unprivileged uid, no network, read-only, limited; needs root, bwrap, prlimit, setpriv). Default: dist/ is data and no repository code runs")
     .option('--no-freshness-check', 'accepted for compatibility and ignored: the synth check is off unless --verify-synth')
+    .option('--crash-loop-backoff <duration>', 'CrashLoopBackOff: the wait before restarting a VM that failed, doubling per failure in a row', '10s')
+    .option('--crash-loop-backoff-max <duration>', 'CrashLoopBackOff: the longest wait between restarts', '5m')
     .option('--cache-dir <dir>', 'keep the git clone here, reused across restarts (default: a temp dir removed on exit)')
     .action(async (raw: RawControllerFlags) => {
       const [{ runController, validateControllerFlags }, { pino }] = await Promise.all([import('../../reconciler/cluster/run.js'), import('pino')]);

@@ -12,7 +12,8 @@ import type { Logger } from 'pino';
 import { GitSource, type SourceRevision } from '../source/index.js';
 import { NodeAgent, type AgentOptions } from '../agent/agent.js';
 import { baseEnv, hostFlags, podsDir, validateHostFlags, type HostEmulation } from '../agent/host-config.js';
-import { durationFlag } from '../agent/duration-flag.js';
+import { durationFlag, formatDuration } from '../agent/duration-flag.js';
+import { DEFAULT_BACKOFF_POLICY, type BackoffPolicy } from '../core/index.js';
 import { LibvirtDomains } from '../standalone/libvirt-domains.js';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { Applier, INVENTORY_CONFIGMAP, changedVmKeys, planApply, revisionHealth, isVm, type Health } from './apply.js';
@@ -42,6 +43,8 @@ export interface RawControllerFlags {
   identity?: string;
   leaseDuration?: string;
   cacheDir?: string;
+  crashLoopBackoff?: string;
+  crashLoopBackoffMax?: string;
 }
 
 export interface ControllerConfig {
@@ -62,6 +65,8 @@ export interface ControllerConfig {
    * leaves nothing behind in /tmp); default: a temp dir removed on stop.
    */
   cacheDir?: string;
+  /** `--crash-loop-backoff` / `--crash-loop-backoff-max`: CrashLoopBackOff's first delay and cap (as `up`'s). */
+  backoffPolicy?: BackoffPolicy;
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -79,11 +84,15 @@ export function validateControllerFlags(raw: RawControllerFlags): { ok: true; co
   const leaseDurationMs = durationFlag(raw.leaseDuration ?? '15s', '--lease-duration', errors, { min: 2000 });
   const identity = raw.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   if (raw.verifySynth === true && raw.freshnessCheck === false) errors.push('--verify-synth and --no-freshness-check contradict each other: pass --verify-synth to run the sandboxed synth check, or neither to treat dist/ as data (the default)');
-  if (errors.length || intervalMs === undefined || leaseDurationMs === undefined) return { ok: false, errors };
+  const backoffInitial = durationFlag(raw.crashLoopBackoff ?? formatDuration(DEFAULT_BACKOFF_POLICY.initialMs), '--crash-loop-backoff', errors, { min: 100 });
+  const backoffMax = durationFlag(raw.crashLoopBackoffMax ?? formatDuration(DEFAULT_BACKOFF_POLICY.maxMs), '--crash-loop-backoff-max', errors, { min: 100 });
+  if (backoffInitial !== undefined && backoffMax !== undefined && backoffMax < backoffInitial) errors.push(`--crash-loop-backoff-max "${raw.crashLoopBackoffMax ?? formatDuration(backoffMax)}" is below --crash-loop-backoff "${formatDuration(backoffInitial)}": raise it to at least ${formatDuration(backoffInitial)}`);
+  if (errors.length || intervalMs === undefined || leaseDurationMs === undefined || backoffInitial === undefined || backoffMax === undefined) return { ok: false, errors };
   return {
     ok: true,
     config: {
       ...(raw.kubeconfig ? { kubeconfig: raw.kubeconfig } : {}),
+      backoffPolicy: { ...DEFAULT_BACKOFF_POLICY, initialMs: backoffInitial, maxMs: backoffMax },
       ...(raw.cacheDir ? { cacheDir: raw.cacheDir } : {}),
       repo: raw.repo!, branch, distPath: raw.path ?? 'dist', namespace, leaderElect: raw.leaderElect === true,
       intervalMs, freshness: raw.verifySynth === true, identity, leaseDurationMs,
@@ -193,6 +202,7 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
   const controller = new VmController(client, {
     log: log.child({ component: 'vm-controller' }), resyncMs: Math.max(config.intervalMs, 10_000),
     ...(opts.statusCoalesceMs !== undefined ? { statusCoalesceMs: opts.statusCoalesceMs } : {}),
+    ...(config.backoffPolicy ? { backoffPolicy: config.backoffPolicy } : {}),
   });
   const source = new GitSource({
     repo: config.repo, branch: config.branch, distPath: config.distPath, pollIntervalMs: config.intervalMs, resyncIntervalMs: Math.max(config.intervalMs, 30_000),

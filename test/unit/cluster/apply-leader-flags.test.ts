@@ -93,6 +93,14 @@ describe('flags', () => {
     expect(validateControllerFlags({ repo: '/srv/vms.git', cacheDir: '/var/cache/virtops/source' })).toMatchObject({ ok: true, config: { cacheDir: '/var/cache/virtops/source' } });
   });
 
+  it('controller: CrashLoopBackOff first wait and cap (default 10s and 5m, as up)', () => {
+    expect(validateControllerFlags({ repo: '/r' })).toMatchObject({ ok: true, config: { backoffPolicy: { initialMs: 10_000, maxMs: 300_000 } } });
+    expect(validateControllerFlags({ repo: '/r', crashLoopBackoff: '1s', crashLoopBackoffMax: '4s' })).toMatchObject({ ok: true, config: { backoffPolicy: { initialMs: 1000, maxMs: 4000, stableAfterMs: 300_000 } } });
+    const v = validateControllerFlags({ repo: '/r', crashLoopBackoff: '10s', crashLoopBackoffMax: '1s' });
+    expect(v.ok).toBe(false);
+    if (!v.ok) expect(v.errors.join('\n')).toMatch(/--crash-loop-backoff-max "1s" is below --crash-loop-backoff "10s": raise it to at least 10s/);
+  });
+
   it('agent: node name, emulation, libvirt URI, registries', () => {
     const v = validateAgentFlags({ node: 'Node_1', emulation: 'fast', libvirtUri: 'nope', insecureRegistry: ['http://x'] });
     expect(v.ok).toBe(false);
