@@ -43,7 +43,9 @@ export default defineConfig({
           // Seeded fault injection (hardening issue, part 4): kills, daemon restarts, bad
           // commits and a full disk at random moments, then the invariants. Each file starts
           // what it kills itself (its own `up`, its own control plane) and restarts host
-          // daemons, so the project runs alone, after the others (groupOrder), one file at a time.
+          // daemons, so the project runs alone, one file at a time: groupOrder 1 gives it a group
+          // of its own (vitest runs unit first, then this group, then the one-file-at-a-time
+          // group of integration and cluster files).
           name: 'faults',
           include: ['test/faults/**/*.test.ts'],
           globalSetup: ['test/integration/global-setup.ts'],
