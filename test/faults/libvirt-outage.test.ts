@@ -5,7 +5,7 @@
  * LibvirtUnreachable) saying since when; once libvirtd is back the condition goes and the same
  * instance is still the one running. libvirtd is restarted with setup-host.sh's own command,
  * at once, also when the test fails. In the `faults` project because it stops a host daemon:
- * that project runs alone, after the others, so no other test loses libvirtd meanwhile.
+ * that project runs alone (a vitest group of its own), so no other test loses libvirtd meanwhile.
  */
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
