@@ -147,6 +147,7 @@ export class VmController {
     if (this.stopped) return {};
     this.reconciles++;
     const { namespace, name } = splitKey(key);
+    await this.removeOrphanedPods(key);
     const vm = this.vms.get(name, namespace) as unknown as VirtualMachine | undefined;
     if (!vm) {
       // Its VMI and Pod go with it: the garbage collector follows the ownerReferences. A
@@ -291,6 +292,27 @@ export class VmController {
     this.pendingSince.delete(key);
     this.created.delete(key);
     this.badOverrides.delete(key);
+  }
+
+  /**
+   * Launcher Pods of this VM whose VMI is gone. They are the VMI's dependents, so the garbage
+   * collector removes them, but right after kube-apiserver restarts its graph can lag for
+   * minutes (the cluster fault test saw a replaced VMI's Pod stay past 120 s). KubeVirt's
+   * controller deletes such Pods itself; so does this one, once a read of the VMI (not the
+   * cache) confirms that its owner is really gone. A terminating VMI still holds its Pod: the
+   * node agent stops the guest first.
+   */
+  private async removeOrphanedPods(key: string): Promise<void> {
+    const { namespace, name } = splitKey(key);
+    const current = (this.vmis.get(name, namespace) as unknown as VirtualMachineInstance | undefined)?.metadata.uid ?? this.created.get(key)?.metadata.uid;
+    for (const [vmiUid, pod] of [...this.podsByVmi]) {
+      if (vmiUid === current || pod.metadata?.deletionTimestamp || !pod.metadata?.uid) continue;
+      if ((pod.metadata.namespace ?? 'default') !== namespace || pod.metadata.labels?.[LABEL_VM_NAME] !== name) continue;
+      const vmi = await this.client.read<KubernetesObject>({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name, namespace } });
+      if (vmi?.metadata?.uid === vmiUid) continue;
+      this.opts.log.info({ vm: key, pod: pod.metadata.name, vmi: vmiUid }, 'deleting a launcher Pod whose VMI is gone');
+      await this.client.delete(asKubeObject({ apiVersion: 'v1', kind: 'Pod', metadata: pod.metadata }), { preconditionUid: pod.metadata.uid, propagationPolicy: 'Background' });
+    }
   }
 
   /** Creates the launcher Pod of a live VMI from the revision's template (idempotent by name). */

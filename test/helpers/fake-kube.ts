@@ -137,6 +137,8 @@ export interface FakeKubeClientOptions {
   now?: () => number;
   /** How long an informer whose list failed waits before listing again. Default 5 ms. */
   informerRetryMs?: number;
+  /** false: no garbage collector (as when kube-controller-manager's lags or is down). Default true. */
+  garbageCollector?: boolean;
 }
 
 export class FakeKubeClient implements KubeClient {
@@ -146,6 +148,7 @@ export class FakeKubeClient implements KubeClient {
   readonly events: RecordedEvent[] = [];
   readonly now: () => number;
   private readonly informerRetryMs: number;
+  private readonly garbageCollector: boolean;
   private readonly store = new Map<string, FakeObject>();
   private readonly informers = new Set<FakeInformer<KubernetesObject>>();
   private readonly failures: FailureRule[] = [];
@@ -159,6 +162,7 @@ export class FakeKubeClient implements KubeClient {
   constructor(opts: FakeKubeClientOptions = {}) {
     this.now = opts.now ?? Date.now;
     this.informerRetryMs = opts.informerRetryMs ?? 5;
+    this.garbageCollector = opts.garbageCollector ?? true;
   }
 
   get totalWrites(): number {
@@ -581,7 +585,7 @@ export class FakeKubeClient implements KubeClient {
     if (!stored || stored.metadata.uid !== obj.metadata.uid) return;
     this.store.delete(key);
     this.emit(stored, undefined);
-    this.collectGarbage(stored.metadata.uid!, policy);
+    if (this.garbageCollector) this.collectGarbage(stored.metadata.uid!, policy);
   }
 
   /** The garbage collector, synchronously: dependents of a removed owner. */

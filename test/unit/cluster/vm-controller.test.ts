@@ -98,10 +98,10 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((c) => c.stop()));
 });
 
-function world(opts: { coalesceMs?: number; backoff?: { initialMs: number; maxMs: number; stableAfterMs: number } } = {}) {
+function world(opts: { coalesceMs?: number; backoff?: { initialMs: number; maxMs: number; stableAfterMs: number }; garbageCollector?: boolean } = {}) {
   const clock = { t: T0 };
   const now = () => clock.t;
-  const kube = new FakeKubeClient({ now });
+  const kube = new FakeKubeClient({ now, ...(opts.garbageCollector === false ? { garbageCollector: false } : {}) });
   const newController = () => {
     const c = new VmController(kube, {
       log,
@@ -586,5 +586,29 @@ describe('VmController: status', () => {
     await w.controller.idle();
     expect(w.vmi('web')).toBeUndefined();
     expect(w.pods('web')).toEqual([]);
+  });
+});
+
+describe('launcher Pods whose VMI is gone', () => {
+  it('are deleted by the controller when the garbage collector lags, not while the VMI terminates', async () => {
+    const w = world({ garbageCollector: false });
+    w.addVm('a', 'Always');
+    await w.start();
+    w.runOnNode('a');
+    await w.reconcile('a');
+    const old = w.vmi('a')!;
+    const livePodsOf = (uid: string) => w.pods('a').filter((p) => p.metadata.labels?.['kubevirt.io/created-by'] === uid && !p.metadata.deletionTimestamp);
+    expect(livePodsOf(old.metadata.uid!)).toHaveLength(1);
+
+    // Deleted (e.g. it failed and is replaced): it terminates until its node agent has stopped the guest.
+    await w.kube.delete(old as never, { preconditionUid: old.metadata.uid! });
+    await w.reconcile('a');
+    expect(livePodsOf(old.metadata.uid!)).toHaveLength(1);
+
+    // Gone; no garbage collector takes its Pod: the controller does.
+    w.agentFinalizes('a');
+    await w.reconcile('a');
+    expect(livePodsOf(old.metadata.uid!)).toEqual([]);
+    expect(w.vmi('a')?.metadata.uid).not.toBe(old.metadata.uid);
   });
 });
