@@ -14,7 +14,7 @@ import { apiserverArgs, controllerManagerArgs, etcdArgs, schedulerArgs, type Por
 import { COMPONENTS, layoutOf, type Component, type Layout } from './layout.js';
 import { freePorts } from './ports.js';
 import { httpGet } from './probe.js';
-import { isOurs, killNow, liveByPidFile, readPid, spawnDetached, stopProcess } from './processes.js';
+import { isOurs, killNow, killOnExit, liveByPidFile, readPid, spawnDetached, stopProcess } from './processes.js';
 import { readVersions } from './versions.js';
 import { apiserverKubeletClientArgs, writeNodePki, type NodePki } from './node-pki.js';
 
@@ -169,7 +169,7 @@ export async function startControlPlane(options: StartControlPlaneOptions): Prom
   };
   writeFileSync(l.state, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
 
-  if (!options.detached) registerExitHook(dir);
+  if (!options.detached) killedOnExit.add(dir);
   try {
     for (const component of COMPONENTS) {
       progress(`starting ${component} ...`);
@@ -188,7 +188,7 @@ export async function stopControlPlane(dir: string, graceMs?: number): Promise<v
   const abs = resolve(dir);
   const l = layoutOf(abs);
   for (const component of [...COMPONENTS].reverse()) await stopProcess(l.pidFile(component), markerOf(abs), { graceMs });
-  exitHookDirs.delete(abs);
+  killedOnExit.delete(abs);
 }
 
 /** Reads DIR/testenv.json of a control plane started by this or another process. */
@@ -293,29 +293,7 @@ function checkedDir(dir: string): string {
 }
 
 // Leave no process behind: whatever this Node process started and did not stop dies with it.
-const exitHookDirs = new Set<string>();
-let exitHookInstalled = false;
-function registerExitHook(dir: string): void {
-  exitHookDirs.add(dir);
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  const killAll = () => {
-    for (const d of exitHookDirs) {
-      const l = layoutOf(d);
-      for (const c of [...COMPONENTS].reverse()) killNow(l.pidFile(c), markerOf(d));
-    }
-  };
-  process.on('exit', killAll);
-  // A signal ends Node without 'exit' unless someone listens: kill ours, then keep the
-  // default behaviour (re-raise) when nobody else (e.g. vitest) handles the signal.
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = () => {
-      killAll();
-      if (process.listenerCount(sig) === 1) {
-        process.off(sig, onSignal);
-        process.kill(process.pid, sig);
-      }
-    };
-    process.on(sig, onSignal);
-  }
-}
+const killedOnExit = killOnExit((d) => {
+  const l = layoutOf(d);
+  for (const c of [...COMPONENTS].reverse()) killNow(l.pidFile(c), markerOf(d));
+});

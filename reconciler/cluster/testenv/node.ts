@@ -34,7 +34,7 @@ import {
 } from './node-config.js';
 import { freePorts } from './ports.js';
 import { httpGet } from './probe.js';
-import { isAlive, isOurs, liveByPidFile, readPid, spawnDetached, stopProcess, tailOf } from './processes.js';
+import { isAlive, isOurs, killOnExit, liveByPidFile, readPid, spawnDetached, stopProcess, tailOf } from './processes.js';
 import { cacheRoot, defaultBinDir, defaultContainerdDir, defaultNodeImagesDir, readContainerdVersion, TOOLS_KUBE_DIR } from './versions.js';
 
 /**
@@ -141,7 +141,7 @@ export async function startNode(options: StartNodeOptions): Promise<KubeletNode>
   const state = recordHostState(dir, { cgroupRoot, bridge: BRIDGE });
   writeFileSync(l.hostState, JSON.stringify(state, null, 2) + '\n');
   writeFileSync(HOST_NODE_MARKER, `${dir}\n`);
-  if (!options.detached) registerExitHook(dir);
+  if (!options.detached) killedOnExit.add(dir);
 
   try {
     makeCgroupRoot(cgroupRoot);
@@ -262,7 +262,7 @@ export async function stopNode(dir: string): Promise<void> {
   if (problems.length > 0) throw new Error(`stopNode ${abs}: ${problems.join('; ')}`);
   rmSync(l.hostState, { force: true });
   if (existsSync(HOST_NODE_MARKER) && readFileSync(HOST_NODE_MARKER, 'utf8').trim() === abs) rmSync(HOST_NODE_MARKER, { force: true });
-  exitHookDirs.delete(abs);
+  killedOnExit.delete(abs);
 }
 
 function handleFor(info: NodeInfo, cp: ControlPlaneInfo): KubeletNode {
@@ -410,26 +410,17 @@ function absDir(dir: string): string {
 }
 
 // A test worker that dies without stop() leaves no kubelet behind: SIGKILL the processes and
-// their containers at exit. The host state is then restored by the next startNode or
+// their containers at exit (or on a signal). The host state is then restored by the next startNode or
 // `virtops testenv down` (the record stays in DIR and the host marker names DIR).
-const exitHookDirs = new Set<string>();
-let exitHookInstalled = false;
-function registerExitHook(dir: string): void {
-  exitHookDirs.add(dir);
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const d of exitHookDirs) {
-      const l = nodeLayoutOf(d);
-      const state = existsSync(l.hostState) ? (JSON.parse(readFileSync(l.hostState, 'utf8')) as HostState) : undefined;
-      const pids = [...NODE_PROCESSES.map((p) => readPid(l.pidFile(p))).filter((p): p is number => p !== undefined && isOurs(p, markerOf(d))), ...shimPids(l), ...(state ? pidsInCgroup(state.cgroupRoot) : [])];
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
+const killedOnExit = killOnExit((d) => {
+  const l = nodeLayoutOf(d);
+  const state = existsSync(l.hostState) ? (JSON.parse(readFileSync(l.hostState, 'utf8')) as HostState) : undefined;
+  const pids = [...NODE_PROCESSES.map((p) => readPid(l.pidFile(p))).filter((p): p is number => p !== undefined && isOurs(p, markerOf(d))), ...shimPids(l), ...(state ? pidsInCgroup(state.cgroupRoot) : [])];
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
     }
-  });
-}
+  }
+});

@@ -117,3 +117,49 @@ export function tailOf(file: string, lines = 30): string {
     return '(no log)';
   }
 }
+
+/**
+ * Leave no process behind: a set of testenv dirs (`add` when started, `delete` when stopped);
+ * when this Node process exits, or is ended by SIGINT/SIGTERM/SIGHUP, `killDir` runs for
+ * every dir still in the set (synchronously).
+ */
+export function killOnExit(killDir: (dir: string) => void): { add(dir: string): void; delete(dir: string): void } {
+  const dirs = new Set<string>();
+  exitKills.add(() => {
+    for (const d of dirs) killDir(d);
+  });
+  return {
+    add: (dir) => {
+      dirs.add(dir);
+      installExitHandlers();
+    },
+    delete: (dir) => void dirs.delete(dir),
+  };
+}
+
+const exitKills = new Set<() => void>();
+let exitHandlersInstalled = false;
+
+/**
+ * One set of handlers for every killOnExit. A signal ends Node without 'exit' unless someone
+ * listens, so they listen, and keep the default behaviour (re-raise) when nobody else (e.g.
+ * vitest) handles the signal.
+ */
+function installExitHandlers(): void {
+  if (exitHandlersInstalled) return;
+  exitHandlersInstalled = true;
+  const killAll = () => {
+    for (const kill of exitKills) kill();
+  };
+  process.on('exit', killAll);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      killAll();
+      if (process.listenerCount(sig) === 1) {
+        process.off(sig, onSignal);
+        process.kill(process.pid, sig);
+      }
+    };
+    process.on(sig, onSignal);
+  }
+}
