@@ -9,6 +9,7 @@ PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-
   bubblewrap util-linux  # bwrap, prlimit, setpriv: the sandbox of the opt-in synth verifier (--verify-synth)
   runc containernetworking-plugins iptables)  # the testenv's real kubelet node (containerd is built from Go modules)
 PACKAGES+=(mmdebstrap binutils)  # npm run image: the root filesystem from Debian packages; strip
+PACKAGES+=(grub-pc-bin fdisk e2fsprogs)  # npm run guest-image: BIOS GRUB core image, partition table, ext4 filled from a directory
 PACKAGES+=(openssl)  # the testenv: kubelet-client CA and node serving certificates for the agents' console endpoint
 
 log() { printf '[setup-host] %s\n' "$*" >&2; }
