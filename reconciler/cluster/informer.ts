@@ -4,8 +4,17 @@
  * it is restarted with exponential backoff until `stop()` is called, and never after.
  * A restart re-lists, so objects that changed while disconnected are delivered again
  * (consumers are level-triggered and only use events as hints).
+ *
+ * Neither a list nor a watch may hang for good (client-node sets no timeout on either): a
+ * list that has not answered in LIST_TIMEOUT_MS fails, and each watch asks the server to end
+ * it after a random 30–60 s (`timeoutSeconds`, with bookmarks) and is given up client-side
+ * when nothing at all arrived for that long plus WATCH_GRACE_MS (`deadlineWatch`). So a watch
+ * that died without a word (a half-open connection across an API server restart) is
+ * replaced within about a minute. client-go's reflector renews its watches every 5–10 min;
+ * virtops watches few objects, so renewing more often costs little and bounds staleness.
  */
-import { ListWatch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { randomInt } from 'node:crypto';
+import { ListWatch, type KubernetesListObject, type KubernetesObject, type Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { HttpKubeClient } from './kube.js';
 import { retryDelay } from '../queue.js';
@@ -40,6 +49,8 @@ export class ResilientInformer<T extends KubernetesObject> implements Informer<T
   private stopped = false;
   private started = false;
   private failures = 0;
+  /** Errors reported so far (tells a start() that failed from one that succeeded). */
+  private errors = 0;
   private timer: NodeJS.Timeout | undefined;
   private synced = false;
   private readonly syncWaiters: (() => void)[] = [];
@@ -57,7 +68,7 @@ export class ResilientInformer<T extends KubernetesObject> implements Informer<T
       client.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, fieldSelector, labelSelector) as Promise<KubernetesListObject<T>>;
     // One ListWatch for the informer's life: restarting it keeps its cache and resumes from
     // its resourceVersion (a 410 then re-lists, reporting deletions missed meanwhile).
-    this.lw = new ListWatch<T>(path, client.watch, listFn, false, labelSelector, fieldSelector);
+    this.lw = new ListWatch<T>(path, deadlineWatch(client.watch), () => withTimeout(listFn(), LIST_TIMEOUT_MS, `listing ${path}`), false, labelSelector, fieldSelector);
     this.lw.on('add', (o) => handler('add', o));
     this.lw.on('update', (o) => handler('update', o));
     this.lw.on('delete', (o) => handler('delete', o));
@@ -95,10 +106,12 @@ export class ResilientInformer<T extends KubernetesObject> implements Informer<T
 
   private open(): void {
     if (this.stopped) return;
+    const errorsBefore = this.errors;
     this.lw.start().then(
       () => {
-        // start() also resolves after a failed list (the error callback has run then).
-        if (this.lw.latestResourceVersion() === '' || this.stopped) return;
+        // start() also resolves after a failed list or watch (the error callback has run then).
+        if (this.errors !== errorsBefore || this.lw.latestResourceVersion() === '' || this.stopped) return;
+        if (this.failures > 0) this.log.info({ path: this.spec.path, failures: this.failures }, 'watch restored');
         this.failures = 0;
         if (!this.synced) {
           this.synced = true;
@@ -110,12 +123,14 @@ export class ResilientInformer<T extends KubernetesObject> implements Informer<T
   }
 
   private onError(err: unknown): void {
+    this.errors++;
     if (this.stopped || this.timer) return;
     this.failures++;
     const delay = retryDelay(this.failures, { baseMs: 200, maxMs: 5000 });
     const message = ((err as Error)?.message ?? String(err)).split('\n').slice(0, 3).join(' ').slice(0, 300);
-    // The first failures of a streak at warn, the rest at debug (a missing CRD retries for a while).
-    this.log[this.failures <= 3 ? 'warn' : 'debug']({ path: this.spec.path, err: message, retryInMs: delay, failures: this.failures }, 'watch failed; restarting after backoff');
+    // The first failures of a streak and every tenth at warn, the rest at debug (a missing
+    // CRD retries for a while), so a streak that never ends still shows in the log.
+    this.log[this.failures <= 3 || this.failures % 10 === 0 ? 'warn' : 'debug']({ path: this.spec.path, err: message, retryInMs: delay, failures: this.failures }, 'watch failed; restarting after backoff');
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.stopped) return;
@@ -123,4 +138,72 @@ export class ResilientInformer<T extends KubernetesObject> implements Informer<T
       this.open();
     }, delay);
   }
+}
+
+/** How long a list may take before it counts as failed (the API server's own limit is 60 s). */
+export const LIST_TIMEOUT_MS = 60_000;
+/** The range of `timeoutSeconds` each watch asks for (random, so watches do not renew in step). */
+export const WATCH_TIMEOUT_SECONDS = { min: 30, max: 60 } as const;
+/** How long past its `timeoutSeconds` a watch that sent nothing is kept before it is given up. */
+export const WATCH_GRACE_MS = 15_000;
+
+type WatchCallback = Parameters<Watch['watch']>[2];
+type WatchDone = Parameters<Watch['watch']>[3];
+
+/**
+ * `inner`'s watches, each with a server-side `timeoutSeconds` (and bookmarks, so a quiet
+ * but healthy watch still hears from the server) and a client-side deadline: a watch that
+ * delivered nothing for its timeout plus `graceMs` ends with an error (ListWatch then
+ * restarts it). An abort by the caller (ListWatch replacing or stopping its watch) ends the
+ * watch without calling `done`: reporting it would make ListWatch abort the watch that
+ * replaces it.
+ */
+export function deadlineWatch(inner: Pick<Watch, 'watch'>, opts: { minSeconds?: number; maxSeconds?: number; graceMs?: number; checkMs?: number } = {}): Watch {
+  const { minSeconds = WATCH_TIMEOUT_SECONDS.min, maxSeconds = WATCH_TIMEOUT_SECONDS.max, graceMs = WATCH_GRACE_MS, checkMs = 1000 } = opts;
+  const watch = async (path: string, queryParams: Record<string, unknown>, callback: WatchCallback, done: WatchDone): Promise<AbortController> => {
+    const timeoutSeconds = randomInt(minSeconds, maxSeconds + 1);
+    const outer = new AbortController();
+    let innerController: AbortController | undefined;
+    let finished = false;
+    let lastHeard = Date.now();
+    const finish = (err: unknown) => {
+      if (finished) return;
+      finished = true;
+      clearInterval(deadline);
+      innerController?.abort();
+      done(err);
+    };
+    const deadline = setInterval(() => {
+      if (Date.now() - lastHeard > timeoutSeconds * 1000 + graceMs) finish(new Error(`the watch of ${path} delivered nothing for ${timeoutSeconds}s plus ${graceMs / 1000}s grace although the server was asked to end it by then; giving it up`));
+    }, checkMs);
+    deadline.unref();
+    outer.signal.addEventListener('abort', () => {
+      finished = true;
+      clearInterval(deadline);
+      innerController?.abort();
+    });
+    try {
+      innerController = await inner.watch(path, { ...queryParams, timeoutSeconds, allowWatchBookmarks: true }, (phase, obj, raw) => {
+        if (finished) return;
+        lastHeard = Date.now();
+        callback(phase, obj, raw);
+      }, finish);
+    } catch (err) {
+      clearInterval(deadline);
+      throw err;
+    }
+    if (finished) innerController.abort();
+    return outer;
+  };
+  return { watch } as unknown as Watch;
+}
+
+/** `promise`, or a rejection after `ms` (the work itself is not cancelled: its result is ignored). */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms / 1000}s`)), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -77,6 +77,28 @@ export function loadKubeConfig(path?: string): KubeConfig {
   return kc;
 }
 
+/**
+ * How long one API request (not a watch) may take. client-node sets no timeout, and a
+ * request that never answers (seen across API server restarts: a connection to the old
+ * server's port that nothing serves) would hold its reconcile, and with it that object,
+ * for good. The API server gives up on its own after 60 s; normal requests take
+ * milliseconds.
+ */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Gives every request made through `kc`'s API clients a deadline (client-node calls the
+ * kubeconfig's applySecurityAuthentication for each one; watches do not go through it).
+ */
+export function withRequestTimeout(kc: KubeConfig, ms: number): KubeConfig {
+  const apply = kc.applySecurityAuthentication.bind(kc);
+  kc.applySecurityAuthentication = async (context) => {
+    await apply(context);
+    if (!context.getSignal()) context.setSignal(AbortSignal.timeout(ms));
+  };
+  return kc;
+}
+
 /** An HTTP error from the API server (with `code` if given). */
 export function isApiError(err: unknown, code?: number): boolean {
   const c = (err as { code?: unknown } | null)?.code;
@@ -90,6 +112,7 @@ export function errorMessage(err: unknown): string {
     const msg = typeof body === 'string' ? safeMessage(body) : body?.message;
     return `HTTP ${err.code}: ${msg ?? err.message}`;
   }
+  if (err instanceof Error && err.name === 'AbortError') return `the API server did not answer within ${REQUEST_TIMEOUT_MS / 1000}s (request given up; it is retried)`;
   return err instanceof Error ? err.message : String(err);
 }
 
@@ -167,7 +190,8 @@ export class HttpKubeClient implements KubeClient {
   readonly counts = new Map<string, number>();
   private readonly maxRecords: number;
 
-  constructor(readonly kc: KubeConfig, opts: { maxRecords?: number } = {}) {
+  constructor(readonly kc: KubeConfig, opts: { maxRecords?: number; requestTimeoutMs?: number } = {}) {
+    withRequestTimeout(kc, opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
     this.objects = KubernetesObjectApi.makeApiClient(kc);
     this.core = kc.makeApiClient(CoreV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);

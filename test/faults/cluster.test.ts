@@ -14,7 +14,7 @@
  * running. Figures: one JSON line and test/faults/.results/cluster.json (BENCHMARKS.md).
  */
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync } from 'node:fs';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -30,7 +30,7 @@ import { launcherPids } from '../integration/standalone/harness.js';
 import { commitVms, crdDocuments, deleteNode, deleteVmsAndWait, identities, listJson, stopLaunchersUnder, tempDir, type Env, type Identities } from '../integration/cluster/harness.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { buildSchedule, faultSeed, replayHint, type Step } from './lib/schedule.js';
-import { FaultFigures, machineLine } from './lib/figures.js';
+import { FaultFigures, RESULTS_DIR, machineLine } from './lib/figures.js';
 
 const FAULTS = ['controller-kill', 'agent-kill', 'apiserver-kill', 'etcd-kill', 'monitor-kill', 'launcher-kill', 'bad-commit'] as const;
 const OPS = ['push', 'start', 'stop', 'change', 'delete'] as const;
@@ -421,6 +421,10 @@ describe.skipIf(!canRun || !optedIn)('cluster mode under a seeded storm of fault
     const fail = async (what: string) => {
       const tail = async (who: string) => (await readFile(logFile(who), 'utf8').catch(() => '')).trim().split('\n').slice(-40).join('\n');
       failLines.push(what);
+      // The whole logs, not only their tails (the temp dir goes in afterAll).
+      mkdirSync(RESULTS_DIR, { recursive: true });
+      for (const who of ['controller', 'agent']) cpSync(logFile(who), join(RESULTS_DIR, `cluster-${seed}-${who}.log`), { force: true });
+      cpSync(join(cp.dir, 'logs'), join(RESULTS_DIR, `cluster-${seed}-control-plane`), { recursive: true, force: true });
       process.stderr.write(`\n${what}\nseed ${seed}: ${replayHint(seed, FILE)}\n----- steps -----\n${trail.slice(-30).join('\n')}\n----- controller log (last 40) -----\n${await tail('controller')}\n----- agent log (last 40) -----\n${await tail('agent')}\n`);
     };
 
