@@ -1,20 +1,53 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 
-/** `count` distinct free ports (held open together so the kernel cannot hand out one twice). */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () =>
-      new Promise<Server>((resolve, reject) => {
-        const s = createServer();
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => resolve(s));
-      }),
-    ),
-  );
-  const ports = servers.map((s) => {
-    const a = s.address();
-    return typeof a === 'object' && a ? a.port : 0;
+/**
+ * The kernel's range of ephemeral (client source) ports. Listening ports are picked below
+ * it: a port in that range can be handed to a client connecting elsewhere while the server
+ * is down (a restart then fails with EADDRINUSE), or to a client connecting to that very
+ * port (a TCP self-connect: the client talks to itself and may wait for an answer for
+ * good). Real API servers listen on fixed ports (6443) outside the range for the same reason.
+ */
+export function ephemeralPortRange(procFile = '/proc/sys/net/ipv4/ip_local_port_range'): { low: number; high: number } {
+  try {
+    const [low, high] = readFileSync(procFile, 'utf8').trim().split(/\s+/).map(Number);
+    if (low && high && low <= high) return { low, high };
+  } catch {
+    // not Linux, or no /proc: the usual defaults
+  }
+  return { low: 32768, high: 60999 };
+}
+
+/** Where listening ports are picked from: below the ephemeral range (or above it, if it starts too low). */
+export function listenPortRange(eph = ephemeralPortRange()): { low: number; high: number } {
+  if (eph.low > 12_000) return { low: 10_000, high: eph.low - 1 };
+  return { low: eph.high + 1, high: 65_535 };
+}
+
+function listen(port: number): Promise<Server | undefined> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(undefined));
+    s.listen(port, '127.0.0.1', () => resolve(s));
   });
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
+}
+
+/**
+ * `count` distinct free ports outside the ephemeral range (held open together while they
+ * are picked, so none is picked twice). Random within the range, so concurrent test
+ * environments rarely try the same port; one found taken is skipped.
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const { low, high } = listenPortRange();
+  const held: Server[] = [];
+  try {
+    for (let attempts = 0; held.length < count; attempts++) {
+      if (attempts > 1000) throw new Error(`no ${count} free ports found in ${low}-${high} (127.0.0.1)`);
+      const s = await listen(low + Math.floor(Math.random() * (high - low + 1)));
+      if (s) held.push(s);
+    }
+    return held.map((s) => (s.address() as { port: number }).port);
+  } finally {
+    await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
+  }
 }
