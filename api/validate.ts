@@ -2,7 +2,8 @@
  * The one manifest validator: used by synth (before writing dist/), by the git source
  * (before applying a revision) and by the launcher (before converting a VMI).
  *
- * kubevirt.io/v1 VirtualMachine and VirtualMachineInstance are checked against KubeVirt's own
+ * kubevirt.io/v1 VirtualMachine and VirtualMachineInstance, and instancetype.kubevirt.io/v1beta1
+ * instancetypes and preferences (namespaced and cluster), are checked against KubeVirt's own
  * OpenAPI (the vendored api/kubevirt-openapi.v1.json, made structural and closed by
  * api/structural-schema.ts), so unknown or misspelled fields are rejected by path, plus the
  * cross-field rules KubeVirt's admission webhook enforces. Core objects get shape checks.
@@ -13,6 +14,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { RUN_STRATEGIES } from './kubevirt.js';
+import { INSTANCETYPE_API_VERSION, INSTANCETYPE_GROUP, PREFERRED_CPU_TOPOLOGIES, isClusterScopedKind } from './instancetype.js';
 import { QUANTITY_PATTERN, referencedSchema } from './structural-schema.js';
 
 const QUANTITY_FIX = 'use a number with an optional suffix, e.g. 2Gi, 512Mi, 1.5, 500m';
@@ -51,6 +53,14 @@ const KUBEVIRT_KINDS: Record<string, string> = {
   VirtualMachineInstance: 'v1.VirtualMachineInstance',
 };
 
+/** instancetype.kubevirt.io/v1beta1 kinds and their OpenAPI definitions. */
+const INSTANCETYPE_KINDS: Record<string, string> = {
+  VirtualMachineInstancetype: 'v1beta1.VirtualMachineInstancetype',
+  VirtualMachineClusterInstancetype: 'v1beta1.VirtualMachineClusterInstancetype',
+  VirtualMachinePreference: 'v1beta1.VirtualMachinePreference',
+  VirtualMachineClusterPreference: 'v1beta1.VirtualMachineClusterPreference',
+};
+
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
@@ -73,6 +83,17 @@ export function validateManifest(obj: unknown): ValidationIssue[] {
     issues.push(...checkMetadata(obj, true).filter((i) => !seen.has(i.path)));
     if (issues.length === 0) issues.push(...(kind === 'VirtualMachine' ? checkVmRules(obj) : checkVmiSpecRules(obj.spec as Obj, '/spec')));
     return sortIssues(issues);
+  }
+  if (apiVersion === INSTANCETYPE_API_VERSION && typeof kind === 'string' && INSTANCETYPE_KINDS[kind]) {
+    const validate = validatorFor(INSTANCETYPE_KINDS[kind]);
+    if (!validate(obj)) issues.push(...toIssues(validate.errors ?? []));
+    const seen = new Set(issues.map((i) => i.path));
+    issues.push(...checkMetadata(obj, !isClusterScopedKind(kind)).filter((i) => !seen.has(i.path)));
+    if (issues.length === 0) issues.push(...checkInstancetypeRules(obj));
+    return sortIssues(issues);
+  }
+  if (typeof apiVersion === 'string' && apiVersion.startsWith(`${INSTANCETYPE_GROUP}/`)) {
+    return [{ path: '/kind', message: `${apiVersion} ${String(kind)} is not supported by virtops`, fix: `use apiVersion '${INSTANCETYPE_API_VERSION}' with kind ${Object.keys(INSTANCETYPE_KINDS).join(', ')}` }];
   }
   if (typeof apiVersion === 'string' && apiVersion.startsWith('kubevirt.io/')) {
     return [{ path: '/kind', message: `${apiVersion} ${String(kind)} is not supported by virtops`, fix: "use apiVersion 'kubevirt.io/v1' with kind VirtualMachine or VirtualMachineInstance" }];
@@ -292,6 +313,28 @@ function checkVmiSpecRules(spec: Obj, at: string): ValidationIssue[] {
   for (const k of ['cores', 'sockets', 'threads'] as const) {
     if (typeof cpu[k] === 'number' && (cpu[k] as number) < 1) {
       issues.push({ path: `${at}/domain/cpu/${k}`, message: `must be at least 1, got ${String(cpu[k])}`, fix: `set ${k} to 1 or more, or leave it out` });
+    }
+  }
+  return issues;
+}
+
+/** What KubeVirt's instancetype and preference webhooks check beyond the schema. */
+function checkInstancetypeRules(obj: Obj): ValidationIssue[] {
+  const spec = (obj.spec ?? {}) as Obj;
+  const issues: ValidationIssue[] = [];
+  if (obj.kind === 'VirtualMachineInstancetype' || obj.kind === 'VirtualMachineClusterInstancetype') {
+    const cpu = (spec.cpu ?? {}) as Obj;
+    if (typeof cpu.guest === 'number' && cpu.guest < 1) issues.push({ path: '/spec/cpu/guest', message: `must be at least 1, got ${cpu.guest}`, fix: 'give the instancetype 1 or more vCPUs' });
+    const memory = (spec.memory ?? {}) as Obj;
+    const pct = memory.overcommitPercent;
+    if (typeof pct === 'number' && (pct < 0 || pct > 100)) issues.push({ path: '/spec/memory/overcommitPercent', message: `must be between 0 and 100, got ${pct}`, fix: 'write a percentage, e.g. 50' });
+    if (pct !== undefined && pct !== 0 && memory.hugepages !== undefined) {
+      issues.push({ path: '/spec/memory/overcommitPercent', message: 'memory overcommit cannot be combined with hugepages', fix: 'remove overcommitPercent or memory.hugepages' });
+    }
+  } else {
+    const topology = ((spec.cpu ?? {}) as Obj).preferredCPUTopology;
+    if (topology !== undefined && !(PREFERRED_CPU_TOPOLOGIES as readonly unknown[]).includes(topology)) {
+      issues.push({ path: '/spec/cpu/preferredCPUTopology', message: `must be one of ${PREFERRED_CPU_TOPOLOGIES.slice(0, 5).join(', ')}, got ${JSON.stringify(topology)}` });
     }
   }
   return issues;

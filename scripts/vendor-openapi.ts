@@ -1,6 +1,7 @@
 /**
  * Vendors the part of KubeVirt's OpenAPI (swagger 2.0) that virtops validates against:
- * every definition reachable from v1.VirtualMachine and v1.VirtualMachineInstance, written to
+ * every definition reachable from v1.VirtualMachine, v1.VirtualMachineInstance and the four
+ * instancetype.kubevirt.io/v1beta1 kinds (instancetypes and preferences), written to
  * api/kubevirt-openapi.v1.json. The repo must work from a fresh clone, and the full spec is
  * 750 KB of mostly unrelated APIs.
  *
@@ -11,7 +12,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const ROOTS = ['v1.VirtualMachine', 'v1.VirtualMachineInstance'];
+const ROOTS = [
+  'v1.VirtualMachine', 'v1.VirtualMachineInstance',
+  'v1beta1.VirtualMachineInstancetype', 'v1beta1.VirtualMachineClusterInstancetype',
+  'v1beta1.VirtualMachinePreference', 'v1beta1.VirtualMachineClusterPreference',
+];
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const source = path.resolve(process.argv[2] ?? path.join(repo, '../shared/reference/kubevirt-openapi.json'));
 const target = path.join(repo, 'api/kubevirt-openapi.v1.json');
@@ -50,7 +55,7 @@ while (queue.length) {
 const definitions = Object.fromEntries([...keep].sort().map((n) => [n, spec.definitions[n]]));
 const out = {
   'x-virtops-source': {
-    description: `Definitions reachable from ${ROOTS.join(' and ')}, extracted by scripts/vendor-openapi.ts.`,
+    description: `Definitions reachable from ${ROOTS.join(', ')}, extracted by scripts/vendor-openapi.ts.`,
     title: spec.info.title,
     license: 'Apache-2.0 (https://www.apache.org/licenses/LICENSE-2.0), KubeVirt project, https://github.com/kubevirt/kubevirt (api/openapi-spec/swagger.json)',
   },
