@@ -16,6 +16,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 bash scripts/build-test-guest.sh >/dev/null
+bash scripts/guest-image/build.sh >/dev/null  # the Debian guest (minutes cold, cached)
 bash tools/kube/build.sh
 bash scripts/build-pause-image.sh >/dev/null
 npx tsc --noEmit
