@@ -49,6 +49,12 @@ export interface WorkQueueOptions {
   rateLimit?: RateLimit;
   clock?: QueueClock;
   onError?: (key: string, err: unknown, retryInMs: number) => void;
+  /**
+   * Called once per reconcile still running after `slowAfterMs` (default 2 min): a key whose
+   * reconcile never ends is never looked at again, so it must at least show in the log.
+   */
+  onSlow?: (key: string, runningMs: number) => void;
+  slowAfterMs?: number;
 }
 
 export class RateLimitedQueue {
@@ -138,6 +144,8 @@ export class RateLimitedQueue {
   }
 
   private async run(key: string): Promise<void> {
+    const slowAfter = this.opts.slowAfterMs ?? 120_000;
+    const slow = this.opts.onSlow ? this.clock.setTimeout(() => this.opts.onSlow?.(key, slowAfter), slowAfter) : undefined;
     try {
       const result = await this.reconcile(key);
       this.failures.delete(key);
@@ -149,6 +157,7 @@ export class RateLimitedQueue {
       this.opts.onError?.(key, err, delay);
       this.addAfter(key, delay);
     } finally {
+      if (slow !== undefined) this.clock.clearTimeout(slow);
       this.processing.delete(key);
       this.running--;
       if (this.dirty.delete(key)) this.add(key);

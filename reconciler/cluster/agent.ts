@@ -83,6 +83,7 @@ export class ClusterAgent {
     this.queue = new RateLimitedQueue((k) => this.reconcile(k), {
       concurrency: opts.concurrency ?? 16,
       onError: (key, err, retryInMs) => log.error({ pod: key, err: errorMessage(err), retryInMs }, 'reconcile failed; retrying with backoff'),
+      onSlow: (key, ms) => log.warn({ pod: key, runningSeconds: ms / 1000 }, 'reconcile still running; this Pod is not looked at again until it ends'),
     });
     this.pods = client.informer<V1Pod>(
       { path: '/api/v1/pods', apiVersion: 'v1', kind: 'Pod', labelSelector: 'kubevirt.io=virt-launcher', fieldSelector: `spec.nodeName=${opts.nodeName}` },

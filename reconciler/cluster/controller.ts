@@ -74,6 +74,7 @@ export class VmController {
     this.queue = new RateLimitedQueue((k) => this.reconcile(k), {
       concurrency: opts.concurrency ?? 8,
       onError: (key, err, retryInMs) => log.error({ vm: key, err: errorMessage(err), retryInMs }, 'reconcile failed; retrying with backoff'),
+      onSlow: (key, ms) => log.warn({ vm: key, runningSeconds: ms / 1000 }, 'reconcile still running; this VM is not looked at again until it ends'),
     });
     const enqueueVm = (_t: string, o: KubernetesObject) => this.queue.add(vmKeyOf(o));
     this.vms = client.informer({ path: '/apis/kubevirt.io/v1/virtualmachines', apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine' }, enqueueVm, log);

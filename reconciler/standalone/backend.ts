@@ -120,6 +120,7 @@ export class StandaloneBackend {
     this.queue = new RateLimitedQueue((k) => this.reconcileKey(k), {
       concurrency: opts.concurrency ?? 16,
       onError: (k, err, retryInMs) => opts.log.error({ vm: k, err: (err as Error).message, retryInMs }, 'reconcile failed; retrying with backoff'),
+      onSlow: (k, ms) => opts.log.warn({ vm: k, runningSeconds: ms / 1000 }, 'reconcile still running; this VM is not looked at again until it ends'),
     });
   }
 

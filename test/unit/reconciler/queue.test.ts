@@ -148,3 +148,25 @@ describe('RateLimitedQueue', () => {
     expect(calls).toBe(0);
   });
 });
+
+describe('RateLimitedQueue: reconciles that do not end', () => {
+  it('reports a reconcile still running after slowAfterMs, once, and not one that ended in time', async () => {
+    const clock = fakeClock();
+    const slow: string[] = [];
+    let release!: () => void;
+    const q = new RateLimitedQueue(async (k) => {
+      if (k === 'stuck') await new Promise<void>((r) => (release = r));
+    }, { clock, slowAfterMs: 1000, onSlow: (k, ms) => slow.push(`${k}:${ms}`) });
+    q.add('quick');
+    q.add('stuck');
+    await tick();
+    clock.advance(999);
+    expect(slow).toEqual([]);
+    clock.advance(1);
+    expect(slow).toEqual(['stuck:1000']);
+    clock.advance(5000);
+    expect(slow).toEqual(['stuck:1000']);
+    release();
+    await q.idle();
+  });
+});
