@@ -9,8 +9,13 @@
 //   - `up`, `controller` and `agent` are long-lived: tsx's loader and the other commands'
 //     modules would stay resident for their whole life.
 //   VIRTOPS_NO_BUNDLE=1 forces the tsx path (debugging with source maps).
-// - The installed package (`npm pack`: no .ts sources): compiled JavaScript in build/ and
-//   the same bundles prebuilt at pack time in build/bundles/ (scripts/build-package.mjs).
+// - The installed package (`npm pack`: no .ts sources): the same bundles prebuilt at pack
+//   time in build/bundles/ (scripts/build-package.mjs), plus a `cli` bundle for every other
+//   command (its modules split into chunks loaded when the command runs: a few files
+//   instead of ~200 compiled modules). `--version`, `-V` and `version [-o json]` print from
+//   build-info.json without loading commander or any command (versionFastPath in
+//   cli/commands/version.ts). VIRTOPS_NO_FAST_PATH=1 sends them through the full CLI too
+//   (the package test compares both).
 import { existsSync } from 'node:fs';
 
 const BUNDLED = {
@@ -26,7 +31,12 @@ if (!existsSync(new URL('./main.ts', import.meta.url))) {
   // The installed package: this file is cli/bin.js (package.json `bin`), or its copy
   // build/cli/bin.js, which compiled modules locate next to themselves (CLI_BIN).
   const build = new URL(existsSync(new URL('./main.js', import.meta.url)) ? '../' : '../build/', import.meta.url);
-  await import(new URL(name ? `bundles/${name}/entry.mjs` : 'cli/main.js', build).href);
+  const arg = process.argv[2];
+  const versionText = (arg === '--version' || arg === '-V' || arg === 'version') && !process.env.VIRTOPS_NO_FAST_PATH
+    ? (await import(new URL('cli/commands/version.js', build).href)).versionFastPath(process.argv.slice(2))
+    : undefined;
+  if (versionText !== undefined) process.stdout.write(versionText);
+  else await import(new URL(`bundles/${name ?? 'cli'}/entry.mjs`, build).href);
 } else if (name && !process.env.VIRTOPS_NO_BUNDLE) {
   const { launcherBundle, reconcilerBundle, touch } = await import('../scripts/build-bundles.mjs');
   const bundle = await (name === 'launcher' ? launcherBundle() : reconcilerBundle());

@@ -21,7 +21,7 @@ import { registerAgent } from './commands/agent.js';
 import { registerTestenv } from './commands/testenv.js';
 import { registerReconcile } from './commands/reconcile.js';
 import { registerCompletion } from './commands/completion.js';
-import { buildInfo, formatVersion, registerVersion } from './commands/version.js';
+import { registerVersion, versionFastPath } from './commands/version.js';
 
 /**
  * One example per command, shown at the end of its --help (a unit test checks that every
@@ -100,8 +100,11 @@ export function buildProgram(): Command {
 
 // Through node_modules/.bin the path is a symlink; resolve it before matching.
 const isEntry = process.argv[1] && /cli[\\/](main\.ts|bin\.js)$/.test(realpathSync(process.argv[1]));
-if (isEntry && (process.argv[2] === '--version' || process.argv[2] === '-V') && process.argv.length === 3) {
-  process.stdout.write(`${formatVersion(buildInfo())}\n`);
+// `--version` is not a commander option here (see buildProgram); the installed package's
+// cli/bin.js answers it (and `version`) sooner, from the same function.
+const versionText = isEntry && (process.argv[2] === '--version' || process.argv[2] === '-V') ? versionFastPath(process.argv.slice(2)) : undefined;
+if (versionText !== undefined) {
+  process.stdout.write(versionText);
 } else if (isEntry) {
   buildProgram()
     .parseAsync(process.argv)

@@ -46,6 +46,13 @@ const BUNDLES = {
   // The pool runtime's launcher code (bundled through `up`) also finds prepare-worker.mjs
   // next to its chunk, hence the second entry point.
   reconciler: { entryPoints: { entry: 'reconciler/entry.ts', 'prepare-worker': 'launcher/prepare-worker.ts' }, precompiledValidators: false },
+  // Every other command of the installed package (scripts/build-package.mjs): one chunk with
+  // commander and the command definitions, each command's own modules in lazy chunks. Loading
+  // ~15 chunks instead of ~200 compiled modules (yaml alone is 80 files) is most of the start
+  // time of `virtops get` and `--help`. The DSL's construct libraries stay external: a
+  // project's vms/ and the DSL must share one copy of constructs and cdk8s.
+  // Package only: the checkout runs these commands through tsx (cli/bin.js).
+  cli: { entryPoints: { entry: 'cli/main.ts', 'prepare-worker': 'launcher/prepare-worker.ts' }, precompiledValidators: false, external: ['cdk8s', 'cdk8s-plus-33', 'constructs'] },
 };
 
 /**
@@ -190,7 +197,7 @@ async function buildInto(name, outdir, location, { validatorsLocated = false } =
       chunkNames: '[name]-[hash]',
       // The native binding is loaded from node_modules (it is resolved from the cache dir upwards).
       // So is sockopt's (launcher/server/peer.ts): node-gyp-build finds its prebuild from its own dir.
-      external: ['@unraid/libvirt', 'sockopt'],
+      external: ['@unraid/libvirt', 'sockopt', ...(recipe.external ?? [])],
       plugins: generated
         ? [...generated.plugins, ...(validatorsLocated ? [location()] : [])]
         : [location(), cjsNamedExports(['pino'])],

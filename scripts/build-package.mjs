@@ -4,7 +4,9 @@
  *   build/<dir>/*.js, *.d.ts   tsc -p tsconfig.build.json (compiled ESM + declarations of
  *                              api/, dsl/, synth/, launcher/, reconciler/, cli/)
  *   build/bundles/<name>/      the launcher and reconciler esbuild bundles (as in the
- *                              checkout, but prebuilt: the package has no esbuild step)
+ *                              checkout, but prebuilt: the package has no esbuild step),
+ *                              and the cli bundle that runs every other command (the
+ *                              checkout runs those through tsx)
  *   build/cli/bin.js, build/tools/kube/versions.env   copies compiled modules find by
  *                              import.meta.url, as the sources find them
  *   build-info.json            { version, commit, kubevirtApi, kubevirtOpenApi }: what

@@ -49,6 +49,28 @@ export function formatVersion(b: BuildInfo): string {
   return [`virtops ${b.version}`, `commit: ${b.commit}`, `KubeVirt API: ${b.kubevirtApi}${schema}`].join('\n');
 }
 
+/**
+ * What `virtops <argv>` prints when argv asks only for the version (`--version`, `-V`,
+ * `version`, `version -o json` in commander's spellings), or undefined for anything else
+ * (`version --help`, `version -o yaml`, ...), which the full CLI answers. cli/bin.js of the
+ * installed package calls this before loading commander or any command: the same text the
+ * `version` command prints, in a fraction of the start time. Pure given `info`.
+ */
+export function versionFastPath(argv: readonly string[], info: () => BuildInfo = buildInfo): string | undefined {
+  const [first, ...rest] = argv;
+  if ((first === '--version' || first === '-V') && rest.length === 0) return versionOutput(info());
+  if (first !== 'version') return undefined;
+  const asked = rest.join(' ');
+  if (asked === '') return versionOutput(info());
+  if (['-o json', '-ojson', '--output json', '--output=json'].includes(asked)) return versionOutput(info(), 'json');
+  return undefined;
+}
+
+/** Pure: the output of `virtops version [-o json]`, newline included. */
+export function versionOutput(b: BuildInfo, output?: 'json'): string {
+  return `${output === 'json' ? JSON.stringify(b, null, 2) : formatVersion(b)}\n`;
+}
+
 export function registerVersion(program: Command): void {
   program
     .command('version')
@@ -56,7 +78,6 @@ export function registerVersion(program: Command): void {
     .option('-o, --output <format>', 'json')
     .action((opts: { output?: string }) => {
       if (opts.output !== undefined && opts.output !== 'json') throw new Error(`-o "${opts.output}": only json is supported`);
-      const b = buildInfo();
-      process.stdout.write(`${opts.output === 'json' ? JSON.stringify(b, null, 2) : formatVersion(b)}\n`);
+      process.stdout.write(versionOutput(buildInfo(), opts.output));
     });
 }

@@ -78,6 +78,17 @@ describe('virtops from its npm package, without this checkout', () => {
     expect(upHelp.stdout).toContain('--repo');
   }, 900_000);
 
+  it('the version fast path (no commander, no command loaded) prints what the full CLI prints', async () => {
+    for (const argv of [['--version'], ['-V'], ['version'], ['version', '-o', 'json']]) {
+      const fast = await run(tools, bin, argv);
+      const full = await run(tools, bin, argv, { ...npmEnv, VIRTOPS_NO_FAST_PATH: '1' });
+      expect(fast.exitCode, fast.all).toBe(0);
+      expect(full.exitCode, full.all).toBe(0);
+      expect(fast.stdout, argv.join(' ')).toBe(full.stdout);
+      expect(fast.stdout).toMatch(/virtops \d+\.\d+\.\d+|"version": "\d+\.\d+\.\d+"/);
+    }
+  });
+
   it('virtops init (from the installed package) scaffolds a repository that depends on the tarball, and it installs', async () => {
     const init = await run(tmp, bin, ['init', project, '--virtops-from', tarball]);
     expect(init.exitCode, init.all).toBe(0);
