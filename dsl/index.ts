@@ -10,3 +10,5 @@ export * from './clock.js';
 export * from './features.js';
 export * from './validate.js';
 export * from './virtual-machine.js';
+export * from './instancetype.js';
+export * from './common-instancetypes.js';

@@ -121,12 +121,21 @@ export enum PreferenceKind {
   NAMESPACED = 'VirtualMachinePreference',
 }
 
+/**
+ * A reference to an instancetype: a `VirtualMachineInstancetype` / `VirtualMachineClusterInstancetype`
+ * construct, a catalogue entry (`commonInstancetypes.u1.medium`), or
+ * `VirtualMachineClusterInstancetype.ref('name')` (dsl/instancetype.ts). Only name and kind are written.
+ */
 export interface InstancetypeMatcher {
   readonly name: string;
   /** @default InstancetypeKind.CLUSTER (KubeVirt's default, not written) */
   readonly kind?: InstancetypeKind;
 }
 
+/**
+ * A reference to a preference: a `VirtualMachinePreference` / `VirtualMachineClusterPreference`
+ * construct, a catalogue entry (`commonPreferences.fedora`), or `VirtualMachineClusterPreference.ref('name')`.
+ */
 export interface PreferenceMatcher {
   readonly name: string;
   /** @default PreferenceKind.CLUSTER (KubeVirt's default, not written) */
@@ -199,9 +208,13 @@ export interface VirtualMachineProps {
   /** Guest architecture, e.g. `amd64`. @default - the cluster default */
   readonly architecture?: string;
 
-  /** @default - none */
+  /**
+   * Size the VM from an instancetype (vCPUs, memory and what else it sets); the VM may then
+   * not set those itself. Expanded when the VM starts (`virtops expand` shows the result).
+   * @default - none
+   */
   readonly instancetype?: InstancetypeMatcher;
-  /** @default - none */
+  /** Defaults for what the VM leaves unset (disk bus, NIC model, firmware...). @default - none */
   readonly preference?: PreferenceMatcher;
   /** CDI DataVolume templates, written as given. @default - none */
   readonly dataVolumeTemplates?: ReadonlyArray<Readonly<Record<string, unknown>>>;
