@@ -181,7 +181,7 @@ function notFound(which: Which, kind: string, name: string, namespace: string): 
   return {
     field: `spec.${which}.name`,
     message: `${kind} "${name}"${cluster ? '' : ` in namespace "${namespace}"`} not found`,
-    fix: `add a ${kind} named "${name}"${cluster ? '' : ` to namespace "${namespace}"`} to the manifests${which === 'instancetype' ? ' (the bundled catalogue: dsl/common-instancetypes.ts)' : ''}, or fix spec.${which}.name${cluster ? '' : ` / spec.${which}.kind (no kind means ${kind.replace('VirtualMachine', 'VirtualMachineCluster')})`}`,
+    fix: `add a ${kind} named "${name}"${cluster ? '' : ` to namespace "${namespace}"`} to the manifests${cluster ? ' (the bundled catalogue: dsl/common-instancetypes.ts)' : ''}, or fix spec.${which}.name${cluster ? '' : ` / spec.${which}.kind (no kind means ${kind.replace('VirtualMachine', 'VirtualMachineCluster')})`}`,
   };
 }
 

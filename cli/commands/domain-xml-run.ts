@@ -8,10 +8,13 @@
  * flags `up` adds), the launcher parses those flags (launcher/flags.ts), and its volume
  * plan and paths give the context (launcher/preview-context.ts). So the XML printed is
  * the XML a launcher started by `virtops up --state-dir DIR` defines, except for values
- * decided at run time, which are listed on stderr as notes.
+ * decided at run time, which are listed on stderr as notes. A VM that names an instancetype
+ * or preference is expanded first (api/expand.ts) against the ones in the same file and in
+ * `-f` files, as the VM would be when it starts.
  */
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
+import { expandForCli, readManifestFile, type LoadedObject } from './expand-run.js';
 import { API_VERSION, vmiFromVm, type VirtualMachine, type VirtualMachineInstance } from '../../api/kubevirt.js';
 import { convertVmi, type Emulation } from '../../launcher/convert/index.js';
 import { parseLauncherArgv, validateLauncherFlags } from '../../launcher/flags.js';
@@ -26,6 +29,8 @@ export interface DomainXmlOptions {
   stateDir: string;
   name?: string;
   uid?: string;
+  /** More manifests holding instancetypes and preferences (`-f`). */
+  file?: string[];
 }
 
 /** The instance uid shown when neither --uid nor the manifest gives one (`up` mints one per start). */
@@ -33,7 +38,8 @@ export const PREVIEW_UID = '00000000-0000-0000-0000-000000000000';
 
 /** Converts the VM/VMI in FILE and writes its XML to stdout, warnings and notes to stderr. */
 export function runDomainXml(file: string, opts: DomainXmlOptions): void {
-  const { vmi, source, pod } = instanceFromFile(file, opts.name);
+  const extra = (opts.file ?? []).flatMap(readManifestFile);
+  const { vmi, source, pod } = instanceFromFile(file, opts.name, extra);
   const { xml, warnings, notes } = previewDomainXml(vmi, pod, opts, `${file}: ${source}`);
   for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   for (const n of notes) process.stderr.write(`note: ${n}\n`);
@@ -95,17 +101,18 @@ export interface Instance {
 }
 
 /** Reads FILE and returns the one VMI it describes (a VM becomes the VMI its template would create). */
-export function instanceFromFile(file: string, name?: string): Instance {
+export function instanceFromFile(file: string, name?: string, extra: readonly LoadedObject[] = []): Instance {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     throw new Error(`${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
-  return instanceFromText(text, file, name);
+  return instanceFromText(text, file, name, extra);
 }
 
-export function instanceFromText(text: string, file: string, name?: string): Instance {
+/** `extra`: manifests from other files that may hold the VM's instancetype and preference. */
+export function instanceFromText(text: string, file: string, name?: string, extra: readonly LoadedObject[] = []): Instance {
   const docs = parseAllDocuments(text);
   const objects: unknown[] = [];
   for (const doc of Array.isArray(docs) ? docs : [docs]) {
@@ -128,7 +135,9 @@ export function instanceFromText(text: string, file: string, name?: string): Ins
     if (typeof obj.spec?.template?.spec !== 'object' || obj.spec.template.spec === null) {
       throw new Error(`${file}: ${describe(obj)}: spec.template.spec is missing. Fix: give the VirtualMachine a template with a spec`);
     }
-    return { vmi: vmiFromVm(obj), source: describe(obj), ...(pod ? { pod } : {}) };
+    const own = objects.map((o, i) => ({ obj: o, origin: `${file}#${i}` }));
+    const { vm } = expandForCli(obj, [...own, ...extra], `${file}: ${describe(obj)}`);
+    return { vmi: vmiFromVm(vm), source: describe(obj), ...(pod ? { pod } : {}) };
   }
   if (named.length === 0) {
     const kinds = objects.map((o) => (o as { kind?: unknown })?.kind).filter((k) => typeof k === 'string');
