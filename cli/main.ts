@@ -6,6 +6,7 @@ import { realpathSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerSynth } from './commands/synth.js';
 import { registerDomainXml } from './commands/domain-xml.js';
+import { registerExpand } from './commands/expand.js';
 import { registerImport } from './commands/import.js';
 import { registerInit } from './commands/init.js';
 import { registerLauncher } from './commands/launcher.js';
@@ -30,6 +31,7 @@ import { registerVersion, versionFastPath } from './commands/version.js';
 export const EXAMPLES: Record<string, string[]> = {
   synth: ['npx virtops synth                  # vms/ → dist/', 'npx virtops synth --check          # fail when dist/ is stale (CI)'],
   'domain-xml': ['npx virtops domain-xml dist/web.k8s.yaml'],
+  expand: ['npx virtops expand dist/web.k8s.yaml -f dist/common-instancetypes.k8s.yaml', 'npx virtops expand vm.yaml my-vm -o json'],
   import: ['npx virtops import vm.yaml > vms/web.ts'],
   init: ['npx virtops init my-vms && cd my-vms && npm install'],
   launcher: ['virtops launcher --uid $(VMI_UID) ...   # run by launcher-monitor, as the launcher Pod says'],
@@ -77,6 +79,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (s, write) => write(s) });
   registerSynth(program);
   registerDomainXml(program);
+  registerExpand(program);
   registerImport(program);
   registerInit(program);
   registerLauncher(program);
