@@ -114,9 +114,9 @@ function instancetypeEntry(series: Series, size: Size): CatalogueInstancetype {
     cpu: { guest: vcpus, ...extra.cpu },
     memory: { guest: memory, ...extra.memory },
   };
-  return Object.freeze({
+  const entry: CatalogueInstancetype = {
     name,
-    kind: InstancetypeKind.CLUSTER as const,
+    kind: InstancetypeKind.CLUSTER,
     series: `${series.prefix}1`,
     manifest: {
       apiVersion: INSTANCETYPE_API_VERSION,
@@ -135,7 +135,8 @@ function instancetypeEntry(series: Series, size: Size): CatalogueInstancetype {
       },
       spec,
     },
-  });
+  };
+  return Object.freeze(entry);
 }
 
 /** Every catalogue instancetype, by series then size: `commonInstancetypes.u1.medium`. */
@@ -197,16 +198,17 @@ const PREFERENCES: Readonly<Record<string, VirtualMachinePreferenceSpec>> = {
 };
 
 function preferenceEntry(name: string, spec: VirtualMachinePreferenceSpec): CataloguePreference {
-  return Object.freeze({
+  const entry: CataloguePreference = {
     name,
-    kind: PreferenceKind.CLUSTER as const,
+    kind: PreferenceKind.CLUSTER,
     manifest: {
       apiVersion: INSTANCETYPE_API_VERSION,
       kind: CLUSTER_PREFERENCE_KIND,
       metadata: { name, labels: { ...VENDOR_LABELS, 'instancetype.kubevirt.io/os-type': 'linux' } },
       spec: structuredClone(spec),
     },
-  });
+  };
+  return Object.freeze(entry);
 }
 
 /** Catalogue preferences by name: `commonPreferences.fedora`, `commonPreferences['rhel.9']`. */
