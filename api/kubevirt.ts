@@ -301,6 +301,17 @@ export interface VirtualMachineStatus {
   desiredGeneration?: number;
   conditions?: Condition[];
   startFailure?: { retries?: number; consecutiveFailCount?: number; lastFailedVMIUID?: string; retryAfterTimestamp?: string };
+  /** The instancetype the running (or last) instance was expanded from, and its recorded revision. */
+  instancetypeRef?: InstancetypeStatusRef;
+  /** The preference the running (or last) instance was expanded from, and its recorded revision. */
+  preferenceRef?: InstancetypeStatusRef;
+}
+
+export interface InstancetypeStatusRef {
+  kind?: string;
+  name?: string;
+  /** The revision holding a copy of the object as it was when the instance started. */
+  controllerRevisionRef?: { name?: string };
 }
 
 export interface VirtualMachineInstanceStatus {

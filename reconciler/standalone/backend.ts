@@ -1,7 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { type Resolve, expandVm, referencesInstancetype, resolverFor } from '../../api/expand.js';
 import { vmiGraceSeconds } from '../../api/grace.js';
-import { type VirtualMachine, type VirtualMachineStatus, vmiFromVm } from '../../api/kubevirt.js';
+import { type AnyInstancetype, type AnyPreference, isInstancetypeObject } from '../../api/instancetype.js';
+import { controllerRevision, revisionName, statusRef } from '../../api/instancetype-revision.js';
+import { type InstancetypeStatusRef, type VirtualMachine, type VirtualMachineStatus, vmiFromVm } from '../../api/kubevirt.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 import { LABEL_VM_NAME } from '../../synth/launcher-pod.js';
 import { serialSocketPath } from '../../launcher/convert/console.js';
@@ -95,8 +100,34 @@ export function splitRevision(manifests: KubeObject[]): { vms: Map<VmKey, Virtua
   return { vms, pods };
 }
 
+/**
+ * A VM's instancetype/preference expansion against the applied revision (api/expand.ts): the
+ * VM the reconcile works with, the objects it came from, or why it failed.
+ */
+interface Expansion {
+  vm: VirtualMachine;
+  instancetype?: AnyInstancetype;
+  preference?: AnyPreference;
+  error?: string;
+}
+
+/** The refs of the revisions an instance was started from (status.instancetypeRef/preferenceRef). */
+interface StartedRefs {
+  instancetypeRef?: InstancetypeStatusRef;
+  preferenceRef?: InstancetypeStatusRef;
+}
+
+/** `<state-dir>/revisions/<ns>_<vm>/`: the copies of the instancetypes/preferences a VM's instances started from. */
+export function revisionsDir(stateDir: string, namespace: string, name: string): string {
+  return join(stateDir, 'revisions', `${namespace}_${name}`);
+}
+
 export class StandaloneBackend {
   private applied: AppliedState = { manifests: [], inventory: { entries: {} } };
+  /** Finds the instancetypes and preferences of the applied revision. */
+  private resolve: Resolve = resolverFor([]);
+  private readonly expansions = new Map<VmKey, Expansion>();
+  private readonly startedRefs = new Map<VmKey, StartedRefs>();
   private desiredVms = new Map<VmKey, VirtualMachine>();
   private desiredPods = new Map<VmKey, PodManifest>();
   private readonly records = new Map<VmKey, VmRecord>();
@@ -129,6 +160,7 @@ export class StandaloneBackend {
     const { store, log } = this.opts;
     await store.init();
     this.applied = await store.readApplied();
+    this.resolve = resolverFor(this.applied.manifests);
     const split = splitRevision(this.applied.manifests);
     this.desiredVms = split.vms;
     this.desiredPods = split.pods;
@@ -187,7 +219,8 @@ export class StandaloneBackend {
   /** A new good revision from the source: plan it, clear overrides it touches, persist, reconcile. */
   async applyRevision(rev: Revision, seenAt = this.now()): Promise<RevisionPlan> {
     const { store, log, metrics } = this.opts;
-    const kept = rev.manifests.filter((m) => (m.apiVersion === 'kubevirt.io/v1' && m.kind === 'VirtualMachine') || (m.apiVersion === 'v1' && m.kind === 'Pod'));
+    // Instancetypes and preferences are kept too: the VMs of this revision expand against them.
+    const kept = rev.manifests.filter((m) => (m.apiVersion === 'kubevirt.io/v1' && m.kind === 'VirtualMachine') || (m.apiVersion === 'v1' && m.kind === 'Pod') || isInstancetypeObject(m));
     const vmsOnly: Revision = { sha: rev.sha, manifests: kept.filter((m) => m.kind === 'VirtualMachine') };
     const plan = planRevision(this.applied.inventory, vmsOnly);
     const split = splitRevision(kept);
@@ -220,6 +253,7 @@ export class StandaloneBackend {
 
     // A good revision after a refused one supersedes the refusal.
     this.applied = { sha: rev.sha, appliedAt: now, seenAt, manifests: kept, inventory: plan.next };
+    this.resolve = resolverFor(kept);
     this.desiredVms = split.vms;
     this.desiredPods = split.pods;
     await store.writeApplied(this.applied);
@@ -290,6 +324,7 @@ export class StandaloneBackend {
   /** What the next reconcile would do: revision changes not yet applied, then per-VM actions. */
   async diff(next?: Revision): Promise<{ applied?: string; next?: string; entries: DiffEntry[] }> {
     let vms = this.desiredVms;
+    let resolve = this.resolve;
     const change = new Map<VmKey, DiffEntry['change']>();
     let clearedByNext = new Set<VmKey>();
     if (next && next.sha !== this.applied.sha) {
@@ -299,11 +334,14 @@ export class StandaloneBackend {
       for (const o of plan.create) change.set(vmKey(o.metadata.namespace, o.metadata.name), 'create');
       for (const o of plan.update) change.set(vmKey(o.metadata.namespace, o.metadata.name), 'update');
       vms = splitRevision(next.manifests).vms;
+      resolve = resolverFor(next.manifests);
     }
     const entries: DiffEntry[] = [];
     const now = this.now();
     for (const key of [...new Set([...vms.keys(), ...this.records.keys()])].sort()) {
-      const vm = vms.get(key);
+      const gitVm = vms.get(key);
+      const expanded = gitVm && referencesInstancetype(gitVm) ? expandVm(gitVm, resolve) : undefined;
+      const vm = expanded && !('errors' in expanded) ? expanded.vm : gitVm;
       const rec = this.records.get(key);
       if (!vm) {
         if (rec) entries.push({ vm: key, change: 'prune', actions: rec.instance ? [{ type: 'delete-instance', uid: rec.instance.uid, gracePeriodSeconds: vmiGraceSeconds(rec.instance.spec), reason: 'VM left git: prune' }] : [] });
@@ -339,15 +377,18 @@ export class StandaloneBackend {
     const { metrics } = this.opts;
     let result = 'ok';
     try {
-      const vm = this.desiredVms.get(key);
+      const gitVm = this.desiredVms.get(key);
       const existing = this.records.get(key);
-      if (!vm) {
+      if (!gitVm) {
         // Only git prunes: with no applied revision (a first start, or applied.json rebuilt
         // after corruption) nothing says a recorded VM left git, so its disks stay.
         if (existing && this.applied.sha) await this.prune(key, existing);
         return {};
       }
-      const rec = this.recordFor(key, vm);
+      const rec = this.recordFor(key, gitVm);
+      // The VM with its instancetype and preference applied: what runs, and what the running
+      // instance is compared with (an edited instancetype shows RestartRequired, applies at restart).
+      const vm = this.expand(key, gitVm, rec);
       // A record rebuilt after corruption, or none at all (deleted by hand, lost with a disk):
       // a launcher may still run for this VM, and must be adopted, not started a second time.
       if (rec.rebuilt || !existing) await this.findInstance(key, rec, vm);
@@ -407,7 +448,7 @@ export class StandaloneBackend {
         write: async (key, vm, previous, next) => {
           const rec = this.recordFor(key, vm);
           this.noteStatus(key, rec, previous, next);
-          rec.status = next;
+          rec.status = this.withInstancetypeRefs(key, vm, rec, next);
           await this.save(key, rec);
           return {};
         },
@@ -436,6 +477,9 @@ export class StandaloneBackend {
     if (await domains.exists(domainName)) {
       throw new ReconcileError('DomainNameTaken', `a libvirt domain named ${domainName} exists that this host did not create; virtops leaves it alone: rename the VM or remove that domain`);
     }
+    const expansion = this.expansions.get(key);
+    if (expansion?.error) throw new ReconcileError('InstancetypeExpansionFailed', expansion.error);
+    await this.recordRevisions(key, vm, expansion);
     const now = this.now();
     const vmi = vmiFromVm(vm, randomUUID());
     const { spec, record } = agent.plan(vmi, pod, { podName: vm.metadata.name ?? '', now, ...(vm.metadata.generation !== undefined ? { vmGeneration: vm.metadata.generation } : {}) });
@@ -480,7 +524,10 @@ export class StandaloneBackend {
       await agent.stop(rec.instance, vmiGraceSeconds(rec.instance.spec));
     }
     await agent.removeVmFiles(rec.namespace, rec.name);
+    await rm(revisionsDir(store.dir, rec.namespace, rec.name), { recursive: true, force: true });
     await store.removeVm(rec.namespace, rec.name);
+    this.expansions.delete(key);
+    this.startedRefs.delete(key);
     this.records.delete(key);
     this.saved.delete(key);
     this.pushPending.delete(key);
@@ -531,7 +578,14 @@ export class StandaloneBackend {
     }
     const restartRequired = status.conditions?.some((c) => c.type === 'RestartRequired' && c.status === 'True');
     if (restartRequired && !previous?.conditions?.some((c) => c.type === 'RestartRequired' && c.status === 'True')) {
-      pushEvent(rec, { type: 'Normal', reason: 'RestartRequired', message: 'git changed the VM template; the running instance keeps the old spec until it restarts (virtops restart)' }, now);
+      const changed = this.changedInstancetypes(key, rec);
+      pushEvent(rec, {
+        type: 'Normal',
+        reason: 'RestartRequired',
+        message: changed
+          ? `git changed the VM's ${changed}; the running instance keeps the spec it started with until it restarts (virtops restart)`
+          : 'git changed the VM template; the running instance keeps the old spec until it restarts (virtops restart)',
+      }, now);
     }
     const pending = this.pushPending.get(key);
     if (pending !== undefined) {
@@ -560,6 +614,85 @@ export class StandaloneBackend {
       if (ended) this.watchers.delete(key);
       this.queue.add(key);
     });
+  }
+
+  // ---- instancetypes and preferences -------------------------------------------------------
+
+  /**
+   * The VM expanded against the applied revision's instancetypes and preferences. When that
+   * fails, a Warning event says why (once per message): a VM without an instance is then
+   * refused at start (condition Failure, reason InstancetypeExpansionFailed); a running one
+   * keeps the spec it started with.
+   */
+  private expand(key: VmKey, vm: VirtualMachine, rec: VmRecord): VirtualMachine {
+    if (!referencesInstancetype(vm)) {
+      this.expansions.delete(key);
+      return vm;
+    }
+    const r = expandVm(vm, this.resolve);
+    if (!('errors' in r)) {
+      this.expansions.set(key, { vm: r.vm, ...(r.instancetype ? { instancetype: r.instancetype } : {}), ...(r.preference ? { preference: r.preference } : {}) });
+      return r.vm;
+    }
+    const error = `cannot expand the instancetype/preference of the applied revision ${this.applied.sha?.slice(0, 12) ?? '(none)'}: ${r.errors.map((e) => `${e.field}: ${e.message} (fix: ${e.fix})`).join('; ')}`;
+    if (this.expansions.get(key)?.error !== error) {
+      const running = rec.instance ? '; the running instance keeps the spec it started with' : '';
+      pushEvent(rec, { type: 'Warning', reason: 'InstancetypeExpansionFailed', message: `${error}${running}` }, this.now());
+      this.opts.log.warn({ vm: key, errors: r.errors }, 'instancetype/preference expansion failed');
+    }
+    this.expansions.set(key, { vm, error });
+    // Running: compare it with itself, so nothing restarts it over this (the event says why).
+    return rec.instance ? { ...vm, spec: { ...vm.spec, template: { ...vm.spec.template, spec: structuredClone(rec.instance.spec) } } } : vm;
+  }
+
+  /**
+   * When an instance starts: a copy of each instancetype/preference it expands from, as the
+   * ControllerRevision KubeVirt stores (state dir: revisions/<ns>_<vm>/<name>.json), and the
+   * refs that status.instancetypeRef/preferenceRef show from now on.
+   */
+  private async recordRevisions(key: VmKey, vm: VirtualMachine, expansion: Expansion | undefined): Promise<void> {
+    if (!expansion || (!expansion.instancetype && !expansion.preference)) {
+      this.startedRefs.set(key, {});
+      return;
+    }
+    const dir = revisionsDir(this.opts.store.dir, vm.metadata.namespace ?? 'default', vm.metadata.name ?? '');
+    await mkdir(dir, { recursive: true });
+    const refs: StartedRefs = {};
+    for (const [field, obj] of [['instancetypeRef', expansion.instancetype], ['preferenceRef', expansion.preference]] as const) {
+      if (!obj) continue;
+      const rev = controllerRevision(vm, obj);
+      const file = join(dir, `${rev.metadata.name}.json`);
+      const tmp = `${file}.${process.pid}.tmp`;
+      await writeFile(tmp, JSON.stringify(rev, null, 1), { mode: 0o640 });
+      await rename(tmp, file);
+      refs[field] = statusRef(rev);
+    }
+    this.startedRefs.set(key, refs);
+  }
+
+  /** `next` with the instancetype/preference refs of the instance (kept across passes and restarts of up). */
+  private withInstancetypeRefs(key: VmKey, vm: VirtualMachine, rec: VmRecord, next: VirtualMachineStatus): VirtualMachineStatus {
+    if (!referencesInstancetype(vm)) return next;
+    const refs = this.startedRefs.get(key) ?? { instancetypeRef: rec.status?.instancetypeRef, preferenceRef: rec.status?.preferenceRef };
+    return {
+      ...next,
+      ...(refs.instancetypeRef ? { instancetypeRef: refs.instancetypeRef } : {}),
+      ...(refs.preferenceRef ? { preferenceRef: refs.preferenceRef } : {}),
+    };
+  }
+
+  /** `instancetype VirtualMachineInstancetype clarge (revision a → b)` when git's differs from the instance's. */
+  private changedInstancetypes(key: VmKey, rec: VmRecord): string | undefined {
+    const exp = this.expansions.get(key);
+    if (!exp || exp.error) return undefined;
+    const vmName = exp.vm.metadata.name ?? '';
+    const parts: string[] = [];
+    for (const [what, obj, ref] of [['instancetype', exp.instancetype, rec.status?.instancetypeRef], ['preference', exp.preference, rec.status?.preferenceRef]] as const) {
+      if (!obj || !ref?.controllerRevisionRef?.name) continue;
+      const now = revisionName(vmName, obj);
+      if (now !== ref.controllerRevisionRef.name) parts.push(`${what} ${obj.kind} ${obj.metadata.name ?? ''} (revision ${ref.controllerRevisionRef.name} → ${now})`);
+    }
+    return parts.length ? parts.join(' and ') : undefined;
   }
 
   private recordFor(key: VmKey, vm: VirtualMachine): VmRecord {
