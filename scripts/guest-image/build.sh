@@ -15,7 +15,7 @@
 # Output: ${VIRTOPS_CACHE:-~/.cache/virtops}/guest-image/<key>/
 #   debian-12.qcow2   the disk (qcow2, compressed)
 #   oci/              OCI layout, tag "latest": /disk/debian-12.qcow2 (KubeVirt containerDisk)
-#   info.json         paths, sizes, kernel version, key
+#   info.json         paths, sizes (root filesystem, qcow2, containerDisk layer), kernel version, key
 # key = this script's and customize.sh's hashes + the package list + mmdebstrap's version.
 # A cached key is never rebuilt (the mirror's daily updates do not change it; delete the
 # directory to rebuild). Concurrent callers serialise on a lock. Logs go to stderr; the
@@ -91,6 +91,7 @@ part_bytes=$(( DISK_SIZE_MIB * 1024 * 1024 - PART_START * 512 ))
 mkfs.ext4 -q -F -L root -U "$ROOT_UUID" -O ^metadata_csum_seed,^orphan_file \
   -E offset=$((PART_START * 512)),lazy_itable_init=1,lazy_journal_init=1 \
   -d "$rootfs" "$raw" "$((part_bytes / 1024))k" >&2
+rootfs_bytes=$(du -sb "$rootfs" | cut -f1)
 rm -rf "$rootfs"
 
 # GRUB for BIOS without grub-bios-setup: boot.img's code (not the partition table) in the
@@ -146,6 +147,7 @@ cat >"$stage/info.json" <<JSON
   "qcow2Bytes": $qcow2_bytes,
   "virtualBytes": $((DISK_SIZE_MIB * 1024 * 1024)),
   "containerDiskBytes": $layer_size,
+  "rootfsBytes": $rootfs_bytes,
   "rootUuid": "$ROOT_UUID",
   "packages": [$(printf '"%s",' "${PACKAGES[@]}" | sed 's/,$//')],
   "buildSeconds": $((SECONDS - started))
@@ -157,5 +159,5 @@ mv "$stage" "$OUT"
 for old in "$CACHE"/*/; do
   [ "${old%/}" = "$OUT" ] || [ ! -f "$old/info.json" ] || rm -rf "$old"
 done
-log "built $OUT in $((SECONDS - started)) s: qcow2 $qcow2_bytes bytes, containerDisk layer $layer_size bytes (kernel $kver)"
+log "built $OUT in $((SECONDS - started)) s: root filesystem $rootfs_bytes bytes, qcow2 $qcow2_bytes bytes, containerDisk layer $layer_size bytes (kernel $kver)"
 echo "$OUT"
