@@ -14,6 +14,9 @@ import { homedir } from 'node:os';
 import { Command, CommanderError } from 'commander';
 import type { EmulationRequest } from './emulation.js';
 
+export const LIBVIRT_DAEMONS = ['external', 'pod'] as const;
+export type LibvirtDaemon = (typeof LIBVIRT_DAEMONS)[number];
+
 export interface LauncherConfig {
   name: string;
   uid: string;
@@ -27,6 +30,12 @@ export interface LauncherConfig {
   qemuTimeoutMs: number;
   emulation: EmulationRequest;
   libvirtUri: string;
+  /**
+   * Who runs the libvirt daemon the launcher connects to: `external` (the node's, e.g.
+   * qemu:///system) or `pod` (the monitor starts one in the compute container, so QEMU is
+   * a child of the Pod's processes and in its cgroup; launcher/monitor/libvirt-daemon.ts).
+   */
+  libvirtDaemon: LibvirtDaemon;
   stateDir: string;
   imageStore: string;
   secretsDir: string;
@@ -48,6 +57,7 @@ export interface RawLauncherFlags {
   hookSidecars?: string;
   emulation?: string;
   libvirtUri?: string;
+  libvirtDaemon?: string;
   stateDir?: string;
   imageStore?: string;
   secretsDir?: string;
@@ -87,6 +97,7 @@ export const LAUNCHER_FLAGS: readonly LauncherFlagSpec[] = [
   { flag: '--hook-sidecars <n>', key: 'hookSidecars', field: 'hookSidecars', description: 'number of hook sidecars (virtops supports 0)', default: '0' },
   { flag: '--emulation <mode>', key: 'emulation', field: 'emulation', description: 'auto | kvm | tcg', default: 'auto' },
   { flag: '--libvirt-uri <uri>', key: 'libvirtUri', field: 'libvirtUri', description: 'libvirt connection URI', default: 'qemu:///system' },
+  { flag: '--libvirt-daemon <where>', key: 'libvirtDaemon', field: 'libvirtDaemon', description: 'external (connect to --libvirt-uri as it is) | pod (the monitor starts a session libvirtd in this container first)', default: 'external' },
   { flag: '--state-dir <dir>', key: 'stateDir', field: 'stateDir', description: 'launcher state (default <kubevirt-share-dir>/launcher)' },
   { flag: '--image-store <dir>', key: 'imageStore', field: 'imageStore', description: 'shared OCI image cache (default ~/.cache/virtops/images)' },
   { flag: '--secrets-dir <dir>', key: 'secretsDir', field: 'secretsDir', description: 'secrets/configMaps as files (default <kubevirt-share-dir>/secrets)' },
@@ -274,6 +285,12 @@ export function validateLauncherFlags(raw: RawLauncherFlags, home: string = home
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(libvirtUri)) {
     errors.push(`${FLAG.libvirtUri} "${libvirtUri}" is not a libvirt URI: use e.g. qemu:///system or test:///default`);
   }
+  const libvirtDaemon = raw.libvirtDaemon ?? DEFAULT.libvirtDaemon!;
+  if (!(LIBVIRT_DAEMONS as readonly string[]).includes(libvirtDaemon)) {
+    errors.push(`${FLAG.libvirtDaemon} "${libvirtDaemon}" is not one of ${LIBVIRT_DAEMONS.join(', ')}: pass ${FLAG.libvirtDaemon} pod to run libvirt inside the launcher's container`);
+  } else if (libvirtDaemon === 'pod' && !/^qemu(\+unix)?:\/\/\/session\?(.*&)?socket=\//.test(libvirtUri)) {
+    errors.push(`${FLAG.libvirtUri} "${libvirtUri}" does not name the session daemon's socket, which ${FLAG.libvirtDaemon} pod connects to: pass ${FLAG.libvirtUri} 'qemu+unix:///session?socket=/var/run/libvirt/libvirt-sock'`);
+  }
   const insecureRegistries = raw.insecureRegistry ?? [];
   for (const r of insecureRegistries) {
     if (!/^[A-Za-z0-9.-]+(:\d+)?$/.test(r)) errors.push(`${FLAG.insecureRegistry} "${r}" is not host[:port]: use e.g. 127.0.0.1:5000`);
@@ -288,7 +305,7 @@ export function validateLauncherFlags(raw: RawLauncherFlags, home: string = home
     ok: true,
     config: {
       name, uid, namespace, kubevirtShareDir: shareDir, ephemeralDiskDir, containerDiskDir, gracePeriodSeconds, hookSidecars,
-      qemuTimeoutMs: qemuTimeoutMs!, emulation: emulation as EmulationRequest, libvirtUri, stateDir, imageStore, secretsDir,
+      qemuTimeoutMs: qemuTimeoutMs!, emulation: emulation as EmulationRequest, libvirtUri, libvirtDaemon: libvirtDaemon as LibvirtDaemon, stateDir, imageStore, secretsDir,
       pvcDir, insecureRegistries,
     },
   };

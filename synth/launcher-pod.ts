@@ -34,7 +34,7 @@ import type * as api from '../api/kubevirt.js';
 import { computeOverhead, guestMemoryBytes, vcpuCount, type Emulation, type OverheadBreakdown } from './overhead.js';
 import type { Container, EnvVar, PodManifest, PodVolume, ResourceList, VolumeMount } from './pod-types.js';
 import { formatBytes, parseQuantity } from './quantity.js';
-import { buildLauncherArgs, LAUNCHER_MONITOR_COMMAND } from '../launcher/flags.js';
+import { buildLauncherArgs, LAUNCHER_MONITOR_COMMAND, type LibvirtDaemon } from '../launcher/flags.js';
 import { virtopsImage } from './image.js';
 
 export const VMI_UID_PLACEHOLDER = 'vmi-uid-unassigned';
@@ -83,7 +83,18 @@ export interface LauncherPodOptions {
   readonly emulation?: Emulation;
   /** @default 240 */
   readonly qemuTimeoutSeconds?: number;
+  /**
+   * Where the guest's libvirt daemon runs. `external` (default): the launcher connects to the
+   * node's (qemu:///system), as the process-runtime agent runs it. `pod`: the compute
+   * container runs its own session libvirtd (started by the launcher monitor), so QEMU lives
+   * in the Pod's cgroup, as under a real kubelet (launcher/monitor/libvirt-daemon.ts).
+   * @default 'external'
+   */
+  readonly libvirtDaemon?: LibvirtDaemon;
 }
+
+/** The session daemon's socket in the compute container (`libvirt-runtime` emptyDir = $XDG_RUNTIME_DIR/libvirt). */
+export const POD_LIBVIRT_URI = `qemu+unix:///session?socket=${PATHS.libvirtRuntime}/libvirt-sock`;
 
 const LAUNCHER_POD_PREFIX = 'virt-launcher-';
 /** A Pod name is used as a DNS label (hostname, the kubelet's): KubeVirt keeps launcher Pod names within 63 characters. */
@@ -280,6 +291,8 @@ function compute(vm: api.VirtualMachine, c: ComputeInput): Container {
       gracePeriodSeconds: launcherGraceSeconds({ terminationGracePeriodSeconds: c.vmiGrace }),
       hookSidecars: 0,
       emulation: c.opts.emulation ?? 'auto',
+      // In-Pod libvirt: its socket, and the launcher's image cache in the Pod's private emptyDir.
+      ...(c.opts.libvirtDaemon === 'pod' ? { libvirtUri: POD_LIBVIRT_URI, libvirtDaemon: 'pod' as const, imageStore: `${PATHS.private}/images` } : {}),
     }),
     env: [
       ...XDG_ENV,

@@ -9,6 +9,10 @@
  * volumes and removes the socket. The launcher runs in its own process group so the
  * monitor can reap whatever it left running (a helper such as qemu-img or skopeo) after a crash.
  *
+ * With `--libvirt-daemon pod` it first starts the container's own libvirt daemon
+ * (libvirt-daemon.ts) and stops it last, after the launcher and any cleanup, so the guest's
+ * QEMU runs inside the launcher Pod.
+ *
  * Exit codes:
  *   0  the launcher exited cleanly (after SIGTERM, or on its own with 0)
  *   1  the launcher failed or was killed; the monitor cleaned up after it
@@ -46,6 +50,32 @@ export async function runMonitor(config: LauncherConfig, launcherArgs: readonly 
   const log = await createLogger('virtops-launcher-monitor', { vmi: `${config.namespace}/${config.name}`, uid: config.uid });
   const { command, argv } = launcherCommand(launcherArgs);
 
+  let daemon: import('./libvirt-daemon.js').RunningDaemon | undefined;
+  if (config.libvirtDaemon === 'pod') {
+    const { daemonDirs, sessionSocketOf, startSessionDaemon } = await import('./libvirt-daemon.js');
+    const dirs = daemonDirs(process.env);
+    const socket = sessionSocketOf(config.libvirtUri);
+    if ('error' in dirs || socket === undefined) {
+      log.fatal({ libvirtUri: config.libvirtUri }, 'error' in dirs ? dirs.error : '--libvirt-uri names no socket= for the pod daemon');
+      return MONITOR_EXIT.badFlags;
+    }
+    try {
+      daemon = await startSessionDaemon({ socket, dirs });
+    } catch (err) {
+      log.fatal({ err }, 'cannot start the libvirt daemon in this container');
+      return MONITOR_EXIT.spawnFailed;
+    }
+    log.info({ libvirtdPid: daemon.pid, socket }, 'libvirt daemon started in this container');
+    void daemon.exited.then((e) => log.warn({ code: e.code, signal: e.signal }, 'the libvirt daemon of this container exited'));
+  }
+  try {
+    return await superviseLauncher(config, command, argv, log);
+  } finally {
+    await daemon?.stop();
+  }
+}
+
+async function superviseLauncher(config: LauncherConfig, command: string, argv: string[], log: import('pino').Logger): Promise<number> {
   let child: ChildProcess;
   try {
     child = spawn(command, argv, { stdio: ['ignore', 'inherit', 'inherit'], detached: true });

@@ -23,7 +23,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  APP_PATHS, DEFAULT_ROOTFS, IMAGE_CHECKS, NODE_MODULES_PRUNE_FIND, USAGE, cacheKey, imageRef, imageTag, mib, mmdebstrapArgs,
+  APP_PATHS, DEFAULT_ROOTFS, POD_USER, IMAGE_CHECKS, NODE_MODULES_PRUNE_FIND, USAGE, cacheKey, imageRef, imageTag, mib, mmdebstrapArgs,
   parseImageArgs, rootfsKey, topModuleDirs, type ImageOptions, type RootfsRecipe,
 } from './plan.js';
 import { virtopsVersion } from '../../synth/image.js';
@@ -157,7 +157,9 @@ function imageKey(rootfs: string, files: readonly AppFile[], modules: readonly s
   h.update(modules.join('\n'));
   const addon = join(REPO, 'node_modules', '@unraid', 'libvirt', 'build', 'Release', 'libvirt.node');
   if (existsSync(addon)) hashFile(h, addon);
-  for (const f of ['build.ts', 'plan.ts']) hashFile(h, join(REPO, 'scripts', 'image', f));
+  for (const f of ['build.ts', 'plan.ts', 'container-disk.c']) hashFile(h, join(REPO, 'scripts', 'image', f));
+  // container-disk is compiled here: the compiler is an input too.
+  h.update(run('gcc', ['-dumpfullversion']));
   return cacheKey([h.digest('hex')]);
 }
 
@@ -209,6 +211,23 @@ function stageApp(root: string, files: readonly AppFile[], modules: readonly str
   symlinkSync(`${APP_DIR}/cli/bin.js`, join(bin, 'virtops'));
 }
 
+/**
+ * What the launcher Pod's containers need besides the app: /usr/bin/container-disk (static,
+ * as the containerDisk images it runs in have no libc; scripts/image/container-disk.c) and
+ * the user 107 the Pod runs as (libvirt's session daemon looks its name up), as KubeVirt's
+ * virt-launcher image has it.
+ */
+function stagePodFiles(root: string): void {
+  run('gcc', ['-static', '-Os', '-s', '-o', join(root, 'usr', 'bin', 'container-disk'), join(REPO, 'scripts', 'image', 'container-disk.c')]);
+  const add = (file: string, line: string) => {
+    const path = join(root, 'etc', file);
+    const text = readFileSync(path, 'utf8');
+    if (!text.split('\n').some((l) => l.startsWith(line.split(':')[0] + ':'))) writeFileSync(path, `${text.replace(/\n?$/, '\n')}${line}\n`);
+  };
+  add('group', `${POD_USER.name}:x:${POD_USER.gid}:`);
+  add('passwd', `${POD_USER.name}:x:${POD_USER.uid}:${POD_USER.gid}:virtops launcher:/var/run/kubevirt-private:/usr/sbin/nologin`);
+}
+
 function checkRoot(root: string): void {
   for (const c of IMAGE_CHECKS) {
     let out: string;
@@ -246,12 +265,13 @@ function buildImage(rootfs: { tar: string; key: string; cached: boolean }, key: 
     run('tar', ['-xf', rootfs.tar, '-C', root, '--numeric-owner']);
     log('staging /opt/virtops (sources, production node_modules), node, virtops');
     stageApp(root, files, modules);
+    stagePodFiles(root);
     for (const b of ['launcher', 'reconciler']) inRoot(root, ['node', `${APP_DIR}/scripts/build-bundles.mjs`, b]);
     checkRoot(root);
     const appTar = join(work, 'app.tar');
     run('tar', ['-C', root, '--sort=name', `--mtime=@${EPOCH}`, '--owner=0', '--group=0', '--numeric-owner',
       '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime', '--format=posix',
-      '-cf', appTar, `.${APP_DIR}`, './usr/local/bin/node', './usr/local/bin/virtops']);
+      '-cf', appTar, `.${APP_DIR}`, './usr/local/bin/node', './usr/local/bin/virtops', './usr/bin/container-disk', './etc/passwd', './etc/group']);
     log('packing with umoci');
     const tmpRef = `${tmpLayout}:build`;
     run('umoci', ['init', '--layout', tmpLayout]);

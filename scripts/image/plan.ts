@@ -228,7 +228,12 @@ export const IMAGE_CHECKS: readonly { readonly name: string; readonly argv: read
   { name: 'skopeo', argv: ['skopeo', '--version'], expect: /skopeo version/ },
   { name: 'genisoimage', argv: ['genisoimage', '--version'], expect: /genisoimage/ },
   { name: 'git', argv: ['git', '--version'], expect: /git version/ },
+  { name: 'container-disk (static, for the volume containers)', argv: ['sh', '-c', 'container-disk --no-op && echo "no-op ok"'], expect: /^no-op ok$/m },
+  { name: 'the launcher Pod user', argv: ['getent', 'passwd', '107'], expect: /^qemu:x:107:107:/ },
 ];
+
+/** The user the launcher Pod's containers run as (synth's runAsUser), named in the image's /etc/passwd as in KubeVirt's. */
+export const POD_USER = { name: 'qemu', uid: 107, gid: 107 } as const;
 
 export function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;

@@ -91,6 +91,11 @@ export interface KubeletNode extends NodeInfo {
   stop(): Promise<void>;
   /** Copies an OCI layout (tag `latest`) to `<registryHost>/<repo>:latest`; returns the reference. */
   pushImage(layout: string, repo: string): Promise<string>;
+  /**
+   * Lets containerd pull from another plain-HTTP registry `host:port` (e.g. one Pods reach
+   * through the CNI bridge); takes effect on the next pull, no restart. Removed with the node dir.
+   */
+  trustRegistry(host: string): void;
   pids(): Partial<Record<NodeProcess, number>>;
 }
 
@@ -278,6 +283,11 @@ function handleFor(info: NodeInfo, cp: ControlPlaneInfo): KubeletNode {
       const ref = `${info.registryHost}/${repo}:latest`;
       await pushLayout(layout, ref);
       return ref;
+    },
+    trustRegistry: (host) => {
+      if (!/^[A-Za-z0-9.-]+:\d+$/.test(host)) throw new Error(`trustRegistry: "${host}" is not host:port, e.g. 10.89.0.1:5001`);
+      mkdirSync(join(l.certsDir, host), { recursive: true });
+      writeFileSync(join(l.certsDir, host, 'hosts.toml'), renderHostsToml(host));
     },
     pids: () => {
       const out: Partial<Record<NodeProcess, number>> = {};

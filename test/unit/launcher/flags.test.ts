@@ -12,7 +12,8 @@ import { fixtureVm } from '../synth/fixtures.js';
 const FULL: LauncherConfig = {
   name: 'web-1', uid: '6f1c2a3b-0000-4000-8000-000000000001', namespace: 'lab',
   kubevirtShareDir: '/run/share', ephemeralDiskDir: '/run/ephemeral', containerDiskDir: '/run/container-disks',
-  gracePeriodSeconds: 45, hookSidecars: 0, qemuTimeoutMs: 90_000, emulation: 'tcg', libvirtUri: 'test:///default',
+  gracePeriodSeconds: 45, hookSidecars: 0, qemuTimeoutMs: 90_000, emulation: 'tcg',
+  libvirtUri: 'qemu+unix:///session?socket=/run/libvirt/libvirt-sock', libvirtDaemon: 'pod',
   stateDir: '/var/lib/launcher', imageStore: '/var/cache/images', secretsDir: '/run/secrets', pvcDir: '/run/pvcs',
   insecureRegistries: ['127.0.0.1:5000', 'registry.lab:5001'],
 };
@@ -70,6 +71,16 @@ describe('build → parse → validate', () => {
   ])('a whole config survives: %s', (_name, change) => {
     const config = { ...FULL, ...change };
     expect(roundTrip(config)).toEqual(config);
+  });
+
+  it('--libvirt-daemon: external by default; pod needs a session URI with socket=, naming both flags', () => {
+    const base = buildLauncherArgs({ ...FULL, libvirtDaemon: undefined, libvirtUri: undefined });
+    const plain = validateLauncherFlags(parseLauncherArgs(base), '/home/nobody');
+    expect(plain.ok && plain.config.libvirtDaemon).toBe('external');
+    const bad = validateLauncherFlags(parseLauncherArgs([...base, '--libvirt-daemon', 'pod']), '/home/nobody');
+    expect(bad.ok ? [] : bad.errors).toEqual([expect.stringMatching(/^--libvirt-uri "qemu:\/\/\/system" .*--libvirt-daemon pod.*socket=/)]);
+    const unknown = validateLauncherFlags(parseLauncherArgs([...base, '--libvirt-daemon', 'host']), '/home/nobody');
+    expect(unknown.ok ? [] : unknown.errors).toEqual([expect.stringMatching(/^--libvirt-daemon "host" is not one of external, pod/)]);
   });
 
   it('writes flags in table order and leaves undefined fields out', () => {
