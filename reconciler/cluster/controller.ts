@@ -151,8 +151,9 @@ export class VmController {
     await this.removeOrphanedPods(key);
     const vm = this.vms.get(name, namespace) as unknown as VirtualMachine | undefined;
     if (!vm) {
-      // Its VMI and Pod go with it: the garbage collector follows the ownerReferences. A
+      // Its VMI and Pod go with it (removeOrphanedVmi; the garbage collector would too). A
       // terminating VMI whose Pod never reached a node has no agent to finalise it: do it here.
+      await this.removeOrphanedVmi(key, undefined);
       const vmi = this.vmis.get(name, namespace) as unknown as VirtualMachineInstance | undefined;
       if (vmi?.metadata.deletionTimestamp) await this.finalizeUnscheduled(vmi, vmi.metadata.uid ? this.podsByVmi.get(vmi.metadata.uid) : undefined);
       this.forget(key);
@@ -205,7 +206,8 @@ export class VmController {
     observe: async (key, vm) => {
       const vmi = this.currentVmi(key, vm);
       if (vmi && !isControlledBy(vmi, vm.metadata.uid)) {
-        // A VMI of an earlier VM of the same name (the GC is removing it), or someone else's.
+        // A VMI of an earlier VM of the same name (removed now), or someone else's (left alone).
+        await this.removeOrphanedVmi(key, vm);
         throw new ReconcileError('VMIOwnedByOther', `VirtualMachineInstance ${key} exists and is not controlled by this VM (uid ${vm.metadata.uid}); waiting for it to go away`, 2000);
       }
       let pod = vmi?.metadata.uid ? this.podsByVmi.get(vmi.metadata.uid) : undefined;
@@ -314,6 +316,27 @@ export class VmController {
       this.opts.log.info({ vm: key, pod: pod.metadata.name, vmi: vmiUid }, 'deleting a launcher Pod whose VMI is gone');
       await this.client.delete(asKubeObject({ apiVersion: 'v1', kind: 'Pod', metadata: pod.metadata }), { preconditionUid: pod.metadata.uid, propagationPolicy: 'Background' });
     }
+  }
+
+  /**
+   * Deletes the VMI named after `key` when the VM that controls it is gone: no VM of the
+   * owner's name, or one with another uid (deleted and created again; names are unique and
+   * uids never reused, so the owner cannot come back). KubeVirt's controller stops a deleted VM's VMI
+   * itself; waiting for the garbage collector instead left a re-created VM Starting for good
+   * once (the cluster fault test: a VM deleted and pushed again 2 s after an API server
+   * restart, whose old VMI the collector's graph never caught up with). A live read of the VM
+   * confirms the owner is gone; a VMI that no VirtualMachine controls is someone else's and is
+   * left alone.
+   */
+  private async removeOrphanedVmi(key: string, vm: VirtualMachine | undefined): Promise<void> {
+    const { namespace, name } = splitKey(key);
+    const vmi = this.vmis.get(name, namespace) as unknown as VirtualMachineInstance | undefined;
+    const owner = vmi?.metadata.ownerReferences?.find((r) => r.controller === true && r.kind === 'VirtualMachine');
+    if (!vmi?.metadata.uid || vmi.metadata.deletionTimestamp || !owner || owner.uid === vm?.metadata.uid) return;
+    const live = await this.client.read<KubernetesObject>({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: owner.name, namespace } });
+    if (live?.metadata?.uid === owner.uid) return;
+    this.opts.log.info({ vm: key, vmi: vmi.metadata.uid, owner: owner.uid }, 'deleting a VMI whose VM is gone');
+    await this.client.delete(asKubeObject(vmi), { preconditionUid: vmi.metadata.uid, propagationPolicy: 'Background' });
   }
 
   /** Creates the launcher Pod of a live VMI from the revision's template (idempotent by name). */

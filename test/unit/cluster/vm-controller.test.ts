@@ -537,7 +537,9 @@ describe('VmController: status', () => {
   it('a VMI of the same name controlled by something else → Failure VMIOwnedByOther; the VMI is left alone', async () => {
     const w = world();
     const vm = w.addVm('web', 'Always');
-    const foreign = w.kube.seed<VirtualMachineInstance>(vmiManifest(vm, 'Running', { uid: 'someone-else', controller: true }));
+    const mine = vmiManifest(vm, 'Running', { uid: 'someone-else', controller: true });
+    mine.metadata.ownerReferences = [{ apiVersion: 'pool.kubevirt.io/v1beta1', kind: 'VirtualMachinePool', name: 'pool', uid: 'someone-else', controller: true }];
+    const foreign = w.kube.seed<VirtualMachineInstance>(mine);
     await w.start();
     const cond = condition(w.vm('web'), 'Failure');
     expect(cond).toMatchObject({ status: 'True', reason: 'VMIOwnedByOther' });
@@ -586,6 +588,29 @@ describe('VmController: status', () => {
     await w.controller.idle();
     expect(w.vmi('web')).toBeUndefined();
     expect(w.pods('web')).toEqual([]);
+  });
+});
+
+describe('a VM deleted and created again under the same name', () => {
+  // Found by the cluster fault test: the garbage collector's graph lagged after an API server
+  // restart and the new VM stayed Starting behind its predecessor's VMI.
+  it('the controller deletes the old VMI itself (the collector lags), then starts the new VM', async () => {
+    const w = world({ garbageCollector: false });
+    w.addVm('web', 'Always');
+    await w.start();
+    w.runOnNode('web');
+    await w.reconcile('web');
+    const old = w.vmi('web')!;
+    w.kube.remove(KV, 'VirtualMachine', 'web', NS);
+    w.addVm('web', 'Always');
+    await w.controller.idle();
+    expect(w.vmi('web')?.metadata.uid).toBe(old.metadata.uid);
+    expect(w.vmi('web')?.metadata.deletionTimestamp).toBeDefined();
+    w.agentFinalizes('web');
+    await w.reconcile('web');
+    const next = w.vmi('web')!;
+    expect(next.metadata.uid).not.toBe(old.metadata.uid);
+    expect(next.metadata.ownerReferences?.[0]?.uid).toBe(w.vm('web')!.metadata.uid);
   });
 });
 
