@@ -1,0 +1,254 @@
+/**
+ * The launcher Pod as synth writes it, run by a real kubelet + containerd node (issue 10,
+ * part 3): the virtops image (npm run image, built from a snapshot of HEAD, cached) and the
+ * test guest's images in the node's registry, the Pod's containers laid out as KubeVirt's
+ * (seed 2.4), and the guest's QEMU started by the compute container's own libvirt daemon,
+ * inside the Pod's cgroup. Its own control plane and node (like kubelet-node.test.ts), torn
+ * down at the end with the host checked.
+ *
+ * Until the agent beside a real kubelet exists (part 4), this test plays its part: it hands
+ * the VMI to the launcher over the launcher's socket, from inside the compute container's
+ * pid and mount namespaces (nsenter), since the launcher admits only peers it can name.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { VirtualMachineInstance } from '../../../api/kubevirt.js';
+import { instantiateLauncherPod, vmiForVm } from '../../../reconciler/cluster/instances.js';
+import { NODE_SYSCTLS, readSysctl } from '../../../reconciler/cluster/testenv/host-state.js';
+import {
+  defaultNodeName,
+  loadKubeConfig,
+  runningNodeProcesses,
+  startControlPlane,
+  startNode,
+  stopControlPlane,
+  type ControlPlane,
+  type KubeletNode,
+} from '../../../reconciler/cluster/testenv/index.js';
+import { renderCrd, VMI_CRD } from '../../../synth/crds.js';
+import { renderLauncherPod } from '../../../synth/launcher-pod.js';
+import { ensureTestGuest, GUEST_MARKERS } from '../../helpers/test-guest.js';
+import { waitFor } from '../../helpers/wait.js';
+import { testGuestVm } from '../standalone/fixture.js';
+import { clusterTestenv } from './testenv-fixture.js';
+
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const testenv = clusterTestenv();
+const root = process.getuid?.() === 0;
+const NS = 'default';
+const VM = 'kl';
+const IMAGE_BUILD_MS = 20 * 60_000;
+const progress = (l: string) => process.stderr.write(`[kubelet-launcher] ${l}\n`);
+
+/** Builds (or takes from the cache) the virtops image from a clone of HEAD, as test/integration/image does. */
+async function virtopsImage(work: string): Promise<{ layout: string; tag: string }> {
+  const src = join(work, 'src');
+  const head = (await execa('git', ['-C', REPO, 'rev-parse', 'HEAD'])).stdout.trim();
+  await execa('git', ['clone', '--quiet', '--shared', '--no-checkout', REPO, src]);
+  await execa('git', ['-C', src, 'checkout', '--quiet', '--detach', head]);
+  await execa('cp', ['-al', join(REPO, 'node_modules'), join(src, 'node_modules')]);
+  const r = await execa('bash', [join(src, 'scripts', 'image', 'build.sh'), '--json'], { cwd: src, reject: false });
+  if (r.exitCode !== 0) throw new Error(`npm run image failed (${r.exitCode}):\n${r.stderr}`);
+  const json = JSON.parse(r.stdout.trim().split('\n').at(-2)!) as { layout: string; tag: string };
+  rmSync(src, { recursive: true, force: true });
+  return json;
+}
+
+/**
+ * A TCP relay from every address of this host to the node's registry (which listens on
+ * loopback only): Pods reach it through the CNI bridge's gateway, so the launcher inside the
+ * Pod pulls (kernelBoot) from the same registry as containerd.
+ */
+async function relay(to: string): Promise<{ server: Server; port: number }> {
+  const [host, port] = to.split(':');
+  const sockets = new Set<Socket>();
+  const server = createServer((inbound) => {
+    const out = connect(Number(port), host);
+    sockets.add(inbound).add(out);
+    inbound.pipe(out).pipe(inbound);
+    const drop = () => { inbound.destroy(); out.destroy(); sockets.delete(inbound); sockets.delete(out); };
+    inbound.on('error', drop).on('close', drop);
+    out.on('error', drop).on('close', drop);
+  });
+  server.on('close', () => sockets.forEach((s) => s.destroy()));
+  await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+function pidsWhere(test: (cmdline: string, pid: number) => boolean): number[] {
+  return readdirSync('/proc').map(Number).filter((pid) => {
+    if (!Number.isInteger(pid) || pid === process.pid) return false;
+    try {
+      return test(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '), pid);
+    } catch {
+      return false;
+    }
+  });
+}
+
+const cgroupOf = (pid: number, controller: string): string | undefined =>
+  readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[1]?.split(',').includes(controller))?.[2];
+
+describe.skipIf(!testenv || !root)('launcher Pods under a real kubelet', () => {
+  let dir: string;
+  let cp: ControlPlane;
+  let node: KubeletNode;
+  let core: CoreV1Api;
+  let custom: CustomObjectsApi;
+  let sysctlsBefore: Record<string, string | undefined>;
+  let registryRelay: Awaited<ReturnType<typeof relay>>;
+  let podRegistry: string;
+  let launcherImage: string;
+  let vmi: VirtualMachineInstance;
+  let pod: V1Pod;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'virtops-kl-'));
+    sysctlsBefore = Object.fromEntries(NODE_SYSCTLS.map((s) => [s, readSysctl(s)]));
+    const name = await defaultNodeName();
+    const [image, guest] = await Promise.all([virtopsImage(dir), ensureTestGuest()]);
+    progress(`virtops image ${image.tag}`);
+    cp = await startControlPlane({ dir, users: [{ name: `system:node:${name}`, groups: ['system:nodes'] }] });
+    node = await startNode({ controlPlane: cp, onProgress: progress });
+    const kc = loadKubeConfig(cp.kubeconfigPath);
+    core = kc.makeApiClient(CoreV1Api);
+    custom = kc.makeApiClient(CustomObjectsApi);
+
+    launcherImage = `${node.registryHost}/virtops:${image.tag}`;
+    await execa('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${image.layout}:${image.tag}`, `docker://${launcherImage}`]);
+    await node.pushImage(guest.ociKernelBoot, 'virtops/test-guest');
+    await node.pushImage(guest.ociDisk, 'virtops/test-disk');
+    registryRelay = await relay(node.registryHost);
+    podRegistry = `${node.subnet.replace(/\.0\/\d+$/, '.1')}:${registryRelay.port}`;
+    node.trustRegistry(podRegistry);
+
+    // What virt-handler does for its node; the launcher Pod selects on it.
+    const n = await core.readNode({ name: node.name });
+    n.metadata!.labels = { ...(n.metadata!.labels ?? {}), 'kubevirt.io/schedulable': 'true' };
+    await core.replaceNode({ name: node.name, body: n });
+    const ext = kc.makeApiClient(ApiextensionsV1Api);
+    await ext.createCustomResourceDefinition({ body: renderCrd(VMI_CRD) as never });
+    await waitFor('the VMI CRD to be served', async () => {
+      const crd = await ext.readCustomResourceDefinition({ name: 'virtualmachineinstances.kubevirt.io' });
+      return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
+    });
+  }, IMAGE_BUILD_MS);
+
+  afterAll(async () => {
+    await node?.stop().catch((e: unknown) => progress(`node stop: ${String(e)}`));
+    await stopControlPlane(dir).catch(() => {});
+    await new Promise((r) => (registryRelay ? registryRelay.server.close(r) : r(undefined)));
+    rmSync(dir, { recursive: true, force: true });
+  }, 240_000);
+
+  it('runs the launcher Pod as synth writes it: init containers exited 0, compute and volumecontainerdisk running', async () => {
+    const vm = testGuestVm({ image: `${podRegistry}/virtops/test-guest:latest`, name: VM });
+    vm.metadata.namespace = NS;
+    const spec = vm.spec.template.spec;
+    spec.domain.devices.disks = [...(spec.domain.devices.disks ?? []), { name: 'containerdisk', disk: { bus: 'virtio' } }];
+    spec.volumes = [...(spec.volumes ?? []), { name: 'containerdisk', containerDisk: { image: `${podRegistry}/virtops/test-disk:latest`, imagePullPolicy: 'IfNotPresent' } }];
+
+    const body = vmiForVm(vm);
+    // No VM object (and no controller) here: the VMI stands alone.
+    delete body.metadata.ownerReferences;
+    delete body.metadata.finalizers;
+    vmi = (await custom.createNamespacedCustomObject({ group: 'kubevirt.io', version: 'v1', namespace: NS, plural: 'virtualmachineinstances', body })) as VirtualMachineInstance;
+
+    const template = renderLauncherPod(vm, { launcherImage, libvirtDaemon: 'pod' });
+    const manifest = instantiateLauncherPod(template, vmi);
+    // A host fact, as the process-runtime agent adds it: the registry Pods reach is plain HTTP.
+    manifest.spec.containers[0]!.args!.push('--insecure-registry', podRegistry);
+    await core.createNamespacedPod({ namespace: NS, body: manifest as never });
+
+    pod = await waitFor('the launcher Pod to run', async () => {
+      const p = await core.readNamespacedPod({ name: manifest.metadata.name!, namespace: NS });
+      const waiting = [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])].find((s) => s.state?.waiting?.reason && s.state.waiting.reason !== 'PodInitializing' && s.state.waiting.reason !== 'ContainerCreating');
+      if (waiting) throw new Error(`${waiting.name}: ${waiting.state!.waiting!.reason}: ${waiting.state!.waiting!.message ?? ''}`);
+      if (p.status?.phase === 'Failed') throw new Error(`Pod failed: ${JSON.stringify(p.status)}`);
+      return p.status?.phase === 'Running' && p.status.containerStatuses?.every((s) => s.ready) ? p : undefined;
+    }, 180_000);
+
+    expect(pod.spec?.nodeName).toBe(node.name);
+    expect(pod.status?.initContainerStatuses?.map((s) => [s.name, s.state?.terminated?.exitCode, s.state?.terminated?.reason])).toEqual([
+      ['container-disk-binary', 0, 'Completed'],
+      ['volumecontainerdisk-init', 0, 'Completed'],
+    ]);
+    expect(pod.status?.containerStatuses?.map((s) => s.name).sort()).toEqual(['compute', 'volumecontainerdisk']);
+    for (const s of pod.status?.containerStatuses ?? []) {
+      expect(s.state?.running, s.name).toBeDefined();
+      expect(s.containerID).toMatch(/^containerd:\/\//);
+    }
+    // The volume container copied its image's disk into the shared emptyDir.
+    const data = join(node.dir, 'kubelet', 'pods', pod.metadata!.uid!, 'volumes', 'kubernetes.io~empty-dir', 'container-disks', 'disk_0');
+    await waitFor('the containerDisk copy', async () => (existsSync(join(data, '.done')) ? true : undefined), 30_000);
+    expect(readdirSync(data).filter((f) => !f.startsWith('.'))).toEqual(['disk.qcow2']);
+  }, 240_000);
+
+  it("boots the guest with QEMU under the compute container's own libvirt daemon, in the Pod's cgroup", async () => {
+    expect(pod, 'the Pod of the first test').toBeDefined();
+    const podUid = pod.metadata!.uid!;
+    const inPod = (pid: number) => (cgroupOf(pid, 'memory') ?? '').includes(`pod${podUid}`);
+    const [monitor] = pidsWhere((c, pid) => c.includes('launcher-monitor') && inPod(pid));
+    expect(monitor, 'the launcher monitor process').toBeDefined();
+
+    // Hand the VMI to the launcher (the agent's job, part 4) from inside the container.
+    const script = `const b=process.argv[1];const r=require('http').request({socketPath:'/var/run/kubevirt/sockets/launcher-sock',method:'PUT',path:'/v1/vmi',headers:{'content-type':'application/json','content-length':Buffer.byteLength(b)}},(s)=>{let d='';s.on('data',(c)=>d+=c);s.on('end',()=>{console.log(s.statusCode+' '+d)})});r.on('error',(e)=>{console.log('error '+e.message)});r.end(b)`;
+    const sync = await waitFor('the launcher to take the VMI', async () => {
+      const r = await execa('nsenter', ['-t', String(monitor), '-m', '-p', '--', '/usr/local/bin/node', '-e', script, JSON.stringify(vmi)], { reject: false });
+      const out = r.stdout.trim();
+      if (/^error /.test(out) || out === '') return undefined;
+      return out;
+    }, 300_000);
+    expect(sync, sync).toMatch(/^20[01] /);
+
+    const serialLog = join(node.dir, 'kubelet', 'pods', podUid, 'volumes', 'kubernetes.io~empty-dir', 'public', 'logs', `${NS}_${VM}-serial0.log`);
+    const text = await waitFor('the guest ready marker on the serial log', async () => {
+      const t = existsSync(serialLog) ? readFileSync(serialLog, 'utf8') : '';
+      return t.includes(GUEST_MARKERS.ready) ? t : undefined;
+    }, 240_000);
+    expect(text).toContain(GUEST_MARKERS.booted);
+
+    const qemu = pidsWhere((c) => /qemu-system-x86_64/.test(c) && c.includes(`guest=${NS}_${VM}`));
+    expect(qemu).toHaveLength(1);
+    // Same memory cgroup as the compute container's main process: the Pod's limit bounds it.
+    expect(cgroupOf(qemu[0]!, 'memory')).toBe(cgroupOf(monitor!, 'memory'));
+    expect(cgroupOf(qemu[0]!, 'memory')).toContain(`pod${podUid}`);
+    // Not a child of the host's libvirtd: its parent is the container's.
+    const ppid = Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${qemu[0]}/status`, 'utf8'))![1]);
+    expect(readFileSync(`/proc/${ppid}/cmdline`, 'utf8')).toMatch(/^libvirtd/);
+    expect(inPod(ppid)).toBe(true);
+    // Unprivileged: the guest runs as the Pod's user.
+    expect(readFileSync(`/proc/${qemu[0]}/status`, 'utf8')).toMatch(/^Uid:\s+107\s/m);
+  }, 600_000);
+
+  it('deleting the Pod stops the guest (the launcher shuts it down); down leaves no process and restores the sysctls', async () => {
+    const podUid = pod?.metadata?.uid ?? randomBytes(4).toString('hex');
+    if (pod?.metadata?.name) {
+      await core.deleteNamespacedPod({ name: pod.metadata.name, namespace: NS });
+      await waitFor('the launcher Pod to go', async () => {
+        try {
+          await core.readNamespacedPod({ name: pod.metadata!.name!, namespace: NS });
+          return undefined;
+        } catch {
+          return true;
+        }
+      }, 150_000);
+      expect(pidsWhere((c) => /qemu-system-x86_64/.test(c) && c.includes(`guest=${NS}_${VM}`))).toEqual([]);
+    }
+    await node.stop();
+    expect(runningNodeProcesses(node.dir)).toEqual([]);
+    expect(pidsWhere((c) => c.includes(`${dir}/`))).toEqual([]);
+    expect(pidsWhere((c) => /qemu-system-x86_64/.test(c) && c.includes(`guest=${NS}_${VM}`))).toEqual([]);
+    expect(pidsWhere((_c, pid) => (cgroupOf(pid, 'memory') ?? '').includes(`pod${podUid}`))).toEqual([]);
+    expect(Object.fromEntries(NODE_SYSCTLS.map((s) => [s, readSysctl(s)]))).toEqual(sysctlsBefore);
+    expect(spawnSync('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name'], { encoding: 'utf8' }).stdout).not.toContain(`${NS}_${VM}`);
+  }, 240_000);
+});
