@@ -129,6 +129,26 @@ export function applySpecs(
   return { vm: out };
 }
 
+/**
+ * The annotations KubeVirt puts on a VMI created from a VM with matchers, naming what it was
+ * sized by: `kubevirt.io/instancetype-name` or `kubevirt.io/cluster-instancetype-name`, and
+ * `kubevirt.io/preference-name` or `kubevirt.io/cluster-preference-name`.
+ */
+export function instancetypeVmiAnnotations(vm: VirtualMachine): Record<string, string> {
+  const out: Record<string, string> = {};
+  const it = vm.spec.instancetype;
+  if (it?.name) {
+    const errors: ExpansionError[] = [];
+    out[matcherKind(it.kind, 'instancetype', errors) === INSTANCETYPE_KIND ? 'kubevirt.io/instancetype-name' : 'kubevirt.io/cluster-instancetype-name'] = it.name;
+  }
+  const pref = vm.spec.preference;
+  if (pref?.name) {
+    const errors: ExpansionError[] = [];
+    out[matcherKind(pref.kind, 'preference', errors) === PREFERENCE_KIND ? 'kubevirt.io/preference-name' : 'kubevirt.io/cluster-preference-name'] = pref.name;
+  }
+  return out;
+}
+
 /** One line per error: `field: message (fix: ...)`. */
 export function formatExpansionErrors(errors: readonly ExpansionError[], where?: string): string {
   return errors.map((e) => `${where ? `${where}: ` : ''}${e.field}: ${e.message} (fix: ${e.fix})`).join('\n');

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { type Resolve, expandVm, referencesInstancetype, resolverFor } from '../../api/expand.js';
+import { type Resolve, expandVm, instancetypeVmiAnnotations, referencesInstancetype, resolverFor } from '../../api/expand.js';
 import { vmiGraceSeconds } from '../../api/grace.js';
 import { type AnyInstancetype, type AnyPreference, isInstancetypeObject } from '../../api/instancetype.js';
 import { controllerRevision, revisionName, statusRef } from '../../api/instancetype-revision.js';
@@ -482,6 +482,8 @@ export class StandaloneBackend {
     await this.recordRevisions(key, vm, expansion);
     const now = this.now();
     const vmi = vmiFromVm(vm, randomUUID());
+    // As KubeVirt's VM controller: the VMI says which instancetype/preference sized it.
+    Object.assign((vmi.metadata.annotations ??= {}), instancetypeVmiAnnotations(vm));
     const { spec, record } = agent.plan(vmi, pod, { podName: vm.metadata.name ?? '', now, ...(vm.metadata.generation !== undefined ? { vmGeneration: vm.metadata.generation } : {}) });
     // Recorded before the process exists, so a crash from here on finds it by uid.
     rec.instance = record;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { expandVm, guestTopology, resolverFor, formatExpansionErrors, type ExpandResult, type Expanded } from '../../../api/expand.js';
+import { expandVm, guestTopology, instancetypeVmiAnnotations, resolverFor, formatExpansionErrors, type ExpandResult, type Expanded } from '../../../api/expand.js';
 import type { VirtualMachine } from '../../../api/kubevirt.js';
 import type { InstancetypeObject } from '../../../api/instancetype.js';
 
@@ -241,6 +241,13 @@ describe('expandVm: resolution', () => {
     expect(errorsOf(expandVm(vm({ instancetype: { name: 'x', kind: 'Flavor' } }), resolve))[0]).toMatchObject({ field: 'spec.instancetype.kind' });
     expect(errorsOf(expandVm(vm({ instancetype: { inferFromVolume: 'root' } }), resolve))[0]).toMatchObject({ field: 'spec.instancetype.inferFromVolume' });
     expect(errorsOf(expandVm(vm({ preference: {} }), resolve))[0]).toMatchObject({ field: 'spec.preference.name' });
+  });
+
+  it('VMI annotations name what sized the VM, as KubeVirt sets them', () => {
+    expect(instancetypeVmiAnnotations(vm({ instancetype: { name: 'u1.small' }, preference: { name: 'virtio', kind: 'VirtualMachinePreference' } }))).toEqual({
+      'kubevirt.io/cluster-instancetype-name': 'u1.small', 'kubevirt.io/preference-name': 'virtio',
+    });
+    expect(instancetypeVmiAnnotations(vm({}))).toEqual({});
   });
 
   it('a VM without matchers comes back as it is', () => {

@@ -133,6 +133,7 @@ describe('single host: instancetypes and preferences', () => {
     expect(liveSpec(h).domain.cpu).toMatchObject({ sockets: 4, cores: 1, threads: 1 });
     expect(liveSpec(h).domain.memory).toEqual({ guest: '2Gi' });
     expect(liveSpec(h).domain.devices.disks).toEqual([{ name: 'root', disk: { bus: 'virtio' } }]);
+    expect(h.node.live().vmi?.metadata.annotations).toMatchObject({ 'kubevirt.io/instancetype-name': 'clarge', 'kubevirt.io/preference-name': 'virtio' });
     expect(condition(v, 'RestartRequired')).toBeUndefined();
     expect(v.status?.instancetypeRef).toMatchObject({ kind: 'VirtualMachineInstancetype', name: 'clarge', controllerRevisionRef: { name: expect.stringMatching(/^cirros-clarge-v1beta1-[0-9a-f]{12}$/) } });
     expect(v.status?.preferenceRef).toMatchObject({ kind: 'VirtualMachinePreference', name: 'virtio' });
