@@ -20,7 +20,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
@@ -147,11 +147,12 @@ async function main(): Promise<void> {
       figures.push(...cluster);
       ratios.push(ratio(cluster[0]!, cluster[1]!), ratio(cluster[0]!, cluster[2]!));
     }
-    const result = { runs: RUNS, node: process.version, cores: (await import('node:os')).availableParallelism(), figures, ratios };
+    // The 1-minute load average at the end: other work on the machine slows both sides.
+    const result = { runs: RUNS, node: process.version, cores: availableParallelism(), loadAverage: Math.round(loadavg()[0]! * 10) / 10, figures, ratios };
     if (values.json) {
       process.stdout.write(`${JSON.stringify(result)}\n`);
     } else {
-      say(`\n${RUNS} runs each, interleaved; p50 wall time, p50 of max RSS`);
+      say(`\n${RUNS} runs each, interleaved; p50 wall time, p50 of max RSS; load average ${result.loadAverage} on ${result.cores} cores`);
       for (const f of figures) say(`  ${f.label.padEnd(30)} ${`${f.wallMs} ms`.padStart(10)} ${`${f.rssMiB} MiB`.padStart(10)}`);
       for (const r of ratios) say(`  ratio ${r.of}: wall ${r.wall}x, RSS ${r.rss}x  (goal ≤ 1.5x)`);
     }

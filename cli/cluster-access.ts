@@ -69,7 +69,10 @@ export class ClusterAccess implements VmAccess {
       if (err instanceof KubeApiError && err.code === 404) throw new Error(`the cluster has no kubevirt.io/v1 ${plural}: no virtops controller has applied its CRDs yet (context ${this.kube.target.context})`);
       throw err;
     });
-    const items = [...list.items].sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`));
+    // Code-unit order, as the API server lists (etcd key order); localeCompare's first call
+    // loads ICU's collator (~25 ms of `get`), and Kubernetes names are lowercase ASCII anyway.
+    const key = (o: VirtualMachine | VirtualMachineInstance) => `${o.metadata.namespace}/${o.metadata.name}`;
+    const items = [...list.items].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
     const what = resource === 'vms' ? 'VirtualMachines' : 'VirtualMachineInstances';
     return {
       data: { apiVersion: 'v1', kind: 'List', items },

@@ -1,7 +1,7 @@
 /**
  * A small Kubernetes REST client for the CLI's cluster mode (get, describe, start/stop,
  * diff, reconcile, console). Not @kubernetes/client-node: loading it costs ~0.8 s per
- * command, more than kubectl needs for the whole `get pods`; here only node:https and yaml
+ * command, more than kubectl needs for the whole `get pods`; here only node:https and js-yaml
  * are loaded. It reads kubeconfig files as kubectl does (`--kubeconfig`, else every file of
  * `$KUBECONFIG` merged, first one wins per name; `*-data` or file paths relative to the file)
  * with token, token file and client certificate credentials. Kubeconfigs with `exec` or
@@ -12,7 +12,9 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { parse as parseYaml } from 'yaml';
+// js-yaml, not yaml: one small module; loading and first use of yaml's cost ~30 ms of every
+// cluster-mode command's start (bench/cli.ts).
+import jsYaml from 'js-yaml';
 
 export interface KubeTarget {
   /** Where the config came from (messages name it). */
@@ -56,7 +58,13 @@ function readConfig(path: string): KubeconfigFile {
   } catch (err) {
     throw new Error(`kubeconfig ${path}: ${(err as Error).message} (pass an existing file with --kubeconfig or fix $KUBECONFIG)`);
   }
-  const doc = (parseYaml(text) ?? {}) as KubeconfigFile['doc'];
+  let doc: KubeconfigFile['doc'];
+  try {
+    // The core schema, as yaml's default: no timestamps or other implicit types.
+    doc = (jsYaml.load(text, { schema: jsYaml.CORE_SCHEMA }) ?? {}) as KubeconfigFile['doc'];
+  } catch (err) {
+    throw new Error(`kubeconfig ${path}: not valid YAML: ${(err as Error).message}`);
+  }
   if (typeof doc !== 'object') throw new Error(`kubeconfig ${path}: not a kubeconfig (a YAML mapping with clusters, users, contexts)`);
   return { path, doc };
 }
