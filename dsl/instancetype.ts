@@ -16,6 +16,7 @@ import {
   CLUSTER_INSTANCETYPE_KIND, CLUSTER_PREFERENCE_KIND, INSTANCETYPE_API_VERSION, INSTANCETYPE_KIND, PREFERENCE_KIND,
   type InstancetypeObject, type VirtualMachineInstancetypeSpec, type VirtualMachinePreferenceSpec,
 } from '../api/instancetype.js';
+import { expandVm, resolverFor } from '../api/expand.js';
 import { validateManifest } from '../api/validate.js';
 import {
   allCommonInstancetypes, commonPreferences, findCommonInstancetype, findCommonPreference,
@@ -237,6 +238,11 @@ export interface CommonInstancetypesProps extends Omit<ChartProps, 'namespace'> 
  * preferences that the app's VMs refer to (by a catalogue entry or by a cluster kind and a
  * catalogue name), so git holds what each VM expands against. Create it after the charts of
  * those VMs. A name some construct of the app already defines is left to that construct.
+ *
+ * At synth it also expands every VM of the app against the app's instancetypes and
+ * preferences and the catalogue, so a VM field that conflicts with its instancetype (or a
+ * preference requirement the instancetype misses) fails synth, naming both fields. A
+ * reference to a name neither defines is left alone: it may exist on the cluster.
  */
 export class CommonInstancetypes extends Chart {
   /** The catalogue entries written, instancetypes first, by name. */
@@ -264,5 +270,24 @@ export class CommonInstancetypes extends Chart {
       .map(([, e]) => e);
     for (const e of entries) new ApiObject(this, `${e.manifest.kind}-${e.name}`, structuredClone(e.manifest) as never);
     this.entries = entries;
+    this.node.addValidation({ validate: () => this.expansionProblems() });
+  }
+
+  private expansionProblems(): string[] {
+    const all = this.node.root.node.findAll();
+    const objects: unknown[] = [...allCommonInstancetypes(), ...Object.values(commonPreferences)].map((e) => e.manifest);
+    for (const c of all) if (InstancetypeObjectConstruct.isInstancetypeObject(c)) objects.push(c.toManifest());
+    const resolve = resolverFor(objects);
+    const problems: string[] = [];
+    for (const c of all) {
+      if (!VirtualMachine.isVirtualMachine(c)) continue;
+      const r = expandVm(c.toManifest(), resolve);
+      if (!('errors' in r)) continue;
+      for (const e of r.errors) {
+        if (e.message.endsWith('not found')) continue; // may be on the cluster
+        problems.push(formatIssue(c.node.path, { field: e.field, problem: e.message, fix: e.fix }));
+      }
+    }
+    return problems;
   }
 }

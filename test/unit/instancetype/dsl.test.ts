@@ -107,6 +107,19 @@ describe('DSL: the common-instancetypes catalogue', () => {
     expect(r.vm.spec.template.spec.domain.firmware).toEqual({ bootloader: { efi: { secureBoot: true } } });
   });
 
+  it('synth fails when a VM conflicts with its instancetype or misses a preference requirement, naming both fields', () => {
+    const app = Testing.app();
+    const chart = new Chart(app, 'vms');
+    vmWithDisk(chart, 'web', { instancetype: commonInstancetypes.u1.small, cpu: { cores: 2 } });
+    vmWithDisk(chart, 'win', { instancetype: commonInstancetypes.u1.nano, preference: commonPreferences.ubuntu });
+    vmWithDisk(chart, 'elsewhere', { instancetype: VirtualMachineClusterInstancetype.ref('on-the-cluster-only') });
+    const catalogue = new CommonInstancetypes(app, 'common-instancetypes');
+    expect(catalogue.node.validate()).toEqual([
+      expect.stringMatching(/^vms\/web: spec\.template\.spec\.domain\.cpu\.cores: VM field\(s\) spec\.template\.spec\.domain\.cpu\.cores conflicts with selected instance type \(VirtualMachineClusterInstancetype u1\.small sets spec\.cpu\.guest\)\. Fix: /),
+      expect.stringMatching(/^vms\/win: spec\.instancetype: insufficient Memory resources of 512Mi provided by instance type, VirtualMachineClusterPreference ubuntu requires 2Gi/),
+    ]);
+  });
+
   it('all: true writes the whole catalogue', () => {
     const app = new App({ outdir: '/nonexistent/virtops-never-written' });
     const catalogue = new CommonInstancetypes(app, 'catalogue', { all: true });
