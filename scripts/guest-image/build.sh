@@ -43,7 +43,6 @@ for tool in mmdebstrap mkfs.ext4 sfdisk grub-mkimage qemu-img; do
   command -v "$tool" >/dev/null || { log "$tool is missing: run 'npm run setup-host' (bash scripts/setup-host.sh)"; exit 1; }
 done
 [ -f /usr/lib/grub/i386-pc/boot.img ] || { log "/usr/lib/grub/i386-pc is missing (package grub-pc-bin): run 'npm run setup-host'"; exit 1; }
-[ "$(id -u)" -eq 0 ] || { log "needs root (mmdebstrap --mode=root, file ownership in the image)"; exit 1; }
 
 key="$( {
   sha256sum "${BASH_SOURCE[0]}" "$HERE/customize.sh" | cut -d' ' -f1
@@ -61,11 +60,18 @@ if [ -f "$OUT/info.json" ]; then
   echo "$OUT"; exit 0
 fi
 
-rm -rf "$CACHE"/build.*   # left by a build that was killed (we hold the lock)
+[ "$(id -u)" -eq 0 ] || { log "building needs root (mmdebstrap --mode=root, file ownership in the image)"; exit 1; }
+# Mounts mmdebstrap may have left in a killed build's root filesystem go first, so that
+# removing a build directory can never reach the host's /proc, /sys or /dev.
+clean_build_dir() {
+  findmnt -rn -o TARGET | grep -F "$1/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf --one-file-system "$1"
+}
+for stale in "$CACHE"/build.*; do [ -e "$stale" ] && clean_build_dir "$stale"; done   # from a killed build (we hold the lock)
 log "building Debian 12 guest (key $key)"
 started=$SECONDS
 work="$(mktemp -d "$CACHE/build.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+trap 'clean_build_dir "$work"' EXIT
 
 # A UUID derived from the key: same inputs, same fstab/grub.cfg.
 ROOT_UUID="$(printf '%s' "$key" | sha256sum | sed -E 's/^(.{8})(.{4}).(.{3}).(.{3})(.{12}).*/\1-\2-4\3-8\4-\5/')"
