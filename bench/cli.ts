@@ -2,7 +2,7 @@
  * CLI start-up benchmark (issue 12's performance goal): the installed package's `virtops`
  * beside kubectl, both measured in this run, runs interleaved so both see the same load.
  *
- *   npm run bench:cli [-- --runs 20] [--skip cluster] [--json]
+ *   npm run bench:cli [-- --runs 20] [--skip cluster,local] [--json]
  *
  * 1. The package as a user gets it: `npm pack` of this checkout (test/integration/package/
  *    tarball.ts, cached by content) installed into an empty temp directory.
@@ -13,9 +13,13 @@
  *    `virtops get vms --kubeconfig K` vs `kubectl get pods -A --kubeconfig K`, and
  *    `kubectl get virtualmachines` (the same objects virtops lists; a CRD, so kubectl reads
  *    its discovery cache first, kept in this run's temp dir).
+ * 4. `virtops get vms --state-dir S` against the installed package's own `virtops up`
+ *    (libvirt's test:///default driver, 5 Halted VMs from a git fixture): the single-host
+ *    path (a unix socket, no TLS), beside the same kubectl figures.
  *
- * Each figure: wall time p50 of N runs (spawn to exit) and max RSS (p50 of each run's peak,
- * from /usr/bin/time -f %M). Goal: virtops within 1.5x of kubectl on both.
+ * Each figure: p50 of N runs of wall time (spawn to exit), max RSS and CPU time (user +
+ * system; bash's `time` and /usr/bin/time -f %M). Goal: virtops within 1.5x of kubectl
+ * on wall time and RSS; CPU time is printed because other load on the machine moves it less.
  * --json prints one JSON line with every figure instead of the table.
  */
 import { spawnSync } from 'node:child_process';
@@ -28,7 +32,8 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { renderCrd, VM_CRD, VMI_CRD } from '../synth/crds.js';
 import { HttpKubeClient, loadKubeConfig } from '../reconciler/cluster/kube.js';
 import { defaultBinDir, startControlPlane, type ControlPlane } from '../reconciler/cluster/testenv/index.js';
-import { bareVm } from '../test/integration/standalone/fixture.js';
+import { bareVm, gitFixture } from '../test/integration/standalone/fixture.js';
+import { cleanupStateDir, makeStateDir, waitFor } from '../test/integration/standalone/harness.js';
 import { npmEnv, packedTarball } from '../test/integration/package/tarball.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '20' }, skip: { type: 'string', default: '' }, json: { type: 'boolean', default: false } } });
@@ -42,6 +47,8 @@ interface Figure {
   wallMs: number;
   /** Max RSS, p50 of the runs' peaks (MiB). */
   rssMiB: number;
+  /** CPU time (user + system), p50 of the runs (ms): less moved by other load than wall time. */
+  cpuMs: number;
 }
 
 const median = (xs: number[]) => {
@@ -49,31 +56,42 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-/** One run under /usr/bin/time: wall ms (measured here) and peak RSS in KiB. Fails on a non-zero exit. */
-function runOnce(argv: string[], env: NodeJS.ProcessEnv, rssFile: string): { ms: number; rssKb: number } {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', '-o', rssFile, ...argv], { env, encoding: 'utf8' });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr || r.error?.message}`);
-  return { ms, rssKb: Number(readFileSync(rssFile, 'utf8').trim().split('\n').pop()) };
+/**
+ * One run: wall, user and system time from bash's `time` (ms resolution; GNU time's %U %S
+ * have 10 ms steps), peak RSS in KiB from /usr/bin/time -f %M. Both wrappers cost the same
+ * for every command measured. Fails on a non-zero exit.
+ */
+function runOnce(argv: string[], env: NodeJS.ProcessEnv, scratch: string): { ms: number; rssKb: number; cpuMs: number } {
+  const script = 'TIMEFORMAT="%3R %3U %3S"; { time /usr/bin/time -f %M -o "$0.rss" "$@" >/dev/null 2>"$0.err"; } 2>"$0.time"';
+  const r = spawnSync('bash', ['-c', script, join(scratch, 'run'), ...argv], { env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${readFileSync(join(scratch, 'run.err'), 'utf8') || r.error?.message}`);
+  const [wall, user, sys] = readFileSync(join(scratch, 'run.time'), 'utf8').trim().split(/\s+/).map(Number) as [number, number, number];
+  const rssKb = Number(readFileSync(join(scratch, 'run.rss'), 'utf8').trim().split('\n').pop());
+  return { ms: wall * 1000, rssKb, cpuMs: (user + sys) * 1000 };
 }
 
 /** Measures commands interleaved (run i of each before run i+1 of any), after one warm-up each. */
 function measure(cmds: { label: string; argv: string[] }[], env: NodeJS.ProcessEnv, scratch: string): Figure[] {
-  const rssFile = join(scratch, 'rss');
-  for (const c of cmds) runOnce(c.argv, env, rssFile);
-  const samples = cmds.map(() => ({ ms: [] as number[], rss: [] as number[] }));
+  for (const c of cmds) runOnce(c.argv, env, scratch);
+  const samples = cmds.map(() => ({ ms: [] as number[], rss: [] as number[], cpu: [] as number[] }));
   for (let i = 0; i < RUNS; i++) {
     cmds.forEach((c, j) => {
-      const { ms, rssKb } = runOnce(c.argv, env, rssFile);
+      const { ms, rssKb, cpuMs } = runOnce(c.argv, env, scratch);
       samples[j]!.ms.push(ms);
       samples[j]!.rss.push(rssKb);
+      samples[j]!.cpu.push(cpuMs);
     });
   }
-  return cmds.map((c, j) => ({ label: c.label, wallMs: Math.round(median(samples[j]!.ms) * 10) / 10, rssMiB: Math.round(median(samples[j]!.rss) / 102.4) / 10 }));
+  return cmds.map((c, j) => {
+    const s = samples[j]!;
+    return { label: c.label, wallMs: Math.round(median(s.ms)), rssMiB: Math.round(median(s.rss) / 102.4) / 10, cpuMs: Math.round(median(s.cpu)) };
+  });
 }
 
-const ratio = (a: Figure, b: Figure) => ({ of: `${a.label} / ${b.label}`, wall: Math.round((a.wallMs / b.wallMs) * 100) / 100, rss: Math.round((a.rssMiB / b.rssMiB) * 100) / 100 });
+const ratio = (a: Figure, b: Figure) => {
+  const r = (x: number, y: number) => Math.round((x / y) * 100) / 100;
+  return { of: `${a.label} / ${b.label}`, wall: r(a.wallMs, b.wallMs), rss: r(a.rssMiB, b.rssMiB), cpu: r(a.cpuMs, b.cpuMs) };
+};
 
 async function installPackage(dir: string): Promise<string> {
   const tarball = await packedTarball();
@@ -109,12 +127,40 @@ async function clusterWithObjects(dir: string): Promise<ControlPlane> {
   }
 }
 
+interface LocalUp {
+  stateDir: string;
+  stop(): Promise<void>;
+}
+
+/** The installed package's `virtops up` on libvirt's test driver, serving 5 Halted VMs from a git fixture. */
+async function localUp(virtops: string, env: NodeJS.ProcessEnv): Promise<LocalUp> {
+  const git = await gitFixture();
+  await git.commitVms(['a', 'b', 'c', 'd', 'e'].map((n) => bareVm(`vm-${n}`, { runStrategy: 'Halted' })), 'five VMs');
+  const stateDir = await makeStateDir();
+  const up = execa(virtops, ['up', '--repo', git.bare, '--state-dir', stateDir, '--libvirt-uri', 'test:///default', '--interval', '10m'], { env: { ...env, VIRTOPS_LOG_LEVEL: 'warn' }, extendEnv: false, reject: false, all: true });
+  const stop = async () => {
+    up.kill('SIGTERM');
+    await up;
+    await cleanupStateDir(stateDir);
+    await git.cleanup();
+  };
+  try {
+    await waitFor('virtops up to list the 5 VMs', async () => /vm-e/.test(spawnSync(virtops, ['get', 'vms', '--state-dir', stateDir], { env, encoding: 'utf8' }).stdout), 120_000);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { stateDir, stop };
+}
+
 async function main(): Promise<void> {
   const kubectl = join(defaultBinDir(), 'kubectl');
   if (!existsSync(kubectl)) throw new Error(`${kubectl} not found: build it with npx virtops testenv build (tools/kube/build.sh)`);
   const dir = mkdtempSync(join(tmpdir(), 'vo-bench-cli-'));
   let cp: ControlPlane | undefined;
+  let local: LocalUp | undefined;
   const cleanup = async () => {
+    await local?.stop().catch(() => undefined);
     await cp?.stop().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   };
@@ -131,30 +177,44 @@ async function main(): Promise<void> {
     ], env, dir);
     const figures = [...version];
     const ratios = [ratio(version[0]!, version[1]!)];
+    const lists: { label: string; argv: string[] }[] = [];
     if (!skip.has('cluster')) {
       say('starting a testenv control plane ...');
       cp = await clusterWithObjects(join(dir, 'cp'));
       const k = cp.kubeconfigPath;
       const cache = join(dir, 'kube-cache');
-      // Both print the 5 objects (the check that each run really listed something).
+      // The check that each run really lists something.
       const listed = spawnSync(virtops, ['get', 'vms', '--kubeconfig', k], { env, encoding: 'utf8' }).stdout;
       if (!/vm-e/.test(listed)) throw new Error(`virtops get vms did not list the VMs:\n${listed}`);
-      const cluster = measure([
+      lists.push(
         { label: 'virtops get vms', argv: [virtops, 'get', 'vms', '--kubeconfig', k] },
         { label: 'kubectl get pods -A', argv: [kubectl, 'get', 'pods', '-A', '--kubeconfig', k, '--cache-dir', cache] },
         { label: 'kubectl get virtualmachines', argv: [kubectl, 'get', 'virtualmachines', '--kubeconfig', k, '--cache-dir', cache] },
-      ], env, dir);
-      figures.push(...cluster);
-      ratios.push(ratio(cluster[0]!, cluster[1]!), ratio(cluster[0]!, cluster[2]!));
+      );
+    }
+    if (!skip.has('local')) {
+      say('starting the installed package\'s virtops up (test:///default) ...');
+      local = await localUp(virtops, env);
+      lists.push({ label: 'virtops get vms (local up)', argv: [virtops, 'get', 'vms', '--state-dir', local.stateDir] });
+    }
+    if (lists.length > 0) {
+      const listed = measure(lists, env, dir);
+      figures.push(...listed);
+      const of = (label: string) => listed.find((f) => f.label === label);
+      const pods = of('kubectl get pods -A');
+      for (const [a, b] of [['virtops get vms', 'kubectl get pods -A'], ['virtops get vms', 'kubectl get virtualmachines'], ['virtops get vms (local up)', 'kubectl get pods -A']] as const) {
+        if (of(a) && of(b) && pods) ratios.push(ratio(of(a)!, of(b)!));
+      }
     }
     // The 1-minute load average at the end: other work on the machine slows both sides.
     const result = { runs: RUNS, node: process.version, cores: availableParallelism(), loadAverage: Math.round(loadavg()[0]! * 10) / 10, figures, ratios };
     if (values.json) {
       process.stdout.write(`${JSON.stringify(result)}\n`);
     } else {
-      say(`\n${RUNS} runs each, interleaved; p50 wall time, p50 of max RSS; load average ${result.loadAverage} on ${result.cores} cores`);
-      for (const f of figures) say(`  ${f.label.padEnd(30)} ${`${f.wallMs} ms`.padStart(10)} ${`${f.rssMiB} MiB`.padStart(10)}`);
-      for (const r of ratios) say(`  ratio ${r.of}: wall ${r.wall}x, RSS ${r.rss}x  (goal ≤ 1.5x)`);
+      say(`\np50 of ${RUNS} runs each, interleaved; load average ${result.loadAverage} on ${result.cores} cores`);
+      say(`  ${'command'.padEnd(30)} ${'wall'.padStart(10)} ${'max RSS'.padStart(10)} ${'CPU'.padStart(10)}`);
+      for (const f of figures) say(`  ${f.label.padEnd(30)} ${`${f.wallMs} ms`.padStart(10)} ${`${f.rssMiB} MiB`.padStart(10)} ${`${f.cpuMs} ms`.padStart(10)}`);
+      for (const r of ratios) say(`  ratio ${r.of}: wall ${r.wall}x, RSS ${r.rss}x, CPU ${r.cpu}x  (goal ≤ 1.5x)`);
     }
   } finally {
     await cleanup();
