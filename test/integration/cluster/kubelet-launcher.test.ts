@@ -17,11 +17,12 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, CoreV1Api, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VirtualMachineInstance } from '../../../api/kubevirt.js';
 import { instantiateLauncherPod, vmiForVm } from '../../../reconciler/cluster/instances.js';
+import { HttpKubeClient } from '../../../reconciler/cluster/kube.js';
 import { NODE_SYSCTLS, readSysctl } from '../../../reconciler/cluster/testenv/host-state.js';
 import {
   defaultNodeName,
@@ -102,7 +103,7 @@ describe.skipIf(!testenv || !root)('launcher Pods under a real kubelet', () => {
   let cp: ControlPlane;
   let node: KubeletNode;
   let core: CoreV1Api;
-  let custom: CustomObjectsApi;
+  let admin: HttpKubeClient;
   let sysctlsBefore: Record<string, string | undefined>;
   let registryRelay: Awaited<ReturnType<typeof relay>>;
   let podRegistry: string;
@@ -120,7 +121,6 @@ describe.skipIf(!testenv || !root)('launcher Pods under a real kubelet', () => {
     node = await startNode({ controlPlane: cp, onProgress: progress });
     const kc = loadKubeConfig(cp.kubeconfigPath);
     core = kc.makeApiClient(CoreV1Api);
-    custom = kc.makeApiClient(CustomObjectsApi);
 
     launcherImage = `${node.registryHost}/virtops:${image.tag}`;
     await execa('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${image.layout}:${image.tag}`, `docker://${launcherImage}`]);
@@ -135,7 +135,9 @@ describe.skipIf(!testenv || !root)('launcher Pods under a real kubelet', () => {
     n.metadata!.labels = { ...(n.metadata!.labels ?? {}), 'kubevirt.io/schedulable': 'true' };
     await core.replaceNode({ name: node.name, body: n });
     const ext = kc.makeApiClient(ApiextensionsV1Api);
-    await ext.createCustomResourceDefinition({ body: renderCrd(VMI_CRD) as never });
+    admin = new HttpKubeClient(kc);
+    // Through the pass-through client: client-node's models would drop the schema's JSON-named fields.
+    await admin.apply(renderCrd(VMI_CRD) as KubernetesObject);
     await waitFor('the VMI CRD to be served', async () => {
       const crd = await ext.readCustomResourceDefinition({ name: 'virtualmachineinstances.kubevirt.io' });
       return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
@@ -156,11 +158,12 @@ describe.skipIf(!testenv || !root)('launcher Pods under a real kubelet', () => {
     spec.domain.devices.disks = [...(spec.domain.devices.disks ?? []), { name: 'containerdisk', disk: { bus: 'virtio' } }];
     spec.volumes = [...(spec.volumes ?? []), { name: 'containerdisk', containerDisk: { image: `${podRegistry}/virtops/test-disk:latest`, imagePullPolicy: 'IfNotPresent' } }];
 
-    const body = vmiForVm(vm);
-    // No VM object (and no controller) here: the VMI stands alone.
+    // No VM object (and no controller) here: the VMI stands alone, owned by nothing.
+    const body = vmiForVm({ ...vm, metadata: { ...vm.metadata, uid: 'not-created' } });
     delete body.metadata.ownerReferences;
     delete body.metadata.finalizers;
-    vmi = (await custom.createNamespacedCustomObject({ group: 'kubevirt.io', version: 'v1', namespace: NS, plural: 'virtualmachineinstances', body })) as VirtualMachineInstance;
+    vmi = (await admin.create(body as KubernetesObject)) as unknown as VirtualMachineInstance;
+    expect(vmi.metadata.uid).toBeDefined();
 
     const template = renderLauncherPod(vm, { launcherImage, libvirtDaemon: 'pod' });
     const manifest = instantiateLauncherPod(template, vmi);
@@ -221,13 +224,37 @@ describe.skipIf(!testenv || !root)('launcher Pods under a real kubelet', () => {
     // Same memory cgroup as the compute container's main process: the Pod's limit bounds it.
     expect(cgroupOf(qemu[0]!, 'memory')).toBe(cgroupOf(monitor!, 'memory'));
     expect(cgroupOf(qemu[0]!, 'memory')).toContain(`pod${podUid}`);
-    // Not a child of the host's libvirtd: its parent is the container's.
+    // Not the host libvirtd's: the container's libvirtd started it and let go of it (libvirt
+    // daemonizes QEMU), so its parent is the container's first process, the launcher monitor,
+    // as in the seed's `ps` of a virt-launcher Pod.
     const ppid = Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${qemu[0]}/status`, 'utf8'))![1]);
-    expect(readFileSync(`/proc/${ppid}/cmdline`, 'utf8')).toMatch(/^libvirtd/);
-    expect(inPod(ppid)).toBe(true);
+    expect(ppid).toBe(monitor);
+    const libvirtd = pidsWhere((c, pid) => c.startsWith('libvirtd') && inPod(pid));
+    expect(libvirtd).toHaveLength(1);
+    expect(cgroupOf(libvirtd[0]!, 'memory')).toBe(cgroupOf(monitor!, 'memory'));
     // Unprivileged: the guest runs as the Pod's user.
     expect(readFileSync(`/proc/${qemu[0]}/status`, 'utf8')).toMatch(/^Uid:\s+107\s/m);
   }, 600_000);
+
+  it('a containerDisk image that does not exist shows as ErrImagePull / ImagePullBackOff on its volume container', async () => {
+    const vm = testGuestVm({ image: `${podRegistry}/virtops/test-guest:latest`, name: 'kl-missing' });
+    vm.metadata.namespace = NS;
+    const spec = vm.spec.template.spec;
+    spec.domain.devices.disks = [...(spec.domain.devices.disks ?? []), { name: 'containerdisk', disk: { bus: 'virtio' } }];
+    spec.volumes = [...(spec.volumes ?? []), { name: 'containerdisk', containerDisk: { image: `${podRegistry}/virtops/no-such-disk:latest` } }];
+    const manifest = renderLauncherPod(vm, { launcherImage, libvirtDaemon: 'pod', uid: 'missing-disk-1' });
+    manifest.metadata.name = 'virt-launcher-kl-missing';
+    await core.createNamespacedPod({ namespace: NS, body: manifest as never });
+    const status = await waitFor('a pull error on the volume container', async () => {
+      const p = await core.readNamespacedPod({ name: manifest.metadata.name!, namespace: NS });
+      const s = p.status?.initContainerStatuses?.find((c) => c.name === 'volumecontainerdisk-init');
+      const r = s?.state?.waiting?.reason;
+      return r === 'ErrImagePull' || r === 'ImagePullBackOff' ? { reason: r, message: s?.state?.waiting?.message ?? '', phase: p.status?.phase } : undefined;
+    }, 90_000);
+    expect(status.message).toContain('no-such-disk');
+    expect(status.phase).toBe('Pending');
+    await core.deleteNamespacedPod({ name: manifest.metadata.name!, namespace: NS, gracePeriodSeconds: 0 });
+  }, 120_000);
 
   it('deleting the Pod stops the guest (the launcher shuts it down); down leaves no process and restores the sysctls', async () => {
     const podUid = pod?.metadata?.uid ?? randomBytes(4).toString('hex');
@@ -245,7 +272,7 @@ describe.skipIf(!testenv || !root)('launcher Pods under a real kubelet', () => {
     }
     await node.stop();
     expect(runningNodeProcesses(node.dir)).toEqual([]);
-    expect(pidsWhere((c) => c.includes(`${dir}/`))).toEqual([]);
+    expect(pidsWhere((c) => c.includes(`${node.dir}/`))).toEqual([]);
     expect(pidsWhere((c) => /qemu-system-x86_64/.test(c) && c.includes(`guest=${NS}_${VM}`))).toEqual([]);
     expect(pidsWhere((_c, pid) => (cgroupOf(pid, 'memory') ?? '').includes(`pod${podUid}`))).toEqual([]);
     expect(Object.fromEntries(NODE_SYSCTLS.map((s) => [s, readSysctl(s)]))).toEqual(sysctlsBefore);
