@@ -11,7 +11,6 @@ PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-
 PACKAGES+=(mmdebstrap binutils)  # npm run image: the root filesystem from Debian packages; strip
 PACKAGES+=(grub-pc-bin fdisk e2fsprogs)  # npm run guest-image: BIOS GRUB core image, partition table, ext4 filled from a directory
 PACKAGES+=(openssl)  # the testenv: kubelet-client CA and node serving certificates for the agents' console endpoint
-PACKAGES+=(passt)  # the pod network: user-mode networking with inbound port forwards (libvirt <backend type="passt"/>)
 
 log() { printf '[setup-host] %s\n' "$*" >&2; }
 

@@ -31,6 +31,15 @@ export type NetworkAttachment =
   | { type: 'bridge'; bridge: string }
   | { type: 'network'; network: string };
 
+/** A guest port of the pod network reachable on the host at 127.0.0.1:host. */
+export interface PortForward {
+  guest: number;
+  host: number;
+  protocol: 'TCP' | 'UDP';
+  /** The port's name in the VMI, when it has one. */
+  name?: string;
+}
+
 export interface ConversionContext {
   /** Accelerator: 'kvm' → <domain type="kvm">, 'tcg' → <domain type="qemu">. */
   emulation: Emulation;
@@ -48,6 +57,11 @@ export interface ConversionContext {
    * an entry falls back to user-mode networking with a warning.
    */
   networks?: Record<string, NetworkAttachment>;
+  /**
+   * Host ports the launcher allocated for the pod interface's declared `ports` (see
+   * interfaces.ts). Absent (a preview, `virtops domain-xml`): the ports are not forwarded.
+   */
+  podPortForwards?: PortForward[];
   /** OVMF firmware files when spec.domain.firmware.bootloader.efi is set. */
   ovmf?: { code: string; vars: string; secureBootCode?: string; secureBootVars?: string; nvramDir: string };
 }

@@ -18,7 +18,7 @@ import { check, Diagnostics, warnUnknownKeys } from './errors.js';
 import { convertFeatures } from './features.js';
 import { convertFirmware } from './firmware.js';
 import { identityOf, metadataXml } from './identity.js';
-import { convertInterfaces } from './interfaces.js';
+import { convertInterfaces, qemuPassThrough } from './interfaces.js';
 import { convertMemory } from './memory.js';
 import { renderDomain, type XmlNode } from './xml.js';
 
@@ -90,6 +90,8 @@ export function convertVmi(vmi: api.VirtualMachineInstance, ctx: ConversionConte
     on_reboot: 'restart',
     on_crash: 'destroy',
     devices,
+    // The pod network's port forwards (see interfaces.ts): QEMU pass-through after <devices>.
+    ...(nics.qemu ? qemuPassThrough(nics.qemu) : {}),
   };
   return { xml: renderDomain({ domain: root }), warnings: diag.warnings };
 }

@@ -6,7 +6,13 @@
  *   no host bridge or privileges needed — the masquerade semantics, whichever binding;
  * - a multus network attaches to the host bridge or libvirt network the conversion
  *   context maps its name to, else falls back to user-mode networking with a warning;
- * - `ports` (KubeVirt's masquerade port forwards) are not forwarded; a warning says so;
+ * - `ports` on the pod interface (KubeVirt's masquerade semantics: only declared ports come
+ *   in) are forwarded from 127.0.0.1:<host port> on the host, the host ports allocated by the
+ *   launcher (ctx.podPortForwards); see README.md "Pod network ports". libvirt 9.0 has no
+ *   user-interface port forwards it accepts on this host (`<backend type='passt'/>` is refused
+ *   at define), so the NIC keeps its libvirt `<interface type="user">` (MAC, model, PCI
+ *   address, boot order) and is re-pointed (`<qemu:override>`) at a user-mode netdev of our
+ *   own with QEMU `hostfwd` rules (`<qemu:commandline>`). No declared ports: nothing comes in;
  * - an interface without macAddress gets one derived from the domain UUID and the
  *   interface name (QEMU's 52:54:00 prefix), so the guest sees the same NIC every start.
  *
@@ -15,7 +21,7 @@
  */
 import { createHash } from 'node:crypto';
 import type * as api from '../../api/kubevirt.js';
-import type { ConversionContext } from './context.js';
+import type { ConversionContext, PortForward } from './context.js';
 import { check, type Diagnostics, warnUnknownKeys } from './errors.js';
 import { pciAddress } from './disks.js';
 import type { XmlNode } from './xml.js';
@@ -30,6 +36,49 @@ const MAC = /^([0-9A-Fa-f]{2})([:-][0-9A-Fa-f]{2}){5}$/;
 export interface InterfacesResult {
   interfaces: XmlNode[];
   bootOrders: { path: string; order: number }[];
+  /** QEMU pass-through for the pod interface's port forwards (absent without forwards). */
+  qemu?: { args: string[]; overrides: { alias: string; netdev: string }[] };
+}
+
+/** Bindings that mean "NAT behind the pod address", where KubeVirt honours `ports`. */
+const NAT_BINDINGS = ['masquerade', 'slirp', 'passt', 'passtBinding'];
+
+/** A port a VMI declares on its pod interface: what the launcher allocates host ports for. */
+export interface DeclaredPort {
+  port: number;
+  protocol: 'TCP' | 'UDP';
+  name?: string;
+}
+
+/**
+ * The ports declared on the pod network's NAT interface (pure; invalid entries are left to
+ * convertInterfaces, which names them). Empty when none are declared: nothing comes in.
+ */
+export function declaredPodPorts(spec: api.VirtualMachineInstanceSpec): DeclaredPort[] {
+  const pod = (spec.networks ?? []).find((n) => n.pod !== undefined);
+  const iface = (spec.domain.devices.interfaces ?? []).find((i) => i.name === pod?.name);
+  const raw = iface as unknown as Record<string, unknown> | undefined;
+  if (!iface || !NAT_BINDINGS.some((b) => raw![b] !== undefined)) return [];
+  const seen = new Set<string>();
+  const out: DeclaredPort[] = [];
+  for (const p of iface.ports ?? []) {
+    const protocol = (p.protocol ?? 'TCP').toUpperCase() as 'TCP' | 'UDP';
+    if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535 || (protocol !== 'TCP' && protocol !== 'UDP')) continue;
+    const key = `${protocol}/${p.port}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ port: p.port, protocol, ...(p.name ? { name: p.name } : {}) });
+  }
+  return out;
+}
+
+/** The forwards recorded in a domain's XML (a launcher adopting a running domain reads them back). */
+export function portForwardsInDomainXml(xml: string): PortForward[] {
+  return [...xml.matchAll(/hostfwd=(tcp|udp):127\.0\.0\.1:(\d+)-:(\d+)/g)].map((m) => ({
+    protocol: m[1]!.toUpperCase() as 'TCP' | 'UDP',
+    host: Number(m[2]),
+    guest: Number(m[3]),
+  }));
 }
 
 export interface InterfacesInput {
@@ -52,6 +101,7 @@ export function convertInterfaces({ spec, ctx, vcpus, uuid }: InterfacesInput, d
 
   const names = new Set<string>();
   const bootOrders: InterfacesResult['bootOrders'] = [];
+  let qemu: InterfacesResult['qemu'];
   const xml = interfaces.map((iface, i): XmlNode => {
     const path = `${BASE}[${i}]`;
     const raw = iface as unknown as Record<string, unknown>;
@@ -112,7 +162,15 @@ export function convertInterfaces({ spec, ctx, vcpus, uuid }: InterfacesInput, d
     ordered.alias = { '@name': `ua-${iface.name}` };
     if (iface.pciAddress !== undefined) ordered.address = pciAddress(iface.pciAddress, `${path}.pciAddress`);
     if (iface.ports && iface.ports.length > 0) {
-      diag.warn(`${path}.ports`, 'port forwarding is not set up by virtops; the guest is reachable only through its own outbound connections or a multus network');
+      checkPorts(iface.ports, `${path}.ports`);
+      if (!network.pod || !NAT_BINDINGS.includes(binding)) {
+        diag.warn(`${path}.ports`, `ports are forwarded only on the pod network with masquerade: {}; ignored on this ${binding} interface`);
+      } else if (ctx.podPortForwards === undefined) {
+        diag.warn(`${path}.ports`, 'forwarded only when a launcher starts the VM (it allocates the host ports); not in this preview');
+      } else {
+        const netdev = `vo-${iface.name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+        qemu = { args: ['-netdev', userNetdev(netdev, network.pod, ctx.podPortForwards)], overrides: [{ alias: `ua-${iface.name}`, netdev }] };
+      }
     }
     return ordered;
   });
@@ -122,7 +180,44 @@ export function convertInterfaces({ spec, ctx, vcpus, uuid }: InterfacesInput, d
   networks.forEach((n, j) => {
     if (!names.has(n.name)) diag.warn(`spec.networks[${j}]`, `no interface uses network "${n.name}"; it is not attached`);
   });
-  return { interfaces: xml, bootOrders };
+  return { interfaces: xml, bootOrders, ...(qemu ? { qemu } : {}) };
+}
+
+function checkPorts(ports: api.Port[], path: string): void {
+  const seen = new Set<string>();
+  ports.forEach((p, j) => {
+    check(Number.isInteger(p.port) && p.port >= 1 && p.port <= 65535, `${path}[${j}].port`, `${p.port} is not a port number`, 'use a whole number from 1 to 65535');
+    const protocol = (p.protocol ?? 'TCP').toUpperCase();
+    check(protocol === 'TCP' || protocol === 'UDP', `${path}[${j}].protocol`, `"${p.protocol}" cannot be forwarded`, 'use TCP or UDP');
+    check(!seen.has(`${protocol}/${p.port}`), `${path}[${j}]`, `${protocol} port ${p.port} is declared twice`, 'declare each port once');
+    seen.add(`${protocol}/${p.port}`);
+  });
+}
+
+/** QEMU's user-mode netdev for the pod network: its address ranges and one hostfwd per forward, on loopback only. */
+function userNetdev(id: string, pod: NonNullable<api.Network['pod']>, forwards: PortForward[]): string {
+  const opts = [`user`, `id=${id}`];
+  if (pod.vmNetworkCIDR) opts.push(`net=${pod.vmNetworkCIDR}`);
+  if (pod.vmIPv6NetworkCIDR) {
+    const [prefix, bits] = pod.vmIPv6NetworkCIDR.split('/');
+    opts.push(`ipv6-prefix=${prefix}`, `ipv6-prefixlen=${bits}`);
+  }
+  for (const f of forwards) opts.push(`hostfwd=${f.protocol.toLowerCase()}:127.0.0.1:${f.host}-:${f.guest}`);
+  return opts.join(',');
+}
+
+/** The domain's QEMU-namespace elements for InterfacesResult.qemu (merged into <domain>). */
+export function qemuPassThrough(q: NonNullable<InterfacesResult['qemu']>): XmlNode {
+  return {
+    '@xmlns:qemu': 'http://libvirt.org/schemas/domain/qemu/1.0',
+    'qemu:commandline': { 'qemu:arg': q.args.map((a) => ({ '@value': a })) },
+    'qemu:override': {
+      'qemu:device': q.overrides.map((o) => ({
+        '@alias': o.alias,
+        'qemu:frontend': { 'qemu:property': { '@name': 'netdev', '@type': 'string', '@value': o.netdev } },
+      })),
+    },
+  };
 }
 
 function macOf(text: string, path: string): string {

@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type * as api from '../../../api/kubevirt.js';
 import type { ConversionContext } from '../../../launcher/convert/context.js';
 import { Diagnostics } from '../../../launcher/convert/errors.js';
-import { convertInterfaces, derivedMac } from '../../../launcher/convert/interfaces.js';
-import { conversionError, ctx, vmi } from './helpers.js';
+import { convertInterfaces, declaredPodPorts, derivedMac, portForwardsInDomainXml } from '../../../launcher/convert/interfaces.js';
+import { convertVmi } from '../../../launcher/convert/convert.js';
+import { conversionError, ctx, schemaProblems, vmi } from './helpers.js';
 
 const UUID = '11111111-2222-4333-8444-555555555555';
 
@@ -84,7 +85,7 @@ describe('interfaces', () => {
     const diag = new Diagnostics();
     run([{ name: 'default', masquerade: {}, ports: [{ port: 22 }] }], [pod(), { name: 'spare', multus: { networkName: 'x' } }], { diag });
     expect(diag.warnings).toEqual([
-      expect.stringMatching(/^spec\.domain\.devices\.interfaces\[0\]\.ports: port forwarding is not set up/),
+      expect.stringMatching(/^spec\.domain\.devices\.interfaces\[0\]\.ports: forwarded only when a launcher starts the VM/),
       'spec.networks[1]: no interface uses network "spare"; it is not attached',
     ]);
   });
@@ -104,5 +105,70 @@ describe('interfaces', () => {
     ['neither pod nor multus', [{ name: 'default', bridge: {} }], [{ name: 'default' }], 'spec.networks[0]'],
   ])('rejects %s', (_, interfaces, networks, path) => {
     expect(conversionError(() => run(interfaces as unknown as api.Interface[], networks as api.Network[])).path).toBe(path);
+  });
+
+  describe('pod network ports', () => {
+    const forwards = [
+      { guest: 22, host: 20022, protocol: 'TCP' as const },
+      { guest: 53, host: 20053, protocol: 'UDP' as const },
+    ];
+
+    it('re-points the NIC at a user netdev with one loopback hostfwd per allocated port', () => {
+      const diag = new Diagnostics();
+      const r = run(
+        [{ name: 'default', masquerade: {}, ports: [{ port: 22 }, { port: 53, protocol: 'UDP' }] }],
+        [{ name: 'default', pod: { vmNetworkCIDR: '10.0.2.0/24', vmIPv6NetworkCIDR: 'fd10:0:2::/120' } }],
+        { ctx: { podPortForwards: forwards }, diag },
+      );
+      expect(r.interfaces[0]!['@type']).toBe('user');
+      expect(r.qemu).toEqual({
+        args: ['-netdev', 'user,id=vo-default,net=10.0.2.0/24,ipv6-prefix=fd10:0:2::,ipv6-prefixlen=120,hostfwd=tcp:127.0.0.1:20022-:22,hostfwd=udp:127.0.0.1:20053-:53'],
+        overrides: [{ alias: 'ua-default', netdev: 'vo-default' }],
+      });
+      expect(diag.warnings).toEqual([]);
+      expect(portForwardsInDomainXml(r.qemu!.args[1]!)).toEqual(forwards);
+    });
+
+    it('forwards nothing without declared ports (an undeclared port stays closed)', () => {
+      expect(run([{ name: 'default', masquerade: {} }], [pod()], { ctx: { podPortForwards: [] } }).qemu).toBeUndefined();
+    });
+
+    it('ignores ports on a bridge binding, with a warning', () => {
+      const diag = new Diagnostics();
+      const r = run([{ name: 'default', bridge: {}, ports: [{ port: 22 }] }], [pod()], { ctx: { podPortForwards: forwards }, diag });
+      expect(r.qemu).toBeUndefined();
+      expect(diag.warnings).toEqual([expect.stringMatching(/ports: ports are forwarded only on the pod network with masquerade/)]);
+    });
+
+    it.each([
+      ['port 0', [{ port: 0 }], 'spec.domain.devices.interfaces[0].ports[0].port'],
+      ['SCTP', [{ port: 5, protocol: 'SCTP' }], 'spec.domain.devices.interfaces[0].ports[0].protocol'],
+      ['twice', [{ port: 22 }, { port: 22, protocol: 'tcp' }], 'spec.domain.devices.interfaces[0].ports[1]'],
+    ])('rejects %s naming the field', (_, ports, path) => {
+      expect(conversionError(() => run([{ name: 'default', masquerade: {}, ports }], [pod()])).path).toBe(path);
+    });
+
+    it('declaredPodPorts lists the NAT pod interface ports, TCP by default, each once', () => {
+      const v = vmi({
+        domain: { devices: { interfaces: [{ name: 'default', masquerade: {}, ports: [{ port: 22, name: 'ssh' }, { port: 8080 }, { port: 8080, protocol: 'TCP' }, { port: 53, protocol: 'UDP' }] }] } },
+        networks: [pod()],
+      });
+      expect(declaredPodPorts(v.spec)).toEqual([
+        { port: 22, protocol: 'TCP', name: 'ssh' },
+        { port: 8080, protocol: 'TCP' },
+        { port: 53, protocol: 'UDP' },
+      ]);
+      expect(declaredPodPorts(vmi({ domain: { devices: { interfaces: [{ name: 'default', bridge: {}, ports: [{ port: 22 }] }] } }, networks: [pod()] }).spec)).toEqual([]);
+    });
+
+    it('renders the QEMU namespace elements in the domain XML', () => {
+      const v = vmi({ domain: { devices: { interfaces: [{ name: 'default', masquerade: {}, ports: [{ port: 22 }] }] } }, networks: [pod()] });
+      const { xml } = convertVmi(v, ctx({ podPortForwards: [forwards[0]!] }));
+      expect(xml).toMatch(/<domain type="qemu" xmlns:qemu="http:\/\/libvirt.org\/schemas\/domain\/qemu\/1.0">/);
+      expect(xml).toContain('<qemu:arg value="user,id=vo-default,hostfwd=tcp:127.0.0.1:20022-:22"/>');
+      expect(xml).toMatch(/<qemu:device alias="ua-default">\s*<qemu:frontend>\s*<qemu:property name="netdev" type="string" value="vo-default"\/>/);
+      expect(portForwardsInDomainXml(xml)).toEqual([forwards[0]]);
+      expect(schemaProblems(xml)).toBeUndefined(); // libvirt's own RNG accepts the QEMU namespace
+    });
   });
 });
