@@ -31,6 +31,7 @@
  */
 import { launcherGraceSeconds, launcherPodGraceSeconds, vmiGraceSeconds } from '../api/grace.js';
 import type * as api from '../api/kubevirt.js';
+import { expandVm, referencesInstancetype, resolverFor } from '../api/expand.js';
 import { computeOverhead, guestMemoryBytes, vcpuCount, type Emulation, type OverheadBreakdown } from './overhead.js';
 import type { Container, EnvVar, PodManifest, PodVolume, ResourceList, VolumeMount } from './pod-types.js';
 import { formatBytes, parseQuantity } from './quantity.js';
@@ -117,7 +118,15 @@ export const LAUNCHER_EMPTY_DIRS = [
   'private', 'public', 'sockets', 'virt-bin-share-dir', 'libvirt-runtime', 'ephemeral-disks', 'container-disks', 'hotplug-disks',
 ] as const;
 
-export function renderLauncherPod(vm: api.VirtualMachine, opts: LauncherPodOptions = {}): PodManifest {
+/**
+ * `instancetypes`: the instancetype/preference manifests the VM may refer to (the app's). A
+ * VM sized by one is rendered expanded, so the Pod requests the instancetype's memory and
+ * vCPUs; one it cannot expand against them (an object only the cluster has) is rendered as
+ * is, and the cluster controller sizes each Pod from its expanded VMI anyway.
+ */
+export function renderLauncherPod(unexpanded: api.VirtualMachine, opts: LauncherPodOptions = {}, instancetypes: readonly unknown[] = []): PodManifest {
+  const expansion = referencesInstancetype(unexpanded) && instancetypes.length ? expandVm(unexpanded, resolverFor(instancetypes)) : undefined;
+  const vm = expansion && !('errors' in expansion) ? expansion.vm : unexpanded;
   const name = vm.metadata.name;
   if (!name) throw new Error('metadata.name: a VirtualMachine needs a name to render its launcher Pod; set metadata.name');
   const namespace = vm.metadata.namespace ?? 'default';
