@@ -10,7 +10,9 @@ import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { VirtualMachineInstance } from '../api/kubevirt.js';
-import type { Emulation } from './convert/context.js';
+import type { Emulation, PortForward } from './convert/context.js';
+import { declaredPodPorts, portForwardsInDomainXml } from './convert/interfaces.js';
+import { allocateForwards } from './host-ports.js';
 import type { DomainEvent, DomainState, LibvirtDriver } from './libvirt/driver.js';
 import { LibvirtUnavailableError } from './libvirt/errors.js';
 import type { Converter, MaterializedSet, VolumeBackend } from './backend.js';
@@ -60,6 +62,8 @@ export interface LauncherInfo {
   emulation?: Emulation;
   libvirt: string;
   warnings: string[];
+  /** The pod network's forwarded guest ports, reachable at 127.0.0.1:host while the domain runs (absent from launchers older than the field). */
+  ports?: PortForward[];
 }
 
 export interface Transition {
@@ -91,6 +95,8 @@ interface Incarnation {
   materialized?: MaterializedSet;
   warnings: string[];
   startedAt?: number;
+  /** Host ports forwarded to the guest (see launcher/host-ports.ts). */
+  ports: PortForward[];
 }
 
 export class Launcher {
@@ -275,7 +281,8 @@ export class Launcher {
     const { driver, log } = this.deps;
     const hash = this.hashOf(vmi);
     const state = await domainState(driver, this.domainName);
-    const definedHash = state === 'Absent' ? null : readSpecHash(await driver.getXML(this.domainName, { inactive: true }));
+    const definedXml = state === 'Absent' ? '' : await driver.getXML(this.domainName, { inactive: true });
+    const definedHash = state === 'Absent' ? null : readSpecHash(definedXml);
     const decision = decideSync({ desiredHash: hash, domain: { state, specHash: definedHash }, finished: this.finished });
     this.observe(state);
     if (decision.action !== 'create') await validation;
@@ -292,7 +299,7 @@ export class Launcher {
       if (!this.started) {
         // A domain this launcher (or a previous one) built from the same spec: adopt it.
         this.started = true;
-        this.current = { hash, vmi, warnings: [], startedAt: Date.now() };
+        this.current = { hash, vmi, warnings: [], startedAt: Date.now(), ports: portForwardsInDomainXml(definedXml) };
       }
       this.restartRequired = false;
       return this.syncResponse('unchanged');
@@ -312,15 +319,17 @@ export class Launcher {
     t.materialized = performance.now();
     let xml: string;
     let warnings: string[];
+    let ports: PortForward[];
     try {
-      ({ xml, warnings } = await this.deps.convert(vmi, this.conversionContext(materialized)));
+      ports = await allocateForwards(declaredPodPorts(vmi.spec));
+      ({ xml, warnings } = await this.deps.convert(vmi, { ...this.conversionContext(materialized), podPortForwards: ports }));
       t.converted = performance.now();
     } catch (err) {
       await this.deps.volumes.release(materialized.handle, this.config).catch((e: unknown) => log.error({ err: e }, 'releasing volumes failed'));
       await removeState(this.paths.stateFile);
       throw toRequestError(err);
     }
-    this.current = { hash, vmi, materialized, warnings };
+    this.current = { hash, vmi, materialized, warnings, ports };
     for (const w of warnings) log.warn({ warning: w }, 'conversion warning');
     try {
       await driver.defineXML(annotateDomainXml(xml, hash));
@@ -460,6 +469,7 @@ export class Launcher {
       ...(this.emulation ? { emulation: this.emulation } : {}),
       libvirt: this.deps.driver.status(),
       warnings: this.current?.warnings ?? [],
+      ports: isActive(this.state) ? (this.current?.ports ?? []) : [],
     };
   }
 

@@ -145,7 +145,7 @@ describe('interfaces', () => {
       ['SCTP', [{ port: 5, protocol: 'SCTP' }], 'spec.domain.devices.interfaces[0].ports[0].protocol'],
       ['twice', [{ port: 22 }, { port: 22, protocol: 'tcp' }], 'spec.domain.devices.interfaces[0].ports[1]'],
     ])('rejects %s naming the field', (_, ports, path) => {
-      expect(conversionError(() => run([{ name: 'default', masquerade: {}, ports }], [pod()])).path).toBe(path);
+      expect(conversionError(() => run([{ name: 'default', masquerade: {}, ports: ports as api.Port[] }], [pod()])).path).toBe(path);
     });
 
     it('declaredPodPorts lists the NAT pod interface ports, TCP by default, each once', () => {

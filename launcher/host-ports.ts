@@ -1,0 +1,75 @@
+/**
+ * Host ports for a VM's forwarded guest ports (pod network `ports`). Each VM gets its own
+ * ports on 127.0.0.1, so VMs never collide over a guest port (every VM may declare 22). They
+ * are picked below the kernel's ephemeral range: a port in that range can be taken at any
+ * moment by an outgoing connection, and a port QEMU is to bind must stay free until it does.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { createSocket } from 'node:dgram';
+import type { PortForward } from './convert/context.js';
+import type { DeclaredPort } from './convert/interfaces.js';
+
+/** Pure: where forwarded ports are picked, from `ip_local_port_range`'s text. */
+export function forwardPortRange(ephemeralRangeText: string | undefined): { low: number; high: number } {
+  const [low, high] = (ephemeralRangeText ?? '').trim().split(/\s+/).map(Number);
+  const eph = low && high && low <= high ? { low, high } : { low: 32768, high: 60999 };
+  return eph.low > 12_000 ? { low: 10_000, high: eph.low - 1 } : { low: eph.high + 1, high: 65_535 };
+}
+
+function ephemeralRangeText(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+type Held = { port: number; close: () => Promise<void> };
+
+function holdTcp(port: number): Promise<Held | undefined> {
+  return new Promise((resolve) => {
+    const s: Server = createServer();
+    s.once('error', () => resolve(undefined));
+    s.listen({ port, host: '127.0.0.1', exclusive: true }, () => resolve({ port, close: () => new Promise((r) => s.close(() => r())) }));
+  });
+}
+
+function holdUdp(port: number): Promise<Held | undefined> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    s.once('error', () => resolve(undefined));
+    s.bind({ port, address: '127.0.0.1', exclusive: true }, () => resolve({ port, close: () => new Promise((r) => s.close(() => r())) }));
+  });
+}
+
+/**
+ * One free host port per declared guest port (random in the range, each held while the
+ * others are picked so none is picked twice). The ports are released before QEMU binds
+ * them; a port taken in between makes the domain start fail, and the next sync picks again.
+ */
+export async function allocateForwards(
+  declared: DeclaredPort[],
+  random: () => number = Math.random,
+  { low, high } = forwardPortRange(ephemeralRangeText()),
+): Promise<PortForward[]> {
+  const held: Held[] = [];
+  const out: PortForward[] = [];
+  try {
+    for (const d of declared) {
+      for (let attempt = 0; ; attempt++) {
+        if (attempt > 1000) throw new Error(`no free ${d.protocol} port on 127.0.0.1 in ${low}-${high} to forward guest port ${d.port}`);
+        const port = low + Math.floor(random() * (high - low + 1));
+        if (held.some((h) => h.port === port)) continue;
+        const h = await (d.protocol === 'UDP' ? holdUdp(port) : holdTcp(port));
+        if (!h) continue;
+        held.push(h);
+        out.push({ guest: d.port, host: port, protocol: d.protocol, ...(d.name ? { name: d.name } : {}) });
+        break;
+      }
+    }
+    return out;
+  } finally {
+    await Promise.all(held.map((h) => h.close()));
+  }
+}
