@@ -15,6 +15,7 @@ import path from 'node:path';
 import { ApiObject, App, Chart, Names, YamlOutputType, type AppProps } from 'cdk8s';
 import type { IConstruct } from 'constructs';
 import type * as api from '../api/kubevirt.js';
+import { INSTANCETYPE_KINDS, isInstancetypeObject } from '../api/instancetype.js';
 import { CrdChart } from './crds.js';
 import { InstallChart, type InstallChartProps } from './install.js';
 import { imageRefProblem } from './image.js';
@@ -92,12 +93,14 @@ export class VirtopsApp extends App {
    */
   attachLauncherPods(): number {
     let added = 0;
+    // The app's instancetypes/preferences: a VM sized by one gets a Pod sized by it.
+    const instancetypes = this.node.findAll().flatMap((c) => (ApiObject.isApiObject(c) && (INSTANCETYPE_KINDS as readonly string[]).includes(c.kind) ? [c.toJson()] : [])).filter(isInstancetypeObject);
     for (const vm of this.virtualMachines) {
       if (vm.node.tryFindChild(LAUNCHER_POD_ID)) continue;
       const manifest = vm.toManifest();
       let pod: PodManifest;
       try {
-        pod = renderLauncherPod(manifest, this.launcherOptions);
+        pod = renderLauncherPod(manifest, this.launcherOptions, instancetypes);
       } catch (err) {
         // An invalid VM cannot be rendered; report why through cdk8s validation, which names
         // the construct path, instead of failing on the first bad quantity.

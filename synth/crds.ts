@@ -1,12 +1,15 @@
 /**
- * CustomResourceDefinitions for kubevirt.io/v1 VirtualMachine and VirtualMachineInstance, with
- * structural schemas derived at synth time from the vendored KubeVirt OpenAPI, so a cluster
- * without KubeVirt accepts virtops' manifests and prunes/validates them like KubeVirt would.
+ * CustomResourceDefinitions for kubevirt.io/v1 VirtualMachine and VirtualMachineInstance and
+ * for instancetype.kubevirt.io/v1beta1's four kinds (namespaced and cluster instancetypes and
+ * preferences), with structural schemas derived at synth time from the vendored KubeVirt
+ * OpenAPI, so a cluster without KubeVirt accepts virtops' manifests and prunes/validates them
+ * like KubeVirt would.
  */
 import { ApiObject, Chart, type ChartProps } from 'cdk8s';
 import type { Construct } from 'constructs';
 import { structuralSchema, type JsonSchema } from '../api/structural-schema.js';
 import { GROUP } from '../api/kubevirt.js';
+import { INSTANCETYPE_GROUP } from '../api/instancetype.js';
 
 export interface CrdNames {
   kind: string;
@@ -14,8 +17,15 @@ export interface CrdNames {
   singular: string;
   shortNames: string[];
   definition: string;
-  /** Extra printer columns besides Age/Status/Ready. */
+  /** Extra printer columns besides Age (and Status/Ready for kinds with a status). */
   columns: PrinterColumn[];
+  /** API group and version. @default kubevirt.io, v1 */
+  group?: string;
+  version?: string;
+  /** @default 'Namespaced' */
+  scope?: 'Namespaced' | 'Cluster';
+  /** The kind has no status (instancetypes, preferences): no status subresource, no Status/Ready columns. */
+  specOnly?: boolean;
 }
 
 export interface PrinterColumn {
@@ -46,33 +56,65 @@ export const VMI_CRD: CrdNames = {
   ],
 };
 
+/** instancetype.kubevirt.io/v1beta1: what VMs are sized by (instancetype) and default to (preference). */
+function instancetypeCrd(kind: string, plural: string, shortNames: string[], scope: 'Namespaced' | 'Cluster'): CrdNames {
+  return {
+    kind,
+    plural,
+    singular: kind.toLowerCase(),
+    shortNames,
+    definition: `v1beta1.${kind}`,
+    columns: [],
+    group: INSTANCETYPE_GROUP,
+    version: 'v1beta1',
+    scope,
+    specOnly: true,
+  };
+}
+
+export const INSTANCETYPE_CRD = instancetypeCrd('VirtualMachineInstancetype', 'virtualmachineinstancetypes', ['vminstancetype', 'vminstancetypes', 'vmf', 'vmfs'], 'Namespaced');
+export const CLUSTER_INSTANCETYPE_CRD = instancetypeCrd('VirtualMachineClusterInstancetype', 'virtualmachineclusterinstancetypes', ['vmclusterinstancetype', 'vmclusterinstancetypes', 'vmcf', 'vmcfs'], 'Cluster');
+export const PREFERENCE_CRD = instancetypeCrd('VirtualMachinePreference', 'virtualmachinepreferences', ['vmpref', 'vmprefs', 'vmp', 'vmps'], 'Namespaced');
+export const CLUSTER_PREFERENCE_CRD = instancetypeCrd('VirtualMachineClusterPreference', 'virtualmachineclusterpreferences', ['vmcp', 'vmcps'], 'Cluster');
+
+/** Every CRD virtops ships, in apply order. */
+export const ALL_CRDS: readonly CrdNames[] = [VM_CRD, VMI_CRD, INSTANCETYPE_CRD, CLUSTER_INSTANCETYPE_CRD, PREFERENCE_CRD, CLUSTER_PREFERENCE_CRD];
+
+/** `<plural>.<group>`, the CRD's object name. */
+export function crdName(names: CrdNames): string {
+  return `${names.plural}.${names.group ?? GROUP}`;
+}
+
 /** The CRD as plain JSON (pure). */
 export function renderCrd(names: CrdNames): Record<string, unknown> {
   const schema: JsonSchema = structuralSchema(names.definition);
+  const statusColumns = names.specOnly ? [] : [
+    { name: 'Status', type: 'string', jsonPath: '.status.printableStatus' },
+    { name: 'Ready', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].status" },
+  ];
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `${names.plural}.${GROUP}`, labels: { 'app.kubernetes.io/part-of': 'virtops' } },
+    metadata: { name: crdName(names), labels: { 'app.kubernetes.io/part-of': 'virtops' } },
     spec: {
-      group: GROUP,
-      scope: 'Namespaced',
+      group: names.group ?? GROUP,
+      scope: names.scope ?? 'Namespaced',
       names: {
         kind: names.kind,
         listKind: `${names.kind}List`,
         plural: names.plural,
         singular: names.singular,
         shortNames: names.shortNames,
-        categories: ['all'],
+        ...(names.specOnly ? {} : { categories: ['all'] }),
       },
       versions: [{
-        name: 'v1',
+        name: names.version ?? 'v1',
         served: true,
         storage: true,
-        subresources: { status: {} },
+        ...(names.specOnly ? {} : { subresources: { status: {} } }),
         additionalPrinterColumns: [
           { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-          { name: 'Status', type: 'string', jsonPath: '.status.printableStatus' },
-          { name: 'Ready', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].status" },
+          ...statusColumns,
           ...names.columns,
         ],
         schema: { openAPIV3Schema: schema },
@@ -84,7 +126,7 @@ export function renderCrd(names: CrdNames): Record<string, unknown> {
 export class CrdChart extends Chart {
   constructor(scope: Construct, id: string, props: ChartProps = {}) {
     super(scope, id, props);
-    for (const names of [VM_CRD, VMI_CRD]) {
+    for (const names of ALL_CRDS) {
       new ApiObject(this, names.kind, renderCrd(names) as unknown as ConstructorParameters<typeof ApiObject>[2]);
     }
   }

@@ -24,6 +24,8 @@ import { Chart, type ChartProps } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-33';
 import type { Construct } from 'constructs';
 import { GROUP } from '../api/kubevirt.js';
+import { INSTANCETYPE_GROUP } from '../api/instancetype.js';
+import { ALL_CRDS, crdName } from './crds.js';
 import { virtopsImage } from './image.js';
 
 export const INSTALL_NAMESPACE = 'virtops-system';
@@ -48,7 +50,7 @@ const partOf = { 'app.kubernetes.io/part-of': 'virtops' };
 export const CONTROLLER_CACHE_PATH = '/var/cache/virtops';
 
 /** The CRDs virtops ships (synth/crds.ts) and so applies; the controller may write only these. */
-export const VIRTOPS_CRD_NAMES = ['virtualmachines.kubevirt.io', 'virtualmachineinstances.kubevirt.io'];
+export const VIRTOPS_CRD_NAMES = ALL_CRDS.map(crdName);
 /** Objects the controller keeps in its namespace (reconciler/cluster: leader.ts, apply.ts). */
 export const CONTROLLER_LEASE_NAME = CONTROLLER_NAME;
 export const INVENTORY_CONFIGMAP_NAME = 'virtops-inventory';
@@ -59,6 +61,10 @@ export const CONTROLLER_RULES: k8s.PolicyRule[] = [
   { apiGroups: [GROUP], resources: ['virtualmachines/status', 'virtualmachineinstances/status'], verbs: ['get', 'update', 'patch'] },
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+  // Instancetypes and preferences: applied from git, read to expand VMs when they start.
+  { apiGroups: [INSTANCETYPE_GROUP], resources: ['virtualmachineinstancetypes', 'virtualmachineclusterinstancetypes', 'virtualmachinepreferences', 'virtualmachineclusterpreferences'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+  // The copies a VM expands from once started (KubeVirt's instancetype revisions).
+  { apiGroups: ['apps'], resources: ['controllerrevisions'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
   { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], resourceNames: VIRTOPS_CRD_NAMES, verbs: ['get', 'patch'] },
   { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: ['create'] },
 ];

@@ -46,7 +46,11 @@ describe('VirtopsApp', () => {
     expect(read(dir, 'web.k8s.yaml').map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
       'VirtualMachine/a', 'Pod/virt-launcher-a', 'VirtualMachine/b', 'Pod/virt-launcher-b',
     ]);
-    expect(read(dir, 'crds.k8s.yaml').map((o) => o.metadata.name)).toEqual(['virtualmachines.kubevirt.io', 'virtualmachineinstances.kubevirt.io']);
+    expect(read(dir, 'crds.k8s.yaml').map((o) => o.metadata.name)).toEqual([
+      'virtualmachines.kubevirt.io', 'virtualmachineinstances.kubevirt.io',
+      'virtualmachineinstancetypes.instancetype.kubevirt.io', 'virtualmachineclusterinstancetypes.instancetype.kubevirt.io',
+      'virtualmachinepreferences.instancetype.kubevirt.io', 'virtualmachineclusterpreferences.instancetype.kubevirt.io',
+    ]);
   });
 
   it('names files after the chart id without hashes, nested charts by path', () => {

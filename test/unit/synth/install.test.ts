@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   AGENT_NAME, CONTROLLER_LEASE_NAME, CONTROLLER_NAME, InstallChart, INSTALL_NAMESPACE, INVENTORY_CONFIGMAP_NAME, NODE_LEASE_NAMESPACE, VIRTOPS_CRD_NAMES,
 } from '../../../synth/install.js';
-import { renderCrd, VM_CRD, VMI_CRD } from '../../../synth/crds.js';
+import { ALL_CRDS, renderCrd } from '../../../synth/crds.js';
 import { validateManifest } from '../../../api/validate.js';
 
 type Obj = Record<string, any>;
@@ -91,7 +91,7 @@ describe('install manifests', () => {
     expect(INVENTORY_CONFIGMAP).toBe(INVENTORY_CONFIGMAP_NAME);
     expect(agentLeaseNs).toBe(NODE_LEASE_NAMESPACE);
     expect(CONTROLLER_LEASE).toBe(CONTROLLER_LEASE_NAME);
-    expect(VIRTOPS_CRD_NAMES).toEqual([VM_CRD, VMI_CRD].map((c) => (renderCrd(c) as Obj).metadata.name));
+    expect(VIRTOPS_CRD_NAMES).toEqual(ALL_CRDS.map((c) => (renderCrd(c) as Obj).metadata.name));
   });
 
   it('grant process-runtime agents their Node, Pod status, Pod removal and node Lease only when asked', () => {
