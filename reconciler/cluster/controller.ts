@@ -12,6 +12,11 @@
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { VirtualMachine, VirtualMachineInstance, VirtualMachineStatus } from '../../api/kubevirt.js';
+import { type Resolve, expandVm, findReferenced, formatExpansionErrors, referencesInstancetype } from '../../api/expand.js';
+import {
+  INSTANCETYPE_API_VERSION, INSTANCETYPE_KINDS, isClusterScopedKind,
+  type AnyInstancetype, type AnyPreference, type InstancetypeObject, type InstancetypeObjectKind,
+} from '../../api/instancetype.js';
 import { LABEL_CREATED_BY, LABEL_VM_NAME, renderLauncherPod } from '../../synth/launcher-pod.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF_POLICY, OVERRIDE_ANNOTATION, canonicalJson, parseOverride, type Override } from '../core/index.js';
@@ -20,10 +25,12 @@ import type { Informer } from './informer.js';
 import {
   VMI_FINALIZER,
   asKubeObject,
+  instancetypeStatusRefs,
   instantiateLauncherPod,
   isControlledBy,
   observeInstance,
   splitKey,
+  startRevisions,
   statusMergePatch,
   statusWrite,
   vmKeyOf,
@@ -35,6 +42,17 @@ import { RateLimitedQueue, type ReconcileResult } from '../queue.js';
 import { type InstanceStore, type VmReconcileDeps, ReconcileError, reconcileVm } from '../vm/reconcile.js';
 
 export const CONTROLLER_COMPONENT = 'virtops-controller';
+
+/** The plural resource of each instancetype.kubevirt.io kind (its informer's path). */
+const INSTANCETYPE_PLURALS: Record<InstancetypeObjectKind, string> = {
+  VirtualMachineInstancetype: 'virtualmachineinstancetypes',
+  VirtualMachineClusterInstancetype: 'virtualmachineclusterinstancetypes',
+  VirtualMachinePreference: 'virtualmachinepreferences',
+  VirtualMachineClusterPreference: 'virtualmachineclusterpreferences',
+};
+
+/** A VM's expansion against the instancetypes/preferences on the API server, or why it failed. */
+type Expansion = { instancetype?: AnyInstancetype; preference?: AnyPreference; error?: undefined } | { error: string };
 
 export interface VmControllerOptions {
   log: Logger;
@@ -51,7 +69,11 @@ export class VmController {
   readonly vms: Informer<KubernetesObject>;
   readonly vmis: Informer<KubernetesObject>;
   readonly pods: Informer<V1Pod>;
+  /** Instancetypes and preferences (namespaced and cluster), by kind: what VMs expand against. */
+  readonly instancetypes: Map<InstancetypeObjectKind, Informer<KubernetesObject>>;
   readonly queue: RateLimitedQueue;
+  /** The last expansion of each VM with matchers (what `create` stores revisions of). */
+  private readonly expansions = new Map<string, Expansion>();
   private readonly podsByVmi = new Map<string, V1Pod>();
   private templates = new Map<string, PodManifest>();
   private revision: string | undefined;
@@ -93,6 +115,22 @@ export class VmController {
       },
       log,
     );
+    // An instancetype or preference changed: the VMs that refer to it look again (RestartRequired).
+    const enqueueReferrers = (_t: string, o: KubernetesObject) => this.enqueueReferrers(o);
+    this.instancetypes = new Map(INSTANCETYPE_KINDS.map((kind) => [kind, client.informer(
+      { path: `/apis/${INSTANCETYPE_API_VERSION}/${INSTANCETYPE_PLURALS[kind]}`, apiVersion: INSTANCETYPE_API_VERSION, kind },
+      enqueueReferrers,
+      log,
+    )]));
+  }
+
+  private enqueueReferrers(obj: KubernetesObject): void {
+    const name = obj.metadata?.name;
+    const cluster = isClusterScopedKind(obj.kind ?? '');
+    for (const vm of this.listVms()) {
+      if (!cluster && (vm.metadata.namespace ?? 'default') !== (obj.metadata?.namespace ?? 'default')) continue;
+      if (vm.spec?.instancetype?.name === name || vm.spec?.preference?.name === name) this.queue.add(vmKeyOf(vm));
+    }
   }
 
   /** The launcher Pod templates of the applied revision, by VM key. */
@@ -113,6 +151,8 @@ export class VmController {
     if (this.stopped) return;
     void this.vms.start();
     void this.vmis.start();
+    // Their CRDs may come with a later revision: these retry until they can list, like the VMs'.
+    for (const inf of this.instancetypes.values()) void inf.start();
     const every = this.opts.resyncMs ?? 300_000;
     this.resyncTimer = setInterval(() => this.resync(), every);
     this.resyncTimer.unref();
@@ -125,7 +165,7 @@ export class VmController {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.resyncTimer);
-    await Promise.all([this.vms.stop(), this.vmis.stop(), this.pods.stop()]);
+    await Promise.all([this.vms.stop(), this.vmis.stop(), this.pods.stop(), ...[...this.instancetypes.values()].map((i) => i.stop())]);
     await this.queue.stop();
   }
 
@@ -164,7 +204,78 @@ export class VmController {
     if (last && vm.status && canonicalJson(withoutNulls(last)) === canonicalJson(withoutNulls(vm.status))) this.lastWritten.delete(key);
     const status = this.lastWritten.get(key) ?? vm.status;
     const override = await this.overrideOf(key, vm);
-    return reconcileVm(key, { vm, ...(status ? { status } : {}), ...(override ? { override } : {}) }, this.deps);
+    // The VM with its instancetype and preference applied: what a new VMI gets, and what the
+    // running one is compared with (an edited instancetype shows RestartRequired until a restart).
+    const desired = await this.expand(key, vm);
+    return reconcileVm(key, { vm: desired, ...(status ? { status } : {}), ...(override ? { override } : {}) }, this.deps);
+  }
+
+  // ---- instancetypes and preferences -------------------------------------------------------
+
+  /**
+   * `vm` expanded against the instancetypes and preferences on the API server (informer
+   * caches; a cache miss is read live, as the object may have been applied a moment ago).
+   * When that fails, a Warning event says why (once per message); a VM without a VMI is then
+   * refused at start (create throws), a running one is compared with its own VMI's spec so
+   * nothing restarts it over this.
+   */
+  private async expand(key: string, vm: VirtualMachine): Promise<VirtualMachine> {
+    if (!referencesInstancetype(vm)) {
+      this.expansions.delete(key);
+      return vm;
+    }
+    const r = expandVm(vm, await this.resolverFor(vm));
+    if (!('errors' in r)) {
+      this.expansions.set(key, { ...(r.instancetype ? { instancetype: r.instancetype } : {}), ...(r.preference ? { preference: r.preference } : {}) });
+      return r.vm;
+    }
+    const vmi = this.currentVmi(key, vm);
+    const running = vmi && isControlledBy(vmi, vm.metadata.uid) && !vmi.metadata.deletionTimestamp && !isFinalVmi(vmi) ? vmi : undefined;
+    const error = `cannot expand the VM's instancetype/preference: ${formatExpansionErrors(r.errors).split('\n').join('; ')}`;
+    if (this.expansions.get(key)?.error !== error) {
+      this.opts.log.warn({ vm: key, errors: r.errors }, 'instancetype/preference expansion failed');
+      await this.event(vm, 'Warning', 'InstancetypeExpansionFailed', `${error}${running ? '; the running VMI keeps the spec it started with' : ''}`);
+    }
+    this.expansions.set(key, { error });
+    return running ? { ...vm, spec: { ...vm.spec, template: { ...vm.spec.template, spec: structuredClone(running.spec) } } } : vm;
+  }
+
+  /** A resolver over the objects `vm` refers to: from the informers, else read live. */
+  private async resolverFor(vm: VirtualMachine): Promise<Resolve> {
+    const scopeOf = (kind: InstancetypeObjectKind, namespace: string) => (isClusterScopedKind(kind) ? undefined : namespace);
+    const cached: Resolve = (kind, name, namespace) => this.instancetypes.get(kind)?.get(name, scopeOf(kind, namespace)) as InstancetypeObject | undefined;
+    const misses: [InstancetypeObjectKind, string, string][] = [];
+    findReferenced(vm, (kind, name, namespace) => {
+      const o = cached(kind, name, namespace);
+      if (!o) misses.push([kind, name, namespace]);
+      return o;
+    });
+    const live = new Map<string, InstancetypeObject>();
+    for (const [kind, name, namespace] of misses) {
+      const ns = scopeOf(kind, namespace);
+      const o = await this.client.read<KubernetesObject>({ apiVersion: INSTANCETYPE_API_VERSION, kind, metadata: { name, ...(ns ? { namespace: ns } : {}) } });
+      if (o) live.set(`${kind}/${namespace}/${name}`, o as unknown as InstancetypeObject);
+    }
+    return (kind, name, namespace) => cached(kind, name, namespace) ?? live.get(`${kind}/${namespace}/${name}`);
+  }
+
+  /**
+   * Stores the ControllerRevisions of what a VM is about to start from (owned by the VM;
+   * idempotent: the name is a content hash), as KubeVirt does at first start.
+   */
+  private async storeRevisions(key: string, vm: VirtualMachine): Promise<ReturnType<typeof startRevisions>> {
+    if (!referencesInstancetype(vm)) return {};
+    const expansion = this.expansions.get(key);
+    if (!expansion || expansion.error !== undefined) {
+      throw new ReconcileError('InstancetypeExpansionFailed', expansion?.error ?? `the instancetype/preference of VirtualMachine ${key} is not expanded yet`);
+    }
+    const revisions = startRevisions(vm, expansion);
+    for (const rev of [revisions.instancetype, revisions.preference]) {
+      if (!rev) continue;
+      const created = await this.client.create(asKubeObject(rev));
+      if (created) this.opts.log.info({ vm: key, revision: rev.metadata.name }, 'stored instancetype/preference revision');
+    }
+    return revisions;
   }
 
   /**
@@ -227,7 +338,7 @@ export class VmController {
         // The previous incarnation is still being removed; the name frees up when it is gone.
         return { requeueAfterMs: 1000, halt: true };
       }
-      const desired = vmiForVm(vm);
+      const desired = vmiForVm(vm, await this.storeRevisions(key, vm));
       let created = (await this.client.create(asKubeObject(desired))) as unknown as VirtualMachineInstance | undefined;
       if (!created) {
         // AlreadyExists: a VMI this controller created before a restart, not yet in the cache.
@@ -295,6 +406,7 @@ export class VmController {
     this.pendingSince.delete(key);
     this.created.delete(key);
     this.badOverrides.delete(key);
+    this.expansions.delete(key);
   }
 
   /**
@@ -376,8 +488,10 @@ export class VmController {
   }
 
   /** Writes the status if it changed; a transient one (Starting) may wait a moment (statusWrite). */
-  private async writeStatus(key: string, vm: VirtualMachine, base: VirtualMachineStatus | undefined, status: VirtualMachineStatus): Promise<{ requeueAfterMs?: number }> {
+  private async writeStatus(key: string, vm: VirtualMachine, base: VirtualMachineStatus | undefined, computed: VirtualMachineStatus): Promise<{ requeueAfterMs?: number }> {
     const now = this.now();
+    // The revisions the current VMI started from (kept while stopped), as KubeVirt shows them.
+    const status = { ...computed, ...instancetypeStatusRefs(vm, this.currentVmi(key, vm), base) };
     const pendingSince = this.pendingSince.get(key);
     const d = statusWrite(base, status, { coalesceMs: this.opts.statusCoalesceMs ?? 1000, now, ...(pendingSince !== undefined ? { pendingSinceMs: pendingSince } : {}) });
     if (d.write === 'no') {

@@ -9,9 +9,13 @@
  * characters (a new incarnation never collides with a terminating Pod of the previous one).
  */
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
-import type { Condition, VirtualMachine, VirtualMachineInstance, VirtualMachineStatus, VMIPhase } from '../../api/kubevirt.js';
+import type { Condition, InstancetypeStatusRef, VirtualMachine, VirtualMachineInstance, VirtualMachineStatus, VMIPhase } from '../../api/kubevirt.js';
 import { API_VERSION, vmiFromVm } from '../../api/kubevirt.js';
-import { LABEL_CREATED_BY, LABEL_VM_NAME, launcherPodName, TEMPLATE_ANNOTATIONS } from '../../synth/launcher-pod.js';
+import { instancetypeVmiAnnotations, referencesInstancetype } from '../../api/expand.js';
+import type { InstancetypeObject } from '../../api/instancetype.js';
+import { controllerRevision, statusRef, type ControllerRevision } from '../../api/instancetype-revision.js';
+import { ANNOTATION_MEMORY_OVERHEAD, LABEL_CREATED_BY, LABEL_VM_NAME, computeResources, formatOverhead, launcherPodName, TEMPLATE_ANNOTATIONS } from '../../synth/launcher-pod.js';
+import { computeOverhead, type Emulation } from '../../synth/overhead.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 import { canonicalJson, type ObservedInstance } from '../core/index.js';
 
@@ -36,9 +40,78 @@ function ownerRef(owner: { apiVersion: string; kind: string; metadata: { name?: 
   return { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.metadata.name, uid: owner.metadata.uid, controller: true, blockOwnerDeletion: true };
 }
 
-/** The VMI a VM starts: its template, owned by the VM, held by our cleanup finalizer. */
-export function vmiForVm(vm: VirtualMachine): VirtualMachineInstance {
+/**
+ * The refs (status.instancetypeRef/preferenceRef) of the revisions a VMI was started from, as
+ * JSON on the VMI: the VM status takes them from its current VMI, so they survive a
+ * controller restart and name what runs, not what git says now.
+ */
+export const ANNOTATION_INSTANCETYPE_REFS = 'virtops.io/instancetype-refs';
+/** KubeVirt's annotations on a VMI created from a VM with matchers (api/expand.ts instancetypeVmiAnnotations). */
+const SIZED_BY_ANNOTATIONS = new Set(['kubevirt.io/instancetype-name', 'kubevirt.io/cluster-instancetype-name', 'kubevirt.io/preference-name', 'kubevirt.io/cluster-preference-name']);
+
+/** What a VM's instance was expanded from: the revisions stored when it started. */
+export interface StartedRevisions {
+  instancetype?: ControllerRevision;
+  preference?: ControllerRevision;
+}
+
+type OwnedControllerRevision = ControllerRevision & { metadata: ControllerRevision['metadata'] & { ownerReferences: NonNullable<VirtualMachine['metadata']['ownerReferences']> } };
+
+/**
+ * The ControllerRevisions KubeVirt stores when a VM with an instancetype/preference starts:
+ * a copy of each object as it is now, owned by the VM (they go when it goes). The name is
+ * a content hash, so creating one again for the same content is a no-op (AlreadyExists).
+ */
+export function startRevisions(vm: VirtualMachine, objects: { instancetype?: InstancetypeObject; preference?: InstancetypeObject }): { instancetype?: OwnedControllerRevision; preference?: OwnedControllerRevision } {
+  const owned = (obj: InstancetypeObject): OwnedControllerRevision => {
+    const rev = controllerRevision(vm, obj);
+    return { ...rev, metadata: { ...rev.metadata, ownerReferences: [ownerRef(vm)] } };
+  };
+  return {
+    ...(objects.instancetype ? { instancetype: owned(objects.instancetype) } : {}),
+    ...(objects.preference ? { preference: owned(objects.preference) } : {}),
+  };
+}
+
+function startedRefs(revisions: StartedRevisions): { instancetypeRef?: InstancetypeStatusRef; preferenceRef?: InstancetypeStatusRef } {
+  return {
+    ...(revisions.instancetype ? { instancetypeRef: statusRef(revisions.instancetype) } : {}),
+    ...(revisions.preference ? { preferenceRef: statusRef(revisions.preference) } : {}),
+  };
+}
+
+/**
+ * status.instancetypeRef/preferenceRef of a VM with matchers: those its current VMI was
+ * started from; with no VMI (stopped), those the status already shows (KubeVirt keeps them).
+ */
+export function instancetypeStatusRefs(vm: VirtualMachine, vmi: VirtualMachineInstance | undefined, previous: VirtualMachineStatus | undefined): { instancetypeRef?: InstancetypeStatusRef; preferenceRef?: InstancetypeStatusRef } {
+  if (!referencesInstancetype(vm)) return {};
+  const raw = vmi?.metadata.annotations?.[ANNOTATION_INSTANCETYPE_REFS];
+  if (raw !== undefined) {
+    try {
+      const refs = JSON.parse(raw) as { instancetypeRef?: InstancetypeStatusRef; preferenceRef?: InstancetypeStatusRef };
+      return {
+        ...(refs.instancetypeRef ? { instancetypeRef: refs.instancetypeRef } : {}),
+        ...(refs.preferenceRef ? { preferenceRef: refs.preferenceRef } : {}),
+      };
+    } catch {
+      // Not ours (edited by hand): fall back to what the status shows.
+    }
+  }
+  return {
+    ...(previous?.instancetypeRef ? { instancetypeRef: previous.instancetypeRef } : {}),
+    ...(previous?.preferenceRef ? { preferenceRef: previous.preferenceRef } : {}),
+  };
+}
+
+/**
+ * The VMI a VM starts: its template, owned by the VM, held by our cleanup finalizer. A VM
+ * with matchers is passed expanded; the VMI then names what sized it (KubeVirt's
+ * instancetype/preference-name annotations) and the revisions it was started from.
+ */
+export function vmiForVm(vm: VirtualMachine, revisions: StartedRevisions = {}): VirtualMachineInstance {
   const vmi = vmiFromVm(vm);
+  const refs = startedRefs(revisions);
   vmi.metadata = {
     ...vmi.metadata,
     name: vm.metadata.name,
@@ -47,6 +120,8 @@ export function vmiForVm(vm: VirtualMachine): VirtualMachineInstance {
     annotations: {
       ...(vmi.metadata.annotations ?? {}),
       ...(vm.metadata.generation !== undefined ? { [ANNOTATION_VM_GENERATION]: String(vm.metadata.generation) } : {}),
+      ...instancetypeVmiAnnotations(vm),
+      ...(Object.keys(refs).length ? { [ANNOTATION_INSTANCETYPE_REFS]: JSON.stringify(refs) } : {}),
     },
     ownerReferences: [ownerRef(vm)],
     finalizers: [VMI_FINALIZER],
@@ -73,7 +148,9 @@ export function instantiateLauncherPod(template: PodManifest, vmi: VirtualMachin
   const uid = vmi.metadata.uid;
   const vmName = vmi.metadata.name;
   if (!uid || !vmName) throw new Error('instantiateLauncherPod: the VMI must come from the API server (metadata.uid and metadata.name set)');
-  const pod = structuredClone(template);
+  // A VMI sized by an instancetype: the Pod reserves what the expanded VMI needs.
+  const sized = Object.keys(vmi.metadata.annotations ?? {}).some((k) => k === ANNOTATION_INSTANCETYPE_REFS || SIZED_BY_ANNOTATIONS.has(k));
+  const pod = sized ? withResourcesOf(template, vmi) : structuredClone(template);
   pod.metadata = {
     ...pod.metadata,
     name: launcherPodNameFor(vmName, uid),
@@ -86,6 +163,30 @@ export function instantiateLauncherPod(template: PodManifest, vmi: VirtualMachin
   delete pod.metadata.resourceVersion;
   delete pod.metadata.creationTimestamp;
   return pod;
+}
+
+/** The emulation the template's launcher was rendered for (its `--emulation` flag), else auto. */
+function templateEmulation(pod: PodManifest): Emulation {
+  const args = pod.spec.containers.find((c) => c.name === 'compute')?.args ?? [];
+  const i = args.indexOf('--emulation');
+  const v = i >= 0 ? args[i + 1] : undefined;
+  return v === 'kvm' || v === 'tcg' ? v : 'auto';
+}
+
+/**
+ * The Pod with its compute container's resources (and the overhead annotation) computed from
+ * the VMI it runs. A template in git is rendered from the VM as synth saw it; the VMI is what
+ * was expanded from the instancetype when it started (an instancetype edited in git alone, or
+ * one only the cluster has), and the scheduler must reserve what the guest will use.
+ */
+export function withResourcesOf(pod: PodManifest, vmi: VirtualMachineInstance): PodManifest {
+  const out = structuredClone(pod);
+  const compute = out.spec.containers.find((c) => c.name === 'compute');
+  if (!compute) return out;
+  const overhead = computeOverhead(vmi.spec, { emulation: templateEmulation(pod) });
+  compute.resources = computeResources(vmi.spec, overhead);
+  out.metadata.annotations = { ...(out.metadata.annotations ?? {}), [ANNOTATION_MEMORY_OVERHEAD]: formatOverhead(overhead) };
+  return out;
 }
 
 export function isControlledBy(obj: { metadata?: { ownerReferences?: { uid: string; controller?: boolean }[] } }, ownerUid: string | undefined): boolean {
