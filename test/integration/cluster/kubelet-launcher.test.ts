@@ -36,6 +36,7 @@ import {
 } from '../../../reconciler/cluster/testenv/index.js';
 import { renderCrd, VMI_CRD } from '../../../synth/crds.js';
 import { renderLauncherPod } from '../../../synth/launcher-pod.js';
+import { parseQuantity } from '../../../synth/quantity.js';
 import { ensureTestGuest, GUEST_MARKERS } from '../../helpers/test-guest.js';
 import { waitFor } from '../../helpers/wait.js';
 import { testGuestVm } from '../standalone/fixture.js';
@@ -157,6 +158,8 @@ describe.skipIf(!testenv || !root)('launcher Pods under a real kubelet', () => {
     const spec = vm.spec.template.spec;
     spec.domain.devices.disks = [...(spec.domain.devices.disks ?? []), { name: 'containerdisk', disk: { bus: 'virtio' } }];
     spec.volumes = [...(spec.volumes ?? []), { name: 'containerdisk', containerDisk: { image: `${podRegistry}/virtops/test-disk:latest`, imagePullPolicy: 'IfNotPresent' } }];
+    // A memory limit, so the Pod's limit (guest + synth's overhead) is a real cgroup limit.
+    spec.domain.resources = { ...(spec.domain.resources ?? {}), limits: { memory: '128Mi' } };
 
     // No VM object (and no controller) here: the VMI stands alone, owned by nothing.
     const body = vmiForVm({ ...vm, metadata: { ...vm.metadata, uid: 'not-created' } });
@@ -224,6 +227,10 @@ describe.skipIf(!testenv || !root)('launcher Pods under a real kubelet', () => {
     // Same memory cgroup as the compute container's main process: the Pod's limit bounds it.
     expect(cgroupOf(qemu[0]!, 'memory')).toBe(cgroupOf(monitor!, 'memory'));
     expect(cgroupOf(qemu[0]!, 'memory')).toContain(`pod${podUid}`);
+    const compute = pod.spec!.containers.find((c) => c.name === 'compute')!;
+    const limit = parseQuantity(String(compute.resources!.limits!['memory']));
+    expect(limit).toBeGreaterThan(128 * 1024 * 1024);
+    expect(Number(readFileSync(join('/sys/fs/cgroup/memory', cgroupOf(qemu[0]!, 'memory')!, 'memory.limit_in_bytes'), 'utf8'))).toBe(limit);
     // Not the host libvirtd's: the container's libvirtd started it and let go of it (libvirt
     // daemonizes QEMU), so its parent is the container's first process, the launcher monitor,
     // as in the seed's `ps` of a virt-launcher Pod.
