@@ -15,6 +15,8 @@ import { registerUp } from './commands/up.js';
 import { registerGet } from './commands/get.js';
 import { registerDescribe } from './commands/describe.js';
 import { registerConsole } from './commands/console.js';
+import { registerPortForward } from './commands/port-forward.js';
+import { registerSsh } from './commands/ssh.js';
 import { registerVmActions } from './commands/vm-actions.js';
 import { registerDiff } from './commands/diff.js';
 import { registerController } from './commands/controller.js';
@@ -43,6 +45,8 @@ export const EXAMPLES: Record<string, string[]> = {
   get: ['virtops get vms', 'virtops get vms -o wide', 'virtops get vmis -A --kubeconfig ~/.kube/config'],
   describe: ['virtops describe vm web', 'virtops describe vm prod/web --kubeconfig ~/.kube/config'],
   console: ['virtops console web             # detach with Ctrl-]', 'virtops console web -n prod --kubeconfig ~/.kube/config'],
+  'port-forward': ['virtops port-forward web 8080              # 127.0.0.1:8080 → port 8080 of web', 'virtops port-forward web :22 -n prod      # any free local port'],
+  ssh: ['virtops ssh debian@web -i ~/.ssh/id_ed25519', 'virtops ssh web -l debian -- cloud-init status'],
   start: ['virtops start web'],
   stop: ['virtops stop web -n prod --kubeconfig ~/.kube/config   # until the next commit changing web'],
   restart: ['virtops restart web'],
@@ -88,6 +92,8 @@ export function buildProgram(): Command {
   registerGet(program);
   registerDescribe(program);
   registerConsole(program);
+  registerPortForward(program);
+  registerSsh(program);
   registerVmActions(program);
   registerDiff(program);
   registerController(program);
