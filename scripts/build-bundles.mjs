@@ -12,6 +12,8 @@
  *   built from reconciler/entry.ts (registers just those commands, with the same flags).
  *   Modules that locate repository files from import.meta.url (cli/bin.js, the project
  *   root) keep their source location (see sourceLocation below).
+ * - `cli` (the npm package only; see BUNDLES below): every other command of the installed
+ *   package, built from cli/main.ts.
  *
  * Never stale: a bundle lives in node_modules/.cache/virtops/<name>-<key>/, where <key>
  * hashes the content of every repository source file esbuild read, package.json,
