@@ -159,12 +159,9 @@ function checkCpuAndMemory(spec: api.VirtualMachineSpec, add: Add): void {
 
   const hasMemory = domain.memory?.guest !== undefined || domain.resources?.requests?.memory !== undefined
     || domain.resources?.limits?.memory !== undefined;
-  if (spec.instancetype) {
-    for (const key of ['cores', 'sockets', 'threads'] as const) {
-      if (cpu[key] !== undefined) add(`${T}.domain.cpu.${key}`, 'conflicts with spec.instancetype, which sets the CPU', 'remove cpu settings or the instancetype');
-    }
-    if (domain.memory?.guest !== undefined) add(`${T}.domain.memory.guest`, 'conflicts with spec.instancetype, which sets the memory', 'remove memory.guest or the instancetype');
-  } else if (!hasMemory) {
+  // A CPU/memory field beside spec.instancetype is the expansion's to report (api/expand.ts,
+  // run at synth by CommonInstancetypes and at every start): it names both fields, once.
+  if (!spec.instancetype && !hasMemory) {
     add(`${T}.domain.memory`, 'no guest memory is set', 'give memory: { guest: Size.mebibytes(512) } (or a request), or reference an instancetype');
   }
 }
