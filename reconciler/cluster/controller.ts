@@ -17,6 +17,7 @@ import {
   INSTANCETYPE_API_VERSION, INSTANCETYPE_KINDS, isClusterScopedKind,
   type AnyInstancetype, type AnyPreference, type InstancetypeObject, type InstancetypeObjectKind,
 } from '../../api/instancetype.js';
+import { revisionName } from '../../api/instancetype-revision.js';
 import { LABEL_CREATED_BY, LABEL_VM_NAME, renderLauncherPod } from '../../synth/launcher-pod.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF_POLICY, OVERRIDE_ANNOTATION, canonicalJson, parseOverride, type Override } from '../core/index.js';
@@ -74,6 +75,7 @@ export class VmController {
   readonly queue: RateLimitedQueue;
   /** The last expansion of each VM with matchers (what `create` stores revisions of). */
   private readonly expansions = new Map<string, Expansion>();
+  private instancetypeInformersStarted = false;
   private readonly podsByVmi = new Map<string, V1Pod>();
   private templates = new Map<string, PodManifest>();
   private revision: string | undefined;
@@ -151,8 +153,6 @@ export class VmController {
     if (this.stopped) return;
     void this.vms.start();
     void this.vmis.start();
-    // Their CRDs may come with a later revision: these retry until they can list, like the VMs'.
-    for (const inf of this.instancetypes.values()) void inf.start();
     const every = this.opts.resyncMs ?? 300_000;
     this.resyncTimer = setInterval(() => this.resync(), every);
     this.resyncTimer.unref();
@@ -224,6 +224,7 @@ export class VmController {
       this.expansions.delete(key);
       return vm;
     }
+    this.startInstancetypeInformers();
     const r = expandVm(vm, await this.resolverFor(vm));
     if (!('errors' in r)) {
       this.expansions.set(key, { ...(r.instancetype ? { instancetype: r.instancetype } : {}), ...(r.preference ? { preference: r.preference } : {}) });
@@ -238,6 +239,35 @@ export class VmController {
     }
     this.expansions.set(key, { error });
     return running ? { ...vm, spec: { ...vm.spec, template: { ...vm.spec.template, spec: structuredClone(running.spec) } } } : vm;
+  }
+
+  /**
+   * Started with the first VM that has matchers, so a cluster without instancetypes (and
+   * perhaps without their CRDs) is not listed and watched for them. Until they have listed,
+   * `resolverFor` reads live; like the VM informers they retry until they can list.
+   */
+  private startInstancetypeInformers(): void {
+    if (this.instancetypeInformersStarted || this.stopped) return;
+    this.instancetypeInformersStarted = true;
+    for (const inf of this.instancetypes.values()) void inf.start();
+  }
+
+  /**
+   * When RestartRequired comes up because git changed an instancetype/preference (not the
+   * VM), a Normal event names the object and both revisions, so `describe` says why.
+   */
+  private async noteInstancetypeChange(key: string, vm: VirtualMachine, base: VirtualMachineStatus | undefined, next: VirtualMachineStatus): Promise<void> {
+    const required = (s: VirtualMachineStatus | undefined) => s?.conditions?.some((c) => c.type === 'RestartRequired' && c.status === 'True') === true;
+    const expansion = this.expansions.get(key);
+    if (!required(next) || required(base) || !expansion || expansion.error !== undefined) return;
+    const parts: string[] = [];
+    for (const [what, obj, ref] of [['instancetype', expansion.instancetype, next.instancetypeRef], ['preference', expansion.preference, next.preferenceRef]] as const) {
+      const running = ref?.controllerRevisionRef?.name;
+      if (!obj || !running) continue;
+      const now = revisionName(vm.metadata.name ?? '', obj);
+      if (now !== running) parts.push(`${what} ${obj.kind} ${obj.metadata.name ?? ''} (revision ${running} → ${now})`);
+    }
+    if (parts.length) await this.event(vm, 'Normal', 'RestartRequired', `git changed the VM's ${parts.join(' and ')}; the running VMI keeps the spec it started with until it restarts (virtops restart)`);
   }
 
   /** A resolver over the objects `vm` refers to: from the informers, else read live. */
@@ -274,6 +304,16 @@ export class VmController {
       if (!rev) continue;
       const created = await this.client.create(asKubeObject(rev));
       if (created) this.opts.log.info({ vm: key, revision: rev.metadata.name }, 'stored instancetype/preference revision');
+    }
+    // The revisions the previous VMI started from are no longer what anything runs (the
+    // previous VMI is gone before a new one is created): remove them, as KubeVirt does.
+    const previous = this.lastWritten.get(key) ?? vm.status;
+    const keep = new Set([revisions.instancetype?.metadata.name, revisions.preference?.metadata.name]);
+    for (const ref of [previous?.instancetypeRef, previous?.preferenceRef]) {
+      const name = ref?.controllerRevisionRef?.name;
+      if (!name || keep.has(name)) continue;
+      await this.client.delete({ apiVersion: 'apps/v1', kind: 'ControllerRevision', metadata: { name, namespace: vm.metadata.namespace ?? 'default' } });
+      this.opts.log.info({ vm: key, revision: name }, 'removed the revision the previous VMI started from');
     }
     return revisions;
   }
@@ -503,6 +543,7 @@ export class VmController {
       return { requeueAfterMs: d.afterMs };
     }
     this.pendingSince.delete(key);
+    await this.noteInstancetypeChange(key, vm, base, status);
     await this.client.patchCustomStatus('virtualmachines', vm.metadata.namespace ?? 'default', vm.metadata.name ?? '', statusMergePatch(withoutNulls(base ?? {}), withoutNulls(status)));
     this.lastWritten.set(key, withoutNulls(status));
     return {};

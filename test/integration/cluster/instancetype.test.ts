@@ -6,7 +6,7 @@
  * with a preference, from git: the VMI carries the expanded CPU and memory, the launcher Pod
  * requests them, a ControllerRevision per object exists and the VM status names it. An
  * instancetype edit in git leaves the VMI alone with RestartRequired; `virtops restart` gives
- * a VMI of the new size.
+ * a VMI of the new size and replaces the old revision.
  */
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
@@ -135,5 +135,7 @@ describe.skipIf(!env)('cluster mode: instancetypes and preferences (real control
     }, 30_000);
     const newRev = (await listJson<{ metadata: { name: string }; data: InstancetypeObject }>(ids.admin, 'apps/v1', 'ControllerRevision', NS)).find((x) => x.metadata.name === s2.instancetypeRef?.controllerRevisionRef?.name);
     expect(newRev?.data.spec).toEqual({ cpu: { guest: 2 }, memory: { guest: '384Mi' } });
+    const names = (await listJson<{ metadata: { name: string } }>(ids.admin, 'apps/v1', 'ControllerRevision', NS)).map((x) => x.metadata.name);
+    expect(names).not.toContain(itRev!.metadata.name);
   }, 240_000);
 });

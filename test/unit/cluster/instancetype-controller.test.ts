@@ -153,6 +153,7 @@ describe('cluster controller: a VM with an instancetype and a preference', () =>
     expect(w.vmi()!.metadata.uid).toBe(first.metadata.uid);
     expect(w.vmi()!.spec).toEqual(first.spec);
     expect(w.condition('RestartRequired')?.status).toBe('True');
+    expect(w.kube.events.find((e) => e.reason === 'RestartRequired')?.message).toMatch(new RegExp(`instancetype VirtualMachineInstancetype small \\(revision ${firstRef} → `));
     expect(w.vm().status?.instancetypeRef?.controllerRevisionRef?.name).toBe(firstRef);
 
     // A restart: the VMI goes (the agent finalises it), the controller starts a new one.
@@ -166,7 +167,9 @@ describe('cluster controller: a VM with an instancetype and a preference', () =>
     const newRef = w.vm().status?.instancetypeRef?.controllerRevisionRef?.name;
     expect(newRef).toBe(revisionName('web', w.kube.get<InstancetypeObject>(IT, 'VirtualMachineInstancetype', 'small', NS)!));
     expect(newRef).not.toBe(firstRef);
-    expect(w.revisions().map((r) => r.metadata.name)).toContain(firstRef);
+    // The old instancetype revision went with the VMI that started from it; the preference's is unchanged.
+    expect(w.revisions().map((r) => r.metadata.name)).not.toContain(firstRef);
+    expect(w.revisions()).toHaveLength(2);
     expect(w.condition('RestartRequired')).toBeUndefined();
   });
 
