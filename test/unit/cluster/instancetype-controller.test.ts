@@ -190,6 +190,24 @@ describe('cluster controller: a VM with an instancetype and a preference', () =>
     expect(w.vmi()?.spec.domain.memory?.guest).toBe('128Mi');
   });
 
+  it('cluster-scoped kinds (the matcher default) resolve without a namespace, from the cache or a live read', async () => {
+    const w = world();
+    w.kube.seed({ apiVersion: IT, kind: 'VirtualMachineClusterInstancetype', metadata: { name: 'u1.small' }, spec: { cpu: { guest: 1 }, memory: { guest: '2Gi' } } });
+    w.kube.seed({ apiVersion: IT, kind: 'VirtualMachineClusterPreference', metadata: { name: 'fedora' }, spec: { devices: { preferredDiskBus: 'sata' } } });
+    const m = vmManifest();
+    m.spec.instancetype = { name: 'u1.small' };
+    m.spec.preference = { name: 'fedora' };
+    w.kube.seed<VirtualMachine>(m);
+    await w.start();
+    const vmi = w.vmi()!;
+    expect(vmi.spec.domain.memory?.guest).toBe('2Gi');
+    expect(vmi.spec.domain.devices.disks?.[0]?.disk?.bus).toBe('sata');
+    expect(vmi.metadata.annotations).toMatchObject({ 'kubevirt.io/cluster-instancetype-name': 'u1.small', 'kubevirt.io/cluster-preference-name': 'fedora' });
+    expect(w.vm().status?.instancetypeRef).toMatchObject({ kind: 'VirtualMachineClusterInstancetype', name: 'u1.small' });
+    // The revisions live in the VM's namespace, whatever the object's scope.
+    expect(w.revisions()).toHaveLength(2);
+  });
+
   it('a VM setting CPU beside its instancetype is refused naming both fields', async () => {
     const w = world();
     w.kube.seed(instancetype(2, '256Mi'));
