@@ -73,3 +73,25 @@ export async function allocateForwards(
     await Promise.all(held.map((h) => h.close()));
   }
 }
+
+/** What GET /v1/info says that a forward needs. */
+export interface LauncherPortsInfo {
+  state: string;
+  phase: string;
+  ports?: PortForward[];
+}
+
+/** The launcher's host port for guest `remote` (TCP), or an error saying why there is none. Pure. */
+export function hostPortFor(info: LauncherPortsInfo, remote: number, label: string): number {
+  const running = ['Running', 'Blocked', 'Paused', 'Shutdown', 'PMSuspended'].includes(info.state);
+  if (!running) throw new Error(`VM ${label} is not running (domain ${info.state}, phase ${info.phase}): start it with virtops start`);
+  if (info.ports === undefined) throw new Error(`VM ${label}: its launcher reports no port forwards (a launcher older than port forwarding): restart the VM`);
+  const tcp = info.ports.filter((p) => p.protocol === 'TCP');
+  const hit = tcp.find((p) => p.guest === remote);
+  if (hit) return hit.host;
+  if (tcp.length === 0) {
+    throw new Error(`VM ${label} forwards no ports: it has no pod network interface with masquerade: {}, or declares no ports on it; add ports: [{ port: ${remote} }] to that interface (KubeVirt's masquerade: only declared ports come in) and restart the VM`);
+  }
+  throw new Error(`port ${remote} of VM ${label} is not declared (declared: ${tcp.map((p) => p.guest).join(', ')}); add { port: ${remote} } to the pod interface's ports and restart the VM`);
+}
+

@@ -1,6 +1,6 @@
 import { createConnection, createServer, type Socket } from 'node:net';
 import type { Command } from 'commander';
-import type { PortForward } from '../../launcher/convert/context.js';
+import { hostPortFor, type LauncherPortsInfo } from '../../launcher/host-ports.js';
 import { callLauncher } from '../../launcher/server/client.js';
 import type { VmView } from '../../reconciler/standalone/backend.js';
 import { addConnectionOptions, apiCall, parseVmName, resolveTarget, type ConnectionOptions } from '../../reconciler/standalone/client.js';
@@ -18,16 +18,12 @@ import { selectMode } from '../vm-access.js';
  * for each connection, so a restarted VM (new host ports) keeps working.
  */
 
+export { hostPortFor };
+
 export interface ForwardTarget {
   /** What a message names: "default/web". */
   label: string;
   launcherSocket: string;
-}
-
-export interface LauncherPortsInfo {
-  state: string;
-  phase: string;
-  ports?: PortForward[];
 }
 
 /** `[LOCAL:]REMOTE` → ports; LOCAL 0 (`:REMOTE`) means any free port. Pure. */
@@ -42,20 +38,6 @@ export function parsePortSpec(spec: string): { local: number; remote: number } {
   const remote = port(m[2]!, 'remote', false);
   const local = m[1] === undefined ? remote : m[1] === '' ? 0 : port(m[1], 'local', true);
   return { local, remote };
-}
-
-/** The launcher's host port for guest `remote` (TCP), or an error saying why there is none. Pure. */
-export function hostPortFor(info: LauncherPortsInfo, remote: number, label: string): number {
-  const running = ['Running', 'Blocked', 'Paused', 'Shutdown', 'PMSuspended'].includes(info.state);
-  if (!running) throw new Error(`VM ${label} is not running (domain ${info.state}, phase ${info.phase}): start it with virtops start`);
-  if (info.ports === undefined) throw new Error(`VM ${label}: its launcher reports no port forwards (a launcher older than port forwarding): restart the VM`);
-  const tcp = info.ports.filter((p) => p.protocol === 'TCP');
-  const hit = tcp.find((p) => p.guest === remote);
-  if (hit) return hit.host;
-  if (tcp.length === 0) {
-    throw new Error(`VM ${label} forwards no ports: it has no pod network interface with masquerade: {}, or declares no ports on it; add ports: [{ port: ${remote} }] to that interface (KubeVirt's masquerade: only declared ports come in) and restart the VM`);
-  }
-  throw new Error(`port ${remote} of VM ${label} is not declared (declared: ${tcp.map((p) => p.guest).join(', ')}); add { port: ${remote} } to the pod interface's ports and restart the VM`);
 }
 
 /** Where the VM's launcher listens: `--launcher-socket`, else through `virtops up`'s API. */

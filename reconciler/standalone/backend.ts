@@ -220,7 +220,8 @@ export class StandaloneBackend {
   async applyRevision(rev: Revision, seenAt = this.now()): Promise<RevisionPlan> {
     const { store, log, metrics } = this.opts;
     // Instancetypes and preferences are kept too: the VMs of this revision expand against them.
-    const kept = rev.manifests.filter((m) => (m.apiVersion === 'kubevirt.io/v1' && m.kind === 'VirtualMachine') || (m.apiVersion === 'v1' && m.kind === 'Pod') || isInstancetypeObject(m));
+    // Services too: node-ports.ts exposes a NodePort Service's VM on the host.
+    const kept = rev.manifests.filter((m) => (m.apiVersion === 'kubevirt.io/v1' && m.kind === 'VirtualMachine') || (m.apiVersion === 'v1' && (m.kind === 'Pod' || m.kind === 'Service')) || isInstancetypeObject(m));
     const vmsOnly: Revision = { sha: rev.sha, manifests: kept.filter((m) => m.kind === 'VirtualMachine') };
     const plan = planRevision(this.applied.inventory, vmsOnly);
     const split = splitRevision(kept);
@@ -299,6 +300,11 @@ export class StandaloneBackend {
     this.opts.log.info({ vm: key, action }, `override: ${action}`);
     this.queue.add(key);
     return this.view(key, rec);
+  }
+
+  /** The applied revision's kept manifests (VMs, launcher Pods, instancetypes, Services). */
+  appliedManifests(): readonly KubeObject[] {
+    return this.applied.manifests;
   }
 
   list(): VmView[] {

@@ -11,6 +11,7 @@ import { pino, type Logger } from 'pino';
 import { GitSource, createWebhookRoute, isLocalPath } from '../source/index.js';
 import { NodeAgent } from '../agent/agent.js';
 import { processAlive } from '../agent/process-runtime.js';
+import { NodePortForwarder } from './node-ports.js';
 import { StandaloneBackend } from './backend.js';
 import { startApi, startMetricsServer, startWebhookServer, type ApiServer } from './api.js';
 import { loadOrCreateToken } from './api-token.js';
@@ -201,6 +202,10 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     store, agent, domains, metrics, resyncMs: config.intervalMs, concurrency: config.concurrency, backoffPolicy: config.backoffPolicy, log: log.child({ component: 'backend' }),
   });
   await backend.start();
+  // NodePort Services of the applied revision (node-ports.ts), converged after each apply.
+  const nodePorts = new NodePortForwarder({ launcherSocket: (ns, name) => backend.get(ns, name)?.instance?.socket, log: log.child({ component: 'node-ports' }) });
+  const exposeServices = (): void => void nodePorts.update([...backend.appliedManifests()]).catch((err: unknown) => log.warn({ err }, 'updating node ports failed'));
+  exposeServices();
 
   const source = new GitSource({
     repo: config.repo,
@@ -228,6 +233,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     backend.applyRevision(r).then(
       () => {
         if (pendingApply === r) health.ok('apply');
+        exposeServices();
       },
       (err: unknown) => {
         log.error({ err, sha: r.sha }, 'applying the revision failed; retrying');
@@ -296,6 +302,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
       servers.set(lis.flag, await lis.start());
     } catch (err) {
       for (const srv of servers.values()) await srv.close();
+      await nodePorts.close();
       await backend.stop();
       await domains.close();
       throw new Error(`${lis.flag}: cannot serve on ${lis.what}: ${(err as Error).message} (pass another ${lis.flag})`);
@@ -330,6 +337,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
           pendingApply = undefined;
           clearTimeout(retryTimer);
           await source.stop();
+          await nodePorts.close();
           await backend.stop();
         } finally {
           // Whatever failed above, the listeners go: no socket or port is left behind.

@@ -6,11 +6,12 @@
  * The forward from that host port into a real guest is debian-network.test.ts's.
  */
 import { createServer, connect, type Server } from 'node:net';
+import YAML from 'yaml';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PortForward } from '../../../launcher/convert/context.js';
 import { callLauncher } from '../../../launcher/server/client.js';
-import { bareVm, gitFixture, type GitFixture } from './fixture.js';
+import { bareVm, gitFixture, vmDocuments, type GitFixture } from './fixture.js';
 import { CLI, cleanupStateDir, cli, listVms, makeStateDir, startUp, waitFor, type UpProcess } from './harness.js';
 
 describe('virtops port-forward through virtops up', () => {
@@ -18,6 +19,7 @@ describe('virtops port-forward through virtops up', () => {
   let stateDir: string;
   let up: UpProcess;
   let standIn: Server | undefined;
+  let nodePort: number;
 
   beforeAll(async () => {
     git = await gitFixture();
@@ -25,7 +27,15 @@ describe('virtops port-forward through virtops up', () => {
     const vm = bareVm('web');
     vm.spec.template.spec.domain.devices.interfaces = [{ name: 'default', masquerade: {}, ports: [{ name: 'http', port: 8080 }] }];
     vm.spec.template.spec.networks = [{ name: 'default', pod: {} }];
-    await git.commitVms([vm, bareVm('quiet')], 'a VM with a declared port, one without');
+    // A NodePort Service selecting web's template label: up listens on nodePort (a free port here).
+    nodePort = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = s.address() as { port: number };
+        s.close(() => resolve(port));
+      });
+    });
+    const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web-http', namespace: 'default' }, spec: { type: 'NodePort', selector: { 'kubevirt.io/vm': 'web' }, ports: [{ port: 80, targetPort: 8080, nodePort }] } };
+    await git.commitDist({ 'web.k8s.yaml': vmDocuments(vm), 'quiet.k8s.yaml': vmDocuments(bareVm('quiet')), 'web-service.k8s.yaml': YAML.stringify(service) }, 'a VM with a declared port and a NodePort Service, one VM without ports');
     up = await startUp(['--repo', git.bare, '--libvirt-uri', 'test:///default', '--interval', '2s'], stateDir);
   });
 
@@ -70,6 +80,15 @@ describe('virtops port-forward through virtops up', () => {
       pf.kill('SIGTERM');
       await pf;
     }
+
+    // The NodePort Service: 127.0.0.1:nodePort (up listens on 0.0.0.0) reaches web's 8080 too.
+    const viaService = await waitFor('node port answers', async () => new Promise<string | undefined>((resolve) => {
+      const c = connect(nodePort, '127.0.0.1', () => c.write('hello service'));
+      c.once('data', (b: Buffer) => { resolve(b.toString()); c.destroy(); });
+      c.once('error', () => resolve(undefined));
+      c.once('close', () => resolve(undefined));
+    }));
+    expect(viaService).toBe('hello service');
 
     const undeclared = await cli(['port-forward', 'web', '9090'], up.server);
     expect(undeclared.exitCode).toBe(1);
