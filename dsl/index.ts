@@ -5,6 +5,7 @@ export * from './cloud-init.js';
 export * from './volume.js';
 export * from './disk.js';
 export * from './network.js';
+export * from './service.js';
 export * from './firmware.js';
 export * from './clock.js';
 export * from './features.js';
