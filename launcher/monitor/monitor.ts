@@ -51,6 +51,7 @@ export async function runMonitor(config: LauncherConfig, launcherArgs: readonly 
   const { command, argv } = launcherCommand(launcherArgs);
 
   let daemon: import('./libvirt-daemon.js').RunningDaemon | undefined;
+  let daemonStopping = false;
   if (config.libvirtDaemon === 'pod') {
     const { daemonDirs, sessionSocketOf, startSessionDaemon } = await import('./libvirt-daemon.js');
     const dirs = daemonDirs(process.env);
@@ -66,11 +67,13 @@ export async function runMonitor(config: LauncherConfig, launcherArgs: readonly 
       return MONITOR_EXIT.spawnFailed;
     }
     log.info({ libvirtdPid: daemon.pid, socket }, 'libvirt daemon started in this container');
-    void daemon.exited.then((e) => log.warn({ code: e.code, signal: e.signal }, 'the libvirt daemon of this container exited'));
+    // Dying under a running launcher: the launcher sees libvirt go and reports it; this says why.
+    void daemon.exited.then((e) => daemonStopping || log.error({ code: e.code, signal: e.signal }, 'the libvirt daemon of this container exited'));
   }
   try {
     return await superviseLauncher(config, command, argv, log);
   } finally {
+    daemonStopping = true;
     await daemon?.stop();
   }
 }
