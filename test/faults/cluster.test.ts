@@ -72,10 +72,12 @@ interface Snapshot {
   sockets: string[];
 }
 
-// Not in `npm test` yet: one CI run in three (seed 222930184, 2026-12-04) left two VMs
-// Starting for good after a kube-apiserver restart (the agent's watches got Forbidden while
-// RBAC was still loading, then its log went quiet). Until that is found and fixed it would
-// block every CI run at random; run it with VIRTOPS_FAULTS_CLUSTER=1 (hardening issue, open).
+// Not in `npm test` yet. One CI run in three left a VM Starting for good; found (seed
+// 1727019179: a VM deleted and pushed again right after an API server restart waited for
+// the garbage collector to remove its predecessor's VMI) and fixed in the controller, with
+// deadlines on every API request and watch. Since then 4 runs in a row had no violation of
+// the system's (a fifth hit this file's own ESRCH race, fixed too). It goes back into CI
+// once a full CI run with it has passed; run it with VIRTOPS_FAULTS_CLUSTER=1.
 const optedIn = process.env.VIRTOPS_FAULTS_CLUSTER === '1';
 if (!optedIn) process.stderr.write('SKIPPING test/faults/cluster.test.ts: set VIRTOPS_FAULTS_CLUSTER=1 to run it (a known open failure, see the comment in the file)\n');
 
@@ -333,7 +335,13 @@ describe.skipIf(!canRun || !optedIn)('cluster mode under a seeded storm of fault
         const vm = vmOf.get(victim.uid)!;
         lastKill.set(vm, { count: (lastKill.get(vm)?.count ?? 0) + 1, at: Date.now() });
         note(`SIGKILL ${monitor ? 'monitor' : 'launcher'} pid ${victim.pid} of VM ${vmOf.get(victim.uid)} (VMI ${victim.uid})`);
-        process.kill(victim.pid, 'SIGKILL');
+        try {
+          process.kill(victim.pid, 'SIGKILL');
+        } catch (err) {
+          // It exited between the snapshot and the kill (its VM was restarting): no fault landed.
+          if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+          note(`pid ${victim.pid} had already exited`);
+        }
         return [];
       }
       case 'bad-commit': {
