@@ -5,7 +5,7 @@
  * moment by an outgoing connection, and a port QEMU is to bind must stay free until it does.
  */
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
 import type { PortForward } from './convert/context.js';
 import type { DeclaredPort } from './convert/interfaces.js';
@@ -15,6 +15,11 @@ export function forwardPortRange(ephemeralRangeText: string | undefined): { low:
   const [low, high] = (ephemeralRangeText ?? '').trim().split(/\s+/).map(Number);
   const eph = low && high && low <= high ? { low, high } : { low: 32768, high: 60999 };
   return eph.low > 12_000 ? { low: 10_000, high: eph.low - 1 } : { low: eph.high + 1, high: 65_535 };
+}
+
+/** Where ports this host listens on are picked now (forwards, and the test environment's servers). */
+export function listenPortRange(): { low: number; high: number } {
+  return forwardPortRange(ephemeralRangeText());
 }
 
 function ephemeralRangeText(): string | undefined {
@@ -95,3 +100,15 @@ export function hostPortFor(info: LauncherPortsInfo, remote: number, label: stri
   throw new Error(`port ${remote} of VM ${label} is not declared (declared: ${tcp.map((p) => p.guest).join(', ')}); add { port: ${remote} } to the pod interface's ports and restart the VM`);
 }
 
+
+/** Joins two connected sockets both ways; an error on either ends both. */
+export function spliceSockets(a: Socket, b: Socket): void {
+  a.pipe(b).pipe(a);
+  a.resume();
+  const end = (): void => {
+    a.destroy();
+    b.destroy();
+  };
+  a.once('error', end);
+  b.once('error', end);
+}

@@ -1,6 +1,6 @@
 import { createConnection, createServer, type Socket } from 'node:net';
 import type { Command } from 'commander';
-import { hostPortFor, type LauncherPortsInfo } from '../../launcher/host-ports.js';
+import { hostPortFor, spliceSockets, type LauncherPortsInfo } from '../../launcher/host-ports.js';
 import { callLauncher } from '../../launcher/server/client.js';
 import type { VmView } from '../../reconciler/standalone/backend.js';
 import { addConnectionOptions, apiCall, parseVmName, resolveTarget, type ConnectionOptions } from '../../reconciler/standalone/client.js';
@@ -82,11 +82,7 @@ function relay(client: Socket, t: ForwardTarget, remote: number, say: (line: str
       guest.once('close', () => {
         if (received === 0) say(`connection to port ${remote} of VM ${t.label} closed with no data from the guest: is anything listening on port ${remote} in the guest?`);
       });
-      client.pipe(guest).pipe(client);
-      client.resume();
-      const end = (): void => { client.destroy(); guest.destroy(); };
-      client.once('error', end);
-      guest.once('error', end);
+      spliceSockets(client, guest);
     },
     (err: Error) => {
       say(err.message);

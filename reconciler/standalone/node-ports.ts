@@ -9,7 +9,7 @@
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { hostPortFor, type LauncherPortsInfo } from '../../launcher/host-ports.js';
+import { hostPortFor, spliceSockets, type LauncherPortsInfo } from '../../launcher/host-ports.js';
 import { callLauncher } from '../../launcher/server/client.js';
 import type { KubeObject } from '../core/types.js';
 
@@ -125,11 +125,7 @@ export class NodePortForwarder {
     client.pause();
     void this.connectTarget(route).then(
       (guest) => {
-        client.pipe(guest).pipe(client);
-        client.resume();
-        const end = (): void => { client.destroy(); guest.destroy(); };
-        client.once('error', end);
-        guest.once('error', end);
+        spliceSockets(client, guest);
       },
       (err: Error) => {
         this.opts.log.warn({ nodePort: route.nodePort, service: route.service, err: err.message }, 'node port connection dropped');

@@ -1,29 +1,13 @@
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { listenPortRange } from '../../../launcher/host-ports.js';
 
 /**
- * The kernel's range of ephemeral (client source) ports. Listening ports are picked below
- * it: a port in that range can be handed to a client connecting elsewhere while the server
- * is down (a restart then fails with EADDRINUSE), or to a client connecting to that very
- * port (a TCP self-connect: the client talks to itself and may wait for an answer for
+ * Listening ports are picked below the kernel's ephemeral range (launcher/host-ports.ts owns
+ * the range): a port in that range can be handed to a client connecting elsewhere while the
+ * server is down (a restart then fails with EADDRINUSE), or to a client connecting to that
+ * very port (a TCP self-connect: the client talks to itself and may wait for an answer for
  * good). Real API servers listen on fixed ports (6443) outside the range for the same reason.
  */
-export function ephemeralPortRange(procFile = '/proc/sys/net/ipv4/ip_local_port_range'): { low: number; high: number } {
-  try {
-    const [low, high] = readFileSync(procFile, 'utf8').trim().split(/\s+/).map(Number);
-    if (low && high && low <= high) return { low, high };
-  } catch {
-    // not Linux, or no /proc: the usual defaults
-  }
-  return { low: 32768, high: 60999 };
-}
-
-/** Where listening ports are picked from: below the ephemeral range (or above it, if it starts too low). */
-export function listenPortRange(eph = ephemeralPortRange()): { low: number; high: number } {
-  if (eph.low > 12_000) return { low: 10_000, high: eph.low - 1 };
-  return { low: eph.high + 1, high: 65_535 };
-}
-
 function listen(port: number): Promise<Server | undefined> {
   return new Promise((resolve) => {
     const s = createServer();
