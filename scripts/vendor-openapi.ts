@@ -1,7 +1,8 @@
 /**
  * Vendors the part of KubeVirt's OpenAPI (swagger 2.0) that virtops validates against:
- * every definition reachable from v1.VirtualMachine, v1.VirtualMachineInstance and the four
- * instancetype.kubevirt.io/v1beta1 kinds (instancetypes and preferences), written to
+ * every definition reachable from v1.VirtualMachine, v1.VirtualMachineInstance, the four
+ * instancetype.kubevirt.io/v1beta1 kinds (instancetypes and preferences), VirtualMachinePool
+ * and the snapshot.kubevirt.io kinds (snapshot, content, restore), written to
  * api/kubevirt-openapi.v1.json. The repo must work from a fresh clone, and the full spec is
  * 750 KB of mostly unrelated APIs.
  *
@@ -16,6 +17,9 @@ const ROOTS = [
   'v1.VirtualMachine', 'v1.VirtualMachineInstance',
   'v1beta1.VirtualMachineInstancetype', 'v1beta1.VirtualMachineClusterInstancetype',
   'v1beta1.VirtualMachinePreference', 'v1beta1.VirtualMachineClusterPreference',
+  // pool.kubevirt.io and snapshot.kubevirt.io (issue 13 parts 2 and 3)
+  'v1beta1.VirtualMachinePool',
+  'v1beta1.VirtualMachineSnapshot', 'v1beta1.VirtualMachineSnapshotContent', 'v1beta1.VirtualMachineRestore',
 ];
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const source = path.resolve(process.argv[2] ?? path.join(repo, '../shared/reference/kubevirt-openapi.json'));
