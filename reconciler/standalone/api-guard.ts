@@ -11,6 +11,12 @@
  * - Either way, anything but GET/HEAD must be `POST` with `Content-Type: application/json`:
  *   browsers send a cross-origin `text/plain` POST without asking, never a JSON one (that
  *   needs a CORS preflight, which this server does not answer).
+ * - The dashboard (TCP only, dashboard-server.ts): a browser trades the token once
+ *   (`POST /api/v1/session`, JSON) for an HttpOnly, SameSite=Strict session cookie. A request
+ *   authenticated by that cookie alone and not GET/HEAD must also carry the session's CSRF
+ *   secret in `X-Virtops-CSRF` (which only a page of this origin can read and set), on top of
+ *   the JSON-only and Origin rules. The login page and the static assets are public (no data);
+ *   an unauthenticated browser GET of a page is sent to /login instead of a 401 body.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -25,14 +31,32 @@ export interface GuardPolicy {
   tokenHint?: string;
   /** More names that reach this host (a wildcard listen accepts IP literals, localhost and these). */
   hostNames?: readonly string[];
+  /** TCP with the dashboard: the live session of a session id (from the cookie), if any. */
+  session?: (id: string) => { csrf: string } | undefined;
 }
 
 export interface GuardRequest {
   method: string;
-  headers: { host?: string | undefined; origin?: string | undefined; authorization?: string | undefined; 'content-type'?: string | undefined };
+  /** The URL path (no query): decides what is public (the login page, static assets). */
+  path?: string;
+  headers: {
+    host?: string | undefined;
+    origin?: string | undefined;
+    authorization?: string | undefined;
+    'content-type'?: string | undefined;
+    cookie?: string | undefined;
+    accept?: string | undefined;
+    'x-virtops-csrf'?: string | undefined;
+  };
 }
 
-export type GuardVerdict = { ok: true } | { ok: false; status: 401 | 403 | 405 | 415; error: string };
+/** `login`: an unauthenticated browser asked for a page; send it to /login rather than a 401 body. */
+export type GuardVerdict = { ok: true; via?: 'token' | 'session' | 'public' } | { ok: false; status: 401 | 403 | 405 | 415; error: string; login?: true };
+
+/** The dashboard's session cookie (HttpOnly, SameSite=Strict; see dashboard-server.ts). */
+export const SESSION_COOKIE = 'virtops_session';
+/** The header a cookie-authenticated mutation must carry, holding the session's CSRF secret. */
+export const CSRF_HEADER = 'x-virtops-csrf';
 
 const WILDCARDS = new Set(['0.0.0.0', '::', '']);
 
@@ -91,7 +115,41 @@ export function methodAllowed(method: string, contentType: string | undefined): 
   return { ok: true };
 }
 
-/** The whole decision, in order: Host, Origin (403), token (401), method and content type (405/415). */
+/** The value of cookie `name` in a Cookie header (the first one; browsers send the most specific first). */
+export function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) {
+      const v = part.slice(i + 1).trim();
+      return v === '' ? undefined : v;
+    }
+  }
+  return undefined;
+}
+
+/** Equal secrets, compared through fixed-length digests (no timing leak of content or length). */
+export function secretEquals(given: string | undefined, expected: string): boolean {
+  const a = createHash('sha256').update(given ?? '').digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b) && given !== undefined && expected !== '';
+}
+
+/**
+ * What an unauthenticated caller may fetch: the login page and the bundled static assets
+ * (no data in either), and the token-for-cookie exchange (which checks the token itself).
+ */
+export function isPublicPath(method: string, path: string | undefined): boolean {
+  if (path === undefined) return false;
+  if (method === 'GET' || method === 'HEAD') return path === '/login' || path === '/favicon.ico' || /^\/assets\/[\w.-]+$/.test(path);
+  return method === 'POST' && path === '/api/v1/session';
+}
+
+/** A browser navigating to a page (not an API or asset fetch): it gets the login page, not a 401 body. */
+export function wantsLoginPage(method: string, path: string | undefined, accept: string | undefined): boolean {
+  return (method === 'GET' || method === 'HEAD') && !!path && !path.startsWith('/api/') && /\btext\/html\b/.test(accept ?? '');
+}
+
+/** The whole decision, in order: Host, Origin (403), token or session + CSRF (401/403), method and content type (405/415). */
 export function guardRequest(req: GuardRequest, policy: GuardPolicy): GuardVerdict {
   const { listen } = policy;
   const names = policy.hostNames ?? [];
@@ -104,13 +162,30 @@ export function guardRequest(req: GuardRequest, policy: GuardPolicy): GuardVerdi
   }
   if (listen.kind === 'tcp') {
     if (!policy.token || !tokenMatches(req.headers.authorization, policy.token)) {
+      // No (valid) bearer token: a dashboard session cookie, or a public path, or nothing.
+      const sid = policy.session && !req.headers.authorization ? cookieValue(req.headers.cookie, SESSION_COOKIE) : undefined;
+      const session = sid !== undefined ? policy.session!(sid) : undefined;
+      if (session) {
+        if (req.method !== 'GET' && req.method !== 'HEAD' && !secretEquals(req.headers[CSRF_HEADER], session.csrf)) {
+          return { ok: false, status: 403, error: `a ${req.method} authenticated by the session cookie needs the session's CSRF secret in the X-Virtops-CSRF header (the dashboard sends it; GET /api/v1/session returns it)` };
+        }
+        const m = methodAllowed(req.method, req.headers['content-type']);
+        return m.ok ? { ok: true, via: 'session' } : m;
+      }
+      if (policy.session && isPublicPath(req.method, req.path)) {
+        const m = methodAllowed(req.method, req.headers['content-type']);
+        return m.ok ? { ok: true, via: 'public' } : m;
+      }
       const where = policy.tokenHint ?? 'the token file in the state dir';
       return {
         ok: false,
         status: 401,
-        error: `${req.headers.authorization ? 'the bearer token does not match' : 'unauthenticated'}: send "Authorization: Bearer <token>" with the token in ${where} (virtops CLI: --state-dir, --token-file or $VIRTOPS_TOKEN; or use the unix socket)`,
+        error: `${req.headers.authorization ? 'the bearer token does not match' : sid !== undefined ? 'the dashboard session has expired or is unknown (virtops up restarted?)' : 'unauthenticated'}: send "Authorization: Bearer <token>" with the token in ${where} (virtops CLI: --state-dir, --token-file or $VIRTOPS_TOKEN; or use the unix socket)${policy.session ? '; in a browser, open the login link virtops up printed' : ''}`,
+        ...(policy.session && wantsLoginPage(req.method, req.path, req.headers.accept) ? { login: true as const } : {}),
       };
     }
+    const m = methodAllowed(req.method, req.headers['content-type']);
+    return m.ok ? { ok: true, via: 'token' } : m;
   }
   return methodAllowed(req.method, req.headers['content-type']);
 }
