@@ -263,6 +263,7 @@ export class ClusterAgent {
         await this.reportVmi(vmi, { reachable: false, phase: 'Succeeded', reason: 'VMIDeleted', message: 'the guest was stopped because its VirtualMachineInstance is being deleted' });
       }
       if (vmi && (vmi.metadata.finalizers ?? []).includes(VMI_FINALIZER)) await removeFinalizer(this.client, vmi);
+      if (!vmi && this.opts.processRuntime) return this.finishOrphanedPod(key, pod, t);
       return {};
     }
 
@@ -411,10 +412,31 @@ export class ClusterAgent {
       await this.opts.runtime.stop(t.record, 0);
     }
     t.watch?.stop();
-    if (this.opts.processRuntime && !t.exited) {
-      t.exited = { state: 'exited', exitCode: 0, reason: 'Completed', ...(t.startedAt ? { startedAt: t.startedAt } : {}), finishedAt: new Date() };
+    if (this.opts.processRuntime) {
+      t.exited ??= { state: 'exited', exitCode: 0, reason: 'Completed', ...(t.startedAt ? { startedAt: t.startedAt } : {}), finishedAt: new Date() };
+      // Reported until the Pod shows it: a report that failed (the API server restarting) is
+      // retried with the reconcile, not forgotten.
       if (pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed' && t.startedAt) await this.reportPod(pod, t.exited);
     }
+  }
+
+  /**
+   * The Pod's VMI is gone for good (a live read said so) and its guest is stopped. Normally
+   * the Pod's deletion follows (the controller's or the garbage collector's) and arrives as
+   * an update; but a watch resumed across an API server restart has been seen to miss it,
+   * leaving the Pod terminating for good. So ask the API server for the Pod itself: finish a
+   * deletion it shows, forget a Pod that is gone, and look again shortly otherwise.
+   */
+  private async finishOrphanedPod(key: string, pod: V1Pod, t: Tracked): Promise<ReconcileResult> {
+    const { namespace = 'default', name = '' } = pod.metadata ?? {};
+    const live = await this.client.read<V1Pod & KubernetesObject>({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace } });
+    if (!live || live.metadata?.uid !== pod.metadata?.uid) {
+      await this.opts.runtime.removeVmFiles(namespace, podDirName(pod)).catch(() => undefined);
+      this.untrack(key);
+      return {};
+    }
+    if (live.metadata?.deletionTimestamp) return this.terminatePod(key, live, t);
+    return { requeueAfterMs: 5000 };
   }
 
   /** The Pod is being deleted: stop its process, then remove the Pod for good (kubelet's last step). */

@@ -72,16 +72,7 @@ interface Snapshot {
   sockets: string[];
 }
 
-// Not in `npm test` yet. One CI run in three left a VM Starting for good; found (seed
-// 1727019179: a VM deleted and pushed again right after an API server restart waited for
-// the garbage collector to remove its predecessor's VMI) and fixed in the controller, with
-// deadlines on every API request and watch. Since then 4 runs in a row had no violation of
-// the system's (a fifth hit this file's own ESRCH race, fixed too). It goes back into CI
-// once a full CI run with it has passed; run it with VIRTOPS_FAULTS_CLUSTER=1.
-const optedIn = process.env.VIRTOPS_FAULTS_CLUSTER === '1';
-if (!optedIn) process.stderr.write('SKIPPING test/faults/cluster.test.ts: set VIRTOPS_FAULTS_CLUSTER=1 to run it (a known open failure, see the comment in the file)\n');
-
-describe.skipIf(!canRun || !optedIn)('cluster mode under a seeded storm of faults', () => {
+describe.skipIf(!canRun)('cluster mode under a seeded storm of faults', () => {
   let cp: ControlPlane;
   let cpDir: Awaited<ReturnType<typeof tempDir>>;
   let work: Awaited<ReturnType<typeof tempDir>>;

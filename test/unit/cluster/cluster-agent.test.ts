@@ -506,6 +506,36 @@ describe('deletion', () => {
     expect(w.stopsOf(uid).filter((g) => g > 0)).toEqual([7]);
   });
 
+  // Found by the cluster fault test (seed 889624641, fixed): after a kube-apiserver restart the
+  // agent's Pod watch never delivered the Pod's deletion, so the Pod stayed terminating for good.
+  it('a Pod whose deletion its watch missed (stale cache) is still finished once its VMI is gone: the agent asks the API server', async () => {
+    const w = world();
+    const { agent, vmi, pod } = await running(w, 'web', { grace: 0 });
+    w.kube.pauseWatches('Pod');
+    w.kube.remove(KV, 'VirtualMachineInstance', 'web', NS);
+    await agent.idle();
+    await w.pass(agent);
+    expect(w.vmi('web')).toBeUndefined();
+    // The GC's graceful delete of the Pod never reached the agent's cache, yet it was finished.
+    expect(agent.pods.get(pod.metadata.name, NS)?.metadata?.deletionTimestamp).toBeUndefined();
+    expect(w.pod(pod.metadata.name)).toBeUndefined();
+    expect(w.fakeNode.removedDirs).toContain(`/fake/pods/${NS}_${podDir(vmi)}`);
+    w.kube.resumeWatches('Pod');
+    await agent.idle();
+  });
+
+  it('a Pod status report that failed while the guest was stopped is retried, not forgotten', async () => {
+    const w = world();
+    const { pod } = w.addVmi('web', { grace: 0, finalizers: [VMI_FINALIZER, 'example.com/hold'] });
+    const agent = await w.startAgent();
+    expect(w.pod(pod.metadata.name)?.status?.phase).toBe('Running');
+    w.kube.failNext('patch-status', 'pods/status', apiError(503, 'the API server is restarting'));
+    w.kube.remove(KV, 'VirtualMachineInstance', 'web', NS);
+    await agent.idle();
+    await w.pass(agent, 2);
+    expect(w.pod(pod.metadata.name)?.status?.phase).toBe('Succeeded');
+  });
+
   // Found with these tests (fixed): the agent only removed its finalizer, so a VMI held by
   // another finalizer kept phase Running and Ready=True with no guest (virt-handler reports
   // Succeeded after a shutdown before the VMI goes away).
