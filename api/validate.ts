@@ -6,7 +6,10 @@
  * instancetypes and preferences (namespaced and cluster), are checked against KubeVirt's own
  * OpenAPI (the vendored api/kubevirt-openapi.v1.json, made structural and closed by
  * api/structural-schema.ts), so unknown or misspelled fields are rejected by path, plus the
- * cross-field rules KubeVirt's admission webhook enforces. Core objects get shape checks.
+ * cross-field rules KubeVirt's admission webhook enforces. pool.kubevirt.io/v1beta1
+ * VirtualMachinePool likewise (schema, then api/pool.ts's rules and its template's VM rules).
+ * VirtualMachineInstanceReplicaSet/Preset are refused naming their replacement (pools,
+ * instancetypes/preferences). Core objects get shape checks.
  *
  *   const issues = validateManifest(obj);
  *   if (issues.length) throw new Error(formatIssues(issues, 'dist/web.k8s.yaml'));
@@ -16,6 +19,7 @@ import addFormatsModule from 'ajv-formats';
 import { RUN_STRATEGIES } from './kubevirt.js';
 import { INSTANCETYPE_API_VERSION, INSTANCETYPE_GROUP, PREFERRED_CPU_TOPOLOGIES, isClusterScopedKind } from './instancetype.js';
 import { QUANTITY_PATTERN, referencedSchema } from './structural-schema.js';
+import { POOL_API_VERSION, POOL_GROUP, POOL_KIND, checkPoolRules, poolVm, type VirtualMachinePool } from './pool.js';
 
 const QUANTITY_FIX = 'use a number with an optional suffix, e.g. 2Gi, 512Mi, 1.5, 500m';
 
@@ -61,6 +65,12 @@ const INSTANCETYPE_KINDS: Record<string, string> = {
   VirtualMachineClusterPreference: 'v1beta1.VirtualMachineClusterPreference',
 };
 
+/** KubeVirt kinds virtops refuses, with what to use instead. */
+export const REPLACED_KINDS: Record<string, string> = {
+  VirtualMachineInstanceReplicaSet: `use a ${POOL_KIND} (${POOL_API_VERSION}): replicas of a VirtualMachine template, named <pool>-<n>, scaled from git`,
+  VirtualMachineInstancePreset: 'use instancetypes and preferences (instancetype.kubevirt.io/v1beta1 VirtualMachineInstancetype/VirtualMachinePreference) referenced from the VM\'s spec.instancetype/spec.preference',
+};
+
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
@@ -91,6 +101,20 @@ export function validateManifest(obj: unknown): ValidationIssue[] {
     issues.push(...checkMetadata(obj, !isClusterScopedKind(kind)).filter((i) => !seen.has(i.path)));
     if (issues.length === 0) issues.push(...checkInstancetypeRules(obj));
     return sortIssues(issues);
+  }
+  if (apiVersion === POOL_API_VERSION && kind === POOL_KIND) {
+    const validate = validatorFor('v1beta1.VirtualMachinePool');
+    if (!validate(obj)) issues.push(...toIssues(validate.errors ?? []));
+    const seen = new Set(issues.map((i) => i.path));
+    issues.push(...checkMetadata(obj, true).filter((i) => !seen.has(i.path)));
+    if (issues.length === 0) issues.push(...checkPoolRules(obj as unknown as VirtualMachinePool), ...checkPoolTemplate(obj as unknown as VirtualMachinePool));
+    return sortIssues(issues);
+  }
+  if (typeof apiVersion === 'string' && apiVersion.startsWith(`${POOL_GROUP}/`)) {
+    return [{ path: '/kind', message: `${apiVersion} ${String(kind)} is not supported by virtops`, fix: `use apiVersion '${POOL_API_VERSION}' with kind ${POOL_KIND}` }];
+  }
+  if (typeof apiVersion === 'string' && apiVersion.startsWith('kubevirt.io/') && typeof kind === 'string' && REPLACED_KINDS[kind]) {
+    return [{ path: '/kind', message: `${kind} is not supported by virtops`, fix: REPLACED_KINDS[kind] }];
   }
   if (typeof apiVersion === 'string' && apiVersion.startsWith(`${INSTANCETYPE_GROUP}/`)) {
     return [{ path: '/kind', message: `${apiVersion} ${String(kind)} is not supported by virtops`, fix: `use apiVersion '${INSTANCETYPE_API_VERSION}' with kind ${Object.keys(INSTANCETYPE_KINDS).join(', ')}` }];
@@ -316,6 +340,15 @@ function checkVmiSpecRules(spec: Obj, at: string): ValidationIssue[] {
     }
   }
   return issues;
+}
+
+/**
+ * The template's VM rules (disks ↔ volumes, runStrategy...), checked on the pool's first VM
+ * and reported at the template's paths.
+ */
+function checkPoolTemplate(pool: VirtualMachinePool): ValidationIssue[] {
+  const sample = poolVm(pool, 0);
+  return checkVmRules(sample as unknown as Obj).map((i) => ({ ...i, path: i.path.replace(/^\/spec/, '/spec/virtualMachineTemplate/spec') }));
 }
 
 /** What KubeVirt's instancetype and preference webhooks check beyond the schema. */
