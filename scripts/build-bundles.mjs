@@ -24,7 +24,7 @@
  * load lazy chunks from them: each process touches its directory at start and every few
  * hours, and directories untouched for a week are pruned.
  *
- *   node scripts/build-bundles.mjs [launcher|reconciler]   build (if stale) and print the bundle directory
+ *   node scripts/build-bundles.mjs [launcher|reconciler|dashboard]   build (if stale) and print the bundle directory
  *   import { launcherBundle, reconcilerBundle } from '...'; what cli/bin.js calls (builds through the line above)
  */
 import { spawnSync } from 'node:child_process';
@@ -55,7 +55,13 @@ const BUNDLES = {
   // project's vms/ and the DSL must share one copy of constructs and cdk8s.
   // Package only: the checkout runs these commands through tsx (cli/bin.js).
   cli: { entryPoints: { entry: 'cli/main.ts', 'prepare-worker': 'launcher/prepare-worker.ts' }, precompiledValidators: false, external: ['cdk8s', 'cdk8s-plus-33', 'constructs'] },
+  // The web dashboard's browser assets (dashboard/README.md), served by `up --listen`: minified,
+  // content-hashed scripts and styles, and the two HTML pages that name them.
+  dashboard: { entryPoints: { app: 'dashboard/app.tsx', login: 'dashboard/login.ts' }, browser: true, pages: ['dashboard/index.html', 'dashboard/login.html'] },
 };
+
+/** The file a complete build of bundle `name` has (written last). */
+const markerOf = (name) => (BUNDLES[name]?.browser ? 'index.html' : 'entry.mjs');
 
 /**
  * Returns the fresh launcher bundle ({ dir, entry }), building it when the sources changed.
@@ -63,6 +69,11 @@ const BUNDLES = {
  */
 export function launcherBundle(opts) {
   return bundle('launcher', opts);
+}
+
+/** The dashboard's static assets ({ dir, entry: index.html }), for `up --listen` (reconciler/standalone/dashboard-server.ts). */
+export function dashboardBundle(opts) {
+  return bundle('dashboard', opts);
 }
 
 /** As launcherBundle, for `up`, `controller` and `agent` (reconciler/entry.ts). */
@@ -93,8 +104,8 @@ const manifestOf = (name) => join(CACHE, `${name}.json`);
 /** The bundle recorded in the manifest, if its key still matches the sources. */
 function freshBundle(name) {
   const known = readManifest(name);
-  if (known && existsSync(join(known.dir, 'entry.mjs')) && keyOf(known.inputs) === known.key) {
-    return { dir: known.dir, entry: join(known.dir, 'entry.mjs') };
+  if (known && existsSync(join(known.dir, markerOf(name))) && keyOf(known.inputs) === known.key) {
+    return { dir: known.dir, entry: join(known.dir, markerOf(name)) };
   }
   return undefined;
 }
@@ -147,7 +158,7 @@ async function build(name) {
     writeFileSync(manifestTmp, JSON.stringify({ key, dir, inputs }, null, 1));
     renameSync(manifestTmp, manifestOf(name));
     prune(name, dir);
-    return { dir, entry: join(dir, 'entry.mjs') };
+    return { dir, entry: join(dir, markerOf(name)) };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
@@ -172,6 +183,13 @@ async function buildInto(name, outdir, location, { validatorsLocated = false } =
   const recipe = BUNDLES[name];
   if (!recipe) throw new Error(`unknown bundle ${JSON.stringify(name)}: expected one of ${Object.keys(BUNDLES).join(', ')}`);
   const esbuild = await import(join(REPO, 'node_modules', 'esbuild', 'lib', 'main.js'));
+  if (recipe.browser) {
+    try {
+      return await buildBrowser(esbuild, recipe, outdir);
+    } finally {
+      await esbuild.stop();
+    }
+  }
   const gen = `${outdir}-gen`;
   const common = {
     absWorkingDir: REPO,
@@ -215,6 +233,66 @@ async function buildInto(name, outdir, location, { validatorsLocated = false } =
     // esbuild's API keeps a service child process alive (~75 MiB) until stopped.
     await esbuild.stop();
   }
+}
+
+/**
+ * A browser bundle (the dashboard): ES2020 modules, minified, names carrying a content hash
+ * (served as immutable), CSS from the imported stylesheets (xterm's included); then each page
+ * in `recipe.pages` with `{{app.js}}`-style placeholders replaced by the hashed names, and
+ * sizes.json (raw and gzip bytes of each file). No source maps: the assets stay small.
+ */
+async function buildBrowser(esbuild, recipe, outdir) {
+  const { gzipSync } = await import('node:zlib');
+  const result = await esbuild.build({
+    absWorkingDir: REPO,
+    entryPoints: recipe.entryPoints,
+    outdir,
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2020',
+    minify: true,
+    entryNames: '[name]-[hash]',
+    assetNames: '[name]-[hash]',
+    // The console page's xterm.js is a lazy chunk: the overview does not load it.
+    splitting: true,
+    chunkNames: 'chunk-[hash]',
+    jsx: 'automatic',
+    jsxImportSource: 'preact',
+    metafile: true,
+    logLevel: 'silent',
+    legalComments: 'none',
+    define: { 'process.env.NODE_ENV': '"production"' },
+  });
+  // Entry name → hashed output file, e.g. app.js → app-5FJ2K.js, app.css → app-QW3E.css.
+  const names = {};
+  const base = (p) => p.slice(p.lastIndexOf('/') + 1);
+  for (const [out, meta] of Object.entries(result.metafile.outputs)) {
+    const entry = meta.entryPoint ? Object.entries(recipe.entryPoints).find(([, src]) => src === meta.entryPoint)?.[0] : undefined;
+    if (!entry || !out.endsWith('.js')) continue;
+    names[`${entry}.js`] = base(out);
+    if (meta.cssBundle) names[`${entry}.css`] = base(meta.cssBundle);
+  }
+  const sizes = {};
+  for (const page of recipe.pages) {
+    let html = readFileSync(join(REPO, page), 'utf8');
+    html = html.replace(/\{\{([\w.-]+)\}\}/g, (m, key) => {
+      if (!names[key]) throw new Error(`${page}: ${m} names no built asset (built: ${Object.keys(names).join(', ')})`);
+      return names[key];
+    });
+    writeFileSync(join(outdir, page.slice(page.lastIndexOf('/') + 1)), html);
+  }
+  for (const f of readdirSync(outdir)) {
+    const body = readFileSync(join(outdir, f));
+    sizes[f] = { bytes: body.length, gzip: gzipSync(body, { level: 9 }).length };
+  }
+  writeFileSync(join(outdir, 'sizes.json'), JSON.stringify(sizes, null, 1));
+  const inputs = [...Object.keys(result.metafile.inputs), ...recipe.pages]
+    .filter((p) => !p.includes('node_modules/'))
+    .map((p) => relative(REPO, resolve(REPO, p)))
+    .filter((p, i, all) => all.indexOf(p) === i)
+    .sort();
+  return { inputs };
 }
 
 /**

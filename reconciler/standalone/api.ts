@@ -21,6 +21,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createConnection } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { chmod, lstat, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
@@ -30,6 +31,7 @@ import { ReconcileError, type StandaloneBackend } from './backend.js';
 import { guardRequest, RateLimiter, type GuardPolicy } from './api-guard.js';
 import { guardPeers } from '../../launcher/server/peer.js';
 import { type SourceError, sourceErrorLine } from './source-health.js';
+import type { Dashboard } from './dashboard-server.js';
 
 export type ListenAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 
@@ -56,6 +58,8 @@ export interface ApiOptions extends HealthOptions {
   tokenHint?: string;
   /** TCP on a wildcard address: names of this host accepted in `Host`. */
   hostNames?: readonly string[];
+  /** TCP only: the web dashboard at `/` (dashboard-server.ts), with its session cookies. */
+  dashboard?: Dashboard;
 }
 
 export interface ApiServer {
@@ -70,9 +74,14 @@ export async function startApi(listen: ListenAddress, opts: ApiOptions): Promise
   let policy: GuardPolicy | undefined;
   const server: Server = createServer((req, res) => {
     // Decided before routing: a refused request reaches no handler, so it changes nothing.
-    const verdict = policy ? guardRequest({ method: req.method ?? 'GET', headers: req.headers }, policy) : ({ ok: false, status: 403, error: 'not ready' } as const);
+    const verdict = policy ? guardRequest({ method: req.method ?? 'GET', path: pathOf(req), headers: req.headers }, policy) : ({ ok: false, status: 403, error: 'not ready' } as const);
     if (!verdict.ok) {
       req.resume();
+      // A browser opening a dashboard page without a session: the login page, not a 401 body.
+      if ('login' in verdict && verdict.login) {
+        res.writeHead(303, { location: '/login', 'cache-control': 'no-store', 'content-length': 0 });
+        return res.end();
+      }
       return send(res, verdict.status, { error: verdict.error }, verdict.status === 401 ? { 'www-authenticate': 'Bearer realm="virtops"' } : {});
     }
     void route(req, res).catch((err: unknown) => {
@@ -86,6 +95,7 @@ export async function startApi(listen: ListenAddress, opts: ApiOptions): Promise
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     const method = req.method ?? 'GET';
+    if (opts.dashboard && (await opts.dashboard.handle(req, res, path, method))) return;
     if (await serveHealth(path, method, res, opts)) return;
     if (path === '/api/v1/source') return send(res, 200, opts.sourceInfo());
     if (path === '/api/v1/diff') return send(res, 200, await opts.diff());
@@ -116,12 +126,22 @@ export async function startApi(listen: ListenAddress, opts: ApiOptions): Promise
     send(res, 404, { error: `no endpoint ${method} ${path}; see reconciler/standalone/api.ts` });
   }
 
+  // WebSocket upgrades (the dashboard's serial console): the same guard, then the dashboard.
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const verdict = policy ? guardRequest({ method: req.method ?? 'GET', path: pathOf(req), headers: req.headers }, policy) : ({ ok: false, status: 403, error: 'not ready' } as const);
+    if (!verdict.ok) {
+      socket.end(`HTTP/1.1 ${verdict.status} Refused\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify({ error: verdict.error })}`);
+      return;
+    }
+    if (!opts.dashboard?.upgrade(req, socket, head, pathOf(req))) socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n');
+  });
   // The unix socket: besides its 0600 mode, only a peer of our uid or root (SO_PEERCRED).
   if (listen.kind === 'unix') guardPeers(server, listen.path, opts.log);
   const bound = await listenOn(server, listen);
+  const dash = opts.dashboard;
   policy = bound.listen.kind === 'unix'
     ? { listen: { kind: 'unix' } }
-    : { listen: bound.listen, token: opts.token!, ...(opts.tokenHint ? { tokenHint: opts.tokenHint } : {}), ...(opts.hostNames ? { hostNames: opts.hostNames } : {}) };
+    : { listen: bound.listen, token: opts.token!, ...(opts.tokenHint ? { tokenHint: opts.tokenHint } : {}), ...(opts.hostNames ? { hostNames: opts.hostNames } : {}), ...(dash ? { session: (id: string) => dash.sessions.lookup(id) } : {}) };
   return bound;
 }
 
@@ -287,6 +307,14 @@ async function refuseUnlessStale(path: string): Promise<void> {
     c.once('error', () => resolve(false));
   });
   if (answered) throw new Error(`${path} is served by another process (another virtops up on this state dir?): stop it first`);
+}
+
+function pathOf(req: IncomingMessage): string {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost').pathname;
+  } catch {
+    return '/';
+  }
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -13,11 +13,15 @@ import { NodeAgent } from '../agent/agent.js';
 import { processAlive } from '../agent/process-runtime.js';
 import { NodePortForwarder } from './node-ports.js';
 import { StandaloneBackend } from './backend.js';
+import { DataVolumeWorker } from './datavolumes.js';
+import { volumeGate } from '../../api/datavolume.js';
+import { ImageStore } from '../../launcher/volumes/image-store.js';
 import { startApi, startMetricsServer, startWebhookServer, type ApiServer } from './api.js';
 import { loadOrCreateToken } from './api-token.js';
 import { LibvirtDomains } from './libvirt-domains.js';
 import { ReconcilerMetrics } from './metrics.js';
-import { StateStore } from './state-store.js';
+import { NotifyingStateStore } from './events-stream.js';
+import { createDashboard, dashboardAssetsDir, type Dashboard } from './dashboard-server.js';
 import { SourceHealth } from './source-health.js';
 import { socketPath } from './client.js';
 import { baseEnv, hostFlags, validateHostFlags, type HostEmulation } from '../agent/host-config.js';
@@ -165,7 +169,8 @@ export interface UpHandle {
 }
 
 export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtops-up' })): Promise<UpHandle> {
-  const store = new StateStore(config.stateDir);
+  // Tells the dashboard's live feed what changed (events-stream.ts); writes are StateStore's.
+  const store = new NotifyingStateStore(config.stateDir);
   await store.init();
   const other = await store.readUp();
   if (other && other.pid !== process.pid && (await processAlive(other.pid))) {
@@ -198,9 +203,23 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
       : {}),
     log: log.child({ component: 'agent' }),
   });
+  // DataVolumes are imported outside the reconcile (datavolumes.ts); a VM waits for its own.
+  let backendRef: StandaloneBackend | undefined;
+  const dataVolumes = new DataVolumeWorker({
+    stateDir: config.stateDir,
+    pvcDir: join(config.stateDir, 'pvcs'),
+    imageStore: new ImageStore({ dir: join(config.stateDir, 'images'), insecureRegistries: config.insecureRegistries }),
+    log: log.child({ component: 'datavolumes' }),
+    onChange: () => backendRef?.resync(),
+    claimsInUse: () => backendRef?.claimsInUse() ?? new Set(),
+  });
+  await dataVolumes.start();
   const backend = new StandaloneBackend({
     store, agent, domains, metrics, resyncMs: config.intervalMs, concurrency: config.concurrency, backoffPolicy: config.backoffPolicy, log: log.child({ component: 'backend' }),
+    volumeGate: (vm) => volumeGate(vm.spec.template.spec.volumes, (claim) => dataVolumes.status(vm.metadata.namespace ?? 'default', claim)),
   });
+  backendRef = backend;
+  await dataVolumes.update(backend.appliedManifests());
   await backend.start();
   // NodePort Services of the applied revision (node-ports.ts), converged after each apply.
   const nodePorts = new NodePortForwarder({ launcherSocket: (ns, name) => backend.get(ns, name)?.instance?.socket, log: log.child({ component: 'node-ports' }) });
@@ -234,6 +253,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
       () => {
         if (pendingApply === r) health.ok('apply');
         exposeServices();
+        dataVolumes.update(backend.appliedManifests()).catch((err: unknown) => log.error({ err }, 'updating the DataVolumes failed'));
       },
       (err: unknown) => {
         log.error({ err, sha: r.sha }, 'applying the revision failed; retrying');
@@ -284,10 +304,20 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     { flag: '--state-dir', what: config.socketPath, start: () => startApi({ kind: 'unix', path: config.socketPath }, apiOptions) },
   ];
   const l = config.listen;
+  // The web dashboard: on the TCP listener only (a browser cannot reach the unix socket).
+  let dashboard: Dashboard | undefined;
   if (l && token) {
+    const assetsDir = await dashboardAssetsDir((msg) => log.warn(msg));
+    if (!assetsDir) log.warn('the dashboard assets could not be built: --listen serves the API without the dashboard');
+    else {
+      dashboard = await createDashboard({
+        backend, token: token.token, stateDir: config.stateDir, repo: config.repo, log: log.child({ component: 'dashboard' }),
+        changes: store.changes, sourceError: () => health.error, nextManifests: () => source.current, diff: apiOptions.diff, assetsDir,
+      });
+    }
     listeners.push({
       flag: '--listen', what: `${l.host}:${l.port}`,
-      start: () => startApi({ kind: 'tcp', ...l }, { ...apiOptions, token: token.token, tokenHint: token.path, hostNames: [hostname()] }),
+      start: () => startApi({ kind: 'tcp', ...l }, { ...apiOptions, token: token.token, tokenHint: token.path, hostNames: [hostname()], ...(dashboard ? { dashboard } : {}) }),
     });
   }
   const w = config.webhookListen;
@@ -301,9 +331,11 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     try {
       servers.set(lis.flag, await lis.start());
     } catch (err) {
+      dashboard?.close();
       for (const srv of servers.values()) await srv.close();
       await nodePorts.close();
       await backend.stop();
+      await dataVolumes.stop();
       await domains.close();
       throw new Error(`${lis.flag}: cannot serve on ${lis.what}: ${(err as Error).message} (pass another ${lis.flag})`);
     }
@@ -319,6 +351,14 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
   };
   await store.writeUp(upInfo);
   log.info({ ...upInfo, stateDir: config.stateDir, interval: config.intervalMs, emulation: config.emulation, launcherRuntime: config.launcherRuntime }, `virtops up: serving on ${[...servers.values()].map((x) => x.address).join(', ')}`);
+  if (dashboard && tcpApi) {
+    // The token rides in the fragment, which browsers never send: it reaches no request line or log
+    // but this one line, printed to the operator's terminal (stderr, outside the JSON log stream).
+    const host = l!.host === '0.0.0.0' || l!.host === '::' ? '127.0.0.1' : l!.host.includes(':') ? `[${l!.host}]` : l!.host;
+    const port = tcpApi.address.slice(tcpApi.address.lastIndexOf(':') + 1);
+    log.info({ dashboard: `http://${host}:${port}/`, loginLink: 'printed on stderr' }, 'dashboard: open the login link printed on stderr');
+    process.stderr.write(`virtops up: dashboard login link (keep it private, it holds the API token): http://${host}:${port}/login#token=${token!.token}\n`);
+  }
   // The first check fetches and validates; run it after the API is up so `get vms` answers meanwhile.
   void source.start().catch((err: unknown) => log.error({ err }, 'the git source failed to start'));
 
@@ -339,7 +379,9 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
           await source.stop();
           await nodePorts.close();
           await backend.stop();
+          await dataVolumes.stop();
         } finally {
+          dashboard?.close();
           // Whatever failed above, the listeners go: no socket or port is left behind.
           for (const srv of servers.values()) await srv.close().catch((err: unknown) => log.warn({ err, address: srv.address }, 'closing a listener failed'));
           await domains.close();
