@@ -101,6 +101,24 @@ export interface VirtualMachineInstanceSpec {
   subdomain?: string;
   priorityClassName?: string;
   schedulerName?: string;
+  /** ssh public keys (from Secrets) put into the guest by cloud-init or the guest agent. */
+  accessCredentials?: AccessCredential[];
+}
+
+/** KubeVirt's AccessCredential (only sshPublicKey; userPassword is not modelled). */
+export interface AccessCredential {
+  sshPublicKey?: {
+    source: { secret: { secretName: string } };
+    propagationMethod: {
+      /** The keys go into the NoCloud meta-data (`public-keys`): cloud-init gives them to the default user. */
+      noCloud?: Record<string, never>;
+      /** The keys go into the ConfigDrive meta_data.json (`public_keys`). */
+      configDrive?: Record<string, never>;
+      /** The launcher adds the keys to these users' authorized_keys through the guest agent. */
+      qemuGuestAgent?: { users: string[] };
+    };
+  };
+  userPassword?: unknown;
 }
 
 export interface DomainSpec {
@@ -319,7 +337,9 @@ export interface VirtualMachineInstanceStatus {
   reason?: string;
   nodeName?: string;
   conditions?: Condition[];
-  interfaces?: { name?: string; mac?: string; ipAddress?: string; interfaceName?: string }[];
+  interfaces?: { name?: string; mac?: string; ipAddress?: string; ipAddresses?: string[]; interfaceName?: string; infoSource?: string }[];
+  /** What the guest agent says of the OS (KubeVirt's VirtualMachineInstanceGuestOSInfo). */
+  guestOSInfo?: { id?: string; name?: string; prettyName?: string; version?: string; versionId?: string; kernelRelease?: string; kernelVersion?: string; machine?: string };
   phaseTransitionTimestamps?: { phase: VMIPhase; phaseTransitionTimestamp: string }[];
 }
 

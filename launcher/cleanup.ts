@@ -46,17 +46,24 @@ export async function waitForState(
 
 export type StopOutcome = 'not-running' | 'shutdown' | 'destroyed';
 
+/** After a shutdown the guest agent took, how long before ACPI presses join in (a guest that took it but hangs). */
+export const AGENT_SHUTDOWN_ALONE_MS = 15_000;
+
 /**
- * ACPI shutdown, repeated every few seconds (a guest still booting ignores the first
- * press), then destroy once the grace period is over.
+ * The guest agent's shutdown first when `viaAgent` is given (the caller passes it only while
+ * the agent answers; it resolves false when the agent did not take it), else (and, after
+ * AGENT_SHUTDOWN_ALONE_MS, also) ACPI shutdown, repeated every few seconds (a guest still
+ * booting ignores the first press), then destroy once the grace period is over.
  */
-export async function gracefulStop(driver: LibvirtDriver, name: string, graceSeconds: number, log?: Logger): Promise<StopOutcome> {
+export async function gracefulStop(driver: LibvirtDriver, name: string, graceSeconds: number, log?: Logger, viaAgent?: () => Promise<boolean>): Promise<StopOutcome> {
   if (!isActive(await domainState(driver, name))) return 'not-running';
   const state = await domainState(driver, name);
   if (state === 'Paused') await driver.resume(name).catch(() => undefined); // a paused guest cannot see ACPI
   if (graceSeconds > 0) {
-    await driver.shutdown(name).catch((err: unknown) => log?.warn({ err }, 'ACPI shutdown request failed'));
-    let lastPress = Date.now();
+    const agentTook = state !== 'Paused' && viaAgent ? await viaAgent().catch(() => false) : false;
+    if (!agentTook) await driver.shutdown(name).catch((err: unknown) => log?.warn({ err }, 'ACPI shutdown request failed'));
+    // After the agent took it, the first ACPI press waits AGENT_SHUTDOWN_ALONE_MS.
+    let lastPress = agentTook ? Date.now() + AGENT_SHUTDOWN_ALONE_MS - 5000 : Date.now();
     const final = await waitForState(driver, name, (s) => !isActive(s), graceSeconds * 1000, async () => {
       if (Date.now() - lastPress >= 5000) {
         lastPress = Date.now();

@@ -25,6 +25,9 @@ import { removeState, writeState } from './state-file.js';
 import { vmiGraceSeconds } from '../api/grace.js';
 import { PrepareWorker } from './prepare.js';
 import { ovmfFirmware } from './firmware-files.js';
+import { type GuestAgentClient, GuestAgentWatcher } from './guest-agent.js';
+import type { GuestInfo } from './guest-agent-status.js';
+import { agentSshKeyRequests, publicKeysOf, type SshKeyRequest } from './access-credentials.js';
 
 /** A request the launcher refuses; `status` is the HTTP status the server answers with. */
 export class LauncherRequestError extends Error {
@@ -64,11 +67,17 @@ export interface LauncherInfo {
   warnings: string[];
   /** The pod network's forwarded guest ports, reachable at 127.0.0.1:host while the domain runs (absent from launchers older than the field). */
   ports?: PortForward[];
+  /**
+   * What the domain and the guest agent say of the guest while it runs: NICs with the guest's
+   * IPs, OS info, whether the agent answers (absent when the domain is not running, and from
+   * launchers older than the field). launcher/guest-agent-status.ts maps it to VMI status.
+   */
+  guest?: GuestInfo;
 }
 
 export interface Transition {
   time: string;
-  kind: 'state' | 'sync' | 'command' | 'libvirt';
+  kind: 'state' | 'sync' | 'command' | 'libvirt' | 'agent';
   from?: DomainState | 'Absent';
   to?: DomainState | 'Absent';
   phase?: string;
@@ -87,6 +96,12 @@ export interface LauncherDeps {
   refreshIntervalMs?: number;
   /** Validation (and, through `convert`, conversion) off the main thread; created here when absent. */
   prepare?: PrepareWorker;
+  /** The guest agent (through libvirt); absent: no agent polling, stops are ACPI only. */
+  agent?: GuestAgentClient;
+  /** How often the agent is polled while the domain runs (ms; guest-agent.ts POLL_MS by default). */
+  agentPollMs?: number;
+  /** Reads accessCredentials' Secrets for the agent's ssh keys (the volumes' secret source). */
+  readSecret?: (namespace: string, name: string) => Promise<Record<string, Buffer> | undefined>;
 }
 
 interface Incarnation {
@@ -118,6 +133,7 @@ export class Launcher {
   private readonly prepare: PrepareWorker;
   private validatedHash: string | undefined;
   private lastValidateMs = 0;
+  private agentWatcher: GuestAgentWatcher | undefined;
 
   constructor(private readonly config: LauncherConfig, private readonly deps: LauncherDeps) {
     this.paths = launcherPaths(config);
@@ -227,6 +243,7 @@ export class Launcher {
     const s = await domainState(driver, this.domainName);
     if (isActive(s)) return;
     if (this.started) this.finished = true;
+    this.stopAgentWatcher();
     await undefineIfDefined(driver, this.domainName);
     const m = this.current?.materialized;
     if (m) {
@@ -300,6 +317,7 @@ export class Launcher {
         // A domain this launcher (or a previous one) built from the same spec: adopt it.
         this.started = true;
         this.current = { hash, vmi, warnings: [], startedAt: Date.now(), ports: portForwardsInDomainXml(definedXml) };
+        this.startAgentWatcher(vmi);
       }
       this.restartRequired = false;
       return this.syncResponse('unchanged');
@@ -355,6 +373,7 @@ export class Launcher {
     this.restartRequired = false;
     this.current.startedAt = Date.now();
     this.observe('Running');
+    this.startAgentWatcher(vmi);
     t.checked = performance.now();
     // validate and materialize run concurrently; `prepared` is when both were done.
     log.info({ ms: { validate: this.lastValidateMs, materialize: Math.round(t.volumesDone - t.begin), prepared: Math.round(t.materialized - t.begin), convert: Math.round(t.converted - t.materialized), define: Math.round(t.defined - t.converted), start: Math.round(t.started - t.defined), confirmRunning: Math.round(t.checked - t.started) } }, 'sync timings');
@@ -402,7 +421,7 @@ export class Launcher {
   shutdown(graceSeconds = this.config.gracePeriodSeconds): Promise<{ result: StopOutcome }> {
     return this.exclusive(async () => {
       this.emit({ kind: 'command', detail: `shutdown (grace ${graceSeconds}s)` });
-      const result = await gracefulStop(this.deps.driver, this.domainName, graceSeconds, this.deps.log);
+      const result = await gracefulStop(this.deps.driver, this.domainName, graceSeconds, this.deps.log, this.agentShutdown());
       await this.afterStop();
       return { result };
     });
@@ -470,6 +489,68 @@ export class Launcher {
       libvirt: this.deps.driver.status(),
       warnings: this.current?.warnings ?? [],
       ports: isActive(this.state) ? (this.current?.ports ?? []) : [],
+      ...(isActive(this.state) && this.agentWatcher ? { guest: this.agentWatcher.info() } : {}),
+    };
+  }
+
+  // ---- the guest agent ------------------------------------------------------------------
+
+  private startAgentWatcher(vmi: VirtualMachineInstance): void {
+    const { agent, log } = this.deps;
+    if (!agent || this.agentWatcher) return;
+    const keys = agentSshKeyRequests(vmi.spec);
+    const watcher = new GuestAgentWatcher({
+      client: agent,
+      domain: this.domainName,
+      domainXml: () => this.deps.driver.getXML(this.domainName),
+      log: log.child({ component: 'guest-agent' }),
+      ...(this.deps.agentPollMs !== undefined ? { pollMs: this.deps.agentPollMs } : {}),
+      onChange: (info, what) => {
+        if (what === 'updated') this.emit({ kind: 'agent', detail: 'guest info updated' });
+        else this.emit({ kind: 'agent', detail: what === 'connected' ? `guest agent connected${info.guestOSInfo?.prettyName ? ` (${info.guestOSInfo.prettyName})` : ''}` : 'guest agent disconnected', reason: what === 'connected' ? 'AgentConnected' : 'AgentDisconnected' });
+      },
+      ...(keys.length ? { onConnect: () => this.addAgentSshKeys(keys) } : {}),
+    });
+    this.agentWatcher = watcher;
+    watcher.start();
+  }
+
+  private stopAgentWatcher(): void {
+    this.agentWatcher?.stop();
+    this.agentWatcher = undefined;
+  }
+
+  /** accessCredentials with propagationMethod qemuGuestAgent: each user's keys, through the agent. */
+  private async addAgentSshKeys(requests: SshKeyRequest[]): Promise<void> {
+    const { agent, readSecret, log } = this.deps;
+    if (!agent) return;
+    for (const r of requests) {
+      const data = readSecret ? await readSecret(this.config.namespace, r.secretName) : undefined;
+      if (!data) throw new Error(`accessCredentials: secret "${this.config.namespace}/${r.secretName}" (${r.field}) not found`);
+      const keys = publicKeysOf(data);
+      for (const user of r.users) {
+        await agent.command(this.domainName, 'guest-ssh-add-authorized-keys', { username: user, keys, reset: false }, 10);
+        log.info({ user, keys: keys.length, secret: r.secretName }, 'ssh keys added through the guest agent (accessCredentials)');
+      }
+    }
+    this.emit({ kind: 'agent', detail: `accessCredentials: ssh keys added through the guest agent for ${requests.flatMap((r) => r.users).join(', ')}` });
+  }
+
+  /** The agent's shutdown for gracefulStop, when the agent answers now; logged so a stop says how it went. */
+  private agentShutdown(): (() => Promise<boolean>) | undefined {
+    const { agent, log } = this.deps;
+    const watcher = this.agentWatcher;
+    if (!agent || !watcher?.connected) return undefined;
+    return async () => {
+      try {
+        await agent.shutdown(this.domainName);
+        log.info({ domain: this.domainName }, 'shutdown requested through the guest agent');
+        this.emit({ kind: 'command', detail: 'shutdown requested through the guest agent' });
+        return true;
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'guest agent shutdown failed; using ACPI');
+        return false;
+      }
     };
   }
 
@@ -477,13 +558,15 @@ export class Launcher {
   async terminate(): Promise<void> {
     this.terminating = true;
     clearInterval(this.timer);
+    const shutdownViaAgent = this.agentShutdown();
     await this.exclusive(async () => {
       const { driver, volumes, log } = this.deps;
-      const outcome = await gracefulStop(driver, this.domainName, this.config.gracePeriodSeconds, log).catch((err: unknown) => {
+      const outcome = await gracefulStop(driver, this.domainName, this.config.gracePeriodSeconds, log, shutdownViaAgent).catch((err: unknown) => {
         log.error({ err }, 'stopping the domain failed');
         return 'failed';
       });
       log.info({ outcome }, 'domain stopped for termination');
+      this.stopAgentWatcher();
       await undefineIfDefined(driver, this.domainName);
       if (this.current?.materialized) await volumes.release(this.current.materialized.handle, this.config);
       await removeState(this.paths.stateFile);

@@ -8,6 +8,8 @@ import type { VirtualMachineInstance } from '../api/kubevirt.js';
 import { createLibvirtDriver } from './libvirt/index.js';
 import { chooseEmulation, probeHost } from './emulation.js';
 import { PrepareWorker } from './prepare.js';
+import { VirshAgentClient } from './guest-agent.js';
+import { DirectorySecretSource } from './volumes/secrets.js';
 
 export async function createLauncherDeps(config: LauncherConfig, log: Logger, opts: { prepare?: PrepareWorker } = {}): Promise<LauncherDeps> {
   // Conversion runs in the prepare worker with validation: the converter's XML library is
@@ -23,6 +25,8 @@ export async function createLauncherDeps(config: LauncherConfig, log: Logger, op
     // CPU per idle VM and how soon a stop is noticed (the 5 s refresh is the fallback).
     driver: createLibvirtDriver({ uri: config.libvirtUri, eventSource: 'poll', pollIntervalMs: 1000, watchDomains: [launcherPaths(config).domainName] }),
     volumes: await volumeBackend(config),
+    agent: new VirshAgentClient(config.libvirtUri),
+    readSecret: (namespace, name) => secretSource(config).get('secret', namespace, name),
     log,
     resolveEmulation: async () =>
       config.emulation === 'auto' ? chooseEmulation('auto', await probeHost(config.libvirtUri)) : chooseEmulation(config.emulation, {
@@ -38,13 +42,9 @@ export async function createLauncherDeps(config: LauncherConfig, log: Logger, op
  * The handle persisted for the monitor is the VMI's identity and volumes (what release needs).
  */
 async function volumeBackend(config: LauncherConfig): Promise<VolumeBackend> {
-  const { materializeVolumes, releaseVolumes, ImageStore, DirectorySecretSource } = await import('./volumes/index.js');
+  const { materializeVolumes, releaseVolumes, ImageStore } = await import('./volumes/index.js');
   const imageStore = new ImageStore({ dir: config.imageStore, insecureRegistries: config.insecureRegistries });
-  const secrets = new DirectorySecretSource({
-    secretsDir: join(config.secretsDir, 'secrets'),
-    configMapsDir: join(config.secretsDir, 'configmaps'),
-    serviceAccountsDir: join(config.secretsDir, 'serviceaccounts'),
-  });
+  const secrets = secretSource(config);
   const vmDir = config.ephemeralDiskDir;
   return {
     async materialize(vmi) {
@@ -58,6 +58,15 @@ async function volumeBackend(config: LauncherConfig): Promise<VolumeBackend> {
       await releaseVolumes(h.vmi as VirtualMachineInstance, { vmDir: h.vmDir }, { deleteVm: false });
     },
   };
+}
+
+/** Secrets, ConfigMaps, ServiceAccounts as the launcher Pod mounts them under --secrets-dir. */
+function secretSource(config: LauncherConfig): DirectorySecretSource {
+  return new DirectorySecretSource({
+    secretsDir: join(config.secretsDir, 'secrets'),
+    configMapsDir: join(config.secretsDir, 'configmaps'),
+    serviceAccountsDir: join(config.secretsDir, 'serviceaccounts'),
+  });
 }
 
 interface VolumeHandle {

@@ -9,7 +9,7 @@ export function registerGet(program: Command): void {
   addAccessOptions(
     program
       .command('get')
-      .description('list VMs (single host: NAME AGE STATUS READY REVISION; cluster: KubeVirt\'s columns) or, in a cluster, VMIs (NAME AGE PHASE IP NODENAME READY)')
+      .description('list VMs (single host: NAME AGE STATUS READY REVISION; cluster: KubeVirt\'s columns) or VMIs (NAME AGE PHASE IP NODENAME READY; on a single host from each launcher, as root)')
       .argument('<resource>', 'vms | vmis (vm, vmi, virtualmachines, virtualmachineinstances)')
       .option('-o, --output <format>', 'wide | json | yaml')
       .option('-n, --namespace <ns>', 'only this namespace (single host default: all; cluster default: the context\'s)')

@@ -32,6 +32,16 @@ export function vncSocketPath(ctx: ConversionContext): string {
   return posix.join(ctx.socketsDir, 'vnc');
 }
 
+/**
+ * `<socketsDir>/ga0`: the guest agent channel's socket, beside the console's (short and the
+ * same length for every VM). libvirtd is its one client; the launcher asks through libvirt
+ * (launcher/guest-agent.ts). A fixed path in the launcher's own dir, rather than libvirt's
+ * default under /var/lib/libvirt, keeps everything of the VMI in its Pod's directories.
+ */
+export function agentSocketPath(ctx: Pick<ConversionContext, 'socketsDir'>): string {
+  return posix.join(ctx.socketsDir, 'ga0');
+}
+
 /** Refuses passthrough devices, warns about other device fields virtops does not model. */
 export function checkDeviceFields(devices: api.Devices, diag: Diagnostics): void {
   const raw = devices as unknown as Record<string, unknown>;
@@ -43,9 +53,11 @@ export function checkDeviceFields(devices: api.Devices, diag: Diagnostics): void
 }
 
 export function convertDevices(devices: api.Devices, ctx: ConversionContext, domainName: string): XmlNode {
+  const agentSocket = agentSocketPath(ctx);
+  checkSocketPath(agentSocket);
   const xml: XmlNode = {
-    // No source path: libvirt owns the agent socket (it is the agent's only client).
-    channel: { '@type': 'unix', target: { '@type': 'virtio', '@name': GUEST_AGENT_CHANNEL } },
+    // libvirt connects to the agent socket itself (it is the agent's only client).
+    channel: { '@type': 'unix', source: { '@mode': 'bind', '@path': agentSocket }, target: { '@type': 'virtio', '@name': GUEST_AGENT_CHANNEL } },
   };
   if (devices.autoattachGraphicsDevice !== false) {
     const socket = vncSocketPath(ctx);

@@ -13,6 +13,8 @@ export interface CloudInitData {
   hostname: string;
   userData?: string;
   networkData?: string;
+  /** accessCredentials' ssh keys (KubeVirt puts them in the meta-data: cloud-init gives them to the default user). */
+  publicKeys?: string[];
 }
 
 export interface IsoLayout {
@@ -22,7 +24,7 @@ export interface IsoLayout {
 
 export function noCloudLayout(data: CloudInitData): IsoLayout {
   const files: Record<string, string> = {
-    'meta-data': `instance-id: ${data.instanceId}\nlocal-hostname: ${data.hostname}\n`,
+    'meta-data': `instance-id: ${data.instanceId}\nlocal-hostname: ${data.hostname}\n${publicKeysYaml(data.publicKeys)}`,
     // NoCloud needs both files to exist, even when only network data is given.
     'user-data': data.userData ?? '',
   };
@@ -32,11 +34,22 @@ export function noCloudLayout(data: CloudInitData): IsoLayout {
 
 export function configDriveLayout(data: CloudInitData): IsoLayout {
   const dir = 'openstack/latest';
-  const meta = { instance_id: data.instanceId, uuid: data.instanceId, hostname: data.hostname };
+  const meta = { instance_id: data.instanceId, uuid: data.instanceId, hostname: data.hostname, ...(data.publicKeys?.length ? { public_keys: keyMap(data.publicKeys) } : {}) };
   const files: Record<string, string> = { [`${dir}/meta_data.json`]: `${JSON.stringify(meta)}\n` };
   if (data.userData !== undefined) files[`${dir}/user_data`] = data.userData;
   if (data.networkData !== undefined) files[`${dir}/network_data.json`] = data.networkData;
   return { volumeId: 'config-2', files };
+}
+
+/** `{"0": key, "1": key}`: the map form both meta-data formats take (OpenStack's public_keys). */
+function keyMap(keys: string[]): Record<string, string> {
+  return Object.fromEntries(keys.map((k, i) => [String(i), k]));
+}
+
+/** NoCloud meta-data's `public-keys` (YAML; JSON strings are YAML scalars, so any key text is safe). */
+function publicKeysYaml(keys: string[] | undefined): string {
+  if (!keys?.length) return '';
+  return `public-keys:\n${Object.entries(keyMap(keys)).map(([i, k]) => `  "${i}": ${JSON.stringify(k)}\n`).join('')}`;
 }
 
 /** Secret keys KubeVirt accepts for cloud-init data, in lookup order. */

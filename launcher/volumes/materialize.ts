@@ -15,6 +15,7 @@
  */
 import { access, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { publicKeysOf } from '../access-credentials.js';
 import type { VirtualMachineInstance } from '../../api/kubevirt.js';
 import type { MaterializedVolume } from '../convert/context.js';
 import { configDriveLayout, noCloudLayout, NETWORK_DATA_KEYS, pickKey, USER_DATA_KEYS, type IsoLayout } from './cloud-init.js';
@@ -270,11 +271,17 @@ async function cloudInitLayout(
       throw new VolumeError('SecretNotFound', step.name, `secret "${ns}/${ref}" (${step.field}.networkDataSecretRef) has no ${NETWORK_DATA_KEYS.join(' or ')} key (keys: ${Object.keys(data).join(', ') || 'none'})`);
     }
   }
+  const publicKeys: string[] = [];
+  for (const k of plan.metadataKeys?.[step.flavor] ?? []) {
+    const secret = await requireObject(secrets, 'secret', ns, k.secretName, step.name, k.field);
+    for (const key of publicKeysOf(secret)) if (!publicKeys.includes(key)) publicKeys.push(key);
+  }
   const data = {
     instanceId: plan.instanceId,
     hostname: plan.hostname,
     ...(userData !== undefined ? { userData } : {}),
     ...(networkData !== undefined ? { networkData } : {}),
+    ...(publicKeys.length ? { publicKeys } : {}),
   };
   return step.flavor === 'noCloud' ? noCloudLayout(data) : configDriveLayout(data);
 }

@@ -14,6 +14,7 @@
  */
 import { join } from 'node:path';
 import type { CloudInitSource, VirtualMachineInstance, Volume } from '../../api/kubevirt.js';
+import { agentSshKeyRequests, metadataKeySources, type MetadataKeySource } from '../access-credentials.js';
 import { ceilQuantity } from '../convert/quantity.js';
 import { InvalidVolumeError } from './errors.js';
 import { defaultPullPolicy, type ImageRef, type PullPolicy } from './image-ref.js';
@@ -55,6 +56,8 @@ export interface MaterializationPlan {
   hostname: string;
   dirs: VolumeDirs;
   volumes: VolumePlan[];
+  /** accessCredentials whose ssh keys go into the cloud-init meta-data, by flavour. */
+  metadataKeys?: { noCloud: MetadataKeySource[]; configDrive: MetadataKeySource[] };
   kernelBoot?: KernelBootPlan;
 }
 
@@ -228,12 +231,22 @@ export function planVolumes(vmi: VirtualMachineInstance, vmDir: string): Materia
     kernelBoot = { ref: imageRef(undefined, at, kb), ...(kernelPath ? { kernelPath } : {}), ...(initrdPath ? { initrdPath } : {}) };
   }
 
+  const metadataKeys = { noCloud: metadataKeySources(vmi.spec, 'noCloud'), configDrive: metadataKeySources(vmi.spec, 'configDrive') };
+  agentSshKeyRequests(vmi.spec); // checked here too, so a bad entry fails the sync, not the first agent contact
+  for (const flavor of ['noCloud', 'configDrive'] as const) {
+    const first = metadataKeys[flavor][0];
+    if (first && !volumes.some((p) => p.kind === 'cloudInit' && p.flavor === flavor)) {
+      const vol = flavor === 'noCloud' ? 'cloudInitNoCloud' : 'cloudInitConfigDrive';
+      throw new InvalidVolumeError(undefined, first.field.replace(/\.sshPublicKey.*$/, '.sshPublicKey.propagationMethod'), `propagation ${flavor} needs a ${vol} volume to carry the keys`, `add a ${vol} volume (and its disk), or propagate with qemuGuestAgent`);
+    }
+  }
   return {
     namespace,
     instanceId: vmi.metadata.uid ?? `${name}.${namespace}`,
     hostname: vmi.spec.hostname ?? name,
     dirs,
     volumes,
+    ...(metadataKeys.noCloud.length || metadataKeys.configDrive.length ? { metadataKeys } : {}),
     ...(kernelBoot ? { kernelBoot } : {}),
   };
 }

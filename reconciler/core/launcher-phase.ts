@@ -23,11 +23,23 @@ export type LauncherObservation =
   | {
       reachable: true;
       /** `libvirt`: the launcher's libvirt connection (`connected`, `connecting`, `disconnected`). */
-      info: { phase: VMIPhase; state?: string; reason?: string; message?: string; paused: boolean; libvirt?: string };
+      info: { phase: VMIPhase; state?: string; reason?: string; message?: string; paused: boolean; libvirt?: string; guest?: ObservedGuest };
       /** false: the process that supervises the launcher (its monitor) is gone. */
       supervised?: boolean;
     }
   | { reachable: false; processAlive: boolean; reason: string };
+
+/**
+ * What the launcher reports of the guest while it runs (launcher/guest-agent-status.ts
+ * GuestInfo, structurally): its NICs with the IPs the agent sees, OS info, whether the agent
+ * answers. reconciler/core/status.ts vmiGuestStatus turns it into VMI status fields.
+ */
+export interface ObservedGuest {
+  agentConnected: boolean;
+  interfaces: { name?: string; mac?: string; interfaceName?: string; ipAddress?: string; ipAddresses?: string[]; infoSource: string }[];
+  guestOSInfo?: { id?: string; name?: string; prettyName?: string; version?: string; versionId?: string; kernelRelease?: string; kernelVersion?: string; machine?: string };
+  hostname?: string;
+}
 
 export interface LauncherPhase {
   phase: VMIPhase;
@@ -38,6 +50,8 @@ export interface LauncherPhase {
   ready?: boolean;
   /** The phase is the last known one: the node cannot see the guest now (VMI Synchronized=False). */
   outOfSync?: OutOfSync;
+  /** The guest as the launcher last reported it (absent while not running, or from older launchers). */
+  guest?: ObservedGuest;
 }
 
 export interface OutOfSync {
@@ -78,6 +92,7 @@ export function launcherPhase(o: LauncherObservation, t: ObservationMemory): Lau
       ...(i.message ? { message: i.message } : {}),
       paused: i.paused,
       ready: i.phase === 'Running' && !i.paused,
+      ...(i.guest ? { guest: i.guest } : {}),
     };
     // A launcher still connecting for its first start is not an outage: nothing ran yet.
     const starting = !t.lastKnown && (i.phase === 'Pending' || i.phase === 'Scheduling' || i.phase === 'Scheduled');

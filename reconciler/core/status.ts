@@ -7,7 +7,8 @@
  * A VM that git declares stopped (Halted) is healthy: printableStatus Stopped, Ready=False
  * (reason VMINotExists) and no Failure condition.
  */
-import type { Condition, PrintableStatus, VirtualMachine, VirtualMachineStatus } from '../../api/kubevirt.js';
+import type { Condition, PrintableStatus, VirtualMachine, VirtualMachineInstanceStatus, VirtualMachineStatus } from '../../api/kubevirt.js';
+import type { ObservedGuest } from './launcher-phase.js';
 import { inBackoff } from './backoff.js';
 import { isLive, reconcileBackoff, vmIntent, type Intent } from './decide.js';
 import { CONDITION_ONCE_COMPLETED, REASON_INVALID_SPEC } from './reconcile-state.js';
@@ -141,4 +142,22 @@ export function withStableTimes(wanted: Condition[], previous: Condition[] | und
 function conditionRank(type: string): number {
   const i = (CONDITION_ORDER as readonly string[]).indexOf(type);
   return i === -1 ? CONDITION_ORDER.length : i;
+}
+
+/**
+ * The VMI status fields the guest contributes, as KubeVirt's virt-handler reports them:
+ * `interfaces` (every NIC of the domain, with the IPs the agent sees), `guestOSInfo` while the
+ * agent answers, and condition AgentConnected=True while it does (KubeVirt removes the
+ * condition when the agent goes away rather than setting it False). Conditions keep their
+ * lastTransitionTime from `previous` while their status holds. For both modes: the cluster
+ * agent merges it into the VMI it writes; on a single host the CLI shows it from the launcher.
+ */
+export function vmiGuestStatus(guest: ObservedGuest | undefined, previous: Condition[] | undefined, nowIso: string): Pick<VirtualMachineInstanceStatus, 'interfaces' | 'guestOSInfo'> & { conditions: Condition[] } {
+  if (!guest) return { conditions: [] };
+  const conditions: Condition[] = guest.agentConnected ? [{ type: 'AgentConnected', status: 'True' }] : [];
+  return {
+    ...(guest.interfaces.length ? { interfaces: guest.interfaces.map((i) => ({ ...i })) } : {}),
+    ...(guest.agentConnected && guest.guestOSInfo ? { guestOSInfo: { ...guest.guestOSInfo } } : {}),
+    conditions: withStableTimes(conditions, previous, nowIso),
+  };
 }

@@ -1,4 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { pushOciLayout, type LocalRegistry } from './registry.js';
@@ -39,4 +41,45 @@ export function ensureDebianGuest(): Promise<DebianGuest> {
 export async function pushDebianGuestImage(registry: LocalRegistry): Promise<string> {
   const guest = await ensureDebianGuest();
   return pushOciLayout(registry, guest.ociDisk, 'virtops/debian-12');
+}
+
+/** An ed25519 key pair in a temporary directory (`remove()` deletes it). */
+export interface SshKeyPair {
+  dir: string;
+  privateKey: string;
+  publicKey: string;
+  remove(): Promise<void>;
+}
+
+export async function makeSshKeyPair(comment = 'virtops-test'): Promise<SshKeyPair> {
+  const dir = await mkdtemp(join(tmpdir(), 'vo-sshkey-'));
+  const privateKey = join(dir, 'id');
+  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', privateKey]);
+  return { dir, privateKey, publicKey: (await readFile(`${privateKey}.pub`, 'utf8')).trim(), remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** ssh options for a throw-away guest: no host key checks, no prompts, no banners. */
+export const SSH_TEST_OPTIONS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR'];
+
+/**
+ * Runs `attempt` until it exits 0 (sshd may still be making host keys, cloud-init still
+ * making the user, right after the guest says it is ready); returns the last result.
+ */
+export async function retryUntilZero<R extends { exitCode?: number }>(attempt: () => Promise<R>, tries = 20, pauseMs = 5000): Promise<R> {
+  let r = await attempt();
+  for (let i = 1; i < tries && r.exitCode !== 0; i++) {
+    await new Promise((s) => setTimeout(s, pauseMs));
+    r = await attempt();
+  }
+  return r;
+}
+
+/**
+ * A single-host Secret as `virtops up` (and its launchers) read it: one file per key under
+ * `<stateDir>/secrets/secrets/<namespace>/<name>/` (README, Platform notes).
+ */
+export async function writeLocalSecret(stateDir: string, namespace: string, name: string, data: Record<string, string>): Promise<void> {
+  const dir = join(stateDir, 'secrets', 'secrets', namespace, name);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  for (const [key, value] of Object.entries(data)) await writeFile(join(dir, key), value, { mode: 0o600 });
 }

@@ -33,7 +33,7 @@ describe('serial console', () => {
 describe('other devices', () => {
   it('defaults: guest agent channel, VNC on a socket + VGA, virtio balloon, no rng', () => {
     expect(convertDevices({}, ctx(), 'lab_guest')).toEqual({
-      channel: { '@type': 'unix', target: { '@type': 'virtio', '@name': 'org.qemu.guest_agent.0' } },
+      channel: { '@type': 'unix', source: { '@mode': 'bind', '@path': '/run/virtops/sockets/ga0' }, target: { '@type': 'virtio', '@name': 'org.qemu.guest_agent.0' } },
       graphics: { '@type': 'vnc', listen: { '@type': 'socket', '@socket': '/run/virtops/sockets/vnc' } },
       video: { model: { '@type': 'vga', '@vram': 16384, '@heads': 1, '@primary': 'yes' } },
       memballoon: { '@model': 'virtio', stats: { '@period': 10 } },
