@@ -10,6 +10,7 @@
  *   GET  /metrics                          Prometheus text format
  *   GET  /api/v1/source                    applied revision, last refusal, source counters
  *   GET  /api/v1/vms                       { revision, refused?, vms: VmView[] }
+ *   GET  /api/v1/pools                     { revision, pools: PoolView[] }: VirtualMachinePools (desired, status, VMs)
  *   GET  /api/v1/vms/:ns/:name             VmView (conditions, events, instance, domain, console)
  *   POST /api/v1/vms/:ns/:name/:action     start | stop | restart | pause | unpause (an override)
  *   GET  /api/v1/diff                      what the next reconcile would do
@@ -51,8 +52,12 @@ export interface ApiOptions extends HealthOptions {
   log: Logger;
   sourceInfo: () => Record<string, unknown>;
   diff: () => Promise<unknown>;
+  /** VirtualMachinePools of the applied revision with their status (pools.ts PoolView). */
+  pools?: () => unknown;
   /** `virtops reconcile`: re-read git now; resolves with the applied revision once handled. */
   reconcile?: () => Promise<{ revision: string | null }>;
+  /** More endpoints (storage-api.ts: DataVolumes, snapshots, restores): true when one answered. */
+  extraRoutes?: (req: IncomingMessage, res: ServerResponse, path: string, method: string) => Promise<boolean>;
   /** TCP only: the bearer token, and where callers find it (told in 401 answers). */
   token?: string;
   tokenHint?: string;
@@ -100,6 +105,8 @@ export async function startApi(listen: ListenAddress, opts: ApiOptions): Promise
     if (path === '/api/v1/source') return send(res, 200, opts.sourceInfo());
     if (path === '/api/v1/diff') return send(res, 200, await opts.diff());
     if (path === '/api/v1/reconcile' && method === 'POST' && opts.reconcile) return send(res, 200, await opts.reconcile());
+    if (opts.extraRoutes && (await opts.extraRoutes(req, res, path, method))) return;
+    if (path === '/api/v1/pools' && method === 'GET' && opts.pools) return send(res, 200, opts.pools());
     if (path === '/api/v1/vms' && method === 'GET') {
       const a = backend.appliedRevision;
       const sourceError = opts.sourceError?.();

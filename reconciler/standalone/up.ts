@@ -13,6 +13,9 @@ import { NodeAgent } from '../agent/agent.js';
 import { processAlive } from '../agent/process-runtime.js';
 import { NodePortForwarder } from './node-ports.js';
 import { StandaloneBackend } from './backend.js';
+import { poolViews, withPoolVms } from './pools.js';
+import { isPool } from '../../api/pool.js';
+import type { KubeObject } from '../core/types.js';
 import { DataVolumeWorker } from './datavolumes.js';
 import { volumeGate } from '../../api/datavolume.js';
 import { ImageStore } from '../../launcher/volumes/image-store.js';
@@ -246,11 +249,15 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
   // source yields each commit once, so nothing else would bring it back.
   let pendingApply: { sha: string } | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
+  // The revision's VirtualMachinePools: their VMs join it as if they were in git (pools.ts).
+  let gitPools: KubeObject[] = [];
+  const withPools = (r: { sha: string; manifests: readonly KubeObject[] }) => ({ sha: r.sha, manifests: withPoolVms(r.manifests, backend.appliedManifests()) });
   const apply = (r: { sha: string; manifests: never[] }): void => {
     pendingApply = r;
     clearTimeout(retryTimer);
-    backend.applyRevision(r).then(
+    backend.applyRevision(withPools(r)).then(
       () => {
+        gitPools = r.manifests.filter(isPool);
         if (pendingApply === r) health.ok('apply');
         exposeServices();
         dataVolumes.update(backend.appliedManifests()).catch((err: unknown) => log.error({ err }, 'updating the DataVolumes failed'));
@@ -287,7 +294,11 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
       error: health.error ?? null,
       counters: source.counters,
     }),
-    diff: () => backend.diff(source.current),
+    diff: () => backend.diff(source.current && withPools(source.current)),
+    pools: () => ({
+      revision: backend.appliedRevision.sha ?? null,
+      pools: poolViews([...gitPools, ...backend.appliedManifests()], (ns, name) => backend.get(ns, name)?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true),
+    }),
     // `virtops reconcile`: re-read git now, wait (briefly) for the new revision to be recorded, look at every VM.
     reconcile: async () => {
       await source.checkNow('manual');
