@@ -23,6 +23,7 @@ import {
   applyRevisionToOverrides,
   awaitingVmi,
   decideVmActions,
+  vmIntent,
   objectKey,
   planRevision,
   reconcileBackoff,
@@ -52,6 +53,11 @@ export interface BackendOptions {
   backoffPolicy?: BackoffPolicy;
   /** Follow each launcher's event stream to react to transitions at once (default true). */
   watchLaunchers?: boolean;
+  /**
+   * Why a VM may not start yet (its DataVolumes still importing, or failed): it then shows
+   * that reason as printableStatus (Provisioning, DataVolumeError) instead of starting.
+   */
+  volumeGate?: (vm: VirtualMachine) => { reason: string; message: string } | undefined;
   now?: () => number;
 }
 
@@ -221,7 +227,8 @@ export class StandaloneBackend {
     const { store, log, metrics } = this.opts;
     // Instancetypes and preferences are kept too: the VMs of this revision expand against them.
     // Services too: node-ports.ts exposes a NodePort Service's VM on the host.
-    const kept = rev.manifests.filter((m) => (m.apiVersion === 'kubevirt.io/v1' && m.kind === 'VirtualMachine') || (m.apiVersion === 'v1' && (m.kind === 'Pod' || m.kind === 'Service')) || isInstancetypeObject(m));
+    // DataVolumes and snapshots/restores too: their workers read them from here (datavolumes.ts, snapshots.ts).
+    const kept = rev.manifests.filter((m) => (m.apiVersion === 'kubevirt.io/v1' && m.kind === 'VirtualMachine') || (m.apiVersion === 'v1' && (m.kind === 'Pod' || m.kind === 'Service')) || isInstancetypeObject(m) || m.apiVersion === 'cdi.kubevirt.io/v1beta1' || m.apiVersion === 'snapshot.kubevirt.io/v1beta1');
     const vmsOnly: Revision = { sha: rev.sha, manifests: kept.filter((m) => m.kind === 'VirtualMachine') };
     const plan = planRevision(this.applied.inventory, vmsOnly);
     const split = splitRevision(kept);
@@ -415,9 +422,10 @@ export class StandaloneBackend {
 
   /** The VM's instance as a local record whose launcher runs on this host. */
   private readonly instances: InstanceStore = {
-    observe: (key, vm) => {
+    observe: async (key, vm) => {
       const rec = this.records.get(key);
-      return rec ? this.observe(key, rec, vm, true) : Promise.resolve(undefined);
+      const observed = rec ? await this.observe(key, rec, vm, true) : undefined;
+      return observed ?? this.waitingForVolumes(vm, rec);
     },
     create: async (key, vm, reason, progress) => {
       await this.createInstance(key, this.recordFor(key, vm), vm, reason, progress);
@@ -470,6 +478,32 @@ export class StandaloneBackend {
       backoffPolicy: this.policy,
       onAction: (type, result) => this.opts.metrics.actions.inc({ action: type, result }),
     };
+  }
+
+  /**
+   * A VM that wants to run while its DataVolumes are not ready: a Pending stand-in instance
+   * with the gate's reason, so the reconcile neither starts it nor backs off, and the status
+   * shows Provisioning or DataVolumeError as KubeVirt does. Nothing is recorded for it.
+   */
+  private waitingForVolumes(vm: VirtualMachine, rec: VmRecord | undefined): ObservedInstance | undefined {
+    const gate = this.opts.volumeGate?.(vm);
+    if (!gate) return undefined;
+    const now = this.now();
+    const remembered = reconcileStateFromStatus(rec?.status);
+    if (!vmIntent(vm, undefined, { now, ...(rec?.override ? { override: rec.override } : {}), ...(remembered.onceCompleted ? { onceCompleted: true } : {}) }).wantRunning) return undefined;
+    return { uid: 'waiting-for-volumes', phase: 'Pending', reason: gate.reason, message: gate.message, spec: vm.spec.template.spec, createdAt: now };
+  }
+
+  /** `ns/claim` of each claim (persistentVolumeClaim, dataVolume, ephemeral) an instance on this host uses. */
+  claimsInUse(): Set<string> {
+    const out = new Set<string>();
+    for (const r of this.records.values()) {
+      for (const v of r.instance?.spec.volumes ?? []) {
+        const claim = v.persistentVolumeClaim?.claimName ?? v.dataVolume?.name ?? v.ephemeral?.persistentVolumeClaim?.claimName;
+        if (claim) out.add(`${r.namespace}/${claim}`);
+      }
+    }
+    return out;
   }
 
   private async createInstance(key: VmKey, rec: VmRecord, vm: VirtualMachine, reason: string, progress: Progress): Promise<void> {
