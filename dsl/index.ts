@@ -2,6 +2,7 @@
 export * from './size.js';
 export * from './names.js';
 export * from './cloud-init.js';
+export * from './access-credentials.js';
 export * from './volume.js';
 export * from './disk.js';
 export * from './network.js';

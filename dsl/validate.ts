@@ -94,7 +94,38 @@ export function validateVirtualMachineManifest(vm: api.VirtualMachine, ctx: Vali
   checkPairs('interface', ifaces, `${DEVICES}.interfaces`, 'network', networks, `${T}.networks`, add);
   checkBootOrder(disks, ifaces, add);
   checkScheduling(tspec, add);
+  checkAccessCredentials(tspec, volumes, add);
   return issues;
+}
+
+/** accessCredentials: a Secret name, one propagation method, and the cloud-init disk or the users it needs. */
+function checkAccessCredentials(tspec: api.VirtualMachineInstanceSpec, volumes: api.Volume[], add: Add): void {
+  asArray(tspec.accessCredentials).forEach((c, i) => {
+    const at = `${T}.accessCredentials[${i}]`;
+    if (c.userPassword !== undefined) add(`${at}.userPassword`, 'userPassword credentials are not supported by virtops', 'set the password with cloud-init user-data from a Secret (UserData.fromSecret)');
+    const k = c.sshPublicKey;
+    if (!k) {
+      if (c.userPassword === undefined) add(at, 'has no sshPublicKey', 'use AccessCredential.sshPublicKey(secret, propagation)');
+      return;
+    }
+    const name = k.source?.secret?.secretName;
+    const nameProblem = typeof name === 'string' ? dns1123LabelProblem(name) : 'is missing';
+    if (nameProblem) add(`${at}.sshPublicKey.source.secret.secretName`, nameProblem, 'name the Secret that holds the public keys');
+    const pm = k.propagationMethod ?? {};
+    const methods = (['noCloud', 'configDrive', 'qemuGuestAgent'] as const).filter((m) => pm[m] !== undefined);
+    if (methods.length !== 1) {
+      add(`${at}.sshPublicKey.propagationMethod`, methods.length ? `sets ${methods.join(' and ')}` : 'sets no method', 'set exactly one: SshKeyPropagation.noCloud(), .configDrive() or .qemuGuestAgent(users)');
+      return;
+    }
+    const m = methods[0]!;
+    if (m === 'qemuGuestAgent' && !(asArray(pm.qemuGuestAgent?.users).length > 0)) {
+      add(`${at}.sshPublicKey.propagationMethod.qemuGuestAgent.users`, 'is empty', 'list the guest users whose authorized_keys get the keys, e.g. qemuGuestAgent([\'debian\'])');
+    }
+    const needs = m === 'noCloud' ? 'cloudInitNoCloud' : m === 'configDrive' ? 'cloudInitConfigDrive' : undefined;
+    if (needs && !volumes.some((v) => (v as unknown as Record<string, unknown>)[needs] !== undefined)) {
+      add(`${at}.sshPublicKey.propagationMethod.${m}`, `needs a ${needs} volume to carry the keys`, `add a disk with Volume.${needs === 'cloudInitNoCloud' ? 'fromCloudInitNoCloud' : 'fromCloudInitConfigDrive'}(...), or use SshKeyPropagation.qemuGuestAgent(users)`);
+    }
+  });
 }
 
 type Add = (field: string, problem: string, fix: string) => void;

@@ -24,6 +24,7 @@ import { type InterfaceOptions, Network, renderInterface } from './network.js';
 import type { Cpu, Size } from './size.js';
 import { formatIssue, schemaIssues, validateVirtualMachineManifest } from './validate.js';
 import type { Volume } from './volume.js';
+import type { AccessCredential } from './access-credentials.js';
 
 const VIRTUAL_MACHINE_SYMBOL = Symbol.for('virtops.dsl.VirtualMachine');
 
@@ -258,6 +259,7 @@ export class VirtualMachine extends Construct {
   private readonly interfaces: AttachedInterface[] = [];
   private readonly nodeSelector: Record<string, string>;
   private readonly tolerations: Toleration[];
+  private readonly accessCredentials: AccessCredential[] = [];
   private readonly resource: VirtualMachineApiObject;
   /** The last validated manifest (by identity) and its messages: see beginSynthesis. */
   private validated: { manifest: api.VirtualMachine; messages: string[] } | undefined;
@@ -338,6 +340,12 @@ export class VirtualMachine extends Construct {
     this.resource.invalidate();
   }
 
+  /** Adds ssh public keys from a Secret, put into the guest as `credential` says (spec.template.spec.accessCredentials). */
+  public addAccessCredential(credential: AccessCredential): void {
+    this.accessCredentials.push(credential);
+    this.resource.invalidate();
+  }
+
   /**
    * Seals the VM for one synthesis: until endSynthesis, the manifest is rendered once and
    * reused (dropped by any mutator or JSON patch). Called by VirtopsApp.synth().
@@ -393,6 +401,7 @@ export class VirtualMachine extends Construct {
       terminationGracePeriodSeconds: p.terminationGracePeriodSeconds,
       hostname: p.hostname,
       subdomain: p.subdomain,
+      accessCredentials: this.accessCredentials.length > 0 ? this.accessCredentials.map((c) => c._toKube()) : undefined,
     };
   }
 
