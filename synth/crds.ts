@@ -1,7 +1,7 @@
 /**
  * CustomResourceDefinitions for kubevirt.io/v1 VirtualMachine and VirtualMachineInstance and
  * for instancetype.kubevirt.io/v1beta1's four kinds (namespaced and cluster instancetypes and
- * preferences), with structural schemas derived at synth time from the vendored KubeVirt
+ * preferences) and pool.kubevirt.io/v1beta1 VirtualMachinePool, with structural schemas derived at synth time from the vendored KubeVirt
  * OpenAPI, so a cluster without KubeVirt accepts virtops' manifests and prunes/validates them
  * like KubeVirt would.
  */
@@ -10,6 +10,7 @@ import type { Construct } from 'constructs';
 import { structuralSchema, type JsonSchema } from '../api/structural-schema.js';
 import { GROUP } from '../api/kubevirt.js';
 import { INSTANCETYPE_GROUP } from '../api/instancetype.js';
+import { POOL_GROUP, POOL_KIND } from '../api/pool.js';
 
 export interface CrdNames {
   kind: string;
@@ -26,6 +27,10 @@ export interface CrdNames {
   scope?: 'Namespaced' | 'Cluster';
   /** The kind has no status (instancetypes, preferences): no status subresource, no Status/Ready columns. */
   specOnly?: boolean;
+  /** Columns in place of the VM's Status/Ready (a kind whose status has other fields). */
+  statusColumns?: PrinterColumn[];
+  /** The scale subresource (spec.replicas, status.replicas, status.labelSelector), as a pool has. */
+  scale?: boolean;
 }
 
 export interface PrinterColumn {
@@ -77,8 +82,26 @@ export const CLUSTER_INSTANCETYPE_CRD = instancetypeCrd('VirtualMachineClusterIn
 export const PREFERENCE_CRD = instancetypeCrd('VirtualMachinePreference', 'virtualmachinepreferences', ['vmpref', 'vmprefs', 'vmp', 'vmps'], 'Namespaced');
 export const CLUSTER_PREFERENCE_CRD = instancetypeCrd('VirtualMachineClusterPreference', 'virtualmachineclusterpreferences', ['vmcp', 'vmcps'], 'Cluster');
 
+/** pool.kubevirt.io/v1beta1 VirtualMachinePool, with KubeVirt's columns and scale subresource. */
+export const POOL_CRD: CrdNames = {
+  kind: POOL_KIND,
+  plural: 'virtualmachinepools',
+  singular: 'virtualmachinepool',
+  shortNames: ['vmpool', 'vmpools'],
+  definition: 'v1beta1.VirtualMachinePool',
+  columns: [],
+  group: POOL_GROUP,
+  version: 'v1beta1',
+  statusColumns: [
+    { name: 'Desired', type: 'integer', jsonPath: '.spec.replicas' },
+    { name: 'Current', type: 'integer', jsonPath: '.status.replicas' },
+    { name: 'Ready', type: 'integer', jsonPath: '.status.readyReplicas' },
+  ],
+  scale: true,
+};
+
 /** Every CRD virtops ships, in apply order. */
-export const ALL_CRDS: readonly CrdNames[] = [VM_CRD, VMI_CRD, INSTANCETYPE_CRD, CLUSTER_INSTANCETYPE_CRD, PREFERENCE_CRD, CLUSTER_PREFERENCE_CRD];
+export const ALL_CRDS: readonly CrdNames[] = [VM_CRD, VMI_CRD, INSTANCETYPE_CRD, CLUSTER_INSTANCETYPE_CRD, PREFERENCE_CRD, CLUSTER_PREFERENCE_CRD, POOL_CRD];
 
 /** `<plural>.<group>`, the CRD's object name. */
 export function crdName(names: CrdNames): string {
@@ -88,7 +111,7 @@ export function crdName(names: CrdNames): string {
 /** The CRD as plain JSON (pure). */
 export function renderCrd(names: CrdNames): Record<string, unknown> {
   const schema: JsonSchema = structuralSchema(names.definition);
-  const statusColumns = names.specOnly ? [] : [
+  const statusColumns = names.specOnly ? [] : names.statusColumns ?? [
     { name: 'Status', type: 'string', jsonPath: '.status.printableStatus' },
     { name: 'Ready', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].status" },
   ];
@@ -111,7 +134,12 @@ export function renderCrd(names: CrdNames): Record<string, unknown> {
         name: names.version ?? 'v1',
         served: true,
         storage: true,
-        ...(names.specOnly ? {} : { subresources: { status: {} } }),
+        ...(names.specOnly ? {} : {
+          subresources: {
+            status: {},
+            ...(names.scale ? { scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.labelSelector' } } : {}),
+          },
+        }),
         additionalPrinterColumns: [
           { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ...statusColumns,

@@ -25,6 +25,7 @@ import { k8s } from 'cdk8s-plus-33';
 import type { Construct } from 'constructs';
 import { GROUP } from '../api/kubevirt.js';
 import { INSTANCETYPE_GROUP } from '../api/instancetype.js';
+import { POOL_GROUP } from '../api/pool.js';
 import { ALL_CRDS, crdName } from './crds.js';
 import { virtopsImage } from './image.js';
 
@@ -63,6 +64,9 @@ export const CONTROLLER_RULES: k8s.PolicyRule[] = [
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
   // Instancetypes and preferences: applied from git, read to expand VMs when they start.
   { apiGroups: [INSTANCETYPE_GROUP], resources: ['virtualmachineinstancetypes', 'virtualmachineclusterinstancetypes', 'virtualmachinepreferences', 'virtualmachineclusterpreferences'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+  // VirtualMachinePools: applied from git; the pool controller creates/deletes their VMs and writes their status.
+  { apiGroups: [POOL_GROUP], resources: ['virtualmachinepools'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+  { apiGroups: [POOL_GROUP], resources: ['virtualmachinepools/status'], verbs: ['get', 'update', 'patch'] },
   // The copies a VM expands from once started (KubeVirt's instancetype revisions).
   { apiGroups: ['apps'], resources: ['controllerrevisions'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
   { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], resourceNames: VIRTOPS_CRD_NAMES, verbs: ['get', 'patch'] },

@@ -49,7 +49,7 @@ describe('VirtopsApp', () => {
     expect(read(dir, 'crds.k8s.yaml').map((o) => o.metadata.name)).toEqual([
       'virtualmachines.kubevirt.io', 'virtualmachineinstances.kubevirt.io',
       'virtualmachineinstancetypes.instancetype.kubevirt.io', 'virtualmachineclusterinstancetypes.instancetype.kubevirt.io',
-      'virtualmachinepreferences.instancetype.kubevirt.io', 'virtualmachineclusterpreferences.instancetype.kubevirt.io',
+      'virtualmachinepreferences.instancetype.kubevirt.io', 'virtualmachineclusterpreferences.instancetype.kubevirt.io', 'virtualmachinepools.pool.kubevirt.io',
     ]);
   });
 
