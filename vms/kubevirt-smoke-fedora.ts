@@ -17,13 +17,25 @@ import {
   ClockOffset, ImagePullPolicy, InterfaceBinding, Network, Size, UserData, VirtualMachine, Volume,
 } from '../dsl/index.js';
 
+/**
+ * What may differ from the seed when the same spec runs elsewhere (vms/smoke-debian.ts):
+ * the VM's name, its containerDisk, the Secret holding its user-data, and its firmware UUID
+ * (libvirt refuses two domains with one UUID on a host). The defaults are the seed's.
+ */
+export interface SmokeVmOptions {
+  name?: string;
+  image?: string;
+  cloudInitSecret?: string;
+  firmwareUuid?: string;
+}
+
 export class KubevirtSmokeFedora extends Chart {
   public readonly vm: VirtualMachine;
 
-  public constructor(scope: Construct, id = 'kubevirt-smoke-fedora') {
+  public constructor(scope: Construct, id = 'kubevirt-smoke-fedora', opts: SmokeVmOptions = {}) {
     super(scope, id, { namespace: 'default' });
     this.vm = new VirtualMachine(this, 'vm', {
-      name: 'kubevirt-smoke-fedora',
+      name: opts.name ?? 'kubevirt-smoke-fedora',
       running: true,
       architecture: 'amd64',
       cpu: { cores: 1 },
@@ -34,16 +46,16 @@ export class KubevirtSmokeFedora extends Chart {
         timers: { hpet: { present: false }, hyperv: {}, pit: { tickPolicy: 'delay' }, rtc: { tickPolicy: 'catchup' } },
       },
       features: { acpi: true },
-      firmware: { uuid: 'c3ecdb42-282e-44c3-8266-91b99ac91261' },
+      firmware: { uuid: opts.firmwareUuid ?? 'c3ecdb42-282e-44c3-8266-91b99ac91261' },
     });
     this.vm.addInterface('default', Network.pod(), { binding: InterfaceBinding.BRIDGE });
-    this.vm.addDisk('containerdisk', Volume.fromContainerDisk('kubevirt/fedora-cloud-container-disk-demo:latest', {
+    this.vm.addDisk('containerdisk', Volume.fromContainerDisk(opts.image ?? 'kubevirt/fedora-cloud-container-disk-demo:latest', {
       imagePullPolicy: ImagePullPolicy.ALWAYS,
     }));
     this.vm.addDisk('emptydisk', Volume.fromEmptyDisk(Size.gibibytes(2)));
     // Secret created out of band, never committed: it holds the password the seed had inline.
     this.vm.addDisk('cloudinitdisk', Volume.fromCloudInitNoCloud({
-      userData: UserData.fromSecret({ name: 'kubevirt-smoke-fedora-cloudinit' }),
+      userData: UserData.fromSecret({ name: opts.cloudInitSecret ?? 'kubevirt-smoke-fedora-cloudinit' }),
     }));
   }
 }

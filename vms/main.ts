@@ -7,10 +7,12 @@ import { VirtopsApp } from '../synth/app.js';
 import { Cirros } from './cirros.js';
 import { FedoraPvc } from './fedora-pvc.js';
 import { KubevirtSmokeFedora } from './kubevirt-smoke-fedora.js';
+import { SmokeDebian } from './smoke-debian.js';
 import { TestGuest } from './test-guest.js';
 
 const app = new VirtopsApp();
 new KubevirtSmokeFedora(app);
+new SmokeDebian(app);
 new Cirros(app);
 new FedoraPvc(app);
 new TestGuest(app);
