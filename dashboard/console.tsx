@@ -43,9 +43,13 @@ export function openConsole(el: HTMLElement, ns: string, name: string, onState: 
   // The whole buffer as text (scrollback included), for the browser tests and copy-paste.
   (window as unknown as { virtopsConsoleText?: () => string }).virtopsConsoleText = () => {
     const b = term.buffer.active;
-    const lines: string[] = [];
-    for (let i = 0; i < b.length; i++) lines.push(b.getLine(i)?.translateToString(true) ?? '');
-    return lines.join('\n');
+    let text = '';
+    for (let i = 0; i < b.length; i++) {
+      const line = b.getLine(i);
+      // A wrapped line continues the previous one.
+      text += (i > 0 && !line?.isWrapped ? '\n' : '') + (line?.translateToString(true) ?? '');
+    }
+    return text;
   };
   return {
     dispose() {

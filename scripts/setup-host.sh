@@ -11,6 +11,7 @@ PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-
 PACKAGES+=(mmdebstrap binutils)  # npm run image: the root filesystem from Debian packages; strip
 PACKAGES+=(grub-pc-bin fdisk e2fsprogs)  # npm run guest-image: BIOS GRUB core image, partition table, ext4 filled from a directory
 PACKAGES+=(openssl)  # the testenv: kubelet-client CA and node serving certificates for the agents' console endpoint
+PACKAGES+=(chromium)  # the dashboard's browser tests and bench:dashboard (playwright-core drives /usr/bin/chromium)
 
 log() { printf '[setup-host] %s\n' "$*" >&2; }
 

@@ -211,7 +211,11 @@ class ConsoleHub {
 
   async open(socketPath: string, serialLog: string): Promise<void> {
     const tail = await readTail(serialLog, LOG_TAIL_BYTES).catch(() => Buffer.alloc(0));
-    if (tail.length) this.append(tail);
+    if (tail.length) {
+      this.append(tail);
+      // Viewers that joined while the hub was opening have seen nothing yet.
+      for (const v of this.viewers) v.send(tail, { binary: true });
+    }
     this.sock = await new Promise<Socket>((resolve, reject) => {
       const s = createConnection(socketPath);
       s.once('connect', () => resolve(s));
