@@ -12,7 +12,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ApiObject, App, Chart, Names, YamlOutputType, type AppProps } from 'cdk8s';
+import { ApiObject, App, Chart, Names, Yaml, YamlOutputType, type AppProps } from 'cdk8s';
 import type { IConstruct } from 'constructs';
 import type * as api from '../api/kubevirt.js';
 import { INSTANCETYPE_KINDS, isInstancetypeObject } from '../api/instancetype.js';
@@ -23,6 +23,7 @@ import { formatIssues, validateManifest } from '../api/validate.js';
 import { renderLauncherPod, type LauncherPodOptions } from './launcher-pod.js';
 import type { PodManifest } from './pod-types.js';
 import { VALIDATED_REPORT_ENV, type ValidatedReport } from './validated-report.js';
+import { YAML_CACHE_KEY, type YamlCache } from './watch-protocol.js';
 
 export const OUTPUT_FILE_EXTENSION = '.k8s.yaml';
 /** Construct id of the launcher Pod added under each VirtualMachine construct. */
@@ -155,7 +156,7 @@ export class VirtopsApp extends App {
     try {
       this.attachLauncherPods();
       this.chartFileNames(); // fail before writing anything on clashing file names
-      super.synth();
+      withYamlCache(() => super.synth());
       // Validation passed (cdk8s throws otherwise): tell `virtops synth` what it covered.
       const report = process.env[VALIDATED_REPORT_ENV];
       if (report) fs.writeFileSync(report, JSON.stringify(this.validatedReport(vms)));
@@ -176,6 +177,38 @@ export class VirtopsApp extends App {
       return [tmp, path.join(this.outdir, file)] as const;
     });
     for (const [tmp, final] of staged) fs.renameSync(tmp, final);
+  }
+}
+
+/**
+ * Runs `fn` (cdk8s' App.synth) with Yaml.stringify answering unchanged documents from the
+ * cache `synth --watch`'s worker installs (YAML_CACHE_KEY); without one, plain cdk8s. The
+ * output is byte for byte what cdk8s writes: a miss calls cdk8s' own stringify for that one
+ * document, and cdk8s joins documents with '---\n' exactly so. The key is the document's
+ * JSON, which is exact for the JSON values Kubernetes manifests are (cdk8s has already
+ * dropped undefined and null fields). Entries unused by this run are dropped, so the cache
+ * holds one synthesis.
+ */
+function withYamlCache(fn: () => void): void {
+  const cache = (globalThis as Record<symbol, YamlCache | undefined>)[YAML_CACHE_KEY];
+  if (!cache) return fn();
+  const original = Object.getOwnPropertyDescriptor(Yaml, 'stringify')!;
+  const original1 = Yaml.stringify.bind(Yaml);
+  const used: YamlCache = new Map();
+  const one = (doc: unknown): string => {
+    const key = JSON.stringify(doc);
+    let text = used.get(key) ?? cache.get(key);
+    if (text === undefined) text = original1(doc);
+    used.set(key, text);
+    return text;
+  };
+  Object.defineProperty(Yaml, 'stringify', { ...original, value: (...docs: unknown[]) => docs.map((d) => (d === undefined ? '\n' : one(d))).join('---\n') });
+  try {
+    fn();
+  } finally {
+    Object.defineProperty(Yaml, 'stringify', original);
+    cache.clear();
+    for (const [k, v] of used) cache.set(k, v);
   }
 }
 

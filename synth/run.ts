@@ -54,13 +54,14 @@ export interface CheckResult {
   extra: string[];
 }
 
-interface ProjectConfig {
+export interface ProjectConfig {
   app: string;
   out: string;
   cwd: string;
 }
 
-async function resolveConfig(opts: SynthOptions): Promise<ProjectConfig> {
+/** The app command, output dir and project dir: options first, then cdk8s.yaml, then defaults. */
+export async function resolveConfig(opts: SynthOptions): Promise<ProjectConfig> {
   const cwd = path.resolve(opts.cwd ?? process.cwd());
   let fromFile: { app?: unknown; output?: unknown } = {};
   try {
@@ -97,42 +98,92 @@ async function runAndValidate(dir: string, cfg: ProjectConfig, reportFile: strin
     const output = (child.all ?? '').trim();
     throw new SynthError(`the app '${cfg.app}' failed (exit ${child.exitCode ?? child.signal ?? '?'})${output ? `:\n${output}` : ''}`);
   }
+  return validateOutput(dir, cfg.app, reportFile);
+}
+
+/** What validating one output file found; reused while the file's text and the app's report for it stay the same. */
+interface FileVerdict {
+  text: string;
+  validated: string;
+  objects: number;
+  /** Identity (objectIdentity) and description of each named object, for the cross-file duplicate check. */
+  ids: Array<[string, string]>;
+  problems: FileIssues[];
+}
+
+/**
+ * Per-file validation results kept across runs by `synth --watch` (synth/watch-worker.ts):
+ * an unchanged file is neither parsed nor validated again.
+ */
+export type ValidationCache = Map<string, FileVerdict>;
+
+/**
+ * Validates every file the app wrote into `dir` (throws SynthError naming each problem).
+ * With `cache`, files whose text is unchanged since the last call reuse their verdict.
+ */
+export async function validateOutput(dir: string, app: string, reportFile: string, cache?: ValidationCache): Promise<{ files: string[]; objects: number; texts: Map<string, string> }> {
   const files = await listFiles(dir);
-  if (files.length === 0) throw new SynthError(`the app '${cfg.app}' wrote no manifests; does it call app.synth()?`);
+  if (files.length === 0) throw new SynthError(`the app '${app}' wrote no manifests; does it call app.synth()?`);
   const validatedByApp = await readValidatedReport(reportFile);
   const problems: FileIssues[] = [];
   // The same object twice (two VMs of one name in one namespace) would make git ambiguous: the
   // git source refuses such a commit, so synth must not write it.
   const declared = new Map<string, string>();
+  const texts = new Map<string, string>();
   let objects = 0;
   for (const file of files.filter((f) => /\.ya?ml$/.test(f))) {
-    let docs: unknown[];
-    try {
-      docs = parseYamlDocuments(await fs.readFile(path.join(dir, file), 'utf8'));
-    } catch (err) {
-      problems.push({ file, object: '(unparsable)', issues: [{ path: '', message: (err as Error).message }] });
-      continue;
+    const text = await fs.readFile(path.join(dir, file), 'utf8');
+    texts.set(file, text);
+    const validated = (validatedByApp.get(file) ?? []).join('\n');
+    let verdict = cache?.get(file);
+    if (verdict === undefined || verdict.text !== text || verdict.validated !== validated) {
+      verdict = checkFile(file, text, validatedByApp.get(file) ?? []);
+      cache?.set(file, verdict);
     }
-    const skip = alreadyValidated(docs, validatedByApp.get(file) ?? []);
-    for (const obj of docs) {
-      if (obj === null || obj === undefined) continue;
-      objects++;
-      const id = objectIdentity(obj);
-      if (id) {
-        const first = declared.get(id);
-        if (first) problems.push({ file, object: describeObject(obj), issues: [{ path: '/metadata/name', message: `${id} is also declared in ${first}: give each object a unique name in its namespace` }] });
-        else declared.set(id, file);
-      }
-      if (skip.has(obj)) continue;
-      const issues = validateManifest(obj);
-      if (issues.length) problems.push({ file, object: describeObject(obj), issues });
+    objects += verdict.objects;
+    problems.push(...verdict.problems);
+    for (const [id, object] of verdict.ids) {
+      const first = declared.get(id);
+      if (first) problems.push({ file, object, issues: [{ path: '/metadata/name', message: `${id} is also declared in ${first}: give each object a unique name in its namespace` }] });
+      else declared.set(id, file);
     }
   }
+  if (cache) for (const file of cache.keys()) if (!texts.has(file)) cache.delete(file);
   if (problems.length) {
     const text = problems.map((p) => formatIssues(p.issues, `${p.file}: ${p.object}`)).join('\n');
     throw new SynthError(`synthesized manifests are invalid; nothing was written:\n${text}`, problems);
   }
-  return { files, objects };
+  return { files, objects, texts };
+}
+
+/** Parses and validates one output file on its own (duplicates across files are checked by the caller). */
+function checkFile(file: string, text: string, validatedByApp: readonly string[]): FileVerdict {
+  const verdict: FileVerdict = { text, validated: validatedByApp.join('\n'), objects: 0, ids: [], problems: [] };
+  let docs: unknown[];
+  try {
+    docs = parseYamlDocuments(text);
+  } catch (err) {
+    verdict.problems.push({ file, object: '(unparsable)', issues: [{ path: '', message: (err as Error).message }] });
+    return verdict;
+  }
+  const skip = alreadyValidated(docs, validatedByApp);
+  const seen = new Set<string>();
+  for (const obj of docs) {
+    if (obj === null || obj === undefined) continue;
+    verdict.objects++;
+    const id = objectIdentity(obj);
+    if (id) {
+      if (seen.has(id)) verdict.problems.push({ file, object: describeObject(obj), issues: [{ path: '/metadata/name', message: `${id} is also declared in ${file}: give each object a unique name in its namespace` }] });
+      else {
+        seen.add(id);
+        verdict.ids.push([id, describeObject(obj)]);
+      }
+    }
+    if (skip.has(obj)) continue;
+    const issues = validateManifest(obj);
+    if (issues.length) verdict.problems.push({ file, object: describeObject(obj), issues });
+  }
+  return verdict;
 }
 
 /** `apiVersion/kind/namespace/name` of a manifest (namespace `default` when unset), if it has a name. */
@@ -247,7 +298,7 @@ export function formatCheck(r: CheckResult, out: string): string {
 }
 
 /** Relative paths of all files under `dir`, sorted. */
-async function listFiles(dir: string): Promise<string[]> {
+export async function listFiles(dir: string): Promise<string[]> {
   const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
   return entries
     .filter((e) => e.isFile())
