@@ -19,6 +19,8 @@ import addFormatsModule from 'ajv-formats';
 import { RUN_STRATEGIES } from './kubevirt.js';
 import { INSTANCETYPE_API_VERSION, INSTANCETYPE_GROUP, PREFERRED_CPU_TOPOLOGIES, isClusterScopedKind } from './instancetype.js';
 import { QUANTITY_PATTERN, referencedSchema } from './structural-schema.js';
+import { CDI_API_VERSION, planImport, type DataVolume } from './datavolume.js';
+import { SNAPSHOT_API_VERSION, SNAPSHOT_KINDS, checkSnapshotRules } from './snapshot.js';
 import { POOL_API_VERSION, POOL_GROUP, POOL_KIND, checkPoolRules, poolVm, type VirtualMachinePool } from './pool.js';
 
 const QUANTITY_FIX = 'use a number with an optional suffix, e.g. 2Gi, 512Mi, 1.5, 500m';
@@ -115,6 +117,29 @@ export function validateManifest(obj: unknown): ValidationIssue[] {
   }
   if (typeof apiVersion === 'string' && apiVersion.startsWith('kubevirt.io/') && typeof kind === 'string' && REPLACED_KINDS[kind]) {
     return [{ path: '/kind', message: `${kind} is not supported by virtops`, fix: REPLACED_KINDS[kind] }];
+  }
+  if (apiVersion === CDI_API_VERSION && kind === 'DataVolume') {
+    // The vendored OpenAPI has the DataVolume's spec (not the object): schema on spec, then CDI's rules.
+    const validate = validatorFor('v1beta1.DataVolumeSpec');
+    if (!isObj(obj.spec)) issues.push({ path: '/spec', message: 'required field is missing', fix: 'set spec.source and spec.storage' });
+    else if (!validate(obj.spec)) issues.push(...toIssues(validate.errors ?? []).map((i) => ({ ...i, path: `/spec${i.path}` })));
+    issues.push(...checkMetadata(obj, true));
+    if (issues.length === 0) {
+      const r = planImport(obj as unknown as DataVolume, String((obj.metadata as Obj).namespace ?? 'default'));
+      if ('issues' in r) issues.push(...r.issues);
+    }
+    return sortIssues(issues);
+  }
+  if (apiVersion === SNAPSHOT_API_VERSION && typeof kind === 'string' && SNAPSHOT_KINDS[kind]) {
+    const validate = validatorFor(SNAPSHOT_KINDS[kind]);
+    if (!validate(obj)) issues.push(...toIssues(validate.errors ?? []));
+    const seen = new Set(issues.map((i) => i.path));
+    issues.push(...checkMetadata(obj, true).filter((i) => !seen.has(i.path)));
+    if (issues.length === 0) issues.push(...checkSnapshotRules(obj));
+    return sortIssues(issues);
+  }
+  if (typeof apiVersion === 'string' && (apiVersion.startsWith('cdi.kubevirt.io/') || apiVersion.startsWith('snapshot.kubevirt.io/'))) {
+    return [{ path: '/kind', message: `${apiVersion} ${String(kind)} is not supported by virtops`, fix: `use ${CDI_API_VERSION} DataVolume, or ${SNAPSHOT_API_VERSION} ${Object.keys(SNAPSHOT_KINDS).join('/')}` }];
   }
   if (typeof apiVersion === 'string' && apiVersion.startsWith(`${INSTANCETYPE_GROUP}/`)) {
     return [{ path: '/kind', message: `${apiVersion} ${String(kind)} is not supported by virtops`, fix: `use apiVersion '${INSTANCETYPE_API_VERSION}' with kind ${Object.keys(INSTANCETYPE_KINDS).join(', ')}` }];
@@ -292,6 +317,15 @@ function checkVmRules(vm: Obj): ValidationIssue[] {
   }
   if (spec.running !== undefined && spec.runStrategy !== undefined) {
     issues.push({ path: '/spec/running', message: 'running and runStrategy are mutually exclusive', fix: 'remove running and keep runStrategy (running: true = Always, false = Halted)' });
+  }
+  // Each dataVolumeTemplates entry is a DataVolume in the VM's namespace (api/datavolume.ts).
+  if (Array.isArray(spec.dataVolumeTemplates)) {
+    const ns = String(((vm.metadata ?? {}) as Obj).namespace ?? 'default');
+    spec.dataVolumeTemplates.forEach((t: unknown, i: number) => {
+      if (!isObj(t)) return;
+      const r = planImport({ metadata: (t.metadata ?? { name: '' }) as DataVolume['metadata'], spec: (t.spec ?? {}) as DataVolume['spec'] }, ns, `/spec/dataVolumeTemplates/${i}/spec`);
+      if ('issues' in r) issues.push(...r.issues);
+    });
   }
   const template = spec.template as Obj;
   if (template.spec !== undefined) issues.push(...checkVmiSpecRules(template.spec as Obj, '/spec/template/spec'));

@@ -13,6 +13,7 @@ import { registerLauncher } from './commands/launcher.js';
 import { registerSource } from './commands/source.js';
 import { registerUp } from './commands/up.js';
 import { registerGet } from './commands/get.js';
+import { registerSnapshot } from './commands/snapshot.js';
 import { registerDescribe } from './commands/describe.js';
 import { registerConsole } from './commands/console.js';
 import { registerPortForward } from './commands/port-forward.js';
@@ -90,6 +91,7 @@ export function buildProgram(): Command {
   registerSource(program);
   registerUp(program);
   registerGet(program);
+  registerSnapshot(program);
   registerDescribe(program);
   registerConsole(program);
   registerPortForward(program);

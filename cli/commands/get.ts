@@ -10,11 +10,12 @@ export function registerGet(program: Command): void {
     program
       .command('get')
       .description('list VMs (single host: NAME AGE STATUS READY REVISION; cluster: KubeVirt\'s columns) or VMIs (NAME AGE PHASE IP NODENAME READY; on a single host from each launcher, as root)')
-      .argument('<resource>', 'vms | vmis (vm, vmi, virtualmachines, virtualmachineinstances)')
+      .argument('<resource>', 'vms | vmis (vm, vmi, virtualmachines, virtualmachineinstances) | dv (datavolumes, single host: NAME PHASE PROGRESS RESTARTS AGE)')
       .option('-o, --output <format>', 'wide | json | yaml')
       .option('-n, --namespace <ns>', 'only this namespace (single host default: all; cluster default: the context\'s)')
       .option('-A, --all-namespaces', 'every namespace (adds a NAMESPACE column)'),
   ).action(async (resource: string, opts: { output?: string; namespace?: string; allNamespaces?: boolean } & AccessOptions) => {
+    if (DATAVOLUME_RESOURCES.includes(resource)) return getDataVolumes(opts);
     const r = parseResource(resource, ['vms', 'vmis'], 'virtops get vms (or, in a cluster, virtops get vmis)');
     if (opts.output !== undefined && !['wide', 'json', 'yaml'].includes(opts.output)) {
       throw new Error(`-o "${opts.output}" is not one of wide, json, yaml: e.g. virtops get vms -o wide`);
@@ -29,4 +30,22 @@ export function registerGet(program: Command): void {
     if (text === undefined) return void process.stderr.write(`${listing.empty}\n`);
     process.stdout.write(`${text}\n`);
   });
+}
+
+/** `virtops get dv`: the DataVolumes of the local `virtops up` (CDI's columns). */
+const DATAVOLUME_RESOURCES = ['dv', 'dvs', 'datavolume', 'datavolumes'];
+
+async function getDataVolumes(opts: { output?: string; namespace?: string; allNamespaces?: boolean } & AccessOptions): Promise<void> {
+  if (opts.kubeconfig !== undefined || (process.env['KUBECONFIG'] && !opts.server && !opts.stateDir && !process.env['VIRTOPS_SERVER'] && !process.env['VIRTOPS_STATE_DIR'])) {
+    throw new Error('virtops get dv talks to a local virtops up; in a cluster, CDI\'s DataVolumes are read with kubectl get dv');
+  }
+  const { apiCall, resolveTarget } = await import('../../reconciler/standalone/client.js');
+  const { formatDataVolumes } = await import('./storage-format.js');
+  const list = await apiCall<{ items: import('../../reconciler/standalone/datavolumes.js').DataVolumeView[] }>(await resolveTarget(opts), 'GET', '/api/v1/datavolumes');
+  const items = opts.namespace && !opts.allNamespaces ? list.items.filter((d) => d.metadata.namespace === opts.namespace) : list.items;
+  if (opts.output === 'json') return void process.stdout.write(`${JSON.stringify({ items }, null, 2)}\n`);
+  if (opts.output === 'yaml') return void process.stdout.write((await import('yaml')).stringify({ items }));
+  const text = formatDataVolumes(items, { now: Date.now(), wide: opts.output === 'wide' });
+  if (text === undefined) return void process.stderr.write('No DataVolumes found.\n');
+  process.stdout.write(`${text}\n`);
 }

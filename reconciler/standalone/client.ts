@@ -83,10 +83,10 @@ export function describeTarget(t: ApiTarget): string {
 }
 
 /** One request; non-2xx answers throw with the server's message. `target` may be a --server string. */
-export async function apiCall<T>(target: ApiTarget | string, method: 'GET' | 'POST', path: string): Promise<T> {
+export async function apiCall<T>(target: ApiTarget | string, method: 'GET' | 'POST', path: string, payload?: unknown): Promise<T> {
   const t = typeof target === 'string' ? parseServer(target) : target;
   // Actions are JSON POSTs: the API refuses anything a browser could send cross-site unasked.
-  const body = method === 'POST' ? '{}' : undefined;
+  const body = method === 'POST' ? JSON.stringify(payload ?? {}) : undefined;
   const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
     const req = request(
       {

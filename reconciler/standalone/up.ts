@@ -17,6 +17,9 @@ import { poolViews, withPoolVms } from './pools.js';
 import { isPool } from '../../api/pool.js';
 import type { KubeObject } from '../core/types.js';
 import { DataVolumeWorker } from './datavolumes.js';
+import { SnapshotWorker } from './snapshots.js';
+import { storageRoutes } from './storage-api.js';
+import type { VirtualMachine } from '../../api/kubevirt.js';
 import { volumeGate } from '../../api/datavolume.js';
 import { ImageStore } from '../../launcher/volumes/image-store.js';
 import { startApi, startMetricsServer, startWebhookServer, type ApiServer } from './api.js';
@@ -219,11 +222,32 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
   await dataVolumes.start();
   const backend = new StandaloneBackend({
     store, agent, domains, metrics, resyncMs: config.intervalMs, concurrency: config.concurrency, backoffPolicy: config.backoffPolicy, log: log.child({ component: 'backend' }),
-    volumeGate: (vm) => volumeGate(vm.spec.template.spec.volumes, (claim) => dataVolumes.status(vm.metadata.namespace ?? 'default', claim)),
+    volumeGate: (vm) =>
+      snapshots.gate(vm.metadata.namespace ?? 'default', vm.metadata.name ?? '') ??
+      volumeGate(vm.spec.template.spec.volumes, (claim) => dataVolumes.status(vm.metadata.namespace ?? 'default', claim)),
   });
   backendRef = backend;
+  // Snapshots and restores of persistent disks (snapshots.ts), from git and from the API.
+  const snapshots: SnapshotWorker = new SnapshotWorker({
+    stateDir: config.stateDir,
+    pvcDir: join(config.stateDir, 'pvcs'),
+    libvirtUri: config.libvirtUri,
+    log: log.child({ component: 'snapshots' }),
+    vmState: (ns, name) => {
+      const vm = backend.appliedManifests().find((m) => m.apiVersion === 'kubevirt.io/v1' && m.kind === 'VirtualMachine' && (m.metadata.namespace ?? 'default') === ns && m.metadata.name === name) as VirtualMachine | undefined;
+      if (!vm) return undefined;
+      const view = backend.get(ns, name);
+      const inst = view?.instance;
+      const running = view?.status?.printableStatus === 'Running' || view?.status?.printableStatus === 'Paused';
+      return { vm, ...(inst ? { instance: { domain: inst.domain, uid: inst.uid, running } } : {}) };
+    },
+    stopVm: async (ns, name) => void (await backend.requestAction(ns, name, 'stop')),
+    onChange: () => backend.resync(),
+  });
+  await snapshots.start();
   await dataVolumes.update(backend.appliedManifests());
   await backend.start();
+  await snapshots.update(backend.appliedManifests());
   // NodePort Services of the applied revision (node-ports.ts), converged after each apply.
   const nodePorts = new NodePortForwarder({ launcherSocket: (ns, name) => backend.get(ns, name)?.instance?.socket, log: log.child({ component: 'node-ports' }) });
   const exposeServices = (): void => void nodePorts.update([...backend.appliedManifests()]).catch((err: unknown) => log.warn({ err }, 'updating node ports failed'));
@@ -261,6 +285,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
         if (pendingApply === r) health.ok('apply');
         exposeServices();
         dataVolumes.update(backend.appliedManifests()).catch((err: unknown) => log.error({ err }, 'updating the DataVolumes failed'));
+        snapshots.update(backend.appliedManifests()).catch((err: unknown) => log.error({ err }, 'updating the snapshots failed'));
       },
       (err: unknown) => {
         log.error({ err, sha: r.sha }, 'applying the revision failed; retrying');
@@ -294,6 +319,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
       error: health.error ?? null,
       counters: source.counters,
     }),
+    extraRoutes: storageRoutes(dataVolumes, snapshots),
     diff: () => backend.diff(source.current && withPools(source.current)),
     pools: () => ({
       revision: backend.appliedRevision.sha ?? null,
@@ -347,6 +373,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
       await nodePorts.close();
       await backend.stop();
       await dataVolumes.stop();
+      await snapshots.stop();
       await domains.close();
       throw new Error(`${lis.flag}: cannot serve on ${lis.what}: ${(err as Error).message} (pass another ${lis.flag})`);
     }
@@ -391,6 +418,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
           await nodePorts.close();
           await backend.stop();
           await dataVolumes.stop();
+          await snapshots.stop();
         } finally {
           dashboard?.close();
           // Whatever failed above, the listeners go: no socket or port is left behind.
