@@ -360,4 +360,6 @@ function ConsolePage({ ns, name }: { ns: string; name: string }) {
   );
 }
 
-render(<App />, document.getElementById('root')!);
+const root = document.getElementById('root')!;
+root.textContent = ''; // the "Loading…" placeholder (Preact would keep it beside the app)
+render(<App />, root);

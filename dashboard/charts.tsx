@@ -70,6 +70,17 @@ export function PushChart({ pushes }: { pushes: Push[] }) {
   );
 }
 
+/** A step line: a count holds until the next sample changes it. */
+function steps(data: Sample[], status: string, x: (t: number) => number, y: (v: number) => number): string {
+  const pts: string[] = [];
+  data.forEach((p, i) => {
+    const v = p.counts[status] ?? 0;
+    if (i > 0) pts.push(`${x(p.t).toFixed(1)},${y(data[i - 1]!.counts[status] ?? 0).toFixed(1)}`);
+    pts.push(`${x(p.t).toFixed(1)},${y(v).toFixed(1)}`);
+  });
+  return pts.join(' ');
+}
+
 /** VMs by status over time: one line per status. */
 export function StatusChart({ history }: { history: Sample[] }) {
   const data = history.slice(-720);
@@ -87,14 +98,14 @@ export function StatusChart({ history }: { history: Sample[] }) {
       <figcaption id="status-chart-title">VMs by status, last {minutes < 1 ? 'minute' : `${minutes} min`}</figcaption>
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-labelledby="status-chart-title">
         <title>VMs by status over time</title>
-        {[0, 0.5, 1].map((f) => (
+        {[0, 0.5, 1].filter((f) => Number.isInteger(max * f)).map((f) => (
           <g key={f}>
             <line x1={PAD.l} x2={W - PAD.r} y1={y(max * f)} y2={y(max * f)} class="grid" />
             <text x={PAD.l - 4} y={y(max * f) + 4} text-anchor="end" class="axis">{Math.round(max * f)}</text>
           </g>
         ))}
         {statuses.map((s) => (
-          <polyline key={s} fill="none" stroke={colorOf(s)} stroke-width="2" points={data.map((p) => `${x(p.t).toFixed(1)},${y(p.counts[s] ?? 0).toFixed(1)}`).join(' ')} />
+          <polyline key={s} fill="none" stroke={colorOf(s)} stroke-width="2" points={steps(data, s, x, y)} />
         ))}
       </svg>
       <ul class="legend">{statuses.map((s) => <li key={s}><span class="swatch" style={{ background: colorOf(s) }} aria-hidden="true" />{s}: {data.at(-1)?.counts[s] ?? 0}</li>)}</ul>

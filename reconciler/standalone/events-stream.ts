@@ -193,10 +193,15 @@ export class DashboardFeed {
       this.appliedDirty = false;
       this.broadcast(`event: summary\ndata: ${JSON.stringify(await this.opts.summary())}\n\n`);
     }
+    // A status change is a point on the chart at once, not at the next 5 s sample.
+    if (upsert.length || remove.length) {
+      const counts = this.opts.backend.statusCounts();
+      if (JSON.stringify(counts) !== JSON.stringify(this.history.at(-1)?.counts)) this.sample(counts);
+    }
   }
 
-  private sample(): void {
-    const point = { t: this.now(), counts: this.opts.backend.statusCounts() };
+  private sample(counts = this.opts.backend.statusCounts()): void {
+    const point = { t: this.now(), counts };
     this.history.push(point);
     if (this.history.length > HISTORY_POINTS) this.history.shift();
     this.broadcast(`event: sample\ndata: ${JSON.stringify(point)}\n\n`);
