@@ -265,13 +265,14 @@ export function controllingPool(vm: { metadata?: ObjectMeta }): string | undefin
 
 /**
  * True when `vm` belongs to `pool`: its controller reference names the pool (and its uid,
- * when both have one) and the pool's selector matches the VM's template labels.
+ * when both have one) and the pool's selector matches the VM's labels (those it got from
+ * spec.virtualMachineTemplate.metadata.labels).
  */
-export function ownedByPool(vm: { metadata?: ObjectMeta; spec?: { template?: { metadata?: ObjectMeta } } }, pool: VirtualMachinePool): boolean {
+export function ownedByPool(vm: { metadata?: ObjectMeta }, pool: VirtualMachinePool): boolean {
   const ref = vm.metadata?.ownerReferences?.find((r) => r.controller && r.kind === POOL_KIND && r.apiVersion.startsWith(`${POOL_GROUP}/`));
   if (!ref || ref.name !== pool.metadata.name) return false;
   if (pool.metadata.uid && ref.uid && ref.uid !== pool.metadata.uid) return false;
-  return selectorMatches(pool.spec.selector ?? {}, vm.spec?.template?.metadata?.labels ?? {});
+  return selectorMatches(pool.spec.selector ?? {}, vm.metadata?.labels ?? {});
 }
 
 /** The template's VM spec with the per-VM names of index `index` (KubeVirt's indexVMSpec). */

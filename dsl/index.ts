@@ -13,4 +13,5 @@ export * from './features.js';
 export * from './validate.js';
 export * from './virtual-machine.js';
 export * from './instancetype.js';
+export * from './pool.js';
 export * from './common-instancetypes.js';

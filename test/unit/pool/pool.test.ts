@@ -194,7 +194,7 @@ describe('expandPool', () => {
   it('a VM of another pool or not selected is not owned', () => {
     const vm = poolVm(pool(), 0);
     expect(ownedByPool(vm, pool({}, 'api'))).toBe(false);
-    expect(ownedByPool({ ...vm, spec: { ...vm.spec, template: { ...vm.spec.template, metadata: { labels: {} } } } }, pool())).toBe(false);
+    expect(ownedByPool({ ...vm, metadata: { ...vm.metadata, labels: { app: 'relabelled' } } }, pool())).toBe(false);
     expect(ownedByPool(vm, { ...pool(), metadata: { name: 'web', namespace: 'default', uid: 'other' } })).toBe(false);
   });
 
