@@ -207,9 +207,10 @@ function withYamlCache(fn: () => void): void {
     fn();
   } finally {
     Object.defineProperty(Yaml, 'stringify', original);
-    cache.clear();
-    for (const [k, v] of used) cache.set(k, v);
   }
+  // Only a complete run replaces the cache: a failed one (an invalid VM) used next to nothing.
+  cache.clear();
+  for (const [k, v] of used) cache.set(k, v);
 }
 
 /** File name stem of a chart: its construct path, lowercased, '-'-joined, DNS-safe. */

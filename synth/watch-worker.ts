@@ -46,8 +46,7 @@ async function synthesize(req: WatchRequest): Promise<WatchReply> {
     try {
       await import(url.href);
     } catch (err) {
-      const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
-      return { ...base, error: `the app '${app}' failed:\n${text}`, rss: process.memoryUsage().rss, appMs: performance.now() - t0, validateMs: 0 };
+      return { ...base, error: `the app '${app}' failed:\n${describeFailure(err)}`, rss: process.memoryUsage().rss, appMs: performance.now() - t0, validateMs: 0 };
     }
     const t1 = performance.now();
     try {
@@ -73,6 +72,18 @@ async function synthesize(req: WatchRequest): Promise<WatchReply> {
   } finally {
     await fs.rm(report, { force: true });
   }
+}
+
+/**
+ * An app failure as `virtops synth` shows it: cdk8s' validation errors (each naming the
+ * construct path and the field) alone; anything else with the stack frames outside
+ * node_modules and Node's internals, which point into the app.
+ */
+function describeFailure(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  if (err.message.startsWith('Validation failed') || !err.stack) return err.message;
+  const frames = err.stack.split('\n').slice(1).filter((l) => !/node_modules|node:internal|watch-worker/.test(l)).slice(0, 8);
+  return [`${err.name}: ${err.message}`, ...frames].join('\n');
 }
 
 // One request at a time (the parent never sends two at once; chain them anyway).
