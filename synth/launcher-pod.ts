@@ -37,6 +37,7 @@ import type { Container, EnvVar, PodManifest, PodVolume, ResourceList, VolumeMou
 import { formatBytes, parseQuantity } from './quantity.js';
 import { buildLauncherArgs, LAUNCHER_MONITOR_COMMAND, type LibvirtDaemon } from '../launcher/flags.js';
 import { virtopsImage } from './image.js';
+import { NODE_SOCKET_ENV } from '../launcher/monitor/node-socket.js';
 
 export const VMI_UID_PLACEHOLDER = 'vmi-uid-unassigned';
 export const LABEL_APP = 'kubevirt.io';
@@ -92,7 +93,22 @@ export interface LauncherPodOptions {
    * @default 'external'
    */
   readonly libvirtDaemon?: LibvirtDaemon;
+  /**
+   * With `libvirtDaemon: 'pod'` (a real kubelet runs the Pod): the node directory (hostPath)
+   * under which each launcher Pod gets `<pod uid>/` (the compute container's
+   * NODE_SOCKET_MOUNT, through `subPathExpr`), where the launcher monitor publishes the
+   * launcher's command socket for the node agent, as virt-handler finds virt-launcher through
+   * its share dir. The node agent's `--launcher-socket-dir` must name the same directory.
+   * @default DEFAULT_NODE_SOCKET_DIR
+   */
+  readonly nodeSocketDir?: string;
 }
+
+/** Where launcher Pods publish their command sockets on a kubelet node (see nodeSocketDir). */
+export const DEFAULT_NODE_SOCKET_DIR = '/var/lib/virtops/launchers';
+/** The compute container's view of its own `<nodeSocketDir>/<pod uid>/`. */
+export const NODE_SOCKET_MOUNT = '/var/run/virtops/node';
+export { NODE_SOCKET_ENV, NODE_SOCKET_NAME } from '../launcher/monitor/node-socket.js';
 
 /** The session daemon's socket in the compute container (`libvirt-runtime` emptyDir = $XDG_RUNTIME_DIR/libvirt). */
 export const POD_LIBVIRT_URI = `qemu+unix:///session?socket=${PATHS.libvirtRuntime}/libvirt-sock`;
@@ -181,6 +197,7 @@ export function renderLauncherPod(unexpanded: api.VirtualMachine, opts: Launcher
       ],
       volumes: [
         ...LAUNCHER_EMPTY_DIRS.map((n): PodVolume => ({ name: n, emptyDir: {} })),
+        ...(opts.libvirtDaemon === 'pod' ? [{ name: 'node-sockets', hostPath: { path: opts.nodeSocketDir ?? DEFAULT_NODE_SOCKET_DIR, type: 'DirectoryOrCreate' } }] : []),
         ...passthrough.map((p) => p.volume),
       ],
     },
@@ -307,6 +324,10 @@ function compute(vm: api.VirtualMachine, c: ComputeInput): Container {
       ...XDG_ENV,
       { name: 'POD_NAME', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
       { name: 'VMI_UID', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: `metadata.labels['${LABEL_CREATED_BY}']` } } },
+      // Beside a real kubelet: this Pod's own directory on the node, for the node agent.
+      ...(c.opts.libvirtDaemon === 'pod'
+        ? [{ name: 'POD_UID', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.uid' } } }, { name: NODE_SOCKET_ENV, value: NODE_SOCKET_MOUNT }]
+        : []),
     ],
     resources: computeResources(spec, c.overhead),
     securityContext: { ...CONTAINER_SECURITY, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } },
@@ -318,6 +339,7 @@ function compute(vm: api.VirtualMachine, c: ComputeInput): Container {
       { name: 'libvirt-runtime', mountPath: PATHS.libvirtRuntime },
       { name: 'sockets', mountPath: PATHS.sockets },
       { name: 'hotplug-disks', mountPath: PATHS.hotplugDisks, mountPropagation: 'HostToContainer' },
+      ...(c.opts.libvirtDaemon === 'pod' ? [{ name: 'node-sockets', mountPath: NODE_SOCKET_MOUNT, subPathExpr: '$(POD_UID)' }] : []),
       ...c.extraMounts,
     ],
   };

@@ -12,6 +12,8 @@ export interface VolumeMount {
   mountPath: string;
   readOnly?: boolean;
   mountPropagation?: 'HostToContainer';
+  /** A sub-directory of the volume named by `$(VAR)`s of the container's env (kubelet expands it). */
+  subPathExpr?: string;
 }
 
 export interface ResourceList {

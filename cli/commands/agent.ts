@@ -21,6 +21,7 @@ export function registerAgent(program: Command): void {
     .option('--libvirt-uri <uri>', 'libvirt connection for launchers', 'qemu:///system')
     .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (repeatable)', collect)
     .option('--interval <duration>', 'resync period', '1m')
+    .option('--launcher-socket-dir <dir>', 'beside a kubelet (no --process-runtime): where launcher Pods publish their sockets, as synth\'s nodeSocketDir (default /var/lib/virtops/launchers)')
     .option('--tls-cert-file <file>', 'console endpoint (process runtime): serving certificate, as kubelet\'s')
     .option('--tls-private-key-file <file>', 'console endpoint: its private key')
     .option('--client-ca-file <file>', 'console endpoint: CA of the API server\'s kubelet client certificate (--kubelet-client-certificate); the only accepted clients')

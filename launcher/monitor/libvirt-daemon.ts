@@ -70,17 +70,48 @@ export interface RunningDaemon {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * A child subreaper around the daemon, in Perl (perl-base is in every Debian root, the image
+ * included; Node has no waitpid for processes it did not spawn). libvirt daemonizes QEMU
+ * (double fork), so QEMU's parent dies at once and the kernel hands QEMU to the nearest
+ * subreaper ancestor, else to the container's PID 1, the launcher monitor, which could never
+ * reap it: a guest that stopped stayed a zombie until the Pod ended. With
+ * prctl(PR_SET_CHILD_SUBREAPER) this wrapper becomes QEMU's parent instead and reaps every
+ * child that exits; it forwards TERM/INT/HUP to the daemon and exits as the daemon did.
+ * The prctl syscall number is per architecture (x86_64 157, arm64 167).
+ */
+export const REAPER_SCRIPT = [
+  'my $nr = shift @ARGV;',
+  'syscall($nr, 36, 1, 0, 0, 0) == 0 or warn "virtops reaper: prctl(PR_SET_CHILD_SUBREAPER) failed: $!; stopped guests stay zombies\\n";',
+  'my $pid = fork() // die "virtops reaper: fork: $!\\n";',
+  'if ($pid == 0) { exec { $ARGV[0] } @ARGV or die "virtops reaper: exec $ARGV[0]: $!\\n"; }',
+  'for my $s (qw(TERM INT HUP)) { $SIG{$s} = sub { kill $s, $pid }; }',
+  'my $status = 255;',
+  'while (1) { my $w = waitpid(-1, 0); if ($w == $pid) { $status = $?; last } if ($w == -1) { last unless $!{EINTR} } }',
+  'exit(($status & 127) ? 128 + ($status & 127) : ($status >> 8));',
+].join(' ');
+
+/** prctl's syscall number on this architecture, or undefined where the wrapper is not used. */
+export function prctlSyscall(arch: string = process.arch): number | undefined {
+  return arch === 'x64' ? 157 : arch === 'arm64' ? 167 : undefined;
+}
+
+/**
  * Writes the config, starts `libvirtd` (foreground, stderr to ours) and waits until `socket`
  * exists. Throws naming the socket when the daemon dies or does not make it in `timeoutMs`.
  */
-export async function startSessionDaemon(opts: { socket: string; dirs: DaemonDirs; timeoutMs?: number; binary?: string }): Promise<RunningDaemon> {
+export async function startSessionDaemon(opts: { socket: string; dirs: DaemonDirs; timeoutMs?: number; binary?: string; reaper?: boolean }): Promise<RunningDaemon> {
   const confDir = join(opts.dirs.config, 'libvirt');
   await mkdir(confDir, { recursive: true });
   await writeFile(join(confDir, 'qemu.conf'), SESSION_QEMU_CONF);
   await writeFile(join(confDir, 'libvirtd.conf'), SESSION_LIBVIRTD_CONF);
   await mkdir(join(opts.dirs.runtime, 'libvirt'), { recursive: true });
 
-  const child: ChildProcess = spawn(opts.binary ?? 'libvirtd', [], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const binary = opts.binary ?? 'libvirtd';
+  const nr = prctlSyscall();
+  const perl = opts.reaper === false || nr === undefined ? undefined : ['/usr/bin/perl', '/bin/perl'].find((p) => existsSync(p));
+  const child: ChildProcess = perl
+    ? spawn(perl, ['-e', REAPER_SCRIPT, String(nr), binary], { stdio: ['ignore', 'inherit', 'inherit'] })
+    : spawn(binary, [], { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('error', () => resolve({ code: null, signal: null }));
     child.once('exit', (code, signal) => resolve({ code, signal }));

@@ -21,6 +21,7 @@
  *   4  the launcher could not be spawned
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LauncherConfig } from '../flags.js';
 import { isBundled, siblingEntry } from '../bundled.js';
@@ -70,9 +71,23 @@ export async function runMonitor(config: LauncherConfig, launcherArgs: readonly 
     // Dying under a running launcher: the launcher sees libvirt go and reports it; this says why.
     void daemon.exited.then((e) => daemonStopping || log.error({ code: e.code, signal: e.signal }, 'the libvirt daemon of this container exited'));
   }
+  // Beside a real kubelet: the launcher's socket, relayed where the node agent looks (node-socket.ts).
+  const publishing = new AbortController();
+  let relay: Promise<import('./node-socket.js').NodeSocketRelay | undefined> | undefined;
+  const nodeSocketDir = process.env['VIRTOPS_NODE_SOCKET_DIR'];
+  if (nodeSocketDir) {
+    relay = import('./node-socket.js').then(({ publishNodeSocket, NODE_SOCKET_NAME }) =>
+      publishNodeSocket({ dir: nodeSocketDir, name: NODE_SOCKET_NAME, target: launcherSocketOf(config), signal: publishing.signal, log }),
+    ).catch((err: unknown) => {
+      log.error({ err, dir: nodeSocketDir }, 'cannot publish the launcher socket for the node agent');
+      return undefined;
+    });
+  }
   try {
     return await superviseLauncher(config, command, argv, log);
   } finally {
+    publishing.abort();
+    await (await relay)?.close().catch(() => undefined);
     daemonStopping = true;
     await daemon?.stop();
   }
@@ -128,6 +143,11 @@ async function superviseLauncher(config: LauncherConfig, command: string, argv: 
   }
   log.info('cleaned up after the launcher');
   return MONITOR_EXIT.launcherFailed;
+}
+
+/** The launcher's command socket (launcher/flags.ts launcherPaths, without loading the flag table here). */
+function launcherSocketOf(config: LauncherConfig): string {
+  return join(config.kubevirtShareDir, 'sockets', 'launcher-sock');
 }
 
 function killGroup(pid: number | undefined, sig: NodeJS.Signals): void {

@@ -10,9 +10,10 @@
  *   (phase, nodeName, Ready/Paused/Synchronized, interfaces) when it changes, and on VMI
  *   deletion stops the guest with its grace period, then removes the cleanup finalizer.
  *
- * With a real kubelet (no `--process-runtime`) kubelet runs the Pods; this agent then only
- * drives the launchers through their sockets, which it finds under the kubelet's pod
- * volumes directory. That mode is documented but not exercised by this repository's tests.
+ * With a real kubelet (no `--process-runtime`) the kubelet runs the Pods and owns their
+ * status; this agent registers no Node and only drives the launchers, through the sockets
+ * their monitors publish in the node's launcher socket directory (kubelet-launchers.ts:
+ * the directory is handed to each Pod's user, and the peer is checked before use).
  *
  * Stateless like the single-host agent: everything is re-derived from the Pod (the process
  * spec is deterministic) and the running processes (found by VMI uid), so an agent restart
@@ -57,6 +58,19 @@ export interface ClusterAgentOptions {
   concurrency?: number;
   /** The clock of VMI status times (phase transitions); tests share one with the controller. */
   now?: () => number;
+  /** Beside a real kubelet (no process runtime): the launcher socket directory (KubeletLaunchers). */
+  sockets?: LauncherSockets;
+}
+
+/** The node's launcher socket directory, beside a real kubelet (kubelet-launchers.ts; a fake in unit tests). */
+export interface LauncherSockets {
+  /** Hands `<dir>/<pod uid>` to the Pod's user. */
+  prepare(pod: V1Pod): Promise<void>;
+  /** Undefined when the launcher's socket may be used; else why not. */
+  verify(record: InstanceRecord, pod: V1Pod): Promise<string | undefined>;
+  removePod(podUid: string): Promise<void>;
+  /** Removes the directories of Pods `keep` does not hold. */
+  sweep(keep: () => ReadonlySet<string>): Promise<string[]>;
 }
 
 interface Tracked {
@@ -67,6 +81,11 @@ interface Tracked {
   exited?: ProcessState & { state: 'exited' };
   /** Stops following the launcher's events. */
   watch?: { stop(): void };
+  /** Beside a kubelet: since when its socket has not been usable (warned once after 30 s). */
+  socketWaitSince?: number;
+  socketWarned?: boolean;
+  /** Beside a kubelet: the Pod is terminating and the guest was asked to stop. */
+  terminating?: boolean;
 }
 
 export class ClusterAgent {
@@ -114,6 +133,9 @@ export class ClusterAgent {
       await this.untilDone('renewing the node Lease', () => this.renewLease());
       this.every(this.opts.leaseRenewMs ?? 10_000, () => this.renewLease());
       this.every(this.opts.nodeStatusMs ?? 60_000, () => this.heartbeat());
+    } else {
+      // The kubelet registered the Node; marking it schedulable for VMs is virt-handler's part.
+      await this.untilDone('labelling the Node schedulable', () => this.markSchedulable());
     }
     // Not waiting for the VMI informer: its CRD may not exist yet (the controller installs
     // it); the informer keeps retrying and delivers the VMIs once it does.
@@ -135,8 +157,14 @@ export class ClusterAgent {
    * agent was killed between stopping a launcher and removing its dir.
    */
   private async housekeeping(): Promise<void> {
-    const { runtime, processRuntime } = this.opts;
-    if (!processRuntime || !runtime.sweepOrphans || this.stopped) return;
+    const { runtime, processRuntime, sockets } = this.opts;
+    if (this.stopped) return;
+    if (!processRuntime && sockets) {
+      const gone = await sockets.sweep(() => new Set([...this.pods.list().map((p) => p.metadata?.uid ?? ''), ...[...this.tracked.values()].map((t) => t.podUid)]));
+      if (gone.length) this.opts.log.info({ pods: gone }, 'removed launcher socket dirs of Pods that are gone');
+      return;
+    }
+    if (!processRuntime || !runtime.sweepOrphans) return;
     await runtime.sweepOrphans(() => new Set([
       ...this.pods.list().map((p) => basename(runtime.podDir(p.metadata?.namespace ?? 'default', podDirName(p)))),
       ...[...this.tracked.values()].map((t) => basename(t.record.podDir)),
@@ -202,6 +230,15 @@ export class ClusterAgent {
     log.info({ node: nodeName }, 'Node exists; marked Ready');
   }
 
+  private async markSchedulable(): Promise<void> {
+    const { nodeName, log } = this.opts;
+    const node = await this.client.read<KubernetesObject & { metadata: { labels?: Record<string, string> } }>({ apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } });
+    if (!node) throw new Error(`Node ${nodeName} does not exist (yet): the kubelet registers it; check --node matches the kubelet's node name`);
+    if (node.metadata.labels?.[LABEL_SCHEDULABLE] === 'true') return;
+    await this.client.mergePatch({ apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } }, { metadata: { labels: { [LABEL_SCHEDULABLE]: 'true' } } });
+    log.info({ node: nodeName }, `labelled the Node ${LABEL_SCHEDULABLE}=true`);
+  }
+
   private async heartbeat(): Promise<void> {
     await this.client.patchNodeStatus(this.opts.nodeName, { conditions: nodeConditions(new Date()) });
   }
@@ -230,8 +267,9 @@ export class ClusterAgent {
       // Deleted for good (or force-deleted): its process must not outlive it.
       if (t) {
         await this.opts.runtime.stop(t.record, 0);
-        // Its emptyDirs go with it, as in terminatePod.
+        // Its emptyDirs go with it, as in terminatePod; beside a kubelet, its socket dir (a hostPath the kubelet keeps).
         if (this.opts.processRuntime) await rm(t.record.podDir, { recursive: true, force: true });
+        else await this.opts.sockets?.removePod(t.podUid);
         this.untrack(key);
       }
       return {};
@@ -268,20 +306,32 @@ export class ClusterAgent {
     }
 
     const finishedPod = pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
-    if (finishedPod) return {};
-
-    const alive = await this.opts.runtime.alive(t.record);
-    if (!alive && !t.exited) {
-      if (t.startedAt || pod.status?.phase === 'Running') {
-        // It ran and is gone: the container "exited". The VMI failed unless the launcher said otherwise.
-        t.exited = { state: 'exited', exitCode: 1, reason: 'Error', message: `launcher process exited; see ${t.record.logFile}`, ...(t.startedAt ? { startedAt: t.startedAt } : {}), finishedAt: new Date() };
-      } else if (this.opts.processRuntime) {
-        await this.startLauncher(key, pod, vmi, t);
-      } else {
-        return { requeueAfterMs: 2000 }; // kubelet has not started it yet
+    if (finishedPod) {
+      // Beside a kubelet the Pod ending is the first word: the VMI says so too (the controller
+      // already reads the Pod's end as the VMI's, LauncherPodFinished).
+      if (!this.opts.processRuntime && vmi.status?.phase && vmi.status.phase !== 'Succeeded' && vmi.status.phase !== 'Failed') {
+        const term = pod.status?.containerStatuses?.find((c) => c.name === 'compute')?.state?.terminated;
+        await this.reportVmi(vmi, { reachable: false, phase: pod.status?.phase === 'Succeeded' ? 'Succeeded' : 'Failed', reason: 'LauncherExited', message: `launcher Pod ${pod.metadata?.name} is ${pod.status?.phase}${term ? `: the compute container exited with code ${term.exitCode}${term.reason ? ` (${term.reason})` : ''}` : ''}` });
       }
-    } else if (alive && !t.record.synced) {
-      await this.adopt(vmi, t);
+      return {};
+    }
+
+    if (!this.opts.processRuntime) {
+      // Beside a kubelet: what the launcher says (or that it is gone) is in the view below.
+      const waiting = await this.attachKubeletLauncher(key, pod, vmi, t);
+      if (waiting) return waiting;
+    } else {
+      const alive = await this.opts.runtime.alive(t.record);
+      if (!alive && !t.exited) {
+        if (t.startedAt || pod.status?.phase === 'Running') {
+          // It ran and is gone: the container "exited". The VMI failed unless the launcher said otherwise.
+          t.exited = { state: 'exited', exitCode: 1, reason: 'Error', message: `launcher process exited; see ${t.record.logFile}`, ...(t.startedAt ? { startedAt: t.startedAt } : {}), finishedAt: new Date() };
+        } else {
+          await this.startLauncher(key, pod, vmi, t);
+        }
+      } else if (alive && !t.record.synced) {
+        await this.adopt(vmi, t);
+      }
     }
 
     let view = await this.view(t);
@@ -319,6 +369,47 @@ export class ClusterAgent {
       if (pod.metadata?.ownerReferences?.find((r) => r.kind === 'VirtualMachineInstance')?.name !== name) continue;
       return serialSocketPath(t.record.shareDir);
     }
+    return undefined;
+  }
+
+  /**
+   * Beside a kubelet: hands the Pod its socket dir, follows the kubelet's word on the compute
+   * container, and once it runs and its socket passes the peer check, gives the launcher its
+   * VMI (or adopts it, after an agent restart). Returns a requeue while there is nothing to
+   * drive yet.
+   */
+  private async attachKubeletLauncher(key: string, pod: V1Pod, vmi: VirtualMachineInstance, t: Tracked): Promise<ReconcileResult | undefined> {
+    const sockets = this.opts.sockets;
+    if (!sockets) throw new Error('the agent without --process-runtime needs the launcher socket directory (runAgent wires it)');
+    await sockets.prepare(pod);
+    const compute = pod.status?.containerStatuses?.find((c) => c.name === 'compute');
+    const term = compute?.state?.terminated;
+    if (term) {
+      t.watch?.stop();
+      t.watch = undefined;
+      t.exited ??= {
+        state: 'exited', exitCode: term.exitCode, reason: term.reason ?? 'Error',
+        message: `the compute container exited with code ${term.exitCode}${term.reason ? ` (${term.reason})` : ''}; see ${t.record.logFile}`,
+        ...(t.startedAt ? { startedAt: t.startedAt } : {}), finishedAt: term.finishedAt ? new Date(term.finishedAt) : new Date(),
+      };
+      return undefined;
+    }
+    if (t.record.synced) return undefined;
+    const running = compute?.state?.running;
+    if (!running) return { requeueAfterMs: 2000 }; // the kubelet has not started it yet
+    t.startedAt ??= running.startedAt ? new Date(running.startedAt) : new Date();
+    const problem = await sockets.verify(t.record, pod);
+    if (problem) {
+      t.socketWaitSince ??= Date.now();
+      if (!t.socketWarned && Date.now() - t.socketWaitSince > 30_000) {
+        t.socketWarned = true;
+        this.opts.log.warn({ pod: key, socket: t.record.socketPath, problem }, 'the launcher socket is still not usable after 30 s; see the compute container\'s log');
+      }
+      return { requeueAfterMs: 1000 };
+    }
+    await this.adopt(vmi, t);
+    if (!t.record.synced) return { requeueAfterMs: 1000 };
+    this.opts.log.info({ pod: key, vmi: vmi.metadata.name, socket: t.record.socketPath }, 'driving the launcher the kubelet runs');
     return undefined;
   }
 
@@ -441,6 +532,18 @@ export class ClusterAgent {
 
   /** The Pod is being deleted: stop its process, then remove the Pod for good (kubelet's last step). */
   private async terminatePod(key: string, pod: V1Pod, t: Tracked): Promise<ReconcileResult> {
+    if (!this.opts.processRuntime) {
+      // The kubelet stops the container (SIGTERM to the monitor, which gives the guest its
+      // grace period); the agent asks the launcher for the same once, and keeps tracking the
+      // Pod until it is gone, to remove its socket dir then.
+      if (!t.terminating) {
+        t.terminating = true;
+        t.watch?.stop();
+        t.watch = undefined;
+        await this.opts.runtime.stop(t.record, vmiGraceSeconds(t.record.spec));
+      }
+      return {};
+    }
     // The guest gets the VMI's grace period (the Pod's own is that plus the launcher's margin).
     if (await this.opts.runtime.alive(t.record)) await this.opts.runtime.stop(t.record, vmiGraceSeconds(t.record.spec));
     else await this.opts.runtime.stop(t.record, 0);

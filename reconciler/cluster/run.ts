@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, statfs } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { isIPv4 } from 'node:net';
+import { isAbsolute } from 'node:path';
 import { startConsoleServer, type ConsoleServer } from './console-server.js';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -20,7 +21,11 @@ import { Applier, INVENTORY_CONFIGMAP, changedVmKeys, planApply, revisionHealth,
 import type { Informer } from './informer.js';
 import { RECONCILE_HANDLED_KEY, RECONCILE_REQUESTED_ANNOTATION } from './requests.js';
 import { ClusterAgent } from './agent.js';
+import { KubeletLaunchers, MAX_SOCKET_DIR_BYTES } from './kubelet-launchers.js';
+import { DEFAULT_NODE_SOCKET_DIR } from '../../synth/launcher-pod.js';
 import { VmController } from './controller.js';
+import { PoolController } from './pool-controller.js';
+import { isPool } from '../../api/pool.js';
 import { vmKeyOf } from './instances.js';
 import { HttpKubeClient, type KubeClient, errorMessage, loadKubeConfig } from './kube.js';
 import { CONTROLLER_LEASE, LeaderElector } from './leader.js';
@@ -116,6 +121,8 @@ export interface RawAgentFlags {
   address?: string;
   port?: string;
   nodeIp?: string;
+  /** Beside a kubelet: the launcher socket directory (synth's nodeSocketDir). */
+  launcherSocketDir?: string;
 }
 
 /** The console server of a process-runtime agent (see console-server.ts). */
@@ -147,6 +154,8 @@ export interface AgentConfig {
   insecureRegistries: string[];
   intervalMs: number;
   console?: AgentConsoleConfig;
+  /** Beside a kubelet (no process runtime): where launcher Pods publish their sockets; default DEFAULT_NODE_SOCKET_DIR. */
+  launcherSocketDir?: string;
 }
 
 function validateConsoleFlags(raw: RawAgentFlags, errors: string[]): AgentConsoleConfig | undefined {
@@ -173,12 +182,16 @@ export function validateAgentFlags(raw: RawAgentFlags): { ok: true; config: Agen
   const host = validateHostFlags(raw, errors);
   const intervalMs = durationFlag(raw.interval ?? '1m', '--interval', errors, { min: 200 });
   const consoleConfig = validateConsoleFlags(raw, errors);
+  const launcherSocketDir = raw.launcherSocketDir ?? DEFAULT_NODE_SOCKET_DIR;
+  if (raw.launcherSocketDir !== undefined && raw.processRuntime === true) errors.push('--launcher-socket-dir is for the agent beside a kubelet: drop it with --process-runtime (launchers then live under --state-dir)');
+  if (!isAbsolute(launcherSocketDir)) errors.push(`--launcher-socket-dir "${launcherSocketDir}" is not an absolute path: pass the directory synth's nodeSocketDir names (default ${DEFAULT_NODE_SOCKET_DIR})`);
+  else if (Buffer.byteLength(launcherSocketDir.replace(/\/+$/, '')) > MAX_SOCKET_DIR_BYTES) errors.push(`--launcher-socket-dir "${launcherSocketDir}" is over ${MAX_SOCKET_DIR_BYTES} bytes: the sockets under it (<dir>/<pod uid>/launcher-sock) would pass the 107-byte unix socket limit; use a shorter path (and the same in synth's nodeSocketDir)`);
   if (errors.length || !host || intervalMs === undefined) return { ok: false, errors };
   return {
     ok: true,
     config: {
       node: raw.node!, ...(raw.kubeconfig ? { kubeconfig: raw.kubeconfig } : {}), processRuntime: raw.processRuntime === true,
-      ...host, intervalMs, ...(consoleConfig ? { console: consoleConfig } : {}),
+      ...host, intervalMs, ...(consoleConfig ? { console: consoleConfig } : {}), launcherSocketDir: launcherSocketDir.replace(/(.)\/+$/, '$1'),
     },
   };
 }
@@ -188,6 +201,8 @@ export function validateAgentFlags(raw: RawAgentFlags): { ok: true; config: Agen
 export interface ControllerHandle {
   client: KubeClient;
   controller: VmController;
+  /** VirtualMachinePools: started once an applied revision declares one. */
+  pools: PoolController;
   source: GitSource;
   /** Health of the applied revision, as last computed. */
   health(): { sha?: string; health: Health; pending: string[]; failed: string[] } | undefined;
@@ -204,6 +219,7 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
     ...(opts.statusCoalesceMs !== undefined ? { statusCoalesceMs: opts.statusCoalesceMs } : {}),
     ...(config.backoffPolicy ? { backoffPolicy: config.backoffPolicy } : {}),
   });
+  const pools = new PoolController(client, { log: log.child({ component: 'pool-controller' }), resyncMs: Math.max(config.intervalMs, 10_000) });
   const source = new GitSource({
     repo: config.repo, branch: config.branch, distPath: config.distPath, pollIntervalMs: config.intervalMs, resyncIntervalMs: Math.max(config.intervalMs, 30_000),
     freshness: config.freshness, ...(config.cacheDir ? { cacheDir: config.cacheDir } : {}), logger: log,
@@ -224,6 +240,8 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
       controller.setTemplates(rev.sha, planApply(rev.manifests).templates);
       try {
         await applier.apply(rev, { beforeInventory: (plan) => controller.clearOverrides(changedVmKeys(plan)) });
+        // No pool informers (nor 404 retries on clusters without the pool CRD) until git has a pool.
+        if (rev.manifests.some(isPool)) void pools.start().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'starting the pool controller failed'));
       } catch (err) {
         log.error({ sha: rev.sha, err: errorMessage(err) }, 'applying the revision failed; retrying at the next interval');
       }
@@ -322,7 +340,7 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
   log.info({ repo: config.repo, branch: config.branch, namespace: config.namespace, leaderElect: config.leaderElect, identity: config.identity }, 'virtops controller started');
 
   return {
-    client, controller, source, lostLeadership,
+    client, controller, pools, source, lostLeadership,
     health: () => lastHealth,
     stop: async () => {
       stopped = true;
@@ -332,6 +350,7 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
       await applying.catch(() => undefined);
       await requests.stop();
       await handling;
+      await pools.stop();
       await controller.stop();
       await elector?.stop();
     },
@@ -360,7 +379,9 @@ export async function runAgent(
 ): Promise<AgentHandle> {
   const client = opts.client ?? new HttpKubeClient(loadKubeConfig(config.kubeconfig));
   const domains = new LibvirtDomains(config.libvirtUri);
-  const runtime = new NodeAgent({
+  // Beside a kubelet: the kubelet runs the launchers; they are found through the socket dir.
+  const kubelet = config.processRuntime ? undefined : new KubeletLaunchers(config.launcherSocketDir ?? DEFAULT_NODE_SOCKET_DIR, log.child({ component: 'launchers' }));
+  const runtime = kubelet ?? new NodeAgent({
     podsDir: podsDir(config.stateDir),
     virtopsCommand: [process.execPath, CLI_BIN],
     hostFlags: hostFlags(config),
@@ -373,7 +394,7 @@ export async function runAgent(
   await mkdir(config.stateDir, { recursive: true });
   const fs = await statfs(config.stateDir);
   const agent = new ClusterAgent(client, {
-    nodeName: config.node, processRuntime: config.processRuntime, runtime, log: log.child({ component: 'agent', node: config.node }),
+    nodeName: config.node, processRuntime: config.processRuntime, runtime, log: log.child({ component: 'agent', node: config.node }), ...(kubelet ? { sockets: kubelet } : {}),
     resyncMs: config.intervalMs, capacity: { ephemeralStorageBytes: fs.blocks * fs.bsize, ...(opts.capacity ?? {}) },
   });
   await agent.start();

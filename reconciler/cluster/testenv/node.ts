@@ -97,6 +97,11 @@ export interface KubeletNode extends NodeInfo {
    */
   trustRegistry(host: string): void;
   pids(): Partial<Record<NodeProcess, number>>;
+  /**
+   * Stops the kubelet (SIGTERM; containers keep running under their shims, as on a real node)
+   * and starts it again; resolves once it has posted the Node's status anew.
+   */
+  restartKubelet(timeoutMs?: number): Promise<void>;
 }
 
 const isLoopback = (ip: string) => ip.startsWith('127.') || ip === '::1';
@@ -289,6 +294,11 @@ function handleFor(info: NodeInfo, cp: ControlPlaneInfo): KubeletNode {
       mkdirSync(join(l.certsDir, host), { recursive: true });
       writeFileSync(join(l.certsDir, host, 'hosts.toml'), renderHostsToml(host));
     },
+    restartKubelet: async (timeoutMs = 120_000) => {
+      await stopProcess(l.pidFile('kubelet'), markerOf(info.dir), { graceMs: 10_000 });
+      const since = Math.floor(Date.now() / 1000) * 1000;
+      await startProcess(info, 'kubelet', () => nodeReady(cp, info.name, since), timeoutMs);
+    },
     pids: () => {
       const out: Partial<Record<NodeProcess, number>> = {};
       for (const p of runningNodeProcesses(info.dir)) out[p] = readPid(l.pidFile(p));
@@ -359,11 +369,14 @@ async function startProcess(info: NodeInfo, p: NodeProcess, ready: () => Promise
   }
 }
 
-async function nodeReady(cp: ControlPlaneInfo, name: string): Promise<boolean> {
+/** The Node is Ready (and, with `since`, its Ready condition was posted at or after it). */
+async function nodeReady(cp: ControlPlaneInfo, name: string, since?: number): Promise<boolean> {
   const res = await httpGet(`${cp.apiServerUrl}/api/v1/nodes/${name}`, { ca: readFileSync(cp.caFile, 'utf8'), token: cp.token });
   if (res?.status !== 200) return false;
-  const node = JSON.parse(res.body) as { status?: { conditions?: { type: string; status: string }[] } };
-  return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+  const node = JSON.parse(res.body) as { status?: { conditions?: { type: string; status: string; lastHeartbeatTime?: string }[] } };
+  const ready = node.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True');
+  if (!ready) return false;
+  return since === undefined || (ready.lastHeartbeatTime !== undefined && Date.parse(ready.lastHeartbeatTime) >= since);
 }
 
 /** The v1 cgroup the node's Pods live under; cpuset needs cpus/mems before anything can join. */

@@ -12,11 +12,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, connect, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ApiextensionsV1Api, CoreV1Api, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,112 +21,37 @@ import type { VirtualMachineInstance } from '../../../api/kubevirt.js';
 import { instantiateLauncherPod, vmiForVm } from '../../../reconciler/cluster/instances.js';
 import { HttpKubeClient } from '../../../reconciler/cluster/kube.js';
 import { NODE_SYSCTLS, readSysctl } from '../../../reconciler/cluster/testenv/host-state.js';
-import {
-  defaultNodeName,
-  loadKubeConfig,
-  runningNodeProcesses,
-  startControlPlane,
-  startNode,
-  stopControlPlane,
-  type ControlPlane,
-  type KubeletNode,
-} from '../../../reconciler/cluster/testenv/index.js';
+import { runningNodeProcesses, type KubeletNode } from '../../../reconciler/cluster/testenv/index.js';
 import { renderCrd, VMI_CRD } from '../../../synth/crds.js';
 import { renderLauncherPod } from '../../../synth/launcher-pod.js';
 import { parseQuantity } from '../../../synth/quantity.js';
-import { ensureTestGuest, GUEST_MARKERS } from '../../helpers/test-guest.js';
+import { cgroupOf, IMAGE_BUILD_MS, pidsWhere, ppidOf, startKubeletEnv, type KubeletEnv } from '../../helpers/kubelet.js';
+import { GUEST_MARKERS } from '../../helpers/test-guest.js';
 import { waitFor } from '../../helpers/wait.js';
 import { testGuestVm } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const testenv = clusterTestenv();
 const root = process.getuid?.() === 0;
 const NS = 'default';
 const VM = 'kl';
-const IMAGE_BUILD_MS = 20 * 60_000;
 const progress = (l: string) => process.stderr.write(`[kubelet-launcher] ${l}\n`);
 
-/** Builds (or takes from the cache) the virtops image from a clone of HEAD, as test/integration/image does. */
-async function virtopsImage(work: string): Promise<{ layout: string; tag: string }> {
-  const src = join(work, 'src');
-  const head = (await execa('git', ['-C', REPO, 'rev-parse', 'HEAD'])).stdout.trim();
-  await execa('git', ['clone', '--quiet', '--shared', '--no-checkout', REPO, src]);
-  await execa('git', ['-C', src, 'checkout', '--quiet', '--detach', head]);
-  await execa('cp', ['-al', join(REPO, 'node_modules'), join(src, 'node_modules')]);
-  const r = await execa('bash', [join(src, 'scripts', 'image', 'build.sh'), '--json'], { cwd: src, reject: false });
-  if (r.exitCode !== 0) throw new Error(`npm run image failed (${r.exitCode}):\n${r.stderr}`);
-  const json = JSON.parse(r.stdout.trim().split('\n').at(-2)!) as { layout: string; tag: string };
-  rmSync(src, { recursive: true, force: true });
-  return json;
-}
-
-/**
- * A TCP relay from every address of this host to the node's registry (which listens on
- * loopback only): Pods reach it through the CNI bridge's gateway, so the launcher inside the
- * Pod pulls (kernelBoot) from the same registry as containerd.
- */
-async function relay(to: string): Promise<{ server: Server; port: number }> {
-  const [host, port] = to.split(':');
-  const sockets = new Set<Socket>();
-  const server = createServer((inbound) => {
-    const out = connect(Number(port), host);
-    sockets.add(inbound).add(out);
-    inbound.pipe(out).pipe(inbound);
-    const drop = () => { inbound.destroy(); out.destroy(); sockets.delete(inbound); sockets.delete(out); };
-    inbound.on('error', drop).on('close', drop);
-    out.on('error', drop).on('close', drop);
-  });
-  server.on('close', () => sockets.forEach((s) => s.destroy()));
-  await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
-  return { server, port: (server.address() as { port: number }).port };
-}
-
-function pidsWhere(test: (cmdline: string, pid: number) => boolean): number[] {
-  return readdirSync('/proc').map(Number).filter((pid) => {
-    if (!Number.isInteger(pid) || pid === process.pid) return false;
-    try {
-      return test(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '), pid);
-    } catch {
-      return false;
-    }
-  });
-}
-
-const cgroupOf = (pid: number, controller: string): string | undefined =>
-  readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[1]?.split(',').includes(controller))?.[2];
-
 describe.skipIf(!testenv || !root)('launcher Pods under a real kubelet', () => {
-  let dir: string;
-  let cp: ControlPlane;
+  let env: KubeletEnv;
   let node: KubeletNode;
   let core: CoreV1Api;
   let admin: HttpKubeClient;
   let sysctlsBefore: Record<string, string | undefined>;
-  let registryRelay: Awaited<ReturnType<typeof relay>>;
   let podRegistry: string;
   let launcherImage: string;
   let vmi: VirtualMachineInstance;
   let pod: V1Pod;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'virtops-kl-'));
-    sysctlsBefore = Object.fromEntries(NODE_SYSCTLS.map((s) => [s, readSysctl(s)]));
-    const name = await defaultNodeName();
-    const [image, guest] = await Promise.all([virtopsImage(dir), ensureTestGuest()]);
-    progress(`virtops image ${image.tag}`);
-    cp = await startControlPlane({ dir, users: [{ name: `system:node:${name}`, groups: ['system:nodes'] }] });
-    node = await startNode({ controlPlane: cp, onProgress: progress });
-    const kc = loadKubeConfig(cp.kubeconfigPath);
-    core = kc.makeApiClient(CoreV1Api);
-
-    launcherImage = `${node.registryHost}/virtops:${image.tag}`;
-    await execa('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${image.layout}:${image.tag}`, `docker://${launcherImage}`]);
-    await node.pushImage(guest.ociKernelBoot, 'virtops/test-guest');
-    await node.pushImage(guest.ociDisk, 'virtops/test-disk');
-    registryRelay = await relay(node.registryHost);
-    podRegistry = `${node.subnet.replace(/\.0\/\d+$/, '.1')}:${registryRelay.port}`;
-    node.trustRegistry(podRegistry);
+    env = await startKubeletEnv({ prefix: 'virtops-kl-', progress });
+    ({ node, core, podRegistry, launcherImage, sysctlsBefore } = env);
+    const kc = env.kc;
 
     // What virt-handler does for its node; the launcher Pod selects on it.
     const n = await core.readNode({ name: node.name });
@@ -146,10 +68,7 @@ describe.skipIf(!testenv || !root)('launcher Pods under a real kubelet', () => {
   }, IMAGE_BUILD_MS);
 
   afterAll(async () => {
-    await node?.stop().catch((e: unknown) => progress(`node stop: ${String(e)}`));
-    await stopControlPlane(dir).catch(() => {});
-    await new Promise((r) => (registryRelay ? registryRelay.server.close(r) : r(undefined)));
-    rmSync(dir, { recursive: true, force: true });
+    await env?.stop();
   }, 240_000);
 
   it('runs the launcher Pod as synth writes it: init containers exited 0, compute and volumecontainerdisk running', async () => {
@@ -168,7 +87,7 @@ describe.skipIf(!testenv || !root)('launcher Pods under a real kubelet', () => {
     vmi = (await admin.create(body as KubernetesObject)) as unknown as VirtualMachineInstance;
     expect(vmi.metadata.uid).toBeDefined();
 
-    const template = renderLauncherPod(vm, { launcherImage, libvirtDaemon: 'pod' });
+    const template = renderLauncherPod(vm, { launcherImage, libvirtDaemon: 'pod', nodeSocketDir: join(env.dir, 'launchers') });
     const manifest = instantiateLauncherPod(template, vmi);
     // A host fact, as the process-runtime agent adds it: the registry Pods reach is plain HTTP.
     manifest.spec.containers[0]!.args!.push('--insecure-registry', podRegistry);
@@ -232,10 +151,12 @@ describe.skipIf(!testenv || !root)('launcher Pods under a real kubelet', () => {
     expect(limit).toBeGreaterThan(128 * 1024 * 1024);
     expect(Number(readFileSync(join('/sys/fs/cgroup/memory', cgroupOf(qemu[0]!, 'memory')!, 'memory.limit_in_bytes'), 'utf8'))).toBe(limit);
     // Not the host libvirtd's: the container's libvirtd started it and let go of it (libvirt
-    // daemonizes QEMU), so its parent is the container's first process, the launcher monitor,
-    // as in the seed's `ps` of a virt-launcher Pod.
-    const ppid = Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${qemu[0]}/status`, 'utf8'))![1]);
-    expect(ppid).toBe(monitor);
+    // daemonizes QEMU), so its parent is the child subreaper the monitor runs the daemon
+    // under (launcher/monitor/libvirt-daemon.ts), a child of the container's first process, the
+    // launcher monitor; it reaps QEMU when the guest stops (else a zombie of PID 1).
+    const reaper = ppidOf(qemu[0]!);
+    expect(readFileSync(`/proc/${reaper}/cmdline`, 'utf8')).toMatch(/perl/);
+    expect(ppidOf(reaper)).toBe(monitor);
     const libvirtd = pidsWhere((c, pid) => c.startsWith('libvirtd') && inPod(pid));
     expect(libvirtd).toHaveLength(1);
     expect(cgroupOf(libvirtd[0]!, 'memory')).toBe(cgroupOf(monitor!, 'memory'));
@@ -259,7 +180,7 @@ describe.skipIf(!testenv || !root)('launcher Pods under a real kubelet', () => {
     const spec = vm.spec.template.spec;
     spec.domain.devices.disks = [...(spec.domain.devices.disks ?? []), { name: 'containerdisk', disk: { bus: 'virtio' } }];
     spec.volumes = [...(spec.volumes ?? []), { name: 'containerdisk', containerDisk: { image: `${podRegistry}/virtops/no-such-disk:latest` } }];
-    const manifest = renderLauncherPod(vm, { launcherImage, libvirtDaemon: 'pod', uid: 'missing-disk-1' });
+    const manifest = renderLauncherPod(vm, { launcherImage, libvirtDaemon: 'pod', uid: 'missing-disk-1', nodeSocketDir: join(env.dir, 'launchers') });
     manifest.metadata.name = 'virt-launcher-kl-missing';
     await core.createNamespacedPod({ namespace: NS, body: manifest as never });
     const status = await waitFor('a pull error on the volume container', async () => {

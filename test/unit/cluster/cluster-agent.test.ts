@@ -16,7 +16,7 @@ import type { V1Lease, V1Node, V1Pod } from '@kubernetes/client-node';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevirt.js';
-import { ClusterAgent, NODE_LEASE_NAMESPACE } from '../../../reconciler/cluster/agent.js';
+import { ClusterAgent, NODE_LEASE_NAMESPACE, type LauncherSockets } from '../../../reconciler/cluster/agent.js';
 import { VMI_FINALIZER, instantiateLauncherPod } from '../../../reconciler/cluster/instances.js';
 import { UNRESPONSIVE_AFTER_MS } from '../../../reconciler/core/index.js';
 import { renderLauncherPod } from '../../../synth/launcher-pod.js';
@@ -69,6 +69,16 @@ function world(opts: { processRuntime?: boolean; leaseRenewMs?: number; nodeStat
   const kube = new FakeKubeClient({ now });
   const node = new FakeInstanceHandler();
   node.now = now;
+  // Beside a kubelet: a fake of the node's launcher socket dir (kubelet-launchers.ts), recording calls.
+  const sockets: LauncherSockets & { prepared: string[]; removed: string[]; problem: string | undefined } = {
+    prepared: [],
+    removed: [],
+    problem: undefined,
+    prepare: (pod: V1Pod): Promise<void> => Promise.resolve(void sockets.prepared.push(pod.metadata?.uid ?? '')),
+    verify: (): Promise<string | undefined> => Promise.resolve(sockets.problem),
+    removePod: (uid: string): Promise<void> => Promise.resolve(void sockets.removed.push(uid)),
+    sweep: (): Promise<string[]> => Promise.resolve([]),
+  };
 
   const newAgent = () => {
     const a = new ClusterAgent(kube, {
@@ -80,6 +90,7 @@ function world(opts: { processRuntime?: boolean; leaseRenewMs?: number; nodeStat
       resyncMs: HOUR,
       leaseRenewMs: opts.leaseRenewMs ?? HOUR,
       nodeStatusMs: opts.nodeStatusMs ?? HOUR,
+      ...(opts.processRuntime === false ? { sockets } : {}),
     });
     agents.push(a);
     return a;
@@ -88,6 +99,7 @@ function world(opts: { processRuntime?: boolean; leaseRenewMs?: number; nodeStat
   return {
     kube,
     fakeNode: node,
+    sockets,
     clock,
     advance(ms: number) {
       clock.t += ms;
@@ -229,11 +241,15 @@ describe('Node registration (process runtime)', () => {
     expect(w.kube.writesSince(0, { verb: 'create', resource: 'nodes' })).toHaveLength(3);
   });
 
-  it('without --process-runtime (a kubelet owns the Node): no Node, no Lease', async () => {
+  it('without --process-runtime (a kubelet owns the Node): no Node created, no Lease; the kubelet\'s Node is labelled schedulable', async () => {
     const w = world({ processRuntime: false });
+    const kubelets = w.kube.seed<V1Node>({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE, labels: { 'kubernetes.io/hostname': NODE } }, spec: {}, status: {} });
     await w.startAgent();
-    expect(w.nodeObject()).toBeUndefined();
+    expect(w.nodeObject()?.metadata?.uid).toBe(kubelets.metadata?.uid);
+    expect(w.nodeObject()?.metadata?.labels).toMatchObject({ 'kubevirt.io/schedulable': 'true', 'kubernetes.io/hostname': NODE });
     expect(w.lease()).toBeUndefined();
+    expect(w.kube.writesSince(0, { verb: 'create' })).toEqual([]);
+    expect(w.kube.writesSince(0, { resource: 'nodes/status' })).toEqual([]);
   });
 });
 
@@ -294,19 +310,47 @@ describe('a launcher Pod bound to this node', () => {
     expect(w.vmi('web')?.status?.phase).toBe('Running');
   });
 
-  it('without --process-runtime: waits for kubelet to start the launcher, then gives it the VMI and writes no Pod status', async () => {
+  it('without --process-runtime: waits for kubelet to start the launcher and for its socket to pass the peer check, then gives it the VMI and writes no Pod status', async () => {
     const w = world({ processRuntime: false });
+    w.kube.seed<V1Node>({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE }, spec: {}, status: {} });
     const { vmi, pod } = w.addVmi('web');
     const agent = await w.startAgent();
     expect(w.fakeNode.launchers.size).toBe(0); // kubelet's job
     expect(w.vmi('web')?.status).toBeUndefined();
+    expect(w.sockets.prepared).toContain(pod.metadata.uid); // its socket dir handed over already
 
-    w.spawnedWithoutVmi(vmi, pod); // kubelet started the compute container
+    w.sockets.problem = 'the launcher has not published its socket yet'; // its socket is not there yet ...
+    w.spawnedWithoutVmi(vmi, pod); // ... when the kubelet has started the compute container
+    await w.kube.patchPodStatus(NS, pod.metadata.name, { phase: 'Running', containerStatuses: [{ name: 'compute', ready: true, restartCount: 0, image: 'virtops', imageID: '', state: { running: { startedAt: new Date(T0) } } }] });
+    await w.pass(agent);
+    expect(w.fakeNode.live().vmi).toBeUndefined();
+    w.sockets.problem = undefined;
     await w.pass(agent);
     expect(w.fakeNode.live().vmi?.metadata.uid).toBe(vmi.metadata.uid);
     expect(w.vmi('web')?.status).toMatchObject({ phase: 'Running', nodeName: NODE });
-    expect(w.kube.writesSince(0, { resource: 'pods/status' })).toEqual([]);
+    expect(w.kube.writesSince(0, { resource: 'pods/status' })).toHaveLength(1); // the test's (the kubelet's), none of the agent's
     expect(w.kube.writesSince(0, { resource: 'pods' })).toEqual([]);
+  });
+
+  it('without --process-runtime: the compute container exited (the kubelet says so) → the VMI Failed; the Pod gone → its socket dir removed', async () => {
+    const w = world({ processRuntime: false });
+    w.kube.seed<V1Node>({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE }, spec: {}, status: {} });
+    const { vmi, pod } = w.addVmi('web');
+    const agent = await w.startAgent();
+    w.spawnedWithoutVmi(vmi, pod);
+    await w.kube.patchPodStatus(NS, pod.metadata.name, { phase: 'Running', containerStatuses: [{ name: 'compute', ready: true, restartCount: 0, image: 'virtops', imageID: '', state: { running: { startedAt: new Date(T0) } } }] });
+    await w.pass(agent);
+    expect(w.vmi('web')?.status?.phase).toBe('Running');
+
+    await w.kube.patchPodStatus(NS, pod.metadata.name, { phase: 'Failed', containerStatuses: [{ name: 'compute', ready: false, restartCount: 0, image: 'virtops', imageID: '', state: { terminated: { exitCode: 137, reason: 'Error', finishedAt: new Date(T0) } } }] });
+    await w.pass(agent);
+    expect(w.vmi('web')?.status).toMatchObject({ phase: 'Failed', reason: 'LauncherExited' });
+    expect(cond(w.vmi('web'), 'Ready')?.status).toBe('False');
+
+    w.kube.remove('v1', 'Pod', pod.metadata.name, NS, { gracePeriodSeconds: 0 });
+    await agent.idle();
+    await w.pass(agent);
+    expect(w.sockets.removed).toEqual([pod.metadata.uid]);
   });
 });
 
