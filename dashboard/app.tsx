@@ -188,7 +188,7 @@ interface VmView {
   status?: { printableStatus?: string; ready?: boolean; runStrategy?: string; conditions?: { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }[] };
   override?: { action: string; at: number; revision: string };
   failure?: { reason: string; message: string };
-  instance?: { uid: string; createdAt: string; pid?: number; domain: string; podDir: string };
+  instance?: { uid: string; createdAt: string; pid?: number; domain: string; podDir: string; launcherLog: string; serialLog: string };
   events: { type: string; reason: string; message: string; time?: number | string; firstTime?: number | string; count?: number }[];
 }
 
@@ -250,7 +250,8 @@ function VmPage({ ns, name }: { ns: string; name: string }) {
         <dt>Revision</dt><dd><code>{vm.revision ?? '(none)'}</code></dd>
         <dt>Run strategy</dt><dd>{st?.runStrategy ?? spec?.spec?.runStrategy ?? ''}</dd>
         <dt>Override</dt><dd data-testid="override">{vm.override ? <>{vm.override.action} (requested {when(vm.override.at)}; cleared by the next commit that changes this VM)</> : 'none: git rules'}</dd>
-        {vm.instance ? <><dt>Instance</dt><dd><code>{vm.instance.uid}</code>, domain <code>{vm.instance.domain}</code>, launcher pid {vm.instance.pid ?? '?'}, created {when(vm.instance.createdAt)}</dd></> : null}
+        {vm.instance ? <><dt>Instance</dt><dd><code>{vm.instance.uid}</code>, domain <code>{vm.instance.domain}</code>, created {when(vm.instance.createdAt)}</dd></> : null}
+        {vm.instance ? <><dt>Launcher Pod</dt><dd>pid {vm.instance.pid ?? '?'}, dir <code class="wrap">{vm.instance.podDir}</code>, log <code class="wrap">{vm.instance.launcherLog}</code>, serial log <code class="wrap">{vm.instance.serialLog}</code></dd></> : null}
         {vm.failure ? <><dt>Failure</dt><dd class="error">{vm.failure.reason}: {vm.failure.message}</dd></> : null}
       </dl>
       <div class="actions" role="group" aria-label="Actions (each records an override)">

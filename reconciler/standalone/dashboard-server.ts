@@ -353,6 +353,7 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
     const sid = cookieValue(req.headers.cookie, SESSION_COOKIE);
     if (method === 'GET' || method === 'HEAD') {
       if (path === '/login') return sendAsset(req, res, 'login.html'), true;
+      if (path === '/favicon.ico') return res.writeHead(204, { 'cache-control': 'public, max-age=86400' }).end(), true;
       const am = /^\/assets\/([\w.-]+)$/.exec(path);
       if (am) {
         if (!assets.has(am[1]!) || am[1]!.endsWith('.html')) return send(res, 404, { error: `no asset ${am[1]}` }), true;
