@@ -16,6 +16,8 @@ import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { expandForCli, readManifestFile, type LoadedObject } from './expand-run.js';
 import { API_VERSION, vmiFromVm, type VirtualMachine, type VirtualMachineInstance } from '../../api/kubevirt.js';
+import { POOL_API_VERSION, isPool, poolVm, type VirtualMachinePool } from '../../api/pool.js';
+import { REPLACED_KINDS } from '../../api/validate.js';
 import { convertVmi, type Emulation } from '../../launcher/convert/index.js';
 import { parseLauncherArgv, validateLauncherFlags } from '../../launcher/flags.js';
 import { launcherPreviewContext } from '../../launcher/preview-context.js';
@@ -125,8 +127,16 @@ export function instanceFromText(text: string, file: string, name?: string, extr
     const value: unknown = doc.toJS();
     if (value !== null && value !== undefined) objects.push(value);
   }
-  const candidates = objects.filter(isKubevirtWorkload);
-  const named = name === undefined ? candidates : candidates.filter((o) => o.metadata?.name === name);
+  const replaced = objects.find((o) => REPLACED_KINDS[String((o as { kind?: unknown })?.kind)] !== undefined && String((o as { apiVersion?: unknown }).apiVersion).startsWith('kubevirt.io/')) as Workload | undefined;
+  if (replaced) throw new Error(`${file}: ${describe(replaced)} is not supported by virtops. Fix: ${REPLACED_KINDS[replaced.kind]}`);
+  const plain = objects.filter(isKubevirtWorkload);
+  // A pool's VMs (<pool>-0, -1, ...), as api/pool.ts makes them; without --name, a file with
+  // one pool and no VM previews <pool>-0.
+  const pools = objects.filter((o): o is VirtualMachinePool => isPool(o) && (o as VirtualMachinePool).apiVersion === POOL_API_VERSION);
+  const poolVms = pools.flatMap((p) => Array.from({ length: Math.max(1, p.spec?.replicas ?? 1) }, (_, i) => poolVm(p, i) as Workload));
+  const candidates = [...plain, ...poolVms];
+  const named = name !== undefined ? candidates.filter((o) => o.metadata?.name === name)
+    : plain.length === 0 && pools.length === 1 ? poolVms.slice(0, 1) : candidates;
   if (named.length === 1) {
     const obj = named[0]!;
     if (obj.apiVersion !== API_VERSION) throw new Error(`${file}: ${describe(obj)}: apiVersion "${String(obj.apiVersion)}" is not supported. Fix: use ${API_VERSION}`);
@@ -145,7 +155,7 @@ export function instanceFromText(text: string, file: string, name?: string, extr
     if (name !== undefined && candidates.length > 0) {
       throw new Error(`${file}: no VirtualMachine or VirtualMachineInstance named "${name}" (there are: ${candidates.map(describe).join(', ')})`);
     }
-    throw new Error(`${file}: no VirtualMachine or VirtualMachineInstance (${found}). Fix: pass a manifest holding one`);
+    throw new Error(`${file}: no VirtualMachine, VirtualMachineInstance or VirtualMachinePool (${found}). Fix: pass a manifest holding one`);
   }
   throw new Error(`${file}: holds ${named.length} VMs/VMIs (${named.map(describe).join(', ')}). Fix: choose one with --name`);
 }

@@ -2,6 +2,11 @@
  * `virtops import`: KubeVirt manifests (YAML) → DSL TypeScript. Pure: text in, text and
  * warnings out.
  *
+ * A VirtualMachinePool (pool.kubevirt.io/v1beta1) becomes a DSL VirtualMachinePool whose
+ * template is imported exactly like a VM (same steps on spec.virtualMachineTemplate); a
+ * VirtualMachineInstanceReplicaSet or VirtualMachineInstancePreset is refused naming what
+ * replaces it (a pool; instancetypes and preferences).
+ *
  * For each VirtualMachine (or VirtualMachineInstance):
  *  1. prepare (drop cluster-written fields, wrap a VMI) and normalize (normalize.ts);
  *  2. map what the DSL models to factories and props (map.ts);
@@ -14,10 +19,12 @@ import { isDeepStrictEqual } from 'node:util';
 import { App, Chart, JsonPatch } from 'cdk8s';
 import { parseAllDocuments } from 'yaml';
 import * as dsl from '../index.js';
-import { call, evaluate, json, lit, namesUsed, newExpr, print, ref, type Environment, type Expr } from './code.js';
+import { call, evaluate, json, lit, namesUsed, newExpr, obj, print, ref, type Environment, type Expr } from './code.js';
 import { diffJson, pointerToFieldPath, valueAt, type PatchOp } from './diff.js';
 import { planVirtualMachine, type VmPlan } from './map.js';
 import { normalizeVirtualMachine, orderNamedLists, prepareVirtualMachine } from './normalize.js';
+import { REPLACED_KINDS } from '../../api/validate.js';
+import { POOL_GROUP, POOL_KIND } from '../../api/pool.js';
 
 /** Where the generated code imports the DSL from when not told otherwise. */
 export const DEFAULT_DSL_MODULE = 'virtops/dsl';
@@ -81,7 +88,12 @@ export function parseManifests(text: string, fileName = 'input'): { docs: Record
       }
       const kind = item.kind;
       const apiVersion = typeof item.apiVersion === 'string' ? item.apiVersion : '';
-      if ((kind === 'VirtualMachine' || kind === 'VirtualMachineInstance') && apiVersion.startsWith('kubevirt.io/')) {
+      if (typeof kind === 'string' && REPLACED_KINDS[kind] && apiVersion.startsWith('kubevirt.io/')) {
+        throw new ImportError(`${fileName}: document ${index + 1}: ${kind} ${nameOf(item)} is not supported by virtops. Fix: ${REPLACED_KINDS[kind]}`);
+      }
+      if (kind === POOL_KIND && apiVersion.startsWith(`${POOL_GROUP}/`)) {
+        docs.push(item);
+      } else if ((kind === 'VirtualMachine' || kind === 'VirtualMachineInstance') && apiVersion.startsWith('kubevirt.io/')) {
         if (apiVersion !== 'kubevirt.io/v1') skipped.push(`${fileName}: ${kind} ${nameOf(item)}: apiVersion ${apiVersion} read as kubevirt.io/v1`);
         docs.push({ ...item, apiVersion: 'kubevirt.io/v1' });
       } else {
@@ -98,7 +110,7 @@ export function importManifests(text: string, options: ImportOptions = {}): Impo
   const { docs, skipped } = parseManifests(text, fileName);
   if (docs.length === 0) {
     const seen = skipped.length > 0 ? ` (${skipped.length} other document${skipped.length === 1 ? '' : 's'} skipped)` : '';
-    throw new ImportError(`${fileName}: no VirtualMachine or VirtualMachineInstance (apiVersion kubevirt.io/v1) found${seen}. Fix: pass a KubeVirt manifest`);
+    throw new ImportError(`${fileName}: no VirtualMachine, VirtualMachineInstance (apiVersion kubevirt.io/v1) or VirtualMachinePool (${POOL_GROUP}/v1beta1) found${seen}. Fix: pass a KubeVirt manifest`);
   }
   if (options.className !== undefined && docs.length > 1) {
     throw new ImportError(`${fileName}: --name was given but the file holds ${docs.length} VMs. Fix: drop --name (classes are named after the VMs) or split the file`);
@@ -111,13 +123,15 @@ export function importManifests(text: string, options: ImportOptions = {}): Impo
   const classes: string[] = [];
   const usedClassNames = new Set<string>();
   const usedIds = new Set<string>();
-  const used = new Set<string>(['VirtualMachine']);
+  const used = new Set<string>();
 
   for (const doc of docs) {
-    const prepared = prepareVirtualMachine(doc);
+    const pool = doc.kind === POOL_KIND ? poolFields(doc, fileName) : undefined;
+    used.add(pool ? 'VirtualMachinePool' : 'VirtualMachine');
+    const prepared = prepareVirtualMachine(pool ? pool.vm : doc);
     const plan = planVirtualMachine(prepared.vm);
     const namespace = plan.namespace ?? 'default';
-    const where = `${fileName}: VirtualMachine ${namespace}/${plan.vmName}`;
+    const where = pool ? `${fileName}: VirtualMachinePool ${namespace}/${plan.vmName}: spec.virtualMachineTemplate` : `${fileName}: VirtualMachine ${namespace}/${plan.vmName}`;
     warnings.push(...prepared.notes.map((n) => `${where}: ${n}`), ...plan.notes.map((n) => `${where}: ${n}`));
     if (plan.namespace === undefined) warnings.push(`${where}: metadata.namespace: not set; the DSL writes namespace "default"`);
 
@@ -125,13 +139,14 @@ export function importManifests(text: string, options: ImportOptions = {}): Impo
     // Paths from the normalized comparison; values as the input wrote them (normalization
     // only spells out defaults, so both synthesize the same VM; the check below proves it).
     const asWritten = orderNamedLists(prepared.vm);
-    const patches = diffJson(renderPlan(plan, []), expected).map((p): PatchOp => {
+    const render = (ps: readonly PatchOp[]) => (pool ? renderPoolTemplate(plan, pool.props, ps) : renderPlan(plan, ps));
+    const patches = diffJson(render([]), expected).map((p): PatchOp => {
       if (p.op === 'remove') return p;
       const written = valueAt(asWritten, p.path);
       return written === undefined ? p : { ...p, value: written };
     });
     for (const p of patches) warnings.push(`${where}: ${describePatch(p)}`);
-    const final = normalizeVirtualMachine(renderPlan(plan, patches));
+    const final = normalizeVirtualMachine(render(patches));
     if (!isDeepStrictEqual(final, expected)) {
       const left = diffJson(final, expected).map((p) => pointerToFieldPath(p.path)).join(', ');
       throw new Error(`virtops import: internal error: the generated code for ${plan.vmName} would not reproduce the input (${left}). Please report this with the manifest`);
@@ -141,7 +156,8 @@ export function importManifests(text: string, options: ImportOptions = {}): Impo
     const chartId = usedIds.has(plan.vmName) ? `${namespace}-${plan.vmName}` : plan.vmName;
     usedIds.add(chartId);
     for (const e of chartExprs(plan, patches)) namesUsed(e, used);
-    classes.push(printChart(plan, patches, chartClass, chartId, fileName));
+    if (pool) namesUsed(pool.props, used);
+    classes.push(pool ? printPoolChart(plan, pool.props, patches, chartClass, chartId, fileName) : printChart(plan, patches, chartClass, chartId, fileName));
     imported.push({ name: plan.vmName, namespace, className: chartClass, expected, patches });
   }
 
@@ -164,6 +180,112 @@ export function renderPlan(plan: VmPlan, patches: readonly PatchOp[]): Record<st
   }
   for (const p of patches) vm.apiObject.addJsonPatch(evaluate(patchExpr(p), ENV) as JsonPatch);
   return structuredClone(vm.toManifest()) as unknown as Record<string, unknown>;
+}
+
+// ---- VirtualMachinePool ------------------------------------------------------------------
+
+interface PoolFields {
+  /** The template as a VirtualMachine named after the pool (what the template VM renders). */
+  vm: Record<string, unknown>;
+  /** The pool's own props (everything but `template`), as DSL expressions. */
+  props: Expr;
+}
+
+/** Pool-level fields the DSL construct models; any other is refused naming it (validation would refuse it anyway). */
+function poolFields(doc: Record<string, unknown>, fileName: string): PoolFields {
+  const meta = isObject(doc.metadata) ? doc.metadata : {};
+  const spec = isObject(doc.spec) ? doc.spec : {};
+  const name = nameOf(doc);
+  const where = `${fileName}: VirtualMachinePool ${name}`;
+  const known = new Set(['replicas', 'selector', 'virtualMachineTemplate', 'nameGeneration', 'scaleInStrategy', 'paused']);
+  for (const k of Object.keys(spec)) {
+    if (!known.has(k)) throw new ImportError(`${where}: spec.${k} is not supported by virtops. Fix: remove it (see api/pool.ts for what a pool does here)`);
+  }
+  const tmpl = isObject(spec.virtualMachineTemplate) ? spec.virtualMachineTemplate : {};
+  const tmeta = isObject(tmpl.metadata) ? tmpl.metadata : {};
+  const selector = isObject(spec.selector) ? spec.selector : {};
+  if (selector.matchExpressions !== undefined) throw new ImportError(`${where}: spec.selector.matchExpressions is not modelled by the DSL's VirtualMachinePool. Fix: select with matchLabels`);
+  const matchLabels = isObject(selector.matchLabels) ? selector.matchLabels : {};
+  const defaultSelector = Object.keys(matchLabels).length === 1 && matchLabels['kubevirt.io/vmpool'] === name;
+  const nameGen = isObject(spec.nameGeneration) ? spec.nameGeneration : {};
+  const scaleIn = isObject(spec.scaleInStrategy) ? spec.scaleInStrategy : {};
+  const proactive = isObject(scaleIn.proactive) ? scaleIn.proactive : {};
+  const policy = isObject(proactive.selectionPolicy) ? proactive.selectionPolicy : {};
+  if (Object.keys(scaleIn).some((k) => k !== 'proactive') || Object.keys(proactive).some((k) => k !== 'selectionPolicy') || Object.keys(policy).some((k) => k !== 'sortPolicy')) {
+    throw new ImportError(`${where}: spec.scaleInStrategy: only proactive.selectionPolicy.sortPolicy is supported by virtops. Fix: remove the rest`);
+  }
+  const orders: Record<string, string> = { Random: 'RANDOM', DescendingOrder: 'DESCENDING', AscendingOrder: 'ASCENDING', Newest: 'NEWEST', Oldest: 'OLDEST' };
+  const order = typeof policy.sortPolicy === 'string' ? orders[policy.sortPolicy] : undefined;
+  if (policy.sortPolicy !== undefined && !order) throw new ImportError(`${where}: spec.scaleInStrategy.proactive.selectionPolicy.sortPolicy ${JSON.stringify(policy.sortPolicy)} is not one of ${Object.keys(orders).join(', ')}`);
+  const entries: [string, Expr | undefined][] = [
+    ['name', lit(name)],
+    ['labels', isObject(meta.labels) && Object.keys(meta.labels).length ? json(meta.labels) : undefined],
+    ['annotations', isObject(meta.annotations) && Object.keys(meta.annotations).length ? json(meta.annotations) : undefined],
+    // KubeVirt's default is 1; the DSL's too, but an explicit count reads better.
+    ['replicas', lit(typeof spec.replicas === 'number' ? spec.replicas : 1)],
+    ['selector', defaultSelector ? undefined : json(matchLabels)],
+    ['appendIndexToSecretRefs', typeof nameGen.appendIndexToSecretRefs === 'boolean' ? lit(nameGen.appendIndexToSecretRefs) : undefined],
+    ['appendIndexToConfigMapRefs', typeof nameGen.appendIndexToConfigMapRefs === 'boolean' ? lit(nameGen.appendIndexToConfigMapRefs) : undefined],
+    ['scaleInOrder', order ? ref('PoolScaleInOrder', order) : undefined],
+    ['paused', spec.paused === true ? lit(true) : undefined],
+  ];
+  const props = obj(entries);
+  const vm = {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: {
+      name,
+      ...(typeof meta.namespace === 'string' ? { namespace: meta.namespace } : {}),
+      ...(isObject(tmeta.labels) ? { labels: tmeta.labels } : {}),
+      ...(isObject(tmeta.annotations) ? { annotations: tmeta.annotations } : {}),
+    },
+    spec: isObject(tmpl.spec) ? tmpl.spec : {},
+  };
+  return { vm, props };
+}
+
+/** The VM props of `plan` without name and namespace (the pool gives both). */
+function templateProps(plan: VmPlan): Expr {
+  const props = plan.props as Extract<Expr, { k: 'obj' }>;
+  return { ...props, entries: props.entries.filter((e) => e.key !== 'name' && e.key !== 'namespace') };
+}
+
+/** The template VM a pool of `poolProps` + `plan` + `patches` renders, built with the real DSL. */
+function renderPoolTemplate(plan: VmPlan, poolProps: Expr, patches: readonly PatchOp[]): Record<string, unknown> {
+  const app = new App();
+  const chart = new Chart(app, 'import', plan.namespace === undefined ? {} : { namespace: plan.namespace });
+  const props = evaluate(poolProps, ENV) as Omit<dsl.VirtualMachinePoolProps, 'template'>;
+  const pool = new dsl.VirtualMachinePool(chart, 'pool', { ...props, template: evaluate(templateProps(plan), ENV) as dsl.VirtualMachinePoolProps['template'] });
+  for (const i of plan.interfaces) {
+    pool.template.addInterface(i.name, evaluate(i.source, ENV) as dsl.Network, i.options && (evaluate(i.options, ENV) as dsl.InterfaceOptions));
+  }
+  for (const d of plan.disks) {
+    pool.template.addDisk(d.name, evaluate(d.source, ENV) as dsl.Volume, d.options && (evaluate(d.options, ENV) as dsl.DiskOptions));
+  }
+  for (const p of patches) pool.template.apiObject.addJsonPatch(evaluate(patchExpr(p), ENV) as JsonPatch);
+  return structuredClone(pool.template.toManifest()) as unknown as Record<string, unknown>;
+}
+
+function printPoolChart(plan: VmPlan, poolProps: Expr, patches: readonly PatchOp[], name: string, chartId: string, fileName: string): string {
+  const lines: string[] = [];
+  const props = poolProps as Extract<Expr, { k: 'obj' }>;
+  const all: Expr = { ...props, entries: [...props.entries, { key: 'template', value: templateProps(plan) }] };
+  lines.push(`/** VirtualMachinePool ${plan.namespace ?? 'default'}/${plan.vmName}, imported from ${fileName}. */`);
+  lines.push(`export class ${name} extends Chart {`);
+  lines.push(`${I1}public readonly pool: VirtualMachinePool;`);
+  lines.push('');
+  lines.push(`${I1}public constructor(scope: Construct, id = ${print(lit(chartId))}) {`);
+  lines.push(plan.namespace === undefined ? `${I2}super(scope, id);` : `${I2}super(scope, id, { namespace: ${print(lit(plan.namespace))} });`);
+  lines.push(`${I2}this.pool = ${print(newExpr('VirtualMachinePool', ref('this'), lit('pool'), all), I2, I2.length + 'this.pool = '.length)};`);
+  for (const i of plan.interfaces) lines.push(statement('this.pool.template.addInterface', [lit(i.name), i.source, ...(i.options ? [i.options] : [])]));
+  for (const d of plan.disks) lines.push(statement('this.pool.template.addDisk', [lit(d.name), d.source, ...(d.options ? [d.options] : [])]));
+  if (patches.length > 0) {
+    lines.push(`${I2}// Not modelled by the DSL's props: carried through unchanged as JSON patches (RFC 6902).`);
+    for (const p of patches) lines.push(statement('this.pool.template.apiObject.addJsonPatch', [patchExpr(p)]));
+  }
+  lines.push(`${I1}}`);
+  lines.push('}');
+  return lines.join('\n');
 }
 
 function patchExpr(p: PatchOp): Expr {

@@ -29,7 +29,7 @@ describe('importManifests: bad input', () => {
   });
   it('reports a file without VMs', () => {
     expect(() => importManifests('apiVersion: v1\nkind: Service\nmetadata: {name: s}\n', { fileName: 'svc.yaml' }))
-      .toThrow(/svc\.yaml: no VirtualMachine or VirtualMachineInstance .*\(1 other document skipped\)/);
+      .toThrow(/svc\.yaml: no VirtualMachine, VirtualMachineInstance .*\(1 other document skipped\)/);
   });
   it('rejects --name with several VMs, and names that are not identifiers', () => {
     expect(() => importManifests(fixture('vmi.yaml'), { className: 'X' })).toThrow(/--name was given but the file holds 2 VMs/);
