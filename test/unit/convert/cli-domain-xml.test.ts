@@ -97,7 +97,7 @@ describe('virtops domain-xml', () => {
   it('says what it found when there is no VM', () => {
     const r = cli(write('pod.yaml', stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'x' } })));
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('no VirtualMachine or VirtualMachineInstance (found: Pod)');
+    expect(r.stderr).toContain('no VirtualMachine, VirtualMachineInstance or VirtualMachinePool (found: Pod)');
   });
 
   it('rejects an unknown --emulation', () => {
