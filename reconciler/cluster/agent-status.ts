@@ -7,6 +7,8 @@
 import type { V1Node, V1Pod, V1PodCondition, V1ContainerStatus } from '@kubernetes/client-node';
 import type { Condition, VirtualMachineInstance, VirtualMachineInstanceStatus, VMIPhase } from '../../api/kubevirt.js';
 import { canonicalJson } from '../core/index.js';
+import type { ObservedGuest } from '../core/launcher-phase.js';
+import { vmiGuestStatus } from '../core/status.js';
 
 export const LABEL_SCHEDULABLE = 'kubevirt.io/schedulable';
 
@@ -127,7 +129,7 @@ export function podStatusSignature(pod: V1Pod): string {
 
 /** What the launcher said last (LauncherInfo's relevant fields), or that it cannot be reached. */
 export type LauncherView =
-  | { reachable: true; phase: VMIPhase; reason?: string; message?: string; paused: boolean }
+  | { reachable: true; phase: VMIPhase; reason?: string; message?: string; paused: boolean; guest?: ObservedGuest }
   | { reachable: false; phase: VMIPhase; reason: string; message: string; paused?: boolean };
 
 /** Pure: the VMI status the agent reports, keeping condition times while their status holds. */
@@ -152,13 +154,17 @@ export function vmiStatusFor(vmi: VirtualMachineInstance, view: LauncherView, no
     : { type: 'Synchronized', status: 'False', reason: view.reason, message: view.message, lastTransitionTime: keep('Synchronized', 'False') });
   const transitions = [...(prev?.phaseTransitionTimestamps ?? [])];
   if (prev?.phase !== view.phase && !transitions.some((t) => t.phase === view.phase)) transitions.push({ phase: view.phase, phaseTransitionTimestamp: nowIso });
+  // The guest as the launcher reports it (NICs with the agent's IPs, OS info, AgentConnected).
+  const guest = view.reachable && view.guest ? vmiGuestStatus(view.guest, prev?.conditions, nowIso) : undefined;
+  if (guest) conditions.push(...guest.conditions);
   const status: VirtualMachineInstanceStatus = {
     phase: view.phase,
     ...(view.reason && view.phase !== 'Running' ? { reason: view.reason } : {}),
     nodeName,
     conditions,
-    // Interface names from the spec; MAC and IP need a guest agent, which this does not read.
-    interfaces: (vmi.spec.domain.devices.interfaces ?? []).map((i) => ({ name: i.name, ...(i.macAddress ? { mac: i.macAddress } : {}) })),
+    // Without the launcher's guest report: interface names (and set MACs) from the spec.
+    interfaces: guest?.interfaces ?? (vmi.spec.domain.devices.interfaces ?? []).map((i) => ({ name: i.name, ...(i.macAddress ? { mac: i.macAddress } : {}) })),
+    ...(guest?.guestOSInfo ? { guestOSInfo: guest.guestOSInfo } : {}),
     phaseTransitionTimestamps: transitions,
   };
   return { status, signature: vmiStatusSignature(status) };
@@ -166,5 +172,9 @@ export function vmiStatusFor(vmi: VirtualMachineInstance, view: LauncherView, no
 
 export function vmiStatusSignature(s: VirtualMachineInstanceStatus | undefined): string {
   const c = (t: string) => s?.conditions?.find((x) => x.type === t)?.status ?? null;
-  return canonicalJson({ phase: s?.phase ?? null, reason: s?.reason ?? null, node: s?.nodeName ?? null, ready: c('Ready'), paused: c('Paused'), sync: c('Synchronized') });
+  return canonicalJson({
+    phase: s?.phase ?? null, reason: s?.reason ?? null, node: s?.nodeName ?? null, ready: c('Ready'), paused: c('Paused'), sync: c('Synchronized'),
+    // The guest's part: written again when the agent comes or goes, or an address or the OS changes.
+    agent: c('AgentConnected'), ips: (s?.interfaces ?? []).map((i) => i.ipAddresses ?? i.ipAddress ?? null), os: s?.guestOSInfo?.prettyName ?? null,
+  });
 }

@@ -17,6 +17,7 @@ import { vmiGuestStatus } from '../../../reconciler/core/status.js';
 import { launcherPhase } from '../../../reconciler/core/launcher-phase.js';
 import { localVmi } from '../../../cli/local-access.js';
 import { formatVmiRows } from '../../../cli/cluster-format.js';
+import { vmiStatusFor as clusterVmiStatus } from '../../../reconciler/cluster/agent-status.js';
 import YAML from 'yaml';
 
 const MAC = '02:00:00:1a:2b:3c';
@@ -106,6 +107,17 @@ describe('guest info → VMI status', () => {
   it('the launcher phase carries the guest through to both modes', () => {
     const p = launcherPhase({ reachable: true, info: { phase: 'Running', paused: false, guest } }, { now: 0, lastContact: 0, logFile: 'l' });
     expect(p.guest).toBe(guest);
+  });
+
+  it('cluster: the agent\'s VMI status carries interfaces, guestOSInfo and AgentConnected once its view has the guest', () => {
+    const vmi = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'web', namespace: 'default' }, spec: { domain: { devices: { interfaces: [{ name: 'default', masquerade: {} }] } } } } as never;
+    const before = clusterVmiStatus(vmi, { reachable: true, phase: 'Running', paused: false }, 'node1', new Date('2026-12-04T10:00:00Z'));
+    expect(before.status.interfaces).toEqual([{ name: 'default' }]);
+    const after = clusterVmiStatus(vmi, { reachable: true, phase: 'Running', paused: false, guest }, 'node1', new Date('2026-12-04T10:00:10Z'));
+    expect(after.status.interfaces?.[0]).toMatchObject({ name: 'default', ipAddress: '10.0.2.15', infoSource: 'domain, guest-agent' });
+    expect(after.status.guestOSInfo?.id).toBe('debian');
+    expect(after.status.conditions?.find((c) => c.type === 'AgentConnected')?.status).toBe('True');
+    expect(after.signature).not.toBe(before.signature); // written again when the guest shows up
   });
 
   it('single host: get vmis shows the agent-reported IP', () => {
