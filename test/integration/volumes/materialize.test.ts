@@ -266,6 +266,28 @@ describe('cloud-init', () => {
     await releaseVolumes(v, options('cd'), { deleteVm: true });
   });
 
+  it('NoCloud: network data from networkDataSecretRef, accessCredentials\' ssh keys in the meta-data (public-keys)', async () => {
+    await mkdir(join(secretsDir, 'tests', 'net-secret'), { recursive: true });
+    await writeFile(join(secretsDir, 'tests', 'net-secret', 'networkData'), 'version: 2\nethernets: {enp1s0: {dhcp4: true}}\n');
+    await mkdir(join(secretsDir, 'tests', 'keys'), { recursive: true });
+    await writeFile(join(secretsDir, 'tests', 'keys', 'a'), 'ssh-ed25519 AAAA a@x\nssh-rsa BBBB b@x\n');
+    const v = vmi('nk', [{ name: 'ci', cloudInitNoCloud: { userData: '#cloud-config\n', networkDataSecretRef: { name: 'net-secret' } } }]);
+    v.spec.accessCredentials = [{ sshPublicKey: { source: { secret: { secretName: 'keys' } }, propagationMethod: { noCloud: {} } } }];
+    const { volumes } = await materializeVolumes(v, options('nk'));
+    expect(await readIso(volumes.ci!.path)).toEqual({
+      volumeId: 'cidata',
+      files: {
+        'meta-data': 'instance-id: uid-nk\nlocal-hostname: nk\npublic-keys:\n  "0": "ssh-ed25519 AAAA a@x"\n  "1": "ssh-rsa BBBB b@x"\n',
+        'user-data': '#cloud-config\n',
+        'network-config': 'version: 2\nethernets: {enp1s0: {dhcp4: true}}\n',
+      },
+    });
+    await releaseVolumes(v, options('nk'), { deleteVm: true });
+    const noDisk = vmi('nodisk', []);
+    noDisk.spec.accessCredentials = v.spec.accessCredentials;
+    await expect(materializeVolumes(noDisk, options('nodisk'))).rejects.toThrow(/spec\.accessCredentials\[0\]\.sshPublicKey\.propagationMethod: propagation noCloud needs a cloudInitNoCloud volume/);
+  });
+
   it('names the volume, the field and where it looked when a secret is missing', async () => {
     const v = vmi('nosecret', [{ name: 'ci', cloudInitNoCloud: { secretRef: { name: 'absent' } } }]);
     const err = await materializeVolumes(v, options('nosecret')).catch((e: unknown) => e);
