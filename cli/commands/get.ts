@@ -10,12 +10,13 @@ export function registerGet(program: Command): void {
     program
       .command('get')
       .description('list VMs (single host: NAME AGE STATUS READY REVISION; cluster: KubeVirt\'s columns) or VMIs (NAME AGE PHASE IP NODENAME READY; on a single host from each launcher, as root)')
-      .argument('<resource>', 'vms | vmis (vm, vmi, virtualmachines, virtualmachineinstances) | dv (datavolumes, single host: NAME PHASE PROGRESS RESTARTS AGE)')
+      .argument('<resource>', 'vms | vmis (vm, vmi, virtualmachines, virtualmachineinstances) | dv (datavolumes, single host: NAME PHASE PROGRESS RESTARTS AGE) | pools (vmpools, single host: NAME DESIRED CURRENT READY VMS)')
       .option('-o, --output <format>', 'wide | json | yaml')
       .option('-n, --namespace <ns>', 'only this namespace (single host default: all; cluster default: the context\'s)')
       .option('-A, --all-namespaces', 'every namespace (adds a NAMESPACE column)'),
   ).action(async (resource: string, opts: { output?: string; namespace?: string; allNamespaces?: boolean } & AccessOptions) => {
     if (DATAVOLUME_RESOURCES.includes(resource)) return getDataVolumes(opts);
+    if (POOL_RESOURCES.includes(resource)) return getPools(opts);
     const r = parseResource(resource, ['vms', 'vmis'], 'virtops get vms (or, in a cluster, virtops get vmis)');
     if (opts.output !== undefined && !['wide', 'json', 'yaml'].includes(opts.output)) {
       throw new Error(`-o "${opts.output}" is not one of wide, json, yaml: e.g. virtops get vms -o wide`);
@@ -47,5 +48,23 @@ async function getDataVolumes(opts: { output?: string; namespace?: string; allNa
   if (opts.output === 'yaml') return void process.stdout.write((await import('yaml')).stringify({ items }));
   const text = formatDataVolumes(items, { now: Date.now(), wide: opts.output === 'wide' });
   if (text === undefined) return void process.stderr.write('No DataVolumes found.\n');
+  process.stdout.write(`${text}\n`);
+}
+
+/** `virtops get pools`: the VirtualMachinePools of the local `virtops up` and their status. */
+const POOL_RESOURCES = ['pool', 'pools', 'vmpool', 'vmpools', 'virtualmachinepool', 'virtualmachinepools'];
+
+async function getPools(opts: { output?: string; namespace?: string; allNamespaces?: boolean } & AccessOptions): Promise<void> {
+  if (opts.kubeconfig !== undefined || (process.env['KUBECONFIG'] && !opts.server && !opts.stateDir && !process.env['VIRTOPS_SERVER'] && !process.env['VIRTOPS_STATE_DIR'])) {
+    throw new Error('virtops get pools talks to a local virtops up; in a cluster, kubectl get vmpools shows the same columns (the CRD\'s printer columns)');
+  }
+  const { apiCall, resolveTarget } = await import('../../reconciler/standalone/client.js');
+  const { formatPools } = await import('../pool-format.js');
+  const list = await apiCall<{ pools: import('../../reconciler/standalone/pools.js').PoolView[] }>(await resolveTarget(opts), 'GET', '/api/v1/pools');
+  const pools = opts.namespace && !opts.allNamespaces ? list.pools.filter((p) => p.namespace === opts.namespace) : list.pools;
+  if (opts.output === 'json') return void process.stdout.write(`${JSON.stringify({ pools }, null, 2)}\n`);
+  if (opts.output === 'yaml') return void process.stdout.write((await import('yaml')).stringify({ pools }));
+  const text = formatPools(pools, { allNamespaces: opts.allNamespaces === true || !opts.namespace });
+  if (text === undefined) return void process.stderr.write('No VirtualMachinePools found.\n');
   process.stdout.write(`${text}\n`);
 }

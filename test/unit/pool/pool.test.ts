@@ -11,6 +11,7 @@ import {
   type VirtualMachinePool, derivedPoolUid, expandPool, indexFromName, ownedByPool, poolStatus, poolVm, selectorMatches, selectorString,
 } from '../../../api/pool.js';
 import { formatIssues, validateManifest } from '../../../api/validate.js';
+import { formatPools } from '../../../cli/pool-format.js';
 
 const fixture = (name: string): any => YAML.parse(readFileSync(new URL(`./fixtures/${name}.yaml`, import.meta.url), 'utf8'));
 
@@ -207,5 +208,13 @@ describe('expandPool', () => {
 describe('poolStatus', () => {
   it('replicas, readyReplicas and the label selector', () => {
     expect(poolStatus(pool(), [{ name: 'web-0', ready: true }, { name: 'web-1', ready: false }])).toEqual({ replicas: 2, readyReplicas: 1, labelSelector: 'app=web' });
+  });
+});
+
+describe('formatPools', () => {
+  it('KubeVirt-like columns plus the VMs', () => {
+    const view = { namespace: 'default', name: 'web', desired: 3, paused: false, status: { replicas: 2, readyReplicas: 1, labelSelector: 'app=web' }, vms: ['web-0', 'web-1'] };
+    expect(formatPools([view], { allNamespaces: false })).toBe(['NAME   DESIRED   CURRENT   READY   VMS', 'web    3         2         1       web-0,web-1'].join('\n'));
+    expect(formatPools([], { allNamespaces: true })).toBeUndefined();
   });
 });
