@@ -20,7 +20,7 @@ export interface CompletionNode {
 
 /** Fixed argument words per command path. */
 const ARGUMENT_WORDS: Record<string, string[]> = {
-  get: ['vms', 'vmis'],
+  get: ['vms', 'vmis', 'pools'],
   describe: ['vm'],
   completion: ['bash', 'zsh'],
 };
