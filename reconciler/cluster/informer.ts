@@ -28,6 +28,42 @@ export interface InformerSpec {
   fieldSelector?: string;
   /** List in this namespace only (the watch path must name it too). */
   namespace?: string;
+  /**
+   * Applied to every listed and watched object before it is cached and handed to the
+   * handler; may change the object in place. @default stripForCache
+   */
+  transform?: (obj: KubernetesObject) => KubernetesObject;
+}
+
+/** The annotation `kubectl apply` keeps the whole applied object in. */
+export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * Drops what no reader of an informer cache uses and what costs the most memory per object:
+ * `metadata.managedFields` (server-side apply's field ownership, often larger than the
+ * object's spec) and `kubectl apply`'s last-applied annotation (a second copy of the whole
+ * object). In place, so no copy of the object is made. Safe because virtops writes with
+ * server-side apply and merge patches, never by PUTting a cached object back (which would
+ * drop the annotation on the server). Anything without metadata (a watch's ERROR Status)
+ * passes unchanged.
+ */
+export function stripForCache<T extends KubernetesObject>(obj: T): T {
+  const meta = obj?.metadata;
+  if (!meta) return obj;
+  if (meta.managedFields !== undefined) delete meta.managedFields;
+  const annotations = meta.annotations;
+  if (annotations && LAST_APPLIED_ANNOTATION in annotations) {
+    delete annotations[LAST_APPLIED_ANNOTATION];
+    if (Object.keys(annotations).length === 0) delete meta.annotations;
+  }
+  return obj;
+}
+
+/** `inner`'s watches with `transform` applied to each event's object before the callback sees it. */
+export function transformingWatch(inner: Pick<Watch, 'watch'>, transform: (obj: KubernetesObject) => KubernetesObject): Watch {
+  const watch = (path: string, queryParams: Parameters<Watch['watch']>[1], callback: WatchCallback, done: WatchDone) =>
+    inner.watch(path, queryParams, (phase, obj, raw) => callback(phase, phase === 'ERROR' ? obj : transform(obj as KubernetesObject), raw), done);
+  return { watch } as unknown as Watch;
 }
 
 export type InformerHandler<T> = (type: 'add' | 'update' | 'delete', obj: T) => void;
@@ -64,11 +100,15 @@ export class ResilientInformer<T extends KubernetesObject> implements Informer<T
     private readonly log: Logger,
   ) {
     const { path, apiVersion, kind, labelSelector, fieldSelector, namespace } = spec;
-    const listFn = () =>
-      client.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, fieldSelector, labelSelector) as Promise<KubernetesListObject<T>>;
+    const transform = spec.transform ?? stripForCache;
+    const listFn = async () => {
+      const list = await (client.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, fieldSelector, labelSelector) as Promise<KubernetesListObject<T>>);
+      list.items = list.items.map((o) => transform(o) as T);
+      return list;
+    };
     // One ListWatch for the informer's life: restarting it keeps its cache and resumes from
     // its resourceVersion (a 410 then re-lists, reporting deletions missed meanwhile).
-    this.lw = new ListWatch<T>(path, deadlineWatch(client.watch), () => withTimeout(listFn(), LIST_TIMEOUT_MS, `listing ${path}`), false, labelSelector, fieldSelector);
+    this.lw = new ListWatch<T>(path, deadlineWatch(transformingWatch(client.watch, transform)), () => withTimeout(listFn(), LIST_TIMEOUT_MS, `listing ${path}`), false, labelSelector, fieldSelector);
     this.lw.on('add', (o) => handler('add', o));
     this.lw.on('update', (o) => handler('update', o));
     this.lw.on('delete', (o) => handler('delete', o));
