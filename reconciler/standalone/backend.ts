@@ -228,7 +228,9 @@ export class StandaloneBackend {
     // Instancetypes and preferences are kept too: the VMs of this revision expand against them.
     // Services too: node-ports.ts exposes a NodePort Service's VM on the host.
     // DataVolumes and snapshots/restores too: their workers read them from here (datavolumes.ts, snapshots.ts).
-    const kept = rev.manifests.filter((m) => (m.apiVersion === 'kubevirt.io/v1' && m.kind === 'VirtualMachine') || (m.apiVersion === 'v1' && (m.kind === 'Pod' || m.kind === 'Service')) || isInstancetypeObject(m) || m.apiVersion === 'cdi.kubevirt.io/v1beta1' || m.apiVersion === 'snapshot.kubevirt.io/v1beta1');
+    const kept = rev.manifests.filter((m) => (m.apiVersion === 'kubevirt.io/v1' && m.kind === 'VirtualMachine') || (m.apiVersion === 'v1' && (m.kind === 'Pod' || m.kind === 'Service')) || isInstancetypeObject(m) || m.apiVersion === 'cdi.kubevirt.io/v1beta1' || m.apiVersion === 'snapshot.kubevirt.io/v1beta1'
+      // VirtualMachinePools (their VMs were added by up, pools.ts): for their status, across restarts.
+      || m.apiVersion === 'pool.kubevirt.io/v1beta1');
     const vmsOnly: Revision = { sha: rev.sha, manifests: kept.filter((m) => m.kind === 'VirtualMachine') };
     const plan = planRevision(this.applied.inventory, vmsOnly);
     const split = splitRevision(kept);

@@ -14,7 +14,6 @@ import { processAlive } from '../agent/process-runtime.js';
 import { NodePortForwarder } from './node-ports.js';
 import { StandaloneBackend } from './backend.js';
 import { poolViews, withPoolVms } from './pools.js';
-import { isPool } from '../../api/pool.js';
 import type { KubeObject } from '../core/types.js';
 import { DataVolumeWorker } from './datavolumes.js';
 import { SnapshotWorker } from './snapshots.js';
@@ -274,14 +273,12 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
   let pendingApply: { sha: string } | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   // The revision's VirtualMachinePools: their VMs join it as if they were in git (pools.ts).
-  let gitPools: KubeObject[] = [];
   const withPools = (r: { sha: string; manifests: readonly KubeObject[] }) => ({ sha: r.sha, manifests: withPoolVms(r.manifests, backend.appliedManifests()) });
   const apply = (r: { sha: string; manifests: never[] }): void => {
     pendingApply = r;
     clearTimeout(retryTimer);
     backend.applyRevision(withPools(r)).then(
       () => {
-        gitPools = r.manifests.filter(isPool);
         if (pendingApply === r) health.ok('apply');
         exposeServices();
         dataVolumes.update(backend.appliedManifests()).catch((err: unknown) => log.error({ err }, 'updating the DataVolumes failed'));
@@ -323,7 +320,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     diff: () => backend.diff(source.current && withPools(source.current)),
     pools: () => ({
       revision: backend.appliedRevision.sha ?? null,
-      pools: poolViews([...gitPools, ...backend.appliedManifests()], (ns, name) => backend.get(ns, name)?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true),
+      pools: poolViews(backend.appliedManifests(), (ns, name) => backend.get(ns, name)?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true),
     }),
     // `virtops reconcile`: re-read git now, wait (briefly) for the new revision to be recorded, look at every VM.
     reconcile: async () => {
