@@ -4,6 +4,7 @@ export * from './names.js';
 export * from './cloud-init.js';
 export * from './access-credentials.js';
 export * from './volume.js';
+export * from './data-volume.js';
 export * from './disk.js';
 export * from './network.js';
 export * from './service.js';

@@ -230,6 +230,8 @@ export class DataVolumeWorker {
         const timedOut = signal.aborted && !abort.signal.aborted;
         rec.attempts++;
         rec.phase = 'Failed';
+        // The next attempt starts over (as CDI's restarted importer does).
+        delete rec.fraction;
         rec.lastError = timedOut ? `the import did not finish within its deadline (${Math.round(deadline / 1000)} s); retrying` : (err as Error).message;
         rec.retryAt = t + importBackoffMs(rec.attempts);
         rec.since.Ready = rec.since.Ready ?? t;
