@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import type { VirtualMachinePool } from '../../../api/pool.js';
 import { testGuestVm } from './fixture.js';
-import { apiGet, guestUpFixture, launcherPids, vm, waitFor } from './harness.js';
+import { apiGet, cli, guestUpFixture, launcherPids, startUp, vm, waitFor } from './harness.js';
 import type { PoolView } from '../../../reconciler/standalone/pools.js';
 
 const POOL = 'vo-pool';
@@ -45,7 +45,8 @@ describe('virtops up runs a VirtualMachinePool from git (qemu:///system, TCG)', 
       }
     }
   });
-  const f = guestUpFixture(domain(0), ({ git, registry }) => ['--repo', git.bare, '--emulation', 'tcg', '--interval', '3s', '--insecure-registry', registry.host, '--no-freshness-check']);
+  const upArgs = ({ git, registry }: { git: { bare: string }; registry: { host: string } }) => ['--repo', git.bare, '--emulation', 'tcg', '--interval', '3s', '--insecure-registry', registry.host, '--no-freshness-check'];
+  const f = guestUpFixture(domain(0), upArgs);
 
   const commitPool = (replicas: number) => f.git.commitDist({ 'pool.k8s.yaml': YAML.stringify(pool(f.image, replicas)) }, `pool: ${replicas} replicas`);
   const running = async (names: string[]) => {
@@ -88,5 +89,17 @@ describe('virtops up runs a VirtualMachinePool from git (qemu:///system, TCG)', 
     const kept = (await running(names(2)))!;
     expect(kept.map((v) => v.instance?.uid)).toEqual(before.map((v) => v.instance?.uid));
     expect(await poolView()).toMatchObject({ desired: 2, status: { replicas: 2, readyReplicas: 2 }, vms: names(2) });
+    // The same through the CLI.
+    const r = await cli(['get', 'pools'], f.up!.server);
+    expect(r.stdout).toMatch(new RegExp(`^default\\s+${POOL}\\s+2\\s+2\\s+2\\s+${POOL}-0,${POOL}-1$`, 'm'));
   }, 300_000);
+
+  it('after a restart of up: the pool and its two VMs are adopted, not restarted', async () => {
+    const before = (await running(names(2)))!;
+    await f.up!.stop();
+    f.up = await startUp(upArgs(f), f.stateDir);
+    const after = await waitFor('2 pool VMs Running again', () => running(names(2)), 120_000, 500);
+    expect(after.map((v) => v.instance?.uid)).toEqual(before.map((v) => v.instance?.uid));
+    expect(await poolView()).toMatchObject({ desired: 2, status: { replicas: 2 }, vms: names(2) });
+  }, 200_000);
 });
