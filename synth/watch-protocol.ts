@@ -31,7 +31,8 @@ export type WatchReply =
     error?: string;
     /** Resident set after this run; the parent replaces a worker that grew too large. */
     rss: number;
-    /** Milliseconds: app run (import + synth), validation. */
+    /** Milliseconds: app run (import + synth), validation; CPU time of the whole run. */
     appMs: number;
     validateMs: number;
+    cpuMs: number;
   };

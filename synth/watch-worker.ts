@@ -36,6 +36,11 @@ const send = (reply: WatchReply): void => {
 
 async function synthesize(req: WatchRequest): Promise<WatchReply> {
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const cpuMs = (): number => {
+    const c = process.cpuUsage(cpu0);
+    return (c.user + c.system) / 1000;
+  };
   const report = `${req.staging}.validated.json`;
   process.env.CDK8S_OUTDIR = req.staging;
   process.env[VALIDATED_REPORT_ENV] = report;
@@ -46,7 +51,7 @@ async function synthesize(req: WatchRequest): Promise<WatchReply> {
     try {
       await import(url.href);
     } catch (err) {
-      return { ...base, error: `the app '${app}' failed:\n${describeFailure(err)}`, rss: process.memoryUsage().rss, appMs: performance.now() - t0, validateMs: 0 };
+      return { ...base, error: `the app '${app}' failed:\n${describeFailure(err)}`, rss: process.memoryUsage().rss, appMs: performance.now() - t0, validateMs: 0, cpuMs: cpuMs() };
     }
     const t1 = performance.now();
     try {
@@ -65,9 +70,9 @@ async function synthesize(req: WatchRequest): Promise<WatchReply> {
         out[file] = hash;
       }
       for (const file of hashes.keys()) if (!(file in out)) hashes.delete(file);
-      return { ...base, files: out, objects, rss: process.memoryUsage().rss, appMs: t1 - t0, validateMs: performance.now() - t1 };
+      return { ...base, files: out, objects, rss: process.memoryUsage().rss, appMs: t1 - t0, validateMs: performance.now() - t1, cpuMs: cpuMs() };
     } catch (err) {
-      return { ...base, error: (err as Error).message, rss: process.memoryUsage().rss, appMs: t1 - t0, validateMs: performance.now() - t1 };
+      return { ...base, error: (err as Error).message, rss: process.memoryUsage().rss, appMs: t1 - t0, validateMs: performance.now() - t1, cpuMs: cpuMs() };
     }
   } finally {
     await fs.rm(report, { force: true });

@@ -48,6 +48,10 @@ export interface WatchUpdate {
   ms: number;
   /** Set when nothing was written: the app's failure or every invalid manifest, by field. */
   error?: string;
+  /** Worker mode: the app's run (import + synth), the validation, the worker's CPU time; milliseconds. */
+  appMs?: number;
+  validateMs?: number;
+  cpuMs?: number;
 }
 
 export interface SynthWatcher {
@@ -175,7 +179,7 @@ export async function watchSynth(opts: WatchOptions, onUpdate: (u: WatchUpdate) 
 
   const synthesize = async (since: number): Promise<WatchUpdate> => {
     const gen = ++generation;
-    const base = { generation: gen, mode: (entry ? 'worker' : 'process') as WatchUpdate['mode'], written: [] as string[], removed: [] as string[], unchanged: 0, objects: 0 };
+    const base: Omit<WatchUpdate, 'ms'> = { generation: gen, mode: entry ? 'worker' : 'process', written: [], removed: [], unchanged: 0, objects: 0 };
     await fs.mkdir(path.dirname(cfg.out), { recursive: true });
     const staging = await fs.mkdtemp(path.join(path.dirname(cfg.out), `.${path.basename(cfg.out)}.watch-`));
     try {
@@ -190,6 +194,7 @@ export async function watchSynth(opts: WatchOptions, onUpdate: (u: WatchUpdate) 
           worker = undefined;
           void old.stop();
         }
+        Object.assign(base, { appMs: reply.appMs, validateMs: reply.validateMs, cpuMs: reply.cpuMs });
         if (reply.error !== undefined) return { ...base, ms: performance.now() - since, error: reply.error };
         emitted = new Map(Object.entries(reply.files ?? {}));
         objects = reply.objects ?? 0;
