@@ -330,11 +330,12 @@ export class FakeKubeClient implements KubeClient {
 
   // ---- KubeClient: status subresources -------------------------------------------------------
 
-  async patchCustomStatus(plural: 'virtualmachines' | 'virtualmachineinstances', namespace: string, name: string, status: unknown): Promise<void> {
-    const kind = plural === 'virtualmachines' ? 'VirtualMachine' : 'VirtualMachineInstance';
+  async patchCustomStatus(plural: 'virtualmachines' | 'virtualmachineinstances' | 'virtualmachinepools', namespace: string, name: string, status: unknown): Promise<void> {
+    const [apiVersion, kind] = plural === 'virtualmachines' ? ['kubevirt.io/v1', 'VirtualMachine']
+      : plural === 'virtualmachinepools' ? ['pool.kubevirt.io/v1beta1', 'VirtualMachinePool'] : ['kubevirt.io/v1', 'VirtualMachineInstance'];
     this.record('patch-status', `${plural}/status`, name, namespace);
     this.guarded('patch-status', `${plural}/status`, name, () => {
-      this.patchStatus('kubevirt.io/v1', kind, name, namespace, status);
+      this.patchStatus(apiVersion, kind, name, namespace, status);
     });
   }
 
