@@ -28,6 +28,7 @@ import { INSTANCETYPE_GROUP } from '../api/instancetype.js';
 import { POOL_GROUP } from '../api/pool.js';
 import { ALL_CRDS, crdName } from './crds.js';
 import { virtopsImage } from './image.js';
+import { DEFAULT_NODE_SOCKET_DIR } from './launcher-pod.js';
 
 export const INSTALL_NAMESPACE = 'virtops-system';
 export const CONTROLLER_NAME = 'virtops-controller';
@@ -49,6 +50,15 @@ export interface InstallChartProps extends ChartProps {
 const partOf = { 'app.kubernetes.io/part-of': 'virtops' };
 /** The controller's writable cache (its git clone); the rest of its filesystem is read-only. */
 export const CONTROLLER_CACHE_PATH = '/var/cache/virtops';
+/**
+ * The ConfigMap (in the install namespace) that tells the controller where git is: key
+ * `repo` (a git URL the controller Pod can reach: https://, ssh://, git://). Not shipped: a
+ * re-apply of install.k8s.yaml must not overwrite it; until it exists the controller Pod waits
+ * in CreateContainerConfigError, which names the ConfigMap.
+ */
+export const CONTROLLER_CONFIGMAP = 'virtops-config';
+/** The node's launcher socket dir: synth's nodeSocketDir default = the agent's default --launcher-socket-dir. */
+export const AGENT_LAUNCHER_SOCKET_DIR = DEFAULT_NODE_SOCKET_DIR;
 
 /** The CRDs virtops ships (synth/crds.ts) and so applies; the controller may write only these. */
 export const VIRTOPS_CRD_NAMES = ALL_CRDS.map(crdName);
@@ -160,8 +170,11 @@ export class InstallChart extends Chart {
               command: ['virtops', 'controller'],
               // The root filesystem is read-only: the git clone goes to an emptyDir, which
               // also survives a container restart (no re-clone after a crash).
-              args: ['--cache-dir', `${CONTROLLER_CACHE_PATH}/source`],
-              env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
+              args: ['--repo', '$(VIRTOPS_REPO)', '--cache-dir', `${CONTROLLER_CACHE_PATH}/source`],
+              env: [
+                { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+                { name: 'VIRTOPS_REPO', valueFrom: { configMapKeyRef: { name: CONTROLLER_CONFIGMAP, key: 'repo' } } },
+              ],
               volumeMounts: [{ name: 'cache', mountPath: CONTROLLER_CACHE_PATH }],
               resources: {
                 requests: { cpu: k8s.Quantity.fromString('50m'), memory: k8s.Quantity.fromString('96Mi') },
@@ -178,11 +191,11 @@ export class InstallChart extends Chart {
 
   private agent(ns: string, image: string): void {
     const labels = { 'app.kubernetes.io/name': AGENT_NAME, ...partOf };
+    // Beside the kubelet the agent needs only the launcher socket dir (launcher Pods publish
+    // their sockets there) and the host's pid namespace (hostPID: it finds launcher monitors
+    // in /proc); QEMU runs in the launcher Pods, under their own libvirt daemons.
     const hostPaths: { name: string; path: string; type: string; propagation?: string }[] = [
-      { name: 'libvirt-run', path: '/var/run/libvirt', type: 'DirectoryOrCreate' },
-      { name: 'libvirt-lib', path: '/var/lib/libvirt', type: 'DirectoryOrCreate' },
-      { name: 'virtops-run', path: '/var/run/virtops', type: 'DirectoryOrCreate' },
-      { name: 'kubelet-pods', path: '/var/lib/kubelet/pods', type: 'Directory', propagation: 'HostToContainer' },
+      { name: 'launcher-sockets', path: AGENT_LAUNCHER_SOCKET_DIR, type: 'DirectoryOrCreate' },
     ];
     new k8s.KubeDaemonSet(this, AGENT_NAME, {
       metadata: { name: AGENT_NAME, namespace: ns, labels },
@@ -205,7 +218,8 @@ export class InstallChart extends Chart {
                 requests: { cpu: k8s.Quantity.fromString('50m'), memory: k8s.Quantity.fromString('128Mi') },
                 limits: { memory: k8s.Quantity.fromString('512Mi') },
               },
-              // Drives libvirt/QEMU on the host: needs the host's libvirt sockets and devices.
+              // Root on the host: hands each launcher Pod its socket dir (chown), reads every
+              // process's /proc entry (hostPID) and connects to sockets owned by the Pods' user.
               securityContext: { privileged: true },
               volumeMounts: hostPaths.map((h) => ({ name: h.name, mountPath: h.path, ...(h.propagation ? { mountPropagation: h.propagation } : {}) })),
             }],

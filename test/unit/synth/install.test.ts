@@ -5,6 +5,7 @@ import {
 } from '../../../synth/install.js';
 import { ALL_CRDS, renderCrd } from '../../../synth/crds.js';
 import { validateManifest } from '../../../api/validate.js';
+import { DEFAULT_NODE_SOCKET_DIR } from '../../../synth/launcher-pod.js';
 
 type Obj = Record<string, any>;
 const objects: Obj[] = Testing.synth(new InstallChart(new App(), 'install'));
@@ -114,13 +115,16 @@ describe('install manifests', () => {
     }
   });
 
-  it('run the controller and the node agent (node name via the downward API, privileged, libvirt host paths)', () => {
+  it('run the controller (git URL from ConfigMap virtops-config) and the node agent beside the kubelet (node name via the downward API, privileged, hostPID, the launcher socket dir)', () => {
     const controller = find('Deployment', CONTROLLER_NAME).spec.template.spec;
     expect(controller.serviceAccountName).toBe(CONTROLLER_NAME);
     expect(controller.containers[0].command).toEqual(['virtops', 'controller']);
     // Read-only root filesystem: the git clone needs a writable, restart-surviving dir.
     expect(controller.containers[0].securityContext.readOnlyRootFilesystem).toBe(true);
-    expect(controller.containers[0].args).toEqual(['--cache-dir', '/var/cache/virtops/source']);
+    expect(controller.containers[0].args).toEqual(['--repo', '$(VIRTOPS_REPO)', '--cache-dir', '/var/cache/virtops/source']);
+    // Not shipped (a re-apply must not overwrite it): until it exists the Pod waits, naming it.
+    expect(controller.containers[0].env).toContainEqual({ name: 'VIRTOPS_REPO', valueFrom: { configMapKeyRef: { name: 'virtops-config', key: 'repo' } } });
+    expect(objects.some((o) => o.kind === 'ConfigMap')).toBe(false);
     expect(controller.containers[0].volumeMounts).toEqual([{ name: 'cache', mountPath: '/var/cache/virtops' }]);
     expect(controller.volumes).toEqual([{ name: 'cache', emptyDir: {} }]);
 
@@ -130,6 +134,9 @@ describe('install manifests', () => {
     expect([...c.command, ...c.args]).toEqual(['virtops', 'agent', '--node', '$(NODE_NAME)']);
     expect(c.env).toContainEqual({ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
     expect(c.securityContext.privileged).toBe(true);
-    expect(agent.volumes).toContainEqual({ name: 'libvirt-run', hostPath: { path: '/var/run/libvirt', type: 'DirectoryOrCreate' } });
+    expect(agent.hostPID).toBe(true);
+    // Synth's default nodeSocketDir = the agent's default --launcher-socket-dir; nothing of the host's libvirt.
+    expect(agent.volumes).toEqual([{ name: 'launcher-sockets', hostPath: { path: DEFAULT_NODE_SOCKET_DIR, type: 'DirectoryOrCreate' } }]);
+    expect(c.volumeMounts).toEqual([{ name: 'launcher-sockets', mountPath: DEFAULT_NODE_SOCKET_DIR }]);
   });
 });
