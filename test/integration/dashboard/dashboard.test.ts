@@ -9,7 +9,7 @@
  * a typed line reaches the guest (its tty echoes it back) in two viewers at once, and a resize
  * refits the terminal; the stop button stops the VM and shows the override; the diff page.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import YAML from 'yaml';
@@ -136,6 +136,9 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in headless chromium again
   }, 120_000);
 
   it('the console shows the guest\'s serial markers; a typed line reaches the guest, seen by two viewers; resize refits', async () => {
+    // The guest boots under TCG: wait (as up-boot.test.ts does) until it is idle.
+    const inst = (await vm(up.server, NAME))!.instance!;
+    await waitFor('guest ready marker in the serial log', async () => (await readFile(inst.serialLog, 'utf8').catch(() => '')).includes(GUEST_MARKERS.ready), 180_000, 500);
     const a = await session.newPage();
     const b = await session.newPage();
     for (const p of [a, b]) {
@@ -143,7 +146,9 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in headless chromium again
       await p.getByTestId('console-state').filter({ hasText: 'connected' }).waitFor({ timeout: 30_000 });
     }
     const text = (p: Page) => p.evaluate<string>('window.virtopsConsoleText ? window.virtopsConsoleText() : ""');
-    await waitFor('the markers in the browser terminal', async () => (await text(a)).includes(GUEST_MARKERS.ready), 30_000, 200);
+    await waitFor('the markers in the browser terminal', async () => (await text(a)).includes(GUEST_MARKERS.ready), 30_000, 200).catch(async (err: Error) => {
+      throw new Error(`${err.message}; the terminal holds:\n${(await text(a)).slice(-2000)}`);
+    });
     expect(await text(a)).toContain(GUEST_MARKERS.booted);
     // Typed into viewer A: the guest's tty echoes the line back (nothing else echoes it), so
     // it reached the guest; viewer B sees the echo too.
@@ -160,7 +165,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in headless chromium again
     await waitFor('fewer columns', async () => Number(await a.getByTestId('terminal').getAttribute('data-cols')) < cols, 10_000, 100);
     await a.close();
     await b.close();
-  }, 120_000);
+  }, 300_000);
 
   it('the stop button stops the VM and shows the override it created', async () => {
     const page = await session.newPage();
