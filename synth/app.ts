@@ -22,7 +22,8 @@ import { imageRefProblem } from './image.js';
 import { formatIssues, validateManifest } from '../api/validate.js';
 import { renderLauncherPod, type LauncherPodOptions } from './launcher-pod.js';
 import type { PodManifest } from './pod-types.js';
-import { VALIDATED_REPORT_ENV, type ValidatedReport } from './validated-report.js';
+import { VALIDATED_REPORT_ENV, YAML_CACHE_FILE_ENV, type ValidatedReport } from './validated-report.js';
+import { loadYamlCache, saveYamlCache, serializerId, yamlCacheKey } from './yaml-cache.js';
 import { YAML_CACHE_KEY, type YamlCache } from './watch-protocol.js';
 
 export const OUTPUT_FILE_EXTENSION = '.k8s.yaml';
@@ -181,24 +182,30 @@ export class VirtopsApp extends App {
 }
 
 /**
- * Runs `fn` (cdk8s' App.synth) with Yaml.stringify answering unchanged documents from the
- * cache `synth --watch`'s worker installs (YAML_CACHE_KEY); without one, plain cdk8s. The
- * output is byte for byte what cdk8s writes: a miss calls cdk8s' own stringify for that one
- * document, and cdk8s joins documents with '---\n' exactly so. The key is the document's
- * JSON, which is exact for the JSON values Kubernetes manifests are (cdk8s has already
- * dropped undefined and null fields). Entries unused by this run are dropped, so the cache
- * holds one synthesis.
+ * Runs `fn` (cdk8s' App.synth) with Yaml.stringify answering unchanged documents from a
+ * cache (synth/yaml-cache.ts): the one `synth --watch`'s worker keeps in memory
+ * (YAML_CACHE_KEY), else the file `virtops synth` names (YAML_CACHE_FILE_ENV); without
+ * either, plain cdk8s. The output is byte for byte what cdk8s writes: a miss calls cdk8s' own
+ * stringify for that one document, and cdk8s joins documents with '---\n' exactly so.
+ * Entries unused by this run are dropped, so the cache holds one synthesis.
  */
 function withYamlCache(fn: () => void): void {
-  const cache = (globalThis as Record<symbol, YamlCache | undefined>)[YAML_CACHE_KEY];
-  if (!cache) return fn();
   const original = Object.getOwnPropertyDescriptor(Yaml, 'stringify')!;
   const original1 = Yaml.stringify.bind(Yaml);
+  const file = process.env[YAML_CACHE_FILE_ENV];
+  let cache = (globalThis as Record<symbol, YamlCache | undefined>)[YAML_CACHE_KEY];
+  const serializer = !cache && file ? serializerId(original1) : undefined;
+  if (!cache && file) cache = loadYamlCache(file, serializer!);
+  if (!cache) return fn();
   const used: YamlCache = new Map();
+  let misses = 0;
   const one = (doc: unknown): string => {
-    const key = JSON.stringify(doc);
+    const key = yamlCacheKey(doc);
     let text = used.get(key) ?? cache.get(key);
-    if (text === undefined) text = original1(doc);
+    if (text === undefined) {
+      text = original1(doc);
+      misses++;
+    }
     used.set(key, text);
     return text;
   };
@@ -209,6 +216,10 @@ function withYamlCache(fn: () => void): void {
     Object.defineProperty(Yaml, 'stringify', original);
   }
   // Only a complete run replaces the cache: a failed one (an invalid VM) used next to nothing.
+  if (serializer !== undefined) {
+    if (misses > 0 || used.size !== cache.size) saveYamlCache(file!, serializer, used);
+    return;
+  }
   cache.clear();
   for (const [k, v] of used) cache.set(k, v);
 }

@@ -13,7 +13,8 @@ import { execa } from 'execa';
 import jsYaml from 'js-yaml';
 import YAML from 'yaml';
 import { formatIssues, validateManifest, type ValidationIssue } from '../api/validate.js';
-import { VALIDATED_REPORT_ENV, type ValidatedReport } from './validated-report.js';
+import { VALIDATED_REPORT_ENV, YAML_CACHE_FILE_ENV, type ValidatedReport } from './validated-report.js';
+import { yamlCacheFile } from './yaml-cache.js';
 
 export const DEFAULT_APP = 'npx tsx vms/main.ts';
 export const DEFAULT_OUT = 'dist';
@@ -89,7 +90,7 @@ async function runAndValidate(dir: string, cfg: ProjectConfig, reportFile: strin
   const child = await execa(cfg.app, {
     shell: true,
     cwd: cfg.cwd,
-    env: { CDK8S_OUTDIR: dir, [VALIDATED_REPORT_ENV]: reportFile },
+    env: { CDK8S_OUTDIR: dir, [VALIDATED_REPORT_ENV]: reportFile, [YAML_CACHE_FILE_ENV]: yamlCacheFile(cfg.cwd) },
     all: true,
     reject: false,
     stdin: 'ignore',

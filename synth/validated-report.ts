@@ -12,3 +12,9 @@ export const VALIDATED_REPORT_ENV = 'VIRTOPS_SYNTH_VALIDATED_REPORT';
 export interface ValidatedReport {
   readonly validatedVirtualMachines: Record<string, string[]>;
 }
+
+/**
+ * Env var naming the file in which VirtopsApp keeps the YAML of the documents it synthesized
+ * (synth/yaml-cache.ts), so the next `virtops synth` serializes only what changed.
+ */
+export const YAML_CACHE_FILE_ENV = 'VIRTOPS_SYNTH_YAML_CACHE';
