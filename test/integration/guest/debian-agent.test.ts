@@ -7,7 +7,8 @@
  * ssh, not the serial log (a libvirtd restart by a concurrent test can end virtlogd's copy). Then: `virtops get vmis` reports
  * AgentConnected=True, guestOSInfo.id "debian" and the guest's IP as qemu-guest-agent sees it;
  * that IP is what `ip -4 addr` prints inside the guest (over `virtops ssh` with the key
- * accessCredentials delivered); a stop goes through the agent (the launcher says so) and the
+ * accessCredentials delivered); a second key, propagated by qemuGuestAgent, is added to the
+ * user's authorized_keys through the agent and logs in; a stop goes through the agent (the launcher says so) and the
  * guest powers off within its grace period. Boot time is not asserted.
  */
 import { readFile } from 'node:fs/promises';
@@ -24,6 +25,7 @@ const DOMAIN = `default_${NAME}`;
 const USER = 'virtops';
 const USERDATA_SECRET = `${NAME}-userdata`;
 const KEYS_SECRET = `${NAME}-keys`;
+const AGENT_KEYS_SECRET = `${NAME}-agent-keys`;
 const virsh = (...args: string[]) => execa('virsh', ['-c', 'qemu:///system', ...args], { reject: false });
 
 /** Makes the default user `virtops` (cloud-config `user:`), so the meta-data keys land there. */
@@ -54,7 +56,10 @@ function debianVm(image: string): VirtualMachine {
           },
           networks: [{ name: 'default', pod: {} }],
           terminationGracePeriodSeconds: 120,
-          accessCredentials: [{ sshPublicKey: { source: { secret: { secretName: KEYS_SECRET } }, propagationMethod: { noCloud: {} } } }],
+          accessCredentials: [
+            { sshPublicKey: { source: { secret: { secretName: KEYS_SECRET } }, propagationMethod: { noCloud: {} } } },
+            { sshPublicKey: { source: { secret: { secretName: AGENT_KEYS_SECRET } }, propagationMethod: { qemuGuestAgent: { users: [USER] } } } },
+          ],
           volumes: [
             { name: 'root', containerDisk: { image } },
             { name: 'cloudinitdisk', cloudInitNoCloud: { secretRef: { name: USERDATA_SECRET } } },
@@ -69,11 +74,13 @@ let registry: LocalRegistry;
 let git: GitFixture;
 let stateDir: string;
 let key: SshKeyPair;
+let agentKey: SshKeyPair;
 let up: UpProcess | undefined;
 let image: string;
 
 const virtops = (args: string[], timeout = 120_000) => execa(process.execPath, [CLI, ...args], { reject: false, timeout });
-const ssh = (...command: string[]) => virtops(['ssh', '--server', up!.server, `${USER}@${NAME}`, '-i', key.privateKey, ...SSH_TEST_OPTIONS, '--', ...command]);
+const sshWith = (k: SshKeyPair, ...command: string[]) => virtops(['ssh', '--server', up!.server, `${USER}@${NAME}`, '-i', k.privateKey, ...SSH_TEST_OPTIONS, '-o', 'IdentitiesOnly=yes', '--', ...command]);
+const ssh = (...command: string[]) => sshWith(key, ...command);
 
 async function getVmi(): Promise<VirtualMachineInstance | undefined> {
   const r = await virtops(['get', 'vmis', '-o', 'json', '--server', up!.server]);
@@ -87,9 +94,11 @@ beforeAll(async () => {
   git = await gitFixture();
   stateDir = await makeStateDir();
   key = await makeSshKeyPair();
+  agentKey = await makeSshKeyPair('virtops-agent-test');
   // Secrets never go to git: on a single host they are files under the state dir.
   await writeLocalSecret(stateDir, 'default', USERDATA_SECRET, { userdata: USER_DATA });
   await writeLocalSecret(stateDir, 'default', KEYS_SECRET, { key1: `${key.publicKey}\n` });
+  await writeLocalSecret(stateDir, 'default', AGENT_KEYS_SECRET, { key1: `${agentKey.publicKey}\n` });
   up = await startUp(['--repo', git.bare, '--emulation', 'tcg', '--interval', '3s', '--insecure-registry', registry.host, '--no-freshness-check'], stateDir);
 }, 1_800_000); // a cold cache builds the image first
 
@@ -103,6 +112,7 @@ afterAll(async () => {
   await git?.cleanup();
   await registry?.stop();
   await key?.remove();
+  await agentKey?.remove();
 }, 240_000);
 
 describe('the Debian guest\'s agent and accessCredentials, from a git push', () => {
@@ -147,6 +157,13 @@ describe('the Debian guest\'s agent and accessCredentials, from a git push', () 
     // The key came only through accessCredentials: the user-data names no key.
     expect(USER_DATA).not.toContain('ssh');
   }, 600_000);
+
+  it('a key from accessCredentials (qemuGuestAgent) is added through the agent and logs in', async () => {
+    const r = await retryUntilZero(() => sshWith(agentKey, 'grep', '-c', 'virtops-agent-test', '.ssh/authorized_keys'), 24);
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(String(r.stdout).trim()).toBe('1');
+    expect(await readFile(launcherLog, 'utf8')).toContain('ssh keys added through the guest agent (accessCredentials)');
+  }, 300_000);
 
   it('a stop asks the agent first, and the guest powers off within its grace period', async () => {
     let log = '';
