@@ -113,7 +113,7 @@ export interface KubeletEnv {
  * The test guest's kernelBoot image is `<podRegistry>/virtops/test-guest:latest`, its disk
  * image `<podRegistry>/virtops/test-disk:latest`.
  */
-export async function startKubeletEnv(opts: { prefix: string; progress: (l: string) => void }): Promise<KubeletEnv> {
+export async function startKubeletEnv(opts: { prefix: string; progress: (l: string) => void; serviceAccountAdmission?: boolean }): Promise<KubeletEnv> {
   const dir = mkdtempSync(join(tmpdir(), opts.prefix));
   const sysctlsBefore = Object.fromEntries(NODE_SYSCTLS.map((s) => [s, readSysctl(s)]));
   let cp: ControlPlane | undefined;
@@ -132,7 +132,7 @@ export async function startKubeletEnv(opts: { prefix: string; progress: (l: stri
     const name = await defaultNodeName();
     const [image, guest] = await Promise.all([virtopsImage(dir), ensureTestGuest()]);
     opts.progress(`virtops image ${image.tag}`);
-    cp = await startControlPlane({ dir, users: [{ name: `system:node:${name}`, groups: ['system:nodes'] }] });
+    cp = await startControlPlane({ dir, users: [{ name: `system:node:${name}`, groups: ['system:nodes'] }], ...(opts.serviceAccountAdmission ? { serviceAccountAdmission: true } : {}) });
     node = await startNode({ controlPlane: cp, onProgress: opts.progress });
     const kc = loadKubeConfig(cp.kubeconfigPath);
     const launcherImage = `${node.registryHost}/virtops:${image.tag}`;

@@ -44,6 +44,12 @@ export interface StartControlPlaneOptions {
   readonly onProgress?: (line: string) => void;
   /** Per component readiness timeout; default 120 s (the first API server start migrates etcd). */
   readonly readyTimeoutMs?: number;
+  /**
+   * Keep kube-apiserver's ServiceAccount admission plugin on, so Pods get their service
+   * account token volume (for Pods that talk to the API server under a kubelet node, e.g. the
+   * install manifests' controller and agent). Default false: without a kubelet no Pod needs it.
+   */
+  readonly serviceAccountAdmission?: boolean;
 }
 
 /** What a running control plane looks like from outside; persisted as DIR/testenv.json. */
@@ -162,7 +168,10 @@ export async function startControlPlane(options: StartControlPlaneOptions): Prom
     nodePki,
     commands: {
       etcd: { binary: bins.etcd, args: etcdArgs(l, ports) },
-      'kube-apiserver': { binary: bins.kube, args: [...apiserverArgs(l, ports), ...apiserverKubeletClientArgs(nodePki)] },
+      'kube-apiserver': {
+        binary: bins.kube,
+        args: [...apiserverArgs(l, ports).filter((a) => !(options.serviceAccountAdmission && a === '--disable-admission-plugins=ServiceAccount')), ...apiserverKubeletClientArgs(nodePki)],
+      },
       'kube-controller-manager': { binary: bins.kube, args: controllerManagerArgs(l, ports, controllers) },
       'kube-scheduler': { binary: bins.kube, args: schedulerArgs(l, ports) },
     },
