@@ -116,6 +116,7 @@ export function parseChecksum(value: string | undefined, at = `/metadata/annotat
   return { algorithm: m[1] as Checksum['algorithm'], hex: m[2]!.toLowerCase() };
 }
 
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 const isIssue = (x: unknown): x is DvIssue => typeof x === 'object' && x !== null && 'message' in x && 'path' in x;
 
 /**
@@ -130,12 +131,13 @@ export function planImport(
   owner?: string,
 ): ImportPlan | { issues: DvIssue[] } {
   const issues: DvIssue[] = [];
-  const spec = dv.spec ?? {};
-  const name = dv.metadata?.name ?? '';
+  // Manifests from git are data: any field may have any type here (the schema reports it too).
+  const spec = (isObject(dv.spec) ? dv.spec : {}) as DataVolumeSpec;
+  const name = typeof dv.metadata?.name === 'string' ? dv.metadata.name : '';
   if (!SAFE_NAME.test(name) || name.length > 253) issues.push({ path: at.replace(/\/spec$/, '/metadata/name'), message: `"${name}" is not a valid DataVolume name`, fix: 'use lowercase letters, digits, - and . (it is also the claim name)' });
   if (spec.sourceRef) issues.push({ path: `${at}/sourceRef`, message: 'DataSource references are not supported by virtops', fix: 'name the source directly in spec.source (http, registry, pvc or blank)' });
   if (spec.contentType !== undefined && spec.contentType !== 'kubevirt') issues.push({ path: `${at}/contentType`, message: `contentType "${String(spec.contentType)}" is not supported`, fix: 'use kubevirt (a disk image), or leave it out' });
-  const src = spec.source ?? {};
+  const src = (isObject(spec.source) ? spec.source : {}) as NonNullable<DataVolumeSpec['source']>;
   const given = Object.keys(src).filter((k) => src[k] !== undefined && src[k] !== null);
   let source: ImportSource | undefined;
   if (given.length !== 1) {
@@ -166,7 +168,7 @@ export function planImport(
         if (src.registry?.[f] !== undefined) issues.push({ path: `${at}/source/registry/${f}`, message: `${f} is not supported by virtops`, fix: 'remove it (use a public image or a registry in up --insecure-registry)' });
       }
     } else if (kind === 'pvc') {
-      const ns = src.pvc?.namespace ?? namespace;
+      const ns = String(src.pvc?.namespace ?? namespace);
       const claim = src.pvc?.name;
       if (typeof claim !== 'string' || !SAFE_NAME.test(claim)) issues.push({ path: `${at}/source/pvc/name`, message: `${JSON.stringify(claim)} is not a claim name`, fix: 'name the claim (or DataVolume) to clone' });
       else if (!SAFE_NAME.test(ns)) issues.push({ path: `${at}/source/pvc/namespace`, message: `${JSON.stringify(ns)} is not a namespace`, fix: 'use lowercase letters, digits and -' });
@@ -180,7 +182,8 @@ export function planImport(
   }
   if (spec.storage && spec.pvc) issues.push({ path: `${at}/pvc`, message: 'storage and pvc are mutually exclusive', fix: 'keep storage' });
   const sizeField = spec.storage ? 'storage' : 'pvc';
-  const size = (spec.storage ?? spec.pvc)?.resources?.requests?.storage;
+  const st = spec.storage ?? spec.pvc;
+  const size = isObject(st) && isObject(st.resources) && isObject(st.resources.requests) ? st.resources.requests.storage : undefined;
   let bytes: bigint | undefined;
   if (size !== undefined) {
     bytes = quantityBytes(size);
@@ -191,7 +194,8 @@ export function planImport(
     // CDI's storage API may leave the size to the source; the pvc API and a blank disk need one.
     issues.push({ path: `${at}/${sizeField}/resources/requests/storage`, message: 'required field is missing', fix: 'set the claim size, e.g. storage: { resources: { requests: { storage: 10Gi } } }' });
   }
-  const parsed = parseChecksum(dv.metadata?.annotations?.[CHECKSUM_ANNOTATION], `${at.replace(/\/spec$/, '/metadata')}/annotations/${CHECKSUM_ANNOTATION.replace('/', '~1')}`);
+  const annotation = isObject(dv.metadata?.annotations) ? dv.metadata.annotations[CHECKSUM_ANNOTATION] : undefined;
+  const parsed = parseChecksum(typeof annotation === 'string' || annotation === undefined ? annotation : String(annotation), `${at.replace(/\/spec$/, '/metadata')}/annotations/${CHECKSUM_ANNOTATION.replace('/', '~1')}`);
   const checksum = isIssue(parsed) ? undefined : parsed;
   if (isIssue(parsed)) issues.push(parsed);
   else if (checksum && source && source.kind !== 'http') {
@@ -211,8 +215,9 @@ export function planImport(
 }
 
 /** A Kubernetes quantity in bytes (rounded up); undefined when it is not one. */
-export function quantityBytes(q: string | number): bigint | undefined {
+export function quantityBytes(q: unknown): bigint | undefined {
   if (typeof q === 'number') return Number.isFinite(q) && q >= 0 ? BigInt(Math.ceil(q)) : undefined;
+  if (typeof q !== 'string') return undefined;
   const m = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/.exec(q.trim());
   if (!m) return undefined;
   const mult: Record<string, bigint> = {

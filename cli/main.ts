@@ -64,6 +64,11 @@ export const EXAMPLES: Record<string, string[]> = {
   'testenv status': ['npx virtops testenv status --dir /tmp/kube'],
   completion: ['source <(virtops completion bash)', 'virtops completion zsh > "${fpath[1]}/_virtops"'],
   version: ['virtops version -o json'],
+  snapshot: ['virtops snapshot create web --wait', 'virtops snapshot restore web-20260101-000000 --stop --wait'],
+  'snapshot create': ['virtops snapshot create web --name before-upgrade --wait   # online if web runs'],
+  'snapshot list': ['virtops snapshot list', 'virtops snapshot list --restores -o yaml'],
+  'snapshot restore': ['virtops snapshot restore before-upgrade --stop --wait   # web stays stopped: virtops start web', 'virtops snapshot restore before-upgrade --target web-copy'],
+  'snapshot delete': ['virtops snapshot delete before-upgrade'],
 };
 
 function addExamples(cmd: Command, path: string[] = []): void {

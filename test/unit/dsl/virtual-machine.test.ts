@@ -102,7 +102,7 @@ describe('VirtualMachineProps map to the manifest', () => {
     ['hostname/subdomain/architecture', { hostname: 'h', subdomain: 's', architecture: 'amd64' }, T, expect.objectContaining({ hostname: 'h', subdomain: 's', architecture: 'amd64' })],
     ['instancetype + preference', { memory: undefined, instancetype: { name: 'u1.small' }, preference: { name: 'fedora', kind: PreferenceKind.NAMESPACED } }, 'spec', expect.objectContaining({ instancetype: { name: 'u1.small' }, preference: { name: 'fedora', kind: 'VirtualMachinePreference' } })],
     ['namespaced instancetype', { memory: undefined, instancetype: { name: 'x', kind: InstancetypeKind.NAMESPACED } }, 'spec.instancetype', { name: 'x', kind: 'VirtualMachineInstancetype' }],
-    ['dataVolumeTemplates pass through', { dataVolumeTemplates: [{ metadata: { name: 'dv' }, spec: { storage: { resources: { requests: { storage: '10Gi' } } } } }] }, 'spec.dataVolumeTemplates', [{ metadata: { name: 'dv' }, spec: { storage: { resources: { requests: { storage: '10Gi' } } } } }]],
+    ['dataVolumeTemplates pass through', { dataVolumeTemplates: [{ metadata: { name: 'dv' }, spec: { source: { blank: {} }, storage: { resources: { requests: { storage: '10Gi' } } } } }] }, 'spec.dataVolumeTemplates', [{ metadata: { name: 'dv' }, spec: { source: { blank: {} }, storage: { resources: { requests: { storage: '10Gi' } } } } }]],
   ];
 
   it('legacy running replaces the default runStrategy', () => {
