@@ -51,8 +51,18 @@ async function loadOverview(browser: Browser, base: string, cookie: { name: stri
   await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
   let bytes = 0;
   cdp.on('Network.loadingFinished', (e) => (bytes += e.encodedDataLength));
-  // The SSE stream never finishes loading: count its messages (sent uncompressed).
-  cdp.on('Network.eventSourceMessageReceived', (e) => (bytes += Buffer.byteLength(e.data) + e.eventName.length + 14));
+  // The SSE stream never finishes loading: count what arrived of it so far, as encoded on the
+  // wire (gzip), and its decoded messages (for the record).
+  const streams = new Set<string>();
+  let sseDecoded = 0;
+  cdp.on('Network.requestWillBeSent', (e) => e.type === 'EventSource' && streams.add(e.requestId));
+  let sseEncoded = 0;
+  cdp.on('Network.dataReceived', (e) => {
+    if (!streams.has(e.requestId)) return;
+    bytes += e.encodedDataLength;
+    sseEncoded += e.encodedDataLength;
+  });
+  cdp.on('Network.eventSourceMessageReceived', (e) => (sseDecoded += Buffer.byteLength(e.data)));
   await page.goto(`${base}/`, { waitUntil: 'commit' });
   await page.waitForSelector('tbody tr[data-vm]', { timeout: 60_000 });
   const listMs = await page.evaluate<number>('performance.now()');
@@ -64,6 +74,7 @@ async function loadOverview(browser: Browser, base: string, cookie: { name: stri
   const rows = await page.evaluate<number>(`document.querySelectorAll('tbody tr[data-vm]').length`);
   if (rows > 2) throw new Error(`the filter left ${rows} rows of ${n}`);
   await context.close();
+  if (process.env['BENCH_DEBUG']) say(`  sse decoded ${sseDecoded} B, encoded ${sseEncoded} B, streams ${streams.size}`);
   return { firstPaintMs: t.fcp, listMs, interactiveMs: t.now, bytes };
 }
 

@@ -364,7 +364,7 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
         const s = sid ? sessions.lookup(sid) : undefined;
         return send(res, 200, s ? { csrf: s.csrf } : { csrf: null, note: 'authenticated by the bearer token: no CSRF secret is needed' }), true;
       }
-      if (path === '/api/v1/events') return await feed.attach(res), true;
+      if (path === '/api/v1/events') return await feed.attach(req, res), true;
       if (path === '/api/v1/dashboard/summary') return send(res, 200, { ...((await summary()) as object), history: feed.history, pushes: feed.pushes }), true;
       if (path === '/api/v1/dashboard/diff') return send(res, 200, await richDiff()), true;
       const vm = /^\/api\/v1\/dashboard\/vms\/([^/]+)\/([^/]+)$/.exec(path);
