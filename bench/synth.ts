@@ -8,6 +8,8 @@
  *   npx tsx bench/synth.ts [--vms 1000] [--runs 3]
  *
  * Targets: virtops synth of 1,000 VMs < 5 s; ratio to the plain cdk8s app ≤ 1.5x.
+ * Cold: the on-disk YAML cache (synth/yaml-cache.ts) is off here, so every run serializes
+ * every document as the first synth of a checkout does; bench/synth-watch.ts measures it warm.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -18,6 +20,7 @@ import { execa } from 'execa';
 import YAML from 'yaml';
 import { runSynth } from '../synth/run.js';
 
+process.env.VIRTOPS_SYNTH_CACHE = 'off';
 const { values } = parseArgs({ options: { vms: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' } } });
 const VMS = Number(values.vms);
 const RUNS = Number(values.runs);
