@@ -94,8 +94,12 @@ export async function startAgent(ids: Identities, node: string, stateDir: string
   );
 }
 
-/** The `--lease-duration` of `controllerProcess` replicas. */
-export const LEASE_DURATION_MS = 3000;
+/**
+ * The `--lease-duration` of `controllerProcess` replicas. Short, so a takeover test is quick,
+ * but not 3 s: at load 18 on 2 cores a leader missed its renewals for 3 s and lost the lease
+ * before the test killed it (controller-crash.test.ts, 2026-12-04).
+ */
+export const LEASE_DURATION_MS = 8000;
 
 /** `virtops controller` as a real process (for SIGKILL and leader-election tests). */
 export function controllerProcess(kubeconfig: string, git: GitFixture, namespace: string, identity: string, logFile: string, cacheDir: string): ResultPromise {
