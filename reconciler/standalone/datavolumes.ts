@@ -93,8 +93,12 @@ export class DataVolumeWorker {
     await Promise.allSettled([...this.running.values()].map((r) => r.done));
   }
 
-  /** The applied revision's DataVolumes: new ones are scheduled, those that left git are removed. */
-  async update(manifests: readonly { apiVersion?: unknown; kind?: unknown; metadata?: unknown; spec?: unknown }[]): Promise<void> {
+  /**
+   * The applied revision's DataVolumes: new ones are scheduled, those that left git are removed.
+   * `prune: false` (no revision applied yet: a first start, or applied.json rebuilt) removes
+   * nothing, as the backend prunes no VM then: only a revision says a DataVolume left git.
+   */
+  async update(manifests: readonly { apiVersion?: unknown; kind?: unknown; metadata?: unknown; spec?: unknown }[], opts: { prune?: boolean } = {}): Promise<void> {
     const { plans, errors } = dataVolumesOf(manifests);
     this.desired = new Map(plans.map((p) => [`${p.namespace}/${p.name}`, p]));
     this.invalid = new Map(errors.map((e) => [e.key, e.issues]));
@@ -123,7 +127,7 @@ export class DataVolumeWorker {
       await this.save(next);
       this.opts.log.info({ dv: key, source: plan.source.kind, owner: plan.owner }, 'DataVolume scheduled for import');
     }
-    for (const key of this.records.keys()) if (!this.desired.has(key)) this.pendingDelete.add(key);
+    if (opts.prune !== false) for (const key of this.records.keys()) if (!this.desired.has(key)) this.pendingDelete.add(key);
     await this.sweep();
     this.kick();
   }

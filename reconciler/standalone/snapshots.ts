@@ -139,7 +139,7 @@ export class SnapshotWorker {
   }
 
   /** The applied revision's snapshots and restores: new ones run, those that left git are handled per deletionPolicy. */
-  async update(manifests: readonly { apiVersion?: unknown; kind?: unknown; metadata?: unknown; spec?: unknown }[]): Promise<void> {
+  async update(manifests: readonly { apiVersion?: unknown; kind?: unknown; metadata?: unknown; spec?: unknown }[], opts: { prune?: boolean } = {}): Promise<void> {
     const inGit = new Set<string>();
     const restoresInGit = new Set<string>();
     for (const m of manifests) {
@@ -160,6 +160,8 @@ export class SnapshotWorker {
         if (!this.restores.has(key)) await this.createRestore(ns, meta.name, m.spec as VirtualMachineRestore['spec'], 'git');
       }
     }
+    // Only a revision says a manifest left git (none applied yet: a first start, applied.json rebuilt).
+    if (opts.prune === false) return;
     for (const [key, rec] of this.snapshots) {
       if (rec.origin !== 'git' || inGit.has(key)) continue;
       if (rec.spec.deletionPolicy === 'Retain') {

@@ -244,9 +244,11 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     onChange: () => backend.resync(),
   });
   await snapshots.start();
-  await dataVolumes.update(backend.appliedManifests());
+  // Before the first reconcile (a VM waits for its DataVolumes); only an applied revision prunes, as for VMs.
+  const appliedAtStart = await store.readApplied();
+  await dataVolumes.update(appliedAtStart.manifests, { prune: appliedAtStart.sha !== undefined });
   await backend.start();
-  await snapshots.update(backend.appliedManifests());
+  await snapshots.update(backend.appliedManifests(), { prune: backend.appliedRevision.sha !== undefined });
   // NodePort Services of the applied revision (node-ports.ts), converged after each apply.
   const nodePorts = new NodePortForwarder({ launcherSocket: (ns, name) => backend.get(ns, name)?.instance?.socket, log: log.child({ component: 'node-ports' }) });
   const exposeServices = (): void => void nodePorts.update([...backend.appliedManifests()]).catch((err: unknown) => log.warn({ err }, 'updating node ports failed'));
