@@ -86,16 +86,60 @@ function packageType(file: string): string | undefined {
 
 const sha256 = (content: Buffer | string): string => createHash('sha256').update(content).digest('hex');
 
+/**
+ * What the output directory holds: relative path → content hash, kept up to date cheaply.
+ * Each refresh lists the directory and stats every file; only a file whose size, mtime or
+ * inode changed since it was last seen (someone edited, restored or deleted it behind the
+ * watch's back) is read and hashed again.
+ */
+class OutputState {
+  readonly hashes = new Map<string, string>();
+  private readonly seen = new Map<string, string>();
+
+  constructor(private readonly dir: string) {}
+
+  async refresh(): Promise<void> {
+    let files: string[];
+    try {
+      files = await listFiles(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      files = [];
+    }
+    const present = new Set(files);
+    for (const f of [...this.hashes.keys()]) {
+      if (!present.has(f)) {
+        this.hashes.delete(f);
+        this.seen.delete(f);
+      }
+    }
+    for (const f of files) {
+      const p = path.join(this.dir, f);
+      const st = await fs.stat(p).catch(() => undefined);
+      if (!st) continue;
+      const id = `${st.size}:${st.mtimeMs}:${st.ino}`;
+      if (this.seen.get(f) === id && this.hashes.has(f)) continue;
+      this.hashes.set(f, sha256(await fs.readFile(p)));
+      this.seen.set(f, id);
+    }
+  }
+
+  /** Records a file the watch just wrote (renamed into place) with content hash `hash`. */
+  async wrote(file: string, hash: string): Promise<void> {
+    const st = await fs.stat(path.join(this.dir, file));
+    this.hashes.set(file, hash);
+    this.seen.set(file, `${st.size}:${st.mtimeMs}:${st.ino}`);
+  }
+
+  removed(file: string): void {
+    this.hashes.delete(file);
+    this.seen.delete(file);
+  }
+}
+
 async function hashDir(dir: string): Promise<Map<string, string>> {
   const hashes = new Map<string, string>();
-  let files: string[];
-  try {
-    files = await listFiles(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return hashes;
-    throw err;
-  }
-  for (const f of files) hashes.set(f, sha256(await fs.readFile(path.join(dir, f))));
+  for (const f of await listFiles(dir)) hashes.set(f, sha256(await fs.readFile(path.join(dir, f))));
   return hashes;
 }
 
@@ -168,7 +212,7 @@ export async function watchSynth(opts: WatchOptions, onUpdate: (u: WatchUpdate) 
   };
   setup();
   let worker: Worker | undefined;
-  let current = await hashDir(cfg.out);
+  let current = new OutputState(cfg.out);
   let generation = 0;
   let running: Promise<void> | undefined;
   let dirty = false;
@@ -203,18 +247,19 @@ export async function watchSynth(opts: WatchOptions, onUpdate: (u: WatchUpdate) 
         emitted = await hashDir(staging);
         objects = result.objects;
       }
-      const plan = planWrites(emitted, current);
+      await current.refresh();
+      const plan = planWrites(emitted, current.hashes);
       await fs.mkdir(cfg.out, { recursive: true });
       for (const file of plan.write) {
         const to = path.join(cfg.out, file);
         await fs.mkdir(path.dirname(to), { recursive: true });
         await fs.chmod(path.join(staging, file), 0o644);
         await fs.rename(path.join(staging, file), to);
-        current.set(file, emitted.get(file)!);
+        await current.wrote(file, emitted.get(file)!);
       }
       for (const file of plan.remove) {
         await fs.rm(path.join(cfg.out, file), { force: true });
-        current.delete(file);
+        current.removed(file);
       }
       return { ...base, written: plan.write, removed: plan.remove, unchanged: plan.unchanged, objects, ms: performance.now() - since };
     } catch (err) {
@@ -238,7 +283,7 @@ export async function watchSynth(opts: WatchOptions, onUpdate: (u: WatchUpdate) 
     await worker?.stop();
     worker = undefined;
     setup();
-    current = await hashDir(cfg.out);
+    current = new OutputState(cfg.out);
   };
 
   let failed: (err: Error) => WatchUpdate;

@@ -2,7 +2,8 @@
  * `virtops synth --watch` through the real CLI on a real temp project (three chart modules
  * under vms/, the DSL from this checkout): the first synthesis writes everything; an edit of
  * one VM rewrites only its chart's file (the others keep their mtime); an invalid edit writes
- * nothing and prints the error naming the field, and the watch goes on; the fix is written.
+ * nothing and prints the error naming the field, and the watch goes on; the fix is written;
+ * output files deleted, edited or added behind its back are put right at the next synthesis.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -125,5 +126,19 @@ describe('virtops synth --watch', () => {
     const after = mtimes();
     expect(after['alpha.k8s.yaml']).toBe(before['alpha.k8s.yaml']);
     expect(after['beta.k8s.yaml']).toBe(before['beta.k8s.yaml']);
+  });
+
+  it('restores output files deleted or edited behind its back at the next synthesis', async () => {
+    const crds = fs.readFileSync(path.join(dist, 'crds.k8s.yaml'), 'utf8');
+    const install = fs.readFileSync(path.join(dist, 'install.k8s.yaml'), 'utf8');
+    fs.rmSync(path.join(dist, 'crds.k8s.yaml'));
+    fs.appendFileSync(path.join(dist, 'install.k8s.yaml'), '# a local edit\n');
+    fs.writeFileSync(path.join(dist, 'stray.k8s.yaml'), 'kind: Stray\n');
+    fs.writeFileSync(path.join(tmp, 'vms', 'alpha.ts'), chartModule('alpha', 320));
+    const update = await waitForSynth(5);
+    expect(update).toContain('wrote alpha.k8s.yaml, crds.k8s.yaml, install.k8s.yaml; removed stray.k8s.yaml');
+    expect(fs.readFileSync(path.join(dist, 'crds.k8s.yaml'), 'utf8')).toBe(crds);
+    expect(fs.readFileSync(path.join(dist, 'install.k8s.yaml'), 'utf8')).toBe(install);
+    expect(fs.existsSync(path.join(dist, 'stray.k8s.yaml'))).toBe(false);
   });
 });
