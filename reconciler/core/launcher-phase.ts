@@ -52,6 +52,8 @@ export interface LauncherPhase {
   outOfSync?: OutOfSync;
   /** The guest as the launcher last reported it (absent while not running, or from older launchers). */
   guest?: ObservedGuest;
+  /** guest.agentConnected, flat: the VM's mirrored AgentConnected condition (ObservedInstance.agentConnected). */
+  agentConnected?: boolean;
 }
 
 export interface OutOfSync {
@@ -92,7 +94,7 @@ export function launcherPhase(o: LauncherObservation, t: ObservationMemory): Lau
       ...(i.message ? { message: i.message } : {}),
       paused: i.paused,
       ready: i.phase === 'Running' && !i.paused,
-      ...(i.guest ? { guest: i.guest } : {}),
+      ...(i.guest ? { guest: i.guest, agentConnected: i.guest.agentConnected } : {}),
     };
     // A launcher still connecting for its first start is not an outage: nothing ran yet.
     const starting = !t.lastKnown && (i.phase === 'Pending' || i.phase === 'Scheduling' || i.phase === 'Scheduled');

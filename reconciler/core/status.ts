@@ -23,7 +23,7 @@ export interface StatusContext extends DecisionContext {
   backoffPolicy?: BackoffPolicy;
 }
 
-export const CONDITION_ORDER = ['Ready', 'Paused', 'Synchronized', 'RestartRequired', CONDITION_ONCE_COMPLETED, 'Failure'] as const;
+export const CONDITION_ORDER = ['Ready', 'Paused', 'AgentConnected', 'Synchronized', 'RestartRequired', CONDITION_ONCE_COMPLETED, 'Failure'] as const;
 
 const NOT_RUNNING_REASONS: Partial<Record<string, PrintableStatus>> = {
   Unschedulable: 'ErrorUnschedulable',
@@ -80,6 +80,10 @@ export function computeVmStatus(
   }
   if (live?.paused) {
     wanted.push({ type: 'Paused', status: 'True', reason: 'PausedByUser', message: 'VMI was paused by user' });
+  }
+  if (live?.agentConnected) {
+    // KubeVirt mirrors the VMI's AgentConnected onto the VM.
+    wanted.push({ type: 'AgentConnected', status: 'True' });
   }
   if (live?.outOfSync) {
     // The VMI's condition, surfaced on the VM (KubeVirt mirrors VMI conditions there): the status

@@ -45,6 +45,8 @@ export interface ObservedInstance {
    * launcher not answering). Becomes condition Synchronized=False; nothing is restarted for it.
    */
   outOfSync?: { reason: string; message: string };
+  /** Whether the guest agent answers (from the launcher's guest report; absent: unknown or no agent). */
+  agentConnected?: boolean;
 }
 
 export type ImperativeAction = 'start' | 'stop' | 'restart' | 'pause' | 'unpause';

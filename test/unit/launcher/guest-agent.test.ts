@@ -13,7 +13,7 @@ import {
 import { GuestAgentWatcher, type GuestAgentClient } from '../../../launcher/guest-agent.js';
 import { agentSshKeyRequests, checkAccessCredentials, metadataKeySources, publicKeysOf } from '../../../launcher/access-credentials.js';
 import { configDriveLayout, noCloudLayout } from '../../../launcher/volumes/cloud-init.js';
-import { vmiGuestStatus } from '../../../reconciler/core/status.js';
+import { computeVmStatus, vmiGuestStatus } from '../../../reconciler/core/status.js';
 import { launcherPhase } from '../../../reconciler/core/launcher-phase.js';
 import { localVmi } from '../../../cli/local-access.js';
 import { formatVmiRows } from '../../../cli/cluster-format.js';
@@ -107,6 +107,15 @@ describe('guest info → VMI status', () => {
   it('the launcher phase carries the guest through to both modes', () => {
     const p = launcherPhase({ reachable: true, info: { phase: 'Running', paused: false, guest } }, { now: 0, lastContact: 0, logFile: 'l' });
     expect(p.guest).toBe(guest);
+    expect(p.agentConnected).toBe(true);
+  });
+
+  it('the VM mirrors AgentConnected (KubeVirt copies it from the VMI)', () => {
+    const vm = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'web', namespace: 'default' }, spec: { runStrategy: 'Always', template: { spec: { domain: { devices: {} } } } } } as never;
+    const live = { uid: 'u', phase: 'Running' as const, ready: true, spec: { domain: { devices: {} } }, createdAt: 0 };
+    const ctx = { now: 1000 } as never;
+    expect(computeVmStatus(vm, { ...live, agentConnected: true }, ctx).conditions?.map((c) => c.type)).toEqual(['Ready', 'AgentConnected']);
+    expect(computeVmStatus(vm, live, ctx).conditions?.map((c) => c.type)).toEqual(['Ready']);
   });
 
   it('cluster: the agent\'s VMI status carries interfaces, guestOSInfo and AgentConnected once its view has the guest', () => {
