@@ -195,6 +195,35 @@ interface VmView {
 interface SpecInfo {
   spec: null | { runStrategy?: string; cpu?: unknown; memory?: unknown; machine?: unknown; networks: string[]; disks: { name: string; bus?: string; kind: string; source: string; declared?: string }[]; labels: Record<string, string> };
   files: { path: string; bytes: number; allocated: number }[];
+  revisionSeen: { sha: string; seenAt: string; commit: { subject: string; author: string; date: string } | null } | null;
+}
+
+interface Stage {
+  label: string;
+  at: number;
+}
+
+/**
+ * The push → Running stages of the VM's last start: the commit (author time), the source
+ * yielding the revision, then the reconcile's events (Creating, Started, Running).
+ */
+function pushStages(vm: VmView, spec: SpecInfo | undefined): Stage[] {
+  const t = (x: number | string | undefined): number => (typeof x === 'number' ? x : Date.parse(String(x)));
+  const ev = vm.events;
+  const lastCreating = [...ev].reverse().find((e) => e.reason === 'Creating');
+  if (!lastCreating) return [];
+  const from = t(lastCreating.time);
+  const after = (pred: (e: VmView['events'][number]) => boolean): number | undefined => ev.map((e) => ({ e, at: t(e.time) })).find((x) => x.at >= from && pred(x.e))?.at;
+  const stages: Stage[] = [];
+  const seen = spec?.revisionSeen;
+  if (seen?.commit && t(seen.commit.date) <= from) stages.push({ label: `commit ${seen.sha.slice(0, 8)} authored`, at: t(seen.commit.date) });
+  if (seen && t(seen.seenAt) <= from) stages.push({ label: 'revision seen by the source', at: t(seen.seenAt) });
+  stages.push({ label: 'launcher starting', at: from });
+  const started = after((e) => e.reason === 'Started');
+  if (started !== undefined) stages.push({ label: 'domain started', at: started });
+  const running = after((e) => e.reason === 'StatusChanged' && / → Running$/.test(e.message));
+  if (running !== undefined) stages.push({ label: 'Running', at: running });
+  return stages;
 }
 
 function bytes(n: number): string {
@@ -240,6 +269,7 @@ function VmPage({ ns, name }: { ns: string; name: string }) {
   if (error && !vm) return <p role="alert" class="error">{error}</p>;
   if (!vm) return <p class="muted">Loading {ns}/{name}…</p>;
   const st = vm.status;
+  const stages = pushStages(vm, spec);
   const events = [...vm.events].sort((a, b) => Date.parse(String(a.time ?? 0)) - Date.parse(String(b.time ?? 0)) || Number(a.time) - Number(b.time));
   return (
     <>
@@ -290,6 +320,17 @@ function VmPage({ ns, name }: { ns: string; name: string }) {
           <tbody>{(st?.conditions ?? []).map((c) => <tr key={c.type}><th scope="row">{c.type}</th><td>{c.status}</td><td>{c.reason ?? ''}</td><td>{c.message ?? ''}</td><td>{c.lastTransitionTime ? when(c.lastTransitionTime) : ''}</td></tr>)}</tbody>
         </table>
       </section>
+      {stages.length > 1 ? (
+        <section aria-labelledby="stages-h">
+          <h2 id="stages-h">Last start: push → Running</h2>
+          <ol class="stages" data-testid="stages">
+            {stages.map((s, i) => (
+              <li key={i}><strong>{s.label}</strong> <time dateTime={new Date(s.at).toISOString()}>{new Date(s.at).toLocaleTimeString()}</time>{i > 0 ? <span class="muted"> (+{((s.at - stages[i - 1]!.at) / 1000).toFixed(1)} s)</span> : null}</li>
+            ))}
+          </ol>
+          <p class="muted">Total {((stages.at(-1)!.at - stages[0]!.at) / 1000).toFixed(1)} s.</p>
+        </section>
+      ) : null}
       <section aria-labelledby="ev-h">
         <h2 id="ev-h">Events</h2>
         <ol class="timeline">

@@ -373,7 +373,10 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
         const view = backend.get(ns, name);
         if (!view) return send(res, 404, { error: `VirtualMachine ${ns}/${name} not found` }), true;
         const manifest = backend.appliedManifests().find((m) => m.kind === 'VirtualMachine' && m.metadata.namespace === ns && m.metadata.name === name);
-        return send(res, 200, { spec: specSummary(manifest) ?? null, files: view.instance ? await diskFiles(view.instance.podDir) : [] }), true;
+        const a = backend.appliedRevision;
+        // When the source yielded the revision this VM runs: the start of its push → Running stages.
+        const seen = a.sha && view.revision === a.sha && a.seenAt !== undefined ? { sha: a.sha, seenAt: new Date(a.seenAt).toISOString(), commit: await commit(a.sha) } : null;
+        return send(res, 200, { spec: specSummary(manifest) ?? null, files: view.instance ? await diskFiles(view.instance.podDir) : [], revisionSeen: seen }), true;
       }
       return false;
     }

@@ -100,18 +100,24 @@ export interface FeedOptions {
 }
 
 const COALESCE_MS = 150;
+/** Snapshots above this many characters (~150 VMs) open a gzip-encoded stream. */
+const GZIP_ABOVE = 32 * 1024;
 const HISTORY_POINTS = 720;
 const PUSH_SAMPLES = 50;
 
-/** One SSE client: gzip-encoded when the browser accepts it (a 1,000-VM snapshot is ~200 KB as JSON, ~15 KB gzipped). */
+/**
+ * One SSE client: gzip-encoded when the browser accepts it and the snapshot is large (a
+ * 1,000-VM snapshot is ~190 KB as JSON, ~6 KB gzipped); small ones go plain, which measured
+ * a little faster to the first rows on a loaded host.
+ */
 interface StreamClient {
   write(text: string): void;
   end(): void;
 }
 
-function streamClient(req: IncomingMessage, res: ServerResponse): StreamClient {
+function streamClient(req: IncomingMessage, res: ServerResponse, large: boolean): StreamClient {
   const headers = { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' };
-  if (!/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
+  if (!large || !/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
     res.writeHead(200, headers);
     return { write: (t) => void res.write(t), end: () => res.end() };
   }
@@ -165,9 +171,10 @@ export class DashboardFeed {
 
   /** GET /api/v1/events: a snapshot first (`snapshot`), then `vms` and `summary` as things change. */
   async attach(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const client = streamClient(req, res);
     const snapshot = { summary: await this.opts.summary(), vms: this.opts.backend.list().map(dashboardRow), history: this.history, pushes: this.pushes };
-    client.write(`retry: 2000\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`);
+    const text = `retry: 2000\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`;
+    const client = streamClient(req, res, text.length > GZIP_ABOVE);
+    client.write(text);
     this.clients.add(client);
     res.on('close', () => this.clients.delete(client));
   }

@@ -167,10 +167,17 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in headless chromium again
     await b.close();
   }, 300_000);
 
-  it('the stop button stops the VM and shows the override it created', async () => {
+  it('the stop button (reached by keyboard) stops the VM and shows the override it created', async () => {
     const page = await session.newPage();
-    await page.goto(`${base}/vms/default/${NAME}`);
+    // By keyboard from the overview: Tab to the VM's link, Enter opens its page.
+    await page.goto(`${base}/`);
+    await page.getByRole('link', { name: NAME }).waitFor();
+    for (let i = 0; i < 30 && (await page.evaluate<string>('document.activeElement?.textContent ?? ""')) !== NAME; i++) await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(`${base}/vms/default/${NAME}`);
     await page.getByTestId('vm-status').filter({ hasText: 'Running' }).waitFor();
+    // The push → Running stages of its start.
+    await expect(page.getByTestId('stages').textContent()).resolves.toMatch(/commit \w{8} authored.*revision seen by the source.*launcher starting.*domain started.*Running/s);
     await expect(page.getByTestId('override').textContent()).resolves.toMatch(/none/);
     await page.getByRole('button', { name: 'Stop', exact: true }).click();
     await page.getByTestId('notice').filter({ hasText: /override “stop”/ }).waitFor();
