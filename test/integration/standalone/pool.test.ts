@@ -4,13 +4,18 @@
  * pool (no VMs, no launcher Pods): a push of 3 replicas gives 3 running guests named
  * `<pool>-0..2`; 5 adds `-3` and `-4` without touching the first three; 2 removes the
  * highest indices (KubeVirt's Random, drawn as virtops documents it), their domains and
- * launchers gone. GET /api/v1/pools shows the pool's status throughout.
+ * launchers gone. GET /api/v1/pools shows the pool's status throughout. Each VM reads its own
+ * user-data: the template's cloud-init secretRef `pool-ud` becomes `pool-ud-<n>` per VM
+ * (nameGeneration.appendIndexToSecretRefs), Secrets from up's secrets dir.
  */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import type { VirtualMachinePool } from '../../../api/pool.js';
 import { testGuestVm } from './fixture.js';
+import { GUEST_MARKERS } from '../../helpers/test-guest.js';
 import { apiGet, cli, guestUpFixture, launcherPids, startUp, vm, waitFor } from './harness.js';
 import type { PoolView } from '../../../reconciler/standalone/pools.js';
 
@@ -22,6 +27,9 @@ function pool(image: string, replicas: number): VirtualMachinePool {
   const template = testGuestVm({ image, name: POOL, memory: '96Mi' });
   template.spec.template.metadata = { labels: { 'virtops.io/pool': POOL } };
   template.spec.template.spec.terminationGracePeriodSeconds = 0;
+  const ci = template.spec.template.spec.volumes?.find((v) => v.cloudInitNoCloud);
+  if (!ci) throw new Error('vms/test-guest.ts has no cloudInitNoCloud volume any more; update this test');
+  ci.cloudInitNoCloud = { secretRef: { name: 'pool-ud' } };
   return {
     apiVersion: 'pool.kubevirt.io/v1beta1',
     kind: 'VirtualMachinePool',
@@ -30,6 +38,7 @@ function pool(image: string, replicas: number): VirtualMachinePool {
       replicas,
       selector: { matchLabels: { 'virtops.io/pool': POOL } },
       virtualMachineTemplate: { metadata: { labels: { 'virtops.io/pool': POOL } }, spec: template.spec },
+      nameGeneration: { appendIndexToSecretRefs: true },
     },
   };
 }
@@ -56,7 +65,13 @@ describe('virtops up runs a VirtualMachinePool from git (qemu:///system, TCG)', 
   const poolView = async () => (await apiGet<{ pools: PoolView[] }>(f.up!.server, '/api/v1/pools')).pools.find((p) => p.name === POOL);
   const names = (n: number) => Array.from({ length: n }, (_, i) => `${POOL}-${i}`);
 
-  it('3 replicas: 3 guests Running, named <pool>-0..2, owned by the pool; status readyReplicas 3', async () => {
+  it('3 replicas: 3 guests Running, named <pool>-0..2, owned by the pool, each with its own user-data; status readyReplicas 3', async () => {
+    // up's secrets dir (--secrets-dir <state-dir>/secrets: secrets/<ns>/<name>/<key>): one user-data Secret per index.
+    for (let i = 0; i < 6; i++) {
+      const dir = join(f.stateDir, 'secrets', 'secrets', 'default', `pool-ud-${i}`);
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'userdata'), `#cloud-config\nvirtops-marker: pool-vm-${i}\n`);
+    }
     await commitPool(3);
     const vms = await waitFor('3 pool VMs Running', () => running(names(3)), 300_000, 500);
     for (let i = 0; i < 3; i++) expect((await virsh('domstate', domain(i))).stdout.trim()).toBe('running');
@@ -66,7 +81,14 @@ describe('virtops up runs a VirtualMachinePool from git (qemu:///system, TCG)', 
     }, 60_000);
     expect(status).toMatchObject({ desired: 3, status: { replicas: 3, readyReplicas: 3, labelSelector: `virtops.io/pool=${POOL}` }, vms: names(3) });
     expect(vms.map((v) => v.inGit)).toEqual([true, true, true]);
-  }, 420_000);
+    for (const [i, v] of vms.entries()) {
+      const serial = await waitFor(`${v.name} prints its user-data`, async () => {
+        const text = await readFile(v.instance!.serialLog, 'utf8').catch(() => '');
+        return text.includes(GUEST_MARKERS.userData) ? text : undefined;
+      }, 240_000, 1000);
+      expect(serial).toContain(`${GUEST_MARKERS.userData} pool-vm-${i}`);
+    }
+  }, 720_000);
 
   it('5 replicas: -3 and -4 added, the first three keep their instances', async () => {
     const before = (await running(names(3)))!;
