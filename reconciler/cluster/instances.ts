@@ -266,6 +266,8 @@ export function observeInstance(vmi: VirtualMachineInstance | undefined, pod: V1
     ready: condition(vmi, 'Ready')?.status === 'True',
     ...(vmi.metadata.deletionTimestamp ? { terminating: true } : {}),
     ...(outOfSync ? { outOfSync } : {}),
+    // Mirrored onto the VM (core/status.ts), as KubeVirt does.
+    ...(condition(vmi, 'AgentConnected')?.status === 'True' ? { agentConnected: true } : {}),
   };
 }
 

@@ -18,6 +18,7 @@ import { launcherPhase } from '../../../reconciler/core/launcher-phase.js';
 import { localVmi } from '../../../cli/local-access.js';
 import { formatVmiRows } from '../../../cli/cluster-format.js';
 import { vmiStatusFor as clusterVmiStatus } from '../../../reconciler/cluster/agent-status.js';
+import { observeInstance } from '../../../reconciler/cluster/instances.js';
 import YAML from 'yaml';
 
 const MAC = '02:00:00:1a:2b:3c';
@@ -127,6 +128,9 @@ describe('guest info → VMI status', () => {
     expect(after.status.guestOSInfo?.id).toBe('debian');
     expect(after.status.conditions?.find((c) => c.type === 'AgentConnected')?.status).toBe('True');
     expect(after.signature).not.toBe(before.signature); // written again when the guest shows up
+    // ... and the controller's view of that VMI says the agent answers (the VM mirrors it).
+    const observed = observeInstance({ ...(vmi as object), metadata: { name: 'web', namespace: 'default', uid: 'u1', creationTimestamp: '2026-12-04T10:00:00Z' }, status: after.status } as never, undefined, Date.parse('2026-12-04T10:00:20Z'));
+    expect(observed?.agentConnected).toBe(true);
   });
 
   it('single host: get vmis shows the agent-reported IP', () => {
