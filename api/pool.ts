@@ -176,7 +176,9 @@ export function checkPoolRules(pool: VirtualMachinePool): PoolIssue[] {
   if (!Number.isInteger(replicas) || replicas < 0) issues.push({ path: '/spec/replicas', message: `must be a whole number of 0 or more, got ${JSON.stringify(spec.replicas)}`, fix: 'set replicas to e.g. 3' });
   const name = pool.metadata?.name ?? '';
   const longest = `${name}-${Math.max(0, replicas - 1)}`;
-  if (name && longest.length > MAX_VM_NAME) {
+  if (name && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name)) {
+    issues.push({ path: '/metadata/name', message: `'${name}' is not a valid pool name: its VMs' names '${name}-<n>' must be DNS labels`, fix: 'use lowercase letters, digits and -, starting and ending with a letter or digit (no dots)' });
+  } else if (name && longest.length > MAX_VM_NAME) {
     issues.push({ path: '/metadata/name', message: `the pool's VMs would be named up to '${longest}' (${longest.length} characters); a VM name has at most ${MAX_VM_NAME}`, fix: `shorten the pool name to at most ${MAX_VM_NAME - 1 - String(Math.max(0, replicas - 1)).length} characters` });
   }
   const sort = spec.scaleInStrategy?.proactive?.selectionPolicy?.sortPolicy;

@@ -84,6 +84,10 @@ describe('validation', () => {
     expect(issuesOf(pool({ maxUnavailable: 1 }))).toContain('/spec/maxUnavailable');
   });
 
+  it('refuses a pool name with dots (its VM names must be DNS labels)', () => {
+    expect(issuesOf(pool({}, 'web.lab'))).toContain("/metadata/name: 'web.lab' is not a valid pool name");
+  });
+
   it('refuses a pool whose VM names would be too long', () => {
     const text = issuesOf(pool({ replicas: 10 }, 'p'.repeat(62)));
     expect(text).toContain("/metadata/name: the pool's VMs would be named up to");
