@@ -121,7 +121,7 @@ function VmTable({ rows }: { rows: Row[] }) {
   const first = Math.max(0, Math.floor(scroll / ROW_H) - 10);
   const last = Math.min(rows.length, Math.ceil((scroll + height) / ROW_H) + 10);
   return (
-    <div class="vm-table" ref={box} onScroll={(e) => setScroll((e.currentTarget as HTMLDivElement).scrollTop)} style={{ maxHeight: '70vh' }}>
+    <div class="vm-table" ref={box} onScroll={(e) => setScroll((e.currentTarget as HTMLDivElement).scrollTop)} style={{ height: `min(70vh, ${(rows.length + 1) * ROW_H + 4}px)` }}>
       <table aria-rowcount={rows.length + 1}>
         <caption class="sr-only">Virtual machines ({rows.length}); live</caption>
         <thead>
@@ -364,7 +364,7 @@ function DiffPage() {
   const changing = d.entries.filter((e) => e.change !== 'unchanged' || e.actions.some((a) => a.type !== 'none'));
   return (
     <>
-      <h1>Diff <button type="button" onClick={load}>Refresh</button></h1>
+      <div class="row"><h1>Diff</h1><button type="button" onClick={load}>Refresh</button></div>
       <p>Applied <code>{short(d.applied)}</code>{d.next && d.next !== d.applied ? <>, next <code>{short(d.next)}</code></> : ' (the source holds no newer revision)'}. {changing.length} of {d.entries.length} VMs would change.</p>
       {d.entries.map((e) => (
         <section key={e.vm} class="diff-entry" aria-label={`${e.vm}: ${e.change}`}>
