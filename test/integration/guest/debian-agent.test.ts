@@ -141,6 +141,8 @@ describe('the Debian guest\'s agent and accessCredentials, from a git push', () 
     expect(nic).toMatchObject({ name: 'default', infoSource: 'domain, guest-agent' });
     expect(nic.mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
     agentIp = nic.ipAddress!;
+    // The VM mirrors the condition, as KubeVirt's does.
+    await waitFor('the VM\'s AgentConnected', async () => (await vmView(up!.server, NAME))?.status?.conditions?.some((c) => c.type === 'AgentConnected' && c.status === 'True'), 60_000, 1000);
     const table = await virtops(['get', 'vmis', '--server', up!.server]);
     expect(String(table.stdout)).toMatch(new RegExp(`^${NAME}\\s+\\S+\\s+Running\\s+${agentIp.replace(/\./g, '\\.')}\\s`, 'm'));
   }, 660_000);
