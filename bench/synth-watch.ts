@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import YAML from 'yaml';
 import { runSynth } from '../synth/run.js';
-import { yamlCacheFile } from '../synth/yaml-cache.js';
+import { YAML_CACHE_FILE_ENV } from '../synth/validated-report.js';
 import { watchSynth, type WatchUpdate } from '../synth/watch.js';
 
 const { values } = parseArgs({
@@ -119,6 +119,8 @@ async function main(): Promise<void> {
     process.env.VIRTOPS_SYNTH_CACHE = 'off';
     for (let r = 0; r < RUNS; r++) full.push(await synthOnce());
     delete process.env.VIRTOPS_SYNTH_CACHE;
+    // The project links the repository's node_modules, so name its cache (removed with it).
+    process.env[YAML_CACHE_FILE_ENV] = path.join(dsl, 'yaml-cache.json');
     say(`full synth, cold: ${full.map((x) => (x / 1000).toFixed(2)).join(', ')} s`);
     await synthOnce(); // fills the cache
     const warm: number[] = [];
@@ -211,8 +213,6 @@ async function main(): Promise<void> {
     console.log(`  watch: first synthesis in a cold worker ${(coldStart / 1000).toFixed(2)} s`);
     console.log(`  watch: one VM edited -> dist/ updated, p50 of ${EDITS}: ${w.toFixed(0)} ms (max ${result.watchUpdateMaxMs} ms; app ${result.watchAppP50Ms} ms, validation ${result.watchValidateP50Ms} ms, worker CPU ${result.watchWorkerCpuP50Ms} ms) goal <= 300 ms: ${w <= 300 ? 'met' : 'MISSED'}`);
   } finally {
-    const cacheFile = yamlCacheFile(dsl);
-    if (cacheFile) await fs.rm(cacheFile, { force: true });
     await fs.rm(dsl, { recursive: true, force: true });
     await fs.rm(plain, { recursive: true, force: true });
   }

@@ -4,7 +4,8 @@
  * document). Two homes:
  * - in memory, in `synth --watch`'s worker (globalThis[YAML_CACHE_KEY], watch-protocol.ts);
  * - on disk for `virtops synth` (run.ts names the file in YAML_CACHE_FILE_ENV for the app's
- *   process): `node_modules/.cache/virtops/synth-yaml-<project>.json` of the project.
+ *   process): `node_modules/.cache/virtops/synth-yaml-<project>.json` of the project, or the
+ *   file VIRTOPS_SYNTH_YAML_CACHE names.
  *
  * Keys are the sha256 of a document's JSON (exact for the JSON values manifests are: cdk8s
  * has already dropped undefined and null fields). The disk file also records which
@@ -16,6 +17,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { YAML_CACHE_FILE_ENV } from './validated-report.js';
 import type { YamlCache } from './watch-protocol.js';
 
 export const YAML_CACHE_FORMAT = 1;
@@ -97,12 +99,20 @@ function pruneYamlCaches(dir: string, now: number): void {
 /**
  * Where `virtops synth` keeps the YAML cache of the project in `cwd`: under its
  * node_modules/.cache (what build tools use), one file per project directory; undefined when
- * the project has no node_modules or VIRTOPS_SYNTH_CACHE=off.
+ * VIRTOPS_SYNTH_CACHE=off, or when the project has no node_modules of its own (none, or a
+ * symlink to another tree's, as test and benchmark projects have: their caches would pile up
+ * in that other tree).
  */
 export function yamlCacheFile(cwd: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.VIRTOPS_SYNTH_CACHE === 'off') return undefined;
+  // Named explicitly (benchmarks, CI with a cache directory of its own).
+  if (env[YAML_CACHE_FILE_ENV]) return path.resolve(env[YAML_CACHE_FILE_ENV]);
   const modules = path.join(cwd, 'node_modules');
-  if (!fs.existsSync(modules)) return undefined;
+  try {
+    if (!fs.lstatSync(modules).isDirectory()) return undefined;
+  } catch {
+    return undefined;
+  }
   const project = createHash('sha256').update(path.resolve(cwd)).digest('hex').slice(0, 16);
   return path.join(modules, '.cache', 'virtops', `synth-yaml-${project}.json`);
 }

@@ -68,12 +68,19 @@ describe('virtops synth\'s YAML cache on disk', () => {
     expect(synth(512, true)).toEqual(plain);
   });
 
-  it('keys documents by their JSON, and lives under the project\'s node_modules/.cache unless turned off', () => {
+  it('keys documents by their JSON, and lives under the project\'s own node_modules/.cache unless turned off', () => {
     expect(yamlCacheKey({ a: 1 })).toBe(yamlCacheKey({ a: 1 }));
     expect(yamlCacheKey({ a: 1 })).not.toBe(yamlCacheKey({ a: '1' }));
     fs.mkdirSync(path.join(tmp, 'node_modules'));
     expect(yamlCacheFile(tmp, {})).toMatch(new RegExp(`^${tmp}/node_modules/\\.cache/virtops/synth-yaml-[0-9a-f]{16}\\.json$`));
     expect(yamlCacheFile(tmp, { VIRTOPS_SYNTH_CACHE: 'off' })).toBeUndefined();
     expect(yamlCacheFile(path.join(tmp, 'cache'), {})).toBeUndefined();
+    // A project whose node_modules links to another tree's (test and bench projects) gets none.
+    const linked = path.join(tmp, 'linked');
+    fs.mkdirSync(linked);
+    fs.symlinkSync(path.join(tmp, 'node_modules'), path.join(linked, 'node_modules'));
+    expect(yamlCacheFile(linked, {})).toBeUndefined();
+    expect(yamlCacheFile(linked, { [YAML_CACHE_FILE_ENV]: 'rel/cache.json' })).toBe(path.resolve('rel/cache.json'));
+    expect(yamlCacheFile(linked, { [YAML_CACHE_FILE_ENV]: '/x.json', VIRTOPS_SYNTH_CACHE: 'off' })).toBeUndefined();
   });
 });
