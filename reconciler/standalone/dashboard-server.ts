@@ -194,6 +194,7 @@ export function specSummary(vm: KubeObject | undefined): { runStrategy?: string;
 
 const SCROLLBACK_BYTES = 256 * 1024;
 const LOG_TAIL_BYTES = 64 * 1024;
+const MAX_VIEWER_BACKLOG = 4 * 1024 * 1024;
 
 /**
  * One VM's console: a single connection to QEMU's serial socket (it takes one client at a
@@ -223,7 +224,11 @@ class ConsoleHub {
     });
     this.sock.on('data', (b: Buffer) => {
       this.append(b);
-      for (const v of this.viewers) v.send(b, { binary: true });
+      for (const v of this.viewers) {
+        // A viewer that stopped reading is dropped rather than buffered without bound.
+        if (v.bufferedAmount > MAX_VIEWER_BACKLOG) v.terminate();
+        else v.send(b, { binary: true });
+      }
     });
     this.sock.on('error', () => undefined);
     this.sock.on('close', () => {

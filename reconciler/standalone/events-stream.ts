@@ -113,13 +113,18 @@ const PUSH_SAMPLES = 50;
 interface StreamClient {
   write(text: string): void;
   end(): void;
+  /** Bytes queued and not yet taken by the connection. */
+  backlog(): number;
 }
+
+/** A watcher this far behind (a stalled tab) is disconnected; EventSource reconnects and gets a fresh snapshot. */
+const MAX_BACKLOG = 8 * 1024 * 1024;
 
 function streamClient(req: IncomingMessage, res: ServerResponse, large: boolean): StreamClient {
   const headers = { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' };
   if (!large || !/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
     res.writeHead(200, headers);
-    return { write: (t) => void res.write(t), end: () => res.end() };
+    return { write: (t) => void res.write(t), end: () => res.end(), backlog: () => res.writableLength };
   }
   res.writeHead(200, { ...headers, 'content-encoding': 'gzip', vary: 'accept-encoding' });
   // A small window and memory level: ~64 KiB of zlib state per watching browser.
@@ -133,6 +138,7 @@ function streamClient(req: IncomingMessage, res: ServerResponse, large: boolean)
       gz.flush(zlibConstants.Z_SYNC_FLUSH);
     },
     end: () => gz.end(),
+    backlog: () => res.writableLength + gz.writableLength,
   };
 }
 
@@ -243,6 +249,11 @@ export class DashboardFeed {
   }
 
   private broadcast(text: string): void {
-    for (const c of this.clients) c.write(text);
+    for (const c of this.clients) {
+      if (c.backlog() > MAX_BACKLOG) {
+        this.clients.delete(c);
+        c.end();
+      } else c.write(text);
+    }
   }
 }
