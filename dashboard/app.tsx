@@ -193,7 +193,7 @@ interface VmView {
 }
 
 interface SpecInfo {
-  spec: null | { runStrategy?: string; cpu?: unknown; memory?: unknown; machine?: unknown; networks: string[]; disks: { name: string; bus?: string; kind: string; source: string; declared?: string }[]; labels: Record<string, string> };
+  spec: null | { runStrategy?: string; cpu?: unknown; memory?: unknown; machine?: unknown; kernelBoot?: string; networks: string[]; disks: { name: string; bus?: string; kind: string; source: string; declared?: string }[]; labels: Record<string, string> };
   files: { path: string; bytes: number; allocated: number }[];
   revisionSeen: { sha: string; seenAt: string; commit: { subject: string; author: string; date: string } | null } | null;
 }
@@ -296,6 +296,7 @@ function VmPage({ ns, name }: { ns: string; name: string }) {
           <dl class="facts">
             <dt>CPU</dt><dd><code>{JSON.stringify(spec.spec.cpu ?? {})}</code></dd>
             <dt>Memory</dt><dd><code>{JSON.stringify(spec.spec.memory ?? {})}</code></dd>
+            {spec.spec.kernelBoot ? <><dt>Kernel boot</dt><dd><code class="wrap">{spec.spec.kernelBoot}</code></dd></> : null}
             <dt>Networks</dt><dd>{spec.spec.networks.join(', ') || 'none'}</dd>
             <dt>Labels</dt><dd>{Object.entries(spec.spec.labels).map(([k, v]) => `${k}=${v}`).join(', ') || 'none'}</dd>
           </dl>

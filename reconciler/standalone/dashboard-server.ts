@@ -162,7 +162,7 @@ export interface DiskSummary {
 }
 
 /** The VM page's spec summary, from the VM manifest in git (pure). */
-export function specSummary(vm: KubeObject | undefined): { runStrategy?: string; cpu?: unknown; memory?: unknown; machine?: unknown; networks: string[]; disks: DiskSummary[]; labels: Record<string, string> } | undefined {
+export function specSummary(vm: KubeObject | undefined): { runStrategy?: string; cpu?: unknown; memory?: unknown; machine?: unknown; kernelBoot?: string; networks: string[]; disks: DiskSummary[]; labels: Record<string, string> } | undefined {
   if (!vm) return undefined;
   const spec = (vm as { spec?: Record<string, any> }).spec ?? {};
   const t = spec['template']?.spec ?? {};
@@ -184,6 +184,7 @@ export function specSummary(vm: KubeObject | undefined): { runStrategy?: string;
     ...(dom.cpu ? { cpu: dom.cpu } : {}),
     ...(dom.memory ?? dom.resources?.requests?.memory ? { memory: dom.memory ?? { requests: dom.resources.requests.memory } } : {}),
     ...(dom.machine ? { machine: dom.machine } : {}),
+    ...(dom.firmware?.kernelBoot?.container?.image ? { kernelBoot: String(dom.firmware.kernelBoot.container.image) } : {}),
     networks: (t.networks ?? []).map((n: Record<string, unknown>) => `${String(n['name'])} (${Object.keys(n).filter((k) => k !== 'name').join(', ')})`),
     disks,
     labels: (t.metadata?.labels ?? spec['template']?.metadata?.labels ?? {}) as Record<string, string>,

@@ -69,7 +69,7 @@ describe('specSummary', () => {
         template: {
           metadata: { labels: { app: 'a' } },
           spec: {
-            domain: { cpu: { cores: 2 }, memory: { guest: '1Gi' }, devices: { disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'scratch', disk: {} }, { name: 'data', disk: { bus: 'sata' } }, { name: 'ci', cdrom: { bus: 'sata' } }] } },
+            domain: { cpu: { cores: 2 }, memory: { guest: '1Gi' }, firmware: { kernelBoot: { container: { image: 'reg/kernel:1' } } }, devices: { disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'scratch', disk: {} }, { name: 'data', disk: { bus: 'sata' } }, { name: 'ci', cdrom: { bus: 'sata' } }] } },
             networks: [{ name: 'default', pod: {} }],
             volumes: [
               { name: 'root', containerDisk: { image: 'reg/img:1' } },
@@ -86,6 +86,7 @@ describe('specSummary', () => {
     expect(s.cpu).toEqual({ cores: 2 });
     expect(s.memory).toEqual({ guest: '1Gi' });
     expect(s.networks).toEqual(['default (pod)']);
+    expect(s.kernelBoot).toBe('reg/kernel:1');
     expect(s.labels).toEqual({ app: 'a' });
     expect(s.disks).toEqual([
       { name: 'root', bus: 'virtio', kind: 'containerDisk', source: 'reg/img:1' },
