@@ -132,12 +132,28 @@ export class DataVolumeWorker {
     this.kick();
   }
 
+  /**
+   * Called with a revision before the backend applies it: its DataVolumes are known (Pending)
+   * at once, so none of its VMs is started ahead of its import; update() does the rest.
+   */
+  expect(manifests: readonly { apiVersion?: unknown; kind?: unknown; metadata?: unknown; spec?: unknown }[]): void {
+    const { plans } = dataVolumesOf(manifests);
+    for (const p of plans) {
+      const key = `${p.namespace}/${p.name}`;
+      if (!this.desired.has(key)) this.desired.set(key, p);
+    }
+  }
+
   /** CDI's status of the DataVolume filling claim `ns/name`, if git declares it. */
   status(namespace: string, name: string): DataVolumeStatus | undefined {
     const key = `${namespace}/${name}`;
-    if (!this.desired.has(key)) return undefined;
+    const plan = this.desired.get(key);
+    if (!plan) return undefined;
     const rec = this.records.get(key);
-    return rec ? this.statusOf(rec) : undefined;
+    if (rec) return this.statusOf(rec);
+    // Declared, not yet recorded (update() is on its way): Pending, as CDI shows a new DataVolume.
+    const now = this.now();
+    return { ...dataVolumeStatus({ namespace, name, specHash: plan.specHash, source: plan.source.kind, phase: 'ImportScheduled', attempts: 0, since: { Bound: now, Ready: now, Running: now } }), phase: 'Pending' };
   }
 
   list(): DataVolumeView[] {
@@ -154,8 +170,8 @@ export class DataVolumeWorker {
         kind: 'DataVolume',
         metadata: { name, namespace, ...(owner ? { ownerReferences: [{ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', name: owner, controller: true }] } : {}) },
         spec: { source: { kind: plan?.source.kind ?? 'unknown' } },
-        status: rec
-          ? this.statusOf(rec)
+        status: rec || plan
+          ? (rec ? this.statusOf(rec) : this.status(namespace, name)!)
           : { phase: 'Failed', progress: 'N/A', claimName: name, conditions: [{ type: 'Ready', status: 'False', reason: 'InvalidSpec', message: (issues ?? []).map((i) => `${i.path}: ${i.message}`).join('; ') }] },
         ...(issues ? { errors: issues.map((i) => `${i.path}: ${i.message}${i.fix ? ` (fix: ${i.fix})` : ''}`) } : {}),
       });

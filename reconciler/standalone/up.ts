@@ -279,6 +279,8 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
   const apply = (r: { sha: string; manifests: never[] }): void => {
     pendingApply = r;
     clearTimeout(retryTimer);
+    // Its DataVolumes are known before its VMs are looked at: no VM starts ahead of its import.
+    dataVolumes.expect(withPools(r).manifests);
     backend.applyRevision(withPools(r)).then(
       () => {
         if (pendingApply === r) health.ok('apply');

@@ -8,7 +8,8 @@
  *    runs; the guest reads the disk's label;
  * 3. a label written to the claim (from the host, VM stopped), an online snapshot of the
  *    running guest, another label, then a restore (StopTarget) → the guest sees the first
- *    label again; an offline snapshot and its delete;
+ *    label again; an offline snapshot and its delete; a snapshot declared in git; a
+ *    restart of up keeps the claim (not imported again) and the snapshots;
  * 4. the VM leaving git takes its template's DataVolume and claim with it.
  */
 import { createHash } from 'node:crypto';
@@ -17,13 +18,14 @@ import { open, readFile, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VirtualMachine } from '../../../api/kubevirt.js';
 import type { DataVolumeView } from '../../../reconciler/standalone/datavolumes.js';
 import type { VirtualMachineRestore, VirtualMachineSnapshot } from '../../../api/snapshot.js';
 import { ensureTestGuest, GUEST_MARKERS } from '../../helpers/test-guest.js';
-import { bareVm, testGuestVm } from '../standalone/fixture.js';
-import { CLI, apiGet, guestUpFixture, vm, waitFor } from '../standalone/harness.js';
+import { bareVm, testGuestVm, vmDocuments } from '../standalone/fixture.js';
+import { CLI, apiGet, guestUpFixture, startUp, vm, waitFor } from '../standalone/harness.js';
 
 const NAME = 'vo-dv-guest';
 const DOMAIN = `default_${NAME}`;
@@ -169,6 +171,33 @@ describe('DataVolumes and snapshots under virtops up (qemu:///system, TCG)', () 
     await waitStatus('Running');
     await waitFor('the guest sees "first" again', async () => (await bootLabel()) === 'first', 120_000, 500);
   }, 600_000);
+
+  it('a snapshot declared in git is taken once, cannot be deleted by hand, and goes with its manifest', async () => {
+    const nightly = { apiVersion: 'snapshot.kubevirt.io/v1beta1', kind: 'VirtualMachineSnapshot', metadata: { name: 'nightly', namespace: 'default' }, spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: NAME } } };
+    await f.git.commitDist({ [`${NAME}.k8s.yaml`]: vmDocuments(dvVm(sha256)), 'nightly.yaml': YAML.stringify(nightly) }, 'a nightly snapshot as a manifest');
+    const snap = await waitFor('the git snapshot taken', async () => {
+      const s = (await apiGet<{ items: VirtualMachineSnapshot[] }>(f.up!.server, '/api/v1/snapshots')).items.find((x) => x.metadata.name === 'nightly');
+      return s?.status?.phase === 'Succeeded' ? s : undefined;
+    }, 120_000, 500);
+    expect(snap.metadata.annotations?.['virtops.io/origin']).toBe('git');
+    expect(snap.status?.indications).toEqual(['Online', 'NoGuestAgent']);
+    const del = await cli('snapshot', 'delete', 'nightly');
+    expect(del.stderr).toMatch(/declared in git: remove its manifest from git/);
+    await f.git.commitDist({ [`${NAME}.k8s.yaml`]: vmDocuments(dvVm(sha256)) }, 'the nightly snapshot leaves git');
+    await waitFor('the git snapshot deleted with its manifest', async () => !existsSync(join(f.stateDir, 'snapshots', 'default', 'nightly')), 60_000, 250);
+    expect(await status()).toBe('Running');
+  }, 200_000);
+
+  it('a restart of virtops up keeps the claim, the DataVolume (not imported again) and the snapshots', async () => {
+    const before = requests;
+    await f.up!.stop();
+    f.up = await startUp(['--repo', f.git.bare, '--emulation', 'tcg', '--interval', '2s', '--insecure-registry', f.registry.host], f.stateDir);
+    await waitFor('the VM adopted, Running', async () => (await status()) === 'Running', 120_000, 250);
+    expect(existsSync(claim())).toBe(true);
+    await waitFor('the DataVolume known again', async () => (await dvs()).find((d) => d.metadata.name === DV)?.status.phase === 'Succeeded', 60_000, 250);
+    expect(requests).toBe(before);
+    expect((await apiGet<{ items: VirtualMachineSnapshot[] }>(f.up!.server, '/api/v1/snapshots')).items.map((x) => x.metadata.name)).toEqual(['snap1']);
+  }, 200_000);
 
   it('a restore of a missing snapshot and a delete of a missing one say so', async () => {
     const r = await cli('snapshot', 'restore', 'nope');

@@ -193,3 +193,17 @@ describe('formatDataVolumes', () => {
     expect(text!.split('\n')).toEqual(['NAME   PHASE              PROGRESS   RESTARTS   AGE', 'root   ImportInProgress   25.0%      0          30s']);
   });
 });
+
+describe('DataVolumeWorker before its first update (in-memory, no I/O)', () => {
+  it('a revision expected before it is applied shows its DataVolumes Pending, so their VMs wait', async () => {
+    const { DataVolumeWorker } = await import('../../../reconciler/standalone/datavolumes.js');
+    const { pino } = await import('pino');
+    const w = new DataVolumeWorker({ stateDir: '/nonexistent', pvcDir: '/nonexistent/pvcs', log: pino({ level: 'silent' }) });
+    expect(w.status('default', 'root')).toBeUndefined();
+    w.expect([dv({ source: { http: { url: 'https://x/y.qcow2' } }, storage: storage('1Gi') })]);
+    const st = w.status('default', 'root')!;
+    expect(st.phase).toBe('Pending');
+    expect(volumeGate([{ name: 'rootdisk', dataVolume: { name: 'root' } }], (c) => w.status('default', c))?.reason).toBe('Provisioning');
+    expect(w.list().map((d) => [d.metadata.name, d.status.phase])).toEqual([['root', 'Pending']]);
+  });
+});
