@@ -465,7 +465,8 @@ export class ClusterAgent {
     if (t.exited) return { reachable: false, phase: 'Failed', reason: 'LauncherExited', message: t.exited.message ?? 'launcher process exited' };
     // The same observation → phase function as on a single host (timeouts included).
     const { observation, phase } = await this.opts.runtime.observePhase(t.record);
-    if (observation.reachable && !phase.outOfSync) return { reachable: true, phase: phase.phase, ...(phase.reason ? { reason: phase.reason } : {}), ...(phase.message ? { message: phase.message } : {}), paused: phase.paused ?? false };
+    // The guest's report (agent IPs, OS info, AgentConnected) goes into the VMI status too.
+    if (observation.reachable && !phase.outOfSync) return { reachable: true, phase: phase.phase, ...(phase.reason ? { reason: phase.reason } : {}), ...(phase.message ? { message: phase.message } : {}), paused: phase.paused ?? false, ...(phase.guest ? { guest: phase.guest } : {}) };
     // Out of sync (libvirt unreachable, launcher silent): the last known phase with Synchronized=False.
     if (phase.outOfSync) return { reachable: false, phase: phase.phase, reason: phase.outOfSync.reason, message: phase.outOfSync.message, paused: phase.paused ?? false };
     return { reachable: false, phase: phase.phase, reason: phase.reason ?? 'LauncherUnreachable', message: phase.message ?? (observation.reachable ? 'launcher unreachable' : observation.reason) };

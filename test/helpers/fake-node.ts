@@ -9,6 +9,7 @@ import type { SyncResponse } from '../../launcher/launcher.js';
 import { type InstanceHandler, type InstanceRecord, LauncherError, type Observation, type StartHooks } from '../../reconciler/agent/agent.js';
 import type { ProcessSpec } from '../../reconciler/agent/pod-process.js';
 import { type LauncherPhase, LauncherMemory } from '../../reconciler/core/index.js';
+import type { ObservedGuest } from '../../reconciler/core/launcher-phase.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 
 export interface FakeLauncher {
@@ -22,6 +23,8 @@ export interface FakeLauncher {
   paused: boolean;
   /** Its monitor died (kill -9): the launcher still answers, unsupervised. */
   monitorGone?: boolean;
+  /** What it reports of the guest (agent IPs, OS info), as /v1/info's `guest`. */
+  guest?: ObservedGuest;
   /** libvirtd is down: the launcher answers with its last known state and this connection status. */
   libvirt?: 'connected' | 'disconnected';
 }
@@ -100,6 +103,7 @@ export class FakeInstanceHandler implements InstanceHandler {
           launcherUptimeSeconds: 1,
           libvirt: l.libvirt ?? 'connected',
           warnings: [],
+          ...(l.guest ? { guest: l.guest } : {}),
         },
         supervised: !l.monitorGone,
       } as Observation);

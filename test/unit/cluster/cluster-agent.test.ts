@@ -279,6 +279,21 @@ describe('a launcher Pod bound to this node', () => {
     expect(w.fakeNode.stops).toEqual([]);
   });
 
+  it("writes the launcher's guest report into the VMI status: the agent's IPs, guestOSInfo, AgentConnected", async () => {
+    const w = world();
+    const { agent, uid } = await running(w);
+    w.fakeNode.live(uid).guest = {
+      agentConnected: true,
+      interfaces: [{ name: 'default', mac: '52:54:00:00:00:01', interfaceName: 'eth0', ipAddress: '10.0.2.2', ipAddresses: ['10.0.2.2'], infoSource: 'domain, guest-agent' }],
+      guestOSInfo: { id: 'debian', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
+    };
+    await w.pass(agent);
+    const s = w.vmi('web')?.status;
+    expect(s?.interfaces?.[0]).toMatchObject({ name: 'default', ipAddress: '10.0.2.2', infoSource: 'domain, guest-agent' });
+    expect(s?.guestOSInfo?.id).toBe('debian');
+    expect(cond(w.vmi('web'), 'AgentConnected')?.status).toBe('True');
+  });
+
   it.each([
     ['bound to another node', 'node-2'],
     ['not scheduled yet', null],
