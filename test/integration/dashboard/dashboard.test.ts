@@ -177,7 +177,8 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in headless chromium again
     await page.waitForURL(`${base}/vms/default/${NAME}`);
     await page.getByTestId('vm-status').filter({ hasText: 'Running' }).waitFor();
     // The push → Running stages of its start.
-    await expect(page.getByTestId('stages').textContent()).resolves.toMatch(/commit \w{8} authored.*revision seen by the source.*launcher starting.*domain started.*Running/s);
+    // (The spec and revision come in a second request: wait for them rather than read at once.)
+    await page.getByTestId('stages').filter({ hasText: /commit \w{8} authored.*revision seen by the source.*launcher starting.*domain started.*Running/s }).waitFor({ timeout: 10_000 });
     await expect(page.getByTestId('override').textContent()).resolves.toMatch(/none/);
     await page.getByRole('button', { name: 'Stop', exact: true }).click();
     await page.getByTestId('notice').filter({ hasText: /override “stop”/ }).waitFor();
