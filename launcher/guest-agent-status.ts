@@ -65,6 +65,21 @@ export function domainNics(xml: string): DomainNic[] {
   return out;
 }
 
+/**
+ * Whether the guest has opened the agent's virtio port, as the live domain XML says
+ * (`<target type='virtio' name='org.qemu.guest_agent.0' state='connected'/>`): false means no
+ * agent runs in the guest now, so asking would only be refused. undefined: libvirt did not say.
+ */
+export function agentChannelState(xml: string): boolean | undefined {
+  for (const m of xml.matchAll(/<channel\b[\s\S]*?<\/channel>/g)) {
+    const target = /<target\b[^>]*name=['"]org\.qemu\.guest_agent\.0['"][^>]*>/.exec(m[0])?.[0];
+    if (!target) continue;
+    const state = /state=['"](\w+)['"]/.exec(target)?.[1];
+    return state === undefined ? undefined : state === 'connected';
+  }
+  return undefined;
+}
+
 interface AgentNic {
   name: string;
   mac?: string;

@@ -8,7 +8,7 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import {
-  domainNics, interfacesStatus, parseAgentInterfaces, parseHostName, parseOsInfo, parseUsers, primaryIp, type GuestInfo,
+  agentChannelState, domainNics, interfacesStatus, parseAgentInterfaces, parseHostName, parseOsInfo, parseUsers, primaryIp, type GuestInfo,
 } from '../../../launcher/guest-agent-status.js';
 import { GuestAgentWatcher, type GuestAgentClient } from '../../../launcher/guest-agent.js';
 import { agentSshKeyRequests, checkAccessCredentials, metadataKeySources, publicKeysOf } from '../../../launcher/access-credentials.js';
@@ -75,6 +75,14 @@ describe('agent replies → guest info', () => {
     });
     expect(parseHostName({ return: { 'host-name': 'web' } })).toBe('web');
     expect(parseUsers({ return: [{ user: 'debian', 'login-time': 1733300000.5 }, { nope: 1 }] })).toEqual([{ userName: 'debian', loginTime: 1733300000.5 }]);
+  });
+
+  it('the agent channel\'s state from the live XML', () => {
+    const ch = (state?: string) => `<domain><devices><channel type='unix'><source mode='bind' path='/s/ga0'/><target type='virtio' name='org.qemu.guest_agent.0'${state ? ` state='${state}'` : ''}/><alias name='channel0'/></channel></devices></domain>`;
+    expect(agentChannelState(ch('connected'))).toBe(true);
+    expect(agentChannelState(ch('disconnected'))).toBe(false);
+    expect(agentChannelState(ch())).toBeUndefined();
+    expect(agentChannelState(DOMAIN_XML)).toBeUndefined();
   });
 
   it('malformed replies are ignored, never thrown', () => {
@@ -202,7 +210,8 @@ describe('GuestAgentWatcher (fake agent client)', () => {
     const changes: string[] = [];
     let connectTries = 0;
     const w = new GuestAgentWatcher({
-      client: fakeClient(state), domain: 'default_web', domainXml: async () => DOMAIN_XML, log: pino({ level: 'silent' }),
+      client: fakeClient(state), domain: 'default_web', log: pino({ level: 'silent' }),
+      domainXml: async () => DOMAIN_XML.replace('</devices>', `<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0' state='${state.up ? 'connected' : 'disconnected'}'/></channel></devices>`),
       onChange: (_i, what) => changes.push(what),
       onConnect: async () => {
         if (++connectTries < 2) throw new Error('user does not exist yet');
@@ -210,6 +219,7 @@ describe('GuestAgentWatcher (fake agent client)', () => {
     });
     await w.poll();
     expect(w.info()).toEqual({ agentConnected: false, interfaces: [{ name: 'default', mac: MAC, infoSource: 'domain' }] });
+    expect(state.calls).toEqual([]); // the channel is closed: virsh is not even asked
     state.up = true;
     await w.poll();
     expect(w.connected).toBe(true);
