@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-const INPUTS = ['api', 'dsl', 'synth', 'launcher', 'reconciler', 'cli', 'templates', 'scripts/build-bundles.mjs', 'scripts/build-package.mjs', 'tools/kube/versions.env', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'CHANGELOG.md'];
+const INPUTS = ['api', 'dsl', 'synth', 'launcher', 'reconciler', 'cli', 'dashboard', 'templates', 'scripts/build-bundles.mjs', 'scripts/build-package.mjs', 'tools/kube/versions.env', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'CHANGELOG.md'];
 
 /** Absolute path of the packed virtops-<version>.tgz (packed now when the cache has none for these sources). */
 export async function packedTarball(): Promise<string> {
