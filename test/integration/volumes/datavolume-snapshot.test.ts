@@ -207,13 +207,18 @@ describe('DataVolumes and snapshots under virtops up (qemu:///system, TCG)', () 
     expect(d.stderr).toMatch(/not found; see virtops snapshot list/);
   });
 
-  it('the VM leaving git takes its DataVolume and claim; snapshots stay until deleted', async () => {
+  it('the VM leaving git takes its DataVolume and claim; snapshots stay, restore into a new VM, deleted when asked', async () => {
     // dist/ must not be empty (git keeps no empty dir): a stopped VM without disks stays.
     await f.git.commitVms([bareVm('placeholder', { runStrategy: 'Halted' })], 'remove the VM');
     await waitFor('the VM pruned', async () => (await vm(f.up!.server, NAME)) === undefined, 120_000, 250);
     await waitFor('the claim removed', async () => !existsSync(join(f.stateDir, 'pvcs', 'default', DV)), 60_000, 250);
     expect((await dvs()).length).toBe(0);
     expect(existsSync(join(f.stateDir, 'snapshots', 'default', 'snap1', 'data.img'))).toBe(true);
+    // Into a VM not in git: a new claim with the snapshot's data, for a VM the user then adds.
+    const r = await cli('snapshot', 'restore', 'snap1', '--target', 'vo-dv-new', '--name', 'to-new', '--wait');
+    expect(r.stdout).toMatch(/to-new: complete: VirtualMachine vo-dv-new is not in git: add it with these claims \(data → restore-[0-9a-f]{8}-data\)/);
+    const made = /restore-[0-9a-f]{8}-data/.exec(r.stdout)![0];
+    expect((await readFile(join(f.stateDir, 'pvcs', 'default', made, 'disk.img'))).subarray(0, 26).toString()).toBe('virtops-disk-label: first\n');
     expect((await cli('snapshot', 'delete', 'snap1')).exitCode).toBe(0);
   }, 200_000);
 });
