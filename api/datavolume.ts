@@ -97,6 +97,12 @@ export interface DvIssue {
   path: string;
   message: string;
   fix?: string;
+  /**
+   * Valid for CDI, but not something virtops imports (sourceRef, s3, auth headers...): the
+   * manifest validator lets it through (a cluster's CDI may do it); `virtops up` shows the
+   * DataVolume Failed with this message and its VM DataVolumeError.
+   */
+  unsupported?: true;
 }
 
 const SAFE_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
@@ -135,8 +141,8 @@ export function planImport(
   const spec = (isObject(dv.spec) ? dv.spec : {}) as DataVolumeSpec;
   const name = typeof dv.metadata?.name === 'string' ? dv.metadata.name : '';
   if (!SAFE_NAME.test(name) || name.length > 253) issues.push({ path: at.replace(/\/spec$/, '/metadata/name'), message: `"${name}" is not a valid DataVolume name`, fix: 'use lowercase letters, digits, - and . (it is also the claim name)' });
-  if (spec.sourceRef) issues.push({ path: `${at}/sourceRef`, message: 'DataSource references are not supported by virtops', fix: 'name the source directly in spec.source (http, registry, pvc or blank)' });
-  if (spec.contentType !== undefined && spec.contentType !== 'kubevirt') issues.push({ path: `${at}/contentType`, message: `contentType "${String(spec.contentType)}" is not supported`, fix: 'use kubevirt (a disk image), or leave it out' });
+  if (spec.sourceRef) issues.push({ path: `${at}/sourceRef`, message: 'DataSource references are not supported by virtops', fix: 'name the source directly in spec.source (http, registry, pvc or blank)', unsupported: true });
+  if (spec.contentType !== undefined && spec.contentType !== 'kubevirt') issues.push({ path: `${at}/contentType`, message: `contentType "${String(spec.contentType)}" is not supported by virtops`, fix: 'use kubevirt (a disk image), or leave it out', unsupported: true });
   const src = (isObject(spec.source) ? spec.source : {}) as NonNullable<DataVolumeSpec['source']>;
   const given = Object.keys(src).filter((k) => src[k] !== undefined && src[k] !== null);
   let source: ImportSource | undefined;
@@ -156,7 +162,7 @@ export function planImport(
         issues.push({ path: `${at}/source/http/url`, message: `${JSON.stringify(url)} is not an http(s) URL`, fix: 'use e.g. https://download.example.org/images/disk.qcow2' });
       } else source = { kind: 'http', url: parsed.toString() };
       for (const f of ['secretRef', 'certConfigMap', 'extraHeaders', 'secretExtraHeaders'] as const) {
-        if (src.http?.[f] !== undefined) issues.push({ path: `${at}/source/http/${f}`, message: `${f} is not supported by virtops yet`, fix: 'serve the image without authentication or custom CA, or remove the field' });
+        if (src.http?.[f] !== undefined) issues.push({ path: `${at}/source/http/${f}`, message: `${f} is not supported by virtops yet`, fix: 'serve the image without authentication or custom CA, or remove the field', unsupported: true });
       }
     } else if (kind === 'registry') {
       const url = src.registry?.url;
@@ -165,7 +171,7 @@ export function planImport(
         issues.push({ path: `${at}/source/registry/url`, message: `${JSON.stringify(url)} is not a registry URL`, fix: 'use docker://<registry>/<repository>:<tag>, e.g. docker://quay.io/containerdisks/fedora:40' });
       } else source = { kind: 'registry', image };
       for (const f of ['imageStream', 'secretRef', 'certConfigMap'] as const) {
-        if (src.registry?.[f] !== undefined) issues.push({ path: `${at}/source/registry/${f}`, message: `${f} is not supported by virtops`, fix: 'remove it (use a public image or a registry in up --insecure-registry)' });
+        if (src.registry?.[f] !== undefined) issues.push({ path: `${at}/source/registry/${f}`, message: `${f} is not supported by virtops`, fix: 'remove it (use a public image or a registry in up --insecure-registry)', unsupported: true });
       }
     } else if (kind === 'pvc') {
       const ns = String(src.pvc?.namespace ?? namespace);
@@ -177,7 +183,7 @@ export function planImport(
     } else if (kind === 'blank') {
       source = { kind: 'blank' };
     } else {
-      issues.push({ path: `${at}/source/${kind}`, message: `source ${kind} is not supported by virtops`, fix: 'use source.http, source.registry, source.pvc or source.blank' });
+      issues.push({ path: `${at}/source/${kind}`, message: `source ${kind} is not supported by virtops`, fix: 'use source.http, source.registry, source.pvc or source.blank', unsupported: true });
     }
   }
   if (spec.storage && spec.pvc) issues.push({ path: `${at}/pvc`, message: 'storage and pvc are mutually exclusive', fix: 'keep storage' });

@@ -126,7 +126,8 @@ export function validateManifest(obj: unknown): ValidationIssue[] {
     issues.push(...checkMetadata(obj, true));
     if (issues.length === 0) {
       const r = planImport(obj as unknown as DataVolume, String((obj.metadata as Obj).namespace ?? 'default'));
-      if ('issues' in r) issues.push(...r.issues);
+      // Only what CDI itself would refuse; what virtops cannot import is shown by virtops up.
+      if ('issues' in r) issues.push(...r.issues.filter((i) => !i.unsupported).map(({ unsupported: _u, ...i }) => i));
     }
     return sortIssues(issues);
   }
@@ -137,9 +138,6 @@ export function validateManifest(obj: unknown): ValidationIssue[] {
     issues.push(...checkMetadata(obj, true).filter((i) => !seen.has(i.path)));
     if (issues.length === 0) issues.push(...checkSnapshotRules(obj));
     return sortIssues(issues);
-  }
-  if (typeof apiVersion === 'string' && (apiVersion.startsWith('cdi.kubevirt.io/') || apiVersion.startsWith('snapshot.kubevirt.io/'))) {
-    return [{ path: '/kind', message: `${apiVersion} ${String(kind)} is not supported by virtops`, fix: `use ${CDI_API_VERSION} DataVolume, or ${SNAPSHOT_API_VERSION} ${Object.keys(SNAPSHOT_KINDS).join('/')}` }];
   }
   if (typeof apiVersion === 'string' && apiVersion.startsWith(`${INSTANCETYPE_GROUP}/`)) {
     return [{ path: '/kind', message: `${apiVersion} ${String(kind)} is not supported by virtops`, fix: `use apiVersion '${INSTANCETYPE_API_VERSION}' with kind ${Object.keys(INSTANCETYPE_KINDS).join(', ')}` }];
@@ -324,7 +322,7 @@ function checkVmRules(vm: Obj): ValidationIssue[] {
     spec.dataVolumeTemplates.forEach((t: unknown, i: number) => {
       if (!isObj(t)) return;
       const r = planImport({ metadata: (t.metadata ?? { name: '' }) as DataVolume['metadata'], spec: (t.spec ?? {}) as DataVolume['spec'] }, ns, `/spec/dataVolumeTemplates/${i}/spec`);
-      if ('issues' in r) issues.push(...r.issues);
+      if ('issues' in r) issues.push(...r.issues.filter((i) => !i.unsupported).map(({ unsupported: _u, ...i }) => i));
     });
   }
   const template = spec.template as Obj;

@@ -147,6 +147,12 @@ export class DataVolumeWorker {
   /** CDI's status of the DataVolume filling claim `ns/name`, if git declares it. */
   status(namespace: string, name: string): DataVolumeStatus | undefined {
     const key = `${namespace}/${name}`;
+    const issues = this.invalid.get(key);
+    if (issues) {
+      // Declared but not importable here (e.g. a sourceRef): Failed, so its VM shows DataVolumeError.
+      const t = this.now();
+      return dataVolumeStatus({ namespace, name, specHash: '', source: 'blank', phase: 'Failed', attempts: 0, lastError: issues.map((i) => `${i.path}: ${i.message}${i.fix ? ` (fix: ${i.fix})` : ''}`).join('; '), since: { Bound: t, Ready: t, Running: t } });
+    }
     const plan = this.desired.get(key);
     if (!plan) return undefined;
     const rec = this.records.get(key);
