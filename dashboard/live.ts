@@ -4,18 +4,9 @@
  * `summary`, `sample` (status counts for the chart) and `push` (a push → Running latency).
  */
 import { useEffect, useState } from 'preact/hooks';
+import { age, type DashboardRow } from '../reconciler/standalone/dashboard-shared.js';
 
-export interface Row {
-  namespace: string;
-  name: string;
-  status: string;
-  ready: boolean;
-  revision: string;
-  ip: string;
-  firstSeen: string;
-  override?: string;
-  running: boolean;
-}
+export type Row = DashboardRow;
 
 export interface Commit {
   sha: string;
@@ -130,17 +121,7 @@ export function useLive(): Live {
   return live;
 }
 
-/** kubectl's short ages: 45s, 3m12s, 5h3m, 2d4h (as reconciler/standalone/format.ts). */
-export function age(fromIso: string, now: number): string {
-  const s = Math.max(0, Math.floor((now - Date.parse(fromIso)) / 1000));
-  if (s < 120) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 10) return `${m}m${s % 60}s`;
-  if (m < 180) return `${m}m`;
-  const h = Math.floor(m / 60);
-  if (h < 48) return `${h}h${m % 60 ? `${m % 60}m` : ''}`;
-  return `${Math.floor(h / 24)}d${h % 24 ? `${h % 24}h` : ''}`;
-}
+export { age };
 
 /** A clock that ticks every `ms` (ages in the list). */
 export function useNow(ms = 5000): number {

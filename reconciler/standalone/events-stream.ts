@@ -13,6 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as zlibConstants, createGzip } from 'node:zlib';
 import { StateStore, type AppliedState, type VmRecord } from './state-store.js';
 import type { StandaloneBackend, VmView } from './backend.js';
+import type { DashboardRow } from './dashboard-shared.js';
 
 /** A StateStore that says what it wrote: `vm` (ns, name), `applied`. Writes are unchanged. */
 export class NotifyingStateStore extends StateStore {
@@ -34,19 +35,7 @@ export class NotifyingStateStore extends StateStore {
   }
 }
 
-/** One row of the overview's VM list. */
-export interface DashboardRow {
-  namespace: string;
-  name: string;
-  status: string;
-  ready: boolean;
-  revision: string;
-  /** The first interface address the status reports ('' when none is known). */
-  ip: string;
-  firstSeen: string;
-  override?: string;
-  running: boolean;
-}
+export type { DashboardRow };
 
 export function dashboardRow(v: VmView): DashboardRow {
   const st = v.status as (VmView['status'] & { interfaces?: { ipAddress?: string }[] }) | undefined;

@@ -1,6 +1,9 @@
 /** Pure text rendering for `virtops get vms` and `virtops describe vm` (kubectl-like). */
 import type { VmView } from './backend.js';
+import { age } from './dashboard-shared.js';
 import { type SourceError, sourceErrorLine } from './source-health.js';
+
+export { age };
 
 export interface VmList {
   revision: string | null;
@@ -8,18 +11,6 @@ export interface VmList {
   /** The git source is failing (fetch or apply): what and since when. */
   sourceError?: SourceError;
   vms: VmView[];
-}
-
-/** kubectl's short ages: 45s, 3m12s, 5h3m, 2d4h. */
-export function age(fromIso: string, now: number): string {
-  const s = Math.max(0, Math.floor((now - Date.parse(fromIso)) / 1000));
-  if (s < 120) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 10) return `${m}m${s % 60}s`;
-  if (m < 180) return `${m}m`;
-  const h = Math.floor(m / 60);
-  if (h < 48) return `${h}h${m % 60 ? `${m % 60}m` : ''}`;
-  return `${Math.floor(h / 24)}d${h % 24 ? `${h % 24}h` : ''}`;
 }
 
 export function table(rows: string[][]): string {
