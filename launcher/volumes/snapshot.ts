@@ -57,13 +57,14 @@ export async function domainDisks(uri: string, domain: string): Promise<{ target
   return disks;
 }
 
-/** The push-mode backup XML: `copies` (target dev → destination file) backed up as raw, every other disk not. */
-export function backupXml(allTargets: readonly string[], copies: ReadonlyMap<string, string>): string {
+/** The push-mode backup XML: `copies` (target dev → destination file, in the source's format: raw unless said) backed up, every other disk not. */
+export function backupXml(allTargets: readonly string[], copies: ReadonlyMap<string, string | { file: string; format: 'raw' | 'qcow2' }>): string {
   const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/'/g, '&apos;');
   const disks = allTargets.map((t) => {
-    const dest = copies.get(t);
+    const c = copies.get(t);
+    const dest = typeof c === 'string' ? { file: c, format: 'raw' } : c;
     return dest
-      ? `    <disk name='${esc(t)}' backup='yes' type='file'>\n      <driver type='raw'/>\n      <target file='${esc(dest)}'/>\n    </disk>`
+      ? `    <disk name='${esc(t)}' backup='yes' type='file'>\n      <driver type='${dest.format}'/>\n      <target file='${esc(dest.file)}'/>\n    </disk>`
       : `    <disk name='${esc(t)}' backup='no'/>`;
   });
   return `<domainbackup mode='push'>\n  <disks>\n${disks.join('\n')}\n  </disks>\n</domainbackup>\n`;
@@ -78,6 +79,8 @@ export interface OnlineCopy {
   /** The disk's file as the domain has it (matched against `domblklist`). */
   source: string;
   dest: string;
+  /** The source's format, kept by the copy (a `<claim>.qcow2` stays qcow2). @default raw */
+  format?: 'raw' | 'qcow2';
 }
 
 /**
@@ -88,13 +91,15 @@ export interface OnlineCopy {
 export async function onlineCopy(uri: string, domain: string, copies: readonly OnlineCopy[], workDir: string, opts: { signal?: AbortSignal; pollMs?: number } = {}): Promise<{ guestAgent: boolean }> {
   const disks = await domainDisks(uri, domain);
   const byTarget = new Map<string, string>();
+  const formats = new Map<string, 'raw' | 'qcow2'>();
   for (const c of copies) {
     const d = disks.find((x) => x.source === c.source);
     if (!d) throw new SnapshotError(`the running domain ${domain} has no disk ${c.source} (its disks: ${disks.map((x) => `${x.target}=${x.source}`).join(', ')}); restart the VM so it runs the volumes in git`);
     byTarget.set(d.target, `${c.dest}.partial`);
+    formats.set(d.target, c.format ?? 'raw');
   }
   const xmlFile = join(workDir, 'backup.xml');
-  await writeFile(xmlFile, backupXml(disks.map((d) => d.target), byTarget));
+  await writeFile(xmlFile, backupXml(disks.map((d) => d.target), new Map([...byTarget].map(([t, file]) => [t, { file, format: formats.get(t) ?? 'raw' }]))));
   const virsh = (...args: string[]) => run('virsh', ['-c', uri, ...args]);
   // A job left by a crash would refuse ours: only ours is ever started on these domains.
   const current = jobType(await virsh('domjobinfo', domain).catch(() => ''));

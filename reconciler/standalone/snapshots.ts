@@ -281,7 +281,8 @@ export class SnapshotWorker {
       rec.progress.createdAt = this.now();
       if (inst) {
         rec.progress.online = true;
-        const r = await onlineCopy(this.opts.libvirtUri, inst.domain, sources.map((s) => ({ source: s.path, dest: join(dir, s.file) })), dir, { signal });
+        // A qcow2 claim (`<claim>.qcow2`) is copied as qcow2, so a restore puts back the same format.
+        const r = await onlineCopy(this.opts.libvirtUri, inst.domain, sources.map((s) => ({ source: s.path, dest: join(dir, s.file), format: s.path.endsWith('.qcow2') ? ('qcow2' as const) : ('raw' as const) })), dir, { signal });
         rec.progress.guestAgent = r.guestAgent;
       } else {
         rec.progress.online = false;

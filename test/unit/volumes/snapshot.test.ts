@@ -104,6 +104,9 @@ describe('online copy helpers', () => {
       "<domainbackup mode='push'>\n  <disks>\n    <disk name='vda' backup='no'/>\n    <disk name='vdb' backup='yes' type='file'>\n      <driver type='raw'/>\n      <target file='/s/it&apos;s.img.partial'/>\n    </disk>\n    <disk name='sda' backup='no'/>\n  </disks>\n</domainbackup>\n",
     );
   });
+  it('a qcow2 source is backed up as qcow2', () => {
+    expect(backupXml(['vda'], new Map([['vda', { file: '/s/a.img.partial', format: 'qcow2' as const }]]))).toContain("<driver type='qcow2'/>");
+  });
   it('job type from virsh domjobinfo', () => {
     expect(jobType('Job type:         Unbounded\nOperation:        Backup\n')).toBe('Unbounded');
     expect(jobType('Job type:         None\n')).toBe('None');
