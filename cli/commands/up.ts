@@ -17,7 +17,7 @@ export function registerUp(program: Command): void {
     .option('--branch <name>', 'branch to follow', 'main')
     .option('--path <dir>', 'manifest directory inside the repository', 'dist')
     .option('--state-dir <dir>', 'where virtops keeps its state, launcher dirs and image cache', DEFAULT_STATE_DIR)
-    .option('--listen <host:port>', 'also serve the control API on TCP (every request then needs the bearer token in <state-dir>/api.token); default: only the unix socket <state-dir>/up.sock (mode 0600)')
+    .option('--listen <host:port>', 'also serve the control API on TCP and the web dashboard at / (every request then needs the bearer token in <state-dir>/api.token, or for the dashboard a session from the login link printed at start); default: only the unix socket <state-dir>/up.sock (mode 0600)')
     .option('--webhook-listen <host:port>', 'serve the git push webhook (/hooks/git, and nothing else) here; needs --webhook-secret-file')
     .option('--metrics-listen <host:port>', 'serve /metrics, /healthz and /readyz (read-only, unauthenticated, nothing else) here')
     .option('--emulation <mode>', 'auto | kvm | tcg: overrides the launcher Pods\' --emulation on this host', 'auto')
