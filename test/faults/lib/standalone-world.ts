@@ -81,7 +81,7 @@ async function inode(path: string): Promise<number | undefined> {
 }
 
 /** Top-level entries of the state dir that are `up`'s own (never a VM's). */
-const OWN = new Set(['applied.json', 'vms', 'pods', 'images', 'pvcs', 'secrets', 'source', 'up.json', 'up.sock', 'api.token', 'lost+found', '.fault-fill']);
+const OWN = new Set(['applied.json', 'vms', 'pods', 'images', 'pvcs', 'secrets', 'source', 'datavolumes', 'snapshots', 'restores', 'up.json', 'up.sock', 'api.token', 'lost+found', '.fault-fill']);
 
 /** Everything the invariants need, read from up's API, the state dir, /proc and libvirt. */
 export async function observe(opts: { server: string; stateDir: string; libvirtUri: string; prefix: string; model: readonly VmModel[] }): Promise<Observation> {
