@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import YAML from 'yaml';
 import { runSynth } from '../synth/run.js';
+import { plainApp } from './plain-cdk8s-app.js';
 
 process.env.VIRTOPS_SYNTH_CACHE = 'off';
 const { values } = parseArgs({ options: { vms: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' } } });
@@ -47,17 +48,6 @@ for (let c = 0; c < ${CHARTS}; c++) {
 app.synth();
 `;
 
-const plainApp = `
-import fs from 'node:fs';
-import { ApiObject, App, Chart, YamlOutputType } from 'cdk8s';
-const files: Record<string, Record<string, unknown>[]> = JSON.parse(fs.readFileSync('objects.json', 'utf8'));
-const app = new App({ yamlOutputType: YamlOutputType.FILE_PER_CHART });
-for (const [file, objects] of Object.entries(files)) {
-  const chart = new Chart(app, file.replace('.k8s.yaml', ''));
-  objects.forEach((o, i) => new ApiObject(chart, String(i), o as any));
-}
-app.synth();
-`;
 
 async function project(name: string, source: string): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `virtops-bench-${name}-`));
