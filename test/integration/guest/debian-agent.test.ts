@@ -18,7 +18,8 @@ import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevi
 import { SSH_TEST_OPTIONS, makeSshKeyPair, pushDebianGuestImage, retryUntilZero, writeLocalSecret, type SshKeyPair } from '../../helpers/debian-guest.js';
 import { startRegistry, type LocalRegistry } from '../../helpers/registry.js';
 import { gitFixture, vmDocuments, type GitFixture } from '../standalone/fixture.js';
-import { CLI, cleanupStateDir, makeStateDir, startUp, vm as vmView, waitFor, type UpProcess } from '../standalone/harness.js';
+import { CLI, makeStateDir, vm as vmView, waitFor, type UpProcess } from '../standalone/harness.js';
+import { startDebianUp, tearDownDebianUp, virsh } from './debian-up.js';
 
 const NAME = 'vo-deb-agent';
 const DOMAIN = `default_${NAME}`;
@@ -26,7 +27,6 @@ const USER = 'virtops';
 const USERDATA_SECRET = `${NAME}-userdata`;
 const KEYS_SECRET = `${NAME}-keys`;
 const AGENT_KEYS_SECRET = `${NAME}-agent-keys`;
-const virsh = (...args: string[]) => execa('virsh', ['-c', 'qemu:///system', ...args], { reject: false });
 
 /** Makes the default user `virtops` (cloud-config `user:`), so the meta-data keys land there. */
 const USER_DATA = [
@@ -99,18 +99,11 @@ beforeAll(async () => {
   await writeLocalSecret(stateDir, 'default', USERDATA_SECRET, { userdata: USER_DATA });
   await writeLocalSecret(stateDir, 'default', KEYS_SECRET, { key1: `${key.publicKey}\n` });
   await writeLocalSecret(stateDir, 'default', AGENT_KEYS_SECRET, { key1: `${agentKey.publicKey}\n` });
-  up = await startUp(['--repo', git.bare, '--emulation', 'tcg', '--interval', '3s', '--insecure-registry', registry.host, '--no-freshness-check'], stateDir);
+  up = await startDebianUp(git.bare, registry, stateDir);
 }, 1_800_000); // a cold cache builds the image first
 
 afterAll(async () => {
-  await up?.stop().catch(() => undefined);
-  if (stateDir) await cleanupStateDir(stateDir);
-  if ((await virsh('domstate', DOMAIN)).exitCode === 0) {
-    await virsh('destroy', DOMAIN);
-    await virsh('undefine', DOMAIN);
-  }
-  await git?.cleanup();
-  await registry?.stop();
+  await tearDownDebianUp({ up, stateDir, domain: DOMAIN, git, registry });
   await key?.remove();
   await agentKey?.remove();
 }, 240_000);

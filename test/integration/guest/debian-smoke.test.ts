@@ -18,12 +18,12 @@ import { startRegistry, type LocalRegistry } from '../../helpers/registry.js';
 import { SMOKE_DEBIAN_IMAGE } from '../../../vms/smoke-debian.js';
 import { gitFixture, type GitFixture } from '../standalone/fixture.js';
 import { REPO } from '../launcher/harness.js';
-import { cleanupStateDir, makeStateDir, startUp, vm as vmView, waitFor, type UpProcess } from '../standalone/harness.js';
+import { makeStateDir, vm as vmView, waitFor, type UpProcess } from '../standalone/harness.js';
+import { startDebianUp, tearDownDebianUp, virsh } from './debian-up.js';
 
 const NAME = 'smoke-debian';
 const DOMAIN = `default_${NAME}`;
 const PASSWORD = 'changeme';
-const virsh = (...args: string[]) => execa('virsh', ['-c', 'qemu:///system', ...args], { reject: false });
 
 let registry: LocalRegistry;
 let git: GitFixture;
@@ -43,18 +43,11 @@ beforeAll(async () => {
   const dist = await readFile(join(REPO, 'dist', 'smoke-debian.k8s.yaml'), 'utf8');
   expect(dist).toContain(SMOKE_DEBIAN_IMAGE);
   await git.commitDist({ 'smoke-debian.k8s.yaml': dist.replaceAll(SMOKE_DEBIAN_IMAGE, image) }, 'the smoke VM on Debian');
-  up = await startUp(['--repo', git.bare, '--emulation', 'tcg', '--interval', '3s', '--insecure-registry', registry.host, '--no-freshness-check'], stateDir);
+  up = await startDebianUp(git.bare, registry, stateDir);
 }, 1_800_000);
 
 afterAll(async () => {
-  await up?.stop().catch(() => undefined);
-  if (stateDir) await cleanupStateDir(stateDir);
-  if ((await virsh('domstate', DOMAIN)).exitCode === 0) {
-    await virsh('destroy', DOMAIN);
-    await virsh('undefine', DOMAIN);
-  }
-  await git?.cleanup();
-  await registry?.stop();
+  await tearDownDebianUp({ up, stateDir, domain: DOMAIN, git, registry });
 }, 240_000);
 
 /** A serial console session: what arrived so far, and a wait for a pattern after a mark. */

@@ -16,13 +16,13 @@ import type { VirtualMachine } from '../../../api/kubevirt.js';
 import { pushDebianGuestImage } from '../../helpers/debian-guest.js';
 import { startRegistry, type LocalRegistry } from '../../helpers/registry.js';
 import { gitFixture, vmDocuments, type GitFixture } from '../standalone/fixture.js';
-import { CLI, cleanupStateDir, makeStateDir, startUp, vm as vmView, waitFor, type UpProcess } from '../standalone/harness.js';
+import { CLI, makeStateDir, vm as vmView, waitFor, type UpProcess } from '../standalone/harness.js';
+import { startDebianUp, tearDownDebianUp, virsh } from './debian-up.js';
 
 const NAME = 'vo-deb-svc';
 const DOMAIN = `default_${NAME}`;
 const USER = 'virtops';
 const PAGE = 'virtops-service-test-page';
-const virsh = (...args: string[]) => execa('virsh', ['-c', 'qemu:///system', ...args], { reject: false });
 
 function debianVm(image: string, publicKey: string): VirtualMachine {
   const userData = [
@@ -90,18 +90,11 @@ beforeAll(async () => {
   stateDir = await makeStateDir();
   keyDir = await mkdtemp(join(tmpdir(), 'vo-sshkey-'));
   await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'virtops-test', '-f', join(keyDir, 'id')]);
-  up = await startUp(['--repo', git.bare, '--emulation', 'tcg', '--interval', '3s', '--insecure-registry', registry.host, '--no-freshness-check'], stateDir);
+  up = await startDebianUp(git.bare, registry, stateDir);
 }, 1_800_000); // a cold cache builds the image first
 
 afterAll(async () => {
-  await up?.stop().catch(() => undefined);
-  if (stateDir) await cleanupStateDir(stateDir);
-  if ((await virsh('domstate', DOMAIN)).exitCode === 0) {
-    await virsh('destroy', DOMAIN);
-    await virsh('undefine', DOMAIN);
-  }
-  await git?.cleanup();
-  await registry?.stop();
+  await tearDownDebianUp({ up, stateDir, domain: DOMAIN, git, registry });
   if (keyDir) await rm(keyDir, { recursive: true, force: true });
 }, 180_000);
 
