@@ -13,6 +13,10 @@
  *    `virtops get vms --kubeconfig K` vs `kubectl get pods -A --kubeconfig K`, and
  *    `kubectl get virtualmachines` (the same objects virtops lists; a CRD, so kubectl reads
  *    its discovery cache first, kept in this run's temp dir).
+ *    Beside them, the floor for any Node CLI: `node` running a 10-line script that does the
+ *    same HTTPS GET with the same client certificate (PEM files, no kubeconfig parsing, no
+ *    table) and prints the names. If that floor alone is over 1.5x kubectl, no Node CLI meets
+ *    the goal on this machine, and the gap between it and virtops is what virtops adds.
  * 4. `virtops get vms --state-dir S` against the installed package's own `virtops up`
  *    (libvirt's test:///default driver, 5 Halted VMs from a git fixture): the single-host
  *    path (a unix socket, no TLS), beside the same kubectl figures.
@@ -127,6 +131,33 @@ async function clusterWithObjects(dir: string): Promise<ControlPlane> {
   }
 }
 
+/**
+ * The argv (after `node`) of the smallest Node program that lists the VMs as `get vms` does:
+ * one HTTPS GET with the kubeconfig's CA and credentials (bearer token or client
+ * certificate), written out as files so the program parses nothing but the response.
+ */
+async function nodeHttpsFloor(kubeconfig: string, dir: string): Promise<string[]> {
+  const kc = loadKubeConfig(kubeconfig);
+  const opts: { ca?: Buffer; cert?: Buffer; key?: Buffer; headers?: Record<string, string> } = {};
+  await kc.applyToHTTPSOptions(opts as never);
+  const credentials = { ca: opts.ca?.toString(), cert: opts.cert?.toString(), key: opts.key?.toString(), authorization: opts.headers?.['Authorization'] };
+  const creds = join(dir, 'floor-credentials.json');
+  writeFileSync(creds, JSON.stringify(credentials), { mode: 0o600 });
+  const script = join(dir, 'floor.mjs');
+  writeFileSync(script, [
+    "import { request } from 'node:https';",
+    "import { readFileSync } from 'node:fs';",
+    'const [file, url] = process.argv.slice(2);',
+    "const { ca, cert, key, authorization } = JSON.parse(readFileSync(file, 'utf8'));",
+    'request(url, { ca, cert, key, headers: authorization ? { authorization } : {} }, (res) => {',
+    "  let body = ''; res.setEncoding('utf8'); res.on('data', (c) => (body += c));",
+    "  res.on('end', () => { for (const o of JSON.parse(body).items) process.stdout.write(`${o.metadata.name}\\n`); });",
+    '}).end();',
+  ].join('\n'));
+  const url = `${kc.getCurrentCluster()!.server}/apis/kubevirt.io/v1/namespaces/default/virtualmachines`;
+  return [script, creds, url];
+}
+
 interface LocalUp {
   stateDir: string;
   stop(): Promise<void>;
@@ -186,8 +217,12 @@ async function main(): Promise<void> {
       // The check that each run really lists something.
       const listed = spawnSync(virtops, ['get', 'vms', '--kubeconfig', k], { env, encoding: 'utf8' }).stdout;
       if (!/vm-e/.test(listed)) throw new Error(`virtops get vms did not list the VMs:\n${listed}`);
+      const floor = await nodeHttpsFloor(k, dir);
+      const floorListed = spawnSync(process.execPath, floor, { env, encoding: 'utf8' }).stdout;
+      if (!/vm-e/.test(floorListed)) throw new Error(`the node https floor did not list the VMs:\n${floorListed}`);
       lists.push(
         { label: 'virtops get vms', argv: [virtops, 'get', 'vms', '--kubeconfig', k] },
+        { label: 'node https GET (floor)', argv: [process.execPath, ...floor] },
         { label: 'kubectl get pods -A', argv: [kubectl, 'get', 'pods', '-A', '--kubeconfig', k, '--cache-dir', cache] },
         { label: 'kubectl get virtualmachines', argv: [kubectl, 'get', 'virtualmachines', '--kubeconfig', k, '--cache-dir', cache] },
       );
@@ -202,7 +237,7 @@ async function main(): Promise<void> {
       figures.push(...listed);
       const of = (label: string) => listed.find((f) => f.label === label);
       const pods = of('kubectl get pods -A');
-      for (const [a, b] of [['virtops get vms', 'kubectl get pods -A'], ['virtops get vms', 'kubectl get virtualmachines'], ['virtops get vms (local up)', 'kubectl get pods -A']] as const) {
+      for (const [a, b] of [['virtops get vms', 'kubectl get pods -A'], ['node https GET (floor)', 'kubectl get pods -A'], ['virtops get vms', 'node https GET (floor)'], ['virtops get vms', 'kubectl get virtualmachines'], ['virtops get vms (local up)', 'kubectl get pods -A']] as const) {
         if (of(a) && of(b) && pods) ratios.push(ratio(of(a)!, of(b)!));
       }
     }
