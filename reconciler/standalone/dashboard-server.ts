@@ -20,12 +20,19 @@
  *   GET  /api/v1/dashboard/diff             /api/v1/diff plus a line diff of each changed VM
  *   WS   /api/v1/vms/:ns/:name/console      the serial console (one QEMU connection, many viewers)
  *   GET  /, /vms/…, /diff, /console/…       the app (index.html)
+ *
+ * One server for both modes: the routes read a `DashboardData`. `up` passes its backend
+ * (`standaloneData`, below); `virtops controller --dashboard-listen` passes its view of the
+ * API server (reconciler/cluster/dashboard.ts), which also answers the VM view and the
+ * buttons (GET /api/v1/vms/:ns/:name, POST …/:action: on a single host api.ts does) and
+ * is served by `startDashboardListener` (the same guard, nothing but the dashboard).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createConnection, type Socket } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createConnection } from 'node:net';
+import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -34,10 +41,10 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { stringify as toYaml } from 'yaml';
 import { git } from '../source/git.js';
-import type { KubeObject } from '../core/index.js';
+import { IMPERATIVE_ACTIONS, type ImperativeAction, type KubeObject } from '../core/index.js';
 import type { StandaloneBackend } from './backend.js';
-import { SESSION_COOKIE, cookieValue, secretEquals } from './api-guard.js';
-import { DashboardFeed } from './events-stream.js';
+import { SESSION_COOKIE, cookieValue, guardRequest, secretEquals, type GuardPolicy } from './api-guard.js';
+import { DashboardFeed, type FeedSource } from './events-stream.js';
 import type { SourceError } from './source-health.js';
 
 const SESSION_TTL_MS = 12 * 3600 * 1000;
@@ -207,30 +214,29 @@ class ConsoleHub {
   readonly viewers = new Set<WebSocket>();
   private scrollback: Buffer[] = [];
   private size = 0;
-  private sock: Socket | undefined;
+  private sock: Duplex | undefined;
 
   constructor(private readonly onEmpty: () => void) {}
 
-  async open(socketPath: string, serialLog: string): Promise<void> {
-    const tail = await readTail(serialLog, LOG_TAIL_BYTES).catch(() => Buffer.alloc(0));
+  async open(target: ConsoleTarget): Promise<void> {
+    const tail = await target.tail().catch(() => Buffer.alloc(0));
     if (tail.length) {
       this.append(tail);
       // Viewers that joined while the hub was opening have seen nothing yet.
       for (const v of this.viewers) v.send(tail, { binary: true });
     }
-    this.sock = await new Promise<Socket>((resolve, reject) => {
-      const s = createConnection(socketPath);
-      s.once('connect', () => resolve(s));
-      s.once('error', reject);
-    });
-    this.sock.on('data', (b: Buffer) => {
+    const { socket, head } = await target.connect();
+    this.sock = socket;
+    const onData = (b: Buffer): void => {
       this.append(b);
       for (const v of this.viewers) {
         // A viewer that stopped reading is dropped rather than buffered without bound.
         if (v.bufferedAmount > MAX_VIEWER_BACKLOG) v.terminate();
         else v.send(b, { binary: true });
       }
-    });
+    };
+    if (head?.length) onData(head);
+    this.sock.on('data', onData);
     this.sock.on('error', () => undefined);
     this.sock.on('close', () => {
       for (const v of this.viewers) v.close(1011, 'the serial console closed (domain stopped?)');
@@ -281,6 +287,39 @@ async function readTail(file: string, bytes: number): Promise<Buffer> {
 
 // ---- the server ------------------------------------------------------------------------
 
+/** Where a VM's serial console is: one connection is shared by all its viewers. */
+export interface ConsoleTarget {
+  /** One hub per key: a new instance of the VM gets a new connection. */
+  key: string;
+  /** The byte stream to the serial console (`head`: bytes that came with an HTTP upgrade). */
+  connect(): Promise<{ socket: Duplex; head?: Buffer }>;
+  /** Output from before the connection (a single host's serial log); may be empty. */
+  tail(): Promise<Buffer>;
+}
+
+/**
+ * What the dashboard's routes read and do, per mode: `standaloneData` (the backend of `up`)
+ * and reconciler/cluster/dashboard.ts (the API server, seen by the controller).
+ */
+export interface DashboardData extends FeedSource {
+  /** Emits `vm` (namespace, name) and `applied` when they change (the live feed's trigger). */
+  readonly changes: EventEmitter;
+  /** The overview's header: revision, commit, refusal, counts. */
+  summary(): Promise<unknown>;
+  /** GET /api/v1/dashboard/vms/:ns/:name (spec summary, disk files, revisionSeen); undefined: no such VM. */
+  vmDetail(namespace: string, name: string): Promise<unknown>;
+  /** GET /api/v1/dashboard/diff */
+  diff(): Promise<unknown>;
+  /** The serial console, or why not (said in the page: the WebSocket closes with it). */
+  console(namespace: string, name: string): Promise<ConsoleTarget | { error: string }>;
+  /** Cluster mode: the VM page's view (on a single host api.ts answers it). */
+  vmView?(namespace: string, name: string): Promise<unknown>;
+  /** Cluster mode: the buttons (an override; on a single host api.ts does it). */
+  act?(namespace: string, name: string, action: ImperativeAction): Promise<unknown>;
+  /** Where the login token is, told on a wrong one. */
+  readonly tokenHint: string;
+}
+
 export interface DashboardOptions {
   backend: StandaloneBackend;
   /** The API token (exchanged for a session at /api/v1/session). */
@@ -306,22 +345,27 @@ export interface Dashboard {
   close(): void;
 }
 
+/** The dashboard of `virtops up`: its backend as the data. */
 export async function createDashboard(opts: DashboardOptions): Promise<Dashboard> {
-  const { backend, log } = opts;
-  const assets = await loadAssets(opts.assetsDir);
-  if (!assets.has('index.html') || !assets.has('login.html')) throw new Error(`the dashboard assets in ${opts.assetsDir} lack index.html or login.html: rebuild them (node scripts/build-bundles.mjs dashboard)`);
-  const sessions = new DashboardSessions();
-  const commits = new Map<string, CommitInfo | null>();
-  const hubs = new Map<string, ConsoleHub>();
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  return createDashboardServer({ data: standaloneData(opts), token: opts.token, log: opts.log, assetsDir: opts.assetsDir });
+}
 
-  async function commit(sha: string | undefined): Promise<CommitInfo | null> {
+/** Commit messages and authors by sha, from the first of `where` (git dir args) that has it; cached. */
+export function commitLookup(where: () => string[][]): (sha: string | undefined) => Promise<CommitInfo | null> {
+  const commits = new Map<string, CommitInfo | null>();
+  return async (sha) => {
     if (!sha) return null;
     if (commits.has(sha)) return commits.get(sha)!;
-    const info = await commitInfo(sha, [['--git-dir', join(opts.stateDir, 'source', 'repo.git')], ...(existsSync(opts.repo) ? [['-C', opts.repo]] : [])]);
+    const info = await commitInfo(sha, where());
     if (info) commits.set(sha, info);
     return info;
-  }
+  };
+}
+
+/** `up`'s data: the backend, its state dir and the source (pure wiring). */
+export function standaloneData(opts: Omit<DashboardOptions, 'token' | 'log' | 'assetsDir'>): DashboardData {
+  const { backend } = opts;
+  const commit = commitLookup(() => [['--git-dir', join(opts.stateDir, 'source', 'repo.git')], ...(existsSync(opts.repo) ? [['-C', opts.repo]] : [])]);
 
   async function summary(): Promise<unknown> {
     const a = backend.appliedRevision;
@@ -337,7 +381,76 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
     };
   }
 
-  const feed = new DashboardFeed({ backend, changes: opts.changes, summary });
+  async function richDiff(): Promise<unknown> {
+    const base = (await opts.diff()) as { entries?: { vm: string; change: string }[] };
+    const next = opts.nextManifests();
+    const appliedVms = vmsByKey(backend.appliedManifests());
+    const nextVms = next && next.sha !== backend.appliedRevision.sha ? vmsByKey(next.manifests) : undefined;
+    return {
+      ...base,
+      entries: (base.entries ?? []).map((e) => {
+        if (!nextVms || (e.change !== 'update' && e.change !== 'create' && e.change !== 'prune')) return e;
+        const before = appliedVms.get(e.vm);
+        const after = nextVms.get(e.vm);
+        return { ...e, lines: lineDiff(before ? toYaml(before) : '', after ? toYaml(after) : '') };
+      }),
+    };
+  }
+
+  return {
+    list: () => backend.list(),
+    get: (ns, name) => backend.get(ns, name),
+    get appliedRevision() {
+      return backend.appliedRevision;
+    },
+    statusCounts: () => backend.statusCounts(),
+    changes: opts.changes,
+    summary,
+    diff: richDiff,
+    tokenHint: 'use the login link virtops up printed, or the content of api.token in its state dir',
+    async vmDetail(ns, name) {
+      const view = backend.get(ns, name);
+      if (!view) return undefined;
+      const manifest = backend.appliedManifests().find((m) => m.kind === 'VirtualMachine' && m.metadata.namespace === ns && m.metadata.name === name);
+      const a = backend.appliedRevision;
+      // When the source yielded the revision this VM runs: the start of its push → Running stages.
+      const seen = a.sha && view.revision === a.sha && a.seenAt !== undefined ? { sha: a.sha, seenAt: new Date(a.seenAt).toISOString(), commit: await commit(a.sha) } : null;
+      return { spec: specSummary(manifest) ?? null, files: view.instance ? await diskFiles(view.instance.podDir) : [], revisionSeen: seen };
+    },
+    async console(ns, name) {
+      const inst = backend.get(ns, name)?.instance;
+      if (!inst) return { error: `VM ${ns}/${name} has no running instance: start it first` };
+      return {
+        key: `${ns}/${name}/${inst.uid}`,
+        tail: () => readTail(inst.serialLog, LOG_TAIL_BYTES),
+        connect: () =>
+          new Promise((resolve, reject) => {
+            const s = createConnection(inst.console);
+            s.once('connect', () => resolve({ socket: s }));
+            s.once('error', reject);
+          }),
+      };
+    },
+  };
+}
+
+export interface DashboardServerOptions {
+  data: DashboardData;
+  /** The login token (exchanged for a session at /api/v1/session). */
+  token: string;
+  log: Logger;
+  assetsDir: string;
+}
+
+/** The dashboard's routes over `data` (either mode). */
+export async function createDashboardServer(opts: DashboardServerOptions): Promise<Dashboard> {
+  const { data, log } = opts;
+  const assets = await loadAssets(opts.assetsDir);
+  if (!assets.has('index.html') || !assets.has('login.html')) throw new Error(`the dashboard assets in ${opts.assetsDir} lack index.html or login.html: rebuild them (node scripts/build-bundles.mjs dashboard)`);
+  const sessions = new DashboardSessions();
+  const hubs = new Map<string, ConsoleHub>();
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  const feed = new DashboardFeed({ backend: data, changes: data.changes, summary: () => data.summary() });
 
   function sendAsset(req: IncomingMessage, res: ServerResponse, name: string, headers: Record<string, string> = {}): void {
     const a = assets.get(name)!;
@@ -357,6 +470,7 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
 
   async function handle(req: IncomingMessage, res: ServerResponse, path: string, method: string): Promise<boolean> {
     const sid = cookieValue(req.headers.cookie, SESSION_COOKIE);
+    const vmRoute = /^\/api\/v1\/vms\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(path);
     if (method === 'GET' || method === 'HEAD') {
       if (path === '/login') return sendAsset(req, res, 'login.html'), true;
       if (path === '/favicon.ico') return res.writeHead(204, { 'cache-control': 'public, max-age=86400' }).end(), true;
@@ -371,27 +485,37 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
         return send(res, 200, s ? { csrf: s.csrf } : { csrf: null, note: 'authenticated by the bearer token: no CSRF secret is needed' }), true;
       }
       if (path === '/api/v1/events') return await feed.attach(req, res), true;
-      if (path === '/api/v1/dashboard/summary') return send(res, 200, { ...((await summary()) as object), history: feed.history, pushes: feed.pushes }), true;
-      if (path === '/api/v1/dashboard/diff') return send(res, 200, await richDiff()), true;
+      if (path === '/api/v1/dashboard/summary') return send(res, 200, { ...((await data.summary()) as object), history: feed.history, pushes: feed.pushes }), true;
+      if (path === '/api/v1/dashboard/diff') return send(res, 200, await data.diff()), true;
       const vm = /^\/api\/v1\/dashboard\/vms\/([^/]+)\/([^/]+)$/.exec(path);
       if (vm) {
         const [ns, name] = [decodeURIComponent(vm[1]!), decodeURIComponent(vm[2]!)];
-        const view = backend.get(ns, name);
-        if (!view) return send(res, 404, { error: `VirtualMachine ${ns}/${name} not found` }), true;
-        const manifest = backend.appliedManifests().find((m) => m.kind === 'VirtualMachine' && m.metadata.namespace === ns && m.metadata.name === name);
-        const a = backend.appliedRevision;
-        // When the source yielded the revision this VM runs: the start of its push → Running stages.
-        const seen = a.sha && view.revision === a.sha && a.seenAt !== undefined ? { sha: a.sha, seenAt: new Date(a.seenAt).toISOString(), commit: await commit(a.sha) } : null;
-        return send(res, 200, { spec: specSummary(manifest) ?? null, files: view.instance ? await diskFiles(view.instance.podDir) : [], revisionSeen: seen }), true;
+        const detail = await data.vmDetail(ns, name);
+        return send(res, detail === undefined ? 404 : 200, detail ?? { error: `VirtualMachine ${ns}/${name} not found` }), true;
+      }
+      if (vmRoute && !vmRoute[3] && data.vmView) {
+        const [ns, name] = [decodeURIComponent(vmRoute[1]!), decodeURIComponent(vmRoute[2]!)];
+        const view = await data.vmView(ns, name);
+        return send(res, view === undefined ? 404 : 200, view ?? { error: `VirtualMachine ${ns}/${name} not found` }), true;
       }
       return false;
+    }
+    if (method === 'POST' && vmRoute?.[3] && data.act) {
+      req.resume();
+      const [ns, name, action] = [decodeURIComponent(vmRoute[1]!), decodeURIComponent(vmRoute[2]!), decodeURIComponent(vmRoute[3])];
+      if (!(IMPERATIVE_ACTIONS as readonly string[]).includes(action)) return send(res, 400, { error: `unknown action "${action}": use one of ${IMPERATIVE_ACTIONS.join(', ')}` }), true;
+      try {
+        return send(res, 202, await data.act(ns, name, action as ImperativeAction)), true;
+      } catch (err) {
+        return send(res, /not found/.test((err as Error).message) ? 404 : 409, { error: (err as Error).message }), true;
+      }
     }
     if (method === 'POST' && path === '/api/v1/session') {
       const body = await readJsonBody(req).catch(() => undefined);
       const given = body && typeof body === 'object' && typeof (body as { token?: unknown }).token === 'string' ? (body as { token: string }).token : undefined;
       if (!secretEquals(given?.trim(), opts.token)) {
         log.warn({ client: req.socket.remoteAddress }, 'dashboard login with a wrong token');
-        return send(res, 401, { error: 'the token does not match: use the login link virtops up printed, or the content of api.token in its state dir' }), true;
+        return send(res, 401, { error: `the token does not match: ${data.tokenHint}` }), true;
       }
       const s = sessions.create();
       log.info({ client: req.socket.remoteAddress }, 'dashboard login');
@@ -405,46 +529,34 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
     return false;
   }
 
-  async function richDiff(): Promise<unknown> {
-    const base = (await opts.diff()) as { entries?: { vm: string; change: string }[] };
-    const next = opts.nextManifests();
-    const appliedVms = vmsByKey(backend.appliedManifests());
-    const nextVms = next && next.sha !== backend.appliedRevision.sha ? vmsByKey(next.manifests) : undefined;
-    return {
-      ...base,
-      entries: (base.entries ?? []).map((e) => {
-        if (!nextVms || (e.change !== 'update' && e.change !== 'create' && e.change !== 'prune')) return e;
-        const before = appliedVms.get(e.vm);
-        const after = nextVms.get(e.vm);
-        return { ...e, lines: lineDiff(before ? toYaml(before) : '', after ? toYaml(after) : '') };
-      }),
-    };
-  }
-
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, path: string): boolean {
     const m = /^\/api\/v1\/vms\/([^/]+)\/([^/]+)\/console$/.exec(path);
     if (!m) return false;
     const [ns, name] = [decodeURIComponent(m[1]!), decodeURIComponent(m[2]!)];
-    const inst = backend.get(ns, name)?.instance;
-    if (!inst) {
-      socket.end(`HTTP/1.1 409 Conflict\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify({ error: `VM ${ns}/${name} has no running instance: start it first` })}`);
-      return true;
-    }
+    void data.console(ns, name).then(
+      (target) => attach(req, socket, head, ns, name, target),
+      (err: unknown) => attach(req, socket, head, ns, name, { error: (err as Error).message }),
+    );
+    return true;
+  }
+
+  function attach(req: IncomingMessage, socket: Duplex, head: Buffer, ns: string, name: string, target: ConsoleTarget | { error: string }): void {
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const key = `${ns}/${name}/${inst.uid}`;
+      // Why there is no console goes to the page as the close reason (a refused handshake has none).
+      if ('error' in target) return ws.close(1011, closeReason(target.error));
+      const key = target.key;
       let hub = hubs.get(key);
       if (hub) return hub.join(ws);
       hub = new ConsoleHub(() => hubs.get(key) === hub && hubs.delete(key));
       hubs.set(key, hub);
       const h = hub;
       h.join(ws);
-      h.open(inst.console, inst.serialLog).catch((err: unknown) => {
+      h.open(target).catch((err: unknown) => {
         log.warn({ vm: `${ns}/${name}`, err: (err as Error).message }, 'dashboard console: cannot attach');
-        for (const v of h.viewers) v.close(1011, `cannot attach to the serial console: ${(err as Error).message}`.slice(0, 120));
+        for (const v of h.viewers) v.close(1011, closeReason(`cannot attach to the serial console: ${(err as Error).message}`));
         hubs.delete(key);
       });
     });
-    return true;
   }
 
   return {
@@ -459,6 +571,13 @@ export async function createDashboard(opts: DashboardOptions): Promise<Dashboard
       wss.close();
     },
   };
+}
+
+/** A WebSocket close reason: at most 123 bytes of UTF-8. */
+export function closeReason(text: string): string {
+  let t = text;
+  while (Buffer.byteLength(t) > 123) t = `${t.slice(0, Math.min(t.length - 1, 119))}…`;
+  return t;
 }
 
 function vmsByKey(manifests: readonly KubeObject[]): Map<string, KubeObject> {
@@ -531,4 +650,70 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
   res.end(text);
+}
+
+/**
+ * A listener serving the dashboard and nothing else (cluster mode: `virtops controller
+ * --dashboard-listen`). The same guard as `up`'s API (api-guard.ts): Host and Origin checks,
+ * the token or a session cookie, CSRF header on cookie-authenticated POSTs, JSON-only
+ * mutations; unauthenticated page loads go to /login.
+ */
+export async function startDashboardListener(listen: { host: string; port: number }, dash: Dashboard, opts: { token: string; tokenHint: string; hostNames?: readonly string[]; log: Logger }): Promise<{ address: string; port: number; close(): Promise<void> }> {
+  let policy: GuardPolicy | undefined;
+  const verdictOf = (req: IncomingMessage) => (policy ? guardRequest({ method: req.method ?? 'GET', path: pathOf(req), headers: req.headers }, policy) : ({ ok: false, status: 403, error: 'not ready' } as const));
+  const server = createServer((req, res) => {
+    const verdict = verdictOf(req);
+    if (!verdict.ok) {
+      req.resume();
+      if ('login' in verdict && verdict.login) return void res.writeHead(303, { location: '/login', 'cache-control': 'no-store', 'content-length': 0 }).end();
+      return send(res, verdict.status, { error: verdict.error }, verdict.status === 401 ? { 'www-authenticate': 'Bearer realm="virtops"' } : {});
+    }
+    const method = req.method ?? 'GET';
+    const path = pathOf(req);
+    dash.handle(req, res, path, method).then(
+      (done) => {
+        if (done) return;
+        req.resume();
+        send(res, path === '/healthz' ? 200 : 404, path === '/healthz' ? { ok: true } : { error: `no endpoint ${method} ${path}: this listener serves the dashboard only` });
+      },
+      (err: unknown) => {
+        opts.log.error({ err, url: req.url }, 'dashboard request failed');
+        send(res, 500, { error: (err as Error).message });
+      },
+    );
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const verdict = verdictOf(req);
+    if (!verdict.ok) return void socket.end(`HTTP/1.1 ${verdict.status} Refused\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify({ error: verdict.error })}`);
+    if (!dash.upgrade(req, socket, head, pathOf(req))) socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n');
+  });
+  server.headersTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : listen.port;
+  policy = { listen: { kind: 'tcp', host: listen.host, port }, token: opts.token, tokenHint: opts.tokenHint, ...(opts.hostNames ? { hostNames: opts.hostNames } : {}), session: (id) => dash.sessions.lookup(id) };
+  return {
+    address: `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function pathOf(req: IncomingMessage): string {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost').pathname;
+  } catch {
+    return '/';
+  }
 }

@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as zlibConstants, createGzip } from 'node:zlib';
 import { StateStore, type AppliedState, type VmRecord } from './state-store.js';
-import type { StandaloneBackend, VmView } from './backend.js';
+import type { VmView } from './backend.js';
 import type { DashboardRow } from './dashboard-shared.js';
 
 /** A StateStore that says what it wrote: `vm` (ns, name), `applied`. Writes are unchanged. */
@@ -78,8 +78,16 @@ export function pushSample(row: DashboardRow, applied: Pick<AppliedState, 'sha' 
   return { sha: applied.sha, vm: `${row.namespace}/${row.name}`, seconds: Math.max(0, now - applied.seenAt) / 1000, at: now };
 }
 
+/** What the feed reads: `up`'s backend, or the cluster dashboard's view of the API server (reconciler/cluster/dashboard.ts). */
+export interface FeedSource {
+  list(): VmView[];
+  get(namespace: string, name: string): VmView | undefined;
+  readonly appliedRevision: Pick<AppliedState, 'sha' | 'seenAt'>;
+  statusCounts(): Record<string, number>;
+}
+
 export interface FeedOptions {
-  backend: StandaloneBackend;
+  backend: FeedSource;
   changes: EventEmitter;
   /** The overview's header: revision, commit, refusal, counts. */
   summary: () => Promise<unknown>;
