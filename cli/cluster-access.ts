@@ -18,6 +18,10 @@ const KV = '/apis/kubevirt.io/v1';
 interface List<T> {
   items: T[];
 }
+interface LauncherPod {
+  metadata?: { name?: string; deletionTimestamp?: string };
+  status?: { phase?: string; containerStatuses?: { name: string; containerID?: string }[] };
+}
 interface ConfigMap {
   metadata: { annotations?: Record<string, string> };
   data?: Record<string, string>;
@@ -139,12 +143,33 @@ export class ClusterAccess implements VmAccess {
     }
   }
 
+  /** The VMI's launcher Pod (by the created-by label); undefined when none or when this user may not list Pods. */
+  private async launcherPod(ns: string, vmiUid: string | undefined): Promise<LauncherPod | undefined> {
+    if (!vmiUid) return undefined;
+    const sel = encodeURIComponent(`kubevirt.io/created-by=${vmiUid}`);
+    const list = await this.kube.call<List<LauncherPod>>('GET', `/api/v1/namespaces/${encodeURIComponent(ns)}/pods?labelSelector=${sel}`).catch(() => ({ items: [] as LauncherPod[] }));
+    return list.items.find((p) => !p.metadata?.deletionTimestamp && p.status?.phase === 'Running') ?? list.items[0];
+  }
+
   async console(namespace: string | undefined, name: string): Promise<ConsoleStream> {
     const [ns, n] = parseVmName(name, this.ns(namespace));
     const vmi = await this.kube.get<VirtualMachineInstance>(this.vmPath(ns, n, 'virtualmachineinstances'));
     if (!vmi) throw new Error(`VM ${ns}/${n} has no VirtualMachineInstance: it is not running (virtops start ${n} -n ${ns})`);
     const node = vmi.status?.nodeName;
     if (!node || vmi.status?.phase !== 'Running') throw new Error(`VMI ${ns}/${n} is ${vmi.status?.phase ?? 'Pending'}${node ? ` on node ${node}` : ''}: the console is there once it is Running (see virtops describe vm ${n} -n ${ns})`);
+    // Beside a real kubelet: pods/exec on the compute container (cli/pod-console.ts says why).
+    const pod = await this.launcherPod(ns, vmi.metadata.uid);
+    if (pod) {
+      const { podExec, relayCommand, runsUnderKubelet, ExecRefused, podSerialLog, POD_SERIAL_SOCKET } = await import('./pod-console.js');
+      if (runsUnderKubelet(pod)) {
+        const podName = pod.metadata?.name ?? '';
+        const socket = await podExec(this.kube, { namespace: ns, pod: podName, container: 'compute', command: relayCommand(POD_SERIAL_SOCKET, podSerialLog(ns, n)) }).catch((err: unknown) => {
+          if (err instanceof ExecRefused && err.code === 403) throw new Error(`${err.message} (the console needs RBAC "create" on pods/exec in namespace ${ns})`);
+          throw err;
+        });
+        return { socket, label: `${ns}/${n} in Pod ${podName} on node ${node}` };
+      }
+    }
     const { socket, head } = await this.kube.upgrade(`/api/v1/nodes/${encodeURIComponent(node)}/proxy${consolePath(ns, n)}`, CONSOLE_PROTOCOL).catch((err: unknown) => {
       if (err instanceof KubeApiError && err.code === 403) throw new Error(`${err.message} (the console needs RBAC "get" on nodes/proxy for node ${node})`);
       throw err;

@@ -79,6 +79,18 @@ export async function allocateForwards(
   }
 }
 
+/**
+ * Pure: the forwards of a launcher whose QEMU runs in its Pod's network namespace (the Pod's
+ * own libvirt daemon, beside a real kubelet): each declared port on the same port at
+ * 0.0.0.0, i.e. the Pod IP, as KubeVirt's masquerade forwards the Pod IP's declared ports to
+ * the guest. No allocation: the namespace is the Pod's, and holds no other VM. Ports below
+ * 1024 need the Pod's net.ipv4.ip_unprivileged_port_start sysctl (synth sets it), as QEMU
+ * runs as the Pod's non-root user without capabilities.
+ */
+export function podNetnsForwards(declared: DeclaredPort[]): PortForward[] {
+  return declared.map((d) => ({ guest: d.port, host: d.port, protocol: d.protocol, address: '0.0.0.0', ...(d.name ? { name: d.name } : {}) }));
+}
+
 /** What GET /v1/info says that a forward needs. */
 export interface LauncherPortsInfo {
   state: string;

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { VirtualMachineInstance } from '../api/kubevirt.js';
 import type { Emulation, PortForward } from './convert/context.js';
 import { declaredPodPorts, portForwardsInDomainXml } from './convert/interfaces.js';
-import { allocateForwards } from './host-ports.js';
+import { allocateForwards, podNetnsForwards } from './host-ports.js';
 import type { DomainEvent, DomainState, LibvirtDriver } from './libvirt/driver.js';
 import { LibvirtUnavailableError } from './libvirt/errors.js';
 import type { Converter, MaterializedSet, VolumeBackend } from './backend.js';
@@ -339,7 +339,8 @@ export class Launcher {
     let warnings: string[];
     let ports: PortForward[];
     try {
-      ports = await allocateForwards(declaredPodPorts(vmi.spec));
+      // In the Pod's own libvirt daemon QEMU shares the Pod's network namespace: the declared ports at the Pod IP.
+      ports = this.config.libvirtDaemon === 'pod' ? podNetnsForwards(declaredPodPorts(vmi.spec)) : await allocateForwards(declaredPodPorts(vmi.spec));
       ({ xml, warnings } = await this.deps.convert(vmi, { ...this.conversionContext(materialized), podPortForwards: ports }));
       t.converted = performance.now();
     } catch (err) {

@@ -35,9 +35,10 @@ import { expandVm, referencesInstancetype, resolverFor } from '../api/expand.js'
 import { computeOverhead, guestMemoryBytes, vcpuCount, type Emulation, type OverheadBreakdown } from './overhead.js';
 import type { Container, EnvVar, PodManifest, PodVolume, ResourceList, VolumeMount } from './pod-types.js';
 import { formatBytes, parseQuantity } from './quantity.js';
-import { buildLauncherArgs, LAUNCHER_MONITOR_COMMAND, type LibvirtDaemon } from '../launcher/flags.js';
+import { buildLauncherArgs, launcherFlag, LAUNCHER_MONITOR_COMMAND, setLauncherFlag, type LauncherConfig, type LibvirtDaemon } from '../launcher/flags.js';
 import { virtopsImage } from './image.js';
 import { NODE_SOCKET_ENV } from '../launcher/monitor/node-socket.js';
+import { declaredPodPorts } from '../launcher/convert/interfaces.js';
 
 export const VMI_UID_PLACEHOLDER = 'vmi-uid-unassigned';
 export const LABEL_APP = 'kubevirt.io';
@@ -186,7 +187,12 @@ export function renderLauncherPod(unexpanded: api.VirtualMachine, opts: Launcher
       nodeSelector: { ...(spec.nodeSelector ?? {}), 'kubevirt.io/schedulable': 'true' },
       ...(spec.tolerations ? { tolerations: structuredClone(spec.tolerations) } : {}),
       ...(spec.affinity ? { affinity: structuredClone(spec.affinity) } : {}),
-      securityContext: { runAsUser: 107, runAsGroup: 107, fsGroup: 107, runAsNonRoot: true },
+      securityContext: {
+        runAsUser: 107, runAsGroup: 107, fsGroup: 107, runAsNonRoot: true,
+        // QEMU (in the Pod's libvirt daemon, as user 107, no capabilities) binds the declared
+        // ports at the Pod IP: ports below 1024 need this namespaced, kubelet-safe sysctl.
+        ...(opts.libvirtDaemon === 'pod' && declaredPodPorts(spec).some((p) => p.port < 1024) ? { sysctls: [{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }] } : {}),
+      },
       initContainers: [
         containerDiskBinary(image),
         ...containerDisks.map((v) => volumeInitContainer(v)),
@@ -205,6 +211,59 @@ export function renderLauncherPod(unexpanded: api.VirtualMachine, opts: Launcher
   const pullSecrets = [...new Set(containerDisks.flatMap((v) => v.containerDisk?.imagePullSecret ?? []))];
   if (pullSecrets.length) pod.spec.imagePullSecrets = pullSecrets.map((s) => ({ name: s }));
   return pod;
+}
+
+/**
+ * `pod` (a launcher Pod, template or instance) made to run its libvirt daemon `daemon`, the
+ * same as `renderLauncherPod(vm, { libvirtDaemon: daemon, nodeSocketDir })` would have
+ * written it (compute args, env, the node socket mount and volume, the low-ports sysctl):
+ * the cluster controller's `--launcher-libvirt-daemon` applies it to the templates in git,
+ * so a cluster of real kubelet nodes runs `pod` whatever dist/ was rendered with, and
+ * `virtops up` and the process-runtime agent keep running dist/ as it is (`external`).
+ * Everything else of the Pod stays as git has it. `spec`: the VMI's (its declared ports).
+ */
+export function withLibvirtDaemon(pod: PodManifest, spec: api.VirtualMachineInstanceSpec, daemon: LibvirtDaemon, nodeSocketDir: string = DEFAULT_NODE_SOCKET_DIR): PodManifest {
+  const out = structuredClone(pod);
+  const compute = out.spec.containers.find((c) => c.name === 'compute');
+  if (!compute) throw new Error(`${pod.metadata.name}: spec.containers has no 'compute' container; re-run virtops synth`);
+  const podFlags: [keyof LauncherConfig, string][] = [['libvirtUri', POD_LIBVIRT_URI], ['libvirtDaemon', 'pod'], ['imageStore', `${PATHS.private}/images`]];
+  let args = compute.args ?? [];
+  for (const [field, value] of podFlags) args = daemon === 'pod' ? setLauncherFlag(args, field, value).args : withoutLauncherFlag(args, field);
+  compute.args = args;
+  const podEnv = new Set(['POD_UID', NODE_SOCKET_ENV]);
+  compute.env = (compute.env ?? []).filter((e) => !podEnv.has(e.name));
+  const mounts = (compute.volumeMounts ?? []).filter((m) => m.name !== 'node-sockets');
+  const volumes = (out.spec.volumes ?? []).filter((v) => v.name !== 'node-sockets');
+  const sc = out.spec.securityContext ?? {};
+  const sysctls = ((sc['sysctls'] as { name: string; value: string }[] | undefined) ?? []).filter((x) => x.name !== 'net.ipv4.ip_unprivileged_port_start');
+  if (daemon === 'pod') {
+    compute.env.push({ name: 'POD_UID', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.uid' } } }, { name: NODE_SOCKET_ENV, value: NODE_SOCKET_MOUNT });
+    // Where renderLauncherPod puts them: after the fixed mounts/emptyDirs, before the passthrough ones.
+    const afterMount = mounts.findIndex((m) => m.name === 'hotplug-disks') + 1;
+    mounts.splice(afterMount > 0 ? afterMount : mounts.length, 0, { name: 'node-sockets', mountPath: NODE_SOCKET_MOUNT, subPathExpr: '$(POD_UID)' });
+    const lastEmptyDir = Math.max(...LAUNCHER_EMPTY_DIRS.map((n) => volumes.findIndex((v) => v.name === n)));
+    volumes.splice(lastEmptyDir >= 0 ? lastEmptyDir + 1 : volumes.length, 0, { name: 'node-sockets', hostPath: { path: nodeSocketDir, type: 'DirectoryOrCreate' } });
+    if (declaredPodPorts(spec).some((p) => p.port < 1024)) sysctls.push({ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' });
+  }
+  compute.volumeMounts = mounts;
+  out.spec.volumes = volumes;
+  const rest = Object.fromEntries(Object.entries(sc).filter(([k]) => k !== 'sysctls'));
+  if (out.spec.securityContext || sysctls.length) out.spec.securityContext = { ...rest, ...(sysctls.length ? { sysctls } : {}) };
+  return out;
+}
+
+/** `args` without `field`'s flag (both `--f v` and `--f=v`). */
+function withoutLauncherFlag(args: readonly string[], field: keyof LauncherConfig): string[] {
+  const flag = launcherFlag(field);
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === flag) {
+      i++;
+      continue;
+    }
+    if (!args[i]!.startsWith(`${flag}=`)) out.push(args[i]!);
+  }
+  return out;
 }
 
 /** The breakdown as a compact JSON annotation, values as quantities (`{"total":"266Mi",...}`). */

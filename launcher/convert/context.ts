@@ -31,11 +31,16 @@ export type NetworkAttachment =
   | { type: 'bridge'; bridge: string }
   | { type: 'network'; network: string };
 
-/** A guest port of the pod network reachable on the host at 127.0.0.1:host. */
+/** A guest port of the pod network reachable on the host at 127.0.0.1:host (or address:host). */
 export interface PortForward {
   guest: number;
   host: number;
   protocol: 'TCP' | 'UDP';
+  /**
+   * The address QEMU binds; absent: 127.0.0.1. A launcher Pod's own libvirt daemon puts QEMU
+   * in the Pod's network namespace, where 0.0.0.0:<guest port> is the Pod IP (and only this VM's).
+   */
+  address?: string;
   /** The port's name in the VMI, when it has one. */
   name?: string;
 }

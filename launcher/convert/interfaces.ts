@@ -74,10 +74,11 @@ export function declaredPodPorts(spec: api.VirtualMachineInstanceSpec): Declared
 
 /** The forwards recorded in a domain's XML (a launcher adopting a running domain reads them back). */
 export function portForwardsInDomainXml(xml: string): PortForward[] {
-  return [...xml.matchAll(/hostfwd=(tcp|udp):127\.0\.0\.1:(\d+)-:(\d+)/g)].map((m) => ({
+  return [...xml.matchAll(/hostfwd=(tcp|udp):(\d{1,3}(?:\.\d{1,3}){3})?:(\d+)-:(\d+)/g)].map((m) => ({
     protocol: m[1]!.toUpperCase() as 'TCP' | 'UDP',
-    host: Number(m[2]),
-    guest: Number(m[3]),
+    host: Number(m[3]),
+    guest: Number(m[4]),
+    ...(m[2] !== '127.0.0.1' ? { address: m[2] ?? '0.0.0.0' } : {}),
   }));
 }
 
@@ -194,7 +195,7 @@ function checkPorts(ports: api.Port[], path: string): void {
   });
 }
 
-/** QEMU's user-mode netdev for the pod network: its address ranges and one hostfwd per forward, on loopback only. */
+/** QEMU's user-mode netdev for the pod network: its address ranges and one hostfwd per forward (loopback unless the forward names its address). */
 function userNetdev(id: string, pod: NonNullable<api.Network['pod']>, forwards: PortForward[]): string {
   const opts = [`user`, `id=${id}`];
   if (pod.vmNetworkCIDR) opts.push(`net=${pod.vmNetworkCIDR}`);
@@ -202,7 +203,7 @@ function userNetdev(id: string, pod: NonNullable<api.Network['pod']>, forwards: 
     const [prefix, bits] = pod.vmIPv6NetworkCIDR.split('/');
     opts.push(`ipv6-prefix=${prefix}`, `ipv6-prefixlen=${bits}`);
   }
-  for (const f of forwards) opts.push(`hostfwd=${f.protocol.toLowerCase()}:127.0.0.1:${f.host}-:${f.guest}`);
+  for (const f of forwards) opts.push(`hostfwd=${f.protocol.toLowerCase()}:${f.address ?? '127.0.0.1'}:${f.host}-:${f.guest}`);
   return opts.join(',');
 }
 

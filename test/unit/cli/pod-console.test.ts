@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { podExecPath, POD_SERIAL_SOCKET, podSerialLog, relayCommand, runsUnderKubelet, execStatusError } from '../../../cli/pod-console.js';
+import { serialSocketPath } from '../../../launcher/convert/console.js';
+import { launcherPaths } from '../../../launcher/flags.js';
+import { PATHS } from '../../../synth/launcher-pod.js';
+import { podNetnsForwards } from '../../../launcher/host-ports.js';
+import { portForwardsInDomainXml } from '../../../launcher/convert/interfaces.js';
+
+describe('console beside a real kubelet (pods/exec relay)', () => {
+  it('names the serial socket and log where the launcher in the Pod makes them', () => {
+    expect(POD_SERIAL_SOCKET).toBe(serialSocketPath(PATHS.share));
+    const paths = launcherPaths({ kubevirtShareDir: PATHS.share, namespace: 'ns', name: 'vm', stateDir: '/x' } as Parameters<typeof launcherPaths>[0]);
+    expect(podSerialLog('ns', 'vm')).toBe(`${paths.logDir}/${paths.domainName}-serial0.log`);
+  });
+
+  it('exec path: one command word per query parameter, all streams', () => {
+    const p = podExecPath('n s', 'virt-launcher-a-xyz', 'compute', relayCommand('/s', '/l'));
+    const u = new URL(p, 'https://x');
+    expect(u.pathname).toBe('/api/v1/namespaces/n%20s/pods/virt-launcher-a-xyz/exec');
+    expect(u.searchParams.getAll('command')).toEqual(['node', '-e', relayCommand()[2], '/s', '/l']);
+    expect(['container', 'stdin', 'stdout', 'stderr'].map((k) => u.searchParams.get(k))).toEqual(['compute', 'true', 'true', 'true']);
+  });
+
+  it('exec only for Pods a container runtime runs', () => {
+    expect(runsUnderKubelet({ status: { containerStatuses: [{ name: 'compute', containerID: 'containerd://abc' }] } })).toBe(true);
+    expect(runsUnderKubelet({ status: { containerStatuses: [{ name: 'compute' }] } })).toBe(false);
+    expect(runsUnderKubelet({ status: { containerStatuses: [{ name: 'compute', containerID: 'virtops-process://1' }] } })).toBe(false);
+    expect(runsUnderKubelet({})).toBe(false);
+  });
+
+  it('exec status: Success is no error, Failure carries its message', () => {
+    expect(execStatusError('{"status":"Success"}')).toBeUndefined();
+    expect(execStatusError('{"status":"Failure","message":"command terminated with non-zero exit code"}')).toMatch(/non-zero/);
+  });
+});
+
+describe('port forwards in the Pod network namespace', () => {
+  it('each declared port on itself at 0.0.0.0, and read back from the domain XML', () => {
+    const f = podNetnsForwards([{ port: 22, protocol: 'TCP', name: 'ssh' }, { port: 53, protocol: 'UDP' }]);
+    expect(f).toEqual([{ guest: 22, host: 22, protocol: 'TCP', address: '0.0.0.0', name: 'ssh' }, { guest: 53, host: 53, protocol: 'UDP', address: '0.0.0.0' }]);
+    expect(portForwardsInDomainXml('user,id=a,hostfwd=tcp:0.0.0.0:22-:22,hostfwd=udp:127.0.0.1:20053-:53')).toEqual([
+      { protocol: 'TCP', host: 22, guest: 22, address: '0.0.0.0' },
+      { protocol: 'UDP', host: 20053, guest: 53 },
+    ]);
+  });
+});
