@@ -44,3 +44,20 @@ describe('port forwards in the Pod network namespace', () => {
     ]);
   });
 });
+
+describe('the low-ports sysctl of a pod-libvirt launcher Pod', () => {
+  it('is set only for libvirtDaemon pod with a declared port below 1024', async () => {
+    const { renderLauncherPod } = await import('../../../synth/launcher-pod.js');
+    const vm = (ports: number[]) => ({
+      apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'p', namespace: 'default' },
+      spec: { runStrategy: 'Always', template: { spec: {
+        domain: { memory: { guest: '128Mi' }, devices: { interfaces: [{ name: 'default', masquerade: {}, ports: ports.map((port) => ({ port })) }] } },
+        networks: [{ name: 'default', pod: {} }],
+      } } },
+    }) as unknown as Parameters<typeof renderLauncherPod>[0];
+    const sysctls = (v: ReturnType<typeof vm>, libvirtDaemon: 'pod' | 'external') => (renderLauncherPod(v, { launcherImage: 'x/virtops:1', libvirtDaemon }).spec.securityContext as { sysctls?: unknown }).sysctls;
+    expect(sysctls(vm([22, 8080]), 'pod')).toEqual([{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }]);
+    expect(sysctls(vm([8080]), 'pod')).toBeUndefined();
+    expect(sysctls(vm([22]), 'external')).toBeUndefined();
+  });
+});
