@@ -30,6 +30,7 @@ import {
   instantiateLauncherPod,
   isControlledBy,
   observeInstance,
+  vmiPullConditions,
   splitKey,
   startRevisions,
   statusMergePatch,
@@ -367,6 +368,7 @@ export class VmController {
       // that ran on a node and lost its Pod is failed instead (observeInstance).
       else if (vmi && !isFinalVmi(vmi) && !pod && !vmi.status?.nodeName) pod = await this.ensurePod(key, vm, vmi);
       const observed = observeInstance(vmi, pod, this.now());
+      if (vmi && pod) await this.writePullCondition(key, vmi, pod);
       if (observed && vmi && !pod && vmi.status?.nodeName && !isFinalVmi(vmi) && !observed.terminating) {
         // It ran on a node and its launcher Pod is gone (deleted, evicted): the guest went with it.
         return { ...observed, phase: 'Failed', reason: 'LauncherPodGone', message: `the launcher Pod of this VMI on node ${vmi.status.nodeName} is gone`, ready: false, finishedAt: observed.finishedAt ?? this.now() };
@@ -525,6 +527,24 @@ export class VmController {
       await this.client.delete(asKubeObject({ apiVersion: 'v1', kind: 'Pod', metadata: pod.metadata }), { gracePeriodSeconds: 0, preconditionUid: pod.metadata.uid });
     }
     await removeFinalizer(this.client, vmi);
+  }
+
+  /**
+   * A launcher Pod whose image the kubelet cannot pull: the VMI says so in condition
+   * Synchronized (reason ErrImagePull/ImagePullBackOff, the image named), as KubeVirt's
+   * controller does, and the condition goes when the pull succeeds (vmiPullConditions).
+   * Best effort: the VM's status carries the same reason either way.
+   */
+  private async writePullCondition(key: string, vmi: VirtualMachineInstance, pod: V1Pod): Promise<void> {
+    const conditions = vmiPullConditions(vmi, pod, new Date(this.now()));
+    if (!conditions) return;
+    try {
+      await this.client.patchCustomStatus('virtualmachineinstances', vmi.metadata.namespace ?? 'default', vmi.metadata.name ?? '', { conditions });
+      // The cache's copy, so the same conditions are not written again before the watch catches up.
+      vmi.status = { ...(vmi.status ?? {}), conditions };
+    } catch (err) {
+      this.opts.log.warn({ vm: key, err: errorMessage(err) }, "writing the VMI's image pull condition failed");
+    }
   }
 
   /** Writes the status if it changed; a transient one (Starting) may wait a moment (statusWrite). */

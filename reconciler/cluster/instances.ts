@@ -202,6 +202,51 @@ export function podScheduling(pod: V1Pod | undefined): { scheduled: boolean; uns
   return { scheduled: false };
 }
 
+/** The kubelet's waiting reasons for an image it cannot pull (KubeVirt copies them onto the VM). */
+export const IMAGE_PULL_REASONS = ['ErrImagePull', 'ImagePullBackOff'] as const;
+export type ImagePullReason = (typeof IMAGE_PULL_REASONS)[number];
+
+/**
+ * The first container of the launcher Pod (init containers first, in order) that the
+ * kubelet reports waiting on an image it cannot pull: a containerDisk (or kernelBoot) image
+ * that does not exist, or a registry that refuses it. The message names the image and the
+ * container, then the kubelet's own words.
+ */
+export function podImagePullError(pod: V1Pod | undefined): { reason: ImagePullReason; container: string; image: string; message: string } | undefined {
+  if (!pod) return undefined;
+  const specImage = (name: string) => [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) => c.name === name)?.image;
+  for (const s of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
+    const reason = s.state?.waiting?.reason;
+    if (reason !== 'ErrImagePull' && reason !== 'ImagePullBackOff') continue;
+    // The spec's reference is what the user wrote; the status may hold a resolved one.
+    const image = specImage(s.name) ?? s.image ?? '(unknown image)';
+    const said = s.state?.waiting?.message;
+    return { reason, container: s.name, image, message: `cannot pull image ${image} (container ${s.name}): ${said ?? reason}` };
+  }
+  return undefined;
+}
+
+/**
+ * The VMI's conditions as the controller wants them while the launcher Pod waits on an image
+ * (KubeVirt's virt-controller sets Synchronized=False with the container's reason and
+ * message), or `undefined` when nothing is to be written. Only before the node agent has
+ * reported the VMI (no phase, or Pending/Scheduling/Scheduled): after that the conditions are
+ * the agent's. A condition of this kind whose cause is gone (the image appeared) is removed.
+ */
+export function vmiPullConditions(vmi: VirtualMachineInstance, pod: V1Pod | undefined, now: Date): Condition[] | undefined {
+  const phase = vmi.status?.phase;
+  if (vmi.metadata.deletionTimestamp || (phase !== undefined && phase !== 'Pending' && phase !== 'Scheduling' && phase !== 'Scheduled')) return undefined;
+  const conditions = vmi.status?.conditions ?? [];
+  const current = conditions.find((c) => c.type === 'Synchronized');
+  const ours = current !== undefined && current.status === 'False' && (IMAGE_PULL_REASONS as readonly string[]).includes(current.reason ?? '');
+  const err = podImagePullError(pod);
+  const others = conditions.filter((c) => c.type !== 'Synchronized');
+  if (!err) return ours ? others : undefined;
+  if (ours && current.reason === err.reason && current.message === err.message) return undefined;
+  if (current && !ours) return undefined; // someone else's Synchronized condition: not ours to replace
+  return [...others, { type: 'Synchronized', status: 'False', reason: err.reason, message: err.message, lastTransitionTime: ours && current.lastTransitionTime ? current.lastTransitionTime : now.toISOString() }];
+}
+
 function ms(t: Date | string | undefined | null): number | undefined {
   if (t === undefined || t === null) return undefined;
   const v = new Date(t).getTime();
@@ -232,12 +277,19 @@ export function observeInstance(vmi: VirtualMachineInstance | undefined, pod: V1
       phase = 'Failed';
       reason = 'LauncherPodFinished';
       message = pod?.status?.message ?? `launcher Pod ${pod?.metadata?.name} is ${podPhase}`;
-    } else if (!vmi.status?.phase || phase === 'Pending' || phase === 'Scheduling') {
+    } else if (!vmi.status?.phase || phase === 'Pending' || phase === 'Scheduling' || phase === 'Scheduled') {
       const s = podScheduling(pod);
+      // On its node, the kubelet may be unable to pull an image (a containerDisk that does not
+      // exist): the VM shows ErrImagePull/ImagePullBackOff (core/status.ts), as KubeVirt's does.
+      const pull = s.scheduled ? podImagePullError(pod) : undefined;
       if (s.unschedulable !== undefined) {
         phase = 'Scheduling';
         reason = 'Unschedulable';
         message = s.unschedulable;
+      } else if (pull) {
+        phase = 'Scheduled';
+        reason = pull.reason;
+        message = pull.message;
       } else if (s.scheduled) {
         phase = 'Scheduled';
       } else {

@@ -10,8 +10,9 @@
  * Push a VM → Running and Ready, the Pod `virt-launcher-<vm>-xxxxx` Running on the kubelet
  * node, the guest's markers on its serial log; SIGKILL of the compute container's main process
  * → a new VMI and Pod (runStrategy Always); a kubelet restart → the same QEMU keeps running;
- * the VM leaves git → Pod, domain, socket and Pod dirs gone. One testenv (control plane +
- * node) for the file, torn down at the end.
+ * the VM leaves git → Pod, domain, socket and Pod dirs gone; a VM whose containerDisk image
+ * does not exist → ErrImagePull/ImagePullBackOff on the VM and its VMI, Running once the image
+ * is pushed. One testenv (control plane + node) for the file, torn down at the end.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,7 +25,7 @@ import { DEFAULT_BACKOFF_POLICY } from '../../../reconciler/core/index.js';
 import { runAgent, runController, type AgentHandle, type ControllerHandle } from '../../../reconciler/cluster/run.js';
 import { renderLauncherPod } from '../../../synth/launcher-pod.js';
 import { IMAGE_BUILD_MS, inPod, pidsWhere, ppidOf, startKubeletEnv, type KubeletEnv } from '../../helpers/kubelet.js';
-import { GUEST_MARKERS } from '../../helpers/test-guest.js';
+import { ensureTestGuest, GUEST_MARKERS } from '../../helpers/test-guest.js';
 import { waitFor } from '../../helpers/wait.js';
 import { gitFixture, testGuestVm, type GitFixture } from '../standalone/fixture.js';
 import { crdDocuments, getVm, identities, listJson, type Env, type Identities } from './harness.js';
@@ -178,4 +179,44 @@ describe.skipIf(!testenv || !root)('the agent beside a real kubelet', () => {
     await waitFor("the kubelet's Pod dir gone", () => (existsSync(join(env.node.dir, 'kubelet', 'pods', podUid)) ? undefined : true), 60_000);
     expect(pidsWhere((_c, pid) => inPod(pid, podUid))).toEqual([]);
   }, 300_000);
+
+  it('a containerDisk image that does not exist → the VM shows ErrImagePull/ImagePullBackOff, the VMI names the image; pushed → Running', async () => {
+    const name = 'ka-pull';
+    const repo = `virtops/ka-late-disk-${Date.now().toString(36)}`;
+    const vm: VirtualMachine = testGuestVm({ image: `${env.podRegistry}/virtops/test-guest:latest`, name });
+    vm.metadata.namespace = NS;
+    const spec = vm.spec.template.spec;
+    spec.domain.devices.disks = [...(spec.domain.devices.disks ?? []), { name: 'containerdisk', disk: { bus: 'virtio' } }];
+    spec.volumes = [...(spec.volumes ?? []), { name: 'containerdisk', containerDisk: { image: `${env.podRegistry}/${repo}:latest` } }];
+    const template = renderLauncherPod(vm, { launcherImage: env.launcherImage, libvirtDaemon: 'pod', nodeSocketDir: socketDir, emulation: 'tcg' });
+    template.spec.containers[0]!.args!.push('--insecure-registry', env.podRegistry);
+    await git.commitDist({ 'crds.k8s.yaml': crdDocuments(), [`${name}.k8s.yaml`]: [vm, template].map((d) => YAML.stringify(d)).join('---\n') }, 'a VM whose disk image is not there yet');
+
+    const pullReasons = ['ErrImagePull', 'ImagePullBackOff'];
+    const shown = await waitFor('the VM ErrImagePull or ImagePullBackOff', async () => {
+      const s = (await getVm(ids.admin, NS, name))?.status;
+      return s?.printableStatus && pullReasons.includes(s.printableStatus) ? s : undefined;
+    }, 180_000, 500);
+    expect(shown.ready ?? false).toBe(false);
+    expect(shown.conditions?.find((c) => c.type === 'Ready')?.message).toContain(repo);
+    const cond = await waitFor("the VMI's Synchronized condition naming the image", async () => {
+      const c = (await vmis()).find((v) => v.metadata.name === name)?.status?.conditions?.find((x) => x.type === 'Synchronized');
+      return c && pullReasons.includes(c.reason ?? '') ? c : undefined;
+    }, 60_000);
+    expect(cond.status).toBe('False');
+    expect(cond.message).toContain(`${repo}:latest`);
+
+    // The image appears: the kubelet's next pull (back-off 10 s, doubling) succeeds.
+    await env.node.pushImage((await ensureTestGuest()).ociDisk, repo);
+    await waitFor('the VM Running and Ready once the image is there', async () => {
+      const v = await getVm(ids.admin, NS, name);
+      return v?.status?.printableStatus === 'Running' && v.status.ready === true ? true : undefined;
+    }, 600_000, 500);
+    const vmi = (await vmis()).find((v) => v.metadata.name === name);
+    expect(vmi?.status?.conditions?.find((c) => c.type === 'Synchronized')?.reason ?? '').not.toMatch(/ImagePull/);
+
+    await git.commitDist({ 'crds.k8s.yaml': crdDocuments() }, 'the pull VM leaves');
+    await waitFor('its VMI and launcher Pod gone', async () => ((await vmis()).length === 0 && (await launcherPods()).length === 0 ? true : undefined), 240_000, 500);
+    await waitFor('its QEMU gone', () => (pidsWhere((c) => /qemu-system-x86_64/.test(c) && c.includes(`guest=${NS}_${name}`)).length === 0 ? true : undefined), 60_000);
+  }, 900_000);
 });
