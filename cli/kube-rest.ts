@@ -168,6 +168,29 @@ export class KubeRest {
     return new KubeRest(t);
   }
 
+  /**
+   * From a loaded client-node KubeConfig (its current context): the controller's own
+   * credentials, in-cluster ones included, for the dashboard's calls through ClusterAccess.
+   * Credentials are taken once (a rotating in-cluster token: rebuild it).
+   */
+  static async fromKubeConfig(kc: import('@kubernetes/client-node').KubeConfig): Promise<KubeRest> {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    const o: RequestOptions = { headers: {} };
+    await kc.applyToHTTPSOptions(o);
+    const h = (o.headers ?? {}) as Record<string, string>;
+    const auth = h['Authorization'] ?? h['authorization'];
+    const ctx = kc.getContextObject(kc.getCurrentContext());
+    return new KubeRest({
+      source: 'the controller\'s kubeconfig',
+      context: kc.getCurrentContext(),
+      server: new URL(cluster.server),
+      namespace: ctx?.namespace ?? 'default',
+      tls: { ...(o.ca ? { ca: o.ca } : {}), ...(o.cert ? { cert: o.cert as Buffer } : {}), ...(o.key ? { key: o.key as Buffer } : {}), ...(cluster.skipTLSVerify ? { rejectUnauthorized: false } : {}), ...(cluster.tlsServerName ? { servername: cluster.tlsServerName } : {}) },
+      headers: auth ? { authorization: auth } : {},
+    });
+  }
+
   private options(method: string, path: string, headers: Record<string, string>): RequestOptions {
     const s = this.target.server;
     const base = s.pathname.replace(/\/$/, '');

@@ -21,6 +21,7 @@ import { registerSsh } from './commands/ssh.js';
 import { registerVmActions } from './commands/vm-actions.js';
 import { registerDiff } from './commands/diff.js';
 import { registerController } from './commands/controller.js';
+import { registerDashboard } from './commands/dashboard.js';
 import { registerAgent } from './commands/agent.js';
 import { registerTestenv } from './commands/testenv.js';
 import { registerReconcile } from './commands/reconcile.js';
@@ -56,6 +57,7 @@ export const EXAMPLES: Record<string, string[]> = {
   diff: ['virtops diff                                 # what up would do next', 'virtops diff --kubeconfig ~/.kube/config        # ./dist against the cluster'],
   reconcile: ['virtops reconcile --kubeconfig ~/.kube/config'],
   controller: ['virtops controller --kubeconfig admin.kubeconfig --repo https://git.example/vms.git --leader-elect'],
+  dashboard: ['virtops dashboard --kubeconfig admin.kubeconfig', 'virtops dashboard --kubeconfig admin.kubeconfig --url http://localhost:8687   # through kubectl port-forward'],
   agent: ['virtops agent --node $(hostname) --process-runtime --tls-cert-file node.crt --tls-private-key-file node.key --client-ca-file kubelet-client-ca.crt'],
   testenv: ['npx virtops testenv up --dir /tmp/kube && export KUBECONFIG=/tmp/kube/kubeconfig'],
   'testenv build': ['npx virtops testenv build'],
@@ -104,6 +106,7 @@ export function buildProgram(): Command {
   registerVmActions(program);
   registerDiff(program);
   registerController(program);
+  registerDashboard(program);
   registerAgent(program);
   registerTestenv(program);
   registerReconcile(program);

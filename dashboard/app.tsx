@@ -188,7 +188,8 @@ interface VmView {
   status?: { printableStatus?: string; ready?: boolean; runStrategy?: string; conditions?: { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }[] };
   override?: { action: string; at: number; revision: string };
   failure?: { reason: string; message: string };
-  instance?: { uid: string; createdAt: string; pid?: number; domain: string; podDir: string; launcherLog: string; serialLog: string };
+  /** Cluster mode adds the launcher Pod and its node (and leaves pid and the files empty). */
+  instance?: { uid: string; createdAt: string; pid?: number; domain: string; podDir: string; launcherLog: string; serialLog: string; pod?: string; node?: string; podPhase?: string };
   events: { type: string; reason: string; message: string; time?: number | string; firstTime?: number | string; count?: number }[];
 }
 
@@ -281,7 +282,8 @@ function VmPage({ ns, name }: { ns: string; name: string }) {
         <dt>Run strategy</dt><dd>{st?.runStrategy ?? spec?.spec?.runStrategy ?? ''}</dd>
         <dt>Override</dt><dd data-testid="override">{vm.override ? <>{vm.override.action} (requested {when(vm.override.at)}; cleared by the next commit that changes this VM)</> : 'none: git rules'}</dd>
         {vm.instance ? <><dt>Instance</dt><dd><code>{vm.instance.uid}</code>, domain <code>{vm.instance.domain}</code>, created {when(vm.instance.createdAt)}</dd></> : null}
-        {vm.instance ? <><dt>Launcher Pod</dt><dd>pid {vm.instance.pid ?? '?'}, dir <code class="wrap">{vm.instance.podDir}</code>, log <code class="wrap">{vm.instance.launcherLog}</code>, serial log <code class="wrap">{vm.instance.serialLog}</code></dd></> : null}
+        {vm.instance?.node !== undefined ? <><dt>Launcher Pod</dt><dd data-testid="launcher-pod"><code>{vm.instance.pod || '(none yet)'}</code>{vm.instance.podPhase ? ` (${vm.instance.podPhase})` : ''} on node <code>{vm.instance.node || '(unscheduled)'}</code></dd></> : null}
+        {vm.instance && vm.instance.node === undefined ? <><dt>Launcher Pod</dt><dd>pid {vm.instance.pid ?? '?'}, dir <code class="wrap">{vm.instance.podDir}</code>, log <code class="wrap">{vm.instance.launcherLog}</code>, serial log <code class="wrap">{vm.instance.serialLog}</code></dd></> : null}
         {vm.failure ? <><dt>Failure</dt><dd class="error">{vm.failure.reason}: {vm.failure.message}</dd></> : null}
       </dl>
       <div class="actions" role="group" aria-label="Actions (each records an override)">
@@ -356,9 +358,9 @@ interface DiffEntry {
 }
 
 function DiffPage() {
-  const [d, setD] = useState<{ applied?: string; next?: string; entries: DiffEntry[] } | undefined>();
+  const [d, setD] = useState<{ applied?: string; next?: string; entries: DiffEntry[]; note?: string } | undefined>();
   const [error, setError] = useState('');
-  const load = (): void => void get<{ applied?: string; next?: string; entries: DiffEntry[] }>('/api/v1/dashboard/diff').then(setD, (e: Error) => setError(e.message));
+  const load = (): void => void get<{ applied?: string; next?: string; entries: DiffEntry[]; note?: string }>('/api/v1/dashboard/diff').then(setD, (e: Error) => setError(e.message));
   useEffect(load, []);
   if (error) return <p role="alert" class="error">{error}</p>;
   if (!d) return <p class="muted">Computing what the next reconcile would do…</p>;
@@ -367,6 +369,7 @@ function DiffPage() {
     <>
       <div class="row"><h1>Diff</h1><button type="button" onClick={load}>Refresh</button></div>
       <p>Applied <code>{short(d.applied)}</code>{d.next && d.next !== d.applied ? <>, next <code>{short(d.next)}</code></> : ' (the source holds no newer revision)'}. {changing.length} of {d.entries.length} VMs would change.</p>
+      {d.note ? <p class="muted" data-testid="diff-note">{d.note}</p> : null}
       {d.entries.map((e) => (
         <section key={e.vm} class="diff-entry" aria-label={`${e.vm}: ${e.change}`}>
           <h2><a href={`/vms/${e.vm.split('/').map(encodeURIComponent).join('/')}`}>{e.vm}</a> <span class={`change ${e.change}`}>{e.change}</span></h2>

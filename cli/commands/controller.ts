@@ -23,17 +23,29 @@ export function registerController(program: Command): void {
     .option('--no-freshness-check', 'accepted for compatibility and ignored: the synth check is off unless --verify-synth')
     .option('--crash-loop-backoff <duration>', 'CrashLoopBackOff: the wait before restarting a VM that failed, doubling per failure in a row', '10s')
     .option('--crash-loop-backoff-max <duration>', 'CrashLoopBackOff: the longest wait between restarts', '5m')
+    .option('--launcher-libvirt-daemon <where>', "pod: every launcher Pod runs its own libvirt daemon (real kubelet nodes; the install manifests pass it) | external: the node's libvirtd (process-runtime agents); default: as each template in git says")
+    .option('--launcher-socket-dir <dir>', "with --launcher-libvirt-daemon pod: the node dir launcher Pods publish their sockets in, the agents' --launcher-socket-dir (default /var/lib/virtops/launchers)")
     .option('--cache-dir <dir>', 'keep the git clone here, reused across restarts (default: a temp dir removed on exit)')
-    .action(async (raw: RawControllerFlags) => {
+    .option('--dashboard-listen <host:port>', 'serve the web dashboard on this address (off by default); sign in with the link `virtops dashboard --kubeconfig F` prints (the token is in Secret virtops-dashboard of --namespace)')
+    .action(async (raw: RawControllerFlags & { dashboardListen?: string }) => {
       const [{ runController, validateControllerFlags }, { pino }] = await Promise.all([import('../../reconciler/cluster/run.js'), import('pino')]);
-      const v = validateControllerFlags(raw);
-      if (!v.ok) throw new Error(`invalid flags:\n  ${v.errors.join('\n  ')}`);
+      const { dashboardListen, ...flags } = raw;
+      const v = validateControllerFlags(flags);
+      const dash = dashboardListen === undefined ? undefined : (await import('../../reconciler/cluster/dashboard.js')).parseDashboardListen(dashboardListen);
+      const errors = [...(v.ok ? [] : v.errors), ...(dash && 'error' in dash ? [dash.error] : [])];
+      if (!v.ok || errors.length) throw new Error(`invalid flags:\n  ${errors.join('\n  ')}`);
       const log = pino({ name: 'virtops-controller', level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'info' });
       const handle = await runController(v.config, log);
+      // The dashboard (reconciler/cluster/dashboard.ts): beside the controller, reading the API server.
+      const dashboard = dash && !('error' in dash) ? await (await import('../../reconciler/cluster/dashboard.js')).startControllerDashboard(handle, v.config, dash, log.child({ component: 'dashboard' })) : undefined;
+      const stopAll = async (): Promise<void> => {
+        await dashboard?.stop();
+        await handle.stop();
+      };
       const code = await new Promise<number>((resolve) => {
         const onSignal = (sig: NodeJS.Signals): void => {
           log.info({ signal: sig }, 'signal received; stopping');
-          handle.stop().then(() => resolve(0), () => resolve(1));
+          stopAll().then(() => resolve(0), () => resolve(1));
         };
         process.once('SIGTERM', onSignal);
         process.once('SIGINT', onSignal);
