@@ -347,8 +347,9 @@ export function dataVolumeStatus(rec: ImportRecord): DataVolumeStatus {
 export function volumeGate(
   volumes: readonly { name: string; dataVolume?: { name: string }; persistentVolumeClaim?: { claimName: string } }[] | undefined,
   statusOf: (claim: string) => DataVolumeStatus | undefined,
-): { reason: 'DataVolumeError' | 'Provisioning'; message: string } | undefined {
-  let waiting: string | undefined;
+  opts: { pendingIsUnbound?: boolean } = {},
+): { reason: 'DataVolumeError' | 'Provisioning' | 'WaitingForVolumeBinding'; message: string } | undefined {
+  let waiting: { reason: 'Provisioning' | 'WaitingForVolumeBinding'; message: string } | undefined;
   for (const v of volumes ?? []) {
     const claim = v.dataVolume?.name ?? v.persistentVolumeClaim?.claimName;
     if (!claim) continue;
@@ -358,9 +359,11 @@ export function volumeGate(
     if (st.phase === 'Failed' || (run?.status === 'False' && run.reason === 'Error')) {
       return { reason: 'DataVolumeError', message: `DataVolume ${claim} (volume ${v.name}) is in Failed phase: ${run?.message ?? 'the import failed'}` };
     }
-    waiting ??= `waiting for DataVolume ${claim} (volume ${v.name}): ${st.phase} ${st.progress}`;
+    // Cluster mode: a Pending DataVolume has no node's claim yet (KubeVirt: an unbound PVC).
+    const reason = opts.pendingIsUnbound && st.phase === 'Pending' ? 'WaitingForVolumeBinding' : 'Provisioning';
+    waiting ??= { reason, message: `waiting for DataVolume ${claim} (volume ${v.name}): ${st.phase} ${st.progress}` };
   }
-  return waiting ? { reason: 'Provisioning', message: waiting } : undefined;
+  return waiting;
 }
 
 /** Retry delay after `attempts` failures: 10 s doubling to 5 min (CDI restarts its importer Pod with a backoff too). */

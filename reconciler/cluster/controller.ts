@@ -20,7 +20,7 @@ import {
 import { revisionName } from '../../api/instancetype-revision.js';
 import { LABEL_CREATED_BY, LABEL_VM_NAME, renderLauncherPod } from '../../synth/launcher-pod.js';
 import type { PodManifest } from '../../synth/pod-types.js';
-import { type BackoffPolicy, DEFAULT_BACKOFF_POLICY, OVERRIDE_ANNOTATION, canonicalJson, parseOverride, type Override } from '../core/index.js';
+import { type BackoffPolicy, DEFAULT_BACKOFF_POLICY, OVERRIDE_ANNOTATION, canonicalJson, parseOverride, reconcileStateFromStatus, vmIntent, type ObservedInstance, type Override } from '../core/index.js';
 import { PAUSED_ANNOTATION } from './requests.js';
 import type { Informer } from './informer.js';
 import {
@@ -65,6 +65,11 @@ export interface VmControllerOptions {
   concurrency?: number;
   backoffPolicy?: BackoffPolicy;
   now?: () => number;
+  /**
+   * Why a VM may not start yet because of its volumes (DataVolumes: datavolumes.ts
+   * `DataVolumeGate`); undefined: it may.
+   */
+  volumeGate?: (vm: VirtualMachine) => Promise<{ reason: string; message: string } | undefined>;
 }
 
 export class VmController {
@@ -85,6 +90,8 @@ export class VmController {
   private readonly created = new Map<string, VirtualMachineInstance>();
   /** The last invalid override annotation warned about, per VM (warned once per value). */
   private readonly badOverrides = new Map<string, string>();
+  /** The volume gate of each VM as its current reconcile saw it (read by `observe`). */
+  private readonly volumeGates = new Map<string, { reason: string; message: string; override?: Override; status?: VirtualMachineStatus }>();
   private resyncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly now: () => number;
@@ -208,6 +215,9 @@ export class VmController {
     // The VM with its instancetype and preference applied: what a new VMI gets, and what the
     // running one is compared with (an edited instancetype shows RestartRequired until a restart).
     const desired = await this.expand(key, vm);
+    const gate = this.opts.volumeGate ? await this.opts.volumeGate(desired) : undefined;
+    if (gate) this.volumeGates.set(key, { ...gate, ...(override ? { override } : {}), ...(status ? { status } : {}) });
+    else this.volumeGates.delete(key);
     return reconcileVm(key, { vm: desired, ...(status ? { status } : {}), ...(override ? { override } : {}) }, this.deps);
   }
 
@@ -354,6 +364,20 @@ export class VmController {
     }
   }
 
+  /**
+   * A VM that wants to run while its DataVolumes are not ready: a Pending stand-in instance
+   * with the gate's reason (as `virtops up`'s backend does), so the reconcile neither starts
+   * it nor backs off, and the status shows WaitingForVolumeBinding/Provisioning/DataVolumeError.
+   */
+  private waitingForVolumes(key: string, vm: VirtualMachine): ObservedInstance | undefined {
+    const gate = this.volumeGates.get(key);
+    if (!gate) return undefined;
+    const now = this.now();
+    const remembered = reconcileStateFromStatus(gate.status);
+    if (!vmIntent(vm, undefined, { now, ...(gate.override ? { override: gate.override } : {}), ...(remembered.onceCompleted ? { onceCompleted: true } : {}) }).wantRunning) return undefined;
+    return { uid: 'waiting-for-volumes', phase: 'Pending', reason: gate.reason, message: gate.message, spec: vm.spec.template.spec, createdAt: now };
+  }
+
   private readonly instances: InstanceStore = {
     observe: async (key, vm) => {
       const vmi = this.currentVmi(key, vm);
@@ -373,7 +397,7 @@ export class VmController {
         // It ran on a node and its launcher Pod is gone (deleted, evicted): the guest went with it.
         return { ...observed, phase: 'Failed', reason: 'LauncherPodGone', message: `the launcher Pod of this VMI on node ${vmi.status.nodeName} is gone`, ready: false, finishedAt: observed.finishedAt ?? this.now() };
       }
-      return observed;
+      return observed ?? this.waitingForVolumes(key, vm);
     },
     create: async (key, vm, reason) => {
       if (this.currentVmi(key, vm)) {
@@ -449,6 +473,7 @@ export class VmController {
     this.created.delete(key);
     this.badOverrides.delete(key);
     this.expansions.delete(key);
+    this.volumeGates.delete(key);
   }
 
   /**

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, statfs } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { isIPv4 } from 'node:net';
-import { isAbsolute } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { startConsoleServer, type ConsoleServer } from './console-server.js';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -25,6 +25,10 @@ import { KubeletLaunchers, MAX_SOCKET_DIR_BYTES } from './kubelet-launchers.js';
 import { DEFAULT_NODE_SOCKET_DIR } from '../../synth/launcher-pod.js';
 import { VmController } from './controller.js';
 import { PoolController } from './pool-controller.js';
+import { DataVolumeGate, DataVolumeImporter } from './datavolumes.js';
+import { isDataVolume } from '../../api/datavolume.js';
+import { ImageStore } from '../../launcher/volumes/image-store.js';
+import type { VirtualMachineInstance } from '../../api/kubevirt.js';
 import { isPool } from '../../api/pool.js';
 import { vmKeyOf } from './instances.js';
 import { HttpKubeClient, type KubeClient, errorMessage, loadKubeConfig } from './kube.js';
@@ -214,11 +218,14 @@ export interface ControllerHandle {
 export async function runController(config: ControllerConfig, log: Logger, opts: { client?: KubeClient; statusCoalesceMs?: number } = {}): Promise<ControllerHandle> {
   const client = opts.client ?? new HttpKubeClient(loadKubeConfig(config.kubeconfig));
   const applier = new Applier(client, { namespace: config.namespace, log: log.child({ component: 'apply' }) });
-  const controller = new VmController(client, {
+  const controller: VmController = new VmController(client, {
     log: log.child({ component: 'vm-controller' }), resyncMs: Math.max(config.intervalMs, 10_000),
     ...(opts.statusCoalesceMs !== undefined ? { statusCoalesceMs: opts.statusCoalesceMs } : {}),
     ...(config.backoffPolicy ? { backoffPolicy: config.backoffPolicy } : {}),
+    volumeGate: (vm) => dataVolumes.gate(vm),
   });
+  // DataVolumes (datavolumes.ts): templates become DataVolumes, VMs wait for their imports.
+  const dataVolumes: DataVolumeGate = new DataVolumeGate(client, { log: log.child({ component: 'datavolumes' }), vms: () => controller.listVms(), enqueueVm: (k) => controller.queue.add(k) });
   const pools = new PoolController(client, { log: log.child({ component: 'pool-controller' }), resyncMs: Math.max(config.intervalMs, 10_000) });
   const source = new GitSource({
     repo: config.repo, branch: config.branch, distPath: config.distPath, pollIntervalMs: config.intervalMs, resyncIntervalMs: Math.max(config.intervalMs, 30_000),
@@ -241,6 +248,7 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
       try {
         await applier.apply(rev, { beforeInventory: (plan) => controller.clearOverrides(changedVmKeys(plan)) });
         // No pool informers (nor 404 retries on clusters without the pool CRD) until git has a pool.
+        if (rev.manifests.some((m) => isDataVolume(m as { apiVersion?: unknown; kind?: unknown }))) dataVolumes.start();
         if (rev.manifests.some(isPool)) void pools.start().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'starting the pool controller failed'));
       } catch (err) {
         log.error({ sha: rev.sha, err: errorMessage(err) }, 'applying the revision failed; retrying at the next interval');
@@ -352,6 +360,7 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
       await handling;
       await pools.stop();
       await controller.stop();
+      await dataVolumes.stop();
       await elector?.stop();
     },
   };
@@ -398,6 +407,15 @@ export async function runAgent(
     resyncMs: config.intervalMs, capacity: { ephemeralStorageBytes: fs.blocks * fs.bsize, ...(opts.capacity ?? {}) },
   });
   await agent.start();
+  // Process runtime: DataVolumes are imported into this node's claims (datavolumes.ts).
+  const importer = config.processRuntime
+    ? new DataVolumeImporter(client, {
+        nodeName: config.node, pvcDir: join(config.stateDir, 'pvcs'), log: log.child({ component: 'datavolumes' }), probeMs: Math.max(config.intervalMs, 2000),
+        imageStore: new ImageStore({ dir: join(config.stateDir, 'images'), insecureRegistries: config.insecureRegistries }),
+        claimsInUse: () => claimsOnNode(agent.vmis.list() as unknown as VirtualMachineInstance[], config.node),
+      })
+    : undefined;
+  importer?.start();
   let consoleServer: ConsoleServer | undefined;
   const c = config.console;
   if (c) {
@@ -414,8 +432,22 @@ export async function runAgent(
     client, agent, ...(consoleServer ? { console: consoleServer } : {}),
     stop: async () => {
       await consoleServer?.close();
+      await importer?.stop();
       await agent.stop();
       await domains.close();
     },
   };
+}
+
+/** `ns/claim` of each claim a VMI on `node` uses (pure). */
+export function claimsOnNode(vmis: readonly VirtualMachineInstance[], node: string): Set<string> {
+  const out = new Set<string>();
+  for (const vmi of vmis) {
+    if (vmi.status?.nodeName !== node) continue;
+    for (const v of vmi.spec.volumes ?? []) {
+      const claim = v.persistentVolumeClaim?.claimName ?? v.dataVolume?.name ?? v.ephemeral?.persistentVolumeClaim?.claimName;
+      if (claim) out.add(`${vmi.metadata.namespace ?? 'default'}/${claim}`);
+    }
+  }
+  return out;
 }

@@ -1,0 +1,155 @@
+/**
+ * DataVolumes in cluster mode on the real control plane (etcd, kube-apiserver, scheduler,
+ * controller-manager), real git, a real HTTP server on this host serving the test guest's
+ * qcow2, and real launchers on libvirt's test:///default driver (the claim is materialized
+ * and handed to the domain; nothing boots). git holds the CRDs (virtops' and the DataVolume
+ * CRD of reconciler/cluster/datavolumes.ts) and one VM whose dataVolumeTemplates import that
+ * qcow2:
+ *
+ * 1. a wrong checksum: the controller creates the DataVolume (owned by the VM), the node
+ *    agent takes it (`virtops.io/import-node`), the import fails, the DataVolume is Failed
+ *    (Running=False reason Error, the mismatch named), the VM shows DataVolumeError, no VMI,
+ *    no claim file;
+ * 2. the right checksum in git: the DataVolume is updated from the template, imported once
+ *    into `<state-dir>/pvcs/<ns>/<dv>/disk.img` (raw, the requested size), Succeeded 100.0%,
+ *    and the VM runs;
+ * 3. the VM leaves git (pruned): the garbage collector deletes its DataVolume, the agent
+ *    removes the claim.
+ *
+ * The controller and agent run with the admin client: synth/install.ts's RBAC has no
+ * DataVolume rights yet (see reconciler/cluster/README.md, "DataVolumes").
+ * Snapshots in cluster mode are not done yet (issue 13 part 3, cluster side).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import YAML from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DataVolume } from '../../../api/datavolume.js';
+import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevirt.js';
+import { ALL_CRDS, renderCrd } from '../../../synth/crds.js';
+import { IMPORT_NODE_ANNOTATION, dataVolumeCrd } from '../../../reconciler/cluster/datavolumes.js';
+import type { AgentHandle, ControllerHandle } from '../../../reconciler/cluster/run.js';
+import { ensureTestGuest } from '../../helpers/test-guest.js';
+import { bareVm, vmDocuments } from '../standalone/fixture.js';
+import { clusterTestenv } from './testenv-fixture.js';
+import {
+  deleteNode, deleteVmsAndWait, getVm, gitFixture, identities, listJson, startAgent, startController, stopLaunchersUnder, tempDir, until, type Env, type Identities,
+} from './harness.js';
+
+const env = clusterTestenv();
+const suffix = randomBytes(3).toString('hex');
+const NS = `vo-it-dv-${suffix}`;
+const NODE = `vo-it-node-${suffix}`;
+const VM = 'dv-vm';
+const DV = 'dv-vm-root';
+
+describe.skipIf(!env)('cluster mode: DataVolume import (real control plane, HTTP server, test:///default launchers)', () => {
+  const e = env as Env;
+  let ids: Identities;
+  let git: Awaited<ReturnType<typeof gitFixture>>;
+  let state: Awaited<ReturnType<typeof tempDir>>;
+  let controller: ControllerHandle;
+  let agent: AgentHandle;
+  let server: Server;
+  let url: string;
+  let sha256: string;
+  let requests = 0;
+
+  const vm = (checksum: string): VirtualMachine => {
+    const v = bareVm(VM);
+    v.metadata.namespace = NS;
+    v.spec.dataVolumeTemplates = [{
+      metadata: { name: DV, annotations: { 'virtops.io/checksum': `sha256:${checksum}` } },
+      spec: { source: { http: { url } }, storage: { resources: { requests: { storage: '16Mi' } } } },
+    }];
+    const spec = v.spec.template.spec;
+    spec.domain.devices.disks = [{ name: 'root', disk: { bus: 'virtio' } }];
+    spec.volumes = [{ name: 'root', dataVolume: { name: DV } }];
+    return v;
+  };
+  const crds = () => [...ALL_CRDS.map((c) => renderCrd(c)), dataVolumeCrd()].map((d) => YAML.stringify(d)).join('---\n');
+  const commit = (checksum: string | undefined, message: string) => git.commitDist({
+    'crds.k8s.yaml': crds(),
+    ...(checksum ? { [`${VM}.k8s.yaml`]: vmDocuments(vm(checksum)) } : {}),
+  }, message);
+  const dv = async () => (await listJson<DataVolume>(ids.admin, 'cdi.kubevirt.io/v1beta1', 'DataVolume', NS)).find((d) => d.metadata.name === DV);
+  const vmStatus = async () => (await getVm(ids.admin, NS, VM))?.status?.printableStatus;
+  const claim = () => join(state.dir, 'pvcs', NS, DV, 'disk.img');
+
+  beforeAll(async () => {
+    const guest = await ensureTestGuest();
+    sha256 = createHash('sha256').update(await readFile(guest.disk)).digest('hex');
+    server = createServer((req, res) => {
+      requests++;
+      if (req.url !== '/disk.qcow2') return void res.writeHead(404).end('not here');
+      void stat(guest.disk).then((st) => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': st.size });
+        createReadStream(guest.disk).pipe(res);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}/disk.qcow2`;
+    const real = await identities(e, NS);
+    // synth/install.ts grants no DataVolume rights yet: both run as admin here.
+    ids = { ...real, controller: { ...real.controller, client: real.admin }, agent: { ...real.agent, client: real.admin } };
+    git = await gitFixture();
+    state = await tempDir('vo-it-dv-agent-');
+    agent = await startAgent(ids, NODE, state.dir, 'test:///default');
+    controller = await startController(ids, git, NS);
+  }, 180_000);
+
+  afterAll(async () => {
+    if (ids) await deleteVmsAndWait(ids.admin, NS);
+    await controller?.stop();
+    await agent?.stop();
+    if (state) await stopLaunchersUnder(state.dir);
+    if (ids) {
+      await deleteNode(ids.admin, NODE);
+      await ids.admin.delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } }).catch(() => undefined);
+    }
+    await git?.cleanup();
+    await state?.cleanup();
+    await new Promise((r) => server?.close(r));
+  }, 180_000);
+
+  it('a wrong checksum: the DataVolume fails, the VM shows DataVolumeError, no VMI, no claim', async () => {
+    await commit('0'.repeat(64), 'a VM whose DataVolume has a wrong checksum');
+    await until('VM DataVolumeError', async () => (await vmStatus()) === 'DataVolumeError', 120_000);
+    const d = (await dv())!;
+    expect(d.status?.phase).toBe('Failed');
+    expect(d.status?.restartCount).toBeGreaterThanOrEqual(1);
+    expect(d.status?.conditions.find((c) => c.type === 'Running')).toMatchObject({ status: 'False', reason: 'Error', message: expect.stringMatching(/checksum mismatch/) });
+    expect(d.metadata.annotations?.[IMPORT_NODE_ANNOTATION]).toBe(NODE);
+    const owner = (await getVm(ids.admin, NS, VM))!;
+    expect(d.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'VirtualMachine', name: VM, uid: owner.metadata.uid, controller: true })]);
+    const ready = owner.status?.conditions?.find((c) => c.type === 'Ready');
+    expect(ready?.message ?? '').toMatch(/checksum mismatch/);
+    expect(await listJson<VirtualMachineInstance>(ids.admin, 'kubevirt.io/v1', 'VirtualMachineInstance', NS)).toEqual([]);
+    expect(existsSync(claim())).toBe(false);
+  }, 200_000);
+
+  it('the right checksum: imported once into a raw claim of the requested size, the VM runs', async () => {
+    const before = requests;
+    await commit(sha256, 'the right checksum');
+    await until('VM Running', async () => (await vmStatus()) === 'Running', 180_000);
+    const d = (await dv())!;
+    expect(d.status).toMatchObject({ phase: 'Succeeded', progress: '100.0%', claimName: DV });
+    expect(d.status?.conditions.map((c) => `${c.type}=${c.status}`)).toEqual(['Bound=True', 'Ready=True', 'Running=False']);
+    const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', '-U', claim()])).stdout) as { format: string; 'virtual-size': number };
+    expect(info).toMatchObject({ format: 'raw', 'virtual-size': 16 * 1024 * 1024 });
+    expect(requests - before).toBe(1);
+    const vmis = await listJson<VirtualMachineInstance>(ids.admin, 'kubevirt.io/v1', 'VirtualMachineInstance', NS);
+    expect(vmis.map((v) => v.spec.volumes?.find((x) => x.name === 'root')?.dataVolume?.name)).toEqual([DV]);
+  }, 240_000);
+
+  it('the VM leaves git: its DataVolume goes with it (garbage collector) and the agent removes the claim', async () => {
+    await commit(undefined, 'the VM leaves git');
+    await until('VM gone', async () => (await getVm(ids.admin, NS, VM)) === undefined, 120_000);
+    await until('DataVolume gone', async () => (await dv()) === undefined, 120_000);
+    await until('claim removed', async () => !existsSync(join(state.dir, 'pvcs', NS, DV)), 60_000);
+  }, 240_000);
+});
