@@ -65,6 +65,7 @@ export const VIRTOPS_CRD_NAMES = ALL_CRDS.map(crdName);
 /** Objects the controller keeps in its namespace (reconciler/cluster: leader.ts, apply.ts). */
 export const CONTROLLER_LEASE_NAME = CONTROLLER_NAME;
 export const INVENTORY_CONFIGMAP_NAME = 'virtops-inventory';
+export const DASHBOARD_SECRET_NAME = 'virtops-dashboard';
 export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
 
 export const CONTROLLER_RULES: k8s.PolicyRule[] = [
@@ -72,6 +73,8 @@ export const CONTROLLER_RULES: k8s.PolicyRule[] = [
   { apiGroups: [GROUP], resources: ['virtualmachines/status', 'virtualmachineinstances/status'], verbs: ['get', 'update', 'patch'] },
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+  // The dashboard (--dashboard-listen): the VM page's events timeline.
+  { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['get', 'list', 'watch'] },
   // Instancetypes and preferences: applied from git, read to expand VMs when they start.
   { apiGroups: [INSTANCETYPE_GROUP], resources: ['virtualmachineinstancetypes', 'virtualmachineclusterinstancetypes', 'virtualmachinepreferences', 'virtualmachineclusterpreferences'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
   // VirtualMachinePools: applied from git; the pool controller creates/deletes their VMs and writes their status.
@@ -90,6 +93,9 @@ export const CONTROLLER_NAMESPACE_RULES: k8s.PolicyRule[] = [
   { apiGroups: [''], resources: ['configmaps'], resourceNames: [INVENTORY_CONFIGMAP_NAME], verbs: ['get', 'list', 'watch', 'patch'] },
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
   { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
+  // The dashboard's login token (reconciler/cluster/dashboard.ts): created once, read at start, its URL annotated.
+  { apiGroups: [''], resources: ['secrets'], resourceNames: [DASHBOARD_SECRET_NAME], verbs: ['get', 'patch'] },
+  { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
 ];
 
 export const AGENT_RULES: k8s.PolicyRule[] = [

@@ -82,7 +82,10 @@ describe('install manifests', () => {
     expect(allows(role.rules, '', 'configmaps', 'get', 'other')).toBe(false);
     // RBAC cannot restrict create by name: an unnamed create rule, and nothing else unnamed.
     expect(allows(role.rules, '', 'configmaps', 'create')).toBe(true);
-    expect(role.rules.filter((r: Obj) => !r.resourceNames).flatMap((r: Obj) => r.verbs)).toEqual(['create', 'create']);
+    expect(role.rules.filter((r: Obj) => !r.resourceNames).flatMap((r: Obj) => r.verbs)).toEqual(['create', 'create', 'create']);
+    // The dashboard's login token: its own Secret by name, no other.
+    expect(allows(role.rules, '', 'secrets', 'get', 'virtops-dashboard')).toBe(true);
+    expect(allows(role.rules, '', 'secrets', 'get', 'other')).toBe(false);
   });
 
   it('names the objects the cluster code uses (reconciler/cluster keeps its own copies: no cdk8s import at runtime)', async () => {
