@@ -26,6 +26,7 @@
  * on wall time and RSS; CPU time is printed because other load on the machine moves it less.
  * --json prints one JSON line with every figure instead of the table.
  */
+import { emitJson, JSON_FLAG, say } from './report.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -40,10 +41,9 @@ import { bareVm, gitFixture } from '../test/integration/standalone/fixture.js';
 import { cleanupStateDir, makeStateDir, waitFor } from '../test/integration/standalone/harness.js';
 import { npmEnv, packedTarball } from '../test/integration/package/tarball.js';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '20' }, skip: { type: 'string', default: '' }, json: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '20' }, skip: { type: 'string', default: '' }, ...JSON_FLAG } });
 const RUNS = Number(values.runs);
 const skip = new Set(values.skip.split(',').filter(Boolean));
-const say = (s: string) => void (values.json ? process.stderr : process.stdout).write(`${s}\n`);
 
 interface Figure {
   label: string;
@@ -244,7 +244,7 @@ async function main(): Promise<void> {
     // The 1-minute load average at the end: other work on the machine slows both sides.
     const result = { runs: RUNS, node: process.version, cores: availableParallelism(), loadAverage: Math.round(loadavg()[0]! * 10) / 10, figures, ratios };
     if (values.json) {
-      process.stdout.write(`${JSON.stringify(result)}\n`);
+      emitJson('cli', result);
     } else {
       say(`\np50 of ${RUNS} runs each, interleaved; load average ${result.loadAverage} on ${result.cores} cores`);
       say(`  ${'command'.padEnd(30)} ${'wall'.padStart(10)} ${'max RSS'.padStart(10)} ${'CPU'.padStart(10)}`);

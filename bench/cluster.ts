@@ -3,7 +3,7 @@
  * kube-apiserver, kube-scheduler, kube-controller-manager), real git, launchers on libvirt's
  * test:///default driver.
  *
- *   npx tsx bench/cluster.ts [--vms 100] [--rss-vms 1000] [--skip writes,scale,rss]
+ *   npx tsx bench/cluster.ts [--vms 100] [--rss-vms 1000] [--skip writes,scale,rss] [--json]
  *
  * 1. API writes per VM from apply to Running: every write the controller and the agent make
  *    goes through HttpKubeClient, which counts them; one VM is pushed and the writes naming it
@@ -19,6 +19,7 @@
  *    launcher Pods in its caches), as a separate `virtops controller` process. Target < 200
  *    MiB. Baseline: the same process idle with no VM.
  */
+import { emitJson, say } from './report.js';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,8 +85,9 @@ async function stopPool(dir: string): Promise<void> {
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'vo-bench-cluster-'));
   const started = Date.now();
+  const json: Record<string, unknown> = {};
   const cp = await startControlPlane({ dir: join(dir, 'cp') });
-  console.log(`control plane ${cp.kubernetesVersion} up in ${Date.now() - started} ms`);
+  say(`control plane ${cp.kubernetesVersion} up in ${Date.now() - started} ms`);
   const admin = new HttpKubeClient(loadKubeConfig(cp.kubeconfigPath));
   const ns = (n: string) => admin.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: n } } as KubernetesObject);
   const git = await gitFixture();
@@ -140,11 +142,12 @@ async function main(): Promise<void> {
         const apply = by((w) => w.verb === 'apply');
         const creates = by((w) => w.verb === 'create');
         const updates = by((w) => w.verb !== 'apply' && w.verb !== 'create');
-        console.log('\n## API writes per VM, apply → Running (1 VM, test:///default)');
-        for (const w of ours) console.log(`  ${w.verb.padEnd(12)} ${w.resource.padEnd(26)} ${w.name}`);
-        console.log(`  server-side apply: ${apply}, creates (VMI, Pod): ${creates}, updates/patches: ${updates}, events: ${events} (not counted)`);
-        console.log(`  updates/patches per VM: ${updates} (target ≤ 4; KubeVirt perf-scale ~8.5 → ratio ${(updates / 8.5).toFixed(2)})`);
-        console.log(`  all writes incl. apply and creates: ${apply + creates + updates}`);
+        say('\n## API writes per VM, apply → Running (1 VM, test:///default)');
+        for (const w of ours) say(`  ${w.verb.padEnd(12)} ${w.resource.padEnd(26)} ${w.name}`);
+        say(`  server-side apply: ${apply}, creates (VMI, Pod): ${creates}, updates/patches: ${updates}, events: ${events} (not counted)`);
+        say(`  updates/patches per VM: ${updates} (target ≤ 4; KubeVirt perf-scale ~8.5 → ratio ${(updates / 8.5).toFixed(2)})`);
+        say(`  all writes incl. apply and creates: ${apply + creates + updates}`);
+        json['writesPerVm'] = { serverSideApply: apply, creates, updatesAndPatches: updates, events, writes: ours.map((w) => `${w.verb} ${w.resource}`) };
       }
 
       if (!skip.has('scale')) {
@@ -167,9 +170,10 @@ async function main(): Promise<void> {
           await admin.patchCustomStatus('virtualmachines', 'floor', n, { printableStatus: 'Running' });
         }));
         const floorMs = Date.now() - b0;
-        console.log(`\n## ${N} VMs from one push → all Running (test:///default, pool runtime)`);
-        console.log(`  virtops: ${(ms / 1000).toFixed(1)} s (target < 30 s); API floor (create VM+VMI+Pod, patch 2 statuses, no controller): ${(floorMs / 1000).toFixed(1)} s; ratio ${(ms / floorMs).toFixed(1)}`);
-        console.log(`  controller writes total ${controllerClient.totalWrites}, agent writes total ${agentClient.totalWrites}`);
+        say(`\n## ${N} VMs from one push → all Running (test:///default, pool runtime)`);
+        say(`  virtops: ${(ms / 1000).toFixed(1)} s (target < 30 s); API floor (create VM+VMI+Pod, patch 2 statuses, no controller): ${(floorMs / 1000).toFixed(1)} s; ratio ${(ms / floorMs).toFixed(1)}`);
+        say(`  controller writes total ${controllerClient.totalWrites}, agent writes total ${agentClient.totalWrites}`);
+        json['scale'] = { vms: N, pushToAllRunningMs: ms, apiFloorMs: floorMs, ratio: ms / floorMs, controllerWrites: controllerClient.totalWrites, agentWrites: agentClient.totalWrites };
         // Clean up the scale namespace's VMs through git (prune) so their launchers stop.
         await push(git, vmsIn('bench', ['warmup']), 'scale down');
         await controller.source.checkNow('manual');
@@ -206,15 +210,17 @@ async function main(): Promise<void> {
         }
         const loaded = Math.max(...samples);
         const low = Math.min(...samples);
-        console.log(`\n## controller RSS with ${M} VMs (${M} VMIs, ${M} Pending launcher Pods cached; converged in ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
-        console.log(`  idle (1 VM): ${mib(idle)} MiB; with ${M} VMs: ${mib(loaded)} MiB (max of 5 samples, 1 s apart; min ${mib(low)}; target < 200 MiB); ratio ${(loaded / idle).toFixed(2)}`);
-        console.log(`  (the controller runs as \`node cli/bin.js controller\`: ${process.env['VIRTOPS_NO_BUNDLE'] ? 'through tsx (VIRTOPS_NO_BUNDLE set)' : 'from the reconciler bundle; VIRTOPS_NO_BUNDLE=1 measures the tsx path'})`);
+        say(`\n## controller RSS with ${M} VMs (${M} VMIs, ${M} Pending launcher Pods cached; converged in ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+        say(`  idle (1 VM): ${mib(idle)} MiB; with ${M} VMs: ${mib(loaded)} MiB (max of 5 samples, 1 s apart; min ${mib(low)}; target < 200 MiB); ratio ${(loaded / idle).toFixed(2)}`);
+        say(`  (the controller runs as \`node cli/bin.js controller\`: ${process.env['VIRTOPS_NO_BUNDLE'] ? 'through tsx (VIRTOPS_NO_BUNDLE set)' : 'from the reconciler bundle; VIRTOPS_NO_BUNDLE=1 measures the tsx path'})`);
+        json['controllerRss'] = { vms: M, idleMiB: Number(mib(idle)), loadedMaxMiB: Number(mib(loaded)), loadedMinMiB: Number(mib(low)), bundle: !process.env['VIRTOPS_NO_BUNDLE'] };
         proc.kill('SIGTERM');
         await proc;
       } finally {
         await rssGit.cleanup();
       }
     }
+    emitJson('cluster', { kubernetes: cp.kubernetesVersion, ...json });
   } finally {
     for (const s of stops.reverse()) await s().catch(() => undefined);
     await cp.stop();

@@ -1,10 +1,11 @@
 /**
  * Converter throughput: VMI → domain XML for a typical VM (4 disks, 2 NICs, EFI), against
  * a baseline measured in the same run (serialising the same VMI with JSON.stringify), so
- * the ratio is comparable across machines. Run: npx tsx bench/convert.ts
+ * the ratio is comparable across machines. Run: npx tsx bench/convert.ts [--json]
  */
 import type * as api from '../api/kubevirt.js';
 import { convertVmi, nodeContext } from '../launcher/convert/index.js';
+import { emitJson, say } from './report.js';
 
 const vmi: api.VirtualMachineInstance = {
   apiVersion: 'kubevirt.io/v1',
@@ -50,6 +51,7 @@ function opsPerSecond(fn: () => unknown, ms = 1500): number {
 
 const baseline = opsPerSecond(() => JSON.stringify(vmi, null, 2));
 const convert = opsPerSecond(() => convertVmi(vmi, ctx));
-console.log(`baseline JSON.stringify(VMI): ${baseline.toFixed(0)} ops/s`);
-console.log(`convertVmi (typical VM):      ${convert.toFixed(0)} ops/s (${(1000 / convert).toFixed(3)} ms each)`);
-console.log(`ratio convert/baseline:       ${(convert / baseline).toFixed(3)}`);
+say(`baseline JSON.stringify(VMI): ${baseline.toFixed(0)} ops/s`);
+say(`convertVmi (typical VM):      ${convert.toFixed(0)} ops/s (${(1000 / convert).toFixed(3)} ms each)`);
+say(`ratio convert/baseline:       ${(convert / baseline).toFixed(3)}`);
+emitJson('convert', { baselineOpsPerS: baseline, convertOpsPerS: convert, convertMsEach: 1000 / convert, ratio: convert / baseline });

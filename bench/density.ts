@@ -11,8 +11,9 @@
  * code and command sockets, hosted in one pool process, because one launcher process pair
  * costs ~240 MB RSS and 2-3 s CPU to start under tsx (see the report printed at the end).
  *
- *   npx tsx bench/density.ts [--vms 200] [--rss-vms 1000]
+ *   npx tsx bench/density.ts [--vms 200] [--rss-vms 1000] [--json]
  */
+import { emitJson, say } from './report.js';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,11 +89,11 @@ async function main(): Promise<void> {
 
     const t1 = performance.now();
     await git.commitVms(Array.from({ length: RSS_N }, (_, i) => bareVm(`vm${i}`)), `${RSS_N} VMs`);
-    console.log(`${N} VMs: all Running ${took.toFixed(2)} s after the push (baseline ${base.toFixed(2)} s); up RSS ${at200.rss.toFixed(0)} MiB`);
+    say(`${N} VMs: all Running ${took.toFixed(2)} s after the push (baseline ${base.toFixed(2)} s); up RSS ${at200.rss.toFixed(0)} MiB`);
     const complete = await waitFor(`${RSS_N} VMs Running`, () => allRunning(up.server, RSS_N), RSS_WAIT_S * 1000, 500).then(() => true, () => false);
     const took1000 = (performance.now() - t1) / 1000;
     const runningNow = (await listVms(up.server)).vms.filter((v) => v.status?.printableStatus === 'Running').length;
-    if (!complete) console.log(`only ${runningNow} of ${RSS_N} VMs Running after ${RSS_WAIT_S} s (the pool's launchers are the bottleneck); RSS below is read now`);
+    if (!complete) say(`only ${runningNow} of ${RSS_N} VMs Running after ${RSS_WAIT_S} s (the pool's launchers are the bottleneck); RSS below is read now`);
     // Let the allocator settle after the burst, then read RSS.
     await new Promise((r) => setTimeout(r, 5000));
     const at1000 = await rssMiB(upPid);
@@ -124,7 +125,12 @@ async function main(): Promise<void> {
       ['launcher pool RSS (not the reconciler)', `${RSS_N} launchers`, `${pool.rss.toFixed(0)} MiB`, '', ''],
     ];
     const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    console.log(rows.map((r) => r.map((c, i) => c.padEnd(w[i]! + 2)).join('')).join('\n'));
+    say(rows.map((r) => r.map((c, i) => c.padEnd(w[i]! + 2)).join('')).join('\n'));
+    emitJson('density', {
+      vms: N, rssVms: RSS_N, upIdleRssMiB: { tsx: idleCliRss.rss, bundle: idleBundle.rss },
+      pushToAllRunningS: took, virshBaselineS: base, ratio: took / base, upRssMiB: at200.rss,
+      large: { complete, running: runningNow, pushToAllRunningS: took1000, upRssMiB: at1000.rss, upPeakMiB: at1000.hwm, upSteadyRssMiB: steady.rss, restartAdoptS: adopt, rssAfterAdoptMiB: afterAdopt.rss, launcherPoolRssMiB: pool.rss },
+    });
   } finally {
     await up.stop().catch(() => undefined);
     const poolPid = (await execa('pgrep', ['-f', `launcher-pool --socket ${stateDir}/pool.sock`], { reject: false })).stdout.trim();

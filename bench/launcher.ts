@@ -3,7 +3,7 @@
  * `virsh define && virsh start` of the same converter output measured in the same run,
  * and the memory and idle CPU the launcher + monitor cost per VM.
  *
- *   npx tsx bench/launcher.ts [--iterations 5] [--paths bin,tsx] [--idle-seconds 3]
+ *   npx tsx bench/launcher.ts [--iterations 5] [--paths bin,tsx] [--idle-seconds 3] [--json]
  *
  * Paths: `bin` is what the node agent runs (`node cli/bin.js launcher-monitor ...`: the
  * prebuilt bundle, scripts/build-bundles.mjs); `tsx` is the TypeScript source under tsx
@@ -19,6 +19,7 @@
  * splits shared pages among the processes mapping them; USS (private pages) is what one
  * more VM adds.
  */
+import { emitJson, say } from './report.js';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -225,8 +226,9 @@ async function main(): Promise<void> {
   }
 
   const vm = median(virshMs);
-  console.log(`launcher benchmark (${iterations} iterations, medians; load average ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')})`);
-  console.log(`  virsh define && virsh start (baseline):  ${vm.toFixed(0)} ms   [${virshMs.map((x) => x.toFixed(0)).join(', ')}]`);
+  const json: Record<string, unknown> = { iterations, virshDefineStartMs: vm };
+  say(`launcher benchmark (${iterations} iterations, medians; load average ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')})`);
+  say(`  virsh define && virsh start (baseline):  ${vm.toFixed(0)} ms   [${virshMs.map((x) => x.toFixed(0)).join(', ')}]`);
   for (const path of paths) {
     const s = samples[path];
     const med = (f: (x: Sample) => number): number => median(s.map(f));
@@ -238,19 +240,27 @@ async function main(): Promise<void> {
     const phaseNames = Object.keys(s[0]?.phases ?? {});
     const memLine = (label: string, f: (x: Sample) => Mem): string =>
       `    ${label.padEnd(22)} RSS ${mib(med((x) => f(x).rss)).padStart(6)} MiB   PSS ${mib(med((x) => f(x).pss)).padStart(6)} MiB   USS ${mib(med((x) => f(x).uss)).padStart(6)} MiB`;
-    console.log(`  [${path}] ${path === 'bin' ? 'node cli/bin.js launcher-monitor (bundle)' : 'node --import tsx cli/main.ts launcher-monitor'}`);
-    console.log(`    spawn → socket answering (startup): ${med((x) => x.startupMs).toFixed(0)} ms   (not in the ratio)`);
-    console.log(`    sync → running (PUT /v1/vmi):       ${lm.toFixed(0)} ms   [${s.map((x) => x.syncMs.toFixed(0)).join(', ')}]`);
-    console.log(`    inside the launcher (median ms):    ${phaseNames.map((k) => `${k} ${med((x) => x.phases[k] ?? 0)}`).join(', ')}`);
-    console.log(`    ratio launcher / baseline:          ${(lm / vm).toFixed(2)}   (target ≤ 1.30)`);
-    console.log(`    ratio without volume preparation:   ${(withoutVolumes / vm).toFixed(2)}   (${withoutVolumes.toFixed(0)} ms: the define waits for validation only)`);
-    console.log(`    ... and without validation:         ${(withoutBoth / vm).toFixed(2)}   (${withoutBoth.toFixed(0)} ms: checks, convert, define, start)`);
-    console.log(memLine('monitor', (x) => x.monitor));
-    console.log(memLine('launcher', (x) => x.launcher));
-    console.log(memLine('launcher children', (x) => x.launcherChildren));
-    console.log(`${memLine('monitor + launcher', (x) => addMem(x.monitor, x.launcher))}   (target < 60 MiB)`);
-    console.log(`    idle CPU (monitor + launcher + children): ${med((x) => x.idleCpuMsPerS).toFixed(1)} ms per second`);
+    say(`  [${path}] ${path === 'bin' ? 'node cli/bin.js launcher-monitor (bundle)' : 'node --import tsx cli/main.ts launcher-monitor'}`);
+    say(`    spawn → socket answering (startup): ${med((x) => x.startupMs).toFixed(0)} ms   (not in the ratio)`);
+    say(`    sync → running (PUT /v1/vmi):       ${lm.toFixed(0)} ms   [${s.map((x) => x.syncMs.toFixed(0)).join(', ')}]`);
+    say(`    inside the launcher (median ms):    ${phaseNames.map((k) => `${k} ${med((x) => x.phases[k] ?? 0)}`).join(', ')}`);
+    say(`    ratio launcher / baseline:          ${(lm / vm).toFixed(2)}   (target ≤ 1.30)`);
+    say(`    ratio without volume preparation:   ${(withoutVolumes / vm).toFixed(2)}   (${withoutVolumes.toFixed(0)} ms: the define waits for validation only)`);
+    say(`    ... and without validation:         ${(withoutBoth / vm).toFixed(2)}   (${withoutBoth.toFixed(0)} ms: checks, convert, define, start)`);
+    say(memLine('monitor', (x) => x.monitor));
+    say(memLine('launcher', (x) => x.launcher));
+    say(memLine('launcher children', (x) => x.launcherChildren));
+    say(`${memLine('monitor + launcher', (x) => addMem(x.monitor, x.launcher))}   (target < 60 MiB)`);
+    say(`    idle CPU (monitor + launcher + children): ${med((x) => x.idleCpuMsPerS).toFixed(1)} ms per second`);
+    const memMiB = (f: (x: Sample) => Mem) => ({ rss: Number(mib(med((x) => f(x).rss))), pss: Number(mib(med((x) => f(x).pss))), uss: Number(mib(med((x) => f(x).uss))) });
+    json[path] = {
+      startupMs: med((x) => x.startupMs), syncToRunningMs: lm, ratioToVirsh: lm / vm, withoutVolumesMs: withoutVolumes, withoutValidationMs: withoutBoth,
+      phasesMs: Object.fromEntries(phaseNames.map((k) => [k, med((x) => x.phases[k] ?? 0)])),
+      memoryMiB: { monitor: memMiB((x) => x.monitor), launcher: memMiB((x) => x.launcher), launcherChildren: memMiB((x) => x.launcherChildren), monitorPlusLauncher: memMiB((x) => addMem(x.monitor, x.launcher)) },
+      idleCpuMsPerS: med((x) => x.idleCpuMsPerS),
+    };
   }
+  emitJson('launcher', json);
 }
 
 await main();

@@ -8,8 +8,9 @@
  * The stages come from virtops up's own log: source (push → revision applied), launcher
  * start (process spawned → socket open → VMI synced), domain start.
  *
- *   npx tsx bench/push.ts [--pushes 10]
+ *   npx tsx bench/push.ts [--pushes 10] [--json]
  */
+import { emitJson, say } from './report.js';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -141,7 +142,12 @@ async function main(): Promise<void> {
     ['  stage: launcher spawned → VMI synced', ms(p50(stage.launcher)), '(node+tsx start of monitor and launcher, define, start)', ''],
   ];
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  console.log(`p50 over ${PUSHES} pushes\n${rows.map((r) => r.map((c, i) => c.padEnd(w[i]! + 2)).join('')).join('\n')}`);
+  emitJson('push', {
+    pushes: PUSHES, pushToDomainRunningP50Ms: p50(latencies), virshBaselineP50Ms: p50(baseline), ratio: p50(latencies) / p50(baseline),
+    stagesP50Ms: { sourceToApplied: p50(stage.source), appliedToSpawned: p50(stage.plan), spawnedToSynced: p50(stage.launcher) },
+    latenciesMs: latencies, baselineMs: baseline,
+  });
+  say(`p50 over ${PUSHES} pushes\n${rows.map((r) => r.map((c, i) => c.padEnd(w[i]! + 2)).join('')).join('\n')}`);
 }
 
 await main();

@@ -2,8 +2,9 @@
  * Source and core figures: how long from `git push` to a published revision (watch vs
  * poll), against the floor of one `git rev-parse` + `git fetch` + worktree cycle measured in
  * the same run; and how long the pure core takes to decide and compute status for 10 000 VMs.
- *   npx tsx bench/source.ts
+ *   npx tsx bench/source.ts [--json]
  */
+import { emitJson, say } from './report.js';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { computeVmStatus, decideVmActions, type ObservedInstance } from '../reconciler/core/index.js';
@@ -72,7 +73,8 @@ const floor = await gitFloor();
 const watch = await pushToRevision('watch');
 const poll = await pushToRevision('poll');
 const core = coreThroughput(10_000);
-console.log(`commit+push+rev-parse (floor)     ${floor.toFixed(0)} ms (median of ${ROUNDS})`);
-console.log(`commit+push → revision, watch     ${watch.toFixed(0)} ms  (${(watch / floor).toFixed(2)}× floor)`);
-console.log(`commit+push → revision, poll 250ms ${poll.toFixed(0)} ms  (${(poll / floor).toFixed(2)}× floor)`);
-console.log(`core: decide + status for 10 000 VMs ${core.toFixed(0)} ms (${((core / 10_000) * 1000).toFixed(1)} µs/VM)`);
+say(`commit+push+rev-parse (floor)     ${floor.toFixed(0)} ms (median of ${ROUNDS})`);
+say(`commit+push → revision, watch     ${watch.toFixed(0)} ms  (${(watch / floor).toFixed(2)}× floor)`);
+say(`commit+push → revision, poll 250ms ${poll.toFixed(0)} ms  (${(poll / floor).toFixed(2)}× floor)`);
+say(`core: decide + status for 10 000 VMs ${core.toFixed(0)} ms (${((core / 10_000) * 1000).toFixed(1)} µs/VM)`);
+emitJson('source', { rounds: ROUNDS, gitFloorMs: floor, pushToRevisionWatchMs: watch, pushToRevisionPoll250Ms: poll, ratioWatchToFloor: watch / floor, ratioPollToFloor: poll / floor, coreDecideStatus10kVmsMs: core });

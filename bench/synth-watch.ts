@@ -24,13 +24,14 @@ import { runSynth } from '../synth/run.js';
 import { plainApp } from './plain-cdk8s-app.js';
 import { YAML_CACHE_FILE_ENV } from '../synth/validated-report.js';
 import { watchSynth, type WatchUpdate } from '../synth/watch.js';
+import { emitJson, JSON_FLAG, say } from './report.js';
 
 const { values } = parseArgs({
   options: {
     vms: { type: 'string', default: '1000' },
     runs: { type: 'string', default: '3' },
     edits: { type: 'string', default: '5' },
-    json: { type: 'boolean', default: false },
+    ...JSON_FLAG,
   },
 });
 const VMS = Number(values.vms);
@@ -40,9 +41,6 @@ const CHARTS = 10;
 const PER_CHART = VMS / CHARTS;
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tsx = path.join(repo, 'node_modules/.bin/tsx');
-const say = (line: string): void => {
-  if (!values.json) console.log(line);
-};
 
 const chartModule = (c: number, memoryBase: number): string => `
 import { Chart } from 'cdk8s';
@@ -192,16 +190,13 @@ async function main(): Promise<void> {
       watchWorkerCpuP50Ms: Math.round(median(edits.map((x) => x.cpuMs))),
       watchUpdatesMs: edits.map((x) => Math.round(x.ms)),
     };
-    if (values.json) {
-      console.log(JSON.stringify(result));
-      return;
-    }
-    console.log(`synth --watch benchmark: ${VMS} VMs in ${CHARTS} chart modules, ${objects} objects; load average ${load}`);
-    console.log(`  plain cdk8s app, same objects, median of ${RUNS}: ${(b / 1000).toFixed(2)} s`);
-    console.log(`  full virtops synth, cold (no YAML cache), median of ${RUNS}: ${(f / 1000).toFixed(2)} s   ratio ${(f / b).toFixed(2)}x (goal <= 1.2x: ${f / b <= 1.2 ? 'met' : 'MISSED'})`);
-    console.log(`  full virtops synth, warm YAML cache, one VM edited, median of ${RUNS}: ${(fw / 1000).toFixed(2)} s   ratio ${(fw / b).toFixed(2)}x (goal <= 1.2x: ${fw / b <= 1.2 ? 'met' : 'MISSED'})`);
-    console.log(`  watch: first synthesis in a cold worker ${(coldStart / 1000).toFixed(2)} s`);
-    console.log(`  watch: one VM edited -> dist/ updated, p50 of ${EDITS}: ${w.toFixed(0)} ms (max ${result.watchUpdateMaxMs} ms; app ${result.watchAppP50Ms} ms, validation ${result.watchValidateP50Ms} ms, worker CPU ${result.watchWorkerCpuP50Ms} ms) goal <= 300 ms: ${w <= 300 ? 'met' : 'MISSED'}`);
+    emitJson('synth-watch', result);
+    say(`synth --watch benchmark: ${VMS} VMs in ${CHARTS} chart modules, ${objects} objects; load average ${load}`);
+    say(`  plain cdk8s app, same objects, median of ${RUNS}: ${(b / 1000).toFixed(2)} s`);
+    say(`  full virtops synth, cold (no YAML cache), median of ${RUNS}: ${(f / 1000).toFixed(2)} s   ratio ${(f / b).toFixed(2)}x (goal <= 1.2x: ${f / b <= 1.2 ? 'met' : 'MISSED'})`);
+    say(`  full virtops synth, warm YAML cache, one VM edited, median of ${RUNS}: ${(fw / 1000).toFixed(2)} s   ratio ${(fw / b).toFixed(2)}x (goal <= 1.2x: ${fw / b <= 1.2 ? 'met' : 'MISSED'})`);
+    say(`  watch: first synthesis in a cold worker ${(coldStart / 1000).toFixed(2)} s`);
+    say(`  watch: one VM edited -> dist/ updated, p50 of ${EDITS}: ${w.toFixed(0)} ms (max ${result.watchUpdateMaxMs} ms; app ${result.watchAppP50Ms} ms, validation ${result.watchValidateP50Ms} ms, worker CPU ${result.watchWorkerCpuP50Ms} ms) goal <= 300 ms: ${w <= 300 ? 'met' : 'MISSED'}`);
   } finally {
     await fs.rm(dsl, { recursive: true, force: true });
     await fs.rm(plain, { recursive: true, force: true });

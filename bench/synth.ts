@@ -5,7 +5,7 @@
  * cdk8s app that emits the very same objects as raw ApiObjects (same process model: a tsx
  * child writing one file per chart). Both measured in this run, median of N.
  *
- *   npx tsx bench/synth.ts [--vms 1000] [--runs 3]
+ *   npx tsx bench/synth.ts [--vms 1000] [--runs 3] [--json]
  *
  * Targets: virtops synth of 1,000 VMs < 5 s; ratio to the plain cdk8s app ≤ 1.5x.
  * Cold: the on-disk YAML cache (synth/yaml-cache.ts) is off here, so every run serializes
@@ -20,9 +20,10 @@ import { execa } from 'execa';
 import YAML from 'yaml';
 import { runSynth } from '../synth/run.js';
 import { plainApp } from './plain-cdk8s-app.js';
+import { emitJson, JSON_FLAG, say } from './report.js';
 
 process.env.VIRTOPS_SYNTH_CACHE = 'off';
-const { values } = parseArgs({ options: { vms: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' } } });
+const { values } = parseArgs({ options: { vms: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, ...JSON_FLAG } });
 const VMS = Number(values.vms);
 const RUNS = Number(values.runs);
 const CHARTS = 10;
@@ -103,13 +104,14 @@ async function main(): Promise<void> {
 
     const o = median(ours);
     const b = median(base);
-    console.log(`synth benchmark: ${VMS} VMs in ${CHARTS} charts, ${objects} objects (VMs + launcher Pods + CRDs + install), median of ${RUNS}`);
-    console.log(`  virtops synth (DSL, launcher Pods, validation, swap): ${o.toFixed(2)} s   runs: ${ours.map((x) => x.toFixed(2)).join(', ')}   target < 5 s: ${o < 5 ? 'met' : 'MISSED'}`);
-    console.log(`  plain cdk8s app, same objects as raw ApiObjects:      ${b.toFixed(2)} s   runs: ${base.map((x) => x.toFixed(2)).join(', ')}`);
+    say(`synth benchmark: ${VMS} VMs in ${CHARTS} charts, ${objects} objects (VMs + launcher Pods + CRDs + install), median of ${RUNS}`);
+    say(`  virtops synth (DSL, launcher Pods, validation, swap): ${o.toFixed(2)} s   runs: ${ours.map((x) => x.toFixed(2)).join(', ')}   target < 5 s: ${o < 5 ? 'met' : 'MISSED'}`);
+    say(`  plain cdk8s app, same objects as raw ApiObjects:      ${b.toFixed(2)} s   runs: ${base.map((x) => x.toFixed(2)).join(', ')}`);
     const a = median(appOnly);
-    console.log(`  ratio: ${(o / b).toFixed(2)}x   target <= 1.5x: ${o / b <= 1.5 ? 'met' : 'MISSED'}`);
-    console.log(`  breakdown: DSL app alone (cdk8s synth + launcher Pods) ${a.toFixed(2)} s (${(a / b).toFixed(2)}x baseline); `
+    say(`  ratio: ${(o / b).toFixed(2)}x   target <= 1.5x: ${o / b <= 1.5 ? 'met' : 'MISSED'}`);
+    say(`  breakdown: DSL app alone (cdk8s synth + launcher Pods) ${a.toFixed(2)} s (${(a / b).toFixed(2)}x baseline); `
       + `virtops synth's own checks (parse, validate, swap) ${(o - a).toFixed(2)} s`);
+    emitJson('synth', { vms: VMS, charts: CHARTS, objects, runs: RUNS, virtopsS: o, plainCdk8sS: b, ratio: o / b, dslAppAloneS: a, virtopsRunsS: ours, plainRunsS: base });
   } finally {
     await fs.rm(dsl, { recursive: true, force: true });
     await fs.rm(plain, { recursive: true, force: true });

@@ -5,8 +5,9 @@
  *     relaunch (same VMI, launcher restarted): the ratios show what the store saves;
  *   - boot the test guest from those volumes (TCG): start → VIRTOPS-GUEST-READY,
  *     RSS of its QEMU, ACPI shutdown → shut off.
- * Run: npx tsx bench/volumes.ts [--runs N] [--no-boot]
+ * Run: npx tsx bench/volumes.ts [--runs N] [--no-boot] [--json]
  */
+import { emitJson, say } from './report.js';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,10 +78,11 @@ try {
     await rm(store.dir, { recursive: true, force: true });
   }
   const c = median(cold);
-  console.log(`materialize, median of ${runs} (containerDisk + kernelBoot + emptyDisk 1Gi + NoCloud ISO):`);
-  console.log(`  cold store (baseline): ${c.toFixed(0)} ms`);
-  console.log(`  warm store, new VM:    ${median(warm).toFixed(0)} ms  (${(c / median(warm)).toFixed(1)}x faster than cold)`);
-  console.log(`  relaunch, same VMI:    ${median(relaunch).toFixed(0)} ms  (${(c / median(relaunch)).toFixed(1)}x faster than cold)`);
+  const json: Record<string, unknown> = { runs, materializeMs: { coldStore: c, warmStoreNewVm: median(warm), relaunchSameVmi: median(relaunch) } };
+  say(`materialize, median of ${runs} (containerDisk + kernelBoot + emptyDisk 1Gi + NoCloud ISO):`);
+  say(`  cold store (baseline): ${c.toFixed(0)} ms`);
+  say(`  warm store, new VM:    ${median(warm).toFixed(0)} ms  (${(c / median(warm)).toFixed(1)}x faster than cold)`);
+  say(`  relaunch, same VMI:    ${median(relaunch).toFixed(0)} ms  (${(c / median(relaunch)).toFixed(1)}x faster than cold)`);
 
   if (boot) {
     const v = vmiFor(`boot${process.pid}`, images);
@@ -108,12 +110,14 @@ try {
       await new Promise((r) => setTimeout(r, 50));
     }
     const off = ms(t);
-    console.log('test guest (TCG, 128Mi, direct kernel boot from the kernelBoot image):');
-    console.log(`  start → VIRTOPS-GUEST-READY: ${(ready / 1000).toFixed(2)} s`);
-    console.log(`  QEMU RSS when ready:         ${(rssKb / 1024).toFixed(0)} MiB`);
-    console.log(`  virsh shutdown → shut off:   ${(off / 1000).toFixed(2)} s`);
+    say('test guest (TCG, 128Mi, direct kernel boot from the kernelBoot image):');
+    say(`  start → VIRTOPS-GUEST-READY: ${(ready / 1000).toFixed(2)} s`);
+    say(`  QEMU RSS when ready:         ${(rssKb / 1024).toFixed(0)} MiB`);
+    say(`  virsh shutdown → shut off:   ${(off / 1000).toFixed(2)} s`);
+    json['testGuest'] = { startToReadyMs: ready, qemuRssMiB: rssKb / 1024, shutdownToOffMs: off };
     await releaseVolumes(v, opts, { deleteVm: true });
   }
+  emitJson('volumes', json);
 } finally {
   for (const d of domains) {
     await virsh('destroy', d);
