@@ -136,7 +136,7 @@ export class InstallChart extends Chart {
       this.clusterRole(`${AGENT_NAME}-process-runtime`, AGENT_NAME, ns, PROCESS_RUNTIME_AGENT_RULES);
       this.role(`${AGENT_NAME}-node-lease`, AGENT_NAME, ns, NODE_LEASE_NAMESPACE, PROCESS_RUNTIME_NODE_LEASE_RULES);
     }
-    this.controller(ns, image);
+    this.controller(ns, image, props.processRuntimeAgents === true);
     this.agent(ns, image);
   }
 
@@ -158,7 +158,7 @@ export class InstallChart extends Chart {
     });
   }
 
-  private controller(ns: string, image: string): void {
+  private controller(ns: string, image: string, processRuntimeAgents: boolean): void {
     const labels = { 'app.kubernetes.io/name': CONTROLLER_NAME, ...partOf };
     new k8s.KubeDeployment(this, CONTROLLER_NAME, {
       metadata: { name: CONTROLLER_NAME, namespace: ns, labels },
@@ -176,7 +176,10 @@ export class InstallChart extends Chart {
               command: ['virtops', 'controller'],
               // The root filesystem is read-only: the git clone goes to an emptyDir, which
               // also survives a container restart (no re-clone after a crash).
-              args: ['--repo', '$(VIRTOPS_REPO)', '--cache-dir', `${CONTROLLER_CACHE_PATH}/source`],
+              // Real kubelet nodes: every launcher Pod runs its own libvirt daemon (QEMU in the
+              // Pod's cgroup, its socket in the agent's dir), whatever dist/ was rendered with;
+              // `virtops up` and process-runtime agents run dist/'s templates as they are.
+              args: ['--repo', '$(VIRTOPS_REPO)', '--cache-dir', `${CONTROLLER_CACHE_PATH}/source`, ...(processRuntimeAgents ? [] : ['--launcher-libvirt-daemon', 'pod', '--launcher-socket-dir', AGENT_LAUNCHER_SOCKET_DIR])],
               env: [
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                 { name: 'VIRTOPS_REPO', valueFrom: { configMapKeyRef: { name: CONTROLLER_CONFIGMAP, key: 'repo' } } },

@@ -18,7 +18,8 @@ import {
   type AnyInstancetype, type AnyPreference, type InstancetypeObject, type InstancetypeObjectKind,
 } from '../../api/instancetype.js';
 import { revisionName } from '../../api/instancetype-revision.js';
-import { LABEL_CREATED_BY, LABEL_VM_NAME, renderLauncherPod } from '../../synth/launcher-pod.js';
+import { LABEL_CREATED_BY, LABEL_VM_NAME, renderLauncherPod, withLibvirtDaemon } from '../../synth/launcher-pod.js';
+import type { LibvirtDaemon } from '../../launcher/flags.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF_POLICY, OVERRIDE_ANNOTATION, canonicalJson, parseOverride, reconcileStateFromStatus, vmIntent, type ObservedInstance, type Override } from '../core/index.js';
 import { PAUSED_ANNOTATION } from './requests.js';
@@ -65,6 +66,9 @@ export interface VmControllerOptions {
   concurrency?: number;
   backoffPolicy?: BackoffPolicy;
   now?: () => number;
+  /** Launcher Pods run their libvirt daemon so, whatever the template says (run.ts ControllerConfig). */
+  launcherLibvirtDaemon?: LibvirtDaemon;
+  launcherSocketDir?: string;
   /**
    * Why a VM may not start yet because of its volumes (DataVolumes: datavolumes.ts
    * `DataVolumeGate`); undefined: it may.
@@ -527,7 +531,9 @@ export class VmController {
       template = renderLauncherPod(vm);
       this.opts.log.info({ vm: key }, 'no launcher Pod template in the applied revision for this VM; rendering one');
     }
-    const pod = instantiateLauncherPod(template, vmi, this.templates.has(key) ? this.revision : undefined);
+    const instance = instantiateLauncherPod(template, vmi, this.templates.has(key) ? this.revision : undefined);
+    const daemon = this.opts.launcherLibvirtDaemon;
+    const pod = daemon ? withLibvirtDaemon(instance, vmi.spec, daemon, this.opts.launcherSocketDir) : instance;
     let created = (await this.client.create(asKubeObject(pod))) as V1Pod | undefined;
     if (!created) {
       created = await this.client.read<V1Pod>(asKubeObject(pod) as V1Pod & { apiVersion: string; kind: string; metadata: { name: string } });

@@ -23,6 +23,7 @@ import { RECONCILE_HANDLED_KEY, RECONCILE_REQUESTED_ANNOTATION } from './request
 import { ClusterAgent } from './agent.js';
 import { KubeletLaunchers, MAX_SOCKET_DIR_BYTES } from './kubelet-launchers.js';
 import { DEFAULT_NODE_SOCKET_DIR } from '../../synth/launcher-pod.js';
+import { LIBVIRT_DAEMONS, type LibvirtDaemon } from '../../launcher/flags.js';
 import { VmController } from './controller.js';
 import { PoolController } from './pool-controller.js';
 import { DataVolumeGate, DataVolumeImporter } from './datavolumes.js';
@@ -54,6 +55,10 @@ export interface RawControllerFlags {
   cacheDir?: string;
   crashLoopBackoff?: string;
   crashLoopBackoffMax?: string;
+  /** `--launcher-libvirt-daemon pod|external`: how launcher Pods run libvirt (unset: as their template in git says). */
+  launcherLibvirtDaemon?: string;
+  /** `--launcher-socket-dir`: the node socket dir launcher Pods mount with `pod` (the agents' flag of the same name). */
+  launcherSocketDir?: string;
 }
 
 export interface ControllerConfig {
@@ -76,6 +81,14 @@ export interface ControllerConfig {
   cacheDir?: string;
   /** `--crash-loop-backoff` / `--crash-loop-backoff-max`: CrashLoopBackOff's first delay and cap (as `up`'s). */
   backoffPolicy?: BackoffPolicy;
+  /**
+   * Every launcher Pod the controller creates runs its libvirt daemon so (synth's
+   * withLibvirtDaemon over the template from git): `pod` on clusters of real kubelet nodes
+   * (the install manifests pass it), `external` for process-runtime agents; unset: as git has it.
+   */
+  launcherLibvirtDaemon?: LibvirtDaemon;
+  /** With `launcherLibvirtDaemon: 'pod'`: the node dir the Pods mount (default DEFAULT_NODE_SOCKET_DIR). */
+  launcherSocketDir?: string;
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -96,10 +109,17 @@ export function validateControllerFlags(raw: RawControllerFlags): { ok: true; co
   const backoffInitial = durationFlag(raw.crashLoopBackoff ?? formatDuration(DEFAULT_BACKOFF_POLICY.initialMs), '--crash-loop-backoff', errors, { min: 100 });
   const backoffMax = durationFlag(raw.crashLoopBackoffMax ?? formatDuration(DEFAULT_BACKOFF_POLICY.maxMs), '--crash-loop-backoff-max', errors, { min: 100 });
   if (backoffInitial !== undefined && backoffMax !== undefined && backoffMax < backoffInitial) errors.push(`--crash-loop-backoff-max "${raw.crashLoopBackoffMax ?? formatDuration(backoffMax)}" is below --crash-loop-backoff "${formatDuration(backoffInitial)}": raise it to at least ${formatDuration(backoffInitial)}`);
+  const daemon = raw.launcherLibvirtDaemon;
+  if (daemon !== undefined && !(LIBVIRT_DAEMONS as readonly string[]).includes(daemon)) errors.push(`--launcher-libvirt-daemon "${daemon}" is not one of ${LIBVIRT_DAEMONS.join(', ')}: pass pod on real kubelet nodes (libvirt inside each launcher Pod), external for process-runtime agents (the host's libvirtd)`);
+  const socketDir = raw.launcherSocketDir ?? DEFAULT_NODE_SOCKET_DIR;
+  if (raw.launcherSocketDir !== undefined && daemon !== 'pod') errors.push(`--launcher-socket-dir "${raw.launcherSocketDir}" only applies with --launcher-libvirt-daemon pod: add that, or drop --launcher-socket-dir`);
+  else if (!isAbsolute(socketDir)) errors.push(`--launcher-socket-dir "${socketDir}" is not an absolute path: pass the agents' --launcher-socket-dir (default ${DEFAULT_NODE_SOCKET_DIR})`);
+  else if (Buffer.byteLength(socketDir.replace(/\/+$/, '')) > MAX_SOCKET_DIR_BYTES) errors.push(`--launcher-socket-dir "${socketDir}" is over ${MAX_SOCKET_DIR_BYTES} bytes: the sockets under it would pass the 107-byte unix socket limit; use a shorter path (the same as the agents')`);
   if (errors.length || intervalMs === undefined || leaseDurationMs === undefined || backoffInitial === undefined || backoffMax === undefined) return { ok: false, errors };
   return {
     ok: true,
     config: {
+      ...(daemon !== undefined ? { launcherLibvirtDaemon: daemon as LibvirtDaemon, ...(daemon === 'pod' ? { launcherSocketDir: socketDir.replace(/(.)\/+$/, '$1') } : {}) } : {}),
       ...(raw.kubeconfig ? { kubeconfig: raw.kubeconfig } : {}),
       backoffPolicy: { ...DEFAULT_BACKOFF_POLICY, initialMs: backoffInitial, maxMs: backoffMax },
       ...(raw.cacheDir ? { cacheDir: raw.cacheDir } : {}),
@@ -222,6 +242,7 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
     log: log.child({ component: 'vm-controller' }), resyncMs: Math.max(config.intervalMs, 10_000),
     ...(opts.statusCoalesceMs !== undefined ? { statusCoalesceMs: opts.statusCoalesceMs } : {}),
     ...(config.backoffPolicy ? { backoffPolicy: config.backoffPolicy } : {}),
+    ...(config.launcherLibvirtDaemon ? { launcherLibvirtDaemon: config.launcherLibvirtDaemon, ...(config.launcherSocketDir ? { launcherSocketDir: config.launcherSocketDir } : {}) } : {}),
     volumeGate: (vm) => dataVolumes.gate(vm),
   });
   // DataVolumes (datavolumes.ts): templates become DataVolumes, VMs wait for their imports.

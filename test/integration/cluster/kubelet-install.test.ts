@@ -26,6 +26,7 @@ import type { VirtualMachine } from '../../../api/kubevirt.js';
 import { HttpKubeClient, loadKubeConfig } from '../../../reconciler/cluster/kube.js';
 import { freePorts } from '../../../reconciler/cluster/testenv/ports.js';
 import { DEFAULT_NODE_SOCKET_DIR, renderLauncherPod } from '../../../synth/launcher-pod.js';
+import { launcherFlagValue } from '../../../launcher/flags.js';
 import { IMAGE_BUILD_MS, relay, startKubeletEnv, type KubeletEnv } from '../../helpers/kubelet.js';
 import { waitFor } from '../../helpers/wait.js';
 import { gitFixture, testGuestVm, type GitFixture } from '../standalone/fixture.js';
@@ -95,6 +96,7 @@ describe.skipIf(!testenv || !root)('dist/install.k8s.yaml as shipped on a kubele
 
   it('kubectl apply brings up the controller Deployment and the agent DaemonSet as real Pods on the kubelet node', async () => {
     expect(manifest.match(SHIPPED_IMAGE)?.length).toBe(2);
+    expect(manifest).toContain('--launcher-libvirt-daemon');
     const r = await kubectl(['apply', '-f', '-'], manifest.replace(SHIPPED_IMAGE, env.launcherImage));
     expect(r.exitCode, r.stderr).toBe(0);
     for (const name of ['virtops-controller', 'virtops-agent']) {
@@ -112,7 +114,10 @@ describe.skipIf(!testenv || !root)('dist/install.k8s.yaml as shipped on a kubele
   it('a git push → the VM Running and Ready, its launcher Pod Running on the node', async () => {
     const vm: VirtualMachine = testGuestVm({ image: `${env.podRegistry}/virtops/test-guest:latest`, name: VM });
     vm.metadata.namespace = NS;
-    const template = renderLauncherPod(vm, { launcherImage: env.launcherImage, libvirtDaemon: 'pod', emulation: 'tcg' });
+    // The template as dist/ ships it (libvirt external): the installed controller's
+    // --launcher-libvirt-daemon pod makes the Pod run its own libvirt daemon.
+    const template = renderLauncherPod(vm, { launcherImage: env.launcherImage, emulation: 'tcg' });
+    expect(launcherFlagValue(template.spec.containers[0]!.args!, 'libvirtDaemon')).toBeUndefined();
     template.spec.containers[0]!.args!.push('--insecure-registry', env.podRegistry);
     await git.commitDist({ 'crds.k8s.yaml': crdDocuments(), [`${VM}.k8s.yaml`]: [vm, template].map((d) => YAML.stringify(d)).join('---\n') }, 'a VM');
 
@@ -124,6 +129,8 @@ describe.skipIf(!testenv || !root)('dist/install.k8s.yaml as shipped on a kubele
     expect(launcher?.status?.phase).toBe('Running');
     expect(launcher?.spec?.nodeName).toBe(env.node.name);
     expect(existsSync(join(DEFAULT_NODE_SOCKET_DIR, launcher!.metadata!.uid!, 'launcher-sock'))).toBe(true);
+    expect(launcherFlagValue(launcher!.spec!.containers.find((c) => c.name === 'compute')!.args!, 'libvirtDaemon')).toBe('pod');
+    expect(launcher!.spec!.volumes?.find((v) => v.name === 'node-sockets')?.hostPath?.path).toBe(DEFAULT_NODE_SOCKET_DIR);
 
     await git.commitDist({ 'crds.k8s.yaml': crdDocuments() }, 'the VM leaves');
     await waitFor('the VM and its launcher Pod gone', async () => (!(await getVm(admin, NS, VM)) && (await pods(NS, 'kubevirt.io=virt-launcher')).length === 0 ? true : undefined), 240_000, 1000);

@@ -124,7 +124,8 @@ describe('install manifests', () => {
     expect(controller.containers[0].command).toEqual(['virtops', 'controller']);
     // Read-only root filesystem: the git clone needs a writable, restart-surviving dir.
     expect(controller.containers[0].securityContext.readOnlyRootFilesystem).toBe(true);
-    expect(controller.containers[0].args).toEqual(['--repo', '$(VIRTOPS_REPO)', '--cache-dir', '/var/cache/virtops/source']);
+    // Real kubelet nodes: launcher Pods run their own libvirt daemon (test/unit/cluster/libvirt-daemon.test.ts).
+    expect(controller.containers[0].args).toEqual(['--repo', '$(VIRTOPS_REPO)', '--cache-dir', '/var/cache/virtops/source', '--launcher-libvirt-daemon', 'pod', '--launcher-socket-dir', '/var/lib/virtops/launchers']);
     // Not shipped (a re-apply must not overwrite it): until it exists the Pod waits, naming it.
     expect(controller.containers[0].env).toContainEqual({ name: 'VIRTOPS_REPO', valueFrom: { configMapKeyRef: { name: 'virtops-config', key: 'repo' } } });
     expect(objects.some((o) => o.kind === 'ConfigMap')).toBe(false);
