@@ -139,7 +139,8 @@ async function main(): Promise<void> {
           .replace(/<entry name='uuid'>[^<]*<\/entry>/, '')
           .replace(/file='[^']+\/root\.qcow2'/, `file='${join(work, 'root.qcow2')}'`)
           .replace(/file='[^']+cloudinitdisk\.iso'/, `file='${join(work, 'cloudinit.iso')}'`)
-          .replace(/<backingStore[\s\S]*?<\/backingStore>/g, '')
+          .replace(/<backingStore\/>/g, '')
+          .replace(/<backingStore[^>]*>[\s\S]*?<\/backingStore>/g, '')
           .replaceAll(podDir, join(work, 'pod'))
           .replaceAll(`${DOMAIN}-`, `${PLAIN}-`);
         await mkdir(join(work, 'pod', 'public', 'sockets'), { recursive: true });
@@ -174,9 +175,11 @@ async function main(): Promise<void> {
       // --- plain virsh: define + start → ssh, the same ISO, a fresh overlay ---
       await rm(join(work, 'root.qcow2'), { force: true });
       await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', join(work, 'root.qcow2')]);
-      const sshPort = await freePort();
-      const portXml = plainXml.replace(/hostfwd=tcp:127\.0\.0\.1:\d+-:22\b/, `hostfwd=tcp:127.0.0.1:${sshPort}-:22`);
-      await writeFile(join(work, 'domain.xml'), portXml);
+      // Fresh host ports for its forwards (the launcher's may be taken by now).
+      const hostPorts = new Map<number, number>();
+      for (const guestPort of forwards(plainXml).keys()) hostPorts.set(guestPort, await freePort());
+      const sshPort = hostPorts.get(22)!;
+      await writeFile(join(work, 'domain.xml'), plainXml.replace(/hostfwd=tcp:127\.0\.0\.1:\d+-:(\d+)/g, (_, g: string) => `hostfwd=tcp:127.0.0.1:${hostPorts.get(Number(g))}-:${g}`));
       const t1 = performance.now();
       await execa('sh', ['-c', `virsh -q -c qemu:///system define ${join(work, 'domain.xml')} >/dev/null && virsh -q -c qemu:///system start ${PLAIN} >/dev/null`]);
       await untilZero('ssh', () => execa('ssh', ['-p', String(sshPort), '-i', key.privateKey, ...SSH_TEST_OPTIONS, '-o', 'ConnectTimeout=10', '-o', 'IdentitiesOnly=yes', `${USER}@127.0.0.1`, 'true'], { reject: false, timeout: 60_000 }));
