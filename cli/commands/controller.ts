@@ -25,8 +25,6 @@ export function registerController(program: Command): void {
     .option('--crash-loop-backoff-max <duration>', 'CrashLoopBackOff: the longest wait between restarts', '5m')
     .option('--launcher-libvirt-daemon <where>', "pod: every launcher Pod runs its own libvirt daemon (real kubelet nodes; the install manifests pass it) | external: the node's libvirtd (process-runtime agents); default: as each template in git says")
     .option('--launcher-socket-dir <dir>', "with --launcher-libvirt-daemon pod: the node dir launcher Pods publish their sockets in, the agents' --launcher-socket-dir (default /var/lib/virtops/launchers)")
-    .option('--launcher-libvirt-daemon <where>', "pod: every launcher Pod runs its own libvirt daemon (real kubelet nodes; the install manifests pass it) | external: the node's libvirtd (process-runtime agents); default: as each template in git says")
-    .option('--launcher-socket-dir <dir>', "with --launcher-libvirt-daemon pod: the node dir launcher Pods publish their sockets in, the agents' --launcher-socket-dir (default /var/lib/virtops/launchers)")
     .option('--cache-dir <dir>', 'keep the git clone here, reused across restarts (default: a temp dir removed on exit)')
     .option('--dashboard-listen <host:port>', 'serve the web dashboard on this address (off by default); sign in with the link `virtops dashboard --kubeconfig F` prints (the token is in Secret virtops-dashboard of --namespace)')
     .action(async (raw: RawControllerFlags & { dashboardListen?: string }) => {
