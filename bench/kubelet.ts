@@ -181,3 +181,4 @@ async function main(): Promise<void> {
 }
 
 await main();
+process.exit(0);
