@@ -17,7 +17,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, 'test/integration/cluster/**'],
+          exclude: [...configDefaults.exclude, 'test/integration/cluster/**', 'test/integration/dashboard/dashboard-cluster.test.ts'],
           globalSetup: ['test/integration/global-setup.ts'],
           testTimeout: 180_000,
           hookTimeout: 300_000,
@@ -30,7 +30,8 @@ export default defineConfig({
           // Cluster mode against one real control plane (etcd, kube-apiserver, scheduler,
           // controller-manager built from Go modules; see reconciler/cluster/testenv).
           name: 'cluster',
-          include: ['test/integration/cluster/**/*.test.ts'],
+          // The dashboard served by the controller needs this project's control plane.
+          include: ['test/integration/cluster/**/*.test.ts', 'test/integration/dashboard/dashboard-cluster.test.ts'],
           globalSetup: ['test/integration/global-setup.ts', 'test/integration/cluster/global-setup.ts'],
           // The global setup (not bound by these) may first build the control plane.
           testTimeout: 300_000,

@@ -277,7 +277,9 @@ export function clusterData(opts: ClusterDashboardOptions): DashboardData & { st
     async start() {
       opts.source.on('revision', onRevision);
       opts.source.on('refused', onRefused);
-      await Promise.all([vms.start(), vmis.start(), pods.start(), inventory.start()]);
+      // Not awaited: before the first revision the cluster may have no VM CRDs yet (the informers
+      // retry until it does); the page shows an empty list meanwhile.
+      for (const i of [vms, vmis, pods, inventory]) void i.start().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'dashboard informer failed to start'));
     },
     async stop() {
       opts.source.off('revision', onRevision);
