@@ -1,0 +1,172 @@
+/**
+ * Against the floor (issue 15, part 5): create and remove the same N test guests (real QEMU
+ * under TCG, qemu:///system) with `virtops up` from a git push, and with N parallel raw
+ * `virsh define && virsh start` / `virsh shutdown` of the very same domains (the floor), in
+ * one run, alternating rounds so both sides see the same machine.
+ *
+ *   npm run bench:floor [-- --vms 20] [--rounds 3] [--json]
+ *
+ * virtops side: one commit adds the N VMs → all N `Running` in up's API (domain started);
+ * one commit removes them → every domain gone (graceful: ACPI, the guest powers off in ~1.5 s,
+ * then launcher, disks, ISO and sockets removed). Floor side: the domain XML virtops defined
+ * for each VM (dumped once in the first round), with every file it names copied out of the
+ * state dir (kernel, initrd, cloud-init ISO, emptyDisk), renamed `floor_<n>`: N parallel
+ * `define && start` until all have returned; N parallel ACPI `shutdown` until all are shut
+ * off and undefined. What virtops does that the floor does not (git, the launcher processes,
+ * image store lookups, the ISO and emptyDisk, state records, cleanup) is the gap; the stages
+ * printed from up's log say where it goes.
+ *
+ * Goal: creation ≤ 1.5x the floor, removal ≤ 1.5x the ACPI floor.
+ */
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { parseArgs } from 'node:util';
+import { execa } from 'execa';
+import { testGuestVm, bareVm, gitFixture } from '../test/integration/standalone/fixture.js';
+import { cleanupStateDir, listVms, makeStateDir, startUp, waitFor } from '../test/integration/standalone/harness.js';
+import { pushTestGuestImages, startRegistry } from '../test/helpers/registry.js';
+import { emitJson, JSON_FLAG, say } from './report.js';
+
+const { values } = parseArgs({ options: { vms: { type: 'string', default: '20' }, rounds: { type: 'string', default: '3' }, ...JSON_FLAG } });
+const N = Number(values.vms);
+const ROUNDS = Number(values.rounds);
+if (!(N >= 1) || !(ROUNDS >= 1)) throw new Error('--vms and --rounds must be positive integers');
+
+const virsh = (...args: string[]) => execa('virsh', ['-q', '-c', 'qemu:///system', ...args], { reject: false });
+const names = Array.from({ length: N }, (_, i) => `floor-vm-${i}`);
+const domainOf = (name: string) => `default_${name}`;
+const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+/** Domain names of qemu:///system now (running or not). */
+async function domains(): Promise<Set<string>> {
+  return new Set((await virsh('list', '--all', '--name')).stdout.split('\n').map((s) => s.trim()).filter(Boolean));
+}
+
+/**
+ * The floor's copy of each virtops domain: its inactive XML with the state dir's files copied
+ * to `dir` (paths rewritten), its name `floor_<i>`, no UUID (libvirt makes one).
+ */
+async function floorDomains(stateDir: string, dir: string): Promise<string[]> {
+  const files: string[] = [];
+  for (const [i, name] of names.entries()) {
+    let xml = (await virsh('dumpxml', '--inactive', domainOf(name))).stdout;
+    // Paths appear as attributes (disks, sockets) and as element text (<kernel>, <initrd>).
+    const escaped = stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    for (const m of new Set(xml.match(new RegExp(`${escaped}[^'"<>\\s]*`, 'g')) ?? [])) {
+      const from = m;
+      const to = join(dir, `vm${i}`, from.slice(stateDir.length));
+      await mkdir(dirname(to), { recursive: true });
+      // Not the serial log: the floor's guests must write their own READY marker.
+      if (!to.endsWith('.log') && (await stat(from).catch(() => undefined))?.isFile()) await copyFile(from, to);
+    }
+    xml = xml.split(stateDir).join(join(dir, `vm${i}`))
+      .replace(/<name>[^<]+<\/name>/, `<name>floor_${i}</name>`)
+      .replace(/<uuid>[^<]+<\/uuid>\s*/, '');
+    const file = join(dir, `floor_${i}.xml`);
+    await writeFile(file, xml);
+    files.push(file);
+  }
+  return files;
+}
+
+/** Until the guest of this domain XML printed its READY marker (acpid listens from then on). */
+async function guestReady(xml: string, label: string): Promise<void> {
+  const log = /<log file=['"]([^'"]+)['"]/.exec(xml)?.[1];
+  if (!log) throw new Error(`${label}: the domain has no serial log to read the READY marker from`);
+  await waitFor(`${label} READY`, async () => (await readFile(log, 'utf8').catch(() => '')).includes('VIRTOPS-GUEST-READY'), 600_000, 100);
+}
+
+async function main(): Promise<void> {
+  const registry = await startRegistry();
+  const git = await gitFixture();
+  const stateDir = await makeStateDir();
+  const work = await mkdtemp(join(tmpdir(), 'vo-bench-floor-'));
+  const placeholder = bareVm('floor-placeholder', { runStrategy: 'Halted' });
+  let up: Awaited<ReturnType<typeof startUp>> | undefined;
+  const figures = { virtopsCreateMs: [] as number[], virtopsRemoveMs: [] as number[], floorCreateMs: [] as number[], floorRemoveMs: [] as number[], sourceMs: [] as number[] };
+  let floorXml: string[] = [];
+  try {
+    const image = (await pushTestGuestImages(registry)).kernelBootImage;
+    const vms = names.map((name) => testGuestVm({ image, name }));
+    await git.commitVms([placeholder], 'placeholder');
+    up = await startUp(['--repo', git.bare, '--emulation', 'tcg', '--interval', '1m', '--no-freshness-check', '--insecure-registry', registry.host], stateDir);
+    const server = up.server;
+    await waitFor('placeholder applied', async () => (await listVms(server)).vms.some((v) => v.name === placeholder.metadata.name), 60_000);
+
+    for (let r = 0; r < ROUNDS; r++) {
+      // virtops: push N, all Running.
+      const t0 = performance.now();
+      const pushedAt = Date.now();
+      await git.commitVms([placeholder, ...vms], `add ${N} guests #${r}`);
+      await waitFor(`${N} Running`, async () => (await listVms(server)).vms.filter((v) => names.includes(v.name) && v.status?.printableStatus === 'Running').length === N, 600_000, 50);
+      figures.virtopsCreateMs.push(performance.now() - t0);
+      const applied = up.logText().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { time: number; msg: string })
+        .find((l) => l.time >= pushedAt && l.msg.startsWith('applying revision'));
+      if (applied) figures.sourceMs.push(applied.time - pushedAt);
+      if (r === 0) floorXml = await floorDomains(stateDir, work);
+      // Both sides remove booted guests: an ACPI press before acpid runs is lost.
+      await Promise.all(names.map(async (n) => guestReady((await virsh('dumpxml', domainOf(n))).stdout, n)));
+
+      // virtops: remove all N, every domain gone.
+      const t1 = performance.now();
+      await git.commitVms([placeholder], `remove ${N} guests #${r}`);
+      await waitFor('all pruned', async () => {
+        const left = await domains();
+        return names.every((n) => !left.has(domainOf(n))) && (await listVms(server)).vms.every((v) => !names.includes(v.name));
+      }, 600_000, 50);
+      figures.virtopsRemoveMs.push(performance.now() - t1);
+
+      // Floor: N parallel define && start of the same domains.
+      const t2 = performance.now();
+      await Promise.all(floorXml.map(async (file, i) => {
+        const d = await virsh('define', file);
+        const s = d.exitCode === 0 ? await virsh('start', `floor_${i}`) : d;
+        if (s.exitCode !== 0) throw new Error(`floor_${i}: ${s.stderr}`);
+      }));
+      figures.floorCreateMs.push(performance.now() - t2);
+      await Promise.all(floorXml.map(async (file, i) => guestReady(await readFile(file, 'utf8'), `floor_${i}`)));
+
+      // Floor: N parallel ACPI shutdowns until all are off, then undefine.
+      const t3 = performance.now();
+      await Promise.all(floorXml.map(async (_, i) => {
+        await virsh('shutdown', `floor_${i}`);
+        await waitFor(`floor_${i} off`, async () => /shut off/.test((await virsh('domstate', `floor_${i}`)).stdout), 120_000, 50);
+        await virsh('undefine', `floor_${i}`);
+      }));
+      figures.floorRemoveMs.push(performance.now() - t3);
+      say(`round ${r + 1}/${ROUNDS}: virtops create ${seconds(figures.virtopsCreateMs.at(-1)!)}, remove ${seconds(figures.virtopsRemoveMs.at(-1)!)}; floor create ${seconds(figures.floorCreateMs.at(-1)!)}, remove ${seconds(figures.floorRemoveMs.at(-1)!)}`);
+    }
+  } finally {
+    await up?.stop().catch(() => undefined);
+    const left = await domains();
+    for (const d of [...left].filter((d) => d.startsWith('floor_') || names.some((n) => d === domainOf(n)))) {
+      await virsh('destroy', d);
+      await virsh('undefine', d);
+    }
+    await cleanupStateDir(stateDir);
+    await rm(work, { recursive: true, force: true });
+    await git.cleanup();
+    await registry.stop();
+  }
+
+  const create = p50(figures.virtopsCreateMs) / p50(figures.floorCreateMs);
+  const remove = p50(figures.virtopsRemoveMs) / p50(figures.floorRemoveMs);
+  const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
+  say(`\n${N} test guests (TCG), p50 of ${ROUNDS} alternating rounds; load average ${load}`);
+  say(`  create: virtops (push → all Running) ${seconds(p50(figures.virtopsCreateMs))}; floor (parallel define && start) ${seconds(p50(figures.floorCreateMs))}; ratio ${create.toFixed(2)}x (goal ≤ 1.5x: ${create <= 1.5 ? 'met' : 'MISSED'})`);
+  say(`    of which push → revision applied (git, fetch, validation): ${seconds(p50(figures.sourceMs))}`);
+  say(`  remove: virtops (push → all domains gone) ${seconds(p50(figures.virtopsRemoveMs))}; floor (parallel ACPI shutdown, undefine) ${seconds(p50(figures.floorRemoveMs))}; ratio ${remove.toFixed(2)}x (goal ≤ 1.5x: ${remove <= 1.5 ? 'met' : 'MISSED'})`);
+  emitJson('floor', {
+    vms: N, rounds: ROUNDS,
+    createP50Ms: { virtops: p50(figures.virtopsCreateMs), floor: p50(figures.floorCreateMs), ratio: create, pushToAppliedP50Ms: p50(figures.sourceMs) },
+    removeP50Ms: { virtops: p50(figures.virtopsRemoveMs), floor: p50(figures.floorRemoveMs), ratio: remove },
+    samplesMs: figures,
+  });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:floor: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
