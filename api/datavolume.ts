@@ -370,3 +370,33 @@ export function volumeGate(
 export function importBackoffMs(attempts: number, baseMs = 10_000, maxMs = 300_000): number {
   return Math.min(maxMs, baseMs * 2 ** Math.max(0, attempts - 1));
 }
+
+/** An attempt starts: InProgress, no retry pending, progress unknown (mutates `rec`). */
+export function recordAttemptStarted(rec: ImportRecord, plan: Pick<ImportPlan, 'source'>, now: number): void {
+  rec.phase = plan.source.kind === 'clone' ? 'CloneInProgress' : 'ImportInProgress';
+  rec.since.Running = now;
+  delete rec.retryAt;
+  delete rec.fraction;
+}
+
+/** The attempt filled the claim (mutates `rec`). */
+export function recordAttemptSucceeded(rec: ImportRecord, now: number): void {
+  rec.phase = 'Succeeded';
+  rec.since.Ready = now;
+  rec.since.Running = now;
+  delete rec.lastError;
+}
+
+/**
+ * The attempt failed (or ran past its deadline): Failed, CDI's restartCount up, the next
+ * attempt after `importBackoffMs` and from the start (mutates `rec`).
+ */
+export function recordAttemptFailed(rec: ImportRecord, error: { message: string } | { deadlineMs: number }, now: number): void {
+  rec.attempts++;
+  rec.phase = 'Failed';
+  delete rec.fraction;
+  rec.lastError = 'deadlineMs' in error ? `the import did not finish within its deadline (${Math.round(error.deadlineMs / 1000)} s); retrying` : error.message;
+  rec.retryAt = now + importBackoffMs(rec.attempts);
+  rec.since.Ready = rec.since.Ready ?? now;
+  rec.since.Running = now;
+}

@@ -10,7 +10,7 @@ export function registerGet(program: Command): void {
     program
       .command('get')
       .description('list VMs (single host: NAME AGE STATUS READY REVISION; cluster: KubeVirt\'s columns) or VMIs (NAME AGE PHASE IP NODENAME READY; on a single host from each launcher, as root)')
-      .argument('<resource>', 'vms | vmis (vm, vmi, virtualmachines, virtualmachineinstances) | dv (datavolumes, single host: NAME PHASE PROGRESS RESTARTS AGE) | pools (vmpools, single host: NAME DESIRED CURRENT READY VMS)')
+      .argument('<resource>', 'vms | vmis (vm, vmi, virtualmachines, virtualmachineinstances) | dv (datavolumes: NAME PHASE PROGRESS RESTARTS AGE) | pools (vmpools, single host: NAME DESIRED CURRENT READY VMS)')
       .option('-o, --output <format>', 'wide | json | yaml')
       .option('-n, --namespace <ns>', 'only this namespace (single host default: all; cluster default: the context\'s)')
       .option('-A, --all-namespaces', 'every namespace (adds a NAMESPACE column)'),
@@ -33,17 +33,49 @@ export function registerGet(program: Command): void {
   });
 }
 
-/** `virtops get dv`: the DataVolumes of the local `virtops up` (CDI's columns). */
+type DataVolumeView = import('../../reconciler/standalone/datavolumes.js').DataVolumeView;
+type ClusterDataVolume = import('../../api/datavolume.js').DataVolume & { metadata: { creationTimestamp?: string } };
+
+/** Pure: a DataVolume of the API server as `virtops get dv` shows it (CDI's Pending before any status). */
+export function clusterDataVolumeView(dv: ClusterDataVolume): DataVolumeView {
+  const src = dv.spec?.source ?? {};
+  const kind = Object.keys(src).find((k) => src[k] !== undefined && src[k] !== null) ?? (dv.spec?.sourceRef ? 'sourceRef' : 'unknown');
+  const owner = dv.metadata.ownerReferences?.find((o) => o.kind === 'VirtualMachine');
+  const st = dv.status;
+  return {
+    apiVersion: 'cdi.kubevirt.io/v1beta1',
+    kind: 'DataVolume',
+    metadata: { name: dv.metadata.name, namespace: dv.metadata.namespace ?? 'default', ...(owner ? { ownerReferences: [{ apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, controller: owner.controller === true }] } : {}) },
+    spec: { source: { kind } },
+    status: st?.phase
+      ? { ...st, progress: st.progress ?? 'N/A', claimName: st.claimName ?? dv.metadata.name, conditions: st.conditions ?? [] }
+      : { phase: 'Pending', progress: 'N/A', claimName: dv.metadata.name, conditions: dv.metadata.creationTimestamp ? [{ type: 'Bound', status: 'False', reason: 'Pending', message: '', lastTransitionTime: dv.metadata.creationTimestamp }] : [] },
+  };
+}
+
+/** `virtops get dv`: the DataVolumes of the local `virtops up` or (with a kubeconfig) the cluster (CDI's columns). */
 const DATAVOLUME_RESOURCES = ['dv', 'dvs', 'datavolume', 'datavolumes'];
 
 async function getDataVolumes(opts: { output?: string; namespace?: string; allNamespaces?: boolean } & AccessOptions): Promise<void> {
-  if (opts.kubeconfig !== undefined || (process.env['KUBECONFIG'] && !opts.server && !opts.stateDir && !process.env['VIRTOPS_SERVER'] && !process.env['VIRTOPS_STATE_DIR'])) {
-    throw new Error('virtops get dv talks to a local virtops up; in a cluster, CDI\'s DataVolumes are read with kubectl get dv');
-  }
-  const { apiCall, resolveTarget } = await import('../../reconciler/standalone/client.js');
   const { formatDataVolumes } = await import('./storage-format.js');
-  const list = await apiCall<{ items: import('../../reconciler/standalone/datavolumes.js').DataVolumeView[] }>(await resolveTarget(opts), 'GET', '/api/v1/datavolumes');
-  const items = opts.namespace && !opts.allNamespaces ? list.items.filter((d) => d.metadata.namespace === opts.namespace) : list.items;
+  let items: DataVolumeView[];
+  if (opts.kubeconfig !== undefined || (process.env['KUBECONFIG'] && !opts.server && !opts.stateDir && !process.env['VIRTOPS_SERVER'] && !process.env['VIRTOPS_STATE_DIR'])) {
+    // A cluster: the DataVolumes on the API server (virtops' agents or CDI write their status).
+    if (opts.allNamespaces && opts.namespace) throw new Error('-A and -n exclude each other: pass one');
+    const access = await openAccess(opts);
+    const kube = (access as unknown as { kube: import('../kube-rest.js').KubeRest }).kube;
+    const ns = opts.namespace ?? kube.target.namespace;
+    const path = opts.allNamespaces ? '/apis/cdi.kubevirt.io/v1beta1/datavolumes' : `/apis/cdi.kubevirt.io/v1beta1/namespaces/${encodeURIComponent(ns)}/datavolumes`;
+    const list = await kube.get<{ items: ClusterDataVolume[] }>(path).catch((err: unknown) => {
+      if ((err as { code?: number }).code === 404) throw new Error('the cluster has no cdi.kubevirt.io/v1beta1 DataVolume kind: apply the DataVolume CRD (reconciler/cluster/datavolumes.ts dataVolumeCrd) or install CDI');
+      throw err;
+    });
+    items = (list?.items ?? []).map(clusterDataVolumeView);
+  } else {
+    const { apiCall, resolveTarget } = await import('../../reconciler/standalone/client.js');
+    const list = await apiCall<{ items: DataVolumeView[] }>(await resolveTarget(opts), 'GET', '/api/v1/datavolumes');
+    items = opts.namespace && !opts.allNamespaces ? list.items.filter((d) => d.metadata.namespace === opts.namespace) : list.items;
+  }
   if (opts.output === 'json') return void process.stdout.write(`${JSON.stringify({ items }, null, 2)}\n`);
   if (opts.output === 'yaml') return void process.stdout.write((await import('yaml')).stringify({ items }));
   const text = formatDataVolumes(items, { now: Date.now(), wide: opts.output === 'wide' });

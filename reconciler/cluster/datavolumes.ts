@@ -23,7 +23,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import {
   CDI_API_VERSION, CHECKSUM_ANNOTATION, type DataVolume, type DataVolumeSpec, type DataVolumeStatus, type ImportPlan, type ImportRecord,
-  dataVolumeStatus, importBackoffMs, planImport, volumeGate,
+  dataVolumeStatus, planImport, recordAttemptFailed, recordAttemptStarted, recordAttemptSucceeded, volumeGate,
 } from '../../api/datavolume.js';
 import type { VirtualMachine } from '../../api/kubevirt.js';
 import { claimDir, runImport } from '../../launcher/volumes/import.js';
@@ -115,6 +115,53 @@ export function templateChanged(have: { metadata: DataVolume['metadata']; spec: 
   if (!owner || owner.kind !== 'VirtualMachine' || (vmUid && owner.uid !== vmUid)) return false;
   const read = (d: { metadata: DataVolume['metadata']; spec: DataVolumeSpec }) => canonicalJson({ spec: d.spec, checksum: d.metadata.annotations?.[CHECKSUM_ANNOTATION] ?? null });
   return read(have) !== read(want);
+}
+
+/** The PersistentVolume that makes a node's claim file visible to the scheduler (one per DataVolume). */
+export function claimVolumeName(dvUid: string): string {
+  return `virtops-dv-${dvUid}`;
+}
+
+/**
+ * Pure: the PersistentVolumeClaim (named as the DataVolume, owned by it, as CDI's) and the
+ * pre-bound `local` PersistentVolume on `node` (path: the claim's directory) that stand for a
+ * claim file. The launcher Pod mounts the claim (synth renders a persistentVolumeClaim
+ * volume), so the scheduler's volume binding puts it on the node holding the file: the PV's
+ * node affinity is that pin.
+ */
+export function claimObjects(dv: { metadata: { name: string; namespace?: string; uid?: string } }, opts: { node: string; path: string; bytes?: bigint }): { pv: KubernetesObject & Record<string, unknown>; pvc: KubernetesObject & Record<string, unknown> } {
+  const ns = nsOf(dv);
+  const uid = dv.metadata.uid ?? '';
+  const pvName = claimVolumeName(uid);
+  // A size is required on both; CDI's storage API may leave it to the image: 1 Mi stands in (a local PV's capacity is only a label).
+  const storage = String(opts.bytes ?? 1024n * 1024n);
+  const labels = { 'app.kubernetes.io/managed-by': 'virtops', 'virtops.io/datavolume': dv.metadata.name };
+  return {
+    pv: {
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name: pvName, labels: { ...labels, 'virtops.io/datavolume-namespace': ns } },
+      spec: {
+        capacity: { storage },
+        accessModes: ['ReadWriteOnce'],
+        persistentVolumeReclaimPolicy: 'Retain',
+        storageClassName: '',
+        volumeMode: 'Filesystem',
+        local: { path: opts.path },
+        nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [opts.node] }] }] } },
+        claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: ns, name: dv.metadata.name },
+      },
+    },
+    pvc: {
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: {
+        name: dv.metadata.name, namespace: ns, labels,
+        ownerReferences: [{ apiVersion: CDI_API_VERSION, kind: 'DataVolume', name: dv.metadata.name, uid, controller: true, blockOwnerDeletion: true }],
+      },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage } }, storageClassName: '', volumeMode: 'Filesystem', volumeName: pvName },
+    },
+  };
 }
 
 // ---- controller side -------------------------------------------------------------------------
@@ -232,6 +279,7 @@ export class DataVolumeImporter {
   /** Claims of DataVolumes deleted while a launcher here still used them. */
   private readonly pendingDelete = new Map<string, { ns: string; name: string }>();
   private probeTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
   private started = false;
   private stopped = false;
   private readonly now: () => number;
@@ -280,6 +328,7 @@ export class DataVolumeImporter {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.probeTimer);
+    clearTimeout(this.sweepTimer);
     for (const a of this.attempts.values()) a.abort?.abort(new Error('the agent is stopping'));
     await Promise.allSettled([...this.attempts.values()].map((a) => a.done));
     await this.queue.stop();
@@ -340,6 +389,10 @@ export class DataVolumeImporter {
     };
     const attempt: Attempt = { uid: dv.metadata.uid ?? '', plan, rec };
     this.attempts.set(key, attempt);
+    // The claim as the scheduler sees it (idempotent: AlreadyExists is fine).
+    const objs = claimObjects(dv, { node: this.opts.nodeName, path: claimDir(this.opts.pvcDir, ns, name), ...(plan.bytes !== undefined ? { bytes: plan.bytes } : {}) });
+    await this.client.create(objs.pv);
+    await this.client.create(objs.pvc);
     this.begin(key, dv, attempt);
     return {};
   }
@@ -350,10 +403,7 @@ export class DataVolumeImporter {
     const deadline = this.opts.deadlineMs ?? 60 * 60_000;
     const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(deadline)]);
     const began = this.now();
-    rec.phase = plan.source.kind === 'clone' ? 'CloneInProgress' : 'ImportInProgress';
-    rec.since.Running = began;
-    delete rec.retryAt;
-    delete rec.fraction;
+    recordAttemptStarted(rec, plan, began);
     a.abort = abort;
     let lastWrite = 0;
     let writing: Promise<void> = Promise.resolve();
@@ -377,23 +427,14 @@ export class DataVolumeImporter {
           },
         });
         const t = this.now();
-        rec.phase = 'Succeeded';
-        rec.since.Ready = t;
-        rec.since.Running = t;
-        delete rec.lastError;
+        recordAttemptSucceeded(rec, t);
         this.opts.log.info({ dv: key, bytes: String(res.bytes), seconds: (t - began) / 1000 }, 'DataVolume import succeeded');
       } catch (err) {
         if (abort.signal.aborted) return;
         const t = this.now();
-        const timedOut = signal.aborted;
-        rec.attempts++;
-        rec.phase = 'Failed';
-        delete rec.fraction;
-        rec.lastError = timedOut ? `the import did not finish within its deadline (${Math.round(deadline / 1000)} s); retrying` : (err as Error).message;
-        rec.retryAt = t + importBackoffMs(rec.attempts);
-        rec.since.Running = t;
-        this.opts.log.warn({ dv: key, attempt: rec.attempts, err: rec.lastError, retryInMs: rec.retryAt - t }, 'DataVolume import failed; retrying with backoff');
-        this.queue.addAfter(key, rec.retryAt - t);
+        recordAttemptFailed(rec, signal.aborted ? { deadlineMs: deadline } : (err as Error), t);
+        this.opts.log.warn({ dv: key, attempt: rec.attempts, err: rec.lastError, retryInMs: rec.retryAt! - t }, 'DataVolume import failed; retrying with backoff');
+        this.queue.addAfter(key, rec.retryAt! - t);
       } finally {
         delete a.abort;
       }
@@ -413,9 +454,21 @@ export class DataVolumeImporter {
     await a?.done?.catch(() => undefined);
     this.attempts.delete(key);
     if (dv.metadata.annotations?.[IMPORT_NODE_ANNOTATION] !== this.opts.nodeName) return;
+    // The claim goes with its DataVolume (the PVC by owner reference; the PV, Retain, here).
+    if (dv.metadata.uid) await this.client.delete({ apiVersion: 'v1', kind: 'PersistentVolume', metadata: { name: claimVolumeName(dv.metadata.uid) } }).catch((err: unknown) => this.opts.log.warn({ dv: key, err: errorMessage(err) }, 'deleting the claim\'s PersistentVolume failed'));
     this.pendingDelete.set(key, { ns: nsOf(dv), name: dv.metadata.name });
     await this.sweep();
-    if (this.pendingDelete.size) this.queue.addAfter(key, 2000);
+    this.scheduleSweep();
+  }
+
+  /** While a deleted DataVolume's claim is still used here, look again every 2 s. */
+  private scheduleSweep(): void {
+    if (!this.pendingDelete.size || this.sweepTimer || this.stopped) return;
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = undefined;
+      void this.sweep().catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err) }, 'removing a deleted DataVolume\'s claim failed')).finally(() => this.scheduleSweep());
+    }, 2000);
+    this.sweepTimer.unref();
   }
 
   private async sweep(): Promise<void> {

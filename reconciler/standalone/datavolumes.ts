@@ -19,7 +19,9 @@ import {
   type ImportRecord,
   dataVolumeStatus,
   dataVolumesOf,
-  importBackoffMs,
+  recordAttemptFailed,
+  recordAttemptStarted,
+  recordAttemptSucceeded,
 } from '../../api/datavolume.js';
 import { claimDir, runImport } from '../../launcher/volumes/import.js';
 import type { ImageStore } from '../../launcher/volumes/image-store.js';
@@ -227,10 +229,7 @@ export class DataVolumeWorker {
     const deadline = this.opts.deadlineMs ?? DEFAULT_IMPORT_DEADLINE_MS;
     const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(deadline)]);
     const now = this.now();
-    rec.phase = plan.source.kind === 'clone' ? 'CloneInProgress' : 'ImportInProgress';
-    rec.since.Running = now;
-    delete rec.retryAt;
-    delete rec.fraction;
+    recordAttemptStarted(rec, plan, now);
     const began = now;
     this.opts.log.info({ dv: key, attempt: rec.attempts + 1 }, 'DataVolume import started');
     const done = (async () => {
@@ -245,24 +244,15 @@ export class DataVolumeWorker {
         });
         if (this.records.get(key) !== rec) return;
         const t = this.now();
-        rec.phase = 'Succeeded';
-        rec.since.Ready = t;
-        rec.since.Running = t;
-        delete rec.lastError;
+        recordAttemptSucceeded(rec, t);
         this.opts.log.info({ dv: key, bytes: String(res.bytes), seconds: (t - began) / 1000 }, 'DataVolume import succeeded');
       } catch (err) {
         if (this.records.get(key) !== rec || abort.signal.aborted) return;
         const t = this.now();
         const timedOut = signal.aborted && !abort.signal.aborted;
-        rec.attempts++;
-        rec.phase = 'Failed';
         // The next attempt starts over (as CDI's restarted importer does).
-        delete rec.fraction;
-        rec.lastError = timedOut ? `the import did not finish within its deadline (${Math.round(deadline / 1000)} s); retrying` : (err as Error).message;
-        rec.retryAt = t + importBackoffMs(rec.attempts);
-        rec.since.Ready = rec.since.Ready ?? t;
-        rec.since.Running = t;
-        this.opts.log.warn({ dv: key, attempt: rec.attempts, err: rec.lastError, retryInMs: rec.retryAt - t }, 'DataVolume import failed; retrying with backoff');
+        recordAttemptFailed(rec, timedOut ? { deadlineMs: deadline } : (err as Error), t);
+        this.opts.log.warn({ dv: key, attempt: rec.attempts, err: rec.lastError, retryInMs: rec.retryAt! - t }, 'DataVolume import failed; retrying with backoff');
       } finally {
         this.running.delete(key);
       }
