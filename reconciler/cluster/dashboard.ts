@@ -268,7 +268,9 @@ export function clusterData(opts: ClusterDashboardOptions): DashboardData & { st
         // `virtops console --kubeconfig`'s path: the agent's endpoint through nodes/<node>/proxy.
         connect: async () => {
           const c = await access.console(ns, name).catch((err: unknown) => {
-            throw new Error(`through nodes/${vmi.status?.nodeName}/proxy: ${(err as Error).message}`);
+            // The close reason holds ~120 bytes: the fix first.
+            const code = (err as { code?: number }).code;
+            throw new Error(code === 403 ? `the controller needs RBAC "get" on nodes/proxy (node ${vmi.status?.nodeName})` : `via nodes/${vmi.status?.nodeName}/proxy: ${(err as Error).message}`);
           });
           return { socket: c.socket, ...(c.head ? { head: c.head } : {}) };
         },

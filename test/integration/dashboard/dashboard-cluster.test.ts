@@ -143,7 +143,7 @@ describe.skipIf(!env || !defaultNodeIp() || !existsSync(CHROMIUM))('the dashboar
     const st = page.getByTestId('console-state');
     await st.filter({ hasText: /closed|connected/ }).waitFor({ timeout: 30_000 });
     const text = (await st.textContent()) ?? '';
-    if (text.startsWith('closed')) expect(text).toMatch(/nodes\/.*proxy/);
+    if (text.startsWith('closed')) expect(text).toMatch(/RBAC "get" on nodes\/proxy/);
     await shot(page, 'console');
     await page.close();
   }, 120_000);
