@@ -20,10 +20,8 @@
  * DataVolume rights yet (see reconciler/cluster/README.md, "DataVolumes").
  * Snapshots in cluster mode are not done yet (issue 13 part 3, cluster side).
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import YAML from 'yaml';
@@ -33,12 +31,11 @@ import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevi
 import { ALL_CRDS, renderCrd } from '../../../synth/crds.js';
 import { IMPORT_NODE_ANNOTATION, dataVolumeCrd } from '../../../reconciler/cluster/datavolumes.js';
 import { CLI_BIN, type AgentHandle, type ControllerHandle } from '../../../reconciler/cluster/run.js';
+import { serveDisk, type DiskServer } from '../../helpers/disk-server.js';
 import { ensureTestGuest } from '../../helpers/test-guest.js';
 import { bareVm, vmDocuments } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
-import {
-  deleteNode, deleteVmsAndWait, getVm, gitFixture, identities, listJson, startAgent, startController, stopLaunchersUnder, tempDir, until, type Env, type Identities,
-} from './harness.js';
+import { getVm, gitFixture, identities, listJson, startAgent, startController, teardownGuestTest, tempDir, until, type Env, type Identities } from './harness.js';
 
 const env = clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
@@ -54,17 +51,14 @@ describe.skipIf(!env)('cluster mode: DataVolume import (real control plane, HTTP
   let state: Awaited<ReturnType<typeof tempDir>>;
   let controller: ControllerHandle;
   let agent: AgentHandle;
-  let server: Server;
-  let url: string;
-  let sha256: string;
-  let requests = 0;
+  let disk: DiskServer;
 
   const vm = (checksum: string): VirtualMachine => {
     const v = bareVm(VM);
     v.metadata.namespace = NS;
     v.spec.dataVolumeTemplates = [{
       metadata: { name: DV, annotations: { 'virtops.io/checksum': `sha256:${checksum}` } },
-      spec: { source: { http: { url } }, storage: { resources: { requests: { storage: '16Mi' } } } },
+      spec: { source: { http: { url: disk.url } }, storage: { resources: { requests: { storage: '16Mi' } } } },
     }];
     const spec = v.spec.template.spec;
     spec.domain.devices.disks = [{ name: 'root', disk: { bus: 'virtio' } }];
@@ -81,18 +75,7 @@ describe.skipIf(!env)('cluster mode: DataVolume import (real control plane, HTTP
   const claim = () => join(state.dir, 'pvcs', NS, DV, 'disk.img');
 
   beforeAll(async () => {
-    const guest = await ensureTestGuest();
-    sha256 = createHash('sha256').update(await readFile(guest.disk)).digest('hex');
-    server = createServer((req, res) => {
-      requests++;
-      if (req.url !== '/disk.qcow2') return void res.writeHead(404).end('not here');
-      void stat(guest.disk).then((st) => {
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': st.size });
-        createReadStream(guest.disk).pipe(res);
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as { port: number }).port}/disk.qcow2`;
+    disk = await serveDisk((await ensureTestGuest()).disk);
     const real = await identities(e, NS);
     // synth/install.ts grants no DataVolume rights yet: both run as admin here.
     ids = { ...real, controller: { ...real.controller, client: real.admin }, agent: { ...real.agent, client: real.admin } };
@@ -105,19 +88,10 @@ describe.skipIf(!env)('cluster mode: DataVolume import (real control plane, HTTP
   const pvs = async () => listJson(ids.admin, 'v1', 'PersistentVolume', undefined, `virtops.io/datavolume-namespace=${NS}`);
 
   afterAll(async () => {
-    if (ids) await deleteVmsAndWait(ids.admin, NS);
     // The claims' PVs are cluster-scoped: none may outlive this file on the shared control plane.
     if (ids) for (const pv of await pvs().catch(() => [])) await ids.admin.delete(pv).catch(() => undefined);
-    await controller?.stop();
-    await agent?.stop();
-    if (state) await stopLaunchersUnder(state.dir);
-    if (ids) {
-      await deleteNode(ids.admin, NODE);
-      await ids.admin.delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } }).catch(() => undefined);
-    }
-    await git?.cleanup();
-    await state?.cleanup();
-    await new Promise((r) => server?.close(r));
+    await teardownGuestTest({ ids, controller, agent, state, git, ns: NS, node: NODE, domain: `${NS}_${VM}` });
+    await disk?.close();
   }, 180_000);
 
   it('a wrong checksum: the DataVolume fails, the VM shows DataVolumeError, no VMI, no claim', async () => {
@@ -137,7 +111,7 @@ describe.skipIf(!env)('cluster mode: DataVolume import (real control plane, HTTP
   }, 200_000);
 
   it('the right checksum: imported once into a raw claim of the requested size, the VM runs', async () => {
-    await commit(sha256, 'the right checksum');
+    await commit(disk.sha256, 'the right checksum');
     await until('VM Running', async () => (await vmStatus()) === 'Running', 180_000);
     const d = (await dv())!;
     expect(d.status).toMatchObject({ phase: 'Succeeded', progress: '100.0%', claimName: DV });
@@ -146,9 +120,9 @@ describe.skipIf(!env)('cluster mode: DataVolume import (real control plane, HTTP
     expect(info).toMatchObject({ format: 'raw', 'virtual-size': 16 * 1024 * 1024 });
     // Imported once: a Succeeded DataVolume is never fetched again. (A retry of the old spec
     // may have fetched it once more before the controller applied the new one.)
-    const after = requests;
+    const after = disk.requests;
     await new Promise((r) => setTimeout(r, 3000));
-    expect(requests).toBe(after);
+    expect(disk.requests).toBe(after);
     const vmis = await listJson<VirtualMachineInstance>(ids.admin, 'kubevirt.io/v1', 'VirtualMachineInstance', NS);
     expect(vmis.map((v) => v.spec.volumes?.find((x) => x.name === 'root')?.dataVolume?.name)).toEqual([DV]);
     // The claim as the scheduler sees it: a PVC (owned by the DataVolume) bound to a local PV pinned to the node.

@@ -12,10 +12,8 @@
  *    restart of up keeps the claim (not imported again) and the snapshots;
  * 4. the VM leaving git takes its template's DataVolume and claim with it.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
-import { open, readFile, stat } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { existsSync } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import YAML from 'yaml';
@@ -23,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VirtualMachine } from '../../../api/kubevirt.js';
 import type { DataVolumeView } from '../../../reconciler/standalone/datavolumes.js';
 import type { VirtualMachineRestore, VirtualMachineSnapshot } from '../../../api/snapshot.js';
+import { serveDisk, type DiskServer } from '../../helpers/disk-server.js';
 import { ensureTestGuest, GUEST_MARKERS } from '../../helpers/test-guest.js';
 import { bareVm, testGuestVm, vmDocuments } from '../standalone/fixture.js';
 import { CLI, apiGet, guestUpFixture, startUp, vm, waitFor } from '../standalone/harness.js';
@@ -34,35 +33,20 @@ const virsh = (...args: string[]) => execa('virsh', ['-c', 'qemu:///system', ...
 
 describe('DataVolumes and snapshots under virtops up (qemu:///system, TCG)', () => {
   const f = guestUpFixture(DOMAIN, ({ git, registry }) => ['--repo', git.bare, '--emulation', 'tcg', '--interval', '2s', '--insecure-registry', registry.host]);
-  let server: Server;
-  let url: string;
-  let sha256: string;
-  let requests = 0;
+  let disk: DiskServer;
 
   beforeAll(async () => {
-    const guest = await ensureTestGuest();
-    sha256 = createHash('sha256').update(await readFile(guest.disk)).digest('hex');
-    server = createServer((req, res) => {
-      requests++;
-      if (req.url !== '/disk.qcow2') return void res.writeHead(404).end('not here');
-      void stat(guest.disk).then((st) => {
-        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': st.size });
-        createReadStream(guest.disk).pipe(res);
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const addr = server.address() as { port: number };
-    url = `http://127.0.0.1:${addr.port}/disk.qcow2`;
+    disk = await serveDisk((await ensureTestGuest()).disk);
   });
   afterAll(async () => {
-    await new Promise((r) => server?.close(r));
+    await disk?.close();
   });
 
   const dvVm = (checksum: string): VirtualMachine => {
     const v = testGuestVm({ image: f.image, name: NAME });
     v.spec.dataVolumeTemplates = [{
       metadata: { name: DV, annotations: { 'virtops.io/checksum': `sha256:${checksum}` } },
-      spec: { source: { http: { url } }, storage: { resources: { requests: { storage: '16Mi' } } } },
+      spec: { source: { http: { url: disk.url } }, storage: { resources: { requests: { storage: '16Mi' } } } },
     }];
     const spec = v.spec.template.spec;
     spec.domain.devices.disks = [...(spec.domain.devices.disks ?? []), { name: 'data', disk: { bus: 'virtio' } }];
@@ -112,8 +96,8 @@ describe('DataVolumes and snapshots under virtops up (qemu:///system, TCG)', () 
   }, 200_000);
 
   it('the right checksum: imported once into a raw claim of the requested size, the VM runs and reads it', async () => {
-    const before = requests;
-    await f.git.commitVms([dvVm(sha256)], 'the right checksum');
+    const before = disk.requests;
+    await f.git.commitVms([dvVm(disk.sha256)], 'the right checksum');
     await waitStatus('Running');
     const dv = (await dvs()).find((d) => d.metadata.name === DV)!;
     expect(dv.status).toMatchObject({ phase: 'Succeeded', progress: '100.0%' });
@@ -121,7 +105,7 @@ describe('DataVolumes and snapshots under virtops up (qemu:///system, TCG)', () 
     const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', '-U', claim()])).stdout) as { format: string; 'virtual-size': number };
     expect(info).toMatchObject({ format: 'raw', 'virtual-size': 16 * 1024 * 1024 });
     await waitFor('the guest reads the imported disk', async () => (await bootLabel()) === 'test-disk', 120_000, 500);
-    expect(requests - before).toBe(1);
+    expect(disk.requests - before).toBe(1);
     expect((await cli('get', 'dv')).stdout).toMatch(new RegExp(`^${DV}\\s+Succeeded\\s+100\\.0%`, 'm'));
   }, 300_000);
 
@@ -174,7 +158,7 @@ describe('DataVolumes and snapshots under virtops up (qemu:///system, TCG)', () 
 
   it('a snapshot declared in git is taken once, cannot be deleted by hand, and goes with its manifest', async () => {
     const nightly = { apiVersion: 'snapshot.kubevirt.io/v1beta1', kind: 'VirtualMachineSnapshot', metadata: { name: 'nightly', namespace: 'default' }, spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: NAME } } };
-    await f.git.commitDist({ [`${NAME}.k8s.yaml`]: vmDocuments(dvVm(sha256)), 'nightly.yaml': YAML.stringify(nightly) }, 'a nightly snapshot as a manifest');
+    await f.git.commitDist({ [`${NAME}.k8s.yaml`]: vmDocuments(dvVm(disk.sha256)), 'nightly.yaml': YAML.stringify(nightly) }, 'a nightly snapshot as a manifest');
     const snap = await waitFor('the git snapshot taken', async () => {
       const s = (await apiGet<{ items: VirtualMachineSnapshot[] }>(f.up!.server, '/api/v1/snapshots')).items.find((x) => x.metadata.name === 'nightly');
       return s?.status?.phase === 'Succeeded' ? s : undefined;
@@ -183,19 +167,19 @@ describe('DataVolumes and snapshots under virtops up (qemu:///system, TCG)', () 
     expect(snap.status?.indications).toEqual(['Online', 'NoGuestAgent']);
     const del = await cli('snapshot', 'delete', 'nightly');
     expect(del.stderr).toMatch(/declared in git: remove its manifest from git/);
-    await f.git.commitDist({ [`${NAME}.k8s.yaml`]: vmDocuments(dvVm(sha256)) }, 'the nightly snapshot leaves git');
+    await f.git.commitDist({ [`${NAME}.k8s.yaml`]: vmDocuments(dvVm(disk.sha256)) }, 'the nightly snapshot leaves git');
     await waitFor('the git snapshot deleted with its manifest', async () => !existsSync(join(f.stateDir, 'snapshots', 'default', 'nightly')), 60_000, 250);
     expect(await status()).toBe('Running');
   }, 200_000);
 
   it('a restart of virtops up keeps the claim, the DataVolume (not imported again) and the snapshots', async () => {
-    const before = requests;
+    const before = disk.requests;
     await f.up!.stop();
     f.up = await startUp(['--repo', f.git.bare, '--emulation', 'tcg', '--interval', '2s', '--insecure-registry', f.registry.host], f.stateDir);
     await waitFor('the VM adopted, Running', async () => (await status()) === 'Running', 120_000, 250);
     expect(existsSync(claim())).toBe(true);
     await waitFor('the DataVolume known again', async () => (await dvs()).find((d) => d.metadata.name === DV)?.status.phase === 'Succeeded', 60_000, 250);
-    expect(requests).toBe(before);
+    expect(disk.requests).toBe(before);
     expect((await apiGet<{ items: VirtualMachineSnapshot[] }>(f.up!.server, '/api/v1/snapshots')).items.map((x) => x.metadata.name)).toEqual(['snap1']);
   }, 200_000);
 
