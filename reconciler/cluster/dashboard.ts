@@ -71,7 +71,10 @@ export function clusterVmView(vm: VirtualMachine, vmi: VirtualMachineInstance | 
   const ov = vm.metadata.annotations?.[OVERRIDE_ANNOTATION];
   const override = ov ? parseOverride(ov) : undefined;
   const st = (vm.status ?? {}) as Record<string, unknown>;
-  const interfaces = (vmi?.status as { interfaces?: { ipAddress?: string; name?: string }[] } | undefined)?.interfaces;
+  const reported = (vmi?.status as { interfaces?: { ipAddress?: string; name?: string }[] } | undefined)?.interfaces;
+  // The IP column without a guest agent: the launcher Pod's IP, which a masquerade-bound VM
+  // is reached at (set where a kubelet + CNI runs the Pod; process-runtime agents set none).
+  const interfaces = reported?.some((i) => i.ipAddress) ? reported : pod?.status?.podIP ? [{ name: 'pod', ipAddress: pod.status.podIP }] : reported;
   const failure = (vm.status?.conditions ?? []).find((c) => c.type === 'Failure' && c.status === 'True');
   return {
     namespace: ns,
