@@ -14,13 +14,14 @@ export function startDebianUp(repo: string, registry: LocalRegistry, stateDir: s
   return startUp(['--repo', repo, '--emulation', 'tcg', '--interval', '3s', '--insecure-registry', registry.host, '--no-freshness-check'], stateDir);
 }
 
-/** Stops `up`, removes its state dir, then any domain it left, the git fixture and the registry. */
-export async function tearDownDebianUp(o: { up?: UpProcess; stateDir?: string; domain: string; git?: { cleanup(): Promise<void> }; registry?: LocalRegistry }): Promise<void> {
+/** Stops `up`, removes its state dir, then any of `domains` it left, the git fixture and the registry. */
+export async function tearDownDebianUp(o: { up?: UpProcess; stateDir?: string; domains: string[]; git?: { cleanup(): Promise<void> }; registry?: LocalRegistry }): Promise<void> {
   await o.up?.stop().catch(() => undefined);
   if (o.stateDir) await cleanupStateDir(o.stateDir);
-  if ((await virsh('domstate', o.domain)).exitCode === 0) {
-    await virsh('destroy', o.domain);
-    await virsh('undefine', o.domain);
+  for (const domain of o.domains) {
+    if ((await virsh('domstate', domain)).exitCode !== 0) continue;
+    await virsh('destroy', domain);
+    await virsh('undefine', domain);
   }
   await o.git?.cleanup();
   await o.registry?.stop();
