@@ -12,6 +12,7 @@ PACKAGES+=(mmdebstrap binutils)  # npm run image: the root filesystem from Debia
 PACKAGES+=(grub-pc-bin fdisk e2fsprogs)  # npm run guest-image: BIOS GRUB core image, partition table, ext4 filled from a directory
 PACKAGES+=(openssl)  # the testenv: kubelet-client CA and node serving certificates for the agents' console endpoint
 PACKAGES+=(chromium)  # the dashboard's browser tests and bench:dashboard (playwright-core drives /usr/bin/chromium)
+PACKAGES+=(iperf3)  # bench:guest: host ↔ guest throughput through the port forward and user networking
 
 log() { printf '[setup-host] %s\n' "$*" >&2; }
 

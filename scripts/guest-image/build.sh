@@ -31,7 +31,8 @@ DISK_SIZE_MIB=2048   # virtual size; unused space costs nothing in the qcow2
 PART_START=2048      # sectors: 1 MiB before the partition holds GRUB's core image
 
 PACKAGES=(linux-image-cloud-amd64 systemd systemd-sysv udev dbus cloud-init python3
-  openssh-server qemu-guest-agent sudo ifupdown isc-dhcp-client iproute2 netbase e2fsprogs)
+  openssh-server qemu-guest-agent sudo ifupdown isc-dhcp-client iproute2 netbase e2fsprogs
+  iperf3)  # bench:guest: host ↔ guest throughput
 # Documentation, man pages and translations are not installed (copyright files stay).
 DPKG_OPTS=(path-exclude=/usr/share/doc/* path-include=/usr/share/doc/*/copyright
   path-exclude=/usr/share/man/* path-exclude=/usr/share/info/* path-exclude=/usr/share/locale/*
