@@ -30,7 +30,7 @@ import type { DataVolume } from '../../../api/datavolume.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevirt.js';
 import { ALL_CRDS, renderCrd } from '../../../synth/crds.js';
 import { IMPORT_NODE_ANNOTATION, dataVolumeCrd } from '../../../reconciler/cluster/datavolumes.js';
-import { CLI_BIN, type AgentHandle, type ControllerHandle } from '../../../reconciler/cluster/run.js';
+import { CLI_BIN } from '../../../reconciler/cluster/run.js';
 import { serveDisk, type DiskServer } from '../../helpers/disk-server.js';
 import { ensureTestGuest } from '../../helpers/test-guest.js';
 import { bareVm, vmDocuments } from '../standalone/fixture.js';
@@ -45,20 +45,17 @@ const VM = 'dv-vm';
 const DV = 'dv-vm-root';
 
 describe.skipIf(!env)('cluster mode: DataVolume import (real control plane, HTTP server, test:///default launchers)', () => {
-  const e = env as Env;
+  /** What beforeAll starts, in the shape teardownGuestTest stops it. */
+  const t: Omit<Parameters<typeof teardownGuestTest>[0], 'ns' | 'node' | 'domain' | 'git'> & { git?: Awaited<ReturnType<typeof gitFixture>>; disk?: DiskServer } = {};
   let ids: Identities;
-  let git: Awaited<ReturnType<typeof gitFixture>>;
-  let state: Awaited<ReturnType<typeof tempDir>>;
-  let controller: ControllerHandle;
-  let agent: AgentHandle;
-  let disk: DiskServer;
+  const stateDir = () => t.state!.dir;
 
   const vm = (checksum: string): VirtualMachine => {
     const v = bareVm(VM);
     v.metadata.namespace = NS;
     v.spec.dataVolumeTemplates = [{
       metadata: { name: DV, annotations: { 'virtops.io/checksum': `sha256:${checksum}` } },
-      spec: { source: { http: { url: disk.url } }, storage: { resources: { requests: { storage: '16Mi' } } } },
+      spec: { source: { http: { url: t.disk!.url } }, storage: { resources: { requests: { storage: '16Mi' } } } },
     }];
     const spec = v.spec.template.spec;
     spec.domain.devices.disks = [{ name: 'root', disk: { bus: 'virtio' } }];
@@ -66,23 +63,24 @@ describe.skipIf(!env)('cluster mode: DataVolume import (real control plane, HTTP
     return v;
   };
   const crds = () => [...ALL_CRDS.map((c) => renderCrd(c)), dataVolumeCrd()].map((d) => YAML.stringify(d)).join('---\n');
-  const commit = (checksum: string | undefined, message: string) => git.commitDist({
+  const commit = (checksum: string | undefined, message: string) => t.git!.commitDist({
     'crds.k8s.yaml': crds(),
     ...(checksum ? { [`${VM}.k8s.yaml`]: vmDocuments(vm(checksum)) } : {}),
   }, message);
   const dv = async () => (await listJson<DataVolume>(ids.admin, 'cdi.kubevirt.io/v1beta1', 'DataVolume', NS)).find((d) => d.metadata.name === DV);
   const vmStatus = async () => (await getVm(ids.admin, NS, VM))?.status?.printableStatus;
-  const claim = () => join(state.dir, 'pvcs', NS, DV, 'disk.img');
+  const claim = () => join(stateDir(), 'pvcs', NS, DV, 'disk.img');
 
   beforeAll(async () => {
-    disk = await serveDisk((await ensureTestGuest()).disk);
-    const real = await identities(e, NS);
+    t.disk = await serveDisk((await ensureTestGuest()).disk);
+    const real = await identities(env as Env, NS);
     // synth/install.ts grants no DataVolume rights yet: both run as admin here.
     ids = { ...real, controller: { ...real.controller, client: real.admin }, agent: { ...real.agent, client: real.admin } };
-    git = await gitFixture();
-    state = await tempDir('vo-it-dv-agent-');
-    agent = await startAgent(ids, NODE, state.dir, 'test:///default');
-    controller = await startController(ids, git, NS);
+    t.ids = ids;
+    const git = (t.git = await gitFixture());
+    t.state = await tempDir('vo-it-dv-agent-');
+    t.agent = await startAgent(ids, NODE, stateDir(), 'test:///default');
+    t.controller = await startController(ids, git, NS);
   }, 180_000);
 
   const pvs = async () => listJson(ids.admin, 'v1', 'PersistentVolume', undefined, `virtops.io/datavolume-namespace=${NS}`);
@@ -90,8 +88,8 @@ describe.skipIf(!env)('cluster mode: DataVolume import (real control plane, HTTP
   afterAll(async () => {
     // The claims' PVs are cluster-scoped: none may outlive this file on the shared control plane.
     if (ids) for (const pv of await pvs().catch(() => [])) await ids.admin.delete(pv).catch(() => undefined);
-    await teardownGuestTest({ ids, controller, agent, state, git, ns: NS, node: NODE, domain: `${NS}_${VM}` });
-    await disk?.close();
+    await teardownGuestTest({ ...t, ns: NS, node: NODE, domain: `${NS}_${VM}` });
+    await t.disk?.close();
   }, 180_000);
 
   it('a wrong checksum: the DataVolume fails, the VM shows DataVolumeError, no VMI, no claim', async () => {
@@ -111,7 +109,7 @@ describe.skipIf(!env)('cluster mode: DataVolume import (real control plane, HTTP
   }, 200_000);
 
   it('the right checksum: imported once into a raw claim of the requested size, the VM runs', async () => {
-    await commit(disk.sha256, 'the right checksum');
+    await commit(t.disk!.sha256, 'the right checksum');
     await until('VM Running', async () => (await vmStatus()) === 'Running', 180_000);
     const d = (await dv())!;
     expect(d.status).toMatchObject({ phase: 'Succeeded', progress: '100.0%', claimName: DV });
@@ -120,9 +118,9 @@ describe.skipIf(!env)('cluster mode: DataVolume import (real control plane, HTTP
     expect(info).toMatchObject({ format: 'raw', 'virtual-size': 16 * 1024 * 1024 });
     // Imported once: a Succeeded DataVolume is never fetched again. (A retry of the old spec
     // may have fetched it once more before the controller applied the new one.)
-    const after = disk.requests;
+    const after = t.disk!.requests;
     await new Promise((r) => setTimeout(r, 3000));
-    expect(disk.requests).toBe(after);
+    expect(t.disk!.requests).toBe(after);
     const vmis = await listJson<VirtualMachineInstance>(ids.admin, 'kubevirt.io/v1', 'VirtualMachineInstance', NS);
     expect(vmis.map((v) => v.spec.volumes?.find((x) => x.name === 'root')?.dataVolume?.name)).toEqual([DV]);
     // The claim as the scheduler sees it: a PVC (owned by the DataVolume) bound to a local PV pinned to the node.
@@ -133,7 +131,7 @@ describe.skipIf(!env)('cluster mode: DataVolume import (real control plane, HTTP
     const pods = await listJson<{ spec: { nodeName?: string } }>(ids.admin, 'v1', 'Pod', NS, 'kubevirt.io=virt-launcher');
     expect(pods.map((p) => p.spec.nodeName)).toEqual([NODE]);
     // The CLI reads it from the API server with CDI's columns.
-    const get = await execa(process.execPath, [CLI_BIN, 'get', 'dv', '-n', NS, '--kubeconfig', e.kubeconfigPath], { reject: false });
+    const get = await execa(process.execPath, [CLI_BIN, 'get', 'dv', '-n', NS, '--kubeconfig', (env as Env).kubeconfigPath], { reject: false });
     expect(get.stderr).toBe('');
     expect(get.stdout).toMatch(new RegExp(`^NAMESPACE\\s+NAME\\s+PHASE\\s+PROGRESS\\s+RESTARTS\\s+AGE\\n${NS}\\s+${DV}\\s+Succeeded\\s+100\\.0%\\s+[1-9]`, 'm'));
   }, 240_000);
@@ -142,7 +140,7 @@ describe.skipIf(!env)('cluster mode: DataVolume import (real control plane, HTTP
     await commit(undefined, 'the VM leaves git');
     await until('VM gone', async () => (await getVm(ids.admin, NS, VM)) === undefined, 120_000);
     await until('DataVolume gone', async () => (await dv()) === undefined, 120_000);
-    await until('claim removed', async () => !existsSync(join(state.dir, 'pvcs', NS, DV)), 60_000);
+    await until('claim removed', async () => !existsSync(join(stateDir(), 'pvcs', NS, DV)), 60_000);
     await until('its PersistentVolume deleted', async () => (await pvs()).length === 0, 60_000);
   }, 240_000);
 });
