@@ -132,16 +132,22 @@ describe.skipIf(!testenv || !root)('console and the guest at its Pod IP, on a re
   }, IMAGE_BUILD_MS);
 
   afterAll(async () => {
-    if (ids) {
-      for (const v of await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachine', NS).catch(() => [])) await ids.admin.delete(v).catch(() => undefined);
-      await waitFor('launcher Pods gone', async () => (await launcherPods()).length === 0, 180_000).catch(() => undefined);
+    // The VMs leave git, so the controller prunes them (deleting them under a running
+    // controller would have it re-create them from git); then whatever is left, by hand.
+    if (ids && git && controller) {
+      await git.commitDist({ 'crds.k8s.yaml': crdDocuments() }, 'the VMs leave').catch(() => undefined);
+      await waitFor('the VMs pruned and their launcher Pods gone', async () => ((await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachine', NS)).length === 0 && (await launcherPods()).length === 0 ? true : undefined), 180_000).catch(() => undefined);
     }
     await controller?.stop();
+    if (ids) {
+      for (const v of await listJson(ids.admin, 'kubevirt.io/v1', 'VirtualMachine', NS).catch(() => [])) await ids.admin.delete(v).catch(() => undefined);
+      await waitFor('launcher Pods gone', async () => (await launcherPods()).length === 0, 120_000).catch(() => undefined);
+    }
     await agent?.stop();
     await env?.stop();
     await git?.cleanup();
     await key?.remove();
-  }, 300_000);
+  }, 420_000);
 
   it('virtops console through pods/exec: the serial markers show, a typed line reaches the guest; no pods/exec RBAC → refused', async () => {
     const pod = await running(CON);
