@@ -211,7 +211,10 @@ beforeAll(async () => {
   await writeLocalSecret(stateDir, 'default', AGENT_KEYS_SECRET, { key1: `${agentKey.publicKey}\n` });
   const hash = (await execa('openssl', ['passwd', '-6', SMOKE_PASSWORD])).stdout.trim();
   await writeLocalSecret(stateDir, 'default', 'smoke-debian-cloudinit', {
-    userdata: ['#cloud-config', `user: {name: fedora, lock_passwd: false, passwd: ${JSON.stringify(hash)}}`, 'ssh_pwauth: true', ''].join('\n'),
+    userdata: ['#cloud-config', `user: {name: fedora, lock_passwd: false, passwd: ${JSON.stringify(hash)}}`, 'ssh_pwauth: true',
+      // Three guests booting at once on a busy host: udev may tag ttyS0 after systemd's 90 s
+      // device timeout, and the serial getty is then never started (seen at load 15+).
+      'runcmd: [[systemctl, start, --no-block, "serial-getty@ttyS0.service"]]', ''].join('\n'),
   });
   const dist = await readFile(join(REPO, 'dist', 'smoke-debian.k8s.yaml'), 'utf8');
   expect(dist).toContain(SMOKE_DEBIAN_IMAGE);
