@@ -41,8 +41,10 @@ const N = Number(arg('vms', '20'));
 if (!Number.isInteger(N) || N < 1) throw new Error(`--vms "${arg('vms', '20')}" is not a positive whole number: pass e.g. --vms 20`);
 const NS = 'bench-kubelet';
 const PR_NODE = 'bench-process-runtime';
-const KUBEVIRT_SEED = { guestBytes: 4 * 2 ** 30, requestBytes: 4261567892 };
-const log = pino({ level: process.env['VIRTOPS_BENCH_LOG'] ?? 'warn' });
+// The seed's `memory: 4G` is decimal (4e9 bytes): 4261567892 − 4e9 = 261567892 bytes ≈ 249.4 MiB.
+const KUBEVIRT_SEED = { guestBytes: 4e9, requestBytes: 4261567892 };
+// Logs to stderr: under --json stdout holds only the figures' line.
+const log = pino({ level: process.env['VIRTOPS_BENCH_LOG'] ?? 'warn' }, pino.destination(2));
 const MiB = 2 ** 20;
 const mib = (b: number) => Math.round((b / MiB) * 10) / 10;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
