@@ -3,7 +3,7 @@
  * on libvirt's test:///default driver. That driver runs no QEMU, so nothing binds the host
  * port the launcher picked for the declared guest port: this test listens there itself, in
  * QEMU's place, and checks that bytes sent to port-forward's local port arrive and come back.
- * The forward from that host port into a real guest is debian-network.test.ts's.
+ * The forward from that host port into a real guest is test/integration/guest/debian.test.ts's.
  */
 import { createServer, connect, type Server } from 'node:net';
 import YAML from 'yaml';
