@@ -171,7 +171,8 @@ export class ClusterAccess implements VmAccess {
       }
     }
     const { socket, head } = await this.kube.upgrade(`/api/v1/nodes/${encodeURIComponent(node)}/proxy${consolePath(ns, n)}`, CONSOLE_PROTOCOL).catch((err: unknown) => {
-      if (err instanceof KubeApiError && err.code === 403) throw new Error(`${err.message} (the console needs RBAC "get" on nodes/proxy for node ${node})`);
+      // Still a KubeApiError: callers (the cluster dashboard) tell a refusal by its code.
+      if (err instanceof KubeApiError && err.code === 403) throw new KubeApiError(403, `${err.message} (the console needs RBAC "get" on nodes/proxy for node ${node})`, err.reason);
       throw err;
     });
     return { socket, head, label: `${ns}/${n} on node ${node}` };

@@ -133,16 +133,27 @@ describe.skipIf(!env || !defaultNodeIp() || !existsSync(CHROMIUM))('the dashboar
 
   it('the VM page names the launcher Pod and node; the console page says whether nodes/proxy is reachable', async () => {
     const page = await session.newPage();
-    await page.goto(`${dashboard.url}/vms/${NS}/${NAME}`);
-    await page.getByTestId('vm-status').filter({ hasText: 'Running' }).waitFor();
-    await expect(page.getByTestId('launcher-pod').textContent()).resolves.toMatch(new RegExp(`virt-launcher-${NAME}-\\S+.*on node ${NODE}`));
+    // The dashboard's Pod and VMI informers may trail the VM's status by a moment (seen in CI
+    // under load): reload until they have caught up, and say what the page showed last.
+    let shown = '';
+    await until('the VM page to name the launcher Pod and its node', async () => {
+      await page.goto(`${dashboard.url}/vms/${NS}/${NAME}`);
+      await page.getByTestId('vm-status').filter({ hasText: 'Running' }).waitFor();
+      shown = (await page.getByTestId('launcher-pod').textContent()) ?? '';
+      return new RegExp(`virt-launcher-${NAME}-\\S+.*on node ${NODE}`).test(shown);
+    }, 60_000, 500).catch((err: Error) => { throw new Error(`${err.message}; the page showed: ${shown}`); });
     await shot(page, 'vm');
-    await page.goto(`${dashboard.url}/console/${NS}/${NAME}`);
     // The install RBAC gives the controller no nodes/proxy (it reaches the kubelet API on real
     // nodes): the page says so rather than showing an empty terminal.
     const st = page.getByTestId('console-state');
-    await st.filter({ hasText: /closed|connected/ }).waitFor({ timeout: 30_000 });
-    const text = (await st.textContent()) ?? '';
+    let text = '';
+    await until('the console page to connect or say why not', async () => {
+      await page.goto(`${dashboard.url}/console/${NS}/${NAME}`);
+      await st.filter({ hasText: /closed|connected/ }).waitFor({ timeout: 30_000 });
+      text = (await st.textContent()) ?? '';
+      // "closed: VMI ... is Pending" / "has no VirtualMachineInstance": the informer trails.
+      return !/is not running|is Pending|is Schedul|once it is Running/.test(text);
+    }, 60_000, 1000).catch((err: Error) => { throw new Error(`${err.message}; the page showed: ${text}`); });
     if (text.startsWith('closed')) expect(text).toMatch(/RBAC "get" on nodes\/proxy/);
     await shot(page, 'console');
     await page.close();
