@@ -180,6 +180,12 @@ function checkCpuAndMemory(spec: api.VirtualMachineSpec, add: Add): void {
   if (req !== undefined && lim !== undefined && req > lim) {
     add(`${T}.domain.resources.requests.memory`, 'is greater than limits.memory', 'lower the request or raise the limit');
   }
+  // The launcher Pod's limit is this limit plus the overhead: a guest above it would be
+  // OOM-killed once it touches its memory (KubeVirt refuses it too).
+  const guest = quantityOrUndefined(domain.memory?.guest);
+  if (guest !== undefined && lim !== undefined && guest > lim) {
+    add(`${T}.domain.memory.guest`, `(${domain.memory?.guest}) is greater than resources.limits.memory (${domain.resources?.limits?.memory}), which bounds the launcher Pod`, 'lower memory.guest or raise the limit');
+  }
   for (const kind of ['requests', 'limits'] as const) {
     for (const [res, q] of Object.entries(domain.resources?.[kind] ?? {})) {
       if (res !== 'memory' && !isQuantity(String(q))) {

@@ -42,6 +42,7 @@ const cases: Array<[string, VirtualMachineProps, Setup, string, string, string]>
   ['fractional threads', { cpu: { threads: 1.5 } }, () => {}, `${T}.domain.cpu.threads`, 'is 1.5', 'set threads to 1 or more'],
   ['memory < 1Mi', { memory: { guest: Size.kibibytes(512) } }, () => {}, `${T}.domain.memory.guest`, '"512Ki" is less than 1Mi', 'at least 1Mi'],
   ['request > limit', { memory: { request: Size.gibibytes(2), limit: Size.gibibytes(1) } }, () => {}, `${T}.domain.resources.requests.memory`, 'greater than limits.memory', 'lower the request or raise the limit'],
+  ['guest memory > limit (the launcher Pod could not hold the guest)', { memory: { guest: Size.gibibytes(2), limit: Size.gibibytes(1) } }, () => {}, `${T}.domain.memory.guest`, 'is greater than resources.limits.memory', 'lower memory.guest or raise the limit'],
   ['no memory at all', { memory: undefined }, () => {}, `${T}.domain.memory`, 'no guest memory is set', 'Size.mebibytes(512)'],
   ['a VM name that is not DNS-1123', { name: 'My_VM' }, () => {}, 'metadata.name', '"My_VM" must consist of lower-case letters', 'use a DNS-1123 label'],
   ['a VM name longer than a label (it becomes a Pod label value)', { name: 'a'.repeat(64) }, () => {}, 'metadata.name', 'is 64 characters long (at most 63)', 'DNS-1123 label'],
