@@ -164,7 +164,8 @@ export class ClusterAccess implements VmAccess {
       if (runsUnderKubelet(pod)) {
         const podName = pod.metadata?.name ?? '';
         const socket = await podExec(this.kube, { namespace: ns, pod: podName, container: 'compute', command: relayCommand(POD_SERIAL_SOCKET, podSerialLog(ns, n)) }).catch((err: unknown) => {
-          if (err instanceof ExecRefused && err.code === 403) throw new Error(`${err.message} (the console needs RBAC "create" on pods/exec in namespace ${ns})`);
+          // Still an ExecRefused(403): callers (the cluster dashboard) tell a refusal by its code.
+          if (err instanceof ExecRefused && err.code === 403) throw new ExecRefused(403, `${err.message} (the console needs RBAC "create" on pods/exec in namespace ${ns})`);
           throw err;
         });
         return { socket, label: `${ns}/${n} in Pod ${podName} on node ${node}` };

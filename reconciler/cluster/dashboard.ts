@@ -271,9 +271,11 @@ export function clusterData(opts: ClusterDashboardOptions): DashboardData & { st
         // `virtops console --kubeconfig`'s path: the agent's endpoint through nodes/<node>/proxy.
         connect: async () => {
           const c = await access.console(ns, name).catch((err: unknown) => {
-            // The close reason holds ~120 bytes: the fix first.
-            const code = (err as { code?: number }).code;
-            throw new Error(code === 403 ? `the controller needs RBAC "get" on nodes/proxy (node ${vmi.status?.nodeName})` : `via nodes/${vmi.status?.nodeName}/proxy: ${(err as Error).message}`);
+            // The close reason holds ~120 bytes: the fix first. ClusterAccess ends a refusal
+            // (code 403, nodes/proxy or pods/exec) with "(the console needs <RBAC>)".
+            const message = (err as Error).message;
+            const needs = (err as { code?: number }).code === 403 ? /\(the console needs ([^)]*)\)$/.exec(message)?.[1] : undefined;
+            throw new Error(needs ? `the controller needs ${needs}` : message);
           });
           return { socket: c.socket, ...(c.head ? { head: c.head } : {}) };
         },
