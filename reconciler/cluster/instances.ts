@@ -216,8 +216,8 @@ export function podImagePullError(pod: V1Pod | undefined): { reason: ImagePullRe
   if (!pod) return undefined;
   const specImage = (name: string) => [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) => c.name === name)?.image;
   for (const s of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
-    const reason = s.state?.waiting?.reason;
-    if (reason !== 'ErrImagePull' && reason !== 'ImagePullBackOff') continue;
+    const reason = s.state?.waiting?.reason as ImagePullReason | undefined;
+    if (!reason || !IMAGE_PULL_REASONS.includes(reason)) continue;
     // The spec's reference is what the user wrote; the status may hold a resolved one.
     const image = specImage(s.name) ?? s.image ?? '(unknown image)';
     const said = s.state?.waiting?.message;
