@@ -96,8 +96,14 @@ function forwards(xml: string): Map<number, number> {
   return out;
 }
 
-interface IperfResult { end: { sum_received: { bits_per_second: number } } }
-const mbps = (json: string) => (JSON.parse(json) as IperfResult).end.sum_received.bits_per_second / 1e6;
+interface IperfResult { error?: string; end?: { sum_received?: { bits_per_second: number } } }
+/** Received Mbit/s from `iperf3 -J`; iperf3 reports its failures in the same JSON (`error`). */
+function mbps(json: string): number {
+  const r = JSON.parse(json) as IperfResult;
+  const bps = r.end?.sum_received?.bits_per_second;
+  if (bps === undefined) throw new Error(`iperf3 failed: ${r.error ?? json.slice(0, 300)}`);
+  return bps / 1e6;
+}
 
 async function main(): Promise<void> {
   const registry = await startRegistry();
@@ -146,10 +152,14 @@ async function main(): Promise<void> {
         await mkdir(join(work, 'pod', 'public', 'sockets'), { recursive: true });
         await mkdir(join(work, 'pod', 'public', 'logs'), { recursive: true });
       }
-      if (i === RUNS - 1) {
-        // --- throughput, on the last virtops guest ---
+      if (i === 0) {
+        // --- throughput, on the first virtops guest (so a failure shows before the other runs) ---
         const fwd = forwards(xml).get(5201);
         if (!fwd) throw new Error('no forward for guest port 5201');
+        // sshd answers before cloud-init's runcmd (cloud-final) has started the guest's iperf3
+        // server, so make sure it listens (starting it if runcmd has not yet).
+        await untilZero('guest iperf3 server', () => execa(process.execPath, [CLI, 'ssh', '--server', up.server, `${USER}@${NAME}`, '-i', key.privateKey, ...SSH_TEST_OPTIONS, '--',
+          'ss -Hltn sport = :5201 | grep -q . || { setsid iperf3 -s -D -p 5201; sleep 1; ss -Hltn sport = :5201 | grep -q .; }'], { reject: false, timeout: 60_000 }));
         for (const [label, extra] of [['host → guest, port forward', []], ['guest → host, port forward', ['-R']]] as const) {
           const r = await execa('iperf3', ['-c', '127.0.0.1', '-p', String(fwd), '-t', String(IPERF_SECONDS), '-J', ...extra]);
           throughput[label] = mbps(r.stdout);
