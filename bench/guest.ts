@@ -18,7 +18,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { ensureDebianGuest, makeSshKeyPair, pushDebianGuestImage, SSH_TEST_OPTIONS } from '../test/helpers/debian-guest.js';
+import { debianVm, ensureDebianGuest, makeSshKeyPair, pushDebianGuestImage, SSH_TEST_OPTIONS } from '../test/helpers/debian-guest.js';
 import { freePort, startRegistry } from '../test/helpers/registry.js';
 import { bareVm, gitFixture, vmDocuments } from '../test/integration/standalone/fixture.js';
 import { CLI, makeStateDir, vm as getVm, waitFor } from '../test/integration/standalone/harness.js';
@@ -53,31 +53,13 @@ function benchVm(image: string, publicKey: string): VirtualMachine {
     '  - [sh, -c, "setsid iperf3 -s -p 5201 </dev/null >/dev/null 2>&1 &"]',
     '',
   ].join('\n');
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name: NAME, namespace: 'default' },
-    spec: {
-      runStrategy: 'Always',
-      template: {
-        spec: {
-          domain: {
-            memory: { guest: '1Gi' },
-            devices: {
-              disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'cloudinitdisk', disk: { bus: 'virtio' } }],
-              interfaces: [{ name: 'default', masquerade: {}, ports: [{ name: 'ssh', port: 22 }, { name: 'iperf', port: 5201 }] }],
-            },
-          },
-          networks: [{ name: 'default', pod: {} }],
-          terminationGracePeriodSeconds: 30,
-          volumes: [
-            { name: 'root', containerDisk: { image } },
-            { name: 'cloudinitdisk', cloudInitNoCloud: { userData } },
-          ],
-        },
-      },
-    },
-  } as VirtualMachine;
+  return debianVm({
+    name: NAME,
+    image,
+    cloudInit: { noCloud: userData },
+    ports: [{ name: 'ssh', port: 22 }, { name: 'iperf', port: 5201 }],
+    terminationGracePeriodSeconds: 30,
+  });
 }
 
 /** Retries `attempt` every second until it exits 0; returns when it did. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { pushOciLayout, type LocalRegistry } from './registry.js';
+import type { AccessCredential, Disk, Port, VirtualMachine, Volume } from '../../api/kubevirt.js';
 
 /** The Debian 12 guest built by scripts/guest-image/build.sh (its info.json). */
 export interface DebianGuest {
@@ -82,4 +83,60 @@ export async function writeLocalSecret(stateDir: string, namespace: string, name
   const dir = join(stateDir, 'secrets', 'secrets', namespace, name);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   for (const [key, value] of Object.entries(data)) await writeFile(join(dir, key), value, { mode: 0o600 });
+}
+
+export interface DebianVmOptions {
+  name: string;
+  namespace?: string;
+  /** The containerDisk image of the Debian guest. */
+  image: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** The cloud-init user-data and which data source carries it. */
+  cloudInit: { noCloud: string } | { configDrive: string };
+  /** Ports declared on the pod-network interface (only these come in). */
+  ports: Port[];
+  terminationGracePeriodSeconds: number;
+  labels?: Record<string, string>;
+  /** Disks beyond root and cloudinitdisk, each with its volume. */
+  extraDisks?: { disk: Disk; volume: Volume }[];
+  accessCredentials?: AccessCredential[];
+}
+
+/**
+ * The Debian test VM every Debian test and bench starts from: 1 GiB, virtio root disk from
+ * the containerDisk, cloud-init disk, one masquerade interface on the pod network, Always.
+ */
+export function debianVm(o: DebianVmOptions): VirtualMachine {
+  const cloudinitdisk: Volume = 'noCloud' in o.cloudInit
+    ? { name: 'cloudinitdisk', cloudInitNoCloud: { userData: o.cloudInit.noCloud } }
+    : { name: 'cloudinitdisk', cloudInitConfigDrive: { userData: o.cloudInit.configDrive } };
+  const extra = o.extraDisks ?? [];
+  return {
+    apiVersion: 'kubevirt.io/v1',
+    kind: 'VirtualMachine',
+    metadata: { name: o.name, namespace: o.namespace ?? 'default' },
+    spec: {
+      runStrategy: 'Always',
+      template: {
+        ...(o.labels ? { metadata: { labels: o.labels } } : {}),
+        spec: {
+          domain: {
+            memory: { guest: '1Gi' },
+            devices: {
+              disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'cloudinitdisk', disk: { bus: 'virtio' } }, ...extra.map((e) => e.disk)],
+              interfaces: [{ name: 'default', masquerade: {}, ports: o.ports }],
+            },
+          },
+          networks: [{ name: 'default', pod: {} }],
+          terminationGracePeriodSeconds: o.terminationGracePeriodSeconds,
+          ...(o.accessCredentials ? { accessCredentials: o.accessCredentials } : {}),
+          volumes: [
+            { name: 'root', containerDisk: { image: o.image, ...(o.imagePullPolicy ? { imagePullPolicy: o.imagePullPolicy } : {}) } },
+            cloudinitdisk,
+            ...extra.map((e) => e.volume),
+          ],
+        },
+      },
+    },
+  } as VirtualMachine;
 }

@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevirt.js';
 import { CLI_BIN, runAgent, runController, type AgentHandle, type ControllerHandle } from '../../../reconciler/cluster/run.js';
 import { renderLauncherPod } from '../../../synth/launcher-pod.js';
-import { ensureDebianGuest, makeSshKeyPair, retryUntilZero, SSH_TEST_OPTIONS, type SshKeyPair } from '../../helpers/debian-guest.js';
+import { debianVm, ensureDebianGuest, makeSshKeyPair, retryUntilZero, SSH_TEST_OPTIONS, type SshKeyPair } from '../../helpers/debian-guest.js';
 import { IMAGE_BUILD_MS, startKubeletEnv, type KubeletEnv } from '../../helpers/kubelet.js';
 import { GUEST_MARKERS } from '../../helpers/test-guest.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -54,33 +54,17 @@ function userData(publicKey: string): string {
   ].join('\n');
 }
 
-function debianVm(image: string, publicKey: string): VirtualMachine {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name: DEB, namespace: NS },
-    spec: {
-      runStrategy: 'Always',
-      template: {
-        metadata: { labels: { app: DEB } },
-        spec: {
-          domain: {
-            memory: { guest: '1Gi' },
-            devices: {
-              disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'cloudinitdisk', disk: { bus: 'virtio' } }],
-              interfaces: [{ name: 'default', masquerade: {}, ports: [{ name: 'ssh', port: 22 }, { name: 'http', port: 8080 }] }],
-            },
-          },
-          networks: [{ name: 'default', pod: {} }],
-          terminationGracePeriodSeconds: 30,
-          volumes: [
-            { name: 'root', containerDisk: { image, imagePullPolicy: 'IfNotPresent' } },
-            { name: 'cloudinitdisk', cloudInitNoCloud: { userData: userData(publicKey) } },
-          ],
-        },
-      },
-    },
-  } as VirtualMachine;
+function debianNodeVm(image: string, publicKey: string): VirtualMachine {
+  return debianVm({
+    name: DEB,
+    namespace: NS,
+    image,
+    imagePullPolicy: 'IfNotPresent',
+    labels: { app: DEB },
+    cloudInit: { noCloud: userData(publicKey) },
+    ports: [{ name: 'ssh', port: 22 }, { name: 'http', port: 8080 }],
+    terminationGracePeriodSeconds: 30,
+  });
 }
 
 describe.skipIf(!testenv || !root)('console and the guest at its Pod IP, on a real kubelet node', () => {
@@ -121,7 +105,7 @@ describe.skipIf(!testenv || !root)('console and the guest at its Pod IP, on a re
     );
     const con = testGuestVm({ image: `${env.podRegistry}/virtops/test-guest:latest`, name: CON });
     con.metadata.namespace = NS;
-    const deb = debianVm(`${env.podRegistry}/virtops/debian-12:latest`, key.publicKey);
+    const deb = debianNodeVm(`${env.podRegistry}/virtops/debian-12:latest`, key.publicKey);
     const docs: string[] = [];
     for (const vm of [con, deb]) {
       const template = renderLauncherPod(vm, { launcherImage: env.launcherImage, libvirtDaemon: 'pod', nodeSocketDir: socketDir, emulation: 'tcg' });

@@ -29,7 +29,7 @@ import { execa, type ResultPromise } from 'execa';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevirt.js';
-import { SSH_TEST_OPTIONS, makeSshKeyPair, pushDebianGuestImage, retryUntilZero, writeLocalSecret, type SshKeyPair } from '../../helpers/debian-guest.js';
+import { SSH_TEST_OPTIONS, debianVm, makeSshKeyPair, pushDebianGuestImage, retryUntilZero, writeLocalSecret, type SshKeyPair } from '../../helpers/debian-guest.js';
 import { startRegistry, type LocalRegistry } from '../../helpers/registry.js';
 import { SMOKE_DEBIAN_IMAGE } from '../../../vms/smoke-debian.js';
 import { REPO } from '../launcher/harness.js';
@@ -70,69 +70,29 @@ function userData(generation: number, extra: string[] = []): string {
 }
 
 function mainVm(image: string, generation: number): VirtualMachine {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name: NAME, namespace: 'default' },
-    spec: {
-      runStrategy: 'Always',
-      template: {
-        metadata: { labels: { app: NAME } },
-        spec: {
-          domain: {
-            memory: { guest: '1Gi' },
-            devices: {
-              disks: [
-                { name: 'root', disk: { bus: 'virtio' } },
-                { name: 'cloudinitdisk', disk: { bus: 'virtio' } },
-                { name: 'scratch', disk: { bus: 'virtio' } },
-              ],
-              interfaces: [{ name: 'default', masquerade: {}, ports: [{ name: 'ssh', port: 22 }, { name: 'http', port: 8080 }] }],
-            },
-          },
-          networks: [{ name: 'default', pod: {} }],
-          terminationGracePeriodSeconds: 120,
-          accessCredentials: [
-            { sshPublicKey: { source: { secret: { secretName: KEYS_SECRET } }, propagationMethod: { noCloud: {} } } },
-            { sshPublicKey: { source: { secret: { secretName: AGENT_KEYS_SECRET } }, propagationMethod: { qemuGuestAgent: { users: [USER] } } } },
-          ],
-          volumes: [
-            { name: 'root', containerDisk: { image } },
-            { name: 'cloudinitdisk', cloudInitNoCloud: { userData: userData(generation) } },
-            { name: 'scratch', emptyDisk: { capacity: '1536Mi' } },
-          ],
-        },
-      },
-    },
-  } as VirtualMachine;
+  return debianVm({
+    name: NAME,
+    image,
+    labels: { app: NAME },
+    cloudInit: { noCloud: userData(generation) },
+    ports: [{ name: 'ssh', port: 22 }, { name: 'http', port: 8080 }],
+    terminationGracePeriodSeconds: 120,
+    extraDisks: [{ disk: { name: 'scratch', disk: { bus: 'virtio' } }, volume: { name: 'scratch', emptyDisk: { capacity: '1536Mi' } } }],
+    accessCredentials: [
+      { sshPublicKey: { source: { secret: { secretName: KEYS_SECRET } }, propagationMethod: { noCloud: {} } } },
+      { sshPublicKey: { source: { secret: { secretName: AGENT_KEYS_SECRET } }, propagationMethod: { qemuGuestAgent: { users: [USER] } } } },
+    ],
+  });
 }
 
 function configDriveVm(image: string, generation: number, publicKey: string): VirtualMachine {
-  return {
-    apiVersion: 'kubevirt.io/v1',
-    kind: 'VirtualMachine',
-    metadata: { name: CD_NAME, namespace: 'default' },
-    spec: {
-      runStrategy: 'Always',
-      template: {
-        spec: {
-          domain: {
-            memory: { guest: '1Gi' },
-            devices: {
-              disks: [{ name: 'root', disk: { bus: 'virtio' } }, { name: 'cloudinitdisk', disk: { bus: 'virtio' } }],
-              interfaces: [{ name: 'default', masquerade: {}, ports: [{ name: 'ssh', port: 22 }] }],
-            },
-          },
-          networks: [{ name: 'default', pod: {} }],
-          terminationGracePeriodSeconds: 60,
-          volumes: [
-            { name: 'root', containerDisk: { image } },
-            { name: 'cloudinitdisk', cloudInitConfigDrive: { userData: userData(generation, [`ssh_authorized_keys: [${JSON.stringify(publicKey)}]`]) } },
-          ],
-        },
-      },
-    },
-  } as VirtualMachine;
+  return debianVm({
+    name: CD_NAME,
+    image,
+    cloudInit: { configDrive: userData(generation, [`ssh_authorized_keys: [${JSON.stringify(publicKey)}]`]) },
+    ports: [{ name: 'ssh', port: 22 }],
+    terminationGracePeriodSeconds: 60,
+  });
 }
 
 async function freePort(): Promise<number> {
