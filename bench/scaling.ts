@@ -1,0 +1,370 @@
+/**
+ * Scaling curves (issue 15, part 4): one push of N VMs to `virtops up` at several N, and what
+ * it costs as N grows.
+ *
+ *   npm run bench:scaling [-- --sizes 10,25,50,100] [--test-sizes 100,1000,5000] [--json] [--out FILE]
+ *
+ * Real guests (`--sizes`): N test guests (real QEMU under TCG, qemu:///system, the process
+ * launcher runtime: real launcher processes), one commit adding all N. For each N:
+ *   - per VM, commit → its VMI phase Running (the VM's `StatusChanged … → Running` event, as
+ *     KubeVirt's perf job reads creation → Running from the VMI's phase transitions): p50,
+ *     p95, max (= all Running), with the stages from the same events (commit → revision
+ *     applied from up's log; applied → launcher spawning (`Creating`); → domain started
+ *     (`Started`); → Running);
+ *   - the floor: the very same N domain XMLs (dumped from virtops' domains, their files copied
+ *     out of the state dir, renamed) defined and started by N parallel raw `virsh define &&
+ *     virsh start`, in the same run after virtops' guests are removed; per domain the time to
+ *     its `start` returning: ratios of p50 and of all-Running (goal ≤ 1.3x);
+ *   - `virtops up`'s RSS/PSS, the launchers' total RSS and PSS (/proc/<pid>/smaps_rollup of every
+ *     launcher process), and CPU seconds of up (delta over the push) and of the launchers
+ *     (their whole life so far), from utime+stime in /proc/<pid>/stat; QEMU's figures apart.
+ * Then all N are removed (one commit) before the next N; each N gets a fresh `up`.
+ *
+ * `test:///default` (`--test-sizes`): the same push of N bare VMs (no QEMU), where the per-VM
+ * process cost dominates. N ≤ `--test-process-max` (100) runs the process runtime (it fits:
+ * ~35 MiB PSS per VM); every N also runs the pool runtime (bench/density.ts's: the real
+ * launcher code, many launchers in one process), since 1,000 or 5,000 launcher process pairs
+ * do not fit in 24 GiB. Baseline: one `virsh` session defining and starting the same number
+ * of domains (test:///default keeps its domains per connection, so parallel `virsh`
+ * processes would each see an empty driver).
+ *
+ * Every point is one JSON object in the `--json` line (and in `--out FILE`, appended), which
+ * bench/plot-scaling.ts turns into the log-log SVGs.
+ */
+import { appendFile, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { loadavg, tmpdir } from 'node:os';
+import { parseArgs } from 'node:util';
+import { execa } from 'execa';
+import type { VirtualMachine } from '../api/kubevirt.js';
+import { bareVm, gitFixture, testGuestVm, type GitFixture } from '../test/integration/standalone/fixture.js';
+import { cleanupStateDir, launcherPids, listVms, makeStateDir, startUp, waitFor, type UpProcess } from '../test/integration/standalone/harness.js';
+import { pushTestGuestImages, startRegistry, type LocalRegistry } from '../test/helpers/registry.js';
+import { emitJson, JSON_FLAG, say } from './report.js';
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '10,25,50,100' },
+    'test-sizes': { type: 'string', default: '100,1000,5000' },
+    'test-process-max': { type: 'string', default: '100' },
+    out: { type: 'string' },
+    ...JSON_FLAG,
+  },
+});
+const sizeList = (flag: string, raw: string): number[] => {
+  const xs = raw.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  if (xs.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--${flag} "${raw}" must be a comma-separated list of positive integers, e.g. --${flag} 10,25 (or '' to skip)`);
+  return xs;
+};
+const SIZES = sizeList('sizes', values.sizes!);
+const TEST_SIZES = sizeList('test-sizes', values['test-sizes']!);
+const PROCESS_MAX = Number(values['test-process-max']);
+if (!Number.isInteger(PROCESS_MAX) || PROCESS_MAX < 0) throw new Error('--test-process-max must be a whole number (0: the pool runtime only)');
+
+const PREFIX = 'scale-';
+const names = (n: number) => Array.from({ length: n }, (_, i) => `${PREFIX}${i}`);
+const qemuVirsh = (...args: string[]) => execa('virsh', ['-q', '-c', 'qemu:///system', ...args], { reject: false });
+const CLK_TCK = Number((await execa('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
+
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+};
+const summary = (xs: number[]) => ({ p50: pct(xs, 50), p95: pct(xs, 95), max: Math.max(...xs) });
+const load = () => loadavg().map((x) => Math.round(x * 100) / 100);
+
+// ---- /proc readers -------------------------------------------------------------------------
+
+interface ProcMem { rssKiB: number; pssKiB: number }
+
+async function smapsRollup(pid: number): Promise<ProcMem> {
+  const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  return { rssKiB: kb('Rss'), pssKiB: kb('Pss') };
+}
+
+/** utime+stime of a process in seconds (its own, not its reaped children's). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const s = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  // After the comm: state is field 3, utime 14, stime 15 (1-based) → index 11, 12 here.
+  return (Number(f[11] ?? 0) + Number(f[12] ?? 0)) / CLK_TCK;
+}
+
+/** pids whose argv has every one of `needles`. */
+async function pidsWith(...needles: string[]): Promise<number[]> {
+  const out: number[] = [];
+  for (const e of await readdir('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const cmd = (await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ');
+    if (needles.every((n) => cmd.includes(n))) out.push(Number(e));
+  }
+  return out;
+}
+
+async function sumProcs(pids: number[]): Promise<{ processes: number; rssMiB: number; pssMiB: number; cpuS: number }> {
+  let rss = 0, pss = 0, cpu = 0;
+  for (const pid of pids) {
+    const m = await smapsRollup(pid);
+    rss += m.rssKiB;
+    pss += m.pssKiB;
+    cpu += await cpuSeconds(pid);
+  }
+  return { processes: pids.length, rssMiB: rss / 1024, pssMiB: pss / 1024, cpuS: cpu };
+}
+
+// ---- one point -----------------------------------------------------------------------------
+
+interface Point {
+  kind: 'qemu' | 'test';
+  runtime: 'process' | 'pool';
+  n: number;
+  /** Two Node processes per VM (launcher-monitor + launcher), one, or the pool. */
+  layout: string;
+  loadBefore: number[];
+  loadAfter: number[];
+  /** Per VM, ms from the commit (before `git commit`) to its VMI phase Running. */
+  runningMs: { p50: number; p95: number; max: number };
+  /** Stage p50/max in ms: commit → revision applied (one figure); per VM applied → Creating, Creating → Started, Started → Running. */
+  stagesMs: { commitToApplied: number; queue: { p50: number; max: number }; start: { p50: number; max: number }; toRunning: { p50: number; max: number } };
+  /** qemu: N parallel `virsh define && start`, per domain ms to its start returning; test: one virsh session, all N. */
+  floorMs?: { p50: number; p95: number; max: number };
+  ratio?: { p50?: number; allRunning: number };
+  up: { rssMiB: number; pssMiB: number; idleRssMiB: number; peakRssMiB: number; cpuS: number };
+  launchers: { processes: number; rssMiB: number; pssMiB: number; cpuS: number; pssPerVmMiB: number; rssPerVmMiB: number };
+  qemu?: { processes: number; rssMiB: number; pssMiB: number; cpuS: number };
+  removeMs: number;
+  samplesMs: number[];
+}
+
+async function statusKiB(pid: number, key: string): Promise<number> {
+  const s = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0);
+}
+
+const eventMs = (v: { events?: { reason: string; message: string; time: string; firstTime?: string }[] }, reason: string, message?: RegExp): number | undefined => {
+  const e = v.events?.find((x) => x.reason === reason && (!message || message.test(x.message)));
+  return e ? Date.parse(e.firstTime ?? e.time) : undefined;
+};
+
+/** The floor's copy of each virtops domain (as bench/floor.ts): inactive XML, files copied to `dir`, renamed `floor_<i>`. */
+async function floorDomains(stateDir: string, dir: string, vmNames: string[]): Promise<string[]> {
+  const files: string[] = [];
+  const escaped = stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const [i, name] of vmNames.entries()) {
+    let xml = (await qemuVirsh('dumpxml', '--inactive', `default_${name}`)).stdout;
+    for (const from of new Set(xml.match(new RegExp(`${escaped}[^'"<>\\s]*`, 'g')) ?? [])) {
+      const to = join(dir, `vm${i}`, from.slice(stateDir.length));
+      await mkdir(dirname(to), { recursive: true });
+      if (!to.endsWith('.log') && (await stat(from).catch(() => undefined))?.isFile()) await copyFile(from, to);
+    }
+    xml = xml.split(stateDir).join(join(dir, `vm${i}`)).replace(/<name>[^<]+<\/name>/, `<name>floor_${i}</name>`).replace(/<uuid>[^<]+<\/uuid>\s*/, '');
+    const file = join(dir, `floor_${i}.xml`);
+    await writeFile(file, xml);
+    files.push(file);
+  }
+  return files;
+}
+
+async function qemuFloor(files: string[]): Promise<number[]> {
+  const t0 = performance.now();
+  const out = await Promise.all(files.map(async (file, i) => {
+    const d = await qemuVirsh('define', file);
+    const s = d.exitCode === 0 ? await qemuVirsh('start', `floor_${i}`) : d;
+    if (s.exitCode !== 0) throw new Error(`floor_${i}: ${s.stderr}`);
+    return performance.now() - t0;
+  }));
+  return out;
+}
+
+async function removeFloor(n: number): Promise<void> {
+  await Promise.all(Array.from({ length: n }, async (_, i) => {
+    await qemuVirsh('destroy', `floor_${i}`);
+    await qemuVirsh('undefine', `floor_${i}`);
+  }));
+}
+
+async function testFloor(n: number): Promise<number> {
+  const dir = await mkdtemp(join(tmpdir(), 'vo-bench-scale-'));
+  try {
+    const cmds: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const file = join(dir, `d${i}.xml`);
+      await writeFile(file, `<domain type="test"><name>default_b${i}</name><memory unit="MiB">64</memory><vcpu>1</vcpu><os><type arch="x86_64">hvm</type></os></domain>`);
+      cmds.push(`define ${file}`, `start default_b${i}`);
+    }
+    const t0 = performance.now();
+    await execa('virsh', ['-q', '-c', 'test:///default'], { input: `${cmds.join('\n')}\n` });
+    return performance.now() - t0;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: number, registry?: { host: string; image: string }): Promise<Point> {
+  const git: GitFixture = await gitFixture();
+  const stateDir = await makeStateDir();
+  const work = await mkdtemp(join(tmpdir(), 'vo-bench-scale-'));
+  const vmNames = names(n);
+  const placeholder = bareVm('scale-placeholder', { runStrategy: 'Halted' });
+  const vms: VirtualMachine[] = vmNames.map((name) => {
+    if (kind === 'test') return bareVm(name);
+    const vm = testGuestVm({ image: registry!.image, name });
+    // Removal between points is not what is measured: no ACPI wait for guests still booting.
+    vm.spec.template.spec.terminationGracePeriodSeconds = 0;
+    return vm;
+  });
+  const args = kind === 'qemu'
+    ? ['--repo', git.bare, '--emulation', 'tcg', '--interval', '5m', '--no-freshness-check', '--insecure-registry', registry!.host]
+    : ['--repo', git.bare, '--libvirt-uri', 'test:///default', '--emulation', 'tcg', '--interval', '5m', '--concurrency', '32', '--launcher-runtime', runtime, '--no-freshness-check'];
+  if (kind === 'qemu' && runtime === 'pool') throw new Error('real guests run the process runtime only');
+  let up: UpProcess | undefined;
+  const poolNeedles = ['launcher-pool', `${stateDir}/pool.sock`];
+  try {
+    await git.commitVms([placeholder], 'placeholder');
+    up = await startUp(args, stateDir);
+    const server = up.server;
+    const upPid = up.proc.pid!;
+    await waitFor('placeholder applied', async () => (await listVms(server)).vms.some((v) => v.name === placeholder.metadata.name), 60_000);
+    await new Promise((r) => setTimeout(r, 2000));
+    const idleRss = (await statusKiB(upPid, 'VmRSS')) / 1024;
+    const loadBefore = load();
+    const cpu0 = await cpuSeconds(upPid);
+
+    say(`${kind} ${runtime} N=${n}: pushing (load ${loadBefore.join(' ')})`);
+    const pushedAt = Date.now();
+    await git.commitVms([placeholder, ...vms], `add ${n}`);
+    const poll = n >= 1000 ? 1000 : 250;
+    const timeout = kind === 'qemu' ? 1_200_000 : 1_800_000;
+    const want = new Set(vmNames);
+    await waitFor(`${n} Running`, async () => (await listVms(server)).vms.filter((v) => want.has(v.name) && v.status?.printableStatus === 'Running').length === n, timeout, poll);
+    const allRunningAt = Date.now();
+    // Memory and CPU at the moment all are Running (the launchers' spawn and sync included).
+    const upMem = await smapsRollup(upPid);
+    const upCpu = (await cpuSeconds(upPid)) - cpu0;
+    const peakRss = (await statusKiB(upPid, 'VmHWM')) / 1024;
+    const lpids = runtime === 'pool' ? await pidsWith(...poolNeedles) : (await launcherPids(stateDir)).map((p) => p.pid);
+    const layoutInfo = runtime === 'pool'
+      ? 'pool (one process hosting every launcher)'
+      : await launcherPids(stateDir).then((ps) => {
+        const mon = ps.filter((p) => p.monitor).length;
+        return mon > 0 ? `two Node processes per VM (launcher-monitor + launcher): ${mon} monitors, ${ps.length - mon} launchers` : `one Node process per VM: ${ps.length} launchers`;
+      });
+    const launchers = await sumProcs(lpids);
+    const qemu = kind === 'qemu' ? await sumProcs(await pidsWith('qemu-system', `guest=default_${PREFIX}`)) : undefined;
+
+    const list = await listVms(server);
+    const log = up.logText().split('\n').filter((l) => l.startsWith('{')).map((l) => { try { return JSON.parse(l) as { time: number; msg: string }; } catch { return undefined; } });
+    const appliedAt = log.find((l) => l && l.time >= pushedAt && l.msg.startsWith('applying revision'))?.time ?? NaN;
+    const running: number[] = [], queue: number[] = [], start: number[] = [], toRunning: number[] = [];
+    for (const v of list.vms.filter((x) => want.has(x.name))) {
+      const run = eventMs(v, 'StatusChanged', /→ Running$/);
+      const creating = eventMs(v, 'Creating');
+      const started = eventMs(v, 'Started');
+      if (run === undefined) throw new Error(`${v.name}: Running but no "→ Running" event; events: ${JSON.stringify(v.events)}`);
+      running.push(run - pushedAt);
+      if (creating !== undefined) queue.push(creating - appliedAt);
+      if (creating !== undefined && started !== undefined) start.push(started - creating);
+      if (started !== undefined) toRunning.push(run - started);
+    }
+    const pm = (xs: number[]) => ({ p50: pct(xs, 50), max: Math.max(...xs) });
+    const runningMs = summary(running);
+    say(`  all Running ${((allRunningAt - pushedAt) / 1000).toFixed(1)} s after the commit; per VM p50 ${(runningMs.p50 / 1000).toFixed(2)} s, p95 ${(runningMs.p95 / 1000).toFixed(2)} s, max ${(runningMs.max / 1000).toFixed(2)} s`);
+
+    // The floor's copies of the domains, taken while virtops' exist.
+    const floorXml = kind === 'qemu' ? await floorDomains(stateDir, work, vmNames) : [];
+
+    // Remove all N (one commit), until every domain is gone.
+    const r0 = performance.now();
+    await git.commitVms([placeholder], `remove ${n}`);
+    await waitFor('all pruned', async () => {
+      const l = await listVms(server);
+      if (l.vms.some((v) => want.has(v.name))) return false;
+      if (kind !== 'qemu') return true;
+      const left = (await qemuVirsh('list', '--all', '--name')).stdout;
+      return !left.includes(`default_${PREFIX}`);
+    }, 1_800_000, poll);
+    const removeMs = performance.now() - r0;
+
+    let floorMs: Point['floorMs'];
+    if (kind === 'qemu') {
+      const t = await qemuFloor(floorXml);
+      floorMs = summary(t);
+      await removeFloor(n);
+    } else {
+      const t = await testFloor(n);
+      floorMs = { p50: t, p95: t, max: t };
+    }
+    const loadAfter = load();
+    const point: Point = {
+      kind, runtime, n, layout: layoutInfo, loadBefore, loadAfter,
+      runningMs,
+      stagesMs: { commitToApplied: appliedAt - pushedAt, queue: pm(queue), start: pm(start), toRunning: pm(toRunning) },
+      floorMs,
+      ratio: kind === 'qemu' ? { p50: runningMs.p50 / floorMs.p50, allRunning: runningMs.max / floorMs.max } : { allRunning: runningMs.max / floorMs.max },
+      up: { rssMiB: upMem.rssKiB / 1024, pssMiB: upMem.pssKiB / 1024, idleRssMiB: idleRss, peakRssMiB: peakRss, cpuS: upCpu },
+      launchers: { ...launchers, pssPerVmMiB: launchers.pssMiB / n, rssPerVmMiB: launchers.rssMiB / n },
+      ...(qemu ? { qemu } : {}),
+      removeMs,
+      samplesMs: running.sort((a, b) => a - b),
+    };
+    say(`  floor ${kind === 'qemu' ? `(N parallel virsh define && start) p50 ${(floorMs.p50 / 1000).toFixed(2)} s, all ${(floorMs.max / 1000).toFixed(2)} s; ratio p50 ${point.ratio!.p50!.toFixed(2)}x` : `(one virsh session) ${(floorMs.max / 1000).toFixed(2)} s;`} all-Running ${point.ratio!.allRunning.toFixed(2)}x`);
+    say(`  stages: commit → applied ${point.stagesMs.commitToApplied} ms; queue p50 ${point.stagesMs.queue.p50} max ${point.stagesMs.queue.max}; launcher start p50 ${point.stagesMs.start.p50} max ${point.stagesMs.start.max}; started → Running p50 ${point.stagesMs.toRunning.p50} max ${point.stagesMs.toRunning.max} ms`);
+    say(`  up RSS ${point.up.rssMiB.toFixed(0)} MiB (PSS ${point.up.pssMiB.toFixed(0)}, idle ${idleRss.toFixed(0)}, peak ${peakRss.toFixed(0)}), CPU ${upCpu.toFixed(1)} s; launchers (${layoutInfo}): RSS ${launchers.rssMiB.toFixed(0)} MiB, PSS ${launchers.pssMiB.toFixed(0)} MiB (${point.launchers.pssPerVmMiB.toFixed(1)}/VM), CPU ${launchers.cpuS.toFixed(1)} s${qemu ? `; QEMU RSS ${qemu.rssMiB.toFixed(0)} MiB, PSS ${qemu.pssMiB.toFixed(0)}, CPU ${qemu.cpuS.toFixed(0)} s` : ''}; removal ${(removeMs / 1000).toFixed(1)} s; load ${loadAfter.join(' ')}`);
+    return point;
+  } finally {
+    await up?.stop().catch(() => undefined);
+    if (runtime === 'pool') {
+      for (const p of await pidsWith(...poolNeedles)) process.kill(p, 'SIGTERM');
+      await waitFor('pool exit', async () => (await pidsWith(...poolNeedles)).length === 0, 120_000).catch(async () => {
+        for (const p of await pidsWith(...poolNeedles)) process.kill(p, 'SIGKILL');
+      });
+    }
+    await cleanupStateDir(stateDir);
+    if (kind === 'qemu') {
+      const left = (await qemuVirsh('list', '--all', '--name')).stdout.split('\n').map((s) => s.trim()).filter((d) => d.startsWith(`default_${PREFIX}`) || /^floor_\d+$/.test(d));
+      for (const d of left) {
+        await qemuVirsh('destroy', d);
+        await qemuVirsh('undefine', d);
+      }
+    }
+    await rm(work, { recursive: true, force: true });
+    await git.cleanup();
+  }
+}
+
+async function main(): Promise<void> {
+  const points: Point[] = [];
+  const record = async (p: Point) => {
+    points.push(p);
+    if (values.out) await appendFile(values.out, `${JSON.stringify(p)}\n`);
+  };
+  for (const n of TEST_SIZES) {
+    if (n <= PROCESS_MAX) await record(await runPoint('test', 'process', n));
+    await record(await runPoint('test', 'pool', n));
+  }
+  if (SIZES.length) {
+    let registry: LocalRegistry | undefined;
+    try {
+      registry = await startRegistry();
+      const image = (await pushTestGuestImages(registry)).kernelBootImage;
+      for (const n of SIZES) {
+        const free = (await readFile('/proc/meminfo', 'utf8')).match(/^MemAvailable:\s+(\d+)/m)?.[1];
+        say(`MemAvailable before N=${n}: ${Math.round(Number(free) / 1024)} MiB`);
+        await record(await runPoint('qemu', 'process', n, { host: registry.host, image }));
+      }
+    } finally {
+      await registry?.stop();
+    }
+  }
+  say('\nkind   runtime  N     Running p50/p95/max s     floor p50/max s  ratio p50/all  up RSS  launchers RSS/PSS MiB  CPU up+launchers s');
+  for (const p of points) {
+    say(`${p.kind.padEnd(6)} ${p.runtime.padEnd(8)} ${String(p.n).padEnd(5)} ${[p.runningMs.p50, p.runningMs.p95, p.runningMs.max].map((x) => (x / 1000).toFixed(2)).join('/').padEnd(25)} ${[p.floorMs?.p50 ?? NaN, p.floorMs?.max ?? NaN].map((x) => (x / 1000).toFixed(2)).join('/').padEnd(16)} ${`${p.ratio?.p50?.toFixed(2) ?? '-'}/${p.ratio?.allRunning.toFixed(2)}`.padEnd(14)} ${p.up.rssMiB.toFixed(0).padEnd(7)} ${`${p.launchers.rssMiB.toFixed(0)}/${p.launchers.pssMiB.toFixed(0)}`.padEnd(22)} ${(p.up.cpuS + p.launchers.cpuS).toFixed(1)}`);
+  }
+  emitJson('scaling', { cpuSource: '/proc/<pid>/stat utime+stime (up: delta over the push; launchers: whole life until all Running)', points });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:scaling: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
