@@ -145,6 +145,18 @@ export class KubeApiError extends Error {
   }
 }
 
+/** The message of a refused request's body: a metav1.Status's `message`, else `error`, else the text. */
+export function refusalMessage(body: string): string {
+  try {
+    const st = JSON.parse(body) as { message?: string; error?: string };
+    if (typeof st.message === 'string') return st.message;
+    if (typeof st.error === 'string') return st.error;
+  } catch {
+    /* plain text */
+  }
+  return body.trim();
+}
+
 export type PatchType = 'merge' | 'apply';
 
 export class KubeRest {
@@ -259,15 +271,7 @@ export class KubeRest {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          let msg = text.trim();
-          try {
-            msg = (JSON.parse(text) as { message?: string; error?: string }).message ?? (JSON.parse(text) as { error?: string }).error ?? msg;
-          } catch {
-            /* plain text */
-          }
-          reject(new KubeApiError(res.statusCode ?? 0, `GET ${path}: HTTP ${res.statusCode}: ${msg}`));
-        });
+        res.on('end', () => reject(new KubeApiError(res.statusCode ?? 0, `GET ${path}: HTTP ${res.statusCode}: ${refusalMessage(text)}`)));
       });
       req.on('error', (err) => reject(new Error(`cannot reach the Kubernetes API at ${this.target.server.origin}: ${err.message}`)));
       req.end();

@@ -17,7 +17,7 @@
  */
 import { Duplex } from 'node:stream';
 import WebSocket from 'ws';
-import type { KubeRest } from './kube-rest.js';
+import { refusalMessage, type KubeRest } from './kube-rest.js';
 
 /**
  * QEMU's serial socket inside the compute container: serialSocketPath(PATHS.share) (synth's
@@ -127,15 +127,7 @@ export function podExec(kube: KubeRest, o: { namespace: string; pod: string; con
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        let msg = body.trim();
-        try {
-          msg = (JSON.parse(body) as { message?: string }).message ?? msg;
-        } catch {
-          /* plain text */
-        }
-        reject(new ExecRefused(res.statusCode ?? 0, `exec in Pod ${o.namespace}/${o.pod}: HTTP ${res.statusCode}: ${msg}`));
-      });
+      res.on('end', () => reject(new ExecRefused(res.statusCode ?? 0, `exec in Pod ${o.namespace}/${o.pod}: HTTP ${res.statusCode}: ${refusalMessage(body)}`)));
     });
     ws.on('open', () => {
       opened = true;

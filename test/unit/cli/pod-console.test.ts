@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { refusalMessage } from '../../../cli/kube-rest.js';
 import { podExecPath, POD_SERIAL_SOCKET, podSerialLog, relayCommand, runsUnderKubelet, execStatusError } from '../../../cli/pod-console.js';
 import { serialSocketPath } from '../../../launcher/convert/console.js';
 import { launcherPaths } from '../../../launcher/flags.js';
@@ -59,5 +60,14 @@ describe('the low-ports sysctl of a pod-libvirt launcher Pod', () => {
     expect(sysctls(vm([22, 8080]), 'pod')).toEqual([{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }]);
     expect(sysctls(vm([8080]), 'pod')).toBeUndefined();
     expect(sysctls(vm([22]), 'external')).toBeUndefined();
+  });
+});
+
+describe('refusalMessage (shared by pods/exec and KubeRest.upgrade)', () => {
+  it('reads a metav1.Status message, then an error field, then the text', () => {
+    expect(refusalMessage(JSON.stringify({ kind: 'Status', status: 'Failure', message: 'pods "p" is forbidden', reason: 'Forbidden' }))).toBe('pods "p" is forbidden');
+    expect(refusalMessage(JSON.stringify({ error: 'upgrade refused' }))).toBe('upgrade refused');
+    expect(refusalMessage('  plain text refusal\n')).toBe('plain text refusal');
+    expect(refusalMessage(JSON.stringify({ code: 403 }))).toBe('{"code":403}');
   });
 });
