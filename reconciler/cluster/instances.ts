@@ -205,6 +205,7 @@ export function podScheduling(pod: V1Pod | undefined): { scheduled: boolean; uns
 /** The kubelet's waiting reasons for an image it cannot pull (KubeVirt copies them onto the VM). */
 export const IMAGE_PULL_REASONS = ['ErrImagePull', 'ImagePullBackOff'] as const;
 export type ImagePullReason = (typeof IMAGE_PULL_REASONS)[number];
+export const isImagePullReason = (reason: string | undefined): reason is ImagePullReason => (IMAGE_PULL_REASONS as readonly (string | undefined)[]).includes(reason);
 
 /**
  * The first container of the launcher Pod (init containers first, in order) that the
@@ -216,8 +217,8 @@ export function podImagePullError(pod: V1Pod | undefined): { reason: ImagePullRe
   if (!pod) return undefined;
   const specImage = (name: string) => [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) => c.name === name)?.image;
   for (const s of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
-    const reason = s.state?.waiting?.reason as ImagePullReason | undefined;
-    if (!reason || !IMAGE_PULL_REASONS.includes(reason)) continue;
+    const reason = s.state?.waiting?.reason;
+    if (!isImagePullReason(reason)) continue;
     // The spec's reference is what the user wrote; the status may hold a resolved one.
     const image = specImage(s.name) ?? s.image ?? '(unknown image)';
     const said = s.state?.waiting?.message;
@@ -238,7 +239,7 @@ export function vmiPullConditions(vmi: VirtualMachineInstance, pod: V1Pod | unde
   if (vmi.metadata.deletionTimestamp || (phase !== undefined && phase !== 'Pending' && phase !== 'Scheduling' && phase !== 'Scheduled')) return undefined;
   const conditions = vmi.status?.conditions ?? [];
   const current = conditions.find((c) => c.type === 'Synchronized');
-  const ours = current !== undefined && current.status === 'False' && (IMAGE_PULL_REASONS as readonly string[]).includes(current.reason ?? '');
+  const ours = current !== undefined && current.status === 'False' && isImagePullReason(current.reason);
   const err = podImagePullError(pod);
   const others = conditions.filter((c) => c.type !== 'Synchronized');
   if (!err) return ours ? others : undefined;
