@@ -37,6 +37,11 @@ export class ClusterAccess implements VmAccess {
     return new ClusterAccess(await KubeRest.connect(paths, opts.context ? { context: opts.context } : {}), opts.controllerNamespace);
   }
 
+  /** Over a client that already holds its credentials (the controller's own, for its dashboard). */
+  static fromRest(kube: KubeRest, controllerNamespace: string): ClusterAccess {
+    return new ClusterAccess(kube, controllerNamespace);
+  }
+
   private ns(namespace: string | undefined): string {
     return namespace ?? this.kube.target.namespace;
   }

@@ -28,7 +28,6 @@ import type { Logger } from 'pino';
 import type { VirtualMachine, VirtualMachineInstance } from '../../api/kubevirt.js';
 import type { ClusterAccess } from '../../cli/cluster-access.js';
 import type { KubeEvent } from '../../cli/cluster-format.js';
-import type { KubeRest } from '../../cli/kube-rest.js';
 import { OVERRIDE_ANNOTATION, parseOverride } from '../core/overrides.js';
 import type { VmView } from '../standalone/backend.js';
 import { dashboardRow } from '../standalone/events-stream.js';
@@ -341,8 +340,7 @@ export async function startControllerDashboard(
 ): Promise<ClusterDashboard> {
   const [{ KubeRest: Rest }, { ClusterAccess }, { HttpKubeClient, loadKubeConfig }] = await Promise.all([import('../../cli/kube-rest.js'), import('../../cli/cluster-access.js'), import('./kube.js')]);
   const kc = handle.client instanceof HttpKubeClient ? handle.client.kc : loadKubeConfig(config.kubeconfig);
-  // ClusterAccess's constructor is private to the CLI's connect(); the controller has its own credentials already.
-  const access = new (ClusterAccess as unknown as new (kube: KubeRest, controllerNamespace: string) => ClusterAccess)(await Rest.fromKubeConfig(kc), config.namespace);
+  const access = ClusterAccess.fromRest(await Rest.fromKubeConfig(kc), config.namespace);
   return startClusterDashboard({
     client: handle.client, access, namespace: config.namespace, source: handle.source, log, listen,
     // The commit's message: from the repository when it is a local path, else from the source's clone.
