@@ -1,9 +1,11 @@
 /**
  * CustomResourceDefinitions for kubevirt.io/v1 VirtualMachine and VirtualMachineInstance and
  * for instancetype.kubevirt.io/v1beta1's four kinds (namespaced and cluster instancetypes and
- * preferences) and pool.kubevirt.io/v1beta1 VirtualMachinePool, with structural schemas derived at synth time from the vendored KubeVirt
+ * preferences), pool.kubevirt.io/v1beta1 VirtualMachinePool and snapshot.kubevirt.io/v1beta1
+ * VirtualMachineSnapshot/VirtualMachineRestore, with structural schemas derived at synth time from the vendored KubeVirt
  * OpenAPI, so a cluster without KubeVirt accepts virtops' manifests and prunes/validates them
- * like KubeVirt would.
+ * like KubeVirt would. Also CDI's cdi.kubevirt.io/v1beta1 DataVolume (virtops imports them
+ * where CDI is not; fields preserved, virtops validates them itself).
  */
 import { ApiObject, Chart, type ChartProps } from 'cdk8s';
 import type { Construct } from 'constructs';
@@ -11,6 +13,9 @@ import { structuralSchema, type JsonSchema } from '../api/structural-schema.js';
 import { GROUP } from '../api/kubevirt.js';
 import { INSTANCETYPE_GROUP } from '../api/instancetype.js';
 import { POOL_GROUP, POOL_KIND } from '../api/pool.js';
+
+/** The API group of VirtualMachineSnapshot and VirtualMachineRestore. */
+export const SNAPSHOT_GROUP = 'snapshot.kubevirt.io';
 
 export interface CrdNames {
   kind: string;
@@ -31,6 +36,10 @@ export interface CrdNames {
   statusColumns?: PrinterColumn[];
   /** The scale subresource (spec.replicas, status.replicas, status.labelSelector), as a pool has. */
   scale?: boolean;
+  /** No vendored definition: every field kept (`x-kubernetes-preserve-unknown-fields`), as for CDI's DataVolume. */
+  preserveUnknownFields?: boolean;
+  /** Age as the last column (CDI's order) instead of the first. */
+  ageLast?: boolean;
 }
 
 export interface PrinterColumn {
@@ -38,6 +47,7 @@ export interface PrinterColumn {
   type: 'string' | 'date' | 'boolean' | 'integer';
   jsonPath: string;
   priority?: number;
+  description?: string;
 }
 
 export const VM_CRD: CrdNames = {
@@ -100,8 +110,70 @@ export const POOL_CRD: CrdNames = {
   scale: true,
 };
 
+/** snapshot.kubevirt.io/v1beta1 VirtualMachineSnapshot, with KubeVirt's columns. */
+export const SNAPSHOT_CRD: CrdNames = {
+  kind: 'VirtualMachineSnapshot',
+  plural: 'virtualmachinesnapshots',
+  singular: 'virtualmachinesnapshot',
+  shortNames: ['vmsnapshot', 'vmsnapshots'],
+  definition: 'v1beta1.VirtualMachineSnapshot',
+  columns: [],
+  group: SNAPSHOT_GROUP,
+  version: 'v1beta1',
+  statusColumns: [
+    { name: 'SourceKind', type: 'string', jsonPath: '.spec.source.kind' },
+    { name: 'SourceName', type: 'string', jsonPath: '.spec.source.name' },
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+    { name: 'ReadyToUse', type: 'boolean', jsonPath: '.status.readyToUse' },
+    { name: 'CreationTime', type: 'date', jsonPath: '.status.creationTime' },
+    { name: 'Error', type: 'string', jsonPath: '.status.error.message' },
+  ],
+};
+
+/** snapshot.kubevirt.io/v1beta1 VirtualMachineRestore, with KubeVirt's columns. */
+export const RESTORE_CRD: CrdNames = {
+  kind: 'VirtualMachineRestore',
+  plural: 'virtualmachinerestores',
+  singular: 'virtualmachinerestore',
+  shortNames: ['vmrestore', 'vmrestores'],
+  definition: 'v1beta1.VirtualMachineRestore',
+  columns: [],
+  group: SNAPSHOT_GROUP,
+  version: 'v1beta1',
+  statusColumns: [
+    { name: 'TargetKind', type: 'string', jsonPath: '.spec.target.kind' },
+    { name: 'TargetName', type: 'string', jsonPath: '.spec.target.name' },
+    { name: 'Complete', type: 'boolean', jsonPath: '.status.complete' },
+    { name: 'RestoreTime', type: 'date', jsonPath: '.status.restoreTime' },
+    { name: 'Error', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].message" },
+  ],
+};
+
+/**
+ * CDI's cdi.kubevirt.io/v1beta1 DataVolume (its names, short names and columns), which
+ * virtops' node agents import where CDI is not installed (reconciler/cluster/datavolumes.ts).
+ * Where CDI is installed, virtops must not be (both would import).
+ */
+export const DATAVOLUME_CRD: CrdNames = {
+  kind: 'DataVolume',
+  plural: 'datavolumes',
+  singular: 'datavolume',
+  shortNames: ['dv', 'dvs'],
+  definition: '',
+  columns: [],
+  group: 'cdi.kubevirt.io',
+  version: 'v1beta1',
+  preserveUnknownFields: true,
+  ageLast: true,
+  statusColumns: [
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'The phase the data volume is in' },
+    { name: 'Progress', type: 'string', jsonPath: '.status.progress', description: 'Transfer progress in percentage if known, N/A otherwise' },
+    { name: 'Restarts', type: 'integer', jsonPath: '.status.restartCount', description: 'The number of times the transfer has been restarted.' },
+  ],
+};
+
 /** Every CRD virtops ships, in apply order. */
-export const ALL_CRDS: readonly CrdNames[] = [VM_CRD, VMI_CRD, INSTANCETYPE_CRD, CLUSTER_INSTANCETYPE_CRD, PREFERENCE_CRD, CLUSTER_PREFERENCE_CRD, POOL_CRD];
+export const ALL_CRDS: readonly CrdNames[] = [VM_CRD, VMI_CRD, INSTANCETYPE_CRD, CLUSTER_INSTANCETYPE_CRD, PREFERENCE_CRD, CLUSTER_PREFERENCE_CRD, POOL_CRD, SNAPSHOT_CRD, RESTORE_CRD, DATAVOLUME_CRD];
 
 /** `<plural>.<group>`, the CRD's object name. */
 export function crdName(names: CrdNames): string {
@@ -110,11 +182,12 @@ export function crdName(names: CrdNames): string {
 
 /** The CRD as plain JSON (pure). */
 export function renderCrd(names: CrdNames): Record<string, unknown> {
-  const schema: JsonSchema = structuralSchema(names.definition);
+  const schema: JsonSchema = names.preserveUnknownFields ? { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } : structuralSchema(names.definition);
   const statusColumns = names.specOnly ? [] : names.statusColumns ?? [
     { name: 'Status', type: 'string', jsonPath: '.status.printableStatus' },
     { name: 'Ready', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].status" },
   ];
+  const age = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
@@ -140,11 +213,9 @@ export function renderCrd(names: CrdNames): Record<string, unknown> {
             ...(names.scale ? { scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.labelSelector' } } : {}),
           },
         }),
-        additionalPrinterColumns: [
-          { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-          ...statusColumns,
-          ...names.columns,
-        ],
+        additionalPrinterColumns: names.ageLast
+          ? [...statusColumns, ...names.columns, age]
+          : [age, ...statusColumns, ...names.columns],
         schema: { openAPIV3Schema: schema },
       }],
     },

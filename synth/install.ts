@@ -8,7 +8,7 @@
  * stays a separate, unnamed rule):
  * - controller (virt-controller's role + a Flux-style applier): reads/writes VMs and VMIs and
  *   their status, creates and deletes launcher Pods, records events; server-side applies
- *   virtops' two CRDs (`patch` creates a missing object, so `create` too; `get` to wait for
+ *   virtops' CRDs (`patch` creates a missing object, so `create` too; `get` to wait for
  *   Established); in its own namespace, its leader-election Lease and the inventory
  *   ConfigMap of what it applied. Other kinds a repository puts in dist/ need their own rules
  *   (as Flux's kustomize-controller needs rights for what it applies).
@@ -18,7 +18,12 @@
  * - node agent in process-runtime mode (`processRuntimeAgents`: a host without kubelet that
  *   registers itself as a Node, a virtual kubelet): also creates its Node, writes launcher
  *   Pod status, deletes a terminated Pod for good (grace 0, kubelet's last step) and renews its
- *   Lease in kube-node-lease. Off by default: with a real kubelet the agent never does these.
+ *   Lease in kube-node-lease; imports DataVolumes into its node's claims (DataVolumes, their
+ *   status, the claim's PV and PVC) and takes snapshots/restores of the VMs whose claims it
+ *   holds (both kinds and their status, the VMs read and, for StopTarget, annotated). Off by
+ *   default: with a real kubelet the agent never does these.
+ * - controller also: DataVolumes (from git and dataVolumeTemplates), VirtualMachineSnapshots
+ *   and VirtualMachineRestores (from git; restores hold their target VM).
  */
 import { Chart, type ChartProps } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-33';
@@ -26,7 +31,7 @@ import type { Construct } from 'constructs';
 import { GROUP } from '../api/kubevirt.js';
 import { INSTANCETYPE_GROUP } from '../api/instancetype.js';
 import { POOL_GROUP } from '../api/pool.js';
-import { ALL_CRDS, crdName } from './crds.js';
+import { ALL_CRDS, DATAVOLUME_CRD, RESTORE_CRD, SNAPSHOT_CRD, SNAPSHOT_GROUP, crdName } from './crds.js';
 import { virtopsImage } from './image.js';
 import { DEFAULT_NODE_SOCKET_DIR } from './launcher-pod.js';
 
@@ -68,6 +73,8 @@ export const INVENTORY_CONFIGMAP_NAME = 'virtops-inventory';
 export const DASHBOARD_SECRET_NAME = 'virtops-dashboard';
 export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
 
+const DATAVOLUME_GROUP = DATAVOLUME_CRD.group!;
+
 export const CONTROLLER_RULES: k8s.PolicyRule[] = [
   { apiGroups: [GROUP], resources: ['virtualmachines', 'virtualmachineinstances'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
   { apiGroups: [GROUP], resources: ['virtualmachines/status', 'virtualmachineinstances/status'], verbs: ['get', 'update', 'patch'] },
@@ -80,6 +87,10 @@ export const CONTROLLER_RULES: k8s.PolicyRule[] = [
   // VirtualMachinePools: applied from git; the pool controller creates/deletes their VMs and writes their status.
   { apiGroups: [POOL_GROUP], resources: ['virtualmachinepools'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
   { apiGroups: [POOL_GROUP], resources: ['virtualmachinepools/status'], verbs: ['get', 'update', 'patch'] },
+  // DataVolumes: applied from git, created from VMs' dataVolumeTemplates (reconciler/cluster/datavolumes.ts).
+  { apiGroups: [DATAVOLUME_GROUP], resources: ['datavolumes'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+  // Snapshots and restores: applied from git; restores are watched to hold their target VM (reconciler/cluster/snapshots.ts).
+  { apiGroups: [SNAPSHOT_GROUP], resources: ['virtualmachinesnapshots', 'virtualmachinerestores'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
   // The copies a VM expands from once started (KubeVirt's instancetype revisions).
   { apiGroups: ['apps'], resources: ['controllerrevisions'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
   { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], resourceNames: VIRTOPS_CRD_NAMES, verbs: ['get', 'patch'] },
@@ -107,11 +118,26 @@ export const AGENT_RULES: k8s.PolicyRule[] = [
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
 ];
 
-/** Agents in process-runtime mode (`processRuntimeAgents`), cluster-wide. */
+/**
+ * Agents in process-runtime mode (`processRuntimeAgents`), cluster-wide: their Node, launcher
+ * Pod status and removal; DataVolume imports into the node's claims (take one by annotation,
+ * write its status, publish the claim as a PVC bound to a local PV); snapshots and restores
+ * of the VMs whose claims the node holds (take one by annotation, write its status; read the
+ * VM, and ask it to stop for a StopTarget restore through the override annotation).
+ */
 export const PROCESS_RUNTIME_AGENT_RULES: k8s.PolicyRule[] = [
   { apiGroups: [''], resources: ['nodes'], verbs: ['create'] },
   { apiGroups: [''], resources: ['pods/status'], verbs: ['patch'] },
   { apiGroups: [''], resources: ['pods'], verbs: ['delete'] },
+  { apiGroups: [DATAVOLUME_GROUP], resources: ['datavolumes'], verbs: ['get', 'list', 'watch', 'patch'] },
+  { apiGroups: [DATAVOLUME_GROUP], resources: ['datavolumes/status'], verbs: ['get', 'update', 'patch'] },
+  { apiGroups: [''], resources: ['persistentvolumes'], verbs: ['create', 'delete'] },
+  { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['create'] },
+  { apiGroups: [SNAPSHOT_GROUP], resources: ['virtualmachinesnapshots', 'virtualmachinerestores'], verbs: ['get', 'list', 'watch', 'patch'] },
+  { apiGroups: [SNAPSHOT_GROUP], resources: ['virtualmachinesnapshots/status', 'virtualmachinerestores/status'], verbs: ['get', 'update', 'patch'] },
+  { apiGroups: [GROUP], resources: ['virtualmachines'], verbs: ['get', 'list', 'watch', 'patch'] },
+  // The importer and the snapshot worker wait for their CRDs (a GET each, no failing watch).
+  { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], resourceNames: [crdName(DATAVOLUME_CRD), crdName(SNAPSHOT_CRD), crdName(RESTORE_CRD)], verbs: ['get'] },
 ];
 
 /** Agents in process-runtime mode, in kube-node-lease (a Role): the node heartbeat Lease (named after each node). */

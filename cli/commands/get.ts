@@ -67,7 +67,7 @@ async function getDataVolumes(opts: { output?: string; namespace?: string; allNa
     const ns = opts.namespace ?? kube.target.namespace;
     const path = opts.allNamespaces ? '/apis/cdi.kubevirt.io/v1beta1/datavolumes' : `/apis/cdi.kubevirt.io/v1beta1/namespaces/${encodeURIComponent(ns)}/datavolumes`;
     const list = await kube.get<{ items: ClusterDataVolume[] }>(path).catch((err: unknown) => {
-      if ((err as { code?: number }).code === 404) throw new Error('the cluster has no cdi.kubevirt.io/v1beta1 DataVolume kind: apply the DataVolume CRD (reconciler/cluster/datavolumes.ts dataVolumeCrd) or install CDI');
+      if ((err as { code?: number }).code === 404) throw new Error('the cluster has no cdi.kubevirt.io/v1beta1 DataVolume kind: apply virtops CRDs (dist/crds.k8s.yaml carries the DataVolume CRD) or install CDI');
       throw err;
     });
     items = (list?.items ?? []).map(clusterDataVolumeView);

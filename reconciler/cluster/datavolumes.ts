@@ -41,36 +41,8 @@ const DV_PATH = `/apis/${CDI_API_VERSION}/${DATAVOLUME_PLURAL}`;
 
 type DvObject = DataVolume & KubernetesObject & { metadata: DataVolume['metadata'] & { uid?: string; resourceVersion?: string; deletionTimestamp?: string } };
 
-/**
- * The DataVolume CRD virtops installs where CDI is not (CDI's names, short names and columns).
- * The schema keeps every field (CDI's own CRD carries its OpenAPI; virtops validates
- * DataVolumes itself, api/datavolume.ts planImport, and reports what it refuses in status).
- */
-export function dataVolumeCrd(): Record<string, unknown> {
-  return {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: DATAVOLUME_CRD_NAME, labels: { 'app.kubernetes.io/part-of': 'virtops' } },
-    spec: {
-      group: 'cdi.kubevirt.io',
-      scope: 'Namespaced',
-      names: { kind: 'DataVolume', listKind: 'DataVolumeList', plural: DATAVOLUME_PLURAL, singular: 'datavolume', shortNames: ['dv', 'dvs'], categories: ['all'] },
-      versions: [{
-        name: 'v1beta1',
-        served: true,
-        storage: true,
-        subresources: { status: {} },
-        schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
-        additionalPrinterColumns: [
-          { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'The phase the data volume is in' },
-          { name: 'Progress', type: 'string', jsonPath: '.status.progress', description: 'Transfer progress in percentage if known, N/A otherwise' },
-          { name: 'Restarts', type: 'integer', jsonPath: '.status.restartCount', description: 'The number of times the transfer has been restarted.' },
-          { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-        ],
-      }],
-    },
-  };
-}
+// The DataVolume CRD itself ships with virtops' others (synth/crds.ts DATAVOLUME_CRD, in
+// dist/crds.k8s.yaml): the agent's importer waits until it is readable.
 
 const nsOf = (o: { metadata?: { namespace?: string } }): string => o.metadata?.namespace ?? 'default';
 

@@ -29,7 +29,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DataVolume } from '../../../api/datavolume.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevirt.js';
 import { ALL_CRDS, renderCrd } from '../../../synth/crds.js';
-import { IMPORT_NODE_ANNOTATION, dataVolumeCrd } from '../../../reconciler/cluster/datavolumes.js';
+import { IMPORT_NODE_ANNOTATION } from '../../../reconciler/cluster/datavolumes.js';
 import { CLI_BIN } from '../../../reconciler/cluster/run.js';
 import { serveDisk, type DiskServer } from '../../helpers/disk-server.js';
 import { ensureTestGuest } from '../../helpers/test-guest.js';
@@ -62,7 +62,7 @@ describe.skipIf(!env)('cluster mode: DataVolume import (real control plane, HTTP
     spec.volumes = [{ name: 'root', dataVolume: { name: DV } }];
     return v;
   };
-  const crds = () => [...ALL_CRDS.map((c) => renderCrd(c)), dataVolumeCrd()].map((d) => YAML.stringify(d)).join('---\n');
+  const crds = () => ALL_CRDS.map((c) => renderCrd(c)).map((d) => YAML.stringify(d)).join('---\n');
   const commit = (checksum: string | undefined, message: string) => t.git!.commitDist({
     'crds.k8s.yaml': crds(),
     ...(checksum ? { [`${VM}.k8s.yaml`]: vmDocuments(vm(checksum)) } : {}),

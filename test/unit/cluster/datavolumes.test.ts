@@ -7,8 +7,9 @@
 import { describe, expect, it } from 'vitest';
 import { type DataVolume, volumeGate } from '../../../api/datavolume.js';
 import type { VirtualMachine } from '../../../api/kubevirt.js';
-import { claimObjects, claimVolumeName, dataVolumeCrd, dataVolumeFromTemplate, observedStatus, templateChanged } from '../../../reconciler/cluster/datavolumes.js';
+import { claimObjects, claimVolumeName, dataVolumeFromTemplate, observedStatus, templateChanged } from '../../../reconciler/cluster/datavolumes.js';
 import { claimsOnNode } from '../../../reconciler/cluster/run.js';
+import { DATAVOLUME_CRD, renderCrd } from '../../../synth/crds.js';
 
 const vm = {
   apiVersion: 'kubevirt.io/v1',
@@ -61,7 +62,7 @@ describe('cluster DataVolumes (pure parts)', () => {
   });
 
   it('the CRD has CDI names, a status subresource and its columns', () => {
-    const crd = dataVolumeCrd() as { metadata: { name: string }; spec: { group: string; names: { shortNames: string[] }; versions: { name: string; subresources: unknown; additionalPrinterColumns: { name: string }[] }[] } };
+    const crd = renderCrd(DATAVOLUME_CRD) as { metadata: { name: string }; spec: { group: string; names: { shortNames: string[] }; versions: { name: string; subresources: unknown; additionalPrinterColumns: { name: string }[] }[] } };
     expect(crd.metadata.name).toBe('datavolumes.cdi.kubevirt.io');
     expect(crd.spec.names.shortNames).toEqual(['dv', 'dvs']);
     expect(crd.spec.versions[0]).toMatchObject({ name: 'v1beta1', subresources: { status: {} } });

@@ -50,6 +50,7 @@ describe('VirtopsApp', () => {
       'virtualmachines.kubevirt.io', 'virtualmachineinstances.kubevirt.io',
       'virtualmachineinstancetypes.instancetype.kubevirt.io', 'virtualmachineclusterinstancetypes.instancetype.kubevirt.io',
       'virtualmachinepreferences.instancetype.kubevirt.io', 'virtualmachineclusterpreferences.instancetype.kubevirt.io', 'virtualmachinepools.pool.kubevirt.io',
+      'virtualmachinesnapshots.snapshot.kubevirt.io', 'virtualmachinerestores.snapshot.kubevirt.io', 'datavolumes.cdi.kubevirt.io',
     ]);
   });
 
