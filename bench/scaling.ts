@@ -2,7 +2,7 @@
  * Scaling curves (issue 15, part 4): one push of N VMs to `virtops up` at several N, and what
  * it costs as N grows.
  *
- *   npm run bench:scaling [-- --sizes 10,25,50,100] [--test-sizes 100,1000,5000] [--json] [--out FILE]
+ *   npm run bench:scaling [-- --sizes 10,25,50,100] [--test-sizes 100,1000,5000] [--point-timeout 1200] [--json] [--out FILE]
  *
  * Real guests (`--sizes`): N test guests (real QEMU under TCG, qemu:///system, the process
  * launcher runtime: real launcher processes), one commit adding all N. For each N:
@@ -48,6 +48,7 @@ const { values } = parseArgs({
     'test-sizes': { type: 'string', default: '100,1000,5000' },
     'test-process-max': { type: 'string', default: '100' },
     out: { type: 'string' },
+    'point-timeout': { type: 'string', default: '1200' },
     ...JSON_FLAG,
   },
 });
@@ -60,6 +61,8 @@ const SIZES = sizeList('sizes', values.sizes!);
 const TEST_SIZES = sizeList('test-sizes', values['test-sizes']!);
 const PROCESS_MAX = Number(values['test-process-max']);
 if (!Number.isInteger(PROCESS_MAX) || PROCESS_MAX < 0) throw new Error('--test-process-max must be a whole number (0: the pool runtime only)');
+const POINT_TIMEOUT_MS = Number(values['point-timeout']) * 1000;
+if (!(POINT_TIMEOUT_MS > 0)) throw new Error('--point-timeout must be a positive number of seconds, e.g. --point-timeout 1200');
 
 const PREFIX = 'scale-';
 const names = (n: number) => Array.from({ length: n }, (_, i) => `${PREFIX}${i}`);
@@ -83,12 +86,16 @@ async function smapsRollup(pid: number): Promise<ProcMem> {
   return { rssKiB: kb('Rss'), pssKiB: kb('Pss') };
 }
 
-/** utime+stime of a process in seconds (its own, not its reaped children's). */
-async function cpuSeconds(pid: number): Promise<number> {
+/**
+ * CPU seconds from /proc/<pid>/stat: the process's own utime+stime, and cutime+cstime, its
+ * waited-for children's (the short-lived helpers a launcher runs: virsh, genisoimage, qemu-img).
+ */
+async function cpuTimes(pid: number): Promise<{ own: number; children: number }> {
   const s = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
   const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  // After the comm: state is field 3, utime 14, stime 15 (1-based) → index 11, 12 here.
-  return (Number(f[11] ?? 0) + Number(f[12] ?? 0)) / CLK_TCK;
+  // After the comm: state is field 3; utime 14, stime 15, cutime 16, cstime 17 (1-based) → index 11-14 here.
+  const n = (i: number) => Number(f[i] ?? 0);
+  return { own: (n(11) + n(12)) / CLK_TCK, children: (n(13) + n(14)) / CLK_TCK };
 }
 
 /** pids whose argv has every one of `needles`. */
@@ -102,15 +109,17 @@ async function pidsWith(...needles: string[]): Promise<number[]> {
   return out;
 }
 
-async function sumProcs(pids: number[]): Promise<{ processes: number; rssMiB: number; pssMiB: number; cpuS: number }> {
-  let rss = 0, pss = 0, cpu = 0;
+async function sumProcs(pids: number[]): Promise<{ processes: number; rssMiB: number; pssMiB: number; cpuS: number; childrenCpuS: number }> {
+  let rss = 0, pss = 0, cpu = 0, children = 0;
   for (const pid of pids) {
     const m = await smapsRollup(pid);
     rss += m.rssKiB;
     pss += m.pssKiB;
-    cpu += await cpuSeconds(pid);
+    const t = await cpuTimes(pid);
+    cpu += t.own;
+    children += t.children;
   }
-  return { processes: pids.length, rssMiB: rss / 1024, pssMiB: pss / 1024, cpuS: cpu };
+  return { processes: pids.length, rssMiB: rss / 1024, pssMiB: pss / 1024, cpuS: cpu, childrenCpuS: children };
 }
 
 // ---- one point -----------------------------------------------------------------------------
@@ -130,9 +139,13 @@ interface Point {
   /** qemu: N parallel `virsh define && start`, per domain ms to its start returning; test: one virsh session, all N. */
   floorMs?: { p50: number; p95: number; max: number };
   ratio?: { p50?: number; allRunning: number };
-  up: { rssMiB: number; pssMiB: number; idleRssMiB: number; peakRssMiB: number; cpuS: number };
-  launchers: { processes: number; rssMiB: number; pssMiB: number; cpuS: number; pssPerVmMiB: number; rssPerVmMiB: number };
-  qemu?: { processes: number; rssMiB: number; pssMiB: number; cpuS: number };
+  up: { rssMiB: number; pssMiB: number; idleRssMiB: number; peakRssMiB: number; cpuS: number; childrenCpuS: number };
+  /** cpuS: the launcher processes' own; childrenCpuS: what they ran and reaped (virsh, genisoimage, qemu-img). */
+  launchers: { processes: number; rssMiB: number; pssMiB: number; cpuS: number; childrenCpuS: number; pssPerVmMiB: number; rssPerVmMiB: number };
+  qemu?: { processes: number; rssMiB: number; pssMiB: number; cpuS: number; childrenCpuS: number };
+  /** False when not all N were Running within --point-timeout: the figures are over those that were. */
+  complete: boolean;
+  running: number;
   removeMs: number;
   samplesMs: number[];
 }
@@ -229,19 +242,21 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     await new Promise((r) => setTimeout(r, 2000));
     const idleRss = (await statusKiB(upPid, 'VmRSS')) / 1024;
     const loadBefore = load();
-    const cpu0 = await cpuSeconds(upPid);
+    const cpu0 = await cpuTimes(upPid);
 
     say(`${kind} ${runtime} N=${n}: pushing (load ${loadBefore.join(' ')})`);
     const pushedAt = Date.now();
     await git.commitVms([placeholder, ...vms], `add ${n}`);
     const poll = n >= 1000 ? 1000 : 250;
-    const timeout = kind === 'qemu' ? 1_200_000 : 1_800_000;
     const want = new Set(vmNames);
-    await waitFor(`${n} Running`, async () => (await listVms(server)).vms.filter((v) => want.has(v.name) && v.status?.printableStatus === 'Running').length === n, timeout, poll);
+    const complete = await waitFor(`${n} Running`, async () => (await listVms(server)).vms.filter((v) => want.has(v.name) && v.status?.printableStatus === 'Running').length === n, POINT_TIMEOUT_MS, poll).then(() => true, () => false);
     const allRunningAt = Date.now();
     // Memory and CPU at the moment all are Running (the launchers' spawn and sync included).
     const upMem = await smapsRollup(upPid);
-    const upCpu = (await cpuSeconds(upPid)) - cpu0;
+    const cpu1 = await cpuTimes(upPid);
+    const upCpu = cpu1.own - cpu0.own;
+    // up's own helpers (git, virsh) and the launcher processes it reaped: spawned children of up.
+    const upChildrenCpu = cpu1.children - cpu0.children;
     const peakRss = (await statusKiB(upPid, 'VmHWM')) / 1024;
     const lpids = runtime === 'pool' ? await pidsWith(...poolNeedles) : (await launcherPids(stateDir)).map((p) => p.pid);
     const layoutInfo = runtime === 'pool'
@@ -257,7 +272,7 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     const log = up.logText().split('\n').filter((l) => l.startsWith('{')).map((l) => { try { return JSON.parse(l) as { time: number; msg: string }; } catch { return undefined; } });
     const appliedAt = log.find((l) => l && l.time >= pushedAt && l.msg.startsWith('applying revision'))?.time ?? NaN;
     const running: number[] = [], queue: number[] = [], start: number[] = [], toRunning: number[] = [];
-    for (const v of list.vms.filter((x) => want.has(x.name))) {
+    for (const v of list.vms.filter((x) => want.has(x.name) && x.status?.printableStatus === 'Running')) {
       const run = eventMs(v, 'StatusChanged', /→ Running$/);
       const creating = eventMs(v, 'Creating');
       const started = eventMs(v, 'Started');
@@ -269,6 +284,7 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     }
     const pm = (xs: number[]) => ({ p50: pct(xs, 50), max: Math.max(...xs) });
     const runningMs = summary(running);
+    if (!complete) say(`  INCOMPLETE: ${running.length} of ${n} Running after ${POINT_TIMEOUT_MS / 1000} s; the figures below are over those`);
     say(`  all Running ${((allRunningAt - pushedAt) / 1000).toFixed(1)} s after the commit; per VM p50 ${(runningMs.p50 / 1000).toFixed(2)} s, p95 ${(runningMs.p95 / 1000).toFixed(2)} s, max ${(runningMs.max / 1000).toFixed(2)} s`);
 
     // The floor's copies of the domains, taken while virtops' exist.
@@ -297,12 +313,12 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     }
     const loadAfter = load();
     const point: Point = {
-      kind, runtime, n, layout: layoutInfo, loadBefore, loadAfter,
+      kind, runtime, n, layout: layoutInfo, loadBefore, loadAfter, complete, running: running.length,
       runningMs,
       stagesMs: { commitToApplied: appliedAt - pushedAt, queue: pm(queue), start: pm(start), toRunning: pm(toRunning) },
       floorMs,
       ratio: kind === 'qemu' ? { p50: runningMs.p50 / floorMs.p50, allRunning: runningMs.max / floorMs.max } : { allRunning: runningMs.max / floorMs.max },
-      up: { rssMiB: upMem.rssKiB / 1024, pssMiB: upMem.pssKiB / 1024, idleRssMiB: idleRss, peakRssMiB: peakRss, cpuS: upCpu },
+      up: { rssMiB: upMem.rssKiB / 1024, pssMiB: upMem.pssKiB / 1024, idleRssMiB: idleRss, peakRssMiB: peakRss, cpuS: upCpu, childrenCpuS: upChildrenCpu },
       launchers: { ...launchers, pssPerVmMiB: launchers.pssMiB / n, rssPerVmMiB: launchers.rssMiB / n },
       ...(qemu ? { qemu } : {}),
       removeMs,
@@ -310,7 +326,7 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     };
     say(`  floor ${kind === 'qemu' ? `(N parallel virsh define && start) p50 ${(floorMs.p50 / 1000).toFixed(2)} s, all ${(floorMs.max / 1000).toFixed(2)} s; ratio p50 ${point.ratio!.p50!.toFixed(2)}x` : `(one virsh session) ${(floorMs.max / 1000).toFixed(2)} s;`} all-Running ${point.ratio!.allRunning.toFixed(2)}x`);
     say(`  stages: commit → applied ${point.stagesMs.commitToApplied} ms; queue p50 ${point.stagesMs.queue.p50} max ${point.stagesMs.queue.max}; launcher start p50 ${point.stagesMs.start.p50} max ${point.stagesMs.start.max}; started → Running p50 ${point.stagesMs.toRunning.p50} max ${point.stagesMs.toRunning.max} ms`);
-    say(`  up RSS ${point.up.rssMiB.toFixed(0)} MiB (PSS ${point.up.pssMiB.toFixed(0)}, idle ${idleRss.toFixed(0)}, peak ${peakRss.toFixed(0)}), CPU ${upCpu.toFixed(1)} s; launchers (${layoutInfo}): RSS ${launchers.rssMiB.toFixed(0)} MiB, PSS ${launchers.pssMiB.toFixed(0)} MiB (${point.launchers.pssPerVmMiB.toFixed(1)}/VM), CPU ${launchers.cpuS.toFixed(1)} s${qemu ? `; QEMU RSS ${qemu.rssMiB.toFixed(0)} MiB, PSS ${qemu.pssMiB.toFixed(0)}, CPU ${qemu.cpuS.toFixed(0)} s` : ''}; removal ${(removeMs / 1000).toFixed(1)} s; load ${loadAfter.join(' ')}`);
+    say(`  up RSS ${point.up.rssMiB.toFixed(0)} MiB (PSS ${point.up.pssMiB.toFixed(0)}, idle ${idleRss.toFixed(0)}, peak ${peakRss.toFixed(0)}), CPU ${upCpu.toFixed(1)} s (+${upChildrenCpu.toFixed(1)} s children); launchers (${layoutInfo}): RSS ${launchers.rssMiB.toFixed(0)} MiB, PSS ${launchers.pssMiB.toFixed(0)} MiB (${point.launchers.pssPerVmMiB.toFixed(1)}/VM), CPU ${launchers.cpuS.toFixed(1)} s (+${launchers.childrenCpuS.toFixed(1)} s children)${qemu ? `; QEMU RSS ${qemu.rssMiB.toFixed(0)} MiB, PSS ${qemu.pssMiB.toFixed(0)}, CPU ${qemu.cpuS.toFixed(0)} s` : ''}; removal ${(removeMs / 1000).toFixed(1)} s; load ${loadAfter.join(' ')}`);
     return point;
   } finally {
     await up?.stop().catch(() => undefined);
@@ -359,9 +375,9 @@ async function main(): Promise<void> {
   }
   say('\nkind   runtime  N     Running p50/p95/max s     floor p50/max s  ratio p50/all  up RSS  launchers RSS/PSS MiB  CPU up+launchers s');
   for (const p of points) {
-    say(`${p.kind.padEnd(6)} ${p.runtime.padEnd(8)} ${String(p.n).padEnd(5)} ${[p.runningMs.p50, p.runningMs.p95, p.runningMs.max].map((x) => (x / 1000).toFixed(2)).join('/').padEnd(25)} ${[p.floorMs?.p50 ?? NaN, p.floorMs?.max ?? NaN].map((x) => (x / 1000).toFixed(2)).join('/').padEnd(16)} ${`${p.ratio?.p50?.toFixed(2) ?? '-'}/${p.ratio?.allRunning.toFixed(2)}`.padEnd(14)} ${p.up.rssMiB.toFixed(0).padEnd(7)} ${`${p.launchers.rssMiB.toFixed(0)}/${p.launchers.pssMiB.toFixed(0)}`.padEnd(22)} ${(p.up.cpuS + p.launchers.cpuS).toFixed(1)}`);
+    say(`${p.kind.padEnd(6)} ${p.runtime.padEnd(8)} ${String(p.n).padEnd(5)} ${[p.runningMs.p50, p.runningMs.p95, p.runningMs.max].map((x) => (x / 1000).toFixed(2)).join('/').padEnd(25)} ${[p.floorMs?.p50 ?? NaN, p.floorMs?.max ?? NaN].map((x) => (x / 1000).toFixed(2)).join('/').padEnd(16)} ${`${p.ratio?.p50?.toFixed(2) ?? '-'}/${p.ratio?.allRunning.toFixed(2)}`.padEnd(14)} ${p.up.rssMiB.toFixed(0).padEnd(7)} ${`${p.launchers.rssMiB.toFixed(0)}/${p.launchers.pssMiB.toFixed(0)}`.padEnd(22)} ${(p.up.cpuS + p.launchers.cpuS).toFixed(1)} (+${(p.up.childrenCpuS + p.launchers.childrenCpuS).toFixed(1)} children)${p.complete ? '' : ` INCOMPLETE ${p.running}/${p.n}`}`);
   }
-  emitJson('scaling', { cpuSource: '/proc/<pid>/stat utime+stime (up: delta over the push; launchers: whole life until all Running)', points });
+  emitJson('scaling', { cpuSource: '/proc/<pid>/stat: utime+stime (own) and cutime+cstime (reaped children); up: delta over the push; launchers: whole life until all Running', points });
 }
 
 main().catch((err: unknown) => {
