@@ -163,7 +163,7 @@ export interface KubeClient {
   /** JSON merge patch of the main resource (metadata: finalizers, labels). */
   mergePatch<T extends KubernetesObject>(ref: KubernetesObject, patch: Record<string, unknown>): Promise<T>;
   /** JSON merge patch of the status subresource of a VM, VMI or VirtualMachinePool: `{ status }`. */
-  patchCustomStatus(plural: 'virtualmachines' | 'virtualmachineinstances' | 'virtualmachinepools' | 'datavolumes', namespace: string, name: string, status: unknown): Promise<void>;
+  patchCustomStatus(plural: 'virtualmachines' | 'virtualmachineinstances' | 'virtualmachinepools' | 'datavolumes' | 'virtualmachinesnapshots' | 'virtualmachinerestores', namespace: string, name: string, status: unknown): Promise<void>;
   patchPodStatus(namespace: string, name: string, status: Record<string, unknown>): Promise<V1Pod>;
   /** Creates a Node; undefined if it exists. */
   createNode(node: V1Node): Promise<V1Node | undefined>;
@@ -272,11 +272,15 @@ export class HttpKubeClient implements KubeClient {
 
   // ---- status subresources ---------------------------------------------------------------
 
-  async patchCustomStatus(plural: 'virtualmachines' | 'virtualmachineinstances' | 'virtualmachinepools' | 'datavolumes', namespace: string, name: string, status: unknown): Promise<void> {
+  async patchCustomStatus(plural: 'virtualmachines' | 'virtualmachineinstances' | 'virtualmachinepools' | 'datavolumes' | 'virtualmachinesnapshots' | 'virtualmachinerestores', namespace: string, name: string, status: unknown): Promise<void> {
     this.record('patch-status', `${plural}/status`, name, namespace);
     // Pools are pool.kubevirt.io/v1beta1 (reconciler/cluster/pool-controller.ts).
     // DataVolumes are cdi.kubevirt.io/v1beta1 (reconciler/cluster/datavolumes.ts).
-    const [group, version] = plural === 'virtualmachinepools' ? ['pool.kubevirt.io', 'v1beta1'] : plural === 'datavolumes' ? ['cdi.kubevirt.io', 'v1beta1'] : [KUBEVIRT_GROUP, KUBEVIRT_VERSION];
+    // Snapshots and restores are snapshot.kubevirt.io/v1beta1 (reconciler/cluster/snapshots.ts).
+    const [group, version] = plural === 'virtualmachinepools' ? ['pool.kubevirt.io', 'v1beta1']
+      : plural === 'datavolumes' ? ['cdi.kubevirt.io', 'v1beta1']
+      : plural === 'virtualmachinesnapshots' || plural === 'virtualmachinerestores' ? ['snapshot.kubevirt.io', 'v1beta1']
+      : [KUBEVIRT_GROUP, KUBEVIRT_VERSION];
     await this.custom.patchNamespacedCustomObjectStatus(
       { group, version, namespace, plural, name, body: { status }, fieldManager: FIELD_MANAGER },
       mergePatch(),

@@ -27,7 +27,9 @@ import { LIBVIRT_DAEMONS, type LibvirtDaemon } from '../../launcher/flags.js';
 import { VmController } from './controller.js';
 import { PoolController } from './pool-controller.js';
 import { DataVolumeGate, DataVolumeImporter } from './datavolumes.js';
+import { RESTORE_CRD_NAME, RestoreGate, SnapshotAgent } from './snapshots.js';
 import { isDataVolume } from '../../api/datavolume.js';
+import { isSnapshotObject } from '../../api/snapshot.js';
 import { ImageStore } from '../../launcher/volumes/image-store.js';
 import type { VirtualMachineInstance } from '../../api/kubevirt.js';
 import { isPool } from '../../api/pool.js';
@@ -243,8 +245,10 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
     ...(opts.statusCoalesceMs !== undefined ? { statusCoalesceMs: opts.statusCoalesceMs } : {}),
     ...(config.backoffPolicy ? { backoffPolicy: config.backoffPolicy } : {}),
     ...(config.launcherLibvirtDaemon ? { launcherLibvirtDaemon: config.launcherLibvirtDaemon, ...(config.launcherSocketDir ? { launcherSocketDir: config.launcherSocketDir } : {}) } : {}),
-    volumeGate: (vm) => dataVolumes.gate(vm),
+    // A restore into the VM holds it first (snapshots.ts), then its DataVolumes.
+    volumeGate: async (vm) => restores.gate(vm) ?? dataVolumes.gate(vm),
   });
+  const restores: RestoreGate = new RestoreGate(client, { log: log.child({ component: 'restores' }), enqueueVm: (k) => controller.queue.add(k) });
   // DataVolumes (datavolumes.ts): templates become DataVolumes, VMs wait for their imports.
   const dataVolumes: DataVolumeGate = new DataVolumeGate(client, { log: log.child({ component: 'datavolumes' }), vms: () => controller.listVms(), enqueueVm: (k) => controller.queue.add(k) });
   const pools = new PoolController(client, { log: log.child({ component: 'pool-controller' }), resyncMs: Math.max(config.intervalMs, 10_000) });
@@ -270,6 +274,7 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
         await applier.apply(rev, { beforeInventory: (plan) => controller.clearOverrides(changedVmKeys(plan)) });
         // No pool informers (nor 404 retries on clusters without the pool CRD) until git has a pool.
         if (rev.manifests.some((m) => isDataVolume(m as { apiVersion?: unknown; kind?: unknown }))) dataVolumes.start();
+        if (rev.manifests.some((m) => isSnapshotObject(m as { apiVersion?: unknown; kind?: unknown }) || (m as { kind?: unknown; metadata?: { name?: unknown } }).kind === 'CustomResourceDefinition' && (m as { metadata?: { name?: unknown } }).metadata?.name === RESTORE_CRD_NAME)) restores.start();
         if (rev.manifests.some(isPool)) void pools.start().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'starting the pool controller failed'));
       } catch (err) {
         log.error({ sha: rev.sha, err: errorMessage(err) }, 'applying the revision failed; retrying at the next interval');
@@ -382,6 +387,7 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
       await pools.stop();
       await controller.stop();
       await dataVolumes.stop();
+      await restores.stop();
       await elector?.stop();
     },
   };
@@ -437,6 +443,15 @@ export async function runAgent(
       })
     : undefined;
   importer?.start();
+  // Process runtime: snapshots and restores of the VMs whose claims this node holds (snapshots.ts).
+  const snapshots = config.processRuntime
+    ? new SnapshotAgent(client, {
+        nodeName: config.node, stateDir: config.stateDir, pvcDir: join(config.stateDir, 'pvcs'), libvirtUri: config.libvirtUri,
+        log: log.child({ component: 'snapshots' }), probeMs: Math.max(config.intervalMs, 2000),
+        vmis: () => agent.vmis.list() as unknown as VirtualMachineInstance[],
+      })
+    : undefined;
+  snapshots?.start();
   let consoleServer: ConsoleServer | undefined;
   const c = config.console;
   if (c) {
@@ -454,6 +469,7 @@ export async function runAgent(
     stop: async () => {
       await consoleServer?.close();
       await importer?.stop();
+      await snapshots?.stop();
       await agent.stop();
       await domains.close();
     },

@@ -18,7 +18,7 @@
  * an API snapshot's with `virtops snapshot delete`.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { VirtualMachine } from '../../api/kubevirt.js';
@@ -26,7 +26,6 @@ import {
   type RestoreStatus,
   type SnapshotProgress,
   type SnapshotStatus,
-  type SnapshotVolume,
   type VirtualMachineRestore,
   type VirtualMachineSnapshot,
   SNAPSHOT_API_VERSION,
@@ -34,10 +33,8 @@ import {
   planRestore,
   restoreStatus,
   snapshotStatus,
-  snapshotVolumes,
 } from '../../api/snapshot.js';
-import { claimFile, findClaimFile } from '../../launcher/volumes/import.js';
-import { copyDiskFile, onlineCopy } from '../../launcher/volumes/snapshot.js';
+import { RESTORE_WAIT_MS, discardCopies, restoreCopies, runningTargetDecision, takeSnapshotCopies, type TakenVolume } from '../snapshot-copy.js';
 
 /** What the worker needs to know of a VM now. */
 export interface VmState {
@@ -66,7 +63,7 @@ interface SnapshotRecord {
   spec: VirtualMachineSnapshot['spec'];
   origin: Origin;
   progress: SnapshotProgress;
-  volumes: (SnapshotVolume & { file: string })[];
+  volumes: TakenVolume[];
   /** The VM as it was (for a restore into a VM not in git). */
   vm?: VirtualMachine;
 }
@@ -84,8 +81,7 @@ interface RestoreRecord {
   restoredAt?: number;
 }
 
-/** Restores wait this long for their target to stop (KubeVirt's WaitGracePeriod). */
-export const RESTORE_WAIT_MS = 5 * 60_000;
+export { RESTORE_WAIT_MS };
 /** KubeVirt's default failureDeadline. */
 export const DEFAULT_SNAPSHOT_DEADLINE_MS = 5 * 60_000;
 
@@ -263,32 +259,11 @@ export class SnapshotWorker {
     try {
       const state = this.opts.vmState(ns, rec.spec.source.name);
       if (!state) throw new Error(`VirtualMachine ${ns}/${rec.spec.source.name} is not in the applied revision; see virtops get vms`);
-      const { included, excluded } = snapshotVolumes(state.vm.spec.template.spec.volumes);
-      rec.progress.included = included.map((v) => v.name);
-      rec.progress.excluded = excluded;
-      rec.progress.sourceUID = state.vm.metadata.uid ?? `${ns}/${state.vm.metadata.name}`;
-      rec.progress.contentName = `vmsnapshot-content-${rec.metadata.uid}`;
-      if (!included.length) throw new Error(`VirtualMachine ${ns}/${rec.spec.source.name} has no persistent disks (persistentVolumeClaim, dataVolume or hostDisk volumes) to snapshot`);
-      const sources: { v: SnapshotVolume; path: string; file: string }[] = [];
-      for (const v of included) {
-        const path = v.kind === 'claim' ? await findClaimFile(this.opts.pvcDir, ns, v.claim) : v.path;
-        if (v.kind === 'hostDisk' && !(await stat(path).catch(() => undefined))) throw new Error(`hostDisk ${path} (volume ${v.name}) does not exist`);
-        sources.push({ v, path, file: `${v.name}.img` });
-      }
-      await mkdir(dir, { recursive: true, mode: 0o750 });
       const inst = state.instance;
-      if (inst && !inst.running) throw new Error(`VirtualMachine ${key.split('/')[0]}/${rec.spec.source.name} is starting or stopping; take the snapshot when it is Running or Stopped`);
-      rec.progress.createdAt = this.now();
-      if (inst) {
-        rec.progress.online = true;
-        // A qcow2 claim (`<claim>.qcow2`) is copied as qcow2, so a restore puts back the same format.
-        const r = await onlineCopy(this.opts.libvirtUri, inst.domain, sources.map((s) => ({ source: s.path, dest: join(dir, s.file), format: s.path.endsWith('.qcow2') ? ('qcow2' as const) : ('raw' as const) })), dir, { signal });
-        rec.progress.guestAgent = r.guestAgent;
-      } else {
-        rec.progress.online = false;
-        for (const s of sources) await copyDiskFile(s.path, join(dir, s.file), signal);
-      }
-      rec.volumes = sources.map((s) => ({ ...s.v, file: s.file }));
+      rec.volumes = await takeSnapshotCopies({
+        namespace: ns, vm: state.vm, ...(inst ? { instance: inst } : {}), pvcDir: this.opts.pvcDir, libvirtUri: this.opts.libvirtUri,
+        dir, uid: rec.metadata.uid, signal, now: this.now,
+      }, rec.progress);
       rec.vm = structuredClone(state.vm);
       rec.progress.phase = 'Succeeded';
       rec.progress.since = this.now();
@@ -297,7 +272,7 @@ export class SnapshotWorker {
       const message = signal.aborted && !this.abort.signal.aborted ? `the snapshot did not finish within its failureDeadline (${Math.round(deadline / 1000)} s)` : (err as Error).message;
       this.fail(rec, message);
       // No half snapshot: the copies made so far go, the record (Failed, with why) stays.
-      for (const f of await readdir(dir).catch(() => [] as string[])) if (f !== 'snapshot.json') await rm(join(dir, f), { force: true });
+      await discardCopies(dir);
       this.opts.log.warn({ snapshot: key, err: message }, 'snapshot failed; the VM and its disks are untouched');
     }
     await this.saveSnapshot(rec).catch((err: unknown) => this.opts.log.error({ err, snapshot: key }, 'recording the snapshot failed'));
@@ -330,37 +305,25 @@ export class SnapshotWorker {
       if (snap.progress.phase !== 'Succeeded') return await finish('Failed', `VirtualMachineSnapshot ${snap.metadata.name} is not ready to use (${snap.progress.phase}: ${snap.progress.error?.message ?? ''})`);
       const target = this.opts.vmState(ns, rec.spec.target.name);
       if (target?.instance) {
-        const policy = rec.spec.targetReadinessPolicy ?? 'WaitGracePeriod';
-        const stopHint = `stop it first (virtops stop ${rec.spec.target.name}) or restore with targetReadinessPolicy StopTarget (virtops snapshot restore --stop)`;
-        if (policy === 'FailImmediate') return await finish('Failed', `the target VM ${rec.spec.target.name} is running: ${stopHint}`);
         rec.waitingSince ??= this.now();
-        if (policy === 'StopTarget' && rec.state !== 'Waiting') await this.opts.stopVm(ns, rec.spec.target.name);
-        if (policy === 'WaitGracePeriod' && this.now() - rec.waitingSince > RESTORE_WAIT_MS) {
-          return await finish('Failed', `the target VM ${rec.spec.target.name} did not stop within ${RESTORE_WAIT_MS / 60_000} min: ${stopHint}`);
-        }
-        if (rec.state !== 'Waiting') await finish('Waiting', `waiting for the target VM ${rec.spec.target.name} to stop (${policy === 'StopTarget' ? 'stop requested' : stopHint})`);
+        const d = runningTargetDecision({
+          policy: rec.spec.targetReadinessPolicy, target: rec.spec.target.name, waitingSince: rec.waitingSince, now: this.now(), waiting: rec.state === 'Waiting',
+          stopHint: `stop it first (virtops stop ${rec.spec.target.name}) or restore with targetReadinessPolicy StopTarget (virtops snapshot restore --stop)`,
+        });
+        if (d.action === 'fail') return await finish('Failed', d.message);
+        if (d.stop) await this.opts.stopVm(ns, rec.spec.target.name);
+        if (rec.state !== 'Waiting') await finish('Waiting', d.message);
         return this.later(rec);
       }
       if (rec.state === 'Waiting') await finish('InProgress');
       const plan = planRestore(snap.volumes, target?.vm, { uid: rec.metadata.uid, ...(rec.spec.volumeRestoreOverrides ? { overrides: rec.spec.volumeRestoreOverrides } : {}) });
       if ('error' in plan) return await finish('Failed', plan.error);
-      const restores: NonNullable<RestoreStatus['restores']> = [];
-      for (const step of plan.steps) {
-        const src = join(this.snapDir(ns, snap.metadata.name), step.file);
-        let dest: string;
-        if (step.kind === 'hostDisk') dest = step.path;
-        else if (target) dest = await findClaimFile(this.opts.pvcDir, ns, step.claim).catch(() => claimFile(this.opts.pvcDir, ns, step.claim));
-        else {
-          dest = claimFile(this.opts.pvcDir, ns, step.claim);
-          // A new claim never replaces one that exists: nothing is deleted unless asked.
-          if (await findClaimFile(this.opts.pvcDir, ns, step.claim).then(() => true, () => false)) {
-            return await finish('Failed', `claim ${ns}/${step.claim} exists already: name another with volumeRestoreOverrides restoreName (virtops snapshot restore --target NEW)`);
-          }
-        }
-        await mkdir(join(dest, '..'), { recursive: true, mode: 0o750 });
-        await copyDiskFile(src, dest, this.abort.signal);
-        restores.push({ volumeName: step.volume, ...(step.kind === 'claim' ? { persistentVolumeClaim: step.claim } : { hostDisk: step.path }), volumeSnapshotName: `vmsnapshot-${snap.metadata.uid}-volume-${step.volume}` });
-      }
+      const copied = await restoreCopies({
+        namespace: ns, snapshotDir: this.snapDir(ns, snap.metadata.name), snapshotUid: snap.metadata.uid, steps: plan.steps,
+        targetExists: target !== undefined, pvcDir: this.opts.pvcDir, signal: this.abort.signal,
+      });
+      if ('error' in copied) return await finish('Failed', copied.error);
+      const { restores } = copied;
       rec.restores = restores;
       rec.restoredAt = this.now();
       const note = target ? undefined : `VirtualMachine ${rec.spec.target.name} is not in git: add it with these claims (${restores.map((r) => `${r.volumeName} → ${r.persistentVolumeClaim}`).join(', ')})`;

@@ -1,0 +1,501 @@
+/**
+ * VirtualMachineSnapshots and VirtualMachineRestores (`snapshot.kubevirt.io/v1beta1`) in
+ * cluster mode, with the rules `virtops up` runs (api/snapshot.ts for what is copied and the
+ * status, reconciler/snapshot-copy.ts for the copies). Two halves:
+ *
+ * - **node agent** (`SnapshotAgent`, process-runtime agents: a VM's claims are files in its
+ *   node's state dir): takes a snapshot for its node by writing `virtops.io/snapshot-node` at
+ *   the read resourceVersion (two agents never both take one) when the VM's VMI runs there, or,
+ *   for a stopped VM, when every disk of it is on this node. Copies them into
+ *   `<state-dir>/snapshots/<ns>/<name>/<volume>.img` (online through a libvirt backup job, the
+ *   guest's filesystems frozen when its agent answers; offline a file copy) and writes
+ *   KubeVirt's status (phase, readyToUse, indications, Progressing/Ready) through the status
+ *   subresource. A failed snapshot keeps no copy and leaves the VM running, its disks only read.
+ *   A restore is run by the agent that holds its snapshot: it waits for the target VM to stop
+ *   as its targetReadinessPolicy says (StopTarget: a `stop` override on the VM), then copies
+ *   the snapshot back over the target's claims. Nothing is deleted unless asked: a deleted
+ *   snapshot's copies go with it (deletionPolicy Delete, the default) or stay (Retain).
+ * - **controller** (`RestoreGate`): a VM with an unfinished restore into it is not started.
+ */
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { VirtualMachine, VirtualMachineInstance } from '../../api/kubevirt.js';
+import {
+  SNAPSHOT_API_VERSION, type RestoreStatus, type SnapshotProgress, type VirtualMachineRestore, type VirtualMachineSnapshot,
+  checkSnapshotRules, parseDuration, planRestore, restoreStatus, snapshotStatus, snapshotVolumes,
+} from '../../api/snapshot.js';
+import { findClaimFile } from '../../launcher/volumes/import.js';
+import { OVERRIDE_ANNOTATION, serializeOverride } from '../core/overrides.js';
+import { RateLimitedQueue, type ReconcileResult } from '../queue.js';
+import { discardCopies, restoreCopies, runningTargetDecision, takeSnapshotCopies, type TakenVolume } from '../snapshot-copy.js';
+import type { Informer } from './informer.js';
+import { errorMessage, isApiError, type KubeClient } from './kube.js';
+
+/** The node whose agent took (and holds the copies of) a snapshot. */
+export const SNAPSHOT_NODE_ANNOTATION = 'virtops.io/snapshot-node';
+export const SNAPSHOT_PLURAL = 'virtualmachinesnapshots';
+export const RESTORE_PLURAL = 'virtualmachinerestores';
+export const SNAPSHOT_CRD_NAME = `${SNAPSHOT_PLURAL}.snapshot.kubevirt.io`;
+export const RESTORE_CRD_NAME = `${RESTORE_PLURAL}.snapshot.kubevirt.io`;
+/** KubeVirt's default failureDeadline. */
+export const DEFAULT_SNAPSHOT_DEADLINE_MS = 5 * 60_000;
+
+type Meta = { name: string; namespace?: string; uid?: string; resourceVersion?: string; deletionTimestamp?: string; creationTimestamp?: string; annotations?: Record<string, string> };
+export type SnapshotObject = Omit<VirtualMachineSnapshot, 'metadata'> & KubernetesObject & { metadata: Meta };
+export type RestoreObject = Omit<VirtualMachineRestore, 'metadata'> & KubernetesObject & { metadata: Meta };
+
+const nsOf = (o: { metadata?: { namespace?: string } }): string => o.metadata?.namespace ?? 'default';
+
+// ---- pure ---------------------------------------------------------------------------------
+
+/**
+ * Whether the agent on `me` takes a snapshot: the VM's VMI runs there (its domain is there),
+ * or it has no VMI and every disk of it is on this node.
+ */
+export function takesSnapshot(p: { me: string; vmiNode: string | undefined; hasVmi: boolean; disksHere: boolean }): boolean {
+  if (p.hasVmi) return p.vmiNode === p.me;
+  return p.disksHere;
+}
+
+/** A restore that ended (complete, or failed): nothing more happens to it. */
+export function restoreFinished(status: Partial<RestoreStatus> | undefined): boolean {
+  if (!status) return false;
+  if (status.complete) return true;
+  return (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'False' && c.reason === 'Operation failed');
+}
+
+/** Why `ns/vm` may not start: an unfinished restore into it (the controller's gate). */
+export function restoreGate(restores: readonly { metadata?: { name?: string; namespace?: string }; spec?: { target?: { name?: string } }; status?: Partial<RestoreStatus> }[], ns: string, vm: string): { reason: string; message: string } | undefined {
+  const r = restores.find((x) => nsOf(x) === ns && x.spec?.target?.name === vm && !restoreFinished(x.status));
+  return r ? { reason: 'Provisioning', message: `VirtualMachineRestore ${r.metadata?.name ?? ''} is restoring this VM's disks` } : undefined;
+}
+
+/** The libvirt domain of a VMI (launcher/convert/identity.ts). */
+export function domainOf(vmi: VirtualMachineInstance): string {
+  return `${nsOf(vmi)}_${vmi.metadata.name ?? ''}`;
+}
+
+// ---- node agent ---------------------------------------------------------------------------
+
+export interface SnapshotAgentOptions {
+  nodeName: string;
+  /** `<state-dir>`: copies go to `<state-dir>/snapshots`. */
+  stateDir: string;
+  /** `<state-dir>/pvcs`: this node's claims. */
+  pvcDir: string;
+  libvirtUri: string;
+  log: Logger;
+  /** The VMIs the agent's informer holds (every namespace). */
+  vmis: () => readonly VirtualMachineInstance[];
+  /** How often to look for the snapshot CRDs until they are installed. @default 10 s */
+  probeMs?: number;
+  now?: () => number;
+}
+
+/** What the node keeps beside a snapshot's copies: `snapshot.json`. */
+interface NodeRecord {
+  uid: string;
+  namespace: string;
+  name: string;
+  deletionPolicy?: 'Delete' | 'Retain';
+  volumes: TakenVolume[];
+  vm: VirtualMachine;
+}
+
+export class SnapshotAgent {
+  private readonly snaps: Informer<SnapshotObject>;
+  private readonly restores: Informer<RestoreObject>;
+  private readonly queue: RateLimitedQueue;
+  /** Snapshots being taken here, by uid. */
+  private readonly jobs = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  /**
+   * Snapshots and restores this agent ran to their end, by uid: the informer's cache lags
+   * behind our own status writes, so an older event must not start them again.
+   */
+  private readonly ended = new Set<string>();
+  /** Restores waiting for their target to stop, by uid. */
+  private readonly waits = new Map<string, { since: number; asked: boolean; written?: string }>();
+  private probeTimer: NodeJS.Timeout | undefined;
+  private started = false;
+  private stopped = false;
+  private readonly now: () => number;
+
+  constructor(private readonly client: KubeClient, private readonly opts: SnapshotAgentOptions) {
+    this.now = opts.now ?? Date.now;
+    this.queue = new RateLimitedQueue((k) => this.sync(k), {
+      concurrency: 2,
+      onError: (k, err, retryInMs) => opts.log.warn({ key: k, err: errorMessage(err), retryInMs }, 'snapshot sync failed; retrying with backoff'),
+    });
+    this.snaps = client.informer<SnapshotObject>(
+      { path: `/apis/${SNAPSHOT_API_VERSION}/${SNAPSHOT_PLURAL}`, apiVersion: SNAPSHOT_API_VERSION, kind: 'VirtualMachineSnapshot' },
+      (type, s) => {
+        if (type === 'delete') void this.forget(s).catch((err: unknown) => opts.log.warn({ snapshot: `${nsOf(s)}/${s.metadata.name}`, err: errorMessage(err) }, 'removing a deleted snapshot\'s copies failed'));
+        else this.queue.add(`s/${nsOf(s)}/${s.metadata.name}`);
+        // Restores of it may go on now.
+        for (const r of this.restores.list()) if (nsOf(r) === nsOf(s) && r.spec.virtualMachineSnapshotName === s.metadata.name) this.queue.add(`r/${nsOf(r)}/${r.metadata.name}`);
+      },
+      opts.log,
+    );
+    this.restores = client.informer<RestoreObject>(
+      { path: `/apis/${SNAPSHOT_API_VERSION}/${RESTORE_PLURAL}`, apiVersion: SNAPSHOT_API_VERSION, kind: 'VirtualMachineRestore' },
+      (type, r) => {
+        if (type === 'delete') {
+          this.waits.delete(r.metadata.uid ?? '');
+          this.ended.delete(r.metadata.uid ?? '');
+        }
+        else this.queue.add(`r/${nsOf(r)}/${r.metadata.name}`);
+      },
+      opts.log,
+    );
+  }
+
+  private get root(): string {
+    return join(this.opts.stateDir, 'snapshots');
+  }
+
+  private dir(ns: string, name: string): string {
+    return join(this.root, ns, name);
+  }
+
+  /** Starts once both CRDs exist (probed quietly until then, as the DataVolume importer). */
+  start(): void {
+    const probe = async (): Promise<void> => {
+      if (this.stopped || this.started) return;
+      const have = await Promise.all([SNAPSHOT_CRD_NAME, RESTORE_CRD_NAME].map((name) => this.client.read({ apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name } }).catch((err: unknown) => {
+        this.opts.log.debug({ err: errorMessage(err) }, 'snapshot CRDs not readable; snapshot agent idle');
+        return undefined;
+      })));
+      if (have.every(Boolean) && !this.stopped) {
+        this.started = true;
+        this.opts.log.info({ node: this.opts.nodeName }, 'snapshot agent starting');
+        await Promise.all([this.snaps.start(), this.restores.start()]);
+        await this.sweep();
+        for (const s of this.snaps.list()) this.queue.add(`s/${nsOf(s)}/${s.metadata.name}`);
+        for (const r of this.restores.list()) this.queue.add(`r/${nsOf(r)}/${r.metadata.name}`);
+        return;
+      }
+      this.probeTimer = setTimeout(() => void probe(), this.opts.probeMs ?? 10_000);
+      this.probeTimer.unref();
+    };
+    void probe().catch((err: unknown) => this.opts.log.error({ err: errorMessage(err) }, 'snapshot agent failed to start'));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.probeTimer);
+    for (const j of this.jobs.values()) j.abort.abort(new Error('the agent is stopping'));
+    await Promise.allSettled([...this.jobs.values()].map((j) => j.done));
+    await this.queue.stop();
+    await Promise.all([this.snaps.stop(), this.restores.stop()]);
+  }
+
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  private async sync(key: string): Promise<ReconcileResult> {
+    if (this.stopped) return {};
+    const [kind, ns, name] = key.split('/') as ['s' | 'r', string, string];
+    return kind === 's' ? this.syncSnapshot(ns, name) : this.syncRestore(ns, name);
+  }
+
+  // ---- snapshots ------------------------------------------------------------------------------
+
+  private async syncSnapshot(ns: string, name: string): Promise<ReconcileResult> {
+    const snap = this.snaps.get(name, ns);
+    if (!snap || snap.metadata.deletionTimestamp || !snap.metadata.uid) return {};
+    const phase = snap.status?.phase;
+    if (phase === 'Succeeded' || phase === 'Failed') return {};
+    const node = snap.metadata.annotations?.[SNAPSHOT_NODE_ANNOTATION];
+    if (node && node !== this.opts.nodeName) return {};
+    if (this.jobs.has(snap.metadata.uid) || this.ended.has(snap.metadata.uid)) return {};
+    if (node) {
+      // Ours, InProgress, and no job here: this agent stopped while taking it.
+      if (phase === 'InProgress') await this.writeSnapshotStatus(snap, { phase: 'Failed', since: this.now(), error: { message: 'the node agent stopped while the snapshot was being taken; take it again', at: this.now() } });
+      else this.begin(snap);
+      return {};
+    }
+    const issues = checkSnapshotRules(snap as unknown as Record<string, unknown>);
+    if (issues.length) {
+      const message = issues.map((i) => `${i.path}: ${i.message}${i.fix ? ` (fix: ${i.fix})` : ''}`).join('; ');
+      await this.writeSnapshotStatus(snap, { phase: 'Failed', since: this.now(), error: { message, at: this.now() } });
+      return {};
+    }
+    const vm = await this.readVm(ns, snap.spec.source.name);
+    if (!vm) {
+      await this.writeSnapshotStatus(snap, { phase: 'Failed', since: this.now(), error: { message: `VirtualMachine ${ns}/${snap.spec.source.name} not found; see virtops get vms`, at: this.now() } });
+      return {};
+    }
+    const vmi = this.vmiOf(ns, snap.spec.source.name);
+    if (!takesSnapshot({ me: this.opts.nodeName, vmiNode: vmi?.status?.nodeName, hasVmi: vmi !== undefined, disksHere: await this.disksHere(ns, vm) })) {
+      // A VMI not placed yet: look again soon; else another node's agent takes it.
+      return vmi && !vmi.status?.nodeName ? { requeueAfterMs: 2000 } : {};
+    }
+    try {
+      await this.client.mergePatch(snap, { metadata: { resourceVersion: snap.metadata.resourceVersion, annotations: { [SNAPSHOT_NODE_ANNOTATION]: this.opts.nodeName } } });
+      this.opts.log.info({ snapshot: `${ns}/${name}` }, 'snapshot taken for this node');
+    } catch (err) {
+      if (!isApiError(err, 409) && (err as { code?: number }).code !== 409) throw err;
+    }
+    return {}; // the informer's update brings it back
+  }
+
+  /** Every claim and hostDisk of `vm` is on this node. */
+  private async disksHere(ns: string, vm: VirtualMachine): Promise<boolean> {
+    const { included } = snapshotVolumes(vm.spec.template.spec.volumes);
+    if (!included.length) return false;
+    for (const v of included) {
+      const ok = v.kind === 'claim' ? await findClaimFile(this.opts.pvcDir, ns, v.claim).then(() => true, () => false) : await stat(v.path).then(() => true, () => false);
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+  private begin(snap: SnapshotObject): void {
+    const ns = nsOf(snap);
+    const { name } = snap.metadata;
+    const uid = snap.metadata.uid!;
+    const key = `${ns}/${name}`;
+    const abort = new AbortController();
+    const deadline = parseDuration(snap.spec.failureDeadline ?? '') ?? DEFAULT_SNAPSHOT_DEADLINE_MS;
+    const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(deadline)]);
+    const progress: SnapshotProgress = { phase: 'InProgress', since: this.now() };
+    const dir = this.dir(ns, name);
+    const done = (async () => {
+      let mine = false;
+      try {
+        await this.writeSnapshotStatus(snap, progress);
+        const other = await this.readRecord(ns, name);
+        if (other && other.uid !== uid) throw new Error(`copies of an earlier snapshot named ${name} (uid ${other.uid}, kept by deletionPolicy Retain) are in ${dir} on node ${this.opts.nodeName}: remove that dir, or pick another name`);
+        mine = true;
+        const vm = await this.readVm(ns, snap.spec.source.name);
+        if (!vm) throw new Error(`VirtualMachine ${ns}/${snap.spec.source.name} not found; see virtops get vms`);
+        const vmi = this.vmiOf(ns, snap.spec.source.name);
+        if (vmi && vmi.status?.nodeName !== this.opts.nodeName) throw new Error(`VirtualMachine ${ns}/${snap.spec.source.name} runs on node ${vmi.status?.nodeName ?? '(none yet)'}, not on ${this.opts.nodeName} where this snapshot was taken; take it again`);
+        const instance = vmi ? { domain: domainOf(vmi), running: vmi.status?.phase === 'Running' } : undefined;
+        const volumes = await takeSnapshotCopies({
+          namespace: ns, vm, ...(instance ? { instance } : {}), pvcDir: this.opts.pvcDir, libvirtUri: this.opts.libvirtUri, dir, uid, signal, now: this.now,
+        }, progress);
+        await this.writeRecord({ uid, namespace: ns, name, ...(snap.spec.deletionPolicy ? { deletionPolicy: snap.spec.deletionPolicy } : {}), volumes, vm });
+        progress.phase = 'Succeeded';
+        progress.since = this.now();
+        this.opts.log.info({ snapshot: key, vm: snap.spec.source.name, online: progress.online, guestAgent: progress.guestAgent ?? false, volumes: volumes.map((v) => v.name) }, 'snapshot taken');
+      } catch (err) {
+        const message = signal.aborted && !abort.signal.aborted ? `the snapshot did not finish within its failureDeadline (${Math.round(deadline / 1000)} s)` : (err as Error).message;
+        progress.phase = 'Failed';
+        progress.error = { message, at: this.now() };
+        progress.since = this.now();
+        // No half snapshot: nothing of it stays on the node (the status says why).
+        if (mine) {
+          await discardCopies(dir);
+          await rm(dir, { recursive: true, force: true });
+        }
+        this.opts.log.warn({ snapshot: key, err: message }, 'snapshot failed; the VM and its disks are untouched');
+      }
+      if (abort.signal.aborted && this.stopped) return; // the next agent says it failed
+      this.ended.add(uid);
+      this.jobs.delete(uid);
+      await this.writeSnapshotStatus(snap, progress).catch((err: unknown) => this.opts.log.warn({ snapshot: key, err: errorMessage(err) }, 'writing the snapshot status failed'));
+    })();
+    this.jobs.set(uid, { abort, done });
+  }
+
+  /** A deleted snapshot: its copies go (deletionPolicy Delete, the default) or stay (Retain). */
+  private async forget(snap: SnapshotObject): Promise<void> {
+    this.ended.delete(snap.metadata.uid ?? '');
+    if (snap.metadata.annotations?.[SNAPSHOT_NODE_ANNOTATION] !== this.opts.nodeName) return;
+    const ns = nsOf(snap);
+    const job = this.jobs.get(snap.metadata.uid ?? '');
+    job?.abort.abort(new Error('the snapshot was deleted'));
+    await job?.done.catch(() => undefined);
+    const rec = await this.readRecord(ns, snap.metadata.name);
+    if (!rec || rec.uid !== snap.metadata.uid) return;
+    if (snap.spec.deletionPolicy === 'Retain') {
+      this.opts.log.info({ snapshot: `${ns}/${snap.metadata.name}`, dir: this.dir(ns, snap.metadata.name) }, 'snapshot deleted: its copies are kept (deletionPolicy Retain)');
+      return;
+    }
+    await rm(this.dir(ns, snap.metadata.name), { recursive: true, force: true });
+    this.opts.log.info({ snapshot: `${ns}/${snap.metadata.name}` }, 'snapshot deleted: its copies are removed');
+  }
+
+  /** Copies of snapshots deleted while this agent was down (deletionPolicy Delete) go. */
+  private async sweep(): Promise<void> {
+    const uids = new Set(this.snaps.list().map((s) => s.metadata.uid));
+    for (const ns of await readdir(this.root).catch(() => [] as string[])) {
+      for (const name of await readdir(join(this.root, ns)).catch(() => [] as string[])) {
+        const rec = await this.readRecord(ns, name);
+        if (!rec || uids.has(rec.uid) || rec.deletionPolicy === 'Retain') continue;
+        await rm(this.dir(ns, name), { recursive: true, force: true });
+        this.opts.log.info({ snapshot: `${ns}/${name}` }, 'snapshot deleted while the agent was down: its copies are removed');
+      }
+    }
+  }
+
+  private async writeSnapshotStatus(snap: SnapshotObject, progress: SnapshotProgress): Promise<void> {
+    if (this.stopped) return;
+    if (progress.phase !== 'InProgress') this.ended.add(snap.metadata.uid ?? '');
+    await this.client.patchCustomStatus(SNAPSHOT_PLURAL, nsOf(snap), snap.metadata.name, snapshotStatus(progress));
+  }
+
+  // ---- restores -------------------------------------------------------------------------------
+
+  private async syncRestore(ns: string, name: string): Promise<ReconcileResult> {
+    const r = this.restores.get(name, ns);
+    if (!r || r.metadata.deletionTimestamp || !r.metadata.uid || restoreFinished(r.status) || this.ended.has(r.metadata.uid)) return {};
+    const snap = this.snaps.get(r.spec.virtualMachineSnapshotName, ns);
+    const node = snap?.metadata.annotations?.[SNAPSHOT_NODE_ANNOTATION];
+    if (node !== undefined && node !== this.opts.nodeName) return {};
+    if (!snap) {
+      // Every agent may say so; they all say the same.
+      const issues = checkSnapshotRules(r as unknown as Record<string, unknown>);
+      const message = issues.length ? issues.map((i) => `${i.path}: ${i.message}${i.fix ? ` (fix: ${i.fix})` : ''}`).join('; ') : `VirtualMachineSnapshot ${ns}/${r.spec.virtualMachineSnapshotName} not found; see kubectl get vmsnapshots -n ${ns}`;
+      await this.writeRestoreStatus(r, { state: 'Failed', message, since: this.now() });
+      return {};
+    }
+    if (!node) return { requeueAfterMs: 1000 }; // no node took the snapshot yet
+    if (snap.status?.phase === 'Failed') {
+      await this.writeRestoreStatus(r, { state: 'Failed', message: `VirtualMachineSnapshot ${snap.metadata.name} is not ready to use (Failed: ${snap.status.error?.message ?? ''})`, since: this.now() });
+      return {};
+    }
+    if (snap.status?.phase !== 'Succeeded') return { requeueAfterMs: 1000 }; // still being taken
+    const rec = await this.readRecord(ns, snap.metadata.name);
+    if (!rec || rec.uid !== snap.metadata.uid) {
+      await this.writeRestoreStatus(r, { state: 'Failed', message: `the copies of VirtualMachineSnapshot ${snap.metadata.name} are not in ${this.dir(ns, snap.metadata.name)} on node ${this.opts.nodeName}`, since: this.now() });
+      return {};
+    }
+    const targetName = r.spec.target.name;
+    const target = await this.readVm(ns, targetName);
+    if (!target) {
+      // A claim here is a PVC bound to a local PV the DataVolume importer publishes; a new VM's
+      // claims would need their own (not done): restore into a VM that exists.
+      await this.writeRestoreStatus(r, { state: 'Failed', message: `VirtualMachine ${ns}/${targetName} not found: in cluster mode a restore goes into a VM that exists (the snapshot's own VM ${rec.vm.metadata.name ?? ''}, or a VM in git with volumes of the same names whose claims are on node ${this.opts.nodeName})`, since: this.now() });
+      return {};
+    }
+    const uid = r.metadata.uid;
+    const vmi = this.vmiOf(ns, targetName);
+    if (vmi) {
+      const w = this.waits.get(uid) ?? { since: this.now(), asked: false };
+      this.waits.set(uid, w);
+      const d = runningTargetDecision({
+        policy: r.spec.targetReadinessPolicy, target: targetName, waitingSince: w.since, now: this.now(), waiting: w.asked,
+        stopHint: `stop it first (virtops stop ${targetName} --kubeconfig F, or runStrategy Halted in git) or restore with targetReadinessPolicy StopTarget`,
+      });
+      if (d.action === 'fail') {
+        this.waits.delete(uid);
+        await this.writeRestoreStatus(r, { state: 'Failed', message: d.message, since: this.now() });
+        return {};
+      }
+      if (d.stop) {
+        // The VM's `stop` override (as `virtops stop`), guarded by its uid; it holds until `virtops start` or a commit changing the VM.
+        await this.client.mergePatch({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: targetName, namespace: ns } }, { metadata: { uid: target.metadata.uid, annotations: { [OVERRIDE_ANNOTATION]: serializeOverride({ action: 'stop', at: this.now(), revision: 'unknown' }) } } });
+        this.opts.log.info({ restore: `${ns}/${name}`, vm: targetName }, 'restore: asked the target VM to stop (StopTarget)');
+      }
+      w.asked = true;
+      if (w.written !== d.message) {
+        await this.writeRestoreStatus(r, { state: 'Waiting', message: d.message, since: this.now() });
+        w.written = d.message;
+      }
+      return { requeueAfterMs: 1000 };
+    }
+    this.waits.delete(uid);
+    await this.writeRestoreStatus(r, { state: 'InProgress', since: this.now() });
+    const plan = planRestore(rec.volumes, target, { uid, ...(r.spec.volumeRestoreOverrides ? { overrides: r.spec.volumeRestoreOverrides } : {}) });
+    if ('error' in plan) {
+      await this.writeRestoreStatus(r, { state: 'Failed', message: plan.error, since: this.now() });
+      return {};
+    }
+    // Another VM's claims must be on this node too (the snapshot's copies are here).
+    for (const s of plan.steps) {
+      if (s.kind === 'claim' && !(await findClaimFile(this.opts.pvcDir, ns, s.claim).then(() => true, () => false))) {
+        await this.writeRestoreStatus(r, { state: 'Failed', message: `claim ${ns}/${s.claim} (volume ${s.volume} of ${targetName}) is not on node ${this.opts.nodeName}, where the snapshot's copies are`, since: this.now() });
+        return {};
+      }
+    }
+    try {
+      const copied = await restoreCopies({ namespace: ns, snapshotDir: this.dir(ns, snap.metadata.name), snapshotUid: snap.metadata.uid!, steps: plan.steps, targetExists: true, pvcDir: this.opts.pvcDir, signal: AbortSignal.timeout(60 * 60_000) });
+      if ('error' in copied) {
+        await this.writeRestoreStatus(r, { state: 'Failed', message: copied.error, since: this.now() });
+        return {};
+      }
+      const t = this.now();
+      await this.writeRestoreStatus(r, { state: 'Succeeded', since: t, restores: copied.restores, restoredAt: t });
+      this.opts.log.info({ restore: `${ns}/${name}`, snapshot: snap.metadata.name, target: targetName, volumes: copied.restores.map((x) => x.volumeName) }, 'restore done');
+    } catch (err) {
+      await this.writeRestoreStatus(r, { state: 'Failed', message: (err as Error).message, since: this.now() });
+      this.opts.log.warn({ restore: `${ns}/${name}`, err: (err as Error).message }, 'restore failed');
+    }
+    return {};
+  }
+
+  private async writeRestoreStatus(r: RestoreObject, p: Parameters<typeof restoreStatus>[0]): Promise<void> {
+    if (this.stopped) return;
+    if (p.state === 'Succeeded' || p.state === 'Failed') this.ended.add(r.metadata.uid ?? '');
+    await this.client.patchCustomStatus(RESTORE_PLURAL, nsOf(r), r.metadata.name, restoreStatus(p));
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------
+
+  private async readVm(ns: string, name: string): Promise<VirtualMachine | undefined> {
+    return this.client.read<VirtualMachine & KubernetesObject>({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name, namespace: ns } });
+  }
+
+  private vmiOf(ns: string, name: string): VirtualMachineInstance | undefined {
+    return this.opts.vmis().find((v) => nsOf(v) === ns && v.metadata.name === name);
+  }
+
+  private async readRecord(ns: string, name: string): Promise<NodeRecord | undefined> {
+    return readFile(join(this.dir(ns, name), 'snapshot.json'), 'utf8').then((t) => JSON.parse(t) as NodeRecord, () => undefined);
+  }
+
+  private async writeRecord(rec: NodeRecord): Promise<void> {
+    const dir = this.dir(rec.namespace, rec.name);
+    await mkdir(dir, { recursive: true, mode: 0o750 });
+    const tmp = join(dir, `snapshot.json.${process.pid}.tmp`);
+    await writeFile(tmp, JSON.stringify(rec), { mode: 0o640 });
+    await rename(tmp, join(dir, 'snapshot.json'));
+  }
+}
+
+// ---- controller ---------------------------------------------------------------------------
+
+export interface RestoreGateOptions {
+  log: Logger;
+  /** A restore into this VM changed: look at the VM again. */
+  enqueueVm: (key: string) => void;
+}
+
+/** The controller's half: a VM with an unfinished restore into it is not started. */
+export class RestoreGate {
+  private readonly restores: Informer<RestoreObject>;
+  private started: Promise<void> | undefined;
+
+  constructor(client: KubeClient, opts: RestoreGateOptions) {
+    this.restores = client.informer<RestoreObject>(
+      { path: `/apis/${SNAPSHOT_API_VERSION}/${RESTORE_PLURAL}`, apiVersion: SNAPSHOT_API_VERSION, kind: 'VirtualMachineRestore' },
+      (_t, r) => {
+        if (r.spec?.target?.name) opts.enqueueVm(`${nsOf(r)}/${r.spec.target.name}`);
+      },
+      opts.log,
+    );
+    this.log = opts.log;
+  }
+
+  private readonly log: Logger;
+
+  /** Starts the informer (idempotent): once git ships the restore CRD or has a restore. */
+  start(): void {
+    this.started ??= this.restores.start();
+    this.started.catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'VirtualMachineRestore informer failed to start'));
+  }
+
+  async stop(): Promise<void> {
+    await this.restores.stop();
+  }
+
+  gate(vm: VirtualMachine): { reason: string; message: string } | undefined {
+    if (!this.started) return undefined;
+    return restoreGate(this.restores.list(), nsOf(vm), vm.metadata.name ?? '');
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * The mode-independent half of VM snapshots and restores: the copies on the host that holds
+ * the VM's disks. `virtops up`'s worker (reconciler/standalone/snapshots.ts) and the cluster
+ * node agent (reconciler/cluster/snapshots.ts) both call these; what to copy and the status
+ * are api/snapshot.ts, the copy primitives launcher/volumes/snapshot.ts.
+ *
+ *   <dir>/<volume>.img   the copy of each disk (raw, or qcow2 for a `<claim>.qcow2` claim)
+ */
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { VirtualMachine } from '../api/kubevirt.js';
+import { type RestoreStatus, type RestoreStep, type SnapshotProgress, type SnapshotVolume, snapshotVolumes } from '../api/snapshot.js';
+import { claimFile, findClaimFile } from '../launcher/volumes/import.js';
+import { copyDiskFile, onlineCopy } from '../launcher/volumes/snapshot.js';
+
+/** A snapshot's volume and the file of its copy in the snapshot's dir. */
+export type TakenVolume = SnapshotVolume & { file: string };
+
+export interface SnapshotCopyInput {
+  namespace: string;
+  vm: VirtualMachine;
+  /** Its running domain (Running or Paused: `running`); undefined when the VM is stopped. */
+  instance?: { domain: string; running: boolean };
+  /** Where claims are (`<pvcDir>/<ns>/<claim>/disk.img`). */
+  pvcDir: string;
+  libvirtUri: string;
+  /** The snapshot's own dir: the copies go there. */
+  dir: string;
+  /** The snapshot's uid (its content's name). */
+  uid: string;
+  signal: AbortSignal;
+  now: () => number;
+}
+
+/**
+ * Copies `vm`'s persistent disks into `dir`: online (a libvirt backup job, the guest's
+ * filesystems frozen when its agent answers) when it runs, else a file copy. Fills in
+ * `progress` as it goes (included/excluded volumes, sourceUID, content name, the point in
+ * time, online, guestAgent) so a failure still reports what was attempted. Throws a message
+ * for the user; the source disks are only read. The caller discards a failed copy
+ * (`discardCopies`).
+ */
+export async function takeSnapshotCopies(p: SnapshotCopyInput, progress: SnapshotProgress): Promise<TakenVolume[]> {
+  const vmName = p.vm.metadata.name ?? '';
+  const { included, excluded } = snapshotVolumes(p.vm.spec.template.spec.volumes);
+  progress.included = included.map((v) => v.name);
+  progress.excluded = excluded;
+  progress.sourceUID = p.vm.metadata.uid ?? `${p.namespace}/${vmName}`;
+  progress.contentName = `vmsnapshot-content-${p.uid}`;
+  if (!included.length) throw new Error(`VirtualMachine ${p.namespace}/${vmName} has no persistent disks (persistentVolumeClaim, dataVolume or hostDisk volumes) to snapshot`);
+  const sources: { v: SnapshotVolume; path: string; file: string }[] = [];
+  for (const v of included) {
+    const path = v.kind === 'claim' ? await findClaimFile(p.pvcDir, p.namespace, v.claim) : v.path;
+    if (v.kind === 'hostDisk' && !(await stat(path).catch(() => undefined))) throw new Error(`hostDisk ${path} (volume ${v.name}) does not exist`);
+    sources.push({ v, path, file: `${v.name}.img` });
+  }
+  await mkdir(p.dir, { recursive: true, mode: 0o750 });
+  const inst = p.instance;
+  if (inst && !inst.running) throw new Error(`VirtualMachine ${p.namespace}/${vmName} is starting or stopping; take the snapshot when it is Running or Stopped`);
+  progress.createdAt = p.now();
+  if (inst) {
+    progress.online = true;
+    // A qcow2 claim (`<claim>.qcow2`) is copied as qcow2, so a restore puts back the same format.
+    const r = await onlineCopy(p.libvirtUri, inst.domain, sources.map((s) => ({ source: s.path, dest: join(p.dir, s.file), format: s.path.endsWith('.qcow2') ? ('qcow2' as const) : ('raw' as const) })), p.dir, { signal: p.signal });
+    progress.guestAgent = r.guestAgent;
+  } else {
+    progress.online = false;
+    for (const s of sources) await copyDiskFile(s.path, join(p.dir, s.file), p.signal);
+  }
+  return sources.map((s) => ({ ...s.v, file: s.file }));
+}
+
+/** No half snapshot: every file in `dir` but `keep` (the record) goes. */
+export async function discardCopies(dir: string, keep = 'snapshot.json'): Promise<void> {
+  for (const f of await readdir(dir).catch(() => [] as string[])) if (f !== keep) await rm(join(dir, f), { force: true });
+}
+
+export interface RestoreCopyInput {
+  namespace: string;
+  /** The snapshot's dir (its copies) and uid. */
+  snapshotDir: string;
+  snapshotUid: string;
+  steps: readonly RestoreStep[];
+  /** The target VM exists: its claims are overwritten. Else new claims are made, never over one that exists. */
+  targetExists: boolean;
+  pvcDir: string;
+  signal: AbortSignal;
+}
+
+/**
+ * Copies each snapshot file of `steps` onto its claim or hostDisk (atomically: a failed copy
+ * replaces nothing). Into a VM that does not exist, a claim that exists already is refused
+ * before anything is copied: nothing is deleted unless asked.
+ */
+export async function restoreCopies(p: RestoreCopyInput): Promise<{ restores: NonNullable<RestoreStatus['restores']> } | { error: string }> {
+  const dests: string[] = [];
+  for (const step of p.steps) {
+    if (step.kind === 'hostDisk') dests.push(step.path);
+    else if (p.targetExists) dests.push(await findClaimFile(p.pvcDir, p.namespace, step.claim).catch(() => claimFile(p.pvcDir, p.namespace, step.claim)));
+    else {
+      if (await findClaimFile(p.pvcDir, p.namespace, step.claim).then(() => true, () => false)) {
+        return { error: `claim ${p.namespace}/${step.claim} exists already: name another with volumeRestoreOverrides restoreName (virtops snapshot restore --target NEW)` };
+      }
+      dests.push(claimFile(p.pvcDir, p.namespace, step.claim));
+    }
+  }
+  const restores: NonNullable<RestoreStatus['restores']> = [];
+  for (const [i, step] of p.steps.entries()) {
+    const dest = dests[i]!;
+    await mkdir(join(dest, '..'), { recursive: true, mode: 0o750 });
+    await copyDiskFile(join(p.snapshotDir, step.file), dest, p.signal);
+    restores.push({ volumeName: step.volume, ...(step.kind === 'claim' ? { persistentVolumeClaim: step.claim } : { hostDisk: step.path }), volumeSnapshotName: `vmsnapshot-${p.snapshotUid}-volume-${step.volume}` });
+  }
+  return { restores };
+}
+
+/** Restores wait this long for their target to stop (KubeVirt's WaitGracePeriod). */
+export const RESTORE_WAIT_MS = 5 * 60_000;
+
+export type TargetReadinessPolicy = 'WaitGracePeriod' | 'StopTarget' | 'WaitEventually' | 'FailImmediate';
+
+/**
+ * Pure: what a restore does while its target VM runs (KubeVirt's targetReadinessPolicy):
+ * fail now (FailImmediate), fail after `RESTORE_WAIT_MS` of waiting (WaitGracePeriod, the
+ * default), or wait, asking the VM to stop once (StopTarget). `stopHint` says how to stop it
+ * in this mode.
+ */
+export function runningTargetDecision(p: {
+  policy: TargetReadinessPolicy | undefined;
+  target: string;
+  /** When the wait for the target to stop began. */
+  waitingSince: number;
+  now: number;
+  /** The restore is waiting already (so a stop was asked for already). */
+  waiting: boolean;
+  stopHint: string;
+}): { action: 'fail'; message: string } | { action: 'wait'; stop: boolean; message: string } {
+  const policy = p.policy ?? 'WaitGracePeriod';
+  if (policy === 'FailImmediate') return { action: 'fail', message: `the target VM ${p.target} is running: ${p.stopHint}` };
+  if (policy === 'WaitGracePeriod' && p.now - p.waitingSince > RESTORE_WAIT_MS) {
+    return { action: 'fail', message: `the target VM ${p.target} did not stop within ${RESTORE_WAIT_MS / 60_000} min: ${p.stopHint}` };
+  }
+  return { action: 'wait', stop: policy === 'StopTarget' && !p.waiting, message: `waiting for the target VM ${p.target} to stop (${policy === 'StopTarget' ? 'stop requested' : p.stopHint})` };
+}

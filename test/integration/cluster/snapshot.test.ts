@@ -1,0 +1,173 @@
+/**
+ * Snapshots and restores in cluster mode on the real control plane, real git, a
+ * process-runtime agent on qemu:///system (TCG) running the busybox test guest, controller
+ * and agent under exactly the RBAC synth/install.ts renders. The VM's data disk is a blank
+ * DataVolume the agent imports into its node's claim:
+ *
+ * 1. the claim gets the label "first" (written from the host while the VM is Halted in git),
+ *    the VM runs and the guest reads it;
+ * 2. a VirtualMachineSnapshot created through the API (as kubectl would): the agent on the
+ *    VMI's node takes it (annotation), online (NoGuestAgent: the busybox guest has none),
+ *    readyToUse with KubeVirt's conditions, the copy under the agent's state dir; the VM keeps
+ *    running;
+ * 3. more data ("second"), then a VirtualMachineRestore with StopTarget: the agent stops the
+ *    VM (override), copies the snapshot back, the restore completes; started again the guest
+ *    reads "first";
+ * 4. the snapshot deleted: its copies go (deletionPolicy Delete).
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DataVolume } from '../../../api/datavolume.js';
+import type { VirtualMachine } from '../../../api/kubevirt.js';
+import type { VirtualMachineRestore, VirtualMachineSnapshot } from '../../../api/snapshot.js';
+import { podDir } from '../../../reconciler/agent/host-config.js';
+import { OVERRIDE_ANNOTATION, serializeOverride } from '../../../reconciler/core/overrides.js';
+import { SNAPSHOT_NODE_ANNOTATION } from '../../../reconciler/cluster/snapshots.js';
+import { ALL_CRDS, renderCrd } from '../../../synth/crds.js';
+import { pushTestGuestImages, startRegistry } from '../../helpers/registry.js';
+import { GUEST_MARKERS } from '../../helpers/test-guest.js';
+import { testGuestVm, vmDocuments } from '../standalone/fixture.js';
+import { clusterTestenv } from './testenv-fixture.js';
+import YAML from 'yaml';
+import { getVm, gitFixture, identities, listJson, startAgent, startController, teardownGuestTest, tempDir, until, type Env, type Identities } from './harness.js';
+
+const env = clusterTestenv();
+const suffix = randomBytes(3).toString('hex');
+const NS = `vo-it-snap-${suffix}`;
+const NODE = `vo-it-snode-${suffix}`;
+const VM = 'snap-vm';
+const DV = 'snap-vm-data';
+const DOMAIN = `${NS}_${VM}`;
+const SNAPSHOT_API = 'snapshot.kubevirt.io/v1beta1';
+
+describe.skipIf(!env)('cluster mode: snapshot and restore of a running guest (real control plane, qemu:///system, TCG)', () => {
+  const t: Omit<Parameters<typeof teardownGuestTest>[0], 'ns' | 'node' | 'domain' | 'git' | 'registry'> & { git?: Awaited<ReturnType<typeof gitFixture>>; registry?: Awaited<ReturnType<typeof startRegistry>> } = {};
+  let ids: Identities;
+  let image: string;
+  const stateDir = () => t.state!.dir;
+
+  const vm = (runStrategy: 'Always' | 'Halted'): VirtualMachine => {
+    const v = testGuestVm({ image, name: VM });
+    v.metadata.namespace = NS;
+    delete v.spec.running;
+    v.spec.runStrategy = runStrategy;
+    v.spec.dataVolumeTemplates = [{ metadata: { name: DV }, spec: { source: { blank: {} }, storage: { resources: { requests: { storage: '16Mi' } } } } }];
+    const spec = v.spec.template.spec;
+    spec.domain.devices.disks = [...(spec.domain.devices.disks ?? []), { name: 'data', disk: { bus: 'virtio' } }];
+    spec.volumes = [...(spec.volumes ?? []), { name: 'data', dataVolume: { name: DV } }];
+    spec.terminationGracePeriodSeconds = 10;
+    return v;
+  };
+  const commit = (runStrategy: 'Always' | 'Halted', message: string) => t.git!.commitDist({
+    'crds.k8s.yaml': ALL_CRDS.map((c) => YAML.stringify(renderCrd(c))).join('---\n'),
+    [`${VM}.k8s.yaml`]: vmDocuments(vm(runStrategy)),
+  }, message);
+  const status = async () => (await getVm(ids.admin, NS, VM))?.status?.printableStatus;
+  const waitStatus = (want: string, ms = 240_000) => until(`VM ${want}`, async () => (await status()) === want, ms, 500);
+  const claim = () => join(stateDir(), 'pvcs', NS, DV, 'disk.img');
+  const writeLabel = async (label: string) => {
+    const fd = await open(claim(), 'r+');
+    const line = Buffer.alloc(512);
+    line.write(`virtops-disk-label: ${label}\n`);
+    await fd.write(line, 0, 512, 0);
+    await fd.sync();
+    await fd.close();
+  };
+  /** The label the guest read from its data disk in its latest boot (the current launcher Pod's serial log). */
+  const bootLabel = async (): Promise<string | undefined> => {
+    const [pod] = await listJson<V1Pod>(ids.admin, 'v1', 'Pod', NS, `vm.kubevirt.io/name=${VM}`);
+    const createdBy = pod?.metadata?.labels?.['kubevirt.io/created-by'];
+    if (!createdBy) return undefined;
+    const serial = join(podDir(stateDir(), NS, createdBy.replace(/[^a-z0-9]/g, '').slice(0, 12)), 'public', 'logs', `${DOMAIN}-serial0.log`);
+    const text = await readFile(serial, 'utf8').catch(() => '');
+    const last = text.slice(text.lastIndexOf(GUEST_MARKERS.booted));
+    if (!last.includes(GUEST_MARKERS.ready)) return undefined;
+    const labels = [...last.matchAll(new RegExp(`${GUEST_MARKERS.diskLabel} (vd[a-z]) (\\S+)`, 'g'))].map((m) => m[2]!);
+    return labels.find((l) => l !== 'test-disk');
+  };
+  const snapshot = async (name: string) => (await listJson<VirtualMachineSnapshot>(ids.admin, SNAPSHOT_API, 'VirtualMachineSnapshot', NS)).find((s) => s.metadata.name === name);
+  const restore = async (name: string) => (await listJson<VirtualMachineRestore>(ids.admin, SNAPSHOT_API, 'VirtualMachineRestore', NS)).find((s) => s.metadata.name === name);
+  /** `virtops start|stop` in cluster mode: the VM's override annotation. */
+  const override = async (action: 'start' | 'stop') => {
+    const v = (await getVm(ids.admin, NS, VM))!;
+    await ids.admin.mergePatch(v as unknown as KubernetesObject, { metadata: { annotations: { [OVERRIDE_ANNOTATION]: serializeOverride({ action, at: Date.now(), revision: 'test' }) } } });
+  };
+
+  beforeAll(async () => {
+    t.registry = await startRegistry();
+    image = (await pushTestGuestImages(t.registry)).kernelBootImage;
+    ids = await identities(env as Env, NS);
+    t.ids = ids;
+    t.git = await gitFixture();
+    t.state = await tempDir('vo-it-snap-');
+    t.agent = await startAgent(ids, NODE, stateDir(), 'qemu:///system', { insecureRegistries: [t.registry.host], emulation: 'tcg' });
+    t.controller = await startController(ids, t.git, NS);
+  }, 300_000);
+
+  const pvs = async () => listJson(ids.admin, 'v1', 'PersistentVolume', undefined, `virtops.io/datavolume-namespace=${NS}`);
+
+  afterAll(async () => {
+    if (ids) for (const pv of await pvs().catch(() => [])) await ids.admin.delete(pv).catch(() => undefined);
+    await teardownGuestTest({ ...t, ns: NS, node: NODE, domain: DOMAIN });
+  }, 240_000);
+
+  it('the claim holds "first" and the running guest reads it', async () => {
+    await commit('Halted', 'the VM, halted, with a blank data DataVolume');
+    await until('DataVolume Succeeded', async () => (await listJson<DataVolume>(ids.admin, 'cdi.kubevirt.io/v1beta1', 'DataVolume', NS)).find((d) => d.metadata.name === DV)?.status?.phase === 'Succeeded', 120_000, 500);
+    await writeLabel('first');
+    await commit('Always', 'run it');
+    await waitStatus('Running');
+    await until('the guest reads "first"', async () => (await bootLabel()) === 'first', 180_000, 500);
+  }, 600_000);
+
+  it('a snapshot created through the API: taken online on the VM\'s node, readyToUse, the VM keeps running', async () => {
+    await ids.admin.create({ apiVersion: SNAPSHOT_API, kind: 'VirtualMachineSnapshot', metadata: { name: 'snap1', namespace: NS }, spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: VM } } } as KubernetesObject);
+    const s = await until('snapshot ready', async () => {
+      const x = await snapshot('snap1');
+      return x?.status?.phase === 'Succeeded' || x?.status?.phase === 'Failed' ? x : undefined;
+    }, 180_000, 500);
+    expect(s.status?.error).toBeUndefined();
+    expect(s.metadata.annotations?.[SNAPSHOT_NODE_ANNOTATION]).toBe(NODE);
+    expect(s.status).toMatchObject({ phase: 'Succeeded', readyToUse: true, indications: ['Online', 'NoGuestAgent'], snapshotVolumes: { includedVolumes: ['data'] } });
+    expect(s.status!.conditions.map((c) => `${c.type}=${c.status}`)).toEqual(['Progressing=False', 'Ready=True']);
+    const copy = join(stateDir(), 'snapshots', NS, 'snap1', 'data.img');
+    expect((await readFile(copy)).subarray(0, 26).toString()).toBe('virtops-disk-label: first\n');
+    expect(await status()).toBe('Running');
+    expect((await execa('virsh', ['-c', 'qemu:///system', 'domstate', DOMAIN], { reject: false })).stdout.trim()).toBe('running');
+  }, 240_000);
+
+  it('more data, then a restore with StopTarget: the VM is stopped, its claim restored, started again the guest reads "first"', async () => {
+    await commit('Halted', 'halt it');
+    await waitStatus('Stopped');
+    await writeLabel('second');
+    await commit('Always', 'run it again');
+    await waitStatus('Running');
+    await until('the guest reads "second"', async () => (await bootLabel()) === 'second', 180_000, 500);
+
+    await ids.admin.create({ apiVersion: SNAPSHOT_API, kind: 'VirtualMachineRestore', metadata: { name: 'back-to-first', namespace: NS }, spec: { target: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: VM }, virtualMachineSnapshotName: 'snap1', targetReadinessPolicy: 'StopTarget' } } as KubernetesObject);
+    const r = await until('restore ended', async () => {
+      const x = await restore('back-to-first');
+      return x?.status?.complete || x?.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'Operation failed') ? x : undefined;
+    }, 240_000, 500);
+    expect(r.status?.conditions.find((c) => c.type === 'Ready')?.message).toBeUndefined();
+    expect(r.status).toMatchObject({ complete: true, restores: [{ volumeName: 'data', persistentVolumeClaim: DV }] });
+    expect(r.status!.conditions.map((c) => `${c.type}=${c.status}`)).toEqual(['Progressing=False', 'Ready=True']);
+    await waitStatus('Stopped');
+    expect((await readFile(claim())).subarray(0, 26).toString()).toBe('virtops-disk-label: first\n');
+
+    await override('start');
+    await waitStatus('Running');
+    await until('the guest reads "first" again', async () => (await bootLabel()) === 'first', 180_000, 500);
+  }, 900_000);
+
+  it('the snapshot deleted: its copies go (deletionPolicy Delete)', async () => {
+    await ids.admin.delete({ apiVersion: SNAPSHOT_API, kind: 'VirtualMachineSnapshot', metadata: { name: 'snap1', namespace: NS } } as KubernetesObject);
+    await until('copies removed', async () => !existsSync(join(stateDir(), 'snapshots', NS, 'snap1')), 60_000, 250);
+    expect(await status()).toBe('Running');
+  }, 120_000);
+});

@@ -1,0 +1,87 @@
+/**
+ * The pure parts of cluster-mode snapshots (reconciler/cluster/snapshots.ts) and of the copy
+ * rules both modes share (reconciler/snapshot-copy.ts): which node's agent takes a snapshot,
+ * when a restore has ended, the controller's restore gate, what a restore does while its
+ * target runs, and the CRDs and RBAC the install ships for them.
+ */
+import { describe, expect, it } from 'vitest';
+import { restoreStatus } from '../../../api/snapshot.js';
+import { domainOf, restoreFinished, restoreGate, takesSnapshot } from '../../../reconciler/cluster/snapshots.js';
+import { RESTORE_WAIT_MS, runningTargetDecision } from '../../../reconciler/snapshot-copy.js';
+import { ALL_CRDS, DATAVOLUME_CRD, RESTORE_CRD, SNAPSHOT_CRD, crdName, renderCrd } from '../../../synth/crds.js';
+import { CONTROLLER_RULES, PROCESS_RUNTIME_AGENT_RULES } from '../../../synth/install.js';
+
+describe('cluster snapshots (pure)', () => {
+  it('the agent of the VMI\'s node takes a running VM\'s snapshot; a stopped VM\'s, the node holding all its disks', () => {
+    expect(takesSnapshot({ me: 'n1', vmiNode: 'n1', hasVmi: true, disksHere: false })).toBe(true);
+    expect(takesSnapshot({ me: 'n1', vmiNode: 'n2', hasVmi: true, disksHere: true })).toBe(false);
+    expect(takesSnapshot({ me: 'n1', vmiNode: undefined, hasVmi: true, disksHere: true })).toBe(false);
+    expect(takesSnapshot({ me: 'n1', vmiNode: undefined, hasVmi: false, disksHere: true })).toBe(true);
+    expect(takesSnapshot({ me: 'n1', vmiNode: undefined, hasVmi: false, disksHere: false })).toBe(false);
+  });
+
+  it('a restore has ended when complete or failed, not while waiting or in progress', () => {
+    expect(restoreFinished(undefined)).toBe(false);
+    expect(restoreFinished(restoreStatus({ state: 'Waiting', since: 0, message: 'x' }))).toBe(false);
+    expect(restoreFinished(restoreStatus({ state: 'InProgress', since: 0 }))).toBe(false);
+    expect(restoreFinished(restoreStatus({ state: 'Succeeded', since: 0 }))).toBe(true);
+    expect(restoreFinished(restoreStatus({ state: 'Failed', since: 0, message: 'no' }))).toBe(true);
+  });
+
+  it('the controller holds a VM while a restore into it has not ended', () => {
+    const r = (name: string, target: string, state?: 'Waiting' | 'Succeeded') => ({ metadata: { name, namespace: 'ns' }, spec: { target: { name: target } }, ...(state ? { status: restoreStatus({ state, since: 0 }) } : {}) });
+    expect(restoreGate([r('a', 'vm1')], 'ns', 'vm1')).toEqual({ reason: 'Provisioning', message: "VirtualMachineRestore a is restoring this VM's disks" });
+    expect(restoreGate([r('a', 'vm1', 'Waiting')], 'ns', 'vm1')?.reason).toBe('Provisioning');
+    expect(restoreGate([r('a', 'vm1', 'Succeeded')], 'ns', 'vm1')).toBeUndefined();
+    expect(restoreGate([r('a', 'vm2')], 'ns', 'vm1')).toBeUndefined();
+    expect(restoreGate([r('a', 'vm1')], 'other', 'vm1')).toBeUndefined();
+  });
+
+  it('the domain of a VMI is <namespace>_<name>', () => {
+    expect(domainOf({ metadata: { name: 'g', namespace: 'ns' }, spec: { domain: { devices: {} } } } as never)).toBe('ns_g');
+  });
+
+  it('a running target: FailImmediate fails, WaitGracePeriod waits then fails, StopTarget asks once to stop', () => {
+    const base = { target: 'vm1', waitingSince: 1000, now: 1000, waiting: false, stopHint: 'stop it' };
+    expect(runningTargetDecision({ ...base, policy: 'FailImmediate' })).toEqual({ action: 'fail', message: 'the target VM vm1 is running: stop it' });
+    expect(runningTargetDecision({ ...base, policy: undefined })).toMatchObject({ action: 'wait', stop: false });
+    expect(runningTargetDecision({ ...base, policy: 'WaitGracePeriod', now: 1000 + RESTORE_WAIT_MS + 1 })).toMatchObject({ action: 'fail', message: expect.stringMatching(/did not stop within 5 min/) });
+    expect(runningTargetDecision({ ...base, policy: 'WaitEventually', now: 1000 + 10 * RESTORE_WAIT_MS })).toMatchObject({ action: 'wait', stop: false });
+    expect(runningTargetDecision({ ...base, policy: 'StopTarget' })).toEqual({ action: 'wait', stop: true, message: 'waiting for the target VM vm1 to stop (stop requested)' });
+    expect(runningTargetDecision({ ...base, policy: 'StopTarget', waiting: true })).toMatchObject({ action: 'wait', stop: false });
+  });
+});
+
+describe('the install ships snapshots and DataVolumes', () => {
+  it('has the snapshot, restore and DataVolume CRDs with status subresources and KubeVirt\'s/CDI\'s columns', () => {
+    expect(ALL_CRDS.map(crdName)).toEqual(expect.arrayContaining(['virtualmachinesnapshots.snapshot.kubevirt.io', 'virtualmachinerestores.snapshot.kubevirt.io', 'datavolumes.cdi.kubevirt.io']));
+    type Crd = { spec: { group: string; names: { shortNames: string[] }; versions: { name: string; subresources: unknown; additionalPrinterColumns: { name: string }[]; schema: { openAPIV3Schema: Record<string, unknown> } }[] } };
+    const snap = renderCrd(SNAPSHOT_CRD) as Crd;
+    expect(snap.spec.group).toBe('snapshot.kubevirt.io');
+    expect(snap.spec.versions[0]).toMatchObject({ name: 'v1beta1', subresources: { status: {} } });
+    expect(snap.spec.versions[0]!.additionalPrinterColumns.map((c) => c.name)).toEqual(['Age', 'SourceKind', 'SourceName', 'Phase', 'ReadyToUse', 'CreationTime', 'Error']);
+    expect(Object.keys((snap.spec.versions[0]!.schema.openAPIV3Schema.properties ?? {}) as object)).toEqual(expect.arrayContaining(['spec', 'status']));
+    const restore = renderCrd(RESTORE_CRD) as Crd;
+    expect(restore.spec.names.shortNames).toEqual(['vmrestore', 'vmrestores']);
+    expect(restore.spec.versions[0]!.additionalPrinterColumns.map((c) => c.name)).toEqual(['Age', 'TargetKind', 'TargetName', 'Complete', 'RestoreTime', 'Error']);
+    const dv = renderCrd(DATAVOLUME_CRD) as Crd;
+    expect(dv.spec.versions[0]!.schema.openAPIV3Schema).toEqual({ type: 'object', 'x-kubernetes-preserve-unknown-fields': true });
+  });
+
+  const allows = (rules: { apiGroups?: string[]; resources?: string[]; verbs: string[]; resourceNames?: string[] }[], group: string, resource: string, verb: string, name?: string) =>
+    rules.some((r) => r.apiGroups?.includes(group) && r.resources?.includes(resource) && r.verbs.includes(verb) && (!r.resourceNames || (name !== undefined && r.resourceNames.includes(name))));
+
+  it('grants the controller DataVolumes and snapshot kinds, the process-runtime agent what the importer and snapshot agent call', () => {
+    expect(allows(CONTROLLER_RULES, 'cdi.kubevirt.io', 'datavolumes', 'create')).toBe(true);
+    expect(allows(CONTROLLER_RULES, 'snapshot.kubevirt.io', 'virtualmachinerestores', 'watch')).toBe(true);
+    expect(allows(CONTROLLER_RULES, 'apiextensions.k8s.io', 'customresourcedefinitions', 'patch', 'datavolumes.cdi.kubevirt.io')).toBe(true);
+    for (const [g, r, v] of [
+      ['cdi.kubevirt.io', 'datavolumes', 'patch'], ['cdi.kubevirt.io', 'datavolumes/status', 'patch'], ['', 'persistentvolumes', 'create'], ['', 'persistentvolumes', 'delete'], ['', 'persistentvolumeclaims', 'create'],
+      ['snapshot.kubevirt.io', 'virtualmachinesnapshots', 'patch'], ['snapshot.kubevirt.io', 'virtualmachinesnapshots/status', 'patch'], ['snapshot.kubevirt.io', 'virtualmachinerestores/status', 'patch'],
+      ['kubevirt.io', 'virtualmachines', 'get'], ['kubevirt.io', 'virtualmachines', 'patch'],
+    ] as const) expect(allows(PROCESS_RUNTIME_AGENT_RULES, g, r, v), `${g}/${r} ${v}`).toBe(true);
+    expect(allows(PROCESS_RUNTIME_AGENT_RULES, 'apiextensions.k8s.io', 'customresourcedefinitions', 'get', 'virtualmachinesnapshots.snapshot.kubevirt.io')).toBe(true);
+    expect(allows(PROCESS_RUNTIME_AGENT_RULES, 'apiextensions.k8s.io', 'customresourcedefinitions', 'get', 'virtualmachines.kubevirt.io')).toBe(false);
+    expect(allows(PROCESS_RUNTIME_AGENT_RULES, 'snapshot.kubevirt.io', 'virtualmachinesnapshots', 'delete')).toBe(false);
+  });
+});
