@@ -21,10 +21,17 @@ interface Point {
   kind: 'qemu' | 'test';
   runtime: 'process' | 'pool';
   n: number;
+  loadBefore: number[];
+  loadAfter: number[];
+  complete?: boolean;
+  running?: number;
   runningMs: { p50: number; p95: number; max: number };
+  stagesMs: { commitToApplied: number; queue: { p50: number; max: number }; start: { p50: number; max: number }; toRunning: { p50: number; max: number } };
   floorMs?: { p50: number; max: number };
-  up: { rssMiB: number };
-  launchers: { rssMiB: number; pssMiB: number };
+  ratio?: { p50?: number; allRunning: number };
+  up: { rssMiB: number; cpuS: number; childrenCpuS?: number };
+  launchers: { rssMiB: number; pssMiB: number; cpuS: number; childrenCpuS?: number };
+  qemu?: { rssMiB: number; pssMiB: number };
 }
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { 'out-dir': { type: 'string', default: new URL('.', import.meta.url).pathname } } });
@@ -103,6 +110,15 @@ async function main(): Promise<void> {
     },
     resolve: { scale: { y: 'independent' } },
   } as unknown as TopLevelSpec, join(values['out-dir']!, 'scaling-memory.svg'));
+  // The table BENCHMARKS.md carries, from the same points.
+  const s = (ms: number) => (ms / 1000).toFixed(1);
+  console.log('\n| set | N | commit → Running p50 / p95 / max s | floor p50 / all s | ratio p50 / all | stages p50 s: applied, queue, launcher start, → Running | up RSS MiB | launchers RSS / PSS MiB (per VM) | CPU s: up, launchers (+children) | load 1m before → after |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  for (const p of [...points].sort((a, b) => label(a).localeCompare(label(b)) || a.n - b.n)) {
+    const st = p.stagesMs;
+    console.log(`| ${label(p)} | ${p.n}${p.complete === false ? ` (${p.running} Running)` : ''} | ${s(p.runningMs.p50)} / ${s(p.runningMs.p95)} / ${s(p.runningMs.max)} | ${p.floorMs ? `${p.kind === 'qemu' ? s(p.floorMs.p50) : '–'} / ${p.floorMs.max < 1000 ? (p.floorMs.max / 1000).toFixed(2) : s(p.floorMs.max)}` : '–'} | ${p.ratio?.p50 !== undefined ? `${p.ratio.p50.toFixed(2)}x` : '–'} / ${p.ratio ? `${p.ratio.allRunning.toFixed(p.ratio.allRunning >= 10 ? 0 : 2)}x` : '–'} | ${s(st.commitToApplied)}, ${s(st.queue.p50)}, ${s(st.start.p50)}, ${s(st.toRunning.p50)} | ${p.up.rssMiB.toFixed(0)} | ${p.launchers.rssMiB.toFixed(0)} / ${p.launchers.pssMiB.toFixed(0)} (${(p.launchers.pssMiB / p.n).toFixed(1)}) | ${p.up.cpuS.toFixed(1)}, ${p.launchers.cpuS.toFixed(1)}${p.launchers.childrenCpuS !== undefined ? ` (+${p.launchers.childrenCpuS.toFixed(1)})` : ''} | ${p.loadBefore[0]} → ${p.loadAfter[0]} |`);
+  }
+  console.log();
   for (const [set, rows] of groupBy(time, (r) => r.set)) {
     for (const [series, xs] of groupBy(rows, (r) => r.series)) console.log(`time   ${set} / ${series}: slope ${logLogSlope(xs.map((r) => [r.n, r.s])).toFixed(2)} over N=${xs.map((r) => r.n).join(',')}`);
   }
