@@ -284,6 +284,14 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     }
     const pm = (xs: number[]) => ({ p50: pct(xs, 50), max: Math.max(...xs) });
     const runningMs = summary(running);
+    if (!complete) {
+      // Keep what says why (up's log, the pool's log, the VMs' records) before the cleanup.
+      const keep = await mkdtemp(join(tmpdir(), `vo-bench-scale-incomplete-${n}-`));
+      await writeFile(join(keep, 'up.log'), up.logText());
+      await writeFile(join(keep, 'vms.json'), JSON.stringify(list));
+      await copyFile(join(stateDir, 'pool.log'), join(keep, 'pool.log')).catch(() => undefined);
+      say(`  logs kept in ${keep}`);
+    }
     if (!complete) say(`  INCOMPLETE: ${running.length} of ${n} Running after ${POINT_TIMEOUT_MS / 1000} s; the figures below are over those`);
     say(`  all Running ${((allRunningAt - pushedAt) / 1000).toFixed(1)} s after the commit; per VM p50 ${(runningMs.p50 / 1000).toFixed(2)} s, p95 ${(runningMs.p95 / 1000).toFixed(2)} s, max ${(runningMs.max / 1000).toFixed(2)} s`);
 
