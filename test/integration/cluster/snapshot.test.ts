@@ -13,7 +13,8 @@
  * 3. more data ("second"), then a VirtualMachineRestore with StopTarget: the agent stops the
  *    VM (override), copies the snapshot back, the restore completes; started again the guest
  *    reads "first";
- * 4. the snapshot deleted: its copies go (deletionPolicy Delete).
+ * 4. the CLI with --kubeconfig: `virtops snapshot create --wait` (online), `list`,
+ *    `list --restores`, `delete` (the copies go: deletionPolicy Delete).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -27,6 +28,7 @@ import type { VirtualMachine } from '../../../api/kubevirt.js';
 import type { VirtualMachineRestore, VirtualMachineSnapshot } from '../../../api/snapshot.js';
 import { podDir } from '../../../reconciler/agent/host-config.js';
 import { OVERRIDE_ANNOTATION, serializeOverride } from '../../../reconciler/core/overrides.js';
+import { CLI_BIN } from '../../../reconciler/cluster/run.js';
 import { SNAPSHOT_NODE_ANNOTATION } from '../../../reconciler/cluster/snapshots.js';
 import { ALL_CRDS, renderCrd } from '../../../synth/crds.js';
 import { pushTestGuestImages, startRegistry } from '../../helpers/registry.js';
@@ -90,6 +92,7 @@ describe.skipIf(!env)('cluster mode: snapshot and restore of a running guest (re
     const labels = [...last.matchAll(new RegExp(`${GUEST_MARKERS.diskLabel} (vd[a-z]) (\\S+)`, 'g'))].map((m) => m[2]!);
     return labels.find((l) => l !== 'test-disk');
   };
+  const cli = (...args: string[]) => execa(process.execPath, [CLI_BIN, ...args, '--kubeconfig', (env as Env).kubeconfigPath], { reject: false, env: { VIRTOPS_SERVER: '', VIRTOPS_STATE_DIR: '' } });
   const snapshot = async (name: string) => (await listJson<VirtualMachineSnapshot>(ids.admin, SNAPSHOT_API, 'VirtualMachineSnapshot', NS)).find((s) => s.metadata.name === name);
   const restore = async (name: string) => (await listJson<VirtualMachineRestore>(ids.admin, SNAPSHOT_API, 'VirtualMachineRestore', NS)).find((s) => s.metadata.name === name);
   /** `virtops start|stop` in cluster mode: the VM's override annotation. */
@@ -165,9 +168,20 @@ describe.skipIf(!env)('cluster mode: snapshot and restore of a running guest (re
     await until('the guest reads "first" again', async () => (await bootLabel()) === 'first', 180_000, 500);
   }, 900_000);
 
-  it('the snapshot deleted: its copies go (deletionPolicy Delete)', async () => {
-    await ids.admin.delete({ apiVersion: SNAPSHOT_API, kind: 'VirtualMachineSnapshot', metadata: { name: 'snap1', namespace: NS } } as KubernetesObject);
-    await until('copies removed', async () => !existsSync(join(stateDir(), 'snapshots', NS, 'snap1')), 60_000, 250);
+  it('the CLI against the cluster: snapshot create --wait, list, delete (its copies go: deletionPolicy Delete)', async () => {
+    const made = await cli('snapshot', 'create', VM, '-n', NS, '--name', 'snap2', '--wait');
+    expect(made.stderr).toBe('');
+    expect(made.stdout).toMatch(/snap2: Succeeded \(Online, NoGuestAgent\)/);
+    const list = await cli('snapshot', 'list', '-n', NS);
+    expect(list.stdout).toMatch(new RegExp(`^snap1\\s+VirtualMachine\\s+${VM}\\s+Succeeded\\s+true`, 'm'));
+    expect(list.stdout).toMatch(new RegExp(`^snap2\\s+VirtualMachine\\s+${VM}\\s+Succeeded\\s+true`, 'm'));
+    expect((await cli('snapshot', 'list', '--restores', '-n', NS)).stdout).toMatch(/^back-to-first\s/m);
+    for (const name of ['snap1', 'snap2']) {
+      const del = await cli('snapshot', 'delete', name, '-n', NS);
+      expect(del.stderr).toBe('');
+      await until(`${name}'s copies removed`, async () => !existsSync(join(stateDir(), 'snapshots', NS, name)), 60_000, 250);
+    }
+    expect((await cli('snapshot', 'delete', 'nope', '-n', NS)).stderr).toMatch(/VirtualMachineSnapshot .*\/nope not found/);
     expect(await status()).toBe('Running');
-  }, 120_000);
+  }, 240_000);
 });
