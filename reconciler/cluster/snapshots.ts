@@ -354,11 +354,12 @@ export class SnapshotAgent {
       await this.writeRestoreStatus(r, { state: 'Failed', message, since: this.now() });
       return {};
     }
-    if (!node) return { requeueAfterMs: 1000 }; // no node took the snapshot yet
     if (snap.status?.phase === 'Failed') {
+      // (A snapshot no node took fails on every agent alike, so each may say so.)
       await this.writeRestoreStatus(r, { state: 'Failed', message: `VirtualMachineSnapshot ${snap.metadata.name} is not ready to use (Failed: ${snap.status.error?.message ?? ''})`, since: this.now() });
       return {};
     }
+    if (!node) return { requeueAfterMs: 1000 }; // no node took the snapshot yet
     if (snap.status?.phase !== 'Succeeded') return { requeueAfterMs: 1000 }; // still being taken
     const rec = await this.readRecord(ns, snap.metadata.name);
     if (!rec || rec.uid !== snap.metadata.uid) {
