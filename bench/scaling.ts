@@ -146,8 +146,17 @@ interface Point {
   /** False when not all N were Running within --point-timeout: the figures are over those that were. */
   complete: boolean;
   running: number;
+  /** MemAvailable's lowest sample while waiting (MiB), and whether it fell below the guard. */
+  memAvailableMinMiB: number;
+  lowMemory: boolean;
   removeMs: number;
   samplesMs: number[];
+}
+
+const MIN_AVAILABLE_MIB = 2500;
+
+async function memAvailableMiB(): Promise<number> {
+  return Number((await readFile('/proc/meminfo', 'utf8')).match(/^MemAvailable:\s+(\d+)/m)?.[1] ?? 0) / 1024;
 }
 
 async function statusKiB(pid: number, key: string): Promise<number> {
@@ -249,7 +258,17 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     await git.commitVms([placeholder, ...vms], `add ${n}`);
     const poll = n >= 1000 ? 1000 : 250;
     const want = new Set(vmNames);
-    const complete = await waitFor(`${n} Running`, async () => (await listVms(server)).vms.filter((v) => want.has(v.name) && v.status?.printableStatus === 'Running').length === n, POINT_TIMEOUT_MS, poll).then(() => true, () => false);
+    // Booted test guests hold ~210 MiB each (QEMU PSS): 100 of them nearly fill 24 GiB. Below
+    // MIN_AVAILABLE_MIB the point stops waiting (recorded incomplete) and removes its VMs.
+    let lowMemory = false;
+    let memMin = Infinity;
+    const complete = await waitFor(`${n} Running`, async () => {
+      const avail = await memAvailableMiB();
+      memMin = Math.min(memMin, avail);
+      if (avail < MIN_AVAILABLE_MIB) return (lowMemory = true);
+      return (await listVms(server)).vms.filter((v) => want.has(v.name) && v.status?.printableStatus === 'Running').length === n;
+    }, POINT_TIMEOUT_MS, poll).then(() => !lowMemory, () => false);
+    if (lowMemory) say(`  MemAvailable fell below ${MIN_AVAILABLE_MIB} MiB: stopped waiting`);
     const allRunningAt = Date.now();
     // Memory and CPU at the moment all are Running (the launchers' spawn and sync included).
     const upMem = await smapsRollup(upPid);
@@ -321,7 +340,7 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     }
     const loadAfter = load();
     const point: Point = {
-      kind, runtime, n, layout: layoutInfo, loadBefore, loadAfter, complete, running: running.length,
+      kind, runtime, n, layout: layoutInfo, loadBefore, loadAfter, complete, running: running.length, memAvailableMinMiB: Math.round(memMin), lowMemory,
       runningMs,
       stagesMs: { commitToApplied: appliedAt - pushedAt, queue: pm(queue), start: pm(start), toRunning: pm(toRunning) },
       floorMs,
@@ -373,8 +392,7 @@ async function main(): Promise<void> {
       registry = await startRegistry();
       const image = (await pushTestGuestImages(registry)).kernelBootImage;
       for (const n of SIZES) {
-        const free = (await readFile('/proc/meminfo', 'utf8')).match(/^MemAvailable:\s+(\d+)/m)?.[1];
-        say(`MemAvailable before N=${n}: ${Math.round(Number(free) / 1024)} MiB`);
+        say(`MemAvailable before N=${n}: ${Math.round(await memAvailableMiB())} MiB`);
         await record(await runPoint('qemu', 'process', n, { host: registry.host, image }));
       }
     } finally {
