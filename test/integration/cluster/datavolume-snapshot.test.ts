@@ -16,9 +16,9 @@
  * 3. the VM leaves git (pruned): the garbage collector deletes its DataVolume, the agent
  *    removes the claim.
  *
- * The controller and agent run with the admin client: synth/install.ts's RBAC has no
- * DataVolume rights yet (see reconciler/cluster/README.md, "DataVolumes").
- * Snapshots in cluster mode are not done yet (issue 13 part 3, cluster side).
+ * The controller and agent run under exactly the RBAC synth/install.ts renders (DataVolumes,
+ * their status, the claim's PV and PVC). Snapshots in cluster mode: snapshot.test.ts beside
+ * this file (a guest that boots, on qemu:///system).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -73,9 +73,7 @@ describe.skipIf(!env)('cluster mode: DataVolume import (real control plane, HTTP
 
   beforeAll(async () => {
     t.disk = await serveDisk((await ensureTestGuest()).disk);
-    const real = await identities(env as Env, NS);
-    // synth/install.ts grants no DataVolume rights yet: both run as admin here.
-    ids = { ...real, controller: { ...real.controller, client: real.admin }, agent: { ...real.agent, client: real.admin } };
+    ids = await identities(env as Env, NS);
     t.ids = ids;
     const git = (t.git = await gitFixture());
     t.state = await tempDir('vo-it-dv-agent-');
