@@ -1,6 +1,6 @@
 /**
- * Lean entry for the launcher child the monitor spawns: only the launcher commands, not
- * the whole CLI (saves startup time and memory per VM).
+ * Lean entry of the launcher bundle (`node cli/bin.js launcher-monitor|launcher ...`): only
+ * the launcher commands, not the whole CLI (saves startup time and memory per VM).
  */
 import { Command } from 'commander';
 import { registerLauncher } from '../cli/commands/launcher.js';

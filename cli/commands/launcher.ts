@@ -3,8 +3,9 @@ import { LAUNCHER_FLAGS, type LauncherConfig, type RawLauncherFlags, validateLau
 
 /**
  * `virtops launcher <flags>`: the per-VMI launcher (command socket, libvirt domain).
- * `virtops launcher-monitor <flags>`: wraps the launcher (signals, crash cleanup); this is
- * what the launcher Pod's compute container runs. Both take the same flags; see
+ * `virtops launcher-monitor <flags>`: the launcher in the same process plus the monitor's
+ * duties (signals, cleanup after its failure); this is what the launcher Pod's compute
+ * container runs, one Node process per VM. Both take the same flags; see
  * launcher/flags.ts, launcher/server/README.md and launcher/monitor/monitor.ts.
  */
 export function registerLauncher(program: Command): void {
@@ -17,12 +18,17 @@ export function registerLauncher(program: Command): void {
   });
 
   addFlags(
-    program.command('launcher-monitor').description('run and watch the launcher: forward signals, clean up after a crash (exit codes: 0 clean, 1 launcher failed and cleaned up, 2 bad flags, 3 cleanup failed, 4 spawn failed)'),
-  ).action(async (opts: RawLauncherFlags, cmd: Command) => {
-    const config = parseOrExit(opts);
-    const { runMonitor } = await import('../../launcher/monitor/monitor.js');
-    process.exit(await runMonitor(config, passThroughArgs(cmd)));
-  });
+    program.command('launcher-monitor').description(
+      'run the launcher for one VMI in this process and clean up after its failure (exit codes: 0 clean, 1 launcher failed and cleaned up, 2 bad flags, 3 cleanup failed, 4 launcher could not start); with --cleanup-only, only the cleanup after a launcher process that died (the node agent runs it after a SIGKILL)',
+    ),
+  )
+    .option('--cleanup-only', 'do not run the launcher: stop the domain within the grace period, undefine it, release volumes and remove the socket of the launcher these flags describe (exit 0 clean, 3 failed)')
+    .action(async (opts: RawLauncherFlags & { cleanupOnly?: boolean }) => {
+      const { cleanupOnly, ...flags } = opts;
+      const config = parseOrExit(flags);
+      const { runMonitor, runCleanupOnly } = await import('../../launcher/monitor/monitor.js');
+      process.exit(await (cleanupOnly ? runCleanupOnly(config) : runMonitor(config)));
+    });
 }
 
 function addFlags(cmd: Command): Command {
@@ -31,12 +37,6 @@ function addFlags(cmd: Command): Command {
     else cmd.option(f.flag, f.description + (f.default ? ` (default ${f.default})` : ''));
   }
   return cmd;
-}
-
-/** The monitor passes its own flags on unchanged (as given, so defaults stay the launcher's). */
-function passThroughArgs(cmd: Command): string[] {
-  const i = process.argv.indexOf(cmd.name());
-  return i >= 0 ? process.argv.slice(i + 1) : [];
 }
 
 function parseOrExit(opts: RawLauncherFlags): LauncherConfig {

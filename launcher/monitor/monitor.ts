@@ -1,55 +1,58 @@
 /**
- * `virtops launcher-monitor`: wraps the launcher the way virt-launcher-monitor does.
+ * `virtops launcher-monitor`: the one process per VM, in the role of virt-launcher-monitor +
+ * virt-launcher. It runs the launcher (launcher/main.ts) **in this process** instead of
+ * spawning a second Node process (two Node processes cost ~126 MiB RSS per VM, one ~75): the
+ * monitor's duties are split between this process and the node agent:
  *
- * It spawns the launcher (same node binary; from the same bundle when cli/bin.js runs one,
- * else the lean TypeScript entry under the same loader, so the CLI is not loaded twice),
- * forwards SIGTERM/SIGINT, and when the launcher dies
- * without cleaning up (non-zero exit, killed) gives the guest its grace period (ACPI
- * shutdown, destroy after --grace-period-seconds), undefines the domain, releases the
- * volumes and removes the socket. The launcher runs in its own process group so the
- * monitor can reap whatever it left running (a helper such as qemu-img or skopeo) after a crash.
+ * - here: signal handling (the launcher's own SIGTERM/SIGINT handler stops the guest within
+ *   its grace period; a backstop exits after grace + 15 s), and after the launcher's own
+ *   failure (a thrown error, a failed start) the cleanup (cleanupAfterLauncher: grace period,
+ *   destroy, undefine, release volumes, remove socket and state) in the same process;
+ * - a SIGKILL of this process (or any death it cannot see) is for whoever supervises it. On a
+ *   single host and on process-runtime agents that is the node agent (reconciler/agent): it
+ *   notices the dead pid, reaps the process group (helpers such as qemu-img or skopeo stay in
+ *   it) and runs `virtops launcher-monitor --cleanup-only <same flags>` (runCleanupOnly), the
+ *   same cleanup function, retrying until it succeeds. Beside a real kubelet with
+ *   `--libvirt-daemon pod`, QEMU and the container's libvirt daemon die with the container
+ *   (its cgroup); the node socket dir of a Pod that is gone is the agent's to remove.
  *
  * With `--libvirt-daemon pod` it first starts the container's own libvirt daemon
  * (libvirt-daemon.ts) and stops it last, after the launcher and any cleanup, so the guest's
  * QEMU runs inside the launcher Pod.
  *
- * Exit codes:
- *   0  the launcher exited cleanly (after SIGTERM, or on its own with 0)
- *   1  the launcher failed or was killed; the monitor cleaned up after it
+ * Exit codes (unchanged from the two-process monitor; synth, the agents and KubeVirt's
+ * virt-launcher-monitor contract rely on them):
+ *   0  the launcher exited cleanly (after SIGTERM, or on its own with 0); --cleanup-only: clean
+ *   1  the launcher failed; this process cleaned up after it
  *   2  bad flags (nothing was started)
- *   3  the launcher failed and cleanup failed too (something may be left; see the log)
- *   4  the launcher could not be spawned
+ *   3  the launcher failed and cleanup failed too (something may be left; see the log);
+ *      --cleanup-only: the cleanup failed (the caller retries)
+ *   4  the launcher could not be started (its code failed to load, the pod's libvirt daemon did not start)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { LauncherConfig } from '../flags.js';
-import { isBundled, siblingEntry } from '../bundled.js';
 
 export const MONITOR_EXIT = { clean: 0, launcherFailed: 1, badFlags: 2, cleanupFailed: 3, spawnFailed: 4 } as const;
 
 /**
- * node arguments that run the launcher: from the bundle when the monitor runs from it
- * (no loader), else the lean TypeScript entry with the loader this process was started with.
+ * `launcher-monitor --cleanup-only <flags>`: the cleanup after a launcher process that died
+ * without cleaning up (SIGKILL), run by its supervisor with the launcher's own flags.
  */
-export function launcherCommand(args: readonly string[]): { command: string; argv: string[] } {
-  // A 1 MiB young generation: the launcher allocates little, and V8's default (16 MiB
-  // semi-spaces) alone costs ~15-25 MiB of RSS per VM.
-  const heap = ['--max-semi-space-size=1'];
-  if (isBundled(import.meta.url)) {
-    const entry = fileURLToPath(siblingEntry(import.meta.url, '../entry.ts', 'entry'));
-    return { command: process.execPath, argv: [...heap, ...process.execArgv, entry, 'launcher', ...args] };
+export async function runCleanupOnly(config: LauncherConfig): Promise<number> {
+  const { createLogger } = await import('../logger.js');
+  const log = await createLogger('virtops-launcher-cleanup', { vmi: `${config.namespace}/${config.name}`, uid: config.uid });
+  const errors = await cleanup(config, log);
+  if (errors.length) {
+    log.error({ errors: errors.map((e) => e.message) }, 'cleanup after the launcher failed');
+    return MONITOR_EXIT.cleanupFailed;
   }
-  const entry = fileURLToPath(new URL('../entry.ts', import.meta.url));
-  const hasLoader = process.execArgv.some((a) => /tsx/.test(a));
-  const loader = hasLoader ? process.execArgv : ['--import', import.meta.resolve('tsx'), ...process.execArgv];
-  return { command: process.execPath, argv: [...heap, ...loader, entry, 'launcher', ...args] };
+  log.info('cleaned up after the launcher');
+  return MONITOR_EXIT.clean;
 }
 
-export async function runMonitor(config: LauncherConfig, launcherArgs: readonly string[]): Promise<number> {
+export async function runMonitor(config: LauncherConfig): Promise<number> {
   const { createLogger } = await import('../logger.js');
   const log = await createLogger('virtops-launcher-monitor', { vmi: `${config.namespace}/${config.name}`, uid: config.uid });
-  const { command, argv } = launcherCommand(launcherArgs);
 
   let daemon: import('./libvirt-daemon.js').RunningDaemon | undefined;
   let daemonStopping = false;
@@ -84,7 +87,7 @@ export async function runMonitor(config: LauncherConfig, launcherArgs: readonly 
     });
   }
   try {
-    return await superviseLauncher(config, command, argv, log);
+    return await runLauncherHere(config, log);
   } finally {
     publishing.abort();
     await (await relay)?.close().catch(() => undefined);
@@ -93,49 +96,43 @@ export async function runMonitor(config: LauncherConfig, launcherArgs: readonly 
   }
 }
 
-async function superviseLauncher(config: LauncherConfig, command: string, argv: string[], log: import('pino').Logger): Promise<number> {
-  let child: ChildProcess;
+async function runLauncherHere(config: LauncherConfig, log: import('pino').Logger): Promise<number> {
+  let runLauncher: typeof import('../main.js').runLauncher;
   try {
-    child = spawn(command, argv, { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+    ({ runLauncher } = await import('../main.js'));
   } catch (err) {
-    log.fatal({ err }, 'cannot spawn the launcher');
+    log.fatal({ err }, 'cannot load the launcher');
     return MONITOR_EXIT.spawnFailed;
   }
-  log.info({ launcherPid: child.pid }, 'launcher started');
-
-  let signalled: NodeJS.Signals | undefined;
-  let killTimer: NodeJS.Timeout | undefined;
-  const forward = (sig: NodeJS.Signals) => {
-    signalled = sig;
-    log.info({ signal: sig }, 'forwarding signal to the launcher');
-    child.kill(sig);
-    // The launcher gets the grace period plus a margin to stop the guest itself.
-    clearTimeout(killTimer);
-    killTimer = setTimeout(() => {
-      log.warn('launcher did not exit within the grace period; killing it');
-      killGroup(child.pid, 'SIGKILL');
+  // Backstop: a launcher whose termination hangs (libvirt calls that never return) is given
+  // up on after the grace period plus a margin; its supervisor cleans up after the exit.
+  let backstop: NodeJS.Timeout | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (backstop) return;
+    log.info({ signal: sig }, 'stopping the launcher');
+    backstop = setTimeout(() => {
+      log.warn('the launcher did not stop within the grace period; exiting without its cleanup (the node agent runs it)');
+      process.exit(MONITOR_EXIT.cleanupFailed);
     }, (config.gracePeriodSeconds + 15) * 1000);
+    backstop.unref();
   };
-  process.on('SIGTERM', forward);
-  process.on('SIGINT', forward);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  log.info({ pid: process.pid }, 'launcher running in this process');
 
-  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
-    child.once('error', (error) => resolve({ code: null, signal: null, error }));
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  clearTimeout(killTimer);
-  // Reap the launcher's leftovers (a helper program mid-run) whatever happened.
-  killGroup(child.pid, 'SIGKILL');
-
-  if (exit.error) {
-    log.fatal({ err: exit.error }, 'cannot spawn the launcher');
-    return MONITOR_EXIT.spawnFailed;
+  let code: number;
+  try {
+    code = await runLauncher(config);
+  } catch (err) {
+    log.error({ err }, 'the launcher threw');
+    code = 1;
   }
-  if (exit.code === 0) {
-    log.info({ signalled }, 'launcher exited cleanly');
+  clearTimeout(backstop);
+  if (code === 0) {
+    log.info('launcher exited cleanly');
     return MONITOR_EXIT.clean;
   }
-  log.error({ code: exit.code, signal: exit.signal }, 'launcher died; cleaning up after it');
+  log.error({ code }, 'launcher failed; cleaning up after it');
   const errors = await cleanup(config, log);
   if (errors.length) {
     log.error({ errors: errors.map((e) => e.message) }, 'cleanup after the launcher failed');
@@ -150,16 +147,7 @@ function launcherSocketOf(config: LauncherConfig): string {
   return join(config.kubevirtShareDir, 'sockets', 'launcher-sock');
 }
 
-function killGroup(pid: number | undefined, sig: NodeJS.Signals): void {
-  if (!pid) return;
-  try {
-    process.kill(-pid, sig);
-  } catch {
-    // group already gone
-  }
-}
-
-/** Loaded only after a crash: the monitor stays small while the launcher runs. */
+/** The cleanup after a failed launcher, loaded only then. */
 async function cleanup(config: LauncherConfig, log: import('pino').Logger): Promise<Error[]> {
   const [{ createLauncherDeps }, { cleanupAfterLauncher }] = await Promise.all([import('../wiring.js'), import('../cleanup.js')]);
   let deps: Awaited<ReturnType<typeof createLauncherDeps>>;

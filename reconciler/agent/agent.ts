@@ -18,7 +18,7 @@ import { type LauncherObservation, type LauncherPhase, LauncherMemory, awaitingV
 import { serialSocketPath } from '../../launcher/convert/console.js';
 import { MAX_STATE_DIR_BYTES, podKey } from './host-config.js';
 import { type HostFlags, type ProcessSpec, launcherProcessSpec } from './pod-process.js';
-import { findProcesses, prepareHostDirs, processAlive, processesUnder, startDetached, stopProcess, tail } from './process-runtime.js';
+import { CLEANUP_ONLY_FLAG, cleanupNeeded, findProcesses, launchOf, prepareHostDirs, processAlive, processesUnder, reapGroup, runToEnd, startDetached, stopProcess, tail, withLauncherNodeFlags } from './process-runtime.js';
 
 /** What the backend persists about one running (or finished) launcher. */
 export interface InstanceRecord {
@@ -34,12 +34,23 @@ export interface InstanceRecord {
   logFile: string;
   /** Set once the process is spawned. */
   pid?: number;
+  /**
+   * How the launcher process was started, so its supervisor can run the cleanup after a
+   * SIGKILL with the same flags and environment (`launcher-monitor --cleanup-only`). Absent in
+   * records written before it existed; then it is read from /proc while the process runs.
+   */
+  launch?: LaunchCommand;
   /** The launcher accepted the VMI (PUT /v1/vmi succeeded). */
   synced?: boolean;
   /** Pod terminationGracePeriodSeconds: how long a stop may take before SIGKILL. */
   podGraceSeconds: number;
   runningSince?: number;
   finishedAt?: number;
+}
+
+export interface LaunchCommand {
+  argv: string[];
+  env: Record<string, string>;
 }
 
 /** Removes a domain whose launcher is gone (only ever called for domains this host created). */
@@ -88,19 +99,26 @@ export interface LauncherRuntime {
   stop(record: InstanceRecord, graceMs: number, log: Logger): Promise<void>;
 }
 
-/** One detached OS process per launcher, found again by pid or by the uid on its command line. */
+/**
+ * One detached OS process per launcher (`launcher-monitor`: the launcher and its monitor's
+ * duties in one Node process), found again by pid or by the uid on its command line. This
+ * runtime is that process's supervisor: when it is found dead (or must be killed) with its
+ * socket or state file left behind, `stop` reaps its process group and runs the same cleanup
+ * the process runs after its own failure, as `launcher-monitor --cleanup-only <its flags>`,
+ * and throws when that fails so the caller retries the stop (never forgets the domain).
+ */
 export class ProcessRuntime implements LauncherRuntime {
   readonly kind = 'process';
 
   async start(record: InstanceRecord, spec: ProcessSpec, env: Record<string, string>): Promise<number> {
-    return (await startDetached(spec.argv, env, { cwd: record.podDir, logFile: record.logFile })).pid;
+    return (await startDetached(withLauncherNodeFlags(spec.argv), env, { cwd: record.podDir, logFile: record.logFile })).pid;
   }
 
   async alive(record: InstanceRecord): Promise<boolean> {
     return (await this.pids(record)).length > 0;
   }
 
-  /** The monitor is the process `alive` looks for (the spawned pid, or the marker and uid). */
+  /** The one launcher process is its own monitor: it answers only while it supervises itself. */
   supervised(record: InstanceRecord): Promise<boolean> {
     return this.alive(record);
   }
@@ -111,19 +129,36 @@ export class ProcessRuntime implements LauncherRuntime {
 
   async pids(record: InstanceRecord): Promise<number[]> {
     if (record.pid !== undefined && (await processAlive(record.pid, record.uid))) return [record.pid];
-    return findProcesses([LAUNCHER_MARKER, record.uid]);
+    return findProcesses([LAUNCHER_MARKER, record.uid], [CLEANUP_ONLY_FLAG]);
   }
 
   async stop(record: InstanceRecord, graceMs: number, log: Logger): Promise<void> {
-    for (const pid of await this.pids(record)) {
+    const pids = await this.pids(record);
+    // Adopted from an older record: its command line is read while it still runs.
+    const launch = record.launch ?? (pids[0] !== undefined ? await launchOf(pids[0]) : undefined);
+    for (const pid of pids) {
       const how = await stopProcess(pid, graceMs, record.uid);
-      log.info({ vmi: record.domainName, uid: record.uid, pid, how }, 'launcher monitor stopped');
+      log.info({ vmi: record.domainName, uid: record.uid, pid, how }, 'launcher stopped');
     }
-    // The launcher runs in its own process group; if its monitor was killed, it may be left.
-    for (const pid of await findProcesses(['--uid', record.uid])) {
+    // A launcher child of the two-process layout (before one process per VM) may be left.
+    for (const pid of await findProcesses(['--uid', record.uid], [CLEANUP_ONLY_FLAG])) {
       const how = await stopProcess(pid, 10_000, record.uid);
-      log.warn({ vmi: record.domainName, uid: record.uid, pid, how }, 'stopped a launcher process its monitor left behind');
+      log.warn({ vmi: record.domainName, uid: record.uid, pid, how }, 'stopped a launcher process left behind');
     }
+    // Helpers it ran (qemu-img, skopeo) stay in its process group after it is gone.
+    for (const pid of new Set([...pids, ...(record.pid !== undefined ? [record.pid] : [])])) await reapGroup(pid);
+    if (!launch || !(await cleanupNeeded(launch.argv, record.socketPath))) return;
+    // It died without its cleanup (SIGKILL, or killed here after the grace period).
+    log.warn({ vmi: record.domainName, uid: record.uid }, 'the launcher died without cleaning up; running its cleanup');
+    const argv = [...launch.argv, CLEANUP_ONLY_FLAG];
+    const { code, signal } = await runToEnd(argv, launch.env, { cwd: record.podDir, logFile: record.logFile, timeoutMs: graceMs + 60_000 });
+    if (code !== 0) {
+      throw new LauncherError(
+        `the cleanup after the launcher of ${record.domainName} failed (exit ${code ?? signal}); it is retried; last lines of ${record.logFile}:\n${await tail(record.logFile)}`,
+        'CleanupFailed',
+      );
+    }
+    log.info({ vmi: record.domainName, uid: record.uid }, 'cleaned up after the launcher');
   }
 }
 
@@ -222,7 +257,9 @@ export class NodeAgent implements InstanceHandler {
     await prepareHostDirs(spec.dirs);
     await rm(record.socketPath, { force: true });
     log.info({ vmi: spec.domainName, uid: record.uid, argv: spec.argv, runtime: this.runtime.kind }, 'starting launcher');
-    record.pid = await this.runtime.start(record, spec, { ...this.opts.baseEnv, ...spec.env });
+    const env = { ...this.opts.baseEnv, ...spec.env };
+    record.launch = { argv: spec.argv, env };
+    record.pid = await this.runtime.start(record, spec, env);
     return record.pid;
   }
 
@@ -420,7 +457,7 @@ export class NodeAgent implements InstanceHandler {
     if (!(await stat(dir).then(() => true, () => false))) return undefined;
     for (const p of await processesUnder(dir)) {
       const i = p.argv.indexOf('--uid');
-      if (p.argv.includes(LAUNCHER_MARKER) && i >= 0 && p.argv[i + 1]) return { uid: p.argv[i + 1]!, pid: p.pid };
+      if (p.argv.includes(LAUNCHER_MARKER) && !p.argv.includes(CLEANUP_ONLY_FLAG) && i >= 0 && p.argv[i + 1]) return { uid: p.argv[i + 1]!, pid: p.pid };
     }
     return undefined;
   }

@@ -7,7 +7,11 @@
 import { spawn } from 'node:child_process';
 import { mkdir, open, readdir, readFile, symlink, lstat, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { launcherFlagValue } from '../../launcher/flags.js';
 import type { HostDir } from './pod-process.js';
+
+/** `launcher-monitor --cleanup-only <flags>`: the one-shot cleanup after a launcher that died (launcher/monitor/monitor.ts). */
+export const CLEANUP_ONLY_FLAG = '--cleanup-only';
 
 export interface StartedProcess {
   pid: number;
@@ -25,6 +29,19 @@ export async function prepareHostDirs(dirs: HostDir[]): Promise<void> {
     await mkdir(dirname(d.linkTo), { recursive: true });
     await symlink(d.hostPath, d.linkTo);
   }
+}
+
+/**
+ * Node flags for the one launcher process per VM: a 1 MiB young generation (the launcher
+ * allocates little, and V8's default 16 MiB semi-spaces alone cost ~15-25 MiB of RSS per VM).
+ */
+export const LAUNCHER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+
+/** `argv` with LAUNCHER_NODE_FLAGS after the node binary, when it runs node and lacks them. */
+export function withLauncherNodeFlags(argv: readonly string[]): string[] {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || !/(^|\/)node(js)?(\d+)?$/.test(cmd)) return [...argv];
+  return [cmd, ...LAUNCHER_NODE_FLAGS.filter((f) => !rest.includes(f)), ...rest];
 }
 
 export async function startDetached(argv: string[], env: Record<string, string>, opts: { cwd: string; logFile: string }): Promise<StartedProcess> {
@@ -60,8 +77,8 @@ export async function processAlive(pid: number, marker?: string): Promise<boolea
   }
 }
 
-/** Pids of processes whose argv contains every one of `markers` (e.g. 'launcher-monitor' and the uid). */
-export async function findProcesses(markers: string[]): Promise<number[]> {
+/** Pids of processes whose argv contains every one of `markers` (e.g. 'launcher-monitor' and the uid) and none of `excluded`. */
+export async function findProcesses(markers: string[], excluded: readonly string[] = []): Promise<number[]> {
   const found: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -70,7 +87,7 @@ export async function findProcesses(markers: string[]): Promise<number[]> {
     const cmdline = await readFile(join('/proc', entry, 'cmdline'), 'utf8').catch(() => '');
     if (!cmdline) continue;
     const argv = cmdline.split('\0');
-    if (markers.every((m) => argv.includes(m)) && (await processAlive(pid))) found.push(pid);
+    if (markers.every((m) => argv.includes(m)) && !excluded.some((x) => argv.includes(x)) && (await processAlive(pid))) found.push(pid);
   }
   return found;
 }
@@ -119,6 +136,66 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
     await new Promise((r) => setTimeout(r, 50));
   }
   return !(await processAlive(pid));
+}
+
+/**
+ * SIGKILL to what is left of the process group `pid` led (helpers a launcher ran), once the
+ * leader is gone: a group outlives its leader while any member runs.
+ */
+export async function reapGroup(pid: number): Promise<void> {
+  if (pid === process.pid || (await processAlive(pid))) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // no such group: nothing was left
+  }
+}
+
+/** A running launcher's argv and environment, from /proc (for records that did not keep them). */
+export async function launchOf(pid: number): Promise<{ argv: string[]; env: Record<string, string> } | undefined> {
+  try {
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').slice(0, -1);
+    const env: Record<string, string> = {};
+    for (const kv of (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')) {
+      const i = kv.indexOf('=');
+      if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    return argv.length ? { argv, env } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether a launcher that is gone left its cleanup undone: a clean exit removes its command
+ * socket and its state file (launcher/cleanup.ts); a SIGKILL leaves them.
+ */
+export async function cleanupNeeded(argv: readonly string[], socketPath: string): Promise<boolean> {
+  const shareDir = launcherFlagValue(argv, 'kubevirtShareDir');
+  const stateDir = launcherFlagValue(argv, 'stateDir') ?? (shareDir !== undefined ? join(shareDir, 'launcher') : undefined);
+  const exists = (p: string) => lstat(p).then(() => true, () => false);
+  return (await exists(socketPath)) || (stateDir !== undefined && (await exists(join(stateDir, 'launcher-state.json'))));
+}
+
+/** Runs `argv` to its end (output appended to `logFile`); SIGKILL after `timeoutMs`. */
+export async function runToEnd(argv: string[], env: Record<string, string>, opts: { cwd: string; logFile: string; timeoutMs: number }): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  await mkdir(dirname(opts.logFile), { recursive: true });
+  const log = await open(opts.logFile, 'a', 0o640);
+  try {
+    const [cmd, ...args] = argv;
+    const child = spawn(cmd!, args, { cwd: opts.cwd, env, stdio: ['ignore', log.fd, log.fd] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+    try {
+      return await new Promise((resolve) => {
+        child.once('error', () => resolve({ code: null, signal: null }));
+        child.once('exit', (code, signal) => resolve({ code, signal }));
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  } finally {
+    await log.close();
+  }
 }
 
 /** The last `lines` lines of a log file (for error messages). */

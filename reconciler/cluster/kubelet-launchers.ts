@@ -26,6 +26,13 @@
  * - **stop** shuts the guest down through the launcher (ACPI, then destroy after the grace
  *   period) and leaves the process to the kubelet: the Pod ends when its VMI is deleted
  *   (owner reference), and the Pod's status is the kubelet's alone.
+ * - **after a SIGKILL** of the launcher-monitor (the compute container's main process, which
+ *   runs the launcher in-process: one Node process per VM) there is no cleanup to run here,
+ *   unlike the process runtime: the container ends and takes its cgroup with it, QEMU and
+ *   the container's own libvirt daemon (`--libvirt-daemon pod`, which held the domain)
+ *   included; the ephemeral disks are in the Pod's emptyDirs, which the kubelet removes with
+ *   the Pod. Left behind is only the stale relay socket in `<dir>/<pod uid>`: the peer check
+ *   refuses it, and the directory goes with the Pod (below).
  * - the directories of Pods that are gone are removed (at start, every resync, and when a Pod
  *   leaves); the kubelet never removes hostPath contents.
  */

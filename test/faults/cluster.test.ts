@@ -7,9 +7,9 @@
  * schedule (seed from $VIRTOPS_FAULT_SEED, else random; printed, and printed again with any
  * failure) interleaves push / start / stop / change / delete commits with faults: SIGKILL and
  * restart of the controller, the agent, kube-apiserver and etcd; SIGKILL of a launcher
- * monitor or a launcher; an invalid commit. After each fault, once converged (bounded wait),
+ * process (launcher-monitor, the launcher in-process); an invalid commit. After each fault, once converged (bounded wait),
  * the invariants: every VM git says should run has one VMI (Running), one launcher Pod, one
- * launcher (monitor + launcher process) and one domain (asked of the launcher); nothing
+ * launcher process (launcher-monitor) and one domain (asked of the launcher); nothing
  * (VMI, Pod, process, host dir, socket) belongs to no VM; a refused commit changed nothing
  * running. Figures: one JSON line and test/faults/.results/cluster.json (BENCHMARKS.md).
  */
@@ -32,7 +32,7 @@ import { sleep, waitFor } from '../helpers/wait.js';
 import { buildSchedule, faultSeed, replayHint, type Step } from './lib/schedule.js';
 import { FaultFigures, RESULTS_DIR, machineLine } from './lib/figures.js';
 
-const FAULTS = ['controller-kill', 'agent-kill', 'apiserver-kill', 'etcd-kill', 'monitor-kill', 'launcher-kill', 'bad-commit'] as const;
+const FAULTS = ['controller-kill', 'agent-kill', 'apiserver-kill', 'etcd-kill', 'launcher-kill', 'bad-commit'] as const;
 const OPS = ['push', 'start', 'stop', 'change', 'delete'] as const;
 type Fault = (typeof FAULTS)[number];
 type Op = (typeof OPS)[number];
@@ -208,8 +208,9 @@ describe.skipIf(!canRun)('cluster mode under a seeded storm of faults', () => {
       const pods = s.pods.filter((p) => p.metadata?.labels?.['kubevirt.io/created-by'] === uid);
       if (pods.length !== 1 || pods[0]!.status?.phase !== 'Running') out.push(`VM ${name}: ${pods.length} launcher Pod(s) for VMI ${uid} (${pods.map((p) => p.status?.phase).join(',')}); want one Running`);
       const procs = s.launchers.filter((l) => l.uid === uid);
-      if (procs.filter((l) => l.monitor).length !== 1 || procs.filter((l) => !l.monitor).length !== 1) {
-        out.push(`VM ${name}: ${procs.filter((l) => l.monitor).length} launcher monitor(s) and ${procs.filter((l) => !l.monitor).length} launcher(s) for VMI ${uid}; want one each`);
+      // One process per VM: `launcher-monitor` runs the launcher in-process.
+      if (procs.filter((l) => l.monitor).length !== 1 || procs.filter((l) => !l.monitor).length !== 0) {
+        out.push(`VM ${name}: ${procs.filter((l) => l.monitor).length} launcher-monitor process(es) and ${procs.filter((l) => !l.monitor).length} separate launcher(s) for VMI ${uid}; want one and none`);
         continue;
       }
       const dir = podKey(NS, uid.replace(/[^a-z0-9]/g, '').slice(0, 12));
@@ -301,10 +302,10 @@ describe.skipIf(!canRun)('cluster mode under a seeded storm of faults', () => {
       case 'etcd-kill':
         await restartComponent('etcd', figures);
         return [];
-      case 'monitor-kill':
       case 'launcher-kill': {
         await ensureRunningVms(4);
-        const monitor = step.fault === 'monitor-kill';
+        // The one process per VM (`launcher-monitor`, the launcher in-process).
+        const monitor = true;
         // Each kill of a VM's launcher is a crash: its next start waits out CrashLoopBackOff
         // (10 s, doubling while the VM has not run 5 min), so spread the kills: the VM killed
         // least often first, then the one killed longest ago.
@@ -415,7 +416,7 @@ describe.skipIf(!canRun)('cluster mode under a seeded storm of faults', () => {
 
   it(`survives ${COUNT} seeded faults with every invariant holding after each`, async () => {
     const figures = new FaultFigures('cluster', seed);
-    const schedule = buildSchedule<Fault, Op>(seed, { faults: FAULTS, ops: OPS, count: COUNT, minPerFault: Math.max(1, Math.min(5, Math.floor(COUNT / FAULTS.length))), opsPerStep: [0, 2], weights: { 'controller-kill': 2, 'agent-kill': 2, 'apiserver-kill': 2, 'etcd-kill': 2, 'bad-commit': 2, 'monitor-kill': 1, 'launcher-kill': 1 } });
+    const schedule = buildSchedule<Fault, Op>(seed, { faults: FAULTS, ops: OPS, count: COUNT, minPerFault: Math.max(1, Math.min(5, Math.floor(COUNT / FAULTS.length))), opsPerStep: [0, 2], weights: { 'controller-kill': 2, 'agent-kill': 2, 'apiserver-kill': 2, 'etcd-kill': 2, 'bad-commit': 2, 'launcher-kill': 2 } });
     const failLines: string[] = [];
     const fail = async (what: string) => {
       const tail = async (who: string) => (await readFile(logFile(who), 'utf8').catch(() => '')).trim().split('\n').slice(-40).join('\n');
@@ -443,7 +444,7 @@ describe.skipIf(!canRun)('cluster mode under a seeded storm of faults', () => {
       const t0 = Date.now();
       const problems = await inject(step, figures).catch((err: unknown) => [`injecting ${step.fault} failed: ${(err instanceof Error ? err.message : String(err)).slice(-600)}`]);
       for (const p of problems) figures.violation({ step: step.index, fault: step.fault, invariant: step.fault === 'bad-commit' ? 'refused commit changes nothing' : 'fault injected', detail: p });
-      const r = await converge(step.fault === 'monitor-kill' || step.fault === 'launcher-kill' ? CONVERGE_AFTER_CRASH_MS : CONVERGE_MS);
+      const r = await converge(step.fault === 'launcher-kill' ? CONVERGE_AFTER_CRASH_MS : CONVERGE_MS);
       if (r.ok) {
         figures.converged(step.fault, Date.now() - t0);
         note(`step ${step.index}: converged ${Date.now() - t0} ms after ${step.fault}`);

@@ -3,10 +3,10 @@
  * qemu:///system (TCG) follows a real git repository; its state dir is a small loop-mounted
  * ext4 filesystem. A schedule drawn from one seed ($VIRTOPS_FAULT_SEED, else random; printed)
  * interleaves push / start / stop / change / delete sequences with faults: SIGKILL of `up`
- * (restarted on the same state dir), of a launcher monitor, a launcher, a QEMU; libvirtd and
+ * (restarted on the same state dir), of a launcher process (launcher-monitor), a QEMU; libvirtd and
  * virtlogd restarts; invalid and duplicate-name commits; the state dir's filesystem full.
  * After each fault, once converged (bounded), the invariants (lib/invariants.ts): every VM git
- * says should run has exactly one domain, one launcher pair and one instance record; nothing
+ * says should run has exactly one domain, one launcher process and one instance record; nothing
  * belongs to no VM; persistent disks survive; a refused commit touches nothing running.
  * Figures: one JSON line and test/faults/.results/standalone.json (BENCHMARKS.md).
  *
@@ -43,7 +43,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 }
 const PREFIX = 'vo-ft-';
 const URI = 'qemu:///system';
-const FAULTS = ['kill-up', 'kill-monitor', 'kill-launcher', 'kill-qemu', 'restart-libvirtd', 'restart-virtlogd', 'commit-invalid', 'commit-duplicate', 'disk-full'] as const;
+const FAULTS = ['kill-up', 'kill-launcher', 'kill-qemu', 'restart-libvirtd', 'restart-virtlogd', 'commit-invalid', 'commit-duplicate', 'disk-full'] as const;
 const OPS = ['add', 'delete', 'change', 'strategy', 'api-start', 'api-stop'] as const;
 type Fault = (typeof FAULTS)[number];
 type Op = (typeof OPS)[number];
@@ -262,15 +262,15 @@ describe('fault injection, single host (virtops up, qemu:///system)', () => {
         up = await startUp(upArgs, stateDir);
         return { detail: 'SIGKILL virtops up, started again on the same state dir', at };
       }
-      case 'kill-monitor':
       case 'kill-launcher': {
-        const monitor = step.fault === 'kill-monitor';
-        const c = await candidates(async () => (await launcherPids(stateDir)).filter((p) => p.monitor === monitor), pick);
+        // The one process per VM (`launcher-monitor`, the launcher in-process): its supervisor,
+        // the node agent in `up`, must notice, reap and clean up after it.
+        const c = await candidates(async () => (await launcherPids(stateDir)).filter((p) => p.monitor), pick);
         if (!c.length) return { detail: 'no launcher process to kill within 30 s', skipped: true };
         const p = c[pick % c.length]!;
         const at = Date.now();
         signal(p.pid, 'SIGKILL');
-        return { detail: `SIGKILL ${monitor ? 'monitor' : 'launcher'} pid ${p.pid} (instance ${p.uid})`, at };
+        return { detail: `SIGKILL launcher-monitor pid ${p.pid} (instance ${p.uid})`, at };
       }
       case 'kill-qemu': {
         const c = await candidates(() => qemuProcesses(`${NAMESPACE}_${PREFIX}`), pick);

@@ -71,9 +71,11 @@ export function checkInvariants(expected: readonly ExpectedVm[], obs: Observatio
       if (domains.length !== 1 || domains[0]!.state !== 'running') problems.push(`${e.name}: should run, domains: [${domains.map((d) => d.state).join(', ')}] (want one running)`);
       if (qemus.length !== 1) problems.push(`${e.name}: should run, ${qemus.length} QEMU processes (want 1)`);
       const mine = uid ? obs.launchers.filter((l) => l.uid === uid) : [];
+      // One process per VM: `launcher-monitor` runs the launcher in-process; a separate
+      // `launcher` process would be the old two-process layout.
       const monitors = mine.filter((l) => l.monitor).length;
       const launchers = mine.length - monitors;
-      if (monitors !== 1 || launchers !== 1) problems.push(`${e.name}: should run, ${monitors} launcher monitor(s) and ${launchers} launcher(s) for instance ${uid ?? '-'} (want 1 and 1)`);
+      if (monitors !== 1 || launchers !== 0) problems.push(`${e.name}: should run, ${monitors} launcher-monitor process(es) and ${launchers} separate launcher(s) for instance ${uid ?? '-'} (want 1 and 0)`);
     } else {
       if (o?.status !== 'Stopped') problems.push(`${e.name}: should be stopped, status is ${o?.status ?? '(not listed)'}`);
       if (o?.recordUids.length) problems.push(`${e.name}: should be stopped, has instance record ${o.recordUids.join(', ')}`);

@@ -15,7 +15,7 @@ import { startRegistry, pushTestGuestImages, type LocalRegistry } from '../../he
 import { callLauncher } from '../../../launcher/server/client.js';
 import { validateManifest } from '../../../api/validate.js';
 import {
-  REPO, type MonitorHandle, domainListed, domstate, ephemeralFiles, exists, forceCleanup, processesMentioning, testGuestVmi, virsh, waitFor,
+  REPO, type MonitorHandle, domainListed, domstate, ephemeralFiles, exists, forceCleanup, processesMentioning, runCleanupOnly, testGuestVmi, virsh, waitFor,
 } from './harness.js';
 import { keyOf as keyFor, launcherBundle as bundleOf } from '../../../scripts/build-bundles.mjs';
 
@@ -98,24 +98,21 @@ async function startViaBin(): Promise<MonitorHandle & { stderr: string[] }> {
   const uid = `00000000-0000-4000-8000-${randomBytes(6).toString('hex')}`;
   const shareDir = join(dir, 'share');
   const socket = join(shareDir, 'sockets', 'launcher-sock');
-  const proc = spawn(process.execPath, [
+  const args = [
     join(REPO, 'cli/bin.js'), 'launcher-monitor', '--qemu-timeout', '60s', '--name', name, '--uid', uid, '--namespace', 'default',
     '--kubevirt-share-dir', shareDir, '--ephemeral-disk-dir', join(dir, 'ephemeral'), '--container-disk-dir', join(dir, 'container-disks'),
     '--grace-period-seconds', '1', '--emulation', 'tcg', '--libvirt-uri', 'qemu:///system', '--image-store', join(work, 'images'),
     '--insecure-registry', registry.host,
-  ], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+  ];
+  const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
   const stderr: string[] = [];
   proc.stderr!.on('data', (b: Buffer) => stderr.push(b.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   return {
     proc, dir, name, uid, namespace: 'default', socket, shareDir, ephemeralDir: join(dir, 'ephemeral'), domain: `default_${name}`,
-    serialLog: '', logs: [], exited, stderr,
+    serialLog: '', logs: [], exited, stderr, args,
     call: (method, path, body) => callLauncher(socket, method, path, body),
   };
-}
-
-async function launcherPidOf(m: MonitorHandle): Promise<number> {
-  return waitFor('launcher process', async () => (await processesMentioning(m.uid)).find((p) => p !== m.proc.pid));
 }
 
 describe('node cli/bin.js launcher-monitor (bundle path)', () => {
@@ -124,19 +121,18 @@ describe('node cli/bin.js launcher-monitor (bundle path)', () => {
     for (const m of started) await forceCleanup(m);
   });
 
-  it('runs monitor and launcher from the bundle, starts a real domain and leaves nothing behind on SIGTERM', async () => {
+  it('runs the launcher from the bundle in the launcher-monitor process (one per VM), starts a real domain and leaves nothing behind on SIGTERM', async () => {
     const bundle = (await bundleOf())!;
     const m = await startViaBin();
     started.push(m);
     await waitFor('launcher socket', async () => (await m.call('GET', '/healthz')).status === 200, 60_000);
-    // The node agent finds its processes by these argv markers; the launcher runs the bundle, no loader.
+    // The node agent finds its process by these argv markers; it runs the bundle, no loader,
+    // and spawns no second Node process for the launcher.
     const monitorArgv = (await readFile(`/proc/${m.proc.pid}/cmdline`, 'utf8')).split('\0');
     expect(monitorArgv).toEqual(expect.arrayContaining(['launcher-monitor', '--uid', m.uid]));
-    const launcherPid = await launcherPidOf(m);
-    const launcherArgv = (await readFile(`/proc/${launcherPid}/cmdline`, 'utf8')).split('\0');
-    expect(launcherArgv).toContain(bundle.entry);
-    expect(launcherArgv).toEqual(expect.arrayContaining(['launcher', '--uid', m.uid]));
-    expect(launcherArgv.join(' ')).not.toMatch(/tsx/);
+    const launcherPid = m.proc.pid!;
+    expect(monitorArgv.join(' ')).not.toMatch(/tsx/);
+    expect((await processesMentioning(m.uid)).filter((p) => p !== launcherPid)).toEqual([]);
 
     const res = await m.call('PUT', '/v1/vmi', testGuestVmi(m, image, 'bundle', { imagePullPolicy: 'IfNotPresent' }));
     expect(res.status, JSON.stringify(res.body)).toBe(201);
@@ -156,15 +152,18 @@ describe('node cli/bin.js launcher-monitor (bundle path)', () => {
     expect(await processesMentioning(m.uid)).toEqual([]);
   });
 
-  it('SIGKILL of the bundled launcher: the monitor loads its cleanup code from the bundle, removes the domain and exits 1', async () => {
+  it('SIGKILL of the bundled launcher-monitor: --cleanup-only from the bundle removes the domain, volumes and socket and exits 0', async () => {
     const m = await startViaBin();
     started.push(m);
     await waitFor('launcher socket', async () => (await m.call('GET', '/healthz')).status === 200, 60_000);
     const res = await m.call('PUT', '/v1/vmi', testGuestVmi(m, image, 'bundle-crash', { imagePullPolicy: 'IfNotPresent' }));
     expect(res.status, JSON.stringify(res.body)).toBe(201);
-    process.kill(await launcherPidOf(m), 'SIGKILL');
-    expect((await m.exited).code, m.stderr.join('')).toBe(1);
-    expect(m.stderr.join('')).toContain('cleaned up after the launcher');
+    process.kill(m.proc.pid!, 'SIGKILL');
+    expect((await m.exited).signal).toBe('SIGKILL');
+    expect(await domainListed(m.domain)).toBe(true);
+    const cleanup = await runCleanupOnly(m);
+    expect(cleanup.code, JSON.stringify(cleanup.logs.slice(-5))).toBe(0);
+    expect(cleanup.logs.some((l) => l['msg'] === 'cleaned up after the launcher')).toBe(true);
     expect(await domainListed(m.domain)).toBe(false);
     expect(await ephemeralFiles(m)).toEqual([]);
     expect(await exists(m.socket)).toBe(false);

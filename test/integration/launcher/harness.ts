@@ -26,8 +26,10 @@ export interface MonitorHandle {
   ephemeralDir: string;
   serialLog: string;
   domain: string;
-  /** Parsed JSON log lines of monitor + launcher (stderr). */
+  /** Parsed JSON log lines of the launcher-monitor process (stderr). */
   logs: Record<string, unknown>[];
+  /** The node arguments it was started with (to run `--cleanup-only` with the same flags). */
+  args: string[];
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   call<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
 }
@@ -81,10 +83,29 @@ export async function startMonitor(opts: {
   const socket = join(shareDir, 'sockets', 'launcher-sock');
   const domain = `${namespace}_${name}`;
   return {
-    proc, dir, name, uid, namespace, socket, shareDir, ephemeralDir, domain, logs, exited,
+    proc, dir, name, uid, namespace, socket, shareDir, ephemeralDir, domain, logs, exited, args,
     serialLog: join(shareDir, 'logs', `${domain}-serial0.log`),
     call: (method, path, body) => callLauncher(socket, method, path, body),
   };
+}
+
+/**
+ * `launcher-monitor --cleanup-only` with the monitor's own flags, as the node agent runs it
+ * after the launcher process died without cleaning up. Returns its exit code and log lines.
+ */
+export async function runCleanupOnly(m: Pick<MonitorHandle, 'args'>, argsOverride?: string[]): Promise<{ code: number | null; logs: Record<string, unknown>[] }> {
+  const proc = spawn(process.execPath, [...(argsOverride ?? m.args), '--cleanup-only'], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+  let out = '';
+  proc.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const code = await new Promise<number | null>((resolve) => proc.once('exit', (c) => resolve(c)));
+  const logs = out.split('\n').filter(Boolean).map((l) => {
+    try {
+      return JSON.parse(l) as Record<string, unknown>;
+    } catch {
+      return { raw: l };
+    }
+  });
+  return { code, logs };
 }
 
 export { waitFor };

@@ -127,7 +127,8 @@ export async function launcherPids(needle: string): Promise<{ pid: number; monit
     const argv = (await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '')).split('\0');
     if (!argv.some((a) => a.includes(needle))) continue;
     const i = argv.indexOf('--uid');
-    if (i < 0 || !(argv.includes('launcher-monitor') || argv.includes('launcher'))) continue;
+    // `--cleanup-only`: the node agent's one-shot cleanup after a dead launcher, not a launcher.
+    if (i < 0 || !(argv.includes('launcher-monitor') || argv.includes('launcher')) || argv.includes('--cleanup-only')) continue;
     const stat = await readFile(`/proc/${e}/stat`, 'utf8').catch(() => '');
     if (/\) [ZX] /.test(stat)) continue;
     out.push({ pid: Number(e), monitor: argv.includes('launcher-monitor'), uid: argv[i + 1] ?? '' });

@@ -1,10 +1,10 @@
 /**
  * `virtops up` with a real guest: real libvirtd (qemu:///system, TCG), the test guest's
- * kernel-boot image in a real local registry, real git. One VM, booted twice (push, then
- * after `virsh destroy`), then pruned.
+ * kernel-boot image in a real local registry, real git. One VM, booted three times (push,
+ * after `virsh destroy`, after a SIGKILL of its launcher process), then pruned.
  */
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
@@ -15,6 +15,25 @@ import { CLI, guestUpFixture, launcherPids, vm, waitFor } from './harness.js';
 const NAME = 'vo-up-guest';
 const DOMAIN = `default_${NAME}`;
 const virsh = (...args: string[]) => execa('virsh', ['-c', 'qemu:///system', ...args], { reject: false });
+
+/** The QEMU process of a libvirt domain (its argv names it `guest=<domain>,...`). */
+async function qemuPidOf(domain: string): Promise<number | undefined> {
+  for (const e of await readdir('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const argv = (await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (argv[0]?.includes('qemu-system') && argv.some((a) => a.startsWith(`guest=${domain},`))) return Number(e);
+  }
+  return undefined;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 describe('virtops up boots a real guest (qemu:///system, TCG)', () => {
   const f = guestUpFixture(DOMAIN, ({ git, registry }) => ['--repo', git.bare, '--emulation', 'tcg', '--interval', '3s', '--insecure-registry', registry.host, '--no-freshness-check']);
@@ -68,6 +87,31 @@ describe('virtops up boots a real guest (qemu:///system, TCG)', () => {
     const monitors = (await launcherPids(f.stateDir)).filter((p) => p.monitor);
     expect(monitors.map((p) => p.uid)).toEqual([after.instance!.uid]);
   }, 200_000);
+
+  it('SIGKILL of its one launcher process: up cleans up after it (domain, sockets, disks) and runs the VM again', async () => {
+    const before = (await vm(f.up!.server, NAME))!;
+    const inst = before.instance!;
+    // One Node process per VM: the launcher runs inside `launcher-monitor`.
+    const procs = (await launcherPids(f.stateDir)).filter((p) => p.uid === inst.uid);
+    expect(procs).toEqual([{ pid: inst.pid, monitor: true, uid: inst.uid }]);
+    const qemu = await qemuPidOf(DOMAIN);
+    expect(qemu).toBeDefined();
+    const ephemeral = `${inst.podDir}/ephemeral-disks/volumes/ephemeral/${inst.uid}`;
+    expect(existsSync(ephemeral)).toBe(true);
+    process.kill(inst.pid!, 'SIGKILL');
+    const after = await waitFor('a new instance Running', async () => {
+      const x = await vm(f.up!.server, NAME);
+      return x?.instance && x.instance.uid !== inst.uid && x.status?.printableStatus === 'Running' ? x : undefined;
+    }, 180_000, 250);
+    // The old incarnation is gone: its QEMU (the domain was stopped and undefined by the
+    // cleanup, then defined again for the new instance), its disks, its process.
+    expect(pidAlive(qemu!)).toBe(false);
+    expect(existsSync(ephemeral)).toBe(false);
+    expect((await launcherPids(f.stateDir)).map((p) => p.uid)).toEqual([after.instance!.uid]);
+    expect((await virsh('domstate', DOMAIN)).stdout.trim()).toBe('running');
+    expect(f.up!.logText()).toMatch(/the launcher died without cleaning up; running its cleanup/);
+    expect(await readFile(inst.launcherLog, 'utf8')).toMatch(/virtops-launcher-cleanup.*cleaned up after the launcher/);
+  }, 240_000);
 
   it('removing it from git prunes domain, disks, ISO, socket and process', async () => {
     const v = (await vm(f.up!.server, NAME))!;

@@ -38,7 +38,7 @@ const healthy = (): Observation => ({
     { name: 'b', status: 'Stopped', recordUids: [], hasRecord: true },
   ],
   domains: [{ vm: 'a', state: 'running' }],
-  launchers: [{ uid: 'u1', monitor: true, pid: 10 }, { uid: 'u1', monitor: false, pid: 11 }],
+  launchers: [{ uid: 'u1', monitor: true, pid: 10 }],
   qemus: [{ vm: 'a', pid: 12 }],
   vmDirs: [{ vm: 'a', dir: '/s/pods/1', ephemeralUids: ['u1'], sockets: ['sockets/launcher-sock'] }, { vm: 'b', dir: '/s/pods/2', ephemeralUids: [], sockets: [] }],
   strays: [],
@@ -52,8 +52,9 @@ describe('checkInvariants', () => {
   });
 
   it.each<[string, (o: Observation) => void, RegExp]>([
-    ['a second launcher pair', (o) => o.launchers.push({ uid: 'u1', monitor: true, pid: 20 }), /a: should run, 2 launcher monitor\(s\) and 1 launcher/],
-    ['a dead monitor', (o) => o.launchers.shift(), /0 launcher monitor\(s\) and 1 launcher/],
+    ['a second launcher process', (o) => o.launchers.push({ uid: 'u1', monitor: true, pid: 20 }), /a: should run, 2 launcher-monitor process\(es\) and 0 separate launcher/],
+    ['a dead launcher', (o) => o.launchers.shift(), /0 launcher-monitor process\(es\) and 0 separate launcher/],
+    ['a separate launcher child (two-process layout)', (o) => o.launchers.push({ uid: 'u1', monitor: false, pid: 11 }), /1 launcher-monitor process\(es\) and 1 separate launcher/],
     ['a launcher of an old instance', (o) => o.launchers.push({ uid: 'u0', monitor: false, pid: 21 }), /orphan launcher pid 21/],
     ['a shut-off domain', (o) => (o.domains[0]!.state = 'shut off'), /a: should run, domains: \[shut off\]/],
     ['two QEMUs', (o) => o.qemus.push({ vm: 'a', pid: 13 }), /a: should run, 2 QEMU processes/],
@@ -87,7 +88,7 @@ describe('running snapshots (a refused commit touches nothing)', () => {
     expect(snapshotChanges(before, runningSnapshot(healthy()))).toEqual([]);
     const o = healthy();
     o.qemus[0]!.pid = 99;
-    expect(snapshotChanges(before, runningSnapshot(o))).toEqual(['a: {"uid":"u1","launcherPids":[10,11],"qemuPids":[12]} → {"uid":"u1","launcherPids":[10,11],"qemuPids":[99]}']);
+    expect(snapshotChanges(before, runningSnapshot(o))).toEqual(['a: {"uid":"u1","launcherPids":[10],"qemuPids":[12]} → {"uid":"u1","launcherPids":[10],"qemuPids":[99]}']);
   });
 });
 

@@ -36,12 +36,12 @@ describe('the flag table', () => {
     expect(LAUNCHER_FLAGS.map((f) => f.field).sort()).toEqual(Object.keys(FULL).sort());
   });
 
-  it('is what the launcher and launcher-monitor commands accept', () => {
+  it('is what the launcher and launcher-monitor commands accept (launcher-monitor also --cleanup-only)', () => {
     const program = new Command();
     registerLauncher(program);
     for (const name of ['launcher', 'launcher-monitor']) {
       const cmd = program.commands.find((c) => c.name() === name)!;
-      expect(cmd.options.map((o) => o.flags)).toEqual(LAUNCHER_FLAGS.map((f) => f.flag));
+      expect(cmd.options.map((o) => o.flags)).toEqual([...LAUNCHER_FLAGS.map((f) => f.flag), ...(name === 'launcher-monitor' ? ['--cleanup-only'] : [])]);
     }
   });
 });

@@ -1,10 +1,11 @@
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type InstanceRecord, type LauncherRuntime, NodeAgent } from '../../../reconciler/agent/agent.js';
+import { type InstanceRecord, type LauncherRuntime, NodeAgent, ProcessRuntime } from '../../../reconciler/agent/agent.js';
+import { withLauncherNodeFlags } from '../../../reconciler/agent/process-runtime.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -118,5 +119,58 @@ describe('NodeAgent.sweepOrphans: launcher Pod dirs whose Pod is gone', () => {
     } finally {
       try { process.kill(standIn.pid!, 'SIGKILL'); } catch { /* gone */ }
     }
+  });
+});
+
+describe('ProcessRuntime.stop: the supervisor cleans up after a launcher process that died (one process per VM)', () => {
+  /** A record whose launcher is gone; its "launcher command" is a node script recording the cleanup run. */
+  async function deadLauncher(exitCode: number) {
+    const dir = await mkdtemp(join(tmpdir(), 'vo-pr-'));
+    dirs.push(dir);
+    const marker = join(dir, 'cleanup-ran');
+    const script = `require('fs').appendFileSync(${JSON.stringify(marker)}, process.argv.slice(1).join(' ') + '\\n'); process.exit(${exitCode})`;
+    const record: InstanceRecord = {
+      uid: 'u-dead', createdAt: 0, spec: { domain: { devices: {} } }, podDir: dir, socketPath: join(dir, 'launcher-sock'), shareDir: join(dir, 'share'),
+      domainName: 'default_g1', logFile: join(dir, 'launcher.log'), podGraceSeconds: 1,
+      launch: { argv: [process.execPath, '-e', script, '--', 'launcher-monitor', '--uid', 'u-dead', '--kubevirt-share-dir', join(dir, 'share')], env: {} },
+    };
+    return { record, marker, dir };
+  }
+  const log = pino({ level: 'silent' });
+  const ran = (marker: string) => readFile(marker, 'utf8').catch(() => '');
+
+  it('socket left behind (a SIGKILL): runs `launcher-monitor --cleanup-only` with the same flags', async () => {
+    const { record, marker } = await deadLauncher(0);
+    await writeFile(record.socketPath, '');
+    await new ProcessRuntime().stop(record, 1000, log);
+    expect(await ran(marker)).toMatch(/launcher-monitor --uid u-dead .* --cleanup-only\n$/);
+  });
+
+  it('state file left behind: also cleans up', async () => {
+    const { record, marker } = await deadLauncher(0);
+    await mkdir(join(record.shareDir, 'launcher'), { recursive: true });
+    await writeFile(join(record.shareDir, 'launcher', 'launcher-state.json'), '{}');
+    await new ProcessRuntime().stop(record, 1000, log);
+    expect(await ran(marker)).toContain('--cleanup-only');
+  });
+
+  it('a failed cleanup throws CleanupFailed (the caller keeps the instance and retries)', async () => {
+    const { record } = await deadLauncher(3);
+    await writeFile(record.socketPath, '');
+    await expect(new ProcessRuntime().stop(record, 1000, log)).rejects.toMatchObject({ reason: 'CleanupFailed' });
+  });
+
+  it('nothing left behind (a clean exit): no cleanup process', async () => {
+    const { record, marker } = await deadLauncher(0);
+    await new ProcessRuntime().stop(record, 1000, log);
+    expect(await ran(marker)).toBe('');
+  });
+});
+
+describe('withLauncherNodeFlags', () => {
+  it('adds the small young generation after a node binary, once, and leaves other commands alone', () => {
+    expect(withLauncherNodeFlags(['/usr/bin/node', 'cli/bin.js', 'launcher-monitor'])).toEqual(['/usr/bin/node', '--max-semi-space-size=1', 'cli/bin.js', 'launcher-monitor']);
+    expect(withLauncherNodeFlags(['node', '--max-semi-space-size=1', 'x'])).toEqual(['node', '--max-semi-space-size=1', 'x']);
+    expect(withLauncherNodeFlags(['/usr/local/bin/virtops', 'launcher-monitor'])).toEqual(['/usr/local/bin/virtops', 'launcher-monitor']);
   });
 });
