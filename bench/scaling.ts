@@ -282,7 +282,9 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
       ? 'pool (one process hosting every launcher)'
       : await launcherPids(stateDir).then((ps) => {
         const mon = ps.filter((p) => p.monitor).length;
-        return mon > 0 ? `two Node processes per VM (launcher-monitor + launcher): ${mon} monitors, ${ps.length - mon} launchers` : `one Node process per VM: ${ps.length} launchers`;
+        const launchers = ps.length - mon;
+        if (mon > 0 && launchers > 0) return `two Node processes per VM (launcher-monitor + launcher): ${mon} monitors, ${launchers} launchers`;
+        return `one Node process per VM: ${ps.length} ${mon > 0 ? 'launcher-monitor processes running the launcher in-process' : 'launcher processes'}`;
       });
     const launchers = await sumProcs(lpids);
     const qemu = kind === 'qemu' ? await sumProcs(await pidsWith('qemu-system', `guest=default_${PREFIX}`)) : undefined;
