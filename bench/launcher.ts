@@ -1,7 +1,9 @@
 /**
  * Launcher benchmark: time from PUT /v1/vmi to the domain running, against a raw
  * `virsh define && virsh start` of the same converter output measured in the same run,
- * and the memory and idle CPU the launcher + monitor cost per VM.
+ * spawn → command socket answering, and the memory and idle CPU one VM's launcher costs
+ * (one `launcher-monitor` process since issue 15 part 1; a separate `launcher` child of the
+ * older two-process layout is still measured when present).
  *
  *   npx tsx bench/launcher.ts [--iterations 5] [--paths bin,tsx] [--idle-seconds 3] [--json]
  *
@@ -10,7 +12,8 @@
  * (`node --import tsx cli/main.ts launcher-monitor ...`, as the integration tests run it,
  * and how every launcher ran before the bundle).
  *
- * Targets: median(launcher) / median(virsh) ≤ 1.3; monitor + launcher < 60 MiB.
+ * Targets: median(launcher) / median(virsh) ≤ 1.3; per VM ≤ 60 MiB RSS and ≤ 20 MiB PSS;
+ * spawn → socket answering ≤ 150 ms.
  * Both sides start the same test guest (kernel boot from a local registry, cloud-init
  * ISO, emptyDisk) under TCG; "running" is the libvirt state, not guest boot. The virsh
  * side gets its volumes prepared beforehand (untimed), so the ratio is also printed

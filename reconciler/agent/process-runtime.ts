@@ -92,7 +92,7 @@ export async function findProcesses(markers: string[], excluded: readonly string
   return found;
 }
 
-/** Launcher processes (monitors and launchers) whose argv has an argument under `dir`, with that argv. */
+/** Launcher processes (and their one-shot cleanups) whose argv has an argument under `dir`, with that argv. */
 export async function processesUnder(dir: string): Promise<{ pid: number; argv: string[] }[]> {
   const prefix = dir.endsWith('/') ? dir : `${dir}/`;
   const found: { pid: number; argv: string[] }[] = [];
@@ -105,7 +105,7 @@ export async function processesUnder(dir: string): Promise<{ pid: number; argv: 
 }
 
 /**
- * SIGTERM to the process group (the launcher monitor and its launcher), then SIGKILL after
+ * SIGTERM to the process group (the launcher process and any helper it runs), then SIGKILL after
  * `graceMs`. Resolves once the process is gone.
  */
 export async function stopProcess(pid: number, graceMs: number, marker?: string): Promise<'exited' | 'killed' | 'not-running'> {
