@@ -5,7 +5,7 @@
 //   the repository needs no build step. Long-lived processes run from esbuild bundles
 //   (scripts/build-bundles.mjs; rebuilt on demand whenever their sources change) instead of
 //   tsx + the full CLI, for less memory and a faster start:
-//   - `launcher` and `launcher-monitor` run once per VM: ~4x less memory per VM;
+//   - `launcher-monitor` (and `launcher`) runs once per VM: ~4x less memory per VM;
 //   - `up`, `controller` and `agent` are long-lived: tsx's loader and the other commands'
 //     modules would stay resident for their whole life.
 //   VIRTOPS_NO_BUNDLE=1 forces the tsx path (debugging with source maps).
@@ -42,7 +42,7 @@ if (!existsSync(new URL('./main.ts', import.meta.url))) {
   const bundle = await (name === 'launcher' ? launcherBundle() : reconcilerBundle());
   if (bundle) {
     // Keeps this bundle's directory from being pruned while this process may still load
-    // lazy chunks from it (the monitor loads its cleanup code only after a crash).
+    // lazy chunks from it (the launcher loads its cleanup code only after a failure).
     setInterval(() => touch(bundle.dir), 6 * 3600 * 1000).unref();
     await import(bundle.entry);
   } else {

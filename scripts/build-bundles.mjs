@@ -2,10 +2,10 @@
  * Prebuilt bundles that `cli/bin.js` runs instead of tsx + the full CLI (tsx's loader costs
  * ~30 MiB RSS and ~100 ms per process; the full CLI loads every command's modules):
  *
- * - `launcher`: `virtops launcher` and `virtops launcher-monitor` run once per VM. Built
- *   from launcher/entry.ts (plus the prepare worker). Code splitting keeps lazy imports
- *   lazy: the monitor never loads the launcher's modules, and loads the cleanup code only
- *   after a crash. The VMI schema's validation code is generated at build time by ajv from
+ * - `launcher`: `virtops launcher-monitor` (the one process per VM, which runs the launcher
+ *   in-process) and `virtops launcher`. Built from launcher/entry.ts (plus the prepare
+ *   worker). Code splitting keeps lazy imports lazy: the cleanup code is loaded only after a
+ *   failure or by `--cleanup-only`. The VMI schema's validation code is generated at build time by ajv from
  *   api/validate.ts itself (launcher/precompiled/), so a launcher does not compile it at
  *   every start.
  * - `reconciler`: the long-lived `virtops up`, `virtops controller` and `virtops agent`,

@@ -81,10 +81,11 @@ export function libvirtLost(o: LauncherObservation): boolean {
 
 export function launcherPhase(o: LauncherObservation, t: ObservationMemory): LauncherPhase {
   if (o.reachable && o.supervised === false) {
-    // Nothing would clean up after this launcher if it died, nor stop it with the Pod: it is
-    // treated as a failed instance (stopped, then restarted as the runStrategy says), as a
-    // virt-launcher Pod whose monitor died ends.
-    return { phase: 'Failed', reason: 'LauncherUnsupervised', message: `the launcher answers but its monitor process is gone; see ${t.logFile}` };
+    // The socket answers, but no launcher-monitor process of this instance runs (something
+    // else serves the socket, e.g. a launcher started by hand): nothing would clean up after
+    // it or stop it with the Pod, so it is a failed instance (stopped, then restarted as the
+    // runStrategy says), as a virt-launcher Pod whose monitor died ends.
+    return { phase: 'Failed', reason: 'LauncherUnsupervised', message: `the launcher socket answers but no launcher-monitor process of this instance runs; see ${t.logFile}` };
   }
   if (o.reachable) {
     const i = o.info;

@@ -41,7 +41,7 @@ describe('virtops up (test:///default)', () => {
     await running('beta');
     expect(a.revision).toBe(first);
     expect(readyCondition(a, 'Ready')).toBe('True');
-    // Exactly one launcher (monitor + launcher) per VM, started from the Pod's command line.
+    // Exactly one launcher process (launcher-monitor, the launcher in-process) per VM, started from the Pod's command line.
     const procs = await launcherPids(stateDir);
     expect(procs.filter((p) => p.monitor).map((p) => p.uid).sort()).toEqual([a.instance!.uid, (await vm(up.server, 'beta'))!.instance!.uid].sort());
 
