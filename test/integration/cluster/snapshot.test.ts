@@ -80,23 +80,47 @@ describe.skipIf(!env)('cluster mode: snapshot and restore of a running guest (re
     await fd.sync();
     await fd.close();
   };
+  /** The current launcher Pod's serial log (the guest's latest boot). */
+  let lastSerial = '';
   /** The label the guest read from its data disk in its latest boot (the current launcher Pod's serial log). */
   const bootLabel = async (): Promise<string | undefined> => {
-    const [pod] = await listJson<V1Pod>(ids.admin, 'v1', 'Pod', NS, `vm.kubevirt.io/name=${VM}`);
-    const createdBy = pod?.metadata?.labels?.['kubevirt.io/created-by'];
+    const pods = await listJson<V1Pod>(ids.admin, 'v1', 'Pod', NS, `vm.kubevirt.io/name=${VM}`);
+    const createdBy = pods.find((p) => !p.metadata?.deletionTimestamp)?.metadata?.labels?.['kubevirt.io/created-by'];
     if (!createdBy) return undefined;
     const serial = join(podDir(stateDir(), NS, createdBy.replace(/[^a-z0-9]/g, '').slice(0, 12)), 'public', 'logs', `${DOMAIN}-serial0.log`);
     const text = await readFile(serial, 'utf8').catch(() => '');
+    lastSerial = text;
     const last = text.slice(text.lastIndexOf(GUEST_MARKERS.booted));
     if (!last.includes(GUEST_MARKERS.ready)) return undefined;
     const labels = [...last.matchAll(new RegExp(`${GUEST_MARKERS.diskLabel} (vd[a-z]) (\\S+)`, 'g'))].map((m) => m[2]!);
     return labels.find((l) => l !== 'test-disk');
   };
   const cli = (...args: string[]) => execa(process.execPath, [CLI_BIN, ...args, '--kubeconfig', (env as Env).kubeconfigPath], { reject: false, env: { VIRTOPS_SERVER: '', VIRTOPS_STATE_DIR: '' } });
+  /**
+   * Waits until the guest's latest boot read `label`. Under TCG on a heavily loaded host the
+   * guest kernel sometimes panics in its timer check at boot ("IO-APIC + timer doesn't work",
+   * seen at load 90+): that boot is restarted (`virtops restart`'s override), at most twice.
+   */
+  const guestReads = async (label: string, ms = 300_000) => {
+    let restarts = 0;
+    await until(`the guest reads "${label}"`, async () => {
+      const got = await bootLabel();
+      if (got === label) return true;
+      if (lastSerial.includes('Kernel panic') && restarts < 2) {
+        restarts++;
+        lastSerial = '';
+        await override('restart');
+        await until('the panicked instance replaced', async () => !(await bootLabel().then(() => lastSerial.includes('Kernel panic'))), 120_000, 1000);
+      }
+      return false;
+    }, ms, 500).catch((err: Error) => {
+      throw new Error(`${err.message}; the guest's serial log ends with: ${lastSerial.slice(-1500)}`);
+    });
+  };
   const snapshot = async (name: string) => (await listJson<VirtualMachineSnapshot>(ids.admin, SNAPSHOT_API, 'VirtualMachineSnapshot', NS)).find((s) => s.metadata.name === name);
   const restore = async (name: string) => (await listJson<VirtualMachineRestore>(ids.admin, SNAPSHOT_API, 'VirtualMachineRestore', NS)).find((s) => s.metadata.name === name);
   /** `virtops start|stop` in cluster mode: the VM's override annotation. */
-  const override = async (action: 'start' | 'stop') => {
+  const override = async (action: 'start' | 'stop' | 'restart') => {
     const v = (await getVm(ids.admin, NS, VM))!;
     await ids.admin.mergePatch(v as unknown as KubernetesObject, { metadata: { annotations: { [OVERRIDE_ANNOTATION]: serializeOverride({ action, at: Date.now(), revision: 'test' }) } } });
   };
@@ -115,6 +139,11 @@ describe.skipIf(!env)('cluster mode: snapshot and restore of a running guest (re
   const pvs = async () => listJson(ids.admin, 'v1', 'PersistentVolume', undefined, `virtops.io/datavolume-namespace=${NS}`);
 
   afterAll(async () => {
+    // The VM leaves git first: deleted under a running controller it would come back from git.
+    if (t.git && t.controller) {
+      await t.git.commitDist({ 'crds.k8s.yaml': ALL_CRDS.map((c) => YAML.stringify(renderCrd(c))).join('---\n') }, 'the VM leaves git').catch(() => undefined);
+      await until('VM pruned', async () => (await getVm(ids.admin, NS, VM)) === undefined, 90_000, 500).catch(() => undefined);
+    }
     if (ids) for (const pv of await pvs().catch(() => [])) await ids.admin.delete(pv).catch(() => undefined);
     await teardownGuestTest({ ...t, ns: NS, node: NODE, domain: DOMAIN });
   }, 240_000);
@@ -125,7 +154,7 @@ describe.skipIf(!env)('cluster mode: snapshot and restore of a running guest (re
     await writeLabel('first');
     await commit('Always', 'run it');
     await waitStatus('Running');
-    await until('the guest reads "first"', async () => (await bootLabel()) === 'first', 180_000, 500);
+    await guestReads('first');
   }, 600_000);
 
   it('a snapshot created through the API: taken online on the VM\'s node, readyToUse, the VM keeps running', async () => {
@@ -150,7 +179,7 @@ describe.skipIf(!env)('cluster mode: snapshot and restore of a running guest (re
     await writeLabel('second');
     await commit('Always', 'run it again');
     await waitStatus('Running');
-    await until('the guest reads "second"', async () => (await bootLabel()) === 'second', 180_000, 500);
+    await guestReads('second');
 
     await ids.admin.create({ apiVersion: SNAPSHOT_API, kind: 'VirtualMachineRestore', metadata: { name: 'back-to-first', namespace: NS }, spec: { target: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: VM }, virtualMachineSnapshotName: 'snap1', targetReadinessPolicy: 'StopTarget' } } as KubernetesObject);
     const r = await until('restore ended', async () => {
@@ -165,7 +194,7 @@ describe.skipIf(!env)('cluster mode: snapshot and restore of a running guest (re
 
     await override('start');
     await waitStatus('Running');
-    await until('the guest reads "first" again', async () => (await bootLabel()) === 'first', 180_000, 500);
+    await guestReads('first');
   }, 900_000);
 
   it('the CLI against the cluster: snapshot create --wait, list, delete (its copies go: deletionPolicy Delete)', async () => {
@@ -173,9 +202,9 @@ describe.skipIf(!env)('cluster mode: snapshot and restore of a running guest (re
     expect(made.stderr).toBe('');
     expect(made.stdout).toMatch(/snap2: Succeeded \(Online, NoGuestAgent\)/);
     const list = await cli('snapshot', 'list', '-n', NS);
-    expect(list.stdout).toMatch(new RegExp(`^snap1\\s+VirtualMachine\\s+${VM}\\s+Succeeded\\s+true`, 'm'));
-    expect(list.stdout).toMatch(new RegExp(`^snap2\\s+VirtualMachine\\s+${VM}\\s+Succeeded\\s+true`, 'm'));
-    expect((await cli('snapshot', 'list', '--restores', '-n', NS)).stdout).toMatch(/^back-to-first\s/m);
+    expect(list.stdout).toMatch(new RegExp(`^${NS}\\s+snap1\\s+VirtualMachine\\s+${VM}\\s+Succeeded\\s+true`, 'm'));
+    expect(list.stdout).toMatch(new RegExp(`^${NS}\\s+snap2\\s+VirtualMachine\\s+${VM}\\s+Succeeded\\s+true`, 'm'));
+    expect((await cli('snapshot', 'list', '--restores', '-n', NS)).stdout).toMatch(new RegExp(`^back-to-first\\s+snap1\\s+VirtualMachine\\s+${VM}\\s+true`, 'm'));
     for (const name of ['snap1', 'snap2']) {
       const del = await cli('snapshot', 'delete', name, '-n', NS);
       expect(del.stderr).toBe('');
