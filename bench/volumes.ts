@@ -33,7 +33,7 @@ function vmiFor(name: string, images: { kernelBootImage: string; diskImage: stri
     spec: {
       domain: {
         resources: { requests: { memory: '128Mi' } },
-        firmware: { kernelBoot: { kernelArgs: 'console=ttyS0', container: { image: images.kernelBootImage, kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initrd.img' } } },
+        firmware: { kernelBoot: { kernelArgs: 'console=ttyS0 no_timer_check', container: { image: images.kernelBootImage, kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initrd.img' } } },
         devices: {
           autoattachPodInterface: false,
           autoattachGraphicsDevice: false,

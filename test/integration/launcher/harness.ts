@@ -208,7 +208,7 @@ export function testGuestVmi(
     spec: {
       domain: {
         memory: { guest: overrides.memory ?? '128Mi' },
-        firmware: { kernelBoot: { container: { image, kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initrd.img', ...(overrides.imagePullPolicy ? { imagePullPolicy: overrides.imagePullPolicy } : {}) }, kernelArgs: 'console=ttyS0' } },
+        firmware: { kernelBoot: { container: { image, kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initrd.img', ...(overrides.imagePullPolicy ? { imagePullPolicy: overrides.imagePullPolicy } : {}) }, kernelArgs: 'console=ttyS0 no_timer_check' } },
         devices: {
           disks: [
             { name: 'cloudinitdisk', disk: { bus: 'virtio' } },

@@ -45,7 +45,7 @@ beforeAll(async () => {
         resources: { requests: { memory: '128Mi' } },
         firmware: {
           kernelBoot: {
-            kernelArgs: 'console=ttyS0',
+            kernelArgs: 'console=ttyS0 no_timer_check',
             container: { image: images.kernelBootImage, kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initrd.img' },
           },
         },

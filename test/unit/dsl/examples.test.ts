@@ -57,7 +57,7 @@ describe('vms/ examples', () => {
     expect(m.spec.runStrategy).toBe('Always');
     expect(at(m, `${T}.domain.memory.guest`)).toBe('128Mi');
     expect(at(m, `${T}.domain.firmware.kernelBoot`)).toEqual({
-      kernelArgs: 'console=ttyS0',
+      kernelArgs: 'console=ttyS0 no_timer_check',
       container: { image: TEST_GUEST_IMAGE, kernelPath: '/boot/vmlinuz', initrdPath: '/boot/initrd.img' },
     });
     const userData = at(m, `${T}.volumes[0].cloudInitNoCloud.userData`) as string;
