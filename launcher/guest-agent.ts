@@ -51,6 +51,13 @@ export class VirshAgentClient implements GuestAgentClient {
 /** How often the agent is asked while the domain runs; OS info is re-read every OSINFO_EVERY polls. */
 export const POLL_MS = 10_000;
 const OSINFO_EVERY = 30;
+/**
+ * When the live XML does not say whether the agent port is open (a driver that reports no
+ * channel state, e.g. libvirt's test driver), each refused ask doubles the number of polls
+ * skipped before the next, up to this many (~5 min at POLL_MS): otherwise every launcher forks
+ * a virsh every poll for good (the cost bench:scaling found with hundreds of VMs).
+ */
+export const BLIND_SKIP_MAX = 31;
 
 export interface GuestAgentWatcherDeps {
   client: GuestAgentClient;
@@ -77,6 +84,9 @@ export class GuestAgentWatcher {
   private polls = 0;
   private stopped = false;
   private connectWorkDone = false;
+  /** Consecutive refused asks while the channel state was unknown, and polls left to skip. */
+  private blindRefusals = 0;
+  private blindSkip = 0;
 
   constructor(private readonly deps: GuestAgentWatcherDeps) {}
 
@@ -124,7 +134,17 @@ export class GuestAgentWatcher {
     let ifaces: unknown;
     try {
       if (channel === false) throw new Error('the guest has not opened the agent channel');
-      ifaces = await client.command(domain, 'guest-network-get-interfaces');
+      if (channel === undefined && this.blindSkip > 0) {
+        this.blindSkip--;
+        throw new Error('the agent refused the last asks and libvirt does not say whether its channel is open');
+      }
+      try {
+        ifaces = await client.command(domain, 'guest-network-get-interfaces');
+        this.blindRefusals = 0;
+      } catch (err) {
+        if (channel === undefined) this.blindSkip = blindSkipAfter(++this.blindRefusals);
+        throw err;
+      }
     } catch (err) {
       if (this.stopped) return;
       const was = this.current.agentConnected;
@@ -174,6 +194,11 @@ export class GuestAgentWatcher {
       }
     }
   }
+}
+
+/** Polls to skip after `refusals` consecutive refused asks with the channel state unknown: 0, 1, 3, 7, … up to BLIND_SKIP_MAX. */
+export function blindSkipAfter(refusals: number): number {
+  return Math.min(2 ** Math.max(0, refusals - 1) - 1, BLIND_SKIP_MAX);
 }
 
 function withoutTimes(g: GuestInfo): unknown {

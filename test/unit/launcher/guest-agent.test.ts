@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import {
   agentChannelState, domainNics, interfacesStatus, parseAgentInterfaces, parseHostName, parseOsInfo, parseUsers, primaryIp, type GuestInfo,
 } from '../../../launcher/guest-agent-status.js';
-import { GuestAgentWatcher, type GuestAgentClient } from '../../../launcher/guest-agent.js';
+import { BLIND_SKIP_MAX, blindSkipAfter, GuestAgentWatcher, type GuestAgentClient } from '../../../launcher/guest-agent.js';
 import { agentSshKeyRequests, checkAccessCredentials, metadataKeySources, publicKeysOf } from '../../../launcher/access-credentials.js';
 import { configDriveLayout, noCloudLayout } from '../../../launcher/volumes/cloud-init.js';
 import { computeVmStatus, vmiGuestStatus } from '../../../reconciler/core/status.js';
@@ -234,6 +234,27 @@ describe('GuestAgentWatcher (fake agent client)', () => {
     await w.poll();
     expect(w.connected).toBe(false);
     expect(changes).toEqual(['connected', 'disconnected']);
+    w.stop();
+  });
+
+  it('when libvirt does not say whether the channel is open, refused asks back off (0, 1, 3, 7 … polls skipped, at most BLIND_SKIP_MAX) and a reply resets it', async () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 20].map(blindSkipAfter)).toEqual([0, 1, 3, 7, 15, 31, 31, BLIND_SKIP_MAX]);
+    const state = { up: false, calls: [] as string[] };
+    const w = new GuestAgentWatcher({
+      client: fakeClient(state), domain: 'default_web', log: pino({ level: 'silent' }),
+      // A channel without state= (libvirt's test driver reports none).
+      domainXml: async () => DOMAIN_XML.replace('</devices>', `<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel></devices>`),
+      onChange: () => undefined,
+    });
+    for (let i = 0; i < 12; i++) await w.poll();
+    // Asked at polls 1, 2, 4, 8 (skipping 0, 1, 3 between): 4 asks in 12 polls, not 12.
+    expect(state.calls).toEqual(Array(4).fill('guest-network-get-interfaces'));
+    state.up = true;
+    for (let i = 0; i < 7; i++) await w.poll(); // the 3 polls still to skip, then asked and answered
+    expect(w.connected).toBe(true);
+    state.calls.length = 0;
+    await w.poll();
+    expect(state.calls).toEqual(['guest-network-get-interfaces']); // connected: asked every poll again
     w.stop();
   });
 });
