@@ -85,11 +85,21 @@ async function bundle(name, { warn = (msg) => process.stderr.write(`virtops: ${m
   try {
     let found = freshBundle(name);
     if (!found) {
-      // Built in a child process: esbuild's API and the build's garbage would otherwise
-      // stay in this (long-lived) process's heap.
-      const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), name], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-      found = freshBundle(name);
-      if (!found) throw new Error((r.stderr || r.error?.message || `exit code ${r.status}`).trim());
+      // One builder at a time: N launchers started right after a source edit would
+      // otherwise run N esbuild builds of the same sources. The others wait for its result.
+      const release = await buildLock(name);
+      try {
+        found = freshBundle(name);
+        if (!found) {
+          // Built in a child process: esbuild's API and the build's garbage would otherwise
+          // stay in this (long-lived) process's heap.
+          const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), name], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+          found = freshBundle(name);
+          if (!found) throw new Error((r.stderr || r.error?.message || `exit code ${r.status}`).trim());
+        }
+      } finally {
+        release();
+      }
     }
     touch(found.dir);
     return found;
@@ -100,6 +110,49 @@ async function bundle(name, { warn = (msg) => process.stderr.write(`virtops: ${m
 }
 
 const manifestOf = (name) => join(CACHE, `${name}.json`);
+
+/**
+ * An exclusive lock file (`<name>.lock`, holding the builder's pid) around a build; a lock
+ * whose process is gone, or older than 5 min, is taken over. Hand-written (a dozen lines)
+ * because this runs on every stale start of cli/bin.js, before any dependency is loaded.
+ */
+async function buildLock(name) {
+  mkdirSync(CACHE, { recursive: true });
+  const lock = join(CACHE, `${name}.lock`);
+  for (;;) {
+    try {
+      writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      return () => rmSync(lock, { force: true });
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+    }
+    let text = '';
+    let age = 0;
+    try {
+      text = readFileSync(lock, 'utf8');
+      age = Date.now() - statSync(lock).mtimeMs;
+    } catch {
+      continue; // released meanwhile
+    }
+    // An empty file is a lock being written (open and write are two steps).
+    const stale = text === '' ? age > 5000 : !pidAlive(Number(text));
+    if (stale || age > 5 * 60_000) {
+      rmSync(lock, { force: true });
+      continue;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function pidAlive(pid) {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
+}
 
 /** The bundle recorded in the manifest, if its key still matches the sources. */
 function freshBundle(name) {

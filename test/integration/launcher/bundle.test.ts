@@ -45,6 +45,25 @@ describe('launcher bundle', () => {
     expect(await bundleOf()).toEqual(first);
   });
 
+  it('with a stale manifest, concurrent starts wait for one builder and all get its bundle (the lock goes)', async () => {
+    const cache = join(REPO, 'node_modules', '.cache', 'virtops');
+    await rm(join(cache, 'launcher.json'), { force: true });
+    const script = `import(${JSON.stringify(join(REPO, 'scripts', 'build-bundles.mjs'))}).then(async (m) => { const b = await m.launcherBundle({ warn: (w) => console.error(w) }); console.log(b ? b.dir : 'none'); })`;
+    const runs = await Promise.all([0, 1, 2].map(() => new Promise<{ out: string; err: string }>((resolve) => {
+      const p = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (c: Buffer) => (out += c));
+      p.stderr.on('data', (c: Buffer) => (err += c));
+      p.on('close', () => resolve({ out: out.trim(), err }));
+    })));
+    expect(runs.map((r) => r.err)).toEqual(['', '', '']);
+    expect(new Set(runs.map((r) => r.out)).size).toBe(1);
+    expect(runs[0]!.out).toMatch(/launcher-[0-9a-f]{16}$/);
+    expect(await exists(join(cache, 'launcher.lock'))).toBe(false);
+    expect((await bundleOf())?.dir).toBe(runs[0]!.out);
+  }, 120_000);
+
   it("validates in its worker exactly as api/validate.ts does (the schema's code is precompiled at build time)", async () => {
     const bundle = (await bundleOf())!;
     const vmi = (spec: Record<string, unknown>) => ({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'x' }, spec });
