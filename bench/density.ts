@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { bareVm, gitFixture } from '../test/integration/standalone/fixture.js';
 import { cleanupStateDir, listVms, startUp, waitFor } from '../test/integration/standalone/harness.js';
+import { testDriverFloorMs } from './test-driver-floor.js';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -34,24 +35,6 @@ async function rssMiB(pid: number): Promise<{ rss: number; hwm: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
-}
-
-async function baselineVirsh(n: number): Promise<number> {
-  // The XML of what the launcher defines for one of these VMs (test driver: type test).
-  const dir = await mkdtemp(join(tmpdir(), 'vo-bench-'));
-  try {
-    const cmds: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const file = join(dir, `d${i}.xml`);
-      await writeFile(file, `<domain type="test"><name>default_b${i}</name><memory unit="MiB">64</memory><vcpu>1</vcpu><os><type arch="x86_64">hvm</type></os></domain>`);
-      cmds.push(`define ${file}`, `start default_b${i}`);
-    }
-    const t0 = performance.now();
-    await execa('virsh', ['-c', 'test:///default'], { input: `${cmds.join('\n')}\n` });
-    return (performance.now() - t0) / 1000;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 }
 
 async function allRunning(server: string, n: number): Promise<boolean> {
@@ -78,7 +61,7 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 3000));
   const idleBundle = await rssMiB(up.proc.pid!);
   try {
-    const base = await baselineVirsh(N);
+    const base = (await testDriverFloorMs(N)) / 1000;
 
     const t0 = performance.now();
     await git.commitVms(Array.from({ length: N }, (_, i) => bareVm(`vm${i}`)), `${N} VMs`);

@@ -41,6 +41,7 @@ import { bareVm, gitFixture, testGuestVm, type GitFixture } from '../test/integr
 import { cleanupStateDir, launcherPids, listVms, makeStateDir, startUp, waitFor, type UpProcess } from '../test/integration/standalone/harness.js';
 import { pushTestGuestImages, startRegistry, type LocalRegistry } from '../test/helpers/registry.js';
 import { emitJson, JSON_FLAG, say } from './report.js';
+import { testDriverFloorMs } from './test-driver-floor.js';
 
 const { values } = parseArgs({
   options: {
@@ -206,23 +207,6 @@ async function removeFloor(n: number): Promise<void> {
   }));
 }
 
-async function testFloor(n: number): Promise<number> {
-  const dir = await mkdtemp(join(tmpdir(), 'vo-bench-scale-'));
-  try {
-    const cmds: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const file = join(dir, `d${i}.xml`);
-      await writeFile(file, `<domain type="test"><name>default_b${i}</name><memory unit="MiB">64</memory><vcpu>1</vcpu><os><type arch="x86_64">hvm</type></os></domain>`);
-      cmds.push(`define ${file}`, `start default_b${i}`);
-    }
-    const t0 = performance.now();
-    await execa('virsh', ['-q', '-c', 'test:///default'], { input: `${cmds.join('\n')}\n` });
-    return performance.now() - t0;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: number, registry?: { host: string; image: string }): Promise<Point> {
   const git: GitFixture = await gitFixture();
   const stateDir = await makeStateDir();
@@ -337,7 +321,7 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
       floorMs = summary(t);
       await removeFloor(n);
     } else {
-      const t = await testFloor(n);
+      const t = await testDriverFloorMs(n);
       floorMs = { p50: t, p95: t, max: t };
     }
     const loadAfter = load();

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 
@@ -42,4 +42,17 @@ export function ensureTestGuest(): Promise<TestGuest> {
     return JSON.parse(await readFile(`${dir}/info.json`, 'utf8')) as TestGuest;
   })();
   return cached;
+}
+
+/** Writes the label line the test guest prints for a disk (GUEST_MARKERS.diskLabel) into the first 512 bytes of a raw disk file. */
+export async function writeDiskLabel(file: string, label: string): Promise<void> {
+  const fd = await open(file, 'r+');
+  try {
+    const line = Buffer.alloc(512);
+    line.write(`virtops-disk-label: ${label}\n`);
+    await fd.write(line, 0, 512, 0);
+    await fd.sync();
+  } finally {
+    await fd.close();
+  }
 }

@@ -18,7 +18,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import { execa } from 'execa';
@@ -32,7 +32,7 @@ import { CLI_BIN } from '../../../reconciler/cluster/run.js';
 import { SNAPSHOT_NODE_ANNOTATION } from '../../../reconciler/cluster/snapshots.js';
 import { ALL_CRDS, renderCrd } from '../../../synth/crds.js';
 import { pushTestGuestImages, startRegistry } from '../../helpers/registry.js';
-import { GUEST_MARKERS } from '../../helpers/test-guest.js';
+import { GUEST_MARKERS, writeDiskLabel } from '../../helpers/test-guest.js';
 import { testGuestVm, vmDocuments } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
 import YAML from 'yaml';
@@ -72,14 +72,7 @@ describe.skipIf(!env)('cluster mode: snapshot and restore of a running guest (re
   const status = async () => (await getVm(ids.admin, NS, VM))?.status?.printableStatus;
   const waitStatus = (want: string, ms = 240_000) => until(`VM ${want}`, async () => (await status()) === want, ms, 500);
   const claim = () => join(stateDir(), 'pvcs', NS, DV, 'disk.img');
-  const writeLabel = async (label: string) => {
-    const fd = await open(claim(), 'r+');
-    const line = Buffer.alloc(512);
-    line.write(`virtops-disk-label: ${label}\n`);
-    await fd.write(line, 0, 512, 0);
-    await fd.sync();
-    await fd.close();
-  };
+  const writeLabel = (label: string) => writeDiskLabel(claim(), label);
   /** The current launcher Pod's serial log (the guest's latest boot). */
   let lastSerial = '';
   /** The label the guest read from its data disk in its latest boot (the current launcher Pod's serial log). */

@@ -15,7 +15,7 @@ import { startRegistry, pushTestGuestImages, type LocalRegistry } from '../../he
 import { callLauncher } from '../../../launcher/server/client.js';
 import { validateManifest } from '../../../api/validate.js';
 import {
-  REPO, type MonitorHandle, domainListed, domstate, ephemeralFiles, exists, forceCleanup, processesMentioning, runCleanupOnly, testGuestVmi, virsh, waitFor,
+  REPO, type MonitorHandle, domainListed, domstate, ephemeralFiles, exists, forceCleanup, processesMentioning, runCleanupOnly, killThenCleanUp, testGuestVmi, virsh, waitFor,
 } from './harness.js';
 import { keyOf as keyFor, launcherBundle as bundleOf } from '../../../scripts/build-bundles.mjs';
 
@@ -177,12 +177,7 @@ describe('node cli/bin.js launcher-monitor (bundle path)', () => {
     await waitFor('launcher socket', async () => (await m.call('GET', '/healthz')).status === 200, 60_000);
     const res = await m.call('PUT', '/v1/vmi', testGuestVmi(m, image, 'bundle-crash', { imagePullPolicy: 'IfNotPresent' }));
     expect(res.status, JSON.stringify(res.body)).toBe(201);
-    process.kill(m.proc.pid!, 'SIGKILL');
-    expect((await m.exited).signal).toBe('SIGKILL');
-    expect(await domainListed(m.domain)).toBe(true);
-    const cleanup = await runCleanupOnly(m);
-    expect(cleanup.code, JSON.stringify(cleanup.logs.slice(-5))).toBe(0);
-    expect(cleanup.logs.some((l) => l['msg'] === 'cleaned up after the launcher')).toBe(true);
+    await killThenCleanUp(m);
     expect(await domainListed(m.domain)).toBe(false);
     expect(await ephemeralFiles(m)).toEqual([]);
     expect(await exists(m.socket)).toBe(false);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
+import { expect } from 'vitest';
 import { callLauncher } from '../../../launcher/server/client.js';
 import { waitFor } from '../../helpers/wait.js';
 
@@ -127,6 +128,20 @@ export async function waitForSerial(m: MonitorHandle, re: RegExp, timeoutMs = 12
 export async function virsh(...args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const r = await execa('virsh', ['-c', 'qemu:///system', ...args], { reject: false });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/**
+ * SIGKILLs a launcher-monitor with a running domain, then runs `--cleanup-only` with its flags
+ * (what the node agent does): the domain was still there after the kill, the cleanup exits 0
+ * and says it cleaned up.
+ */
+export async function killThenCleanUp(m: MonitorHandle): Promise<void> {
+  process.kill(m.proc.pid!, 'SIGKILL');
+  expect((await m.exited).signal).toBe('SIGKILL');
+  expect(await domainListed(m.domain)).toBe(true);
+  const cleanup = await runCleanupOnly(m);
+  expect(cleanup.code, JSON.stringify(cleanup.logs.slice(-5))).toBe(0);
+  expect(cleanup.logs.some((l) => l['msg'] === 'cleaned up after the launcher')).toBe(true);
 }
 
 export async function domainListed(domain: string): Promise<boolean> {

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { startRegistry, pushTestGuestImages, type LocalRegistry } from '../../helpers/registry.js';
 import { launcherEvents } from '../../../launcher/server/client.js';
 import {
-  type MonitorHandle, domainListed, domstate, ephemeralFiles, exists, forceCleanup, pidAlive, processesMentioning, runCleanupOnly,
+  type MonitorHandle, domainListed, domstate, ephemeralFiles, exists, forceCleanup, pidAlive, processesMentioning, runCleanupOnly, killThenCleanUp,
   serialText, startMonitor, testGuestVmi, virsh, waitFor, waitForSerial, waitForSocket,
 } from './harness.js';
 
@@ -200,12 +200,7 @@ describe('launcher-monitor after a SIGKILL (one process per VM)', () => {
     const launchers: number[] = [];
     for (const p of await processesMentioning(m.uid)) if (p !== m.proc.pid && (await readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '')).split('\0').includes('--uid')) launchers.push(p);
     expect(launchers, 'launcher processes besides the launcher-monitor').toEqual([]);
-    process.kill(m.proc.pid!, 'SIGKILL');
-    expect((await m.exited).signal).toBe('SIGKILL');
-    expect(await domainListed(m.domain)).toBe(true);
-    const cleanup = await runCleanupOnly(m);
-    expect(cleanup.code, JSON.stringify(cleanup.logs.slice(-5))).toBe(0);
-    expect(cleanup.logs.some((l) => l['msg'] === 'cleaned up after the launcher')).toBe(true);
+    await killThenCleanUp(m);
     await assertNothingLeft(m);
     // Idempotent: a retried cleanup finds nothing to do and succeeds.
     expect((await runCleanupOnly(m)).code).toBe(0);

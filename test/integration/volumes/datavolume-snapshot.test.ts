@@ -13,7 +13,7 @@
  * 4. the VM leaving git takes its template's DataVolume and claim with it.
  */
 import { existsSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import YAML from 'yaml';
@@ -22,7 +22,7 @@ import type { VirtualMachine } from '../../../api/kubevirt.js';
 import type { DataVolumeView } from '../../../reconciler/standalone/datavolumes.js';
 import type { VirtualMachineRestore, VirtualMachineSnapshot } from '../../../api/snapshot.js';
 import { serveDisk, type DiskServer } from '../../helpers/disk-server.js';
-import { ensureTestGuest, GUEST_MARKERS } from '../../helpers/test-guest.js';
+import { ensureTestGuest, GUEST_MARKERS, writeDiskLabel } from '../../helpers/test-guest.js';
 import { bareVm, testGuestVm, vmDocuments } from '../standalone/fixture.js';
 import { CLI, apiGet, guestUpFixture, startUp, vm, waitFor } from '../standalone/harness.js';
 
@@ -68,14 +68,7 @@ describe('DataVolumes and snapshots under virtops up (qemu:///system, TCG)', () 
     const labels = [...last.matchAll(new RegExp(`${GUEST_MARKERS.diskLabel} (vd[a-z]) (\\S+)`, 'g'))].map((m) => m[2]!);
     return labels.find((l) => l !== 'test-disk' || labels.length === 1) ?? labels[0];
   };
-  const writeLabel = async (label: string) => {
-    const fd = await open(claim(), 'r+');
-    const line = Buffer.alloc(512);
-    line.write(`virtops-disk-label: ${label}\n`);
-    await fd.write(line, 0, 512, 0);
-    await fd.sync();
-    await fd.close();
-  };
+  const writeLabel = (label: string) => writeDiskLabel(claim(), label);
   const waitStatus = (want: string, ms = 180_000) => waitFor(`VM ${want}`, async () => (await status()) === want, ms, 250);
 
   it('a wrong checksum: the DataVolume fails, the VM shows DataVolumeError, nothing becomes the claim', async () => {
