@@ -237,8 +237,8 @@ describe('GuestAgentWatcher (fake agent client)', () => {
     w.stop();
   });
 
-  it('when libvirt does not say whether the channel is open, refused asks back off (0, 1, 3, 7 … polls skipped, at most BLIND_SKIP_MAX) and a reply resets it', async () => {
-    expect([1, 2, 3, 4, 5, 6, 7, 20].map(blindSkipAfter)).toEqual([0, 1, 3, 7, 15, 31, 31, BLIND_SKIP_MAX]);
+  it('when libvirt does not say whether the channel is open, refused asks back off (7, 15, then BLIND_SKIP_MAX polls skipped) and a reply resets it', async () => {
+    expect([1, 2, 3, 4, 20].map(blindSkipAfter)).toEqual([7, 15, 31, 31, BLIND_SKIP_MAX]);
     const state = { up: false, calls: [] as string[] };
     const w = new GuestAgentWatcher({
       client: fakeClient(state), domain: 'default_web', log: pino({ level: 'silent' }),
@@ -246,15 +246,17 @@ describe('GuestAgentWatcher (fake agent client)', () => {
       domainXml: async () => DOMAIN_XML.replace('</devices>', `<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel></devices>`),
       onChange: () => undefined,
     });
-    for (let i = 0; i < 12; i++) await w.poll();
-    // Asked at polls 1, 2, 4, 8 (skipping 0, 1, 3 between): 4 asks in 12 polls, not 12.
-    expect(state.calls).toEqual(Array(4).fill('guest-network-get-interfaces'));
+    for (let i = 0; i < 24; i++) await w.poll();
+    // Asked at polls 1, 9 (7 skipped) and 25 would be next (15 skipped): 2 asks in 24 polls, not 24.
+    expect(state.calls).toEqual(Array(2).fill('guest-network-get-interfaces'));
     state.up = true;
-    for (let i = 0; i < 7; i++) await w.poll(); // the 3 polls still to skip, then asked and answered
+    await w.poll(); // poll 25: asked and answered
     expect(w.connected).toBe(true);
+    await w.poll(); // the first poll after connecting also re-reads OS info
     state.calls.length = 0;
     await w.poll();
-    expect(state.calls).toEqual(['guest-network-get-interfaces']); // connected: asked every poll again
+    await w.poll();
+    expect(state.calls).toEqual(['guest-network-get-interfaces', 'guest-network-get-interfaces']); // connected: asked every poll again
     w.stop();
   });
 });
