@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { mkdir, open, readdir, readFile, symlink, lstat, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { launcherFlagValue } from '../../launcher/flags.js';
+import { launcherPaths, parseLauncherArgv, validateLauncherFlags } from '../../launcher/flags.js';
 import type { HostDir } from './pod-process.js';
 
 /** `launcher-monitor --cleanup-only <flags>`: the one-shot cleanup after a launcher that died (launcher/monitor/monitor.ts). */
@@ -168,13 +168,20 @@ export async function launchOf(pid: number): Promise<{ argv: string[]; env: Reco
 
 /**
  * Whether a launcher that is gone left its cleanup undone: a clean exit removes its command
- * socket and its state file (launcher/cleanup.ts); a SIGKILL leaves them.
+ * socket and its state file (launcher/cleanup.ts); a SIGKILL leaves them. The state file's
+ * path is the launcher's own (launcherPaths of the flags it was started with).
  */
 export async function cleanupNeeded(argv: readonly string[], socketPath: string): Promise<boolean> {
-  const shareDir = launcherFlagValue(argv, 'kubevirtShareDir');
-  const stateDir = launcherFlagValue(argv, 'stateDir') ?? (shareDir !== undefined ? join(shareDir, 'launcher') : undefined);
   const exists = (p: string) => lstat(p).then(() => true, () => false);
-  return (await exists(socketPath)) || (stateDir !== undefined && (await exists(join(stateDir, 'launcher-state.json'))));
+  if (await exists(socketPath)) return true;
+  let flags: ReturnType<typeof validateLauncherFlags> | undefined;
+  try {
+    flags = validateLauncherFlags(parseLauncherArgv(argv));
+  } catch {
+    flags = undefined;
+  }
+  // Flags that do not parse could not start a launcher either: nothing of it to clean.
+  return flags?.ok === true && (await exists(launcherPaths(flags.config).stateFile));
 }
 
 /** Runs `argv` to its end (output appended to `logFile`); SIGKILL after `timeoutMs`. */

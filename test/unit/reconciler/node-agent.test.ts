@@ -123,7 +123,7 @@ describe('NodeAgent.sweepOrphans: launcher Pod dirs whose Pod is gone', () => {
 });
 
 describe('ProcessRuntime.stop: the supervisor cleans up after a launcher process that died (one process per VM)', () => {
-  /** A record whose launcher is gone; its "launcher command" is a node script recording the cleanup run. */
+  /** A record whose launcher is gone; its "launcher command" (a node script recording the cleanup run) carries the flags a launcher needs. */
   async function deadLauncher(exitCode: number) {
     const dir = await mkdtemp(join(tmpdir(), 'vo-pr-'));
     dirs.push(dir);
@@ -132,7 +132,7 @@ describe('ProcessRuntime.stop: the supervisor cleans up after a launcher process
     const record: InstanceRecord = {
       uid: 'u-dead', createdAt: 0, spec: { domain: { devices: {} } }, podDir: dir, socketPath: join(dir, 'launcher-sock'), shareDir: join(dir, 'share'),
       domainName: 'default_g1', logFile: join(dir, 'launcher.log'), podGraceSeconds: 1,
-      launch: { argv: [process.execPath, '-e', script, '--', 'launcher-monitor', '--uid', 'u-dead', '--kubevirt-share-dir', join(dir, 'share')], env: {} },
+      launch: { argv: [process.execPath, '-e', script, '--', 'launcher-monitor', '--uid', 'u-dead', '--name', 'g1', '--namespace', 'default', '--kubevirt-share-dir', join(dir, 'share'), '--ephemeral-disk-dir', join(dir, 'eph'), '--container-disk-dir', join(dir, 'cd')], env: {} },
     };
     return { record, marker, dir };
   }
