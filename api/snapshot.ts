@@ -9,6 +9,16 @@ import type { Condition, VirtualMachine, Volume } from './kubevirt.js';
 
 export const SNAPSHOT_API_VERSION = 'snapshot.kubevirt.io/v1beta1';
 
+/** The name `virtops snapshot create` gives a snapshot when none is asked for: `<vm>-<yyyymmdd-hhmmss>` (UTC). */
+export function defaultSnapshotName(vm: string, now: Date): string {
+  return `${vm}-${now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-').toLowerCase()}`;
+}
+
+/** The name `virtops snapshot restore` gives a restore when none is asked for: `restore-<snapshot>-<time in base 36>`. */
+export function defaultRestoreName(snapshot: string, now: Date): string {
+  return `restore-${snapshot}-${now.getTime().toString(36)}`;
+}
+
 /** The kinds virtops runs and their vendored OpenAPI definitions. */
 export const SNAPSHOT_KINDS: Record<string, string> = {
   VirtualMachineSnapshot: 'v1beta1.VirtualMachineSnapshot',

@@ -1,11 +1,9 @@
 import type { Command } from 'commander';
-import type { VirtualMachineRestore, VirtualMachineSnapshot } from '../../api/snapshot.js';
+import { SNAPSHOT_API_VERSION, defaultRestoreName, defaultSnapshotName, type VirtualMachineRestore, type VirtualMachineSnapshot } from '../../api/snapshot.js';
 import { apiCall, parseVmName, resolveTarget } from '../../reconciler/standalone/client.js';
 import type { KubeRest } from '../kube-rest.js';
 import { addAccessOptions, selectMode, type AccessOptions } from '../vm-access.js';
 import { formatRestores, formatSnapshots } from './storage-format.js';
-
-const SNAPSHOT_API = 'snapshot.kubevirt.io/v1beta1';
 
 /**
  * Where snapshots live: the local `virtops up` (its API) or, with a kubeconfig, the cluster
@@ -41,9 +39,7 @@ async function backend(opts: AccessOptions): Promise<SnapshotBackend> {
 
 /** The cluster: the objects as kubectl would create them; names defaulted as `virtops up` does. */
 export function clusterBackend(kube: KubeRest): SnapshotBackend {
-  const path = (plural: string, ns?: string, name?: string) => `/apis/${SNAPSHOT_API}/${ns ? `namespaces/${encodeURIComponent(ns)}/` : ''}${plural}${name ? `/${encodeURIComponent(name)}` : ''}`;
-  const stamp = () => new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-').toLowerCase();
-  const id = () => Math.random().toString(16).slice(2, 7);
+  const path = (plural: string, ns?: string, name?: string) => `/apis/${SNAPSHOT_API_VERSION}/${ns ? `namespaces/${encodeURIComponent(ns)}/` : ''}${plural}${name ? `/${encodeURIComponent(name)}` : ''}`;
   const notFound = (what: string) => (err: unknown) => {
     if ((err as { code?: number }).code === 404) throw new Error(`${what} not found; see virtops snapshot list --kubeconfig F`);
     throw err;
@@ -51,7 +47,7 @@ export function clusterBackend(kube: KubeRest): SnapshotBackend {
   return {
     defaultNamespace: kube.target.namespace,
     create: (namespace, vm, o) => kube.call<VirtualMachineSnapshot>('POST', path('virtualmachinesnapshots', namespace), {
-      apiVersion: SNAPSHOT_API, kind: 'VirtualMachineSnapshot', metadata: { name: o.name ?? `${vm}-${stamp()}`, namespace },
+      apiVersion: SNAPSHOT_API_VERSION, kind: 'VirtualMachineSnapshot', metadata: { name: o.name ?? defaultSnapshotName(vm, new Date()), namespace },
       spec: { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: vm }, ...(o.failureDeadline ? { failureDeadline: o.failureDeadline } : {}) },
     }),
     snapshots: async (ns) => (await kube.call<{ items: VirtualMachineSnapshot[] }>('GET', path('virtualmachinesnapshots', ns))).items,
@@ -59,7 +55,7 @@ export function clusterBackend(kube: KubeRest): SnapshotBackend {
     restore: async (namespace, snapshot, o) => {
       const snap = await kube.call<VirtualMachineSnapshot>('GET', path('virtualmachinesnapshots', namespace, snapshot)).catch(notFound(`VirtualMachineSnapshot ${namespace}/${snapshot}`));
       return kube.call<VirtualMachineRestore>('POST', path('virtualmachinerestores', namespace), {
-        apiVersion: SNAPSHOT_API, kind: 'VirtualMachineRestore', metadata: { name: o.name ?? `restore-${snapshot}-${id()}`, namespace },
+        apiVersion: SNAPSHOT_API_VERSION, kind: 'VirtualMachineRestore', metadata: { name: o.name ?? defaultRestoreName(snapshot, new Date()), namespace },
         spec: { target: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: o.target ?? snap.spec.source.name }, virtualMachineSnapshotName: snapshot, ...(o.policy ? { targetReadinessPolicy: o.policy } : {}) },
       });
     },

@@ -13,6 +13,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DataVolumeWorker } from './datavolumes.js';
 import { type SnapshotWorker, UserError } from './snapshots.js';
+import { defaultRestoreName, defaultSnapshotName } from '../../api/snapshot.js';
 
 const MAX_BODY = 64 * 1024;
 
@@ -27,7 +28,7 @@ export function storageRoutes(dv: DataVolumeWorker, snaps: SnapshotWorker) {
         const ns = str(b.namespace, 'namespace') ?? 'default';
         const vm = str(b.vm, 'vm');
         if (!vm) throw new UserError(400, 'vm is required: the VirtualMachine to snapshot');
-        const name = str(b.name, 'name') ?? `${vm}-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-').toLowerCase()}`;
+        const name = str(b.name, 'name') ?? defaultSnapshotName(vm, new Date());
         const failureDeadline = str(b.failureDeadline, 'failureDeadline');
         return send(res, 202, await snaps.createSnapshot(ns, name, { source: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: vm }, ...(failureDeadline ? { failureDeadline } : {}) }));
       }
@@ -49,7 +50,7 @@ export function storageRoutes(dv: DataVolumeWorker, snaps: SnapshotWorker) {
           throw new UserError(400, `targetReadinessPolicy "${policy}" is not one of WaitGracePeriod, StopTarget, WaitEventually, FailImmediate`);
         }
         const overrides = Array.isArray(b.volumeRestoreOverrides) ? (b.volumeRestoreOverrides as { volumeName?: string; restoreName?: string }[]) : undefined;
-        const name = str(b.name, 'name') ?? `restore-${snapshot}-${Date.now().toString(36)}`;
+        const name = str(b.name, 'name') ?? defaultRestoreName(snapshot, new Date());
         return send(res, 202, await snaps.createRestore(ns, name, {
           target: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: target },
           virtualMachineSnapshotName: snapshot,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { VirtualMachine } from '../../../api/kubevirt.js';
-import { checkSnapshotRules, parseDuration, planRestore, restoreStatus, snapshotStatus, snapshotVolumes } from '../../../api/snapshot.js';
+import { checkSnapshotRules, defaultRestoreName, defaultSnapshotName, parseDuration, planRestore, restoreStatus, snapshotStatus, snapshotVolumes } from '../../../api/snapshot.js';
 import { validateManifest } from '../../../api/validate.js';
 import { backupXml, jobType } from '../../../launcher/volumes/snapshot.js';
 import { formatRestores, formatSnapshots } from '../../../cli/commands/storage-format.js';
@@ -121,5 +121,13 @@ describe('snapshot and restore tables', () => {
     expect(text!.split('\n')[1]).toMatch(/^snap1\s+VirtualMachine\s+web\s+Succeeded\s+true\s+60s\s+Online,NoGuestAgent$/);
     const r = formatRestores([{ apiVersion: 'snapshot.kubevirt.io/v1beta1', kind: 'VirtualMachineRestore', metadata: { name: 'r1' }, spec: { target: { kind: 'VirtualMachine', name: 'web' }, virtualMachineSnapshotName: 'snap1' }, status: restoreStatus({ state: 'Succeeded', since: now, restoredAt: now }) }], { now });
     expect(r!.split('\n')[1]).toMatch(/^r1\s+snap1\s+VirtualMachine\s+web\s+true\s+0s$/);
+  });
+});
+
+describe('default snapshot and restore names (single host and cluster CLI alike)', () => {
+  it('<vm>-<yyyymmdd-hhmmss> in UTC, and restore-<snapshot>-<time in base 36>', () => {
+    const at = new Date('2026-12-04T19:37:05.123Z');
+    expect(defaultSnapshotName('web', at)).toBe('web-20261204-193705');
+    expect(defaultRestoreName('web-20261204-193705', at)).toBe(`restore-web-20261204-193705-${at.getTime().toString(36)}`);
   });
 });
