@@ -45,24 +45,37 @@ describe('launcher bundle', () => {
     expect(await bundleOf()).toEqual(first);
   });
 
-  it('with a stale manifest, concurrent starts wait for one builder and all get its bundle (the lock goes)', async () => {
+  it('with a stale manifest, a start waits while another live process holds the build lock, then builds; a stale lock is taken over', async () => {
     const cache = join(REPO, 'node_modules', '.cache', 'virtops');
-    await rm(join(cache, 'launcher.json'), { force: true });
+    const lock = join(cache, 'launcher.lock');
     const script = `import(${JSON.stringify(join(REPO, 'scripts', 'build-bundles.mjs'))}).then(async (m) => { const b = await m.launcherBundle({ warn: (w) => console.error(w) }); console.log(b ? b.dir : 'none'); })`;
-    const runs = await Promise.all([0, 1, 2].map(() => new Promise<{ out: string; err: string }>((resolve) => {
+    const start = () => {
       const p = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       p.stdout.on('data', (c: Buffer) => (out += c));
       p.stderr.on('data', (c: Buffer) => (err += c));
-      p.on('close', () => resolve({ out: out.trim(), err }));
-    })));
-    expect(runs.map((r) => r.err)).toEqual(['', '', '']);
-    expect(new Set(runs.map((r) => r.out)).size).toBe(1);
-    expect(runs[0]!.out).toMatch(/launcher-[0-9a-f]{16}$/);
-    expect(await exists(join(cache, 'launcher.lock'))).toBe(false);
-    expect((await bundleOf())?.dir).toBe(runs[0]!.out);
-  }, 120_000);
+      const done = new Promise<{ out: string; err: string }>((resolve) => p.on('close', () => resolve({ out: out.trim(), err })));
+      return { done, exited: () => p.exitCode !== null };
+    };
+    await rm(join(cache, 'launcher.json'), { force: true });
+    // This (live) process holds the lock: the start must wait for it.
+    await writeFile(lock, String(process.pid));
+    const waiting = start();
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(waiting.exited(), 'a start did not wait for the build lock').toBe(false);
+    await rm(lock);
+    const first = await waiting.done;
+    expect(first.err).toBe('');
+    expect(first.out).toMatch(/launcher-[0-9a-f]{16}$/);
+    // A lock left by a process that is gone is taken over at once.
+    await rm(join(cache, 'launcher.json'), { force: true });
+    await writeFile(lock, '2147483646');
+    const second = await start().done;
+    expect(second).toEqual(first);
+    expect(await exists(lock)).toBe(false);
+    expect((await bundleOf())?.dir).toBe(first.out);
+  }, 180_000);
 
   it("validates in its worker exactly as api/validate.ts does (the schema's code is precompiled at build time)", async () => {
     const bundle = (await bundleOf())!;
