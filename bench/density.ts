@@ -8,8 +8,9 @@
  *   2. `virtops up` RSS with 1,000 VMs Running (target < 150 MiB).
  *
  * `virtops up` runs as its own process with `--launcher-runtime pool`: the real launcher
- * code and command sockets, hosted in one pool process, because one launcher process pair
- * costs ~240 MB RSS and 2-3 s CPU to start under tsx (see the report printed at the end).
+ * code and command sockets, hosted in one pool process, because even one launcher process
+ * per VM (~74 MiB RSS from the bundle, ~0.5 s of CPU to start) would not fit 1,000 VMs here
+ * (bench:scaling measures the process runtime up to 100).
  *
  *   npx tsx bench/density.ts [--vms 200] [--rss-vms 1000] [--json]
  */
