@@ -13,7 +13,7 @@
  * 2. N VMs (default 100) from one push → all Running. Target < 30 s. Baseline measured in the
  *    same run: the API floor, i.e. the same number of VMs + VMIs + Pods created and their
  *    statuses patched directly by one client, with no controller or agent in between.
- *    Launchers run in reconciler/agent's pool runtime (one process, real Launcher class and
+ *    Launchers run in the benchmarks' pool runtime (bench/pool-runtime.ts: one process, real Launcher class and
  *    command socket per VM): 100 launcher processes would need ~24 GB.
  * 3. Controller RSS with M VMs (default 1,000, Always, no agent: 1,000 VMIs and 1,000 Pending
  *    launcher Pods in its caches), as a separate `virtops controller` process. Target < 200
@@ -109,8 +109,8 @@ async function main(): Promise<void> {
     await ns('virtops-system');
     // ---- 1 + 2: writes per VM, N VMs → Running -------------------------------------------
     if (!skip.has('writes') || !skip.has('scale')) {
-      const { PoolRuntime } = await import('../reconciler/agent/pool.js');
-      const pool = new PoolRuntime({ socketPath: join(dir, 'pool.sock'), command: [process.execPath, CLI_BIN], logFile: join(dir, 'pool.log') });
+      const { PoolRuntime } = await import('./pool-runtime.js');
+      const pool = new PoolRuntime({ socketPath: join(dir, 'pool.sock'), logFile: join(dir, 'pool.log') });
       const agentClient = new HttpKubeClient(loadKubeConfig(cp.kubeconfigPath));
       const agent = await runAgent(
         { node: 'bench-node', processRuntime: true, stateDir: join(dir, 'agent'), emulation: 'tcg', libvirtUri: 'test:///default', insecureRegistries: [], intervalMs: 60_000 },

@@ -7,8 +7,9 @@
  *      alone, no git, no reconciler, no launchers);
  *   2. `virtops up` RSS with 1,000 VMs Running (target < 150 MiB).
  *
- * `virtops up` runs as its own process with `--launcher-runtime pool`: the real launcher
- * code and command sockets, hosted in one pool process, because even one launcher process
+ * `virtops up` runs as its own process with the pool runtime injected (`node
+ * bench/pool-bin.mjs up`: the same command and flags, bundled as the product's `up` is; see
+ * bench/pool-runtime.ts): the real launcher code and command sockets, hosted in one pool process, because even one launcher process
  * per VM (~74 MiB RSS from the bundle, ~0.5 s of CPU to start) would not fit 1,000 VMs here
  * (bench:scaling measures the process runtime up to 100).
  *
@@ -22,6 +23,7 @@ import { execa } from 'execa';
 import { bareVm, gitFixture } from '../test/integration/standalone/fixture.js';
 import { cleanupStateDir, listVms, startUp, waitFor } from '../test/integration/standalone/harness.js';
 import { testDriverFloorMs } from './test-driver-floor.js';
+import { POOL_BIN } from './pool-runtime.js';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -46,7 +48,7 @@ async function allRunning(server: string, n: number): Promise<boolean> {
 async function main(): Promise<void> {
   const git = await gitFixture();
   const stateDir = await mkdtemp('/tmp/vo-bd-');
-  const args = ['--repo', git.bare, '--libvirt-uri', 'test:///default', '--emulation', 'tcg', '--interval', '5m', '--concurrency', '32', '--launcher-runtime', 'pool', '--no-freshness-check'];
+  const args = ['--repo', git.bare, '--libvirt-uri', 'test:///default', '--emulation', 'tcg', '--interval', '5m', '--concurrency', '32', '--no-freshness-check'];
   // Baseline: idle RSS through tsx and the full CLI (every command's modules loaded), as
   // `virtops up` ran before the reconciler bundle; VIRTOPS_NO_BUNDLE reaches the child
   // through the inherited environment.
@@ -57,8 +59,9 @@ async function main(): Promise<void> {
   const idleCliRss = await rssMiB(idleCli.proc.pid!);
   await idleCli.stop();
   await rm(idleDir, { recursive: true, force: true });
-  // Everything else runs `node cli/bin.js up`, as users do (the reconciler bundle).
-  let up = await startUp(args, stateDir);
+  // Everything else runs `up` bundled, as users do (`node cli/bin.js up` runs the reconciler
+  // bundle; bench/pool-bin.mjs the same command, bundled with the pool runtime).
+  let up = await startUp(args, stateDir, { bin: POOL_BIN });
   await new Promise((r) => setTimeout(r, 3000));
   const idleBundle = await rssMiB(up.proc.pid!);
   try {
@@ -92,7 +95,7 @@ async function main(): Promise<void> {
     // Restart adoption at scale: a new `virtops up` finds all 1,000 again.
     await up.stop();
     const t2 = performance.now();
-    up = await startUp(args, stateDir);
+    up = await startUp(args, stateDir, { bin: POOL_BIN });
     await waitFor('adoption', async () => (await listVms(up.server)).vms.filter((v) => v.status?.printableStatus === 'Running').length >= runningNow, 600_000, 500).catch(() => undefined);
     const adopt = (performance.now() - t2) / 1000;
     const afterAdopt = await rssMiB(up.proc.pid!);

@@ -22,8 +22,8 @@
  *
  * `test:///default` (`--test-sizes`): the same push of N bare VMs (no QEMU), where the per-VM
  * process cost dominates. N ≤ `--test-process-max` (100) runs the process runtime (it fits:
- * ~35 MiB PSS per VM); every N also runs the pool runtime (bench/density.ts's: the real
- * launcher code, many launchers in one process), since 1,000 or 5,000 launcher process pairs
+ * ~35 MiB PSS per VM); every N also runs the pool runtime (bench/pool-runtime.ts, `up` through
+ * bench/pool-bin.mjs as in bench/density.ts: the real launcher code, many launchers in one process), since 1,000 or 5,000 launcher process pairs
  * do not fit in 24 GiB. Baseline: one `virsh` session defining and starting the same number
  * of domains (test:///default keeps its domains per connection, so parallel `virsh`
  * processes would each see an empty driver).
@@ -42,6 +42,7 @@ import { cleanupStateDir, launcherPids, listVms, makeStateDir, startUp, waitFor,
 import { pushTestGuestImages, startRegistry, type LocalRegistry } from '../test/helpers/registry.js';
 import { emitJson, JSON_FLAG, say } from './report.js';
 import { testDriverFloorMs } from './test-driver-floor.js';
+import { POOL_BIN } from './pool-runtime.js';
 
 const { values } = parseArgs({
   options: {
@@ -222,13 +223,14 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
   });
   const args = kind === 'qemu'
     ? ['--repo', git.bare, '--emulation', 'tcg', '--interval', '5m', '--no-freshness-check', '--insecure-registry', registry!.host]
-    : ['--repo', git.bare, '--libvirt-uri', 'test:///default', '--emulation', 'tcg', '--interval', '5m', '--concurrency', '32', '--launcher-runtime', runtime, '--no-freshness-check'];
+    : ['--repo', git.bare, '--libvirt-uri', 'test:///default', '--emulation', 'tcg', '--interval', '5m', '--concurrency', '32', '--no-freshness-check'];
   if (kind === 'qemu' && runtime === 'pool') throw new Error('real guests run the process runtime only');
   let up: UpProcess | undefined;
   const poolNeedles = ['launcher-pool', `${stateDir}/pool.sock`];
   try {
     await git.commitVms([placeholder], 'placeholder');
-    up = await startUp(args, stateDir);
+    // The pool runtime is injected from code by the bench-only entry (bench/pool-runtime.ts).
+    up = await startUp(args, stateDir, runtime === 'pool' ? { bin: POOL_BIN } : {});
     const server = up.server;
     const upPid = up.proc.pid!;
     await waitFor('placeholder applied', async () => (await listVms(server)).vms.some((v) => v.name === placeholder.metadata.name), 60_000);

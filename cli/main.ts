@@ -43,7 +43,6 @@ export const EXAMPLES: Record<string, string[]> = {
   source: ['virtops source watch --repo ./my-vms'],
   'source watch': ['virtops source watch --repo ./my-vms --branch main'],
   up: ['sudo virtops up --repo ./my-vms', 'sudo virtops up --repo https://git.example/vms.git --interval 1m'],
-  'launcher-pool': ['virtops launcher-pool ...   # benchmarks only'],
   get: ['virtops get vms', 'virtops get vms -o wide', 'virtops get vmis -A --kubeconfig ~/.kube/config'],
   describe: ['virtops describe vm web', 'virtops describe vm prod/web --kubeconfig ~/.kube/config'],
   console: ['virtops console web             # detach with Ctrl-]', 'virtops console web -n prod --kubeconfig ~/.kube/config'],

@@ -12,6 +12,9 @@ export function launcherBundle(opts?: { warn?: (message: string) => void }): Pro
 /** As launcherBundle, for `up`, `controller` and `agent` (entry.mjs runs reconciler/entry.ts: `node <entry> up|controller|agent <flags>`). */
 export function reconcilerBundle(opts?: { warn?: (message: string) => void }): Promise<LauncherBundle | undefined>;
 
+/** As launcherBundle, for bench/pool-bin.mjs (benchmarks only: `up` with the pool runtime, and the pool's host process). */
+export function benchPoolBundle(opts?: { warn?: (message: string) => void }): Promise<LauncherBundle | undefined>;
+
 /** The key of a bundle built from `inputs` (paths relative to `repo`). */
 export function keyOf(inputs: readonly string[], repo?: string): string;
 

@@ -12,6 +12,8 @@
  *   built from reconciler/entry.ts (registers just those commands, with the same flags).
  *   Modules that locate repository files from import.meta.url (cli/bin.js, the project
  *   root) keep their source location (see sourceLocation below).
+ * - `bench-pool` (benchmarks only, never packaged): bench/pool-entry.ts, `up` with the pool
+ *   runtime injected and the pool's host process (bench/pool-bin.mjs runs it).
  * - `cli` (the npm package only; see BUNDLES below): every other command of the installed
  *   package, built from cli/main.ts.
  *
@@ -24,7 +26,7 @@
  * load lazy chunks from them: each process touches its directory at start and every few
  * hours, and directories untouched for a week are pruned.
  *
- *   node scripts/build-bundles.mjs [launcher|reconciler|dashboard]   build (if stale) and print the bundle directory
+ *   node scripts/build-bundles.mjs [launcher|reconciler|dashboard|bench-pool]   build (if stale) and print the bundle directory
  *   import { launcherBundle, reconcilerBundle } from '...'; what cli/bin.js calls (builds through the line above)
  */
 import { spawnSync } from 'node:child_process';
@@ -45,9 +47,11 @@ const PRUNE_AFTER_MS = 7 * 24 * 3600 * 1000;
  */
 const BUNDLES = {
   launcher: { entryPoints: { entry: 'launcher/entry.ts', 'prepare-worker': 'launcher/prepare-worker.ts' }, precompiledValidators: true },
-  // The pool runtime's launcher code (bundled through `up`) also finds prepare-worker.mjs
-  // next to its chunk, hence the second entry point.
-  reconciler: { entryPoints: { entry: 'reconciler/entry.ts', 'prepare-worker': 'launcher/prepare-worker.ts' }, precompiledValidators: false },
+  reconciler: { entryPoints: { entry: 'reconciler/entry.ts' }, precompiledValidators: false },
+  // Benchmarks only (bench/pool-bin.mjs; never in the npm package): `up` with the pool
+  // runtime injected, and the pool's host process, whose launcher code finds
+  // prepare-worker.mjs next to its chunk.
+  'bench-pool': { entryPoints: { entry: 'bench/pool-entry.ts', 'prepare-worker': 'launcher/prepare-worker.ts' }, precompiledValidators: false, benchOnly: true },
   // Every other command of the installed package (scripts/build-package.mjs): one chunk with
   // commander and the command definitions, each command's own modules in lazy chunks. Loading
   // ~15 chunks instead of ~200 compiled modules (yaml alone is 80 files) is most of the start
@@ -79,6 +83,11 @@ export function dashboardBundle(opts) {
 /** As launcherBundle, for `up`, `controller` and `agent` (reconciler/entry.ts). */
 export function reconcilerBundle(opts) {
   return bundle('reconciler', opts);
+}
+
+/** As launcherBundle, for bench/pool-bin.mjs (bench/pool-entry.ts; benchmarks only). */
+export function benchPoolBundle(opts) {
+  return bundle('bench-pool', opts);
 }
 
 async function bundle(name, { warn = (msg) => process.stderr.write(`virtops: ${msg}\n`) } = {}) {
@@ -225,7 +234,7 @@ async function build(name) {
  * as the compiled modules themselves do, never a path of this checkout.
  */
 export async function buildPackageBundles(outRoot) {
-  for (const name of Object.keys(BUNDLES)) {
+  for (const name of Object.keys(BUNDLES).filter((n) => !BUNDLES[n].benchOnly)) {
     rmSync(join(outRoot, name), { recursive: true, force: true });
     await buildInto(name, join(outRoot, name), packageLocation, { validatorsLocated: true });
   }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { RawUpFlags } from '../../reconciler/standalone/up.js';
+import type { RawUpFlags, UpConfig, UpOptions } from '../../reconciler/standalone/up.js';
 // A leaf module (node:path only): registering the command still loads no reconciler wiring.
 import { DEFAULT_STATE_DIR } from '../../reconciler/agent/host-config.js';
 
@@ -8,8 +8,10 @@ const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 /**
  * `virtops up`: git → running VMs on this host, kept converged (foreground; JSON logs on
  * stdout; SIGTERM/SIGINT stop reconciling and leave VMs running for the next `up` to adopt).
+ * `inject.options`: what code (not flags) passes to runUp; only benchmarks use it
+ * (bench/pool-entry.ts injects its pool runtime).
  */
-export function registerUp(program: Command): void {
+export function registerUp(program: Command, inject: { options?: (config: UpConfig) => UpOptions } = {}): void {
   program
     .command('up')
     .description('run the single-host GitOps reconciler: apply dist/ of a git branch to libvirt on this host and keep it converged')
@@ -30,13 +32,12 @@ export function registerUp(program: Command): void {
     .option('--concurrency <n>', 'VMs reconciled in parallel', '16')
     .option('--crash-loop-backoff <duration>', 'CrashLoopBackOff: the wait before restarting a VM that failed, doubling per failure in a row', '10s')
     .option('--crash-loop-backoff-max <duration>', 'CrashLoopBackOff: the longest wait between restarts', '5m')
-    .option('--launcher-runtime <kind>', 'process (one OS process per launcher, as the Pod says) | pool (many launchers in one process; control-plane benchmarks only)', 'process')
     .action(async (raw: RawUpFlags) => {
       const [{ runUp, validateUpFlags }, { pino }] = await Promise.all([import('../../reconciler/standalone/up.js'), import('pino')]);
       const v = validateUpFlags(raw);
       if (!v.ok) throw new Error(`invalid flags:\n  ${v.errors.join('\n  ')}`);
       const log = pino({ name: 'virtops-up', level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'info' });
-      const handle = await runUp(v.config, log);
+      const handle = await runUp(v.config, log, inject.options?.(v.config));
       await new Promise<void>((resolve) => {
         const onSignal = (sig: NodeJS.Signals): void => {
           log.info({ signal: sig }, 'signal received');
@@ -49,22 +50,6 @@ export function registerUp(program: Command): void {
         };
         process.on('SIGTERM', onSignal);
         process.on('SIGINT', onSignal);
-      });
-      process.exit(0);
-    });
-
-  // Internal: the pool runtime's host process (see reconciler/agent/pool.ts).
-  program
-    .command('launcher-pool', { hidden: true })
-    .requiredOption('--socket <path>', 'unix socket to serve')
-    .action(async (opts: { socket: string }) => {
-      const [{ runLauncherPool }, { pino }] = await Promise.all([import('../../reconciler/agent/pool.js'), import('pino')]);
-      const log = pino({ name: 'virtops-launcher-pool', level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'warn' });
-      const pool = await runLauncherPool(opts.socket, log);
-      await new Promise<void>((resolve) => {
-        const stop = (): void => void pool.close().then(resolve, resolve);
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
       });
       process.exit(0);
     });

@@ -80,7 +80,8 @@ export const LAUNCHER_MARKER = 'launcher-monitor';
 
 /**
  * Runs launchers. The default runs each as its own detached process (the Pod's command);
- * the pool runtime (pool.ts) hosts many in one process for control-plane scale benchmarks.
+ * code may inject another (AgentOptions.runtime): the kubelet's (cluster/kubelet-launchers.ts),
+ * or the benchmarks' pool runtime (bench/pool-runtime.ts), which hosts many in one process.
  */
 export interface LauncherRuntime {
   readonly kind: string;
@@ -90,7 +91,7 @@ export interface LauncherRuntime {
   /**
    * Whether the process that supervises the launcher (its monitor) is still there. Only for
    * runtimes with a separate monitor; where the launcher answers only while its host runs it
-   * (the pool), an answer is proof enough and this is absent.
+   * (the benchmarks' pool), an answer is proof enough and this is absent.
    */
   supervised?(record: InstanceRecord): Promise<boolean>;
   /** The pid that holds it, found again (by the uid on its command line) when the record lost it. */

@@ -1,5 +1,5 @@
 /**
- * A lean entry point for `virtops up` (and the pool runtime's host): the same command as
+ * A lean entry point for `virtops up`: the same command as
  * `virtops up`, without loading every other CLI command's modules (the DSL importer,
  * cdk8s, ...), which costs ~115 MiB of RSS in a long-running process.
  *

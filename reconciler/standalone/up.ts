@@ -9,7 +9,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { GitSource, createWebhookRoute, isLocalPath } from '../source/index.js';
-import { NodeAgent } from '../agent/agent.js';
+import { NodeAgent, type LauncherRuntime } from '../agent/agent.js';
 import { processAlive } from '../agent/process-runtime.js';
 import { NodePortForwarder } from './node-ports.js';
 import { StandaloneBackend } from './backend.js';
@@ -58,7 +58,6 @@ export interface RawUpFlags {
   freshnessCheck?: boolean;
   verifySynth?: boolean;
   concurrency?: string;
-  launcherRuntime?: string;
   crashLoopBackoff?: string;
   crashLoopBackoffMax?: string;
 }
@@ -84,8 +83,6 @@ export interface UpConfig {
   /** `--verify-synth`: run `synth --check` on each commit in the sandbox. Default false: dist/ is data. */
   freshness: boolean;
   concurrency: number;
-  /** `process` (default): one OS process per launcher; `pool`: one process hosts all (benchmarks only). */
-  launcherRuntime: 'process' | 'pool';
   /** `--crash-loop-backoff` / `--crash-loop-backoff-max`: CrashLoopBackOff's first delay and cap. */
   backoffPolicy: BackoffPolicy;
 }
@@ -138,8 +135,6 @@ export function validateUpFlags(raw: RawUpFlags, cwd = process.cwd()): { ok: tru
   const intervalMs = durationFlag(raw.interval ?? '1m', '--interval', errors, { min: 100 });
   const concurrency = Number(raw.concurrency ?? '16');
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 512) errors.push(`--concurrency "${raw.concurrency}" is not a whole number in 1..512: use e.g. --concurrency 16`);
-  const launcherRuntime = raw.launcherRuntime ?? 'process';
-  if (launcherRuntime !== 'process' && launcherRuntime !== 'pool') errors.push(`--launcher-runtime "${launcherRuntime}" is not one of process, pool: use process (pool is for control-plane benchmarks)`);
   if (raw.webhookSecretFile !== undefined && raw.webhookSecretFile.trim() === '') errors.push('--webhook-secret-file is empty: pass the path of a file holding the shared secret');
   else if (raw.webhookSecretFile !== undefined && raw.webhookListen === undefined) errors.push('--webhook-secret-file needs --webhook-listen HOST:PORT: the webhook has its own listener (e.g. --webhook-listen 0.0.0.0:9000)');
   if (raw.webhookListen !== undefined && raw.webhookSecretFile === undefined) errors.push('--webhook-listen needs --webhook-secret-file FILE: every push webhook is HMAC-verified with that shared secret');
@@ -155,7 +150,7 @@ export function validateUpFlags(raw: RawUpFlags, cwd = process.cwd()): { ok: tru
       repo, branch, distPath, ...host, socketPath: sock, intervalMs,
       ...(listen ? { listen } : {}), ...(webhookListen ? { webhookListen } : {}), ...(metricsListen ? { metricsListen } : {}),
       ...(raw.webhookSecretFile ? { webhookSecretFile: resolve(cwd, raw.webhookSecretFile) } : {}),
-      freshness: raw.verifySynth === true, concurrency, launcherRuntime: launcherRuntime as UpConfig['launcherRuntime'],
+      freshness: raw.verifySynth === true, concurrency,
       backoffPolicy: { ...DEFAULT_BACKOFF_POLICY, initialMs: backoffInitial, maxMs: backoffMax },
     },
   };
@@ -173,7 +168,16 @@ export interface UpHandle {
   stop(): Promise<void>;
 }
 
-export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtops-up' })): Promise<UpHandle> {
+/** What code (never a flag) may inject into runUp. */
+export interface UpOptions {
+  /**
+   * Who runs launchers. Default: one OS process per launcher, as the Pod says (ProcessRuntime).
+   * Benchmarks inject their pool runtime here (bench/pool-entry.ts); the product has no other.
+   */
+  launcherRuntime?: LauncherRuntime;
+}
+
+export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtops-up' }), opts: UpOptions = {}): Promise<UpHandle> {
   // Tells the dashboard's live feed what changed (events-stream.ts); writes are StateStore's.
   const store = new NotifyingStateStore(config.stateDir);
   await store.init();
@@ -201,11 +205,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     hostFlags: hostFlags(config),
     baseEnv: baseEnv(),
     janitor: domains,
-    // The pool (many launchers in one process) exists for control-plane benchmarks only: it is
-    // loaded on demand, never part of what `up` runs otherwise.
-    ...(config.launcherRuntime === 'pool'
-      ? { runtime: new (await import('../agent/pool.js')).PoolRuntime({ socketPath: join(config.stateDir, 'pool.sock'), command: [process.execPath, CLI_BIN], logFile: join(config.stateDir, 'pool.log') }) }
-      : {}),
+    ...(opts.launcherRuntime ? { runtime: opts.launcherRuntime } : {}),
     log: log.child({ component: 'agent' }),
   });
   // DataVolumes are imported outside the reconcile (datavolumes.ts); a VM waits for its own.
@@ -389,7 +389,7 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     ...(metricsApi ? { metrics: metricsApi.address } : {}),
   };
   await store.writeUp(upInfo);
-  log.info({ ...upInfo, stateDir: config.stateDir, interval: config.intervalMs, emulation: config.emulation, launcherRuntime: config.launcherRuntime }, `virtops up: serving on ${[...servers.values()].map((x) => x.address).join(', ')}`);
+  log.info({ ...upInfo, stateDir: config.stateDir, interval: config.intervalMs, emulation: config.emulation, launcherRuntime: opts.launcherRuntime?.kind ?? 'process' }, `virtops up: serving on ${[...servers.values()].map((x) => x.address).join(', ')}`);
   if (dashboard && tcpApi) {
     // The token rides in the fragment, which browsers never send: it reaches no request line or log
     // but this one line, printed to the operator's terminal (stderr, outside the JSON log stream).

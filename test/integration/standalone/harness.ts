@@ -40,13 +40,14 @@ export function makeStateDir(): Promise<string> {
 export const LEAN_ENTRY = new URL('../../../reconciler/standalone/entry.ts', import.meta.url).pathname;
 
 /**
- * Starts `virtops up` (through the CLI, or with `lean` through reconciler/standalone/entry.ts)
+ * Starts `virtops up` (through the CLI, with `lean` through reconciler/standalone/entry.ts,
+ * or through `bin`, an executable taking the same arguments, e.g. bench/pool-bin.mjs)
  * serving its API on the unix socket in the state dir; with `tcp` also on a free local port.
  */
-export async function startUp(args: string[], stateDir: string, opts: { lean?: boolean; tcp?: boolean } = {}): Promise<UpProcess> {
+export async function startUp(args: string[], stateDir: string, opts: { lean?: boolean; tcp?: boolean; bin?: string } = {}): Promise<UpProcess> {
   const port = opts.tcp ? await freePort() : undefined;
   const server = `unix:${socketPath(stateDir)}`;
-  const entry = opts.lean ? ['--import', 'tsx', LEAN_ENTRY] : [CLI];
+  const entry = opts.bin ? [opts.bin] : opts.lean ? ['--import', 'tsx', LEAN_ENTRY] : [CLI];
   const listen = port ? ['--listen', `127.0.0.1:${port}`] : [];
   const proc = execa(process.execPath, [...entry, 'up', '--state-dir', stateDir, ...listen, ...args], { reject: false, all: true, env: { VIRTOPS_LOG_LEVEL: 'info' } });
   let log = '';

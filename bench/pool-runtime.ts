@@ -1,11 +1,18 @@
 /**
- * The pool runtime: one process hosts many launchers (the real Launcher class and command
- * socket, one libvirt connection each), started from the same argv the process runtime
- * would exec. It exists for control-plane scale work (`bench/density.ts`): a launcher
- * process pair costs ~240 MB RSS and 2-3 s of CPU to start under tsx, so hundreds of them
- * do not fit a small host, while the reconciler's side (source, backend, agent, sockets,
- * conversion, libvirt calls) is exactly the same. Not for real guests: without the monitor
- * nothing cleans up after a crashed pool, and the Pod's env is not applied per launcher.
+ * The pool runtime (benchmarks only; no product module imports this file): one process hosts
+ * many launchers (the real Launcher class and command socket, one libvirt connection each),
+ * started from the same argv the process runtime would exec. It exists for control-plane
+ * scale work (bench/density.ts, bench/scaling.ts, bench/cluster.ts): one launcher process
+ * per VM (~74 MiB RSS from the bundle, ~0.5 s of CPU to start) does not fit hundreds or
+ * thousands of VMs on a small host, while the reconciler's side (source, backend, agent,
+ * sockets, conversion, libvirt calls) is exactly the same. Not for real guests: without a
+ * supervisor nothing cleans up after a crashed pool, and the Pod's env is not applied per
+ * launcher.
+ *
+ * The agent's side is PoolRuntime, injected as the NodeAgent's runtime: by bench/pool-entry.ts
+ * into `up` (`node bench/pool-bin.mjs up ...`, the same flags as `virtops up`), by
+ * bench/cluster.ts into runAgent. The pool's host process is `node bench/pool-bin.mjs
+ * launcher-pool --socket <path>` (runLauncherPool below).
  *
  *   POST   /launchers            {uid, argv}  start one (argv as the Pod's compute container runs it)
  *   GET    /launchers/:uid       200 while it runs, 404 otherwise
@@ -13,24 +20,28 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { guardPeers } from '../../launcher/server/peer.js';
+import { guardPeers } from '../launcher/server/peer.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { launcherPaths, parseLauncherArgv, validateLauncherFlags } from '../../launcher/flags.js';
-import { callLauncher } from '../../launcher/server/client.js';
-import type { InstanceRecord, LauncherRuntime } from './agent.js';
-import type { ProcessSpec } from './pod-process.js';
-import { processAlive } from './process-runtime.js';
+import { launcherPaths, parseLauncherArgv, validateLauncherFlags } from '../launcher/flags.js';
+import { callLauncher } from '../launcher/server/client.js';
+import type { InstanceRecord, LauncherRuntime } from '../reconciler/agent/agent.js';
+import type { ProcessSpec } from '../reconciler/agent/pod-process.js';
+import { processAlive } from '../reconciler/agent/process-runtime.js';
+
+/** The bench-only executable that runs `up` with this runtime and the pool's host (bench/pool-bin.mjs). */
+export const POOL_BIN = fileURLToPath(new URL('./pool-bin.mjs', import.meta.url));
 
 export async function runLauncherPool(socketPath: string, log: Logger): Promise<{ close(): Promise<void> }> {
   const [{ Launcher }, { startCommandServer }, { createLauncherDeps }, { createLibvirtDriver }] = await Promise.all([
-    import('../../launcher/launcher.js'),
-    import('../../launcher/server/server.js'),
-    import('../../launcher/wiring.js'),
-    import('../../launcher/libvirt/index.js'),
+    import('../launcher/launcher.js'),
+    import('../launcher/server/server.js'),
+    import('../launcher/wiring.js'),
+    import('../launcher/libvirt/index.js'),
   ]);
-  const { PrepareWorker } = await import('../../launcher/prepare.js');
+  const { PrepareWorker } = await import('../launcher/prepare.js');
   type Hosted = { stop(): Promise<void> };
   const hosted = new Map<string, Hosted>();
   // One validation/conversion worker for every hosted launcher. Each launcher would start
@@ -120,7 +131,8 @@ export class PoolRuntime implements LauncherRuntime {
   readonly kind = 'pool';
   private ready: Promise<number> | undefined;
 
-  constructor(private readonly opts: { socketPath: string; command: string[]; logFile: string }) {}
+  /** `command`: what runs the pool's host (default `node bench/pool-bin.mjs`); `launcher-pool --socket <path>` is appended. */
+  constructor(private readonly opts: { socketPath: string; logFile: string; command?: string[] }) {}
 
   private ensure(): Promise<number> {
     this.ready ??= (async () => {
@@ -128,7 +140,7 @@ export class PoolRuntime implements LauncherRuntime {
       if (up) return 0;
       const { open } = await import('node:fs/promises');
       const logFd = await open(this.opts.logFile, 'a');
-      const [cmd, ...args] = this.opts.command;
+      const [cmd, ...args] = this.opts.command ?? [process.execPath, POOL_BIN];
       const child = spawn(cmd!, [...args, 'launcher-pool', '--socket', this.opts.socketPath], { detached: true, stdio: ['ignore', logFd.fd, logFd.fd] });
       child.unref();
       await logFd.close();

@@ -1,0 +1,40 @@
+/**
+ * Entry point of the bench-only `bench-pool` bundle (scripts/build-bundles.mjs), run by
+ * bench/pool-bin.mjs:
+ *
+ *   node bench/pool-bin.mjs up <virtops up flags>        `virtops up` (the same command and flags,
+ *                                                        registerUp) with the pool runtime injected
+ *   node bench/pool-bin.mjs launcher-pool --socket <p>   the pool's host process (bench/pool-runtime.ts)
+ *
+ * Bundled as the product's `up` is (reconciler/entry.ts), so the reconciler's RSS measured
+ * through it is comparable with `node cli/bin.js up`; the pool runtime's code is the only
+ * difference, and it stays out of every product bundle.
+ */
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { registerUp } from '../cli/commands/up.js';
+import { PoolRuntime } from './pool-runtime.js';
+
+const program = new Command('virtops-bench-pool').showHelpAfterError().configureOutput({ outputError: (s, write) => write(s) });
+registerUp(program, {
+  options: (config) => ({ launcherRuntime: new PoolRuntime({ socketPath: join(config.stateDir, 'pool.sock'), logFile: join(config.stateDir, 'pool.log') }) }),
+});
+program
+  .command('launcher-pool')
+  .description("the pool runtime's host process: many launchers in this one process (bench/pool-runtime.ts)")
+  .requiredOption('--socket <path>', 'unix socket to serve')
+  .action(async (opts: { socket: string }) => {
+    const [{ runLauncherPool }, { pino }] = await Promise.all([import('./pool-runtime.js'), import('pino')]);
+    const log = pino({ name: 'virtops-launcher-pool', level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'warn' });
+    const pool = await runLauncherPool(opts.socket, log);
+    await new Promise<void>((resolve) => {
+      const stop = (): void => void pool.close().then(resolve, resolve);
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+    });
+    process.exit(0);
+  });
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`virtops-bench-pool: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
