@@ -200,6 +200,15 @@ export async function stopControlPlane(dir: string, graceMs?: number): Promise<v
   killedOnExit.delete(abs);
 }
 
+/**
+ * Makes this process's exit take the control plane in DIR with it, though another process
+ * (e.g. a test worker, with `detached`) started it: the vitest global setup adopts the one its
+ * files start lazily, so a run cut short leaves no process behind.
+ */
+export function killControlPlaneOnExit(dir: string): void {
+  killedOnExit.add(resolve(dir));
+}
+
 /** Reads DIR/testenv.json of a control plane started by this or another process. */
 export function readControlPlane(dir: string): ControlPlaneInfo | undefined {
   const l = layoutOf(resolve(dir));

@@ -8,6 +8,7 @@ export {
   stopControlPlane,
   attachControlPlane,
   readControlPlane,
+  killControlPlaneOnExit,
   runningComponents,
   type ControlPlane,
   type ControlPlaneInfo,

@@ -19,7 +19,7 @@ import { clusterTestenv } from './testenv-fixture.js';
 import { podDir } from '../../../reconciler/agent/host-config.js';
 import { teardownGuestTest, commitVms, getVm, gitFixture, identities, listJson, startAgent, startController, tempDir, until, type Env, type Identities } from './harness.js';
 
-const env = clusterTestenv();
+const env = await clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
 const NS = `vo-b-${suffix}`;
 const NODE = `vo-node-${suffix}`;

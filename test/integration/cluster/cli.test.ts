@@ -23,7 +23,7 @@ import { bareVm, testGuestVm, vmDocuments } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
 import { teardownGuestTest, commitVms, getVm, gitFixture, identities, log, startController, tempDir, until, type Env, type Identities } from './harness.js';
 
-const env = clusterTestenv();
+const env = await clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
 const NS = `vo-cli-${suffix}`;
 const NODE = `vo-cli-node-${suffix}`;

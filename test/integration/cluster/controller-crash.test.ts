@@ -15,7 +15,7 @@ import { bareVm } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
 import { commitVms, controllerProcess, deleteNode, LEASE_DURATION_MS, stopLaunchersUnder, getVm, gitFixture, identities, listJson, startAgent, tempDir, until, type Env, type Identities } from './harness.js';
 
-const env = clusterTestenv();
+const env = await clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
 // Short: the namespace is part of launcher socket paths under the agent's state dir (107-byte limit).
 const NS = `vo-k-${suffix}`;

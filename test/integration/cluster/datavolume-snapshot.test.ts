@@ -37,7 +37,7 @@ import { bareVm, vmDocuments } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
 import { getVm, gitFixture, identities, listJson, startAgent, startController, teardownGuestTest, tempDir, until, type Env, type Identities } from './harness.js';
 
-const env = clusterTestenv();
+const env = await clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
 const NS = `vo-it-dv-${suffix}`;
 const NODE = `vo-it-node-${suffix}`;

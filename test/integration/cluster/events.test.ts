@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { HttpKubeClient, loadKubeConfig } from '../../../reconciler/cluster/kube.js';
 import { clusterTestenv } from './testenv-fixture.js';
 
-const env = clusterTestenv();
+const env = await clusterTestenv();
 
 describe.skipIf(!env)('HttpKubeClient.event (real kube-apiserver)', () => {
   const admin = env ? new HttpKubeClient(loadKubeConfig(env.kubeconfigPath)) : undefined!;

@@ -5,19 +5,22 @@ import type { TestProject } from 'vitest/node';
 import {
   binariesPresent,
   defaultBinDir,
-  ensureBinaries,
   goAvailable,
-  startControlPlane,
-  type ControlPlane,
+  killControlPlaneOnExit,
+  readControlPlane,
+  stopControlPlane,
 } from '../../../reconciler/cluster/testenv/index.js';
-import type { ClusterTestenv } from './testenv-fixture.js';
 
 /**
- * One real control plane for the whole `cluster` project: built once (cached by version),
- * started in a temp dir, handed to test files through `inject('clusterTestenv')`, stopped at
- * the end. Without Go (and no prebuilt binaries) the tests skip loudly, except under CI=true.
+ * One real control plane for the whole `cluster` project, started by the first test file that
+ * asks for it (testenv-fixture.ts) and stopped here at the end. Vitest runs every project's
+ * global setup before the first test of any project, so building or starting the control plane
+ * here would hold up the unit and integration projects; started lazily, the cold Go build that
+ * `npm test` runs in the background (scripts/test.sh) overlaps them instead. This setup only
+ * reserves the state dir and hands it to the files through `inject('clusterTestenv')`.
+ * Without Go (and no prebuilt binaries) the tests skip loudly, except under CI=true.
  */
-export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
+export default function setup(project: TestProject): (() => Promise<void>) | undefined {
   if (!binariesPresent() && !goAvailable()) {
     const why = `Go is not installed and ${defaultBinDir()} holds no kube/etcd binaries`;
     if (process.env.CI === 'true') throw new Error(`cluster tests must run in CI but cannot: ${why}`);
@@ -26,28 +29,12 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     project.provide('clusterTestenv', { skipReason: why });
     return undefined;
   }
-  const started = Date.now();
-  await ensureBinaries({ onProgress: (line) => process.stderr.write(`${line}\n`) });
   const dir = mkdtempSync(join(tmpdir(), 'virtops-testenv-'));
-  let cp: ControlPlane;
-  try {
-    cp = await startControlPlane({ dir });
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  process.stderr.write(`cluster testenv: ${cp.apiServerUrl} (${cp.kubernetesVersion}) ready in ${Date.now() - started} ms, dir ${dir}\n`);
-  const provided: ClusterTestenv = {
-    dir,
-    kubeconfigPath: cp.kubeconfigPath,
-    apiServerUrl: cp.apiServerUrl,
-    token: cp.token,
-    caFile: cp.caFile,
-    kubernetesVersion: cp.kubernetesVersion,
-  };
-  project.provide('clusterTestenv', provided);
+  // The worker that starts it is gone by the end; this process's exit takes it down.
+  killControlPlaneOnExit(dir);
+  project.provide('clusterTestenv', { dir });
   return async () => {
-    await cp.stop();
+    if (readControlPlane(dir)) await stopControlPlane(dir);
     rmSync(dir, { recursive: true, force: true });
   };
 }

@@ -29,7 +29,7 @@ import { gitFixture, testGuestVm, type GitFixture } from '../standalone/fixture.
 import { crdDocuments, getVm, identities, listJson, type Env, type Identities } from './harness.js';
 import { clusterTestenv } from './testenv-fixture.js';
 
-const testenv = clusterTestenv();
+const testenv = await clusterTestenv();
 const root = process.getuid?.() === 0;
 const NS = 'virtops-kc';
 const CON = 'kc';

@@ -34,7 +34,7 @@ import { crdDocuments, getVm, listJson } from './harness.js';
 import { clusterTestenv } from './testenv-fixture.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-const testenv = clusterTestenv();
+const testenv = await clusterTestenv();
 const root = process.getuid?.() === 0;
 const NS = 'virtops-install';
 const VM = 'ki';

@@ -31,7 +31,7 @@ import { waitFor } from '../../helpers/wait.js';
 import { testGuestVm } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
 
-const testenv = clusterTestenv();
+const testenv = await clusterTestenv();
 const root = process.getuid?.() === 0;
 const NS = 'default';
 const VM = 'kl';

@@ -25,7 +25,7 @@ import { clusterTestenv } from './testenv-fixture.js';
  * that the scheduler could pick) and is torn down by the last test, which checks that the
  * host is as before.
  */
-const testenv = clusterTestenv();
+const testenv = await clusterTestenv();
 const root = process.getuid?.() === 0;
 /** What the node may change on the host, as seen from outside. */
 function hostSnapshot(dir: string) {

@@ -17,7 +17,7 @@ import {
   commitVms, deleteNode, deleteVmsAndWait, stopLaunchersUnder, getVm, gitFixture, identities, listJson, processesWith, startAgent, startController, tempDir, until, type Env, type Identities,
 } from './harness.js';
 
-const env = clusterTestenv();
+const env = await clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
 const NS = `vo-life-${suffix}`;
 const NODE = `vo-node-${suffix}`;

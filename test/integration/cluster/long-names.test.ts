@@ -23,7 +23,7 @@ import {
   commitVms, deleteNode, deleteVmsAndWait, getVm, gitFixture, identities, listJson, processesWith, startAgent, startController, stopLaunchersUnder, until, type Env, type Identities,
 } from './harness.js';
 
-const env = clusterTestenv();
+const env = await clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
 const NAME = `n${'a'.repeat(55)}${suffix}z`; // 63
 const NS = `s${'b'.repeat(55)}${suffix}y`; // 63

@@ -19,7 +19,7 @@ import {
   deleteNode, deleteVmsAndWait, getVm, gitFixture, identities, listJson, startAgent, startController, stopLaunchersUnder, tempDir, until, type Env, type Identities,
 } from './harness.js';
 
-const env = clusterTestenv();
+const env = await clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
 const NS = `vo-it-${suffix}`;
 const NODE = `vo-it-node-${suffix}`;

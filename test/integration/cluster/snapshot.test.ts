@@ -38,7 +38,7 @@ import { clusterTestenv } from './testenv-fixture.js';
 import YAML from 'yaml';
 import { getVm, gitFixture, identities, listJson, startAgent, startController, teardownGuestTest, tempDir, until, type Env, type Identities } from './harness.js';
 
-const env = clusterTestenv();
+const env = await clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
 const NS = `vo-it-snap-${suffix}`;
 const NODE = `vo-it-snode-${suffix}`;

@@ -15,7 +15,7 @@ import {
 import { clusterTestenv } from './testenv-fixture.js';
 
 const run = promisify(execFile);
-const testenv = clusterTestenv();
+const testenv = await clusterTestenv();
 const cli = join(import.meta.dirname, '../../../cli/main.ts');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

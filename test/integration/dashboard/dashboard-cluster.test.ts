@@ -27,7 +27,7 @@ import { testGuestVm } from '../standalone/fixture.js';
 import { clusterTestenv } from '../cluster/testenv-fixture.js';
 import { teardownGuestTest, commitVms, getVm, gitFixture, identities, log, startController, tempDir, until, type Env, type Identities } from '../cluster/harness.js';
 
-const env = clusterTestenv();
+const env = await clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
 const NS = `vo-dash-${suffix}`;
 const NODE = `vo-dash-node-${suffix}`;
