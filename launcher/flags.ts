@@ -40,6 +40,12 @@ export interface LauncherConfig {
   imageStore: string;
   secretsDir: string;
   pvcDir: string;
+  /**
+   * A launcher Pod run by a real kubelet: its claim volumes are mounted one directory per
+   * volume, `<vmiDisksDir>/<volume name>/disk.img` (KubeVirt's layout; synth's PATHS.vmiDisks),
+   * and claims are found there instead of under `pvcDir`. Unset: claims are under `pvcDir`.
+   */
+  vmiDisksDir?: string;
   /** Registries (host[:port]) reached over plain HTTP / without TLS verification. */
   insecureRegistries: string[];
 }
@@ -62,6 +68,7 @@ export interface RawLauncherFlags {
   imageStore?: string;
   secretsDir?: string;
   pvcDir?: string;
+  vmiDisksDir?: string;
   insecureRegistry?: string[];
 }
 
@@ -101,7 +108,8 @@ export const LAUNCHER_FLAGS: readonly LauncherFlagSpec[] = [
   { flag: '--state-dir <dir>', key: 'stateDir', field: 'stateDir', description: 'launcher state (default <kubevirt-share-dir>/launcher)' },
   { flag: '--image-store <dir>', key: 'imageStore', field: 'imageStore', description: 'shared OCI image cache (default ~/.cache/virtops/images)' },
   { flag: '--secrets-dir <dir>', key: 'secretsDir', field: 'secretsDir', description: 'secrets/configMaps as files (default <kubevirt-share-dir>/secrets)' },
-  { flag: '--pvc-dir <dir>', key: 'pvcDir', field: 'pvcDir', description: 'PVC mounts: <dir>/<claim>/disk.img (default <kubevirt-share-dir>/pvcs)' },
+  { flag: '--pvc-dir <dir>', key: 'pvcDir', field: 'pvcDir', description: 'claims: <dir>/<namespace>/<claim>/disk.img, <claim>.img or <claim>.qcow2 (default <kubevirt-share-dir>/pvcs)' },
+  { flag: '--vmi-disks-dir <dir>', key: 'vmiDisksDir', field: 'vmiDisksDir', description: 'claims mounted into this Pod by a kubelet: <dir>/<volume>/disk.img (replaces --pvc-dir for claims)' },
   { flag: '--insecure-registry <host>', key: 'insecureRegistry', field: 'insecureRegistries', description: 'registry reached without TLS (repeatable)', repeatable: true },
 ];
 
@@ -299,6 +307,7 @@ export function validateLauncherFlags(raw: RawLauncherFlags, home: string = home
   const imageStore = dir(raw.imageStore, FLAG.imageStore, join(home, '.cache', 'virtops', 'images'));
   const secretsDir = dir(raw.secretsDir, FLAG.secretsDir, shareDir && join(shareDir, 'secrets'));
   const pvcDir = dir(raw.pvcDir, FLAG.pvcDir, shareDir && join(shareDir, 'pvcs'));
+  const vmiDisksDir = raw.vmiDisksDir === undefined ? undefined : dir(raw.vmiDisksDir, FLAG.vmiDisksDir);
 
   if (errors.length) return { ok: false, errors };
   return {
@@ -306,7 +315,7 @@ export function validateLauncherFlags(raw: RawLauncherFlags, home: string = home
     config: {
       name, uid, namespace, kubevirtShareDir: shareDir, ephemeralDiskDir, containerDiskDir, gracePeriodSeconds, hookSidecars,
       qemuTimeoutMs: qemuTimeoutMs!, emulation: emulation as EmulationRequest, libvirtUri, libvirtDaemon: libvirtDaemon as LibvirtDaemon, stateDir, imageStore, secretsDir,
-      pvcDir, insecureRegistries,
+      pvcDir, ...(vmiDisksDir !== undefined ? { vmiDisksDir } : {}), insecureRegistries,
     },
   };
 }

@@ -68,6 +68,12 @@ function previewVolume(step: VolumePlan, config: LauncherConfig, namespace: stri
     case 'hostDisk':
       return { name, type: 'file', path: step.path, format: 'raw' };
     case 'claim': {
+      if (config.vmiDisksDir) {
+        // A kubelet-run Pod: the claim is the Pod's volume, one place only.
+        const mounted = join(config.vmiDisksDir, name, 'disk.img');
+        if (step.overlayPath) return { name, type: 'file', path: step.overlayPath, format: 'qcow2', backingStore: { path: mounted, format: 'raw' } };
+        return { name, type: 'file', path: mounted, format: 'raw', ...(step.readOnly ? { readOnly: true } : {}) };
+      }
       const claim = join(config.pvcDir, namespace, `${step.claimName}.img`);
       unresolved.push(`${name}: claim ${namespace}/${step.claimName} is shown as ${claim}; the launcher uses whichever of <claim>.img, <claim>.qcow2, <claim>/disk.img exists under ${config.pvcDir}/${namespace}`);
       if (step.overlayPath) return { name, type: 'file', path: step.overlayPath, format: 'qcow2', backingStore: { path: claim, format: 'raw' } };

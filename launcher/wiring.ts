@@ -48,7 +48,7 @@ async function volumeBackend(config: LauncherConfig): Promise<VolumeBackend> {
   const vmDir = config.ephemeralDiskDir;
   return {
     async materialize(vmi) {
-      const m = await materializeVolumes(vmi, { vmDir, imageStore, secrets, pvcDir: config.pvcDir });
+      const m = await materializeVolumes(vmi, { vmDir, imageStore, secrets, pvcDir: config.pvcDir, ...(config.vmiDisksDir ? { vmiDisksDir: config.vmiDisksDir } : {}) });
       const handle: VolumeHandle = { vmDir, vmi: { metadata: vmi.metadata, spec: { volumes: vmi.spec.volumes ?? [] } } };
       return { volumes: m.volumes, ...(m.kernelBoot ? { kernelBoot: m.kernelBoot } : {}), handle };
     },

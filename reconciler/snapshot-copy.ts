@@ -6,12 +6,12 @@
  *
  *   <dir>/<volume>.img   the copy of each disk (raw, or qcow2 for a `<claim>.qcow2` claim)
  */
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, chown, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { VirtualMachine } from '../api/kubevirt.js';
 import { type RestoreStatus, type RestoreStep, type SnapshotProgress, type SnapshotVolume, snapshotVolumes } from '../api/snapshot.js';
 import { claimFile, findClaimFile } from '../launcher/volumes/import.js';
-import { copyDiskFile, onlineCopy } from '../launcher/volumes/snapshot.js';
+import { copyDiskFile, onlineCopy, type OnlineCopy } from '../launcher/volumes/snapshot.js';
 
 /** A snapshot's volume and the file of its copy in the snapshot's dir. */
 export type TakenVolume = SnapshotVolume & { file: string };
@@ -24,6 +24,13 @@ export interface SnapshotCopyInput {
   /** Where claims are (`<pvcDir>/<ns>/<claim>/disk.img`). */
   pvcDir: string;
   libvirtUri: string;
+  /**
+   * The running domain is a kubelet-run launcher Pod's: its own libvirt daemon (`libvirtUri`
+   * reaching the Pod's socket), which sees each claim where the Pod mounts it,
+   * `<vmiDisksDir>/<volume>/disk.img` (the host's `<pvcDir>/<ns>/<claim>/`, bind-mounted).
+   * QEMU writes each copy into that claim dir first (the one place both see).
+   */
+  pod?: { vmiDisksDir: string };
   /** The snapshot's own dir: the copies go there. */
   dir: string;
   /** The snapshot's uid (its content's name). */
@@ -61,13 +68,27 @@ export async function takeSnapshotCopies(p: SnapshotCopyInput, progress: Snapsho
   if (inst) {
     progress.online = true;
     // A qcow2 claim (`<claim>.qcow2`) is copied as qcow2, so a restore puts back the same format.
-    const r = await onlineCopy(p.libvirtUri, inst.domain, sources.map((s) => ({ source: s.path, dest: join(p.dir, s.file), format: s.path.endsWith('.qcow2') ? ('qcow2' as const) : ('raw' as const) })), p.dir, { signal: p.signal });
+    const copies = sources.map((s) => ({ source: s.path, dest: join(p.dir, s.file), format: s.path.endsWith('.qcow2') ? ('qcow2' as const) : ('raw' as const) }));
+    const r = await onlineCopy(p.libvirtUri, inst.domain, p.pod ? sources.map((s, i) => podCopy(s.v, s.path, copies[i]!, p.pod!.vmiDisksDir, p.uid)) : copies, p.dir, { signal: p.signal });
     progress.guestAgent = r.guestAgent;
   } else {
     progress.online = false;
     for (const s of sources) await copyDiskFile(s.path, join(p.dir, s.file), p.signal);
   }
   return sources.map((s) => ({ ...s.v, file: s.file }));
+}
+
+/**
+ * Pure: the online copy of `v` from a kubelet-run launcher Pod's domain: its disk as the Pod
+ * mounts it, staged by QEMU in the claim's own dir (`hostPath`'s, the one both see) as
+ * `.snapshot-<uid>.partial`. Only claims in KubeVirt's layout (`<claim>/disk.img`) are mounted so.
+ */
+export function podCopy(v: SnapshotVolume, hostPath: string, copy: { dest: string; format: 'raw' | 'qcow2' }, vmiDisksDir: string, uid: string): OnlineCopy {
+  if (v.kind !== 'claim' || basename(hostPath) !== 'disk.img') {
+    throw new Error(`volume ${v.name} (${v.kind === 'claim' ? hostPath : `hostDisk ${v.path}`}) is not a claim the launcher Pod mounts as <claim>/disk.img: stop the VM and take the snapshot offline`);
+  }
+  const staged = `.snapshot-${uid}.partial`;
+  return { source: join(vmiDisksDir, v.name, 'disk.img'), dest: copy.dest, format: copy.format, staging: { daemon: join(vmiDisksDir, v.name, staged), local: join(dirname(hostPath), staged) } };
 }
 
 /** No half snapshot: every file in `dir` but `keep` (the record) goes. */
@@ -108,7 +129,14 @@ export async function restoreCopies(p: RestoreCopyInput): Promise<{ restores: No
   for (const [i, step] of p.steps.entries()) {
     const dest = dests[i]!;
     await mkdir(join(dest, '..'), { recursive: true, mode: 0o750 });
+    // The restored file gets the owner and mode the claim had (beside a kubelet: the launcher
+    // Pods' group, so QEMU in the Pod can open it again).
+    const was = await stat(dest).catch(() => undefined);
     await copyDiskFile(join(p.snapshotDir, step.file), dest, p.signal);
+    if (was) {
+      await chown(dest, was.uid, was.gid);
+      await chmod(dest, was.mode & 0o7777);
+    }
     restores.push({ volumeName: step.volume, ...(step.kind === 'claim' ? { persistentVolumeClaim: step.claim } : { hostDisk: step.path }), volumeSnapshotName: `vmsnapshot-${p.snapshotUid}-volume-${step.volume}` });
   }
   return { restores };

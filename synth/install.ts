@@ -14,14 +14,14 @@
  *   (as Flux's kustomize-controller needs rights for what it applies).
  * - node agent (virt-handler's role): watches the VMIs and launcher Pods on its node (RBAC
  *   cannot scope by node; the agent lists with a `status.nodeName`/`spec.nodeName` field
- *   selector), updates VMI status and finalizers, marks its Node schedulable, records events.
+ *   selector), updates VMI status and finalizers, marks its Node schedulable, records events;
+ *   imports DataVolumes into its node's claims (DataVolumes, their status, the claim's PV and
+ *   PVC) and takes snapshots/restores of the VMs whose claims it holds (both kinds and their
+ *   status, the VMs read and, for StopTarget, annotated).
  * - node agent in process-runtime mode (`processRuntimeAgents`: a host without kubelet that
  *   registers itself as a Node, a virtual kubelet): also creates its Node, writes launcher
  *   Pod status, deletes a terminated Pod for good (grace 0, kubelet's last step) and renews its
- *   Lease in kube-node-lease; imports DataVolumes into its node's claims (DataVolumes, their
- *   status, the claim's PV and PVC) and takes snapshots/restores of the VMs whose claims it
- *   holds (both kinds and their status, the VMs read and, for StopTarget, annotated). Off by
- *   default: with a real kubelet the agent never does these.
+ *   Lease in kube-node-lease. Off by default: with a real kubelet the agent never does these.
  * - controller also: DataVolumes (from git and dataVolumeTemplates), VirtualMachineSnapshots
  *   and VirtualMachineRestores (from git; restores hold their target VM).
  */
@@ -64,6 +64,11 @@ export const CONTROLLER_CACHE_PATH = '/var/cache/virtops';
 export const CONTROLLER_CONFIGMAP = 'virtops-config';
 /** The node's launcher socket dir: synth's nodeSocketDir default = the agent's default --launcher-socket-dir. */
 export const AGENT_LAUNCHER_SOCKET_DIR = DEFAULT_NODE_SOCKET_DIR;
+/** The agent's default --state-dir (reconciler/agent/host-config.ts DEFAULT_STATE_DIR) and the dirs under it it writes. */
+export const AGENT_STATE_DIR = '/var/lib/virtops';
+export const AGENT_CLAIMS_DIR = `${AGENT_STATE_DIR}/pvcs`;
+export const AGENT_SNAPSHOTS_DIR = `${AGENT_STATE_DIR}/snapshots`;
+export const AGENT_IMAGES_DIR = `${AGENT_STATE_DIR}/images`;
 
 /** The CRDs virtops ships (synth/crds.ts) and so applies; the controller may write only these. */
 export const VIRTOPS_CRD_NAMES = ALL_CRDS.map(crdName);
@@ -109,6 +114,13 @@ export const CONTROLLER_NAMESPACE_RULES: k8s.PolicyRule[] = [
   { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
 ];
 
+/**
+ * Every agent (beside a kubelet or process runtime): the VMIs and launcher Pods of its node,
+ * its Node's label, events; DataVolume imports into the node's claims (take one by annotation,
+ * write its status, publish the claim as a PVC bound to a local PV); snapshots and restores
+ * of the VMs whose claims the node holds (take one by annotation, write its status; read the
+ * VM, and ask it to stop for a StopTarget restore through the override annotation).
+ */
 export const AGENT_RULES: k8s.PolicyRule[] = [
   { apiGroups: [GROUP], resources: ['virtualmachineinstances'], verbs: ['get', 'list', 'watch', 'patch'] },
   { apiGroups: [GROUP], resources: ['virtualmachineinstances/status'], verbs: ['get', 'update', 'patch'] },
@@ -116,19 +128,6 @@ export const AGENT_RULES: k8s.PolicyRule[] = [
   { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch', 'patch'] },
   { apiGroups: [''], resources: ['nodes/status'], verbs: ['patch'] },
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
-];
-
-/**
- * Agents in process-runtime mode (`processRuntimeAgents`), cluster-wide: their Node, launcher
- * Pod status and removal; DataVolume imports into the node's claims (take one by annotation,
- * write its status, publish the claim as a PVC bound to a local PV); snapshots and restores
- * of the VMs whose claims the node holds (take one by annotation, write its status; read the
- * VM, and ask it to stop for a StopTarget restore through the override annotation).
- */
-export const PROCESS_RUNTIME_AGENT_RULES: k8s.PolicyRule[] = [
-  { apiGroups: [''], resources: ['nodes'], verbs: ['create'] },
-  { apiGroups: [''], resources: ['pods/status'], verbs: ['patch'] },
-  { apiGroups: [''], resources: ['pods'], verbs: ['delete'] },
   { apiGroups: [DATAVOLUME_GROUP], resources: ['datavolumes'], verbs: ['get', 'list', 'watch', 'patch'] },
   { apiGroups: [DATAVOLUME_GROUP], resources: ['datavolumes/status'], verbs: ['get', 'update', 'patch'] },
   { apiGroups: [''], resources: ['persistentvolumes'], verbs: ['create', 'delete'] },
@@ -138,6 +137,16 @@ export const PROCESS_RUNTIME_AGENT_RULES: k8s.PolicyRule[] = [
   { apiGroups: [GROUP], resources: ['virtualmachines'], verbs: ['get', 'list', 'watch', 'patch'] },
   // The importer and the snapshot worker wait for their CRDs (a GET each, no failing watch).
   { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], resourceNames: [crdName(DATAVOLUME_CRD), crdName(SNAPSHOT_CRD), crdName(RESTORE_CRD)], verbs: ['get'] },
+];
+
+/**
+ * Agents in process-runtime mode (`processRuntimeAgents`), cluster-wide: what a kubelet does
+ * otherwise: create their Node, write launcher Pod status, delete a terminated Pod.
+ */
+export const PROCESS_RUNTIME_AGENT_RULES: k8s.PolicyRule[] = [
+  { apiGroups: [''], resources: ['nodes'], verbs: ['create'] },
+  { apiGroups: [''], resources: ['pods/status'], verbs: ['patch'] },
+  { apiGroups: [''], resources: ['pods'], verbs: ['delete'] },
 ];
 
 /** Agents in process-runtime mode, in kube-node-lease (a Role): the node heartbeat Lease (named after each node). */
@@ -226,11 +235,17 @@ export class InstallChart extends Chart {
 
   private agent(ns: string, image: string): void {
     const labels = { 'app.kubernetes.io/name': AGENT_NAME, ...partOf };
-    // Beside the kubelet the agent needs only the launcher socket dir (launcher Pods publish
-    // their sockets there) and the host's pid namespace (hostPID: it finds launcher monitors
-    // in /proc); QEMU runs in the launcher Pods, under their own libvirt daemons.
+    // Beside the kubelet the agent needs the launcher socket dir (launcher Pods publish their
+    // sockets there), the host's pid namespace (hostPID: it finds launcher monitors in /proc),
+    // and the node's claims and snapshot copies, at the same paths inside as on the host: a
+    // claim's `local` PV names its host dir, which the kubelet bind-mounts into the launcher
+    // Pod. QEMU runs in the launcher Pods, under their own libvirt daemons.
     const hostPaths: { name: string; path: string; type: string; propagation?: string }[] = [
       { name: 'launcher-sockets', path: AGENT_LAUNCHER_SOCKET_DIR, type: 'DirectoryOrCreate' },
+      { name: 'claims', path: AGENT_CLAIMS_DIR, type: 'DirectoryOrCreate' },
+      { name: 'snapshots', path: AGENT_SNAPSHOTS_DIR, type: 'DirectoryOrCreate' },
+      // Registry DataVolume imports: the node's image cache (outside the container's own layer).
+      { name: 'images', path: AGENT_IMAGES_DIR, type: 'DirectoryOrCreate' },
     ];
     new k8s.KubeDaemonSet(this, AGENT_NAME, {
       metadata: { name: AGENT_NAME, namespace: ns, labels },

@@ -69,6 +69,9 @@ export const PATHS = {
   binShare: '/init/usr/bin',
 } as const;
 
+/** The launcher Pod's user and group (QEMU's, in the Pod; KubeVirt's `qemu` user). */
+export const LAUNCHER_USER = 107;
+
 export const DEFAULT_QEMU_TIMEOUT_SECONDS = 240;
 /** KubeVirt's default CPU request for a VMI without one. */
 export const DEFAULT_CPU_REQUEST = '100m';
@@ -188,7 +191,7 @@ export function renderLauncherPod(unexpanded: api.VirtualMachine, opts: Launcher
       ...(spec.tolerations ? { tolerations: structuredClone(spec.tolerations) } : {}),
       ...(spec.affinity ? { affinity: structuredClone(spec.affinity) } : {}),
       securityContext: {
-        runAsUser: 107, runAsGroup: 107, fsGroup: 107, runAsNonRoot: true,
+        runAsUser: LAUNCHER_USER, runAsGroup: LAUNCHER_USER, fsGroup: LAUNCHER_USER, runAsNonRoot: true,
         // QEMU (in the Pod's libvirt daemon, as user 107, no capabilities) binds the declared
         // ports at the Pod IP: ports below 1024 need this namespaced, kubelet-safe sysctl.
         ...(opts.libvirtDaemon === 'pod' && declaredPodPorts(spec).some((p) => p.port < 1024) ? { sysctls: [{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }] } : {}),
@@ -226,7 +229,7 @@ export function withLibvirtDaemon(pod: PodManifest, spec: api.VirtualMachineInst
   const out = structuredClone(pod);
   const compute = out.spec.containers.find((c) => c.name === 'compute');
   if (!compute) throw new Error(`${pod.metadata.name}: spec.containers has no 'compute' container; re-run virtops synth`);
-  const podFlags: [keyof LauncherConfig, string][] = [['libvirtUri', POD_LIBVIRT_URI], ['libvirtDaemon', 'pod'], ['imageStore', `${PATHS.private}/images`]];
+  const podFlags = Object.entries(podLauncherFlags()) as [keyof LauncherConfig, string][];
   let args = compute.args ?? [];
   for (const [field, value] of podFlags) args = daemon === 'pod' ? setLauncherFlag(args, field, value).args : withoutLauncherFlag(args, field);
   compute.args = args;
@@ -250,6 +253,16 @@ export function withLibvirtDaemon(pod: PodManifest, spec: api.VirtualMachineInst
   const rest = Object.fromEntries(Object.entries(sc).filter(([k]) => k !== 'sysctls'));
   if (out.spec.securityContext || sysctls.length) out.spec.securityContext = { ...rest, ...(sysctls.length ? { sysctls } : {}) };
   return out;
+}
+
+/**
+ * The launcher flags of a Pod a real kubelet runs (`libvirtDaemon: 'pod'`), in table order:
+ * the in-Pod libvirt's socket, the launcher's image cache in the Pod's private emptyDir, and
+ * claims found where the Pod mounts them (`PATHS.vmiDisks/<volume>/disk.img`, see
+ * podVolumeFor) instead of a node directory.
+ */
+function podLauncherFlags(): Pick<LauncherConfig, 'libvirtUri' | 'libvirtDaemon' | 'imageStore' | 'vmiDisksDir'> {
+  return { libvirtUri: POD_LIBVIRT_URI, libvirtDaemon: 'pod', imageStore: `${PATHS.private}/images`, vmiDisksDir: PATHS.vmiDisks };
 }
 
 /** `args` without `field`'s flag (both `--f v` and `--f=v`). */
@@ -295,7 +308,7 @@ const CONTAINER_SECURITY = {
   allowPrivilegeEscalation: false,
   capabilities: { drop: ['ALL'] },
   runAsNonRoot: true,
-  runAsUser: 107,
+  runAsUser: LAUNCHER_USER,
 };
 
 function containerDiskBinary(image: string): Container {
@@ -376,8 +389,7 @@ function compute(vm: api.VirtualMachine, c: ComputeInput): Container {
       gracePeriodSeconds: launcherGraceSeconds({ terminationGracePeriodSeconds: c.vmiGrace }),
       hookSidecars: 0,
       emulation: c.opts.emulation ?? 'auto',
-      // In-Pod libvirt: its socket, and the launcher's image cache in the Pod's private emptyDir.
-      ...(c.opts.libvirtDaemon === 'pod' ? { libvirtUri: POD_LIBVIRT_URI, libvirtDaemon: 'pod' as const, imageStore: `${PATHS.private}/images` } : {}),
+      ...(c.opts.libvirtDaemon === 'pod' ? podLauncherFlags() : {}),
     }),
     env: [
       ...XDG_ENV,

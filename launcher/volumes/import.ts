@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -31,6 +31,12 @@ export interface ImportContext {
   signal: AbortSignal;
   /** 0..1 as the copy goes. */
   onProgress?: (fraction: number) => void;
+  /**
+   * Give the claim's dir (g+rwx) and disk.img (g+rw) to this group: where a kubelet mounts the
+   * claim into a launcher Pod, QEMU runs as the Pod's user and group (107), not root. (The
+   * kubelet's fsGroup change of a `local` PV covers read-write mounts only; this covers both.)
+   */
+  group?: number;
 }
 
 /** An import that cannot succeed as asked; the message says what and how to fix it. */
@@ -58,6 +64,7 @@ export async function runImport(plan: ImportPlan, ctx: ImportContext): Promise<{
   const existing = await stat(final).catch(() => undefined);
   if (existing) return { path: final, bytes: BigInt(existing.size) };
   await mkdir(dir, { recursive: true, mode: 0o750 });
+  if (ctx.group !== undefined) await shareWithGroup(dir, ctx.group, 0o770);
   // Leftovers of attempts that died with the process (a crash, a SIGKILL of up).
   for (const e of await readdir(dir)) if (e.startsWith('.import-')) await rm(join(dir, e), { recursive: true, force: true });
   const work = join(dir, `.import-${randomBytes(4).toString('hex')}`);
@@ -100,12 +107,19 @@ export async function runImport(plan: ImportPlan, ctx: ImportContext): Promise<{
     ctx.signal.throwIfAborted();
     const fd = await open(tmp, 'r+');
     await fd.sync().finally(() => fd.close());
+    if (ctx.group !== undefined) await shareWithGroup(tmp, ctx.group, 0o660);
     await rename(tmp, final);
     ctx.onProgress?.(1);
     return { path: final, bytes: BigInt((await stat(final)).size) };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** `path` owned by `group` (its owner kept) with `mode`. */
+async function shareWithGroup(path: string, group: number, mode: number): Promise<void> {
+  await chown(path, -1, group);
+  await chmod(path, mode);
 }
 
 /** GET `url` into `dest`, hashing as it arrives; the checksum (if any) must match. */

@@ -39,6 +39,12 @@ export interface MaterializeOptions {
    * `<claim>/disk.img` (KubeVirt's layout of a filesystem PVC).
    */
   pvcDir?: string;
+  /**
+   * A launcher Pod run by a kubelet: the Pod's claim volumes, `<vmiDisksDir>/<volume>/disk.img`
+   * (KubeVirt's layout of a filesystem PVC mounted into virt-launcher). When set, claims are
+   * found only here, never under `pvcDir`.
+   */
+  vmiDisksDir?: string;
 }
 
 export interface MaterializedVolumes {
@@ -128,7 +134,7 @@ async function materializeOne(step: VolumePlan, plan: MaterializationPlan, opts:
     }
 
     case 'claim': {
-      const claim = await findClaim(step, plan.namespace, opts.pvcDir);
+      const claim = opts.vmiDisksDir ? await findMountedClaim(step, opts.vmiDisksDir) : await findClaim(step, plan.namespace, opts.pvcDir);
       if (!step.overlayPath) return { name, ...claim, ...(step.readOnly ? { readOnly: true } : {}) };
       await ensureOverlay(step.overlayPath, claim.path, claim.format);
       return { name, type: 'file', path: step.overlayPath, format: 'qcow2', backingStore: { path: claim.path, format: claim.format } };
@@ -326,4 +332,24 @@ async function findClaim(
     throw new VolumeError('InvalidVolume', step.name, `claim "${namespace}/${step.claimName}" is ambiguous: both ${found.map((c) => c.path).join(' and ')} exist; remove one`);
   }
   return found[0]!;
+}
+
+/**
+ * A claim the kubelet mounted into this Pod: `<vmiDisksDir>/<volume>/disk.img` (raw; the Pod
+ * template mounts each claim volume at `<vmiDisksDir>/<volume>`, synth/launcher-pod.ts).
+ */
+async function findMountedClaim(
+  step: Extract<VolumePlan, { kind: 'claim' }>,
+  vmiDisksDir: string,
+): Promise<Pick<MaterializedVolume, 'type' | 'path' | 'format'>> {
+  const path = join(vmiDisksDir, step.name, 'disk.img');
+  const st = await stat(path).catch(() => undefined);
+  if (!st) {
+    const mounted = await stat(join(vmiDisksDir, step.name)).then(() => true, () => false);
+    throw new VolumeError('ErrorPvcNotFound', step.name, mounted
+      ? `claim "${step.claimName}" (${step.field}) is mounted at ${join(vmiDisksDir, step.name)} but has no disk.img: fill the claim (a DataVolume imports one) or put the disk image there as disk.img`
+      : `claim "${step.claimName}" (${step.field}) is not mounted at ${join(vmiDisksDir, step.name)}: the launcher Pod has no volume "${step.name}" for it; re-render the Pod with virtops synth`);
+  }
+  if (!st.isFile() && !st.isBlockDevice()) throw new VolumeError('InvalidVolume', step.name, `claim "${step.claimName}": ${path} is neither a file nor a block device`);
+  return { path, format: 'raw', type: st.isBlockDevice() ? 'block' : 'file' };
 }

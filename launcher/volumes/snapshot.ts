@@ -12,7 +12,7 @@
  * never replaces anything, and the source disks are only read.
  */
 import { spawn } from 'node:child_process';
-import { open, rename, rm, writeFile } from 'node:fs/promises';
+import { chown, open, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from './exec.js';
 
@@ -81,6 +81,12 @@ export interface OnlineCopy {
   dest: string;
   /** The source's format, kept by the copy (a `<claim>.qcow2` stays qcow2). @default raw */
   format?: 'raw' | 'qcow2';
+  /**
+   * Where QEMU writes the copy when `dest` is not in its reach (a launcher Pod's daemon: another
+   * mount namespace, another user): one file as the daemon names it and as this process does
+   * (e.g. in the claim's dir, which both see). It is moved to `dest` once the job completed.
+   */
+  staging?: { daemon: string; local: string };
 }
 
 /**
@@ -90,16 +96,20 @@ export interface OnlineCopy {
  */
 export async function onlineCopy(uri: string, domain: string, copies: readonly OnlineCopy[], workDir: string, opts: { signal?: AbortSignal; pollMs?: number } = {}): Promise<{ guestAgent: boolean }> {
   const disks = await domainDisks(uri, domain);
-  const byTarget = new Map<string, string>();
+  // Per target dev: the file as the daemon writes it, and as this process finds it.
+  const byTarget = new Map<string, { daemon: string; local: string }>();
   const formats = new Map<string, 'raw' | 'qcow2'>();
   for (const c of copies) {
     const d = disks.find((x) => x.source === c.source);
     if (!d) throw new SnapshotError(`the running domain ${domain} has no disk ${c.source} (its disks: ${disks.map((x) => `${x.target}=${x.source}`).join(', ')}); restart the VM so it runs the volumes in git`);
-    byTarget.set(d.target, `${c.dest}.partial`);
+    byTarget.set(d.target, c.staging ?? { daemon: `${c.dest}.partial`, local: `${c.dest}.partial` });
     formats.set(d.target, c.format ?? 'raw');
   }
+  const partials = [...byTarget.values()].map((f) => f.local);
+  // A staging file left by an earlier crash would make the job fail (libvirt creates it).
+  for (const p of partials) await rm(p, { force: true });
   const xmlFile = join(workDir, 'backup.xml');
-  await writeFile(xmlFile, backupXml(disks.map((d) => d.target), new Map([...byTarget].map(([t, file]) => [t, { file, format: formats.get(t) ?? 'raw' }]))));
+  await writeFile(xmlFile, backupXml(disks.map((d) => d.target), new Map([...byTarget].map(([t, file]) => [t, { file: file.daemon, format: formats.get(t) ?? 'raw' }]))));
   const virsh = (...args: string[]) => run('virsh', ['-c', uri, ...args]);
   // A job left by a crash would refuse ours: only ours is ever started on these domains.
   const current = jobType(await virsh('domjobinfo', domain).catch(() => ''));
@@ -116,7 +126,6 @@ export async function onlineCopy(uri: string, domain: string, copies: readonly O
   } finally {
     if (guestAgent) await virsh('domfsthaw', domain).catch(() => undefined);
   }
-  const partials = [...byTarget.values()];
   try {
     for (;;) {
       if (opts.signal?.aborted) {
@@ -130,9 +139,18 @@ export async function onlineCopy(uri: string, domain: string, copies: readonly O
     const done = await virsh('domjobinfo', domain, '--completed').catch(() => '');
     if (jobType(done) !== 'Completed') throw new SnapshotError(`the backup job of ${domain} did not complete: ${done.replace(/\s+/g, ' ').trim() || 'no job information'}`);
     for (const c of copies) {
-      const tmp = [...byTarget.entries()].find(([, v]) => v === `${c.dest}.partial`)![1];
+      const tmp = c.staging?.local ?? `${c.dest}.partial`;
       await fsyncFile(tmp);
-      await rename(tmp, c.dest);
+      if (!c.staging) await rename(tmp, c.dest);
+      // Staged elsewhere: renamed where one filesystem holds both, else copied.
+      else {
+        await rename(tmp, c.dest).catch(async (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EXDEV') throw err;
+          await copyDiskFile(tmp, c.dest, opts.signal);
+        });
+        // QEMU made it as the daemon's user: the copy is this process's, as every other one.
+        if (process.getuid && process.getgid) await chown(c.dest, process.getuid(), process.getgid());
+      }
     }
     return { guestAgent };
   } finally {

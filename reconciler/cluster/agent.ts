@@ -357,6 +357,17 @@ export class ClusterAgent {
     return {};
   }
 
+  /** The launcher Pod on this node running VMI `vmiUid` (not exited); undefined when none. */
+  launcherPod(vmiUid: string): V1Pod | undefined {
+    for (const [key, t] of this.tracked) {
+      if (t.vmiUid !== vmiUid || t.exited) continue;
+      const { namespace, name } = splitKey(key);
+      const pod = this.pods.get(name, namespace);
+      if (pod?.metadata?.uid === t.podUid) return pod;
+    }
+    return undefined;
+  }
+
   /**
    * The serial console socket of the running VMI `namespace/name` on this node (the console
    * server's lookup); undefined when it has no launcher running here.

@@ -16,7 +16,9 @@
  *   A failed attempt is retried with `importBackoffMs` (CDI restarts its importer Pod so).
  *
  * The claim is a file on that node: the node that imported it is where the VM must run
- * (one node in the tests; see README.md for what several nodes would need).
+ * (one node in the tests; see README.md for what several nodes would need). Beside a real
+ * kubelet the claim's dir is the `local` PV's path, which the kubelet bind-mounts into the
+ * launcher Pod; the agent gives it the launcher Pods' group (`claimGroup`).
  */
 import { rm } from 'node:fs/promises';
 import type { KubernetesObject } from '@kubernetes/client-node';
@@ -233,6 +235,12 @@ export interface DataVolumeImporterOptions {
   progressEveryMs?: number;
   /** `ns/claim` of the claims a launcher on this node uses (their claim is never removed). */
   claimsInUse?: () => Set<string>;
+  /**
+   * Beside a real kubelet: the group of the launcher Pods' user (synth's LAUNCHER_USER), given
+   * the claim's dir and file so QEMU in the Pod can use the mounted claim. Unset (process
+   * runtime): root's files, which libvirt's qemu:///system hands to QEMU itself.
+   */
+  claimGroup?: number;
   now?: () => number;
 }
 
@@ -389,6 +397,7 @@ export class DataVolumeImporter {
         const res = await runImport(plan, {
           pvcDir: this.opts.pvcDir,
           ...(this.opts.imageStore ? { imageStore: this.opts.imageStore } : {}),
+          ...(this.opts.claimGroup !== undefined ? { group: this.opts.claimGroup } : {}),
           signal,
           onProgress: (f) => {
             rec.fraction = f;

@@ -35,6 +35,9 @@
  *   refuses it, and the directory goes with the Pod (below).
  * - the directories of Pods that are gone are removed (at start, every resync, and when a Pod
  *   leaves); the kubelet never removes hostPath contents.
+ * - **the Pod's libvirt daemon** (online snapshots, snapshots.ts): reached as root through the
+ *   launcher monitor's root, `/proc/<pid>/root<socket>` (`podDaemon`), the monitor found as
+ *   `alive` finds it, so only a process in that Pod's cgroup is ever connected to.
  */
 import { chmod, lchown, lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -43,6 +46,8 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import sockopt from 'sockopt';
 import type { VirtualMachineInstance } from '../../api/kubevirt.js';
+import { launcherFlagValue } from '../../launcher/flags.js';
+import { sessionSocketOf } from '../../launcher/monitor/libvirt-daemon.js';
 import { NODE_SOCKET_NAME } from '../../launcher/monitor/node-socket.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 import { LAUNCHER_MARKER, LauncherError, NodeAgent, type InstanceRecord, type LauncherRuntime } from '../agent/agent.js';
@@ -60,6 +65,21 @@ export function podIdentity(pod: Pick<V1Pod, 'spec'>): { uid: number; gid: numbe
   const uid = compute?.securityContext?.runAsUser ?? pod.spec?.securityContext?.runAsUser ?? 107;
   const gid = compute?.securityContext?.runAsGroup ?? pod.spec?.securityContext?.runAsGroup ?? uid;
   return { uid, gid };
+}
+
+/**
+ * Pure: how the agent reaches the libvirt daemon of a launcher Pod whose launcher monitor is
+ * `pid` (in the host's pid namespace), from the compute container's args: the daemon's socket
+ * through that process's root (`/proc/<pid>/root/<socket>`, the Pod's mount namespace; the
+ * agent is root there), and where the Pod mounts claims (`--vmi-disks-dir`). An error when the
+ * Pod runs no daemon of its own or mounts no claims so.
+ */
+export function podDaemonView(computeArgs: readonly string[], pid: number): { libvirtUri: string; vmiDisksDir: string } | { unreachable: string } {
+  const socket = launcherFlagValue(computeArgs, 'libvirtDaemon') === 'pod' ? sessionSocketOf(launcherFlagValue(computeArgs, 'libvirtUri') ?? '') : undefined;
+  if (!socket) return { unreachable: 'its launcher Pod runs no libvirt daemon of its own (no --libvirt-daemon pod with a session socket)' };
+  const vmiDisksDir = launcherFlagValue(computeArgs, 'vmiDisksDir');
+  if (!vmiDisksDir) return { unreachable: 'its launcher Pod finds claims under --pvc-dir, not where the kubelet mounts them (no --vmi-disks-dir)' };
+  return { libvirtUri: `qemu+unix:///session?socket=/proc/${pid}/root${socket}`, vmiDisksDir };
 }
 
 /** Whether a /proc/<pid>/cgroup text puts the process in the Pod `podUid` (cgroupfs `pod<uid>` or systemd `pod<uid_with_underscores>`). */
@@ -215,6 +235,19 @@ export class KubeletLaunchers extends NodeAgent {
     if (pid === undefined) return 'nothing answers on its socket yet';
     if (!inPodCgroup(await cgroupOf(pid), podUid)) return `the process listening on its socket (pid ${pid}) is not in the Pod's cgroup`;
     return undefined;
+  }
+
+  /**
+   * The libvirt daemon of the launcher Pod `pod` running VMI `vmiUid` (online snapshots): see
+   * podDaemonView; the launcher monitor is found as `alive` finds it, in the Pod's cgroup.
+   */
+  async podDaemon(vmiUid: string, pod: V1Pod | undefined): Promise<{ libvirtUri: string; vmiDisksDir: string } | { unreachable: string }> {
+    const podUid = pod?.metadata?.uid;
+    if (!pod || !podUid) return { unreachable: 'its launcher Pod is not known on this node yet' };
+    let pid: number | undefined;
+    for (const p of await findProcesses([LAUNCHER_MARKER, vmiUid])) if (inPodCgroup(await cgroupOf(p), podUid)) pid ??= p;
+    if (pid === undefined) return { unreachable: `its launcher monitor is not running in launcher Pod ${pod.metadata?.name ?? podUid}` };
+    return podDaemonView(pod.spec?.containers.find((c) => c.name === 'compute')?.args ?? [], pid);
   }
 
   /** Removes the socket directory of a Pod that is gone. */

@@ -22,7 +22,7 @@ import type { Informer } from './informer.js';
 import { RECONCILE_HANDLED_KEY, RECONCILE_REQUESTED_ANNOTATION } from './requests.js';
 import { ClusterAgent } from './agent.js';
 import { KubeletLaunchers, MAX_SOCKET_DIR_BYTES } from './kubelet-launchers.js';
-import { DEFAULT_NODE_SOCKET_DIR } from '../../synth/launcher-pod.js';
+import { DEFAULT_NODE_SOCKET_DIR, LAUNCHER_USER } from '../../synth/launcher-pod.js';
 import { LIBVIRT_DAEMONS, type LibvirtDaemon } from '../../launcher/flags.js';
 import { VmController } from './controller.js';
 import { PoolController } from './pool-controller.js';
@@ -434,24 +434,25 @@ export async function runAgent(
     resyncMs: config.intervalMs, capacity: { ephemeralStorageBytes: fs.blocks * fs.bsize, ...(opts.capacity ?? {}) },
   });
   await agent.start();
-  // Process runtime: DataVolumes are imported into this node's claims (datavolumes.ts).
-  const importer = config.processRuntime
-    ? new DataVolumeImporter(client, {
-        nodeName: config.node, pvcDir: join(config.stateDir, 'pvcs'), log: log.child({ component: 'datavolumes' }), probeMs: Math.max(config.intervalMs, 2000),
-        imageStore: new ImageStore({ dir: join(config.stateDir, 'images'), insecureRegistries: config.insecureRegistries }),
-        claimsInUse: () => claimsOnNode(agent.vmis.list() as unknown as VirtualMachineInstance[], config.node),
-      })
-    : undefined;
-  importer?.start();
-  // Process runtime: snapshots and restores of the VMs whose claims this node holds (snapshots.ts).
-  const snapshots = config.processRuntime
-    ? new SnapshotAgent(client, {
-        nodeName: config.node, stateDir: config.stateDir, pvcDir: join(config.stateDir, 'pvcs'), libvirtUri: config.libvirtUri,
-        log: log.child({ component: 'snapshots' }), probeMs: Math.max(config.intervalMs, 2000),
-        vmis: () => agent.vmis.list() as unknown as VirtualMachineInstance[],
-      })
-    : undefined;
-  snapshots?.start();
+  // DataVolumes are imported into this node's claims, `<state-dir>/pvcs/<ns>/<claim>/` (datavolumes.ts):
+  // the launcher reads them there (process runtime, --pvc-dir), or the kubelet bind-mounts that
+  // dir (the claim's `local` PV) into the launcher Pod, where QEMU runs as the Pod's group.
+  const importer = new DataVolumeImporter(client, {
+    nodeName: config.node, pvcDir: join(config.stateDir, 'pvcs'), log: log.child({ component: 'datavolumes' }), probeMs: Math.max(config.intervalMs, 2000),
+    imageStore: new ImageStore({ dir: join(config.stateDir, 'images'), insecureRegistries: config.insecureRegistries }),
+    claimsInUse: () => claimsOnNode(agent.vmis.list() as unknown as VirtualMachineInstance[], config.node),
+    ...(kubelet ? { claimGroup: LAUNCHER_USER } : {}),
+  });
+  importer.start();
+  // Snapshots and restores of the VMs whose claims this node holds (snapshots.ts). Beside a
+  // kubelet a running domain is under its launcher Pod's own libvirt daemon: reached there.
+  const snapshots = new SnapshotAgent(client, {
+    nodeName: config.node, stateDir: config.stateDir, pvcDir: join(config.stateDir, 'pvcs'), libvirtUri: config.libvirtUri,
+    log: log.child({ component: 'snapshots' }), probeMs: Math.max(config.intervalMs, 2000),
+    vmis: () => agent.vmis.list() as unknown as VirtualMachineInstance[],
+    ...(kubelet ? { launcherPodDaemon: (vmi: VirtualMachineInstance) => kubelet.podDaemon(vmi.metadata.uid ?? '', agent.launcherPod(vmi.metadata.uid ?? '')) } : {}),
+  });
+  snapshots.start();
   let consoleServer: ConsoleServer | undefined;
   const c = config.console;
   if (c) {
@@ -468,8 +469,8 @@ export async function runAgent(
     client, agent, ...(consoleServer ? { console: consoleServer } : {}),
     stop: async () => {
       await consoleServer?.close();
-      await importer?.stop();
-      await snapshots?.stop();
+      await importer.stop();
+      await snapshots.stop();
       await agent.stop();
       await domains.close();
     },

@@ -3,12 +3,13 @@
  * cluster mode, with the rules `virtops up` runs (api/snapshot.ts for what is copied and the
  * status, reconciler/snapshot-copy.ts for the copies). Two halves:
  *
- * - **node agent** (`SnapshotAgent`, process-runtime agents: a VM's claims are files in its
- *   node's state dir): takes a snapshot for its node by writing `virtops.io/snapshot-node` at
+ * - **node agent** (`SnapshotAgent`, every agent: a VM's claims are files in its node's state
+ *   dir, which beside a kubelet the kubelet bind-mounts into the launcher Pod): takes a snapshot for its node by writing `virtops.io/snapshot-node` at
  *   the read resourceVersion (two agents never both take one) when the VM's VMI runs there, or,
  *   for a stopped VM, when every disk of it is on this node. Copies them into
  *   `<state-dir>/snapshots/<ns>/<name>/<volume>.img` (online through a libvirt backup job, the
- *   guest's filesystems frozen when its agent answers; offline a file copy) and writes
+ *   guest's filesystems frozen when its agent answers: the node's libvirt, or beside a kubelet
+ *   the launcher Pod's own daemon, `launcherPodDaemon`; offline a file copy) and writes
  *   KubeVirt's status (phase, readyToUse, indications, Progressing/Ready) through the status
  *   subresource. A failed snapshot keeps no copy and leaves the VM running, its disks only read.
  *   A restore is run by the agent that holds its snapshot: it waits for the target VM to stop
@@ -72,6 +73,11 @@ export function restoreGate(restores: readonly { metadata?: { name?: string; nam
   return r ? { reason: 'Provisioning', message: `VirtualMachineRestore ${r.metadata?.name ?? ''} is restoring this VM's disks` } : undefined;
 }
 
+/** Pure: the status error of a snapshot of running `ns/vm` whose domain the agent cannot reach (`why`). */
+export function onlineRefusal(ns: string, vm: string, why: string): string {
+  return `VirtualMachine ${ns}/${vm} is running but no online copy can be taken: ${why}; stop it (virtops stop ${vm} -n ${ns} --kubeconfig F, or runStrategy Halted in git), then create the snapshot again (an offline copy); its disks are untouched`;
+}
+
 /** The libvirt domain of a VMI (launcher/convert/identity.ts). */
 export function domainOf(vmi: VirtualMachineInstance): string {
   return `${nsOf(vmi)}_${vmi.metadata.name ?? ''}`;
@@ -91,6 +97,13 @@ export interface SnapshotAgentOptions {
   vmis: () => readonly VirtualMachineInstance[];
   /** How often to look for the snapshot CRDs until they are installed. @default 10 s */
   probeMs?: number;
+  /**
+   * Beside a real kubelet: a running VM's domain is under its launcher Pod's own libvirt
+   * daemon, not `libvirtUri`. This says how to reach it (kubelet-launchers.ts podDaemon), or
+   * why it cannot be reached (the snapshot then fails with that and the fix: stop the VM and
+   * take it offline). Unset: online copies through `libvirtUri` (process runtime).
+   */
+  launcherPodDaemon?: (vmi: VirtualMachineInstance) => Promise<{ libvirtUri: string; vmiDisksDir: string } | { unreachable: string }>;
   now?: () => number;
 }
 
@@ -274,9 +287,17 @@ export class SnapshotAgent {
         if (!vm) throw new Error(`VirtualMachine ${ns}/${snap.spec.source.name} not found; see virtops get vms`);
         const vmi = this.vmiOf(ns, snap.spec.source.name);
         if (vmi && vmi.status?.nodeName !== this.opts.nodeName) throw new Error(`VirtualMachine ${ns}/${snap.spec.source.name} runs on node ${vmi.status?.nodeName ?? '(none yet)'}, not on ${this.opts.nodeName} where this snapshot was taken; take it again`);
+        let libvirtUri = this.opts.libvirtUri;
+        let pod: { vmiDisksDir: string } | undefined;
+        if (vmi && this.opts.launcherPodDaemon) {
+          const d = await this.opts.launcherPodDaemon(vmi);
+          if ('unreachable' in d) throw new Error(onlineRefusal(ns, snap.spec.source.name, d.unreachable));
+          libvirtUri = d.libvirtUri;
+          pod = { vmiDisksDir: d.vmiDisksDir };
+        }
         const instance = vmi ? { domain: domainOf(vmi), running: vmi.status?.phase === 'Running' } : undefined;
         const volumes = await takeSnapshotCopies({
-          namespace: ns, vm, ...(instance ? { instance } : {}), pvcDir: this.opts.pvcDir, libvirtUri: this.opts.libvirtUri, dir, uid, signal, now: this.now,
+          namespace: ns, vm, ...(instance ? { instance } : {}), pvcDir: this.opts.pvcDir, libvirtUri, ...(pod ? { pod } : {}), dir, uid, signal, now: this.now,
         }, progress);
         await this.writeRecord({ uid, namespace: ns, name, ...(snap.spec.deletionPolicy ? { deletionPolicy: snap.spec.deletionPolicy } : {}), volumes, vm });
         progress.phase = 'Succeeded';

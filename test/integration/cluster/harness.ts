@@ -47,12 +47,13 @@ const RBAC_KINDS = new Set(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding
 
 /**
  * The RBAC objects synth/install.ts renders for install namespace `namespace` (with
- * process-runtime agents), and nothing else. Cluster-scoped names and Roles outside
- * `namespace` get a `<namespace>-` prefix, so test files with their own namespaces never
- * rebind each other's service accounts.
+ * process-runtime agents unless `processRuntimeAgents: false`, the default install beside a
+ * kubelet), and nothing else. Cluster-scoped names and Roles outside `namespace` get a
+ * `<namespace>-` prefix, so test files with their own namespaces never rebind each other's
+ * service accounts.
  */
-export function installRbac(namespace: string): KubernetesObject[] {
-  const objects = Testing.synth(new InstallChart(new App(), 'install', { installNamespace: namespace, processRuntimeAgents: true })) as (KubernetesObject & { roleRef?: { name: string } })[];
+export function installRbac(namespace: string, { processRuntimeAgents = true }: { processRuntimeAgents?: boolean } = {}): KubernetesObject[] {
+  const objects = Testing.synth(new InstallChart(new App(), 'install', { installNamespace: namespace, processRuntimeAgents })) as (KubernetesObject & { roleRef?: { name: string } })[];
   const shared = (o: KubernetesObject) => o.metadata?.namespace !== namespace;
   return objects.filter((o) => RBAC_KINDS.has(o.kind!)).map((o) => {
     if (!shared(o)) return o;
@@ -65,10 +66,10 @@ export function installRbac(namespace: string): KubernetesObject[] {
  * Service accounts virtops-controller and virtops-agent in `namespace`, bound to exactly the
  * RBAC synth/install.ts renders (`installRbac`).
  */
-export async function identities(env: Env, namespace: string): Promise<Identities> {
+export async function identities(env: Env, namespace: string, rbac: Parameters<typeof installRbac>[1] = {}): Promise<Identities> {
   const admin = new HttpKubeClient(loadKubeConfig(env.kubeconfigPath));
   await admin.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } } as KubernetesObject);
-  for (const o of installRbac(namespace)) await admin.apply(o);
+  for (const o of installRbac(namespace, rbac)) await admin.apply(o);
   const ck = await serviceAccountKubeconfig(env, { namespace, name: CONTROLLER_NAME });
   const ak = await serviceAccountKubeconfig(env, { namespace, name: AGENT_NAME });
   return {

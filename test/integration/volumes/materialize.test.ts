@@ -366,6 +366,33 @@ describe('hostDisk and PVCs', () => {
     await releaseVolumes(missing, options('pvc2'), { deleteVm: true });
     expect(await exists(img)).toBe(true);
   });
+
+  it('in a kubelet-run Pod (vmiDisksDir) finds a claim where the Pod mounts it, <vmiDisksDir>/<volume>/disk.img, and never under pvcDir', async () => {
+    const vmiDisks = join(work, 'vmi-disks');
+    await mkdir(join(vmiDisks, 'data'), { recursive: true });
+    const mounted = join(vmiDisks, 'data', 'disk.img');
+    await execa('qemu-img', ['create', '-q', '-f', 'raw', mounted, '1M']);
+    // Claim "data" also exists under pvcDir (tests/data.img): the Pod's mount wins, by volume name.
+    const v = vmi('mounted', [
+      { name: 'data', persistentVolumeClaim: { claimName: 'data' } },
+    ]);
+    const { volumes } = await materializeVolumes(v, options('mounted', { vmiDisksDir: vmiDisks }));
+    expect(volumes.data).toEqual({ name: 'data', type: 'file', path: mounted, format: 'raw' });
+    await releaseVolumes(v, options('mounted'), { deleteVm: true });
+
+    // A volume the Pod mounts but whose claim is empty, and one the Pod does not mount.
+    await mkdir(join(vmiDisks, 'empty'), { recursive: true });
+    const empty = vmi('mounted2', [{ name: 'empty', dataVolume: { name: 'empty-dv' } }]);
+    const e1 = await materializeVolumes(empty, options('mounted2', { vmiDisksDir: vmiDisks })).catch((e: unknown) => e);
+    expect(e1).toMatchObject({ reason: 'ErrorPvcNotFound', volume: 'empty' });
+    expect((e1 as Error).message).toMatch(/mounted at .*vmi-disks\/empty but has no disk\.img/);
+    const gone = vmi('mounted3', [{ name: 'other', persistentVolumeClaim: { claimName: 'data' } }]);
+    const e2 = await materializeVolumes(gone, options('mounted3', { vmiDisksDir: vmiDisks })).catch((e: unknown) => e);
+    expect(e2).toMatchObject({ reason: 'ErrorPvcNotFound', volume: 'other' });
+    expect((e2 as Error).message).toMatch(/is not mounted at .*vmi-disks\/other: the launcher Pod has no volume "other"/);
+    await releaseVolumes(empty, options('mounted2'), { deleteVm: true });
+    await releaseVolumes(gone, options('mounted3'), { deleteVm: true });
+  });
 });
 
 describe('tool failures', () => {

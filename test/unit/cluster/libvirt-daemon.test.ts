@@ -13,15 +13,15 @@ import { App, Testing } from 'cdk8s';
 import { InstallChart } from '../../../synth/install.js';
 import { fixtureVm } from '../synth/fixtures.js';
 
-const FLAGS = ['libvirtUri', 'libvirtDaemon', 'imageStore'] as const;
+const FLAGS = ['libvirtUri', 'libvirtDaemon', 'imageStore', 'vmiDisksDir'] as const;
 
-/** The Pod with the compute args reduced to the three flags' values (their order differs: set flags are appended). */
+/** The Pod with the compute args reduced to the pod flags' values (their order differs: set flags are appended). */
 function normalised(pod: PodManifest): { pod: PodManifest; flags: (string | undefined)[] } {
   const out = structuredClone(pod);
   const compute = out.spec.containers.find((c) => c.name === 'compute')!;
   const args = compute.args ?? [];
   const flags = FLAGS.map((f) => launcherFlagValue(args, f));
-  const drop = new Set(['--libvirt-uri', '--libvirt-daemon', '--image-store']);
+  const drop = new Set(['--libvirt-uri', '--libvirt-daemon', '--image-store', '--vmi-disks-dir']);
   compute.args = args.filter((a, i) => !drop.has(a) && !drop.has(args[i - 1] ?? ''));
   return { pod: out, flags };
 }

@@ -6,12 +6,34 @@
  */
 import { describe, expect, it } from 'vitest';
 import { restoreStatus } from '../../../api/snapshot.js';
-import { domainOf, restoreFinished, restoreGate, takesSnapshot } from '../../../reconciler/cluster/snapshots.js';
-import { RESTORE_WAIT_MS, runningTargetDecision } from '../../../reconciler/snapshot-copy.js';
+import { domainOf, onlineRefusal, restoreFinished, restoreGate, takesSnapshot } from '../../../reconciler/cluster/snapshots.js';
+import { podDaemonView } from '../../../reconciler/cluster/kubelet-launchers.js';
+import { PATHS, renderLauncherPod } from '../../../synth/launcher-pod.js';
+import { fixtureVm } from '../synth/fixtures.js';
+import { podCopy, RESTORE_WAIT_MS, runningTargetDecision } from '../../../reconciler/snapshot-copy.js';
 import { ALL_CRDS, DATAVOLUME_CRD, RESTORE_CRD, SNAPSHOT_CRD, crdName, renderCrd } from '../../../synth/crds.js';
-import { CONTROLLER_RULES, PROCESS_RUNTIME_AGENT_RULES } from '../../../synth/install.js';
+import { AGENT_RULES, CONTROLLER_RULES } from '../../../synth/install.js';
 
 describe('cluster snapshots (pure)', () => {
+  it('a running VM whose domain cannot be reached is refused with why and the fix (stop it, snapshot offline), never copied', () => {
+    const m = onlineRefusal('lab', 'web', 'its launcher monitor is not running in launcher Pod p');
+    expect(m).toMatch(/^VirtualMachine lab\/web is running but no online copy can be taken: its launcher monitor is not running in launcher Pod p; /);
+    expect(m).toContain('virtops stop web -n lab --kubeconfig F');
+    expect(m).toContain('create the snapshot again (an offline copy)');
+  });
+
+  it('beside a kubelet: the Pod\'s own daemon through the monitor\'s root, claims where the Pod mounts them; staged in the claim\'s dir', () => {
+    const args = renderLauncherPod(fixtureVm(), { libvirtDaemon: 'pod' }).spec.containers[0]!.args!;
+    expect(podDaemonView(args, 4242)).toEqual({ libvirtUri: 'qemu+unix:///session?socket=/proc/4242/root/var/run/libvirt/libvirt-sock', vmiDisksDir: PATHS.vmiDisks });
+    expect(podDaemonView(renderLauncherPod(fixtureVm()).spec.containers[0]!.args!, 1)).toEqual({ unreachable: expect.stringMatching(/no libvirt daemon of its own/) });
+    const c = podCopy({ kind: 'claim', name: 'data', claim: 'dv' } as never, '/s/pvcs/ns/dv/disk.img', { dest: '/s/snapshots/ns/s1/data.img', format: 'raw' }, PATHS.vmiDisks, 'u1');
+    expect(c).toEqual({
+      source: `${PATHS.vmiDisks}/data/disk.img`, dest: '/s/snapshots/ns/s1/data.img', format: 'raw',
+      staging: { daemon: `${PATHS.vmiDisks}/data/.snapshot-u1.partial`, local: '/s/pvcs/ns/dv/.snapshot-u1.partial' },
+    });
+    expect(() => podCopy({ kind: 'claim', name: 'data', claim: 'dv' } as never, '/s/pvcs/ns/dv.img', { dest: '/d', format: 'raw' }, PATHS.vmiDisks, 'u1')).toThrow(/not a claim the launcher Pod mounts as <claim>\/disk\.img: stop the VM/);
+  });
+
   it('the agent of the VMI\'s node takes a running VM\'s snapshot; a stopped VM\'s, the node holding all its disks', () => {
     expect(takesSnapshot({ me: 'n1', vmiNode: 'n1', hasVmi: true, disksHere: false })).toBe(true);
     expect(takesSnapshot({ me: 'n1', vmiNode: 'n2', hasVmi: true, disksHere: true })).toBe(false);
@@ -71,7 +93,7 @@ describe('the install ships snapshots and DataVolumes', () => {
   const allows = (rules: { apiGroups?: string[]; resources?: string[]; verbs: string[]; resourceNames?: string[] }[], group: string, resource: string, verb: string, name?: string) =>
     rules.some((r) => r.apiGroups?.includes(group) && r.resources?.includes(resource) && r.verbs.includes(verb) && (!r.resourceNames || (name !== undefined && r.resourceNames.includes(name))));
 
-  it('grants the controller DataVolumes and snapshot kinds, the process-runtime agent what the importer and snapshot agent call', () => {
+  it('grants the controller DataVolumes and snapshot kinds, every agent what the importer and snapshot agent call', () => {
     expect(allows(CONTROLLER_RULES, 'cdi.kubevirt.io', 'datavolumes', 'create')).toBe(true);
     expect(allows(CONTROLLER_RULES, 'snapshot.kubevirt.io', 'virtualmachinerestores', 'watch')).toBe(true);
     expect(allows(CONTROLLER_RULES, 'apiextensions.k8s.io', 'customresourcedefinitions', 'patch', 'datavolumes.cdi.kubevirt.io')).toBe(true);
@@ -79,9 +101,9 @@ describe('the install ships snapshots and DataVolumes', () => {
       ['cdi.kubevirt.io', 'datavolumes', 'patch'], ['cdi.kubevirt.io', 'datavolumes/status', 'patch'], ['', 'persistentvolumes', 'create'], ['', 'persistentvolumes', 'delete'], ['', 'persistentvolumeclaims', 'create'],
       ['snapshot.kubevirt.io', 'virtualmachinesnapshots', 'patch'], ['snapshot.kubevirt.io', 'virtualmachinesnapshots/status', 'patch'], ['snapshot.kubevirt.io', 'virtualmachinerestores/status', 'patch'],
       ['kubevirt.io', 'virtualmachines', 'get'], ['kubevirt.io', 'virtualmachines', 'patch'],
-    ] as const) expect(allows(PROCESS_RUNTIME_AGENT_RULES, g, r, v), `${g}/${r} ${v}`).toBe(true);
-    expect(allows(PROCESS_RUNTIME_AGENT_RULES, 'apiextensions.k8s.io', 'customresourcedefinitions', 'get', 'virtualmachinesnapshots.snapshot.kubevirt.io')).toBe(true);
-    expect(allows(PROCESS_RUNTIME_AGENT_RULES, 'apiextensions.k8s.io', 'customresourcedefinitions', 'get', 'virtualmachines.kubevirt.io')).toBe(false);
-    expect(allows(PROCESS_RUNTIME_AGENT_RULES, 'snapshot.kubevirt.io', 'virtualmachinesnapshots', 'delete')).toBe(false);
+    ] as const) expect(allows(AGENT_RULES, g, r, v), `${g}/${r} ${v}`).toBe(true);
+    expect(allows(AGENT_RULES, 'apiextensions.k8s.io', 'customresourcedefinitions', 'get', 'virtualmachinesnapshots.snapshot.kubevirt.io')).toBe(true);
+    expect(allows(AGENT_RULES, 'apiextensions.k8s.io', 'customresourcedefinitions', 'get', 'virtualmachines.kubevirt.io')).toBe(false);
+    expect(allows(AGENT_RULES, 'snapshot.kubevirt.io', 'virtualmachinesnapshots', 'delete')).toBe(false);
   });
 });

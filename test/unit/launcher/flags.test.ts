@@ -15,7 +15,7 @@ const FULL: LauncherConfig = {
   gracePeriodSeconds: 45, hookSidecars: 0, qemuTimeoutMs: 90_000, emulation: 'tcg',
   libvirtUri: 'qemu+unix:///session?socket=/run/libvirt/libvirt-sock', libvirtDaemon: 'pod',
   stateDir: '/var/lib/launcher', imageStore: '/var/cache/images', secretsDir: '/run/secrets', pvcDir: '/run/pvcs',
-  insecureRegistries: ['127.0.0.1:5000', 'registry.lab:5001'],
+  vmiDisksDir: '/run/vmi-disks', insecureRegistries: ['127.0.0.1:5000', 'registry.lab:5001'],
 };
 
 /** build → parse → validate */
@@ -140,5 +140,15 @@ describe('editing one flag in place', () => {
     expect(setLauncherFlag(args, 'emulation', 'tcg')).toEqual({ args: ['--name', 'web', '--emulation', 'tcg', '--uid', 'u'], previous: 'kvm' });
     expect(setLauncherFlag(args, 'libvirtUri', 'test:///default')).toEqual({ args: [...args, '--libvirt-uri', 'test:///default'] });
     expect(parseLauncherArgs(setLauncherFlag(args, 'emulation', 'tcg').args).emulation).toBe('tcg');
+  });
+});
+
+describe('--vmi-disks-dir (claims a kubelet mounted into the Pod)', () => {
+  it('is left out unless given (claims under --pvc-dir), and must be absolute', () => {
+    const base = buildLauncherArgs({ ...FULL, vmiDisksDir: undefined });
+    const plain = validateLauncherFlags(parseLauncherArgs(base), '/home/nobody');
+    expect(plain.ok && 'vmiDisksDir' in plain.config).toBe(false);
+    const rel = validateLauncherFlags(parseLauncherArgs([...base, '--vmi-disks-dir', 'vmi-disks']), '/home/nobody');
+    expect(rel.ok ? [] : rel.errors).toEqual(['--vmi-disks-dir "vmi-disks" is not an absolute path: pass an absolute directory path']);
   });
 });

@@ -1,20 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { launcherFlagValue, parseLauncherArgv, validateLauncherFlags } from '../../../launcher/flags.js';
 import { daemonDirs, SESSION_QEMU_CONF, sessionSocketOf } from '../../../launcher/monitor/libvirt-daemon.js';
-import { launcherArgv, POD_LIBVIRT_URI, renderLauncherPod } from '../../../synth/launcher-pod.js';
+import { launcherArgv, PATHS, POD_LIBVIRT_URI, renderLauncherPod } from '../../../synth/launcher-pod.js';
 import { fixtureVm } from '../synth/fixtures.js';
 
 describe('the launcher Pod with its own libvirt daemon', () => {
-  it("synth's libvirtDaemon 'pod' writes the session URI, the daemon flag and an image store in the private emptyDir; the default writes none", () => {
+  it("synth's libvirtDaemon 'pod' writes the session URI, the daemon flag and an image store in the private emptyDir, claims where the Pod mounts them; the default writes none", () => {
     const args = launcherArgv(renderLauncherPod(fixtureVm(), { uid: 'u-1', libvirtDaemon: 'pod' }), { VMI_UID: 'u-1' });
     expect(launcherFlagValue(args, 'libvirtUri')).toBe(POD_LIBVIRT_URI);
     expect(launcherFlagValue(args, 'libvirtDaemon')).toBe('pod');
     expect(launcherFlagValue(args, 'imageStore')).toBe('/var/run/kubevirt-private/images');
+    expect(launcherFlagValue(args, 'vmiDisksDir')).toBe(PATHS.vmiDisks);
     const r = validateLauncherFlags(parseLauncherArgv(args), '/home/nobody');
-    expect(r.ok && [r.config.libvirtDaemon, r.config.libvirtUri]).toEqual(['pod', POD_LIBVIRT_URI]);
+    expect(r.ok && [r.config.libvirtDaemon, r.config.libvirtUri, r.config.vmiDisksDir]).toEqual(['pod', POD_LIBVIRT_URI, PATHS.vmiDisks]);
 
     const plain = launcherArgv(renderLauncherPod(fixtureVm(), { uid: 'u-1' }), { VMI_UID: 'u-1' });
-    for (const field of ['libvirtUri', 'libvirtDaemon', 'imageStore'] as const) expect(launcherFlagValue(plain, field)).toBeUndefined();
+    for (const field of ['libvirtUri', 'libvirtDaemon', 'imageStore', 'vmiDisksDir'] as const) expect(launcherFlagValue(plain, field)).toBeUndefined();
   });
 
   it('the socket the monitor waits for is the URI\'s socket=, in the libvirt-runtime emptyDir', () => {

@@ -1,11 +1,12 @@
 import { App, Testing } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
 import {
-  AGENT_NAME, CONTROLLER_LEASE_NAME, CONTROLLER_NAME, InstallChart, INSTALL_NAMESPACE, INVENTORY_CONFIGMAP_NAME, NODE_LEASE_NAMESPACE, VIRTOPS_CRD_NAMES,
+  AGENT_NAME, AGENT_STATE_DIR, CONTROLLER_LEASE_NAME, PROCESS_RUNTIME_AGENT_RULES, CONTROLLER_NAME, InstallChart, INSTALL_NAMESPACE, INVENTORY_CONFIGMAP_NAME, NODE_LEASE_NAMESPACE, VIRTOPS_CRD_NAMES,
 } from '../../../synth/install.js';
 import { ALL_CRDS, renderCrd } from '../../../synth/crds.js';
 import { validateManifest } from '../../../api/validate.js';
 import { DEFAULT_NODE_SOCKET_DIR } from '../../../synth/launcher-pod.js';
+import { DEFAULT_STATE_DIR } from '../../../reconciler/agent/host-config.js';
 
 type Obj = Record<string, any>;
 const objects: Obj[] = Testing.synth(new InstallChart(new App(), 'install'));
@@ -139,8 +140,21 @@ describe('install manifests', () => {
     expect(c.env).toContainEqual({ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
     expect(c.securityContext.privileged).toBe(true);
     expect(agent.hostPID).toBe(true);
-    // Synth's default nodeSocketDir = the agent's default --launcher-socket-dir; nothing of the host's libvirt.
-    expect(agent.volumes).toEqual([{ name: 'launcher-sockets', hostPath: { path: DEFAULT_NODE_SOCKET_DIR, type: 'DirectoryOrCreate' } }]);
-    expect(c.volumeMounts).toEqual([{ name: 'launcher-sockets', mountPath: DEFAULT_NODE_SOCKET_DIR }]);
+    // Synth's default nodeSocketDir = the agent's default --launcher-socket-dir; the claims, snapshot
+    // copies and image cache under its default --state-dir, at the same paths (a claim's local PV
+    // names the host path); nothing of the host's libvirt.
+    expect(AGENT_STATE_DIR).toBe(DEFAULT_STATE_DIR);
+    const dirs = [['launcher-sockets', DEFAULT_NODE_SOCKET_DIR], ['claims', `${DEFAULT_STATE_DIR}/pvcs`], ['snapshots', `${DEFAULT_STATE_DIR}/snapshots`], ['images', `${DEFAULT_STATE_DIR}/images`]];
+    expect(agent.volumes).toEqual(dirs.map(([name, path]) => ({ name, hostPath: { path, type: 'DirectoryOrCreate' } })));
+    expect(c.volumeMounts).toEqual(dirs.map(([name, mountPath]) => ({ name, mountPath })));
+  });
+
+  it('give every agent the DataVolume and snapshot rights (it imports and copies beside a kubelet too), process-runtime agents only Node, Pod status and removal on top', () => {
+    const agent = find('ClusterRole', AGENT_NAME).rules;
+    for (const [g, r, v] of [
+      ['cdi.kubevirt.io', 'datavolumes', 'patch'], ['cdi.kubevirt.io', 'datavolumes/status', 'patch'], ['', 'persistentvolumes', 'create'], ['', 'persistentvolumeclaims', 'create'],
+      ['snapshot.kubevirt.io', 'virtualmachinesnapshots/status', 'patch'], ['kubevirt.io', 'virtualmachines', 'patch'],
+    ] as const) expect(allows(agent, g, r, v), `${g}/${r} ${v}`).toBe(true);
+    expect(PROCESS_RUNTIME_AGENT_RULES.map((r) => `${r.resources!.join()}:${r.verbs.join()}`)).toEqual(['nodes:create', 'pods/status:patch', 'pods:delete']);
   });
 });
