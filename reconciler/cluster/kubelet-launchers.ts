@@ -37,9 +37,10 @@
  *   leaves); the kubelet never removes hostPath contents.
  * - **the Pod's libvirt daemon** (online snapshots, snapshots.ts): reached as root through the
  *   launcher monitor's root, `/proc/<pid>/root<socket>` (`podDaemon`), the monitor found as
- *   `alive` finds it, so only a process in that Pod's cgroup is ever connected to.
+ *   `alive` finds it, symlinks in the path resolved inside that root (`resolveInRoot`: the
+ *   image's `/var/run` is a link to `/run`, which the kernel would take as the host's).
  */
-import { chmod, lchown, lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, lchown, lstat, mkdir, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { basename, join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -74,12 +75,41 @@ export function podIdentity(pod: Pick<V1Pod, 'spec'>): { uid: number; gid: numbe
  * agent is root there), and where the Pod mounts claims (`--vmi-disks-dir`). An error when the
  * Pod runs no daemon of its own or mounts no claims so.
  */
-export function podDaemonView(computeArgs: readonly string[], pid: number): { libvirtUri: string; vmiDisksDir: string } | { unreachable: string } {
+export function podDaemonView(computeArgs: readonly string[], pid: number): { socket: string; vmiDisksDir: string } | { unreachable: string } {
   const socket = launcherFlagValue(computeArgs, 'libvirtDaemon') === 'pod' ? sessionSocketOf(launcherFlagValue(computeArgs, 'libvirtUri') ?? '') : undefined;
   if (!socket) return { unreachable: 'its launcher Pod runs no libvirt daemon of its own (no --libvirt-daemon pod with a session socket)' };
   const vmiDisksDir = launcherFlagValue(computeArgs, 'vmiDisksDir');
   if (!vmiDisksDir) return { unreachable: 'its launcher Pod finds claims under --pvc-dir, not where the kubelet mounts them (no --vmi-disks-dir)' };
-  return { libvirtUri: `qemu+unix:///session?socket=/proc/${pid}/root${socket}`, vmiDisksDir };
+  return { socket: `/proc/${pid}/root${socket}`, vmiDisksDir };
+}
+
+/**
+ * `path` (under `root`, a `/proc/<pid>/root`) with every symlink resolved inside that root: the
+ * kernel would resolve an absolute link (Debian's `/var/run` → `/run`) against the caller's root,
+ * i.e. the host's, and `..` never leaves `root`. Missing components are kept as they are.
+ */
+export async function resolveInRoot(root: string, path: string): Promise<string> {
+  const rest = path.split('/').filter(Boolean);
+  const done: string[] = [];
+  for (let hops = 0; rest.length; ) {
+    const part = rest.shift()!;
+    if (part === '.') continue;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    const here = join(root, ...done, part);
+    const st = await lstat(here).catch(() => undefined);
+    if (!st?.isSymbolicLink()) {
+      done.push(part);
+      continue;
+    }
+    if (++hops > 40) throw new Error(`${path} under ${root}: too many symbolic links`);
+    const target = await readlink(here);
+    if (target.startsWith('/')) done.length = 0;
+    rest.unshift(...target.split('/').filter(Boolean));
+  }
+  return join(root, ...done);
 }
 
 /** Whether a /proc/<pid>/cgroup text puts the process in the Pod `podUid` (cgroupfs `pod<uid>` or systemd `pod<uid_with_underscores>`). */
@@ -247,7 +277,11 @@ export class KubeletLaunchers extends NodeAgent {
     let pid: number | undefined;
     for (const p of await findProcesses([LAUNCHER_MARKER, vmiUid])) if (inPodCgroup(await cgroupOf(p), podUid)) pid ??= p;
     if (pid === undefined) return { unreachable: `its launcher monitor is not running in launcher Pod ${pod.metadata?.name ?? podUid}` };
-    return podDaemonView(pod.spec?.containers.find((c) => c.name === 'compute')?.args ?? [], pid);
+    const view = podDaemonView(pod.spec?.containers.find((c) => c.name === 'compute')?.args ?? [], pid);
+    if ('unreachable' in view) return view;
+    const root = `/proc/${pid}/root`;
+    const socket = await resolveInRoot(root, view.socket.slice(root.length));
+    return { libvirtUri: `qemu+unix:///session?socket=${socket}`, vmiDisksDir: view.vmiDisksDir };
   }
 
   /** Removes the socket directory of a Pod that is gone. */

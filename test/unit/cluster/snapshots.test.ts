@@ -7,7 +7,10 @@
 import { describe, expect, it } from 'vitest';
 import { restoreStatus } from '../../../api/snapshot.js';
 import { domainOf, onlineRefusal, restoreFinished, restoreGate, takesSnapshot } from '../../../reconciler/cluster/snapshots.js';
-import { podDaemonView } from '../../../reconciler/cluster/kubelet-launchers.js';
+import { podDaemonView, resolveInRoot } from '../../../reconciler/cluster/kubelet-launchers.js';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PATHS, renderLauncherPod } from '../../../synth/launcher-pod.js';
 import { fixtureVm } from '../synth/fixtures.js';
 import { podCopy, RESTORE_WAIT_MS, runningTargetDecision } from '../../../reconciler/snapshot-copy.js';
@@ -22,9 +25,23 @@ describe('cluster snapshots (pure)', () => {
     expect(m).toContain('create the snapshot again (an offline copy)');
   });
 
+  it('resolves a socket path inside a container root: absolute links re-anchored there, .. kept in it', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'vo-root-'));
+    try {
+      await mkdir(join(root, 'run', 'libvirt'), { recursive: true });
+      await mkdir(join(root, 'var'));
+      await symlink('/run', join(root, 'var', 'run'));
+      await symlink('../../../../etc', join(root, 'run', 'up'));
+      expect(await resolveInRoot(root, '/var/run/libvirt/libvirt-sock')).toBe(join(root, 'run', 'libvirt', 'libvirt-sock'));
+      expect(await resolveInRoot(root, '/run/up/passwd')).toBe(join(root, 'etc', 'passwd'));
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('beside a kubelet: the Pod\'s own daemon through the monitor\'s root, claims where the Pod mounts them; staged in the claim\'s dir', () => {
     const args = renderLauncherPod(fixtureVm(), { libvirtDaemon: 'pod' }).spec.containers[0]!.args!;
-    expect(podDaemonView(args, 4242)).toEqual({ libvirtUri: 'qemu+unix:///session?socket=/proc/4242/root/var/run/libvirt/libvirt-sock', vmiDisksDir: PATHS.vmiDisks });
+    expect(podDaemonView(args, 4242)).toEqual({ socket: '/proc/4242/root/var/run/libvirt/libvirt-sock', vmiDisksDir: PATHS.vmiDisks });
     expect(podDaemonView(renderLauncherPod(fixtureVm()).spec.containers[0]!.args!, 1)).toEqual({ unreachable: expect.stringMatching(/no libvirt daemon of its own/) });
     const c = podCopy({ kind: 'claim', name: 'data', claim: 'dv' } as never, '/s/pvcs/ns/dv/disk.img', { dest: '/s/snapshots/ns/s1/data.img', format: 'raw' }, PATHS.vmiDisks, 'u1');
     expect(c).toEqual({
