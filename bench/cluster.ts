@@ -4,6 +4,8 @@
  * test:///default driver.
  *
  *   npx tsx bench/cluster.ts [--vms 100] [--rss-vms 1000] [--skip writes,scale,rss] [--json]
+ *     [--controller-bin <other checkout>/cli/bin.js] [--controller-node-options '<node flags>'] [--controller-env K=V,...] [--rss-steady-wait 60]
+ *     [--agent-vms 100]
  *
  * 1. API writes per VM from apply to Running: every write the controller and the agent make
  *    goes through HttpKubeClient, which counts them; one VM is pushed and the writes naming it
@@ -16,12 +18,18 @@
  *    Launchers run in the benchmarks' pool runtime (bench/pool-runtime.ts: one process, real Launcher class and
  *    command socket per VM): 100 launcher processes would need ~24 GB.
  * 3. Controller RSS with M VMs (default 1,000, Always, no agent: 1,000 VMIs and 1,000 Pending
- *    launcher Pods in its caches), as a separate `virtops controller` process. Target < 200
- *    MiB. Baseline: the same process idle with no VM.
+ *    launcher Pods in its caches), as a separate `virtops controller` process. Goal ≤ 150 MiB
+ *    at 1,000, ≤ 100 MiB at 100 (issue 15). Baseline: the same process idle with one VM. Where
+ *    the memory is comes from bench/mem-probe.cjs, preloaded into that process: V8 heap
+ *    committed vs used, the live heap after a full GC, anonymous vs file-backed RSS.
+ * 4. With --agent-vms K (runs first; best alone: --skip writes,scale,rss): the node agent's
+ *    RSS with K VMIs Running on its node, as a separate process (`node bench/pool-bin.mjs agent
+ *    --process-runtime`: `virtops agent` bundled, with the pool runtime injected, so its
+ *    launchers are in the pool's process, not in the agent's). Goal ≤ 70 MiB at 100 (issue 15).
  */
 import { emitJson, say } from './report.js';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { pino } from 'pino';
@@ -41,6 +49,22 @@ const arg = (name: string, dflt: string): string => {
 const N = Number(arg('vms', '100'));
 const M = Number(arg('rss-vms', '1000'));
 const skip = new Set(arg('skip', '').split(',').filter(Boolean));
+/** Extra Node/V8 flags for the measured controller process (NODE_OPTIONS), to weigh e.g. heap limits against CPU. */
+const CONTROLLER_NODE_OPTIONS = arg('controller-node-options', '');
+/** Extra environment for the measured controller, e.g. MALLOC_ARENA_MAX=2 (comma-separated K=V). */
+const CONTROLLER_ENV = Object.fromEntries(arg('controller-env', '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+/** Seconds after the loaded samples before a last, steady-state sample (V8 gives back idle heap after ~1 min). */
+const STEADY_WAIT_S = Number(arg('rss-steady-wait', '60'));
+const MEM_PROBE = new URL('./mem-probe.cjs', import.meta.url).pathname;
+/**
+ * The `virtops` executable whose controller is measured (default this checkout's cli/bin.js):
+ * another checkout's, e.g. an export of an earlier commit, measures "before" in the same session.
+ */
+const CONTROLLER_BIN = arg('controller-bin', CLI_BIN);
+/** Section 4 (off unless > 0): the node agent's RSS with this many VMIs Running on its node. */
+const AGENT_VMS = Number(arg('agent-vms', '0'));
+/** Where to write a heap snapshot of the measured controller, taken after the full GC (default: none). */
+const HEAP_SNAPSHOT = arg('heap-snapshot', '');
 const log = pino({ level: process.env['VIRTOPS_BENCH_LOG'] ?? 'warn' });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -82,6 +106,121 @@ async function stopPool(dir: string): Promise<void> {
   }
 }
 
+/** utime + stime of `pid` so far, in seconds (/proc/<pid>/stat fields 14 and 15, in clock ticks of 1/100 s). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+interface ProbeReport {
+  memoryUsage: NodeJS.MemoryUsage;
+  spaces: { name: string; size: number; used: number }[];
+  smaps: Record<string, number>;
+  anon?: { brkHeap: number; mallocArenas: number; other: number };
+}
+/** Asks the measured process (bench/mem-probe.cjs) where its memory is: as it is, then right after a full GC. */
+async function memProbe(pid: number, file: string): Promise<{ asIs: ProbeReport; afterGc: ProbeReport } | undefined> {
+  const asIs = await probeOnce(pid, file, false);
+  if (HEAP_SNAPSHOT) await writeFile(`${file}.snap`, HEAP_SNAPSHOT);
+  const afterGc = asIs ? await probeOnce(pid, file, true) : undefined;
+  await rm(`${file}.snap`, { force: true });
+  return asIs && afterGc ? { asIs, afterGc } : undefined;
+}
+/** One report; with `gc` the probe collects first (it does when `<file>.gc` exists). */
+async function probeOnce(pid: number, file: string, gc: boolean): Promise<ProbeReport | undefined> {
+  if (gc) await writeFile(`${file}.gc`, '');
+  else await rm(`${file}.gc`, { force: true });
+  await rm(file, { force: true });
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 600; i++) {
+    await sleep(100);
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (text) return JSON.parse(text) as ProbeReport;
+  }
+  return undefined;
+}
+function probeSummary(p: { asIs: ProbeReport; afterGc: ProbeReport }): Record<string, number> {
+  const m = (b: number) => Number((b / 2 ** 20).toFixed(1));
+  const space = (r: ProbeReport, n: string) => r.spaces.find((s) => s.name === n);
+  return {
+    rssMiB: m(p.asIs.memoryUsage.rss), heapTotalMiB: m(p.asIs.memoryUsage.heapTotal), heapUsedMiB: m(p.asIs.memoryUsage.heapUsed),
+    externalMiB: m(p.asIs.memoryUsage.external), arrayBuffersMiB: m(p.asIs.memoryUsage.arrayBuffers),
+    newSpaceMiB: m(space(p.asIs, 'new_space')?.size ?? 0), oldSpaceMiB: m(space(p.asIs, 'old_space')?.size ?? 0), codeSpaceMiB: m(space(p.asIs, 'code_space')?.size ?? 0),
+    anonMiB: m(p.asIs.smaps['Anonymous'] ?? 0), fileBackedMiB: m((p.asIs.smaps['Rss'] ?? 0) - (p.asIs.smaps['Anonymous'] ?? 0)),
+    brkHeapMiB: m(p.asIs.anon?.brkHeap ?? 0), mallocArenasMiB: m(p.asIs.anon?.mallocArenas ?? 0), otherAnonMiB: m(p.asIs.anon?.other ?? 0),
+    liveHeapAfterGcMiB: m(p.afterGc.memoryUsage.heapUsed), heapTotalAfterGcMiB: m(p.afterGc.memoryUsage.heapTotal), rssAfterGcMiB: m(p.afterGc.memoryUsage.rss),
+  };
+}
+function formatProbe(p: { asIs: ProbeReport; afterGc: ProbeReport }): string {
+  const s = probeSummary(p);
+  return [
+    `  where (at the steady sample): RSS ${s['rssMiB']} MiB = anonymous ${s['anonMiB']} + file-backed ${s['fileBackedMiB']} (code, mapped libraries)`,
+    `    V8 heap committed ${s['heapTotalMiB']} MiB (new space ${s['newSpaceMiB']}, old ${s['oldSpaceMiB']}, code ${s['codeSpaceMiB']}), used ${s['heapUsedMiB']}; external ${s['externalMiB']} (array buffers ${s['arrayBuffersMiB']})`,
+    `    anonymous by mapping: brk heap (malloc's main arena) ${s['brkHeapMiB']}, malloc's thread arenas (64 MiB-aligned regions, a heuristic) ${s['mallocArenasMiB']}, other (V8 pages, stacks) ${s['otherAnonMiB']}`,
+    `    after a full GC: live heap ${s['liveHeapAfterGcMiB']} MiB of ${s['heapTotalAfterGcMiB']} committed; RSS ${s['rssAfterGcMiB']} MiB`,
+  ].join('\n');
+}
+
+/** Section 4: `virtops agent` (bundled, pool runtime) as its own process with AGENT_VMS VMIs Running on its node. */
+async function agentRss(kubeconfig: string, admin: HttpKubeClient, ns: (n: string) => Promise<unknown>, dir: string): Promise<Record<string, unknown>> {
+  const K = AGENT_VMS;
+  await ns('agent-system');
+  await ns('agent-rss');
+  const agentGit = await gitFixture();
+  const agentDir = join(dir, 'agent-rss');
+  const probeFile = join(dir, 'agent-mem.json');
+  const { POOL_BIN } = await import('./pool-runtime.js');
+  let proc: ResultPromise | undefined;
+  let controller: Awaited<ReturnType<typeof runController>> | undefined;
+  try {
+    await push(agentGit, vmsIn('agent-rss', ['idle'], 'Halted'), 'idle');
+    controller = await runController(
+      { repo: agentGit.bare, branch: 'main', distPath: 'dist', namespace: 'agent-system', leaderElect: false, intervalMs: 600_000, freshness: false, identity: 'bench-agent', leaseDurationMs: 15_000 },
+      log, { client: new HttpKubeClient(loadKubeConfig(kubeconfig)) },
+    );
+    proc = execa(process.execPath, [POOL_BIN, 'agent', '--kubeconfig', kubeconfig, '--node', 'rss-node', '--process-runtime', '--state-dir', agentDir, '--emulation', 'tcg', '--libvirt-uri', 'test:///default', '--interval', '10m', '--port', '0'], {
+      reject: false,
+      env: { VIRTOPS_LOG_LEVEL: 'warn', VIRTOPS_BENCH_NODE_PODS: String(K), NODE_OPTIONS: [`--require ${MEM_PROBE}`, '--expose-gc'].join(' '), VIRTOPS_MEM_PROBE: probeFile },
+    });
+    await until('the agent registers its Node', async () => (await admin.read<KubernetesObject>({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'rss-node' } })) !== undefined, 60_000, 500);
+    await sleep(5000);
+    const idle = await rssKb(proc.pid!);
+    const t0 = Date.now();
+    await push(agentGit, vmsIn('agent-rss', Array.from({ length: K }, (_, i) => `a${i}`)), `${K} VMs`);
+    await until(`${K} VMs Running`, async () => (await countRunning(admin, 'agent-rss')) === K, 900_000, 1000);
+    const convergedS = (Date.now() - t0) / 1000;
+    await sleep(5000);
+    const samples: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      samples.push(await rssKb(proc.pid!));
+      await sleep(1000);
+    }
+    const cpuAtLoaded = await cpuSeconds(proc.pid!);
+    await sleep(STEADY_WAIT_S * 1000);
+    const steady = await rssKb(proc.pid!);
+    const probe = await memProbe(proc.pid!, probeFile);
+    const loaded = Math.max(...samples);
+    say(`\n## agent RSS with ${K} VMIs Running on its node (converged in ${convergedS.toFixed(0)} s; load ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+    say(`  idle (Node registered, no VMI): ${mib(idle)} MiB; with ${K}: ${mib(loaded)} MiB (max of 5 samples; min ${mib(Math.min(...samples))}; goal ≤ 70 MiB at 100); ${STEADY_WAIT_S} s later ${mib(steady)} MiB; CPU ${cpuAtLoaded.toFixed(2)} s`);
+    if (probe) say(formatProbe(probe));
+    say('  (`node bench/pool-bin.mjs agent`: virtops agent from the bench-pool bundle; its launchers run in the pool process, not counted)');
+    return { vmis: K, idleMiB: Number(mib(idle)), loadedMaxMiB: Number(mib(loaded)), steadyMiB: Number(mib(steady)), cpuS: Number(cpuAtLoaded.toFixed(2)), convergedS: Number(convergedS.toFixed(1)), load: loadavg(), ...(probe ? { breakdown: probeSummary(probe) } : {}) };
+  } finally {
+    if (proc) {
+      proc.kill('SIGTERM');
+      await proc;
+    }
+    await controller?.stop().catch(() => undefined);
+    const pids = (await execa('pgrep', ['-f', join(agentDir, 'pool.sock')], { reject: false })).stdout.split('\n').filter(Boolean).map(Number);
+    for (const pid of pids) {
+      try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+    }
+    await admin.delete({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'rss-node' } }).catch(() => undefined);
+    await agentGit.cleanup();
+  }
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'vo-bench-cluster-'));
   const started = Date.now();
@@ -107,6 +246,7 @@ async function main(): Promise<void> {
   }
   try {
     await ns('virtops-system');
+    if (AGENT_VMS > 0) json['agentRss'] = await agentRss(cp.kubeconfigPath, admin, ns, dir);
     // ---- 1 + 2: writes per VM, N VMs → Running -------------------------------------------
     if (!skip.has('writes') || !skip.has('scale')) {
       const { PoolRuntime } = await import('./pool-runtime.js');
@@ -192,7 +332,11 @@ async function main(): Promise<void> {
       try {
         await push(rssGit, vmsIn('rss', ['idle'], 'Halted'), 'idle');
         await ns('rss');
-        const proc: ResultPromise = execa(process.execPath, [CLI_BIN, 'controller', '--kubeconfig', cp.kubeconfigPath, '--repo', rssGit.bare, '--namespace', 'rss-system', '--interval', '10m', '--no-freshness-check'], { reject: false, env: { VIRTOPS_LOG_LEVEL: 'warn' } });
+        // The probe (bench/mem-probe.cjs) reports on SIGUSR2 where the memory is; --expose-gc
+        // only lets it collect once for the live-heap figure, after every RSS sample.
+        const probeFile = join(dir, 'controller-mem.json');
+        const nodeOptions = [`--require ${MEM_PROBE}`, '--expose-gc', CONTROLLER_NODE_OPTIONS].filter(Boolean).join(' ');
+        const proc: ResultPromise = execa(process.execPath, [CONTROLLER_BIN, 'controller', '--kubeconfig', cp.kubeconfigPath, '--repo', rssGit.bare, '--namespace', 'rss-system', '--interval', '10m', '--no-freshness-check'], { reject: false, env: { VIRTOPS_LOG_LEVEL: 'warn', NODE_OPTIONS: nodeOptions, VIRTOPS_MEM_PROBE: probeFile, ...CONTROLLER_ENV } });
         await sleep(8000);
         const idle = await rssKb(proc.pid!);
         const names = Array.from({ length: M }, (_, i) => `r${i}`);
@@ -210,10 +354,21 @@ async function main(): Promise<void> {
         }
         const loaded = Math.max(...samples);
         const low = Math.min(...samples);
-        say(`\n## controller RSS with ${M} VMs (${M} VMIs, ${M} Pending launcher Pods cached; converged in ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
-        say(`  idle (1 VM): ${mib(idle)} MiB; with ${M} VMs: ${mib(loaded)} MiB (max of 5 samples, 1 s apart; min ${mib(low)}; target < 200 MiB); ratio ${(loaded / idle).toFixed(2)}`);
-        say(`  (the controller runs as \`node cli/bin.js controller\`: ${process.env['VIRTOPS_NO_BUNDLE'] ? 'through tsx (VIRTOPS_NO_BUNDLE set)' : 'from the reconciler bundle; VIRTOPS_NO_BUNDLE=1 measures the tsx path'})`);
-        json['controllerRss'] = { vms: M, idleMiB: Number(mib(idle)), loadedMaxMiB: Number(mib(loaded)), loadedMinMiB: Number(mib(low)), bundle: !process.env['VIRTOPS_NO_BUNDLE'] };
+        const convergedS = (Date.now() - t0) / 1000;
+        const cpuAtLoaded = await cpuSeconds(proc.pid!);
+        await sleep(STEADY_WAIT_S * 1000);
+        const steady = await rssKb(proc.pid!);
+        const probe = await memProbe(proc.pid!, probeFile);
+        say(`\n## controller RSS with ${M} VMs (${M} VMIs, ${M} Pending launcher Pods cached; converged in ${convergedS.toFixed(0)} s; load ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+        say(`  idle (1 VM): ${mib(idle)} MiB; with ${M} VMs: ${mib(loaded)} MiB (max of 5 samples, 1 s apart; min ${mib(low)}; target ≤ 150 MiB at 1,000, ≤ 100 MiB at 100); ratio ${(loaded / idle).toFixed(2)}; ${STEADY_WAIT_S} s later ${mib(steady)} MiB`);
+        say(`  CPU: ${cpuAtLoaded.toFixed(2)} s (user+system) from start to converged${CONTROLLER_NODE_OPTIONS ? `; node options: ${CONTROLLER_NODE_OPTIONS}` : ''}${Object.keys(CONTROLLER_ENV).length ? `; env: ${JSON.stringify(CONTROLLER_ENV)}` : ''}`);
+        if (probe) say(formatProbe(probe));
+        say(`  (the controller runs as \`node ${CONTROLLER_BIN === CLI_BIN ? 'cli/bin.js' : CONTROLLER_BIN} controller\`: ${process.env['VIRTOPS_NO_BUNDLE'] ? 'through tsx (VIRTOPS_NO_BUNDLE set)' : 'from the reconciler bundle; VIRTOPS_NO_BUNDLE=1 measures the tsx path'})`);
+        json['controllerRss'] = {
+          vms: M, idleMiB: Number(mib(idle)), loadedMaxMiB: Number(mib(loaded)), loadedMinMiB: Number(mib(low)), steadyMiB: Number(mib(steady)), steadyWaitS: STEADY_WAIT_S,
+          cpuS: Number(cpuAtLoaded.toFixed(2)), convergedS: Number(convergedS.toFixed(1)), nodeOptions: CONTROLLER_NODE_OPTIONS, env: CONTROLLER_ENV, load: loadavg(), bundle: !process.env['VIRTOPS_NO_BUNDLE'],
+          ...(probe ? { breakdown: probeSummary(probe) } : {}),
+        };
         proc.kill('SIGTERM');
         await proc;
       } finally {

@@ -4,6 +4,9 @@
  *
  *   node bench/pool-bin.mjs up <virtops up flags>        `virtops up` (the same command and flags,
  *                                                        registerUp) with the pool runtime injected
+ *   node bench/pool-bin.mjs agent <virtops agent flags>  `virtops agent` likewise (with --process-runtime);
+ *                                                        VIRTOPS_BENCH_NODE_PODS=N advertises room for N
+ *                                                        launcher Pods (test:///default guests use no host)
  *   node bench/pool-bin.mjs launcher-pool --socket <p>   the pool's host process (bench/pool-runtime.ts)
  *
  * Bundled as the product's `up` is (reconciler/entry.ts), so the reconciler's RSS measured
@@ -13,11 +16,22 @@
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { registerUp } from '../cli/commands/up.js';
+import { registerAgent } from '../cli/commands/agent.js';
 import { PoolRuntime } from './pool-runtime.js';
 
 const program = new Command('virtops-bench-pool').showHelpAfterError().configureOutput({ outputError: (s, write) => write(s) });
 registerUp(program, {
   options: (config) => ({ launcherRuntime: new PoolRuntime({ socketPath: join(config.stateDir, 'pool.sock'), logFile: join(config.stateDir, 'pool.log') }) }),
+});
+registerAgent(program, {
+  options: (config) => {
+    const pods = Number(process.env['VIRTOPS_BENCH_NODE_PODS'] ?? '0');
+    return {
+      launcherRuntime: new PoolRuntime({ socketPath: join(config.stateDir, 'pool.sock'), logFile: join(config.stateDir, 'pool.log') }),
+      // As bench/cluster.ts's in-process agent: room for N VMs (the host's 2 CPUs fit ~20 launcher Pods' requests).
+      ...(pods > 0 ? { capacity: { cpus: Math.max(64, pods), memoryBytes: (pods + 16) * 2 ** 30, pods: pods + 20 } } : {}),
+    };
+  },
 });
 program
   .command('launcher-pool')

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { RawAgentFlags } from '../../reconciler/cluster/run.js';
+import type { AgentConfig, RawAgentFlags, runAgent as RunAgent } from '../../reconciler/cluster/run.js';
 import { DEFAULT_STATE_DIR } from '../../reconciler/agent/host-config.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -7,9 +7,10 @@ const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 /**
  * `virtops agent`: the per-node agent. With --process-runtime it also registers the Node
  * and runs the launcher Pods bound to it as processes (no kubelet needed); without, kubelet
- * runs them and the agent only drives the launchers.
+ * runs them and the agent only drives the launchers. `inject.options`: what code (not flags)
+ * passes to runAgent; only benchmarks use it (bench/pool-entry.ts: the pool runtime).
  */
-export function registerAgent(program: Command): void {
+export function registerAgent(program: Command, inject: { options?: (config: AgentConfig) => Parameters<typeof RunAgent>[2] } = {}): void {
   program
     .command('agent')
     .description('run the node agent: drive the launchers of the VMIs on this node, report VMI status, handle deletion with the grace period')
@@ -33,7 +34,7 @@ export function registerAgent(program: Command): void {
       const v = validateAgentFlags(raw);
       if (!v.ok) throw new Error(`invalid flags:\n  ${v.errors.join('\n  ')}`);
       const log = pino({ name: 'virtops-agent', level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'info' });
-      const handle = await runAgent(v.config, log);
+      const handle = await runAgent(v.config, log, inject.options?.(v.config));
       await new Promise<void>((resolve) => {
         const onSignal = (sig: NodeJS.Signals): void => {
           log.info({ signal: sig }, 'signal received; stopping (launchers keep running)');

@@ -23,7 +23,7 @@ import type { LibvirtDaemon } from '../../launcher/flags.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF_POLICY, OVERRIDE_ANNOTATION, canonicalJson, parseOverride, reconcileStateFromStatus, vmIntent, type ObservedInstance, type Override } from '../core/index.js';
 import { PAUSED_ANNOTATION } from './requests.js';
-import type { Informer } from './informer.js';
+import { stripForCache, type Informer } from './informer.js';
 import {
   VMI_FINALIZER,
   asKubeObject,
@@ -114,9 +114,9 @@ export class VmController {
     });
     const enqueueVm = (_t: string, o: KubernetesObject) => this.queue.add(vmKeyOf(o));
     this.vms = client.informer({ path: '/apis/kubevirt.io/v1/virtualmachines', apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine' }, enqueueVm, log);
-    this.vmis = client.informer({ path: '/apis/kubevirt.io/v1/virtualmachineinstances', apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance' }, enqueueVm, log);
+    this.vmis = client.informer({ path: '/apis/kubevirt.io/v1/virtualmachineinstances', apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', transform: vmiForCache }, enqueueVm, log);
     this.pods = client.informer<V1Pod>(
-      { path: '/api/v1/pods', apiVersion: 'v1', kind: 'Pod', labelSelector: 'kubevirt.io=virt-launcher' },
+      { path: '/api/v1/pods', apiVersion: 'v1', kind: 'Pod', labelSelector: 'kubevirt.io=virt-launcher', transform: launcherPodForCache },
       (type, pod) => {
         const uid = pod.metadata?.labels?.[LABEL_CREATED_BY];
         if (uid) {
@@ -542,6 +542,8 @@ export class VmController {
     }
     // The informer may already hold a newer copy (the scheduler's PodScheduled condition can
     // arrive over the watch before this create returns): never replace it with an older one.
+    // Kept as the informer keeps Pods (launcherPodForCache), not whole.
+    if (created) created = launcherPodForCache(created) as V1Pod;
     if (created && vmi.metadata.uid && !this.podsByVmi.has(vmi.metadata.uid)) this.podsByVmi.set(vmi.metadata.uid, created);
     return created;
   }
@@ -605,6 +607,61 @@ export class VmController {
       this.opts.log.warn({ vm: vmKeyOf(vm), reason, err: errorMessage(err) }, 'recording an event failed');
     });
   }
+}
+
+/**
+ * What the controller keeps of a launcher Pod (its informer's transform, and the Pods it
+ * creates): the metadata (after stripForCache), and of spec and status only what it reads:
+ * `spec.nodeName` and each container's and init container's name and image (podScheduling,
+ * podImagePullError, finalizeUnscheduled); `status` phase, reason, message, conditions, and
+ * each container status's name, image and state (observeInstance, vmiPullConditions). The
+ * rest of a launcher Pod (env, args, volumes, resources, the service-account token volume and
+ * tolerations the API server adds, IPs) is most of its size and nothing in the controller
+ * reads it; the node agent, which runs the Pod, watches its own whole copy. A new, small
+ * object replaces the listed or watched one. A watch bookmark (metadata only) passes as is.
+ */
+export function launcherPodForCache(obj: KubernetesObject): KubernetesObject {
+  const pod = stripForCache(obj) as V1Pod;
+  if (!pod?.metadata || (pod.spec === undefined && pod.status === undefined)) return pod;
+  const { spec, status } = pod;
+  const containers = (list: { name: string; image?: string }[] | undefined) => list?.map((c) => ({ name: c.name, ...(c.image !== undefined ? { image: c.image } : {}) }));
+  const statuses = (list: NonNullable<V1Pod['status']>['containerStatuses']) => list?.map((s) => ({ name: s.name, image: s.image, ...(s.state ? { state: s.state } : {}) }));
+  const keptSpec = spec && {
+    ...(spec.nodeName !== undefined ? { nodeName: spec.nodeName } : {}),
+    containers: containers(spec.containers) ?? [],
+    ...(spec.initContainers ? { initContainers: containers(spec.initContainers) } : {}),
+  };
+  const keptStatus = status && {
+    ...(status.phase !== undefined ? { phase: status.phase } : {}),
+    ...(status.reason !== undefined ? { reason: status.reason } : {}),
+    ...(status.message !== undefined ? { message: status.message } : {}),
+    ...(status.conditions ? { conditions: status.conditions } : {}),
+    ...(status.containerStatuses ? { containerStatuses: statuses(status.containerStatuses) } : {}),
+    ...(status.initContainerStatuses ? { initContainerStatuses: statuses(status.initContainerStatuses) } : {}),
+  };
+  return { ...(pod.apiVersion ? { apiVersion: pod.apiVersion } : {}), ...(pod.kind ? { kind: pod.kind } : {}), metadata: pod.metadata, ...(keptSpec ? { spec: keptSpec } : {}), ...(keptStatus ? { status: keptStatus } : {}) } as KubernetesObject;
+}
+
+/**
+ * What the controller keeps of a VMI (its informer's transform): metadata (after
+ * stripForCache) and spec whole (the RestartRequired comparison and a failed expansion's
+ * fallback read the spec), and of the status what observeInstance, vmiPullConditions and
+ * isFinalVmi read: phase, reason, nodeName, conditions, phaseTransitionTimestamps. What the
+ * node agent reports besides (interfaces, guestOSInfo, volume status, ...) is for readers of
+ * the API (describe, the dashboard's own informers), not for the reconcile.
+ */
+export function vmiForCache(obj: KubernetesObject): KubernetesObject {
+  const vmi = stripForCache(obj) as unknown as VirtualMachineInstance;
+  const status = vmi?.status;
+  if (!status) return vmi as unknown as KubernetesObject;
+  vmi.status = {
+    ...(status.phase !== undefined ? { phase: status.phase } : {}),
+    ...(status.reason !== undefined ? { reason: status.reason } : {}),
+    ...(status.nodeName !== undefined ? { nodeName: status.nodeName } : {}),
+    ...(status.conditions ? { conditions: status.conditions } : {}),
+    ...(status.phaseTransitionTimestamps ? { phaseTransitionTimestamps: status.phaseTransitionTimestamps } : {}),
+  };
+  return vmi as unknown as KubernetesObject;
 }
 
 export function isFinalVmi(vmi: VirtualMachineInstance): boolean {

@@ -40,7 +40,9 @@
  * synchronously, in order, at the end of the client call (or test helper) that made it,
  * as add/update/delete after label/field selector filtering (an object that stops matching
  * is delivered as `delete`). So a handler may run inside a client call the code under test
- * is making; deliveries triggered from inside a handler are queued, never nested.
+ * is making; deliveries triggered from inside a handler are queued, never nested. As the
+ * real informer, each listed or watched object goes through the spec's `transform` (default
+ * stripForCache) before it is cached: code under test sees only what its cache keeps.
  *
  * Test controls:
  * - `failNext(verb, resource, err?, { times, name, after })`: the next matching call
@@ -68,6 +70,7 @@ import {
   type WriteRecord,
   type WriteVerb,
 } from '../../reconciler/cluster/kube.js';
+import { stripForCache } from '../../reconciler/cluster/informer.js';
 
 export type FakeVerb = WriteVerb | 'read' | 'list';
 
@@ -640,6 +643,7 @@ export class FakeInformer<T extends KubernetesObject> implements Informer<T> {
   private readonly cache = new Map<string, T>();
   private readonly held: Change[] = [];
   private readonly matches: (o: FakeObject) => boolean;
+  private readonly transform: (o: KubernetesObject) => KubernetesObject;
   private started = false;
   private stopped = false;
   private synced = false;
@@ -657,6 +661,7 @@ export class FakeInformer<T extends KubernetesObject> implements Informer<T> {
     private readonly retryMs: number,
   ) {
     this.matches = selectorOf(spec);
+    this.transform = spec.transform ?? stripForCache;
   }
 
   start(): Promise<void> {
@@ -711,12 +716,12 @@ export class FakeInformer<T extends KubernetesObject> implements Informer<T> {
     const key = `${ref.metadata.namespace ?? ''}/${ref.metadata.name}`;
     const had = this.cache.get(key);
     if (cur && this.matches(cur)) {
-      const obj = clone(cur) as unknown as T;
+      const obj = this.transform(clone(cur) as unknown as KubernetesObject) as T;
       this.cache.set(key, obj);
       this.handler(had ? 'update' : 'add', obj);
     } else if (had) {
       this.cache.delete(key);
-      this.handler('delete', (cur ? clone(cur) : had) as T);
+      this.handler('delete', (cur ? this.transform(clone(cur) as unknown as KubernetesObject) : had) as T);
     }
   }
 
@@ -738,7 +743,7 @@ export class FakeInformer<T extends KubernetesObject> implements Informer<T> {
       return;
     }
     this.cache.clear();
-    for (const o of items) this.cache.set(`${o.metadata.namespace ?? ''}/${o.metadata.name}`, o as unknown as T);
+    for (const o of items) this.cache.set(`${o.metadata.namespace ?? ''}/${o.metadata.name}`, this.transform(o as unknown as KubernetesObject) as T);
     this.listing = true;
     this.synced = true;
     const listed = [...this.cache.values()];
