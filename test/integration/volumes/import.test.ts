@@ -131,6 +131,13 @@ describe('runImport', () => {
     const b = await runImport(plan('blank', { source: { blank: {} }, storage: storage('2Mi') }), ctx());
     expect((await stat(b.path)).size).toBe(2 * 1024 * 1024);
   });
+
+  it.skipIf(process.getuid?.() !== 0)('with a group (beside a kubelet: the launcher Pods\' 107): the claim dir g+rwx and the file g+rw of that group', async () => {
+    const g = await runImport(plan('grouped', { source: { blank: {} }, storage: storage('1Mi') }), ctx({ group: 107 }));
+    const [d, f] = await Promise.all([stat(join(pvcDir, 'default', 'grouped')), stat(g.path)]);
+    expect([d.uid, d.gid, d.mode & 0o777]).toEqual([0, 107, 0o770]);
+    expect([f.uid, f.gid, f.mode & 0o777]).toEqual([0, 107, 0o660]);
+  });
 });
 
 describe('copyDiskFile (offline snapshot and restore copies)', () => {
