@@ -49,7 +49,7 @@ const arg = (name: string, dflt: string): string => {
 const N = Number(arg('vms', '100'));
 const M = Number(arg('rss-vms', '1000'));
 const skip = new Set(arg('skip', '').split(',').filter(Boolean));
-/** Extra Node/V8 flags for the measured controller process (NODE_OPTIONS), to weigh e.g. heap limits against CPU. */
+/** Extra Node/V8 flags for the measured controller process (its command line), to weigh e.g. heap limits against CPU. */
 const CONTROLLER_NODE_OPTIONS = arg('controller-node-options', '');
 /** Extra environment for the measured controller, e.g. MALLOC_ARENA_MAX=2 (comma-separated K=V). */
 const CONTROLLER_ENV = Object.fromEntries(arg('controller-env', '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
@@ -335,8 +335,10 @@ async function main(): Promise<void> {
         // The probe (bench/mem-probe.cjs) reports on SIGUSR2 where the memory is; --expose-gc
         // only lets it collect once for the live-heap figure, after every RSS sample.
         const probeFile = join(dir, 'controller-mem.json');
-        const nodeOptions = [`--require ${MEM_PROBE}`, '--expose-gc', CONTROLLER_NODE_OPTIONS].filter(Boolean).join(' ');
-        const proc: ResultPromise = execa(process.execPath, [CONTROLLER_BIN, 'controller', '--kubeconfig', cp.kubeconfigPath, '--repo', rssGit.bare, '--namespace', 'rss-system', '--interval', '10m', '--no-freshness-check'], { reject: false, env: { VIRTOPS_LOG_LEVEL: 'warn', NODE_OPTIONS: nodeOptions, VIRTOPS_MEM_PROBE: probeFile, ...CONTROLLER_ENV } });
+        // Node/V8 flags go on the command line: NODE_OPTIONS refuses most V8 flags (--optimize-for-size).
+        const nodeOptions = [`--require ${MEM_PROBE}`, '--expose-gc'].join(' ');
+        const nodeFlags = CONTROLLER_NODE_OPTIONS.split(/\s+/).filter(Boolean);
+        const proc: ResultPromise = execa(process.execPath, [...nodeFlags, CONTROLLER_BIN, 'controller', '--kubeconfig', cp.kubeconfigPath, '--repo', rssGit.bare, '--namespace', 'rss-system', '--interval', '10m', '--no-freshness-check'], { reject: false, env: { VIRTOPS_LOG_LEVEL: 'warn', NODE_OPTIONS: nodeOptions, VIRTOPS_MEM_PROBE: probeFile, ...CONTROLLER_ENV } });
         await sleep(8000);
         const idle = await rssKb(proc.pid!);
         const names = Array.from({ length: M }, (_, i) => `r${i}`);

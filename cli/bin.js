@@ -17,6 +17,18 @@
 //   cli/commands/version.ts). VIRTOPS_NO_FAST_PATH=1 sends them through the full CLI too
 //   (the package test compares both).
 import { existsSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+
+// The long-lived processes (up, controller, agent) ask V8 to favour memory over speed, before
+// any module loads: its old generation then grows by a small factor over the live objects
+// instead of up to 4x while they start many VMs (BENCHMARKS.md, "PERF: ... lean controller":
+// the controller at 1,000 VMs held ~220 MiB of heap for ~52 MiB of live objects). The cost
+// is GC time while VMs change, measured there. Launchers (one per VM) are not affected.
+// VIRTOPS_V8_FLAGS replaces the flags ('' keeps V8's defaults).
+if (['up', 'controller', 'agent'].includes(process.argv[2] ?? '')) {
+  const flags = process.env.VIRTOPS_V8_FLAGS ?? '--optimize-for-size';
+  if (flags) setFlagsFromString(flags);
+}
 
 const BUNDLED = {
   launcher: 'launcher',
