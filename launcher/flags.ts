@@ -109,7 +109,7 @@ export const LAUNCHER_FLAGS: readonly LauncherFlagSpec[] = [
   { flag: '--image-store <dir>', key: 'imageStore', field: 'imageStore', description: 'shared OCI image cache (default ~/.cache/virtops/images)' },
   { flag: '--secrets-dir <dir>', key: 'secretsDir', field: 'secretsDir', description: 'secrets/configMaps as files (default <kubevirt-share-dir>/secrets)' },
   { flag: '--pvc-dir <dir>', key: 'pvcDir', field: 'pvcDir', description: 'claims: <dir>/<namespace>/<claim>/disk.img, <claim>.img or <claim>.qcow2 (default <kubevirt-share-dir>/pvcs)' },
-  { flag: '--vmi-disks-dir <dir>', key: 'vmiDisksDir', field: 'vmiDisksDir', description: 'claims mounted into this Pod by a kubelet: <dir>/<volume>/disk.img (replaces --pvc-dir for claims)' },
+  { flag: '--vmi-disks-dir <dir>', key: 'vmiDisksDir', field: 'vmiDisksDir', description: 'volumes mounted into this Pod by a kubelet: a claim at <dir>/<volume>/disk.img (replaces --pvc-dir), a hostDisk at <dir>/<volume>/<file name>' },
   { flag: '--insecure-registry <host>', key: 'insecureRegistry', field: 'insecureRegistries', description: 'registry reached without TLS (repeatable)', repeatable: true },
 ];
 

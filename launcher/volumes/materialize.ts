@@ -14,7 +14,7 @@
  * running VMI) reuses what is there; releasing twice is harmless.
  */
 import { access, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { publicKeysOf } from '../access-credentials.js';
 import type { VirtualMachineInstance } from '../../api/kubevirt.js';
 import type { MaterializedVolume } from '../convert/context.js';
@@ -42,7 +42,8 @@ export interface MaterializeOptions {
   /**
    * A launcher Pod run by a kubelet: the Pod's claim volumes, `<vmiDisksDir>/<volume>/disk.img`
    * (KubeVirt's layout of a filesystem PVC mounted into virt-launcher). When set, claims are
-   * found only here, never under `pvcDir`.
+   * found only here, never under `pvcDir`, and a hostDisk's file under its directory's mount,
+   * `<vmiDisksDir>/<volume>/<file name>`.
    */
   vmiDisksDir?: string;
 }
@@ -122,15 +123,17 @@ async function materializeOne(step: VolumePlan, plan: MaterializationPlan, opts:
     }
 
     case 'hostDisk': {
-      let st = await stat(step.path).catch(() => undefined);
+      const path = hostDiskPath(step, opts.vmiDisksDir);
+      const shown = path === step.path ? step.path : `${step.path} (in this Pod ${path})`;
+      let st = await stat(path).catch(() => undefined);
       if (!st && step.create) {
-        await mkdir(dirname(step.path), { recursive: true });
-        await atomically(step.path, (tmp) => run('qemu-img', ['create', '-q', '-f', 'raw', tmp, String(step.bytes)]));
-        st = await stat(step.path);
+        await mkdir(dirname(path), { recursive: true });
+        await atomically(path, (tmp) => run('qemu-img', ['create', '-q', '-f', 'raw', tmp, String(step.bytes)]));
+        st = await stat(path);
       }
-      if (!st) throw new VolumeError('HostDiskNotFound', name, `hostDisk ${step.path} does not exist (type Disk requires it); create it or use type DiskOrCreate with a capacity`);
-      if (!st.isFile() && !st.isBlockDevice()) throw new VolumeError('InvalidVolume', name, `hostDisk ${step.path} is neither a file nor a block device`);
-      return { name, type: st.isBlockDevice() ? 'block' : 'file', path: step.path, format: 'raw' };
+      if (!st) throw new VolumeError('HostDiskNotFound', name, `hostDisk ${shown} does not exist (type Disk requires it); create it or use type DiskOrCreate with a capacity`);
+      if (!st.isFile() && !st.isBlockDevice()) throw new VolumeError('InvalidVolume', name, `hostDisk ${shown} is neither a file nor a block device`);
+      return { name, type: st.isBlockDevice() ? 'block' : 'file', path, format: 'raw' };
     }
 
     case 'claim': {
@@ -332,6 +335,15 @@ async function findClaim(
     throw new VolumeError('InvalidVolume', step.name, `claim "${namespace}/${step.claimName}" is ambiguous: both ${found.map((c) => c.path).join(' and ')} exist; remove one`);
   }
   return found[0]!;
+}
+
+/**
+ * Where a hostDisk's file is: its host path, or in a kubelet-run launcher Pod (`vmiDisksDir`
+ * set) the same file name under the Pod's mount of its directory, `<vmiDisksDir>/<volume>/`
+ * (synth/launcher-pod.ts mounts the hostDisk's directory there as a hostPath volume).
+ */
+export function hostDiskPath(step: Extract<VolumePlan, { kind: 'hostDisk' }>, vmiDisksDir: string | undefined): string {
+  return vmiDisksDir ? join(vmiDisksDir, step.name, basename(step.path)) : step.path;
 }
 
 /**

@@ -393,6 +393,25 @@ describe('hostDisk and PVCs', () => {
     await releaseVolumes(empty, options('mounted2'), { deleteVm: true });
     await releaseVolumes(gone, options('mounted3'), { deleteVm: true });
   });
+
+  it('in a kubelet-run Pod (vmiDisksDir) opens a hostDisk under the Pod\'s mount of its directory, not at its host path', async () => {
+    // synth mounts the hostDisk's directory at <vmi-disks>/<volume>; the host path is not in the Pod.
+    const vmiDisks = join(work, 'vmi-disks-host');
+    const hostPath = join(work, 'not-in-the-pod', 'data.img');
+    await mkdir(join(vmiDisks, 'data'), { recursive: true });
+    const v = vmi('hostpod', [{ name: 'data', hostDisk: { path: hostPath, type: 'DiskOrCreate', capacity: '1Mi' } }]);
+    const { volumes } = await materializeVolumes(v, options('hostpod', { vmiDisksDir: vmiDisks }));
+    expect(volumes.data).toEqual({ name: 'data', type: 'file', path: join(vmiDisks, 'data', 'data.img'), format: 'raw' });
+    expect(await exists(hostPath)).toBe(false);
+    await releaseVolumes(v, options('hostpod'), { deleteVm: true });
+    expect(await exists(join(vmiDisks, 'data', 'data.img'))).toBe(true); // the user's disk is never removed
+
+    const mustExist = vmi('hostpod2', [{ name: 'other', hostDisk: { path: hostPath, type: 'Disk' } }]);
+    const err = await materializeVolumes(mustExist, options('hostpod2', { vmiDisksDir: vmiDisks })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ reason: 'HostDiskNotFound', volume: 'other' });
+    expect((err as Error).message).toContain(`hostDisk ${hostPath} (in this Pod ${join(vmiDisks, 'other', 'data.img')}) does not exist`);
+    await releaseVolumes(mustExist, options('hostpod2'), { deleteVm: true });
+  });
 });
 
 describe('tool failures', () => {
