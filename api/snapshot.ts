@@ -191,6 +191,14 @@ export function restoreStatus(p: { state: 'InProgress' | 'Waiting' | 'Succeeded'
   };
 }
 
+/**
+ * The message of a restore into a VM that does not exist (both modes): git owns VMs, the
+ * restore only made their claims.
+ */
+export function newVmRestoreNote(target: string, restores: NonNullable<RestoreStatus['restores']>): string {
+  return `VirtualMachine ${target} is not in git: add it with these claims (${restores.map((r) => `${r.volumeName} → ${r.persistentVolumeClaim ?? r.hostDisk ?? ''}`).join(', ')})`;
+}
+
 /** One copy a restore makes: the snapshot's file of `volume` onto a claim or a hostDisk path. */
 export type RestoreStep =
   | { volume: string; file: string; kind: 'claim'; claim: string }

@@ -130,8 +130,9 @@ export const AGENT_RULES: k8s.PolicyRule[] = [
   { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
   { apiGroups: [DATAVOLUME_GROUP], resources: ['datavolumes'], verbs: ['get', 'list', 'watch', 'patch'] },
   { apiGroups: [DATAVOLUME_GROUP], resources: ['datavolumes/status'], verbs: ['get', 'update', 'patch'] },
-  { apiGroups: [''], resources: ['persistentvolumes'], verbs: ['create', 'delete'] },
-  { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['create'] },
+  // list/watch (and PVC get): a restore's new claims, whose file and PV the agent removes once their PVC is deleted.
+  { apiGroups: [''], resources: ['persistentvolumes'], verbs: ['create', 'delete', 'list', 'watch'] },
+  { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['create', 'get', 'list', 'watch'] },
   { apiGroups: [SNAPSHOT_GROUP], resources: ['virtualmachinesnapshots', 'virtualmachinerestores'], verbs: ['get', 'list', 'watch', 'patch'] },
   { apiGroups: [SNAPSHOT_GROUP], resources: ['virtualmachinesnapshots/status', 'virtualmachinerestores/status'], verbs: ['get', 'update', 'patch'] },
   { apiGroups: [GROUP], resources: ['virtualmachines'], verbs: ['get', 'list', 'watch', 'patch'] },

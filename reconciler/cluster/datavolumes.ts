@@ -21,7 +21,7 @@
  * launcher Pod; the agent gives it the launcher Pods' group (`claimGroup`).
  */
 import { rm } from 'node:fs/promises';
-import type { KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject, V1OwnerReference } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import {
   CDI_API_VERSION, CHECKSUM_ANNOTATION, type DataVolume, type DataVolumeSpec, type DataVolumeStatus, type ImportPlan, type ImportRecord,
@@ -103,39 +103,61 @@ export function claimVolumeName(dvUid: string): string {
  * volume), so the scheduler's volume binding puts it on the node holding the file: the PV's
  * node affinity is that pin.
  */
-export function claimObjects(dv: { metadata: { name: string; namespace?: string; uid?: string } }, opts: { node: string; path: string; bytes?: bigint }): { pv: KubernetesObject & Record<string, unknown>; pvc: KubernetesObject & Record<string, unknown> } {
+export function claimObjects(dv: { metadata: { name: string; namespace?: string; uid?: string } }, opts: { node: string; path: string; bytes?: bigint }): LocalClaimObjects {
   const ns = nsOf(dv);
   const uid = dv.metadata.uid ?? '';
-  const pvName = claimVolumeName(uid);
-  // A size is required on both; CDI's storage API may leave it to the image: 1 Mi stands in (a local PV's capacity is only a label).
-  const storage = String(opts.bytes ?? 1024n * 1024n);
   const labels = { 'app.kubernetes.io/managed-by': 'virtops', 'virtops.io/datavolume': dv.metadata.name };
+  return localClaimObjects({
+    namespace: ns, name: dv.metadata.name, pvName: claimVolumeName(uid), ...opts, labels, pvLabels: { ...labels, 'virtops.io/datavolume-namespace': ns },
+    ownerReferences: [{ apiVersion: CDI_API_VERSION, kind: 'DataVolume', name: dv.metadata.name, uid, controller: true, blockOwnerDeletion: true }],
+  });
+}
+
+export type LocalClaimObjects = { pv: KubernetesObject & Record<string, unknown>; pvc: KubernetesObject & Record<string, unknown> };
+
+/**
+ * Pure: the one shape of a node's claim file as the API shows it (the importer's DataVolume
+ * claims, a restore's new claims): PVC `namespace/name` pre-bound to PV `pvName`, `local` at
+ * `path` with node affinity to `node`, reclaim Retain (the agent holding the file removes both).
+ */
+export function localClaimObjects(c: {
+  namespace: string; name: string; pvName: string; node: string; path: string; bytes?: bigint;
+  labels: Record<string, string>; pvLabels: Record<string, string>; annotations?: Record<string, string>; ownerReferences?: V1OwnerReference[];
+}): LocalClaimObjects {
+  // A size is required on both; CDI's storage API may leave it to the image: 1 Mi stands in (a local PV's capacity is only a label).
+  const storage = String(c.bytes ?? 1024n * 1024n);
   return {
     pv: {
       apiVersion: 'v1',
       kind: 'PersistentVolume',
-      metadata: { name: pvName, labels: { ...labels, 'virtops.io/datavolume-namespace': ns } },
+      metadata: { name: c.pvName, labels: c.pvLabels, ...(c.annotations ? { annotations: c.annotations } : {}) },
       spec: {
         capacity: { storage },
         accessModes: ['ReadWriteOnce'],
         persistentVolumeReclaimPolicy: 'Retain',
         storageClassName: '',
         volumeMode: 'Filesystem',
-        local: { path: opts.path },
-        nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [opts.node] }] }] } },
-        claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: ns, name: dv.metadata.name },
+        local: { path: c.path },
+        nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [c.node] }] }] } },
+        claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: c.namespace, name: c.name },
       },
     },
     pvc: {
       apiVersion: 'v1',
       kind: 'PersistentVolumeClaim',
-      metadata: {
-        name: dv.metadata.name, namespace: ns, labels,
-        ownerReferences: [{ apiVersion: CDI_API_VERSION, kind: 'DataVolume', name: dv.metadata.name, uid, controller: true, blockOwnerDeletion: true }],
-      },
-      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage } }, storageClassName: '', volumeMode: 'Filesystem', volumeName: pvName },
+      metadata: { name: c.name, namespace: c.namespace, labels: c.labels, ...(c.annotations ? { annotations: c.annotations } : {}), ...(c.ownerReferences ? { ownerReferences: c.ownerReferences } : {}) },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage } }, storageClassName: '', volumeMode: 'Filesystem', volumeName: c.pvName },
     },
   };
+}
+
+/**
+ * Publishes a claim file (localClaimObjects): the PV, then the PVC. Idempotent: AlreadyExists
+ * is fine. Returns whether the PVC was created now (false: one of that name existed).
+ */
+export async function publishClaim(client: Pick<KubeClient, 'create'>, objs: LocalClaimObjects): Promise<boolean> {
+  await client.create(objs.pv);
+  return (await client.create(objs.pvc)) !== undefined;
 }
 
 // ---- controller side -------------------------------------------------------------------------
@@ -371,8 +393,7 @@ export class DataVolumeImporter {
     this.attempts.set(key, attempt);
     // The claim as the scheduler sees it (idempotent: AlreadyExists is fine).
     const objs = claimObjects(dv, { node: this.opts.nodeName, path: claimDir(this.opts.pvcDir, ns, name), ...(plan.bytes !== undefined ? { bytes: plan.bytes } : {}) });
-    await this.client.create(objs.pv);
-    await this.client.create(objs.pvc);
+    await publishClaim(this.client, objs);
     this.begin(key, dv, attempt);
     return {};
   }

@@ -450,6 +450,8 @@ export async function runAgent(
     nodeName: config.node, stateDir: config.stateDir, pvcDir: join(config.stateDir, 'pvcs'), libvirtUri: config.libvirtUri,
     log: log.child({ component: 'snapshots' }), probeMs: Math.max(config.intervalMs, 2000),
     vmis: () => agent.vmis.list() as unknown as VirtualMachineInstance[],
+    claimsInUse: () => claimsOnNode(agent.vmis.list() as unknown as VirtualMachineInstance[], config.node),
+    ...(kubelet ? { claimGroup: LAUNCHER_USER } : {}),
     ...(kubelet ? { launcherPodDaemon: (vmi: VirtualMachineInstance) => kubelet.podDaemon(vmi.metadata.uid ?? '', agent.launcherPod(vmi.metadata.uid ?? '')) } : {}),
   });
   snapshots.start();

@@ -14,23 +14,27 @@
  *   subresource. A failed snapshot keeps no copy and leaves the VM running, its disks only read.
  *   A restore is run by the agent that holds its snapshot: it waits for the target VM to stop
  *   as its targetReadinessPolicy says (StopTarget: a `stop` override on the VM), then copies
- *   the snapshot back over the target's claims. Nothing is deleted unless asked: a deleted
- *   snapshot's copies go with it (deletionPolicy Delete, the default) or stay (Retain).
+ *   the snapshot back over the target's claims. Into a VM that does not exist it makes new
+ *   claims on its node (as `up`), published as PVCs bound to local PVs (datavolumes.ts
+ *   `publishClaim`) labelled `virtops.io/restore-node`; once such a PVC is deleted and no VMI
+ *   here uses it, this agent removes its file and PV. Nothing else is deleted unless asked: a
+ *   deleted snapshot's copies go with it (deletionPolicy Delete, the default) or stay (Retain).
  * - **controller** (`RestoreGate`): a VM with an unfinished restore into it is not started.
  */
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject, V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { VirtualMachine, VirtualMachineInstance } from '../../api/kubevirt.js';
 import {
   SNAPSHOT_API_VERSION, type RestoreStatus, type SnapshotProgress, type VirtualMachineRestore, type VirtualMachineSnapshot,
-  checkSnapshotRules, parseDuration, planRestore, restoreStatus, snapshotStatus, snapshotVolumes,
+  checkSnapshotRules, newVmRestoreNote, parseDuration, planRestore, restoreStatus, snapshotStatus, snapshotVolumes,
 } from '../../api/snapshot.js';
-import { findClaimFile } from '../../launcher/volumes/import.js';
+import { claimDir, findClaimFile } from '../../launcher/volumes/import.js';
 import { OVERRIDE_ANNOTATION, serializeOverride } from '../core/overrides.js';
 import { RateLimitedQueue, type ReconcileResult } from '../queue.js';
 import { discardCopies, restoreCopies, runningTargetDecision, takeSnapshotCopies, type TakenVolume } from '../snapshot-copy.js';
+import { localClaimObjects, publishClaim, type LocalClaimObjects } from './datavolumes.js';
 import type { Informer } from './informer.js';
 import { errorMessage, isApiError, type KubeClient } from './kube.js';
 
@@ -40,6 +44,10 @@ export const SNAPSHOT_PLURAL = 'virtualmachinesnapshots';
 export const RESTORE_PLURAL = 'virtualmachinerestores';
 export const SNAPSHOT_CRD_NAME = `${SNAPSHOT_PLURAL}.snapshot.kubevirt.io`;
 export const RESTORE_CRD_NAME = `${RESTORE_PLURAL}.snapshot.kubevirt.io`;
+/** On a restore's new claim (PVC and PV): the node holding its file, whose agent removes it. */
+export const RESTORE_NODE_LABEL = 'virtops.io/restore-node';
+/** On a restore's new claim (an annotation: names may be longer than a label value): the restore that made it. */
+export const RESTORE_ANNOTATION = 'virtops.io/restore';
 /** KubeVirt's default failureDeadline. */
 export const DEFAULT_SNAPSHOT_DEADLINE_MS = 5 * 60_000;
 
@@ -78,6 +86,30 @@ export function onlineRefusal(ns: string, vm: string, why: string): string {
   return `VirtualMachine ${ns}/${vm} is running but no online copy can be taken: ${why}; stop it (virtops stop ${vm} -n ${ns} --kubeconfig F, or runStrategy Halted in git), then create the snapshot again (an offline copy); its disks are untouched`;
 }
 
+/** Pure: the PV of a restore's new claim (one per restore and volume, a DNS subdomain). */
+export function restoredVolumeName(restoreUid: string, volume: string): string {
+  return `virtops-restore-${restoreUid}-${volume.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`.slice(0, 253).replace(/-+$/, '');
+}
+
+/** Pure: a restore's new claim `ns/claim` on `node` as the API shows it (the importer's shape, labelled as the restore's). */
+export function restoredClaimObjects(r: { namespace: string; restore: string; restoreUid: string; volume: string; claim: string; node: string; path: string; bytes: bigint }): LocalClaimObjects {
+  const labels = { 'app.kubernetes.io/managed-by': 'virtops', [RESTORE_NODE_LABEL]: r.node };
+  return localClaimObjects({
+    namespace: r.namespace, name: r.claim, pvName: restoredVolumeName(r.restoreUid, r.volume), node: r.node, path: r.path, bytes: r.bytes,
+    labels, pvLabels: labels, annotations: { [RESTORE_ANNOTATION]: `${r.namespace}/${r.restore}` },
+  });
+}
+
+/**
+ * Pure: what happens to a restored claim's file and PV (labelled for this node): kept while
+ * its PVC exists (the PV's bound claim uid, if the PV was bound, is that PVC's); once the PVC
+ * is gone, removed when no VMI here uses the claim, else looked at again.
+ */
+export function restoredClaimFate(p: { pvcGone: boolean; inUse: boolean }): 'keep' | 'wait' | 'remove' {
+  if (!p.pvcGone) return 'keep';
+  return p.inUse ? 'wait' : 'remove';
+}
+
 /** The libvirt domain of a VMI (launcher/convert/identity.ts). */
 export function domainOf(vmi: VirtualMachineInstance): string {
   return `${nsOf(vmi)}_${vmi.metadata.name ?? ''}`;
@@ -104,6 +136,13 @@ export interface SnapshotAgentOptions {
    * take it offline). Unset: online copies through `libvirtUri` (process runtime).
    */
   launcherPodDaemon?: (vmi: VirtualMachineInstance) => Promise<{ libvirtUri: string; vmiDisksDir: string } | { unreachable: string }>;
+  /** `ns/claim` of the claims a VMI on this node uses (a restored claim in use is not removed). */
+  claimsInUse?: () => Set<string>;
+  /**
+   * Beside a real kubelet: the launcher Pods' group (synth's LAUNCHER_USER); a restore's new
+   * claim gets it as the importer's do (dir root:group 0770, disk.img 0660).
+   */
+  claimGroup?: number;
   now?: () => number;
 }
 
@@ -120,6 +159,12 @@ interface NodeRecord {
 export class SnapshotAgent {
   private readonly snaps: Informer<SnapshotObject>;
   private readonly restores: Informer<RestoreObject>;
+  /** Restores' new claims on this node: their PVCs and PVs. */
+  private readonly restoredPvcs: Informer<V1PersistentVolumeClaim & KubernetesObject>;
+  private readonly restoredPvs: Informer<V1PersistentVolume & KubernetesObject>;
+  /** Restored claims whose PVC went, to remove once unused: `ns/claim` → PV name. */
+  private readonly orphans = new Map<string, string>();
+  private orphanTimer: NodeJS.Timeout | undefined;
   private readonly queue: RateLimitedQueue;
   /** Snapshots being taken here, by uid. */
   private readonly jobs = new Map<string, { abort: AbortController; done: Promise<void> }>();
@@ -162,6 +207,21 @@ export class SnapshotAgent {
       },
       opts.log,
     );
+    const selector = `${RESTORE_NODE_LABEL}=${opts.nodeName}`;
+    this.restoredPvcs = client.informer<V1PersistentVolumeClaim & KubernetesObject>(
+      { path: '/api/v1/persistentvolumeclaims', apiVersion: 'v1', kind: 'PersistentVolumeClaim', labelSelector: selector },
+      (type, pvc) => {
+        if (type !== 'delete' || !pvc.metadata?.name || !pvc.spec?.volumeName) return;
+        this.orphans.set(`${nsOf(pvc)}/${pvc.metadata.name}`, pvc.spec.volumeName);
+        void this.reapOrphans();
+      },
+      opts.log,
+    );
+    this.restoredPvs = client.informer<V1PersistentVolume & KubernetesObject>(
+      { path: '/api/v1/persistentvolumes', apiVersion: 'v1', kind: 'PersistentVolume', labelSelector: selector },
+      () => undefined,
+      opts.log,
+    );
   }
 
   private get root(): string {
@@ -183,8 +243,9 @@ export class SnapshotAgent {
       if (have.every(Boolean) && !this.stopped) {
         this.started = true;
         this.opts.log.info({ node: this.opts.nodeName }, 'snapshot agent starting');
-        await Promise.all([this.snaps.start(), this.restores.start()]);
+        await Promise.all([this.snaps.start(), this.restores.start(), this.restoredPvcs.start(), this.restoredPvs.start()]);
         await this.sweep();
+        await this.findOrphans();
         for (const s of this.snaps.list()) this.queue.add(`s/${nsOf(s)}/${s.metadata.name}`);
         for (const r of this.restores.list()) this.queue.add(`r/${nsOf(r)}/${r.metadata.name}`);
         return;
@@ -198,10 +259,11 @@ export class SnapshotAgent {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.probeTimer);
+    clearTimeout(this.orphanTimer);
     for (const j of this.jobs.values()) j.abort.abort(new Error('the agent is stopping'));
     await Promise.allSettled([...this.jobs.values()].map((j) => j.done));
     await this.queue.stop();
-    await Promise.all([this.snaps.stop(), this.restores.stop()]);
+    await Promise.all([this.snaps.stop(), this.restores.stop(), this.restoredPvcs.stop(), this.restoredPvs.stop()]);
   }
 
   idle(): Promise<void> {
@@ -389,12 +451,7 @@ export class SnapshotAgent {
     }
     const targetName = r.spec.target.name;
     const target = await this.readVm(ns, targetName);
-    if (!target) {
-      // A claim here is a PVC bound to a local PV the DataVolume importer publishes; a new VM's
-      // claims would need their own (not done): restore into a VM that exists.
-      await this.writeRestoreStatus(r, { state: 'Failed', message: `VirtualMachine ${ns}/${targetName} not found: in cluster mode a restore goes into a VM that exists (the snapshot's own VM ${rec.vm.metadata.name ?? ''}, or a VM in git with volumes of the same names whose claims are on node ${this.opts.nodeName})`, since: this.now() });
-      return {};
-    }
+    if (!target) return this.restoreIntoNewVm(r, snap, rec);
     const uid = r.metadata.uid;
     const vmi = this.vmiOf(ns, targetName);
     if (vmi) {
@@ -449,6 +506,108 @@ export class SnapshotAgent {
       this.opts.log.warn({ restore: `${ns}/${name}`, err: (err as Error).message }, 'restore failed');
     }
     return {};
+  }
+
+  /**
+   * Into a VM that does not exist (as `up`): each snapshot volume into a new claim on this node,
+   * published as a PVC bound to a local PV here; the user adds the VM to git with them.
+   */
+  private async restoreIntoNewVm(r: RestoreObject, snap: SnapshotObject, rec: NodeRecord): Promise<ReconcileResult> {
+    const ns = nsOf(r);
+    const targetName = r.spec.target.name;
+    const uid = r.metadata.uid!;
+    await this.writeRestoreStatus(r, { state: 'InProgress', since: this.now() });
+    const plan = planRestore(rec.volumes, undefined, { uid, ...(r.spec.volumeRestoreOverrides ? { overrides: r.spec.volumeRestoreOverrides } : {}) });
+    if ('error' in plan) {
+      await this.writeRestoreStatus(r, { state: 'Failed', message: plan.error, since: this.now() });
+      return {};
+    }
+    const claims = plan.steps.flatMap((s) => (s.kind === 'claim' ? [{ volume: s.volume, claim: s.claim }] : []));
+    // A PVC of that name anywhere (another node's claim) is never shadowed.
+    for (const c of claims) {
+      if (await this.client.read({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: c.claim, namespace: ns } })) {
+        await this.writeRestoreStatus(r, { state: 'Failed', message: `PersistentVolumeClaim ${ns}/${c.claim} exists already: name another with volumeRestoreOverrides restoreName (virtops snapshot restore --target NEW)`, since: this.now() });
+        return {};
+      }
+    }
+    try {
+      const copied = await restoreCopies({ namespace: ns, snapshotDir: this.dir(ns, snap.metadata.name), snapshotUid: snap.metadata.uid!, steps: plan.steps, targetExists: false, pvcDir: this.opts.pvcDir, signal: AbortSignal.timeout(60 * 60_000) });
+      if ('error' in copied) {
+        await this.writeRestoreStatus(r, { state: 'Failed', message: copied.error, since: this.now() });
+        return {};
+      }
+      for (const c of claims) {
+        const dir = claimDir(this.opts.pvcDir, ns, c.claim);
+        const file = await findClaimFile(this.opts.pvcDir, ns, c.claim);
+        if (this.opts.claimGroup !== undefined) {
+          // As the importer leaves a claim: kubelet-run launcher Pods (group 107) open it.
+          await chown(dir, -1, this.opts.claimGroup);
+          await chmod(dir, 0o770);
+          await chown(file, -1, this.opts.claimGroup);
+          await chmod(file, 0o660);
+        }
+        const objs = restoredClaimObjects({ namespace: ns, restore: r.metadata.name, restoreUid: uid, volume: c.volume, claim: c.claim, node: this.opts.nodeName, path: dir, bytes: BigInt((await stat(file)).size) });
+        if (!(await publishClaim(this.client, objs))) throw new Error(`PersistentVolumeClaim ${ns}/${c.claim} was created by someone else meanwhile: name another with volumeRestoreOverrides restoreName`);
+      }
+      const t = this.now();
+      await this.writeRestoreStatus(r, { state: 'Succeeded', message: newVmRestoreNote(targetName, copied.restores), since: t, restores: copied.restores, restoredAt: t });
+      this.opts.log.info({ restore: `${ns}/${r.metadata.name}`, snapshot: snap.metadata.name, target: targetName, claims: claims.map((c) => c.claim) }, 'restore into a new VM done: its claims are published');
+    } catch (err) {
+      // Nothing half: the new claims' files and PVs go (a PVC made already is reaped once
+      // deleted). They are this restore's: restoreCopies refused before copying if one existed.
+      for (const c of claims) {
+        await this.client.delete({ apiVersion: 'v1', kind: 'PersistentVolume', metadata: { name: restoredVolumeName(uid, c.volume) } }).catch(() => undefined);
+        await rm(claimDir(this.opts.pvcDir, ns, c.claim), { recursive: true, force: true });
+      }
+      await this.writeRestoreStatus(r, { state: 'Failed', message: (err as Error).message, since: this.now() });
+      this.opts.log.warn({ restore: `${ns}/${r.metadata.name}`, err: (err as Error).message }, 'restore into a new VM failed');
+    }
+    return {};
+  }
+
+  // ---- restored claims ------------------------------------------------------------------------
+
+  /** At start: restored PVs here whose bound PVC went while the agent was down. */
+  private async findOrphans(): Promise<void> {
+    for (const pv of this.restoredPvs.list()) {
+      const ref = pv.spec?.claimRef;
+      if (!ref?.name || !ref.uid || !pv.metadata?.name) continue; // never bound: its PVC's delete event (or the user) decides
+      const pvc = this.restoredPvcs.get(ref.name, ref.namespace ?? 'default');
+      if (pvc?.metadata?.uid === ref.uid) continue;
+      this.orphans.set(`${ref.namespace ?? 'default'}/${ref.name}`, pv.metadata.name);
+    }
+    await this.reapOrphans();
+  }
+
+  /** Restored claims whose PVC went: file and PV removed once no VMI here uses them. */
+  private async reapOrphans(): Promise<void> {
+    if (this.stopped || !this.orphans.size) return;
+    const inUse = this.opts.claimsInUse?.() ?? new Set<string>();
+    for (const [key, pvName] of [...this.orphans]) {
+      const [ns, claim] = key.split('/') as [string, string];
+      // The authoritative read: a PVC of that name again (re-created) keeps the claim.
+      const pvc = await this.client.read({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: claim, namespace: ns } }).then((x) => (x ? 'there' : 'gone'), () => 'unknown');
+      if (pvc === 'unknown') continue; // looked at again in 2 s
+      const fate = restoredClaimFate({ pvcGone: pvc === 'gone', inUse: inUse.has(key) });
+      if (fate === 'wait') continue;
+      this.orphans.delete(key);
+      if (fate === 'keep') continue;
+      try {
+        await rm(claimDir(this.opts.pvcDir, ns, claim), { recursive: true, force: true });
+        await this.client.delete({ apiVersion: 'v1', kind: 'PersistentVolume', metadata: { name: pvName } });
+        this.opts.log.info({ claim: key, pv: pvName }, 'restored claim\'s PVC deleted: its file and PV are removed');
+      } catch (err) {
+        this.orphans.set(key, pvName);
+        this.opts.log.warn({ claim: key, err: errorMessage(err) }, 'removing a restored claim failed; retrying');
+      }
+    }
+    if (this.orphans.size && !this.orphanTimer && !this.stopped) {
+      this.orphanTimer = setTimeout(() => {
+        this.orphanTimer = undefined;
+        void this.reapOrphans();
+      }, 2000);
+      this.orphanTimer.unref();
+    }
   }
 
   private async writeRestoreStatus(r: RestoreObject, p: Parameters<typeof restoreStatus>[0]): Promise<void> {

@@ -31,6 +31,7 @@ import {
   SNAPSHOT_API_VERSION,
   parseDuration,
   planRestore,
+  newVmRestoreNote,
   restoreStatus,
   snapshotStatus,
 } from '../../api/snapshot.js';
@@ -326,7 +327,7 @@ export class SnapshotWorker {
       const { restores } = copied;
       rec.restores = restores;
       rec.restoredAt = this.now();
-      const note = target ? undefined : `VirtualMachine ${rec.spec.target.name} is not in git: add it with these claims (${restores.map((r) => `${r.volumeName} → ${r.persistentVolumeClaim}`).join(', ')})`;
+      const note = target ? undefined : newVmRestoreNote(rec.spec.target.name, restores);
       await finish('Succeeded', note);
       this.opts.log.info({ restore: key, snapshot: snap.metadata.name, target: rec.spec.target.name, volumes: restores.map((r) => r.volumeName) }, 'restore done');
     } catch (err) {

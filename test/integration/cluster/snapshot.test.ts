@@ -13,7 +13,10 @@
  * 3. more data ("second"), then a VirtualMachineRestore with StopTarget: the agent stops the
  *    VM (override), copies the snapshot back, the restore completes; started again the guest
  *    reads "first";
- * 4. the CLI with --kubeconfig: `virtops snapshot create --wait` (online), `list`,
+ * 4. a restore into a VM that does not exist: a new claim on the node holding the snapshot,
+ *    published as a PVC bound to a local PV there, holding "first"; its PVC deleted, the agent
+ *    removes the file and the PV;
+ * 5. the CLI with --kubeconfig: `virtops snapshot create --wait` (online), `list`,
  *    `list --restores`, `delete` (the copies go: deletionPolicy Delete).
  */
 import { randomBytes } from 'node:crypto';
@@ -29,7 +32,7 @@ import type { VirtualMachineRestore, VirtualMachineSnapshot } from '../../../api
 import { podDir } from '../../../reconciler/agent/host-config.js';
 import { OVERRIDE_ANNOTATION, serializeOverride } from '../../../reconciler/core/overrides.js';
 import { CLI_BIN } from '../../../reconciler/cluster/run.js';
-import { SNAPSHOT_NODE_ANNOTATION } from '../../../reconciler/cluster/snapshots.js';
+import { RESTORE_NODE_LABEL, SNAPSHOT_NODE_ANNOTATION } from '../../../reconciler/cluster/snapshots.js';
 import { ALL_CRDS, renderCrd } from '../../../synth/crds.js';
 import { pushTestGuestImages, startRegistry } from '../../helpers/registry.js';
 import { GUEST_MARKERS, writeDiskLabel } from '../../helpers/test-guest.js';
@@ -137,7 +140,7 @@ describe.skipIf(!env)('cluster mode: snapshot and restore of a running guest (re
       await t.git.commitDist({ 'crds.k8s.yaml': ALL_CRDS.map((c) => YAML.stringify(renderCrd(c))).join('---\n') }, 'the VM leaves git').catch(() => undefined);
       await until('VM pruned', async () => (await getVm(ids.admin, NS, VM)) === undefined, 90_000, 500).catch(() => undefined);
     }
-    if (ids) for (const pv of await pvs().catch(() => [])) await ids.admin.delete(pv).catch(() => undefined);
+    if (ids) for (const pv of [...await pvs().catch(() => []), ...await listJson(ids.admin, 'v1', 'PersistentVolume', undefined, `${RESTORE_NODE_LABEL}=${NODE}`).catch(() => [])]) await ids.admin.delete(pv).catch(() => undefined);
     await teardownGuestTest({ ...t, ns: NS, node: NODE, domain: DOMAIN });
   }, 240_000);
 
@@ -189,6 +192,34 @@ describe.skipIf(!env)('cluster mode: snapshot and restore of a running guest (re
     await waitStatus('Running');
     await guestReads('first');
   }, 900_000);
+
+  it('a restore into a VM that does not exist: a new claim published as a PVC bound to a local PV on the node; its PVC deleted, file and PV go', async () => {
+    await ids.admin.create({ apiVersion: SNAPSHOT_API, kind: 'VirtualMachineRestore', metadata: { name: 'into-new', namespace: NS }, spec: { target: { apiGroup: 'kubevirt.io', kind: 'VirtualMachine', name: 'snap-new' }, virtualMachineSnapshotName: 'snap1' } } as KubernetesObject);
+    const r = await until('restore ended', async () => {
+      const x = await restore('into-new');
+      return x?.status?.complete || x?.status?.conditions?.some((c) => c.type === 'Ready' && c.reason === 'Operation failed') ? x : undefined;
+    }, 120_000, 250);
+    const uid = (r.metadata as { uid?: string }).uid!;
+    const claimName = `restore-${uid.slice(0, 8)}-data`;
+    expect(r.status?.conditions.find((c) => c.type === 'Ready')?.message).toBe(`VirtualMachine snap-new is not in git: add it with these claims (data → ${claimName})`);
+    expect(r.status).toMatchObject({ complete: true, restores: [{ volumeName: 'data', persistentVolumeClaim: claimName }] });
+    const file = join(stateDir(), 'pvcs', NS, claimName, 'disk.img');
+    expect((await readFile(file)).subarray(0, 26).toString()).toBe('virtops-disk-label: first\n');
+    type Pvc = { metadata: { name: string; labels?: Record<string, string> }; spec: { volumeName?: string }; status?: { phase?: string } };
+    type Pv = { metadata: { name: string }; spec: { local?: { path: string }; nodeAffinity?: unknown; claimRef?: { name?: string; namespace?: string } } };
+    const pvc = await until('the PVC bound', async () => {
+      const x = (await listJson<Pvc>(ids.admin, 'v1', 'PersistentVolumeClaim', NS)).find((p) => p.metadata.name === claimName);
+      return x?.status?.phase === 'Bound' ? x : undefined;
+    }, 60_000, 250);
+    expect(pvc.metadata.labels?.[RESTORE_NODE_LABEL]).toBe(NODE);
+    const pv = (await listJson<Pv>(ids.admin, 'v1', 'PersistentVolume', undefined, `${RESTORE_NODE_LABEL}=${NODE}`)).find((p) => p.metadata.name === pvc.spec.volumeName);
+    expect(pv?.spec).toMatchObject({ local: { path: join(stateDir(), 'pvcs', NS, claimName) }, claimRef: { name: claimName, namespace: NS }, nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [NODE] }] }] } } });
+
+    await ids.admin.delete({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: claimName, namespace: NS } });
+    await until('the restored claim\'s file and PV removed', async () => !existsSync(join(stateDir(), 'pvcs', NS, claimName))
+      && !(await listJson<Pv>(ids.admin, 'v1', 'PersistentVolume', undefined, `${RESTORE_NODE_LABEL}=${NODE}`)).some((p) => p.metadata.name === pv!.metadata.name), 60_000, 250);
+    expect(await status()).toBe('Running');
+  }, 240_000);
 
   it('the CLI against the cluster: snapshot create --wait, list, delete (its copies go: deletionPolicy Delete)', async () => {
     const made = await cli('snapshot', 'create', VM, '-n', NS, '--name', 'snap2', '--wait');

@@ -2,11 +2,13 @@
  * The pure parts of cluster-mode snapshots (reconciler/cluster/snapshots.ts) and of the copy
  * rules both modes share (reconciler/snapshot-copy.ts): which node's agent takes a snapshot,
  * when a restore has ended, the controller's restore gate, what a restore does while its
- * target runs, and the CRDs and RBAC the install ships for them.
+ * target runs, a restore's new claims (their PV and PVC, when they go), and the CRDs and RBAC
+ * the install ships for them.
  */
 import { describe, expect, it } from 'vitest';
-import { restoreStatus } from '../../../api/snapshot.js';
-import { domainOf, onlineRefusal, restoreFinished, restoreGate, takesSnapshot } from '../../../reconciler/cluster/snapshots.js';
+import { newVmRestoreNote, restoreStatus } from '../../../api/snapshot.js';
+import { claimObjects } from '../../../reconciler/cluster/datavolumes.js';
+import { RESTORE_ANNOTATION, RESTORE_NODE_LABEL, domainOf, onlineRefusal, restoreFinished, restoreGate, restoredClaimFate, restoredClaimObjects, restoredVolumeName, takesSnapshot } from '../../../reconciler/cluster/snapshots.js';
 import { podDaemonView, resolveInRoot } from '../../../reconciler/cluster/kubelet-launchers.js';
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -76,6 +78,34 @@ describe('cluster snapshots (pure)', () => {
     expect(restoreGate([r('a', 'vm1')], 'other', 'vm1')).toBeUndefined();
   });
 
+  it('a restore into a new VM: each new claim a PVC pre-bound to a local PV on the node, shaped as the importer\'s, labelled for the node\'s agent', () => {
+    const { pv, pvc } = restoredClaimObjects({ namespace: 'lab', restore: 'r1', restoreUid: '0123abcd-0000', volume: 'Data_1', claim: 'restore-0123abcd-Data_1', node: 'n1', path: '/s/pvcs/lab/c', bytes: 16n << 20n });
+    expect(pv.metadata!.name).toBe('virtops-restore-0123abcd-0000-data-1');
+    for (const o of [pv, pvc]) {
+      expect(o.metadata!.labels).toEqual({ 'app.kubernetes.io/managed-by': 'virtops', [RESTORE_NODE_LABEL]: 'n1' });
+      expect(o.metadata!.annotations).toEqual({ [RESTORE_ANNOTATION]: 'lab/r1' });
+    }
+    expect(pvc.metadata!.ownerReferences).toBeUndefined();
+    expect(pvc.spec).toMatchObject({ volumeName: pv.metadata!.name, resources: { requests: { storage: String(16 << 20) } } });
+    expect(pv.spec).toMatchObject({ local: { path: '/s/pvcs/lab/c' }, persistentVolumeReclaimPolicy: 'Retain', claimRef: { namespace: 'lab', name: 'restore-0123abcd-Data_1' } });
+    // The same shape as the importer's (one publication code): only names, labels and owner differ.
+    const dv = claimObjects({ metadata: { name: 'restore-0123abcd-Data_1', namespace: 'lab', uid: 'u' } }, { node: 'n1', path: '/s/pvcs/lab/c', bytes: 16n << 20n });
+    expect({ ...(pv.spec as object), claimRef: undefined }).toEqual({ ...(dv.pv.spec as object), claimRef: undefined });
+    expect({ ...(pvc.spec as object), volumeName: undefined }).toEqual({ ...(dv.pvc.spec as object), volumeName: undefined });
+    expect(restoredVolumeName('u', 'x'.repeat(300)).length).toBeLessThanOrEqual(253);
+  });
+
+  it('a restored claim stays while its PVC exists; once gone, removed when no VMI here uses it', () => {
+    expect(restoredClaimFate({ pvcGone: false, inUse: false })).toBe('keep');
+    expect(restoredClaimFate({ pvcGone: true, inUse: true })).toBe('wait');
+    expect(restoredClaimFate({ pvcGone: true, inUse: false })).toBe('remove');
+  });
+
+  it('the restore into a new VM says (in both modes) to add the VM to git with its claims', () => {
+    expect(newVmRestoreNote('web2', [{ volumeName: 'data', persistentVolumeClaim: 'restore-1-data', volumeSnapshotName: 'x' }, { volumeName: 'root', persistentVolumeClaim: 'r', volumeSnapshotName: 'y' }]))
+      .toBe('VirtualMachine web2 is not in git: add it with these claims (data → restore-1-data, root → r)');
+  });
+
   it('the domain of a VMI is <namespace>_<name>', () => {
     expect(domainOf({ metadata: { name: 'g', namespace: 'ns' }, spec: { domain: { devices: {} } } } as never)).toBe('ns_g');
   });
@@ -116,6 +146,7 @@ describe('the install ships snapshots and DataVolumes', () => {
     expect(allows(CONTROLLER_RULES, 'apiextensions.k8s.io', 'customresourcedefinitions', 'patch', 'datavolumes.cdi.kubevirt.io')).toBe(true);
     for (const [g, r, v] of [
       ['cdi.kubevirt.io', 'datavolumes', 'patch'], ['cdi.kubevirt.io', 'datavolumes/status', 'patch'], ['', 'persistentvolumes', 'create'], ['', 'persistentvolumes', 'delete'], ['', 'persistentvolumeclaims', 'create'],
+      ['', 'persistentvolumes', 'watch'], ['', 'persistentvolumeclaims', 'get'], ['', 'persistentvolumeclaims', 'watch'],
       ['snapshot.kubevirt.io', 'virtualmachinesnapshots', 'patch'], ['snapshot.kubevirt.io', 'virtualmachinesnapshots/status', 'patch'], ['snapshot.kubevirt.io', 'virtualmachinerestores/status', 'patch'],
       ['kubevirt.io', 'virtualmachines', 'get'], ['kubevirt.io', 'virtualmachines', 'patch'],
     ] as const) expect(allows(AGENT_RULES, g, r, v), `${g}/${r} ${v}`).toBe(true);
