@@ -3,7 +3,9 @@
  * bench/pool-bin.mjs:
  *
  *   node bench/pool-bin.mjs up <virtops up flags>        `virtops up` (the same command and flags,
- *                                                        registerUp) with the pool runtime injected
+ *                                                        registerUp) with the pool runtime injected;
+ *                                                        VIRTOPS_BENCH_POOL_HOSTS=K spreads its launchers
+ *                                                        over K host processes (default 1)
  *   node bench/pool-bin.mjs agent <virtops agent flags>  `virtops agent` likewise (with --process-runtime);
  *                                                        VIRTOPS_BENCH_NODE_PODS=N advertises room for N
  *                                                        launcher Pods (test:///default guests use no host)
@@ -20,8 +22,9 @@ import { registerAgent } from '../cli/commands/agent.js';
 import { PoolRuntime } from './pool-runtime.js';
 
 const program = new Command('virtops-bench-pool').showHelpAfterError().configureOutput({ outputError: (s, write) => write(s) });
+const hosts = Number(process.env['VIRTOPS_BENCH_POOL_HOSTS'] ?? '1');
 registerUp(program, {
-  options: (config) => ({ launcherRuntime: new PoolRuntime({ socketPath: join(config.stateDir, 'pool.sock'), logFile: join(config.stateDir, 'pool.log') }) }),
+  options: (config) => ({ launcherRuntime: new PoolRuntime({ socketPath: join(config.stateDir, 'pool.sock'), logFile: join(config.stateDir, 'pool.log'), hosts }) }),
 });
 registerAgent(program, {
   options: (config) => {

@@ -19,6 +19,7 @@
  *   DELETE /launchers/:uid       stop its domain within the grace period and remove it
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { guardPeers } from '../launcher/server/peer.js';
 import { mkdir, rm } from 'node:fs/promises';
@@ -126,38 +127,58 @@ function reply(res: ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-/** The agent's side: starts the pool process on first use and asks it to host launchers. */
+/**
+ * The agent's side: starts the pool's host processes on first use and asks them to host
+ * launchers. `hosts` > 1 spreads launchers over that many host processes by a hash of the
+ * VMI uid: one event loop stops keeping up somewhere past 3,000 launchers (bench:scaling at
+ * 5,000 on test:///default, BENCHMARKS.md), which is the bench's limit, not the product's
+ * (one process per VM). Host 0 serves `socketPath`, host i `<socketPath without .sock>-<i>.sock`.
+ */
 export class PoolRuntime implements LauncherRuntime {
   readonly kind = 'pool';
-  private ready: Promise<number> | undefined;
+  private readonly ready = new Map<string, Promise<number>>();
+  private readonly hosts: number;
 
   /** `command`: what runs the pool's host (default `node bench/pool-bin.mjs`); `launcher-pool --socket <path>` is appended. */
-  constructor(private readonly opts: { socketPath: string; logFile: string; command?: string[] }) {}
+  constructor(private readonly opts: { socketPath: string; logFile: string; command?: string[]; hosts?: number }) {
+    this.hosts = opts.hosts ?? 1;
+    if (!Number.isInteger(this.hosts) || this.hosts < 1) throw new Error(`hosts: ${String(opts.hosts)} must be a whole number ≥ 1`);
+  }
 
-  private ensure(): Promise<number> {
-    this.ready ??= (async () => {
-      const up = await callLauncher<{ ok: boolean }>(this.opts.socketPath, 'GET', '/healthz', undefined, 2000).then((r) => r.status === 200, () => false);
+  /** The socket of the host that holds (or will hold) this launcher. */
+  private socketOf(uid: string): string {
+    const host = this.hosts === 1 ? 0 : createHash('sha1').update(uid).digest().readUInt32BE(0) % this.hosts;
+    return host === 0 ? this.opts.socketPath : `${this.opts.socketPath.replace(/\.sock$/, '')}-${host}.sock`;
+  }
+
+  private ensure(socketPath: string): Promise<number> {
+    let ready = this.ready.get(socketPath);
+    if (ready) return ready;
+    ready = (async () => {
+      const up = await callLauncher<{ ok: boolean }>(socketPath, 'GET', '/healthz', undefined, 2000).then((r) => r.status === 200, () => false);
       if (up) return 0;
       const { open } = await import('node:fs/promises');
       const logFd = await open(this.opts.logFile, 'a');
       const [cmd, ...args] = this.opts.command ?? [process.execPath, POOL_BIN];
-      const child = spawn(cmd!, [...args, 'launcher-pool', '--socket', this.opts.socketPath], { detached: true, stdio: ['ignore', logFd.fd, logFd.fd] });
+      const child = spawn(cmd!, [...args, 'launcher-pool', '--socket', socketPath], { detached: true, stdio: ['ignore', logFd.fd, logFd.fd] });
       child.unref();
       await logFd.close();
       for (let i = 0; i < 600; i++) {
-        const ok = await callLauncher(this.opts.socketPath, 'GET', '/healthz', undefined, 2000).then((r) => r.status === 200, () => false);
+        const ok = await callLauncher(socketPath, 'GET', '/healthz', undefined, 2000).then((r) => r.status === 200, () => false);
         if (ok) return child.pid ?? 0;
         await new Promise((r) => setTimeout(r, 50));
       }
-      throw new Error(`the launcher pool did not open ${this.opts.socketPath}; see ${this.opts.logFile}`);
+      throw new Error(`the launcher pool did not open ${socketPath}; see ${this.opts.logFile}`);
     })();
-    this.ready.catch(() => (this.ready = undefined));
-    return this.ready;
+    ready.catch(() => this.ready.delete(socketPath));
+    this.ready.set(socketPath, ready);
+    return ready;
   }
 
   async start(record: InstanceRecord, spec: ProcessSpec): Promise<number> {
-    await this.ensure();
-    const res = await callLauncher<{ pid?: number; error?: string }>(this.opts.socketPath, 'POST', '/launchers', { uid: record.uid, argv: spec.argv }, 120_000);
+    const socket = this.socketOf(record.uid);
+    await this.ensure(socket);
+    const res = await callLauncher<{ pid?: number; error?: string }>(socket, 'POST', '/launchers', { uid: record.uid, argv: spec.argv }, 120_000);
     if (res.status !== 200 && res.status !== 201) throw new Error(`launcher pool: ${res.body?.error ?? res.status}`);
     return res.body.pid ?? 0;
   }
@@ -165,10 +186,10 @@ export class PoolRuntime implements LauncherRuntime {
   async alive(record: InstanceRecord): Promise<boolean> {
     if (record.pid !== undefined && record.pid > 0 && !(await processAlive(record.pid))) return false;
     // A busy pool answers slowly; only a definite 404 means the launcher is not hosted.
-    return callLauncher(this.opts.socketPath, 'GET', `/launchers/${record.uid}`, undefined, 30_000).then((r) => r.status === 200, () => record.pid !== undefined && record.pid > 0);
+    return callLauncher(this.socketOf(record.uid), 'GET', `/launchers/${record.uid}`, undefined, 30_000).then((r) => r.status === 200, () => record.pid !== undefined && record.pid > 0);
   }
 
   async stop(record: InstanceRecord, graceMs: number): Promise<void> {
-    await callLauncher(this.opts.socketPath, 'DELETE', `/launchers/${record.uid}`, undefined, graceMs + 30_000).catch(() => undefined);
+    await callLauncher(this.socketOf(record.uid), 'DELETE', `/launchers/${record.uid}`, undefined, graceMs + 30_000).catch(() => undefined);
   }
 }

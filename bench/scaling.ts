@@ -2,7 +2,7 @@
  * Scaling curves (issue 15, part 4): one push of N VMs to `virtops up` at several N, and what
  * it costs as N grows.
  *
- *   npm run bench:scaling [-- --sizes 10,25,50,100] [--test-sizes 100,1000,5000] [--point-timeout 1200] [--json] [--out FILE]
+ *   npm run bench:scaling [-- --sizes 10,25,50,100] [--test-sizes 100,1000,5000] [--point-timeout 1200] [--pool-host-launchers 1000] [--json] [--out FILE]
  *
  * Real guests (`--sizes`): N test guests (real QEMU under TCG, qemu:///system, the process
  * launcher runtime: real launcher processes), one commit adding all N. For each N:
@@ -51,6 +51,8 @@ const { values } = parseArgs({
     'test-process-max': { type: 'string', default: '100' },
     out: { type: 'string' },
     'point-timeout': { type: 'string', default: '1200' },
+    // One pool host's event loop keeps up with ~3,000 launchers (BENCHMARKS.md): more host processes beyond.
+    'pool-host-launchers': { type: 'string', default: '1000' },
     ...JSON_FLAG,
   },
 });
@@ -60,6 +62,8 @@ const sizeList = (flag: string, raw: string): number[] => {
   return xs;
 };
 const SIZES = sizeList('sizes', values.sizes!);
+const POOL_HOST_LAUNCHERS = Number(values['pool-host-launchers']);
+if (!Number.isInteger(POOL_HOST_LAUNCHERS) || POOL_HOST_LAUNCHERS < 1) throw new Error('--pool-host-launchers must be a positive integer (launchers per pool host process)');
 const TEST_SIZES = sizeList('test-sizes', values['test-sizes']!);
 const PROCESS_MAX = Number(values['test-process-max']);
 if (!Number.isInteger(PROCESS_MAX) || PROCESS_MAX < 0) throw new Error('--test-process-max must be a whole number (0: the pool runtime only)');
@@ -226,10 +230,13 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     : ['--repo', git.bare, '--libvirt-uri', 'test:///default', '--emulation', 'tcg', '--interval', '5m', '--concurrency', '32', '--no-freshness-check'];
   if (kind === 'qemu' && runtime === 'pool') throw new Error('real guests run the process runtime only');
   let up: UpProcess | undefined;
-  const poolNeedles = ['launcher-pool', `${stateDir}/pool.sock`];
+  // Host i of the pool serves <stateDir>/pool-<i>.sock (host 0 pool.sock).
+  const poolNeedles = ['launcher-pool', `${stateDir}/pool`];
+  const poolHosts = Math.max(1, Math.ceil(n / POOL_HOST_LAUNCHERS));
   try {
     await git.commitVms([placeholder], 'placeholder');
     // The pool runtime is injected from code by the bench-only entry (bench/pool-runtime.ts).
+    process.env['VIRTOPS_BENCH_POOL_HOSTS'] = String(poolHosts);
     up = await startUp(args, stateDir, runtime === 'pool' ? { bin: POOL_BIN } : {});
     const server = up.server;
     const upPid = up.proc.pid!;
@@ -265,7 +272,7 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     const peakRss = (await statusKiB(upPid, 'VmHWM')) / 1024;
     const lpids = runtime === 'pool' ? await pidsWith(...poolNeedles) : (await launcherPids(stateDir)).map((p) => p.pid);
     const layoutInfo = runtime === 'pool'
-      ? 'pool (one process hosting every launcher)'
+      ? `pool (${poolHosts} process${poolHosts === 1 ? '' : 'es'} hosting every launcher)`
       : await launcherPids(stateDir).then((ps) => {
         const mon = ps.filter((p) => p.monitor).length;
         const launchers = ps.length - mon;
