@@ -6,11 +6,11 @@
  *
  *   <dir>/<volume>.img   the copy of each disk (raw, or qcow2 for a `<claim>.qcow2` claim)
  */
-import { chmod, chown, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { VirtualMachine } from '../api/kubevirt.js';
 import { type RestoreStatus, type RestoreStep, type SnapshotProgress, type SnapshotVolume, snapshotVolumes } from '../api/snapshot.js';
-import { claimFile, findClaimFile } from '../launcher/volumes/import.js';
+import { claimDir, claimFile, findClaimFile } from '../launcher/volumes/import.js';
 import { copyDiskFile, onlineCopy, type OnlineCopy } from '../launcher/volumes/snapshot.js';
 
 /** A snapshot's volume and the file of its copy in the snapshot's dir. */
@@ -104,6 +104,12 @@ export interface RestoreCopyInput {
   steps: readonly RestoreStep[];
   /** The target VM exists: its claims are overwritten. Else new claims are made, never over one that exists. */
   targetExists: boolean;
+  /**
+   * The restore's uid: a new claim's dir is marked with it before the copy, so the same
+   * restore run again after an interruption (an agent or `up` restart) takes its own half-made
+   * claim over instead of refusing it as someone else's and leaving it behind.
+   */
+  restoreUid: string;
   pvcDir: string;
   signal: AbortSignal;
 }
@@ -119,11 +125,18 @@ export async function restoreCopies(p: RestoreCopyInput): Promise<{ restores: No
     if (step.kind === 'hostDisk') dests.push(step.path);
     else if (p.targetExists) dests.push(await findClaimFile(p.pvcDir, p.namespace, step.claim).catch(() => claimFile(p.pvcDir, p.namespace, step.claim)));
     else {
-      if (await findClaimFile(p.pvcDir, p.namespace, step.claim).then(() => true, () => false)) {
+      const exists = await findClaimFile(p.pvcDir, p.namespace, step.claim).then(() => true, () => false);
+      if (exists && !(await isRestoreOwn(p.pvcDir, p.namespace, step.claim, p.restoreUid))) {
         return { error: `claim ${p.namespace}/${step.claim} exists already: name another with volumeRestoreOverrides restoreName (virtops snapshot restore --target NEW)` };
       }
       dests.push(claimFile(p.pvcDir, p.namespace, step.claim));
     }
+  }
+  for (const step of p.steps) {
+    if (p.targetExists || step.kind !== 'claim') continue;
+    const dir = claimDir(p.pvcDir, p.namespace, step.claim);
+    await mkdir(dir, { recursive: true, mode: 0o750 });
+    await writeFile(join(dir, RESTORE_MARK), `${p.restoreUid}\n`, { mode: 0o640 });
   }
   const restores: NonNullable<RestoreStatus['restores']> = [];
   for (const [i, step] of p.steps.entries()) {
@@ -140,6 +153,15 @@ export async function restoreCopies(p: RestoreCopyInput): Promise<{ restores: No
     restores.push({ volumeName: step.volume, ...(step.kind === 'claim' ? { persistentVolumeClaim: step.claim } : { hostDisk: step.path }), volumeSnapshotName: `vmsnapshot-${p.snapshotUid}-volume-${step.volume}` });
   }
   return { restores };
+}
+
+/** In a claim dir a restore made: the restore's uid (restoreCopies). */
+const RESTORE_MARK = '.virtops-restore';
+
+/** Whether the claim dir was made by this very restore (an earlier, interrupted run of it). */
+async function isRestoreOwn(pvcDir: string, namespace: string, claim: string, restoreUid: string): Promise<boolean> {
+  const mark = await readFile(join(claimDir(pvcDir, namespace, claim), RESTORE_MARK), 'utf8').catch(() => '');
+  return mark.trim() !== '' && mark.trim() === restoreUid;
 }
 
 /** Restores wait this long for their target to stop (KubeVirt's WaitGracePeriod). */

@@ -493,7 +493,7 @@ export class SnapshotAgent {
       }
     }
     try {
-      const copied = await restoreCopies({ namespace: ns, snapshotDir: this.dir(ns, snap.metadata.name), snapshotUid: snap.metadata.uid!, steps: plan.steps, targetExists: true, pvcDir: this.opts.pvcDir, signal: AbortSignal.timeout(60 * 60_000) });
+      const copied = await restoreCopies({ namespace: ns, snapshotDir: this.dir(ns, snap.metadata.name), snapshotUid: snap.metadata.uid!, steps: plan.steps, targetExists: true, restoreUid: uid, pvcDir: this.opts.pvcDir, signal: AbortSignal.timeout(60 * 60_000) });
       if ('error' in copied) {
         await this.writeRestoreStatus(r, { state: 'Failed', message: copied.error, since: this.now() });
         return {};
@@ -523,15 +523,20 @@ export class SnapshotAgent {
       return {};
     }
     const claims = plan.steps.flatMap((s) => (s.kind === 'claim' ? [{ volume: s.volume, claim: s.claim }] : []));
-    // A PVC of that name anywhere (another node's claim) is never shadowed.
+    // A PVC of that name anywhere (another node's claim) is never shadowed; one bound to this
+    // restore's own PV is from an earlier run of it cut short (an agent restart), taken over.
+    const ownPvc = async (c: { volume: string; claim: string }): Promise<boolean | undefined> => {
+      const pvc = await this.client.read<V1PersistentVolumeClaim & KubernetesObject>({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: c.claim, namespace: ns } });
+      return pvc ? pvc.spec?.volumeName === restoredVolumeName(uid, c.volume) : undefined;
+    };
     for (const c of claims) {
-      if (await this.client.read({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: c.claim, namespace: ns } })) {
+      if ((await ownPvc(c)) === false) {
         await this.writeRestoreStatus(r, { state: 'Failed', message: `PersistentVolumeClaim ${ns}/${c.claim} exists already: name another with volumeRestoreOverrides restoreName (virtops snapshot restore --target NEW)`, since: this.now() });
         return {};
       }
     }
     try {
-      const copied = await restoreCopies({ namespace: ns, snapshotDir: this.dir(ns, snap.metadata.name), snapshotUid: snap.metadata.uid!, steps: plan.steps, targetExists: false, pvcDir: this.opts.pvcDir, signal: AbortSignal.timeout(60 * 60_000) });
+      const copied = await restoreCopies({ namespace: ns, snapshotDir: this.dir(ns, snap.metadata.name), snapshotUid: snap.metadata.uid!, steps: plan.steps, targetExists: false, restoreUid: uid, pvcDir: this.opts.pvcDir, signal: AbortSignal.timeout(60 * 60_000) });
       if ('error' in copied) {
         await this.writeRestoreStatus(r, { state: 'Failed', message: copied.error, since: this.now() });
         return {};
@@ -547,7 +552,7 @@ export class SnapshotAgent {
           await chmod(file, 0o660);
         }
         const objs = restoredClaimObjects({ namespace: ns, restore: r.metadata.name, restoreUid: uid, volume: c.volume, claim: c.claim, node: this.opts.nodeName, path: dir, bytes: BigInt((await stat(file)).size) });
-        if (!(await publishClaim(this.client, objs))) throw new Error(`PersistentVolumeClaim ${ns}/${c.claim} was created by someone else meanwhile: name another with volumeRestoreOverrides restoreName`);
+        if (!(await publishClaim(this.client, objs)) && !(await ownPvc(c))) throw new Error(`PersistentVolumeClaim ${ns}/${c.claim} was created by someone else meanwhile: name another with volumeRestoreOverrides restoreName`);
       }
       const t = this.now();
       await this.writeRestoreStatus(r, { state: 'Succeeded', message: newVmRestoreNote(targetName, copied.restores), since: t, restores: copied.restores, restoredAt: t });

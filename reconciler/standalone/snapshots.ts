@@ -321,7 +321,7 @@ export class SnapshotWorker {
       if ('error' in plan) return await finish('Failed', plan.error);
       const copied = await restoreCopies({
         namespace: ns, snapshotDir: this.snapDir(ns, snap.metadata.name), snapshotUid: snap.metadata.uid, steps: plan.steps,
-        targetExists: target !== undefined, pvcDir: this.opts.pvcDir, signal: this.abort.signal,
+        targetExists: target !== undefined, restoreUid: rec.metadata.uid, pvcDir: this.opts.pvcDir, signal: this.abort.signal,
       });
       if ('error' in copied) return await finish('Failed', copied.error);
       const { restores } = copied;
