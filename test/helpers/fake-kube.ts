@@ -57,7 +57,7 @@
  *   every event() call.
  */
 import { createHash } from 'node:crypto';
-import type { KubernetesObject, V1Lease, V1Node, V1Pod } from '@kubernetes/client-node';
+import { KubeConfig, type KubernetesObject, type V1Lease, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import {
   resourceOf,
@@ -882,4 +882,16 @@ function stableJson(v: unknown): string {
     }
     return x;
   });
+}
+
+/** A kubeconfig for a plain-HTTP test server on 127.0.0.1:`port`, no credentials. */
+export function localKubeConfig(port: number): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+    users: [{ name: 'u' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+  return kc;
 }

@@ -18,7 +18,7 @@ import { AGENT_NAME, CONTROLLER_NAME, InstallChart } from '../../../synth/instal
 import { HttpKubeClient, loadKubeConfig } from '../../../reconciler/cluster/kube.js';
 import { runAgent, runController, CLI_BIN, type AgentHandle, type ControllerHandle } from '../../../reconciler/cluster/run.js';
 import { serviceAccountKubeconfig, type ControlPlane } from '../../../reconciler/cluster/testenv/index.js';
-import { gitFixture, vmDocuments, type GitFixture } from '../standalone/fixture.js';
+import { gitFixture, testGuestVm, vmDocuments, type GitFixture } from '../standalone/fixture.js';
 import type { ClusterTestenv } from './testenv-fixture.js';
 import { waitFor as until } from '../../helpers/wait.js';
 
@@ -31,6 +31,23 @@ export { until };
 /** The CRDs exactly as synth renders them (the same documents `dist/crds.k8s.yaml` holds). */
 export function crdDocuments(): string {
   return [renderCrd(VM_CRD), renderCrd(VMI_CRD)].map((d) => YAML.stringify(d)).join('---\n');
+}
+
+/**
+ * The test guest (`image`) in `namespace` with a second disk `data` on a blank 16Mi
+ * DataVolume `dv` (a dataVolumeTemplate), for the snapshot tests of both node kinds.
+ */
+export function guestWithBlankDataVolume(p: { image: string; name: string; namespace: string; dv: string; runStrategy: 'Always' | 'Halted' }): VirtualMachine {
+  const v = testGuestVm({ image: p.image, name: p.name });
+  v.metadata.namespace = p.namespace;
+  delete v.spec.running;
+  v.spec.runStrategy = p.runStrategy;
+  v.spec.dataVolumeTemplates = [{ metadata: { name: p.dv }, spec: { source: { blank: {} }, storage: { resources: { requests: { storage: '16Mi' } } } } }];
+  const spec = v.spec.template.spec;
+  spec.domain.devices.disks = [...(spec.domain.devices.disks ?? []), { name: 'data', disk: { bus: 'virtio' } }];
+  spec.volumes = [...(spec.volumes ?? []), { name: 'data', dataVolume: { name: p.dv } }];
+  spec.terminationGracePeriodSeconds = 10;
+  return v;
 }
 
 export async function commitVms(git: GitFixture, vms: VirtualMachine[], message: string): Promise<string> {

@@ -39,8 +39,8 @@ import { LAUNCHER_USER, PATHS, renderLauncherPod } from '../../../synth/launcher
 import { IMAGE_BUILD_MS, inPod, pidsWhere, startKubeletEnv, type KubeletEnv } from '../../helpers/kubelet.js';
 import { GUEST_MARKERS, writeDiskLabel } from '../../helpers/test-guest.js';
 import { waitFor } from '../../helpers/wait.js';
-import { gitFixture, testGuestVm, type GitFixture } from '../standalone/fixture.js';
-import { getVm, identities, listJson, type Env, type Identities } from './harness.js';
+import { gitFixture, type GitFixture } from '../standalone/fixture.js';
+import { getVm, guestWithBlankDataVolume, identities, listJson, type Env, type Identities } from './harness.js';
 import { clusterTestenv } from './testenv-fixture.js';
 
 const testenv = await clusterTestenv();
@@ -62,18 +62,7 @@ describe.skipIf(!testenv || !root)('DataVolumes and snapshots beside a real kube
   let stateDir: string;
 
   const crds = () => ALL_CRDS.map((c) => YAML.stringify(renderCrd(c))).join('---\n');
-  const vm = (runStrategy: 'Always' | 'Halted'): VirtualMachine => {
-    const v = testGuestVm({ image: `${env.podRegistry}/virtops/test-guest:latest`, name: VM });
-    v.metadata.namespace = NS;
-    delete v.spec.running;
-    v.spec.runStrategy = runStrategy;
-    v.spec.dataVolumeTemplates = [{ metadata: { name: DV }, spec: { source: { blank: {} }, storage: { resources: { requests: { storage: '16Mi' } } } } }];
-    const spec = v.spec.template.spec;
-    spec.domain.devices.disks = [...(spec.domain.devices.disks ?? []), { name: 'data', disk: { bus: 'virtio' } }];
-    spec.volumes = [...(spec.volumes ?? []), { name: 'data', dataVolume: { name: DV } }];
-    spec.terminationGracePeriodSeconds = 10;
-    return v;
-  };
+  const vm = (runStrategy: 'Always' | 'Halted'): VirtualMachine => guestWithBlankDataVolume({ image: `${env.podRegistry}/virtops/test-guest:latest`, name: VM, namespace: NS, dv: DV, runStrategy });
   /** The VM and dist/'s template (`external`: the controller makes it `pod`), the image from the node's registry. */
   const commit = (runStrategy: 'Always' | 'Halted', message: string) => {
     const v = vm(runStrategy);

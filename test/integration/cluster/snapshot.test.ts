@@ -36,10 +36,10 @@ import { RESTORE_NODE_LABEL, SNAPSHOT_NODE_ANNOTATION } from '../../../reconcile
 import { ALL_CRDS, renderCrd } from '../../../synth/crds.js';
 import { pushTestGuestImages, startRegistry } from '../../helpers/registry.js';
 import { GUEST_MARKERS, writeDiskLabel } from '../../helpers/test-guest.js';
-import { testGuestVm, vmDocuments } from '../standalone/fixture.js';
+import { vmDocuments } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
 import YAML from 'yaml';
-import { getVm, gitFixture, identities, listJson, startAgent, startController, teardownGuestTest, tempDir, until, type Env, type Identities } from './harness.js';
+import { getVm, gitFixture, guestWithBlankDataVolume, identities, listJson, startAgent, startController, teardownGuestTest, tempDir, until, type Env, type Identities } from './harness.js';
 
 const env = await clusterTestenv();
 const suffix = randomBytes(3).toString('hex');
@@ -56,18 +56,7 @@ describe.skipIf(!env)('cluster mode: snapshot and restore of a running guest (re
   let image: string;
   const stateDir = () => t.state!.dir;
 
-  const vm = (runStrategy: 'Always' | 'Halted'): VirtualMachine => {
-    const v = testGuestVm({ image, name: VM });
-    v.metadata.namespace = NS;
-    delete v.spec.running;
-    v.spec.runStrategy = runStrategy;
-    v.spec.dataVolumeTemplates = [{ metadata: { name: DV }, spec: { source: { blank: {} }, storage: { resources: { requests: { storage: '16Mi' } } } } }];
-    const spec = v.spec.template.spec;
-    spec.domain.devices.disks = [...(spec.domain.devices.disks ?? []), { name: 'data', disk: { bus: 'virtio' } }];
-    spec.volumes = [...(spec.volumes ?? []), { name: 'data', dataVolume: { name: DV } }];
-    spec.terminationGracePeriodSeconds = 10;
-    return v;
-  };
+  const vm = (runStrategy: 'Always' | 'Halted'): VirtualMachine => guestWithBlankDataVolume({ image: image, name: VM, namespace: NS, dv: DV, runStrategy });
   const commit = (runStrategy: 'Always' | 'Halted', message: string) => t.git!.commitDist({
     'crds.k8s.yaml': ALL_CRDS.map((c) => YAML.stringify(renderCrd(c))).join('---\n'),
     [`${VM}.k8s.yaml`]: vmDocuments(vm(runStrategy)),

@@ -4,9 +4,9 @@
  * The "server" is a real TCP listener that reads and never writes.
  */
 import { createServer, type Socket } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpKubeClient, errorMessage } from '../../../reconciler/cluster/kube.js';
+import { localKubeConfig } from '../../helpers/fake-kube.js';
 
 describe('API requests have a deadline', () => {
   const sockets: Socket[] = [];
@@ -22,13 +22,7 @@ describe('API requests have a deadline', () => {
   });
 
   it('a silent server makes the request fail with a message that says so', async () => {
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-      users: [{ name: 'u' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
+    const kc = localKubeConfig(port);
     const client = new HttpKubeClient(kc, { requestTimeoutMs: 300 });
     const err = await client.core.readNamespace({ name: 'default' }).then(() => undefined, (e: unknown) => e);
     expect(err).toBeDefined();

@@ -5,9 +5,9 @@
  * "API server" is a real HTTP server that counts the connections it accepts.
  */
 import { createServer, type Server } from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpKubeClient } from '../../../reconciler/cluster/kube.js';
+import { localKubeConfig } from '../../helpers/fake-kube.js';
 
 describe('API calls share keep-alive connections', () => {
   let server: Server;
@@ -31,13 +31,7 @@ describe('API calls share keep-alive connections', () => {
   });
 
   it('ten calls in a row use one connection', async () => {
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-      users: [{ name: 'u' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
+    const kc = localKubeConfig(port);
     const client = new HttpKubeClient(kc);
     for (let i = 0; i < 10; i++) {
       const ns = await client.core.readNamespace({ name: `ns${i}` });
