@@ -1,10 +1,17 @@
 import { App, Chart } from 'cdk8s';
 import { Size, VirtualMachine, Volume, type VirtualMachineProps } from '../../../dsl/index.js';
 
-/** A chart in an app that is never written to disk (no temp dirs to clean up). */
+/** An outdir no test writes to: cdk8s' Testing.app() makes a temp dir per call that nobody removes. */
+export const UNWRITTEN_OUTDIR = '/nonexistent/virtops-dsl-tests-never-written';
+
+/** An app that is never written to disk (no temp dirs to clean up); Testing.synth(chart) still works. */
+export function unwrittenApp(): App {
+  return new App({ outdir: UNWRITTEN_OUTDIR });
+}
+
+/** A chart in an app that is never written to disk. */
 export function testChart(props: { namespace?: string; labels?: Record<string, string> } = {}): Chart {
-  const app = new App({ outdir: '/nonexistent/virtops-dsl-tests-never-written' });
-  return new Chart(app, 'test', props);
+  return new Chart(unwrittenApp(), 'test', props);
 }
 
 /** A VM that validates cleanly: 512Mi, one containerDisk. Tests vary one thing at a time. */

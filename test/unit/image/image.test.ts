@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Testing } from 'cdk8s';
+import { UNWRITTEN_OUTDIR } from '../dsl/helpers.js';
 import { imageRefProblem, virtopsImage, virtopsVersion } from '../../../synth/image.js';
 import { VirtopsApp } from '../../../synth/app.js';
 import {
@@ -31,12 +31,12 @@ describe('the virtops image name (synth/image.ts)', () => {
   });
 
   it('VirtopsApp({ image }) names it in every launcher Pod and in the controller and agent; a bad one is refused naming the field', () => {
-    const app = new VirtopsApp({ outdir: Testing.app().outdir, image: '127.0.0.1:5000/virtops:9.9.9' });
+    const app = new VirtopsApp({ outdir: UNWRITTEN_OUTDIR, image: '127.0.0.1:5000/virtops:9.9.9' });
     const install = app.charts.find((c) => c.node.id === 'install')!;
     const images = install.toJson().flatMap((o: { spec?: { template?: { spec?: { containers?: { image: string }[] } } } }) =>
       (o.spec?.template?.spec?.containers ?? []).map((c) => c.image));
     expect(images).toEqual(['127.0.0.1:5000/virtops:9.9.9', '127.0.0.1:5000/virtops:9.9.9']);
-    expect(() => new VirtopsApp({ outdir: Testing.app().outdir, image: 'HTTP://x' })).toThrow(/VirtopsApp image: "HTTP:\/\/x" is not an image reference/);
+    expect(() => new VirtopsApp({ outdir: UNWRITTEN_OUTDIR, image: 'HTTP://x' })).toThrow(/VirtopsApp image: "HTTP:\/\/x" is not an image reference/);
   });
 });
 

@@ -1,5 +1,6 @@
 import { App, Chart, Testing } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
+import { unwrittenApp } from '../dsl/helpers.js';
 import { expandVm, resolverFor } from '../../../api/expand.js';
 import type { VirtualMachine as VmManifest } from '../../../api/kubevirt.js';
 import { validateManifest } from '../../../api/validate.js';
@@ -18,7 +19,7 @@ const errorsOf = (c: Chart): string[] => c.node.findAll().flatMap((n) => n.node.
 
 describe('DSL: instancetype and preference constructs', () => {
   it('a namespaced instancetype and preference, used by a VM in their namespace, synthesize and expand', () => {
-    const chart = new Chart(Testing.app(), 'lab', { namespace: 'lab' });
+    const chart = new Chart(unwrittenApp(), 'lab', { namespace: 'lab' });
     const clarge = new VirtualMachineInstancetype(chart, 'clarge', { cpu: { guest: 4 }, memory: { guest: Size.gibibytes(2) } });
     const virtio = new VirtualMachinePreference(chart, 'virtio', { spec: { devices: { preferredDiskBus: 'virtio', preferredInterfaceModel: 'virtio' } } });
     const vm = vmWithDisk(chart, 'cirros', { instancetype: clarge, preference: virtio });
@@ -38,7 +39,7 @@ describe('DSL: instancetype and preference constructs', () => {
   });
 
   it('cluster kinds carry no namespace even in a namespaced chart; .ref() names one defined elsewhere', () => {
-    const chart = new Chart(Testing.app(), 'c', { namespace: 'lab' });
+    const chart = new Chart(unwrittenApp(), 'c', { namespace: 'lab' });
     new VirtualMachineClusterInstancetype(chart, 'big', { cpu: { guest: 8, dedicatedCpuPlacement: true }, memory: { guest: Size.gibibytes(16), hugepagesPageSize: '2Mi' }, ioThreadsPolicy: 'auto' });
     new VirtualMachineClusterPreference(chart, 'pref', { name: 'windows-ish', spec: { cpu: { preferredCPUTopology: 'cores' } } });
     expect(errorsOf(chart)).toEqual([]);
@@ -51,7 +52,7 @@ describe('DSL: instancetype and preference constructs', () => {
   });
 
   it('invalid props are reported at synth with the field and the fix', () => {
-    const chart = new Chart(Testing.app(), 'bad');
+    const chart = new Chart(unwrittenApp(), 'bad');
     new VirtualMachineInstancetype(chart, 'zero', { cpu: { guest: 0 }, memory: { guest: Size.gibibytes(1), overcommitPercent: 120 } });
     new VirtualMachinePreference(chart, 'typo', { spec: { devices: { preferedDiskBus: 'virtio' } } as never });
     const errors = errorsOf(chart);
@@ -85,7 +86,7 @@ describe('DSL: the common-instancetypes catalogue', () => {
   });
 
   it('CommonInstancetypes writes exactly the entries the app\'s VMs refer to (cluster kinds), plus include', () => {
-    const app = Testing.app();
+    const app = unwrittenApp();
     const chart = new Chart(app, 'vms', { namespace: 'lab' });
     vmWithDisk(chart, 'web', { instancetype: commonInstancetypes.u1.small, preference: commonPreferences.fedora });
     vmWithDisk(chart, 'db', { instancetype: VirtualMachineClusterInstancetype.ref('cx1.large') });
@@ -108,7 +109,7 @@ describe('DSL: the common-instancetypes catalogue', () => {
   });
 
   it('synth fails when a VM conflicts with its instancetype or misses a preference requirement, naming both fields', () => {
-    const app = Testing.app();
+    const app = unwrittenApp();
     const chart = new Chart(app, 'vms');
     vmWithDisk(chart, 'web', { instancetype: commonInstancetypes.u1.small, cpu: { cores: 2 } });
     vmWithDisk(chart, 'win', { instancetype: commonInstancetypes.u1.nano, preference: commonPreferences.ubuntu });

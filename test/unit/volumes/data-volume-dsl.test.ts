@@ -1,5 +1,6 @@
 import { App, Chart, Testing } from 'cdk8s';
 import { describe, expect, it } from 'vitest';
+import { unwrittenApp } from '../dsl/helpers.js';
 import { DataVolume, DataVolumeSource, Size, dataVolumeTemplate } from '../../../dsl/index.js';
 import { validateManifest } from '../../../api/validate.js';
 
@@ -7,7 +8,7 @@ const SUM = `sha256:${'c'.repeat(64)}`;
 
 describe('dsl DataVolume', () => {
   it('synthesizes a CDI DataVolume with the checksum annotation that validates', () => {
-    const chart = new Chart(Testing.app(), 'c', { namespace: 'default' });
+    const chart = new Chart(unwrittenApp(), 'c', { namespace: 'default' });
     new DataVolume(chart, 'fedora-root', { source: DataVolumeSource.http('https://example.org/f.qcow2', { checksum: SUM }), size: Size.gibibytes(10) });
     const [obj] = Testing.synth(chart);
     expect(obj).toEqual({
