@@ -15,6 +15,7 @@
  * is pushed. One testenv (control plane + node) for the file, torn down at the end.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { NOT_ROOT, skipReason } from '../../helpers/skip.js';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import YAML from 'yaml';
@@ -32,7 +33,7 @@ import { crdDocuments, getVm, identities, listJson, type Env, type Identities } 
 import { clusterTestenv } from './testenv-fixture.js';
 
 const testenv = await clusterTestenv();
-const root = process.getuid?.() === 0;
+const skip = skipReason(`${import.meta.url.split('/').pop()}`, { 'no control plane (Go and the kube binaries are missing)': !testenv, [NOT_ROOT]: process.getuid?.() !== 0 });
 const NS = 'virtops-ka';
 const VM = 'ka';
 const DOMAIN = `${NS}_${VM}`;
@@ -41,7 +42,7 @@ const log = pino({ level: process.env['VIRTOPS_TEST_LOG'] ?? 'warn' });
 
 const qemuPids = () => pidsWhere((c) => /qemu-system-x86_64/.test(c) && c.includes(`guest=${DOMAIN}`));
 
-describe.skipIf(!testenv || !root)('the agent beside a real kubelet', () => {
+describe.skipIf(skip !== undefined)('the agent beside a real kubelet', () => {
   let env: KubeletEnv;
   let ids: Identities;
   let git: GitFixture;

@@ -13,6 +13,7 @@
  * Both VMs go in one push, so the Debian boot (~2 min under TCG) overlaps the console checks.
  */
 import { join } from 'node:path';
+import { NOT_ROOT, skipReason } from '../../helpers/skip.js';
 import { execa } from 'execa';
 import { pino } from 'pino';
 import YAML from 'yaml';
@@ -30,7 +31,7 @@ import { crdDocuments, getVm, identities, listJson, type Env, type Identities } 
 import { clusterTestenv } from './testenv-fixture.js';
 
 const testenv = await clusterTestenv();
-const root = process.getuid?.() === 0;
+const skip = skipReason(`${import.meta.url.split('/').pop()}`, { 'no control plane (Go and the kube binaries are missing)': !testenv, [NOT_ROOT]: process.getuid?.() !== 0 });
 const NS = 'virtops-kc';
 const CON = 'kc';
 const DEB = 'kcdeb';
@@ -67,7 +68,7 @@ function debianNodeVm(image: string, publicKey: string): VirtualMachine {
   });
 }
 
-describe.skipIf(!testenv || !root)('console and the guest at its Pod IP, on a real kubelet node', () => {
+describe.skipIf(skip !== undefined)('console and the guest at its Pod IP, on a real kubelet node', () => {
   let env: KubeletEnv;
   let ids: Identities;
   let git: GitFixture;

@@ -15,6 +15,7 @@
  * when this test made it.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { NOT_ROOT, skipReason } from '../../helpers/skip.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -35,14 +36,14 @@ import { clusterTestenv } from './testenv-fixture.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const testenv = await clusterTestenv();
-const root = process.getuid?.() === 0;
+const skip = skipReason(`${import.meta.url.split('/').pop()}`, { 'no control plane (Go and the kube binaries are missing)': !testenv, [NOT_ROOT]: process.getuid?.() !== 0 });
 const NS = 'virtops-install';
 const VM = 'ki';
 const SHIPPED_IMAGE = /localhost:5000\/virtops:[^\s"]+/g;
 const KUBERNETES_SERVICE = '10.0.0.1';
 const progress = (l: string) => process.stderr.write(`[kubelet-install] ${l}\n`);
 
-describe.skipIf(!testenv || !root)('dist/install.k8s.yaml as shipped on a kubelet node', () => {
+describe.skipIf(skip !== undefined)('dist/install.k8s.yaml as shipped on a kubelet node', () => {
   let env: KubeletEnv;
   let admin: HttpKubeClient;
   let git: GitFixture;

@@ -11,6 +11,7 @@
  * pid and mount namespaces (nsenter), since the launcher admits only peers it can name.
  */
 import { spawnSync } from 'node:child_process';
+import { NOT_ROOT, skipReason } from '../../helpers/skip.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,12 +33,12 @@ import { testGuestVm } from '../standalone/fixture.js';
 import { clusterTestenv } from './testenv-fixture.js';
 
 const testenv = await clusterTestenv();
-const root = process.getuid?.() === 0;
+const skip = skipReason(`${import.meta.url.split('/').pop()}`, { 'no control plane (Go and the kube binaries are missing)': !testenv, [NOT_ROOT]: process.getuid?.() !== 0 });
 const NS = 'default';
 const VM = 'kl';
 const progress = (l: string) => process.stderr.write(`[kubelet-launcher] ${l}\n`);
 
-describe.skipIf(!testenv || !root)('launcher Pods under a real kubelet', () => {
+describe.skipIf(skip !== undefined)('launcher Pods under a real kubelet', () => {
   let env: KubeletEnv;
   let node: KubeletNode;
   let core: CoreV1Api;

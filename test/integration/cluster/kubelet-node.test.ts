@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { NOT_ROOT, skipReason } from '../../helpers/skip.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
@@ -26,7 +27,7 @@ import { clusterTestenv } from './testenv-fixture.js';
  * host is as before.
  */
 const testenv = await clusterTestenv();
-const root = process.getuid?.() === 0;
+const skip = skipReason(`${import.meta.url.split('/').pop()}`, { 'no control plane (Go and the kube binaries are missing)': !testenv, [NOT_ROOT]: process.getuid?.() !== 0 });
 /** What the node may change on the host, as seen from outside. */
 function hostSnapshot(dir: string) {
   const chains = (cmd: string) =>
@@ -61,7 +62,7 @@ function processesMentioning(dir: string): number[] {
     });
 }
 
-describe.skipIf(!testenv || !root)('testenv: a real kubelet + containerd node', () => {
+describe.skipIf(skip !== undefined)('testenv: a real kubelet + containerd node', () => {
   let name: string;
   let dir: string;
   let cp: ControlPlane;

@@ -21,6 +21,7 @@
  * One testenv (control plane + node) and one VM for the file, torn down at the end.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { NOT_ROOT, skipReason } from '../../helpers/skip.js';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -44,7 +45,7 @@ import { getVm, guestWithBlankDataVolume, identities, listJson, type Env, type I
 import { clusterTestenv } from './testenv-fixture.js';
 
 const testenv = await clusterTestenv();
-const root = process.getuid?.() === 0;
+const skip = skipReason(`${import.meta.url.split('/').pop()}`, { 'no control plane (Go and the kube binaries are missing)': !testenv, [NOT_ROOT]: process.getuid?.() !== 0 });
 const NS = 'virtops-ks';
 const VM = 'ks';
 const DV = 'ks-data';
@@ -53,7 +54,7 @@ const SNAPSHOT_API = 'snapshot.kubevirt.io/v1beta1';
 const progress = (l: string) => process.stderr.write(`[kubelet-storage] ${l}\n`);
 const log = pino({ level: process.env['VIRTOPS_TEST_LOG'] ?? 'warn' });
 
-describe.skipIf(!testenv || !root)('DataVolumes and snapshots beside a real kubelet', () => {
+describe.skipIf(skip !== undefined)('DataVolumes and snapshots beside a real kubelet', () => {
   let env: KubeletEnv;
   let ids: Identities;
   let git: GitFixture;

@@ -5,6 +5,7 @@
  * leaves no claim and no temp dir. Offline snapshot copies (launcher/volumes/snapshot.ts) too.
  */
 import { createHash } from 'node:crypto';
+import { skipReason } from '../../helpers/skip.js';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -132,7 +133,7 @@ describe('runImport', () => {
     expect((await stat(b.path)).size).toBe(2 * 1024 * 1024);
   });
 
-  it.skipIf(process.getuid?.() !== 0)('with a group (beside a kubelet: the launcher Pods\' 107): the claim dir g+rwx and the file g+rw of that group', async () => {
+  it.skipIf(skipReason('import.test.ts, claim group ownership', { 'needs root (chown to the launcher Pods\' group 107)': process.getuid?.() !== 0 }) !== undefined)('with a group (beside a kubelet: the launcher Pods\' 107): the claim dir g+rwx and the file g+rw of that group', async () => {
     const g = await runImport(plan('grouped', { source: { blank: {} }, storage: storage('1Mi') }), ctx({ group: 107 }));
     const [d, f] = await Promise.all([stat(join(pvcDir, 'default', 'grouped')), stat(g.path)]);
     expect([d.uid, d.gid, d.mode & 0o777]).toEqual([0, 107, 0o770]);
