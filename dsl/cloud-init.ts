@@ -369,6 +369,25 @@ const SCRIPT_PATTERNS: ReadonlyArray<readonly [RegExp, string]> = [
  * YAML documents are walked key by key; anything else (scripts) is matched line-wise.
  */
 export function findPlaintextSecrets(userData: string): string[] {
+  // Parsing is most of the cost (every VM's cloud-config, every synth), and most texts
+  // cannot match: see mayHoldPlaintextSecret.
+  if (!mayHoldPlaintextSecret(userData)) return [];
+  return findPlaintextSecretsParsed(userData);
+}
+
+/**
+ * False only when findPlaintextSecretsParsed must find nothing in `text`. Every key, command
+ * and pattern it looks for contains "passw" (the pattern with /i in any case), and a parsed
+ * YAML string holds "passw" only if the text does: comments, tags and folding never join
+ * characters, only a double-quoted escape (`p\x61ssw`, a `\` line break) can, hence the
+ * backslash test. Unit tests run both paths over the same cases.
+ */
+export function mayHoldPlaintextSecret(text: string): boolean {
+  return /passw/i.test(text) || text.includes('\\');
+}
+
+/** @internal findPlaintextSecrets without the pre-check (exported for tests that compare the two). */
+export function findPlaintextSecretsParsed(userData: string): string[] {
   let doc: unknown;
   try {
     doc = parse(userData);

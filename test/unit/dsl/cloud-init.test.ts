@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { CloudConfig, findPlaintextSecrets, NetworkConfig } from '../../../dsl/index.js';
+import { CloudConfig, findPlaintextSecrets, findPlaintextSecretsParsed, mayHoldPlaintextSecret, NetworkConfig } from '../../../dsl/index.js';
 
 describe('CloudConfig', () => {
   it('renders a #cloud-config document that parses back to the typed keys', () => {
@@ -101,5 +101,39 @@ describe('findPlaintextSecrets', () => {
     ['a harmless script', '#!/bin/sh\necho hello\n'],
   ])('finds nothing in %s', (_what, text) => {
     expect(findPlaintextSecrets(text)).toEqual([]);
+  });
+
+  // The pre-check (mayHoldPlaintextSecret) must never change a result: both paths, same answer.
+  const secretCases = [
+    'password: changeme\n',
+    '#cloud-config\nusers:\n  - name: a\n    passwd: $6$hash\n',
+    '#cloud-config\nchpasswd:\n  list: |\n    root:pw\n',
+    '#cloud-config\nruncmd:\n  - echo root:pw | chpasswd\n',
+    '#!/bin/sh\nPASSWORD = hunter2\n',
+    '#cloud-config\nPassWord: x\n',
+    // Escapes in double-quoted YAML spell a key the text does not contain literally.
+    '#cloud-config\n"p\\x61ssword": pw\n',
+    '#cloud-config\n"pass\\u0077d": pw\n',
+    '#cloud-config\nruncmd:\n  - "echo root:pw | chpa\\\n    sswd"\n',
+    '#cloud-config\nruncmd:\n  - "echo root:pw | ch\\x70asswd"\n',
+    // Folding joins lines with a space, never directly: nothing to find.
+    '#cloud-config\nruncmd:\n  - echo pass\n    word\n',
+    '#cloud-config\nhostname: vm-1\nruncmd: [echo vm-1]\n',
+    '#!/bin/sh\necho hello\n',
+    '',
+  ];
+  it.each(secretCases)('pre-checked and parsed paths agree on %j', (text) => {
+    expect(findPlaintextSecrets(text)).toEqual(findPlaintextSecretsParsed(text));
+  });
+
+  it('finds keys spelled with escapes, which the pre-check lets through', () => {
+    expect(findPlaintextSecrets('#cloud-config\n"p\\x61ssword": pw\n')).toEqual(['password']);
+    expect(findPlaintextSecrets('#cloud-config\nruncmd:\n  - "echo root:pw | chpa\\\n    sswd"\n')).toEqual(['runcmd[0]']);
+  });
+
+  it('skips the parse only for text without "passw" (any case) and without a backslash', () => {
+    expect(mayHoldPlaintextSecret('#cloud-config\nhostname: vm-1\n')).toBe(false);
+    expect(mayHoldPlaintextSecret('#!/bin/sh\nPASSWD=x\n')).toBe(true);
+    expect(mayHoldPlaintextSecret('"a\\x41": b')).toBe(true);
   });
 });
