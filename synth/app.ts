@@ -19,6 +19,7 @@ import { INSTANCETYPE_KINDS, isInstancetypeObject } from '../api/instancetype.js
 import { CrdChart } from './crds.js';
 import { InstallChart, type InstallChartProps } from './install.js';
 import { imageRefProblem } from './image.js';
+import { installDiskCompiledSchemaStore } from '../api/compiled-schema-cache.js';
 import { formatIssues, validateManifest } from '../api/validate.js';
 import { renderLauncherPod, type LauncherPodOptions } from './launcher-pod.js';
 import type { PodManifest } from './pod-types.js';
@@ -76,6 +77,8 @@ export class VirtopsApp extends App {
       outputFileExtension: OUTPUT_FILE_EXTENSION,
       yamlOutputType: YamlOutputType.FILE_PER_CHART,
     });
+    // The DSL validates every VM against the KubeVirt schema: load its compiled validator from disk.
+    installDiskCompiledSchemaStore();
     const badImage = props.image === undefined ? undefined : imageRefProblem('VirtopsApp image', props.image);
     if (badImage) throw new Error(badImage);
     const image = props.image ? { image: props.image } : {};

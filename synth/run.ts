@@ -12,6 +12,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import jsYaml from 'js-yaml';
 import YAML from 'yaml';
+import { installDiskCompiledSchemaStore } from '../api/compiled-schema-cache.js';
 import { formatIssues, validateManifest, type ValidationIssue } from '../api/validate.js';
 import { VALIDATED_REPORT_ENV, YAML_CACHE_FILE_ENV, type ValidatedReport } from './validated-report.js';
 import { yamlCacheFile } from './yaml-cache.js';
@@ -123,6 +124,7 @@ export type ValidationCache = Map<string, FileVerdict>;
  * With `cache`, files whose text is unchanged since the last call reuse their verdict.
  */
 export async function validateOutput(dir: string, app: string, reportFile: string, cache?: ValidationCache): Promise<{ files: string[]; objects: number; texts: Map<string, string> }> {
+  installDiskCompiledSchemaStore(); // the KubeVirt schema's validator loaded, not compiled, when a VM needs it
   const files = await listFiles(dir);
   if (files.length === 0) throw new SynthError(`the app '${app}' wrote no manifests; does it call app.synth()?`);
   const validatedByApp = await readValidatedReport(reportFile);
