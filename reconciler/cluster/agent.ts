@@ -30,7 +30,7 @@ import { LABEL_CREATED_BY, LABEL_VM_NAME } from '../../synth/launcher-pod.js';
 import type { PodManifest } from '../../synth/pod-types.js';
 import type { InstanceHandler, InstanceRecord } from '../agent/agent.js';
 import type { SyncResponse } from '../../launcher/launcher.js';
-import { LABEL_SCHEDULABLE, nodeConditions, nodeManifest, podStatusFor, podStatusSignature, vmiStatusFor, vmiStatusSignature, type LauncherView, type ProcessState } from './agent-status.js';
+import { LABEL_SCHEDULABLE, currentVmiStatus, holdRunningReport, nodeConditions, nodeManifest, podStatusFor, podStatusSignature, vmiReportAfterWrite, vmiStatusFor, vmiStatusSignature, type LauncherView, type ProcessState, type VmiReport } from './agent-status.js';
 import { removeFinalizer } from './controller.js';
 import { PAUSED_ANNOTATION } from './requests.js';
 import { serialSocketPath } from '../../launcher/convert/console.js';
@@ -86,6 +86,10 @@ interface Tracked {
   socketWarned?: boolean;
   /** Beside a kubelet: the Pod is terminating and the guest was asked to stop. */
   terminating?: boolean;
+  /** The VMI status this agent last wrote (currentVmiStatus: the cache may lag behind it). */
+  reported?: VmiReport;
+  /** Since when the first Running report waits for the domain's NICs (holdRunningReport). */
+  nicWaitSince?: number;
 }
 
 export class ClusterAgent {
@@ -298,7 +302,7 @@ export class ClusterAgent {
       // A VMI that other finalizers keep must not go on saying Running: its guest is gone.
       // (With only ours it disappears right after, so the write is saved.)
       if (vmi && (vmi.metadata.finalizers ?? []).some((f) => f !== VMI_FINALIZER) && vmi.status?.phase !== 'Succeeded' && vmi.status?.phase !== 'Failed') {
-        await this.reportVmi(vmi, { reachable: false, phase: 'Succeeded', reason: 'VMIDeleted', message: 'the guest was stopped because its VirtualMachineInstance is being deleted' });
+        await this.reportVmi(vmi, t, { reachable: false, phase: 'Succeeded', reason: 'VMIDeleted', message: 'the guest was stopped because its VirtualMachineInstance is being deleted' });
       }
       if (vmi && (vmi.metadata.finalizers ?? []).includes(VMI_FINALIZER)) await removeFinalizer(this.client, vmi);
       if (!vmi && this.opts.processRuntime) return this.finishOrphanedPod(key, pod, t);
@@ -311,7 +315,7 @@ export class ClusterAgent {
       // already reads the Pod's end as the VMI's, LauncherPodFinished).
       if (!this.opts.processRuntime && vmi.status?.phase && vmi.status.phase !== 'Succeeded' && vmi.status.phase !== 'Failed') {
         const term = pod.status?.containerStatuses?.find((c) => c.name === 'compute')?.state?.terminated;
-        await this.reportVmi(vmi, { reachable: false, phase: pod.status?.phase === 'Succeeded' ? 'Succeeded' : 'Failed', reason: 'LauncherExited', message: `launcher Pod ${pod.metadata?.name} is ${pod.status?.phase}${term ? `: the compute container exited with code ${term.exitCode}${term.reason ? ` (${term.reason})` : ''}` : ''}` });
+        await this.reportVmi(vmi, t, { reachable: false, phase: pod.status?.phase === 'Succeeded' ? 'Succeeded' : 'Failed', reason: 'LauncherExited', message: `launcher Pod ${pod.metadata?.name} is ${pod.status?.phase}${term ? `: the compute container exited with code ${term.exitCode}${term.reason ? ` (${term.reason})` : ''}` : ''}` });
       }
       return {};
     }
@@ -344,7 +348,10 @@ export class ClusterAgent {
       await this.opts.runtime.command(t.record, wantPaused ? 'pause' : 'unpause');
       view = await this.view(t);
     }
-    await this.reportVmi(vmi, view);
+    // A guest that has just started is reported once its NICs are known: one write, not two.
+    const hold = holdRunningReport(vmi.spec, currentVmiStatus(vmi.status, t.reported, this.now())?.phase, view, t.nicWaitSince, this.now());
+    if (hold.hold) t.nicWaitSince = hold.since;
+    else await this.reportVmi(vmi, t, view);
     if (this.opts.processRuntime) {
       // A finished VMI ends its launcher, as the compute container exits in KubeVirt.
       if ((view.phase === 'Succeeded' || view.phase === 'Failed') && (await this.opts.runtime.alive(t.record))) {
@@ -354,7 +361,11 @@ export class ClusterAgent {
       await this.reportPod(pod, t.exited ?? (t.startedAt ? { state: 'running', startedAt: t.startedAt } : { state: 'starting' }));
     }
     this.watchLauncher(key, t);
-    return {};
+    return hold.hold ? { requeueAfterMs: hold.retryInMs } : {};
+  }
+
+  private now(): number {
+    return this.opts.now?.() ?? Date.now();
   }
 
   /** The launcher Pod on this node running VMI `vmiUid` (not exited); undefined when none. */
@@ -483,16 +494,18 @@ export class ClusterAgent {
     return { reachable: false, phase: phase.phase, reason: phase.reason ?? 'LauncherUnreachable', message: phase.message ?? (observation.reachable ? 'launcher unreachable' : observation.reason) };
   }
 
-  private async reportVmi(vmi: VirtualMachineInstance, view: LauncherView): Promise<void> {
+  private async reportVmi(vmi: VirtualMachineInstance, t: Tracked, view: LauncherView): Promise<void> {
     // Nothing worth reporting until the launcher has the VMI (avoids a Scheduled write).
     if ((view.phase === 'Scheduled' || view.phase === 'Scheduling') && !vmi.status?.phase) return;
-    const { status, signature } = vmiStatusFor(vmi, view, this.opts.nodeName, new Date(this.opts.now?.() ?? Date.now()));
-    const before = vmiStatusSignature(vmi.status);
+    const now = this.now();
+    // Built on what this agent last wrote while the cache still shows an older state.
+    const known = currentVmiStatus(vmi.status, t.reported, now);
+    const { status, signature } = vmiStatusFor(known === vmi.status ? vmi : { ...vmi, status: known }, view, this.opts.nodeName, new Date(now));
+    const before = vmiStatusSignature(known);
     if (signature === before) return;
     this.opts.log.debug({ vmi: `${vmi.metadata.namespace}/${vmi.metadata.name}`, from: before, to: signature }, 'VMI status changed');
     await this.client.patchCustomStatus('virtualmachineinstances', vmi.metadata.namespace ?? 'default', vmi.metadata.name ?? '', status);
-    // Keep the cache's copy current so the same status is not written twice before the watch catches up.
-    vmi.status = status;
+    t.reported = vmiReportAfterWrite(t.reported, status, signature, before, now);
   }
 
   private async reportPod(pod: V1Pod, p: ProcessState): Promise<void> {

@@ -17,6 +17,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevirt.js';
 import { ClusterAgent, NODE_LEASE_NAMESPACE, type LauncherSockets } from '../../../reconciler/cluster/agent.js';
+import { NIC_WAIT_MS } from '../../../reconciler/cluster/agent-status.js';
 import { VMI_FINALIZER, instantiateLauncherPod } from '../../../reconciler/cluster/instances.js';
 import { UNRESPONSIVE_AFTER_MS } from '../../../reconciler/core/index.js';
 import { renderLauncherPod } from '../../../synth/launcher-pod.js';
@@ -711,6 +712,43 @@ describe('steady state', () => {
     w.kube.modify<Vmi>(KV, 'VirtualMachineInstance', 'web', NS, (o) => void (o.metadata.labels = { ...o.metadata.labels, touched: 'yes' }));
     await agent.idle();
     expect(w.kube.writesSince(mark)).toEqual([]);
+  });
+
+  it('a guest whose NICs the launcher has not read yet: Running is written once, with its interface (not once without, once with)', async () => {
+    const w = world();
+    const { vmi, pod } = w.addVmi('web');
+    const uid = vmi.metadata.uid!;
+    // The real launcher reports the guest from its start, its NICs once it has read the live domain.
+    const start = w.fakeNode.start.bind(w.fakeNode);
+    w.fakeNode.start = async (...args) => {
+      const res = await start(...args);
+      w.fakeNode.live(uid).guest = { agentConnected: false, interfaces: [] };
+      return res;
+    };
+    await w.startAgent();
+    expect(w.vmi('web')?.status).toBeUndefined();
+    expect(w.pod(pod.metadata.name)?.status?.phase).toBe('Running');
+    w.fakeNode.live(uid).guest = { agentConnected: false, interfaces: [{ name: 'default', mac: '52:54:00:00:00:01', infoSource: 'domain' }] };
+    await vi.waitFor(() => expect(w.vmi('web')?.status?.phase).toBe('Running'), { timeout: 1500, interval: 20 });
+    expect(w.vmi('web')?.status?.interfaces).toEqual([{ name: 'default', mac: '52:54:00:00:00:01', infoSource: 'domain' }]);
+    expect(w.kube.writesSince(0, { resource: 'virtualmachineinstances/status' })).toHaveLength(1);
+  });
+
+  it('a guest whose NICs never show is still reported Running, after NIC_WAIT_MS', async () => {
+    const w = world();
+    const { vmi } = w.addVmi('web');
+    const start = w.fakeNode.start.bind(w.fakeNode);
+    w.fakeNode.start = async (...args) => {
+      const res = await start(...args);
+      w.fakeNode.live(vmi.metadata.uid).guest = { agentConnected: false, interfaces: [] };
+      return res;
+    };
+    const t0 = Date.now();
+    await w.startAgent();
+    await vi.waitFor(() => expect(w.vmi('web')?.status?.phase).toBe('Running'), { timeout: NIC_WAIT_MS + 1500, interval: 50 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(NIC_WAIT_MS - 50);
+    expect(w.vmi('web')?.status?.interfaces).toEqual([{ name: 'default' }]);
+    expect(w.kube.writesSince(0, { resource: 'virtualmachineinstances/status' })).toHaveLength(1);
   });
 
   it('one write per status change: a start costs one VMI status write and one Pod status write', async () => {
