@@ -150,7 +150,7 @@ export class Applier {
    * Applies every object of the revision (also the unchanged ones: server-side apply is
    * idempotent and takes back fields someone edited), then prunes what left git.
    */
-  async apply(rev: Revision, hooks: { beforeInventory?: (plan: RevisionPlan) => Promise<void> } = {}): Promise<ApplyOutcome> {
+  async apply(rev: Revision, hooks: { beforeInventory?: (plan: RevisionPlan, base: string | undefined) => Promise<void> } = {}): Promise<ApplyOutcome> {
     const { log } = this.opts;
     const split = planApply(rev.manifests);
     const current = await this.readInventory();
@@ -174,7 +174,7 @@ export class Applier {
     }
     // E.g. clearing the overrides of changed VMs: before the inventory records the revision,
     // so a failure is retried with the next apply (the plan still shows them changed).
-    await hooks.beforeInventory?.(plan);
+    await hooks.beforeInventory?.(plan, current.revision);
     // Write the inventory before pruning: a crash in between re-prunes (idempotent) rather
     // than forgetting what to prune.
     const next: Inventory = { revision: rev.sha, entries: { ...plan.next.entries } };

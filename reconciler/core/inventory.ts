@@ -11,6 +11,11 @@ export function objectKey(obj: Pick<KubeObject, 'apiVersion' | 'kind' | 'metadat
   return `${obj.apiVersion}/${obj.kind}/${ns}/${obj.metadata.name ?? ''}`;
 }
 
+/** The key of a VirtualMachine, by namespace and name. */
+export function vmObjectKey(namespace: string, name: string): ObjectKey {
+  return objectKey({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { namespace, name } });
+}
+
 export function parseObjectKey(key: ObjectKey): { apiVersion: string; kind: string; namespace: string; name: string } {
   // apiVersion may itself contain one slash (group/version); kind, namespace and name never do.
   const parts = key.split('/');

@@ -10,15 +10,17 @@ export type OverrideMap = Record<ObjectKey, Override>;
 
 /**
  * Drop the overrides of VMs the revision changes or removes. `current` is the inventory
- * before the revision is applied.
+ * before the revision is applied; `changedInBetween` the VMs that commits between the two
+ * changed although the net change is nothing (the source's history: GitSource.changedBetween).
  */
 export function applyRevisionToOverrides(
   overrides: OverrideMap,
   current: Inventory,
   revision: Revision,
+  changedInBetween: Iterable<ObjectKey> = [],
 ): { overrides: OverrideMap; cleared: ObjectKey[] } {
   const plan = planRevision(current, revision);
-  const touched = new Set<ObjectKey>([...plan.update.map(objectKey), ...plan.create.map(objectKey), ...plan.prune]);
+  const touched = new Set<ObjectKey>([...plan.update.map(objectKey), ...plan.create.map(objectKey), ...plan.prune, ...changedInBetween]);
   const kept: OverrideMap = {};
   const cleared: ObjectKey[] = [];
   for (const [key, override] of Object.entries(overrides)) {

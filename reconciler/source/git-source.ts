@@ -23,7 +23,8 @@ import { join, relative, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'chokidar';
 import { pino, type Logger } from 'pino';
-import type { Revision, RevisionRefused } from '../core/types.js';
+import type { ObjectKey, Revision, RevisionRefused } from '../core/types.js';
+import { manifestHash, objectKey } from '../core/inventory.js';
 import { checkFreshness, type FreshnessOptions } from './freshness.js';
 import { sandboxLimitProblems, sandboxUnavailable } from './sandbox.js';
 import * as g from './git.js';
@@ -109,6 +110,7 @@ export class GitSource extends EventEmitter {
   private started = false;
   private stopped = false;
   private readonly iterators = new Set<(e: SourceEvent | undefined) => void>();
+  private checkouts: Promise<unknown> = Promise.resolve();
 
   constructor(opts: GitSourceOptions) {
     super();
@@ -328,7 +330,64 @@ export class GitSource extends EventEmitter {
     for (const push of this.iterators) push(e);
   }
 
+  /**
+   * Which of `keys` a good commit after `base` and before `sha` changed, created or removed,
+   * compared commit by commit. An override lasts until the next commit that changes its VM,
+   * and a commit the reconciler never applied (a newer one was fetched first, or it was down)
+   * is still such a commit: `base` → A (changes the VM) → B (changes it back) must clear the
+   * override although `base` and B declare the same VM. Commits that would have been refused
+   * (their dist/ does not parse or validate) do not count; neither does history when `base`
+   * is not an ancestor of `sha` (a force-push: only the net change is known).
+   */
+  async changedBetween(base: string, sha: string, keys: readonly ObjectKey[]): Promise<ObjectKey[]> {
+    if (keys.length === 0 || base === sha) return [];
+    const signal = this.abort.signal;
+    const gitDir = ['--git-dir', this.cacheRepo];
+    const ancestor = await g.git([...gitDir, 'merge-base', '--is-ancestor', base, sha], { signal }).then(() => true, () => false);
+    if (!ancestor) return [];
+    const distPath = this.opts.distPath ?? 'dist';
+    const between = (await g.git([...gitDir, 'rev-list', '--reverse', '--ancestry-path', `${base}..${sha}`, '--', distPath], { signal }))
+      .split('\n').filter((c) => c && c !== sha);
+    if (between.length === 0) return [];
+    const wanted = new Set(keys);
+    const hashesAt = async (commit: string): Promise<Map<ObjectKey, string> | undefined> => {
+      const read = await this.readCommit(commit, signal, false);
+      if ('errors' in read) return undefined;
+      const out = new Map<ObjectKey, string>();
+      for (const m of read.manifests) {
+        const k = objectKey(m);
+        if (wanted.has(k)) out.set(k, manifestHash(m));
+      }
+      return out;
+    };
+    let previous = await hashesAt(base);
+    if (!previous) return [];
+    const changed = new Set<ObjectKey>();
+    for (const commit of between) {
+      const now = await hashesAt(commit);
+      if (!now) continue; // refused: never applied, changes nothing
+      for (const k of wanted) if (now.get(k) !== previous.get(k)) changed.add(k);
+      previous = now;
+      if (changed.size === wanted.size) break;
+    }
+    return [...changed].sort();
+  }
+
   private async evaluate(sha: string, signal: AbortSignal): Promise<SourceRevision | RevisionRefused> {
+    return this.readCommit(sha, signal, true);
+  }
+
+  /**
+   * A commit's dist/, checked out, parsed and validated (and its synth checked when `fresh` and
+   * asked for). One at a time: `worktree remove` prunes, and must not race another checkout.
+   */
+  private readCommit(sha: string, signal: AbortSignal, fresh: boolean): Promise<SourceRevision | RevisionRefused> {
+    const run = this.checkouts.then(() => this.checkoutAndRead(sha, signal, fresh));
+    this.checkouts = run.catch(() => undefined);
+    return run;
+  }
+
+  private async checkoutAndRead(sha: string, signal: AbortSignal, fresh: boolean): Promise<SourceRevision | RevisionRefused> {
     await mkdir(this.worktreesDir, { recursive: true });
     const dir = join(this.worktreesDir, `${sha.slice(0, 12)}-${randomBytes(4).toString('hex')}`);
     try {
@@ -341,7 +400,7 @@ export class GitSource extends EventEmitter {
       if (parsed.manifests.length === 0 && this.opts.refuseEmpty !== false) {
         return { sha, errors: [`${distPath}/ holds no manifests in commit ${sha}: refusing to prune everything (fix: commit the synthesized manifests)`] };
       }
-      const freshness = this.freshness;
+      const freshness = fresh ? this.freshness : undefined;
       if (freshness) {
         const fresh = await checkFreshness(dir, distPath, freshness, signal);
         if (!fresh.fresh) return { sha, errors: fresh.errors };

@@ -16,6 +16,7 @@ import {
   DEFAULT_BACKOFF_POLICY,
   type ImperativeAction,
   type KubeObject,
+  type ObjectKey,
   type ObservedInstance,
   type OverrideMap,
   type Revision,
@@ -24,7 +25,7 @@ import {
   awaitingVmi,
   decideVmActions,
   vmIntent,
-  objectKey,
+  vmObjectKey,
   planRevision,
   reconcileBackoff,
   reconcileStateFromStatus,
@@ -58,6 +59,11 @@ export interface BackendOptions {
    * that reason as printableStatus (Provisioning, DataVolumeError) instead of starting.
    */
   volumeGate?: (vm: VirtualMachine) => { reason: string; message: string } | undefined;
+  /**
+   * The git history between two revisions: which of `keys` commits after `base` and before
+   * `sha` changed (GitSource.changedBetween). Without it only the net change clears overrides.
+   */
+  history?: (base: string, sha: string, keys: readonly ObjectKey[]) => Promise<readonly ObjectKey[]>;
   now?: () => number;
 }
 
@@ -235,8 +241,8 @@ export class StandaloneBackend {
     const plan = planRevision(this.applied.inventory, vmsOnly);
     const split = splitRevision(kept);
 
-    // Overrides hold until a commit touches their VM.
-    const cleared = this.overridesClearedBy(vmsOnly);
+    // Overrides hold until a commit touches their VM, including commits never applied here.
+    const cleared = this.overridesClearedBy(vmsOnly, await this.changedInBetween(rev.sha));
     const now = this.now();
     const touched = new Set<VmKey>();
     for (const key of cleared) {
@@ -373,15 +379,32 @@ export class StandaloneBackend {
     return { ...(this.applied.sha ? { applied: this.applied.sha } : {}), ...(next ? { next: next.sha } : {}), entries };
   }
 
-  /** The VMs whose override a revision (its VirtualMachines) clears: those it changes or removes. */
-  private overridesClearedBy(vmsOnly: Revision): Set<VmKey> {
+  /** The VMs whose override a revision (its VirtualMachines) clears: those it, or a commit before it, changes or removes. */
+  private overridesClearedBy(vmsOnly: Revision, changedInBetween: readonly ObjectKey[] = []): Set<VmKey> {
     const overrides: OverrideMap = {};
-    for (const r of this.records.values()) if (r.override) overrides[objectKey(vmObjectRef(r.namespace, r.name))] = r.override;
-    const { cleared } = applyRevisionToOverrides(overrides, this.applied.inventory, vmsOnly);
+    for (const r of this.records.values()) if (r.override) overrides[vmObjectKey(r.namespace, r.name)] = r.override;
+    const { cleared } = applyRevisionToOverrides(overrides, this.applied.inventory, vmsOnly, changedInBetween);
     return new Set(cleared.map((ok) => {
       const parts = ok.split('/');
       return vmKey(parts.at(-2), parts.at(-1));
     }));
+  }
+
+  /**
+   * The overridden VMs that commits between the applied revision and `sha` changed. A history
+   * that cannot be read (the cache lost the applied commit) leaves the net change to decide,
+   * logged: an override that stays is visible (`virtops get`) and a commit clears it.
+   */
+  private async changedInBetween(sha: string): Promise<ObjectKey[]> {
+    const base = this.applied.sha;
+    const keys = [...this.records.values()].filter((r) => r.override).map((r) => vmObjectKey(r.namespace, r.name));
+    if (!base || !this.opts.history || keys.length === 0) return [];
+    try {
+      return [...(await this.opts.history(base, sha, keys))];
+    } catch (err) {
+      this.opts.log.warn({ err, base, sha }, 'reading the commits between two revisions failed; overrides follow the net change only');
+      return [];
+    }
   }
 
   // ---- one VM: the shared reconcile over the local store --------------------------------
@@ -785,10 +808,6 @@ export class StandaloneBackend {
       events: rec.events,
     };
   }
-}
-
-function vmObjectRef(namespace: string, name: string): Pick<KubeObject, 'apiVersion' | 'kind' | 'metadata'> {
-  return { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { namespace, name } };
 }
 
 function objKey(o: KubeObject): string {

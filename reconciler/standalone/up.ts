@@ -224,6 +224,8 @@ export async function runUp(config: UpConfig, log: Logger = pino({ name: 'virtop
     volumeGate: (vm) =>
       snapshots.gate(vm.metadata.namespace ?? 'default', vm.metadata.name ?? '') ??
       volumeGate(vm.spec.template.spec.volumes, (claim) => dataVolumes.status(vm.metadata.namespace ?? 'default', claim)),
+    // Commits fetched together, or pushed while up was down, each still clear overrides.
+    history: (base, sha, keys) => source.changedBetween(base, sha, keys),
   });
   backendRef = backend;
   // Snapshots and restores of persistent disks (snapshots.ts), from git and from the API.

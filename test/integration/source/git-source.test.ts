@@ -129,6 +129,30 @@ describe('GitSource watching a local bare repository', () => {
     expect((await it.next()).done).toBe(true);
   });
 
+  it('changedBetween: the VMs good commits between two revisions changed, even when the net change is nothing', async () => {
+    const repo = newRepo();
+    const key = (name: string) => `kubevirt.io/v1/VirtualMachine/default/${name}`;
+    const base = repo.commit({ 'dist/a.k8s.yaml': vmYaml('a'), 'dist/b.k8s.yaml': vmYaml('b'), 'dist/c.k8s.yaml': vmYaml('c') }, 'base');
+    repo.commit({ 'dist/a.k8s.yaml': vmYaml('a', '256Mi') }, 'a grows');
+    // Refused (invalid): never applied, so its change to b counts for nothing.
+    repo.commit({ 'dist/b.k8s.yaml': vmYaml('b').replace('bus: virtio', 'bus: virtio\n                cachee: none') }, 'broken b');
+    repo.commit({ 'dist/b.k8s.yaml': vmYaml('b'), 'dist/a.k8s.yaml': vmYaml('a') }, 'a back, b back');
+    repo.commit({ 'dist/c.k8s.yaml': null }, 'c removed');
+    const tip = repo.commit({ 'dist/c.k8s.yaml': vmYaml('c') }, 'c back');
+    const source = await startSource({ repo: repo.bare });
+    expect(source.current?.sha).toBe(tip);
+    // a: changed and changed back; c: removed and added back; b: only a refused commit touched it.
+    expect(await source.changedBetween(base, tip, [key('a'), key('b'), key('c')])).toEqual([key('a'), key('c')]);
+    expect(await source.changedBetween(base, tip, [key('b')])).toEqual([]);
+    expect(await source.changedBetween(tip, tip, [key('a')])).toEqual([]);
+    // Not an ancestor (history rewritten): only the net change is known.
+    sh(repo.work, 'reset', '--quiet', '--hard', base);
+    const other = repo.commit({ 'dist/a.k8s.yaml': vmYaml('a', '512Mi') }, 'rewritten', false);
+    repo.forcePush(other);
+    await source.checkNow('manual');
+    expect(await source.changedBetween(tip, other, [key('a')])).toEqual([]);
+  });
+
   it('removes its own temp cache on stop', async () => {
     const before = tempEntries('virtops-source-');
     const repo = newRepo();

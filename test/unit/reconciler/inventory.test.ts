@@ -78,6 +78,15 @@ describe('applyRevisionToOverrides', () => {
     expect(Object.keys(r.overrides)).toEqual([key('same')]);
     expect(r.cleared).toEqual([key('edited'), key('removed')].sort());
   });
+
+  it('also clears the overrides of VMs a commit in between changed, though the net change is nothing', () => {
+    const current = inventoryOf([vmObj('flipped'), vmObj('same')]);
+    const key = (n: string) => objectKey(vmObj(n));
+    const overrides = { [key('flipped')]: { action: 'start' as const, at: 1, revision: 'r0' }, [key('same')]: { action: 'start' as const, at: 1, revision: 'r0' } };
+    const r = applyRevisionToOverrides(overrides, current, { sha: 'r2', manifests: [vmObj('flipped'), vmObj('same')] }, [key('flipped')]);
+    expect(r.cleared).toEqual([key('flipped')]);
+    expect(Object.keys(r.overrides)).toEqual([key('same')]);
+  });
 });
 
 describe('override serialization', () => {
