@@ -28,17 +28,10 @@ import { ovmfFirmware } from './firmware-files.js';
 import { type GuestAgentClient, GuestAgentWatcher } from './guest-agent.js';
 import type { GuestInfo } from './guest-agent-status.js';
 import { agentSshKeyRequests, publicKeysOf, type SshKeyRequest } from './access-credentials.js';
+import { LauncherRequestError } from './request-error.js';
 
-/** A request the launcher refuses; `status` is the HTTP status the server answers with. */
-export class LauncherRequestError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly details: { fieldErrors?: FieldError[]; reason?: string; result?: string } = {},
-  ) {
-    super(message);
-  }
-}
+/** A request the launcher refuses (its own module: the server loads it before this one). */
+export { LauncherRequestError };
 
 export type SyncResult = 'created' | 'unchanged';
 

@@ -1,47 +1,57 @@
 /**
- * `virtops launcher`: the per-VMI process. Serves the command socket at once (so health
- * checks and info work while libvirt is still down), connects to libvirt with backoff,
- * and on SIGTERM/SIGINT stops the domain within the grace period and removes every trace.
+ * `virtops launcher`: the per-VMI process. Serves the command socket first (so the node
+ * agent's health check answers, and info works while libvirt is still down), then loads the
+ * launcher, connects to libvirt with backoff, and on SIGTERM/SIGINT stops the domain within
+ * the grace period and removes every trace.
  *
  * Exit codes: 0 terminated cleanly; 1 failed (the monitor cleans up after it).
  */
 import type { LauncherConfig } from './flags.js';
 import { launcherPaths } from './flags.js';
+import type { Launcher, LauncherDeps } from './launcher.js';
+import type { Logger } from 'pino';
 
 export async function runLauncher(config: LauncherConfig): Promise<number> {
-  // First of all: the first sync waits for the worker's validator (from source, compiling
-  // the schema costs ~250 ms of CPU; the bundle loads precompiled code), and the node
-  // agent sends that sync as soon as the socket is up.
-  const { PrepareWorker } = await import('./prepare.js');
-  const prepare = new PrepareWorker();
-  let prepareError: unknown;
-  try {
-    prepare.warm();
-  } catch (err) {
-    prepareError = err;
-  }
-  const [{ createLogger }, { Launcher }, { startCommandServer }, { createLauncherDeps }] = await Promise.all([
-    import('./logger.js'),
-    import('./launcher.js'),
-    import('./server/server.js'),
-    import('./wiring.js'),
-  ]);
+  // Start-up order (BENCHMARKS.md, "launcher start-up"): the socket listens before the
+  // launcher's own modules, the libvirt binding (its shared libraries take tens of ms to
+  // map) and the prepare worker (its own V8 isolate, competing for the CPU) are loaded; the
+  // endpoints other than /healthz wait for the launcher (server.ts). The worker is warmed by
+  // Launcher.start, while libvirt connects: the first PUT waits for libvirt anyway.
+  const [{ createLogger }, { startCommandServer }] = await Promise.all([import('./logger.js'), import('./server/server.js')]);
   const log = await createLogger('virtops-launcher', { vmi: `${config.namespace}/${config.name}`, uid: config.uid });
-  if (prepareError) log.warn({ err: prepareError }, 'prepare worker unavailable; validating and converting in-process');
-  prepare.onFailure = (err) => log.warn({ err }, 'prepare worker died; validating and converting in-process');
-  const deps = await createLauncherDeps(config, log, { prepare });
-  const launcher = new Launcher(config, deps);
   const paths = launcherPaths(config);
+  let loaded!: (l: Launcher) => void;
+  let failedToLoad!: (err: unknown) => void;
+  const loading = new Promise<Launcher>((resolve, reject) => ((loaded = resolve), (failedToLoad = reject)));
 
   let server: Awaited<ReturnType<typeof startCommandServer>>;
   try {
-    server = await startCommandServer(launcher, paths.socket, log);
+    server = await startCommandServer(loading, paths.socket, log);
   } catch (err) {
     log.fatal({ err, socket: paths.socket }, `cannot serve the command socket at ${paths.socket}; check --kubevirt-share-dir`);
-    await deps.driver.close();
     return 1;
   }
   log.info({ socket: paths.socket }, 'command socket listening');
+
+  // A signal while the launcher loads is acted on once it is loaded.
+  let signalled: NodeJS.Signals | undefined;
+  let onSignal = (sig: NodeJS.Signals): void => void (signalled ??= sig);
+  const signalListener = (sig: NodeJS.Signals) => onSignal(sig);
+  // `on`, not `once`: tsx's loader re-raises a signal that has no listener left (default action: die).
+  process.on('SIGTERM', signalListener);
+  process.on('SIGINT', signalListener);
+
+  let launcher: Launcher;
+  let deps: LauncherDeps;
+  try {
+    ({ launcher, deps } = await loadLauncher(config, log));
+  } catch (err) {
+    failedToLoad(err);
+    log.fatal({ err }, 'cannot load the launcher');
+    await server.close().catch(() => undefined);
+    return 1;
+  }
+  loaded(launcher);
 
   const connecting = new AbortController();
   let exiting: Promise<number> | undefined;
@@ -66,10 +76,8 @@ export async function runLauncher(config: LauncherConfig): Promise<number> {
   };
 
   return new Promise<number>((resolve) => {
-    const onSignal = (sig: NodeJS.Signals) => void exit(sig, 0).then(resolve);
-    // `on`, not `once`: tsx's loader re-raises a signal that has no listener left (default action: die).
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    onSignal = (sig) => void exit(sig, 0).then(resolve);
+    if (signalled) return onSignal(signalled);
     process.on('unhandledRejection', (err) => {
       log.fatal({ err }, 'unhandled rejection');
       void exit('unhandledRejection', 1).then(resolve);
@@ -80,4 +88,17 @@ export async function runLauncher(config: LauncherConfig): Promise<number> {
       void exit('start failed', 1).then(resolve);
     });
   });
+}
+
+/** The launcher and its dependencies (libvirt driver, volumes, prepare worker), not yet started. */
+async function loadLauncher(config: LauncherConfig, log: Logger): Promise<{ launcher: Launcher; deps: LauncherDeps }> {
+  const [{ Launcher }, { createLauncherDeps }, { PrepareWorker }] = await Promise.all([
+    import('./launcher.js'),
+    import('./wiring.js'),
+    import('./prepare.js'),
+  ]);
+  const prepare = new PrepareWorker();
+  prepare.onFailure = (err) => log.warn({ err }, 'prepare worker died; validating and converting in-process');
+  const deps = await createLauncherDeps(config, log, { prepare });
+  return { launcher: new Launcher(config, deps), deps };
 }

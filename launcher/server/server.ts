@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { chmod, mkdir, realpath, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Launcher, Transition } from '../launcher.js';
-import { LauncherRequestError } from '../launcher.js';
+import { LauncherRequestError } from '../request-error.js';
 import { guardPeers } from './peer.js';
 
 const MAX_BODY = 4 * 1024 * 1024;
@@ -19,7 +19,15 @@ export interface CommandServer {
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
-export async function startCommandServer(launcher: Launcher, requestedPath: string, log: PeerLog = stderrLog): Promise<CommandServer> {
+/**
+ * `launcher` may still be loading (a promise): the socket then listens at once, `/healthz`
+ * answers, and every other endpoint waits for the launcher (launcher/main.ts).
+ */
+export async function startCommandServer(launcherOrLoading: Launcher | Promise<Launcher>, requestedPath: string, log: PeerLog = stderrLog): Promise<CommandServer> {
+  let launcher: Launcher | undefined;
+  const loading = Promise.resolve(launcherOrLoading).then((l) => (launcher = l));
+  loading.catch(() => undefined); // a launcher that failed to load: its requests answer 500 with the reason
+  const ready = async (): Promise<Launcher> => launcher ?? (await loading);
   await mkdir(dirname(requestedPath), { recursive: true, mode: 0o700 });
   // Bind where the directory really is: the Pod's sockets emptyDir is nested in its share dir
   // through a symlink, and the path through the link is longer than the 107 bytes a unix
@@ -32,11 +40,11 @@ export async function startCommandServer(launcher: Launcher, requestedPath: stri
   const streams = new Set<ServerResponse>();
   const routes: Record<string, Partial<Record<string, Handler>>> = {
     '/healthz': { GET: async (_q, res) => send(res, 200, { ok: true }) },
-    '/v1/info': { GET: async (_q, res) => send(res, 200, await launcher.info()) },
+    '/v1/info': { GET: async (_q, res) => send(res, 200, await (await ready()).info()) },
     '/v1/vmi': {
       PUT: async (req, res) => {
         const body = await readJson(req);
-        const out = await launcher.sync(body);
+        const out = await (await ready()).sync(body);
         send(res, out.result === 'created' ? 201 : 200, out);
       },
     },
@@ -54,14 +62,15 @@ export async function startCommandServer(launcher: Launcher, requestedPath: stri
           }
           grace = g as number | undefined;
         }
-        send(res, 200, await launcher.shutdown(grace));
+        send(res, 200, await (await ready()).shutdown(grace));
       },
     },
-    '/v1/kill': { POST: async (_q, res) => send(res, 200, await launcher.kill()) },
-    '/v1/pause': { POST: async (_q, res) => send(res, 200, await launcher.pause()) },
-    '/v1/unpause': { POST: async (_q, res) => send(res, 200, await launcher.unpause()) },
+    '/v1/kill': { POST: async (_q, res) => send(res, 200, await (await ready()).kill()) },
+    '/v1/pause': { POST: async (_q, res) => send(res, 200, await (await ready()).pause()) },
+    '/v1/unpause': { POST: async (_q, res) => send(res, 200, await (await ready()).unpause()) },
     '/v1/events': {
       GET: async (req, res) => {
+        const launcher = await ready();
         res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
         streams.add(res);
         const write = (t: Transition | { kind: 'snapshot'; info: unknown }): boolean => res.write(`${JSON.stringify(t)}\n`);
