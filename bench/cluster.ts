@@ -5,7 +5,7 @@
  *
  *   npx tsx bench/cluster.ts [--vms 100] [--rss-vms 1000] [--skip writes,scale,rss] [--json]
  *     [--controller-bin <other checkout>/cli/bin.js] [--controller-node-options '<node flags>'] [--controller-env K=V,...] [--rss-steady-wait 60]
- *     [--agent-vms 100]
+ *     [--agent-vms 100 [--agent-env K=V,...]]
  *
  * 1. API writes per VM from apply to Running: every write the controller and the agent make
  *    goes through HttpKubeClient, which counts them; one VM is pushed and the writes naming it
@@ -52,7 +52,8 @@ const skip = new Set(arg('skip', '').split(',').filter(Boolean));
 /** Extra Node/V8 flags for the measured controller process (its command line), to weigh e.g. heap limits against CPU. */
 const CONTROLLER_NODE_OPTIONS = arg('controller-node-options', '');
 /** Extra environment for the measured controller, e.g. MALLOC_ARENA_MAX=2 (comma-separated K=V). */
-const CONTROLLER_ENV = Object.fromEntries(arg('controller-env', '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+const envArg = (name: string): Record<string, string> => Object.fromEntries(arg(name, '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+const CONTROLLER_ENV = envArg('controller-env');
 /** Seconds after the loaded samples before a last, steady-state sample (V8 gives back idle heap after ~1 min). */
 const STEADY_WAIT_S = Number(arg('rss-steady-wait', '60'));
 const MEM_PROBE = new URL('./mem-probe.cjs', import.meta.url).pathname;
@@ -63,6 +64,8 @@ const MEM_PROBE = new URL('./mem-probe.cjs', import.meta.url).pathname;
 const CONTROLLER_BIN = arg('controller-bin', CLI_BIN);
 /** Section 4 (off unless > 0): the node agent's RSS with this many VMIs Running on its node. */
 const AGENT_VMS = Number(arg('agent-vms', '0'));
+/** Extra environment of the measured agent, e.g. GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072. */
+const AGENT_ENV = envArg('agent-env');
 /** Where to write a heap snapshot of the measured controller, taken after the full GC (default: none). */
 const HEAP_SNAPSHOT = arg('heap-snapshot', '');
 const log = pino({ level: process.env['VIRTOPS_BENCH_LOG'] ?? 'warn' });
@@ -181,7 +184,7 @@ async function agentRss(kubeconfig: string, admin: HttpKubeClient, ns: (n: strin
     );
     proc = execa(process.execPath, [POOL_BIN, 'agent', '--kubeconfig', kubeconfig, '--node', 'rss-node', '--process-runtime', '--state-dir', agentDir, '--emulation', 'tcg', '--libvirt-uri', 'test:///default', '--interval', '10m', '--port', '0'], {
       reject: false,
-      env: { VIRTOPS_LOG_LEVEL: 'warn', VIRTOPS_BENCH_NODE_PODS: String(K), NODE_OPTIONS: [`--require ${MEM_PROBE}`, '--expose-gc'].join(' '), VIRTOPS_MEM_PROBE: probeFile },
+      env: { VIRTOPS_LOG_LEVEL: 'warn', VIRTOPS_BENCH_NODE_PODS: String(K), NODE_OPTIONS: [`--require ${MEM_PROBE}`, '--expose-gc'].join(' '), VIRTOPS_MEM_PROBE: probeFile, ...AGENT_ENV },
     });
     await until('the agent registers its Node', async () => (await admin.read<KubernetesObject>({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'rss-node' } })) !== undefined, 60_000, 500);
     await sleep(5000);
@@ -204,8 +207,8 @@ async function agentRss(kubeconfig: string, admin: HttpKubeClient, ns: (n: strin
     say(`\n## agent RSS with ${K} VMIs Running on its node (converged in ${convergedS.toFixed(0)} s; load ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
     say(`  idle (Node registered, no VMI): ${mib(idle)} MiB; with ${K}: ${mib(loaded)} MiB (max of 5 samples; min ${mib(Math.min(...samples))}; goal ≤ 70 MiB at 100); ${STEADY_WAIT_S} s later ${mib(steady)} MiB; CPU ${cpuAtLoaded.toFixed(2)} s`);
     if (probe) say(formatProbe(probe));
-    say('  (`node bench/pool-bin.mjs agent`: virtops agent from the bench-pool bundle; its launchers run in the pool process, not counted)');
-    return { vmis: K, idleMiB: Number(mib(idle)), loadedMaxMiB: Number(mib(loaded)), steadyMiB: Number(mib(steady)), cpuS: Number(cpuAtLoaded.toFixed(2)), convergedS: Number(convergedS.toFixed(1)), load: loadavg(), ...(probe ? { breakdown: probeSummary(probe) } : {}) };
+    say(`  (\`node bench/pool-bin.mjs agent\`: virtops agent from the bench-pool bundle; its launchers run in the pool process, not counted)${Object.keys(AGENT_ENV).length ? `; env: ${JSON.stringify(AGENT_ENV)}` : ''}`);
+    return { vmis: K, env: AGENT_ENV, idleMiB: Number(mib(idle)), loadedMaxMiB: Number(mib(loaded)), steadyMiB: Number(mib(steady)), cpuS: Number(cpuAtLoaded.toFixed(2)), convergedS: Number(convergedS.toFixed(1)), load: loadavg(), ...(probe ? { breakdown: probeSummary(probe) } : {}) };
   } finally {
     if (proc) {
       proc.kill('SIGTERM');

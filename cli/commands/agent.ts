@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { AgentConfig, RawAgentFlags, runAgent as RunAgent } from '../../reconciler/cluster/run.js';
+import type { AgentConfig, RawAgentFlags, runAgent as RunAgent } from '../../reconciler/cluster/run-agent.js';
 import { DEFAULT_STATE_DIR } from '../../reconciler/agent/host-config.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -30,7 +30,7 @@ export function registerAgent(program: Command, inject: { options?: (config: Age
     .option('--port <port>', 'console endpoint: port, published as the Node\'s kubelet port (0: a free one)', '10250')
     .option('--node-ip <ip>', 'the Node\'s InternalIP, where the API server connects (default: the first non-loopback IPv4 address)')
     .action(async (raw: RawAgentFlags) => {
-      const [{ runAgent, validateAgentFlags }, { pino }] = await Promise.all([import('../../reconciler/cluster/run.js'), import('pino')]);
+      const [{ runAgent, validateAgentFlags }, { pino }] = await Promise.all([import('../../reconciler/cluster/run-agent.js'), import('pino')]);
       const v = validateAgentFlags(raw);
       if (!v.ok) throw new Error(`invalid flags:\n  ${v.errors.join('\n  ')}`);
       const log = pino({ name: 'virtops-agent', level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'info' });

@@ -1,43 +1,34 @@
 /**
  * Wiring for `virtops controller` and `virtops agent`: flags → validated config → the
  * long-running loops. Kept apart from the CLI so tests and benchmarks start them in-process.
+ * The agent's half is run-agent.ts (re-exported here): `virtops agent` loads only that, not
+ * the controller's modules (git, apply, the VM controller, validation).
  */
+export { CLI_BIN, claimsOnNode, defaultNodeIp, runAgent, validateAgentFlags, type AgentConfig, type AgentConsoleConfig, type AgentHandle, type RawAgentFlags } from './run-agent.js';
 import { randomBytes } from 'node:crypto';
-import { mkdir, statfs } from 'node:fs/promises';
-import { hostname, networkInterfaces } from 'node:os';
-import { isIPv4 } from 'node:net';
-import { isAbsolute, join } from 'node:path';
-import { startConsoleServer, type ConsoleServer } from './console-server.js';
-import { fileURLToPath } from 'node:url';
+import { hostname } from 'node:os';
+import { isAbsolute } from 'node:path';
 import type { Logger } from 'pino';
 import { GitSource, type SourceRevision } from '../source/index.js';
-import { NodeAgent, type AgentOptions } from '../agent/agent.js';
-import { baseEnv, hostFlags, podsDir, validateHostFlags, type HostEmulation } from '../agent/host-config.js';
 import { durationFlag, formatDuration } from '../agent/duration-flag.js';
-import { DEFAULT_BACKOFF_POLICY, OVERRIDE_ANNOTATION, parseObjectKey, vmObjectKey, type BackoffPolicy } from '../core/index.js';
-import { LibvirtDomains } from '../standalone/libvirt-domains.js';
+import { DEFAULT_BACKOFF_POLICY, type BackoffPolicy } from '../core/index.js';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { Applier, INVENTORY_CONFIGMAP, changedVmKeys, planApply, revisionHealth, isVm, type Health } from './apply.js';
 import type { Informer } from './informer.js';
 import { RECONCILE_HANDLED_KEY, RECONCILE_REQUESTED_ANNOTATION } from './requests.js';
-import { ClusterAgent } from './agent.js';
-import { KubeletLaunchers, MAX_SOCKET_DIR_BYTES } from './kubelet-launchers.js';
-import { DEFAULT_NODE_SOCKET_DIR, LAUNCHER_USER } from '../../synth/launcher-pod.js';
+import { MAX_SOCKET_DIR_BYTES } from './kubelet-launchers.js';
+import { DEFAULT_NODE_SOCKET_DIR } from '../../synth/launcher-pod.js';
 import { LIBVIRT_DAEMONS, type LibvirtDaemon } from '../../launcher/flags.js';
 import { VmController } from './controller.js';
 import { PoolController } from './pool-controller.js';
-import { DataVolumeGate, DataVolumeImporter } from './datavolumes.js';
-import { RESTORE_CRD_NAME, RestoreGate, SnapshotAgent } from './snapshots.js';
+import { DataVolumeGate } from './datavolumes.js';
+import { RESTORE_CRD_NAME, RestoreGate } from './snapshots.js';
 import { isDataVolume } from '../../api/datavolume.js';
 import { isSnapshotObject } from '../../api/snapshot.js';
-import { ImageStore } from '../../launcher/volumes/image-store.js';
-import type { VirtualMachineInstance } from '../../api/kubevirt.js';
 import { isPool } from '../../api/pool.js';
 import { vmKeyOf } from './instances.js';
 import { HttpKubeClient, type KubeClient, errorMessage, loadKubeConfig } from './kube.js';
 import { CONTROLLER_LEASE, LeaderElector } from './leader.js';
-
-export const CLI_BIN = fileURLToPath(new URL('../../cli/bin.js', import.meta.url));
 
 // ---- flags ---------------------------------------------------------------------------------
 
@@ -94,7 +85,6 @@ export interface ControllerConfig {
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 export function validateControllerFlags(raw: RawControllerFlags): { ok: true; config: ControllerConfig } | { ok: false; errors: string[] } {
   const errors: string[] = [];
@@ -127,97 +117,6 @@ export function validateControllerFlags(raw: RawControllerFlags): { ok: true; co
       ...(raw.cacheDir ? { cacheDir: raw.cacheDir } : {}),
       repo: raw.repo!, branch, distPath: raw.path ?? 'dist', namespace, leaderElect: raw.leaderElect === true,
       intervalMs, freshness: raw.verifySynth === true, identity, leaseDurationMs,
-    },
-  };
-}
-
-export interface RawAgentFlags {
-  node?: string;
-  kubeconfig?: string;
-  processRuntime?: boolean;
-  stateDir?: string;
-  emulation?: string;
-  libvirtUri?: string;
-  insecureRegistry?: string[];
-  interval?: string;
-  /** The console endpoint (kubelet-style; process runtime only): all three files turn it on. */
-  tlsCertFile?: string;
-  tlsPrivateKeyFile?: string;
-  clientCaFile?: string;
-  address?: string;
-  port?: string;
-  nodeIp?: string;
-  /** Beside a kubelet: the launcher socket directory (synth's nodeSocketDir). */
-  launcherSocketDir?: string;
-}
-
-/** The console server of a process-runtime agent (see console-server.ts). */
-export interface AgentConsoleConfig {
-  tlsCertFile: string;
-  tlsKeyFile: string;
-  clientCaFile: string;
-  address: string;
-  port: number;
-  /** The Node's InternalIP: where the API server connects (it refuses loopback addresses). */
-  nodeIp: string;
-}
-
-/** A global unicast IPv4 address of this host (the API server proxies to no other kind). */
-export function defaultNodeIp(ifaces: ReturnType<typeof networkInterfaces> = networkInterfaces()): string | undefined {
-  for (const list of Object.values(ifaces)) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal && !a.address.startsWith('169.254.')) return a.address;
-  }
-  return undefined;
-}
-
-export interface AgentConfig {
-  node: string;
-  kubeconfig?: string;
-  processRuntime: boolean;
-  stateDir: string;
-  emulation: HostEmulation;
-  libvirtUri: string;
-  insecureRegistries: string[];
-  intervalMs: number;
-  console?: AgentConsoleConfig;
-  /** Beside a kubelet (no process runtime): where launcher Pods publish their sockets; default DEFAULT_NODE_SOCKET_DIR. */
-  launcherSocketDir?: string;
-}
-
-function validateConsoleFlags(raw: RawAgentFlags, errors: string[]): AgentConsoleConfig | undefined {
-  const files = { '--tls-cert-file': raw.tlsCertFile, '--tls-private-key-file': raw.tlsPrivateKeyFile, '--client-ca-file': raw.clientCaFile };
-  const given = Object.entries(files).filter(([, v]) => v);
-  if (given.length === 0) return undefined;
-  if (given.length < 3) {
-    errors.push(`the console endpoint needs all of ${Object.keys(files).join(', ')}; missing ${Object.entries(files).filter(([, v]) => !v).map(([k]) => k).join(', ')}`);
-    return undefined;
-  }
-  if (raw.processRuntime !== true) errors.push('--tls-cert-file/--client-ca-file (the console endpoint) need --process-runtime: with a kubelet, the Node\'s port is the kubelet\'s');
-  const port = Number(raw.port ?? '10250');
-  if (!Number.isInteger(port) || port < 0 || port > 65535) errors.push(`--port "${raw.port}" is not a port number (0-65535; 0 picks a free one)`);
-  const nodeIp = raw.nodeIp ?? defaultNodeIp();
-  if (!nodeIp) errors.push('--node-ip is required: this host has no non-loopback IPv4 address, and the API server proxies to no loopback address');
-  else if (!isIPv4(nodeIp) || nodeIp.startsWith('127.') || nodeIp.startsWith('169.254.') || nodeIp === '0.0.0.0') errors.push(`--node-ip "${nodeIp}" must be a non-loopback, non-link-local IPv4 address the API server can reach`);
-  return { tlsCertFile: raw.tlsCertFile!, tlsKeyFile: raw.tlsPrivateKeyFile!, clientCaFile: raw.clientCaFile!, address: raw.address ?? '0.0.0.0', port, nodeIp: nodeIp ?? '' };
-}
-
-export function validateAgentFlags(raw: RawAgentFlags): { ok: true; config: AgentConfig } | { ok: false; errors: string[] } {
-  const errors: string[] = [];
-  if (!raw.node) errors.push('--node is required: the name of this node (a DNS subdomain, e.g. the host name)');
-  else if (!DNS_SUBDOMAIN.test(raw.node)) errors.push(`--node "${raw.node}" is not a valid node name: use lower-case letters, digits, '-' and '.'`);
-  const host = validateHostFlags(raw, errors);
-  const intervalMs = durationFlag(raw.interval ?? '1m', '--interval', errors, { min: 200 });
-  const consoleConfig = validateConsoleFlags(raw, errors);
-  const launcherSocketDir = raw.launcherSocketDir ?? DEFAULT_NODE_SOCKET_DIR;
-  if (raw.launcherSocketDir !== undefined && raw.processRuntime === true) errors.push('--launcher-socket-dir is for the agent beside a kubelet: drop it with --process-runtime (launchers then live under --state-dir)');
-  if (!isAbsolute(launcherSocketDir)) errors.push(`--launcher-socket-dir "${launcherSocketDir}" is not an absolute path: pass the directory synth's nodeSocketDir names (default ${DEFAULT_NODE_SOCKET_DIR})`);
-  else if (Buffer.byteLength(launcherSocketDir.replace(/\/+$/, '')) > MAX_SOCKET_DIR_BYTES) errors.push(`--launcher-socket-dir "${launcherSocketDir}" is over ${MAX_SOCKET_DIR_BYTES} bytes: the sockets under it (<dir>/<pod uid>/launcher-sock) would pass the 107-byte unix socket limit; use a shorter path (and the same in synth's nodeSocketDir)`);
-  if (errors.length || !host || intervalMs === undefined) return { ok: false, errors };
-  return {
-    ok: true,
-    config: {
-      node: raw.node!, ...(raw.kubeconfig ? { kubeconfig: raw.kubeconfig } : {}), processRuntime: raw.processRuntime === true,
-      ...host, intervalMs, ...(consoleConfig ? { console: consoleConfig } : {}), launcherSocketDir: launcherSocketDir.replace(/(.)\/+$/, '$1'),
     },
   };
 }
@@ -265,26 +164,13 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
   let recordedHealth: string | undefined;
   const timers: NodeJS.Timeout[] = [];
 
-  /** The VMs with an override ("ns/name") that commits between `base` and `sha` changed (GitSource.changedBetween). */
-  const overriddenChangedSince = async (base: string | undefined, sha: string): Promise<string[]> => {
-    const keys = controller.listVms().filter((vm) => vm.metadata.annotations?.[OVERRIDE_ANNOTATION] !== undefined).map((vm) => vmObjectKey(vm.metadata.namespace ?? 'default', vm.metadata.name ?? ''));
-    if (!base || keys.length === 0) return [];
-    const changed = await source.changedBetween(base, sha, keys).catch((err: unknown) => {
-      log.warn({ err: errorMessage(err), base, sha }, 'reading the commits between two revisions failed; overrides follow the net change only');
-      return [];
-    });
-    return changed.map((k) => { const p = parseObjectKey(k); return `${p.namespace}/${p.name}`; });
-  };
-
   const applyLatest = (): Promise<void> => {
     applying = applying.then(async () => {
       const rev = latest;
       if (!rev || !leading || stopped) return;
       controller.setTemplates(rev.sha, planApply(rev.manifests).templates);
       try {
-        // Overrides clear when a commit changes their VM: the net change, and (commits fetched
-        // together, or pushed while the controller was away) each good commit in between.
-        await applier.apply(rev, { beforeInventory: async (plan, base) => controller.clearOverrides([...new Set([...changedVmKeys(plan), ...(await overriddenChangedSince(base, rev.sha))])]) });
+        await applier.apply(rev, { beforeInventory: (plan) => controller.clearOverrides(changedVmKeys(plan)) });
         // No pool informers (nor 404 retries on clusters without the pool CRD) until git has a pool.
         if (rev.manifests.some((m) => isDataVolume(m as { apiVersion?: unknown; kind?: unknown }))) dataVolumes.start();
         if (rev.manifests.some((m) => isSnapshotObject(m as { apiVersion?: unknown; kind?: unknown }) || (m as { kind?: unknown; metadata?: { name?: unknown } }).kind === 'CustomResourceDefinition' && (m as { metadata?: { name?: unknown } }).metadata?.name === RESTORE_CRD_NAME)) restores.start();
@@ -404,103 +290,4 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
       await elector?.stop();
     },
   };
-}
-
-// ---- agent ---------------------------------------------------------------------------------
-
-export interface AgentHandle {
-  client: KubeClient;
-  agent: ClusterAgent;
-  /** The console endpoint, when configured. */
-  console?: ConsoleServer;
-  stop(): Promise<void>;
-}
-
-export async function runAgent(
-  config: AgentConfig,
-  log: Logger,
-  opts: {
-    client?: KubeClient;
-    capacity?: { cpus?: number; memoryBytes?: number; pods?: number; ephemeralStorageBytes?: number };
-    /** reconciler/agent's launcher runtime (default: one process per launcher, as the Pod says). */
-    launcherRuntime?: AgentOptions['runtime'];
-  } = {},
-): Promise<AgentHandle> {
-  const client = opts.client ?? new HttpKubeClient(loadKubeConfig(config.kubeconfig));
-  const domains = new LibvirtDomains(config.libvirtUri);
-  // Beside a kubelet: the kubelet runs the launchers; they are found through the socket dir.
-  const kubelet = config.processRuntime ? undefined : new KubeletLaunchers(config.launcherSocketDir ?? DEFAULT_NODE_SOCKET_DIR, log.child({ component: 'launchers' }));
-  const runtime = kubelet ?? new NodeAgent({
-    podsDir: podsDir(config.stateDir),
-    virtopsCommand: [process.execPath, CLI_BIN],
-    hostFlags: hostFlags(config),
-    baseEnv: baseEnv(),
-    janitor: domains,
-    log: log.child({ component: 'runtime' }),
-    ...(opts.launcherRuntime ? { runtime: opts.launcherRuntime } : {}),
-  });
-  // The filesystem the launcher Pods' emptyDirs live on is this node's ephemeral storage.
-  await mkdir(config.stateDir, { recursive: true });
-  const fs = await statfs(config.stateDir);
-  const agent = new ClusterAgent(client, {
-    nodeName: config.node, processRuntime: config.processRuntime, runtime, log: log.child({ component: 'agent', node: config.node }), ...(kubelet ? { sockets: kubelet } : {}),
-    resyncMs: config.intervalMs, capacity: { ephemeralStorageBytes: fs.blocks * fs.bsize, ...(opts.capacity ?? {}) },
-  });
-  await agent.start();
-  // DataVolumes are imported into this node's claims, `<state-dir>/pvcs/<ns>/<claim>/` (datavolumes.ts):
-  // the launcher reads them there (process runtime, --pvc-dir), or the kubelet bind-mounts that
-  // dir (the claim's `local` PV) into the launcher Pod, where QEMU runs as the Pod's group.
-  const importer = new DataVolumeImporter(client, {
-    nodeName: config.node, pvcDir: join(config.stateDir, 'pvcs'), log: log.child({ component: 'datavolumes' }), probeMs: Math.max(config.intervalMs, 2000),
-    imageStore: new ImageStore({ dir: join(config.stateDir, 'images'), insecureRegistries: config.insecureRegistries }),
-    claimsInUse: () => claimsOnNode(agent.vmis.list() as unknown as VirtualMachineInstance[], config.node),
-    ...(kubelet ? { claimGroup: LAUNCHER_USER } : {}),
-  });
-  importer.start();
-  // Snapshots and restores of the VMs whose claims this node holds (snapshots.ts). Beside a
-  // kubelet a running domain is under its launcher Pod's own libvirt daemon: reached there.
-  const snapshots = new SnapshotAgent(client, {
-    nodeName: config.node, stateDir: config.stateDir, pvcDir: join(config.stateDir, 'pvcs'), libvirtUri: config.libvirtUri,
-    log: log.child({ component: 'snapshots' }), probeMs: Math.max(config.intervalMs, 2000),
-    vmis: () => agent.vmis.list() as unknown as VirtualMachineInstance[],
-    claimsInUse: () => claimsOnNode(agent.vmis.list() as unknown as VirtualMachineInstance[], config.node),
-    ...(kubelet ? { claimGroup: LAUNCHER_USER } : {}),
-    ...(kubelet ? { launcherPodDaemon: (vmi: VirtualMachineInstance) => kubelet.podDaemon(vmi.metadata.uid ?? '', agent.launcherPod(vmi.metadata.uid ?? '')) } : {}),
-  });
-  snapshots.start();
-  let consoleServer: ConsoleServer | undefined;
-  const c = config.console;
-  if (c) {
-    consoleServer = await startConsoleServer({
-      address: c.address, port: c.port, tlsCertFile: c.tlsCertFile, tlsKeyFile: c.tlsKeyFile, clientCaFile: c.clientCaFile,
-      lookup: (ns, name) => agent.consoleSocket(ns, name), log: log.child({ component: 'console' }),
-    });
-    // Where the API server's nodes/<node>/proxy connects: InternalIP only (a Hostname address
-    // would be preferred and would have to resolve), and the kubelet port.
-    await client.patchNodeStatus(config.node, { addresses: [{ type: 'InternalIP', address: c.nodeIp }], daemonEndpoints: { kubeletEndpoint: { Port: consoleServer.port } } });
-  }
-  log.info({ node: config.node, processRuntime: config.processRuntime, stateDir: config.stateDir, libvirtUri: config.libvirtUri, consolePort: consoleServer?.port }, 'virtops agent started');
-  return {
-    client, agent, ...(consoleServer ? { console: consoleServer } : {}),
-    stop: async () => {
-      await consoleServer?.close();
-      await importer.stop();
-      await snapshots.stop();
-      await agent.stop();
-      await domains.close();
-    },
-  };
-}
-
-/** `ns/claim` of each claim a VMI on `node` uses (pure). */
-export function claimsOnNode(vmis: readonly VirtualMachineInstance[], node: string): Set<string> {
-  const out = new Set<string>();
-  for (const vmi of vmis) {
-    if (vmi.status?.nodeName !== node) continue;
-    for (const v of vmi.spec.volumes ?? []) {
-      const claim = v.persistentVolumeClaim?.claimName ?? v.dataVolume?.name ?? v.ephemeral?.persistentVolumeClaim?.claimName;
-      if (claim) out.add(`${vmi.metadata.namespace ?? 'default'}/${claim}`);
-    }
-  }
-  return out;
 }
