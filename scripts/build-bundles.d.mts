@@ -18,6 +18,9 @@ export function benchPoolBundle(opts?: { warn?: (message: string) => void }): Pr
 /** The key of a bundle built from `inputs` (paths relative to `repo`). */
 export function keyOf(inputs: readonly string[], repo?: string): string;
 
+/** The stats (size, mtime, ctime, inode) of the files keyOf(inputs) reads, as one string: unchanged stats, unchanged contents. */
+export function statsOf(inputs: readonly string[], repo?: string): string;
+
 /** Marks a bundle directory as in use (spared by pruning). */
 export function touch(dir: string): void;
 
