@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type InstanceRecord, type LauncherRuntime, NodeAgent, ProcessRuntime } from '../../../reconciler/agent/agent.js';
-import { withLauncherNodeFlags } from '../../../reconciler/agent/process-runtime.js';
+import { LAUNCHER_NODE_FLAGS, withLauncherNodeFlags } from '../../../reconciler/agent/process-runtime.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -168,9 +168,9 @@ describe('ProcessRuntime.stop: the supervisor cleans up after a launcher process
 });
 
 describe('withLauncherNodeFlags', () => {
-  it('adds the small young generation after a node binary, once, and leaves other commands alone', () => {
-    expect(withLauncherNodeFlags(['/usr/bin/node', 'cli/bin.js', 'launcher-monitor'])).toEqual(['/usr/bin/node', '--max-semi-space-size=1', 'cli/bin.js', 'launcher-monitor']);
-    expect(withLauncherNodeFlags(['node', '--max-semi-space-size=1', 'x'])).toEqual(['node', '--max-semi-space-size=1', 'x']);
+  it('adds LAUNCHER_NODE_FLAGS (none at present) after a node binary, once, and leaves other commands alone', () => {
+    expect(withLauncherNodeFlags(['/usr/bin/node', 'cli/bin.js', 'launcher-monitor'])).toEqual(['/usr/bin/node', ...LAUNCHER_NODE_FLAGS, 'cli/bin.js', 'launcher-monitor']);
+    expect(withLauncherNodeFlags(['node', ...LAUNCHER_NODE_FLAGS, 'x'])).toEqual(['node', ...LAUNCHER_NODE_FLAGS, 'x']);
     expect(withLauncherNodeFlags(['/usr/local/bin/virtops', 'launcher-monitor'])).toEqual(['/usr/local/bin/virtops', 'launcher-monitor']);
   });
 });
