@@ -132,8 +132,15 @@ export type LauncherView =
   | { reachable: true; phase: VMIPhase; reason?: string; message?: string; paused: boolean; guest?: ObservedGuest }
   | { reachable: false; phase: VMIPhase; reason: string; message: string; paused?: boolean };
 
-/** Pure: the VMI status the agent reports, keeping condition times while their status holds. */
-export function vmiStatusFor(vmi: VirtualMachineInstance, view: LauncherView, nodeName: string, now: Date): { status: VirtualMachineInstanceStatus; signature: string } {
+/** The VMI status the agent writes: api's type plus KubeVirt's launcherContainerImageVersion. */
+export type AgentVmiStatus = VirtualMachineInstanceStatus & { launcherContainerImageVersion?: string };
+
+/**
+ * Pure: the VMI status the agent reports, keeping condition times while their status holds.
+ * `launcherImage`: the launcher Pod's compute container image (KubeVirt's
+ * launcherContainerImageVersion), written with the first report.
+ */
+export function vmiStatusFor(vmi: VirtualMachineInstance, view: LauncherView, nodeName: string, now: Date, launcherImage?: string): { status: AgentVmiStatus; signature: string } {
   const prev = vmi.status;
   const nowIso = now.toISOString();
   const keep = (type: string, status: string): string => {
@@ -157,7 +164,7 @@ export function vmiStatusFor(vmi: VirtualMachineInstance, view: LauncherView, no
   // The guest as the launcher reports it (NICs with the agent's IPs, OS info, AgentConnected).
   const guest = view.reachable && view.guest ? vmiGuestStatus(view.guest, prev?.conditions, nowIso) : undefined;
   if (guest) conditions.push(...guest.conditions);
-  const status: VirtualMachineInstanceStatus = {
+  const status: AgentVmiStatus = {
     phase: view.phase,
     ...(view.reason && view.phase !== 'Running' ? { reason: view.reason } : {}),
     nodeName,
@@ -166,14 +173,16 @@ export function vmiStatusFor(vmi: VirtualMachineInstance, view: LauncherView, no
     interfaces: guest?.interfaces ?? (vmi.spec.domain.devices.interfaces ?? []).map((i) => ({ name: i.name, ...(i.macAddress ? { mac: i.macAddress } : {}) })),
     ...(guest?.guestOSInfo ? { guestOSInfo: guest.guestOSInfo } : {}),
     phaseTransitionTimestamps: transitions,
+    ...(launcherImage ? { launcherContainerImageVersion: launcherImage } : {}),
   };
   return { status, signature: vmiStatusSignature(status) };
 }
 
-export function vmiStatusSignature(s: VirtualMachineInstanceStatus | undefined): string {
+export function vmiStatusSignature(s: AgentVmiStatus | undefined): string {
   const c = (t: string) => s?.conditions?.find((x) => x.type === t)?.status ?? null;
   return canonicalJson({
     phase: s?.phase ?? null, reason: s?.reason ?? null, node: s?.nodeName ?? null, ready: c('Ready'), paused: c('Paused'), sync: c('Synchronized'),
+    image: s?.launcherContainerImageVersion ?? null,
     // The guest's part: written again when the agent comes or goes, or an address or the OS changes.
     agent: c('AgentConnected'), ips: (s?.interfaces ?? []).map((i) => i.ipAddresses ?? i.ipAddress ?? null), os: s?.guestOSInfo?.prettyName ?? null,
   });
@@ -219,7 +228,7 @@ export const STALE_ECHO_MS = 10_000;
 
 /** What the agent last wrote of one VMI's status, and the signatures that write superseded. */
 export interface VmiReport {
-  status: VirtualMachineInstanceStatus;
+  status: AgentVmiStatus;
   signature: string;
   at: number;
   /** Signatures the cache may still show for a while: what it showed before each write, and earlier writes. */
@@ -233,14 +242,14 @@ export interface VmiReport {
  * debug run of bench:cluster saw a third, identical patch that way). Trusted for at most
  * STALE_ECHO_MS after the write, so a status someone else changed back is still corrected.
  */
-export function currentVmiStatus(cached: VirtualMachineInstanceStatus | undefined, last: VmiReport | undefined, now: number): VirtualMachineInstanceStatus | undefined {
+export function currentVmiStatus(cached: AgentVmiStatus | undefined, last: VmiReport | undefined, now: number): AgentVmiStatus | undefined {
   if (!last || now - last.at > STALE_ECHO_MS) return cached;
   const sig = vmiStatusSignature(cached);
   return sig !== last.signature && last.superseded.includes(sig) ? last.status : cached;
 }
 
 /** Pure: the memory of a write of `status` over a cache that showed `before` (the last 8 superseded signatures kept). */
-export function vmiReportAfterWrite(last: VmiReport | undefined, status: VirtualMachineInstanceStatus, signature: string, before: string, now: number): VmiReport {
+export function vmiReportAfterWrite(last: VmiReport | undefined, status: AgentVmiStatus, signature: string, before: string, now: number): VmiReport {
   const superseded = [...new Set([...(last?.superseded ?? []), ...(last ? [last.signature] : []), before])].filter((s) => s !== signature).slice(-8);
   return { status, signature, at: now, superseded };
 }

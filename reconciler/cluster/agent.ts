@@ -90,6 +90,8 @@ interface Tracked {
   reported?: VmiReport;
   /** Since when the first Running report waits for the domain's NICs (holdRunningReport). */
   nicWaitSince?: number;
+  /** The Pod's compute container image (the VMI's launcherContainerImageVersion). */
+  image?: string;
 }
 
 export class ClusterAgent {
@@ -439,7 +441,8 @@ export class ClusterAgent {
     const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp).getTime() : Date.now();
     const { record } = this.opts.runtime.plan(vmiOrStub(pod, vmi, vmiUid), pod as unknown as PodManifest, { podName: podDirName(pod), now: created });
     const running = pod.status?.containerStatuses?.find((c) => c.name === 'compute')?.state?.running?.startedAt;
-    const t: Tracked = { podUid: pod.metadata?.uid ?? '', vmiUid, record, ...(running ? { startedAt: new Date(running) } : {}) };
+    const image = pod.spec?.containers?.find((c) => c.name === 'compute')?.image;
+    const t: Tracked = { podUid: pod.metadata?.uid ?? '', vmiUid, record, ...(running ? { startedAt: new Date(running) } : {}), ...(image ? { image } : {}) };
     this.tracked.set(key, t);
     return t;
   }
@@ -500,7 +503,7 @@ export class ClusterAgent {
     const now = this.now();
     // Built on what this agent last wrote while the cache still shows an older state.
     const known = currentVmiStatus(vmi.status, t.reported, now);
-    const { status, signature } = vmiStatusFor(known === vmi.status ? vmi : { ...vmi, status: known }, view, this.opts.nodeName, new Date(now));
+    const { status, signature } = vmiStatusFor(known === vmi.status ? vmi : { ...vmi, status: known }, view, this.opts.nodeName, new Date(now), t.image);
     const before = vmiStatusSignature(known);
     if (signature === before) return;
     this.opts.log.debug({ vmi: `${vmi.metadata.namespace}/${vmi.metadata.name}`, from: before, to: signature }, 'VMI status changed');

@@ -74,6 +74,13 @@ describe('vmiStatusFor', () => {
     expect(vmiStatusSignature(status)).toBe(signature);
   });
 
+  it("the launcher Pod's compute image → launcherContainerImageVersion, in the signature (written with the first report)", () => {
+    const { status, signature } = vmiStatusFor(vmi(), { reachable: true, phase: 'Running', paused: false }, 'n1', NOW, 'virtops:1');
+    expect(status.launcherContainerImageVersion).toBe('virtops:1');
+    expect(vmiStatusSignature(status)).toBe(signature);
+    expect(signature).not.toBe(vmiStatusFor(vmi(), { reachable: true, phase: 'Running', paused: false }, 'n1', NOW).signature);
+  });
+
   it('paused → Ready False (Paused) and Paused True', () => {
     const { status } = vmiStatusFor(vmi(), { reachable: true, phase: 'Running', paused: true }, 'n1', NOW);
     expect(status.conditions?.map((c) => `${c.type}=${c.status}`)).toEqual(['Ready=False', 'Paused=True', 'Synchronized=True']);

@@ -17,7 +17,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevirt.js';
 import { ClusterAgent, NODE_LEASE_NAMESPACE, type LauncherSockets } from '../../../reconciler/cluster/agent.js';
-import { NIC_WAIT_MS } from '../../../reconciler/cluster/agent-status.js';
+import { NIC_WAIT_MS, type AgentVmiStatus } from '../../../reconciler/cluster/agent-status.js';
 import { VMI_FINALIZER, instantiateLauncherPod } from '../../../reconciler/cluster/instances.js';
 import { UNRESPONSIVE_AFTER_MS } from '../../../reconciler/core/index.js';
 import { renderLauncherPod } from '../../../synth/launcher-pod.js';
@@ -266,7 +266,8 @@ describe('a launcher Pod bound to this node', () => {
     expect(l.record.podDir).toBe(`/fake/pods/${NS}_${podDir(vmi)}`);
 
     const s = w.vmi('web')?.status;
-    expect(s).toMatchObject({ phase: 'Running', nodeName: NODE, interfaces: [{ name: 'default' }] });
+    expect(s).toMatchObject({ phase: 'Running', nodeName: NODE, interfaces: [{ name: 'default' }], launcherContainerImageVersion: pod.spec?.containers?.find((c) => c.name === 'compute')?.image });
+    expect((s as AgentVmiStatus | undefined)?.launcherContainerImageVersion).toBeTruthy();
     expect(s?.reason).toBeUndefined();
     expect(cond(w.vmi('web'), 'Ready')?.status).toBe('True');
     expect(cond(w.vmi('web'), 'Synchronized')?.status).toBe('True');
