@@ -11,7 +11,7 @@ import { isAbsolute } from 'node:path';
 import type { Logger } from 'pino';
 import { GitSource, type SourceRevision } from '../source/index.js';
 import { durationFlag, formatDuration } from '../agent/duration-flag.js';
-import { DEFAULT_BACKOFF_POLICY, type BackoffPolicy } from '../core/index.js';
+import { DEFAULT_BACKOFF_POLICY, OVERRIDE_ANNOTATION, parseObjectKey, vmObjectKey, type BackoffPolicy } from '../core/index.js';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { Applier, INVENTORY_CONFIGMAP, changedVmKeys, planApply, revisionHealth, isVm, type Health } from './apply.js';
 import type { Informer } from './informer.js';
@@ -164,13 +164,26 @@ export async function runController(config: ControllerConfig, log: Logger, opts:
   let recordedHealth: string | undefined;
   const timers: NodeJS.Timeout[] = [];
 
+  /** The VMs with an override ("ns/name") that commits between `base` and `sha` changed (GitSource.changedBetween). */
+  const overriddenChangedSince = async (base: string | undefined, sha: string): Promise<string[]> => {
+    const keys = controller.listVms().filter((vm) => vm.metadata.annotations?.[OVERRIDE_ANNOTATION] !== undefined).map((vm) => vmObjectKey(vm.metadata.namespace ?? 'default', vm.metadata.name ?? ''));
+    if (!base || keys.length === 0) return [];
+    const changed = await source.changedBetween(base, sha, keys).catch((err: unknown) => {
+      log.warn({ err: errorMessage(err), base, sha }, 'reading the commits between two revisions failed; overrides follow the net change only');
+      return [];
+    });
+    return changed.map((k) => { const p = parseObjectKey(k); return `${p.namespace}/${p.name}`; });
+  };
+
   const applyLatest = (): Promise<void> => {
     applying = applying.then(async () => {
       const rev = latest;
       if (!rev || !leading || stopped) return;
       controller.setTemplates(rev.sha, planApply(rev.manifests).templates);
       try {
-        await applier.apply(rev, { beforeInventory: (plan) => controller.clearOverrides(changedVmKeys(plan)) });
+        // Overrides clear when a commit changes their VM: the net change, and (commits fetched
+        // together, or pushed while the controller was away) each good commit in between.
+        await applier.apply(rev, { beforeInventory: async (plan, base) => controller.clearOverrides([...new Set([...changedVmKeys(plan), ...(await overriddenChangedSince(base, rev.sha))])]) });
         // No pool informers (nor 404 retries on clusters without the pool CRD) until git has a pool.
         if (rev.manifests.some((m) => isDataVolume(m as { apiVersion?: unknown; kind?: unknown }))) dataVolumes.start();
         if (rev.manifests.some((m) => isSnapshotObject(m as { apiVersion?: unknown; kind?: unknown }) || (m as { kind?: unknown; metadata?: { name?: unknown } }).kind === 'CustomResourceDefinition' && (m as { metadata?: { name?: unknown } }).metadata?.name === RESTORE_CRD_NAME)) restores.start();
