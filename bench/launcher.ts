@@ -5,7 +5,7 @@
  * (one `launcher-monitor` process since issue 15 part 1; a separate `launcher` child of the
  * older two-process layout is still measured when present).
  *
- *   npx tsx bench/launcher.ts [--iterations 5] [--paths bin,tsx] [--idle-seconds 3] [--node-flags '<flags>'] [--json]
+ *   npx tsx bench/launcher.ts [--iterations 5] [--paths bin,tsx] [--settle-seconds 1] [--idle-seconds 3] [--node-flags '<flags>'] [--json]
  *
  * Paths: `bin` is what the node agent runs (`node cli/bin.js launcher-monitor ...`: the
  * prebuilt bundle, scripts/build-bundles.mjs); `tsx` is the TypeScript source under tsx
@@ -17,6 +17,9 @@
  * used until then (all its threads, /proc/<pid>/task/<tid>/schedstat): on this shared 2-core
  * machine the wall time depends on the load, the CPU time much less. `--node-flags` replaces
  * the node flags the node agent gives every launcher (LAUNCHER_NODE_FLAGS), e.g. '' for none.
+ * Memory is sampled after --settle-seconds plus the idle window: a launcher's RSS still falls
+ * by ~3 MiB over its first minute after the sync (V8 gives back the sync's heap), so
+ * `--settle-seconds 60` gives the steady state.
  * Both sides start the same test guest (kernel boot from a local registry, cloud-init
  * ISO, emptyDisk) under TCG; "running" is the libvirt state, not guest boot. The virsh
  * side gets its volumes prepared beforehand (untimed), so the ratio is also printed
@@ -47,6 +50,7 @@ const arg = (name: string, dflt: string): string => {
 const iterations = Number(arg('iterations', '5'));
 const paths = arg('paths', 'bin,tsx').split(',') as Path[];
 const idleSeconds = Number(arg('idle-seconds', '3'));
+const settleSeconds = Number(arg('settle-seconds', '1'));
 const nodeFlagsArg = process.argv.indexOf('--node-flags');
 const nodeFlags: readonly string[] = nodeFlagsArg >= 0 ? (process.argv[nodeFlagsArg + 1] ?? '').split(' ').filter(Boolean) : LAUNCHER_NODE_FLAGS;
 type Path = 'bin' | 'tsx';
@@ -176,7 +180,7 @@ async function measureLauncher(path: Path, imageStoreDir: string, registryHost: 
     if (res.status !== 201) throw new Error(`${path}: sync failed: ${res.status} ${JSON.stringify(res.body)}`);
     if (record) {
       const phases = (h.logs.find((l) => l['msg'] === 'sync timings')?.['ms'] ?? {}) as Record<string, number>;
-      await new Promise((r) => setTimeout(r, 1000)); // let the steady state settle before sampling memory
+      await new Promise((r) => setTimeout(r, settleSeconds * 1000)); // let the steady state settle before sampling memory
       // One process per VM (`launcher-monitor` runs the launcher in-process); a second
       // Node process, if any, is the launcher child of the older two-process layout.
       let launcherPid: number | undefined;
@@ -254,8 +258,8 @@ async function main(): Promise<void> {
   }
 
   const vm = median(virshMs);
-  const json: Record<string, unknown> = { iterations, virshDefineStartMs: vm };
-  say(`launcher benchmark (${iterations} iterations, medians; load average ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')})`);
+  const json: Record<string, unknown> = { iterations, memorySampledAfterSyncS: settleSeconds + idleSeconds, virshDefineStartMs: vm };
+  say(`launcher benchmark (${iterations} iterations, medians; memory ${settleSeconds + idleSeconds} s after the sync; load average ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')})`);
   say(`  virsh define && virsh start (baseline):  ${vm.toFixed(0)} ms   [${virshMs.map((x) => x.toFixed(0)).join(', ')}]`);
   for (const path of paths) {
     const s = samples[path];
