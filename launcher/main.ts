@@ -52,6 +52,9 @@ export async function runLauncher(config: LauncherConfig): Promise<number> {
     return 1;
   }
   loaded(launcher);
+  // Whether this launcher could have defined anything in libvirt (see exit below).
+  let everConnected = false;
+  deps.driver.onStatus((status) => void (status === 'connected' && (everConnected = true)));
 
   const connecting = new AbortController();
   let exiting: Promise<number> | undefined;
@@ -62,7 +65,13 @@ export async function runLauncher(config: LauncherConfig): Promise<number> {
       let rc = code;
       try {
         if (deps.driver.status() === 'connected') await launcher.terminate();
-        else log.warn('libvirt not connected at termination; the monitor cleans up the domain');
+        else if (everConnected) {
+          // Connected before (a domain may exist), not now (libvirtd restarting): exit as
+          // failed, so the monitor's cleanup connects with retries and removes it. Exiting 0
+          // would leave the domain behind: the monitor cleans up only after a failure.
+          log.warn('libvirt not connected at termination; the monitor cleans up the domain');
+          rc = 1;
+        } else log.info('libvirt was never connected: nothing to stop');
       } catch (err) {
         log.error({ err }, 'termination cleanup failed');
         rc = 1;

@@ -207,6 +207,21 @@ describe('launcher-monitor after a SIGKILL (one process per VM)', () => {
   });
 });
 
+/** A unix-socket proxy at `sock` to the real libvirtd: libvirtd as the launcher sees it, made to come and go. */
+async function libvirtProxy(sock: string): Promise<{ server: import('node:net').Server; dropConnections: () => void }> {
+  const { createServer, connect } = await import('node:net');
+  const conns = new Set<import('node:net').Socket>();
+  const server = createServer((c) => {
+    const up = connect('/run/libvirt/libvirt-sock');
+    conns.add(c);
+    c.pipe(up).pipe(c);
+    const drop = () => { c.destroy(); up.destroy(); conns.delete(c); };
+    c.on('error', drop); up.on('error', drop); c.on('close', drop); up.on('close', drop);
+  });
+  await new Promise<void>((r) => server.listen(sock, r));
+  return { server, dropConnections: () => { for (const c of conns) c.destroy(); } };
+}
+
 describe('launcher when libvirtd is unreachable', () => {
   let m: MonitorHandle;
   let proxy: import('node:net').Server | undefined;
@@ -218,7 +233,6 @@ describe('launcher when libvirtd is unreachable', () => {
   });
 
   it('keeps serving, retries with backoff, connects once the socket appears, and survives a dropped connection', async () => {
-    const { createServer, connect } = await import('node:net');
     dir = await mkdtemp(join(tmpdir(), 'vo-proxy-'));
     const sock = join(dir, 'libvirt-sock');
     m = await startMonitor({ imageStore, libvirtUri: `qemu:///system?socket=${sock}`, gracePeriodSeconds: 3 });
@@ -232,20 +246,13 @@ describe('launcher when libvirtd is unreachable', () => {
     expect(unavailable.status).toBe(503);
 
     // A unix-socket proxy to the real libvirtd stands in for libvirtd coming up (and going away).
-    const conns = new Set<import('node:net').Socket>();
-    proxy = createServer((c) => {
-      const up = connect('/run/libvirt/libvirt-sock');
-      conns.add(c);
-      c.pipe(up).pipe(c);
-      const drop = () => { c.destroy(); up.destroy(); conns.delete(c); };
-      c.on('error', drop); up.on('error', drop); c.on('close', drop); up.on('close', drop);
-    });
-    await new Promise<void>((r) => proxy!.listen(sock, r));
+    const up = await libvirtProxy(sock);
+    proxy = up.server;
     await waitFor('libvirt connected', async () => (await m.call<{ libvirt: string }>('GET', '/v1/info')).body.libvirt === 'connected', 30_000);
 
     // libvirtd "restarts": every connection drops; the launcher notices and reconnects.
     const mark = m.logs.length;
-    for (const c of conns) c.destroy();
+    up.dropConnections();
     const libvirtTransitions = () =>
       m.logs.slice(mark).map((l) => l['transition'] as { kind?: string; detail?: string } | undefined).filter((t) => t?.kind === 'libvirt').map((t) => t!.detail!);
     await waitFor('disconnect noticed, then reconnected', () => {
@@ -260,4 +267,41 @@ describe('launcher when libvirtd is unreachable', () => {
     proxy.close();
     await assertNothingLeft(m);
   });
+});
+
+describe('SIGTERM while libvirtd is away', () => {
+  let m: MonitorHandle | undefined;
+  let proxy: import('node:net').Server | undefined;
+  let dir: string | undefined;
+  afterAll(async () => {
+    proxy?.close();
+    await forceCleanup(m);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a launcher that had a domain exits as failed and its monitor removes the domain once libvirtd is back', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'vo-proxy-'));
+    const sock = join(dir, 'libvirt-sock');
+    let up = await libvirtProxy(sock);
+    proxy = up.server;
+    const h = await startMonitor({ imageStore, insecureRegistry: registry.host, libvirtUri: `qemu:///system?socket=${sock}`, gracePeriodSeconds: 2 });
+    m = h;
+    await waitForSocket(h);
+    await waitFor('libvirt connected', async () => (await h.call<{ libvirt: string }>('GET', '/v1/info')).body.libvirt === 'connected', 30_000);
+    const res = await h.call('PUT', '/v1/vmi', testGuestVmi(h, image, 'away'));
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+
+    // libvirtd goes away: the proxy stops accepting and every connection drops.
+    const closed = new Promise<void>((r) => up.server.close(() => r()));
+    up.dropConnections();
+    await closed;
+    await waitFor('launcher sees libvirt gone', async () => (await h.call<{ libvirt: string }>('GET', '/v1/info')).body.libvirt !== 'connected', 30_000);
+    h.proc.kill('SIGTERM');
+    await waitFor('launcher gave up on terminating', () => h.logs.some((l) => l['msg'] === 'libvirt not connected at termination; the monitor cleans up the domain'), 30_000);
+    // libvirtd is back: the monitor's cleanup (retrying its connection) stops and removes the domain.
+    up = await libvirtProxy(sock);
+    proxy = up.server;
+    expect((await h.exited).code).toBe(1);
+    await assertNothingLeft(h);
+  }, 120_000);
 });
