@@ -4,7 +4,7 @@
  * assertions (TCG on shared cores is slow); the destroy and crash paths use domains that
  * only need to reach "running".
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -223,19 +223,23 @@ async function libvirtProxy(sock: string): Promise<{ server: import('node:net').
 }
 
 describe('launcher when libvirtd is unreachable', () => {
-  let m: MonitorHandle;
+  let m: MonitorHandle | undefined;
   let proxy: import('node:net').Server | undefined;
   let dir: string | undefined;
-  afterAll(async () => {
+  afterEach(async () => {
     proxy?.close();
     await forceCleanup(m);
     if (dir) await rm(dir, { recursive: true, force: true });
+    m = proxy = dir = undefined;
   });
+  /** The test's monitor, for afterEach to clean up after. */
+  const handles = (h: MonitorHandle): void => void (m = h);
 
   it('keeps serving, retries with backoff, connects once the socket appears, and survives a dropped connection', async () => {
     dir = await mkdtemp(join(tmpdir(), 'vo-proxy-'));
     const sock = join(dir, 'libvirt-sock');
-    m = await startMonitor({ imageStore, libvirtUri: `qemu:///system?socket=${sock}`, gracePeriodSeconds: 3 });
+    const m = await startMonitor({ imageStore, libvirtUri: `qemu:///system?socket=${sock}`, gracePeriodSeconds: 3 });
+    handles(m);
     await waitForSocket(m);
     await waitFor('retry log lines', () => m.logs.filter((l) => l['msg'] === 'libvirt unavailable; retrying').length >= 2, 20_000);
     const retry = m.logs.find((l) => l['msg'] === 'libvirt unavailable; retrying')!;
@@ -267,17 +271,6 @@ describe('launcher when libvirtd is unreachable', () => {
     proxy.close();
     await assertNothingLeft(m);
   });
-});
-
-describe('SIGTERM while libvirtd is away', () => {
-  let m: MonitorHandle | undefined;
-  let proxy: import('node:net').Server | undefined;
-  let dir: string | undefined;
-  afterAll(async () => {
-    proxy?.close();
-    await forceCleanup(m);
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
 
   it('a launcher that had a domain exits as failed and its monitor removes the domain once libvirtd is back', async () => {
     dir = await mkdtemp(join(tmpdir(), 'vo-proxy-'));
@@ -285,7 +278,7 @@ describe('SIGTERM while libvirtd is away', () => {
     let up = await libvirtProxy(sock);
     proxy = up.server;
     const h = await startMonitor({ imageStore, insecureRegistry: registry.host, libvirtUri: `qemu:///system?socket=${sock}`, gracePeriodSeconds: 2 });
-    m = h;
+    handles(h);
     await waitForSocket(h);
     await waitFor('libvirt connected', async () => (await h.call<{ libvirt: string }>('GET', '/v1/info')).body.libvirt === 'connected', 30_000);
     const res = await h.call('PUT', '/v1/vmi', testGuestVmi(h, image, 'away'));
