@@ -266,7 +266,8 @@ export class NodeAgent implements InstanceHandler {
 
   /** Waits until the launcher answers /healthz; fails early if the process exits. */
   async waitReady(record: InstanceRecord): Promise<void> {
-    const deadline = Date.now() + (this.opts.startTimeoutMs ?? 60_000);
+    const began = Date.now();
+    const deadline = began + (this.opts.startTimeoutMs ?? 60_000);
     let attempt = 0;
     for (;;) {
       const ok = await callLauncher(record.socketPath, 'GET', '/healthz', undefined, 2000).then((r) => r.status === 200, () => false);
@@ -277,8 +278,9 @@ export class NodeAgent implements InstanceHandler {
       if (Date.now() > deadline) {
         throw new LauncherError(`launcher did not open ${record.socketPath} within ${(this.opts.startTimeoutMs ?? 60_000) / 1000}s; see ${record.logFile}`, 'LauncherTimeout');
       }
-      // Quick at first (a launcher opens its socket in well under a second), then back off.
-      await new Promise((r) => setTimeout(r, Math.min(250, 10 * 1.5 ** attempt++)));
+      // Every 20 ms for the first second (a launcher answers ~110 ms after its spawn, and a
+      // coarser step would hide that), then back off.
+      await new Promise((r) => setTimeout(r, Date.now() - began < 1000 ? 20 : Math.min(250, 20 * 1.5 ** attempt++)));
     }
   }
 
