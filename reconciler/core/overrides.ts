@@ -3,23 +3,22 @@
  * truth; an override is a recorded, visible exception for one VM that lasts until the next
  * revision that touches that VM (changes or removes it). Then git wins again.
  */
-import { objectKey, planRevision } from './inventory.js';
-import { IMPERATIVE_ACTIONS, type ImperativeAction, type Inventory, type ObjectKey, type Override, type Revision } from './types.js';
+import { objectKey } from './inventory.js';
+import { IMPERATIVE_ACTIONS, type ImperativeAction, type ObjectKey, type Override, type RevisionPlan } from './types.js';
 
 export type OverrideMap = Record<ObjectKey, Override>;
 
 /**
- * Drop the overrides of VMs the revision changes or removes. `current` is the inventory
- * before the revision is applied; `changedInBetween` the VMs that commits between the two
- * changed although the net change is nothing (the source's history: GitSource.changedBetween).
+ * Drop the overrides of VMs the revision changes or removes: `plan` is the revision planned
+ * against the inventory before it (planRevision; the caller has it already). `changedInBetween`:
+ * the VMs that commits between the two changed although the net change is nothing (the
+ * source's history: GitSource.changedBetween).
  */
 export function applyRevisionToOverrides(
   overrides: OverrideMap,
-  current: Inventory,
-  revision: Revision,
+  plan: Pick<RevisionPlan, 'create' | 'update' | 'prune'>,
   changedInBetween: Iterable<ObjectKey> = [],
 ): { overrides: OverrideMap; cleared: ObjectKey[] } {
-  const plan = planRevision(current, revision);
   const touched = new Set<ObjectKey>([...plan.update.map(objectKey), ...plan.create.map(objectKey), ...plan.prune, ...changedInBetween]);
   const kept: OverrideMap = {};
   const cleared: ObjectKey[] = [];

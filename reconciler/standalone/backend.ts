@@ -242,7 +242,7 @@ export class StandaloneBackend {
     const split = splitRevision(kept);
 
     // Overrides hold until a commit touches their VM, including commits never applied here.
-    const cleared = this.overridesClearedBy(vmsOnly, await this.changedInBetween(rev.sha));
+    const cleared = this.overridesClearedBy(plan, await this.changedInBetween(rev.sha));
     const now = this.now();
     const touched = new Set<VmKey>();
     for (const key of cleared) {
@@ -350,8 +350,8 @@ export class StandaloneBackend {
     let clearedByNext = new Set<VmKey>();
     if (next && next.sha !== this.applied.sha) {
       const vmObjs = next.manifests.filter((m) => m.apiVersion === 'kubevirt.io/v1' && m.kind === 'VirtualMachine');
-      clearedByNext = this.overridesClearedBy({ sha: next.sha, manifests: vmObjs });
       const plan = planRevision(this.applied.inventory, { sha: next.sha, manifests: vmObjs });
+      clearedByNext = this.overridesClearedBy(plan);
       for (const o of plan.create) change.set(vmKey(o.metadata.namespace, o.metadata.name), 'create');
       for (const o of plan.update) change.set(vmKey(o.metadata.namespace, o.metadata.name), 'update');
       vms = splitRevision(next.manifests).vms;
@@ -379,11 +379,11 @@ export class StandaloneBackend {
     return { ...(this.applied.sha ? { applied: this.applied.sha } : {}), ...(next ? { next: next.sha } : {}), entries };
   }
 
-  /** The VMs whose override a revision (its VirtualMachines) clears: those it, or a commit before it, changes or removes. */
-  private overridesClearedBy(vmsOnly: Revision, changedInBetween: readonly ObjectKey[] = []): Set<VmKey> {
+  /** The VMs whose override a revision (planned over its VirtualMachines) clears: those it, or a commit before it, changes or removes. */
+  private overridesClearedBy(plan: RevisionPlan, changedInBetween: readonly ObjectKey[] = []): Set<VmKey> {
     const overrides: OverrideMap = {};
     for (const r of this.records.values()) if (r.override) overrides[vmObjectKey(r.namespace, r.name)] = r.override;
-    const { cleared } = applyRevisionToOverrides(overrides, this.applied.inventory, vmsOnly, changedInBetween);
+    const { cleared } = applyRevisionToOverrides(overrides, plan, changedInBetween);
     return new Set(cleared.map((ok) => {
       const parts = ok.split('/');
       return vmKey(parts.at(-2), parts.at(-1));

@@ -74,7 +74,7 @@ describe('applyRevisionToOverrides', () => {
       [key('edited')]: { action: 'stop' as const, at: 1, revision: 'r0' },
       [key('removed')]: { action: 'pause' as const, at: 1, revision: 'r0' },
     };
-    const r = applyRevisionToOverrides(overrides, current, { sha: 'r1', manifests: [vmObj('same'), vmObj('edited', '2Gi')] });
+    const r = applyRevisionToOverrides(overrides, planRevision(current, { sha: 'r1', manifests: [vmObj('same'), vmObj('edited', '2Gi')] }));
     expect(Object.keys(r.overrides)).toEqual([key('same')]);
     expect(r.cleared).toEqual([key('edited'), key('removed')].sort());
   });
@@ -83,7 +83,7 @@ describe('applyRevisionToOverrides', () => {
     const current = inventoryOf([vmObj('flipped'), vmObj('same')]);
     const key = (n: string) => objectKey(vmObj(n));
     const overrides = { [key('flipped')]: { action: 'start' as const, at: 1, revision: 'r0' }, [key('same')]: { action: 'start' as const, at: 1, revision: 'r0' } };
-    const r = applyRevisionToOverrides(overrides, current, { sha: 'r2', manifests: [vmObj('flipped'), vmObj('same')] }, [key('flipped')]);
+    const r = applyRevisionToOverrides(overrides, planRevision(current, { sha: 'r2', manifests: [vmObj('flipped'), vmObj('same')] }), [key('flipped')]);
     expect(r.cleared).toEqual([key('flipped')]);
     expect(Object.keys(r.overrides)).toEqual([key('same')]);
   });

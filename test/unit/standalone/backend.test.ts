@@ -19,7 +19,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunStrategy, VirtualMachine } from '../../../api/kubevirt.js';
 import type { ImperativeAction, KubeObject, Revision, RevisionPlan } from '../../../reconciler/core/index.js';
-import { ReconcileError, StandaloneBackend, type VmView } from '../../../reconciler/standalone/backend.js';
+import { type BackendOptions, ReconcileError, StandaloneBackend, type VmView } from '../../../reconciler/standalone/backend.js';
 import { ReconcilerMetrics } from '../../../reconciler/standalone/metrics.js';
 import { type AppliedState, StateStore, type VmRecord } from '../../../reconciler/standalone/state-store.js';
 import { renderLauncherPod } from '../../../synth/launcher-pod.js';
@@ -110,7 +110,7 @@ afterEach(async () => {
   current = undefined;
 });
 
-async function harness(node = new FakeInstanceHandler()): Promise<Harness> {
+async function harness(node = new FakeInstanceHandler(), extra: Pick<BackendOptions, 'history'> = {}): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'vo-backend-'));
   const clock = { t: T0 };
   const now = () => clock.t;
@@ -126,6 +126,7 @@ async function harness(node = new FakeInstanceHandler()): Promise<Harness> {
       metrics: new ReconcilerMetrics({ defaultMetrics: false }),
       resyncMs: 3_600_000,
       now,
+      ...extra,
     });
     await b.start();
     return b;
@@ -373,6 +374,34 @@ describe('overrides (virtops start|stop|restart|pause|unpause)', () => {
       expect(v.events.map((e) => e.reason)).not.toContain('OverrideCleared');
       expect(v.status?.printableStatus).toBe('Stopped');
       expect(h.view('db').status?.printableStatus).toBe('Running');
+    }
+  });
+
+  it('commits in between (the history) clear the override though the net change is nothing; an unreadable history leaves the net change', async () => {
+    const asked: [string, string, readonly string[]][] = [];
+    let fails = false;
+    const history: NonNullable<BackendOptions['history']> = async (base, sha, keys) => {
+      asked.push([base, sha, keys]);
+      if (fails) throw new Error('the cache lost the applied commit');
+      return keys;
+    };
+    const h = await harness(undefined, { history });
+    const first = await h.apply([vmManifest('web', 'Always'), vmManifest('db', 'Always')]);
+    await h.act('web', 'stop');
+    await h.act('db', 'stop');
+    expect(asked).toEqual([]);
+    // Same VMs again: only the history says web and db changed on the way.
+    fails = true;
+    await h.apply([vmManifest('web', 'Always'), vmManifest('db', 'Always')]);
+    expect(h.view('web').override?.action).toBe('stop');
+    fails = false;
+    await h.apply([vmManifest('web', 'Always'), vmManifest('db', 'Always')]);
+    expect(asked).toHaveLength(2);
+    expect(asked[0]![0]).toBe(first.next.revision);
+    expect([...asked[1]![2]].sort()).toEqual([`kubevirt.io/v1/VirtualMachine/${NS}/db`, `kubevirt.io/v1/VirtualMachine/${NS}/web`]);
+    for (const name of ['web', 'db']) {
+      expect(h.view(name).override).toBeUndefined();
+      expect(h.view(name).status?.printableStatus).toBe('Running');
     }
   });
 
