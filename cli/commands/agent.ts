@@ -30,10 +30,10 @@ export function registerAgent(program: Command, inject: { options?: (config: Age
     .option('--port <port>', 'console endpoint: port, published as the Node\'s kubelet port (0: a free one)', '10250')
     .option('--node-ip <ip>', 'the Node\'s InternalIP, where the API server connects (default: the first non-loopback IPv4 address)')
     .action(async (raw: RawAgentFlags) => {
-      const [{ runAgent, validateAgentFlags }, { pino }] = await Promise.all([import('../../reconciler/cluster/run-agent.js'), import('pino')]);
+      const [{ runAgent, validateAgentFlags }, { daemonLogger }] = await Promise.all([import('../../reconciler/cluster/run-agent.js'), import('../daemon-log.js')]);
       const v = validateAgentFlags(raw);
       if (!v.ok) throw new Error(`invalid flags:\n  ${v.errors.join('\n  ')}`);
-      const log = pino({ name: 'virtops-agent', level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'info' });
+      const log = daemonLogger('virtops-agent');
       const handle = await runAgent(v.config, log, inject.options?.(v.config));
       await new Promise<void>((resolve) => {
         const onSignal = (sig: NodeJS.Signals): void => {

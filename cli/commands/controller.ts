@@ -28,13 +28,13 @@ export function registerController(program: Command): void {
     .option('--cache-dir <dir>', 'keep the git clone here, reused across restarts (default: a temp dir removed on exit)')
     .option('--dashboard-listen <host:port>', 'serve the web dashboard on this address (off by default); sign in with the link `virtops dashboard --kubeconfig F` prints (the token is in Secret virtops-dashboard of --namespace)')
     .action(async (raw: RawControllerFlags & { dashboardListen?: string }) => {
-      const [{ runController, validateControllerFlags }, { pino }] = await Promise.all([import('../../reconciler/cluster/run.js'), import('pino')]);
+      const [{ runController, validateControllerFlags }, { daemonLogger }] = await Promise.all([import('../../reconciler/cluster/run.js'), import('../daemon-log.js')]);
       const { dashboardListen, ...flags } = raw;
       const v = validateControllerFlags(flags);
       const dash = dashboardListen === undefined ? undefined : (await import('../../reconciler/cluster/dashboard.js')).parseDashboardListen(dashboardListen);
       const errors = [...(v.ok ? [] : v.errors), ...(dash && 'error' in dash ? [dash.error] : [])];
       if (!v.ok || errors.length) throw new Error(`invalid flags:\n  ${errors.join('\n  ')}`);
-      const log = pino({ name: 'virtops-controller', level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'info' });
+      const log = daemonLogger('virtops-controller');
       const handle = await runController(v.config, log);
       // The dashboard (reconciler/cluster/dashboard.ts): beside the controller, reading the API server.
       const dashboard = dash && !('error' in dash) ? await (await import('../../reconciler/cluster/dashboard.js')).startControllerDashboard(handle, v.config, dash, log.child({ component: 'dashboard' })) : undefined;

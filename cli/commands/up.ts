@@ -33,10 +33,10 @@ export function registerUp(program: Command, inject: { options?: (config: UpConf
     .option('--crash-loop-backoff <duration>', 'CrashLoopBackOff: the wait before restarting a VM that failed, doubling per failure in a row', '10s')
     .option('--crash-loop-backoff-max <duration>', 'CrashLoopBackOff: the longest wait between restarts', '5m')
     .action(async (raw: RawUpFlags) => {
-      const [{ runUp, validateUpFlags }, { pino }] = await Promise.all([import('../../reconciler/standalone/up.js'), import('pino')]);
+      const [{ runUp, validateUpFlags }, { daemonLogger }] = await Promise.all([import('../../reconciler/standalone/up.js'), import('../daemon-log.js')]);
       const v = validateUpFlags(raw);
       if (!v.ok) throw new Error(`invalid flags:\n  ${v.errors.join('\n  ')}`);
-      const log = pino({ name: 'virtops-up', level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'info' });
+      const log = daemonLogger('virtops-up');
       const handle = await runUp(v.config, log, inject.options?.(v.config));
       await new Promise<void>((resolve) => {
         const onSignal = (sig: NodeJS.Signals): void => {

@@ -16,6 +16,9 @@ import { sleep, waitFor } from '../../helpers/wait.js';
 
 export const CLI = new URL('../../../cli/bin.js', import.meta.url).pathname;
 
+/** How long `up` may take to stop after SIGTERM before a test calls it hung. */
+const STOP_TIMEOUT_MS = 60_000;
+
 export interface UpProcess {
   /** `unix:<state-dir>/up.sock`: the API's default listener (pass it to listVms, vm, cli). */
   server: string;
@@ -49,7 +52,13 @@ export async function startUp(args: string[], stateDir: string, opts: { lean?: b
   const server = `unix:${socketPath(stateDir)}`;
   const entry = opts.bin ? [opts.bin] : opts.lean ? ['--import', 'tsx', LEAN_ENTRY] : [CLI];
   const listen = port ? ['--listen', `127.0.0.1:${port}`] : [];
-  const proc = execa(process.execPath, [...entry, 'up', '--state-dir', stateDir, ...listen, ...args], { reject: false, all: true, env: { VIRTOPS_LOG_LEVEL: 'info' } });
+  const proc = execa(process.execPath, [...entry, 'up', '--state-dir', stateDir, ...listen, ...args], {
+    reject: false,
+    all: true,
+    env: { VIRTOPS_LOG_LEVEL: 'info' },
+    // stop() judges a slow stop itself; execa's default would SIGKILL it 5 s after SIGTERM, silently.
+    forceKillAfterDelay: false,
+  });
   let log = '';
   proc.all?.on('data', (b: Buffer) => (log += b.toString()));
   let exited = false;
@@ -71,8 +80,14 @@ export async function startUp(args: string[], stateDir: string, opts: { lean?: b
     proc,
     logText: () => log,
     stop: async () => {
-      if (!exited) proc.kill('SIGTERM');
+      if (exited) return;
+      const started = Date.now();
+      proc.kill('SIGTERM');
+      const stoppedInTime = await Promise.race([proc.then(() => true), sleep(STOP_TIMEOUT_MS).then(() => false)]);
+      if (stoppedInTime) return;
+      proc.kill('SIGKILL');
       await proc;
+      throw new Error(`virtops up did not stop within ${(Date.now() - started) / 1000} s of SIGTERM (then SIGKILLed):\n${log}`);
     },
     kill9: async () => {
       if (!exited) proc.kill('SIGKILL');

@@ -167,7 +167,10 @@ describe('virtops up (test:///default)', () => {
   it('SIGTERM stops the reconciler and leaves VMs running; the next up adopts them', async () => {
     const before = (await listVms(up.server)).vms.map((v) => `${v.name}:${v.instance!.uid}`).sort();
     await up.stop();
-    expect(up.logText(), `up exited: code ${up.proc.exitCode} signal ${up.proc.signalCode}`).toMatch(/VMs keep running/);
+    const exit = `up exited: code ${up.proc.exitCode} signal ${up.proc.signalCode}`;
+    expect(up.logText(), exit).toMatch(/VMs keep running/);
+    expect(up.logText(), exit).toMatch(/"msg":"stopped"/);
+    expect(up.proc.exitCode, exit).toBe(0);
     expect((await launcherPids(stateDir)).filter((p) => p.monitor)).toHaveLength(8);
     up = await startUp(UP_ARGS(git.bare), stateDir);
     await waitFor('adopted', async () => (await listVms(up.server)).vms.every((v) => v.status?.printableStatus === 'Running'));

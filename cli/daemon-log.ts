@@ -1,0 +1,12 @@
+/**
+ * The JSON log of a long-running command (`up`, `controller`, `agent`) on stdout.
+ * Written synchronously, as the launcher's is: pino's default stream writes in the
+ * background, so the lines logged just before a kill, a crash or process.exit (the
+ * "stopping" and "stopped" lines of a SIGTERM) could be lost with its buffer.
+ */
+// Static: this module is itself loaded lazily (see launcher/logger.ts for why not dynamic).
+import { pino, type Logger } from 'pino';
+
+export function daemonLogger(name: string): Logger {
+  return pino({ name, level: process.env['VIRTOPS_LOG_LEVEL'] ?? 'info' }, pino.destination({ fd: 1, sync: true }));
+}
