@@ -5,7 +5,7 @@
  *
  *   npx tsx bench/cluster.ts [--vms 100] [--rss-vms 1000] [--skip writes,scale,rss] [--json]
  *     [--controller-bin <other checkout>/cli/bin.js] [--controller-node-options '<node flags>'] [--controller-env K=V,...] [--rss-steady-wait 60]
- *     [--agent-vms 100 [--agent-env K=V,...]]
+ *     [--agent-vms 100 [--agent-env K=V,...]]   (the agent runs with the DaemonSet's GLIBC_TUNABLES; --agent-env GLIBC_TUNABLES= for glibc's defaults)
  *
  * 1. API writes per VM from apply to Running: every write the controller and the agent make
  *    goes through HttpKubeClient, which counts them; one VM is pushed and the writes naming it
@@ -28,6 +28,7 @@
  *    launchers are in the pool's process, not in the agent's). Goal ≤ 70 MiB at 100 (issue 15).
  */
 import { emitJson, say } from './report.js';
+import { AGENT_GLIBC_TUNABLES } from '../synth/install.js';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -184,7 +185,7 @@ async function agentRss(kubeconfig: string, admin: HttpKubeClient, ns: (n: strin
     );
     proc = execa(process.execPath, [POOL_BIN, 'agent', '--kubeconfig', kubeconfig, '--node', 'rss-node', '--process-runtime', '--state-dir', agentDir, '--emulation', 'tcg', '--libvirt-uri', 'test:///default', '--interval', '10m', '--port', '0'], {
       reject: false,
-      env: { VIRTOPS_LOG_LEVEL: 'warn', VIRTOPS_BENCH_NODE_PODS: String(K), NODE_OPTIONS: [`--require ${MEM_PROBE}`, '--expose-gc'].join(' '), VIRTOPS_MEM_PROBE: probeFile, ...AGENT_ENV },
+      env: { VIRTOPS_LOG_LEVEL: 'warn', VIRTOPS_BENCH_NODE_PODS: String(K), NODE_OPTIONS: [`--require ${MEM_PROBE}`, '--expose-gc'].join(' '), VIRTOPS_MEM_PROBE: probeFile, GLIBC_TUNABLES: AGENT_GLIBC_TUNABLES, ...AGENT_ENV },
     });
     await until('the agent registers its Node', async () => (await admin.read<KubernetesObject>({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'rss-node' } })) !== undefined, 60_000, 500);
     await sleep(5000);

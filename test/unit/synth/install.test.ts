@@ -138,6 +138,8 @@ describe('install manifests', () => {
     expect(agent.serviceAccountName).toBe(AGENT_NAME);
     expect([...c.command, ...c.args]).toEqual(['virtops', 'agent', '--node', '$(NODE_NAME)']);
     expect(c.env).toContainEqual({ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
+    // glibc (the image is Debian's) returns the start-up heap and keeps one malloc arena.
+    expect(c.env).toContainEqual({ name: 'GLIBC_TUNABLES', value: 'glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=131072' });
     expect(c.securityContext.privileged).toBe(true);
     expect(agent.hostPID).toBe(true);
     // Synth's default nodeSocketDir = the agent's default --launcher-socket-dir; the claims, snapshot
