@@ -24,6 +24,7 @@ import { formatIssues, validateManifest } from '../api/validate.js';
 import { renderLauncherPod, type LauncherPodOptions } from './launcher-pod.js';
 import type { PodManifest } from './pod-types.js';
 import { VALIDATED_REPORT_ENV, YAML_CACHE_FILE_ENV, type ValidatedReport } from './validated-report.js';
+import { fastYaml } from './fast-yaml.js';
 import { loadYamlCache, saveYamlCache, serializerId, yamlCacheKey } from './yaml-cache.js';
 import { YAML_CACHE_KEY, type YamlCache } from './watch-protocol.js';
 
@@ -188,9 +189,10 @@ export class VirtopsApp extends App {
  * Runs `fn` (cdk8s' App.synth) with Yaml.stringify answering unchanged documents from a
  * cache (synth/yaml-cache.ts): the one `synth --watch`'s worker keeps in memory
  * (YAML_CACHE_KEY), else the file `virtops synth` names (YAML_CACHE_FILE_ENV); without
- * either, plain cdk8s. The output is byte for byte what cdk8s writes: a miss calls cdk8s' own
- * stringify for that one document, and cdk8s joins documents with '---\n' exactly so.
- * Entries unused by this run are dropped, so the cache holds one synthesis.
+ * either, every document is serialized. The output is byte for byte what cdk8s writes: a
+ * document is serialized by synth/fast-yaml.ts, which returns cdk8s' exact text or gives
+ * up, and then cdk8s' own stringify serializes it; cdk8s joins documents with '---\n'
+ * exactly so. Entries unused by this run are dropped, so the cache holds one synthesis.
  */
 function withYamlCache(fn: () => void): void {
   const original = Object.getOwnPropertyDescriptor(Yaml, 'stringify')!;
@@ -199,14 +201,14 @@ function withYamlCache(fn: () => void): void {
   let cache = (globalThis as Record<symbol, YamlCache | undefined>)[YAML_CACHE_KEY];
   const serializer = !cache && file ? serializerId(original1) : undefined;
   if (!cache && file) cache = loadYamlCache(file, serializer!);
-  if (!cache) return fn();
   const used: YamlCache = new Map();
   let misses = 0;
-  const one = (doc: unknown): string => {
+  const serialize = (doc: unknown): string => fastYaml(doc) ?? original1(doc);
+  const one = !cache ? serialize : (doc: unknown): string => {
     const key = yamlCacheKey(doc);
     let text = used.get(key) ?? cache.get(key);
     if (text === undefined) {
-      text = original1(doc);
+      text = serialize(doc);
       misses++;
     }
     used.set(key, text);
@@ -218,6 +220,7 @@ function withYamlCache(fn: () => void): void {
   } finally {
     Object.defineProperty(Yaml, 'stringify', original);
   }
+  if (!cache) return;
   // Only a complete run replaces the cache: a failed one (an invalid VM) used next to nothing.
   if (serializer !== undefined) {
     if (misses > 0 || used.size !== cache.size) saveYamlCache(file!, serializer, used);
