@@ -23,6 +23,7 @@ import { type FirmwareProps, renderFirmware } from './firmware.js';
 import { type InterfaceOptions, Network, renderInterface } from './network.js';
 import type { Cpu, Size } from './size.js';
 import { formatIssue, schemaIssues, validateVirtualMachineManifest } from './validate.js';
+import { PlainApiObject } from './plain-api-object.js';
 import type { Volume } from './volume.js';
 import type { AccessCredential } from './access-credentials.js';
 
@@ -33,7 +34,7 @@ const VIRTUAL_MACHINE_SYMBOL = Symbol.for('virtops.dsl.VirtualMachine');
  * adding one drops the memo. Callers share the memoised object and must not mutate it
  * (cdk8s' YAML writer, the DSL's validation and launcher Pod rendering only read it).
  */
-class VirtualMachineApiObject extends ApiObject {
+class VirtualMachineApiObject extends PlainApiObject {
   private sealed = false;
   private memo: api.VirtualMachine | undefined;
 

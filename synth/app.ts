@@ -16,6 +16,7 @@ import { ApiObject, App, Chart, Names, Yaml, YamlOutputType, type AppProps } fro
 import type { IConstruct } from 'constructs';
 import type * as api from '../api/kubevirt.js';
 import { INSTANCETYPE_KINDS, isInstancetypeObject } from '../api/instancetype.js';
+import { PlainApiObject } from '../dsl/plain-api-object.js';
 import { CrdChart } from './crds.js';
 import { InstallChart, type InstallChartProps } from './install.js';
 import { imageRefProblem } from './image.js';
@@ -115,7 +116,7 @@ export class VirtopsApp extends App {
         vm.node.addValidation({ validate: () => messages });
         continue;
       }
-      new ApiObject(vm, LAUNCHER_POD_ID, pod);
+      new PlainApiObject(vm, LAUNCHER_POD_ID, pod);
       added++;
     }
     return added;
