@@ -98,11 +98,11 @@ export class VirtopsApp extends App {
    * Adds a launcher Pod ApiObject under each VirtualMachine construct that has none yet.
    * Idempotent, so synth() may run twice. Returns how many were added.
    */
-  attachLauncherPods(): number {
+  attachLauncherPods(vms: readonly VirtualMachineConstruct[] = this.virtualMachines): number {
     let added = 0;
     // The app's instancetypes/preferences: a VM sized by one gets a Pod sized by it.
     const instancetypes = this.node.findAll().flatMap((c) => (ApiObject.isApiObject(c) && (INSTANCETYPE_KINDS as readonly string[]).includes(c.kind) ? [c.toJson()] : [])).filter(isInstancetypeObject);
-    for (const vm of this.virtualMachines) {
+    for (const vm of vms) {
       if (vm.node.tryFindChild(LAUNCHER_POD_ID)) continue;
       const manifest = vm.toManifest();
       let pod: PodManifest;
@@ -122,8 +122,7 @@ export class VirtopsApp extends App {
     return added;
   }
 
-  private validatedReport(vms: readonly VirtualMachineConstruct[]): ValidatedReport {
-    const files = this.chartFileNames();
+  private validatedReport(vms: readonly VirtualMachineConstruct[], files: ReadonlyMap<Chart, string>): ValidatedReport {
     const validated: Record<string, string[]> = {};
     for (const vm of vms) {
       if (vm.validatesManifest !== true) continue;
@@ -137,12 +136,13 @@ export class VirtopsApp extends App {
 
   /**
    * `<chart-id>.k8s.yaml` per chart (the construct path joined with '-' for nested charts,
-   * lowercased; no hash suffix). Throws when two charts would share a file.
+   * lowercased; no hash suffix), in the order of `charts` (default: the app's topological
+   * order, a dependency graph of the whole tree). Throws when two charts would share a file.
    */
-  chartFileNames(): Map<Chart, string> {
+  chartFileNames(charts: readonly Chart[] = this.charts): Map<Chart, string> {
     const names = new Map<Chart, string>();
     const owners = new Map<string, string>();
-    for (const chart of this.charts) {
+    for (const chart of charts) {
       const file = chartFileName(chart) + OUTPUT_FILE_EXTENSION;
       const other = owners.get(file);
       if (other !== undefined) {
@@ -159,13 +159,17 @@ export class VirtopsApp extends App {
     // sealed VMs render and validate once for the whole synthesis.
     const vms = this.virtualMachines;
     for (const vm of vms) vm.beginSynthesis?.();
+    let files: Map<Chart, string>;
     try {
-      this.attachLauncherPods();
-      this.chartFileNames(); // fail before writing anything on clashing file names
+      this.attachLauncherPods(vms);
+      // Fail before writing anything on clashing file names (the order does not matter here).
+      this.chartFileNames(this.node.findAll().filter(Chart.isChart));
       withYamlCache(() => super.synth());
+      // In the charts' topological order after synth: the order cdk8s' namer used (below).
+      files = this.chartFileNames();
       // Validation passed (cdk8s throws otherwise): tell `virtops synth` what it covered.
       const report = process.env[VALIDATED_REPORT_ENV];
-      if (report) fs.writeFileSync(report, JSON.stringify(this.validatedReport(vms)));
+      if (report) fs.writeFileSync(report, JSON.stringify(this.validatedReport(vms, files)));
     } finally {
       for (const vm of vms) vm.endSynthesis?.();
     }
@@ -173,7 +177,7 @@ export class VirtopsApp extends App {
     // DNS labels, and prefixes a topological index (0000-...) once charts depend on each
     // other, which would rename every file when one dependency is added. Rename to ours, in
     // the charts' topological order after synth (the order cdk8s' namer used).
-    const charts = [...this.chartFileNames()];
+    const charts = [...files];
     const staged = charts.map(([chart, file], index) => {
       const simple = path.join(this.outdir, Names.toDnsLabel(chart) + OUTPUT_FILE_EXTENSION);
       const indexed = path.join(this.outdir, `${String(index).padStart(4, '0')}-${Names.toDnsLabel(chart)}${OUTPUT_FILE_EXTENSION}`);
