@@ -48,8 +48,8 @@ export function registerSource(program: Command): void {
       if (flags.webhookProvider && !['github', 'gitlab', 'generic'].includes(flags.webhookProvider)) {
         throw new Error(`--webhook-provider must be github, gitlab or generic, got "${flags.webhookProvider}"`);
       }
-      const [{ createWebhookRoute, GitSource }, { pino }] = await Promise.all([import('../../reconciler/source/index.js'), import('pino')]);
-      const logger = pino({ name: 'virtops', level: process.env.VIRTOPS_LOG_LEVEL ?? 'info' }, pino.destination(2));
+      const [{ createWebhookRoute, GitSource }, { daemonLogger }] = await Promise.all([import('../../reconciler/source/index.js'), import('../daemon-log.js')]);
+      const logger = daemonLogger('virtops', 2);
       if (flags.verifySynth && !flags.freshnessCheck) throw new Error('--verify-synth and --no-freshness-check contradict each other: pass one of them');
       if (flags.freshnessCommand && !flags.verifySynth) throw new Error('--freshness-command needs --verify-synth (without it no command from the repository runs)');
       const command = flags.freshnessCommand?.split(/\s+/).filter(Boolean);
