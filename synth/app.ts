@@ -96,13 +96,14 @@ export class VirtopsApp extends App {
 
   /**
    * Adds a launcher Pod ApiObject under each VirtualMachine construct that has none yet.
-   * Idempotent, so synth() may run twice. Returns how many were added.
+   * Idempotent, so synth() may run twice. Returns how many were added. `constructs`: the
+   * app's tree, if the caller has already walked it (synth does).
    */
-  attachLauncherPods(vms: readonly VirtualMachineConstruct[] = this.virtualMachines): number {
+  attachLauncherPods(constructs: readonly IConstruct[] = this.node.findAll()): number {
     let added = 0;
     // The app's instancetypes/preferences: a VM sized by one gets a Pod sized by it.
-    const instancetypes = this.node.findAll().flatMap((c) => (ApiObject.isApiObject(c) && (INSTANCETYPE_KINDS as readonly string[]).includes(c.kind) ? [c.toJson()] : [])).filter(isInstancetypeObject);
-    for (const vm of vms) {
+    const instancetypes = constructs.flatMap((c) => (ApiObject.isApiObject(c) && (INSTANCETYPE_KINDS as readonly string[]).includes(c.kind) ? [c.toJson()] : [])).filter(isInstancetypeObject);
+    for (const vm of constructs.filter(isVirtualMachineConstruct)) {
       if (vm.node.tryFindChild(LAUNCHER_POD_ID)) continue;
       const manifest = vm.toManifest();
       let pod: PodManifest;
@@ -157,13 +158,16 @@ export class VirtopsApp extends App {
   override synth(): void {
     // cdk8s validates the whole app once per chart and renders each object on every pass;
     // sealed VMs render and validate once for the whole synthesis.
-    const vms = this.virtualMachines;
+    // One walk of the tree for the VMs, the instancetypes and the charts (launcher Pods, added
+    // below, are none of them).
+    const constructs = this.node.findAll();
+    const vms = constructs.filter(isVirtualMachineConstruct);
     for (const vm of vms) vm.beginSynthesis?.();
     let files: Map<Chart, string>;
     try {
-      this.attachLauncherPods(vms);
+      this.attachLauncherPods(constructs);
       // Fail before writing anything on clashing file names (the order does not matter here).
-      this.chartFileNames(this.node.findAll().filter(Chart.isChart));
+      this.chartFileNames(constructs.filter(Chart.isChart));
       withYamlCache(() => super.synth());
       // In the charts' topological order after synth: the order cdk8s' namer used (below).
       files = this.chartFileNames();
