@@ -93,7 +93,7 @@ async function push(git: GitFixture, vms: VirtualMachine[], msg: string): Promis
   await git.commitDist({ 'crds.k8s.yaml': crds(), 'vms.k8s.yaml': vms.map((v) => vmDocuments(v)).join('---\n') }, msg);
 }
 async function countRunning(admin: HttpKubeClient, ns: string): Promise<number> {
-  const l = await admin.objects.list('kubevirt.io/v1', 'VirtualMachine', ns);
+  const l = await admin.list('kubevirt.io/v1', 'VirtualMachine', { namespace: ns });
   return (l.items as VirtualMachine[]).filter((v) => v.status?.printableStatus === 'Running').length;
 }
 async function rssKb(pid: number): Promise<number> {
@@ -322,7 +322,7 @@ async function main(): Promise<void> {
         // Clean up the scale namespace's VMs through git (prune) so their launchers stop.
         await push(git, vmsIn('bench', ['warmup']), 'scale down');
         await controller.source.checkNow('manual');
-        await until('scale VMs pruned', async () => (await admin.objects.list('kubevirt.io/v1', 'VirtualMachineInstance', 'scale')).items.length === 0, 300_000, 500);
+        await until('scale VMs pruned', async () => (await admin.list('kubevirt.io/v1', 'VirtualMachineInstance', { namespace: 'scale' })).items.length === 0, 300_000, 500);
       }
       for (const s of stops.splice(0).reverse()) await s();
       await stopPool(dir);
@@ -349,9 +349,9 @@ async function main(): Promise<void> {
         const names = Array.from({ length: M }, (_, i) => `r${i}`);
         const t0 = Date.now();
         await push(rssGit, vmsIn('rss', names), `${M} VMs`);
-        const vmis = async () => (await admin.objects.list('kubevirt.io/v1', 'VirtualMachineInstance', 'rss')).items.length;
+        const vmis = async () => (await admin.list('kubevirt.io/v1', 'VirtualMachineInstance', { namespace: 'rss' })).items.length;
         await until(`${M} VMIs`, async () => (await vmis()) === M, 900_000, 1000);
-        const pods = async () => (await admin.objects.list('v1', 'Pod', 'rss')).items.length;
+        const pods = async () => (await admin.list('v1', 'Pod', { namespace: 'rss' })).items.length;
         await until(`${M} launcher Pods`, async () => (await pods()) === M, 600_000, 1000);
         await sleep(5000);
         const samples: number[] = [];

@@ -6,8 +6,13 @@
  * `$KUBECONFIG` merged, first one wins per name; `*-data` or file paths relative to the file)
  * with token, token file and client certificate credentials. Kubeconfigs with `exec` or
  * `auth-provider` users are handed to client-node, which implements those plugins.
+ *
+ * The daemons' client (reconciler/cluster/kube.ts, HttpKubeClient) makes its requests through
+ * this one too (`KubeRest.live`), with credentials and a keep-alive agent from client-node's
+ * KubeConfig for every request and a deadline on each.
  */
 import { request as httpsRequest, type RequestOptions } from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -159,14 +164,25 @@ export function refusalMessage(body: string): string {
 
 export type PatchType = 'merge' | 'apply';
 
+export interface KubeRestOptions {
+  /**
+   * Called before every request with its options: adds credentials (fresh each time, so
+   * rotating tokens and exec plugins keep working) and the connection agent.
+   */
+  authorize?: (o: RequestOptions) => Promise<void>;
+  /** A deadline for each request (upgrades excluded); the error says it was not answered. */
+  timeoutMs?: number;
+  userAgent?: string;
+}
+
 export class KubeRest {
-  private constructor(readonly target: KubeTarget) {}
+  private constructor(readonly target: KubeTarget, private readonly opts: KubeRestOptions = {}) {}
 
   /** Loads the kubeconfig; exec/auth-provider users get their credentials through client-node. */
   static async connect(paths: string[], opts: { context?: string } = {}): Promise<KubeRest> {
     const t = loadKubeTarget(paths, opts);
     if (t.plugin) {
-      const { KubeConfig } = await import('@kubernetes/client-node');
+      const { KubeConfig } = await import('@kubernetes/client-node/dist/config.js');
       const kc = new KubeConfig();
       kc.loadFromFile(paths[0]!);
       if (opts.context) kc.setCurrentContext(opts.context);
@@ -181,26 +197,18 @@ export class KubeRest {
   }
 
   /**
-   * From a loaded client-node KubeConfig (its current context): the controller's own
-   * credentials, in-cluster ones included, for the dashboard's calls through ClusterAccess.
-   * Credentials are taken once (a rotating in-cluster token: rebuild it).
+   * Requests as a loaded client-node KubeConfig's current context, in-cluster service
+   * accounts included: the KubeConfig applies its credentials, TLS settings and connection
+   * agent to each request (`applyToHTTPSOptions`), so a rotated token is picked up.
    */
-  static async fromKubeConfig(kc: import('@kubernetes/client-node').KubeConfig): Promise<KubeRest> {
+  static live(kc: KubeConfig, opts: Omit<KubeRestOptions, 'authorize'> = {}): KubeRest {
     const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    const o: RequestOptions = { headers: {} };
-    await kc.applyToHTTPSOptions(o);
-    const h = (o.headers ?? {}) as Record<string, string>;
-    const auth = h['Authorization'] ?? h['authorization'];
+    if (!cluster) throw new Error('the kubeconfig has no current cluster; pass a kubeconfig whose current-context names a cluster');
     const ctx = kc.getContextObject(kc.getCurrentContext());
-    return new KubeRest({
-      source: 'the controller\'s kubeconfig',
-      context: kc.getCurrentContext(),
-      server: new URL(cluster.server),
-      namespace: ctx?.namespace ?? 'default',
-      tls: { ...(o.ca ? { ca: o.ca } : {}), ...(o.cert ? { cert: o.cert as Buffer } : {}), ...(o.key ? { key: o.key as Buffer } : {}), ...(cluster.skipTLSVerify ? { rejectUnauthorized: false } : {}), ...(cluster.tlsServerName ? { servername: cluster.tlsServerName } : {}) },
-      headers: auth ? { authorization: auth } : {},
-    });
+    return new KubeRest(
+      { source: 'the kubeconfig', context: kc.getCurrentContext(), server: new URL(cluster.server), namespace: ctx?.namespace ?? 'default', tls: {}, headers: {} },
+      { ...opts, authorize: (o) => kc.applyToHTTPSOptions(o) },
+    );
   }
 
   private options(method: string, path: string, headers: Record<string, string>): RequestOptions {
@@ -212,25 +220,32 @@ export class KubeRest {
       hostname: s.hostname.replace(/^\[|\]$/g, ''),
       port: s.port || (s.protocol === 'https:' ? 443 : 80),
       path: `${base}${path}`,
-      headers: { accept: 'application/json', 'user-agent': 'virtops-cli', ...this.target.headers, ...headers },
+      headers: { accept: 'application/json', 'user-agent': this.opts.userAgent ?? 'virtops-cli', ...this.target.headers, ...headers },
       ...this.target.tls,
     };
   }
 
   /** One JSON request; non-2xx throws a KubeApiError with the server's message. */
-  async call<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown, patch?: PatchType): Promise<T> {
+  async call<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown, patch?: PatchType): Promise<T> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const contentType = patch === 'merge' ? 'application/merge-patch+json' : patch === 'apply' ? 'application/apply-patch+yaml' : 'application/json';
     const headers: Record<string, string> = payload !== undefined ? { 'content-type': contentType, 'content-length': String(Buffer.byteLength(payload)) } : {};
+    const options = this.options(method, path, headers);
+    if (this.opts.authorize) await this.opts.authorize(options);
+    const { timeoutMs } = this.opts;
+    if (timeoutMs !== undefined) options.signal = AbortSignal.timeout(timeoutMs);
     const res = await new Promise<{ status: number; text: string }>((resolveRes, reject) => {
-      const req = (this.target.server.protocol === 'https:' ? httpsRequest : httpRequest)(this.options(method, path, headers), (r) => {
+      const req = (this.target.server.protocol === 'https:' ? httpsRequest : httpRequest)(options, (r) => {
         let text = '';
         r.setEncoding('utf8');
         r.on('data', (c: string) => (text += c));
         r.on('end', () => resolveRes({ status: r.statusCode ?? 0, text }));
         r.on('error', reject);
       });
-      req.on('error', (err) => reject(new Error(`cannot reach the Kubernetes API at ${this.target.server.origin} (context ${this.target.context} of ${this.target.source}): ${err.message}`)));
+      req.on('error', (err) => {
+        if (err.name === 'AbortError' && timeoutMs !== undefined) reject(new Error(`${method} ${path}: the API server at ${this.target.server.origin} did not answer within ${timeoutMs / 1000}s (request given up; it is retried)`));
+        else reject(new Error(`cannot reach the Kubernetes API at ${this.target.server.origin} (context ${this.target.context} of ${this.target.source}): ${err.message}`));
+      });
       req.end(payload);
     });
     let parsed: unknown;
@@ -261,11 +276,15 @@ export class KubeRest {
    * An HTTP upgrade (`Connection: Upgrade`) through the API server, e.g. to a node's proxy
    * subresource: resolves with the raw socket once the far end answered 101.
    */
-  upgrade(path: string, protocol: string): Promise<{ socket: Duplex; head: Buffer }> {
+  async upgrade(path: string, protocol: string): Promise<{ socket: Duplex; head: Buffer }> {
+    const options = this.options('GET', path, { connection: 'Upgrade', upgrade: protocol });
+    if (this.opts.authorize) {
+      await this.opts.authorize(options);
+      // The upgraded socket leaves the pool for good: a connection of its own, not a pooled one.
+      delete options.agent;
+    }
     return new Promise((resolveUp, reject) => {
-      const req = (this.target.server.protocol === 'https:' ? httpsRequest : httpRequest)(
-        this.options('GET', path, { connection: 'Upgrade', upgrade: protocol }),
-      );
+      const req = (this.target.server.protocol === 'https:' ? httpsRequest : httpRequest)(options);
       req.on('upgrade', (_res: IncomingMessage, socket: Duplex, head: Buffer) => resolveUp({ socket, head }));
       req.on('response', (res: IncomingMessage) => {
         let text = '';

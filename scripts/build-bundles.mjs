@@ -34,7 +34,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -335,8 +335,8 @@ async function buildInto(name, outdir, location, { validatorsLocated = false } =
       // So is sockopt's (launcher/server/peer.ts): node-gyp-build finds its prebuild from its own dir.
       external: ['@unraid/libvirt', 'sockopt', ...(recipe.external ?? [])],
       plugins: generated
-        ? [...generated.plugins, ...(validatorsLocated ? [location()] : [])]
-        : [location(), cjsNamedExports(['pino'])],
+        ? [...generated.plugins, ...(validatorsLocated ? [location()] : []), clientNodeSlim()]
+        : [location(), cjsNamedExports(['pino']), clientNodeSlim()],
     });
     const inputs = [...Object.keys(generated?.metafile.inputs ?? {}), ...Object.keys(result.metafile.inputs)]
       .filter((p) => !p.includes('node_modules/'))
@@ -466,6 +466,41 @@ function locatedAs(name, urlOf) {
         if (!text.includes('import.meta.url') || /from '[^']*\/bundled\.js'/.test(text)) return undefined;
         return { contents: text.replaceAll('import.meta.url', urlOf(relative(REPO, args.path))), loader: 'ts' };
       });
+    },
+  };
+}
+
+/**
+ * An esbuild plugin: @kubernetes/client-node without its generated API classes and models.
+ * virtops imports three of its modules one by one (reconciler/cluster/kube.ts, informer.ts:
+ * dist/config.js, watch.js, cache.js) and makes its requests itself. Two imports in them
+ * reach the generated code, whose index loads every model and API class (~1.7 MB of source,
+ * ~6–12 MiB of each daemon's memory, BENCHMARKS.md):
+ * - config.js takes `createConfiguration` and `ServerConfiguration` from the generated index
+ *   (for makeApiClient, which virtops does not call): answered by the two modules that define
+ *   them, which load no models;
+ * - cache.js takes the serializer for `ObjectSerializer.serialize(selector, 'string')`, a
+ *   string returned as it is: answered by a module that does just that and throws on any
+ *   other use, so a newer client-node that needs more fails loudly.
+ * An import of the package index elsewhere is left alone. A client-node whose config.js
+ * imports other names from the index fails the build ("No matching export").
+ */
+function clientNodeSlim() {
+  const DIST = '/@kubernetes/client-node/dist/';
+  return {
+    name: 'client-node-slim',
+    setup(build) {
+      build.onResolve({ filter: /^\.\/gen\/index\.js$/ }, (args) =>
+        args.importer.endsWith(`${DIST}config.js`) ? { path: args.importer, namespace: 'client-node-config-gen' } : undefined);
+      build.onResolve({ filter: /^\.\/serializer\.js$/ }, (args) =>
+        args.importer.endsWith(`${DIST}cache.js`) ? { path: args.importer, namespace: 'client-node-cache-serializer' } : undefined);
+      build.onLoad({ filter: /.*/, namespace: 'client-node-config-gen' }, (args) => ({
+        contents: "export { createConfiguration } from './gen/configuration.js';\nexport { ServerConfiguration } from './gen/servers.js';\n",
+        resolveDir: dirname(args.path),
+      }));
+      build.onLoad({ filter: /.*/, namespace: 'client-node-cache-serializer' }, () => ({
+        contents: "export const ObjectSerializer = { serialize(value, type) { if (type !== 'string') throw new Error('client-node-slim (scripts/build-bundles.mjs): ListWatch serialized a ' + type + ', not a string; this client-node needs its serializer back'); return value; } };\n",
+      }));
     },
   };
 }

@@ -340,7 +340,7 @@ export async function startControllerDashboard(
 ): Promise<ClusterDashboard> {
   const [{ KubeRest: Rest }, { ClusterAccess }, { HttpKubeClient, loadKubeConfig }] = await Promise.all([import('../../cli/kube-rest.js'), import('../../cli/cluster-access.js'), import('./kube.js')]);
   const kc = handle.client instanceof HttpKubeClient ? handle.client.kc : loadKubeConfig(config.kubeconfig);
-  const access = ClusterAccess.fromRest(await Rest.fromKubeConfig(kc), config.namespace);
+  const access = ClusterAccess.fromRest(Rest.live(kc), config.namespace);
   return startClusterDashboard({
     client: handle.client, access, namespace: config.namespace, source: handle.source, log, listen,
     // The commit's message: from the repository when it is a local path, else from the source's clone.

@@ -14,7 +14,8 @@
  * virtops watches few objects, so renewing more often costs little and bounds staleness.
  */
 import { randomInt } from 'node:crypto';
-import { ListWatch, type KubernetesListObject, type KubernetesObject, type Watch } from '@kubernetes/client-node';
+import { ListWatch } from '@kubernetes/client-node/dist/cache.js';
+import type { KubernetesObject, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { HttpKubeClient } from './kube.js';
 import { retryDelay } from '../queue.js';
@@ -94,7 +95,7 @@ export class ResilientInformer<T extends KubernetesObject> implements Informer<T
   restarts = 0;
 
   constructor(
-    client: HttpKubeClient,
+    client: Pick<HttpKubeClient, 'list' | 'watch'>,
     private readonly spec: InformerSpec,
     handler: InformerHandler<T>,
     private readonly log: Logger,
@@ -102,7 +103,7 @@ export class ResilientInformer<T extends KubernetesObject> implements Informer<T
     const { path, apiVersion, kind, labelSelector, fieldSelector, namespace } = spec;
     const transform = spec.transform ?? stripForCache;
     const listFn = async () => {
-      const list = await (client.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, fieldSelector, labelSelector) as Promise<KubernetesListObject<T>>);
+      const list = await client.list<T>(apiVersion, kind, { ...(namespace ? { namespace } : {}), ...(labelSelector ? { labelSelector } : {}), ...(fieldSelector ? { fieldSelector } : {}) });
       list.items = list.items.map((o) => transform(o) as T);
       return list;
     };

@@ -5,35 +5,23 @@
  * allow them (synth/install.ts), and (b) tests can substitute an in-memory fake
  * (test/helpers/fake-kube.ts) for the API server.
  *
- * `HttpKubeClient` is the real one: thin wrappers over @kubernetes/client-node 1.4
- * (`KubernetesObjectApi` for generic CRUD and server-side apply, the typed APIs for status
- * subresources and leases, `ResilientInformer` for informers). It counts every write per
- * verb and resource (the benchmark's "API writes per VM").
+ * `HttpKubeClient` is the real one. Its requests are plain JSON over HTTPS (cli/kube-rest.ts,
+ * `KubeRest.live`); @kubernetes/client-node supplies the kubeconfig (`KubeConfig`: files,
+ * in-cluster service accounts, exec and auth-provider plugins, proxies), the watch stream
+ * (`Watch`) and the informer cache (`ListWatch`), each imported from its own module. Not its
+ * generated API classes and models: the package index loads all of them (~12 MiB of a daemon's
+ * memory, BENCHMARKS.md), while virtops reads and writes manifests as the JSON the API server
+ * speaks. The bundles keep those modules from pulling the generated code in
+ * (scripts/build-bundles.mjs, `clientNodeSlim`). It counts every write per verb and resource
+ * (the benchmark's "API writes per VM").
  */
-import {
-  ApiException,
-  CoordinationV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  KubernetesObjectApi,
-  PatchStrategy,
-  V1MicroTime,
-  Watch,
-  setHeaderOptions,
-  type CoreV1Event,
-  type KubernetesObject,
-  type V1Lease,
-  type V1Node,
-  type V1Pod,
-} from '@kubernetes/client-node';
-
-// The wrapper client-node's KubernetesObjectApi serializes with; not re-exported by the
-// package index (see passThrough below).
-import { ObjectSerializer as KubeObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import { Watch } from '@kubernetes/client-node/dist/watch.js';
+import type { CoreV1Event, KubernetesListObject, KubernetesObject, V1APIResource, V1APIResourceList, V1Lease, V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { createHash } from 'node:crypto';
 import type { Agent } from 'node:http';
+import { KubeApiError, KubeRest, type PatchType } from '../../cli/kube-rest.js';
 import { EVENT_AGGREGATION_WINDOW_MS } from '../core/events.js';
 import { ResilientInformer, type Informer, type InformerHandler, type InformerSpec } from './informer.js';
 
@@ -41,21 +29,6 @@ export type { Informer, InformerHandler, InformerSpec } from './informer.js';
 
 export const FIELD_MANAGER = 'virtops';
 
-/**
- * client-node serializes objects of kinds it has models for (CRDs, Pods, ...) through those
- * models, reading TypeScript property names: a manifest from git, which uses JSON names,
- * loses every field whose two names differ (`x-kubernetes-int-or-string`, `$ref`, ...).
- * Server-side apply must send git's manifest as it is, so kinds virtops applies or creates
- * from manifests are registered as pass-through (reads of them are plain JSON as well).
- */
-const passThroughKinds = new Set<string>();
-export function passThrough(apiVersion: string, kind: string): void {
-  const key = `${apiVersion}/${kind}`;
-  if (passThroughKinds.has(key)) return;
-  passThroughKinds.add(key);
-  const [group, version] = apiVersion.includes('/') ? (apiVersion.split('/') as [string, string]) : ['', apiVersion];
-  KubeObjectSerializer.registerModel({ group, version, kind }, { serialize: (d: unknown) => d, deserialize: (d: unknown) => d });
-}
 export const KUBEVIRT_GROUP = 'kubevirt.io';
 export const KUBEVIRT_VERSION = 'v1';
 
@@ -80,26 +53,13 @@ export function loadKubeConfig(path?: string): KubeConfig {
 }
 
 /**
- * How long one API request (not a watch) may take. client-node sets no timeout, and a
+ * How long one API request (not a watch) may take. Without a deadline a
  * request that never answers (seen across API server restarts: a connection to the old
  * server's port that nothing serves) would hold its reconcile, and with it that object,
  * for good. The API server gives up on its own after 60 s; normal requests take
  * milliseconds.
  */
 export const REQUEST_TIMEOUT_MS = 30_000;
-
-/**
- * Gives every request made through `kc`'s API clients a deadline (client-node calls the
- * kubeconfig's applySecurityAuthentication for each one; watches do not go through it).
- */
-export function withRequestTimeout(kc: KubeConfig, ms: number): KubeConfig {
-  const apply = kc.applySecurityAuthentication.bind(kc);
-  kc.applySecurityAuthentication = async (context) => {
-    await apply(context);
-    if (!context.getSignal()) context.setSignal(AbortSignal.timeout(ms));
-  };
-  return kc;
-}
 
 /**
  * One keep-alive agent per distinct connection setup, instead of the new https.Agent that
@@ -109,7 +69,7 @@ export function withRequestTimeout(kc: KubeConfig, ms: number): KubeConfig {
  * (130–180 MiB of the controller's RSS at 1,000 VMs). Watches hold a socket each for their
  * duration; other calls reuse idle ones; a socket the server closed while idle is dropped
  * by the agent. The agent gets no socket timeout (client-node would pass the first caller's
- * `timeout`): each request has its own deadline (withRequestTimeout, the informers' watch
+ * `timeout`): each request has its own deadline (REQUEST_TIMEOUT_MS, the informers' watch
  * deadline).
  */
 export function withSharedAgent(kc: KubeConfig): KubeConfig {
@@ -147,24 +107,9 @@ export function isApiError(err: unknown, code?: number): boolean {
 }
 
 export function errorMessage(err: unknown): string {
-  if (err instanceof ApiException) {
-    const body = err.body as { message?: string } | string | undefined;
-    const msg = typeof body === 'string' ? safeMessage(body) : body?.message;
-    return `HTTP ${err.code}: ${msg ?? err.message}`;
-  }
-  if (err instanceof Error && err.name === 'AbortError') return `the API server did not answer within ${REQUEST_TIMEOUT_MS / 1000}s (request given up; it is retried)`;
+  if (err instanceof KubeApiError) return `HTTP ${err.code}: ${err.message}`;
   return err instanceof Error ? err.message : String(err);
 }
-
-function safeMessage(body: string): string {
-  try {
-    return (JSON.parse(body) as { message?: string }).message ?? body;
-  } catch {
-    return body;
-  }
-}
-
-const mergePatch = () => setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 export type DeletePropagation = 'Background' | 'Foreground' | 'Orphan';
 
@@ -220,23 +165,18 @@ export interface KubeClient {
 }
 
 export class HttpKubeClient implements KubeClient {
-  readonly objects: KubernetesObjectApi;
-  readonly core: CoreV1Api;
-  readonly custom: CustomObjectsApi;
-  readonly coordination: CoordinationV1Api;
+  readonly rest: KubeRest;
   readonly watch: Watch;
   /** Every write, in order (bounded by `maxRecords`; the counters are not). */
   readonly writes: WriteRecord[] = [];
   readonly counts = new Map<string, number>();
   private readonly maxRecords: number;
+  /** API discovery per group version (`/api/v1`, `/apis/kubevirt.io/v1`): which resource serves a kind. */
+  private readonly discovery = new Map<string, Promise<V1APIResource[]>>();
 
   constructor(readonly kc: KubeConfig, opts: { maxRecords?: number; requestTimeoutMs?: number } = {}) {
-    withRequestTimeout(kc, opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
     withSharedAgent(kc);
-    this.objects = KubernetesObjectApi.makeApiClient(kc);
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.custom = kc.makeApiClient(CustomObjectsApi);
-    this.coordination = kc.makeApiClient(CoordinationV1Api);
+    this.rest = KubeRest.live(kc, { timeoutMs: opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS, userAgent: 'virtops' });
     this.watch = new Watch(kc);
     this.maxRecords = opts.maxRecords ?? 100_000;
   }
@@ -253,37 +193,94 @@ export class HttpKubeClient implements KubeClient {
     if (this.writes.length < this.maxRecords) this.writes.push({ verb, resource, name, ...(namespace ? { namespace } : {}) });
   }
 
+  private call<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown, patch?: PatchType): Promise<T> {
+    return this.rest.call<T>(method, path, body, patch);
+  }
+
+  // ---- paths -----------------------------------------------------------------------------
+
+  /** The resource that serves `kind` in `apiVersion`, from API discovery (cached; looked up again once when missing: a CRD may be new). */
+  private async resourceOfKind(apiVersion: string, kind: string): Promise<V1APIResource> {
+    const find = (list: V1APIResource[]) => list.find((r) => r.kind === kind && !r.name.includes('/'));
+    const cached = this.discovery.get(apiVersion);
+    if (cached) {
+      const hit = find(await cached.catch(() => []));
+      if (hit) return hit;
+    }
+    const fetched = this.call<V1APIResourceList>('GET', groupVersionPath(apiVersion)).then((l) => l.resources ?? []);
+    this.discovery.set(apiVersion, fetched);
+    let resources: V1APIResource[];
+    try {
+      resources = await fetched;
+    } catch (err) {
+      this.discovery.delete(apiVersion);
+      if (isApiError(err, 404)) throw new Error(`the API server does not serve ${apiVersion} (for kind ${kind}); is its CRD installed?`);
+      throw err;
+    }
+    const hit = find(resources);
+    if (!hit) throw new Error(`the API server serves no kind ${kind} in ${apiVersion}; check the manifest's apiVersion and kind (or install its CRD)`);
+    return hit;
+  }
+
+  /** `/api(s)/<gv>[/namespaces/<ns>]/<plural>[/<name>][/<sub>]`; a namespaced object without a namespace is in `default`. */
+  private async pathOf(apiVersion: string, kind: string, namespace: string | undefined, name?: string, sub?: string): Promise<string> {
+    const r = await this.resourceOfKind(apiVersion, kind);
+    let path = groupVersionPath(apiVersion);
+    if (r.namespaced) path += `/namespaces/${encodeURIComponent(namespace || 'default')}`;
+    path += `/${r.name}`;
+    if (name !== undefined) path += `/${encodeURIComponent(name)}`;
+    if (sub !== undefined) path += `/${sub}`;
+    return path;
+  }
+
+  private objectPath(obj: Pick<KubernetesObject, 'apiVersion' | 'kind' | 'metadata'>, withName = true): Promise<string> {
+    if (!obj.apiVersion || !obj.kind) throw new Error(`an object without apiVersion or kind (${JSON.stringify(obj.metadata?.name ?? '')}): every manifest needs both`);
+    if (withName && !obj.metadata?.name) throw new Error(`a ${obj.kind} without metadata.name: every object needs a name`);
+    return this.pathOf(obj.apiVersion, obj.kind, obj.metadata?.namespace, withName ? obj.metadata!.name : undefined);
+  }
+
   // ---- generic objects -----------------------------------------------------------------
 
   /** Server-side apply with field manager `virtops`, forcing ownership of the fields git declares. */
   async apply<T extends KubernetesObject>(obj: T): Promise<T> {
-    passThrough(obj.apiVersion ?? '', obj.kind ?? '');
+    const path = await this.objectPath(obj);
     this.record('apply', resourceOf(obj), obj.metadata?.name ?? '', obj.metadata?.namespace);
-    return this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+    return this.call<T>('PATCH', `${path}?fieldManager=${FIELD_MANAGER}&force=true`, obj, 'apply');
   }
 
   async read<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
     try {
-      return (await this.objects.read(ref as KubernetesObject & { metadata: { name: string } })) as T;
+      return await this.call<T>('GET', await this.objectPath(ref));
     } catch (err) {
       if (isApiError(err, 404)) return undefined;
       throw err;
     }
   }
 
+  /** Objects of one kind, optionally in one namespace and by selector (what informers list). */
+  async list<T extends KubernetesObject>(apiVersion: string, kind: string, opts: { namespace?: string; labelSelector?: string; fieldSelector?: string } = {}): Promise<KubernetesListObject<T>> {
+    const r = await this.resourceOfKind(apiVersion, kind);
+    const path = r.namespaced && opts.namespace ? await this.pathOf(apiVersion, kind, opts.namespace) : `${groupVersionPath(apiVersion)}/${r.name}`;
+    const query = new URLSearchParams();
+    if (opts.labelSelector) query.set('labelSelector', opts.labelSelector);
+    if (opts.fieldSelector) query.set('fieldSelector', opts.fieldSelector);
+    const q = query.toString();
+    return this.call<KubernetesListObject<T>>('GET', q ? `${path}?${q}` : path);
+  }
+
   /** Deletes; absent is fine. `preconditionUid` makes sure a newer object of the same name is never hit. */
   async delete(ref: KubernetesObject, opts: { gracePeriodSeconds?: number; propagationPolicy?: DeletePropagation; preconditionUid?: string } = {}): Promise<'deleted' | 'absent'> {
+    const path = await this.objectPath(ref);
     this.record('delete', resourceOf(ref), ref.metadata?.name ?? '', ref.metadata?.namespace);
+    const body = {
+      apiVersion: 'v1',
+      kind: 'DeleteOptions',
+      ...(opts.gracePeriodSeconds !== undefined ? { gracePeriodSeconds: opts.gracePeriodSeconds } : {}),
+      ...(opts.propagationPolicy ? { propagationPolicy: opts.propagationPolicy } : {}),
+      ...(opts.preconditionUid ? { preconditions: { uid: opts.preconditionUid } } : {}),
+    };
     try {
-      await this.objects.delete(
-        ref,
-        undefined,
-        undefined,
-        opts.gracePeriodSeconds,
-        undefined,
-        opts.propagationPolicy,
-        opts.preconditionUid ? { preconditions: { uid: opts.preconditionUid } } : undefined,
-      );
+      await this.call('DELETE', path, body);
       return 'deleted';
     } catch (err) {
       // 409 on a uid precondition: the object of that name is a newer one; ours is gone.
@@ -294,10 +291,10 @@ export class HttpKubeClient implements KubeClient {
 
   /** Creates; on AlreadyExists returns undefined (callers read the existing object). */
   async create<T extends KubernetesObject>(obj: T): Promise<T | undefined> {
-    passThrough(obj.apiVersion ?? '', obj.kind ?? '');
+    const path = await this.objectPath(obj, false);
     this.record('create', resourceOf(obj), obj.metadata?.name ?? '', obj.metadata?.namespace);
     try {
-      return await this.objects.create(obj, undefined, undefined, FIELD_MANAGER);
+      return await this.call<T>('POST', `${path}?fieldManager=${FIELD_MANAGER}`, obj);
     } catch (err) {
       if (isApiError(err, 409)) return undefined;
       throw err;
@@ -306,9 +303,9 @@ export class HttpKubeClient implements KubeClient {
 
   /** JSON merge patch of the main resource (metadata: finalizers, labels). */
   async mergePatch<T extends KubernetesObject>(ref: KubernetesObject, patch: Record<string, unknown>): Promise<T> {
+    const path = await this.objectPath(ref);
     this.record('patch', resourceOf(ref), ref.metadata?.name ?? '', ref.metadata?.namespace);
-    const body = { apiVersion: ref.apiVersion, kind: ref.kind, ...patch, metadata: { name: ref.metadata?.name, namespace: ref.metadata?.namespace, ...(patch['metadata'] as object | undefined) } };
-    return (await this.objects.patch(body as KubernetesObject, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch)) as T;
+    return this.call<T>('PATCH', `${path}?fieldManager=${FIELD_MANAGER}`, patch, 'merge');
   }
 
   // ---- status subresources ---------------------------------------------------------------
@@ -322,15 +319,12 @@ export class HttpKubeClient implements KubeClient {
       : plural === 'datavolumes' ? ['cdi.kubevirt.io', 'v1beta1']
       : plural === 'virtualmachinesnapshots' || plural === 'virtualmachinerestores' ? ['snapshot.kubevirt.io', 'v1beta1']
       : [KUBEVIRT_GROUP, KUBEVIRT_VERSION];
-    await this.custom.patchNamespacedCustomObjectStatus(
-      { group, version, namespace, plural, name, body: { status }, fieldManager: FIELD_MANAGER },
-      mergePatch(),
-    );
+    await this.call('PATCH', `/apis/${group}/${version}/namespaces/${encodeURIComponent(namespace)}/${plural}/${encodeURIComponent(name)}/status?fieldManager=${FIELD_MANAGER}`, { status }, 'merge');
   }
 
   async patchPodStatus(namespace: string, name: string, status: Record<string, unknown>): Promise<V1Pod> {
     this.record('patch-status', 'pods/status', name, namespace);
-    return this.core.patchNamespacedPodStatus({ namespace, name, body: { status }, fieldManager: FIELD_MANAGER }, mergePatch());
+    return this.call<V1Pod>('PATCH', `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}/status?fieldManager=${FIELD_MANAGER}`, { status }, 'merge');
   }
 
   async createNode(node: V1Node): Promise<V1Node | undefined> {
@@ -339,7 +333,7 @@ export class HttpKubeClient implements KubeClient {
 
   async patchNodeStatus(name: string, status: Record<string, unknown>): Promise<void> {
     this.record('patch-status', 'nodes/status', name);
-    await this.core.patchNodeStatus({ name, body: { status }, fieldManager: FIELD_MANAGER }, mergePatch());
+    await this.call('PATCH', `/api/v1/nodes/${encodeURIComponent(name)}/status?fieldManager=${FIELD_MANAGER}`, { status }, 'merge');
   }
 
   async deletePodNow(namespace: string, name: string, uid: string): Promise<void> {
@@ -350,7 +344,7 @@ export class HttpKubeClient implements KubeClient {
 
   async readLease(namespace: string, name: string): Promise<V1Lease | undefined> {
     try {
-      return await this.coordination.readNamespacedLease({ namespace, name });
+      return await this.call<V1Lease>('GET', leasePath(namespace, name));
     } catch (err) {
       if (isApiError(err, 404)) return undefined;
       throw err;
@@ -359,10 +353,10 @@ export class HttpKubeClient implements KubeClient {
 
   /** Creates a lease; undefined if someone else created it first. */
   async createLease(lease: V1Lease): Promise<V1Lease | undefined> {
-    lease = withMicroTimes(lease);
+    const body = withMicroTimes(lease);
     this.record('create', 'leases', lease.metadata?.name ?? '', lease.metadata?.namespace);
     try {
-      return await this.coordination.createNamespacedLease({ namespace: lease.metadata!.namespace!, body: lease, fieldManager: FIELD_MANAGER });
+      return await this.call<V1Lease>('POST', `${leasePath(lease.metadata!.namespace!)}?fieldManager=${FIELD_MANAGER}`, body);
     } catch (err) {
       if (isApiError(err, 409)) return undefined;
       throw err;
@@ -371,10 +365,10 @@ export class HttpKubeClient implements KubeClient {
 
   /** Replaces a lease at its resourceVersion; undefined on a conflict (someone else wrote it). */
   async updateLease(lease: V1Lease): Promise<V1Lease | undefined> {
-    lease = withMicroTimes(lease);
+    const body = withMicroTimes(lease);
     this.record('update', 'leases', lease.metadata?.name ?? '', lease.metadata?.namespace);
     try {
-      return await this.coordination.replaceNamespacedLease({ namespace: lease.metadata!.namespace!, name: lease.metadata!.name!, body: lease, fieldManager: FIELD_MANAGER });
+      return await this.call<V1Lease>('PUT', `${leasePath(lease.metadata!.namespace!, lease.metadata!.name!)}?fieldManager=${FIELD_MANAGER}`, body);
     } catch (err) {
       if (isApiError(err, 409)) return undefined;
       throw err;
@@ -396,10 +390,11 @@ export class HttpKubeClient implements KubeClient {
     const now = new Date();
     const key = [ns, involved.kind, involved.metadata?.uid ?? involved.metadata?.name, type, reason, message].join('\0');
     const prev = this.recentEvents.get(key);
+    const events = `/api/v1/namespaces/${encodeURIComponent(ns)}/events`;
     if (prev && now.getTime() - prev.at < EVENT_AGGREGATION_WINDOW_MS && prev.event.metadata?.name) {
       this.record('update', 'events', reason, ns);
       try {
-        const event = await this.core.replaceNamespacedEvent({ name: prev.event.metadata.name, namespace: ns, body: { ...prev.event, count: (prev.event.count ?? 1) + 1, lastTimestamp: now } });
+        const event = await this.call<CoreV1Event>('PUT', `${events}/${encodeURIComponent(prev.event.metadata.name)}`, { ...prev.event, count: (prev.event.count ?? 1) + 1, lastTimestamp: now });
         this.rememberEvent(key, event, now.getTime());
         return;
       } catch {
@@ -407,29 +402,29 @@ export class HttpKubeClient implements KubeClient {
       }
     }
     this.record('create', 'events', reason, ns);
-    const created = await this.core.createNamespacedEvent({
-      namespace: ns,
-      body: {
-        metadata: { generateName: `${involved.metadata?.name ?? 'virtops'}.`, namespace: ns },
-        involvedObject: {
-          apiVersion: involved.apiVersion,
-          kind: involved.kind,
-          name: involved.metadata?.name,
-          namespace: ns,
-          uid: involved.metadata?.uid,
-          resourceVersion: involved.metadata?.resourceVersion,
-        },
-        type,
-        reason,
-        message: message.slice(0, 1024),
-        source: { component },
-        reportingComponent: component,
-        reportingInstance: component,
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
+    const body: CoreV1Event = {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { generateName: `${involved.metadata?.name ?? 'virtops'}.`, namespace: ns },
+      involvedObject: {
+        apiVersion: involved.apiVersion,
+        kind: involved.kind,
+        name: involved.metadata?.name,
+        namespace: ns,
+        uid: involved.metadata?.uid,
+        resourceVersion: involved.metadata?.resourceVersion,
       },
-    });
+      type,
+      reason,
+      message: message.slice(0, 1024),
+      source: { component },
+      reportingComponent: component,
+      reportingInstance: component,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    };
+    const created = await this.call<CoreV1Event>('POST', events, body);
     this.rememberEvent(key, created, now.getTime());
   }
 
@@ -447,11 +442,25 @@ export class HttpKubeClient implements KubeClient {
   }
 }
 
-/** Lease times are MicroTime: the API server rejects millisecond timestamps there. */
+/** `/api/v1` for the core group, `/apis/<group>/<version>` for the others. */
+function groupVersionPath(apiVersion: string): string {
+  return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+}
+
+function leasePath(namespace: string, name?: string): string {
+  return `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
+}
+
+/** A MicroTime (RFC 3339 with microseconds): the API server rejects lease times without them. */
+export function microTime(t: Date | string | number): string {
+  return new Date(t).toISOString().replace(/Z$/, '000Z');
+}
+
+/** The lease with its times as MicroTimes. */
 function withMicroTimes(lease: V1Lease): V1Lease {
   const spec = lease.spec;
   if (!spec) return lease;
-  const micro = (t: Date | undefined) => (t === undefined ? undefined : new V1MicroTime(new Date(t).getTime()));
+  const micro = (t: Date | undefined) => (t === undefined ? undefined : (microTime(t) as unknown as Date));
   return {
     ...lease,
     spec: {

@@ -33,7 +33,7 @@ describe.skipIf(!env)('controller SIGKILLed and replaced (leader election)', () 
   const logOf = (id: string) => readFile(join(state.dir, `${id}.log`), 'utf8').catch(() => '');
   // Each replica's git clone lives in the state dir: a SIGKILLed one cannot remove its own.
   const start = (id: string) => procs.set(id, controllerProcess(ids.controller.kubeconfigPath, git, NS, id, join(state.dir, `${id}.log`), join(state.dir, `cache-${id}`)));
-  const lease = () => ids.admin.coordination.readNamespacedLease({ namespace: NS, name: 'virtops-controller' }).catch(() => undefined as V1Lease | undefined);
+  const lease = () => ids.admin.readLease(NS, 'virtops-controller').catch(() => undefined as V1Lease | undefined);
   const holder = async () => (await lease())?.spec?.holderIdentity;
 
   beforeAll(async () => {

@@ -4,6 +4,7 @@
  * flood a namespace's events; a different message is an Event of its own.
  */
 import { randomBytes } from 'node:crypto';
+import type { CoreV1Event } from '@kubernetes/client-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HttpKubeClient, loadKubeConfig } from '../../../reconciler/cluster/kube.js';
 import { clusterTestenv } from './testenv-fixture.js';
@@ -17,15 +18,15 @@ describe.skipIf(!env)('HttpKubeClient.event (real kube-apiserver)', () => {
 
   afterAll(async () => {
     await admin.delete({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: ns } }).catch(() => undefined);
-    const list = await admin.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` }).catch(() => ({ items: [] }));
-    for (const e of list.items) await admin.core.deleteNamespacedEvent({ name: e.metadata!.name!, namespace: ns }).catch(() => undefined);
+    const list = await admin.list<CoreV1Event>('v1', 'Event', { namespace: ns, fieldSelector: `involvedObject.name=${name}` }).catch(() => ({ items: [] as CoreV1Event[] }));
+    for (const e of list.items) await admin.delete({ apiVersion: 'v1', kind: 'Event', metadata: { name: e.metadata!.name!, namespace: ns } }).catch(() => undefined);
   });
 
   it('a repeat counts on the existing Event; another message is a new one', async () => {
     const cm = await admin.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: ns }, data: { a: 'b' } } as never);
     for (let i = 0; i < 5; i++) await admin.event(cm, 'Warning', 'SyncFailed', 'the same failure', 'virtops-test');
     await admin.event(cm, 'Warning', 'SyncFailed', 'another failure', 'virtops-test');
-    const list = await admin.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` });
+    const list = await admin.list<CoreV1Event>('v1', 'Event', { namespace: ns, fieldSelector: `involvedObject.name=${name}` });
     const byMessage = Object.fromEntries(list.items.map((e) => [e.message, e]));
     expect(list.items).toHaveLength(2);
     expect(byMessage['the same failure']?.count).toBe(5);

@@ -134,7 +134,7 @@ export async function tempDir(prefix: string): Promise<{ dir: string; cleanup():
 // ---- reading the cluster as admin --------------------------------------------------------------
 
 export async function listJson<T = Record<string, unknown>>(admin: HttpKubeClient, apiVersion: string, kind: string, namespace?: string, labelSelector?: string): Promise<(T & KubernetesObject)[]> {
-  const l = await admin.objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
+  const l = await admin.list(apiVersion, kind, { ...(namespace ? { namespace } : {}), ...(labelSelector ? { labelSelector } : {}) });
   return l.items as (T & KubernetesObject)[];
 }
 

@@ -6,7 +6,7 @@
  * bound to exactly the RBAC it renders: anything else they tried would fail these tests.
  */
 import { randomBytes } from 'node:crypto';
-import { AuthorizationV1Api, PatchStrategy, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import { AuthorizationV1Api, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevirt.js';
 import { ResilientInformer } from '../../../reconciler/cluster/informer.js';
@@ -133,10 +133,8 @@ describe.skipIf(!env)('cluster mode on a real control plane (test:///default lau
   }, 30_000);
 
   it('a `kubectl edit` of a git-owned field is reverted at the next apply; a field another manager owns is left alone', async () => {
-    await ids.admin.objects.patch(
-      { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'a', namespace: NS, annotations: { 'example.com/owner': 'human' }, labels: { team: 'blue' } } },
-      undefined, undefined, 'kubectl-edit', undefined, PatchStrategy.MergePatch,
-    );
+    await ids.admin.rest.call('PATCH', `/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachines/a?fieldManager=kubectl-edit`,
+      { metadata: { annotations: { 'example.com/owner': 'human' }, labels: { team: 'blue' } } }, 'merge');
     expect((await getVm(ids.admin, NS, 'a'))?.metadata.annotations?.['example.com/owner']).toBe('human');
     const vm = await until('annotation reverted', async () => {
       const v = await getVm(ids.admin, NS, 'a');

@@ -37,7 +37,7 @@ describe('stripForCache', () => {
 function fakeClient(items: KubernetesObject[]) {
   let callback: ((phase: string, obj: unknown, raw: unknown) => void) | undefined;
   const client = {
-    objects: { list: async () => ({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '10' }, items }) },
+    list: async () => ({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '10' }, items }),
     watch: {
       watch: async (_path: string, _params: unknown, cb: (phase: string, obj: unknown, raw: unknown) => void) => {
         callback = cb;

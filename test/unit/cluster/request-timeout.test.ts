@@ -1,6 +1,6 @@
 /**
  * A request to an API server that accepts the connection and never answers is given up
- * (reconciler/cluster/kube.ts, withRequestTimeout) instead of holding its reconcile for good.
+ * (cli/kube-rest.ts, the deadline HttpKubeClient gives KubeRest) instead of holding its reconcile for good.
  * The "server" is a real TCP listener that reads and never writes.
  */
 import { createServer, type Socket } from 'node:net';
@@ -24,7 +24,7 @@ describe('API requests have a deadline', () => {
   it('a silent server makes the request fail with a message that says so', async () => {
     const kc = localKubeConfig(port);
     const client = new HttpKubeClient(kc, { requestTimeoutMs: 300 });
-    const err = await client.core.readNamespace({ name: 'default' }).then(() => undefined, (e: unknown) => e);
+    const err = await client.read({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } }).then(() => undefined, (e: unknown) => e);
     expect(err).toBeDefined();
     expect(errorMessage(err)).toMatch(/did not answer/);
     expect(sockets.length).toBeGreaterThan(0);

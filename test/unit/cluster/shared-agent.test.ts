@@ -1,6 +1,6 @@
 /**
- * API calls reuse connections (reconciler/cluster/kube.ts, withSharedAgent): client-node
- * makes a new agent for every request, so without the shared keep-alive agent each call
+ * API calls reuse connections (reconciler/cluster/kube.ts, withSharedAgent): client-node's
+ * KubeConfig makes a new agent for every request, so without the shared keep-alive agent each call
  * opened a connection of its own (a TLS handshake per call against a real API server). The
  * "API server" is a real HTTP server that counts the connections it accepts.
  */
@@ -18,6 +18,8 @@ describe('API calls share keep-alive connections', () => {
     server = createServer((req, res) => {
       requests++;
       res.setHeader('content-type', 'application/json');
+      // API discovery: which resource serves the kind (HttpKubeClient asks once per group version).
+      if (req.url === '/api/v1') return void res.end(JSON.stringify({ kind: 'APIResourceList', groupVersion: 'v1', resources: [{ name: 'namespaces', kind: 'Namespace', namespaced: false, singularName: 'namespace', verbs: ['get'] }] }));
       const name = /\/namespaces\/([^/?]+)/.exec(req.url ?? '')?.[1] ?? 'default';
       res.end(JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, uid: `uid-${name}` } }));
     });
@@ -34,10 +36,10 @@ describe('API calls share keep-alive connections', () => {
     const kc = localKubeConfig(port);
     const client = new HttpKubeClient(kc);
     for (let i = 0; i < 10; i++) {
-      const ns = await client.core.readNamespace({ name: `ns${i}` });
-      expect(ns.metadata?.name).toBe(`ns${i}`);
+      const ns = await client.read({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: `ns${i}` } });
+      expect(ns?.metadata?.name).toBe(`ns${i}`);
     }
-    expect(requests).toBe(10);
+    expect(requests).toBe(11); // discovery, then ten reads
     expect(connections).toBe(1);
   });
 });
