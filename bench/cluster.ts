@@ -5,7 +5,8 @@
  *
  *   npx tsx bench/cluster.ts [--vms 100] [--rss-vms 1000] [--skip writes,scale,rss] [--json]
  *     [--controller-bin <other checkout>/cli/bin.js] [--controller-node-options '<node flags>'] [--controller-env K=V,...] [--rss-steady-wait 60]
- *     [--agent-vms 100 [--agent-env K=V,...]]   (the agent runs with the DaemonSet's GLIBC_TUNABLES; --agent-env GLIBC_TUNABLES= for glibc's defaults)
+ *     [--agent-vms 100 [--agent-env K=V,...]]   (the controller and the agent run with the install manifests' GLIBC_TUNABLES;
+ *     --controller-env GLIBC_TUNABLES= / --agent-env GLIBC_TUNABLES= for glibc's defaults)
  *
  * 1. API writes per VM from apply to Running: every write the controller and the agent make
  *    goes through HttpKubeClient, which counts them; one VM is pushed and the writes naming it
@@ -28,7 +29,7 @@
  *    launchers are in the pool's process, not in the agent's). Goal ≤ 70 MiB at 100 (issue 15).
  */
 import { emitJson, say } from './report.js';
-import { AGENT_GLIBC_TUNABLES } from '../synth/install.js';
+import { DAEMON_GLIBC_TUNABLES } from '../synth/install.js';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,6 +68,9 @@ const CONTROLLER_BIN = arg('controller-bin', CLI_BIN);
 const AGENT_VMS = Number(arg('agent-vms', '0'));
 /** Extra environment of the measured agent, e.g. GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072. */
 const AGENT_ENV = envArg('agent-env');
+/** What the daemons run with, as the install manifests set it (synth/install.ts), plus --controller-env / --agent-env. */
+const CONTROLLER_RUN_ENV = { GLIBC_TUNABLES: DAEMON_GLIBC_TUNABLES, ...CONTROLLER_ENV };
+const AGENT_RUN_ENV = { GLIBC_TUNABLES: DAEMON_GLIBC_TUNABLES, ...AGENT_ENV };
 /** Where to write a heap snapshot of the measured controller, taken after the full GC (default: none). */
 const HEAP_SNAPSHOT = arg('heap-snapshot', '');
 const log = pino({ level: process.env['VIRTOPS_BENCH_LOG'] ?? 'warn' });
@@ -185,7 +189,7 @@ async function agentRss(kubeconfig: string, admin: HttpKubeClient, ns: (n: strin
     );
     proc = execa(process.execPath, [POOL_BIN, 'agent', '--kubeconfig', kubeconfig, '--node', 'rss-node', '--process-runtime', '--state-dir', agentDir, '--emulation', 'tcg', '--libvirt-uri', 'test:///default', '--interval', '10m', '--port', '0'], {
       reject: false,
-      env: { VIRTOPS_LOG_LEVEL: 'warn', VIRTOPS_BENCH_NODE_PODS: String(K), NODE_OPTIONS: [`--require ${MEM_PROBE}`, '--expose-gc'].join(' '), VIRTOPS_MEM_PROBE: probeFile, GLIBC_TUNABLES: AGENT_GLIBC_TUNABLES, ...AGENT_ENV },
+      env: { VIRTOPS_LOG_LEVEL: 'warn', VIRTOPS_BENCH_NODE_PODS: String(K), NODE_OPTIONS: [`--require ${MEM_PROBE}`, '--expose-gc'].join(' '), VIRTOPS_MEM_PROBE: probeFile, ...AGENT_RUN_ENV },
     });
     await until('the agent registers its Node', async () => (await admin.read<KubernetesObject>({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'rss-node' } })) !== undefined, 60_000, 500);
     await sleep(5000);
@@ -209,7 +213,7 @@ async function agentRss(kubeconfig: string, admin: HttpKubeClient, ns: (n: strin
     say(`  idle (Node registered, no VMI): ${mib(idle)} MiB; with ${K}: ${mib(loaded)} MiB (max of 5 samples; min ${mib(Math.min(...samples))}; goal ≤ 70 MiB at 100); ${STEADY_WAIT_S} s later ${mib(steady)} MiB; CPU ${cpuAtLoaded.toFixed(2)} s`);
     if (probe) say(formatProbe(probe));
     say(`  (\`node bench/pool-bin.mjs agent\`: virtops agent from the bench-pool bundle; its launchers run in the pool process, not counted)${Object.keys(AGENT_ENV).length ? `; env: ${JSON.stringify(AGENT_ENV)}` : ''}`);
-    return { vmis: K, env: AGENT_ENV, idleMiB: Number(mib(idle)), loadedMaxMiB: Number(mib(loaded)), steadyMiB: Number(mib(steady)), cpuS: Number(cpuAtLoaded.toFixed(2)), convergedS: Number(convergedS.toFixed(1)), load: loadavg(), ...(probe ? { breakdown: probeSummary(probe) } : {}) };
+    return { vmis: K, env: AGENT_RUN_ENV, idleMiB: Number(mib(idle)), loadedMaxMiB: Number(mib(loaded)), steadyMiB: Number(mib(steady)), cpuS: Number(cpuAtLoaded.toFixed(2)), convergedS: Number(convergedS.toFixed(1)), load: loadavg(), ...(probe ? { breakdown: probeSummary(probe) } : {}) };
   } finally {
     if (proc) {
       proc.kill('SIGTERM');
@@ -343,7 +347,7 @@ async function main(): Promise<void> {
         // Node/V8 flags go on the command line: NODE_OPTIONS refuses most V8 flags (--optimize-for-size).
         const nodeOptions = [`--require ${MEM_PROBE}`, '--expose-gc'].join(' ');
         const nodeFlags = CONTROLLER_NODE_OPTIONS.split(/\s+/).filter(Boolean);
-        const proc: ResultPromise = execa(process.execPath, [...nodeFlags, CONTROLLER_BIN, 'controller', '--kubeconfig', cp.kubeconfigPath, '--repo', rssGit.bare, '--namespace', 'rss-system', '--interval', '10m', '--no-freshness-check'], { reject: false, env: { VIRTOPS_LOG_LEVEL: 'warn', NODE_OPTIONS: nodeOptions, VIRTOPS_MEM_PROBE: probeFile, ...CONTROLLER_ENV } });
+        const proc: ResultPromise = execa(process.execPath, [...nodeFlags, CONTROLLER_BIN, 'controller', '--kubeconfig', cp.kubeconfigPath, '--repo', rssGit.bare, '--namespace', 'rss-system', '--interval', '10m', '--no-freshness-check'], { reject: false, env: { VIRTOPS_LOG_LEVEL: 'warn', NODE_OPTIONS: nodeOptions, VIRTOPS_MEM_PROBE: probeFile, ...CONTROLLER_RUN_ENV } });
         await sleep(8000);
         const idle = await rssKb(proc.pid!);
         const names = Array.from({ length: M }, (_, i) => `r${i}`);
@@ -373,7 +377,7 @@ async function main(): Promise<void> {
         say(`  (the controller runs as \`node ${CONTROLLER_BIN === CLI_BIN ? 'cli/bin.js' : CONTROLLER_BIN} controller\`: ${process.env['VIRTOPS_NO_BUNDLE'] ? 'through tsx (VIRTOPS_NO_BUNDLE set)' : 'from the reconciler bundle; VIRTOPS_NO_BUNDLE=1 measures the tsx path'})`);
         json['controllerRss'] = {
           vms: M, idleMiB: Number(mib(idle)), loadedMaxMiB: Number(mib(loaded)), loadedMinMiB: Number(mib(low)), steadyMiB: Number(mib(steady)), steadyWaitS: STEADY_WAIT_S,
-          cpuS: Number(cpuAtLoaded.toFixed(2)), convergedS: Number(convergedS.toFixed(1)), nodeOptions: CONTROLLER_NODE_OPTIONS, env: CONTROLLER_ENV, load: loadavg(), bundle: !process.env['VIRTOPS_NO_BUNDLE'],
+          cpuS: Number(cpuAtLoaded.toFixed(2)), convergedS: Number(convergedS.toFixed(1)), nodeOptions: CONTROLLER_NODE_OPTIONS, env: CONTROLLER_RUN_ENV, load: loadavg(), bundle: !process.env['VIRTOPS_NO_BUNDLE'],
           ...(probe ? { breakdown: probeSummary(probe) } : {}),
         };
         proc.kill('SIGTERM');

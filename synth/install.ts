@@ -46,8 +46,12 @@ export const INSTALL_NAMESPACE = 'virtops-system';
 export const CONTROLLER_NAME = 'virtops-controller';
 export const AGENT_NAME = 'virtops-agent';
 
-/** malloc settings for the agent's container (see its env below). */
-export const AGENT_GLIBC_TUNABLES = 'glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=131072';
+/**
+ * malloc settings for the controller's and the agent's containers: long-lived, mostly idle
+ * daemons, for which glibc would keep the heap freed after start-up and an arena per
+ * allocating thread (5–8 MiB of RSS each, BENCHMARKS.md: agent RSS, controller RSS).
+ */
+export const DAEMON_GLIBC_TUNABLES = 'glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=131072';
 
 export interface InstallChartProps extends ChartProps {
   /** Image holding the `virtops` CLI (synth/image.ts). @default virtopsImage(): localhost:5000/virtops:<version> */
@@ -229,6 +233,7 @@ export class InstallChart extends Chart {
               env: [
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                 { name: 'VIRTOPS_REPO', valueFrom: { configMapKeyRef: { name: CONTROLLER_CONFIGMAP, key: 'repo' } } },
+                { name: 'GLIBC_TUNABLES', value: DAEMON_GLIBC_TUNABLES },
               ],
               volumeMounts: [{ name: 'cache', mountPath: CONTROLLER_CACHE_PATH }],
               resources: {
@@ -276,9 +281,7 @@ export class InstallChart extends Chart {
               args: ['--node', '$(NODE_NAME)'],
               env: [
                 { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
-                // A long-lived, mostly idle daemon: glibc would keep the heap freed after start-up
-                // and an arena per allocating thread, ~5 MiB of RSS (BENCHMARKS.md, agent RSS).
-                { name: 'GLIBC_TUNABLES', value: AGENT_GLIBC_TUNABLES },
+                { name: 'GLIBC_TUNABLES', value: DAEMON_GLIBC_TUNABLES },
               ],
               resources: {
                 requests: { cpu: k8s.Quantity.fromString('50m'), memory: k8s.Quantity.fromString('128Mi') },

@@ -129,6 +129,8 @@ describe('install manifests', () => {
     expect(controller.containers[0].args).toEqual(['--repo', '$(VIRTOPS_REPO)', '--cache-dir', '/var/cache/virtops/source', '--launcher-libvirt-daemon', 'pod', '--launcher-socket-dir', '/var/lib/virtops/launchers']);
     // Not shipped (a re-apply must not overwrite it): until it exists the Pod waits, naming it.
     expect(controller.containers[0].env).toContainEqual({ name: 'VIRTOPS_REPO', valueFrom: { configMapKeyRef: { name: 'virtops-config', key: 'repo' } } });
+    // glibc (the image is Debian's) returns the start-up heap and keeps one malloc arena, in both daemons.
+    expect(controller.containers[0].env).toContainEqual({ name: 'GLIBC_TUNABLES', value: 'glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=131072' });
     expect(objects.some((o) => o.kind === 'ConfigMap')).toBe(false);
     expect(controller.containers[0].volumeMounts).toEqual([{ name: 'cache', mountPath: '/var/cache/virtops' }]);
     expect(controller.volumes).toEqual([{ name: 'cache', emptyDir: {} }]);
