@@ -4,7 +4,7 @@
  * `virsh define && virsh start` / `virsh shutdown` of the very same domains (the floor), in
  * one run, alternating rounds so both sides see the same machine.
  *
- *   npm run bench:floor [-- --vms 20] [--rounds 3] [--json]
+ *   npm run bench:floor [-- --vms 20] [--rounds 3] [--concurrency N (up's; default its own, 16)] [--json]
  *
  * virtops side: one commit adds the N VMs → all N `Running` in up's API (domain started);
  * one commit removes them → every domain gone (graceful: ACPI, the guest powers off in ~1.5 s,
@@ -28,7 +28,7 @@ import { cleanupStateDir, listVms, makeStateDir, startUp, waitFor } from '../tes
 import { pushTestGuestImages, startRegistry } from '../test/helpers/registry.js';
 import { emitJson, JSON_FLAG, say } from './report.js';
 
-const { values } = parseArgs({ options: { vms: { type: 'string', default: '20' }, rounds: { type: 'string', default: '3' }, ...JSON_FLAG } });
+const { values } = parseArgs({ options: { vms: { type: 'string', default: '20' }, rounds: { type: 'string', default: '3' }, concurrency: { type: 'string' }, ...JSON_FLAG } });
 const N = Number(values.vms);
 const ROUNDS = Number(values.rounds);
 if (!(N >= 1) || !(ROUNDS >= 1)) throw new Error('--vms and --rounds must be positive integers');
@@ -91,7 +91,8 @@ async function main(): Promise<void> {
     const image = (await pushTestGuestImages(registry)).kernelBootImage;
     const vms = names.map((name) => testGuestVm({ image, name }));
     await git.commitVms([placeholder], 'placeholder');
-    up = await startUp(['--repo', git.bare, '--emulation', 'tcg', '--interval', '1m', '--no-freshness-check', '--insecure-registry', registry.host], stateDir);
+    // --concurrency: up's VMs reconciled in parallel (its default, 16, unless given).
+    up = await startUp(['--repo', git.bare, '--emulation', 'tcg', '--interval', '1m', '--no-freshness-check', '--insecure-registry', registry.host, ...(values.concurrency ? ['--concurrency', values.concurrency] : [])], stateDir);
     const server = up.server;
     await waitFor('placeholder applied', async () => (await listVms(server)).vms.some((v) => v.name === placeholder.metadata.name), 60_000);
 
@@ -168,7 +169,7 @@ async function main(): Promise<void> {
   say(`    of which push → revision applied (git, fetch, validation): ${seconds(p50(figures.sourceMs))}`);
   say(`  remove: virtops (push → all domains gone) ${seconds(p50(figures.virtopsRemoveMs))}; floor (parallel ACPI shutdown, undefine) ${seconds(p50(figures.floorRemoveMs))}; ratio ${remove.toFixed(2)}x (goal ≤ 1.5x: ${remove <= 1.5 ? 'met' : 'MISSED'})`);
   emitJson('floor', {
-    vms: N, rounds: ROUNDS,
+    vms: N, rounds: ROUNDS, upConcurrency: Number(values.concurrency ?? 16),
     createP50Ms: { virtops: p50(figures.virtopsCreateMs), floor: p50(figures.floorCreateMs), ratio: create, pushToAppliedP50Ms: p50(figures.sourceMs) },
     removeP50Ms: { virtops: p50(figures.virtopsRemoveMs), floor: p50(figures.floorRemoveMs), ratio: remove },
     samplesMs: figures,
