@@ -26,28 +26,8 @@ import { isCrdKey, isVm, planApply, runLimited } from '../reconciler/cluster/app
 import { observeInstance } from '../reconciler/cluster/instances.js';
 import type { DiffEntry } from '../reconciler/standalone/backend.js';
 import { comparable, fieldDiff } from './cluster-format.js';
-import { KubeApiError, type KubeRest } from './kube-rest.js';
+import { KubeApiError, resourcePath, type KubeRest } from './kube-rest.js';
 import type { DiffView, ObjectChange } from './vm-access.js';
-
-interface ApiResource {
-  name: string;
-  kind: string;
-  namespaced: boolean;
-}
-
-/** REST paths of objects, from API discovery (one request per group/version). */
-class Paths {
-  private readonly cache = new Map<string, Promise<ApiResource[] | undefined>>();
-  constructor(private readonly kube: KubeRest) {}
-
-  async of(apiVersion: string, kind: string, namespace: string | undefined, name: string): Promise<string | undefined> {
-    const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-    if (!this.cache.has(base)) this.cache.set(base, this.kube.get<{ resources: ApiResource[] }>(base).then((r) => r?.resources.filter((x) => !x.name.includes('/'))));
-    const r = (await this.cache.get(base))?.find((x) => x.kind === kind);
-    if (!r) return undefined; // the kind is not served yet (its CRD is in dist/): a create
-    return `${base}/${r.namespaced ? `namespaces/${encodeURIComponent(namespace ?? 'default')}/` : ''}${r.name}/${encodeURIComponent(name)}`;
-  }
-}
 
 export async function clusterDiff(kube: KubeRest, opts: { distDir: string; controllerNamespace: string; now?: number }): Promise<DiffView> {
   const now = opts.now ?? Date.now();
@@ -69,12 +49,13 @@ export async function clusterDiff(kube: KubeRest, opts: { distDir: string; contr
   const revision = planRevision({ entries }, { sha: 'local', manifests: plan.applied });
   const touched = new Set([...revision.create, ...revision.update].map(objectKey));
 
-  const paths = new Paths(kube);
   const objects: ObjectChange[] = [];
   const desiredVms = new Map<string, { desired: VirtualMachine; live?: VirtualMachine; change: DiffEntry['change'] }>();
   await runLimited(plan.applied, 8, async (obj) => {
     const key = objectKey(obj);
-    const path = await paths.of(obj.apiVersion, obj.kind, obj.metadata.namespace, obj.metadata.name ?? '');
+    // A kind not served yet (its CRD is in dist/) is a create.
+    const served = await kube.resource(obj.apiVersion, obj.kind);
+    const path = served ? resourcePath(obj.apiVersion, served, obj.metadata.namespace ?? 'default', obj.metadata.name ?? '') : undefined;
     const live = path ? await kube.get<Record<string, unknown>>(path) : undefined;
     let desired: Record<string, unknown> = obj as unknown as Record<string, unknown>;
     let change: DiffEntry['change'] = 'create';

@@ -164,6 +164,31 @@ export function refusalMessage(body: string): string {
 
 export type PatchType = 'merge' | 'apply';
 
+/** One entry of API discovery (an APIResourceList's `resources`). */
+export interface ApiResource {
+  name: string;
+  kind: string;
+  namespaced: boolean;
+}
+
+/** `/api/v1` for the core group, `/apis/<group>/<version>` for the others. Pure. */
+export function groupVersionPath(apiVersion: string): string {
+  return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+}
+
+/**
+ * The REST path of resource `r` of `apiVersion`: the object `name`, else the collection. A
+ * namespaced resource is addressed in `namespace`; without one, a collection spans all
+ * namespaces (callers addressing one object pass its namespace, `default` if it has none). Pure.
+ */
+export function resourcePath(apiVersion: string, r: ApiResource, namespace?: string, name?: string): string {
+  const ns = r.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+  return `${groupVersionPath(apiVersion)}${ns}/${r.name}${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
+}
+
+/** How soon after a discovery answer a kind missing from it is looked up again. */
+const REDISCOVER_AFTER_MS = 1000;
+
 export interface KubeRestOptions {
   /**
    * Called before every request with its options: adds credentials (fresh each time, so
@@ -176,7 +201,32 @@ export interface KubeRestOptions {
 }
 
 export class KubeRest {
+  /** API discovery per group version: when asked, and the answer (undefined: the group version is not served). */
+  private readonly discovery = new Map<string, { at: number; resources: Promise<ApiResource[] | undefined> }>();
+
   private constructor(readonly target: KubeTarget, private readonly opts: KubeRestOptions = {}) {}
+
+  /**
+   * The resource that serves `kind` in `apiVersion`, from API discovery (one request per group
+   * version, cached); undefined when it is not served. A kind missing from an answer older than
+   * a second is looked up again: its CRD may have been installed since.
+   */
+  async resource(apiVersion: string, kind: string): Promise<ApiResource | undefined> {
+    const find = (list: ApiResource[] | undefined) => list?.find((r) => r.kind === kind && !r.name.includes('/'));
+    const cached = this.discovery.get(apiVersion);
+    if (cached) {
+      const hit = find(await cached.resources.catch(() => undefined));
+      if (hit || Date.now() - cached.at < REDISCOVER_AFTER_MS) return hit;
+    }
+    const resources = this.get<{ resources?: ApiResource[] }>(groupVersionPath(apiVersion)).then((l) => (l ? l.resources ?? [] : undefined));
+    this.discovery.set(apiVersion, { at: Date.now(), resources });
+    try {
+      return find(await resources);
+    } catch (err) {
+      this.discovery.delete(apiVersion);
+      throw err;
+    }
+  }
 
   /** Loads the kubeconfig; exec/auth-provider users get their credentials through client-node. */
   static async connect(paths: string[], opts: { context?: string } = {}): Promise<KubeRest> {

@@ -17,11 +17,11 @@
  */
 import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { Watch } from '@kubernetes/client-node/dist/watch.js';
-import type { CoreV1Event, KubernetesListObject, KubernetesObject, V1APIResource, V1APIResourceList, V1Lease, V1Node, V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Event, KubernetesListObject, KubernetesObject, V1Lease, V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { createHash } from 'node:crypto';
 import type { Agent } from 'node:http';
-import { KubeApiError, KubeRest, type PatchType } from '../../cli/kube-rest.js';
+import { KubeApiError, KubeRest, resourcePath, type ApiResource, type PatchType } from '../../cli/kube-rest.js';
 import { EVENT_AGGREGATION_WINDOW_MS } from '../core/events.js';
 import { ResilientInformer, type Informer, type InformerHandler, type InformerSpec } from './informer.js';
 
@@ -171,8 +171,6 @@ export class HttpKubeClient implements KubeClient {
   readonly writes: WriteRecord[] = [];
   readonly counts = new Map<string, number>();
   private readonly maxRecords: number;
-  /** API discovery per group version (`/api/v1`, `/apis/kubevirt.io/v1`): which resource serves a kind. */
-  private readonly discovery = new Map<string, Promise<V1APIResource[]>>();
 
   constructor(readonly kc: KubeConfig, opts: { maxRecords?: number; requestTimeoutMs?: number } = {}) {
     withSharedAgent(kc);
@@ -199,44 +197,19 @@ export class HttpKubeClient implements KubeClient {
 
   // ---- paths -----------------------------------------------------------------------------
 
-  /** The resource that serves `kind` in `apiVersion`, from API discovery (cached; looked up again once when missing: a CRD may be new). */
-  private async resourceOfKind(apiVersion: string, kind: string): Promise<V1APIResource> {
-    const find = (list: V1APIResource[]) => list.find((r) => r.kind === kind && !r.name.includes('/'));
-    const cached = this.discovery.get(apiVersion);
-    if (cached) {
-      const hit = find(await cached.catch(() => []));
-      if (hit) return hit;
-    }
-    const fetched = this.call<V1APIResourceList>('GET', groupVersionPath(apiVersion)).then((l) => l.resources ?? []);
-    this.discovery.set(apiVersion, fetched);
-    let resources: V1APIResource[];
-    try {
-      resources = await fetched;
-    } catch (err) {
-      this.discovery.delete(apiVersion);
-      if (isApiError(err, 404)) throw new Error(`the API server does not serve ${apiVersion} (for kind ${kind}); is its CRD installed?`);
-      throw err;
-    }
-    const hit = find(resources);
-    if (!hit) throw new Error(`the API server serves no kind ${kind} in ${apiVersion}; check the manifest's apiVersion and kind (or install its CRD)`);
-    return hit;
+  /** The resource serving `kind` in `apiVersion` (KubeRest's API discovery); throws, naming the fix, when none does. */
+  private async resourceOf(apiVersion: string, kind: string): Promise<ApiResource> {
+    const r = await this.rest.resource(apiVersion, kind);
+    if (!r) throw new Error(`the API server serves no kind ${kind} in ${apiVersion}; check the manifest's apiVersion and kind, or install its CRD`);
+    return r;
   }
 
-  /** `/api(s)/<gv>[/namespaces/<ns>]/<plural>[/<name>][/<sub>]`; a namespaced object without a namespace is in `default`. */
-  private async pathOf(apiVersion: string, kind: string, namespace: string | undefined, name?: string, sub?: string): Promise<string> {
-    const r = await this.resourceOfKind(apiVersion, kind);
-    let path = groupVersionPath(apiVersion);
-    if (r.namespaced) path += `/namespaces/${encodeURIComponent(namespace || 'default')}`;
-    path += `/${r.name}`;
-    if (name !== undefined) path += `/${encodeURIComponent(name)}`;
-    if (sub !== undefined) path += `/${sub}`;
-    return path;
-  }
-
-  private objectPath(obj: Pick<KubernetesObject, 'apiVersion' | 'kind' | 'metadata'>, withName = true): Promise<string> {
+  /** The object's path (its collection's with `withName` false); a namespaced object without a namespace is in `default`. */
+  private async objectPath(obj: Pick<KubernetesObject, 'apiVersion' | 'kind' | 'metadata'>, withName = true): Promise<string> {
     if (!obj.apiVersion || !obj.kind) throw new Error(`an object without apiVersion or kind (${JSON.stringify(obj.metadata?.name ?? '')}): every manifest needs both`);
     if (withName && !obj.metadata?.name) throw new Error(`a ${obj.kind} without metadata.name: every object needs a name`);
-    return this.pathOf(obj.apiVersion, obj.kind, obj.metadata?.namespace, withName ? obj.metadata!.name : undefined);
+    const r = await this.resourceOf(obj.apiVersion, obj.kind);
+    return resourcePath(obj.apiVersion, r, obj.metadata?.namespace || 'default', withName ? obj.metadata!.name : undefined);
   }
 
   // ---- generic objects -----------------------------------------------------------------
@@ -259,8 +232,7 @@ export class HttpKubeClient implements KubeClient {
 
   /** Objects of one kind, optionally in one namespace and by selector (what informers list). */
   async list<T extends KubernetesObject>(apiVersion: string, kind: string, opts: { namespace?: string; labelSelector?: string; fieldSelector?: string } = {}): Promise<KubernetesListObject<T>> {
-    const r = await this.resourceOfKind(apiVersion, kind);
-    const path = r.namespaced && opts.namespace ? await this.pathOf(apiVersion, kind, opts.namespace) : `${groupVersionPath(apiVersion)}/${r.name}`;
+    const path = resourcePath(apiVersion, await this.resourceOf(apiVersion, kind), opts.namespace);
     const query = new URLSearchParams();
     if (opts.labelSelector) query.set('labelSelector', opts.labelSelector);
     if (opts.fieldSelector) query.set('fieldSelector', opts.fieldSelector);
@@ -442,17 +414,12 @@ export class HttpKubeClient implements KubeClient {
   }
 }
 
-/** `/api/v1` for the core group, `/apis/<group>/<version>` for the others. */
-function groupVersionPath(apiVersion: string): string {
-  return apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-}
-
 function leasePath(namespace: string, name?: string): string {
   return `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
 }
 
 /** A MicroTime (RFC 3339 with microseconds): the API server rejects lease times without them. */
-export function microTime(t: Date | string | number): string {
+function microTime(t: Date | string | number): string {
   return new Date(t).toISOString().replace(/Z$/, '000Z');
 }
 
