@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { execa, execaSync } from 'execa';
 import YAML from 'yaml';
-import { cdk8sStringify, createFastYaml } from '../synth/fast-yaml.js';
+import { manifestStringify, createFastYaml } from '../synth/fast-yaml.js';
 import { runSynth } from '../synth/run.js';
 import { plainApp } from './plain-cdk8s-app.js';
 import { emitJson, JSON_FLAG, say } from './report.js';
@@ -144,11 +144,11 @@ async function main(): Promise<void> {
       files[f] = YAML.parseAllDocuments(await fs.readFile(path.join(out, f), 'utf8')).map((d) => d.toJS());
     }
     await fs.writeFile(path.join(plain, 'objects.json'), JSON.stringify(files));
-    // How many of these documents synth/fast-yaml.ts emits itself (the rest go to cdk8s'
-    // stringify), and that its text is what virtops synth wrote.
-    const fy = createFastYaml(cdk8sStringify);
+    // How many of these documents synth/fast-yaml.ts emits itself (the rest go to
+    // manifestStringify), and that its text is what virtops synth wrote.
+    const fy = createFastYaml(manifestStringify);
     for (const [f, docs] of Object.entries(files)) {
-      const text = docs.map((d) => fy(d) ?? cdk8sStringify(d)).join('---\n');
+      const text = docs.map((d) => fy(d) ?? manifestStringify(d)).join('---\n');
       if (text !== await fs.readFile(path.join(out, f), 'utf8')) throw new Error(`fast-yaml: ${f} differs from what virtops synth wrote`);
     }
     const fastYamlGaveUp = fy.stats.gaveUp / (fy.stats.gaveUp + fy.stats.emitted);
@@ -173,7 +173,7 @@ async function main(): Promise<void> {
     const bc = median(baseCpu);
     const ac = median(appOnlyCpu);
     if (haveGnuTime) say(`  CPU seconds (app process tree + virtops synth's own): virtops ${oc.toFixed(2)} s, plain ${bc.toFixed(2)} s, ratio ${(oc / bc).toFixed(2)}x; DSL app alone ${ac.toFixed(2)} s`);
-    say(`  fast YAML emitter: ${fy.stats.emitted} documents emitted, ${fy.stats.gaveUp} given to cdk8s' stringify (${(100 * fastYamlGaveUp).toFixed(1)}%)`);
+    say(`  fast YAML emitter: ${fy.stats.emitted} documents emitted, ${fy.stats.gaveUp} given to manifestStringify (${(100 * fastYamlGaveUp).toFixed(1)}%)`);
     say(`  breakdown: DSL app alone (cdk8s synth + launcher Pods) ${a.toFixed(2)} s (${(a / b).toFixed(2)}x baseline); `
       + `virtops synth's own checks (parse, validate, swap) ${(o - a).toFixed(2)} s`);
     emitJson('synth', { vms: VMS, from: values.from, validatorCache: values['validator-cache'], charts: CHARTS, objects, runs: RUNS, virtopsS: o, plainCdk8sS: b, ratio: o / b, dslAppAloneS: a, virtopsRunsS: ours, plainRunsS: base, virtopsCpuS: oc, plainCpuS: bc, cpuRatio: oc / bc, dslAppAloneCpuS: ac, fastYamlGaveUp, virtopsCpuRunsS: oursCpu, plainCpuRunsS: baseCpu, loadavg: os.loadavg() });

@@ -4,9 +4,11 @@
  */
 import { parse, stringify } from 'yaml';
 import type * as api from '../api/kubevirt.js';
+import { unambiguous } from '../api/yaml-compat.js';
 
 /** Rendering options shared by both documents: no line folding, so output is stable. */
-const YAML_OPTIONS = { lineWidth: 0, minContentWidth: 0 } as const;
+// cloud-init reads YAML 1.1 (PyYAML): a hostname `on` or a string `1:20` is quoted, not a boolean or 80.
+const YAML_OPTIONS = unambiguous({ lineWidth: 0, minContentWidth: 0 });
 
 /** A user in `#cloud-config` `users:`. */
 export interface CloudConfigUser {

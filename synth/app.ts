@@ -25,7 +25,7 @@ import { formatIssues, validateManifest } from '../api/validate.js';
 import { renderLauncherPod, type LauncherPodOptions } from './launcher-pod.js';
 import type { PodManifest } from './pod-types.js';
 import { VALIDATED_REPORT_ENV, YAML_CACHE_FILE_ENV, type ValidatedReport } from './validated-report.js';
-import { fastYaml } from './fast-yaml.js';
+import { fastYaml, manifestStringify } from './fast-yaml.js';
 import { loadYamlCache, saveYamlCache, serializerId, yamlCacheKey } from './yaml-cache.js';
 import { YAML_CACHE_KEY, type YamlCache } from './watch-protocol.js';
 
@@ -195,24 +195,24 @@ export class VirtopsApp extends App {
 }
 
 /**
- * Runs `fn` (cdk8s' App.synth) with Yaml.stringify answering unchanged documents from a
- * cache (synth/yaml-cache.ts): the one `synth --watch`'s worker keeps in memory
- * (YAML_CACHE_KEY), else the file `virtops synth` names (YAML_CACHE_FILE_ENV); without
- * either, every document is serialized. The output is byte for byte what cdk8s writes: a
- * document is serialized by synth/fast-yaml.ts, which returns cdk8s' exact text or gives
- * up, and then cdk8s' own stringify serializes it; cdk8s joins documents with '---\n'
- * exactly so. Entries unused by this run are dropped, so the cache holds one synthesis.
+ * Runs `fn` (cdk8s' App.synth) with Yaml.stringify writing virtops' YAML (manifestStringify:
+ * cdk8s' text, with quotes for strings that YAML 1.2 readers would misread, e.g. `0o17`) and
+ * answering unchanged documents from a cache (synth/yaml-cache.ts): the one `synth --watch`'s
+ * worker keeps in memory (YAML_CACHE_KEY), else the file `virtops synth` names
+ * (YAML_CACHE_FILE_ENV); without either, every document is serialized. A document is
+ * serialized by synth/fast-yaml.ts, which returns manifestStringify's exact text or gives up,
+ * and then manifestStringify serializes it; documents are joined with '---\n' as cdk8s does.
+ * Entries unused by this run are dropped, so the cache holds one synthesis.
  */
 function withYamlCache(fn: () => void): void {
   const original = Object.getOwnPropertyDescriptor(Yaml, 'stringify')!;
-  const original1 = Yaml.stringify.bind(Yaml);
   const file = process.env[YAML_CACHE_FILE_ENV];
   let cache = (globalThis as Record<symbol, YamlCache | undefined>)[YAML_CACHE_KEY];
-  const serializer = !cache && file ? serializerId(original1) : undefined;
+  const serializer = !cache && file ? serializerId(manifestStringify) : undefined;
   if (!cache && file) cache = loadYamlCache(file, serializer!);
   const used: YamlCache = new Map();
   let misses = 0;
-  const serialize = (doc: unknown): string => fastYaml(doc) ?? original1(doc);
+  const serialize = (doc: unknown): string => fastYaml(doc) ?? manifestStringify(doc);
   const one = !cache ? serialize : (doc: unknown): string => {
     const key = yamlCacheKey(doc);
     let text = used.get(key) ?? cache.get(key);

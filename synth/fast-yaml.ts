@@ -1,8 +1,9 @@
 /**
- * A fast YAML emitter for plain JSON documents whose output is byte for byte what cdk8s'
- * `Yaml.stringify(doc)` returns (the yaml package with `{ keepUndefined: true, lineWidth: 0,
- * version: '1.1' }`), or `undefined` when it cannot be sure, and the caller then uses cdk8s'
- * stringify for that whole document.
+ * A fast YAML emitter for plain JSON documents whose output is byte for byte what
+ * `manifestStringify(doc)` returns (cdk8s' `Yaml.stringify`, the yaml package with
+ * `{ keepUndefined: true, lineWidth: 0, version: '1.1' }`, plus quotes for the strings other
+ * readers would misread: api/yaml-compat.ts), or `undefined` when it cannot be sure, and the
+ * caller then uses manifestStringify for that whole document.
  *
  * Why: serialization is ~half of a synth; the yaml package builds a node tree per document
  * and decides the style of every scalar anew, while k8s documents repeat the same keys and
@@ -14,7 +15,7 @@
  *   sequence item starting on its `- ` line, `{}` / `[]` for empties). Every nesting level
  *   indents by 2 columns, map or sequence alike.
  * - It never decides how a string, number or boolean is written (null is `null`). It asks
- *   cdk8s' own stringify, on a one-entry wrapper in the same context (a map key; after
+ *   `stringify` (manifestStringify), on a one-entry wrapper in the same context (a map key; after
  *   `key`; a sequence item) at the same nesting depth, and cuts the wrapper off (a
  *   document's new one-line scalars are probed together, one wrapper per context). Answers
  *   are memoized per (context, scalar); a string whose rendering can depend on its
@@ -25,10 +26,11 @@
  *   twice (the yaml package would emit an anchor and alias); a key or value whose probe does
  *   not have the expected shape (a key longer than 1,024 characters becomes an explicit
  *   `? key`).
- * test/unit/synth/fast-yaml.test.ts checks the result against cdk8s' stringify over
+ * test/unit/synth/fast-yaml.test.ts checks the result against manifestStringify over
  * arbitrary JSON, k8s-like documents with awkward strings, and every document of dist/.
  */
-import { Yaml } from 'cdk8s';
+import YAML from 'yaml';
+import { unambiguous } from '../api/yaml-compat.js';
 
 type Stringify = (doc: unknown) => string;
 type Scalar = string | number | boolean;
@@ -41,14 +43,14 @@ const UNSUPPORTED = '\u0000unsupported';
 const DEPTH_DEPENDENT = /\n|\r|^(%|---|\.\.\.)/m;
 
 export interface FastYaml {
-  /** cdk8s' YAML of `doc`, or undefined when the caller must use cdk8s' stringify. */
+  /** The YAML of `doc`, or undefined when the caller must use the full stringify. */
   (doc: unknown): string | undefined;
   /** Documents emitted / given up since creation (for tests and the benchmark). */
   readonly stats: { emitted: number; gaveUp: number };
 }
 
 /**
- * An emitter that delegates every scalar to `stringify` (cdk8s' one-document stringify).
+ * An emitter that delegates every scalar to `stringify` (a one-document stringify: manifestStringify).
  * Its memo is dropped once it holds `maxMemo` entries, so a long-lived watch worker stays bounded.
  */
 export function createFastYaml(stringify: Stringify, maxMemo = 200_000): FastYaml {
@@ -239,9 +241,12 @@ export function createFastYaml(stringify: Stringify, maxMemo = 200_000): FastYam
   return fast;
 }
 
-/** cdk8s' stringify of one document, as loaded (before VirtopsApp wraps it during synth). */
-export const cdk8sStringify: Stringify = Yaml.stringify.bind(Yaml);
+/** cdk8s' options for one document (cdk8s/lib/yaml.js, 2.70), made unambiguous. */
+const MANIFEST_YAML = unambiguous({ keepUndefined: true, lineWidth: 0, version: '1.1' });
 
-/** The emitter over cdk8s' own stringify, shared by every synthesis in this process. */
-export const fastYaml: FastYaml = createFastYaml(cdk8sStringify);
+/** The YAML virtops writes for one manifest: cdk8s' text, quoting what some reader would misread. */
+export const manifestStringify: Stringify = (doc) => YAML.stringify(doc, MANIFEST_YAML);
+
+/** The emitter over manifestStringify, shared by every synthesis in this process. */
+export const fastYaml: FastYaml = createFastYaml(manifestStringify);
 

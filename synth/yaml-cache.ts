@@ -28,7 +28,7 @@ const PRUNE_AFTER_MS = 14 * 24 * 3600 * 1000;
 export const yamlCacheKey = (doc: unknown): string => createHash('sha256').update(JSON.stringify(doc)).digest('base64');
 
 const PROBE = {
-  apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'probe', labels: { a: 'yes', b: 'on', c: '1.0', d: '0x1f', e: '' } },
+  apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'probe', labels: { a: 'yes', b: 'on', c: '1.0', d: '0x1f', e: '', f: '0o17', g: '+0o7', '<<': '=' } },
   data: { multi: 'line one\nline two\n', quote: "it's \"q\"", colon: 'a: b', hash: '# c', star: '*', tilde: '~', unicode: 'é→', long: 'x'.repeat(120) },
   list: [1, 1.5, -0.5, true, false, [], {}, ['nested']],
 };

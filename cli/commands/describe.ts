@@ -16,7 +16,7 @@ export function registerDescribe(program: Command): void {
     if (opts.output !== undefined && !['json', 'yaml'].includes(opts.output)) throw new Error(`-o "${opts.output}" is not one of json, yaml`);
     const d = await (await openAccess(opts)).describe(opts.namespace, name);
     if (opts.output === 'json') return void process.stdout.write(`${JSON.stringify(d.data, null, 2)}\n`);
-    if (opts.output === 'yaml') return void process.stdout.write((await import('yaml')).stringify(d.data));
+    if (opts.output === 'yaml') return void process.stdout.write((await import('../../api/yaml-compat.js')).toYaml(d.data));
     process.stdout.write(`${d.text(Date.now())}\n`);
   });
 }

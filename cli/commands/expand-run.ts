@@ -4,7 +4,8 @@
  * instancetypes and preferences validated with the shared validator before use.
  */
 import { readFileSync } from 'node:fs';
-import { parseAllDocuments, stringify } from 'yaml';
+import { parseAllDocuments } from 'yaml';
+import { toYaml } from '../../api/yaml-compat.js';
 import { expandVm, formatExpansionErrors, referencesInstancetype, resolverFor, type Expanded } from '../../api/expand.js';
 import { isInstancetypeObject } from '../../api/instancetype.js';
 import type { VirtualMachine } from '../../api/kubevirt.js';
@@ -95,5 +96,5 @@ export function runExpand(file: string, name: string | undefined, opts: ExpandOp
   // As virtctl expand: the result stands alone, without the matchers it was expanded from.
   delete expanded.spec.instancetype;
   delete expanded.spec.preference;
-  process.stdout.write(opts.output === 'json' ? `${JSON.stringify(expanded, null, 2)}\n` : stringify(expanded));
+  process.stdout.write(opts.output === 'json' ? `${JSON.stringify(expanded, null, 2)}\n` : toYaml(expanded));
 }

@@ -25,7 +25,7 @@ export function registerGet(program: Command): void {
     const access = await openAccess(opts);
     const listing = await access.list(r, { ...(opts.namespace ? { namespace: opts.namespace } : {}), all: opts.allNamespaces === true });
     if (opts.output === 'json') return void process.stdout.write(`${JSON.stringify(listing.data, null, 2)}\n`);
-    if (opts.output === 'yaml') return void process.stdout.write((await import('yaml')).stringify(listing.data));
+    if (opts.output === 'yaml') return void process.stdout.write((await import('../../api/yaml-compat.js')).toYaml(listing.data));
     if (listing.notice) process.stderr.write(`${listing.notice}\n`);
     const text = listing.table({ wide: opts.output === 'wide', now: Date.now() });
     if (text === undefined) return void process.stderr.write(`${listing.empty}\n`);
@@ -77,7 +77,7 @@ async function getDataVolumes(opts: { output?: string; namespace?: string; allNa
     items = opts.namespace && !opts.allNamespaces ? list.items.filter((d) => d.metadata.namespace === opts.namespace) : list.items;
   }
   if (opts.output === 'json') return void process.stdout.write(`${JSON.stringify({ items }, null, 2)}\n`);
-  if (opts.output === 'yaml') return void process.stdout.write((await import('yaml')).stringify({ items }));
+  if (opts.output === 'yaml') return void process.stdout.write((await import('../../api/yaml-compat.js')).toYaml({ items }));
   const text = formatDataVolumes(items, { now: Date.now(), wide: opts.output === 'wide' });
   if (text === undefined) return void process.stderr.write('No DataVolumes found.\n');
   process.stdout.write(`${text}\n`);
@@ -95,7 +95,7 @@ async function getPools(opts: { output?: string; namespace?: string; allNamespac
   const list = await apiCall<{ pools: import('../../reconciler/standalone/pools.js').PoolView[] }>(await resolveTarget(opts), 'GET', '/api/v1/pools');
   const pools = opts.namespace && !opts.allNamespaces ? list.pools.filter((p) => p.namespace === opts.namespace) : list.pools;
   if (opts.output === 'json') return void process.stdout.write(`${JSON.stringify({ pools }, null, 2)}\n`);
-  if (opts.output === 'yaml') return void process.stdout.write((await import('yaml')).stringify({ pools }));
+  if (opts.output === 'yaml') return void process.stdout.write((await import('../../api/yaml-compat.js')).toYaml({ pools }));
   const text = formatPools(pools, { allNamespaces: opts.allNamespaces === true || !opts.namespace });
   if (text === undefined) return void process.stderr.write('No VirtualMachinePools found.\n');
   process.stdout.write(`${text}\n`);

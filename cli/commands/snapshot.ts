@@ -110,7 +110,7 @@ export function registerSnapshot(program: Command): void {
     const items = opts.restores ? await b.restores(opts.namespace) : await b.snapshots(opts.namespace);
     const list = { items };
     if (opts.output === 'json') return void process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
-    if (opts.output === 'yaml') return void process.stdout.write((await import('yaml')).stringify(list));
+    if (opts.output === 'yaml') return void process.stdout.write((await import('../../api/yaml-compat.js')).toYaml(list));
     const text = opts.restores ? formatRestores(items as VirtualMachineRestore[], { now: Date.now() }) : formatSnapshots(items as VirtualMachineSnapshot[], { now: Date.now() });
     if (text === undefined) return void process.stderr.write(`No ${opts.restores ? 'restores' : 'snapshots'} found.\n`);
     process.stdout.write(`${text}\n`);

@@ -24,7 +24,7 @@ export interface IsoLayout {
 
 export function noCloudLayout(data: CloudInitData): IsoLayout {
   const files: Record<string, string> = {
-    'meta-data': `instance-id: ${data.instanceId}\nlocal-hostname: ${data.hostname}\n${publicKeysYaml(data.publicKeys)}`,
+    'meta-data': `instance-id: ${yamlString(data.instanceId)}\nlocal-hostname: ${yamlString(data.hostname)}\n${publicKeysYaml(data.publicKeys)}`,
     // NoCloud needs both files to exist, even when only network data is given.
     'user-data': data.userData ?? '',
   };
@@ -39,6 +39,21 @@ export function configDriveLayout(data: CloudInitData): IsoLayout {
   if (data.userData !== undefined) files[`${dir}/user_data`] = data.userData;
   if (data.networkData !== undefined) files[`${dir}/network_data.json`] = data.networkData;
   return { volumeId: 'config-2', files };
+}
+
+/**
+ * `text` as a YAML scalar that cloud-init (YAML 1.1) and YAML 1.2 readers read as that
+ * string: plain when it is a word or words joined by hyphens (a name, a uid) and no boolean,
+ * null, date or exponent; otherwise a JSON string (also a YAML scalar). A VM named `yes` or `123` would
+ * otherwise get the hostname True or the number 123. (No YAML library here: the launcher
+ * loads none, and this is all it writes.)
+ */
+export function yamlString(text: string): string {
+  const word = /^[A-Za-z][A-Za-z0-9]*$/.test(text) && !/^(?:y|n|yes|no|on|off|true|false|null)$/i.test(text);
+  const hyphenated = /^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+$/.test(text) && !/^\d{4}-\d\d?-\d\d?$/.test(text);
+  // The yaml package's YAML 1.1 reads `e0` and `e-1` as (NaN) floats.
+  const exponent = /^[eE]-?[0-9]+$/.test(text);
+  return (word || hyphenated) && !exponent ? text : JSON.stringify(text);
 }
 
 /** `{"0": key, "1": key}`: the map form both meta-data formats take (OpenStack's public_keys). */

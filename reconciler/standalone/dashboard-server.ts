@@ -39,7 +39,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { stringify as toYaml } from 'yaml';
+import { toYaml } from '../../api/yaml-compat.js';
 import { git } from '../source/git.js';
 import { IMPERATIVE_ACTIONS, type ImperativeAction, type KubeObject } from '../core/index.js';
 import type { StandaloneBackend } from './backend.js';

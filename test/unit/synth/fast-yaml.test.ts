@@ -1,6 +1,7 @@
 /**
- * synth/fast-yaml.ts: for any document, the emitter returns exactly cdk8s' `Yaml.stringify`
- * of it, or undefined (the caller then uses cdk8s' stringify). Checked over arbitrary JSON,
+ * synth/fast-yaml.ts: for any document, the emitter returns exactly `manifestStringify` of it
+ * (cdk8s' `Yaml.stringify`, quoting what other readers would misread), or undefined (the
+ * caller then uses manifestStringify). Checked over arbitrary JSON,
  * k8s-like documents full of strings YAML 1.1 treats specially (at every depth, as keys,
  * values and sequence items), the repository's dist/, and an app like the synth benchmark's;
  * the last two must mostly not give up.
@@ -8,21 +9,21 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Chart, Yaml } from 'cdk8s';
+import { Chart } from 'cdk8s';
 import fc from 'fast-check';
 import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { CloudConfig, Size, UserData, VirtualMachine, Volume } from '../../../dsl/index.js';
 import { VirtopsApp } from '../../../synth/app.js';
-import { cdk8sStringify, createFastYaml, type FastYaml } from '../../../synth/fast-yaml.js';
+import { manifestStringify, createFastYaml, type FastYaml } from '../../../synth/fast-yaml.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const cdk8s = (doc: unknown): string => Yaml.stringify(doc);
+const written = manifestStringify;
 
-/** Asserts `fy(doc)` is undefined or cdk8s' text; returns whether it emitted. */
+/** Asserts `fy(doc)` is undefined or manifestStringify's text; returns whether it emitted. */
 function exact(fy: FastYaml, doc: unknown): boolean {
   const got = fy(doc);
-  if (got !== undefined) expect(got).toBe(cdk8s(doc));
+  if (got !== undefined) expect(got).toBe(written(doc));
   return got !== undefined;
 }
 
@@ -54,25 +55,25 @@ const k8sDoc = fc.record({ apiVersion: fc.constant('v1'), kind: nastyString, met
 
 describe('fastYaml is exact or gives up', () => {
   it('arbitrary JSON (fc.jsonValue)', () => {
-    const fy = createFastYaml(cdk8sStringify);
+    const fy = createFastYaml(manifestStringify);
     fc.assert(fc.property(fc.jsonValue(), (d) => void exact(fy, d)), { numRuns: 1500 });
     expect(fy.stats.emitted).toBeGreaterThan(300);
   });
 
   it('k8s-like documents with strings YAML treats specially, as keys, values and items at every depth', () => {
-    const fy = createFastYaml(cdk8sStringify);
+    const fy = createFastYaml(manifestStringify);
     fc.assert(fc.property(k8sDoc, (d) => void exact(fy, d)), { numRuns: 3000 });
     // Not vacuous: most documents are emitted (give-ups: -0, long keys).
     expect(fy.stats.emitted).toBeGreaterThan(fy.stats.gaveUp);
   });
 
   it('the same emitter stays exact when its memo is reused and dropped (tiny maxMemo)', () => {
-    const fy = createFastYaml(cdk8sStringify, 7);
+    const fy = createFastYaml(manifestStringify, 7);
     fc.assert(fc.property(fc.array(k8sDoc, { minLength: 2, maxLength: 4 }), (docs) => docs.forEach((d) => exact(fy, d))), { numRuns: 300 });
   });
 
   it('every nasty string at depths 0-4 in each context', () => {
-    const fy = createFastYaml(cdk8sStringify);
+    const fy = createFastYaml(manifestStringify);
     for (const s of NASTY) {
       for (let depth = 0; depth <= 4; depth++) {
         const nest = (x: unknown): unknown => { for (let i = 0; i < depth; i++) x = i % 2 ? [x, 1] : { k: x, z: 1 }; return x; };
@@ -85,7 +86,7 @@ describe('fastYaml is exact or gives up', () => {
   });
 
   it('gives up where the yaml package writes something else: aliases, long keys, non-JSON', () => {
-    const fy = createFastYaml(cdk8sStringify);
+    const fy = createFastYaml(manifestStringify);
     const shared = { x: 1 };
     const giveUps: unknown[] = [
       { a: shared, b: shared }, // &a1 / *a1
@@ -96,7 +97,7 @@ describe('fastYaml is exact or gives up', () => {
     ];
     giveUps.forEach((d, i) => expect(fy(d), `case ${i}`).toBeUndefined());
     const emitted = { a: [], b: {}, c: { d: null, e: 1 }, f: [null, [], {}, [[]]], g: { h: null, i: null } };
-    expect(fy(emitted)).toBe(cdk8s(emitted));
+    expect(fy(emitted)).toBe(written(emitted));
     expect(fy({})).toBe('{}\n');
     expect(fy([])).toBe('[]\n');
   });
@@ -104,14 +105,14 @@ describe('fastYaml is exact or gives up', () => {
 
 describe('real documents are emitted exactly and almost never given up', () => {
   it("the repository's dist/", () => {
-    const fy = createFastYaml(cdk8sStringify);
+    const fy = createFastYaml(manifestStringify);
     const dist = path.join(repo, 'dist');
     let docs = 0;
     for (const file of fs.readdirSync(dist).filter((f) => f.endsWith('.k8s.yaml'))) {
       const text = fs.readFileSync(path.join(dist, file), 'utf8');
       const parsed = YAML.parseAllDocuments(text).map((d) => d.toJS() as unknown);
-      // The file is cdk8s' stringify of these documents; the emitter reproduces it.
-      expect(parsed.map((d) => fy(d) ?? cdk8s(d)).join('---\n'), file).toBe(text);
+      // The file is manifestStringify of these documents; the emitter reproduces it.
+      expect(parsed.map((d) => fy(d) ?? written(d)).join('---\n'), file).toBe(text);
       docs += parsed.length;
     }
     expect(docs).toBeGreaterThan(20);
@@ -135,7 +136,7 @@ describe('real documents are emitted exactly and almost never given up', () => {
       vm.addDisk('rootdisk', Volume.fromContainerDisk('quay.io/kubevirt/cirros-container-disk-demo:latest'), { bootOrder: 1 });
       vm.addDisk('cloudinitdisk', Volume.fromCloudInitNoCloud({ userData: UserData.fromCloudConfig(new CloudConfig({ hostname: 'hello', runcmd: ['echo "hello from x" > /etc/motd'] })) }));
       app.attachLauncherPods();
-      const fy = createFastYaml(cdk8sStringify);
+      const fy = createFastYaml(manifestStringify);
       const docs = app.charts.flatMap((chart) => chart.toJson() as unknown[]);
       for (const d of docs) exact(fy, d);
       expect(docs.length).toBeGreaterThan(40);

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { configDriveLayout, noCloudLayout, pickKey } from '../../../launcher/volumes/cloud-init.js';
+import fc from 'fast-check';
+import jsYaml from 'js-yaml';
+import { parse } from 'yaml';
+import { configDriveLayout, noCloudLayout, pickKey, yamlString } from '../../../launcher/volumes/cloud-init.js';
 
 describe('noCloudLayout', () => {
   it('writes meta-data, user-data and network-config under volume id cidata', () => {
@@ -16,6 +19,20 @@ describe('noCloudLayout', () => {
     const { files } = noCloudLayout({ instanceId: 'u', hostname: 'h' });
     expect(Object.keys(files).sort()).toEqual(['meta-data', 'user-data']);
     expect(files['user-data']).toBe('');
+  });
+  it('meta-data reads back as strings in YAML 1.1 (cloud-init) and 1.2, whatever the VM is named; uids stay plain', () => {
+    for (const hostname of ['yes', 'On', '123', '0o17', '1e3', '2001-12-14', '12:30', 'web', 'web-1']) {
+      expect(parse(String(noCloudLayout({ instanceId: '0777', hostname }).files['meta-data']), { version: '1.1' })).toEqual({ 'instance-id': '0777', 'local-hostname': hostname });
+    }
+    expect(yamlString('6f1c0d2e-9a4b-4c3d-8e2f-0123456789ab')).toBe('6f1c0d2e-9a4b-4c3d-8e2f-0123456789ab');
+    expect(yamlString('yes')).toBe('"yes"');
+    const text = fc.string({ unit: fc.constantFrom('0', '1', '2', '7', '9', 'a', 'e', 'o', 'x', 'y', 'n', 'N', '-', '.', ':', '_', '+', ' ', '"'), maxLength: 12 });
+    fc.assert(fc.property(fc.oneof(text, fc.uuid(), fc.constantFrom('true', 'NULL', 'Off', '2001-1-2', '.inf', '~', '')), (s) => {
+      const yaml = `v: ${yamlString(s)}\n`;
+      expect(parse(yaml, { version: '1.1' }).v).toBe(s);
+      expect(parse(yaml).v).toBe(s);
+      expect((jsYaml.load(yaml) as { v: unknown }).v).toBe(s);
+    }), { numRuns: 2000 });
   });
 });
 
