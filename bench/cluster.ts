@@ -50,7 +50,8 @@ const arg = (name: string, dflt: string): string => {
 };
 const N = Number(arg('vms', '100'));
 const M = Number(arg('rss-vms', '1000'));
-const skip = new Set(arg('skip', '').split(',').filter(Boolean));
+/** Every `--skip` given (each comma-separated), not only the first. */
+const skip = new Set(process.argv.flatMap((v, i) => (process.argv[i - 1] === '--skip' ? v.split(',') : [])).filter(Boolean));
 /** Extra Node/V8 flags for the measured controller process (its command line), to weigh e.g. heap limits against CPU. */
 const CONTROLLER_NODE_OPTIONS = arg('controller-node-options', '');
 /** Extra environment for the measured controller, e.g. MALLOC_ARENA_MAX=2 (comma-separated K=V). */

@@ -71,10 +71,16 @@ async function floorDomains(stateDir: string, dir: string): Promise<string[]> {
   return files;
 }
 
-/** Until the guest of this domain XML printed its READY marker (acpid listens from then on). */
-async function guestReady(xml: string, label: string): Promise<void> {
+/** The serial log a domain XML names (QEMU appends to it: `append='on'`). */
+function serialLog(xml: string, label: string): string {
   const log = /<log file=['"]([^'"]+)['"]/.exec(xml)?.[1];
   if (!log) throw new Error(`${label}: the domain has no serial log to read the READY marker from`);
+  return log;
+}
+
+/** Until the guest of this domain XML printed its READY marker (acpid listens from then on). */
+async function guestReady(xml: string, label: string): Promise<void> {
+  const log = serialLog(xml, label);
   await waitFor(`${label} READY`, async () => (await readFile(log, 'utf8').catch(() => '')).includes('VIRTOPS-GUEST-READY'), 600_000, 100);
 }
 
@@ -120,6 +126,10 @@ async function main(): Promise<void> {
       figures.virtopsRemoveMs.push(performance.now() - t1);
 
       // Floor: N parallel define && start of the same domains.
+      // A floor domain's serial log is the same file every round and QEMU appends to it: without
+      // this, round 2 found round 1's READY marker at once and pressed ACPI while the guest was
+      // still booting (the 90–120 s floor removals of earlier runs). Not timed.
+      await Promise.all(floorXml.map(async (file, i) => rm(serialLog(await readFile(file, 'utf8'), `floor_${i}`), { force: true })));
       const t2 = performance.now();
       await Promise.all(floorXml.map(async (file, i) => {
         const d = await virsh('define', file);
