@@ -5,8 +5,9 @@
  *
  *   npx tsx bench/cluster.ts [--vms 100] [--rss-vms 1000] [--skip writes,scale,rss] [--json]
  *     [--controller-bin <other checkout>/cli/bin.js] [--controller-node-options '<node flags>'] [--controller-env K=V,...] [--rss-steady-wait 60]
- *     [--agent-vms 100 [--agent-env K=V,...]]   (the controller and the agent run with the install manifests' GLIBC_TUNABLES;
- *     --controller-env GLIBC_TUNABLES= / --agent-env GLIBC_TUNABLES= for glibc's defaults)
+ *     [--agent-vms 100 [--agent-env K=V,...]]   (the controller and the agent run with the install manifests' GLIBC_TUNABLES,
+ *     the controller also with their NODE_OPTIONS; --controller-env GLIBC_TUNABLES=,NODE_OPTIONS= / --agent-env GLIBC_TUNABLES=
+ *     for the defaults)
  *
  * 1. API writes per VM from apply to Running: every write the controller and the agent make
  *    goes through HttpKubeClient, which counts them; one VM is pushed and the writes naming it
@@ -29,7 +30,7 @@
  *    launchers are in the pool's process, not in the agent's). Goal ≤ 70 MiB at 100 (issue 15).
  */
 import { emitJson, say } from './report.js';
-import { DAEMON_GLIBC_TUNABLES } from '../synth/install.js';
+import { CONTROLLER_NODE_OPTIONS as INSTALL_CONTROLLER_NODE_OPTIONS, DAEMON_GLIBC_TUNABLES } from '../synth/install.js';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,8 +71,10 @@ const AGENT_VMS = Number(arg('agent-vms', '0'));
 /** Extra environment of the measured agent, e.g. GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072. */
 const AGENT_ENV = envArg('agent-env');
 /** What the daemons run with, as the install manifests set it (synth/install.ts), plus --controller-env / --agent-env. */
-const CONTROLLER_RUN_ENV = { GLIBC_TUNABLES: DAEMON_GLIBC_TUNABLES, ...CONTROLLER_ENV };
-const AGENT_RUN_ENV = { GLIBC_TUNABLES: DAEMON_GLIBC_TUNABLES, ...AGENT_ENV };
+const CONTROLLER_RUN_ENV: Record<string, string> = { GLIBC_TUNABLES: DAEMON_GLIBC_TUNABLES, NODE_OPTIONS: INSTALL_CONTROLLER_NODE_OPTIONS, ...CONTROLLER_ENV };
+const AGENT_RUN_ENV: Record<string, string> = { GLIBC_TUNABLES: DAEMON_GLIBC_TUNABLES, ...AGENT_ENV };
+/** `env` for a measured daemon: its run env, with NODE_OPTIONS after the memory probe's options. */
+const withProbe = (run: Record<string, string>, probeOptions: string): Record<string, string> => ({ ...run, NODE_OPTIONS: [probeOptions, run['NODE_OPTIONS'] ?? ''].filter(Boolean).join(' ') });
 /** Where to write a heap snapshot of the measured controller, taken after the full GC (default: none). */
 const HEAP_SNAPSHOT = arg('heap-snapshot', '');
 const log = pino({ level: process.env['VIRTOPS_BENCH_LOG'] ?? 'warn' });
@@ -190,7 +193,7 @@ async function agentRss(kubeconfig: string, admin: HttpKubeClient, ns: (n: strin
     );
     proc = execa(process.execPath, [POOL_BIN, 'agent', '--kubeconfig', kubeconfig, '--node', 'rss-node', '--process-runtime', '--state-dir', agentDir, '--emulation', 'tcg', '--libvirt-uri', 'test:///default', '--interval', '10m', '--port', '0'], {
       reject: false,
-      env: { VIRTOPS_LOG_LEVEL: 'warn', VIRTOPS_BENCH_NODE_PODS: String(K), NODE_OPTIONS: [`--require ${MEM_PROBE}`, '--expose-gc'].join(' '), VIRTOPS_MEM_PROBE: probeFile, ...AGENT_RUN_ENV },
+      env: { VIRTOPS_LOG_LEVEL: 'warn', VIRTOPS_BENCH_NODE_PODS: String(K), VIRTOPS_MEM_PROBE: probeFile, ...withProbe(AGENT_RUN_ENV, [`--require ${MEM_PROBE}`, '--expose-gc'].join(' ')) },
     });
     await until('the agent registers its Node', async () => (await admin.read<KubernetesObject>({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'rss-node' } })) !== undefined, 60_000, 500);
     await sleep(5000);
@@ -348,7 +351,7 @@ async function main(): Promise<void> {
         // Node/V8 flags go on the command line: NODE_OPTIONS refuses most V8 flags (--optimize-for-size).
         const nodeOptions = [`--require ${MEM_PROBE}`, '--expose-gc'].join(' ');
         const nodeFlags = CONTROLLER_NODE_OPTIONS.split(/\s+/).filter(Boolean);
-        const proc: ResultPromise = execa(process.execPath, [...nodeFlags, CONTROLLER_BIN, 'controller', '--kubeconfig', cp.kubeconfigPath, '--repo', rssGit.bare, '--namespace', 'rss-system', '--interval', '10m', '--no-freshness-check'], { reject: false, env: { VIRTOPS_LOG_LEVEL: 'warn', NODE_OPTIONS: nodeOptions, VIRTOPS_MEM_PROBE: probeFile, ...CONTROLLER_RUN_ENV } });
+        const proc: ResultPromise = execa(process.execPath, [...nodeFlags, CONTROLLER_BIN, 'controller', '--kubeconfig', cp.kubeconfigPath, '--repo', rssGit.bare, '--namespace', 'rss-system', '--interval', '10m', '--no-freshness-check'], { reject: false, env: { VIRTOPS_LOG_LEVEL: 'warn', VIRTOPS_MEM_PROBE: probeFile, ...withProbe(CONTROLLER_RUN_ENV, nodeOptions) } });
         await sleep(8000);
         const idle = await rssKb(proc.pid!);
         const names = Array.from({ length: M }, (_, i) => `r${i}`);

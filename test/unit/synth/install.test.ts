@@ -131,6 +131,8 @@ describe('install manifests', () => {
     expect(controller.containers[0].env).toContainEqual({ name: 'VIRTOPS_REPO', valueFrom: { configMapKeyRef: { name: 'virtops-config', key: 'repo' } } });
     // glibc (the image is Debian's) returns the start-up heap and keeps one malloc arena, in both daemons.
     expect(controller.containers[0].env).toContainEqual({ name: 'GLIBC_TUNABLES', value: 'glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=131072' });
+    // V8's young generation capped, so a burst of watch events does not grow the controller by ~30 MiB.
+    expect(controller.containers[0].env).toContainEqual({ name: 'NODE_OPTIONS', value: '--max-semi-space-size=4' });
     expect(objects.some((o) => o.kind === 'ConfigMap')).toBe(false);
     expect(controller.containers[0].volumeMounts).toEqual([{ name: 'cache', mountPath: '/var/cache/virtops' }]);
     expect(controller.volumes).toEqual([{ name: 'cache', emptyDir: {} }]);
@@ -142,6 +144,7 @@ describe('install manifests', () => {
     expect(c.env).toContainEqual({ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
     // glibc (the image is Debian's) returns the start-up heap and keeps one malloc arena.
     expect(c.env).toContainEqual({ name: 'GLIBC_TUNABLES', value: 'glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=131072' });
+    expect(c.env.map((e: { name: string }) => e.name)).not.toContain('NODE_OPTIONS');
     expect(c.securityContext.privileged).toBe(true);
     expect(agent.hostPID).toBe(true);
     // Synth's default nodeSocketDir = the agent's default --launcher-socket-dir; the claims, snapshot
