@@ -21,7 +21,7 @@ import { type EventSource, PollingEventSource, VirshEventSource } from './events
 
 /**
  * The binding's Hypervisor class, from its own module: the package's index also loads its
- * domain-XML helpers and xml2js, which nothing here uses (~14 ms of CPU and ~1 MiB per
+ * domain-XML helpers and xml2js, which nothing here uses (~14 ms of CPU and ~1.4 MiB per
  * launcher). A file URL, because the package exports only its index.
  */
 async function loadBinding(): Promise<{ Hypervisor: typeof Hypervisor }> {

@@ -43,10 +43,10 @@ export function configDriveLayout(data: CloudInitData): IsoLayout {
 
 /**
  * `text` as a YAML scalar that cloud-init (YAML 1.1) and YAML 1.2 readers read as that
- * string: plain when it is a word or words joined by hyphens (a name, a uid) and no boolean,
- * null, date or exponent; otherwise a JSON string (also a YAML scalar). A VM named `yes` or `123` would
- * otherwise get the hostname True or the number 123. (No YAML library here: the launcher
- * loads none, and this is all it writes.)
+ * string: plain when it is a word or words joined by hyphens (a name, a uid) and no
+ * boolean, null, date or exponent; otherwise a JSON string (also a YAML scalar). A VM named
+ * `yes` or `123` would otherwise get the hostname True or the number 123. (No YAML library
+ * here: the launcher loads none, and this is all it writes.)
  */
 export function yamlString(text: string): string {
   const word = /^[A-Za-z][A-Za-z0-9]*$/.test(text) && !/^(?:y|n|yes|no|on|off|true|false|null)$/i.test(text);
