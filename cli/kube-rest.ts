@@ -215,7 +215,8 @@ export class KubeRest {
     const find = (list: ApiResource[] | undefined) => list?.find((r) => r.kind === kind && !r.name.includes('/'));
     const cached = this.discovery.get(apiVersion);
     if (cached) {
-      const hit = find(await cached.resources.catch(() => undefined));
+      // A failed look-up rejects here too (its first caller drops it from the cache).
+      const hit = find(await cached.resources);
       if (hit || Date.now() - cached.at < REDISCOVER_AFTER_MS) return hit;
     }
     const resources = this.get<{ resources?: ApiResource[] }>(groupVersionPath(apiVersion)).then((l) => (l ? l.resources ?? [] : undefined));

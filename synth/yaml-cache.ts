@@ -10,9 +10,10 @@
  *
  * Keys are the sha256 of a document's JSON (exact for the JSON values manifests are: cdk8s
  * has already dropped undefined and null fields). The disk file also records which
- * serializer wrote it (cdk8s' version and the YAML of a probe document covering quoting,
+ * serializer wrote it (the version of the yaml package, which writes every document with
+ * cdk8s' options plus ours, and the YAML of a probe document covering quoting,
  * numbers-as-strings, multi-line strings and empty collections); a file from another one is
- * ignored, so a cdk8s upgrade cannot serve YAML that cdk8s would no longer write.
+ * ignored, so an upgrade cannot serve YAML that synth would no longer write.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -33,16 +34,16 @@ const PROBE = {
   list: [1, 1.5, -0.5, true, false, [], {}, ['nested']],
 };
 
-/** Which serializer wrote a cache: cdk8s' version and its YAML of the probe document. */
+/** Which serializer wrote a cache: the yaml package's version and its YAML of the probe document. */
 export function serializerId(stringify: (doc: unknown) => string): string {
   let version = 'unknown';
   try {
     const require = createRequire(import.meta.url);
-    for (let dir = path.dirname(require.resolve('cdk8s')); path.dirname(dir) !== dir; dir = path.dirname(dir)) {
+    for (let dir = path.dirname(require.resolve('yaml')); path.dirname(dir) !== dir; dir = path.dirname(dir)) {
       const pkg = path.join(dir, 'package.json');
       if (fs.existsSync(pkg)) {
         const parsed = JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string; version?: string };
-        if (parsed.name === 'cdk8s') {
+        if (parsed.name === 'yaml') {
           version = parsed.version ?? version;
           break;
         }
@@ -51,7 +52,7 @@ export function serializerId(stringify: (doc: unknown) => string): string {
   } catch {
     // unknown version: the probe alone decides
   }
-  return `cdk8s@${version}\n${stringify(PROBE)}`;
+  return `yaml@${version}\n${stringify(PROBE)}`;
 }
 
 interface CacheFile {

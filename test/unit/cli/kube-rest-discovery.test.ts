@@ -30,6 +30,10 @@ describe('KubeRest.resource', () => {
       asked.push(req.url ?? '');
       res.setHeader('content-type', 'application/json');
       if (req.url === '/apis/kubevirt.io/v1') return void res.end(JSON.stringify({ kind: 'APIResourceList', resources: served }));
+      if (req.url === '/apis/broken.example/v1') {
+        res.statusCode = 500;
+        return void res.end(JSON.stringify({ kind: 'Status', code: 500, message: 'etcd is unhappy' }));
+      }
       res.statusCode = 404;
       res.end(JSON.stringify({ kind: 'Status', code: 404, message: 'the server could not find the requested resource' }));
     });
@@ -55,5 +59,15 @@ describe('KubeRest.resource', () => {
     expect(asked).toHaveLength(2);
     // A group version the server does not serve at all.
     expect(await rest.resource('cdi.kubevirt.io/v1beta1', 'DataVolume')).toBeUndefined();
+  });
+
+  it('a failed look-up fails every caller waiting on it, and the next call asks again', async () => {
+    const rest = KubeRest.live(localKubeConfig(port));
+    const before = asked.length;
+    const both = await Promise.allSettled([rest.resource('broken.example/v1', 'Thing'), rest.resource('broken.example/v1', 'Thing')]);
+    expect(both.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(String((both[1] as PromiseRejectedResult).reason)).toMatch(/etcd is unhappy/);
+    await expect(rest.resource('broken.example/v1', 'Thing')).rejects.toThrow(/etcd is unhappy/);
+    expect(asked.length - before).toBe(2);
   });
 });
