@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { untilStopped } from '../stop-signal.js';
 import type { AgentConfig, RawAgentFlags, runAgent as RunAgent } from '../../reconciler/cluster/run-agent.js';
 import { DEFAULT_STATE_DIR } from '../../reconciler/agent/host-config.js';
 
@@ -35,14 +36,10 @@ export function registerAgent(program: Command, inject: { options?: (config: Age
       if (!v.ok) throw new Error(`invalid flags:\n  ${v.errors.join('\n  ')}`);
       const log = daemonLogger('virtops-agent');
       const handle = await runAgent(v.config, log, inject.options?.(v.config));
-      await new Promise<void>((resolve) => {
-        const onSignal = (sig: NodeJS.Signals): void => {
-          log.info({ signal: sig }, 'signal received; stopping (launchers keep running)');
-          handle.stop().then(resolve, () => resolve());
-        };
-        process.once('SIGTERM', onSignal);
-        process.once('SIGINT', onSignal);
-      });
+      await untilStopped(async () => {
+        log.info('stopping (launchers keep running)');
+        await handle.stop();
+      }, log).catch((err: unknown) => log.error({ err }, 'stopping failed'));
       process.exit(0);
     });
 }

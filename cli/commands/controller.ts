@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { untilStopped } from '../stop-signal.js';
 import type { RawControllerFlags } from '../../reconciler/cluster/run.js';
 
 /**
@@ -42,15 +43,7 @@ export function registerController(program: Command): void {
         await dashboard?.stop();
         await handle.stop();
       };
-      const code = await new Promise<number>((resolve) => {
-        const onSignal = (sig: NodeJS.Signals): void => {
-          log.info({ signal: sig }, 'signal received; stopping');
-          stopAll().then(() => resolve(0), () => resolve(1));
-        };
-        process.once('SIGTERM', onSignal);
-        process.once('SIGINT', onSignal);
-        void handle.lostLeadership.then(() => resolve(2));
-      });
+      const code = await Promise.race([untilStopped(stopAll, log).then(() => 0, () => 1), handle.lostLeadership.then(() => 2)]);
       process.exit(code);
     });
 }

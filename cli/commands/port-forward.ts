@@ -1,5 +1,6 @@
 import { createConnection, createServer, type Socket } from 'node:net';
 import type { Command } from 'commander';
+import { untilStopped } from '../stop-signal.js';
 import { hostPortFor, spliceSockets, type LauncherPortsInfo } from '../../launcher/host-ports.js';
 import { callLauncher } from '../../launcher/server/client.js';
 import type { VmView } from '../../reconciler/standalone/backend.js';
@@ -125,10 +126,6 @@ export function registerPortForward(program: Command): void {
     });
     const bound = (server.address() as { port: number }).port;
     process.stdout.write(`Forwarding from ${opts.address}:${bound} -> ${target.label}:${remote}\n`);
-    await new Promise<void>((resolve) => {
-      const stop = (): void => { server.close(); resolve(); };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
+    await untilStopped(async () => void server.close());
   });
 }

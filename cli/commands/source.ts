@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { untilStopped } from '../stop-signal.js';
 import type { SourceEvent, WebhookProvider } from '../../reconciler/source/index.js';
 
 interface SourceWatchFlags {
@@ -100,12 +101,9 @@ export function registerSource(program: Command): void {
         logger.info({ address: server.address }, 'serving push webhooks on /hooks/git');
       }
       await src.start();
-      await new Promise<void>((resolve) => {
-        const shutdown = () => resolve();
-        process.once('SIGINT', shutdown);
-        process.once('SIGTERM', shutdown);
-      });
-      await server?.close();
-      await src.stop();
+      await untilStopped(async () => {
+        await server?.close();
+        await src.stop();
+      }, logger);
     });
 }

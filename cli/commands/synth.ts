@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { untilStopped } from '../stop-signal.js';
 
 /**
  * `virtops synth [--app CMD] [--out DIR] [--check | --watch]`: synthesize vms/ into dist/
@@ -37,13 +38,5 @@ async function watch(opts: { app?: string; out?: string }): Promise<void> {
     (u.error ? process.stderr : process.stdout).write(`${formatUpdate(u)}\n`);
   });
   process.stdout.write(`watching for changes (${watcher.mode} mode); output: ${watcher.out}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      void watcher.close().then(resolve);
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilStopped(() => watcher.close());
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { untilStopped } from '../stop-signal.js';
 import type { RawUpFlags, UpConfig, UpOptions } from '../../reconciler/standalone/up.js';
 // A leaf module (node:path only): registering the command still loads no reconciler wiring.
 import { DEFAULT_STATE_DIR } from '../../reconciler/agent/host-config.js';
@@ -38,19 +39,7 @@ export function registerUp(program: Command, inject: { options?: (config: UpConf
       if (!v.ok) throw new Error(`invalid flags:\n  ${v.errors.join('\n  ')}`);
       const log = daemonLogger('virtops-up');
       const handle = await runUp(v.config, log, inject.options?.(v.config));
-      await new Promise<void>((resolve) => {
-        const onSignal = (sig: NodeJS.Signals): void => {
-          log.info({ signal: sig }, 'signal received');
-          process.off('SIGTERM', onSignal);
-          process.off('SIGINT', onSignal);
-          handle.stop().then(resolve, (err: unknown) => {
-            log.error({ err }, 'stopping failed');
-            resolve();
-          });
-        };
-        process.on('SIGTERM', onSignal);
-        process.on('SIGINT', onSignal);
-      });
+      await untilStopped(() => handle.stop(), log).catch((err: unknown) => log.error({ err }, 'stopping failed'));
       process.exit(0);
     });
 }
