@@ -6,9 +6,13 @@
  *   <dir>/images/<sha256 hex>/files/<path>   files extracted from the image, read-only
  *   <dir>/refs/<sha256 of the reference>     the digest an image reference last resolved to
  *   <dir>/tmp/                               in-flight pulls and extractions (renamed into place)
+ *   <dir>/locks/<key>.lock                   who is pulling an image or extracting a file now
  *
- * Every write lands in tmp/ and is renamed into place, so concurrent launchers pulling the
- * same image at worst both download it once; the loser's copy is discarded.
+ * One launcher on the node pulls an image (or extracts a file from it) while the others that
+ * need it wait for it and then find it in the store: a fleet started from one image used to
+ * download and unpack it once per VM starting at the same time. Every write still lands in
+ * tmp/ and is renamed into place, so if two ever do the same work (a lock taken over from a
+ * holder that stalled) the loser's copy is discarded.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { access, chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -56,6 +60,14 @@ interface OciDocument {
 }
 
 const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
+
+/**
+ * A lock is a directory whose mtime its holder refreshes (proper-lockfile); one not refreshed
+ * for this long is stale (its holder died, or stalled), and the next waiter takes it over.
+ */
+const LOCK_STALE_MS = 30_000;
+/** How often a waiter looks again, at most (it starts at 50 ms and backs off). */
+const LOCK_POLL_MAX_MS = 1_000;
 const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
 
 export class ImageStore {
@@ -86,8 +98,41 @@ export class ImageStore {
     return (await exists(join(this.imageDir(digest), 'layout', 'index.json'))) ? digest : undefined;
   }
 
-  /** Makes `ref.image` present per its pull policy. Throws ImagePullError when it cannot. */
+  /**
+   * Runs `fn` while holding the node-wide lock `key` (one holder across every process using
+   * this store; the others wait). Losing the lock while holding it (compromised: not refreshed
+   * in time) is tolerated: at worst two do the same work, which the renames above allow.
+   */
+  private async exclusively<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    // Loaded on first use: it registers exit hooks (signal-exit) that a process that never pulls need not carry.
+    const { lock } = (await import('proper-lockfile')).default;
+    const file = join(this.dir, 'locks', key);
+    await mkdir(dirname(file), { recursive: true });
+    const release = await lock(file, {
+      realpath: false,
+      stale: LOCK_STALE_MS,
+      retries: { forever: true, minTimeout: 50, maxTimeout: LOCK_POLL_MAX_MS, factor: 1.5 },
+      onCompromised: () => undefined,
+    });
+    try {
+      return await fn();
+    } finally {
+      await release().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Makes `ref.image` present per its pull policy. Throws ImagePullError when it cannot.
+   * Concurrent pulls of one reference on the node happen one at a time: the first downloads,
+   * the rest find its copy (with `Always`, each still asks the registry for the digest).
+   */
   async pull(ref: ImageRef, opts: PullOptions = {}): Promise<PulledImage> {
+    const local = await this.localDigest(ref.image);
+    if (local && ref.pullPolicy !== 'Always') return { image: ref.image, digest: local, layoutDir: join(this.imageDir(local), 'layout'), downloaded: false };
+    return this.exclusively(`pull-${sha256(ref.image)}`, () => this.pullLocked(ref, opts));
+  }
+
+  private async pullLocked(ref: ImageRef, opts: PullOptions): Promise<PulledImage> {
     const { image } = ref;
     const local = await this.localDigest(image);
     const have = (digest: string, downloaded: boolean): PulledImage => ({
@@ -154,10 +199,17 @@ export class ImageStore {
    */
   async extractFile(pulled: PulledImage, path: string, asDirectory = false, volume?: string): Promise<ExtractedFile> {
     const filesDir = join(this.imageDir(pulled.digest), 'files');
-    const marker = join(filesDir, '.index', `${sha256(`${asDirectory ? 'dir' : 'file'}:${path}`)}`);
-    const known = await readFile(marker, 'utf8').then((s) => s.trim(), () => undefined);
-    if (known && (await exists(join(filesDir, known)))) return { path: join(filesDir, known) };
+    const what = sha256(`${asDirectory ? 'dir' : 'file'}:${path}`);
+    const marker = join(filesDir, '.index', what);
+    const extracted = async (): Promise<ExtractedFile | undefined> => {
+      const known = await readFile(marker, 'utf8').then((s) => s.trim(), () => undefined);
+      return known && (await exists(join(filesDir, known))) ? { path: join(filesDir, known) } : undefined;
+    };
+    // Checked again under the lock: another launcher may have extracted it meanwhile.
+    return (await extracted()) ?? this.exclusively(`extract-${pulled.digest.replace(/^sha256:/, '')}-${what}`, async () => (await extracted()) ?? this.extractLocked(pulled, path, asDirectory, volume, filesDir, marker));
+  }
 
+  private async extractLocked(pulled: PulledImage, path: string, asDirectory: boolean, volume: string | undefined, filesDir: string, marker: string): Promise<ExtractedFile> {
     const layers = await this.layers(pulled);
     let member: string | undefined;
     let layerBlob: string | undefined;

@@ -132,6 +132,34 @@ describe('containerDisk', () => {
     const pulls = await Promise.all(Array.from({ length: 8 }, () => fresh.pull({ image: images.diskImage, pullPolicy: 'Always' })));
     expect(new Set(pulls.map((p) => p.digest)).size).toBe(1);
     expect((await fresh.localDigest(images.diskImage))).toBe(pulls[0]!.digest);
+    // One at a time: the first downloads, the rest ask the registry and find its copy.
+    expect(pulls.filter((p) => p.downloaded)).toHaveLength(1);
+  });
+
+  it('launcher processes starting together download an image and extract a file from it once', async () => {
+    // As N launchers of a fleet do: separate processes, one store. Each prints whether it downloaded.
+    const dir = join(work, 'store-processes');
+    const script = `
+      import { ImageStore } from ${JSON.stringify(new URL('../../../launcher/volumes/image-store.ts', import.meta.url).pathname)};
+      const store = new ImageStore({ dir: ${JSON.stringify(dir)}, insecureRegistries: [${JSON.stringify(registry.host)}] });
+      const pulled = await store.pull({ image: ${JSON.stringify(images.kernelBootImage)}, pullPolicy: 'IfNotPresent' });
+      const kernel = await store.extractFile(pulled, '/boot/vmlinuz');
+      console.log(JSON.stringify({ downloaded: pulled.downloaded, kernel: kernel.path }));
+    `;
+    const tar = join(work, 'tar-calls');
+    const shims = join(work, 'shims');
+    await mkdir(shims, { recursive: true });
+    // Counts tar runs (the extraction), then runs the real tar.
+    await writeFile(join(shims, 'tar'), `#!/bin/sh\necho "$@" >> ${tar}\nexec ${(await execa('sh', ['-c', 'command -v tar'])).stdout} "$@"\n`, { mode: 0o755 });
+    const runs = await Promise.all(Array.from({ length: 4 }, () => execa(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { PATH: `${shims}:${process.env['PATH']}` } })));
+    const results = runs.map((r) => JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { downloaded: boolean; kernel: string });
+    expect(results.filter((r) => r.downloaded)).toHaveLength(1);
+    expect(new Set(results.map((r) => r.kernel)).size).toBe(1);
+    expect(await sha(results[0]!.kernel)).toBe(await sha(guest.vmlinuz));
+    // Extracting is listing the layer(s) and one `tar -x`, done by one of them.
+    expect((await readFile(tar, 'utf8')).split('\n').filter((l) => l.startsWith('-xf'))).toHaveLength(1);
+    // No lock is left behind.
+    expect(await readdir(join(dir, 'locks'))).toEqual([]);
   });
 
   it('shares the cached base between VMs without downloading it again', async () => {
