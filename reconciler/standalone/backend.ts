@@ -150,6 +150,15 @@ export class StandaloneBackend {
   private readonly saved = new Map<VmKey, string>();
   private readonly pushPending = new Map<VmKey, number>();
   private readonly watchers = new Map<VmKey, { uid: string; watch: { stop(): void } }>();
+  /**
+   * Instances of VMs that left git, being stopped. A guest's graceful shutdown (up to its grace
+   * period, 30 s by default, all of it when the guest ignores ACPI) holds no reconcile slot:
+   * with the stop inside the reconcile, removing 16 VMs whose guests ignored ACPI stalled
+   * every other VM for the grace period. The stop's end puts the VM back in the queue.
+   */
+  private readonly pruneStops = new Map<VmKey, Promise<void>>();
+  /** A failed prune stop, thrown by the VM's next reconcile so that the queue backs off before retrying it. */
+  private readonly pruneStopErrors = new Map<VmKey, unknown>();
   private readonly queue: RateLimitedQueue;
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
@@ -206,6 +215,7 @@ export class StandaloneBackend {
     for (const w of this.watchers.values()) w.watch.stop();
     this.watchers.clear();
     await this.queue.stop();
+    await Promise.allSettled(this.pruneStops.values());
   }
 
   get appliedRevision(): AppliedState {
@@ -223,9 +233,14 @@ export class StandaloneBackend {
     for (const k of new Set([...this.desiredVms.keys(), ...this.records.keys()])) this.queue.add(k);
   }
 
-  /** Resolves once no reconcile is queued or running. */
-  idle(): Promise<void> {
-    return this.queue.idle();
+  /** Resolves once no reconcile is queued or running, and no pruned VM's instance is still stopping. */
+  async idle(): Promise<void> {
+    for (;;) {
+      await this.queue.idle();
+      if (this.pruneStops.size === 0) return;
+      // Each stop's end queues its VM again before this resolves.
+      await Promise.allSettled(this.pruneStops.values());
+    }
   }
 
   /** A new good revision from the source: plan it, clear overrides it touches, persist, reconcile. */
@@ -415,6 +430,8 @@ export class StandaloneBackend {
     const { metrics } = this.opts;
     let result = 'ok';
     try {
+      // Its instance is being stopped (it left git): nothing else happens to it until that ends.
+      if (this.pruneStops.has(key)) return {};
       const gitVm = this.desiredVms.get(key);
       const existing = this.records.get(key);
       if (!gitVm) {
@@ -587,8 +604,25 @@ export class StandaloneBackend {
   private async prune(key: VmKey, rec: VmRecord): Promise<void> {
     const { agent, store, log } = this.opts;
     if (rec.instance) {
-      log.info({ vm: key, uid: rec.instance.uid }, 'VM left git: stopping its instance');
-      await agent.stop(rec.instance, vmiGraceSeconds(rec.instance.spec));
+      const failed = this.pruneStopErrors.get(key);
+      if (failed !== undefined) {
+        this.pruneStopErrors.delete(key);
+        throw failed;
+      }
+      const inst = rec.instance;
+      log.info({ vm: key, uid: inst.uid }, 'VM left git: stopping its instance');
+      // In the background (see pruneStops); the VM's next reconcile removes its files.
+      const stopped = agent.stop(inst, vmiGraceSeconds(inst.spec)).then(
+        () => {
+          if (rec.instance === inst) delete rec.instance;
+        },
+        (err: unknown) => void this.pruneStopErrors.set(key, err),
+      ).finally(() => {
+        this.pruneStops.delete(key);
+        this.queue.add(key);
+      });
+      this.pruneStops.set(key, stopped);
+      return;
     }
     await agent.removeVmFiles(rec.namespace, rec.name);
     await rm(revisionsDir(store.dir, rec.namespace, rec.name), { recursive: true, force: true });

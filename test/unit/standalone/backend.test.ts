@@ -110,7 +110,7 @@ afterEach(async () => {
   current = undefined;
 });
 
-async function harness(node = new FakeInstanceHandler(), extra: Pick<BackendOptions, 'history'> = {}): Promise<Harness> {
+async function harness(node = new FakeInstanceHandler(), extra: Pick<BackendOptions, 'history' | 'concurrency'> = {}): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'vo-backend-'));
   const clock = { t: T0 };
   const now = () => clock.t;
@@ -449,6 +449,49 @@ describe('overrides (virtops start|stop|restart|pause|unpause)', () => {
 // ---- revisions ---------------------------------------------------------------------------
 
 describe('revisions', () => {
+  it('a pruned VM whose guest takes its grace period to stop holds no reconcile slot', async () => {
+    const node = new SlowStopNode();
+    const h = await harness(node, { concurrency: 1 });
+    await h.apply([vmManifest('old', 'Always', { grace: 30 })]);
+    const oldUid = h.view('old').instance!.uid;
+    // A commit removes `old`; while its guest is still shutting down, the next one adds `new`.
+    await h.backend.applyRevision(h.revision([]));
+    for (let i = 0; i < 400 && !node.pending; i++) await new Promise((r) => setTimeout(r, 5));
+    await h.backend.applyRevision(h.revision([vmManifest('new', 'Always')]));
+    const created = () => h.backend.get(NS, 'new')?.status?.printableStatus === 'Running';
+    for (let i = 0; i < 400 && !created(); i++) await new Promise((r) => setTimeout(r, 5));
+    // The one slot was free for `new` while old's stop was pending, and old stays listed meanwhile.
+    expect(node.pending).toBeDefined();
+    expect(created()).toBe(true);
+    expect(h.backend.get(NS, 'old')?.instance?.uid).toBe(oldUid);
+    node.pending!();
+    await h.settle();
+    expect(node.stops).toEqual([{ uid: oldUid, graceSeconds: 30 }]);
+    expect(h.backend.get(NS, 'old')).toBeUndefined();
+    expect(node.removedDirs).toEqual([node.podDir(NS, 'old')]);
+  });
+
+  it('a pruned VM whose stop fails is stopped again (with backoff) until it succeeds, then removed', async () => {
+    class FailingStopNode extends FakeInstanceHandler {
+      failures = 2;
+      override stop(record: Parameters<FakeInstanceHandler['stop']>[0], graceSeconds: number): Promise<void> {
+        if (this.failures-- > 0) return Promise.reject(new Error('the cleanup after the launcher failed (exit 1); it is retried'));
+        return super.stop(record, graceSeconds);
+      }
+    }
+    const node = new FailingStopNode();
+    const h = await harness(node);
+    await h.apply([vmManifest('old', 'Always')]);
+    await h.backend.applyRevision(h.revision([]));
+    for (let i = 0; i < 400 && h.backend.get(NS, 'old'); i++) {
+      await h.settle();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(node.failures).toBe(-1);
+    expect(h.backend.get(NS, 'old')).toBeUndefined();
+    expect(node.removedDirs).toEqual([node.podDir(NS, 'old')]);
+  });
+
   it('a VM removed from git is pruned: instance stopped with its grace, files removed, record gone', async () => {
     const h = await harness();
     const plan1 = await h.apply([vmManifest('web', 'Always', { grace: 5 }), vmManifest('db', 'Always')]);
