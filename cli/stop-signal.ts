@@ -17,24 +17,19 @@ export interface StopSignalLog {
   warn(obj: object, msg: string): void;
 }
 
-export const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
 /**
  * Resolves with what `stop` returns once the first stop signal has been handled (rejects if
- * it throws). `log` gets one line per signal; `exit` is process.exit (a parameter for tests).
+ * it throws). `log` gets one line per signal.
  */
-export function untilStopped<T>(
-  stop: (signal: NodeJS.Signals) => Promise<T>,
-  log?: StopSignalLog,
-  exit: (code: number) => void = (code) => process.exit(code),
-): Promise<T> {
+export function untilStopped<T>(stop: (signal: NodeJS.Signals) => Promise<T>, log?: StopSignalLog): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals): void => {
       if (stopping) {
         log?.warn({ signal }, 'second signal while stopping: exiting now');
-        exit(1);
-        return;
+        process.exit(1);
       }
       stopping = true;
       log?.info({ signal }, 'signal received');

@@ -60,6 +60,7 @@ interface OciDocument {
 }
 
 const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
+const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
 
 /**
  * A lock is a directory whose mtime its holder refreshes (proper-lockfile); one not refreshed
@@ -68,7 +69,6 @@ const exists = (p: string): Promise<boolean> => access(p).then(() => true, () =>
 const LOCK_STALE_MS = 30_000;
 /** How often a waiter looks again, at most (it starts at 50 ms and backs off). */
 const LOCK_POLL_MAX_MS = 1_000;
-const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
 
 export class ImageStore {
   readonly dir: string;
