@@ -79,6 +79,10 @@ export class ImageStore {
     this.insecure = new Set(opts.insecureRegistries ?? []);
   }
 
+  private pulled(image: string, digest: string, downloaded: boolean): PulledImage {
+    return { image, digest, layoutDir: join(this.imageDir(digest), 'layout'), downloaded };
+  }
+
   private imageDir(digest: string): string {
     return join(this.dir, 'images', digest.replace(/^sha256:/, ''));
   }
@@ -128,17 +132,14 @@ export class ImageStore {
    */
   async pull(ref: ImageRef, opts: PullOptions = {}): Promise<PulledImage> {
     const local = await this.localDigest(ref.image);
-    if (local && ref.pullPolicy !== 'Always') return { image: ref.image, digest: local, layoutDir: join(this.imageDir(local), 'layout'), downloaded: false };
+    if (local && ref.pullPolicy !== 'Always') return this.pulled(ref.image, local, false);
     return this.exclusively(`pull-${sha256(ref.image)}`, () => this.pullLocked(ref, opts));
   }
 
   private async pullLocked(ref: ImageRef, opts: PullOptions): Promise<PulledImage> {
     const { image } = ref;
     const local = await this.localDigest(image);
-    const have = (digest: string, downloaded: boolean): PulledImage => ({
-      image, digest, layoutDir: join(this.imageDir(digest), 'layout'), downloaded,
-    });
-    if (local && ref.pullPolicy !== 'Always') return have(local, false);
+    if (local && ref.pullPolicy !== 'Always') return this.pulled(image, local, false);
     if (ref.pullPolicy === 'Never') {
       throw new ImagePullError('ErrImageNeverPull', image, 'the image is not present on this node and imagePullPolicy is Never', opts.volume);
     }
@@ -154,7 +155,7 @@ export class ImageStore {
     }
     if (await exists(join(this.imageDir(digest), 'layout', 'index.json'))) {
       await this.recordRef(image, digest);
-      return have(digest, false);
+      return this.pulled(image, digest, false);
     }
 
     await mkdir(join(this.dir, 'tmp'), { recursive: true });
@@ -175,7 +176,7 @@ export class ImageStore {
       await rm(tmp, { recursive: true, force: true });
     }
     await this.recordRef(image, digest);
-    return have(digest, true);
+    return this.pulled(image, digest, true);
   }
 
   private async recordRef(image: string, digest: string): Promise<void> {

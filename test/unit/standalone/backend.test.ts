@@ -471,7 +471,7 @@ describe('revisions', () => {
     expect(node.removedDirs).toEqual([node.podDir(NS, 'old')]);
   });
 
-  it('a pruned VM whose stop fails is stopped again (with backoff) until it succeeds, then removed', async () => {
+  it('a pruned VM whose stop fails is stopped again until it succeeds, then removed', async () => {
     class FailingStopNode extends FakeInstanceHandler {
       failures = 2;
       override stop(record: Parameters<FakeInstanceHandler['stop']>[0], graceSeconds: number): Promise<void> {
