@@ -53,6 +53,16 @@ export function skopeoMessage(stderr: string): string {
   return text.trim() || 'skopeo failed without a message';
 }
 
+/**
+ * Whether skopeo failed because the transfer itself broke (the connection dropped mid-read or
+ * the registry was briefly unavailable), not because of what was asked. Such a pull is tried
+ * again at once; the rest (refused connections, unknown manifests, auth) fail the pull for the
+ * caller to report and back off, as before.
+ */
+export function isTransientTransferError(stderr: string): boolean {
+  return /unexpected EOF|": EOF\b|connection reset by peer|broken pipe|i\/o timeout|TLS handshake timeout|server sent GOAWAY|502 Bad Gateway|503 Service Unavailable|504 Gateway Timeout/i.test(stderr);
+}
+
 /** Normalises a tar member name (`./disk/x` → `disk/x`, `disk/` → `disk`). */
 export function normalizeMember(name: string): string {
   return name.replace(/^\.\//, '').replace(/^\/+/, '').replace(/\/+$/, '');

@@ -17,9 +17,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { access, chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CommandError, ImagePullError, VolumeError } from './errors.js';
 import { run, runBytes } from './exec.js';
-import { lookupInLayer, normalizeMember, pinnedReference, registryHost, skopeoMessage, type ImageRef } from './image-ref.js';
+import { isTransientTransferError, lookupInLayer, normalizeMember, pinnedReference, registryHost, skopeoMessage, type ImageRef } from './image-ref.js';
 
 export interface ImageStoreOptions {
   dir: string;
@@ -69,6 +70,24 @@ const sha256 = (data: string | Buffer): string => createHash('sha256').update(da
 const LOCK_STALE_MS = 30_000;
 /** How often a waiter looks again, at most (it starts at 50 ms and backs off). */
 const LOCK_POLL_MAX_MS = 1_000;
+/**
+ * A registry transfer that broke (see isTransientTransferError) is tried this many times in
+ * all, waiting TRANSFER_RETRY_MS × attempt between tries: one dropped connection should not
+ * fail a VM's start and send it into the agent's back-off.
+ */
+const TRANSFER_ATTEMPTS = 3;
+const TRANSFER_RETRY_MS = 500;
+
+async function withTransferRetries<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (n >= TRANSFER_ATTEMPTS || !(err instanceof CommandError) || !isTransientTransferError(err.stderr)) throw err;
+      await sleep(TRANSFER_RETRY_MS * n);
+    }
+  }
+}
 
 export class ImageStore {
   readonly dir: string;
@@ -148,7 +167,7 @@ export class ImageStore {
     let digest: string;
     try {
       // The raw manifest is small; its hash is the digest the registry addresses it by.
-      const manifest = await runBytes('skopeo', ['inspect', '--raw', ...this.tlsFlag(image, '--tls-verify'), ...auth, `docker://${image}`]);
+      const manifest = await withTransferRetries(() => runBytes('skopeo', ['inspect', '--raw', ...this.tlsFlag(image, '--tls-verify'), ...auth, `docker://${image}`]));
       digest = `sha256:${sha256(manifest)}`;
     } catch (err) {
       throw pullError(err, image, opts.volume);
@@ -161,10 +180,15 @@ export class ImageStore {
     await mkdir(join(this.dir, 'tmp'), { recursive: true });
     const tmp = await mkdtemp(join(this.dir, 'tmp', 'pull-'));
     try {
-      await run('skopeo', [
-        'copy', '--quiet', ...this.tlsFlag(image, '--src-tls-verify'), ...(opts.authFile ? ['--src-authfile', opts.authFile] : []),
-        `docker://${pinnedReference(image, digest)}`, `oci:${join(tmp, 'layout')}:image`,
-      ]).catch((err: unknown) => {
+      const layout = join(tmp, 'layout');
+      await withTransferRetries(async () => {
+        // A broken attempt may have left part of a layout: each starts from nothing.
+        await rm(layout, { recursive: true, force: true });
+        return run('skopeo', [
+          'copy', '--quiet', ...this.tlsFlag(image, '--src-tls-verify'), ...(opts.authFile ? ['--src-authfile', opts.authFile] : []),
+          `docker://${pinnedReference(image, digest)}`, `oci:${layout}:image`,
+        ]);
+      }).catch((err: unknown) => {
         throw pullError(err, image, opts.volume);
       });
       await mkdir(join(this.dir, 'images'), { recursive: true });

@@ -101,3 +101,45 @@ export async function pushTestGuestImages(registry: LocalRegistry): Promise<Push
     diskImage: await pushOciLayout(registry, guest.ociDisk, 'virtops/test-disk'),
   };
 }
+
+/**
+ * An HTTP proxy in front of a registry that breaks the first `breakBlobs` blob downloads
+ * halfway (headers and half the body, then the connection is dropped), as a registry or a
+ * network dropping a transfer does. Everything else passes through unchanged.
+ */
+export async function startBreakingProxy(upstream: LocalRegistry, breakBlobs: number): Promise<LocalRegistry & { broken(): number }> {
+  const { createServer: createHttpServer, request } = await import('node:http');
+  let broken = 0;
+  const server = createHttpServer((req, res) => {
+    const [host, port] = upstream.host.split(':');
+    const out = request({ host, port: Number(port), method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      const isBlob = req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '') && up.statusCode === 200;
+      if (!isBlob || broken >= breakBlobs) {
+        up.pipe(res);
+        return;
+      }
+      broken++;
+      const length = Number(up.headers['content-length'] ?? 0);
+      const chunks: Buffer[] = [];
+      up.on('data', (b: Buffer) => chunks.push(b));
+      up.on('end', () => {
+        res.write(Buffer.concat(chunks).subarray(0, Math.floor(length / 2)), () => res.socket?.destroy());
+      });
+    });
+    out.on('error', () => res.destroy());
+    req.pipe(out);
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const host = `127.0.0.1:${port}`;
+  return {
+    url: `http://${host}`,
+    host,
+    broken: () => broken,
+    stop: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}

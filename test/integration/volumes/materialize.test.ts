@@ -9,7 +9,7 @@ import {
   CommandError, DirectorySecretSource, ImagePullError, ImageStore, materializeVolumes, releaseVolumes, VolumeError,
   type MaterializeOptions,
 } from '../../../launcher/volumes/index.js';
-import { pushOciLayout, pushTestGuestImages, startRegistry, type LocalRegistry, type PushedTestGuest } from '../../helpers/registry.js';
+import { pushOciLayout, pushTestGuestImages, startBreakingProxy, startRegistry, type LocalRegistry, type PushedTestGuest } from '../../helpers/registry.js';
 import { ensureTestGuest, type TestGuest } from '../../helpers/test-guest.js';
 
 // Real registry (docker-registry), real skopeo/qemu-img/xorriso, the real test guest's images.
@@ -160,6 +160,22 @@ describe('containerDisk', () => {
     expect((await readFile(tar, 'utf8')).split('\n').filter((l) => l.startsWith('-xf'))).toHaveLength(1);
     // No lock is left behind.
     expect(await readdir(join(dir, 'locks'))).toEqual([]);
+  });
+
+  it('a pull whose transfer breaks halfway is tried again and succeeds', async () => {
+    // The registry's answer is cut off mid-blob twice (skopeo: "unexpected EOF"); the third try gets through.
+    const proxy = await startBreakingProxy(registry, 2);
+    try {
+      const flaky = new ImageStore({ dir: join(work, 'store-flaky'), insecureRegistries: [proxy.host] });
+      const image = images.kernelBootImage.replace(registry.host, proxy.host);
+      const pulled = await flaky.pull({ image, pullPolicy: 'IfNotPresent' });
+      expect(proxy.broken()).toBe(2);
+      expect(pulled.downloaded).toBe(true);
+      expect(await sha((await flaky.extractFile(pulled, '/boot/vmlinuz')).path)).toBe(await sha(guest.vmlinuz));
+      expect(await readdir(join(work, 'store-flaky', 'tmp'))).toEqual([]);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('shares the cached base between VMs without downloading it again', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  defaultPullPolicy, lookupInLayer, pinnedReference, registryHost, repositoryOf, skopeoMessage,
+  defaultPullPolicy, isTransientTransferError, lookupInLayer, pinnedReference, registryHost, repositoryOf, skopeoMessage,
 } from '../../../launcher/volumes/image-ref.js';
 
 describe('defaultPullPolicy (Kubernetes rule)', () => {
@@ -39,6 +39,23 @@ describe('skopeoMessage', () => {
     expect(skopeoMessage('  plain failure \n')).toBe('plain failure');
     expect(skopeoMessage('')).toMatch(/without a message/);
   });
+});
+
+describe('isTransientTransferError', () => {
+  it.each([
+    'time="…" level=fatal msg="writing blob: happened during read: unexpected EOF"',
+    'reading blob sha256:ab: Get "http://127.0.0.1:1/v2/a/blobs/sha256:ab": EOF',
+    'reading blob sha256:ab: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer',
+    'write tcp 10.0.0.1:1->10.0.0.2:5000: write: broken pipe',
+    'pinging container registry q.io: Get "https://q.io/v2/": net/http: TLS handshake timeout',
+    'reading manifest latest in q.io/a: received unexpected HTTP status: 503 Service Unavailable',
+  ])('a broken transfer is tried again: %s', (stderr) => expect(isTransientTransferError(stderr)).toBe(true));
+  it.each([
+    'reading manifest latest in 127.0.0.1:1/virtops/nope: manifest unknown: manifest unknown',
+    'pinging container registry 127.0.0.1:1: Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused',
+    'reading manifest latest in q.io/a: unauthorized: authentication required',
+    'Error parsing image name "docker://x"',
+  ])('what was asked fails at once: %s', (stderr) => expect(isTransientTransferError(stderr)).toBe(false));
 });
 
 describe('lookupInLayer', () => {
