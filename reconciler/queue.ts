@@ -119,6 +119,20 @@ export class RateLimitedQueue {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /**
+   * Like idle(), and also waits for work done outside the queue whose end queues its key
+   * again (a guest stopping in the background): resolves once neither is left.
+   */
+  async idleWith(inFlight: () => Iterable<Promise<unknown>>): Promise<void> {
+    for (;;) {
+      await this.idle();
+      const outside = [...inFlight()];
+      // Such work may have ended, and queued its key, while idle() resolved.
+      if (outside.length === 0 && this.running === 0 && this.pending.length === 0) return;
+      await Promise.allSettled(outside);
+    }
+  }
+
   /** Stops taking work; resolves when running reconciles have finished. */
   async stop(): Promise<void> {
     this.stopped = true;

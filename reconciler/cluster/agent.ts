@@ -84,8 +84,10 @@ interface Tracked {
   /** Beside a kubelet: since when its socket has not been usable (warned once after 30 s). */
   socketWaitSince?: number;
   socketWarned?: boolean;
-  /** Beside a kubelet: the Pod is terminating and the guest was asked to stop. */
-  terminating?: boolean;
+  /** The guest was stopped (stopGuest): what follows its stop (reports, finalizer, Pod deletion) may run. */
+  guestStopped?: boolean;
+  /** The last guest stop failed: thrown by the next pass, which backs off and then stops it again. */
+  guestStopError?: unknown;
   /** The VMI status this agent last wrote (currentVmiStatus: the cache may lag behind it). */
   reported?: VmiReport;
   /** Since when the first Running report waits for the domain's NICs (holdRunningReport). */
@@ -100,6 +102,13 @@ export class ClusterAgent {
   readonly queue: RateLimitedQueue;
   private readonly tracked = new Map<string, Tracked>();
   private readonly podByVmiUid = new Map<string, string>();
+  /**
+   * Guest stops in flight, by Pod key. A graceful stop takes up to the VMI's grace period (30 s
+   * by default, all of it when the guest ignores ACPI): inside the reconcile it held one of
+   * the agent's slots that long, and 16 such guests stalled every other launcher on the node.
+   * Meanwhile the Pod is not reconciled; the stop's end queues it again.
+   */
+  private readonly guestStops = new Map<string, Promise<void>>();
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
 
@@ -198,10 +207,12 @@ export class ClusterAgent {
     for (const t of this.tracked.values()) t.watch?.stop();
     await Promise.all([this.pods.stop(), this.vmis.stop()]);
     await this.queue.stop();
+    await Promise.allSettled(this.guestStops.values());
   }
 
+  /** Resolves once no reconcile is queued or running and no guest is still stopping. */
   idle(): Promise<void> {
-    return this.queue.idle();
+    return this.queue.idleWith(() => this.guestStops.values());
   }
 
   private every(ms: number, fn: () => Promise<void>): void {
@@ -265,7 +276,7 @@ export class ClusterAgent {
   // ---- one launcher Pod ---------------------------------------------------------------------
 
   async reconcile(key: string): Promise<ReconcileResult> {
-    if (this.stopped) return {};
+    if (this.stopped || this.guestStops.has(key)) return {};
     const { namespace, name } = splitKey(key);
     const pod = this.pods.get(name, namespace);
     let t = this.tracked.get(key);
@@ -300,7 +311,7 @@ export class ClusterAgent {
     }
     if (!vmi || vmi.metadata.deletionTimestamp) {
       // The VMI is going (or gone): stop the guest with the VMI's grace period.
-      await this.stopInstance(key, pod, t, vmi);
+      if (!(await this.stopInstance(key, pod, t, vmi))) return {};
       // A VMI that other finalizers keep must not go on saying Running: its guest is gone.
       // (With only ours it disappears right after, so the write is saved.)
       if (vmi && (vmi.metadata.finalizers ?? []).some((f) => f !== VMI_FINALIZER) && vmi.status?.phase !== 'Succeeded' && vmi.status?.phase !== 'Failed') {
@@ -520,16 +531,44 @@ export class ClusterAgent {
     pod.status = updated.status ?? pod.status;
   }
 
-  /** Stops the guest (VMI gone or terminating): ACPI shutdown within the grace period, then the process. */
-  private async stopInstance(key: string, pod: V1Pod, t: Tracked, vmi: VirtualMachineInstance | undefined): Promise<void> {
-    const grace = vmiGraceSeconds(vmi?.spec ?? t.record.spec);
+  /**
+   * Stops the launcher's guest outside the reconcile slots (see guestStops). True once it is
+   * stopped; false while the stop runs (the Pod's pass ends there). A failed stop is thrown
+   * by the next pass, and the pass after the back-off stops it again.
+   */
+  private async stopGuest(key: string, t: Tracked, stop: () => Promise<void>): Promise<boolean> {
+    if (t.guestStopped) return true;
+    if (t.guestStopError !== undefined) {
+      const err = t.guestStopError;
+      delete t.guestStopError;
+      throw err;
+    }
+    const done = stop().then(
+      () => void (t.guestStopped = true),
+      (err: unknown) => void (t.guestStopError = err),
+    ).finally(() => {
+      this.guestStops.delete(key);
+      this.queue.add(key);
+    });
+    this.guestStops.set(key, done);
+    return false;
+  }
+
+  /** The guest's ACPI shutdown within the VMI's grace period, then its launcher process. */
+  private async stopLauncher(key: string, t: Tracked, grace: number, why: string): Promise<void> {
     if (await this.opts.runtime.alive(t.record)) {
-      this.opts.log.info({ pod: key, vmi: t.vmiUid, grace }, 'VMI deleted: stopping its guest');
+      this.opts.log.info({ pod: key, vmi: t.vmiUid, grace }, why);
       await this.opts.runtime.stop(t.record, grace);
     } else {
       // No process (already stopped, or never started): still make sure no domain is left.
       await this.opts.runtime.stop(t.record, 0);
     }
+  }
+
+  /** Stops the guest (VMI gone or terminating); true once it is stopped and reported. */
+  private async stopInstance(key: string, pod: V1Pod, t: Tracked, vmi: VirtualMachineInstance | undefined): Promise<boolean> {
+    const grace = vmiGraceSeconds(vmi?.spec ?? t.record.spec);
+    if (!(await this.stopGuest(key, t, () => this.stopLauncher(key, t, grace, 'VMI deleted: stopping its guest')))) return false;
     t.watch?.stop();
     if (this.opts.processRuntime) {
       t.exited ??= { state: 'exited', exitCode: 0, reason: 'Completed', ...(t.startedAt ? { startedAt: t.startedAt } : {}), finishedAt: new Date() };
@@ -537,6 +576,7 @@ export class ClusterAgent {
       // retried with the reconcile, not forgotten.
       if (pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed' && t.startedAt) await this.reportPod(pod, t.exited);
     }
+    return true;
   }
 
   /**
@@ -562,20 +602,16 @@ export class ClusterAgent {
   private async terminatePod(key: string, pod: V1Pod, t: Tracked): Promise<ReconcileResult> {
     if (!this.opts.processRuntime) {
       // The kubelet stops the container (SIGTERM to the monitor, which gives the guest its
-      // grace period); the agent asks the launcher for the same once, and keeps tracking the
-      // Pod until it is gone, to remove its socket dir then.
-      if (!t.terminating) {
-        t.terminating = true;
-        t.watch?.stop();
-        t.watch = undefined;
-        await this.opts.runtime.stop(t.record, vmiGraceSeconds(t.record.spec));
-      }
+      // grace period); the agent asks the launcher for the same, and keeps tracking the Pod
+      // until it is gone, to remove its socket dir then.
+      t.watch?.stop();
+      t.watch = undefined;
+      await this.stopGuest(key, t, () => this.opts.runtime.stop(t.record, vmiGraceSeconds(t.record.spec)));
       return {};
     }
     // The guest gets the VMI's grace period (the Pod's own is that plus the launcher's margin).
-    if (await this.opts.runtime.alive(t.record)) await this.opts.runtime.stop(t.record, vmiGraceSeconds(t.record.spec));
-    else await this.opts.runtime.stop(t.record, 0);
-    if (this.opts.processRuntime && pod.metadata?.uid) {
+    if (!(await this.stopGuest(key, t, () => this.stopLauncher(key, t, vmiGraceSeconds(t.record.spec), 'launcher Pod deleted: stopping its guest')))) return {};
+    if (pod.metadata?.uid) {
       await this.client.deletePodNow(pod.metadata.namespace ?? 'default', pod.metadata.name ?? '', pod.metadata.uid);
       // The Pod's emptyDirs (ephemeral disks, sockets) go with it, as kubelet removes them.
       await this.opts.runtime.removeVmFiles(pod.metadata.namespace ?? 'default', podDirName(pod)).catch(() => undefined);

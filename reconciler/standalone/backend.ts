@@ -151,14 +151,20 @@ export class StandaloneBackend {
   private readonly pushPending = new Map<VmKey, number>();
   private readonly watchers = new Map<VmKey, { uid: string; watch: { stop(): void } }>();
   /**
-   * Instances of VMs that left git, being stopped. A guest's graceful shutdown (up to its grace
-   * period, 30 s by default, all of it when the guest ignores ACPI) holds no reconcile slot:
-   * with the stop inside the reconcile, removing 16 VMs whose guests ignored ACPI stalled
-   * every other VM for the grace period. The stop's end puts the VM back in the queue.
+   * Instances being stopped: a restart, `virtops stop`, a runStrategy change, or the VM left
+   * git. A guest's graceful shutdown (up to its grace period, 30 s by default, all of it when
+   * the guest ignores ACPI) holds no reconcile slot: with the stop inside the reconcile, 16
+   * guests that ignored ACPI stalled every other VM for the grace period. Meanwhile the VM
+   * shows its instance terminating, as a cluster VMI with a deletion timestamp does, and
+   * nothing else happens to it; the stop's end records it and puts the VM back in the queue.
    */
-  private readonly pruneStops = new Map<VmKey, Promise<void>>();
-  /** A failed prune stop, thrown by the VM's next reconcile so that the queue backs off before retrying it. */
-  private readonly pruneStopErrors = new Map<VmKey, unknown>();
+  private readonly stops = new Map<VmKey, { uid: string; terminating: ObservedInstance | undefined; done: Promise<void> }>();
+  /**
+   * A stop that failed (the instance still runs), with the instance's uid: the VM's next
+   * delete or prune throws it, so that the failure shows and the queue backs off before the
+   * stop is tried again.
+   */
+  private readonly stopErrors = new Map<VmKey, { uid: string; err: unknown }>();
   private readonly queue: RateLimitedQueue;
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
@@ -215,7 +221,7 @@ export class StandaloneBackend {
     for (const w of this.watchers.values()) w.watch.stop();
     this.watchers.clear();
     await this.queue.stop();
-    await Promise.allSettled(this.pruneStops.values());
+    await Promise.allSettled([...this.stops.values()].map((st) => st.done));
   }
 
   get appliedRevision(): AppliedState {
@@ -233,14 +239,9 @@ export class StandaloneBackend {
     for (const k of new Set([...this.desiredVms.keys(), ...this.records.keys()])) this.queue.add(k);
   }
 
-  /** Resolves once no reconcile is queued or running, and no pruned VM's instance is still stopping. */
-  async idle(): Promise<void> {
-    for (;;) {
-      await this.queue.idle();
-      if (this.pruneStops.size === 0) return;
-      // Each stop's end queues its VM again before this resolves.
-      await Promise.allSettled(this.pruneStops.values());
-    }
+  /** Resolves once no reconcile is queued or running, and no instance is still stopping. */
+  idle(): Promise<void> {
+    return this.queue.idleWith(() => [...this.stops.values()].map((st) => st.done));
   }
 
   /** A new good revision from the source: plan it, clear overrides it touches, persist, reconcile. */
@@ -430,8 +431,8 @@ export class StandaloneBackend {
     const { metrics } = this.opts;
     let result = 'ok';
     try {
-      // Its instance is being stopped (it left git): nothing else happens to it until that ends.
-      if (this.pruneStops.has(key)) return {};
+      // Its instance is being stopped: nothing else happens to it until that ends.
+      if (this.stops.has(key)) return {};
       const gitVm = this.desiredVms.get(key);
       const existing = this.records.get(key);
       if (!gitVm) {
@@ -466,6 +467,8 @@ export class StandaloneBackend {
   private readonly instances: InstanceStore = {
     observe: async (key, vm) => {
       const rec = this.records.get(key);
+      const stopping = this.stops.get(key);
+      if (stopping && rec?.instance?.uid === stopping.uid) return stopping.terminating;
       const observed = rec ? await this.observe(key, rec, vm, true) : undefined;
       return observed ?? this.waitingForVolumes(vm, rec);
     },
@@ -477,16 +480,16 @@ export class StandaloneBackend {
       const rec = this.records.get(key);
       const inst = rec?.instance;
       if (!rec || !inst || inst.uid !== uid) return {};
+      this.throwFailedStop(key, uid);
       this.opts.log.info({ vm: key, uid, grace, reason }, 'stopping instance');
       // Stopping while the guest gets its grace period (up to 30 s by default), as a terminating VMI shows in a cluster.
       const live = await this.observe(key, rec, _vm, false).catch(() => undefined);
-      if (live && grace > 0) await progress({ ...live, terminating: true });
-      await this.opts.agent.stop(inst, grace);
-      delete rec.instance;
-      pushEvent(rec, { type: 'Normal', reason: 'Stopped', message: `instance ${uid} stopped: ${reason}` }, this.now());
-      // Status follows at once, so no reader sees the old instance's status without it.
-      await progress(undefined);
-      return {};
+      // Unobservable (its launcher not answering): still shown as terminating, not as gone.
+      const terminating: ObservedInstance = live ? { ...live, terminating: true } : { uid, phase: 'Unknown', spec: inst.spec, createdAt: inst.createdAt, terminating: true };
+      if (grace > 0) await progress(terminating);
+      this.stopInBackground(key, rec, grace, terminating, reason);
+      // The pass ends here: what follows (a restart's new instance) waits for the stop's end.
+      return { halt: true };
     },
     setPaused: async (key, _vm, uid, paused, reason) => {
       const rec = this.records.get(key);
@@ -601,27 +604,45 @@ export class StandaloneBackend {
     await this.save(key, rec);
   }
 
+  /**
+   * Stops the VM's instance outside the reconcile slots (see `stops`). Its end drops the
+   * instance from the record and saves it, or keeps the error for the next delete or prune
+   * to throw; either way the VM is queued again.
+   */
+  private stopInBackground(key: VmKey, rec: VmRecord, grace: number, terminating: ObservedInstance | undefined, reason: string): void {
+    const inst = rec.instance!;
+    const done = this.opts.agent.stop(inst, grace).then(
+      async () => {
+        if (rec.instance !== inst) return;
+        delete rec.instance;
+        pushEvent(rec, { type: 'Normal', reason: 'Stopped', message: `instance ${inst.uid} stopped: ${reason}` }, this.now());
+        // Saved at once: a restart of up before the next pass must not adopt a launcher that is gone.
+        await this.save(key, rec);
+      },
+      (err: unknown) => void this.stopErrors.set(key, { uid: inst.uid, err }),
+    ).catch((err: unknown) => this.opts.log.error({ vm: key, err: (err as Error).message }, 'recording a stopped instance failed')).finally(() => {
+      this.stops.delete(key);
+      this.queue.add(key);
+    });
+    this.stops.set(key, { uid: inst.uid, terminating, done });
+  }
+
+  /** Throws the failure of this instance's last stop, once (a failure of an older instance is dropped). */
+  private throwFailedStop(key: VmKey, uid: string): void {
+    const failed = this.stopErrors.get(key);
+    if (failed === undefined) return;
+    this.stopErrors.delete(key);
+    if (failed.uid === uid) throw failed.err;
+  }
+
   private async prune(key: VmKey, rec: VmRecord): Promise<void> {
     const { agent, store, log } = this.opts;
     if (rec.instance) {
-      const failed = this.pruneStopErrors.get(key);
-      if (failed !== undefined) {
-        this.pruneStopErrors.delete(key);
-        throw failed;
-      }
       const inst = rec.instance;
+      this.throwFailedStop(key, inst.uid);
       log.info({ vm: key, uid: inst.uid }, 'VM left git: stopping its instance');
-      // In the background (see pruneStops); the VM's next reconcile removes its files.
-      const stopped = agent.stop(inst, vmiGraceSeconds(inst.spec)).then(
-        () => {
-          if (rec.instance === inst) delete rec.instance;
-        },
-        (err: unknown) => void this.pruneStopErrors.set(key, err),
-      ).finally(() => {
-        this.pruneStops.delete(key);
-        this.queue.add(key);
-      });
-      this.pruneStops.set(key, stopped);
+      // The VM's next reconcile, when the stop has ended, removes its files.
+      this.stopInBackground(key, rec, vmiGraceSeconds(inst.spec), undefined, 'the VM left git');
       return;
     }
     await agent.removeVmFiles(rec.namespace, rec.name);

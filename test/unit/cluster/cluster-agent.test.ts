@@ -64,7 +64,7 @@ function vmManifest(name: string, grace?: number): VirtualMachine {
   };
 }
 
-function world(opts: { processRuntime?: boolean; leaseRenewMs?: number; nodeStatusMs?: number } = {}) {
+function world(opts: { processRuntime?: boolean; leaseRenewMs?: number; nodeStatusMs?: number; concurrency?: number } = {}) {
   const clock = { t: T0 };
   const now = () => clock.t;
   const kube = new FakeKubeClient({ now });
@@ -92,6 +92,7 @@ function world(opts: { processRuntime?: boolean; leaseRenewMs?: number; nodeStat
       leaseRenewMs: opts.leaseRenewMs ?? HOUR,
       nodeStatusMs: opts.nodeStatusMs ?? HOUR,
       ...(opts.processRuntime === false ? { sockets } : {}),
+      ...(opts.concurrency !== undefined ? { concurrency: opts.concurrency } : {}),
     });
     agents.push(a);
     return a;
@@ -553,6 +554,55 @@ describe('deletion', () => {
     expect(w.fakeNode.launchers.size).toBe(0);
     expect(w.vmi('web')).toBeUndefined();
     expect(w.pod(pod.metadata.name)).toBeUndefined();
+  });
+
+  it.each([true, false])('a guest taking its grace period to stop holds no reconcile slot: another launcher is driven meanwhile (process runtime: %s)', async (processRuntime) => {
+    const w = world({ concurrency: 1, processRuntime });
+    // Beside a kubelet: it has registered the Node and runs the launcher (the test plays it).
+    if (!processRuntime) w.kube.seed<V1Node>({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE }, spec: {}, status: {} });
+    const kubeletRuns = async (vmi: Vmi, pod: Pod) => {
+      w.spawnedWithoutVmi(vmi, pod);
+      await w.kube.patchPodStatus(NS, pod.metadata.name, { phase: 'Running', containerStatuses: [{ name: 'compute', ready: true, restartCount: 0, image: 'virtops', imageID: '', state: { running: { startedAt: new Date(T0) } } }] });
+    };
+    const old = w.addVmi('old', { grace: 30 });
+    const agent = await w.startAgent();
+    if (!processRuntime) await kubeletRuns(old.vmi, old.pod);
+    await vi.waitFor(() => expect(w.vmi('old')?.status?.phase).toBe('Running'));
+    const uid = old.vmi.metadata.uid!;
+    let release!: () => void;
+    const shutdown = new Promise<void>((r) => (release = r));
+    const stop = w.fakeNode.stop.bind(w.fakeNode);
+    w.fakeNode.stop = async (record, grace) => {
+      if (grace > 0) await shutdown;
+      return stop(record, grace);
+    };
+    // Beside a kubelet, the agent stops the guest when its Pod terminates; else when its VMI goes.
+    if (processRuntime) w.kube.remove(KV, 'VirtualMachineInstance', 'old', NS);
+    else w.kube.remove('v1', 'Pod', old.pod.metadata.name, NS);
+    const next = w.addVmi('new');
+    if (!processRuntime) await kubeletRuns(next.vmi, next.pod);
+    await vi.waitFor(() => expect(w.vmi('new')?.status?.phase).toBe('Running'));
+    // The one slot was free for `new` while old's guest was still shutting down.
+    expect(w.stopsOf(uid)).toEqual([]);
+    release();
+    await agent.idle();
+    expect(w.stopsOf(uid)[0]).toBe(30);
+    if (processRuntime) expect(w.vmi('old')).toBeUndefined();
+  });
+
+  it('a guest stop that fails is tried again (with back-off) before the finalizer goes', async () => {
+    const w = world();
+    const { agent, uid } = await running(w, 'web', { grace: 7 });
+    const stop = w.fakeNode.stop.bind(w.fakeNode);
+    let failures = 1;
+    w.fakeNode.stop = (record, grace) => (failures-- > 0 ? Promise.reject(new Error('the launcher did not answer the stop request')) : stop(record, grace));
+    w.kube.remove(KV, 'VirtualMachineInstance', 'web', NS);
+    await agent.idle();
+    // Not stopped yet: the VMI keeps its finalizer until the retry after the back-off.
+    expect(w.vmi('web')?.metadata.finalizers).toEqual([VMI_FINALIZER]);
+    await vi.waitFor(() => expect(w.vmi('web')).toBeUndefined(), { timeout: 5000 });
+    expect(failures).toBe(-1);
+    expect(w.stopsOf(uid)).toEqual([7]);
   });
 
   it('a failed finalizer removal is retried; the guest is stopped with its grace once', async () => {

@@ -347,6 +347,66 @@ describe('overrides (virtops start|stop|restart|pause|unpause)', () => {
     expect(during.status).toMatchObject({ printableStatus: 'Stopping', ready: false });
   });
 
+  it('a stopping guest holds no reconcile slot: another VM is created meanwhile', async () => {
+    const node = new SlowStopNode();
+    const h = await harness(node, { concurrency: 1 });
+    await h.apply([vmManifest('web', 'Always', { grace: 30 })]);
+    await h.backend.requestAction(NS, 'web', 'stop');
+    for (let i = 0; i < 400 && !node.pending; i++) await new Promise((r) => setTimeout(r, 5));
+    await h.backend.applyRevision(h.revision([vmManifest('web', 'Always', { grace: 30 }), vmManifest('db', 'Always')]));
+    const created = () => h.backend.get(NS, 'db')?.status?.printableStatus === 'Running';
+    for (let i = 0; i < 400 && !created(); i++) await new Promise((r) => setTimeout(r, 5));
+    // The one slot was free for `db` while web's guest was still shutting down.
+    expect(node.pending).toBeDefined();
+    expect(created()).toBe(true);
+    expect(h.view('web').status?.printableStatus).toBe('Stopping');
+    node.pending!();
+    await h.settle();
+    expect(h.view('web').status?.printableStatus).toBe('Stopped');
+    expect(h.view('web').instance).toBeUndefined();
+    expect(h.reasons('web')).toContain('Stopped');
+  });
+
+  it('a restart starts the new instance only once the old one has stopped', async () => {
+    const node = new SlowStopNode();
+    const h = await harness(node);
+    await h.apply([vmManifest('web', 'Always')]);
+    const oldUid = h.view('web').instance!.uid;
+    h.advance(1_000);
+    await h.backend.requestAction(NS, 'web', 'restart');
+    for (let i = 0; i < 400 && !node.pending; i++) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(h.view('web').instance?.uid).toBe(oldUid);
+    expect(liveCount(node)).toBe(1);
+    node.pending!();
+    await h.settle();
+    expect(h.view('web').instance?.uid).not.toBe(oldUid);
+    expect(h.view('web').status?.printableStatus).toBe('Running');
+    expect(liveCount(node)).toBe(1);
+  });
+
+  it('a stop that fails shows as the VM\'s failure and is tried again until the guest is stopped', async () => {
+    class FailingStopNode extends FakeInstanceHandler {
+      failures = 1;
+      override stop(record: Parameters<FakeInstanceHandler['stop']>[0], graceSeconds: number): Promise<void> {
+        if (this.failures-- > 0) return Promise.reject(new Error('the launcher did not answer the stop request'));
+        return super.stop(record, graceSeconds);
+      }
+    }
+    const node = new FailingStopNode();
+    const h = await harness(node);
+    await h.apply([vmManifest('web', 'Always')]);
+    await h.backend.requestAction(NS, 'web', 'stop');
+    for (let i = 0; i < 400 && h.view('web').status?.printableStatus !== 'Stopped'; i++) {
+      await h.settle();
+      h.advance(10_000);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(node.failures).toBe(-1);
+    expect(h.view('web').status?.printableStatus).toBe('Stopped');
+    expect(h.view('web').events.some((e) => e.type === 'Warning' && e.message.includes('the launcher did not answer the stop request'))).toBe(true);
+  });
+
   it.each([
     {
       name: 'a commit that changes the VM clears the override (OverrideCleared): git rules again',
