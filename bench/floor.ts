@@ -16,6 +16,11 @@
  * image store lookups, the ISO and emptyDisk, state records, cleanup) is the gap; the stages
  * printed from up's log say where it goes.
  *
+ * A third side, the Node floor, splits the creation gap: N parallel minimal Node processes
+ * (bench/node-floor-launcher.mjs: Node, the libvirt binding, a connection, define and start of
+ * the same XML). What it costs over the floor is what any design with one Node process per VM
+ * linking libvirt pays; what virtops costs over it is virtops' own per-VM work.
+ *
  * Goal: creation ≤ 1.5x the floor, removal ≤ 1.5x the ACPI floor.
  */
 import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -33,6 +38,7 @@ const N = Number(values.vms);
 const ROUNDS = Number(values.rounds);
 if (!(N >= 1) || !(ROUNDS >= 1)) throw new Error('--vms and --rounds must be positive integers');
 
+const NODE_FLOOR_LAUNCHER = new URL('./node-floor-launcher.mjs', import.meta.url).pathname;
 const virsh = (...args: string[]) => execa('virsh', ['-q', '-c', 'qemu:///system', ...args], { reject: false });
 const names = Array.from({ length: N }, (_, i) => `floor-vm-${i}`);
 const domainOf = (name: string) => `default_${name}`;
@@ -91,7 +97,7 @@ async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'vo-bench-floor-'));
   const placeholder = bareVm('floor-placeholder', { runStrategy: 'Halted' });
   let up: Awaited<ReturnType<typeof startUp>> | undefined;
-  const figures = { virtopsCreateMs: [] as number[], virtopsRemoveMs: [] as number[], floorCreateMs: [] as number[], floorRemoveMs: [] as number[], sourceMs: [] as number[] };
+  const figures = { virtopsCreateMs: [] as number[], virtopsRemoveMs: [] as number[], floorCreateMs: [] as number[], floorRemoveMs: [] as number[], nodeFloorCreateMs: [] as number[], sourceMs: [] as number[] };
   let floorXml: string[] = [];
   try {
     const image = (await pushTestGuestImages(registry)).kernelBootImage;
@@ -156,7 +162,18 @@ async function main(): Promise<void> {
         await virsh('undefine', `floor_${i}`);
       }));
       figures.floorRemoveMs.push(performance.now() - t3);
-      say(`round ${r + 1}/${ROUNDS}: virtops create ${seconds(figures.virtopsCreateMs.at(-1)!)}, remove ${seconds(figures.virtopsRemoveMs.at(-1)!)}; floor create ${seconds(figures.floorCreateMs.at(-1)!)}, remove ${seconds(figures.floorRemoveMs.at(-1)!)}`);
+
+      // Node floor: N parallel minimal Node processes define && start the same domains. Their
+      // removal is not measured: destroyed and undefined once all have started.
+      await Promise.all(floorXml.map(async (file, i) => rm(serialLog(await readFile(file, 'utf8'), `floor_${i}`), { force: true })));
+      const t4 = performance.now();
+      await Promise.all(floorXml.map((file) => execa(process.execPath, [NODE_FLOOR_LAUNCHER, file])));
+      figures.nodeFloorCreateMs.push(performance.now() - t4);
+      await Promise.all(floorXml.map(async (_, i) => {
+        await virsh('destroy', `floor_${i}`);
+        await virsh('undefine', `floor_${i}`);
+      }));
+      say(`round ${r + 1}/${ROUNDS}: virtops create ${seconds(figures.virtopsCreateMs.at(-1)!)}, remove ${seconds(figures.virtopsRemoveMs.at(-1)!)}; floor create ${seconds(figures.floorCreateMs.at(-1)!)}, remove ${seconds(figures.floorRemoveMs.at(-1)!)}; Node floor create ${seconds(figures.nodeFloorCreateMs.at(-1)!)}`);
     }
   } finally {
     await up?.stop().catch(() => undefined);
@@ -173,14 +190,16 @@ async function main(): Promise<void> {
 
   const create = p50(figures.virtopsCreateMs) / p50(figures.floorCreateMs);
   const remove = p50(figures.virtopsRemoveMs) / p50(figures.floorRemoveMs);
+  const nodeFloor = p50(figures.nodeFloorCreateMs) / p50(figures.floorCreateMs);
   const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
   say(`\n${N} test guests (TCG), p50 of ${ROUNDS} alternating rounds; load average ${load}`);
   say(`  create: virtops (push → all Running) ${seconds(p50(figures.virtopsCreateMs))}; floor (parallel define && start) ${seconds(p50(figures.floorCreateMs))}; ratio ${create.toFixed(2)}x (goal ≤ 1.5x: ${create <= 1.5 ? 'met' : 'MISSED'})`);
   say(`    of which push → revision applied (git, fetch, validation): ${seconds(p50(figures.sourceMs))}`);
+  say(`    Node floor (parallel minimal Node processes: binding, connection, define, start) ${seconds(p50(figures.nodeFloorCreateMs))}, ${nodeFloor.toFixed(2)}x the floor: of virtops' gap, ${seconds(p50(figures.nodeFloorCreateMs) - p50(figures.floorCreateMs))} is one Node process per VM, ${seconds(p50(figures.virtopsCreateMs) - p50(figures.nodeFloorCreateMs))} virtops' own work`);
   say(`  remove: virtops (push → all domains gone) ${seconds(p50(figures.virtopsRemoveMs))}; floor (parallel ACPI shutdown, undefine) ${seconds(p50(figures.floorRemoveMs))}; ratio ${remove.toFixed(2)}x (goal ≤ 1.5x: ${remove <= 1.5 ? 'met' : 'MISSED'})`);
   emitJson('floor', {
     vms: N, rounds: ROUNDS, upConcurrency: Number(values.concurrency ?? 16),
-    createP50Ms: { virtops: p50(figures.virtopsCreateMs), floor: p50(figures.floorCreateMs), ratio: create, pushToAppliedP50Ms: p50(figures.sourceMs) },
+    createP50Ms: { virtops: p50(figures.virtopsCreateMs), floor: p50(figures.floorCreateMs), ratio: create, pushToAppliedP50Ms: p50(figures.sourceMs), nodeFloor: p50(figures.nodeFloorCreateMs), nodeFloorRatio: nodeFloor },
     removeP50Ms: { virtops: p50(figures.virtopsRemoveMs), floor: p50(figures.floorRemoveMs), ratio: remove },
     samplesMs: figures,
   });

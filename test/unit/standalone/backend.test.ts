@@ -199,6 +199,17 @@ class SlowStopNode extends FakeInstanceHandler {
   }
 }
 
+/** A node whose first `failures` stops fail with `message` (the instance keeps running). */
+class FailingStopNode extends FakeInstanceHandler {
+  constructor(public failures: number, private readonly message: string) {
+    super();
+  }
+  override stop(record: Parameters<FakeInstanceHandler['stop']>[0], graceSeconds: number): Promise<void> {
+    if (this.failures-- > 0) return Promise.reject(new Error(this.message));
+    return super.stop(record, graceSeconds);
+  }
+}
+
 const condition = (v: VmView, type: string) => v.status?.conditions?.find((c) => c.type === type);
 const liveCount = (node: FakeInstanceHandler) => [...node.launchers.values()].filter((l) => l.alive).length;
 
@@ -386,14 +397,7 @@ describe('overrides (virtops start|stop|restart|pause|unpause)', () => {
   });
 
   it('a stop that fails shows as the VM\'s failure and is tried again until the guest is stopped', async () => {
-    class FailingStopNode extends FakeInstanceHandler {
-      failures = 1;
-      override stop(record: Parameters<FakeInstanceHandler['stop']>[0], graceSeconds: number): Promise<void> {
-        if (this.failures-- > 0) return Promise.reject(new Error('the launcher did not answer the stop request'));
-        return super.stop(record, graceSeconds);
-      }
-    }
-    const node = new FailingStopNode();
+    const node = new FailingStopNode(1, 'the launcher did not answer the stop request');
     const h = await harness(node);
     await h.apply([vmManifest('web', 'Always')]);
     await h.backend.requestAction(NS, 'web', 'stop');
@@ -532,14 +536,7 @@ describe('revisions', () => {
   });
 
   it('a pruned VM whose stop fails is stopped again until it succeeds, then removed', async () => {
-    class FailingStopNode extends FakeInstanceHandler {
-      failures = 2;
-      override stop(record: Parameters<FakeInstanceHandler['stop']>[0], graceSeconds: number): Promise<void> {
-        if (this.failures-- > 0) return Promise.reject(new Error('the cleanup after the launcher failed (exit 1); it is retried'));
-        return super.stop(record, graceSeconds);
-      }
-    }
-    const node = new FailingStopNode();
+    const node = new FailingStopNode(2, 'the cleanup after the launcher failed (exit 1); it is retried');
     const h = await harness(node);
     await h.apply([vmManifest('old', 'Always')]);
     await h.backend.applyRevision(h.revision([]));
