@@ -1,4 +1,5 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer, request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,7 +109,6 @@ export async function pushTestGuestImages(registry: LocalRegistry): Promise<Push
  * network dropping a transfer does. Everything else passes through unchanged.
  */
 export async function startBreakingProxy(upstream: LocalRegistry, breakBlobs: number): Promise<LocalRegistry & { broken(): number }> {
-  const { createServer: createHttpServer, request } = await import('node:http');
   let broken = 0;
   const server = createHttpServer((req, res) => {
     const [host, port] = upstream.host.split(':');
