@@ -51,8 +51,9 @@ export function configDriveLayout(data: CloudInitData): IsoLayout {
 export function yamlString(text: string): string {
   const word = /^[A-Za-z][A-Za-z0-9]*$/.test(text) && !/^(?:y|n|yes|no|on|off|true|false|null)$/i.test(text);
   const hyphenated = /^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+$/.test(text) && !/^\d{4}-\d\d?-\d\d?$/.test(text);
-  // The yaml package's YAML 1.1 reads `e0` and `e-1` as (NaN) floats.
-  const exponent = /^[eE]-?[0-9]+$/.test(text);
+  // Floats: `1e-5` and `0e-0` in YAML 1.2 and js-yaml (a valid Kubernetes name, so a VM's
+  // hostname), and `e0`, `e-1` as (NaN) floats in the yaml package's YAML 1.1.
+  const exponent = /^[0-9]*[eE]-?[0-9]+$/.test(text);
   return (word || hyphenated) && !exponent ? text : JSON.stringify(text);
 }
 

@@ -21,7 +21,7 @@ describe('noCloudLayout', () => {
     expect(files['user-data']).toBe('');
   });
   it('meta-data reads back as strings in YAML 1.1 (cloud-init) and 1.2, whatever the VM is named; uids stay plain', () => {
-    for (const hostname of ['yes', 'On', '123', '0o17', '1e3', '2001-12-14', '12:30', 'web', 'web-1']) {
+    for (const hostname of ['yes', 'On', '123', '0o17', '1e3', '1e-5', '0e-0', '2001-12-14', '12:30', 'web', 'web-1']) {
       expect(parse(String(noCloudLayout({ instanceId: '0777', hostname }).files['meta-data']), { version: '1.1' })).toEqual({ 'instance-id': '0777', 'local-hostname': hostname });
     }
     expect(yamlString('6f1c0d2e-9a4b-4c3d-8e2f-0123456789ab')).toBe('6f1c0d2e-9a4b-4c3d-8e2f-0123456789ab');
