@@ -4,6 +4,8 @@
  * add during processing marks it dirty and it runs again afterwards), failures are retried
  * with per-key exponential backoff, and `addAfter` schedules a later look (resync, waiting
  * for backoff). The clock and timers are injectable so the behaviour is table-testable.
+ * Long work for a key that must not hold a worker (a guest's graceful stop) runs through
+ * `inBackground`: the key waits meanwhile, and is queued again when the work ends.
  */
 
 export interface QueueClock {
@@ -65,6 +67,8 @@ export class RateLimitedQueue {
   private readonly failures = new Map<string, number>();
   private readonly delayed = new Map<string, { at: number; handle: unknown }>();
   private readonly idleWaiters: (() => void)[] = [];
+  /** inBackground work in flight, by key. */
+  private readonly background = new Map<string, Promise<void>>();
   private running = 0;
   private stopped = false;
   private readonly concurrency: number;
@@ -113,23 +117,31 @@ export class RateLimitedQueue {
     this.delayed.set(key, { at, handle });
   }
 
-  /** Resolves when nothing is queued or running (delayed keys do not count). */
-  idle(): Promise<void> {
-    if (this.running === 0 && this.pending.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  /**
+   * Runs `work` for `key` outside the workers, so that it holds no slot however long it takes.
+   * Until it ends the key is `busy` (its reconcile should return at once); then the key is
+   * queued again. `work` handles its own errors (a rejection is only dropped here).
+   */
+  inBackground(key: string, work: () => Promise<void>): void {
+    const done = work().catch(() => undefined).finally(() => {
+      this.background.delete(key);
+      this.add(key);
+    });
+    this.background.set(key, done);
   }
 
-  /**
-   * Like idle(), and also waits for work done outside the queue whose end queues its key
-   * again (a guest stopping in the background): resolves once neither is left.
-   */
-  async idleWith(inFlight: () => Iterable<Promise<unknown>>): Promise<void> {
+  /** Whether `inBackground` work for `key` is still running. */
+  busy(key: string): boolean {
+    return this.background.has(key);
+  }
+
+  /** Resolves when nothing is queued, running or in the background (delayed keys do not count). */
+  async idle(): Promise<void> {
     for (;;) {
-      await this.idle();
-      const outside = [...inFlight()];
-      // Such work may have ended, and queued its key, while idle() resolved.
-      if (outside.length === 0 && this.running === 0 && this.pending.length === 0) return;
-      await Promise.allSettled(outside);
+      if (this.running > 0 || this.pending.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      // Background work that ends queues its key again: look once more after it.
+      else if (this.background.size > 0) await Promise.allSettled(this.background.values());
+      else return;
     }
   }
 

@@ -102,13 +102,6 @@ export class ClusterAgent {
   readonly queue: RateLimitedQueue;
   private readonly tracked = new Map<string, Tracked>();
   private readonly podByVmiUid = new Map<string, string>();
-  /**
-   * Guest stops in flight, by Pod key. A graceful stop takes up to the VMI's grace period (30 s
-   * by default, all of it when the guest ignores ACPI): inside the reconcile it held one of
-   * the agent's slots that long, and 16 such guests stalled every other launcher on the node.
-   * Meanwhile the Pod is not reconciled; the stop's end queues it again.
-   */
-  private readonly guestStops = new Map<string, Promise<void>>();
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
 
@@ -207,12 +200,11 @@ export class ClusterAgent {
     for (const t of this.tracked.values()) t.watch?.stop();
     await Promise.all([this.pods.stop(), this.vmis.stop()]);
     await this.queue.stop();
-    await Promise.allSettled(this.guestStops.values());
   }
 
   /** Resolves once no reconcile is queued or running and no guest is still stopping. */
   idle(): Promise<void> {
-    return this.queue.idleWith(() => this.guestStops.values());
+    return this.queue.idle();
   }
 
   private every(ms: number, fn: () => Promise<void>): void {
@@ -276,7 +268,8 @@ export class ClusterAgent {
   // ---- one launcher Pod ---------------------------------------------------------------------
 
   async reconcile(key: string): Promise<ReconcileResult> {
-    if (this.stopped || this.guestStops.has(key)) return {};
+    // Its guest is being stopped (stopGuest): nothing else happens to the Pod until that ends.
+    if (this.stopped || this.queue.busy(key)) return {};
     const { namespace, name } = splitKey(key);
     const pod = this.pods.get(name, namespace);
     let t = this.tracked.get(key);
@@ -532,9 +525,12 @@ export class ClusterAgent {
   }
 
   /**
-   * Stops the launcher's guest outside the reconcile slots (see guestStops). True once it is
-   * stopped; false while the stop runs (the Pod's pass ends there). A failed stop is thrown
-   * by the next pass, and the pass after the back-off stops it again.
+   * Stops the launcher's guest outside the reconcile slots: a graceful stop takes up to the
+   * VMI's grace period (30 s by default, all of it when the guest ignores ACPI), and inside
+   * the reconcile 16 such guests stalled every other launcher on the node. True once it is
+   * stopped; false while the stop runs (the Pod's pass ends there, and the stop's end queues
+   * it again). A failed stop is thrown by the next pass, and the pass after the back-off
+   * stops it again.
    */
   private async stopGuest(key: string, t: Tracked, stop: () => Promise<void>): Promise<boolean> {
     if (t.guestStopped) return true;
@@ -543,14 +539,10 @@ export class ClusterAgent {
       delete t.guestStopError;
       throw err;
     }
-    const done = stop().then(
+    this.queue.inBackground(key, () => stop().then(
       () => void (t.guestStopped = true),
       (err: unknown) => void (t.guestStopError = err),
-    ).finally(() => {
-      this.guestStops.delete(key);
-      this.queue.add(key);
-    });
-    this.guestStops.set(key, done);
+    ));
     return false;
   }
 

@@ -158,7 +158,7 @@ export class StandaloneBackend {
    * shows its instance terminating, as a cluster VMI with a deletion timestamp does, and
    * nothing else happens to it; the stop's end records it and puts the VM back in the queue.
    */
-  private readonly stops = new Map<VmKey, { uid: string; terminating: ObservedInstance | undefined; done: Promise<void> }>();
+  private readonly stops = new Map<VmKey, { uid: string; terminating: ObservedInstance | undefined }>();
   /**
    * A stop that failed (the instance still runs), with the instance's uid: the VM's next
    * delete or prune throws it, so that the failure shows and the queue backs off before the
@@ -221,7 +221,6 @@ export class StandaloneBackend {
     for (const w of this.watchers.values()) w.watch.stop();
     this.watchers.clear();
     await this.queue.stop();
-    await Promise.allSettled([...this.stops.values()].map((st) => st.done));
   }
 
   get appliedRevision(): AppliedState {
@@ -241,7 +240,7 @@ export class StandaloneBackend {
 
   /** Resolves once no reconcile is queued or running, and no instance is still stopping. */
   idle(): Promise<void> {
-    return this.queue.idleWith(() => [...this.stops.values()].map((st) => st.done));
+    return this.queue.idle();
   }
 
   /** A new good revision from the source: plan it, clear overrides it touches, persist, reconcile. */
@@ -611,7 +610,8 @@ export class StandaloneBackend {
    */
   private stopInBackground(key: VmKey, rec: VmRecord, grace: number, terminating: ObservedInstance | undefined, reason: string): void {
     const inst = rec.instance!;
-    const done = this.opts.agent.stop(inst, grace).then(
+    this.stops.set(key, { uid: inst.uid, terminating });
+    this.queue.inBackground(key, () => this.opts.agent.stop(inst, grace).then(
       async () => {
         if (rec.instance !== inst) return;
         delete rec.instance;
@@ -622,9 +622,7 @@ export class StandaloneBackend {
       (err: unknown) => void this.stopErrors.set(key, { uid: inst.uid, err }),
     ).catch((err: unknown) => this.opts.log.error({ vm: key, err: (err as Error).message }, 'recording a stopped instance failed')).finally(() => {
       this.stops.delete(key);
-      this.queue.add(key);
-    });
-    this.stops.set(key, { uid: inst.uid, terminating, done });
+    }));
   }
 
   /** Throws the failure of this instance's last stop, once (a failure of an older instance is dropped). */

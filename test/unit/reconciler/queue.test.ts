@@ -149,6 +149,31 @@ describe('RateLimitedQueue', () => {
   });
 });
 
+describe('RateLimitedQueue.inBackground', () => {
+  it('holds no worker, keeps its key busy until it ends, then queues the key again; idle() waits for it', async () => {
+    const seen: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const q = new RateLimitedQueue(async (k) => {
+      seen.push(`${k}${q.busy(k) ? ' (busy)' : ''}`);
+      if (k === 'stopping' && seen.length === 1) q.inBackground(k, () => gate);
+    }, { concurrency: 1 });
+    q.add('stopping');
+    q.add('other');
+    let idle = false;
+    const idled = q.idle().then(() => (idle = true));
+    await new Promise((r) => setTimeout(r, 10));
+    // The one worker was free for `other` while the background work ran.
+    expect(seen).toEqual(['stopping', 'other']);
+    expect(q.busy('stopping')).toBe(true);
+    expect(idle).toBe(false);
+    release();
+    await idled;
+    expect(seen).toEqual(['stopping', 'other', 'stopping']);
+    expect(q.busy('stopping')).toBe(false);
+  });
+});
+
 describe('RateLimitedQueue: reconciles that do not end', () => {
   it('reports a reconcile still running after slowAfterMs, once, and not one that ended in time', async () => {
     const clock = fakeClock();
