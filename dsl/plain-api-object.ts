@@ -33,34 +33,68 @@ function builtinResolversOnly(resolvers: readonly IResolver[]): boolean {
   return resolvers.length === BUILTIN_RESOLVERS.length && resolvers.every((r, i) => r.constructor === BUILTIN_RESOLVERS[i]);
 }
 
-/**
- * `sanitizeValue(resolve([], value, obj), { sortKeys })` for an app with the built-in
- * resolvers only, without a resolution context per plain value.
- */
-function resolvePlain(value: unknown, sortKeys: boolean, obj: ApiObject): unknown {
-  if (value === null || value === undefined) return undefined;
-  if (typeof value !== 'object') return typeof value === 'function' ? viaCdk8s(value, sortKeys, obj) : value;
-  if (value instanceof Lazy) return resolvePlain(value.produce(), sortKeys, obj);
-  const v = value as { resolve?: unknown; value?: unknown; constructor?: unknown };
-  if (typeof v.resolve === 'function') return viaCdk8s(value, sortKeys, obj);
-  if (Array.isArray(value)) {
-    if (v.value !== undefined) return viaCdk8s(value, sortKeys, obj);
-    return value.map((x) => resolvePlain(x, sortKeys, obj));
-  }
-  if (v.constructor !== Object) return viaCdk8s(value, sortKeys, obj);
-  const record = value as Record<string, unknown>;
-  const keys = sortKeys ? Object.keys(record).sort() : Object.keys(record);
-  const out: Record<string, unknown> = {};
-  for (const k of keys) {
-    const r = resolvePlain(record[k], sortKeys, obj);
-    if (r !== null && r !== undefined) out[k] = r;
-  }
-  return out;
+/** cdk8s' sanitizeValue options: the object's body sorts keys unless CDK8S_DISABLE_SORT; metadata always sorts and drops empties. */
+interface Sanitize {
+  readonly sortKeys: boolean;
+  readonly filterEmpty?: boolean;
 }
 
-function viaCdk8s(value: unknown, sortKeys: boolean, obj: ApiObject): unknown {
-  return sanitizeValue(resolve([], value, obj), { sortKeys });
+/**
+ * `sanitizeValue(resolve([], value, obj), options)` for an app with the built-in resolvers
+ * only, without a resolution context per plain value.
+ */
+function resolvePlain(value: unknown, options: Sanitize, obj: ApiObject): unknown {
+  if (value === null || value === undefined) return undefined;
+  if (typeof value !== 'object') return typeof value === 'function' ? viaCdk8s(value, options, obj) : value;
+  if (value instanceof Lazy) return resolvePlain(value.produce(), options, obj);
+  const v = value as { resolve?: unknown; value?: unknown; constructor?: unknown };
+  if (typeof v.resolve === 'function') return viaCdk8s(value, options, obj);
+  if (Array.isArray(value)) {
+    if (v.value !== undefined) return viaCdk8s(value, options, obj);
+    if (options.filterEmpty && value.length === 0) return undefined;
+    return value.map((x) => resolvePlain(x, options, obj));
+  }
+  if (v.constructor !== Object) return viaCdk8s(value, options, obj);
+  const record = value as Record<string, unknown>;
+  const keys = options.sortKeys ? Object.keys(record).sort() : Object.keys(record);
+  const out: Record<string, unknown> = {};
+  let empty = true;
+  for (const k of keys) {
+    const r = resolvePlain(record[k], options, obj);
+    if (r !== null && r !== undefined) {
+      out[k] = r;
+      empty = false;
+    }
+  }
+  return options.filterEmpty && empty ? undefined : out;
 }
+
+function viaCdk8s(value: unknown, options: Sanitize, obj: ApiObject): unknown {
+  return sanitizeValue(resolve([], value, obj), { sortKeys: options.sortKeys, filterEmptyArrays: options.filterEmpty, filterEmptyObjects: options.filterEmpty });
+}
+
+/** What cdk8s' ApiObjectMetadataDefinition.toJson (2.70) reads. */
+interface MetadataInternals {
+  name?: string;
+  namespace?: string;
+  labels: Record<string, unknown>;
+  annotations: Record<string, unknown>;
+  finalizers: unknown[];
+  ownerReferences: unknown[];
+  _additionalAttributes: Record<string, unknown>;
+}
+
+/** cdk8s' `obj.metadata.toJson()`: its fields resolved, empty ones dropped, keys sorted. */
+function metadataJson(obj: ApiObject): unknown {
+  const m = obj.metadata as unknown as Partial<MetadataInternals>;
+  if (typeof m._additionalAttributes !== 'object' || typeof m.labels !== 'object' || typeof m.annotations !== 'object'
+    || !Array.isArray(m.finalizers) || !Array.isArray(m.ownerReferences)) {
+    return obj.metadata.toJson();
+  }
+  const fields = { ...m._additionalAttributes, name: m.name, namespace: m.namespace, annotations: m.annotations, finalizers: m.finalizers, ownerReferences: m.ownerReferences, labels: m.labels };
+  return resolvePlain(fields, METADATA, obj);
+}
+const METADATA: Sanitize = { sortKeys: true, filterEmpty: true };
 
 /**
  * cdk8s' ApiObject.toJson (2.70) for `obj`, or undefined when the fast path does not apply
@@ -71,9 +105,8 @@ export function plainApiObjectJson(obj: ApiObject): Record<string, unknown> | un
   if (typeof internals.props !== 'object' || !Array.isArray(internals.patches)) return undefined;
   if (!builtinResolversOnly(App.of(obj).resolvers)) return undefined;
   try {
-    const data = { ...internals.props, metadata: obj.metadata.toJson() };
-    const sortKeys = !process.env.CDK8S_DISABLE_SORT;
-    const patched = JsonPatch.apply(resolvePlain(data, sortKeys, obj), ...internals.patches) as Record<string, unknown>;
+    const data = { ...internals.props, metadata: metadataJson(obj) };
+    const patched = JsonPatch.apply(resolvePlain(data, { sortKeys: !process.env.CDK8S_DISABLE_SORT }, obj), ...internals.patches) as Record<string, unknown>;
     // apiVersion, kind and metadata first, as cdk8s orders them.
     const result: Record<string, unknown> = {};
     for (const k of ['apiVersion', 'kind', 'metadata', ...Object.keys(patched)]) if (k in patched) result[k] = patched[k];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { toYaml } from '../../../api/yaml-compat.js';
 import { CloudConfig, findPlaintextSecrets, findPlaintextSecretsParsed, mayHoldPlaintextSecret, NetworkConfig } from '../../../dsl/index.js';
 
 describe('CloudConfig', () => {
@@ -57,6 +58,24 @@ describe('CloudConfig', () => {
   it('does not fold long lines (stable diffs)', () => {
     const long = 'x'.repeat(300);
     expect(new CloudConfig({ runcmd: [`echo ${long}`] }).render()).toContain(`- echo ${long}\n`);
+  });
+});
+
+describe('CloudConfig rendering cache', () => {
+  it('gives the same text as rendering afresh, also for values whose JSON is shared by others', () => {
+    const afresh = (doc: Record<string, unknown>): string => `#cloud-config\n${toYaml(doc, { lineWidth: 0, minContentWidth: 0 })}`;
+    // Each pair has the same JSON; the yaml package writes the two differently.
+    const pairs: Array<[unknown, unknown]> = [[new Date(0), '1970-01-01T00:00:00.000Z'], [-0, 0], [{ a: undefined, b: 1 }, { b: 1 }], [Number.NaN, null]];
+    for (const [odd, plain] of pairs) {
+      for (const value of [plain, odd, plain]) {
+        const config = new CloudConfig({ hostname: 'h', extra: { value } });
+        expect(config.render()).toBe(afresh(config.toObject()));
+      }
+    }
+    const one = new CloudConfig({ hostname: 'same', runcmd: ['echo 1'] });
+    expect(one.render()).toBe(one.render());
+    one.addRunCommand('echo 2');
+    expect(parse(one.render()).runcmd).toEqual(['echo 1', 'echo 2']);
   });
 });
 

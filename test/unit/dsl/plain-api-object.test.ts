@@ -55,6 +55,43 @@ describe('PlainApiObject', () => {
     expect(JSON.stringify(fast)).toContain('"patched":{"by":"patch"}');
   });
 
+  it('renders metadata as cdk8s does: empty maps and lists dropped, Lazy and token values, extra fields', () => {
+    const app = new App({ outdir: OUT });
+    const chart = new Chart(app, 'c', { namespace: 'ns' });
+    const o = new PlainApiObject(chart, 'o', {
+      apiVersion: 'v1', kind: 'Thing',
+      metadata: { name: 'thing', annotations: {}, finalizers: [], generateName: Lazy.any({ produce: () => 'gen-' }), extraEmpty: {}, extraList: [], nested: { keep: 1, drop: {} } },
+    } as never);
+    o.metadata.addLabel('z', 'last');
+    o.metadata.addLabel('a', 'first');
+    o.metadata.add('fromToken', { resolve: () => ({ b: Union.of('x'), a: [] }) });
+    o.metadata.add('emptyByLazy', Lazy.any({ produce: () => [] }));
+    o.metadata.addOwnerReference({ apiVersion: 'v1', kind: 'Owner', name: 'o', uid: 'u' });
+    expect(plainApiObjectJson(o)).toBeDefined();
+    expect(JSON.stringify(o.toJson())).toBe(JSON.stringify(cdk8sJson(o)));
+    for (const sort of ['1', undefined]) {
+      if (sort) process.env.CDK8S_DISABLE_SORT = sort;
+      try {
+        expect(JSON.stringify(o.toJson())).toBe(JSON.stringify(cdk8sJson(o)));
+      } finally {
+        delete process.env.CDK8S_DISABLE_SORT;
+      }
+    }
+    const bare = new PlainApiObject(chart, 'bare', { apiVersion: 'v1', kind: 'Thing', metadata: { name: 'bare', labels: {} } } as never);
+    expect(JSON.stringify(bare.toJson())).toBe(JSON.stringify(cdk8sJson(bare)));
+  });
+
+  it('renders arbitrary JSON in metadata as cdk8s does', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue()), fc.dictionary(fc.string(), fc.string()), (extra, labels) => {
+        const chart = new Chart(new App({ outdir: OUT }), 'c');
+        const o = new PlainApiObject(chart, 'o', { apiVersion: 'v1', kind: 'Thing', metadata: { ...extra, name: 'n', labels } } as never);
+        expect(JSON.stringify(o.toJson())).toBe(JSON.stringify(cdk8sJson(o)));
+      }),
+      { seed: 0x91a1_0002, numRuns: 300 },
+    );
+  });
+
   it('keeps key order when CDK8S_DISABLE_SORT is set, as cdk8s does', () => {
     const o = objectWith({ b: 1, a: { d: 1, c: 2 } });
     process.env.CDK8S_DISABLE_SORT = '1';
