@@ -24,7 +24,7 @@ export async function createLauncherDeps(config: LauncherConfig, log: Logger, op
     // 500 ms cost ~2.5 ms of CPU per second per VM, so a second is the compromise between
     // CPU per idle VM and how soon a stop is noticed (the 5 s refresh is the fallback).
     driver: createLibvirtDriver({ uri: config.libvirtUri, eventSource: 'poll', pollIntervalMs: 1000, watchDomains: [launcherPaths(config).domainName] }),
-    volumes: await volumeBackend(config),
+    volumes: await volumeBackend(config, log),
     agent: new VirshAgentClient(config.libvirtUri),
     readSecret: (namespace, name) => secretSource(config).get('secret', namespace, name),
     log,
@@ -41,9 +41,13 @@ export async function createLauncherDeps(config: LauncherConfig, log: Logger, op
  * --image-store, Secrets/ConfigMaps/ServiceAccounts from <--secrets-dir>/{secrets,configmaps,serviceaccounts}.
  * The handle persisted for the monitor is the VMI's identity and volumes (what release needs).
  */
-async function volumeBackend(config: LauncherConfig): Promise<VolumeBackend> {
+async function volumeBackend(config: LauncherConfig, log: Logger): Promise<VolumeBackend> {
   const { materializeVolumes, releaseVolumes, ImageStore } = await import('./volumes/index.js');
-  const imageStore = new ImageStore({ dir: config.imageStore, insecureRegistries: config.insecureRegistries });
+  const imageStore = new ImageStore({
+    dir: config.imageStore,
+    insecureRegistries: config.insecureRegistries,
+    onTransferRetry: (r) => log.warn(r, `registry transfer broke (${r.step}, try ${r.attempt} of ${r.attempts}); trying again`),
+  });
   const secrets = secretSource(config);
   const vmDir = config.ephemeralDiskDir;
   return {

@@ -26,6 +26,19 @@ export interface ImageStoreOptions {
   dir: string;
   /** Registry hosts (`host:port`) reached over plain HTTP / without TLS verification. */
   insecureRegistries?: readonly string[];
+  /** Told of each registry transfer that broke and is tried again (for the log). */
+  onTransferRetry?: (retry: TransferRetry) => void;
+}
+
+export interface TransferRetry {
+  image: string;
+  /** `inspect` (the manifest) or `copy` (the layers). */
+  step: 'inspect' | 'copy';
+  /** The try that failed (1-based), of TRANSFER_ATTEMPTS. */
+  attempt: number;
+  attempts: number;
+  /** skopeo's message. */
+  error: string;
 }
 
 export interface PullOptions {
@@ -78,12 +91,13 @@ const LOCK_POLL_MAX_MS = 1_000;
 const TRANSFER_ATTEMPTS = 3;
 const TRANSFER_RETRY_MS = 500;
 
-async function withTransferRetries<T>(attempt: () => Promise<T>): Promise<T> {
+async function withTransferRetries<T>(attempt: () => Promise<T>, onRetry: (attempt: number, error: string) => void): Promise<T> {
   for (let n = 1; ; n++) {
     try {
       return await attempt();
     } catch (err) {
       if (n >= TRANSFER_ATTEMPTS || !(err instanceof CommandError) || !isTransientTransferError(err.stderr)) throw err;
+      onRetry(n, skopeoMessage(err.stderr));
       await sleep(TRANSFER_RETRY_MS * n);
     }
   }
@@ -92,10 +106,12 @@ async function withTransferRetries<T>(attempt: () => Promise<T>): Promise<T> {
 export class ImageStore {
   readonly dir: string;
   private readonly insecure: ReadonlySet<string>;
+  private readonly onTransferRetry: (retry: TransferRetry) => void;
 
   constructor(opts: ImageStoreOptions) {
     this.dir = opts.dir;
     this.insecure = new Set(opts.insecureRegistries ?? []);
+    this.onTransferRetry = opts.onTransferRetry ?? (() => {});
   }
 
   private pulled(image: string, digest: string, downloaded: boolean): PulledImage {
@@ -108,6 +124,10 @@ export class ImageStore {
 
   private refFile(image: string): string {
     return join(this.dir, 'refs', sha256(image));
+  }
+
+  private retried(image: string, step: TransferRetry['step']): (attempt: number, error: string) => void {
+    return (attempt, error) => this.onTransferRetry({ image, step, attempt, attempts: TRANSFER_ATTEMPTS, error });
   }
 
   private tlsFlag(image: string, flag: '--tls-verify' | '--src-tls-verify'): string[] {
@@ -167,7 +187,10 @@ export class ImageStore {
     let digest: string;
     try {
       // The raw manifest is small; its hash is the digest the registry addresses it by.
-      const manifest = await withTransferRetries(() => runBytes('skopeo', ['inspect', '--raw', ...this.tlsFlag(image, '--tls-verify'), ...auth, `docker://${image}`]));
+      const manifest = await withTransferRetries(
+        () => runBytes('skopeo', ['inspect', '--raw', ...this.tlsFlag(image, '--tls-verify'), ...auth, `docker://${image}`]),
+        this.retried(image, 'inspect'),
+      );
       digest = `sha256:${sha256(manifest)}`;
     } catch (err) {
       throw pullError(err, image, opts.volume);
@@ -188,7 +211,7 @@ export class ImageStore {
           'copy', '--quiet', ...this.tlsFlag(image, '--src-tls-verify'), ...(opts.authFile ? ['--src-authfile', opts.authFile] : []),
           `docker://${pinnedReference(image, digest)}`, `oci:${layout}:image`,
         ]);
-      }).catch((err: unknown) => {
+      }, this.retried(image, 'copy')).catch((err: unknown) => {
         throw pullError(err, image, opts.volume);
       });
       await mkdir(join(this.dir, 'images'), { recursive: true });

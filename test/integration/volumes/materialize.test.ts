@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Volume, VirtualMachineInstance } from '../../../api/kubevirt.js';
 import {
   CommandError, DirectorySecretSource, ImagePullError, ImageStore, materializeVolumes, releaseVolumes, VolumeError,
-  type MaterializeOptions,
+  type MaterializeOptions, type TransferRetry,
 } from '../../../launcher/volumes/index.js';
 import { pushOciLayout, pushTestGuestImages, startBreakingProxy, startRegistry, type LocalRegistry, type PushedTestGuest } from '../../helpers/registry.js';
 import { ensureTestGuest, type TestGuest } from '../../helpers/test-guest.js';
@@ -166,10 +166,14 @@ describe('containerDisk', () => {
     // The registry's answer is cut off mid-blob twice (skopeo: "unexpected EOF"); the third try gets through.
     const proxy = await startBreakingProxy(registry, 2);
     try {
-      const flaky = new ImageStore({ dir: join(work, 'store-flaky'), insecureRegistries: [proxy.host] });
+      const retries: TransferRetry[] = [];
+      const flaky = new ImageStore({ dir: join(work, 'store-flaky'), insecureRegistries: [proxy.host], onTransferRetry: (r) => retries.push(r) });
       const image = images.kernelBootImage.replace(registry.host, proxy.host);
       const pulled = await flaky.pull({ image, pullPolicy: 'IfNotPresent' });
       expect(proxy.broken()).toBe(2);
+      // Each broken try is reported (the launcher logs it), with skopeo's message.
+      expect(retries.map((r) => [r.image, r.step, r.attempt, r.attempts])).toEqual([[image, 'copy', 1, 3], [image, 'copy', 2, 3]]);
+      expect(retries[0]!.error).toMatch(/EOF/);
       expect(pulled.downloaded).toBe(true);
       expect(await sha((await flaky.extractFile(pulled, '/boot/vmlinuz')).path)).toBe(await sha(guest.vmlinuz));
       expect(await readdir(join(work, 'store-flaky', 'tmp'))).toEqual([]);
