@@ -21,6 +21,12 @@
  * the same XML). What it costs over the floor is what any design with one Node process per VM
  * linking libvirt pays; what virtops costs over it is virtops' own per-VM work.
  *
+ * CPU: each creation phase also records the machine's busy CPU time (/proc/stat) and, from
+ * /proc/<pid>/stat (own + reaped children), how much of it went to QEMU, libvirt's daemons,
+ * `up`, the launchers (with their helpers) and the bench's own children (git, virsh, the Node
+ * floor's processes). QEMU's share depends on how long the phase lasts (the guests boot
+ * meanwhile), so the sides are compared on the CPU outside QEMU: what creating a VM costs.
+ *
  * Goal: creation ≤ 1.5x the floor, removal ≤ 1.5x the ACPI floor.
  */
 import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -32,6 +38,7 @@ import { testGuestVm, bareVm, gitFixture } from '../test/integration/standalone/
 import { cleanupStateDir, listVms, makeStateDir, startUp, waitFor } from '../test/integration/standalone/harness.js';
 import { pushTestGuestImages, startRegistry } from '../test/helpers/registry.js';
 import { emitJson, JSON_FLAG, say } from './report.js';
+import { cpuTimes, machineCpuS, processes } from './proc.js';
 
 const { values } = parseArgs({ options: { vms: { type: 'string', default: '20' }, rounds: { type: 'string', default: '3' }, concurrency: { type: 'string' }, ...JSON_FLAG } });
 const N = Number(values.vms);
@@ -44,6 +51,41 @@ const names = Array.from({ length: N }, (_, i) => `floor-vm-${i}`);
 const domainOf = (name: string) => `default_${name}`;
 const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+type CpuKind = 'qemu' | 'libvirt' | 'up' | 'launchers' | 'launcherHelpers' | 'benchChildren';
+interface CpuSample { machineS: number; byPid: Map<number, { kind: CpuKind; s: number }> }
+/** CPU seconds of one creation phase: the machine's, what of it each kind of process used, and the machine's outside QEMU. */
+type CpuUse = Record<CpuKind | 'machine' | 'outsideQemu', number>;
+
+async function cpuSample(upPid: number | undefined, stateDir: string): Promise<CpuSample> {
+  const byPid = new Map<number, { kind: CpuKind; s: number }>();
+  const machineS = await machineCpuS();
+  for (const [pid, cmd] of await processes()) {
+    const kind: CpuKind | undefined = pid === process.pid ? 'benchChildren'
+      : pid === upPid ? 'up'
+        : cmd.includes('qemu-system') ? 'qemu'
+          : /(^|\/)(libvirtd|virtlogd|virtqemud)( |$)/.test(cmd) ? 'libvirt'
+            : cmd.includes('launcher') && cmd.includes(stateDir) ? 'launchers' : undefined;
+    if (!kind) continue;
+    const t = await cpuTimes(pid);
+    if (kind === 'launchers') {
+      // The helpers a launcher ran and reaped (qemu-img, the ISO writer, tar) apart from its own CPU.
+      byPid.set(pid, { kind, s: t.own });
+      byPid.set(-pid, { kind: 'launcherHelpers', s: t.children });
+    } else {
+      byPid.set(pid, { kind, s: kind === 'benchChildren' ? t.children : t.own + t.children });
+    }
+  }
+  return { machineS, byPid };
+}
+
+/** What changed between two samples; a process born in between counts from zero. */
+function cpuUse(before: CpuSample, after: CpuSample): CpuUse {
+  const use: CpuUse = { machine: after.machineS - before.machineS, outsideQemu: 0, qemu: 0, libvirt: 0, up: 0, launchers: 0, launcherHelpers: 0, benchChildren: 0 };
+  for (const [pid, { kind, s }] of after.byPid) use[kind] += s - (before.byPid.get(pid)?.s ?? 0);
+  use.outsideQemu = use.machine - use.qemu;
+  return use;
+}
 
 /** Domain names of qemu:///system now (running or not). */
 async function domains(): Promise<Set<string>> {
@@ -98,6 +140,7 @@ async function main(): Promise<void> {
   const placeholder = bareVm('floor-placeholder', { runStrategy: 'Halted' });
   let up: Awaited<ReturnType<typeof startUp>> | undefined;
   const figures = { virtopsCreateMs: [] as number[], virtopsRemoveMs: [] as number[], floorCreateMs: [] as number[], floorRemoveMs: [] as number[], nodeFloorCreateMs: [] as number[], sourceMs: [] as number[] };
+  const cpu = { virtopsCreate: [] as CpuUse[], floorCreate: [] as CpuUse[], nodeFloorCreate: [] as CpuUse[] };
   let floorXml: string[] = [];
   try {
     const image = (await pushTestGuestImages(registry)).kernelBootImage;
@@ -110,11 +153,13 @@ async function main(): Promise<void> {
 
     for (let r = 0; r < ROUNDS; r++) {
       // virtops: push N, all Running.
+      const cpu0 = await cpuSample(up.proc.pid, stateDir);
       const t0 = performance.now();
       const pushedAt = Date.now();
       await git.commitVms([placeholder, ...vms], `add ${N} guests #${r}`);
       await waitFor(`${N} Running`, async () => (await listVms(server)).vms.filter((v) => names.includes(v.name) && v.status?.printableStatus === 'Running').length === N, 600_000, 50);
       figures.virtopsCreateMs.push(performance.now() - t0);
+      cpu.virtopsCreate.push(cpuUse(cpu0, await cpuSample(up.proc.pid, stateDir)));
       const applied = up.logText().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { time: number; msg: string })
         .find((l) => l.time >= pushedAt && l.msg.startsWith('applying revision'));
       if (applied) figures.sourceMs.push(applied.time - pushedAt);
@@ -136,6 +181,7 @@ async function main(): Promise<void> {
       // this, round 2 found round 1's READY marker at once and pressed ACPI while the guest was
       // still booting (the 90–120 s floor removals of earlier runs). Not timed.
       await Promise.all(floorXml.map(async (file, i) => rm(serialLog(await readFile(file, 'utf8'), `floor_${i}`), { force: true })));
+      const cpu2 = await cpuSample(up.proc.pid, stateDir);
       const t2 = performance.now();
       await Promise.all(floorXml.map(async (file, i) => {
         const d = await virsh('define', file);
@@ -143,6 +189,7 @@ async function main(): Promise<void> {
         if (s.exitCode !== 0) throw new Error(`floor_${i}: ${s.stderr}`);
       }));
       figures.floorCreateMs.push(performance.now() - t2);
+      cpu.floorCreate.push(cpuUse(cpu2, await cpuSample(up.proc.pid, stateDir)));
       await Promise.all(floorXml.map(async (file, i) => guestReady(await readFile(file, 'utf8'), `floor_${i}`)));
 
       // Floor: N parallel ACPI shutdowns until all are off, then undefine.
@@ -166,9 +213,11 @@ async function main(): Promise<void> {
       // Node floor: N parallel minimal Node processes define && start the same domains. Their
       // removal is not measured: destroyed and undefined once all have started.
       await Promise.all(floorXml.map(async (file, i) => rm(serialLog(await readFile(file, 'utf8'), `floor_${i}`), { force: true })));
+      const cpu4 = await cpuSample(up.proc.pid, stateDir);
       const t4 = performance.now();
       await Promise.all(floorXml.map((file) => execa(process.execPath, [NODE_FLOOR_LAUNCHER, file])));
       figures.nodeFloorCreateMs.push(performance.now() - t4);
+      cpu.nodeFloorCreate.push(cpuUse(cpu4, await cpuSample(up.proc.pid, stateDir)));
       await Promise.all(floorXml.map(async (_, i) => {
         await virsh('destroy', `floor_${i}`);
         await virsh('undefine', `floor_${i}`);
@@ -197,11 +246,20 @@ async function main(): Promise<void> {
   say(`    of which push → revision applied (git, fetch, validation): ${seconds(p50(figures.sourceMs))}`);
   say(`    Node floor (parallel minimal Node processes: binding, connection, define, start) ${seconds(p50(figures.nodeFloorCreateMs))}, ${nodeFloor.toFixed(2)}x the floor: of virtops' gap, ${seconds(p50(figures.nodeFloorCreateMs) - p50(figures.floorCreateMs))} is one Node process per VM, ${seconds(p50(figures.virtopsCreateMs) - p50(figures.nodeFloorCreateMs))} virtops' own work`);
   say(`  remove: virtops (push → all domains gone) ${seconds(p50(figures.virtopsRemoveMs))}; floor (parallel ACPI shutdown, undefine) ${seconds(p50(figures.floorRemoveMs))}; ratio ${remove.toFixed(2)}x (goal ≤ 1.5x: ${remove <= 1.5 ? 'met' : 'MISSED'})`);
+  const cpuP50 = (uses: CpuUse[]): CpuUse => Object.fromEntries(Object.keys(uses[0]!).map((k) => [k, Math.round(p50(uses.map((u) => u[k as keyof CpuUse])) * 100) / 100])) as CpuUse;
+  const cpuLine = (u: CpuUse): string => `${u.outsideQemu.toFixed(2)} s outside QEMU (libvirt ${u.libvirt.toFixed(2)}, up ${u.up.toFixed(2)}, launchers ${u.launchers.toFixed(2)} + their helpers ${u.launcherHelpers.toFixed(2)}, bench's children ${u.benchChildren.toFixed(2)}, other ${(u.outsideQemu - u.libvirt - u.up - u.launchers - u.launcherHelpers - u.benchChildren).toFixed(2)}); QEMU ${u.qemu.toFixed(2)} s`;
+  const cpuP = { virtopsCreate: cpuP50(cpu.virtopsCreate), floorCreate: cpuP50(cpu.floorCreate), nodeFloorCreate: cpuP50(cpu.nodeFloorCreate) };
+  say(`  CPU of creation (machine, p50 per field): virtops ${cpuLine(cpuP.virtopsCreate)}`);
+  say(`    floor ${cpuLine(cpuP.floorCreate)}`);
+  say(`    Node floor ${cpuLine(cpuP.nodeFloorCreate)}`);
+  say(`    outside QEMU per VM: virtops ${(cpuP.virtopsCreate.outsideQemu / N * 1000).toFixed(0)} ms, Node floor ${(cpuP.nodeFloorCreate.outsideQemu / N * 1000).toFixed(0)} ms, floor ${(cpuP.floorCreate.outsideQemu / N * 1000).toFixed(0)} ms`);
   emitJson('floor', {
     vms: N, rounds: ROUNDS, upConcurrency: Number(values.concurrency ?? 16),
     createP50Ms: { virtops: p50(figures.virtopsCreateMs), floor: p50(figures.floorCreateMs), ratio: create, pushToAppliedP50Ms: p50(figures.sourceMs), nodeFloor: p50(figures.nodeFloorCreateMs), nodeFloorRatio: nodeFloor },
     removeP50Ms: { virtops: p50(figures.virtopsRemoveMs), floor: p50(figures.floorRemoveMs), ratio: remove },
+    createCpuP50S: cpuP,
     samplesMs: figures,
+    cpuSamplesS: cpu,
   });
 }
 

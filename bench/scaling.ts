@@ -43,6 +43,7 @@ import { pushTestGuestImages, startRegistry, type LocalRegistry } from '../test/
 import { emitJson, JSON_FLAG, say } from './report.js';
 import { testDriverFloorMs } from './test-driver-floor.js';
 import { POOL_BIN } from './pool-runtime.js';
+import { cpuTimes, pidsWith, smapsRollup } from './proc.js';
 
 const { values } = parseArgs({
   options: {
@@ -73,7 +74,6 @@ if (!(POINT_TIMEOUT_MS > 0)) throw new Error('--point-timeout must be a positive
 const PREFIX = 'scale-';
 const names = (n: number) => Array.from({ length: n }, (_, i) => `${PREFIX}${i}`);
 const qemuVirsh = (...args: string[]) => execa('virsh', ['-q', '-c', 'qemu:///system', ...args], { reject: false });
-const CLK_TCK = Number((await execa('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
 
 const pct = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -82,38 +82,7 @@ const pct = (xs: number[], p: number): number => {
 const summary = (xs: number[]) => ({ p50: pct(xs, 50), p95: pct(xs, 95), max: Math.max(...xs) });
 const load = () => loadavg().map((x) => Math.round(x * 100) / 100);
 
-// ---- /proc readers -------------------------------------------------------------------------
-
-interface ProcMem { rssKiB: number; pssKiB: number }
-
-async function smapsRollup(pid: number): Promise<ProcMem> {
-  const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '');
-  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
-  return { rssKiB: kb('Rss'), pssKiB: kb('Pss') };
-}
-
-/**
- * CPU seconds from /proc/<pid>/stat: the process's own utime+stime, and cutime+cstime, its
- * waited-for children's (the short-lived helpers a launcher runs: virsh, genisoimage, qemu-img).
- */
-async function cpuTimes(pid: number): Promise<{ own: number; children: number }> {
-  const s = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  // After the comm: state is field 3; utime 14, stime 15, cutime 16, cstime 17 (1-based) → index 11-14 here.
-  const n = (i: number) => Number(f[i] ?? 0);
-  return { own: (n(11) + n(12)) / CLK_TCK, children: (n(13) + n(14)) / CLK_TCK };
-}
-
-/** pids whose argv has every one of `needles`. */
-async function pidsWith(...needles: string[]): Promise<number[]> {
-  const out: number[] = [];
-  for (const e of await readdir('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const cmd = (await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ');
-    if (needles.every((n) => cmd.includes(n))) out.push(Number(e));
-  }
-  return out;
-}
+// ---- /proc readers (bench/proc.ts) -------------------------------------------------------
 
 async function sumProcs(pids: number[]): Promise<{ processes: number; rssMiB: number; pssMiB: number; cpuS: number; childrenCpuS: number }> {
   let rss = 0, pss = 0, cpu = 0, children = 0;
