@@ -31,7 +31,7 @@
  * Every point is one JSON object in the `--json` line (and in `--out FILE`, appended), which
  * bench/plot-scaling.ts turns into the log-log SVGs.
  */
-import { appendFile, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { loadavg, tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
