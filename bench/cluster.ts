@@ -30,6 +30,7 @@
  *    launchers are in the pool's process, not in the agent's). Goal ≤ 70 MiB at 100 (issue 15).
  */
 import { emitJson, say } from './report.js';
+import { cpuTimes } from './proc.js';
 import { CONTROLLER_NODE_OPTIONS as INSTALL_CONTROLLER_NODE_OPTIONS, DAEMON_GLIBC_TUNABLES } from '../synth/install.js';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -118,13 +119,6 @@ async function stopPool(dir: string): Promise<void> {
   }
 }
 
-/** utime + stime of `pid` so far, in seconds (/proc/<pid>/stat fields 14 and 15, in clock ticks of 1/100 s). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 interface ProbeReport {
   memoryUsage: NodeJS.MemoryUsage;
   spaces: { name: string; size: number; used: number }[];
@@ -208,7 +202,7 @@ async function agentRss(kubeconfig: string, admin: HttpKubeClient, ns: (n: strin
       samples.push(await rssKb(proc.pid!));
       await sleep(1000);
     }
-    const cpuAtLoaded = await cpuSeconds(proc.pid!);
+    const cpuAtLoaded = (await cpuTimes(proc.pid!)).own;
     await sleep(STEADY_WAIT_S * 1000);
     const steady = await rssKb(proc.pid!);
     const probe = await memProbe(proc.pid!, probeFile);
@@ -370,7 +364,7 @@ async function main(): Promise<void> {
         const loaded = Math.max(...samples);
         const low = Math.min(...samples);
         const convergedS = (Date.now() - t0) / 1000;
-        const cpuAtLoaded = await cpuSeconds(proc.pid!);
+        const cpuAtLoaded = (await cpuTimes(proc.pid!)).own;
         await sleep(STEADY_WAIT_S * 1000);
         const steady = await rssKb(proc.pid!);
         const probe = await memProbe(proc.pid!, probeFile);

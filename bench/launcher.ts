@@ -29,6 +29,7 @@
  * more VM adds.
  */
 import { emitJson, say } from './report.js';
+import { cpuTimes } from './proc.js';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -85,13 +86,6 @@ async function cpuMsAllThreads(pid: number): Promise<number> {
     ns += Number((await readFile(`/proc/${pid}/task/${t}/schedstat`, 'utf8').catch(() => '0')).split(' ')[0]);
   }
   return ns / 1e6;
-}
-
-/** utime + stime in clock ticks (100/s on Linux). */
-async function cpuTicks(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11] ?? 0) + Number(f[12] ?? 0);
 }
 
 async function childrenOf(pid: number): Promise<number[]> {
@@ -187,11 +181,11 @@ async function measureLauncher(path: Path, imageStoreDir: string, registryHost: 
       for (const c of await childrenOf(h.proc.pid!)) if ((await readFile(`/proc/${c}/cmdline`, 'utf8').catch(() => '')).includes('\0launcher\0')) launcherPid = c;
       const kids = await childrenOf(launcherPid ?? h.proc.pid!);
       const all = [h.proc.pid!, ...(launcherPid !== undefined ? [launcherPid] : []), ...kids];
-      const ticks0 = (await Promise.all(all.map(cpuTicks))).reduce((a, b) => a + b, 0);
+      const ownCpuS = async (): Promise<number> => (await Promise.all(all.map(async (pid) => (await cpuTimes(pid)).own))).reduce((a, b) => a + b, 0);
+      const cpu0 = await ownCpuS();
       const w0 = performance.now();
       await new Promise((r) => setTimeout(r, idleSeconds * 1000));
-      const ticks1 = (await Promise.all(all.map(cpuTicks))).reduce((a, b) => a + b, 0);
-      const idleCpuMsPerS = ((ticks1 - ticks0) * 10) / ((performance.now() - w0) / 1000);
+      const idleCpuMsPerS = ((await ownCpuS()) - cpu0) * 1000 / ((performance.now() - w0) / 1000);
       let launcherChildren = NO_MEM;
       for (const k of kids) launcherChildren = addMem(launcherChildren, await memKb(k).catch(() => NO_MEM));
       samples.push({ syncMs, startupMs, startupCpuMs, phases, monitor: await memKb(h.proc.pid!), launcher: launcherPid !== undefined ? await memKb(launcherPid) : NO_MEM, launcherChildren, idleCpuMsPerS });
