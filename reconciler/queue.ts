@@ -123,6 +123,8 @@ export class RateLimitedQueue {
    * queued again. `work` handles its own errors (a rejection is only dropped here).
    */
   inBackground(key: string, work: () => Promise<void>): void {
+    // Its reconcile returns while the key is busy, so a second start is a caller's bug.
+    if (this.background.has(key)) throw new Error(`queue: background work for ${key} is already running`);
     const done = work().catch(() => undefined).finally(() => {
       this.background.delete(key);
       this.add(key);

@@ -430,8 +430,9 @@ export class StandaloneBackend {
     const { metrics } = this.opts;
     let result = 'ok';
     try {
-      // Its instance is being stopped: nothing else happens to it until that ends.
-      if (this.stops.has(key)) return {};
+      // Its instance is being stopped (stopInBackground): nothing else happens to it until that
+      // ends. Asked of the queue, which owns the background work, as the cluster agent does.
+      if (this.queue.busy(key)) return {};
       const gitVm = this.desiredVms.get(key);
       const existing = this.records.get(key);
       if (!gitVm) {

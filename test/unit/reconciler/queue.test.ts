@@ -172,6 +172,17 @@ describe('RateLimitedQueue.inBackground', () => {
     expect(seen).toEqual(['stopping', 'other', 'stopping']);
     expect(q.busy('stopping')).toBe(false);
   });
+
+  it('refuses a second background work for a busy key', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const q = new RateLimitedQueue(async () => {});
+    q.inBackground('k', () => gate);
+    expect(() => q.inBackground('k', async () => {})).toThrow(/already running/);
+    release();
+    await q.idle();
+    expect(q.busy('k')).toBe(false);
+  });
 });
 
 describe('RateLimitedQueue: reconciles that do not end', () => {
