@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Ajv, ValidateFunction } from 'ajv';
 import standaloneModule from 'ajv/dist/standalone/index.js';
-import { hasCompiledSchemaStore, useCompiledSchemaStore, type CompiledSchemaStore } from './validate.js';
+import { hasCompiledSchemaStore, useCompiledSchemaStore, type CompiledSchemaStore } from './schema-validators.js';
 
 export const COMPILED_SCHEMA_CACHE_ENV = 'VIRTOPS_VALIDATOR_CACHE';
 /** Bumped when the file layout changes. */

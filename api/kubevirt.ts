@@ -15,6 +15,10 @@ export const GROUP = 'kubevirt.io';
 /** A Kubernetes resource quantity such as `4Gi`, `500m`, `2`. */
 export type Quantity = string;
 
+/** Kubernetes' resource.Quantity grammar (as used in generated CRDs). */
+export const QUANTITY_PATTERN =
+  '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
+
 export interface ObjectMeta {
   name?: string;
   namespace?: string;

@@ -19,6 +19,7 @@
  *   maps (`additionalProperties: {...}`), ObjectMeta and FieldsV1 stay open.
  */
 import openapi from './kubevirt-openapi.v1.json' with { type: 'json' };
+import { QUANTITY_PATTERN } from './kubevirt.js';
 
 export type JsonSchema = { [key: string]: unknown };
 
@@ -42,10 +43,6 @@ const QUANTITY = 'k8s.io.apimachinery.pkg.api.resource.Quantity';
 const INT_OR_STRING = 'k8s.io.apimachinery.pkg.util.intstr.IntOrString';
 /** Definitions that are free-form JSON by design. */
 const FREE_FORM = new Set(['k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1', 'k8s.io.apimachinery.pkg.runtime.RawExtension']);
-
-/** Kubernetes' resource.Quantity grammar (as used in generated CRDs). */
-export const QUANTITY_PATTERN =
-  '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
 
 export interface StructuralOptions {
   /** Reject unknown fields (validator mode). @default false */

@@ -14,11 +14,10 @@
  *   const issues = validateManifest(obj);
  *   if (issues.length) throw new Error(formatIssues(issues, 'dist/web.k8s.yaml'));
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
-import { RUN_STRATEGIES } from './kubevirt.js';
+import type { ErrorObject } from 'ajv';
+import { QUANTITY_PATTERN, RUN_STRATEGIES } from './kubevirt.js';
 import { INSTANCETYPE_API_VERSION, INSTANCETYPE_GROUP, PREFERRED_CPU_TOPOLOGIES, isClusterScopedKind } from './instancetype.js';
-import { QUANTITY_PATTERN, referencedSchema } from './structural-schema.js';
+import { validatorFor } from './schema-validators.js';
 import { CDI_API_VERSION, planImport, type DataVolume } from './datavolume.js';
 import { SNAPSHOT_API_VERSION, SNAPSHOT_KINDS, checkSnapshotRules } from './snapshot.js';
 import { POOL_API_VERSION, POOL_GROUP, POOL_KIND, checkPoolRules, poolVm, type VirtualMachinePool } from './pool.js';
@@ -31,64 +30,6 @@ export interface ValidationIssue {
   message: string;
   /** What to change, when there is a clear answer. */
   fix?: string;
-}
-
-// ajv-formats is CommonJS; under NodeNext its default export arrives as the module object.
-const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
-
-/**
- * Where compiled validators are kept between processes (api/compiled-schema-cache.ts puts them
- * on disk as ajv standalone code): compiling the closed KubeVirt schema costs ~250 ms of CPU
- * per process, loading its code ~15 ms. None unless a caller installs one
- * (useCompiledSchemaStore); a store that fails answers nothing and the schema is compiled.
- */
-export interface CompiledSchemaStore {
-  /** The validator saved for `schema` compiled under `setup`, if any. */
-  load(schema: object, setup: string): ValidateFunction | undefined;
-  /** Keeps `validate` (compiled by `ajv` from `schema` under `setup`) for later processes. */
-  save(schema: object, setup: string, ajv: Ajv, validate: ValidateFunction): void;
-}
-
-// One statement of how the validators are compiled: the options and keywords below, and the
-// full ajv-formats. A store keys what it keeps by it (with the schema and ajv's version).
-const AJV_OPTIONS = { allErrors: true, strict: false, verbose: true, validateSchema: false } as const;
-const NOOP_KEYWORDS = ['x-kubernetes-int-or-string', 'x-kubernetes-preserve-unknown-fields'] as const;
-const AJV_SETUP = JSON.stringify({ options: AJV_OPTIONS, keywords: NOOP_KEYWORDS, formats: 'ajv-formats full' });
-
-let ajv: Ajv | undefined;
-let store: CompiledSchemaStore | undefined;
-const compiled = new Map<string, ValidateFunction>();
-
-/** Installs `next` as this process's store of compiled validators (undefined: none). */
-export function useCompiledSchemaStore(next: CompiledSchemaStore | undefined): void {
-  store = next;
-}
-
-/** True when a store is installed (callers install one once). */
-export function hasCompiledSchemaStore(): boolean {
-  return store !== undefined;
-}
-
-function validatorFor(definition: string): ValidateFunction {
-  let fn = compiled.get(definition);
-  if (!fn) {
-    const schema = referencedSchema(definition, { strict: true });
-    fn = store?.load(schema, AJV_SETUP) ?? compileSchema(schema);
-    compiled.set(definition, fn);
-  }
-  return fn;
-}
-
-function compileSchema(schema: object): ValidateFunction {
-  if (!ajv) {
-    // A store needs the generated source to save it (ajv drops it otherwise).
-    ajv = new Ajv({ ...AJV_OPTIONS, ...(store ? { code: { source: true } } : {}) });
-    addFormats(ajv);
-    for (const keyword of NOOP_KEYWORDS) ajv.addKeyword({ keyword });
-  }
-  const fn = ajv.compile(schema);
-  store?.save(schema, AJV_SETUP, ajv, fn);
-  return fn;
 }
 
 const KUBEVIRT_KINDS: Record<string, string> = {

@@ -5,9 +5,9 @@
  * - `launcher`: `virtops launcher-monitor` (the one process per VM, which runs the launcher
  *   in-process) and `virtops launcher`. Built from launcher/entry.ts (plus the prepare
  *   worker). Code splitting keeps lazy imports lazy: the cleanup code is loaded only after a
- *   failure or by `--cleanup-only`. The VMI schema's validation code is generated at build time by ajv from
- *   api/validate.ts itself (launcher/precompiled/), so a launcher does not compile it at
- *   every start.
+ *   failure or by `--cleanup-only`. The VMI schema's validation code is generated at build time by ajv,
+ *   compiled as api/schema-validators.ts compiles it (launcher/precompiled/), so a launcher
+ *   carries neither ajv's compiler nor the OpenAPI document.
  * - `reconciler`: the long-lived `virtops up`, `virtops controller` and `virtops agent`,
  *   built from reconciler/entry.ts (registers just those commands, with the same flags).
  *   Modules that locate repository files from import.meta.url (cli/bin.js, the project
@@ -413,9 +413,10 @@ async function buildBrowser(esbuild, recipe, outdir) {
 }
 
 /**
- * Precompiled validators: api/validate.ts bundled with a recording `ajv`, run once; it
- * writes ajv's standalone code for the schemas it compiled into `gen` (launcher/precompiled/).
- * Returns the generator's metafile and the plugins that make the bundle use that code.
+ * Precompiled validators: launcher/precompiled/generate.ts, bundled and run once, writes ajv's
+ * standalone code for the definitions a launcher validates into `gen`. Returns the generator's
+ * metafile and the plugins that make the bundle's api/validate.ts use that code
+ * (launcher/precompiled/precompiled-validators.ts) instead of api/schema-validators.ts.
  */
 async function precompileValidators(esbuild, common, gen) {
   const generator = await esbuild.build({
@@ -423,7 +424,6 @@ async function precompileValidators(esbuild, common, gen) {
     entryPoints: { generate: 'launcher/precompiled/generate.ts' },
     outdir: gen,
     outExtension: { '.js': '.mjs' },
-    plugins: [ajvFor('launcher/precompiled/recording-ajv.ts')],
   });
   mkdirSync(join(gen, 'validators'));
   const run = spawnSync(process.execPath, [join(gen, 'generate.mjs'), join(gen, 'validators')], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
@@ -431,10 +431,13 @@ async function precompileValidators(esbuild, common, gen) {
   return {
     metafile: generator.metafile,
     plugins: [
-      ajvFor('launcher/precompiled/precompiled-ajv.ts'),
       {
         name: 'precompiled-validators',
         setup(b) {
+          // api/validate.ts takes its validators from the generated code, not from ajv's compiler.
+          b.onResolve({ filter: /^\.\/schema-validators\.js$/ }, (args) =>
+            args.importer === join(REPO, 'api', 'validate.ts') ? { path: join(REPO, 'launcher', 'precompiled', 'precompiled-validators.ts') } : undefined,
+          );
           b.onResolve({ filter: /^virtops:precompiled-validators$/ }, () => ({ path: join(gen, 'validators', 'index.mjs') }));
         },
       },
@@ -525,18 +528,6 @@ function cjsNamedExports(packages) {
         const lines = [`import m from ${JSON.stringify(args.path)};`, 'export default m;', ...names.map((n) => `export const ${n} = m.${n};`)];
         return { contents: lines.join('\n'), loader: 'js', resolveDir: REPO };
       });
-    },
-  };
-}
-
-/** An esbuild plugin: `ajv` as api/validate.ts imports it resolves to `replacement` (other importers keep ajv). */
-function ajvFor(replacement) {
-  return {
-    name: 'ajv-for-validate',
-    setup(b) {
-      b.onResolve({ filter: /^ajv$/ }, (args) =>
-        args.importer === join(REPO, 'api', 'validate.ts') ? { path: join(REPO, replacement) } : undefined,
-      );
     },
   };
 }

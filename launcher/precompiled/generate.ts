@@ -1,27 +1,29 @@
 /**
- * Build time only: `node <bundled generate> <out dir>` writes the precompiled validators the
- * launcher bundle imports as `virtops:precompiled-validators`. Bundled by
- * scripts/build-bundles.mjs with `ajv` (as api/validate.ts imports it) replaced by
- * recording-ajv.ts; validating one VMI makes validate.ts compile the VMI schema, exactly
- * as the launcher's worker would.
+ * Build time only: `node <bundled generate> <out dir>` writes the validators the launcher
+ * bundle imports as `virtops:precompiled-validators` (launcher/precompiled/precompiled-validators.ts):
+ * ajv's standalone code for each definition below, compiled from the schema and with the ajv
+ * that api/schema-validators.ts itself compiles with, and an index keyed by definition.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { validateManifest } from '../../api/validate.js';
-import { recorded } from './recording-ajv.js';
+import standaloneModule from 'ajv/dist/standalone/index.js';
+import type { Ajv, ValidateFunction } from 'ajv';
+import { closedSchema, newAjv } from '../../api/schema-validators.js';
+
+/** What a launcher validates: the VMI it is asked to run (launcher/vmi-check.ts refuses any other kind). */
+export const PRECOMPILED = ['v1.VirtualMachineInstance'];
+
+// CommonJS default export under NodeNext/esbuild interop.
+const standaloneCode = ((standaloneModule as unknown as { default?: unknown }).default ?? standaloneModule) as (ajv: Ajv, fn: ValidateFunction) => string;
 
 const out = process.argv[2];
 if (!out) throw new Error('usage: generate <out dir>');
-validateManifest({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'x' }, spec: { domain: { devices: {} } } });
-if (recorded.size === 0) throw new Error('api/validate.ts compiled no schema for a VirtualMachineInstance');
+const imports: string[] = [];
 const entries: string[] = [];
-let i = 0;
-for (const [key, code] of recorded) {
-  writeFileSync(join(out, `validator-${i}.mjs`), code);
-  entries.push(`import v${i} from './validator-${i}.mjs';`);
-  i++;
-}
-writeFileSync(
-  join(out, 'index.mjs'),
-  `${entries.join('\n')}\nexport const precompiled = { ${[...recorded.keys()].map((k, j) => `${JSON.stringify(k)}: v${j}`).join(', ')} };\n`,
-);
+PRECOMPILED.forEach((definition, i) => {
+  const ajv = newAjv({ code: { source: true, esm: true } });
+  writeFileSync(join(out, `validator-${i}.mjs`), standaloneCode(ajv, ajv.compile(closedSchema(definition))));
+  imports.push(`import v${i} from './validator-${i}.mjs';`);
+  entries.push(`${JSON.stringify(definition)}: v${i}`);
+});
+writeFileSync(join(out, 'index.mjs'), `${imports.join('\n')}\nexport const precompiled = { ${entries.join(', ')} };\n`);

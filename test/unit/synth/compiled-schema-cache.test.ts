@@ -3,11 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { compiledSchemaDir, compiledSchemaKey } from '../../../api/compiled-schema-cache.js';
-import type { CompiledSchemaStore } from '../../../api/validate.js';
+import type { CompiledSchemaStore } from '../../../api/schema-validators.js';
 import { fixtureVm } from './fixtures.js';
 
 type Obj = Record<string, unknown>;
-type Validate = typeof import('../../../api/validate.js');
+type Validate = typeof import('../../../api/validate.js') & Pick<typeof import('../../../api/schema-validators.js'), 'useCompiledSchemaStore'>;
 
 /** Manifests each kind of issue comes from: ajv's errors (with parentSchema for hints) and validate.ts' own rules. */
 function corpus(): unknown[] {
@@ -30,10 +30,12 @@ function corpus(): unknown[] {
   ];
 }
 
-/** A fresh copy of api/validate.ts (its compiled validators live in module state). */
+/** A fresh copy of api/validate.ts and of its validators (they live in api/schema-validators.ts's module state). */
 async function freshValidate(): Promise<Validate> {
   vi.resetModules();
-  return import('../../../api/validate.js');
+  const validate = await import('../../../api/validate.js');
+  const { useCompiledSchemaStore } = await import('../../../api/schema-validators.js');
+  return { ...validate, useCompiledSchemaStore };
 }
 
 /** The disk store on `dir`, counting what it answered. */

@@ -3,7 +3,7 @@ import addFormatsModule from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { renderCrd, VM_CRD, VMI_CRD } from '../../../synth/crds.js';
 import { vmiFromVm } from '../../../api/kubevirt.js';
-import { QUANTITY_PATTERN } from '../../../api/structural-schema.js';
+import { QUANTITY_PATTERN } from '../../../api/kubevirt.js';
 import { fixtureVm } from './fixtures.js';
 
 type Node = Record<string, unknown>;
