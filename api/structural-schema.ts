@@ -1,7 +1,7 @@
 /**
  * Converts KubeVirt's swagger 2.0 definitions (vendored in api/kubevirt-openapi.v1.json) into
  * self-contained *structural* schemas, the form Kubernetes requires for CRDs and the form
- * api/validate.ts compiles with ajv, so the API server and virtops check the same shape.
+ * api/schema-validators.ts compiles with ajv, so the API server and virtops check the same shape.
  *
  * - `$ref`s are inlined; a definition that refers back to itself is cut with
  *   `x-kubernetes-preserve-unknown-fields: true` (none of the VM/VMI definitions recurse today).

@@ -1,14 +1,14 @@
 /**
  * Validation and conversion of a VMI in a worker thread that lives only around a sync.
  *
- * The closed KubeVirt schema (api/validate.ts) costs ~35 MB once compiled (and ~250 ms of
- * CPU to compile, unless the bundle's precompiled code answers: launcher/precompiled/),
- * and the converter's XML library ~3.5 MiB: a launcher needs both for its first sync only
- * (later syncs of the same spec hash skip validation, and a domain is converted once per
- * incarnation). So the worker is warmed when the launcher starts (the schema compiles
- * while libvirt connects and the first PUT arrives), does the sync's validation and
- * conversion, and is stopped afterwards: the launcher's steady state carries neither ajv
- * nor xmlbuilder2. A changed spec brings the worker back. Where no worker can run, both
+ * A launcher needs the VMI validator (in the bundle, ajv's standalone code for the closed
+ * KubeVirt schema: launcher/precompiled/) and the converter for its first sync only (later
+ * syncs of the same spec hash skip validation, and a domain is converted once per
+ * incarnation). Loaded in the launcher's own isolate they would stay for its life: +4.8 MiB
+ * RSS per launcher, against the worker's ~40 ms of CPU to start (BENCHMARKS.md, "launcher
+ * CPU"). So the worker is warmed when the launcher starts (its modules load while libvirt
+ * connects and the first PUT arrives), does the sync's validation and conversion, and is
+ * stopped afterwards. A changed spec brings the worker back. Where no worker can run, both
  * happen in-process rather than not at all.
  */
 import { Worker } from 'node:worker_threads';

@@ -321,7 +321,7 @@ async function buildInto(name, outdir, location, { validatorsLocated = false } =
   };
   try {
     const generated = recipe.precompiledValidators ? await precompileValidators(esbuild, common, gen) : undefined;
-    // The bundle; with precompiled validators, api/validate.ts's `ajv` answers compile() from that code.
+    // The bundle; with precompiled validators, api/validate.ts takes its validators from that code.
     const result = await esbuild.build({
       ...common,
       ...(recipe.minifyWhitespace ? { minifyWhitespace: true } : {}),

@@ -6,7 +6,7 @@
  * - Node runtime, file-backed (binary text + ICU): ~34–41 MiB RSS per process, but shared file
  *   pages are charged to the cgroup once, so it is counted once for monitor + launcher.
  * - launcher monitor (Node, no dependencies): ~6 MiB anonymous RSS idle; budget 8 MiB.
- * - launcher (Node + @unraid/libvirt + xmlbuilder2 + fast-xml-parser + pino): ~18 MiB
+ * - launcher (Node + @unraid/libvirt + fast-xml-parser + pino): ~18 MiB
  *   anonymous RSS after loading; budget 24 MiB for heap growth while serving commands.
  *   Together: 40 + 8 + 24 = 72 MiB for the two Node processes.
  * - QEMU: 50 MiB process base (device models, libraries), +8 MiB per vCPU (thread stacks,

@@ -76,6 +76,16 @@ describe('convertVmi', () => {
     expect(d.cpu['@mode']).toBe('host-model');
   });
 
+  it('writes text with markup and entity-like characters so libvirt reads it back as given', () => {
+    const { vmi: v, ctx: c } = typical();
+    const serial = `a&amp;b &x; <c> "d" 'e'`;
+    v.spec.domain.firmware = { serial };
+    const { xml } = convertVmi(v, c);
+    expect(schemaProblems(xml)).toBeUndefined();
+    const entries = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', textNodeName: '#', isArray: (name) => name === 'entry' }).parse(xml).domain.sysinfo.system.entry as { '@name': string; '#': string }[];
+    expect(entries.find((e) => e['@name'] === 'serial')?.['#']).toBe(serial);
+  });
+
   it('per-device boot orders replace <boot dev>, and must not collide', () => {
     const { vmi: v, ctx: c } = typical();
     v.spec.domain.devices.disks![1]!.bootOrder = 1;
