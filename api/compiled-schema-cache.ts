@@ -1,11 +1,11 @@
 /**
- * A CompiledSchemaStore (api/validate.ts) on disk: the validators ajv compiled, kept as ajv's
+ * A CompiledSchemaStore (api/schema-validators.ts) on disk: the validators ajv compiled, kept as ajv's
  * standalone code, so `virtops synth` and the app it runs load the KubeVirt schema's
  * validator (~15 ms) instead of compiling it (~250 ms of CPU) in every process.
  *
  * One file per compiled schema, `<key>.cjs`, in `node_modules/.cache/virtops/validators/` of
  * the tree virtops resolves ajv from, or the directory VIRTOPS_VALIDATOR_CACHE names
- * (`off`: no store). The key is the sha256 of the schema, validate.ts's compile setup
+ * (`off`: no store). The key is the sha256 of the schema, schema-validators.ts's compile setup
  * (options, keywords, formats) and the versions of ajv and ajv-formats, so whatever changes
  * what ajv would compile is a different file; nothing in it depends on the project, so
  * every project and benchmark sharing that node_modules shares the files. Writes are atomic
@@ -16,9 +16,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import type { Ajv, ValidateFunction } from 'ajv';
-import standaloneModule from 'ajv/dist/standalone/index.js';
-import { hasCompiledSchemaStore, useCompiledSchemaStore, type CompiledSchemaStore } from './schema-validators.js';
+import type { ValidateFunction } from 'ajv';
+import { hasCompiledSchemaStore, standaloneSource, useCompiledSchemaStore, type CompiledSchemaStore } from './schema-validators.js';
 
 export const COMPILED_SCHEMA_CACHE_ENV = 'VIRTOPS_VALIDATOR_CACHE';
 /** Bumped when the file layout changes. */
@@ -26,9 +25,7 @@ const FORMAT = 1;
 /** Files not written for this long are removed by the next save (a virtops upgrade leaves old keys behind). */
 const PRUNE_AFTER_MS = 30 * 24 * 3600 * 1000;
 
-// CommonJS default export under NodeNext.
-const standaloneCode = ((standaloneModule as unknown as { default?: unknown }).default ?? standaloneModule) as (ajv: Ajv, fn: ValidateFunction) => string;
-// The generated code requires ajv's runtime helpers and ajv-formats: resolved from here, as validate.ts resolves them.
+// The generated code requires ajv's runtime helpers and ajv-formats: resolved from here, as schema-validators.ts resolves them.
 const require = createRequire(import.meta.url);
 
 function packageVersion(name: string): string {
@@ -87,7 +84,7 @@ export function diskCompiledSchemaStore(dir: string): CompiledSchemaStore {
       const file = path.join(dir, `${compiledSchemaKey(schema, setup)}.cjs`);
       const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`; // workers may share a pid
       try {
-        const code = standaloneCode(ajv, validate);
+        const code = standaloneSource(ajv, validate);
         fs.mkdirSync(dir, { recursive: true });
         fs.writeFileSync(tmp, code);
         fs.renameSync(tmp, file);

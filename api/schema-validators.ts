@@ -10,10 +10,12 @@
  */
 import { Ajv, type Options, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import standaloneModule from 'ajv/dist/standalone/index.js';
 import { referencedSchema } from './structural-schema.js';
 
 // ajv-formats is CommonJS; under NodeNext its default export arrives as the module object.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
+const standaloneCode = ((standaloneModule as unknown as { default?: unknown }).default ?? standaloneModule) as (ajv: Ajv, fn: ValidateFunction) => string;
 
 /**
  * Where compiled validators are kept between processes (api/compiled-schema-cache.ts puts them
@@ -59,6 +61,14 @@ export function newAjv(extra: Options = {}): Ajv {
   addFormats(instance);
   for (const keyword of NOOP_KEYWORDS) instance.addKeyword({ keyword });
   return instance;
+}
+
+/**
+ * ajv's standalone code for `fn`, compiled by `ajv` (from `newAjv`, with `code.source`; and
+ * `code.esm` for an ES module): the disk store's files and the launcher bundle's validators.
+ */
+export function standaloneSource(ajv: Ajv, fn: ValidateFunction): string {
+  return standaloneCode(ajv, fn);
 }
 
 /** The validator for an OpenAPI definition, e.g. `v1.VirtualMachineInstance`. */

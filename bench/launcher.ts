@@ -144,6 +144,7 @@ interface Sample {
   startupMs: number;
   /** CPU time the process used until its socket answered (all threads). */
   startupCpuMs: number;
+  /** CPU time from spawn through the first sync: all threads (the prepare worker's too) and reaped helpers. */
   throughSyncCpuMs: number;
   phases: Record<string, number>;
   /** The `launcher-monitor` process: since one process per VM, the launcher runs in it. */
@@ -171,10 +172,8 @@ async function measureLauncher(path: Path, imageStoreDir: string, registryHost: 
     const t0 = performance.now();
     const res = await h.call('PUT', '/v1/vmi', vmi);
     const syncMs = performance.now() - t0;
-    // The process's CPU from its start through the first sync: all threads, the worker's
-    // included (exited threads stay counted in /proc/<pid>/stat), and its reaped helpers.
+    // Read before anything else: exited threads (the worker) stay counted in /proc/<pid>/stat.
     const cpuAfterSync = await cpuTimes(h.proc.pid!);
-    const throughSyncCpuMs = (cpuAfterSync.own + cpuAfterSync.children) * 1000;
     for (const l of h.logs) if (Number(l['level']) >= 40) process.stderr.write(`  ${path} launcher log: ${JSON.stringify(l)}\n`);
     if (res.status !== 201) throw new Error(`${path}: sync failed: ${res.status} ${JSON.stringify(res.body)}`);
     if (record) {
@@ -193,6 +192,7 @@ async function measureLauncher(path: Path, imageStoreDir: string, registryHost: 
       const idleCpuMsPerS = ((await ownCpuS()) - cpu0) * 1000 / ((performance.now() - w0) / 1000);
       let launcherChildren = NO_MEM;
       for (const k of kids) launcherChildren = addMem(launcherChildren, await memKb(k).catch(() => NO_MEM));
+      const throughSyncCpuMs = (cpuAfterSync.own + cpuAfterSync.children) * 1000;
       samples.push({ syncMs, startupMs, startupCpuMs, throughSyncCpuMs, phases, monitor: await memKb(h.proc.pid!), launcher: launcherPid !== undefined ? await memKb(launcherPid) : NO_MEM, launcherChildren, idleCpuMsPerS });
     }
     await h.call('POST', '/v1/kill');

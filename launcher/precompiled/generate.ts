@@ -6,15 +6,10 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import standaloneModule from 'ajv/dist/standalone/index.js';
-import type { Ajv, ValidateFunction } from 'ajv';
-import { closedSchema, newAjv } from '../../api/schema-validators.js';
+import { closedSchema, newAjv, standaloneSource } from '../../api/schema-validators.js';
 
 /** What a launcher validates: the VMI it is asked to run (launcher/vmi-check.ts refuses any other kind). */
 export const PRECOMPILED = ['v1.VirtualMachineInstance'];
-
-// CommonJS default export under NodeNext/esbuild interop.
-const standaloneCode = ((standaloneModule as unknown as { default?: unknown }).default ?? standaloneModule) as (ajv: Ajv, fn: ValidateFunction) => string;
 
 const out = process.argv[2];
 if (!out) throw new Error('usage: generate <out dir>');
@@ -22,7 +17,7 @@ const imports: string[] = [];
 const entries: string[] = [];
 PRECOMPILED.forEach((definition, i) => {
   const ajv = newAjv({ code: { source: true, esm: true } });
-  writeFileSync(join(out, `validator-${i}.mjs`), standaloneCode(ajv, ajv.compile(closedSchema(definition))));
+  writeFileSync(join(out, `validator-${i}.mjs`), standaloneSource(ajv, ajv.compile(closedSchema(definition))));
   imports.push(`import v${i} from './validator-${i}.mjs';`);
   entries.push(`${JSON.stringify(definition)}: v${i}`);
 });
