@@ -2,7 +2,7 @@
  * Scaling curves (issue 15, part 4): one push of N VMs to `virtops up` at several N, and what
  * it costs as N grows.
  *
- *   npm run bench:scaling [-- --sizes 10,25,50,100] [--test-sizes 100,1000,5000] [--point-timeout 1200] [--pool-host-launchers 1000] [--json] [--out FILE]
+ *   npm run bench:scaling [-- --sizes 10,25,50,100] [--test-sizes 100,1000,5000] [--concurrency N] [--point-timeout 1200] [--pool-host-launchers 1000] [--json] [--out FILE]
  *
  * Real guests (`--sizes`): N test guests (real QEMU under TCG, qemu:///system, the process
  * launcher runtime: real launcher processes), one commit adding all N. For each N:
@@ -52,6 +52,8 @@ const { values } = parseArgs({
     'test-process-max': { type: 'string', default: '100' },
     out: { type: 'string' },
     'point-timeout': { type: 'string', default: '1200' },
+    // up's --concurrency for the real-guest points (default: up's own); test:///default points use 32.
+    concurrency: { type: 'string' },
     // One pool host's event loop keeps up with ~3,000 launchers (BENCHMARKS.md): more host processes beyond.
     'pool-host-launchers': { type: 'string', default: '1000' },
     ...JSON_FLAG,
@@ -105,6 +107,8 @@ interface Point {
   n: number;
   /** Two Node processes per VM (launcher-monitor + launcher), one, or the pool. */
   layout: string;
+  /** up's --concurrency (VMs reconciled at once); undefined: up's default, 16. */
+  upConcurrency?: number;
   loadBefore: number[];
   loadAfter: number[];
   /** Per VM, ms from the commit (before `git commit`) to its VMI phase Running. */
@@ -195,7 +199,7 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     return vm;
   });
   const args = kind === 'qemu'
-    ? ['--repo', git.bare, '--emulation', 'tcg', '--interval', '5m', '--no-freshness-check', '--insecure-registry', registry!.host]
+    ? ['--repo', git.bare, '--emulation', 'tcg', '--interval', '5m', '--no-freshness-check', '--insecure-registry', registry!.host, ...(values.concurrency ? ['--concurrency', values.concurrency] : [])]
     : ['--repo', git.bare, '--libvirt-uri', 'test:///default', '--emulation', 'tcg', '--interval', '5m', '--concurrency', '32', '--no-freshness-check'];
   if (kind === 'qemu' && runtime === 'pool') throw new Error('real guests run the process runtime only');
   let up: UpProcess | undefined;
@@ -304,7 +308,7 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     }
     const loadAfter = load();
     const point: Point = {
-      kind, runtime, n, layout: layoutInfo, loadBefore, loadAfter, complete, running: running.length, memAvailableMinMiB: Math.round(memMin), lowMemory,
+      kind, runtime, n, layout: layoutInfo, upConcurrency: kind === 'qemu' ? (values.concurrency ? Number(values.concurrency) : undefined) : 32, loadBefore, loadAfter, complete, running: running.length, memAvailableMinMiB: Math.round(memMin), lowMemory,
       runningMs,
       stagesMs: { commitToApplied: appliedAt - pushedAt, queue: pm(queue), start: pm(start), toRunning: pm(toRunning) },
       floorMs,
