@@ -144,7 +144,7 @@ interface Sample {
   startupMs: number;
   /** CPU time the process used until its socket answered (all threads). */
   startupCpuMs: number;
-  /** CPU time from spawn through the first sync: all threads (the prepare worker's too) and reaped helpers. */
+  /** CPU time from spawn through the first sync: all threads and reaped helpers. */
   throughSyncCpuMs: number;
   phases: Record<string, number>;
   /** The `launcher-monitor` process: since one process per VM, the launcher runs in it. */

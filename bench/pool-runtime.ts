@@ -42,27 +42,15 @@ export async function runLauncherPool(socketPath: string, log: Logger): Promise<
     import('../launcher/wiring.js'),
     import('../launcher/libvirt/index.js'),
   ]);
-  const { PrepareWorker } = await import('../launcher/prepare.js');
   type Hosted = { stop(): Promise<void> };
   const hosted = new Map<string, Hosted>();
-  // One validation/conversion worker for every hosted launcher. Each launcher would start
-  // (and after its sync stop) a worker of its own: ~1.7 s of CPU per VM to boot a thread,
-  // load the validator and converter, which saturated a core at a few hundred VMs. The
-  // launchers' stop() of it is ignored; the pool stops it when it closes.
-  class SharedPrepareWorker extends PrepareWorker {
-    override async stop(): Promise<void> {}
-    close(): Promise<void> {
-      return super.stop();
-    }
-  }
-  const sharedPrepare = new SharedPrepareWorker();
 
   const start = async (uid: string, argv: string[]): Promise<void> => {
     const v = validateLauncherFlags(parseLauncherArgv(argv));
     if (!v.ok) throw new Error(v.errors.join('; '));
     const config = v.config;
     const child = log.child({ vmi: `${config.namespace}/${config.name}`, uid });
-    const deps = await createLauncherDeps(config, child, { prepare: sharedPrepare });
+    const deps = await createLauncherDeps(config, child);
     // Polling instead of one `virsh event` child per launcher: hundreds of them would not fit.
     // Each launcher polls only its own domain: listing every domain per launcher made N
     // launchers cost N² state reads per interval (a core at 100% with 1,000 hosted).
@@ -114,7 +102,6 @@ export async function runLauncherPool(socketPath: string, log: Logger): Promise<
     close: async () => {
       await Promise.all([...hosted.values()].map((h) => h.stop()));
       hosted.clear();
-      await sharedPrepare.close();
       await new Promise<void>((r) => server.close(() => r()));
       await rm(socketPath, { force: true });
     },

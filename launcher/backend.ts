@@ -20,7 +20,7 @@ export interface VolumeBackend {
   release(handle: unknown, config: LauncherConfig): Promise<void>;
 }
 
-/** VMI → domain XML; may run elsewhere (the launcher converts in its prepare worker). */
+/** VMI → domain XML (the launcher's is launcher/prepare.ts's convertVmi, loaded in the background at start). */
 export type Converter = (
   vmi: VirtualMachineInstance,
   ctx: ConversionContext,

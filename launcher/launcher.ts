@@ -23,7 +23,7 @@ import { type FieldError, asVmi, checkVmi } from './vmi-check.js';
 import { domainState, destroyIfActive, gracefulStop, isActive, undefineIfDefined, waitForState, type StopOutcome } from './cleanup.js';
 import { removeState, writeState } from './state-file.js';
 import { vmiGraceSeconds } from '../api/grace.js';
-import { PrepareWorker } from './prepare.js';
+import { validateVmi, warmPreparation } from './prepare.js';
 import { ovmfFirmware } from './firmware-files.js';
 import { type GuestAgentClient, GuestAgentWatcher } from './guest-agent.js';
 import type { GuestInfo } from './guest-agent-status.js';
@@ -87,8 +87,6 @@ export interface LauncherDeps {
   resolveEmulation: () => Promise<{ emulation: Emulation; reason: string }>;
   /** How often the domain state is re-read without an event (ms). */
   refreshIntervalMs?: number;
-  /** Validation (and, through `convert`, conversion) off the main thread; created here when absent. */
-  prepare?: PrepareWorker;
   /** The guest agent (through libvirt); absent: no agent polling, stops are ACPI only. */
   agent?: GuestAgentClient;
   /** How often the agent is polled while the domain runs (ms; guest-agent.ts POLL_MS by default). */
@@ -123,14 +121,12 @@ export class Launcher {
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void)[] = [];
   private terminating = false;
-  private readonly prepare: PrepareWorker;
   private validatedHash: string | undefined;
   private lastValidateMs = 0;
   private agentWatcher: GuestAgentWatcher | undefined;
 
   constructor(private readonly config: LauncherConfig, private readonly deps: LauncherDeps) {
     this.paths = launcherPaths(config);
-    this.prepare = deps.prepare ?? new PrepareWorker();
     this.emitter.setMaxListeners(0);
   }
 
@@ -141,13 +137,10 @@ export class Launcher {
   /** Connects to libvirt (retrying with backoff until `signal` aborts) and starts watching. */
   async start(signal?: AbortSignal): Promise<void> {
     const { driver, log } = this.deps;
-    // Compile the validator now (if the caller has not), off the sync path (see prepare.ts):
-    // it overlaps the libvirt connect and the first PUT arriving.
-    try {
-      this.prepare.warm();
-    } catch (err) {
-      log.warn({ err }, 'prepare worker unavailable; validating and converting in-process');
-    }
+    // Load the validator and the converter now, off the sync path (see prepare.ts): this
+    // overlaps the libvirt connect and the first PUT arriving. A failure here is retried,
+    // and reported, by the sync that needs them.
+    warmPreparation().catch((err: unknown) => log.warn({ err }, 'cannot load the validator or the converter yet'));
     await driver.connect({
       retry: true,
       ...(signal ? { signal } : {}),
@@ -266,7 +259,7 @@ export class Launcher {
       const validation: Promise<void> =
         hash === this.validatedHash
           ? Promise.resolve()
-          : this.prepare.validate(body).then((issues) => {
+          : validateVmi(body).then((issues) => {
               this.lastValidateMs = Math.round(performance.now() - t0);
               if (issues.length) {
                 const fieldErrors = issues.map((i) => ({ path: pointerToPath(i.path), message: i.message + (i.fix ? ` (fix: ${i.fix})` : '') }));
@@ -278,12 +271,7 @@ export class Launcher {
       const vmi = structuredClone(asVmi(body));
       vmi.metadata.namespace ??= this.config.namespace;
       vmi.metadata.uid ??= this.config.uid;
-      try {
-        return await this.syncLocked(vmi, validation);
-      } finally {
-        // Keep the steady state small: the worker comes back only for a changed spec (or a retried create).
-        if (this.started) void this.prepare.stop();
-      }
+      return this.syncLocked(vmi, validation);
     });
   }
 
@@ -566,7 +554,6 @@ export class Launcher {
       await removeState(this.paths.stateFile);
     });
     for (const u of this.unsubscribe) u();
-    await this.prepare.stop();
   }
 }
 

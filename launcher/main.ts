@@ -14,9 +14,9 @@ import type { Logger } from 'pino';
 export async function runLauncher(config: LauncherConfig): Promise<number> {
   // Start-up order (BENCHMARKS.md, "launcher start-up"): the socket listens before the
   // launcher's own modules, the libvirt binding (its shared libraries take tens of ms to
-  // map) and the prepare worker (its own V8 isolate, competing for the CPU) are loaded; the
-  // endpoints other than /healthz wait for the launcher (server.ts). The worker is warmed by
-  // Launcher.start, while libvirt connects: the first PUT waits for libvirt anyway.
+  // map), the validator and the converter are loaded; the endpoints other than /healthz wait
+  // for the launcher (server.ts). Launcher.start loads the validator and the converter while
+  // libvirt connects (prepare.ts): the first PUT waits for libvirt anyway.
   const [{ createLogger }, { startCommandServer }] = await Promise.all([import('./logger.js'), import('./server/server.js')]);
   const log = await createLogger('virtops-launcher', { vmi: `${config.namespace}/${config.name}`, uid: config.uid });
   const paths = launcherPaths(config);
@@ -99,15 +99,9 @@ export async function runLauncher(config: LauncherConfig): Promise<number> {
   });
 }
 
-/** The launcher and its dependencies (libvirt driver, volumes, prepare worker), not yet started. */
+/** The launcher and its dependencies (libvirt driver, volumes, converter), not yet started. */
 async function loadLauncher(config: LauncherConfig, log: Logger): Promise<{ launcher: Launcher; deps: LauncherDeps }> {
-  const [{ Launcher }, { createLauncherDeps }, { PrepareWorker }] = await Promise.all([
-    import('./launcher.js'),
-    import('./wiring.js'),
-    import('./prepare.js'),
-  ]);
-  const prepare = new PrepareWorker();
-  prepare.onFailure = (err) => log.warn({ err }, 'prepare worker died; validating and converting in-process');
-  const deps = await createLauncherDeps(config, log, { prepare });
+  const [{ Launcher }, { createLauncherDeps }] = await Promise.all([import('./launcher.js'), import('./wiring.js')]);
+  const deps = await createLauncherDeps(config, log);
   return { launcher: new Launcher(config, deps), deps };
 }

@@ -7,17 +7,14 @@ import { join } from 'node:path';
 import type { VirtualMachineInstance } from '../api/kubevirt.js';
 import { createLibvirtDriver } from './libvirt/index.js';
 import { chooseEmulation, probeHost } from './emulation.js';
-import { PrepareWorker } from './prepare.js';
+import { convertVmi } from './prepare.js';
 import { VirshAgentClient } from './guest-agent.js';
 import { DirectorySecretSource } from './volumes/secrets.js';
 
-export async function createLauncherDeps(config: LauncherConfig, log: Logger, opts: { prepare?: PrepareWorker } = {}): Promise<LauncherDeps> {
-  // Conversion runs in the prepare worker with validation: the converter's XML library is
-  // never loaded into the long-lived launcher (see prepare.ts).
-  const prepare = opts.prepare ?? new PrepareWorker();
+export async function createLauncherDeps(config: LauncherConfig, log: Logger): Promise<LauncherDeps> {
   return {
-    prepare,
-    convert: (vmi, ctx) => prepare.convert(vmi, ctx),
+    // Loaded in the background when the launcher starts, with the validator (prepare.ts).
+    convert: convertVmi,
     // Lifecycle events by reading this VMI's domain state once a second through the
     // binding: a `virsh event --loop` child per VM cost ~19 MiB RSS (~3 MiB private) for
     // the same information. Each read is two libvirt calls (~1 ms of launcher CPU); every

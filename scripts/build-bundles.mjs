@@ -3,9 +3,9 @@
  * ~30 MiB RSS and ~100 ms per process; the full CLI loads every command's modules):
  *
  * - `launcher`: `virtops launcher-monitor` (the one process per VM, which runs the launcher
- *   in-process) and `virtops launcher`. Built from launcher/entry.ts (plus the prepare
- *   worker). Code splitting keeps lazy imports lazy: the cleanup code is loaded only after a
- *   failure or by `--cleanup-only`. The VMI schema's validation code is generated at build time by ajv,
+ *   in-process) and `virtops launcher`. Built from launcher/entry.ts. Code splitting keeps
+ *   lazy imports lazy: the cleanup code is loaded only after a failure or by
+ *   `--cleanup-only`. The VMI schema's validation code is generated at build time by ajv,
  *   compiled as api/schema-validators.ts compiles it (launcher/precompiled/), so a launcher
  *   carries neither ajv's compiler nor the OpenAPI document.
  * - `reconciler`: the long-lived `virtops up`, `virtops controller` and `virtops agent`,
@@ -42,15 +42,14 @@ const CACHE = join(REPO, 'node_modules', '.cache', 'virtops');
 const PRUNE_AFTER_MS = 7 * 24 * 3600 * 1000;
 
 /**
- * The bundles: esbuild entry points (`entry` is what cli/bin.js imports), whether the VMI
- * validators are precompiled (the launcher's per-VM start cost), and the prepare worker
- * the launcher's modules find as a sibling of their chunk (launcher/bundled.ts).
+ * The bundles: esbuild entry points (`entry` is what cli/bin.js imports) and whether the VMI
+ * validators are precompiled (the launcher's per-VM start cost).
  */
 const BUNDLES = {
   // Whitespace and comments removed as for `reconciler` below (names kept): one launcher runs
   // per VM, and V8 keeps every loaded module's source. 2.96 -> 2.10 MB on disk; -0.4 MiB RSS
   // and USS per launcher; start-up CPU unchanged within the noise.
-  launcher: { entryPoints: { entry: 'launcher/entry.ts', 'prepare-worker': 'launcher/prepare-worker.ts' }, precompiledValidators: true, minifyWhitespace: true },
+  launcher: { entryPoints: { entry: 'launcher/entry.ts' }, precompiledValidators: true, minifyWhitespace: true },
   // Whitespace and comments removed (names kept, so stack traces still name functions): V8
   // keeps every loaded module's source for lazy compilation, for the life of these
   // long-lived processes. Unminified, @kubernetes/client-node alone is 13.5 MB of the
@@ -59,17 +58,16 @@ const BUNDLES = {
   // Since clientNodeSlim (below) leaves client-node's generated models out: 2.4 MB in all.
   reconciler: { entryPoints: { entry: 'reconciler/entry.ts' }, precompiledValidators: false, minifyWhitespace: true },
   // Benchmarks only (bench/pool-bin.mjs; never in the npm package): `up` with the pool
-  // runtime injected, and the pool's host process, whose launcher code finds
-  // prepare-worker.mjs next to its chunk.
+  // runtime injected, and the pool's host process.
   // Built as `reconciler` is (minifyWhitespace), so the `up` and `agent` it runs measure as the product's.
-  'bench-pool': { entryPoints: { entry: 'bench/pool-entry.ts', 'prepare-worker': 'launcher/prepare-worker.ts' }, precompiledValidators: false, minifyWhitespace: true, benchOnly: true },
+  'bench-pool': { entryPoints: { entry: 'bench/pool-entry.ts' }, precompiledValidators: false, minifyWhitespace: true, benchOnly: true },
   // Every other command of the installed package (scripts/build-package.mjs): one chunk with
   // commander and the command definitions, each command's own modules in lazy chunks. Loading
   // ~15 chunks instead of ~200 compiled modules (yaml alone is 80 files) is most of the start
   // time of `virtops get` and `--help`. The DSL's construct libraries stay external: a
   // project's vms/ and the DSL must share one copy of constructs and cdk8s.
   // Package only: the checkout runs these commands through tsx (cli/bin.js).
-  cli: { entryPoints: { entry: 'cli/main.ts', 'prepare-worker': 'launcher/prepare-worker.ts' }, precompiledValidators: false, external: ['cdk8s', 'cdk8s-plus-33', 'constructs'] },
+  cli: { entryPoints: { entry: 'cli/main.ts' }, precompiledValidators: false, external: ['cdk8s', 'cdk8s-plus-33', 'constructs'] },
   // The web dashboard's browser assets (dashboard/README.md), served by `up --listen`: minified,
   // content-hashed scripts and styles, and the two HTML pages that name them.
   dashboard: { entryPoints: { app: 'dashboard/app.tsx', login: 'dashboard/login.ts' }, browser: true, pages: ['dashboard/index.html', 'dashboard/login.html'] },
@@ -329,8 +327,8 @@ async function buildInto(name, outdir, location, { validatorsLocated = false } =
       outdir,
       splitting: true,
       outExtension: { '.js': '.mjs' },
-      // Chunks sit next to the entries: launcher code finds entry.mjs and
-      // prepare-worker.mjs as siblings of import.meta.url (see launcher/bundled.ts).
+      // Chunks sit next to the entries, named after their first module (the launcher's
+      // validate-*.mjs is what test/integration/launcher/bundle.test.ts checks).
       chunkNames: '[name]-[hash]',
       // The native binding is loaded from node_modules (it is resolved from the cache dir upwards).
       // So is sockopt's (launcher/server/peer.ts): node-gyp-build finds its prebuild from its own dir.
@@ -448,8 +446,7 @@ async function precompileValidators(esbuild, common, gen) {
 /**
  * An esbuild plugin: repository modules keep their source file as import.meta.url, so
  * `new URL('../../cli/bin.js', import.meta.url)` and the project root still point into
- * the repository, not into the cache directory. Modules that import launcher/bundled.ts
- * are left alone: they look for sibling entry points of the bundle on purpose.
+ * the repository, not into the cache directory.
  */
 function sourceLocation() {
   return locatedAs('source-location', (rel) => JSON.stringify(pathToFileURL(join(REPO, rel)).href));
@@ -467,7 +464,7 @@ function locatedAs(name, urlOf) {
       b.onLoad({ filter: /\.ts$/ }, (args) => {
         if (!args.path.startsWith(REPO) || args.path.includes('/node_modules/')) return undefined;
         const text = readFileSync(args.path, 'utf8');
-        if (!text.includes('import.meta.url') || /from '[^']*\/bundled\.js'/.test(text)) return undefined;
+        if (!text.includes('import.meta.url')) return undefined;
         return { contents: text.replaceAll('import.meta.url', urlOf(relative(REPO, args.path))), loader: 'ts' };
       });
     },

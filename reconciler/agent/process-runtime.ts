@@ -35,7 +35,7 @@ export async function prepareHostDirs(dirs: HostDir[]): Promise<void> {
  * Node flags for the one launcher process per VM: none. `--max-semi-space-size=1` (used
  * until 2026-12-05) cost more than it saved: V8 heap flags make node's built-in code cache
  * and the worker's start-up snapshot unusable (~10 ms more CPU before the launcher's socket
- * answers, ~20 ms more for its prepare worker), and a launcher a minute after its first sync
+ * answers, ~20 ms more for the prepare worker it had then), and a launcher a minute after its first sync
  * had 1.1-1.6 MiB more RSS with the flag than without (BENCHMARKS.md, "launcher start-up").
  */
 export const LAUNCHER_NODE_FLAGS: readonly string[] = [];
