@@ -172,7 +172,7 @@ async function measureLauncher(path: Path, imageStoreDir: string, registryHost: 
     const t0 = performance.now();
     const res = await h.call('PUT', '/v1/vmi', vmi);
     const syncMs = performance.now() - t0;
-    // Read before anything else: exited threads (the worker) stay counted in /proc/<pid>/stat.
+    // Read right after the sync, before the memory samples' waits add idle CPU.
     const cpuAfterSync = await cpuTimes(h.proc.pid!);
     for (const l of h.logs) if (Number(l['level']) >= 40) process.stderr.write(`  ${path} launcher log: ${JSON.stringify(l)}\n`);
     if (res.status !== 201) throw new Error(`${path}: sync failed: ${res.status} ${JSON.stringify(res.body)}`);

@@ -52,7 +52,7 @@ const { values } = parseArgs({
     'test-process-max': { type: 'string', default: '100' },
     out: { type: 'string' },
     'point-timeout': { type: 'string', default: '1200' },
-    // up's --concurrency for the real-guest points (default: up's own); test:///default points use 32.
+    // up's --concurrency for the real-guest points (default: up's own); test:///default points use TEST_DRIVER_CONCURRENCY.
     concurrency: { type: 'string' },
     // One pool host's event loop keeps up with ~3,000 launchers (BENCHMARKS.md): more host processes beyond.
     'pool-host-launchers': { type: 'string', default: '1000' },
@@ -65,6 +65,10 @@ const sizeList = (flag: string, raw: string): number[] => {
   return xs;
 };
 const SIZES = sizeList('sizes', values.sizes!);
+// up's --concurrency per kind of point (undefined: up's default, 16).
+const QEMU_CONCURRENCY = values.concurrency === undefined ? undefined : Number(values.concurrency);
+if (QEMU_CONCURRENCY !== undefined && (!Number.isInteger(QEMU_CONCURRENCY) || QEMU_CONCURRENCY < 1)) throw new Error('--concurrency must be a positive integer (up\'s start slots for the real-guest points)');
+const TEST_DRIVER_CONCURRENCY = 32;
 const POOL_HOST_LAUNCHERS = Number(values['pool-host-launchers']);
 if (!Number.isInteger(POOL_HOST_LAUNCHERS) || POOL_HOST_LAUNCHERS < 1) throw new Error('--pool-host-launchers must be a positive integer (launchers per pool host process)');
 const TEST_SIZES = sizeList('test-sizes', values['test-sizes']!);
@@ -198,9 +202,12 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     vm.spec.template.spec.terminationGracePeriodSeconds = 0;
     return vm;
   });
-  const args = kind === 'qemu'
-    ? ['--repo', git.bare, '--emulation', 'tcg', '--interval', '5m', '--no-freshness-check', '--insecure-registry', registry!.host, ...(values.concurrency ? ['--concurrency', values.concurrency] : [])]
-    : ['--repo', git.bare, '--libvirt-uri', 'test:///default', '--emulation', 'tcg', '--interval', '5m', '--concurrency', '32', '--no-freshness-check'];
+  const upConcurrency = kind === 'qemu' ? QEMU_CONCURRENCY : TEST_DRIVER_CONCURRENCY;
+  const args = [
+    '--repo', git.bare, '--emulation', 'tcg', '--interval', '5m', '--no-freshness-check',
+    ...(kind === 'qemu' ? ['--insecure-registry', registry!.host] : ['--libvirt-uri', 'test:///default']),
+    ...(upConcurrency === undefined ? [] : ['--concurrency', String(upConcurrency)]),
+  ];
   if (kind === 'qemu' && runtime === 'pool') throw new Error('real guests run the process runtime only');
   let up: UpProcess | undefined;
   // Host i of the pool serves <stateDir>/pool-<i>.sock (host 0 pool.sock).
@@ -308,7 +315,7 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     }
     const loadAfter = load();
     const point: Point = {
-      kind, runtime, n, layout: layoutInfo, upConcurrency: kind === 'qemu' ? (values.concurrency ? Number(values.concurrency) : undefined) : 32, loadBefore, loadAfter, complete, running: running.length, memAvailableMinMiB: Math.round(memMin), lowMemory,
+      kind, runtime, n, layout: layoutInfo, upConcurrency, loadBefore, loadAfter, complete, running: running.length, memAvailableMinMiB: Math.round(memMin), lowMemory,
       runningMs,
       stagesMs: { commitToApplied: appliedAt - pushedAt, queue: pm(queue), start: pm(start), toRunning: pm(toRunning) },
       floorMs,
