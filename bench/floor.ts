@@ -29,15 +29,15 @@
  *
  * Goal: creation ≤ 1.5x the floor, removal ≤ 1.5x the ACPI floor.
  */
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
-import { execa } from 'execa';
 import { testGuestVm, bareVm, gitFixture } from '../test/integration/standalone/fixture.js';
 import { cleanupStateDir, listVms, makeStateDir, startUp, waitFor } from '../test/integration/standalone/harness.js';
 import { pushTestGuestImages, startRegistry } from '../test/helpers/registry.js';
 import { emitJson, JSON_FLAG, say } from './report.js';
+import { floorDomains, guestReady, nodeFloorStart, rawFloorStart, removeFloorDomains, serialLog, virsh } from './raw-floor.js';
 import { cpuTimes, machineCpuS, processes } from './proc.js';
 
 const { values } = parseArgs({ options: { vms: { type: 'string', default: '20' }, rounds: { type: 'string', default: '3' }, concurrency: { type: 'string' }, ...JSON_FLAG } });
@@ -45,8 +45,6 @@ const N = Number(values.vms);
 const ROUNDS = Number(values.rounds);
 if (!(N >= 1) || !(ROUNDS >= 1)) throw new Error('--vms and --rounds must be positive integers');
 
-const NODE_FLOOR_LAUNCHER = new URL('./node-floor-launcher.mjs', import.meta.url).pathname;
-const virsh = (...args: string[]) => execa('virsh', ['-q', '-c', 'qemu:///system', ...args], { reject: false });
 const names = Array.from({ length: N }, (_, i) => `floor-vm-${i}`);
 const domainOf = (name: string) => `default_${name}`;
 const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
@@ -92,46 +90,6 @@ async function domains(): Promise<Set<string>> {
   return new Set((await virsh('list', '--all', '--name')).stdout.split('\n').map((s) => s.trim()).filter(Boolean));
 }
 
-/**
- * The floor's copy of each virtops domain: its inactive XML with the state dir's files copied
- * to `dir` (paths rewritten), its name `floor_<i>`, no UUID (libvirt makes one).
- */
-async function floorDomains(stateDir: string, dir: string): Promise<string[]> {
-  const files: string[] = [];
-  for (const [i, name] of names.entries()) {
-    let xml = (await virsh('dumpxml', '--inactive', domainOf(name))).stdout;
-    // Paths appear as attributes (disks, sockets) and as element text (<kernel>, <initrd>).
-    const escaped = stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    for (const m of new Set(xml.match(new RegExp(`${escaped}[^'"<>\\s]*`, 'g')) ?? [])) {
-      const from = m;
-      const to = join(dir, `vm${i}`, from.slice(stateDir.length));
-      await mkdir(dirname(to), { recursive: true });
-      // Not the serial log: the floor's guests must write their own READY marker.
-      if (!to.endsWith('.log') && (await stat(from).catch(() => undefined))?.isFile()) await copyFile(from, to);
-    }
-    xml = xml.split(stateDir).join(join(dir, `vm${i}`))
-      .replace(/<name>[^<]+<\/name>/, `<name>floor_${i}</name>`)
-      .replace(/<uuid>[^<]+<\/uuid>\s*/, '');
-    const file = join(dir, `floor_${i}.xml`);
-    await writeFile(file, xml);
-    files.push(file);
-  }
-  return files;
-}
-
-/** The serial log a domain XML names (QEMU appends to it: `append='on'`). */
-function serialLog(xml: string, label: string): string {
-  const log = /<log file=['"]([^'"]+)['"]/.exec(xml)?.[1];
-  if (!log) throw new Error(`${label}: the domain has no serial log to read the READY marker from`);
-  return log;
-}
-
-/** Until the guest of this domain XML printed its READY marker (acpid listens from then on). */
-async function guestReady(xml: string, label: string): Promise<void> {
-  const log = serialLog(xml, label);
-  await waitFor(`${label} READY`, async () => (await readFile(log, 'utf8').catch(() => '')).includes('VIRTOPS-GUEST-READY'), 600_000, 100);
-}
-
 async function main(): Promise<void> {
   const registry = await startRegistry();
   const git = await gitFixture();
@@ -163,7 +121,7 @@ async function main(): Promise<void> {
       const applied = up.logText().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { time: number; msg: string })
         .find((l) => l.time >= pushedAt && l.msg.startsWith('applying revision'));
       if (applied) figures.sourceMs.push(applied.time - pushedAt);
-      if (r === 0) floorXml = await floorDomains(stateDir, work);
+      if (r === 0) floorXml = await floorDomains(stateDir, work, names.map(domainOf));
       // Both sides remove booted guests: an ACPI press before acpid runs is lost.
       await Promise.all(names.map(async (n) => guestReady((await virsh('dumpxml', domainOf(n))).stdout, n)));
 
@@ -182,13 +140,7 @@ async function main(): Promise<void> {
       // still booting (the 90–120 s floor removals of earlier runs). Not timed.
       await Promise.all(floorXml.map(async (file, i) => rm(serialLog(await readFile(file, 'utf8'), `floor_${i}`), { force: true })));
       const cpu2 = await cpuSample(up.proc.pid, stateDir);
-      const t2 = performance.now();
-      await Promise.all(floorXml.map(async (file, i) => {
-        const d = await virsh('define', file);
-        const s = d.exitCode === 0 ? await virsh('start', `floor_${i}`) : d;
-        if (s.exitCode !== 0) throw new Error(`floor_${i}: ${s.stderr}`);
-      }));
-      figures.floorCreateMs.push(performance.now() - t2);
+      figures.floorCreateMs.push(Math.max(...await rawFloorStart(floorXml)));
       cpu.floorCreate.push(cpuUse(cpu2, await cpuSample(up.proc.pid, stateDir)));
       await Promise.all(floorXml.map(async (file, i) => guestReady(await readFile(file, 'utf8'), `floor_${i}`)));
 
@@ -214,14 +166,9 @@ async function main(): Promise<void> {
       // removal is not measured: destroyed and undefined once all have started.
       await Promise.all(floorXml.map(async (file, i) => rm(serialLog(await readFile(file, 'utf8'), `floor_${i}`), { force: true })));
       const cpu4 = await cpuSample(up.proc.pid, stateDir);
-      const t4 = performance.now();
-      await Promise.all(floorXml.map((file) => execa(process.execPath, [NODE_FLOOR_LAUNCHER, file])));
-      figures.nodeFloorCreateMs.push(performance.now() - t4);
+      figures.nodeFloorCreateMs.push(Math.max(...await nodeFloorStart(floorXml)));
       cpu.nodeFloorCreate.push(cpuUse(cpu4, await cpuSample(up.proc.pid, stateDir)));
-      await Promise.all(floorXml.map(async (_, i) => {
-        await virsh('destroy', `floor_${i}`);
-        await virsh('undefine', `floor_${i}`);
-      }));
+      await removeFloorDomains(floorXml.length);
       say(`round ${r + 1}/${ROUNDS}: virtops create ${seconds(figures.virtopsCreateMs.at(-1)!)}, remove ${seconds(figures.virtopsRemoveMs.at(-1)!)}; floor create ${seconds(figures.floorCreateMs.at(-1)!)}, remove ${seconds(figures.floorRemoveMs.at(-1)!)}; Node floor create ${seconds(figures.nodeFloorCreateMs.at(-1)!)}`);
     }
   } finally {

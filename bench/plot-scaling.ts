@@ -28,6 +28,7 @@ interface Point {
   runningMs: { p50: number; p95: number; max: number };
   stagesMs: { commitToApplied: number; queue: { p50: number; max: number }; start: { p50: number; max: number }; toRunning: { p50: number; max: number } };
   floorMs?: { p50: number; max: number };
+  nodeFloorMs?: { p50: number; max: number };
   ratio?: { p50?: number; allRunning: number };
   up: { rssMiB: number; cpuS: number; childrenCpuS?: number };
   launchers: { rssMiB: number; pssMiB: number; cpuS: number; childrenCpuS?: number };
@@ -83,6 +84,7 @@ async function main(): Promise<void> {
       if (p.kind === 'qemu') time.push({ n: p.n, s: p.floorMs.p50 / 1000, series: 'raw virsh p50', set, order });
       time.push({ n: p.n, s: p.floorMs.max / 1000, series: p.kind === 'qemu' ? 'raw virsh all started' : 'one virsh session, all', set, order });
     }
+    if (p.nodeFloorMs) time.push({ n: p.n, s: p.nodeFloorMs.p50 / 1000, series: 'Node floor p50 (minimal Node process per VM)', set, order });
     mem.push({ n: p.n, mib: p.up.rssMiB, series: 'virtops up RSS', set, order }, { n: p.n, mib: p.launchers.rssMiB, series: 'launchers RSS (sum)', set, order }, { n: p.n, mib: p.launchers.pssMiB, series: 'launchers PSS (sum)', set, order });
   }
   const common = { width: 300, height: 240, background: 'white' } as const;

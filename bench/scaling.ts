@@ -15,6 +15,9 @@
  *     out of the state dir, renamed) defined and started by N parallel raw `virsh define &&
  *     virsh start`, in the same run after virtops' guests are removed; per domain the time to
  *     its `start` returning: ratios of p50 and of all-Running (goal ≤ 1.3x);
+ *   - the Node floor: the same XMLs defined and started by N parallel minimal Node processes
+ *     (bench/node-floor-launcher.mjs), after the floor's guests are gone: what one Node process
+ *     per VM costs over `virsh` before any of virtops' own work;
  *   - `virtops up`'s RSS/PSS, the launchers' total RSS and PSS (/proc/<pid>/smaps_rollup of every
  *     launcher process), and CPU seconds of up (delta over the push) and of the launchers
  *     (their whole life so far), from utime+stime in /proc/<pid>/stat; QEMU's figures apart.
@@ -31,11 +34,10 @@
  * Every point is one JSON object in the `--json` line (and in `--out FILE`, appended), which
  * bench/plot-scaling.ts turns into the log-log SVGs.
  */
-import { appendFile, copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { appendFile, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { loadavg, tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
-import { execa } from 'execa';
 import type { VirtualMachine } from '../api/kubevirt.js';
 import { bareVm, gitFixture, testGuestVm, type GitFixture } from '../test/integration/standalone/fixture.js';
 import { cleanupStateDir, launcherPids, listVms, makeStateDir, startUp, waitFor, type UpProcess } from '../test/integration/standalone/harness.js';
@@ -44,6 +46,7 @@ import { emitJson, JSON_FLAG, say } from './report.js';
 import { testDriverFloorMs } from './test-driver-floor.js';
 import { POOL_BIN } from './pool-runtime.js';
 import { cpuTimes, pidsWith, smapsRollup } from './proc.js';
+import { floorDomains, nodeFloorStart, rawFloorStart, removeFloorDomains, virsh } from './raw-floor.js';
 
 const { values } = parseArgs({
   options: {
@@ -79,7 +82,6 @@ if (!(POINT_TIMEOUT_MS > 0)) throw new Error('--point-timeout must be a positive
 
 const PREFIX = 'scale-';
 const names = (n: number) => Array.from({ length: n }, (_, i) => `${PREFIX}${i}`);
-const qemuVirsh = (...args: string[]) => execa('virsh', ['-q', '-c', 'qemu:///system', ...args], { reject: false });
 
 const pct = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -121,7 +123,10 @@ interface Point {
   stagesMs: { commitToApplied: number; queue: { p50: number; max: number }; start: { p50: number; max: number }; toRunning: { p50: number; max: number } };
   /** qemu: N parallel `virsh define && start`, per domain ms to its start returning; test: one virsh session, all N. */
   floorMs?: { p50: number; p95: number; max: number };
-  ratio?: { p50?: number; allRunning: number };
+  /** qemu: the same XML defined and started by N parallel minimal Node processes (bench/node-floor-launcher.mjs), per domain ms to its process exiting. */
+  nodeFloorMs?: { p50: number; p95: number; max: number };
+  /** virtops / floor; nodeFloor*: the Node floor / floor, what one Node process per VM costs before any of virtops' work. */
+  ratio?: { p50?: number; allRunning: number; nodeFloorP50?: number; nodeFloorAllRunning?: number };
   up: { rssMiB: number; pssMiB: number; idleRssMiB: number; peakRssMiB: number; cpuS: number; childrenCpuS: number };
   /** cpuS: the launcher processes' own; childrenCpuS: what they ran and reaped (virsh, genisoimage, qemu-img). */
   launchers: { processes: number; rssMiB: number; pssMiB: number; cpuS: number; childrenCpuS: number; pssPerVmMiB: number; rssPerVmMiB: number };
@@ -151,43 +156,6 @@ const eventMs = (v: { events?: { reason: string; message: string; time: string; 
   const e = v.events?.find((x) => x.reason === reason && (!message || message.test(x.message)));
   return e ? Date.parse(e.firstTime ?? e.time) : undefined;
 };
-
-/** The floor's copy of each virtops domain (as bench/floor.ts): inactive XML, files copied to `dir`, renamed `floor_<i>`. */
-async function floorDomains(stateDir: string, dir: string, vmNames: string[]): Promise<string[]> {
-  const files: string[] = [];
-  const escaped = stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  for (const [i, name] of vmNames.entries()) {
-    let xml = (await qemuVirsh('dumpxml', '--inactive', `default_${name}`)).stdout;
-    for (const from of new Set(xml.match(new RegExp(`${escaped}[^'"<>\\s]*`, 'g')) ?? [])) {
-      const to = join(dir, `vm${i}`, from.slice(stateDir.length));
-      await mkdir(dirname(to), { recursive: true });
-      if (!to.endsWith('.log') && (await stat(from).catch(() => undefined))?.isFile()) await copyFile(from, to);
-    }
-    xml = xml.split(stateDir).join(join(dir, `vm${i}`)).replace(/<name>[^<]+<\/name>/, `<name>floor_${i}</name>`).replace(/<uuid>[^<]+<\/uuid>\s*/, '');
-    const file = join(dir, `floor_${i}.xml`);
-    await writeFile(file, xml);
-    files.push(file);
-  }
-  return files;
-}
-
-async function qemuFloor(files: string[]): Promise<number[]> {
-  const t0 = performance.now();
-  const out = await Promise.all(files.map(async (file, i) => {
-    const d = await qemuVirsh('define', file);
-    const s = d.exitCode === 0 ? await qemuVirsh('start', `floor_${i}`) : d;
-    if (s.exitCode !== 0) throw new Error(`floor_${i}: ${s.stderr}`);
-    return performance.now() - t0;
-  }));
-  return out;
-}
-
-async function removeFloor(n: number): Promise<void> {
-  await Promise.all(Array.from({ length: n }, async (_, i) => {
-    await qemuVirsh('destroy', `floor_${i}`);
-    await qemuVirsh('undefine', `floor_${i}`);
-  }));
-}
 
 async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: number, registry?: { host: string; image: string }): Promise<Point> {
   const git: GitFixture = await gitFixture();
@@ -290,7 +258,7 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     say(`  all Running ${((allRunningAt - pushedAt) / 1000).toFixed(1)} s after the commit; per VM p50 ${(runningMs.p50 / 1000).toFixed(2)} s, p95 ${(runningMs.p95 / 1000).toFixed(2)} s, max ${(runningMs.max / 1000).toFixed(2)} s`);
 
     // The floor's copies of the domains, taken while virtops' exist.
-    const floorXml = kind === 'qemu' ? await floorDomains(stateDir, work, vmNames) : [];
+    const floorXml = kind === 'qemu' ? await floorDomains(stateDir, work, vmNames.map((name) => `default_${name}`)) : [];
 
     // Remove all N (one commit), until every domain is gone.
     const r0 = performance.now();
@@ -299,16 +267,19 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
       const l = await listVms(server);
       if (l.vms.some((v) => want.has(v.name))) return false;
       if (kind !== 'qemu') return true;
-      const left = (await qemuVirsh('list', '--all', '--name')).stdout;
+      const left = (await virsh('list', '--all', '--name')).stdout;
       return !left.includes(`default_${PREFIX}`);
     }, 1_800_000, poll);
     const removeMs = performance.now() - r0;
 
     let floorMs: Point['floorMs'];
+    let nodeFloorMs: Point['nodeFloorMs'];
     if (kind === 'qemu') {
-      const t = await qemuFloor(floorXml);
-      floorMs = summary(t);
-      await removeFloor(n);
+      floorMs = summary(await rawFloorStart(floorXml));
+      await removeFloorDomains(n);
+      // The Node floor on the same machine state: the floor's guests are gone again.
+      nodeFloorMs = summary(await nodeFloorStart(floorXml));
+      await removeFloorDomains(n);
     } else {
       const t = await testDriverFloorMs(n);
       floorMs = { p50: t, p95: t, max: t };
@@ -319,7 +290,10 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
       runningMs,
       stagesMs: { commitToApplied: appliedAt - pushedAt, queue: pm(queue), start: pm(start), toRunning: pm(toRunning) },
       floorMs,
-      ratio: kind === 'qemu' ? { p50: runningMs.p50 / floorMs.p50, allRunning: runningMs.max / floorMs.max } : { allRunning: runningMs.max / floorMs.max },
+      ...(nodeFloorMs ? { nodeFloorMs } : {}),
+      ratio: nodeFloorMs
+        ? { p50: runningMs.p50 / floorMs.p50, allRunning: runningMs.max / floorMs.max, nodeFloorP50: nodeFloorMs.p50 / floorMs.p50, nodeFloorAllRunning: nodeFloorMs.max / floorMs.max }
+        : { allRunning: runningMs.max / floorMs.max },
       up: { rssMiB: upMem.rssKiB / 1024, pssMiB: upMem.pssKiB / 1024, idleRssMiB: idleRss, peakRssMiB: peakRss, cpuS: upCpu, childrenCpuS: upChildrenCpu },
       launchers: { ...launchers, pssPerVmMiB: launchers.pssMiB / n, rssPerVmMiB: launchers.rssMiB / n },
       ...(qemu ? { qemu } : {}),
@@ -327,6 +301,7 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
       samplesMs: running.sort((a, b) => a - b),
     };
     say(`  floor ${kind === 'qemu' ? `(N parallel virsh define && start) p50 ${(floorMs.p50 / 1000).toFixed(2)} s, all ${(floorMs.max / 1000).toFixed(2)} s; ratio p50 ${point.ratio!.p50!.toFixed(2)}x` : `(one virsh session) ${(floorMs.max / 1000).toFixed(2)} s;`} all-Running ${point.ratio!.allRunning.toFixed(2)}x`);
+    if (nodeFloorMs) say(`  Node floor (N parallel minimal Node processes: binding, connection, define, start) p50 ${(nodeFloorMs.p50 / 1000).toFixed(2)} s, all ${(nodeFloorMs.max / 1000).toFixed(2)} s; over the floor p50 ${point.ratio!.nodeFloorP50!.toFixed(2)}x, all ${point.ratio!.nodeFloorAllRunning!.toFixed(2)}x`);
     say(`  stages: commit → applied ${point.stagesMs.commitToApplied} ms; queue p50 ${point.stagesMs.queue.p50} max ${point.stagesMs.queue.max}; launcher start p50 ${point.stagesMs.start.p50} max ${point.stagesMs.start.max}; started → Running p50 ${point.stagesMs.toRunning.p50} max ${point.stagesMs.toRunning.max} ms`);
     say(`  up RSS ${point.up.rssMiB.toFixed(0)} MiB (PSS ${point.up.pssMiB.toFixed(0)}, idle ${idleRss.toFixed(0)}, peak ${peakRss.toFixed(0)}), CPU ${upCpu.toFixed(1)} s (+${upChildrenCpu.toFixed(1)} s children); launchers (${layoutInfo}): RSS ${launchers.rssMiB.toFixed(0)} MiB, PSS ${launchers.pssMiB.toFixed(0)} MiB (${point.launchers.pssPerVmMiB.toFixed(1)}/VM), CPU ${launchers.cpuS.toFixed(1)} s (+${launchers.childrenCpuS.toFixed(1)} s children)${qemu ? `; QEMU RSS ${qemu.rssMiB.toFixed(0)} MiB, PSS ${qemu.pssMiB.toFixed(0)}, CPU ${qemu.cpuS.toFixed(0)} s` : ''}; removal ${(removeMs / 1000).toFixed(1)} s; load ${loadAfter.join(' ')}`);
     return point;
@@ -340,10 +315,10 @@ async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: n
     }
     await cleanupStateDir(stateDir);
     if (kind === 'qemu') {
-      const left = (await qemuVirsh('list', '--all', '--name')).stdout.split('\n').map((s) => s.trim()).filter((d) => d.startsWith(`default_${PREFIX}`) || /^floor_\d+$/.test(d));
+      const left = (await virsh('list', '--all', '--name')).stdout.split('\n').map((s) => s.trim()).filter((d) => d.startsWith(`default_${PREFIX}`) || /^floor_\d+$/.test(d));
       for (const d of left) {
-        await qemuVirsh('destroy', d);
-        await qemuVirsh('undefine', d);
+        await virsh('destroy', d);
+        await virsh('undefine', d);
       }
     }
     await rm(work, { recursive: true, force: true });
