@@ -7,6 +7,7 @@
  */
 import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { execa } from 'execa';
 import { waitFor } from '../test/integration/standalone/harness.js';
 import { GUEST_MARKERS } from '../test/helpers/test-guest.js';
@@ -91,5 +92,10 @@ export async function guestReady(xml: string, label: string): Promise<void> {
     const panic = text.indexOf('Kernel panic');
     return panic >= 0 ? { ready: false as const, panic: text.slice(panic, panic + 300).trim() } : false;
   }, 600_000, 100);
-  if (!outcome.ready) throw new Error(`${label}: the guest's kernel panicked while booting (${log}): ${outcome.panic}`);
+  if (!outcome.ready) {
+    // The run's clean-up removes the log with its work dir: keep a copy that says why.
+    const kept = join(tmpdir(), `vo-bench-guest-panic-${label}-${Date.now()}.log`);
+    await copyFile(log, kept);
+    throw new Error(`${label}: the guest's kernel panicked while booting (serial log kept in ${kept}): ${outcome.panic}`);
+  }
 }
