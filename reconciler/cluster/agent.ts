@@ -38,6 +38,7 @@ import type { Informer } from './informer.js';
 import { VMI_FINALIZER, splitKey } from './instances.js';
 import { errorMessage, type KubeClient } from './kube.js';
 import { RateLimitedQueue, retryDelay, type ReconcileResult } from '../queue.js';
+import { unsettledRecheckMs } from '../core/launcher-phase.js';
 
 export const AGENT_COMPONENT = 'virtops-agent';
 export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
@@ -94,6 +95,8 @@ interface Tracked {
   nicWaitSince?: number;
   /** The Pod's compute container image (the VMI's launcherContainerImageVersion). */
   image?: string;
+  /** The last view's phase was not settled (unsettledRecheckMs): look again this soon. */
+  recheckMs?: number;
 }
 
 export class ClusterAgent {
@@ -367,7 +370,9 @@ export class ClusterAgent {
       await this.reportPod(pod, t.exited ?? (t.startedAt ? { state: 'running', startedAt: t.startedAt } : { state: 'starting' }));
     }
     this.watchLauncher(key, t);
-    return hold.hold ? { requeueAfterMs: hold.retryInMs } : {};
+    // Its launcher's events will not say when an unsettled phase settles: look again soon.
+    const after = Math.min(hold.hold ? hold.retryInMs : Infinity, t.recheckMs ?? Infinity);
+    return after < Infinity ? { requeueAfterMs: after } : {};
   }
 
   private now(): number {
@@ -491,9 +496,12 @@ export class ClusterAgent {
   }
 
   private async view(t: Tracked): Promise<LauncherView> {
+    delete t.recheckMs;
     if (t.exited) return { reachable: false, phase: 'Failed', reason: 'LauncherExited', message: t.exited.message ?? 'launcher process exited' };
     // The same observation → phase function as on a single host (timeouts included).
     const { observation, phase } = await this.opts.runtime.observePhase(t.record);
+    const recheck = unsettledRecheckMs(phase);
+    if (recheck !== undefined) t.recheckMs = recheck;
     // The guest's report (agent IPs, OS info, AgentConnected) goes into the VMI status too.
     if (observation.reachable && !phase.outOfSync) return { reachable: true, phase: phase.phase, ...(phase.reason ? { reason: phase.reason } : {}), ...(phase.message ? { message: phase.message } : {}), paused: phase.paused ?? false, ...(phase.guest ? { guest: phase.guest } : {}) };
     // Out of sync (libvirt unreachable, launcher silent): the last known phase with Synchronized=False.

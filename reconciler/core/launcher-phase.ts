@@ -128,6 +128,23 @@ export function launcherPhase(o: LauncherObservation, t: ObservationMemory): Lau
   };
 }
 
+/** How soon an observer looks again at a launcher whose phase is not settled (unsettledRecheckMs). */
+export const UNSETTLED_RECHECK_MS = 5000;
+
+/**
+ * When to look again at a launcher after this phase, or undefined when nothing but its own
+ * events needs to. A phase that stands in for an answer (the launcher silent while it may still
+ * be starting, or out of sync: silent, or libvirt lost) is not settled: the launcher's event
+ * stream is quiet meanwhile (it is not answering, or it reports nothing new once it answers
+ * again), so without a look the VMI would show it until the next resync (bench:scaling once
+ * saw a VM at 100 VMs on 2 cores take 280 s from its domain's start to Running, under a
+ * 5-minute resync: a launcher too busy to answer the look right after its start would do that).
+ */
+export function unsettledRecheckMs(p: Pick<LauncherPhase, 'phase' | 'reason' | 'outOfSync'>): number | undefined {
+  const silentWhileStarting = p.phase === 'Scheduling' && p.reason === 'LauncherStarting';
+  return p.outOfSync || silentWhileStarting ? UNSETTLED_RECHECK_MS : undefined;
+}
+
 /** The launcher has not taken a VMI yet (spawned, then the reconciler died before the sync). */
 export function awaitingVmi(o: LauncherObservation): boolean {
   return o.reachable && o.info.phase === 'Scheduled' && o.info.state === 'Absent';

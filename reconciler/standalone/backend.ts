@@ -29,6 +29,8 @@ import {
   planRevision,
   reconcileBackoff,
   reconcileStateFromStatus,
+  unsettledRecheckMs,
+  UNSETTLED_RECHECK_MS,
 } from '../core/index.js';
 import { type InstanceHandler, LauncherError } from '../agent/agent.js';
 import { RateLimitedQueue, type ReconcileResult } from '../queue.js';
@@ -150,6 +152,8 @@ export class StandaloneBackend {
   private readonly saved = new Map<VmKey, string>();
   private readonly pushPending = new Map<VmKey, number>();
   private readonly watchers = new Map<VmKey, { uid: string; watch: { stop(): void } }>();
+  /** VMs whose last observation was not settled (unsettledRecheckMs): their pass asks for another look soon. */
+  private readonly unsettled = new Set<VmKey>();
   /**
    * Instances being stopped: a restart, `virtops stop`, a runStrategy change, or the VM left
    * git. A guest's graceful shutdown (up to its grace period, 30 s by default, all of it when
@@ -453,7 +457,9 @@ export class StandaloneBackend {
       if (reconcileStateFromStatus(rec.status).failure) result = 'error';
       await this.save(key, rec);
       this.watch(key, rec);
-      return out;
+      // Its launcher's events will not say when an unsettled phase settles: look again soon.
+      const recheck = this.unsettled.has(key) ? UNSETTLED_RECHECK_MS : undefined;
+      return recheck !== undefined && !(out.requeueAfterMs !== undefined && out.requeueAfterMs <= recheck) ? { ...out, requeueAfterMs: recheck } : out;
     } catch (err) {
       result = 'error';
       throw err;
@@ -652,6 +658,7 @@ export class StandaloneBackend {
     this.records.delete(key);
     this.saved.delete(key);
     this.pushPending.delete(key);
+    this.unsettled.delete(key);
     this.watchers.get(key)?.watch.stop();
     this.watchers.delete(key);
     log.info({ vm: key }, 'pruned: instance, launcher, domain and VM files removed');
@@ -664,6 +671,7 @@ export class StandaloneBackend {
    */
   private async observe(key: VmKey, rec: VmRecord, vm: VirtualMachine, adopt: boolean): Promise<ObservedInstance | undefined> {
     const inst = rec.instance;
+    this.unsettled.delete(key);
     if (!inst) return undefined;
     const { agent } = this.opts;
     if (adopt && !inst.synced) {
@@ -674,6 +682,8 @@ export class StandaloneBackend {
       }
     }
     const { observation, phase } = await agent.observePhase(inst, this.now());
+    if (unsettledRecheckMs(phase) !== undefined) this.unsettled.add(key);
+    else this.unsettled.delete(key);
     if (observation.reachable && !awaitingVmi(observation)) inst.synced = true;
     const now = this.now();
     if (phase.phase === 'Running' && inst.runningSince === undefined) inst.runningSince = now;

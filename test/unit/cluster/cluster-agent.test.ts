@@ -19,7 +19,7 @@ import type { VirtualMachine, VirtualMachineInstance } from '../../../api/kubevi
 import { ClusterAgent, NODE_LEASE_NAMESPACE, type LauncherSockets } from '../../../reconciler/cluster/agent.js';
 import { NIC_WAIT_MS, type AgentVmiStatus } from '../../../reconciler/cluster/agent-status.js';
 import { VMI_FINALIZER, instantiateLauncherPod } from '../../../reconciler/cluster/instances.js';
-import { UNRESPONSIVE_AFTER_MS } from '../../../reconciler/core/index.js';
+import { UNRESPONSIVE_AFTER_MS, UNSETTLED_RECHECK_MS } from '../../../reconciler/core/index.js';
 import { renderLauncherPod } from '../../../synth/launcher-pod.js';
 import type { PodManifest } from '../../../synth/pod-types.js';
 import { FakeKubeClient, apiError } from '../../helpers/fake-kube.js';
@@ -458,6 +458,30 @@ describe('launcher states → VMI phase and Pod phase', () => {
     expect(w.vmi('web')?.status?.phase).toBe('Running');
     expect(cond(w.vmi('web'), 'Ready')?.status).toBe('True');
     expect(cond(w.vmi('web'), 'Synchronized')?.status).toBe('True');
+  });
+
+  it('a silent launcher is looked at again soon: once it answers, Synchronized is True again without a resync or an event from it', async () => {
+    const w = world();
+    const { agent, uid } = await running(w);
+    const l = w.fakeNode.live(uid);
+    // Only the queue's timers: the agent's own intervals run for real (hours apart here).
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      l.answering = false;
+      await w.pass(agent);
+      expect(cond(w.vmi('web'), 'Synchronized')?.status).toBe('False');
+      l.answering = true;
+      await vi.advanceTimersByTimeAsync(UNSETTLED_RECHECK_MS + 100);
+      await agent.idle();
+      expect(cond(w.vmi('web'), 'Synchronized')?.status).toBe('True');
+      // Settled: nothing more is asked for or written.
+      const mark = w.kube.writes.length;
+      await vi.advanceTimersByTimeAsync(10 * UNSETTLED_RECHECK_MS);
+      await agent.idle();
+      expect(w.kube.writesSince(mark)).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a launcher that fails to start: Pod Failed, VMI Failed (LauncherExited), started once (restartPolicy Never)', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LauncherMemory, UNRESPONSIVE_AFTER_MS, awaitingVmi, launcherPhase, type LauncherObservation } from '../../../reconciler/core/index.js';
+import { LauncherMemory, UNRESPONSIVE_AFTER_MS, UNSETTLED_RECHECK_MS, awaitingVmi, launcherPhase, unsettledRecheckMs, type LauncherObservation } from '../../../reconciler/core/index.js';
 
 const t = (now: number, lastContact = 0) => ({ now, lastContact, logFile: '/pods/x/launcher.log' });
 
@@ -84,5 +84,18 @@ describe('launcherPhase: the node cannot see the guest (libvirt down, launcher s
     expect(later.outOfSync?.message).toContain(new Date(2000).toISOString());
     expect(m.phase('u', 0, up, 10_000, 'l').outOfSync).toBeUndefined();
     expect(m.phase('u', 0, down, 11_000, 'l').outOfSync?.message).toContain(new Date(11_000).toISOString());
+  });
+});
+
+describe('unsettledRecheckMs: which phases need another look (the launcher\'s events will not tell)', () => {
+  it.each<[string, Parameters<typeof unsettledRecheckMs>[0], number | undefined]>([
+    ['silent while starting', { phase: 'Scheduling', reason: 'LauncherStarting' }, UNSETTLED_RECHECK_MS],
+    ['silent after answering (out of sync)', { phase: 'Running', outOfSync: { reason: 'LauncherUnresponsive', message: 'm' } }, UNSETTLED_RECHECK_MS],
+    ['libvirt lost (out of sync)', { phase: 'Running', outOfSync: { reason: 'LibvirtUnreachable', message: 'm' } }, UNSETTLED_RECHECK_MS],
+    ['in view and running', { phase: 'Running' }, undefined],
+    ['in view, the domain not started yet', { phase: 'Scheduled' }, undefined],
+    ['failed for good', { phase: 'Failed', reason: 'LauncherUnresponsive' }, undefined],
+  ])('%s', (_name, p, want) => {
+    expect(unsettledRecheckMs(p)).toBe(want);
   });
 });

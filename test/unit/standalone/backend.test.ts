@@ -16,9 +16,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RunStrategy, VirtualMachine } from '../../../api/kubevirt.js';
-import type { ImperativeAction, KubeObject, Revision, RevisionPlan } from '../../../reconciler/core/index.js';
+import { type ImperativeAction, type KubeObject, type Revision, type RevisionPlan, UNSETTLED_RECHECK_MS } from '../../../reconciler/core/index.js';
 import { type BackendOptions, ReconcileError, StandaloneBackend, type VmView } from '../../../reconciler/standalone/backend.js';
 import { ReconcilerMetrics } from '../../../reconciler/standalone/metrics.js';
 import { type AppliedState, StateStore, type VmRecord } from '../../../reconciler/standalone/state-store.js';
@@ -778,6 +778,47 @@ describe('errors: condition Failure + a Warning event, until an action succeeds'
     await h.backend.idle();
     expect(h.view('web').status).toMatchObject({ printableStatus: 'CrashLoopBackOff', startFailure: { lastFailedVMIUID: uid } });
     expect(h.view('web').events.at(-1)).toMatchObject({ type: 'Warning', reason: 'StatusChanged', message: 'Running → CrashLoopBackOff' });
+  });
+});
+
+// ---- a look that finds nothing settled ------------------------------------------------------
+
+/** A launcher too busy to answer right after its start (seen at 100 VMs on 2 cores): the look after the start finds it silent. */
+class BusyAfterStartNode extends FakeInstanceHandler {
+  override async start(...args: Parameters<FakeInstanceHandler['start']>): ReturnType<FakeInstanceHandler['start']> {
+    const sync = await super.start(...args);
+    this.launchers.get(args[1].uid)!.answering = false;
+    return sync;
+  }
+}
+
+describe('an observation that is not settled', () => {
+  it('a launcher silent right after its start is looked at again soon: Running without a resync or an event from it', async () => {
+    const node = new BusyAfterStartNode();
+    const h = await harness(node);
+    // Only the queue's timers: the state store's file I/O runs for real.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      await h.backend.applyRevision(h.revision([vmManifest('web', 'Always')]));
+      await h.backend.idle();
+      expect(h.view('web').status?.printableStatus).not.toBe('Running');
+      // It answers again, and its event stream has nothing new to say (the domain was running all along).
+      node.live().answering = true;
+      await vi.advanceTimersByTimeAsync(UNSETTLED_RECHECK_MS - 100);
+      await h.backend.idle();
+      expect(h.view('web').status?.printableStatus).not.toBe('Running');
+      await vi.advanceTimersByTimeAsync(200);
+      await h.backend.idle();
+      expect(h.view('web').status?.printableStatus).toBe('Running');
+      // Settled: no more looks are asked for (a later one would change nothing either way).
+      const writes = h.store.vmWrites;
+      await vi.advanceTimersByTimeAsync(10 * UNSETTLED_RECHECK_MS);
+      await h.backend.idle();
+      expect(h.store.vmWrites).toBe(writes);
+      expect(node.launchers.size).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
