@@ -38,7 +38,7 @@ import type { Informer } from './informer.js';
 import { VMI_FINALIZER, splitKey } from './instances.js';
 import { errorMessage, type KubeClient } from './kube.js';
 import { RateLimitedQueue, retryDelay, type ReconcileResult } from '../queue.js';
-import { unsettledRecheckMs } from '../core/launcher-phase.js';
+import { type LauncherObservation, type LauncherPhase, unsettledRecheckMs } from '../core/launcher-phase.js';
 
 export const AGENT_COMPONENT = 'virtops-agent';
 export const NODE_LEASE_NAMESPACE = 'kube-node-lease';
@@ -95,8 +95,6 @@ interface Tracked {
   nicWaitSince?: number;
   /** The Pod's compute container image (the VMI's launcherContainerImageVersion). */
   image?: string;
-  /** The last view's phase was not settled (unsettledRecheckMs): look again this soon. */
-  recheckMs?: number;
 }
 
 export class ClusterAgent {
@@ -347,7 +345,7 @@ export class ClusterAgent {
       }
     }
 
-    let view = await this.view(t);
+    let { view, recheckMs } = await this.view(t);
     // Pause or resume as the VMI asks ("true"/"false", set by the controller for `virtops
     // pause|unpause`); without the annotation a guest's pause state is left as it is.
     const asked = vmi.metadata.annotations?.[PAUSED_ANNOTATION];
@@ -355,7 +353,7 @@ export class ClusterAgent {
     if ((asked === 'true' || asked === 'false') && view.reachable && view.phase === 'Running' && view.paused !== wantPaused) {
       this.opts.log.info({ pod: key, vmi: vmi.metadata.name, paused: wantPaused }, wantPaused ? 'pausing the guest' : 'resuming the guest');
       await this.opts.runtime.command(t.record, wantPaused ? 'pause' : 'unpause');
-      view = await this.view(t);
+      ({ view, recheckMs } = await this.view(t));
     }
     // A guest that has just started is reported once its NICs are known: one write, not two.
     const hold = holdRunningReport(vmi.spec, currentVmiStatus(vmi.status, t.reported, this.now())?.phase, view, t.nicWaitSince, this.now());
@@ -371,7 +369,7 @@ export class ClusterAgent {
     }
     this.watchLauncher(key, t);
     // Its launcher's events will not say when an unsettled phase settles: look again soon.
-    const after = Math.min(hold.hold ? hold.retryInMs : Infinity, t.recheckMs ?? Infinity);
+    const after = Math.min(hold.hold ? hold.retryInMs : Infinity, recheckMs ?? Infinity);
     return after < Infinity ? { requeueAfterMs: after } : {};
   }
 
@@ -495,18 +493,13 @@ export class ClusterAgent {
     this.opts.log.info({ pod: key, vmi: vmi.metadata.name, domain: res.domain, state: res.state }, 'VMI synced to its launcher');
   }
 
-  private async view(t: Tracked): Promise<LauncherView> {
-    delete t.recheckMs;
-    if (t.exited) return { reachable: false, phase: 'Failed', reason: 'LauncherExited', message: t.exited.message ?? 'launcher process exited' };
+  /** What the launcher says, as the VMI status shows it, and when to look again if that is not settled (unsettledRecheckMs). */
+  private async view(t: Tracked): Promise<{ view: LauncherView; recheckMs?: number }> {
+    if (t.exited) return { view: { reachable: false, phase: 'Failed', reason: 'LauncherExited', message: t.exited.message ?? 'launcher process exited' } };
     // The same observation → phase function as on a single host (timeouts included).
     const { observation, phase } = await this.opts.runtime.observePhase(t.record);
-    const recheck = unsettledRecheckMs(phase);
-    if (recheck !== undefined) t.recheckMs = recheck;
-    // The guest's report (agent IPs, OS info, AgentConnected) goes into the VMI status too.
-    if (observation.reachable && !phase.outOfSync) return { reachable: true, phase: phase.phase, ...(phase.reason ? { reason: phase.reason } : {}), ...(phase.message ? { message: phase.message } : {}), paused: phase.paused ?? false, ...(phase.guest ? { guest: phase.guest } : {}) };
-    // Out of sync (libvirt unreachable, launcher silent): the last known phase with Synchronized=False.
-    if (phase.outOfSync) return { reachable: false, phase: phase.phase, reason: phase.outOfSync.reason, message: phase.outOfSync.message, paused: phase.paused ?? false };
-    return { reachable: false, phase: phase.phase, reason: phase.reason ?? 'LauncherUnreachable', message: phase.message ?? (observation.reachable ? 'launcher unreachable' : observation.reason) };
+    const recheckMs = unsettledRecheckMs(phase);
+    return { view: launcherView(observation, phase), ...(recheckMs !== undefined ? { recheckMs } : {}) };
   }
 
   private async reportVmi(vmi: VirtualMachineInstance, t: Tracked, view: LauncherView): Promise<void> {
@@ -646,4 +639,13 @@ function vmiOrStub(pod: V1Pod, vmi: VirtualMachineInstance | undefined, vmiUid: 
     metadata: { name: pod.metadata?.labels?.[LABEL_VM_NAME] ?? '', namespace: pod.metadata?.namespace ?? 'default', uid: vmiUid },
     spec: { domain: { devices: {} } },
   };
+}
+
+/** A launcher's observation and its phase as the VMI status shows them. */
+function launcherView(observation: LauncherObservation, phase: LauncherPhase): LauncherView {
+  // The guest's report (agent IPs, OS info, AgentConnected) goes into the VMI status too.
+  if (observation.reachable && !phase.outOfSync) return { reachable: true, phase: phase.phase, ...(phase.reason ? { reason: phase.reason } : {}), ...(phase.message ? { message: phase.message } : {}), paused: phase.paused ?? false, ...(phase.guest ? { guest: phase.guest } : {}) };
+  // Out of sync (libvirt unreachable, launcher silent): the last known phase with Synchronized=False.
+  if (phase.outOfSync) return { reachable: false, phase: phase.phase, reason: phase.outOfSync.reason, message: phase.outOfSync.message, paused: phase.paused ?? false };
+  return { reachable: false, phase: phase.phase, reason: phase.reason ?? 'LauncherUnreachable', message: phase.message ?? (observation.reachable ? 'launcher unreachable' : observation.reason) };
 }

@@ -474,10 +474,12 @@ describe('launcher states → VMI phase and Pod phase', () => {
       await vi.advanceTimersByTimeAsync(UNSETTLED_RECHECK_MS + 100);
       await agent.idle();
       expect(cond(w.vmi('web'), 'Synchronized')?.status).toBe('True');
-      // Settled: nothing more is asked for or written.
+      // Settled: no more looks are asked for, and nothing is written.
+      const looks = vi.spyOn(w.fakeNode, 'observePhase');
       const mark = w.kube.writes.length;
       await vi.advanceTimersByTimeAsync(10 * UNSETTLED_RECHECK_MS);
       await agent.idle();
+      expect(looks).not.toHaveBeenCalled();
       expect(w.kube.writesSince(mark)).toEqual([]);
     } finally {
       vi.useRealTimers();

@@ -810,10 +810,12 @@ describe('an observation that is not settled', () => {
       await vi.advanceTimersByTimeAsync(200);
       await h.backend.idle();
       expect(h.view('web').status?.printableStatus).toBe('Running');
-      // Settled: no more looks are asked for (a later one would change nothing either way).
+      // Settled: no more looks are asked for, and nothing is written.
+      const looks = vi.spyOn(node, 'observePhase');
       const writes = h.store.vmWrites;
       await vi.advanceTimersByTimeAsync(10 * UNSETTLED_RECHECK_MS);
       await h.backend.idle();
+      expect(looks).not.toHaveBeenCalled();
       expect(h.store.vmWrites).toBe(writes);
       expect(node.launchers.size).toBe(1);
     } finally {
