@@ -23,3 +23,13 @@ export function emitJson(bench: string, figures: Record<string, unknown>): void 
   const machine = { cores: availableParallelism(), memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, loadAverage1m: Math.round(loadavg()[0]! * 10) / 10 };
   process.stdout.write(`${JSON.stringify({ bench, at: new Date().toISOString(), machine, ...figures })}\n`);
 }
+
+/**
+ * When up first recorded a VM's event (ms since the epoch), from the VM as its API shows it:
+ * e.g. its `StatusChanged … → Running`, the moment its VMI phase became Running, as
+ * KubeVirt's perf job reads creation → Running from the VMI's phase transitions.
+ */
+export function eventMs(v: { events?: { reason: string; message: string; time: string; firstTime?: string }[] }, reason: string, message?: RegExp): number | undefined {
+  const e = v.events?.find((x) => x.reason === reason && (!message || message.test(x.message)));
+  return e ? Date.parse(e.firstTime ?? e.time) : undefined;
+}

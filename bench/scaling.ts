@@ -42,7 +42,7 @@ import type { VirtualMachine } from '../api/kubevirt.js';
 import { bareVm, gitFixture, testGuestVm, type GitFixture } from '../test/integration/standalone/fixture.js';
 import { cleanupStateDir, launcherPids, listVms, makeStateDir, startUp, waitFor, type UpProcess } from '../test/integration/standalone/harness.js';
 import { pushTestGuestImages, startRegistry, type LocalRegistry } from '../test/helpers/registry.js';
-import { emitJson, JSON_FLAG, say } from './report.js';
+import { emitJson, eventMs, JSON_FLAG, say } from './report.js';
 import { testDriverFloorMs } from './test-driver-floor.js';
 import { POOL_BIN } from './pool-runtime.js';
 import { cpuTimes, pidsWith, smapsRollup } from './proc.js';
@@ -151,11 +151,6 @@ async function statusKiB(pid: number, key: string): Promise<number> {
   const s = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   return Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0);
 }
-
-const eventMs = (v: { events?: { reason: string; message: string; time: string; firstTime?: string }[] }, reason: string, message?: RegExp): number | undefined => {
-  const e = v.events?.find((x) => x.reason === reason && (!message || message.test(x.message)));
-  return e ? Date.parse(e.firstTime ?? e.time) : undefined;
-};
 
 async function runPoint(kind: 'qemu' | 'test', runtime: 'process' | 'pool', n: number, registry?: { host: string; image: string }): Promise<Point> {
   const git: GitFixture = await gitFixture();
