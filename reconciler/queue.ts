@@ -5,7 +5,9 @@
  * with per-key exponential backoff, and `addAfter` schedules a later look (resync, waiting
  * for backoff). The clock and timers are injectable so the behaviour is table-testable.
  * Long work for a key that must not hold a worker (a guest's graceful stop) runs through
- * `inBackground`: the key waits meanwhile, and is queued again when the work ends.
+ * `inBackground`: the key waits meanwhile, and is queued again when the work ends. A
+ * reconcile whose remaining work needs no slot (a launcher that answers and is handed its VMI)
+ * gives its slot up with `leaveSlot` and goes on, up to as many as there are slots.
  */
 
 export interface QueueClock {
@@ -69,7 +71,9 @@ export class RateLimitedQueue {
   private readonly idleWaiters: (() => void)[] = [];
   /** inBackground work in flight, by key. */
   private readonly background = new Map<string, Promise<void>>();
+  /** Reconciles holding a slot (at most `concurrency`); `processing` also holds those that left theirs. */
   private running = 0;
+  private readonly slotless = new Set<string>();
   private stopped = false;
   private readonly concurrency: number;
   private readonly limit: RateLimit;
@@ -132,6 +136,22 @@ export class RateLimitedQueue {
     this.background.set(key, done);
   }
 
+  /**
+   * Called by `key`'s running reconcile: it goes on without its slot, which the next queued
+   * key takes at once. At most `concurrency` reconciles go on without one, so no more than
+   * twice `concurrency` run at a time; past that the reconcile keeps its slot (false). The key
+   * is still not run twice at a time, and `idle` still waits for it.
+   */
+  leaveSlot(key: string): boolean {
+    if (!this.processing.has(key)) return false;
+    if (this.slotless.has(key)) return true;
+    if (this.slotless.size >= this.concurrency) return false;
+    this.slotless.add(key);
+    this.running--;
+    this.pump();
+    return true;
+  }
+
   /** Whether `inBackground` work for `key` is still running. */
   busy(key: string): boolean {
     return this.background.has(key);
@@ -140,7 +160,7 @@ export class RateLimitedQueue {
   /** Resolves when nothing is queued, running or in the background (delayed keys do not count). */
   async idle(): Promise<void> {
     for (;;) {
-      if (this.running > 0 || this.pending.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      if (this.processing.size > 0 || this.pending.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       // Background work that ends queues its key again: look once more after it.
       else if (this.background.size > 0) await Promise.allSettled(this.background.values());
       else return;
@@ -166,7 +186,7 @@ export class RateLimitedQueue {
       this.running++;
       void this.run(key);
     }
-    if (this.running === 0 && this.pending.length === 0) {
+    if (this.processing.size === 0 && this.pending.length === 0) {
       for (const w of this.idleWaiters.splice(0)) w();
     }
   }
@@ -187,7 +207,7 @@ export class RateLimitedQueue {
     } finally {
       if (slow !== undefined) this.clock.clearTimeout(slow);
       this.processing.delete(key);
-      this.running--;
+      if (!this.slotless.delete(key)) this.running--;
       if (this.dirty.delete(key)) this.add(key);
       this.pump();
     }

@@ -472,7 +472,12 @@ export class ClusterAgent {
           return Promise.resolve();
         },
         // Running as soon as the process serves its socket, as kubelet reports a started container.
-        onReady: () => this.reportPod(pod, { state: 'running', startedAt: t.startedAt ?? new Date() }),
+        // Then the slot goes to the next Pod, as on a single host (standalone/backend.ts): the
+        // slots bound how many launchers boot at once; as many again are handed their VMI.
+        onReady: async () => {
+          await this.reportPod(pod, { state: 'running', startedAt: t.startedAt ?? new Date() });
+          this.queue.leaveSlot(key);
+        },
         onWaiting: (ms) => log.info({ pod: key, waitingSeconds: Math.round(ms / 1000) }, 'launcher still preparing the VMI (pulling images, building disks, starting QEMU)'),
       });
       this.logSynced(key, vmi, res);

@@ -582,6 +582,10 @@ export class StandaloneBackend {
     await progress({ uid: record.uid, phase: 'Scheduling', reason: 'LauncherStarting', spec: record.spec, createdAt: record.createdAt });
     const sync = await agent.start(vmi, record, spec, {
       onSpawned: () => this.save(key, rec),
+      // The slots bound how many launchers boot at once. One that answers is handed its VMI
+      // (prepare, define, start) outside them, up to as many again (RateLimitedQueue.leaveSlot),
+      // so the next VM's launcher boots meanwhile (BENCHMARKS.md, "a launcher's slot").
+      onReady: () => Promise.resolve(void this.queue.leaveSlot(key)),
       onWaiting: (ms) => log.info({ vm: key, uid: record.uid, waitingSeconds: Math.round(ms / 1000) }, 'launcher still preparing the VMI (pulling images, building disks, starting QEMU)'),
     });
     for (const w of sync.warnings ?? []) pushEvent(rec, { type: 'Warning', reason: 'ConversionWarning', message: w }, this.now());

@@ -616,6 +616,30 @@ describe('deletion', () => {
     if (processRuntime) expect(w.vmi('old')).toBeUndefined();
   });
 
+  it('a launcher that answers gives its slot to the next Pod while it is handed its VMI', async () => {
+    const w = world({ concurrency: 1 });
+    const spawned: string[] = [];
+    const handOver: (() => void)[] = [];
+    const start = w.fakeNode.start.bind(w.fakeNode);
+    w.fakeNode.start = (vmi, record, spec, hooks = {}) => {
+      spawned.push(vmi.metadata.name ?? '');
+      return start(vmi, record, spec, { ...hooks, onReady: async () => {
+        await hooks.onReady?.();
+        await new Promise<void>((r) => handOver.push(r));
+      } });
+    };
+    w.addVmi('web');
+    w.addVmi('db');
+    const agent = w.newAgent();
+    await agent.start();
+    await vi.waitFor(() => expect(handOver).toHaveLength(2));
+    // One slot, and both launchers spawned: web's was still being handed its VMI when db's began.
+    expect([...spawned].sort()).toEqual(['db', 'web']);
+    for (const r of handOver) r();
+    await agent.idle();
+    await vi.waitFor(() => expect([w.vmi('web')?.status?.phase, w.vmi('db')?.status?.phase]).toEqual(['Running', 'Running']));
+  });
+
   it('a guest stop that fails is tried again (with back-off) before the finalizer goes', async () => {
     const w = world();
     const { agent, uid } = await running(w, 'web', { grace: 7 });

@@ -185,6 +185,86 @@ describe('RateLimitedQueue.inBackground', () => {
   });
 });
 
+describe('RateLimitedQueue.leaveSlot', () => {
+  it('lets the next key run while the reconcile that left its slot goes on; the key still runs once at a time and idle() waits for it', async () => {
+    const started: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let runs = 0;
+    const q = new RateLimitedQueue(async (k) => {
+      started.push(k);
+      if (k === 'a' && runs++ === 0) {
+        q.leaveSlot(k);
+        q.leaveSlot(k); // a second call changes nothing
+        q.add('a'); // marks it dirty: runs again after this reconcile, not beside it
+        await gate;
+      }
+    }, { concurrency: 1 });
+    q.add('a');
+    q.add('b');
+    q.add('c');
+    let idle = false;
+    const idled = q.idle().then(() => (idle = true));
+    await new Promise((r) => setTimeout(r, 10));
+    // The one slot went on to b, then c, while a still ran.
+    expect(started).toEqual(['a', 'b', 'c']);
+    expect(idle).toBe(false);
+    release();
+    await idled;
+    expect(started).toEqual(['a', 'b', 'c', 'a']);
+  });
+
+  it('lets at most `concurrency` reconciles go on without a slot: past that one keeps its slot', async () => {
+    const left: boolean[] = [];
+    const gates: (() => void)[] = [];
+    let running = 0;
+    let max = 0;
+    const q = new RateLimitedQueue(async (k) => {
+      running++;
+      max = Math.max(max, running);
+      left.push(q.leaveSlot(k));
+      await new Promise<void>((r) => gates.push(r));
+      running--;
+    }, { concurrency: 2 });
+    for (const k of ['a', 'b', 'c', 'd', 'e', 'f']) q.add(k);
+    await new Promise((r) => setTimeout(r, 10));
+    // a and b left their slots; c and d kept theirs: four at once, twice the concurrency.
+    expect(left).toEqual([true, true, false, false]);
+    expect(running).toBe(4);
+    while (gates.length) {
+      gates.shift()!();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await q.idle();
+    expect(max).toBe(4);
+  });
+
+  it('gives back only the slot it took: the concurrency holds afterwards', async () => {
+    let running = 0;
+    let max = 0;
+    const gates: (() => void)[] = [];
+    const q = new RateLimitedQueue(async (k) => {
+      if (k === 'lead') {
+        q.leaveSlot(k);
+        return;
+      }
+      running++;
+      max = Math.max(max, running);
+      await new Promise<void>((r) => gates.push(r));
+      running--;
+    }, { concurrency: 2 });
+    for (const k of ['lead', 'x', 'y', 'z', 'w']) q.add(k);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(running).toBe(2);
+    while (gates.length) {
+      gates.shift()!();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await q.idle();
+    expect(max).toBe(2);
+  });
+});
+
 describe('RateLimitedQueue: reconciles that do not end', () => {
   it('reports a reconcile still running after slowAfterMs, once, and not one that ended in time', async () => {
     const clock = fakeClock();

@@ -199,6 +199,30 @@ class SlowStopNode extends FakeInstanceHandler {
   }
 }
 
+/**
+ * A node whose launchers, once they answer, wait for the test before taking their VMI
+ * (`handOver(domain)`): a launcher's prepare, define and start take their time.
+ */
+class SlowSyncNode extends FakeInstanceHandler {
+  readonly spawned: string[] = [];
+  readonly waiting = new Map<string, () => void>();
+  override start(...[vmi, record, spec, hooks = {}]: Parameters<FakeInstanceHandler['start']>): ReturnType<FakeInstanceHandler['start']> {
+    this.spawned.push(record.domainName);
+    return super.start(vmi, record, spec, {
+      ...hooks,
+      onReady: async () => {
+        await hooks.onReady?.();
+        await new Promise<void>((resolve) => this.waiting.set(record.domainName, resolve));
+      },
+    });
+  }
+
+  handOver(domain: string): void {
+    this.waiting.get(domain)?.();
+    this.waiting.delete(domain);
+  }
+}
+
 /** A node whose first `failures` stops fail with `message` (the instance keeps running). */
 class FailingStopNode extends FakeInstanceHandler {
   constructor(public failures: number, private readonly message: string) {
@@ -376,6 +400,22 @@ describe('overrides (virtops start|stop|restart|pause|unpause)', () => {
     expect(h.view('web').status?.printableStatus).toBe('Stopped');
     expect(h.view('web').instance).toBeUndefined();
     expect(h.reasons('web')).toContain('Stopped');
+  });
+
+  it('a launcher that answers gives its slot to the next VM while it is handed its VMI', async () => {
+    const node = new SlowSyncNode();
+    const h = await harness(node, { concurrency: 1 });
+    await h.backend.applyRevision(h.revision([vmManifest('web', 'Always'), vmManifest('db', 'Always')]));
+    for (let i = 0; i < 400 && node.waiting.size < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    // One slot, and both launchers spawned: web's was still being handed its VMI when db's began.
+    expect([...node.spawned].sort()).toEqual([`${NS}_db`, `${NS}_web`]);
+    expect(node.waiting.size).toBe(2);
+    node.handOver(`${NS}_web`);
+    node.handOver(`${NS}_db`);
+    await h.settle();
+    expect(h.view('web').status?.printableStatus).toBe('Running');
+    expect(h.view('db').status?.printableStatus).toBe('Running');
+    expect(liveCount(node)).toBe(2);
   });
 
   it('a restart starts the new instance only once the old one has stopped', async () => {
