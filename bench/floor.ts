@@ -6,12 +6,13 @@
  *
  *   npm run bench:floor [-- --vms 20] [--rounds 3] [--concurrency N (up's; default its own, 16)] [--poll-ms 250] [--json]
  *
- * virtops side: one commit adds the N VMs → the last of their VMI phases Running (each VM's
+ * virtops side, timed from `git push` (writing dist/ and `git commit` come first, as the
+ * floor's XMLs are prepared before its clock starts; the time from before the commit is
+ * recorded too): one push adds the N VMs → the last of their VMI phases Running (each VM's
  * `StatusChanged … → Running` event, when up recorded it, as bench:scaling and KubeVirt's perf
- * job read it; the bench asks up's API every --poll-ms until all N are Running, and records
- * when it saw that too: asking every 50 ms, as this bench did before 2026-12-06, costs `up`
- * CPU the floor does not pay, and adds up to one interval);
- * one commit removes them → every domain gone (graceful: ACPI, the guest powers off in ~1.5 s,
+ * job read it; the bench asks up's API every --poll-ms until all N are Running and records
+ * when it saw that too, which lags by up to one interval);
+ * one push removes them → every domain gone (graceful: ACPI, the guest powers off in ~1.5 s,
  * then launcher, disks, ISO and sockets removed). Floor side: the domain XML virtops defined
  * for each VM (dumped once in the first round), with every file it names copied out of the
  * state dir (kernel, initrd, cloud-init ISO, emptyDisk), renamed `floor_<n>`: N parallel
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'vo-bench-floor-'));
   const placeholder = bareVm('floor-placeholder', { runStrategy: 'Halted' });
   let up: Awaited<ReturnType<typeof startUp>> | undefined;
-  const figures = { virtopsCreateMs: [] as number[], virtopsRemoveMs: [] as number[], floorCreateMs: [] as number[], floorRemoveMs: [] as number[], nodeFloorCreateMs: [] as number[], sourceMs: [] as number[], virtopsSeenMs: [] as number[] };
+  const figures = { virtopsCreateMs: [] as number[], virtopsRemoveMs: [] as number[], floorCreateMs: [] as number[], floorRemoveMs: [] as number[], nodeFloorCreateMs: [] as number[], sourceMs: [] as number[], virtopsSeenMs: [] as number[], virtopsFromCommitMs: [] as number[] };
   const cpu = { virtopsCreate: [] as CpuUse[], floorCreate: [] as CpuUse[], nodeFloorCreate: [] as CpuUse[] };
   let floorXml: string[] = [];
   try {
@@ -117,19 +118,23 @@ async function main(): Promise<void> {
     for (let r = 0; r < ROUNDS; r++) {
       // virtops: push N, all Running.
       const cpu0 = await cpuSample(up.proc.pid, stateDir);
-      const t0 = performance.now();
-      const pushedAt = Date.now();
-      await git.commitVms([placeholder, ...vms], `add ${N} guests #${r}`);
+      // Timed from `git push`, as the floor is timed from its prepared XMLs: writing dist/ and
+      // `git commit` are the user's, before the push (recorded apart, from the commit).
+      const committedAt = Date.now();
+      let pushedAt = committedAt;
+      await git.commitVms([placeholder, ...vms], `add ${N} guests #${r}`, () => (pushedAt = Date.now()));
       const running = await waitFor(`${N} Running`, async () => {
         const mine = (await listVms(server)).vms.filter((v) => names.includes(v.name) && v.status?.printableStatus === 'Running');
         return mine.length === N && mine;
       }, 600_000, POLL_MS);
-      figures.virtopsSeenMs.push(performance.now() - t0);
-      figures.virtopsCreateMs.push(Math.max(...running.map((v) => {
+      figures.virtopsSeenMs.push(Date.now() - pushedAt);
+      const lastRunning = Math.max(...running.map((v) => {
         const at = eventMs(v, 'StatusChanged', /→ Running$/);
         if (at === undefined) throw new Error(`${v.name}: Running but no "→ Running" event; events: ${JSON.stringify(v.events)}`);
-        return at - pushedAt;
-      })));
+        return at;
+      }));
+      figures.virtopsCreateMs.push(lastRunning - pushedAt);
+      figures.virtopsFromCommitMs.push(lastRunning - committedAt);
       cpu.virtopsCreate.push(cpuUse(cpu0, await cpuSample(up.proc.pid, stateDir)));
       const applied = up.logText().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { time: number; msg: string })
         .find((l) => l.time >= pushedAt && l.msg.startsWith('applying revision'));
@@ -139,8 +144,8 @@ async function main(): Promise<void> {
       await Promise.all(names.map(async (n) => guestReady((await virsh('dumpxml', domainOf(n))).stdout, n)));
 
       // virtops: remove all N, every domain gone.
-      const t1 = performance.now();
-      await git.commitVms([placeholder], `remove ${N} guests #${r}`);
+      let t1 = performance.now();
+      await git.commitVms([placeholder], `remove ${N} guests #${r}`, () => (t1 = performance.now()));
       await waitFor('all pruned', async () => {
         const left = await domains();
         return names.every((n) => !left.has(domainOf(n))) && (await listVms(server)).vms.every((v) => !names.includes(v.name));
@@ -202,11 +207,11 @@ async function main(): Promise<void> {
   const nodeFloor = p50(figures.nodeFloorCreateMs) / p50(figures.floorCreateMs);
   const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
   say(`\n${N} test guests (TCG), p50 of ${ROUNDS} alternating rounds; load average ${load}`);
-  say(`  create: virtops (push → all Running) ${seconds(p50(figures.virtopsCreateMs))}; floor (parallel define && start) ${seconds(p50(figures.floorCreateMs))}; ratio ${create.toFixed(2)}x (goal ≤ 1.5x: ${create <= 1.5 ? 'met' : 'MISSED'})`);
-  say(`    (the bench saw all ${N} Running in up's API after ${seconds(p50(figures.virtopsSeenMs))}, asking every ${POLL_MS} ms)`);
+  say(`  create: virtops (git push → all Running) ${seconds(p50(figures.virtopsCreateMs))}; floor (parallel define && start) ${seconds(p50(figures.floorCreateMs))}; ratio ${create.toFixed(2)}x (goal ≤ 1.5x: ${create <= 1.5 ? 'met' : 'MISSED'})`);
+  say(`    (the bench saw all ${N} Running in up's API after ${seconds(p50(figures.virtopsSeenMs))}, asking every ${POLL_MS} ms; from before \`git commit\`: ${seconds(p50(figures.virtopsFromCommitMs))})`);
   say(`    of which push → revision applied (git, fetch, validation): ${seconds(p50(figures.sourceMs))}`);
   say(`    Node floor (parallel minimal Node processes: binding, connection, define, start) ${seconds(p50(figures.nodeFloorCreateMs))}, ${nodeFloor.toFixed(2)}x the floor: of virtops' gap, ${seconds(p50(figures.nodeFloorCreateMs) - p50(figures.floorCreateMs))} is one Node process per VM, ${seconds(p50(figures.virtopsCreateMs) - p50(figures.nodeFloorCreateMs))} virtops' own work`);
-  say(`  remove: virtops (push → all domains gone) ${seconds(p50(figures.virtopsRemoveMs))}; floor (parallel ACPI shutdown, undefine) ${seconds(p50(figures.floorRemoveMs))}; ratio ${remove.toFixed(2)}x (goal ≤ 1.5x: ${remove <= 1.5 ? 'met' : 'MISSED'})`);
+  say(`  remove: virtops (git push → all domains gone) ${seconds(p50(figures.virtopsRemoveMs))}; floor (parallel ACPI shutdown, undefine) ${seconds(p50(figures.floorRemoveMs))}; ratio ${remove.toFixed(2)}x (goal ≤ 1.5x: ${remove <= 1.5 ? 'met' : 'MISSED'})`);
   // One whole round per side (the one with the median CPU outside QEMU), so its parts add up.
   const cpuP50 = (uses: CpuUse[]): CpuUse => {
     const median = [...uses].sort((a, b) => a.outsideQemu - b.outsideQemu)[Math.floor((uses.length - 1) / 2)]!;
@@ -220,7 +225,7 @@ async function main(): Promise<void> {
   say(`    outside QEMU per VM: virtops ${(cpuP.virtopsCreate.outsideQemu / N * 1000).toFixed(0)} ms, Node floor ${(cpuP.nodeFloorCreate.outsideQemu / N * 1000).toFixed(0)} ms, floor ${(cpuP.floorCreate.outsideQemu / N * 1000).toFixed(0)} ms`);
   emitJson('floor', {
     vms: N, rounds: ROUNDS, upConcurrency: Number(values.concurrency ?? 16), pollMs: POLL_MS,
-    createP50Ms: { virtops: p50(figures.virtopsCreateMs), virtopsSeen: p50(figures.virtopsSeenMs), floor: p50(figures.floorCreateMs), ratio: create, pushToAppliedP50Ms: p50(figures.sourceMs), nodeFloor: p50(figures.nodeFloorCreateMs), nodeFloorRatio: nodeFloor },
+    createP50Ms: { virtops: p50(figures.virtopsCreateMs), virtopsSeen: p50(figures.virtopsSeenMs), virtopsFromCommit: p50(figures.virtopsFromCommitMs), floor: p50(figures.floorCreateMs), ratio: create, pushToAppliedP50Ms: p50(figures.sourceMs), nodeFloor: p50(figures.nodeFloorCreateMs), nodeFloorRatio: nodeFloor },
     removeP50Ms: { virtops: p50(figures.virtopsRemoveMs), floor: p50(figures.floorRemoveMs), ratio: remove },
     createCpuP50S: cpuP,
     samplesMs: figures,

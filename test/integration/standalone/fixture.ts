@@ -17,10 +17,13 @@ export interface GitFixture {
   dir: string;
   bare: string;
   work: string;
-  /** Writes dist/ with exactly these VMs (and their launcher Pods), commits, pushes; returns the SHA. */
-  commitVms(vms: VirtualMachine[], message: string): Promise<string>;
+  /**
+   * Writes dist/ with exactly these VMs (and their launcher Pods), commits, pushes; returns the
+   * SHA. `onPush` is called right before `git push` (the benchmarks time from the push).
+   */
+  commitVms(vms: VirtualMachine[], message: string, onPush?: () => void): Promise<string>;
   /** Writes arbitrary files into dist/ (replacing it), commits, pushes. */
-  commitDist(files: Record<string, string>, message: string): Promise<string>;
+  commitDist(files: Record<string, string>, message: string, onPush?: () => void): Promise<string>;
   /** `git push --force` of an older commit to the branch. */
   forcePush(sha: string): Promise<void>;
   cleanup(): Promise<void>;
@@ -35,12 +38,13 @@ export async function gitFixture(): Promise<GitFixture> {
   await execa('git', ['init', '-q', '-b', 'main', work]);
   await git(['remote', 'add', 'origin', bare]);
 
-  const commitDist = async (files: Record<string, string>, message: string): Promise<string> => {
+  const commitDist = async (files: Record<string, string>, message: string, onPush?: () => void): Promise<string> => {
     await rm(join(work, 'dist'), { recursive: true, force: true });
     await mkdir(join(work, 'dist'), { recursive: true });
     for (const [name, text] of Object.entries(files)) await writeFile(join(work, 'dist', name), text);
     await git(['add', '-A', 'dist']);
     await git(['commit', '-q', '--allow-empty', '-m', message]);
+    onPush?.();
     await git(['push', '-q', '--force', 'origin', 'main']);
     return (await git(['rev-parse', 'HEAD'])).stdout.trim();
   };
@@ -50,7 +54,7 @@ export async function gitFixture(): Promise<GitFixture> {
     bare,
     work,
     commitDist,
-    commitVms: (vms, message) => commitDist(Object.fromEntries(vms.map((vm) => [`${vm.metadata.name}.k8s.yaml`, vmDocuments(vm)])), message),
+    commitVms: (vms, message, onPush) => commitDist(Object.fromEntries(vms.map((vm) => [`${vm.metadata.name}.k8s.yaml`, vmDocuments(vm)])), message, onPush),
     forcePush: async (sha) => {
       await git(['push', '-q', '--force', 'origin', `${sha}:refs/heads/main`]);
       await git(['reset', '-q', '--hard', sha]);

@@ -206,13 +206,15 @@ class SlowStopNode extends FakeInstanceHandler {
 class SlowSyncNode extends FakeInstanceHandler {
   readonly spawned: string[] = [];
   readonly waiting = new Map<string, () => void>();
+  /** Set when the test ends (also when it fails): no launcher waits any more, so the backend can stop. */
+  done = false;
   override start(...[vmi, record, spec, hooks = {}]: Parameters<FakeInstanceHandler['start']>): ReturnType<FakeInstanceHandler['start']> {
     this.spawned.push(record.domainName);
     return super.start(vmi, record, spec, {
       ...hooks,
       onReady: async () => {
         await hooks.onReady?.();
-        await new Promise<void>((resolve) => this.waiting.set(record.domainName, resolve));
+        if (!this.done) await new Promise<void>((resolve) => this.waiting.set(record.domainName, resolve));
       },
     });
   }
@@ -405,13 +407,16 @@ describe('overrides (virtops start|stop|restart|pause|unpause)', () => {
   it('a launcher that answers gives its slot to the next VM while it is handed its VMI', async () => {
     const node = new SlowSyncNode();
     const h = await harness(node, { concurrency: 1 });
-    await h.backend.applyRevision(h.revision([vmManifest('web', 'Always'), vmManifest('db', 'Always')]));
-    for (let i = 0; i < 400 && node.waiting.size < 2; i++) await new Promise((r) => setTimeout(r, 5));
-    // One slot, and both launchers spawned: web's was still being handed its VMI when db's began.
-    expect([...node.spawned].sort()).toEqual([`${NS}_db`, `${NS}_web`]);
-    expect(node.waiting.size).toBe(2);
-    node.handOver(`${NS}_web`);
-    node.handOver(`${NS}_db`);
+    try {
+      await h.backend.applyRevision(h.revision([vmManifest('web', 'Always'), vmManifest('db', 'Always')]));
+      for (let i = 0; i < 400 && node.waiting.size < 2; i++) await new Promise((r) => setTimeout(r, 5));
+      // One slot, and both launchers spawned: web's was still being handed its VMI when db's began.
+      expect([...node.spawned].sort()).toEqual([`${NS}_db`, `${NS}_web`]);
+      expect(node.waiting.size).toBe(2);
+    } finally {
+      node.done = true;
+      for (const d of [...node.waiting.keys()]) node.handOver(d);
+    }
     await h.settle();
     expect(h.view('web').status?.printableStatus).toBe('Running');
     expect(h.view('db').status?.printableStatus).toBe('Running');
