@@ -185,6 +185,15 @@ describe('RateLimitedQueue.inBackground', () => {
   });
 });
 
+/** Opens the waiting reconciles' gates one at a time (each may let a queued key in), then waits for the queue. */
+async function openOneByOne(gates: (() => void)[], q: RateLimitedQueue): Promise<void> {
+  while (gates.length) {
+    gates.shift()!();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await q.idle();
+}
+
 describe('RateLimitedQueue.leaveSlot', () => {
   it('lets the next key run while the reconcile that left its slot goes on; the key still runs once at a time and idle() waits for it', async () => {
     const started: string[] = [];
@@ -231,11 +240,7 @@ describe('RateLimitedQueue.leaveSlot', () => {
     // a and b left their slots; c and d kept theirs: four at once, twice the concurrency.
     expect(left).toEqual([true, true, false, false]);
     expect(running).toBe(4);
-    while (gates.length) {
-      gates.shift()!();
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    await q.idle();
+    await openOneByOne(gates, q);
     expect(max).toBe(4);
   });
 
@@ -256,11 +261,7 @@ describe('RateLimitedQueue.leaveSlot', () => {
     for (const k of ['lead', 'x', 'y', 'z', 'w']) q.add(k);
     await new Promise((r) => setTimeout(r, 10));
     expect(running).toBe(2);
-    while (gates.length) {
-      gates.shift()!();
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    await q.idle();
+    await openOneByOne(gates, q);
     expect(max).toBe(2);
   });
 });
