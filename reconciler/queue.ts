@@ -71,8 +71,7 @@ export class RateLimitedQueue {
   private readonly idleWaiters: (() => void)[] = [];
   /** inBackground work in flight, by key. */
   private readonly background = new Map<string, Promise<void>>();
-  /** Reconciles holding a slot (at most `concurrency`); `processing` also holds those that left theirs. */
-  private running = 0;
+  /** Running reconciles that left their slot (leaveSlot); `processing` holds them too. */
   private readonly slotless = new Set<string>();
   private stopped = false;
   private readonly concurrency: number;
@@ -147,7 +146,6 @@ export class RateLimitedQueue {
     if (this.slotless.has(key)) return true;
     if (this.slotless.size >= this.concurrency) return false;
     this.slotless.add(key);
-    this.running--;
     this.pump();
     return true;
   }
@@ -178,12 +176,16 @@ export class RateLimitedQueue {
     await this.idle();
   }
 
+  /** Running reconciles that hold a slot (at most `concurrency`). */
+  private get holdingSlots(): number {
+    return this.processing.size - this.slotless.size;
+  }
+
   private pump(): void {
-    while (!this.stopped && this.running < this.concurrency && this.pending.length > 0) {
+    while (!this.stopped && this.holdingSlots < this.concurrency && this.pending.length > 0) {
       const key = this.pending.shift()!;
       this.queued.delete(key);
       this.processing.add(key);
-      this.running++;
       void this.run(key);
     }
     if (this.processing.size === 0 && this.pending.length === 0) {
@@ -207,7 +209,7 @@ export class RateLimitedQueue {
     } finally {
       if (slow !== undefined) this.clock.clearTimeout(slow);
       this.processing.delete(key);
-      if (!this.slotless.delete(key)) this.running--;
+      this.slotless.delete(key);
       if (this.dirty.delete(key)) this.add(key);
       this.pump();
     }

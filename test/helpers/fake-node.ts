@@ -36,6 +36,13 @@ export class FakeInstanceHandler implements InstanceHandler {
   readonly removedDirs: string[] = [];
   /** The next start fails with this reason (as a launcher that exits at once). */
   failNextStart: string | undefined;
+  /**
+   * While true, a launcher that answers waits before taking its VMI until `handOver(domain)`:
+   * its prepare, define and start take their time.
+   */
+  holdSyncs = false;
+  /** Launchers held that way, by domain name. */
+  readonly held = new Map<string, () => void>();
   /** The clock observePhase reads when none is passed. */
   now: () => number = () => Date.now();
   private readonly memory = new LauncherMemory(0);
@@ -77,7 +84,19 @@ export class FakeInstanceHandler implements InstanceHandler {
     }
     l.answering = true;
     await hooks.onReady?.();
+    if (this.holdSyncs) await new Promise<void>((resolve) => this.held.set(record.domainName, resolve));
     return this.sync(l, vmi);
+  }
+
+  handOver(domain: string): void {
+    this.held.get(domain)?.();
+    this.held.delete(domain);
+  }
+
+  /** Stops holding launchers and hands every held one its VMI (a test's teardown, also when it fails). */
+  releaseSyncs(): void {
+    this.holdSyncs = false;
+    for (const d of [...this.held.keys()]) this.handOver(d);
   }
 
   async adopt(vmi: VirtualMachineInstance, record: InstanceRecord): Promise<Observation> {

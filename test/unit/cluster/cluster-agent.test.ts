@@ -618,30 +618,17 @@ describe('deletion', () => {
 
   it('a launcher that answers gives its slot to the next Pod while it is handed its VMI', async () => {
     const w = world({ concurrency: 1 });
-    const spawned: string[] = [];
-    const handOver: (() => void)[] = [];
-    const start = w.fakeNode.start.bind(w.fakeNode);
-    w.fakeNode.start = (vmi, record, spec, hooks = {}) => {
-      spawned.push(vmi.metadata.name ?? '');
-      return start(vmi, record, spec, { ...hooks, onReady: async () => {
-        await hooks.onReady?.();
-        await new Promise<void>((r) => handOver.push(r));
-      } });
-    };
+    w.fakeNode.holdSyncs = true;
     w.addVmi('web');
     w.addVmi('db');
     const agent = w.newAgent();
     try {
       await agent.start();
-      await vi.waitFor(() => expect(handOver).toHaveLength(2));
-      // One slot, and both launchers spawned: web's was still being handed its VMI when db's began.
-      expect([...spawned].sort()).toEqual(['db', 'web']);
+      await vi.waitFor(() => expect(w.fakeNode.held.size).toBe(2));
+      // One slot, and both launchers held after answering: web's was still waiting for its VMI when db's spawned.
+      expect([...w.fakeNode.held.keys()].sort()).toEqual([`${NS}_db`, `${NS}_web`]);
     } finally {
-      // Also when it fails: every launcher is handed its VMI, so that the agent can stop.
-      for (let i = 0; i < 400 && (handOver.length > 0 || spawned.length < 2); i++) {
-        for (const r of handOver.splice(0)) r();
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      w.fakeNode.releaseSyncs();
     }
     await agent.idle();
     await vi.waitFor(() => expect([w.vmi('web')?.status?.phase, w.vmi('db')?.status?.phase]).toEqual(['Running', 'Running']));

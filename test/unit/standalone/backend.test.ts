@@ -199,32 +199,6 @@ class SlowStopNode extends FakeInstanceHandler {
   }
 }
 
-/**
- * A node whose launchers, once they answer, wait for the test before taking their VMI
- * (`handOver(domain)`): a launcher's prepare, define and start take their time.
- */
-class SlowSyncNode extends FakeInstanceHandler {
-  readonly spawned: string[] = [];
-  readonly waiting = new Map<string, () => void>();
-  /** Set when the test ends (also when it fails): no launcher waits any more, so the backend can stop. */
-  done = false;
-  override start(...[vmi, record, spec, hooks = {}]: Parameters<FakeInstanceHandler['start']>): ReturnType<FakeInstanceHandler['start']> {
-    this.spawned.push(record.domainName);
-    return super.start(vmi, record, spec, {
-      ...hooks,
-      onReady: async () => {
-        await hooks.onReady?.();
-        if (!this.done) await new Promise<void>((resolve) => this.waiting.set(record.domainName, resolve));
-      },
-    });
-  }
-
-  handOver(domain: string): void {
-    this.waiting.get(domain)?.();
-    this.waiting.delete(domain);
-  }
-}
-
 /** A node whose first `failures` stops fail with `message` (the instance keeps running). */
 class FailingStopNode extends FakeInstanceHandler {
   constructor(public failures: number, private readonly message: string) {
@@ -405,17 +379,16 @@ describe('overrides (virtops start|stop|restart|pause|unpause)', () => {
   });
 
   it('a launcher that answers gives its slot to the next VM while it is handed its VMI', async () => {
-    const node = new SlowSyncNode();
+    const node = new FakeInstanceHandler();
+    node.holdSyncs = true;
     const h = await harness(node, { concurrency: 1 });
     try {
       await h.backend.applyRevision(h.revision([vmManifest('web', 'Always'), vmManifest('db', 'Always')]));
-      for (let i = 0; i < 400 && node.waiting.size < 2; i++) await new Promise((r) => setTimeout(r, 5));
-      // One slot, and both launchers spawned: web's was still being handed its VMI when db's began.
-      expect([...node.spawned].sort()).toEqual([`${NS}_db`, `${NS}_web`]);
-      expect(node.waiting.size).toBe(2);
+      for (let i = 0; i < 400 && node.held.size < 2; i++) await new Promise((r) => setTimeout(r, 5));
+      // One slot, and both launchers held after answering: web's was still waiting for its VMI when db's spawned.
+      expect([...node.held.keys()].sort()).toEqual([`${NS}_db`, `${NS}_web`]);
     } finally {
-      node.done = true;
-      for (const d of [...node.waiting.keys()]) node.handOver(d);
+      node.releaseSyncs();
     }
     await h.settle();
     expect(h.view('web').status?.printableStatus).toBe('Running');
