@@ -54,7 +54,7 @@ if (!existsSync(new URL('./main.ts', import.meta.url))) {
   const bundle = await (name === 'launcher' ? launcherBundle() : reconcilerBundle());
   if (bundle) {
     // Keeps this bundle's directory from being pruned while this process may still load
-    // lazy chunks from it (the launcher loads its cleanup code only after a failure).
+    // lazy chunks from it (the reconciler's), or write its code cache there (the launcher's).
     setInterval(() => touch(bundle.dir), 6 * 3600 * 1000).unref();
     await import(bundle.entry);
   } else {

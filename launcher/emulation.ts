@@ -9,6 +9,8 @@
  *     as measured on this project's machines. Set VIRTOPS_TRUST_NESTED_KVM=1 to allow it.
  * Anything in doubt → tcg. Pass --emulation kvm to force KVM.
  */
+import { execFile } from 'node:child_process';
+import { access, constants, readFile } from 'node:fs/promises';
 import type { Emulation } from './convert/context.js';
 
 export type EmulationRequest = 'auto' | Emulation;
@@ -32,11 +34,9 @@ export function chooseEmulation(requested: EmulationRequest, probe: HostProbe): 
 
 /** Reads the host facts chooseEmulation needs. */
 export async function probeHost(libvirtUri: string): Promise<HostProbe> {
-  const { access, readFile, constants } = await import('node:fs/promises').then((m) => ({ ...m, constants: m.constants }));
   const kvmDeviceUsable = await access('/dev/kvm', constants.R_OK | constants.W_OK).then(() => true, () => false);
   let libvirtOffersKvm = false;
   if (kvmDeviceUsable) {
-    const { execFile } = await import('node:child_process');
     libvirtOffersKvm = await new Promise<boolean>((resolve) =>
       execFile('virsh', ['-c', libvirtUri, 'domcapabilities', '--virttype', 'kvm'], (err, stdout) => resolve(!err && /<domain>kvm<\/domain>/.test(stdout))),
     );

@@ -7,4 +7,6 @@ import { registerLauncher } from '../cli/commands/launcher.js';
 
 const program = new Command('virtops').configureOutput({ outputError: (s, write) => write(s) });
 registerLauncher(program);
-await program.parseAsync(process.argv);
+// Not awaited at top level: the bundle is one CommonJS file (scripts/build-bundles.mjs). A
+// rejection is unhandled and ends the process with its stack, as a top-level await did.
+void program.parseAsync(process.argv);

@@ -1,6 +1,6 @@
 /** Types of scripts/build-bundles.mjs (plain JavaScript: cli/bin.js loads it before any TypeScript loader). */
 export interface LauncherBundle {
-  /** The bundle directory (entry.mjs, prepare-worker.mjs and their chunks). */
+  /** The bundle directory (entry.mjs and its chunks; the launcher's: entry.mjs, code-cache.mjs, bundle.cjs and its V8 code cache). */
   dir: string;
   /** entry.mjs: `node <entry> launcher|launcher-monitor <flags>`. */
   entry: string;

@@ -22,10 +22,14 @@ import { type EventSource, PollingEventSource, VirshEventSource } from './events
 /**
  * The binding's Hypervisor class, from its own module: the package's index also loads its
  * domain-XML helpers and xml2js, which nothing here uses (~14 ms of CPU and ~1.4 MiB per
- * launcher). A file URL, because the package exports only its index.
+ * launcher). A file URL, because the package exports only its index. In the launcher
+ * bundle, which runs from V8's code cache, `import()` has no loader: the bundle's runner
+ * (scripts/code-cache.mjs, IMPORT_PACKAGE_FILE) imports the file instead.
  */
 async function loadBinding(): Promise<{ Hypervisor: typeof Hypervisor }> {
-  return (await import(new URL('./hypervisor.js', import.meta.resolve('@unraid/libvirt')).href)) as { Hypervisor: typeof Hypervisor };
+  const fromRunner = (globalThis as Record<symbol, unknown>)[Symbol.for('virtops.importPackageFile')] as ((pkg: string, path: string) => Promise<unknown>) | undefined;
+  const binding = fromRunner ? fromRunner('@unraid/libvirt', './hypervisor.js') : import(new URL('./hypervisor.js', import.meta.resolve('@unraid/libvirt')).href);
+  return (await binding) as { Hypervisor: typeof Hypervisor };
 }
 
 export interface NativeDriverOptions {
