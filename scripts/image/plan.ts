@@ -186,7 +186,7 @@ export function parseImageArgs(argv: readonly string[]): ImageOptions {
  */
 export const APP_PATHS = [
   'api', 'cli', 'dsl', 'launcher', 'reconciler', 'synth', 'templates',
-  'scripts/build-bundles.mjs', 'scripts/build-bundles.d.mts',
+  'scripts/build-bundles.mjs', 'scripts/build-bundles.d.mts', 'scripts/code-cache.mjs',
   // `virtops testenv` reads the control-plane versions at registration (its --help defaults).
   'tools/kube/versions.env',
   'package.json', 'package-lock.json', 'tsconfig.json', 'cdk8s.yaml', 'README.md',
