@@ -51,8 +51,8 @@ const BUNDLES = {
   // Whitespace and comments removed as for `reconciler` below (names kept): one launcher runs
   // per VM, and V8 keeps every loaded module's source. 2.96 -> 2.10 MB on disk; -0.4 MiB RSS
   // and USS per launcher; start-up CPU unchanged within the noise.
-  // One CommonJS file, run from V8's code cache (codeCache: scripts/code-cache.mjs): ~50 ms
-  // less CPU per launcher start than the split ES modules it replaced.
+  // One CommonJS file, run from V8's code cache (codeCache: scripts/code-cache.mjs): 40-70 ms
+  // less CPU per launcher through its first sync than the split ES modules it replaced.
   launcher: { entryPoints: { entry: 'launcher/entry.ts' }, precompiledValidators: true, minifyWhitespace: true, codeCache: true },
   // Whitespace and comments removed (names kept, so stack traces still name functions): V8
   // keeps every loaded module's source for lazy compilation, for the life of these
