@@ -43,7 +43,12 @@ export interface GitSourceOptions {
   pollIntervalMs?: number;
   /** Periodic re-read in either mode, to heal missed events. Default 5 min. */
   resyncIntervalMs?: number;
-  /** Quiet time after a filesystem event before re-reading the ref. Default 150 ms. */
+  /**
+   * Quiet time after a filesystem event before re-reading the ref. Default 20 ms: enough to
+   * take a push's burst (lock file, rename) as one check. Correctness does not depend on it (a
+   * check reads the ref; an event during a check causes one more), and it is on the path of
+   * every push, so it is kept short.
+   */
   debounceMs?: number;
   /**
    * Where the private cache repository and worktrees live. Default: a new temp directory,
@@ -272,7 +277,7 @@ export class GitSource extends EventEmitter {
     watcher.on('all', (event, path) => {
       this.log.debug({ event, path }, 'ref storage changed');
       if (this.debounceTimer) clearTimeout(this.debounceTimer);
-      this.debounceTimer = setTimeout(() => void this.checkNow('watch'), this.opts.debounceMs ?? 150);
+      this.debounceTimer = setTimeout(() => void this.checkNow('watch'), this.opts.debounceMs ?? 20);
     });
     watcher.on('error', (err) => this.log.warn({ err }, 'watcher error; the periodic resync still runs'));
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
