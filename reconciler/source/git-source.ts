@@ -6,10 +6,11 @@
  * - Events are only hints: on any of them the branch is re-read and compared by SHA, so a
  *   missed, merged or mislabelled event costs latency, never correctness (git rewrites
  *   refs through lock files and `pack-refs` moves them into packed-refs).
- * - A new SHA is fetched into a private cache repository, checked out into a throw-away
- *   worktree, its dist/ read and validated (as data: nothing from the commit runs), and,
- *   only when `freshness` is asked for, its synth checked in a sandbox (freshness.ts). The
- *   result is a `Revision`, or a `RevisionRefused` that leaves the last good revision current.
+ * - A new SHA is fetched into a private cache repository and its dist/ read from the git
+ *   objects and validated (as data: nothing from the commit runs; files the last read
+ *   parsed are not parsed again), and, only when `freshness` is asked for, its synth checked
+ *   in a sandbox on a throw-away worktree (freshness.ts). The result is a `Revision`, or a
+ *   `RevisionRefused` that leaves the last good revision current.
  *
  *   const source = new GitSource({ repo: '/srv/git/vms.git', branch: 'main' });
  *   source.on('revision', (r) => apply(r));
@@ -19,7 +20,7 @@ import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative, sep } from 'node:path';
+import { join, posix, relative, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { watch, type FSWatcher } from 'chokidar';
 import { pino, type Logger } from 'pino';
@@ -28,7 +29,7 @@ import { manifestHash, objectKey } from '../core/inventory.js';
 import { checkFreshness, type FreshnessOptions } from './freshness.js';
 import { sandboxLimitProblems, sandboxUnavailable } from './sandbox.js';
 import * as g from './git.js';
-import { parseManifestFiles, readManifestFiles, type Validator } from './manifests.js';
+import { parseManifestFiles, type ParsedFileCache, type Validator } from './manifests.js';
 
 export interface GitSourceOptions {
   /** A local repository path (bare or not) or any git URL (`https://`, `ssh://`, `file://`, `host:path`). */
@@ -116,6 +117,8 @@ export class GitSource extends EventEmitter {
   private stopped = false;
   private readonly iterators = new Set<(e: SourceEvent | undefined) => void>();
   private checkouts: Promise<unknown> = Promise.resolve();
+  /** The files the last read parsed without an issue, by blob (manifests.ts). */
+  private parsedFiles: ParsedFileCache = new Map();
 
   constructor(opts: GitSourceOptions) {
     super();
@@ -383,34 +386,50 @@ export class GitSource extends EventEmitter {
   }
 
   /**
-   * A commit's dist/, checked out, parsed and validated (and its synth checked when `fresh` and
-   * asked for). One at a time: `worktree remove` prunes, and must not race another checkout.
+   * A commit's dist/, read from the cache repository's objects, parsed and validated (and its
+   * synth checked in a checkout when `fresh` and asked for). One at a time: the parse cache is
+   * replaced by each read, and `worktree remove` prunes, which must not race another checkout.
    */
   private readCommit(sha: string, signal: AbortSignal, fresh: boolean): Promise<SourceRevision | RevisionRefused> {
-    const run = this.checkouts.then(() => this.checkoutAndRead(sha, signal, fresh));
+    const run = this.checkouts.then(() => this.readDist(sha, signal, fresh));
     this.checkouts = run.catch(() => undefined);
     return run;
   }
 
-  private async checkoutAndRead(sha: string, signal: AbortSignal, fresh: boolean): Promise<SourceRevision | RevisionRefused> {
+  private async readDist(sha: string, signal: AbortSignal, fresh: boolean): Promise<SourceRevision | RevisionRefused> {
+    const distPath = this.distPath;
+    const tree = await g.listTreeFiles(this.cacheRepo, sha, distPath, { signal });
+    if (!tree) return { sha, errors: [`${distPath}/ does not exist in commit ${sha} (fix: run synth and commit ${distPath}/)`] };
+    // Only files whose blob the last read did not parse are read and parsed: a push that
+    // changes one VM of 1,000 parses one file.
+    const yamlFiles = tree.filter((f) => /\.ya?ml$/i.test(f.path));
+    const texts = await g.readBlobs(this.cacheRepo, [...new Set(yamlFiles.filter((f) => !this.parsedFiles.has(f.blob)).map((f) => f.blob))], { signal });
+    const parsed = parseManifestFiles(yamlFiles.map((f) => ({ path: f.path, blob: f.blob, text: texts.get(f.blob) ?? '' })), this.opts.validate, this.parsedFiles);
+    this.parsedFiles = parsed.cache;
+    if (parsed.errors.length > 0) return { sha, errors: parsed.errors };
+    if (parsed.manifests.length === 0 && this.opts.refuseEmpty !== false) {
+      return { sha, errors: [`${distPath}/ holds no manifests in commit ${sha}: refusing to prune everything (fix: commit the synthesized manifests)`] };
+    }
+    const freshness = fresh ? this.freshness : undefined;
+    if (freshness) {
+      const verdict = await this.inWorktree(sha, signal, (dir) => checkFreshness(dir, distPath, freshness, signal));
+      if (!verdict.fresh) return { sha, errors: verdict.errors };
+    }
+    return { sha, manifests: parsed.manifests, origins: parsed.origins };
+  }
+
+  /** dist/'s path in the repository, without `./` or a trailing slash (as `git ls-tree` names it). */
+  private get distPath(): string {
+    return posix.normalize(this.opts.distPath ?? 'dist').replace(/\/+$/, '');
+  }
+
+  /** Runs `use` on a throw-away checkout of `sha`, removed afterwards. */
+  private async inWorktree<T>(sha: string, signal: AbortSignal, use: (dir: string) => Promise<T>): Promise<T> {
     await mkdir(this.worktreesDir, { recursive: true });
     const dir = join(this.worktreesDir, `${sha.slice(0, 12)}-${randomBytes(4).toString('hex')}`);
     try {
       await g.addWorktree(this.cacheRepo, dir, sha, { signal });
-      const distPath = this.opts.distPath ?? 'dist';
-      const files = await readManifestFiles(dir, distPath);
-      if (!files) return { sha, errors: [`${distPath}/ does not exist in commit ${sha} (fix: run synth and commit ${distPath}/)`] };
-      const parsed = parseManifestFiles(files, this.opts.validate);
-      if (parsed.errors.length > 0) return { sha, errors: parsed.errors };
-      if (parsed.manifests.length === 0 && this.opts.refuseEmpty !== false) {
-        return { sha, errors: [`${distPath}/ holds no manifests in commit ${sha}: refusing to prune everything (fix: commit the synthesized manifests)`] };
-      }
-      const freshness = fresh ? this.freshness : undefined;
-      if (freshness) {
-        const fresh = await checkFreshness(dir, distPath, freshness, signal);
-        if (!fresh.fresh) return { sha, errors: fresh.errors };
-      }
-      return { sha, manifests: parsed.manifests, origins: parsed.origins };
+      return await use(dir);
     } finally {
       await g.removeWorktree(this.cacheRepo, dir).catch(async (err: unknown) => {
         this.log.warn({ err, dir }, 'could not remove worktree through git; deleting it');

@@ -82,3 +82,56 @@ export async function removeWorktree(cacheDir: string, dir: string, opts: GitCal
 export async function pruneWorktrees(cacheDir: string, opts: GitCallOptions = {}): Promise<void> {
   await git(['--git-dir', cacheDir, 'worktree', 'prune'], opts);
 }
+
+/** A regular file in a commit's tree: its path from the repository root and its blob. */
+export interface TreeFile {
+  path: string;
+  blob: string;
+}
+
+/**
+ * The regular files under `dir` in commit `sha` (recursively; symlinks and submodules are
+ * left out, as a checkout's readdir leaves them out), or undefined when `dir` is not a
+ * directory in that commit.
+ */
+export async function listTreeFiles(gitDir: string, sha: string, dir: string, opts: GitCallOptions = {}): Promise<TreeFile[] | undefined> {
+  const out = await git(['--literal-pathspecs', '--git-dir', gitDir, 'ls-tree', '-r', '-z', '--full-tree', sha, '--', dir], opts);
+  const files: TreeFile[] = [];
+  let found = false;
+  // Each entry: "<mode> <type> <object>\t<path>\0" (-z: paths are not quoted).
+  for (const entry of out.split('\0')) {
+    if (!entry) continue;
+    const tab = entry.indexOf('\t');
+    const [mode, type, object] = entry.slice(0, tab).split(' ');
+    const path = entry.slice(tab + 1);
+    if (!path.startsWith(`${dir}/`)) continue; // `dir` itself is a file or a symlink
+    found = true;
+    if (type === 'blob' && (mode === '100644' || mode === '100755') && object) files.push({ path, blob: object });
+  }
+  return found ? files : undefined;
+}
+
+/** The contents of these blobs as UTF-8 text, read in one `git cat-file --batch`. */
+export async function readBlobs(gitDir: string, blobs: readonly string[], opts: GitCallOptions = {}): Promise<Map<string, string>> {
+  const texts = new Map<string, string>();
+  if (blobs.length === 0) return texts;
+  const r = await execa('git', ['--git-dir', gitDir, 'cat-file', '--batch'], {
+    input: `${blobs.join('\n')}\n`,
+    encoding: 'buffer',
+    env: GIT_ENV,
+    timeout: opts.timeoutMs ?? 120_000,
+    ...(opts.signal ? { cancelSignal: opts.signal } : {}),
+  });
+  const out = Buffer.from(r.stdout);
+  // Each object: "<object> <type> <size>\n<contents>\n"; a missing one: "<object> missing\n".
+  let at = 0;
+  for (const blob of blobs) {
+    const eol = out.indexOf(0x0a, at);
+    const [object, type, size] = out.subarray(at, eol).toString('latin1').split(' ');
+    if (object !== blob || type !== 'blob' || size === undefined) throw new Error(`git cat-file --batch: expected blob ${blob}, got "${out.subarray(at, eol).toString('latin1')}"`);
+    const end = eol + 1 + Number(size);
+    texts.set(blob, out.subarray(eol + 1, end).toString('utf8'));
+    at = end + 1;
+  }
+  return texts;
+}

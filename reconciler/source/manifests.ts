@@ -14,6 +14,8 @@ export interface ManifestFile {
   /** Path relative to the repository root, `/`-separated. */
   path: string;
   text: string;
+  /** The file's git blob: the key of its entry in a ParsedFileCache. */
+  blob?: string;
 }
 
 export interface ParsedManifests {
@@ -25,60 +27,107 @@ export interface ParsedManifests {
 
 export type Validator = (obj: unknown) => ValidationIssue[];
 
-/** Pure: parse and validate the given files. */
-export function parseManifestFiles(files: ManifestFile[], validate: Validator = validateManifest): ParsedManifests {
+/**
+ * A file that parsed and validated without an issue, by blob: its manifests as JSON text with
+ * their document indexes. Text, not objects, so each read hands out objects of its own (no
+ * revision shares an object with another) and the cache holds compact strings. Valid for one
+ * validator: its owner keeps one per validator.
+ */
+export type ParsedFileCache = ReadonlyMap<string, readonly CachedDocument[]>;
+interface CachedDocument { index: number; json: string }
+
+/** One file's documents: the manifests with their document indexes, or what is wrong. */
+interface FileResult { documents: { index: number; manifest: KubeObject }[]; errors: string[]; cacheable: CachedDocument[] | undefined }
+
+/**
+ * Pure: parse and validate the given files. A file whose blob is in `cache` is not parsed
+ * again; `cache` in the result holds the files of this call that had no issue (the caller
+ * keeps it for the next call, so it never holds more than one revision's files).
+ */
+export function parseManifestFiles(files: ManifestFile[], validate: Validator = validateManifest, cache: ParsedFileCache = new Map()): ParsedManifests & { cache: ParsedFileCache } {
   const manifests: KubeObject[] = [];
   const origins: string[] = [];
   const errors: string[] = [];
+  const next = new Map<string, readonly CachedDocument[]>();
   const seen = new Map<string, string>();
   const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   for (const file of sorted) {
-    // yaml's own duplicate-key check compares each key with every earlier one (quadratic: a
-    // 50,000-key mapping took 75 s); duplicateKeys() does the same check in linear time.
-    const docs = parseAllDocuments(file.text, { prettyErrors: true, uniqueKeys: false });
-    // parseAllDocuments returns an EmptyStream (not an array) for an empty file.
-    if (!Array.isArray(docs)) continue;
-    docs.forEach((doc, index) => {
+    const cached = file.blob === undefined ? undefined : cache.get(file.blob);
+    const result: FileResult = cached
+      ? { documents: cached.map((d) => ({ index: d.index, manifest: JSON.parse(d.json) as KubeObject })), errors: [], cacheable: [...cached] }
+      : parseFile(file, validate);
+    errors.push(...result.errors);
+    if (file.blob !== undefined && result.cacheable) next.set(file.blob, result.cacheable);
+    for (const { index, manifest } of result.documents) {
       const origin = `${file.path}#${index}`;
-      if (doc.errors.length > 0) {
-        errors.push(...doc.errors.map((e) => `${origin}: YAML error: ${e.message} (fix: correct the YAML syntax)`));
-        return;
-      }
-      const dup = duplicateKey(doc, file.text);
-      if (dup) {
-        errors.push(`${origin}: YAML error: map key ${JSON.stringify(dup.key.slice(0, 200))} appears twice${dup.line ? ` (line ${dup.line})` : ''} (fix: keep one)`);
-        return;
-      }
-      let obj: unknown;
-      try {
-        // Throws on an alias that resolves to nothing and on alias bombs (the library's limit).
-        obj = doc.toJS({ maxAliasCount: 100 });
-      } catch (err) {
-        errors.push(`${origin}: YAML error: ${(err as Error).message} (fix: define every anchor before its aliases and do not expand aliases recursively; dist/ as synth writes it has none)`);
-        return;
-      }
-      if (obj === null || obj === undefined) return; // empty document (e.g. a trailing ---)
-      const issues = validate(obj);
-      if (issues.length > 0) {
-        errors.push(formatIssues(issues, origin));
-        return;
-      }
-      // A copy with strings of its own: yaml's parsed strings are slices of the file's text,
-      // each keeping the whole file alive (4 MiB for 1,000 VMs in one file) for as long as the
-      // revision is kept (the controller and `up` keep the applied one for good).
-      const manifest = structuredClone(obj) as KubeObject;
       const key = objectKey(manifest);
       const first = seen.get(key);
       if (first) {
         errors.push(`${origin}: ${key} is also declared in ${first} (fix: keep one definition per object)`);
-        return;
+        continue;
       }
       seen.set(key, origin);
       manifests.push(manifest);
       origins.push(origin);
-    });
+    }
   }
-  return { manifests, origins, errors };
+  return { manifests, origins, errors, cache: next };
+}
+
+/** Pure: one file's documents, parsed and validated. */
+function parseFile(file: ManifestFile, validate: Validator): FileResult {
+  const documents: FileResult['documents'] = [];
+  const errors: string[] = [];
+  // yaml's own duplicate-key check compares each key with every earlier one (quadratic: a
+  // 50,000-key mapping took 75 s); duplicateKeys() does the same check in linear time.
+  const docs = parseAllDocuments(file.text, { prettyErrors: true, uniqueKeys: false });
+  // parseAllDocuments returns an EmptyStream (not an array) for an empty file.
+  if (!Array.isArray(docs)) return { documents, errors, cacheable: [] };
+  let cacheable: CachedDocument[] | undefined = [];
+  docs.forEach((doc, index) => {
+    const origin = `${file.path}#${index}`;
+    if (doc.errors.length > 0) {
+      errors.push(...doc.errors.map((e) => `${origin}: YAML error: ${e.message} (fix: correct the YAML syntax)`));
+      return;
+    }
+    const dup = duplicateKey(doc, file.text);
+    if (dup) {
+      errors.push(`${origin}: YAML error: map key ${JSON.stringify(dup.key.slice(0, 200))} appears twice${dup.line ? ` (line ${dup.line})` : ''} (fix: keep one)`);
+      return;
+    }
+    let obj: unknown;
+    try {
+      // Throws on an alias that resolves to nothing and on alias bombs (the library's limit).
+      obj = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      errors.push(`${origin}: YAML error: ${(err as Error).message} (fix: define every anchor before its aliases and do not expand aliases recursively; dist/ as synth writes it has none)`);
+      return;
+    }
+    if (obj === null || obj === undefined) return; // empty document (e.g. a trailing ---)
+    const issues = validate(obj);
+    if (issues.length > 0) {
+      errors.push(formatIssues(issues, origin));
+      return;
+    }
+    // A copy with strings of its own: yaml's parsed strings are slices of the file's text,
+    // each keeping the whole file alive (4 MiB for 1,000 VMs in one file) for as long as the
+    // revision is kept (the controller and `up` keep the applied one for good).
+    const json = exactJson(obj);
+    if (json === undefined) cacheable = undefined;
+    else cacheable?.push({ index, json });
+    documents.push({ index, manifest: (json === undefined ? structuredClone(obj) : JSON.parse(json)) as KubeObject });
+  });
+  return { documents, errors, cacheable: errors.length === 0 ? cacheable : undefined };
+}
+
+/** JSON text that parses back to an equal object, or undefined (YAML's .inf, .nan and -0 do not survive JSON). */
+function exactJson(obj: unknown): string | undefined {
+  let exact = true;
+  const json = JSON.stringify(obj, (_key, value: unknown) => {
+    if (typeof value === 'number' && (!Number.isFinite(value) || Object.is(value, -0))) exact = false;
+    return value;
+  });
+  return exact ? json : undefined;
 }
 
 /** All YAML files under `root/distPath`; undefined if the directory does not exist. */

@@ -1,9 +1,10 @@
 import { createServer, type Server } from 'node:http';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { validateManifest } from '../../../api/validate.js';
 import { createWebhookRoute, GitSource, signBody, type GitSourceOptions } from '../../../reconciler/source/index.js';
 import { nextEvent, sh, tempEntries, TestRepo, vmYaml } from './helpers.js';
 
@@ -127,6 +128,33 @@ describe('GitSource watching a local bare repository', () => {
     expect(second.value).toMatchObject({ type: 'refused', refused: { sha: empty, errors: [expect.stringMatching(/holds no manifests/)] } });
     await source.stop();
     expect((await it.next()).done).toBe(true);
+  });
+
+  it('reads dist/ from the git objects: parses only the files a push changed, skips symlinks and other files, refuses a dist that is not a directory', async () => {
+    const repo = newRepo();
+    const names = ['a', 'b', 'c', 'd', 'e'];
+    repo.commit({ ...Object.fromEntries(names.map((n) => [`dist/${n}.k8s.yaml`, vmYaml(n)])), 'dist/sub/f.yml': vmYaml('f'), 'dist/notes.txt': 'not a manifest\n' }, 'six VMs', false);
+    symlinkSync('a.k8s.yaml', join(repo.work, 'dist', 'link.yaml'));
+    repo.commit({}, 'a symlink (a checkout\'s readdir skipped it too)');
+    const validated: string[] = [];
+    const validate = (obj: unknown) => (validated.push(String((obj as { metadata?: { name?: string } }).metadata?.name)), validateManifest(obj));
+    const source = await startSource({ repo: repo.bare, validate });
+    expect(source.current?.manifests.map((m) => m.metadata.name)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+    expect(validated.sort()).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+
+    validated.length = 0;
+    let ev = nextEvent(source);
+    const edited = repo.commit({ 'dist/c.k8s.yaml': vmYaml('c', '256Mi') }, 'c grows');
+    const e = await ev;
+    expect(e).toMatchObject({ type: 'revision', revision: { sha: edited } });
+    expect(validated).toEqual(['c']);
+    expect(e.type === 'revision' && e.revision.manifests.map((m) => m.metadata.name)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+
+    ev = nextEvent(source);
+    rmSync(join(repo.work, 'dist'), { recursive: true });
+    const file = repo.commit({ dist: 'a file\n' }, 'dist is a file');
+    expect(await ev).toMatchObject({ type: 'refused', refused: { sha: file, errors: [expect.stringMatching(/^dist\/ does not exist in commit/)] } });
+    expect(source.current?.sha).toBe(edited);
   });
 
   it('changedBetween: the VMs good commits between two revisions changed, even when the net change is nothing', async () => {

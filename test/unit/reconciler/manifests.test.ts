@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { validateManifest } from '../../../api/validate.js';
 import { parseManifestFiles } from '../../../reconciler/source/manifests.js';
 
 const vmYaml = (name: string, extra = '') => `apiVersion: kubevirt.io/v1
@@ -54,6 +55,48 @@ describe('parseManifestFiles', () => {
   });
 
   it('accepts an empty file', () => {
-    expect(parseManifestFiles([{ path: 'dist/empty.yaml', text: '' }])).toEqual({ manifests: [], origins: [], errors: [] });
+    expect(parseManifestFiles([{ path: 'dist/empty.yaml', text: '' }])).toMatchObject({ manifests: [], origins: [], errors: [] });
+  });
+
+  describe('with the cache of the previous read (by git blob)', () => {
+    const counting = () => {
+      const calls: unknown[] = [];
+      return { calls, validate: (obj: unknown) => (calls.push(obj), validateManifest(obj)) };
+    };
+
+    it('parses only files whose blob it has not seen, and hands out objects of their own', () => {
+      const v = counting();
+      const files = [
+        { path: 'dist/a.yaml', blob: 'aa', text: `${vmYaml('a1')}---\n---\n${vmYaml('a2')}` },
+        { path: 'dist/b.yaml', blob: 'bb', text: vmYaml('b') },
+      ];
+      const first = parseManifestFiles(files, v.validate);
+      expect(v.calls).toHaveLength(3);
+      expect([...first.cache.keys()]).toEqual(['aa', 'bb']);
+
+      // b changes (new blob); a is read from the cache, its text not even given.
+      const second = parseManifestFiles([{ path: 'dist/a.yaml', blob: 'aa', text: '' }, { path: 'dist/b.yaml', blob: 'b2', text: vmYaml('b').replace('runStrategy: Always', 'runStrategy: Halted') }], v.validate, first.cache);
+      expect(v.calls).toHaveLength(4);
+      expect(second.errors).toEqual([]);
+      expect(second.origins).toEqual(['dist/a.yaml#0', 'dist/a.yaml#2', 'dist/b.yaml#0']);
+      expect(second.manifests[0]).toEqual(first.manifests[0]);
+      expect(second.manifests[0]).not.toBe(first.manifests[0]);
+      // The new cache holds this read's files only: the old b is gone.
+      expect([...second.cache.keys()]).toEqual(['aa', 'b2']);
+    });
+
+    it('a cached file is still checked against the other files (one definition per object)', () => {
+      const first = parseManifestFiles([{ path: 'dist/a.yaml', blob: 'aa', text: vmYaml('x') }]);
+      const second = parseManifestFiles([{ path: 'dist/a.yaml', blob: 'aa', text: '' }, { path: 'dist/b.yaml', blob: 'bb', text: vmYaml('x') }], validateManifest, first.cache);
+      expect(second.errors).toEqual(['dist/b.yaml#0: kubevirt.io/v1/VirtualMachine/default/x is also declared in dist/a.yaml#0 (fix: keep one definition per object)']);
+    });
+
+    it('does not keep a file with an issue, nor one whose numbers JSON cannot carry (.inf)', () => {
+      const bad = { path: 'dist/bad.yaml', blob: 'cc', text: vmYaml('bad').replace('disk: { bus: virtio }', 'disk: { bus: virtio, cachee: none }') };
+      const inf = { path: 'dist/inf.yaml', blob: 'dd', text: 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: inf\ndata: {}\nx: .inf\n' };
+      const r = parseManifestFiles([bad, inf]);
+      expect(r.cache.has('cc')).toBe(false);
+      expect(r.cache.has('dd')).toBe(false);
+    });
   });
 });
