@@ -92,10 +92,11 @@ export interface TreeFile {
 /**
  * The regular files under `dir` in commit `sha` (recursively; symlinks and submodules are
  * left out, as a checkout's readdir leaves them out), or undefined when `dir` is not a
- * directory in that commit.
+ * directory in that commit. `dir` is normalized (no `./`, no trailing slash); `.` is the root.
  */
 export async function listTreeFiles(gitDir: string, sha: string, dir: string, opts: GitCallOptions = {}): Promise<TreeFile[] | undefined> {
   const out = await git(['--literal-pathspecs', '--git-dir', gitDir, 'ls-tree', '-r', '-z', '--full-tree', sha, '--', dir], opts);
+  const prefix = dir === '.' ? '' : `${dir}/`;
   const files: TreeFile[] = [];
   let found = false;
   // Each entry: "<mode> <type> <object>\t<path>\0" (-z: paths are not quoted).
@@ -104,7 +105,7 @@ export async function listTreeFiles(gitDir: string, sha: string, dir: string, op
     const tab = entry.indexOf('\t');
     const [mode, type, object] = entry.slice(0, tab).split(' ');
     const path = entry.slice(tab + 1);
-    if (!path.startsWith(`${dir}/`)) continue; // `dir` itself is a file or a symlink
+    if (!path.startsWith(prefix)) continue; // `dir` itself is a file or a symlink
     found = true;
     if (type === 'blob' && (mode === '100644' || mode === '100755') && object) files.push({ path, blob: object });
   }
