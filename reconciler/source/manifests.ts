@@ -37,7 +37,7 @@ export type ParsedFileCache = ReadonlyMap<string, readonly CachedDocument[]>;
 interface CachedDocument { index: number; json: string }
 
 /** One file's documents: the manifests with their document indexes, or what is wrong. */
-interface FileResult { documents: { index: number; manifest: KubeObject }[]; errors: string[]; cacheable: CachedDocument[] | undefined }
+interface FileResult { documents: { index: number; manifest: KubeObject }[]; errors: string[]; cacheable: readonly CachedDocument[] | undefined }
 
 /**
  * Pure: parse and validate the given files. A file whose blob is in `cache` is not parsed
@@ -54,7 +54,7 @@ export function parseManifestFiles(files: ManifestFile[], validate: Validator = 
   for (const file of sorted) {
     const cached = file.blob === undefined ? undefined : cache.get(file.blob);
     const result: FileResult = cached
-      ? { documents: cached.map((d) => ({ index: d.index, manifest: JSON.parse(d.json) as KubeObject })), errors: [], cacheable: [...cached] }
+      ? { documents: cached.map((d) => ({ index: d.index, manifest: JSON.parse(d.json) as KubeObject })), errors: [], cacheable: cached }
       : parseFile(file, validate);
     errors.push(...result.errors);
     if (file.blob !== undefined && result.cacheable) next.set(file.blob, result.cacheable);
