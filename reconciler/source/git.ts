@@ -112,27 +112,36 @@ export async function listTreeFiles(gitDir: string, sha: string, dir: string, op
   return found ? files : undefined;
 }
 
-/** The contents of these blobs as UTF-8 text, read in one `git cat-file --batch`. */
+/**
+ * The contents of these blobs as UTF-8 text, read by `git cat-file --batch`, one call per
+ * BLOB_BATCH blobs (so a large dist/ never meets execa's output limit).
+ */
 export async function readBlobs(gitDir: string, blobs: readonly string[], opts: GitCallOptions = {}): Promise<Map<string, string>> {
   const texts = new Map<string, string>();
-  if (blobs.length === 0) return texts;
-  const r = await execa('git', ['--git-dir', gitDir, 'cat-file', '--batch'], {
-    input: `${blobs.join('\n')}\n`,
-    encoding: 'buffer',
-    env: GIT_ENV,
-    timeout: opts.timeoutMs ?? 120_000,
-    ...(opts.signal ? { cancelSignal: opts.signal } : {}),
-  });
-  const out = Buffer.from(r.stdout);
-  // Each object: "<object> <type> <size>\n<contents>\n"; a missing one: "<object> missing\n".
-  let at = 0;
-  for (const blob of blobs) {
-    const eol = out.indexOf(0x0a, at);
-    const [object, type, size] = out.subarray(at, eol).toString('latin1').split(' ');
-    if (object !== blob || type !== 'blob' || size === undefined) throw new Error(`git cat-file --batch: expected blob ${blob}, got "${out.subarray(at, eol).toString('latin1')}"`);
-    const end = eol + 1 + Number(size);
-    texts.set(blob, out.subarray(eol + 1, end).toString('utf8'));
-    at = end + 1;
+  for (let i = 0; i < blobs.length; i += BLOB_BATCH) {
+    const batch = blobs.slice(i, i + BLOB_BATCH);
+    const r = await execa('git', ['--git-dir', gitDir, 'cat-file', '--batch'], {
+      input: `${batch.join('\n')}\n`,
+      encoding: 'buffer',
+      env: GIT_ENV,
+      maxBuffer: 1024 * 1024 * 1024,
+      timeout: opts.timeoutMs ?? 120_000,
+      ...(opts.signal ? { cancelSignal: opts.signal } : {}),
+    });
+    const out = Buffer.from(r.stdout);
+    // Each object: "<object> <type> <size>\n<contents>\n"; a missing one: "<object> missing\n".
+    let at = 0;
+    for (const blob of batch) {
+      const eol = out.indexOf(0x0a, at);
+      const header = out.subarray(at, eol).toString('latin1');
+      const [object, type, size] = header.split(' ');
+      if (object !== blob || type !== 'blob' || size === undefined) throw new Error(`git cat-file --batch: expected blob ${blob}, got "${header}"`);
+      const end = eol + 1 + Number(size);
+      texts.set(blob, out.subarray(eol + 1, end).toString('utf8'));
+      at = end + 1;
+    }
   }
   return texts;
 }
+
+const BLOB_BATCH = 1000;
