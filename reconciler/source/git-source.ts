@@ -29,7 +29,7 @@ import { manifestHash, objectKey } from '../core/inventory.js';
 import { checkFreshness, type FreshnessOptions } from './freshness.js';
 import { sandboxLimitProblems, sandboxUnavailable } from './sandbox.js';
 import * as g from './git.js';
-import { parseManifestFiles, type ParsedFileCache, type Validator } from './manifests.js';
+import { isManifestPath, parseManifestFiles, type ParsedFileCache, type Validator } from './manifests.js';
 
 export interface GitSourceOptions {
   /** A local repository path (bare or not) or any git URL (`https://`, `ssh://`, `file://`, `host:path`). */
@@ -402,7 +402,7 @@ export class GitSource extends EventEmitter {
     if (!tree) return { sha, errors: [`${distPath}/ does not exist in commit ${sha} (fix: run synth and commit ${distPath}/)`] };
     // Only files whose blob the last read did not parse are read and parsed: a push that
     // changes one VM of 1,000 parses one file.
-    const yamlFiles = tree.filter((f) => /\.ya?ml$/i.test(f.path));
+    const yamlFiles = tree.filter((f) => isManifestPath(f.path));
     const texts = await g.readBlobs(this.cacheRepo, [...new Set(yamlFiles.filter((f) => !this.parsedFiles.has(f.blob)).map((f) => f.blob))], { signal });
     const parsed = parseManifestFiles(yamlFiles.map((f) => ({ path: f.path, blob: f.blob, text: texts.get(f.blob) ?? '' })), this.opts.validate, this.parsedFiles);
     this.parsedFiles = parsed.cache;

@@ -130,6 +130,11 @@ function exactJson(obj: unknown): string | undefined {
   return exact ? json : undefined;
 }
 
+/** Which files under dist/ hold manifests: `.yaml` and `.yml`, in any case. */
+export function isManifestPath(path: string): boolean {
+  return /\.ya?ml$/i.test(path);
+}
+
 /** All YAML files under `root/distPath`; undefined if the directory does not exist. */
 export async function readManifestFiles(root: string, distPath: string): Promise<ManifestFile[] | undefined> {
   const base = join(root, distPath);
@@ -142,7 +147,7 @@ export async function readManifestFiles(root: string, distPath: string): Promise
   }
   const files: ManifestFile[] = [];
   for (const e of entries) {
-    if (!e.isFile() || !/\.ya?ml$/i.test(e.name)) continue;
+    if (!e.isFile() || !isManifestPath(e.name)) continue;
     const full = join(e.parentPath, e.name);
     files.push({ path: relative(root, full).split(sep).join('/'), text: await readFile(full, 'utf8') });
   }

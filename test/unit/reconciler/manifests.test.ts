@@ -95,6 +95,9 @@ describe('parseManifestFiles', () => {
       const bad = { path: 'dist/bad.yaml', blob: 'cc', text: vmYaml('bad').replace('disk: { bus: virtio }', 'disk: { bus: virtio, cachee: none }') };
       const inf = { path: 'dist/inf.yaml', blob: 'dd', text: 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: inf\ndata: {}\nx: .inf\n' };
       const r = parseManifestFiles([bad, inf]);
+      // The .inf file is accepted, with its value intact: only the cache leaves it out.
+      expect(r.errors).toEqual([expect.stringMatching(/^dist\/bad\.yaml#0: /)]);
+      expect(r.manifests.map((m) => [m.metadata.name, (m as { x?: unknown }).x])).toEqual([['inf', Infinity]]);
       expect(r.cache.has('cc')).toBe(false);
       expect(r.cache.has('dd')).toBe(false);
     });
