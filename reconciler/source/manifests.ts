@@ -75,9 +75,16 @@ export function parseManifestFiles(files: ManifestFile[], validate: Validator = 
 }
 
 /** Pure: one file's documents, parsed and validated. */
+/** How every git LFS pointer file begins (the LFS spec's first line). */
+const LFS_POINTER_PREFIX = 'version https://git-lfs.github.com/spec/';
+
 function parseFile(file: ManifestFile, validate: Validator): FileResult {
   const documents: FileResult['documents'] = [];
   const errors: string[] = [];
+  // dist/ is read as committed, through no smudge filter: a file kept in git LFS is its pointer.
+  if (file.text.startsWith(LFS_POINTER_PREFIX)) {
+    return { documents, errors: [`${file.path}: a git LFS pointer, not a manifest (fix: keep dist/ out of LFS: remove its pattern from .gitattributes, run \`git add --renormalize dist\` and commit)`], cacheable: undefined };
+  }
   // yaml's own duplicate-key check compares each key with every earlier one (quadratic: a
   // 50,000-key mapping took 75 s); duplicateKeys() does the same check in linear time.
   const docs = parseAllDocuments(file.text, { prettyErrors: true, uniqueKeys: false });

@@ -54,6 +54,13 @@ describe('parseManifestFiles', () => {
     expect(r.errors).toEqual(['dist/dup-key.yaml#0: YAML error: map key "name" appears twice (line 5) (fix: keep one)']);
   });
 
+  it('names a git LFS pointer and the fix, not only "not an object"', () => {
+    const pointer = 'version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n';
+    const r = parseManifestFiles([{ path: 'dist/web.k8s.yaml', text: pointer }, { path: 'dist/ok.yaml', text: vmYaml('ok') }]);
+    expect(r.errors).toEqual([expect.stringMatching(/^dist\/web\.k8s\.yaml: a git LFS pointer, not a manifest \(fix: keep dist\/ out of LFS: .*git add --renormalize dist/)]);
+    expect(r.manifests.map((m) => m.metadata.name)).toEqual(['ok']);
+  });
+
   it('accepts an empty file', () => {
     expect(parseManifestFiles([{ path: 'dist/empty.yaml', text: '' }])).toMatchObject({ manifests: [], origins: [], errors: [] });
   });
