@@ -120,6 +120,7 @@ export class Launcher {
   private readonly bootTime = Date.now();
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void)[] = [];
+  private watchStopped = false;
   private terminating = false;
   private validatedHash: string | undefined;
   private lastValidateMs = 0;
@@ -155,6 +156,8 @@ export class Launcher {
     const chosen = await this.deps.resolveEmulation();
     this.emulation = chosen.emulation;
     log.info(chosen, 'emulation selected');
+    // Exited before start got here (main.ts's exit without a connection): nothing to watch.
+    if (this.watchStopped) return;
     this.unsubscribe.push(
       driver.onEvent((e) => this.onDomainEvent(e)),
       driver.onStatus((status, err) => {
@@ -163,6 +166,7 @@ export class Launcher {
       }),
     );
     await this.refresh();
+    if (this.watchStopped) return;
     this.timer = setInterval(() => void this.refresh(), this.deps.refreshIntervalMs ?? 5000);
     this.timer.unref();
   }
@@ -553,7 +557,18 @@ export class Launcher {
       if (this.current?.materialized) await volumes.release(this.current.materialized.handle, this.config);
       await removeState(this.paths.stateFile);
     });
-    for (const u of this.unsubscribe) u();
+    this.stopWatching();
+  }
+
+  /**
+   * Stops the periodic state refresh and the libvirt subscriptions. Called by terminate, and
+   * by main.ts when it exits without terminating (libvirt not connected): the driver is closed
+   * next, and a refresh after that would only log "driver is closed".
+   */
+  stopWatching(): void {
+    this.watchStopped = true;
+    clearInterval(this.timer);
+    for (const u of this.unsubscribe.splice(0)) u();
   }
 }
 

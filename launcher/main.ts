@@ -76,6 +76,7 @@ export async function runLauncher(config: LauncherConfig): Promise<number> {
         log.error({ err }, 'termination cleanup failed');
         rc = 1;
       }
+      launcher.stopWatching();
       await server.close().catch(() => undefined);
       await deps.driver.close().catch(() => undefined);
       log.info({ exitCode: rc }, 'launcher exited');

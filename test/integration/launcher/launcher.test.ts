@@ -291,10 +291,14 @@ describe('launcher when libvirtd is unreachable', () => {
     await waitFor('launcher sees libvirt gone', async () => (await h.call<{ libvirt: string }>('GET', '/v1/info')).body.libvirt !== 'connected', 30_000);
     h.proc.kill('SIGTERM');
     await waitFor('launcher gave up on terminating', () => h.logs.some((l) => l['msg'] === 'libvirt not connected at termination; the monitor cleans up the domain'), 30_000);
+    // Longer than the launcher's 5 s state refresh: its driver is closed now, and a refresh
+    // still running would log "driver is closed" while the cleanup waits for libvirtd.
+    await new Promise((r) => setTimeout(r, 6000));
     // libvirtd is back: the monitor's cleanup (retrying its connection) stops and removes the domain.
     up = await libvirtProxy(sock);
     proxy = up.server;
     expect((await h.exited).code).toBe(1);
     await assertNothingLeft(h);
+    expect(h.logs.filter((l) => l['msg'] === 'reading domain state failed')).toEqual([]);
   }, 120_000);
 });
