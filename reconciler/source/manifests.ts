@@ -74,10 +74,10 @@ export function parseManifestFiles(files: ManifestFile[], validate: Validator = 
   return { manifests, origins, errors, cache: next };
 }
 
-/** Pure: one file's documents, parsed and validated. */
 /** How every git LFS pointer file begins (the LFS spec's first line). */
 const LFS_POINTER_PREFIX = 'version https://git-lfs.github.com/spec/';
 
+/** Pure: one file's documents, parsed and validated. */
 function parseFile(file: ManifestFile, validate: Validator): FileResult {
   const documents: FileResult['documents'] = [];
   const errors: string[] = [];
